@@ -1,0 +1,99 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// Code is a stable error code shared by the wire (pb.Error) and Go errors (SPEC 8).
+type Code = pb.Code
+
+// Error is a typed protocol error. Compare with errors.Is against the sentinels
+// below: two Errors match when their codes are equal, whatever their messages.
+type Error struct {
+	Code Code
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	name := strings.ToLower(strings.TrimPrefix(e.Code.String(), "CODE_"))
+	if e.Msg == "" {
+		return name
+	}
+	return name + ": " + e.Msg
+}
+
+// Is reports whether target is an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, CODE_UNSPECIFIED
+// for nil, and CODE_INTERNAL for any other error.
+func CodeOf(err error) Code {
+	if err == nil {
+		return pb.Code_CODE_UNSPECIFIED
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return pb.Code_CODE_INTERNAL
+}
+
+// ToPB turns an error into its wire form; nil stays nil.
+func ToPB(err error) *pb.Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return &pb.Error{Code: e.Code, Message: e.Msg}
+	}
+	return &pb.Error{Code: pb.Code_CODE_INTERNAL, Message: err.Error()}
+}
+
+// FromPB turns a wire error into a Go error; nil stays nil. An unknown code is
+// kept as it is, so a newer peer's refusal still reads as a refusal.
+func FromPB(e *pb.Error) error {
+	if e == nil {
+		return nil
+	}
+	return &Error{Code: e.Code, Msg: e.Message}
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrMalformed    = &Error{Code: pb.Code_CODE_MALFORMED}
+	ErrTooLarge     = &Error{Code: pb.Code_CODE_TOO_LARGE}
+	ErrUnsupported  = &Error{Code: pb.Code_CODE_UNSUPPORTED_VERSION}
+	ErrBadSignature = &Error{Code: pb.Code_CODE_BAD_SIGNATURE}
+	ErrWrongDomain  = &Error{Code: pb.Code_CODE_WRONG_DOMAIN}
+	ErrWrongSigner  = &Error{Code: pb.Code_CODE_WRONG_SIGNER}
+	ErrExpired      = &Error{Code: pb.Code_CODE_EXPIRED}
+	ErrReplayed     = &Error{Code: pb.Code_CODE_REPLAYED}
+	ErrStaleEpoch   = &Error{Code: pb.Code_CODE_STALE_EPOCH}
+	ErrTooFarAhead  = &Error{Code: pb.Code_CODE_TOO_FAR_AHEAD}
+)
+
+// Short names for the codes used most in Go code.
+const (
+	CodeMalformed    = pb.Code_CODE_MALFORMED
+	CodeTooLarge     = pb.Code_CODE_TOO_LARGE
+	CodeBadSignature = pb.Code_CODE_BAD_SIGNATURE
+	CodeWrongDomain  = pb.Code_CODE_WRONG_DOMAIN
+	CodeWrongSigner  = pb.Code_CODE_WRONG_SIGNER
+	CodeExpired      = pb.Code_CODE_EXPIRED
+	CodeReplayed     = pb.Code_CODE_REPLAYED
+	CodeStaleEpoch   = pb.Code_CODE_STALE_EPOCH
+	CodeTooFarAhead  = pb.Code_CODE_TOO_FAR_AHEAD
+)

@@ -1,0 +1,58 @@
+package protocol
+
+import "github.com/libp2p/go-libp2p/core/protocol"
+
+// Protocol IDs, one per exchange (SPEC 6). The version is semver: a peer speaks
+// every major version it supports and negotiates through multistream-select.
+const (
+	OfferID   protocol.ID = "/cuivre/offer/1.0.0"
+	LeaseID   protocol.ID = "/cuivre/lease/1.0.0"
+	WatchID   protocol.ID = "/cuivre/watch/1.0.0"
+	ReceiptID protocol.ID = "/cuivre/receipt/1.0.0"
+	ModuleID  protocol.ID = "/cuivre/module/1.0.0"
+)
+
+// DHTPrefix is the protocol prefix of the private Kademlia DHT (SPEC 4.1); with
+// go-libp2p-kad-dht it yields the protocol /cuivre/kad/1.0.0.
+const DHTPrefix protocol.ID = "/cuivre"
+
+// CapacityNamespace is the DHT value namespace of capacity records (SPEC 4.4):
+// the key is "/cuivre-capacity/" followed by the provider's binary peer ID.
+const CapacityNamespace = "cuivre-capacity"
+
+// Maximum size in bytes of one framed message on each protocol, length prefix
+// excluded (SPEC 7). A larger frame is refused with CODE_TOO_LARGE.
+const (
+	MaxOfferMsg   = 64 << 10
+	MaxLeaseMsg   = 1 << 20
+	MaxWatchMsg   = 1 << 20
+	MaxReceiptMsg = 64 << 10
+	MaxModuleMsg  = 1<<20 + 4<<10 // a 1 MiB chunk and its header
+	MaxRecordSize = 16 << 10      // a capacity record envelope in the DHT
+)
+
+// Other limits (SPEC 7).
+const (
+	MaxModuleChunk = 1 << 20  // bytes of module data in one ModuleChunk
+	MaxLogChunk    = 64 << 10 // bytes of log data in one LogChunk
+	MaxStdin       = 256 << 10
+	NonceSize      = 16
+	LeaseIDSize    = 16
+)
+
+// MaxMsgSize returns the frame limit of a protocol, or 0 for an unknown one.
+func MaxMsgSize(id protocol.ID) int {
+	switch id {
+	case OfferID:
+		return MaxOfferMsg
+	case LeaseID:
+		return MaxLeaseMsg
+	case WatchID:
+		return MaxWatchMsg
+	case ReceiptID:
+		return MaxReceiptMsg
+	case ModuleID:
+		return MaxModuleMsg
+	}
+	return 0
+}

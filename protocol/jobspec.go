@@ -1,0 +1,967 @@
+package protocol
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// MaxJobSpecSize is the largest job spec document ParseJobSpec reads: room for
+// the largest inline stdin and then some.
+const MaxJobSpecSize = 1 << 20
+
+// maxSpecErrors is the most errors one parse reports; a document that breaks
+// more rules than that is usually not a job spec at all.
+const maxSpecErrors = 10
+
+// Defaults of a job spec (SPEC 5): what a field left out means.
+const (
+	DefaultJobType   = "batch"
+	DefaultEngine    = "wasm"
+	DefaultCPUMillis = 1000
+	DefaultMemory    = 256 << 20
+	DefaultScratch   = 64 << 20
+	DefaultTimeout   = 5 * time.Minute
+)
+
+// JobSpec is the job document a customer writes, in YAML or JSON, after
+// parsing and defaults (SPEC 5). Job turns it into the canonical pb.Job.
+//
+// ParseJobSpec fills it from a document and remembers where each field was
+// written, so that errors name the line. A JobSpec built in code works too;
+// its errors then carry no line.
+type JobSpec struct {
+	Version  uint32 // required; JobVersion
+	Name     string // required; a DNS label
+	Type     string // "batch" (default) or "service"
+	Count    uint32 // instances; default 1
+	Replicas uint32 // distinct operators running each instance; default 1
+	Task     TaskSpec
+	// Constraints are hard: a provider must satisfy every one. Kept in
+	// document order.
+	Constraints []ConstraintSpec
+	Affinities  []AffinitySpec // soft, weighted
+	Spread      []SpreadSpec
+	MaxPrice    *pb.Amount // ceiling for one instance's whole run; nil for none
+
+	file string               // as given to ParseJobSpecFile
+	pos  map[string]sourcePos // document path -> where it is written
+}
+
+// TaskSpec is what runs: the task section of a job spec.
+type TaskSpec struct {
+	Engine string // default "wasm"
+	// Module is a CID ("bafk...") or a path, relative to the spec file, that
+	// Job's resolver turns into one. A path that could be read as a CID must
+	// start with "./".
+	Module    string
+	Args      []string
+	Env       map[string]string
+	Stdin     string
+	Resources ResourcesSpec
+}
+
+// ResourcesSpec is what a task reserves, and for how long.
+type ResourcesSpec struct {
+	CPUMillis    uint64        // "500m", "0.5" or "2" vCPUs; default 1 vCPU
+	MemoryBytes  uint64        // "128Mi"; default 256 MiB
+	ScratchBytes uint64        // "64Mi"; default 64 MiB
+	Timeout      time.Duration // "30s"; default 5 minutes
+}
+
+// ConstraintSpec is a hard label selector, written "region in (fr, be)" or
+// {key: region, op: in, values: [fr, be]}.
+type ConstraintSpec struct {
+	Key    string
+	Op     pb.Operator
+	Values []string
+}
+
+// AffinitySpec is a soft label selector: a provider that satisfies it scores
+// Weight, from -100 to 100 (negative repels).
+type AffinitySpec struct {
+	Key    string
+	Op     pb.Operator
+	Values []string
+	Weight int32
+}
+
+// SpreadSpec asks that instances be spread across the values of a label.
+type SpreadSpec struct {
+	Attribute string
+	Weight    uint32 // 1 to 100
+}
+
+// SpecError is a mistake in a job spec, located in its document. Line and
+// Column count from 1 and are 0 when unknown; Path names the field as it is
+// written in the document ("task.resources.memory", "constraints[1]"). Err,
+// when set, is the underlying error: a *FieldError for a rule of SPEC 5, or
+// the module resolver's error.
+type SpecError struct {
+	File   string // the document's name, set by ParseJobSpecFile; may be ""
+	Line   int
+	Column int
+	Path   string
+	Msg    string
+	Err    error
+}
+
+// Error formats the error as "file:line:col: path: msg", the way compilers do,
+// or "line L, column C: path: msg" when the file is not known.
+func (e *SpecError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.File != "" && e.Line > 0 && e.Column > 0:
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	case e.File != "" && e.Line > 0:
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	case e.File != "":
+		fmt.Fprintf(&b, "%s: ", e.File)
+	case e.Line > 0 && e.Column > 0:
+		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
+	case e.Line > 0:
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func (e *SpecError) Unwrap() error { return e.Err }
+
+// ParseJobSpec reads a job spec from YAML or JSON, strictly: an unknown or
+// duplicate field, a value of the wrong type, a bad quantity, duration,
+// operator or price, and a job that breaks a rule of ValidateJob (an
+// impossible set of constraints among them) are all errors. It applies the
+// defaults of the fields left out.
+//
+// Errors are *SpecError, several joined with errors.Join, at most about ten.
+// The caller owns the returned spec.
+func ParseJobSpec(data []byte) (*JobSpec, error) {
+	return ParseJobSpecFile("", data)
+}
+
+// ParseJobSpecFile is ParseJobSpec for a document read from a file: errors
+// begin with its name, "job.yaml:12:5: ...".
+func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
+	p := &specParser{file: name, pos: make(map[string]sourcePos)}
+	s := p.parse(data)
+	if len(p.errs) == 0 {
+		s.file, s.pos = name, p.pos
+		// Check the rules of the wire form now, with a stand-in for a module
+		// path, so that every mistake but an unresolvable module shows here.
+		module, isCID, _ := moduleRef(s.Task.Module)
+		if !isCID {
+			module = SumCID([]byte(s.Task.Module))
+		}
+		j := s.wire(module)
+		p.errs = append(p.errs, s.fieldErrors(j, checkJob(j, s.messageName(j)))...)
+	}
+	if err := joinSpecErrors(name, p.errs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Job builds the canonical job of the spec: module resolved to a CID, env
+// sorted by name, selector values sorted and deduplicated, constraints in
+// document order. resolve turns a module path into the CID of its bytes; it
+// may be nil if the module is given as a CID. The job passes ValidateJob, or
+// Job returns *SpecError located in the document. The caller owns the job.
+func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, error) {
+	module, isCID, err := moduleRef(s.Task.Module)
+	at := s.position("task.module")
+	fail := func(msg string, err error) error {
+		return &SpecError{File: s.file, Line: at.line, Column: at.col, Path: "task.module", Msg: msg, Err: err}
+	}
+	switch {
+	case err != nil:
+		return nil, fail(err.Error(), err)
+	case isCID:
+	case s.Task.Module == "":
+		return nil, fail("missing: give the module's path, relative to the spec, or its CID", nil)
+	case resolve == nil:
+		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", quote(s.Task.Module)), nil)
+	default:
+		module, err = resolve(s.Task.Module)
+		if err != nil {
+			return nil, fail(fmt.Sprintf("resolve %s: %v", quote(s.Task.Module), err), err)
+		}
+	}
+	j := s.wire(module)
+	if err := joinSpecErrors(s.file, s.fieldErrors(j, checkJob(j, s.messageName(j)))); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// wire builds the pb.Job of the spec with the given module CID, unchecked.
+func (s *JobSpec) wire(module cid.Cid) *pb.Job {
+	t := s.Task
+	task := &pb.Task{
+		Engine:    t.Engine,
+		ModuleCid: module.Bytes(),
+		Args:      slices.Clone(t.Args),
+		Resources: &pb.Resources{
+			CpuMillis:    t.Resources.CPUMillis,
+			MemoryBytes:  t.Resources.MemoryBytes,
+			ScratchBytes: t.Resources.ScratchBytes,
+		},
+	}
+	if t.Stdin != "" {
+		task.Stdin = []byte(t.Stdin)
+	}
+	if d := t.Resources.Timeout; d > 0 {
+		task.TimeoutMs = uint64(d / time.Millisecond)
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Env)) {
+		task.Env = append(task.Env, &pb.EnvVar{Name: name, Value: t.Env[name]})
+	}
+	j := &pb.Job{
+		Version:  s.Version,
+		Name:     s.Name,
+		Type:     jobTypes[s.Type],
+		Count:    s.Count,
+		Replicas: s.Replicas,
+		Task:     task,
+	}
+	for _, c := range s.Constraints {
+		j.Constraints = append(j.Constraints, &pb.Constraint{Key: c.Key, Op: c.Op, Values: sortedSet(c.Values)})
+	}
+	for _, a := range s.Affinities {
+		j.Affinities = append(j.Affinities, &pb.Affinity{Key: a.Key, Op: a.Op, Values: sortedSet(a.Values), Weight: a.Weight})
+	}
+	for _, sp := range s.Spread {
+		j.Spread = append(j.Spread, &pb.Spread{Attribute: sp.Attribute, Weight: sp.Weight})
+	}
+	if p := s.MaxPrice; p != nil {
+		j.MaxPrice = &pb.Amount{Currency: p.Currency, Nanos: p.Nanos}
+	}
+	return j
+}
+
+var jobTypes = map[string]pb.JobType{"batch": pb.JobType_JOB_TYPE_BATCH, "service": pb.JobType_JOB_TYPE_SERVICE}
+
+func sortedSet(values []string) []string {
+	if len(values) == 0 {
+		return nil
+	}
+	out := slices.Clone(values)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// moduleRef tells a module CID from a path: text that decodes as a CID is one,
+// and so must text that looks like one (no '/' or '.', starting "baf" or "Qm").
+func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
+	if _, err := cid.Decode(s); err != nil {
+		if strings.ContainsAny(s, "/.\\") || !(strings.HasPrefix(s, "baf") || strings.HasPrefix(s, "Qm")) {
+			return cid.Undef, false, nil
+		}
+	}
+	c, err = DecodeCID(s)
+	if err != nil {
+		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", trimCode(err), quote("./"+s))
+	}
+	return c, true, nil
+}
+
+// ---- locating errors ----
+
+// sourcePos is where a field is written in a document.
+type sourcePos struct{ line, col int }
+
+func posOf(n *yaml.Node) sourcePos { return sourcePos{n.Line, n.Column} }
+
+// position returns where the field at a document path, or the nearest
+// enclosing one, is written.
+func (s *JobSpec) position(path string) sourcePos {
+	for {
+		if p, ok := s.pos[path]; ok {
+			return p
+		}
+		if path == "" {
+			return sourcePos{}
+		}
+		path = path[:max(strings.LastIndexAny(path, ".["), 0)]
+	}
+}
+
+var wireFields = map[string]string{
+	"task.module_cid":              "task.module",
+	"task.timeout_ms":              "task.resources.timeout",
+	"task.resources.cpu_millis":    "task.resources.cpu",
+	"task.resources.memory_bytes":  "task.resources.memory",
+	"task.resources.scratch_bytes": "task.resources.scratch",
+	"max_price.currency":           "max_price",
+}
+
+var (
+	envPath    = regexp.MustCompile(`^task\.env\[(\d+)\]`)
+	valuesPath = regexp.MustCompile(`\.values\[\d+\]$`)
+)
+
+// docPath turns the wire path of a FieldError into the path of the field in
+// the document: env entries by name, values without an index (they were
+// sorted), fields by their document name.
+func docPath(j *pb.Job, wire string) string {
+	if p, ok := wireFields[wire]; ok {
+		return p
+	}
+	if m := envPath.FindStringSubmatch(wire); m != nil {
+		i, _ := strconv.Atoi(m[1])
+		if env := j.GetTask().GetEnv(); i < len(env) && env[i].GetName() != "" {
+			return "task.env." + env[i].GetName()
+		}
+		return "task.env"
+	}
+	return valuesPath.ReplaceAllString(wire, ".values")
+}
+
+// messageName returns how checkJob names another field in a message: by its
+// document path and line.
+func (s *JobSpec) messageName(j *pb.Job) func(string) string {
+	return func(wire string) string {
+		p := docPath(j, wire)
+		if at := s.position(p); at.line > 0 {
+			return fmt.Sprintf("%s (line %d)", p, at.line)
+		}
+		return p
+	}
+}
+
+func (s *JobSpec) fieldErrors(j *pb.Job, fes []*FieldError) []*SpecError {
+	var out []*SpecError
+	for _, fe := range fes {
+		p := docPath(j, fe.Path)
+		at := s.position(p)
+		out = append(out, &SpecError{File: s.file, Line: at.line, Column: at.col, Path: p, Msg: fe.Msg, Err: fe})
+	}
+	return out
+}
+
+// joinSpecErrors returns nil, the one error, or the first maxSpecErrors
+// errors in document order, joined.
+func joinSpecErrors(file string, errs []*SpecError) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	slices.SortStableFunc(errs, func(a, b *SpecError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	var out []error
+	for i, e := range errs {
+		if i == maxSpecErrors {
+			out = append(out, &SpecError{File: file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", len(errs)-i)})
+			break
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// ---- parsing ----
+
+// specParser walks the YAML node tree of a job spec; every field it reads is
+// recorded in pos under its document path.
+type specParser struct {
+	file string
+	errs []*SpecError
+	pos  map[string]sourcePos
+}
+
+func (p *specParser) fail(at *yaml.Node, path, format string, args ...any) {
+	e := &SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if at != nil {
+		e.Line, e.Column = at.Line, at.Column
+	}
+	p.errs = append(p.errs, e)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a YAML library error into a SpecError with its line.
+func (p *specParser) syntaxError(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &SpecError{File: p.file, Msg: msg + " (the spec must be YAML or JSON)", Err: err}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2] + " (the spec must be YAML or JSON)"
+	}
+	p.errs = append(p.errs, e)
+}
+
+func (p *specParser) parse(data []byte) *JobSpec {
+	if len(data) > MaxJobSpecSize {
+		p.fail(nil, "", "%d bytes is too large: a job spec is at most %d KiB", len(data), MaxJobSpecSize>>10)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.fail(nil, "", `empty job spec: start with "version: 1" and a name`)
+		} else {
+			p.syntaxError(err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == io.EOF:
+	case err != nil:
+		p.syntaxError(err)
+		return nil
+	default:
+		p.fail(&extra, "", "a second YAML document: a job spec is one document, remove the '---' and what follows")
+		return nil
+	}
+	if len(doc.Content) != 1 || doc.Content[0].ShortTag() == "!!null" {
+		p.fail(nil, "", `empty job spec: start with "version: 1" and a name`)
+		return nil
+	}
+	root := doc.Content[0]
+	if p.noAliases(root); len(p.errs) > 0 {
+		return nil
+	}
+	p.pos[""] = posOf(root)
+	return p.job(root)
+}
+
+// noAliases reports every alias: a spec is read field by field, and an alias
+// would let a small document stand for a huge one.
+func (p *specParser) noAliases(n *yaml.Node) {
+	if n.Kind == yaml.AliasNode {
+		p.fail(n, "", "alias *%s: aliases are not supported, write the value out", n.Value)
+		return
+	}
+	for _, c := range n.Content {
+		p.noAliases(c)
+	}
+}
+
+// field is one known field of a mapping, and how to read its value. at is the
+// node to report errors at: the field's key.
+type field struct {
+	name string
+	read func(at, v *yaml.Node, path string)
+}
+
+// object reads a mapping of known fields in document order and returns the
+// names of those present with a non-null value. A null value ("count:" or
+// "count: null") means the field is left out.
+func (p *specParser) object(at, n *yaml.Node, path string, fields []field) map[string]bool {
+	if n.Kind != yaml.MappingNode {
+		p.fail(at, path, "want a mapping of fields (name: value), got %s", describe(n))
+		return nil
+	}
+	present := make(map[string]bool)
+	keys := make(map[string]*yaml.Node)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, path, "a field name must be a plain string, got %s", describe(k))
+			continue
+		}
+		fpath := joinPath(path, k.Value)
+		if first, dup := keys[k.Value]; dup {
+			p.fail(k, fpath, "duplicate field, first set at line %d: keep one", first.Line)
+			continue
+		}
+		keys[k.Value] = k
+		i := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
+		if i < 0 {
+			p.fail(k, fpath, "unknown field%s", suggest(k.Value, fields))
+			continue
+		}
+		p.pos[fpath] = posOf(k)
+		if v.ShortTag() == "!!null" {
+			continue
+		}
+		present[k.Value] = true
+		fields[i].read(k, v, fpath)
+	}
+	return present
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// suggest names the closest known field, if it is close enough to be a
+// typing mistake, or lists them all.
+func suggest(name string, fields []field) string {
+	best, dist := "", min(3, len(name)/2+1)
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+		if d := editDistance(name, f.name); d < dist {
+			best, dist = f.name, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(": did you mean %s?", best)
+	}
+	return ": the fields here are " + strings.Join(names, ", ")
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return math.MaxInt
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// clip cuts an unquoted value for a message, as quote does.
+func clip(s string) string {
+	if q := quote(s); strings.HasSuffix(q, "...") {
+		return q[1:len(q)-4] + "..."
+	}
+	return s
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch t := n.ShortTag(); t {
+	case "!!str":
+		return "the string " + quote(n.Value)
+	case "!!int":
+		return "the integer " + clip(n.Value)
+	case "!!float":
+		return "the number " + clip(n.Value)
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!null":
+		return "null"
+	default:
+		return clip(t) + " " + quote(n.Value)
+	}
+}
+
+// str reads a string: a quoted or plain YAML string, not a number or a boolean.
+func (p *specParser) str(at, v *yaml.Node, path string) (string, bool) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+		p.fail(at, path, "want a string, got %s", describe(v))
+		return "", false
+	}
+	return v.Value, true
+}
+
+// text reads any scalar as the text it is written as, so that "8080", 8080
+// and true all do as an environment value or an argument.
+func (p *specParser) text(at, v *yaml.Node, path string) (string, bool) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
+		p.fail(at, path, "want a value, got %s", describe(v))
+		return "", false
+	}
+	return v.Value, true
+}
+
+// integer reads an integer in [lo, hi].
+func (p *specParser) integer(at, v *yaml.Node, path string, lo, hi int64) (int64, bool) {
+	var n int64
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil {
+		p.fail(at, path, "want a whole number, got %s", describe(v))
+		return 0, false
+	}
+	if n < lo || n > hi {
+		p.fail(at, path, "%d is out of range: use %d to %d", n, lo, hi)
+		return 0, false
+	}
+	return n, true
+}
+
+// list reads a sequence.
+func (p *specParser) list(at, v *yaml.Node, path string) []*yaml.Node {
+	if v.Kind != yaml.SequenceNode {
+		p.fail(at, path, "want a list, got %s", describe(v))
+		return nil
+	}
+	return v.Content
+}
+
+func (p *specParser) texts(at, v *yaml.Node, path string) []string {
+	var out []string
+	for i, item := range p.list(at, v, path) {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		p.pos[ipath] = posOf(item)
+		if s, ok := p.text(item, item, ipath); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *specParser) job(root *yaml.Node) *JobSpec {
+	s := &JobSpec{
+		Type:     DefaultJobType,
+		Count:    1,
+		Replicas: 1,
+		Task: TaskSpec{
+			Engine: DefaultEngine,
+			Resources: ResourcesSpec{
+				CPUMillis:    DefaultCPUMillis,
+				MemoryBytes:  DefaultMemory,
+				ScratchBytes: DefaultScratch,
+				Timeout:      DefaultTimeout,
+			},
+		},
+	}
+	present := p.object(root, root, "", []field{
+		{"version", func(at, v *yaml.Node, path string) {
+			n, _ := p.integer(at, v, path, 0, math.MaxUint32)
+			s.Version = uint32(n)
+		}},
+		{"name", func(at, v *yaml.Node, path string) { s.Name, _ = p.str(at, v, path) }},
+		{"type", func(at, v *yaml.Node, path string) {
+			if t, ok := p.str(at, v, path); ok {
+				if _, known := jobTypes[t]; !known {
+					p.fail(at, path, "bad type %s: use batch or service", quote(t))
+				}
+				s.Type = t
+			}
+		}},
+		{"count", func(at, v *yaml.Node, path string) {
+			n, _ := p.integer(at, v, path, 1, MaxJobCount)
+			s.Count = uint32(n)
+		}},
+		{"replicas", func(at, v *yaml.Node, path string) {
+			n, _ := p.integer(at, v, path, 1, MaxJobReplicas)
+			s.Replicas = uint32(n)
+		}},
+		{"task", func(at, v *yaml.Node, path string) { p.task(at, v, path, &s.Task) }},
+		{"constraints", func(at, v *yaml.Node, path string) {
+			for i, item := range p.list(at, v, path) {
+				s.Constraints = append(s.Constraints, p.constraint(item, fmt.Sprintf("%s[%d]", path, i)))
+			}
+		}},
+		{"affinities", func(at, v *yaml.Node, path string) {
+			for i, item := range p.list(at, v, path) {
+				s.Affinities = append(s.Affinities, p.affinity(item, fmt.Sprintf("%s[%d]", path, i)))
+			}
+		}},
+		{"spread", func(at, v *yaml.Node, path string) {
+			for i, item := range p.list(at, v, path) {
+				s.Spread = append(s.Spread, p.spread(item, fmt.Sprintf("%s[%d]", path, i)))
+			}
+		}},
+		{"max_price", func(at, v *yaml.Node, path string) {
+			if text, ok := p.str(at, v, path); ok {
+				price, err := ParsePrice(text)
+				if err != nil {
+					p.fail(at, path, "%v", err)
+				}
+				s.MaxPrice = price
+			}
+		}},
+	})
+	if present == nil {
+		return s
+	}
+	if !present["version"] {
+		p.fail(root, "version", `missing: add "version: %d"`, JobVersion)
+	}
+	if !present["name"] {
+		p.fail(root, "name", `missing: add a name, such as "name: hello"`)
+	}
+	if !present["task"] {
+		p.fail(root, "task", "missing: add a task with at least a module")
+	}
+	return s
+}
+
+func (p *specParser) task(at, v *yaml.Node, path string, t *TaskSpec) {
+	present := p.object(at, v, path, []field{
+		{"engine", func(at, v *yaml.Node, path string) { t.Engine, _ = p.str(at, v, path) }},
+		{"module", func(at, v *yaml.Node, path string) {
+			m, ok := p.str(at, v, path)
+			if !ok {
+				return
+			}
+			if m == "" {
+				p.fail(at, path, "empty: give the module's path, relative to the spec, or its CID")
+			} else if _, _, err := moduleRef(m); err != nil {
+				p.fail(at, path, "%v", err)
+			}
+			t.Module = m
+		}},
+		{"args", func(at, v *yaml.Node, path string) { t.Args = p.texts(at, v, path) }},
+		{"env", func(at, v *yaml.Node, path string) { t.Env = p.env(at, v, path) }},
+		{"stdin", func(at, v *yaml.Node, path string) { t.Stdin, _ = p.text(at, v, path) }},
+		{"resources", func(at, v *yaml.Node, path string) { p.resources(at, v, path, &t.Resources) }},
+	})
+	if present != nil && !present["module"] {
+		p.fail(at, joinPath(path, "module"), "missing: give the module's path, relative to the spec, or its CID")
+	}
+}
+
+func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {
+	if v.Kind != yaml.MappingNode {
+		p.fail(at, path, "want a mapping of variables (NAME: value), got %s", describe(v))
+		return nil
+	}
+	env := make(map[string]string)
+	keys := make(map[string]*yaml.Node)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, path, "a variable name must be a plain string, got %s", describe(k))
+			continue
+		}
+		vpath := path + "." + k.Value
+		if first, dup := keys[k.Value]; dup {
+			p.fail(k, vpath, "duplicate variable, first set at line %d: keep one", first.Line)
+			continue
+		}
+		keys[k.Value] = k
+		p.pos[vpath] = posOf(k)
+		if val.ShortTag() == "!!null" {
+			p.fail(k, vpath, `no value: write "" for an empty one`)
+			continue
+		}
+		if s, ok := p.text(k, val, vpath); ok {
+			env[k.Value] = s
+		}
+	}
+	return env
+}
+
+func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) {
+	quantity := func(dst *uint64, parse func(string) (uint64, error)) func(at, v *yaml.Node, path string) {
+		return func(at, v *yaml.Node, path string) {
+			if text, ok := p.text(at, v, path); ok {
+				n, err := parse(text)
+				if err != nil {
+					p.fail(at, path, "%v", err)
+				}
+				*dst = n
+			}
+		}
+	}
+	p.object(at, v, path, []field{
+		{"cpu", quantity(&r.CPUMillis, ParseCPU)},
+		{"memory", quantity(&r.MemoryBytes, ParseQuantity)},
+		{"scratch", quantity(&r.ScratchBytes, ParseQuantity)},
+		{"timeout", func(at, v *yaml.Node, path string) {
+			text, ok := p.text(at, v, path)
+			if !ok {
+				return
+			}
+			d, err := time.ParseDuration(text)
+			switch {
+			case err != nil:
+				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", quote(text))
+			case d <= 0:
+				p.fail(at, path, "bad duration %s: use a positive duration", quote(text))
+			case d%time.Millisecond != 0:
+				p.fail(at, path, "bad duration %s: finer than a millisecond", quote(text))
+			}
+			r.Timeout = d
+		}},
+	})
+}
+
+var operators = map[string]pb.Operator{
+	"in":     pb.Operator_OPERATOR_IN,
+	"notin":  pb.Operator_OPERATOR_NOT_IN,
+	"=":      pb.Operator_OPERATOR_EQUAL,
+	"==":     pb.Operator_OPERATOR_EQUAL,
+	"!=":     pb.Operator_OPERATOR_NOT_EQUAL,
+	"exists": pb.Operator_OPERATOR_EXISTS,
+}
+
+func (p *specParser) operator(at, v *yaml.Node, path string) pb.Operator {
+	s, ok := p.str(at, v, path)
+	if !ok {
+		return 0
+	}
+	op, ok := operators[s]
+	if !ok {
+		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", quote(s))
+	}
+	return op
+}
+
+// selector reads the key, op and values of a constraint or affinity written
+// as a mapping, plus any extra fields.
+func (p *specParser) selector(item *yaml.Node, path string, c *ConstraintSpec, extra ...field) map[string]bool {
+	present := p.object(item, item, path, append([]field{
+		{"key", func(at, v *yaml.Node, path string) { c.Key, _ = p.str(at, v, path) }},
+		{"op", func(at, v *yaml.Node, path string) { c.Op = p.operator(at, v, path) }},
+		{"values", func(at, v *yaml.Node, path string) { c.Values = p.texts(at, v, path) }},
+	}, extra...))
+	if present == nil {
+		return nil
+	}
+	if !present["key"] {
+		p.fail(item, path+".key", "missing: name the label, such as region")
+	}
+	if !present["op"] {
+		p.fail(item, path+".op", "missing: use in, notin, =, != or exists")
+	}
+	return present
+}
+
+func (p *specParser) constraint(item *yaml.Node, path string) ConstraintSpec {
+	p.pos[path] = posOf(item)
+	var c ConstraintSpec
+	switch {
+	case item.Kind == yaml.ScalarNode && item.ShortTag() == "!!str":
+		var err error
+		if c, err = parseSelector(item.Value); err != nil {
+			p.fail(item, path, "%v", err)
+		}
+	case item.Kind == yaml.MappingNode:
+		p.selector(item, path, &c)
+	default:
+		p.fail(item, path, `want "key op value" or a mapping {key, op, values}, got %s`, describe(item))
+	}
+	return c
+}
+
+func (p *specParser) affinity(item *yaml.Node, path string) AffinitySpec {
+	p.pos[path] = posOf(item)
+	var c ConstraintSpec
+	var weight int32
+	present := p.selector(item, path, &c, field{"weight", func(at, v *yaml.Node, path string) {
+		n, _ := p.integer(at, v, path, -MaxWeight, MaxWeight)
+		weight = int32(n)
+	}})
+	if present != nil && !present["weight"] {
+		p.fail(item, path+".weight", "missing: give a weight from -%d to %d, not 0 (negative repels)", MaxWeight, MaxWeight)
+	}
+	return AffinitySpec{Key: c.Key, Op: c.Op, Values: c.Values, Weight: weight}
+}
+
+func (p *specParser) spread(item *yaml.Node, path string) SpreadSpec {
+	p.pos[path] = posOf(item)
+	var s SpreadSpec
+	present := p.object(item, item, path, []field{
+		{"attribute", func(at, v *yaml.Node, path string) { s.Attribute, _ = p.str(at, v, path) }},
+		{"weight", func(at, v *yaml.Node, path string) {
+			n, _ := p.integer(at, v, path, 1, MaxWeight)
+			s.Weight = uint32(n)
+		}},
+	})
+	if present != nil && !present["attribute"] {
+		p.fail(item, path+".attribute", "missing: name the label to spread over, such as operator")
+	}
+	if present != nil && !present["weight"] {
+		p.fail(item, path+".weight", "missing: give a weight from 1 to %d", MaxWeight)
+	}
+	return s
+}
+
+const selectorForms = `write "key op value", such as "region in (fr, be)", "jurisdiction = fr" or "certification exists"`
+
+// parseSelector reads the string form of a constraint: "key exists",
+// "key = value", "key != value", "key in (a, b)", "key notin (a, b)".
+func parseSelector(s string) (ConstraintSpec, error) {
+	bad := func(why string) (ConstraintSpec, error) {
+		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", quote(s), why)
+	}
+	if strings.Count(s, "(") != strings.Count(s, ")") {
+		return bad(`unbalanced parentheses: inside [ ], quote each constraint, such as ["region in (fr, be)"]`)
+	}
+	rest := strings.TrimSpace(s)
+	i := strings.IndexAny(rest, " \t=!(")
+	if i <= 0 {
+		return bad(selectorForms)
+	}
+	c := ConstraintSpec{Key: rest[:i]}
+	rest = strings.TrimLeft(rest[i:], " \t")
+	var word string
+	switch {
+	case strings.HasPrefix(rest, "=="), strings.HasPrefix(rest, "!="):
+		word, rest = rest[:2], rest[2:]
+	case strings.HasPrefix(rest, "="):
+		word, rest = rest[:1], rest[1:]
+	default:
+		j := strings.IndexAny(rest, " \t(")
+		if j < 0 {
+			j = len(rest)
+		}
+		word, rest = rest[:j], rest[j:]
+	}
+	op, ok := operators[word]
+	if !ok {
+		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", quote(word)))
+	}
+	c.Op = op
+	rest = strings.TrimSpace(rest)
+	switch op {
+	case pb.Operator_OPERATOR_EXISTS:
+		if rest != "" {
+			return bad("exists takes no value")
+		}
+	case pb.Operator_OPERATOR_EQUAL, pb.Operator_OPERATOR_NOT_EQUAL:
+		if rest == "" || strings.ContainsAny(rest, " \t,()") {
+			return bad(fmt.Sprintf("%s takes one value, such as \"jurisdiction %s fr\"", word, word))
+		}
+		c.Values = []string{rest}
+	default:
+		inner, ok := strings.CutPrefix(rest, "(")
+		inner, ok2 := strings.CutSuffix(inner, ")")
+		if !ok || !ok2 || strings.ContainsAny(inner, "()") {
+			return bad(fmt.Sprintf("%s takes a list in parentheses, such as \"region %s (fr, be)\"", word, word))
+		}
+		if strings.TrimSpace(inner) == "" {
+			return bad(fmt.Sprintf("%s needs at least one value", word))
+		}
+		for v := range strings.SplitSeq(inner, ",") {
+			v = strings.TrimSpace(v)
+			if v == "" || strings.ContainsAny(v, " \t") {
+				return bad("values are separated by commas, such as (fr, be)")
+			}
+			c.Values = append(c.Values, v)
+		}
+	}
+	return c, nil
+}

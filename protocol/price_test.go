@@ -1,0 +1,46 @@
+package protocol
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+func TestCost(t *testing.T) {
+	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 2_000}
+	tests := []struct {
+		name string
+		res  *pb.Resources
+		d    time.Duration
+		want uint64
+	}{
+		{"one vCPU one GiB one second", &pb.Resources{CpuMillis: 1000, MemoryBytes: 1 << 30}, time.Second, 12_000},
+		{"half a vCPU, 256 MiB, a minute", &pb.Resources{CpuMillis: 500, MemoryBytes: 256 << 20}, time.Minute, 300_000 + 30_000},
+		{"rounds up", &pb.Resources{CpuMillis: 1}, time.Millisecond, 1},
+		{"nothing", &pb.Resources{}, time.Hour, 0},
+	}
+	for _, tt := range tests {
+		got, err := Cost(tt.res, price, tt.d)
+		if err != nil || got.Nanos != tt.want || got.Currency != "EUR" {
+			t.Errorf("%s: Cost = %v, %v; want %d EUR", tt.name, got, err, tt.want)
+		}
+	}
+	huge := &pb.Price{CpuNanosPerSecond: math.MaxUint64}
+	if _, err := Cost(&pb.Resources{CpuMillis: math.MaxUint64}, huge, time.Hour); err == nil {
+		t.Error("Cost did not report an overflow")
+	}
+}
+
+func TestFormatAmountRoundTrip(t *testing.T) {
+	for _, s := range []string{"0 EUR", "0.05 EUR", "12 CHF", "0.000000001 USD", "18446744073.709551615 EUR"} {
+		a, err := ParsePrice(s)
+		if err != nil {
+			t.Fatalf("ParsePrice(%q): %v", s, err)
+		}
+		if got := FormatAmount(a); got != s {
+			t.Errorf("FormatAmount(ParsePrice(%q)) = %q", s, got)
+		}
+	}
+}

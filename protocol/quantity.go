@@ -1,0 +1,137 @@
+package protocol
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// byteSuffixes are the unit suffixes of ParseQuantity, binary then decimal.
+var byteSuffixes = []struct {
+	suffix string
+	mult   uint64
+}{
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+	{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+}
+
+// maxNumberLen bounds the text of a number, so parsing it is cheap whatever
+// the input.
+const maxNumberLen = 40
+
+// ParseQuantity reads an amount of bytes: a decimal number with an optional
+// suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), as in
+// "128Mi", "1.5G" or "4096". The result must be a whole number of bytes that
+// fits in a uint64.
+func ParseQuantity(s string) (uint64, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("bad quantity %s: %s", quote(s), why)
+	}
+	num, mult := s, uint64(1)
+	for _, u := range byteSuffixes {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, frac, ok := parseDecimal(num)
+	if !ok {
+		return 0, bad("use a number with an optional suffix Ki, Mi, Gi, Ti, k, M, G or T")
+	}
+	n.Mul(n, new(big.Int).SetUint64(mult))
+	q, r := n.QuoRem(n, pow10(frac), new(big.Int))
+	if r.Sign() != 0 {
+		return 0, bad("not a whole number of bytes")
+	}
+	if !q.IsUint64() {
+		return 0, bad("too large")
+	}
+	return q.Uint64(), nil
+}
+
+// ParseCPU reads an amount of CPU as millicores: "500m" is 500, and a plain
+// number counts vCPUs, so "0.5" is 500 and "2" is 2000.
+func ParseCPU(s string) (uint64, error) {
+	num, scale := s, 3
+	if m, ok := strings.CutSuffix(s, "m"); ok {
+		num, scale = m, 0
+	}
+	n, frac, ok := parseDecimal(num)
+	if !ok {
+		return 0, fmt.Errorf(`bad cpu %s: use vCPUs ("0.5", "2") or millicores ("500m")`, quote(s))
+	}
+	if frac > scale {
+		return 0, fmt.Errorf(`bad cpu %s: finer than a millicore: use at most 3 decimals, or whole millicores`, quote(s))
+	}
+	n.Mul(n, pow10(scale-frac))
+	if !n.IsUint64() {
+		return 0, fmt.Errorf("bad cpu %s: too large", quote(s))
+	}
+	return n.Uint64(), nil
+}
+
+// ParsePrice reads a sum of money written as a decimal amount and an ISO 4217
+// currency code, such as "0.05 EUR", into nano-units: at most 9 decimals, not
+// negative, and at most 18446744073.709551615 units.
+func ParsePrice(s string) (*pb.Amount, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return nil, fmt.Errorf(`bad price %s: write an amount and a currency code, such as "0.05 EUR"`, quote(s))
+	}
+	amount, currency := f[0], f[1]
+	if strings.HasPrefix(amount, "-") {
+		return nil, fmt.Errorf("bad price %s: the amount must not be negative", quote(s))
+	}
+	n, frac, ok := parseDecimal(amount)
+	if !ok {
+		return nil, fmt.Errorf(`bad price %s: %s is not a decimal amount: write it like "0.05"`, quote(s), quote(amount))
+	}
+	if frac > 9 {
+		return nil, fmt.Errorf("bad price %s: use at most 9 decimals", quote(s))
+	}
+	n.Mul(n, pow10(9-frac))
+	if !n.IsUint64() {
+		return nil, fmt.Errorf("bad price %s: too large: at most 18446744073.709551615", quote(s))
+	}
+	if !isCurrency(currency) {
+		return nil, fmt.Errorf("bad price %s: currency %s is not a 3-letter upper-case ISO 4217 code, such as EUR", quote(s), quote(currency))
+	}
+	return &pb.Amount{Currency: currency, Nanos: n.Uint64()}, nil
+}
+
+// parseDecimal reads "123" or "123.456" (no sign, no exponent, no spaces) as
+// n / 10^frac.
+func parseDecimal(s string) (n *big.Int, frac int, ok bool) {
+	if s == "" || len(s) > maxNumberLen {
+		return nil, 0, false
+	}
+	whole, fraction, dot := strings.Cut(s, ".")
+	if whole == "" || dot && fraction == "" {
+		return nil, 0, false
+	}
+	digits := whole + fraction
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return nil, 0, false
+		}
+	}
+	n, ok = new(big.Int).SetString(digits, 10)
+	return n, len(fraction), ok
+}
+
+func pow10(n int) *big.Int {
+	return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+}
+
+// FormatAmount writes a sum of money as ParsePrice reads it, with the trailing
+// zeros of the decimals dropped: {EUR, 50_000_000} is "0.05 EUR".
+func FormatAmount(a *pb.Amount) string {
+	whole, frac := a.GetNanos()/1e9, a.GetNanos()%1e9
+	s := fmt.Sprintf("%d", whole)
+	if frac != 0 {
+		s += strings.TrimRight(fmt.Sprintf(".%09d", frac), "0")
+	}
+	return s + " " + a.GetCurrency()
+}
