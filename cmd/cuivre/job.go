@@ -1,0 +1,132 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+func newJobCmd() *cobra.Command {
+	job := &cobra.Command{
+		Use:   "job",
+		Short: "Work with job specs",
+	}
+	job.AddCommand(newJobInspectCmd())
+	return job
+}
+
+func newJobInspectCmd() *cobra.Command {
+	var asJSON, sign bool
+	cmd := &cobra.Command{
+		Use:   "inspect JOB.yaml",
+		Short: "Parse and validate a job spec, and print its canonical form and CID",
+		Long: `inspect reads a job spec (YAML or JSON), checks it as a provider would, resolves
+its module (a path relative to the spec, or a CID) and prints the job's canonical
+form and its CID. Errors name the line and the field.
+
+With --sign it also signs the job with a throwaway key and opens the envelope
+again, as a provider does on receipt: a check of the signing path, not a
+submission.`,
+		Example: "  cuivre job inspect examples/jobs/hello.yaml\n  cuivre job inspect --json job.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			j, err := loadJob(path)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(j)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(out, string(b))
+				return nil
+			}
+			canon, err := protocol.Canonical(j)
+			if err != nil {
+				return err
+			}
+			c := protocol.SumCID(canon)
+			r := j.GetTask().GetResources()
+			fmt.Fprintf(out, "name       %s (%s, count %d, replicas %d)\n", j.Name,
+				strings.ToLower(strings.TrimPrefix(j.Type.String(), "JOB_TYPE_")), j.Count, j.Replicas)
+			fmt.Fprintf(out, "module     %s\n", mustCID(j.GetTask().GetModuleCid()))
+			fmt.Fprintf(out, "resources  %d millicpu, %d MiB memory, %d MiB scratch, timeout %s\n",
+				r.GetCpuMillis(), r.GetMemoryBytes()>>20, r.GetScratchBytes()>>20,
+				time.Duration(j.GetTask().GetTimeoutMs())*time.Millisecond)
+			fmt.Fprintf(out, "hard       %d constraints; soft: %d affinities, %d spread\n", len(j.Constraints), len(j.Affinities), len(j.Spread))
+			if mp := j.GetMaxPrice(); mp != nil {
+				fmt.Fprintf(out, "max price  %s for one instance's whole run\n", protocol.FormatAmount(mp))
+			}
+			fmt.Fprintf(out, "job cid    %s (canonical encoding, %d bytes, no nonce)\n", c, len(canon))
+			if !sign {
+				return nil
+			}
+			return signAndOpen(cmd, j)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the canonical job as JSON")
+	cmd.Flags().BoolVar(&sign, "sign", false, "also sign the job with a throwaway key and verify the envelope")
+	return cmd
+}
+
+// loadJob parses a spec file and resolves a module path against its directory.
+func loadJob(path string) (*pb.Job, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := protocol.ParseJobSpecFile(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return spec.Job(func(module string) (cid.Cid, error) {
+		if !filepath.IsAbs(module) {
+			module = filepath.Join(filepath.Dir(path), module)
+		}
+		b, err := os.ReadFile(module)
+		if err != nil {
+			return cid.Undef, fmt.Errorf("module: %w (build it, or give its CID)", err)
+		}
+		return protocol.SumCID(b), nil
+	})
+}
+
+func signAndOpen(cmd *cobra.Command, j *pb.Job) error {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return err
+	}
+	j.Nonce = make([]byte, protocol.NonceSize)
+	if _, err := rand.Read(j.Nonce); err != nil {
+		return err
+	}
+	signed, err := protocol.SealJob(key, j)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "signed     by throwaway key %s: envelope %d bytes, opened and verified; with its nonce the job is %s\n",
+		signed.Customer, len(signed.Envelope), signed.CID)
+	return nil
+}
+
+func mustCID(b []byte) string {
+	c, err := protocol.ParseCID(b)
+	if err != nil {
+		return fmt.Sprintf("invalid (%v)", err)
+	}
+	return c.String()
+}

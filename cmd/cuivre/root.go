@@ -1,0 +1,21 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cuivre",
+		Short: "An open federation mesh of micro-clouds",
+		Long: `cuivre federates small clouds: providers run a daemon and sell capacity,
+customers place WebAssembly jobs on them through signed offers and leases,
+researchers simulate the whole federation with the same scheduler.
+
+See SPEC.md for the wire protocol.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newVersionCmd(), newJobCmd())
+	return root
+}

@@ -1,0 +1,207 @@
+// The rooms test: imports flow one way (protocol <- scheduler <- node,
+// simulations <- cmd), and the scheduler's own files stay sans I/O. It reads the
+// real import graph with go list, so the rule cannot rot (STYLE "Rooms").
+package cuivre_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cuivre/cuivre"
+
+// forbidden lists, for each room, the rooms it must not depend on, directly or
+// through anything it imports.
+var forbidden = map[string][]string{
+	"protocol":    {"scheduler", "node", "simulations", "cmd", "examples"},
+	"scheduler":   {"node", "simulations", "cmd", "examples"},
+	"node":        {"simulations", "cmd", "examples"},
+	"simulations": {"node", "cmd", "examples"},
+	"examples":    {"cmd"},
+}
+
+// impure is what the scheduler's own files must not import: the network, files,
+// processes, libp2p, and the global random source.
+func impure(path string) bool {
+	switch {
+	case path == "net", strings.HasPrefix(path, "net/"),
+		path == "os", strings.HasPrefix(path, "os/"),
+		path == "io/ioutil", path == "syscall", path == "unsafe",
+		path == "math/rand", path == "crypto/rand",
+		strings.HasPrefix(path, "github.com/libp2p/"),
+		strings.HasPrefix(path, "github.com/quic-go/"):
+		return true
+	}
+	return false
+}
+
+// forbiddenCalls are the clock, sleeping and timer functions of package time.
+var forbiddenCalls = []string{"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTicker", "NewTimer"}
+
+type pkg struct {
+	ImportPath string
+	Dir        string
+	GoFiles    []string
+	Imports    []string
+	Deps       []string
+}
+
+func room(importPath string) string {
+	rest, ok := strings.CutPrefix(importPath, module+"/")
+	if !ok {
+		return ""
+	}
+	r, _, _ := strings.Cut(rest, "/")
+	return r
+}
+
+// violations checks the room rules on a package graph and returns one line per
+// broken rule, sorted.
+func violations(pkgs []pkg) []string {
+	var out []string
+	for _, p := range pkgs {
+		from := room(p.ImportPath)
+		for _, dep := range append(slices.Clone(p.Imports), p.Deps...) {
+			if slices.Contains(forbidden[from], room(dep)) {
+				out = append(out, fmt.Sprintf("%s depends on %s: room %s must not reach room %s", p.ImportPath, dep, from, room(dep)))
+			}
+		}
+		if from == "scheduler" {
+			for _, imp := range p.Imports {
+				if impure(imp) {
+					out = append(out, fmt.Sprintf("%s imports %s: the scheduler core is sans I/O", p.ImportPath, imp))
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// impureCalls parses the scheduler's non-test files and reports clock reads,
+// sleeps, timers and go statements.
+func impureCalls(t *testing.T, p pkg) []string {
+	var out []string
+	fset := token.NewFileSet()
+	for _, name := range p.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		timeName := ""
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"time"` {
+				timeName = "time"
+				if imp.Name != nil {
+					timeName = imp.Name.Name
+				}
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				out = append(out, fmt.Sprintf("%s: go statement", fset.Position(n.Pos())))
+			case *ast.SelectorExpr:
+				if id, ok := n.X.(*ast.Ident); ok && timeName != "" && id.Name == timeName && slices.Contains(forbiddenCalls, n.Sel.Name) {
+					out = append(out, fmt.Sprintf("%s: time.%s", fset.Position(n.Pos()), n.Sel.Name))
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-json", "./...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		if room(p.ImportPath) != "" {
+			pkgs = append(pkgs, p)
+		}
+	}
+	return pkgs
+}
+
+func TestRooms(t *testing.T) {
+	pkgs := listPackages(t)
+	rooms := map[string]bool{}
+	for _, p := range pkgs {
+		rooms[room(p.ImportPath)] = true
+	}
+	for _, r := range []string{"protocol", "scheduler", "node", "simulations", "cmd", "examples"} {
+		if !rooms[r] {
+			t.Errorf("room %s has no package", r)
+		}
+	}
+	for _, v := range violations(pkgs) {
+		t.Error(v)
+	}
+	for _, p := range pkgs {
+		if room(p.ImportPath) == "scheduler" {
+			for _, v := range impureCalls(t, p) {
+				t.Errorf("scheduler is sans I/O: %s", v)
+			}
+		}
+	}
+}
+
+// TestRoomsCatchesViolations shows the checker is not vacuous: a graph that
+// breaks each rule is reported.
+func TestRoomsCatchesViolations(t *testing.T) {
+	bad := []pkg{
+		{ImportPath: module + "/protocol", Deps: []string{module + "/scheduler"}},
+		{ImportPath: module + "/scheduler", Imports: []string{"net", "github.com/libp2p/go-libp2p/core/host", "math/rand"}},
+		{ImportPath: module + "/scheduler/market", Deps: []string{module + "/node"}},
+		{ImportPath: module + "/simulations", Deps: []string{module + "/node/exec"}},
+		{ImportPath: module + "/node", Imports: []string{module + "/simulations"}},
+	}
+	got := violations(bad)
+	if len(got) != 7 {
+		t.Fatalf("got %d violations, want 7:\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
+
+func TestImpureCallsCatchesClockAndGoroutines(t *testing.T) {
+	dir := t.TempDir()
+	src := `package scheduler
+
+import clock "time"
+
+func f() {
+	go func() {}()
+	_ = clock.Now()
+	clock.Sleep(1)
+	_ = clock.Duration(3) // allowed: a value type
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "bad.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := impureCalls(t, pkg{Dir: dir, GoFiles: []string{"bad.go"}})
+	if len(got) != 3 {
+		t.Fatalf("got %d findings, want 3:\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
