@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Facet is a dimension along which providers announce themselves in the DHT
@@ -101,10 +100,11 @@ func (k FacetKey) String() string {
 // CID returns the DHT key of the facet: SumCID of its canonical string.
 func (k FacetKey) CID() cid.Cid { return SumCID([]byte(k.String())) }
 
-// ShardOf returns the shard of a facet in which a provider announces itself:
+// ShardOf returns the shard of a facet in which a provider, named by its binary
+// peer ID, announces itself:
 // the first 8 bytes of sha2-256("cuivre/v1/shard" 0x00 facet 0x00 peer-id-bytes),
 // read big-endian, modulo the facet's shard count (SPEC 4.3).
-func ShardOf(f Facet, p peer.ID) uint32 {
+func ShardOf(f Facet, peerID string) uint32 {
 	n := f.Shards()
 	if n == 0 {
 		return 0
@@ -113,14 +113,14 @@ func ShardOf(f Facet, p peer.ID) uint32 {
 	h.Write([]byte("cuivre/v1/shard\x00"))
 	h.Write([]byte(f))
 	h.Write([]byte{0})
-	h.Write([]byte(p))
+	h.Write([]byte(peerID))
 	var sum [sha256.Size]byte
 	return uint32(binary.BigEndian.Uint64(h.Sum(sum[:0])[:8]) % uint64(n))
 }
 
 // ProviderKey returns the key a provider announces for a facet value: its own shard.
-func ProviderKey(f Facet, value string, p peer.ID) (FacetKey, error) {
-	return NewFacetKey(f, value, ShardOf(f, p))
+func ProviderKey(f Facet, value string, peerID string) (FacetKey, error) {
+	return NewFacetKey(f, value, ShardOf(f, peerID))
 }
 
 // Size classes by memory offered (SPEC 4.2): a provider announces the class of

@@ -3,38 +3,89 @@ package protocol
 import (
 	"fmt"
 	"math/big"
+	"math/bits"
 	"time"
 
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
 // Cost returns what reserving res for d costs at price p, rounded up to the
-// nano-unit (SPEC 5.5):
+// nano-unit (SPEC 5.5). It fails only if the sum does not fit in a uint64.
+func Cost(res *pb.Resources, p *pb.Price, d time.Duration) (*pb.Amount, error) {
+	n, err := CostNanos(res.GetCpuMillis(), res.GetMemoryBytes(), p.GetCpuNanosPerSecond(), p.GetMemoryNanosPerGibSecond(), d)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Amount{Currency: p.GetCurrency(), Nanos: n}, nil
+}
+
+// costDen is the common denominator of the two terms of the cost: 2^30 * 1e6.
+const costDen = 1_000_000 << 30
+
+// CostNanos is Cost on plain numbers:
 //
 //	ceil(cpu_millis * cpu_nanos_per_second * ms / 1e6
 //	   + memory_bytes * memory_nanos_per_gib_second * ms / (2^30 * 1e3))
 //
-// where ms is d in whole milliseconds. It fails only if the sum does not fit in
-// a uint64.
-func Cost(res *pb.Resources, p *pb.Price, d time.Duration) (*pb.Amount, error) {
-	ms := new(big.Int).SetInt64(d.Milliseconds())
-	cpu := new(big.Int).SetUint64(res.GetCpuMillis())
-	cpu.Mul(cpu, new(big.Int).SetUint64(p.GetCpuNanosPerSecond()))
-	cpu.Mul(cpu, ms)
-	mem := new(big.Int).SetUint64(res.GetMemoryBytes())
-	mem.Mul(mem, new(big.Int).SetUint64(p.GetMemoryNanosPerGibSecond()))
-	mem.Mul(mem, ms)
-	// Bring both terms over the common denominator 2^30 * 1e6.
-	cpu.Lsh(cpu, 30)
-	mem.Mul(mem, big.NewInt(1000))
+// where ms is d in whole milliseconds. It is exact, and allocates nothing unless
+// an intermediate product exceeds 128 bits.
+func CostNanos(cpuMillis, memoryBytes, cpuPrice, memPrice uint64, d time.Duration) (uint64, error) {
+	ms := uint64(max(d.Milliseconds(), 0))
+	// Over the denominator 2^30 * 1e6: cpu term * 2^30, memory term * 1e3.
+	cpuHi, cpuLo, ok1 := mul3(cpuMillis, cpuPrice, ms, 1<<30)
+	memHi, memLo, ok2 := mul3(memoryBytes, memPrice, ms, 1000)
+	lo, carry := bits.Add64(cpuLo, memLo, 0)
+	hi, over := bits.Add64(cpuHi, memHi, carry)
+	if !ok1 || !ok2 || over != 0 || hi >= costDen {
+		return costBig(cpuMillis, memoryBytes, cpuPrice, memPrice, ms)
+	}
+	q, r := bits.Div64(hi, lo, costDen)
+	if r != 0 {
+		if q == ^uint64(0) {
+			return 0, fmt.Errorf("cost overflows a uint64 of nano-units")
+		}
+		q++
+	}
+	return q, nil
+}
+
+// mul3 returns a*b*c*k as 128 bits, and false if it does not fit.
+func mul3(a, b, c, k uint64) (hi, lo uint64, ok bool) {
+	h, l := bits.Mul64(a, b)
+	if h != 0 {
+		return 0, 0, false
+	}
+	h, l = bits.Mul64(l, c)
+	h1, l1 := bits.Mul64(l, k)
+	h2, l2 := bits.Mul64(h, k)
+	if l2 != 0 && h2 == 0 {
+		// (h*k) << 64 must fit in the high word.
+		sum, carry := bits.Add64(h1, l2, 0)
+		if carry != 0 {
+			return 0, 0, false
+		}
+		return sum, l1, true
+	}
+	if h2 != 0 {
+		return 0, 0, false
+	}
+	return h1, l1, true
+}
+
+// costBig is the slow, exact path for products beyond 128 bits.
+func costBig(cpuMillis, memoryBytes, cpuPrice, memPrice, ms uint64) (uint64, error) {
+	u := func(x uint64) *big.Int { return new(big.Int).SetUint64(x) }
+	cpu := u(cpuMillis)
+	cpu.Mul(cpu, u(cpuPrice)).Mul(cpu, u(ms)).Lsh(cpu, 30)
+	mem := u(memoryBytes)
+	mem.Mul(mem, u(memPrice)).Mul(mem, u(ms)).Mul(mem, big.NewInt(1000))
 	sum := cpu.Add(cpu, mem)
-	den := new(big.Int).Lsh(big.NewInt(1_000_000), 30)
-	q, r := new(big.Int).QuoRem(sum, den, new(big.Int))
+	q, r := new(big.Int).QuoRem(sum, u(costDen), new(big.Int))
 	if r.Sign() > 0 {
 		q.Add(q, big.NewInt(1))
 	}
 	if !q.IsUint64() {
-		return nil, fmt.Errorf("cost overflows: %s nano-units", q)
+		return 0, fmt.Errorf("cost overflows: %s nano-units", q)
 	}
-	return &pb.Amount{Currency: p.GetCurrency(), Nanos: q.Uint64()}, nil
+	return q.Uint64(), nil
 }

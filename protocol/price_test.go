@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -41,6 +42,37 @@ func TestFormatAmountRoundTrip(t *testing.T) {
 		}
 		if got := FormatAmount(a); got != s {
 			t.Errorf("FormatAmount(ParsePrice(%q)) = %q", s, got)
+		}
+	}
+}
+
+// TestCostNanosAgainstBig checks the 128-bit fast path against plain big-integer
+// arithmetic on random and edge-case inputs.
+func TestCostNanosAgainstBig(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	edges := []uint64{0, 1, 999, 1000, 1 << 30, 1<<32 - 1, 1 << 32, 1 << 40, 1<<63 - 1, math.MaxUint64}
+	pick := func() uint64 {
+		if r.IntN(3) == 0 {
+			return edges[r.IntN(len(edges))]
+		}
+		return r.Uint64() >> r.IntN(64)
+	}
+	for i := range 200_000 {
+		cpu, mem, cp, mp := pick(), pick(), pick(), pick()
+		d := time.Duration(pick()>>1) % (1000 * time.Hour)
+		got, err := CostNanos(cpu, mem, cp, mp, d)
+		want, werr := costBig(cpu, mem, cp, mp, uint64(d.Milliseconds()))
+		if (err != nil) != (werr != nil) || got != want {
+			t.Fatalf("case %d: CostNanos(%d, %d, %d, %d, %s) = %d, %v; want %d, %v", i, cpu, mem, cp, mp, d, got, err, want, werr)
+		}
+	}
+}
+
+func BenchmarkCostNanos(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := CostNanos(500, 128<<20, 11_000, 1_500, 30*time.Second); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -229,7 +229,7 @@ func buildVectors(t testing.TB) vectorFile {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: k.CID().String(), Shard: ShardOf(f, prov)})
+		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: k.CID().String(), Shard: ShardOf(f, string(prov))})
 	}
 	return v
 }
