@@ -95,7 +95,7 @@ func ParsePrice(s string) (*pb.Amount, error) {
 	if !n.IsUint64() {
 		return nil, fmt.Errorf("bad price %s: too large: at most 18446744073.709551615", quote(s))
 	}
-	if !isCurrency(currency) {
+	if !IsCurrencyCode(currency) {
 		return nil, fmt.Errorf("bad price %s: currency %s is not a 3-letter upper-case ISO 4217 code, such as EUR", quote(s), quote(currency))
 	}
 	return &pb.Amount{Currency: currency, Nanos: n.Uint64()}, nil
@@ -134,4 +134,32 @@ func FormatAmount(a *pb.Amount) string {
 		s += strings.TrimRight(fmt.Sprintf(".%09d", frac), "0")
 	}
 	return s + " " + a.GetCurrency()
+}
+
+// FormatBytes writes n with the largest binary suffix that divides it exactly,
+// as ParseQuantity reads it back: "128Mi", "1Ti", "1000 bytes".
+func FormatBytes(n uint64) string {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"Ti", 40}, {"Gi", 30}, {"Mi", 20}, {"Ki", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// IsCurrencyCode reports whether s looks like an ISO 4217 code: three
+// upper-case ASCII letters.
+func IsCurrencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }

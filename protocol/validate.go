@@ -125,7 +125,7 @@ func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c.constraints(j.Constraints)
 	c.affinities(j.Affinities)
 	c.spread(j.Spread)
-	if p := j.MaxPrice; p != nil && !isCurrency(p.Currency) {
+	if p := j.MaxPrice; p != nil && !IsCurrencyCode(p.Currency) {
 		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", quote(p.Currency))
 	}
 	if n := len(j.Nonce); n != 0 && n != NonceSize {
@@ -195,10 +195,10 @@ func (c *checker) task(t *pb.Task) {
 			c.add("task.resources.cpu_millis", "0: ask for at least 1 millicore")
 		}
 		if r.MemoryBytes < MinJobMemory || r.MemoryBytes > MaxJobMemory {
-			c.add("task.resources.memory_bytes", "%s is out of range: use 1Mi to 1Ti", formatBytes(r.MemoryBytes))
+			c.add("task.resources.memory_bytes", "%s is out of range: use 1Mi to 1Ti", FormatBytes(r.MemoryBytes))
 		}
 		if r.ScratchBytes > MaxJobScratch {
-			c.add("task.resources.scratch_bytes", "%s is too much: use at most 64Gi", formatBytes(r.ScratchBytes))
+			c.add("task.resources.scratch_bytes", "%s is too much: use at most 64Gi", FormatBytes(r.ScratchBytes))
 		}
 	}
 	if ceiling := uint64(MaxJobTimeout / time.Millisecond); t.TimeoutMs < 1 || t.TimeoutMs > ceiling {
@@ -459,17 +459,6 @@ func isEnvName(s string) bool {
 	return true
 }
 
-func isCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
-	}
-	return true
-}
 
 func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
@@ -486,20 +475,6 @@ func quote(s string) string {
 		cut--
 	}
 	return strconv.Quote(s[:cut]) + "..."
-}
-
-// formatBytes writes n with the largest binary suffix that divides it
-// exactly, as ParseQuantity reads it back: "128Mi", "1Ti", "1000 bytes".
-func formatBytes(n uint64) string {
-	for _, u := range []struct {
-		suffix string
-		shift  uint
-	}{{"Ti", 40}, {"Gi", 30}, {"Mi", 20}, {"Ki", 10}} {
-		if n != 0 && n%(1<<u.shift) == 0 {
-			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
-		}
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // trimCode returns the message of a protocol error without its code name, for

@@ -64,8 +64,8 @@ submission.`,
 			fmt.Fprintf(out, "name       %s (%s, count %d, replicas %d)\n", j.Name,
 				strings.ToLower(strings.TrimPrefix(j.Type.String(), "JOB_TYPE_")), j.Count, j.Replicas)
 			fmt.Fprintf(out, "module     %s\n", mustCID(j.GetTask().GetModuleCid()))
-			fmt.Fprintf(out, "resources  %d millicpu, %d MiB memory, %d MiB scratch, timeout %s\n",
-				r.GetCpuMillis(), r.GetMemoryBytes()>>20, r.GetScratchBytes()>>20,
+			fmt.Fprintf(out, "resources  %dm cpu, %s memory, %s scratch, timeout %s\n",
+				r.GetCpuMillis(), protocol.FormatBytes(r.GetMemoryBytes()), protocol.FormatBytes(r.GetScratchBytes()),
 				time.Duration(j.GetTask().GetTimeoutMs())*time.Millisecond)
 			fmt.Fprintf(out, "hard       %d constraints; soft: %d affinities, %d spread\n", len(j.Constraints), len(j.Affinities), len(j.Spread))
 			if mp := j.GetMaxPrice(); mp != nil {
