@@ -1,11 +1,33 @@
 // Package scheduler is the deterministic placement core of cuivre: no I/O,
 // goroutines, clock or global randomness.
 //
-// It holds the decisions that make cuivre a market: which providers a requester
-// asks, which offer wins, what a provider promises. They are state machines that
-// take events and a time and return actions; the node drives them with real
-// streams and timers, the simulator with modelled ones. Same seed, same inputs,
-// same decisions. The rooms test at the root of the repository enforces that no
-// file here (tests aside) imports a network, file or libp2p package, reads the
-// clock, sleeps, or starts a goroutine.
+// It holds the decisions that make cuivre a market, as state machines that take
+// events and a time and return actions:
+//
+//   - Placement is the requester's side of one job: look up facet keys, ask d x
+//     slots candidates for offers (Sparrow-style batch sampling), rank the
+//     offers, lease the best, decline the rest at once, watch heartbeats, and
+//     reschedule a lost lease under a new epoch so a late result from the old
+//     provider is refused. When a job cannot be placed, its status says why,
+//     per provider asked and in aggregate.
+//   - Market is a provider's capacity ledger and price policy: Quote reserves
+//     tentatively until the offer expires, Commit turns a live offer into a
+//     lease, Release bills it. It never over-commits.
+//   - Ranking is feasible -> score -> limit, as in Nomad: small scorers (price,
+//     load, fit, affinity, spread) weighted into a Policy; ties broken by a
+//     seeded shuffle, never by map order.
+//
+// The node drives these with real streams and timers, the simulator with
+// modelled ones, and the tests with scripts (testdata/*.txt, run by
+// TestScripts; go test -rewrite regenerates their output). Same seed, same
+// inputs, same decisions: TestDeterminism hashes a trace to prove it. The rooms
+// test at the root of the repository enforces that no file here (tests aside)
+// imports a network, file or libp2p package, reads the clock, sleeps, or starts
+// a goroutine.
+//
+// Figures (go test -bench . -benchmem -cpu 1, one core, see docs/BENCHMARKS.md):
+// one whole placement with d=2 over 50 candidates takes about 7 us and 50
+// allocations (about 140,000 placements per second); a provider's
+// quote-commit-release about 0.3 us; ranking 1,000 offers about 160 us; an idle
+// market takes 320 bytes, one holding 4 leases about 1.5 KiB.
 package scheduler

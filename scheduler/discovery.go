@@ -1,0 +1,65 @@
+package scheduler
+
+import (
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// Label keys that have a facet in the DHT (SPEC 4.2).
+const (
+	LabelRegion        = "region"
+	LabelJurisdiction  = "jurisdiction"
+	LabelCertification = "certification"
+	LabelOperator      = "operator"
+)
+
+// facetOrder is the facets a requester may look up, most selective first. It is
+// a static guess: certified operators are few, a region holds fewer providers
+// than the jurisdiction around it, and every provider runs some executor.
+var facetOrder = []struct {
+	facet protocol.Facet
+	label string
+}{
+	{protocol.FacetCertification, LabelCertification},
+	{protocol.FacetRegion, LabelRegion},
+	{protocol.FacetJurisdiction, LabelJurisdiction},
+}
+
+// lookupFacet picks the facet a job's candidates are looked up under, and the
+// values to look up: the most selective facet that one of its hard constraints
+// pins to a set of values (= or in), else the size classes that can fit it.
+func lookupFacet(j *Job) (protocol.Facet, []string) {
+	for _, f := range facetOrder {
+		for _, c := range j.Constraints {
+			if c.Key == f.label && (c.Op == opIn || c.Op == opEqual) && len(c.Values) > 0 {
+				return f.facet, c.Values
+			}
+		}
+	}
+	return protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)
+}
+
+// ProviderKeys returns the facet keys a provider announces: one shard of each
+// facet its labels, executors and memory give it (SPEC 4.2, 4.3). Values that
+// are not valid facet values are skipped. The result is in a fixed order.
+func ProviderKeys(provider string, labels Labels, executors []string, capacity Resources) []protocol.FacetKey {
+	var keys []protocol.FacetKey
+	add := func(f protocol.Facet, v string) {
+		if k, err := protocol.ProviderKey(f, v, provider); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	add(protocol.FacetAny, "")
+	for _, f := range []struct {
+		facet protocol.Facet
+		label string
+	}{{protocol.FacetRegion, LabelRegion}, {protocol.FacetJurisdiction, LabelJurisdiction}, {protocol.FacetCertification, LabelCertification}} {
+		if v, ok := labels.Get(f.label); ok {
+			add(f.facet, v)
+		}
+	}
+	for _, e := range executors {
+		add(protocol.FacetExecutor, e)
+	}
+	add(protocol.FacetSize, protocol.SizeClass(capacity.MemoryBytes))
+	return keys
+}

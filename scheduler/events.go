@@ -1,0 +1,183 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// Events: what the driver tells a Placement.
+type (
+	// Event is an input of Placement.Step.
+	Event interface{ isEvent() }
+
+	// Start begins the placement.
+	Start struct{}
+	// CandidatesFound delivers providers found under a facet key; Done says
+	// the lookup of that key has ended (it may come with no peers).
+	CandidatesFound struct {
+		Key   protocol.FacetKey
+		Peers []string
+		Done  bool
+	}
+	// OfferReceived delivers a verified offer.
+	OfferReceived struct{ Offer Offer }
+	// OfferRefused says a provider refused, or did not answer, a request.
+	OfferRefused struct {
+		Provider, RequestNonce string
+		Code                   pb.Code // CODE_UNSPECIFIED for no answer
+		Reason                 string
+	}
+	// LeaseAccepted says a provider committed a lease.
+	LeaseAccepted struct {
+		Provider, LeaseID string
+		Epoch             uint64
+	}
+	// LeaseRejected says a provider refused a lease, or did not answer.
+	LeaseRejected struct {
+		Provider, LeaseID string
+		Epoch             uint64
+		Code              pb.Code
+		Reason            string
+	}
+	// Heartbeat is a status from a provider running a lease.
+	Heartbeat struct {
+		Provider, LeaseID string
+		Epoch             uint64
+		State             pb.LeaseState
+	}
+	// ResultReceived is a lease's final result.
+	ResultReceived struct {
+		Provider, LeaseID string
+		Epoch             uint64
+		State             pb.LeaseState
+		ExitCode          int32
+		OutputCID         string
+	}
+	// TimerFired says a timer set by SetTimer is due.
+	TimerFired struct{ ID uint64 }
+	// Cancel stops the job.
+	Cancel struct{}
+)
+
+func (Start) isEvent()           {}
+func (CandidatesFound) isEvent() {}
+func (OfferReceived) isEvent()   {}
+func (OfferRefused) isEvent()    {}
+func (LeaseAccepted) isEvent()   {}
+func (LeaseRejected) isEvent()   {}
+func (Heartbeat) isEvent()       {}
+func (ResultReceived) isEvent()  {}
+func (TimerFired) isEvent()      {}
+func (Cancel) isEvent()          {}
+
+// Actions: what a Placement asks of its driver.
+type (
+	// Action is an output of Placement.Step.
+	Action interface{ isAction() }
+
+	// Lookup asks for up to Want providers under each key.
+	Lookup struct {
+		Keys []protocol.FacetKey
+		Want int
+	}
+	// RequestOffer asks a provider for an offer.
+	RequestOffer struct {
+		Provider string
+		Request  Request
+	}
+	// SendLease sends a lease to the provider of the chosen offer.
+	SendLease struct {
+		Provider string
+		Lease    Lease
+	}
+	// DeclineOffer frees the reservation behind an offer not taken.
+	DeclineOffer struct{ Provider, OfferNonce string }
+	// CancelLease stops a lease the job no longer wants.
+	CancelLease struct {
+		Provider, LeaseID string
+		Epoch             uint64
+	}
+	// SetTimer asks for TimerFired{ID} at At. Timers are never cancelled; a
+	// Placement ignores those it no longer needs.
+	SetTimer struct {
+		ID uint64
+		At time.Time
+	}
+	// Report publishes the job's status.
+	Report struct{ Status Status }
+)
+
+func (Lookup) isAction()       {}
+func (RequestOffer) isAction() {}
+func (SendLease) isAction()    {}
+func (DeclineOffer) isAction() {}
+func (CancelLease) isAction()  {}
+func (SetTimer) isAction()     {}
+func (Report) isAction()       {}
+
+// JobState is the state of a job as its customer sees it.
+type JobState uint8
+
+// The job states.
+const (
+	JobPlacing JobState = iota + 1
+	JobRunning
+	JobSucceeded
+	JobFailed
+	JobCancelled
+)
+
+var jobStateNames = [...]string{"", "placing", "running", "succeeded", "failed", "cancelled"}
+
+func (s JobState) String() string { return jobStateNames[s] }
+
+// Final reports whether the state is final.
+func (s JobState) Final() bool { return s >= JobSucceeded }
+
+// SlotState is the state of one lease slot of a job.
+type SlotState uint8
+
+// The slot states.
+const (
+	SlotPending SlotState = iota + 1
+	SlotLeasing
+	SlotRunning
+	SlotSucceeded
+	SlotFailed
+	SlotCancelled
+)
+
+var slotStateNames = [...]string{"", "pending", "leasing", "running", "succeeded", "failed", "cancelled"}
+
+func (s SlotState) String() string { return slotStateNames[s] }
+
+func (s SlotState) final() bool { return s >= SlotSucceeded }
+
+// Status is a job's status, as reported. Slices are the caller's.
+type Status struct {
+	State   JobState
+	Slots   []SlotStatus
+	Asked   []Outcome // every provider asked, sorted by provider
+	Reason  string    // why the job failed, or was not placed yet
+	Message string    // what just happened
+}
+
+// SlotStatus is one lease slot: instance Slot/Replicas, replica Slot%Replicas.
+type SlotStatus struct {
+	LeaseID   string
+	Epoch     uint64
+	Provider  string
+	State     SlotState
+	Price     Amount
+	ExitCode  int32
+	OutputCID string
+}
+
+// Outcome is what came of asking one provider, the last time it was asked.
+type Outcome struct {
+	Provider string
+	Reason   string // "leased", "offer not chosen", "no answer", "insufficient memory", ...
+	Detail   string
+}

@@ -1,0 +1,59 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// Job is what the core needs of a customer's job to place it.
+type Job struct {
+	CID         string // binary CID
+	Requester   string // the requester's peer ID
+	Count       int
+	Replicas    int
+	Executor    string
+	Resources   Resources
+	Timeout     time.Duration
+	Constraints []Selector
+	Affinities  []Selector
+	Spread      []Spread
+	MaxPrice    Amount
+}
+
+// Slots returns the number of leases the job needs: Count x Replicas.
+func (j *Job) Slots() int { return j.Count * j.Replicas }
+
+// JobFromPB takes what the core needs from a validated job.
+func JobFromPB(cid, requester string, j *pb.Job) (Job, error) {
+	if err := protocol.ValidateJob(j); err != nil {
+		return Job{}, fmt.Errorf("job: %w", err)
+	}
+	t := j.GetTask()
+	out := Job{
+		CID:       cid,
+		Requester: requester,
+		Count:     int(j.Count),
+		Replicas:  int(j.Replicas),
+		Executor:  t.Engine,
+		Resources: resourcesFromPB(t.Resources),
+		Timeout:   time.Duration(t.TimeoutMs) * time.Millisecond,
+		MaxPrice:  Amount{Currency: j.GetMaxPrice().GetCurrency(), Nanos: j.GetMaxPrice().GetNanos()},
+	}
+	for _, c := range j.Constraints {
+		out.Constraints = append(out.Constraints, Selector{Key: c.Key, Op: c.Op, Values: c.Values})
+	}
+	for _, a := range j.Affinities {
+		out.Affinities = append(out.Affinities, Selector{Key: a.Key, Op: a.Op, Values: a.Values, Weight: a.Weight})
+	}
+	for _, s := range j.Spread {
+		out.Spread = append(out.Spread, Spread{Attribute: s.Attribute, Weight: s.Weight})
+	}
+	return out, nil
+}
+
+func resourcesFromPB(r *pb.Resources) Resources {
+	return Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), ScratchBytes: r.GetScratchBytes()}
+}

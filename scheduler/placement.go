@@ -1,0 +1,863 @@
+package scheduler
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+const (
+	opIn    = pb.Operator_OPERATOR_IN
+	opEqual = pb.Operator_OPERATOR_EQUAL
+)
+
+// Config tunes a Placement. The zero value of each field means its default.
+type Config struct {
+	D                 int           // candidates asked per slot ("power of d choices"); default 2
+	OfferTimeout      time.Duration // how long a round waits for lookups, then offers; default 500ms
+	LeaseTimeout      time.Duration // how long to wait for a lease answer; default 2s
+	HeartbeatInterval time.Duration // asked of providers; default 1s
+	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default 3
+	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 5
+	Backoff           time.Duration // delay before the second round, doubled after; default 100ms
+	MaxBackoff        time.Duration // default 5s
+	MaxReschedules    int           // leases a slot may lose before it fails; default 3
+	Shards            int           // shards looked up per value at first, doubled while too few candidates; default 2
+	Policy            Policy        // default Balanced
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt(&c.D, 2)
+	def(&c.OfferTimeout, 500*time.Millisecond)
+	def(&c.LeaseTimeout, 2*time.Second)
+	def(&c.HeartbeatInterval, time.Second)
+	defInt(&c.MissedHeartbeats, 3)
+	defInt(&c.MaxAttempts, 5)
+	def(&c.Backoff, 100*time.Millisecond)
+	def(&c.MaxBackoff, 5*time.Second)
+	defInt(&c.MaxReschedules, 3)
+	defInt(&c.Shards, 2)
+	if c.Policy.Name == "" {
+		c.Policy = Balanced
+	}
+	return c
+}
+
+type timerKind uint8
+
+const (
+	timerRound timerKind = iota + 1 // lookup or offer deadline of the round
+	timerRetry                      // back-off before the next round
+	timerLease                      // lease answer deadline of a slot
+	timerBeat                       // heartbeat deadline of a slot
+)
+
+type timer struct {
+	id   uint64
+	kind timerKind
+	slot int
+}
+
+type slot struct {
+	leaseID   string
+	epoch     uint64
+	state     SlotState
+	offer     Offer // the offer leased; Provider is the slot's provider
+	attempts  int
+	lost      int
+	exitCode  int32
+	outputCID string
+}
+
+type probe struct {
+	provider, nonce string
+	answered        bool
+}
+
+type round struct {
+	probing    bool
+	facet      protocol.Facet
+	values     []string
+	visited    []protocol.FacetKey
+	lookups    int      // lookups in flight
+	candidates []string // sorted until probing shuffles them
+	probes     []probe
+	offers     []Offer
+	need       int
+	timer      uint64
+}
+
+// Placement is the requester's state machine for one job: discover, ask for
+// offers, choose, lease, watch, and reschedule what is lost (SPEC 6). It is
+// deterministic: the same seed and the same events at the same times give the
+// same actions. It is not safe for concurrent use.
+type Placement struct {
+	cfg      Config
+	job      Job
+	rng      *rand.Rand
+	state    JobState
+	slots    []slot
+	round    *round
+	retrying bool
+	timers   []timer
+	timerSeq uint64
+	excluded []string // providers that lost a lease of this job, sorted
+	outcomes []Outcome
+	reason   string
+	out      []Action
+	rankBuf  []ranked
+}
+
+// NewPlacement returns the placement of a job. The seed drives every random
+// choice (shards, candidates, nonces, lease IDs, ties); the node draws it from
+// crypto/rand, which makes the ChaCha8 stream unpredictable, the simulator from
+// its own seed.
+func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
+	p := &Placement{cfg: cfg.withDefaults(), job: job, rng: rand.New(rand.NewChaCha8(seed))}
+	p.slots = make([]slot, job.Slots())
+	for i := range p.slots {
+		p.slots[i] = slot{leaseID: p.randomID(), state: SlotPending}
+	}
+	return p
+}
+
+// Job returns the job being placed.
+func (p *Placement) Job() *Job { return &p.job }
+
+// State returns the job's state.
+func (p *Placement) State() JobState { return p.state }
+
+// Step applies one event at now and returns the actions it calls for. The
+// returned slice is valid until the next call to Step.
+func (p *Placement) Step(now time.Time, ev Event) []Action {
+	p.out = p.out[:0]
+	if p.state.Final() {
+		// A finished job still frees what providers hold for it.
+		switch ev := ev.(type) {
+		case OfferReceived:
+			p.emit(DeclineOffer{ev.Offer.Provider, ev.Offer.Nonce})
+		case LeaseAccepted:
+			p.emit(CancelLease{ev.Provider, ev.LeaseID, ev.Epoch})
+		}
+		return p.out
+	}
+	switch ev := ev.(type) {
+	case Start:
+		if p.state == 0 {
+			p.state = JobPlacing
+			p.startRound(now)
+			p.report("placing")
+		}
+	case CandidatesFound:
+		p.onCandidates(now, ev)
+	case OfferReceived:
+		p.onOffer(now, ev.Offer)
+	case OfferRefused:
+		p.onRefused(now, ev)
+	case LeaseAccepted:
+		p.onLeaseAccepted(now, ev)
+	case LeaseRejected:
+		p.onLeaseRejected(now, ev)
+	case Heartbeat:
+		p.onHeartbeat(now, ev)
+	case ResultReceived:
+		p.onResult(now, ev)
+	case TimerFired:
+		p.onTimer(now, ev.ID)
+	case Cancel:
+		p.finish(JobCancelled, "cancelled by the customer")
+	}
+	return p.out
+}
+
+func (p *Placement) emit(a Action) { p.out = append(p.out, a) }
+
+func (p *Placement) randomID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := p.rng.Uint64()
+		for k := range 8 {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return string(b[:])
+}
+
+func (p *Placement) setTimer(kind timerKind, slot int, at time.Time) uint64 {
+	p.timerSeq++
+	p.timers = append(p.timers, timer{p.timerSeq, kind, slot})
+	p.emit(SetTimer{p.timerSeq, at})
+	return p.timerSeq
+}
+
+// dropTimers forgets the live timers of a kind and slot.
+func (p *Placement) dropTimers(kind timerKind, slot int) {
+	p.timers = slices.DeleteFunc(p.timers, func(t timer) bool { return t.kind == kind && t.slot == slot })
+}
+
+// ---- rounds: lookup, probe, decide ----
+
+func (p *Placement) pending() int {
+	n := 0
+	for i := range p.slots {
+		if p.slots[i].state == SlotPending {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Placement) want() int { return p.cfg.D * p.pending() }
+
+func (p *Placement) startRound(now time.Time) {
+	if p.round != nil || p.retrying || p.pending() == 0 {
+		return
+	}
+	facet, values := lookupFacet(&p.job)
+	r := &round{facet: facet, values: values, need: p.pending()}
+	p.round = r
+	if !p.lookup(r, p.cfg.Shards*len(values)) {
+		p.endRound(now, fmt.Sprintf("no valid facet key for %s in %v", facet, values))
+		return
+	}
+	r.timer = p.setTimer(timerRound, -1, now.Add(p.cfg.OfferTimeout))
+}
+
+// lookup asks for n more shards of the round's facet, spread over its values,
+// and reports whether there was any shard left to ask.
+func (p *Placement) lookup(r *round, n int) bool {
+	var keys []protocol.FacetKey
+	for i := 0; len(keys) < n && i < n+len(r.values); i++ {
+		if k, ok := p.newShard(r, r.values[len(r.visited)%len(r.values)]); ok {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return false
+	}
+	r.lookups = len(keys)
+	p.emit(Lookup{Keys: keys, Want: p.want() - len(r.candidates)})
+	return true
+}
+
+// newShard picks a shard of value not yet visited in this round.
+func (p *Placement) newShard(r *round, value string) (protocol.FacetKey, bool) {
+	n := r.facet.Shards()
+	start := uint32(p.rng.Uint64N(uint64(n)))
+	for i := range n {
+		k, err := protocol.NewFacetKey(r.facet, value, (start+i)%n)
+		if err != nil {
+			return k, false
+		}
+		if !slices.Contains(r.visited, k) {
+			r.visited = append(r.visited, k)
+			return k, true
+		}
+	}
+	return protocol.FacetKey{}, false
+}
+
+func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
+	r := p.round
+	if r == nil || r.probing || !slices.Contains(r.visited, ev.Key) {
+		return
+	}
+	for _, c := range ev.Peers {
+		// Kept sorted, so a duplicate costs a binary search, not a scan.
+		i, dup := slices.BinarySearch(r.candidates, c)
+		if c == "" || dup || p.isExcluded(c) {
+			continue
+		}
+		r.candidates = slices.Insert(r.candidates, i, c)
+	}
+	if ev.Done {
+		r.lookups--
+	}
+	if len(r.candidates) >= p.want() {
+		p.probe(now)
+		return
+	}
+	if r.lookups > 0 {
+		return
+	}
+	// Too few: double the shards looked at, until none is left; then ask
+	// whoever was found. A small federation costs a few more lookups, a large
+	// one finds enough in the first shards.
+	if !p.lookup(r, len(r.visited)) {
+		p.probe(now)
+	}
+}
+
+func (p *Placement) isExcluded(provider string) bool {
+	_, ok := slices.BinarySearch(p.excluded, provider)
+	return ok
+}
+
+func (p *Placement) probe(now time.Time) {
+	r := p.round
+	if len(r.candidates) == 0 {
+		why := "no provider found"
+		if r.lookups > 0 {
+			why = fmt.Sprintf("discovery timed out after %s", p.cfg.OfferTimeout)
+		}
+		p.endRound(now, fmt.Sprintf("%s under %s=%s (%d shards looked up)",
+			why, r.facet, strings.Join(r.values, ","), len(r.visited)))
+		return
+	}
+	r.probing = true
+	n := min(p.want(), len(r.candidates))
+	// A partial Fisher-Yates shuffle picks n candidates at random.
+	for i := range n {
+		k := i + p.rng.IntN(len(r.candidates)-i)
+		r.candidates[i], r.candidates[k] = r.candidates[k], r.candidates[i]
+	}
+	req := Request{
+		Requester:   p.job.Requester,
+		JobCID:      p.job.CID,
+		Executor:    p.job.Executor,
+		Resources:   p.job.Resources,
+		Timeout:     p.job.Timeout,
+		Constraints: p.job.Constraints,
+		MaxPrice:    p.job.MaxPrice,
+		ExpiresAt:   now.Add(p.cfg.OfferTimeout),
+	}
+	for _, c := range r.candidates[:n] {
+		req.Nonce = p.randomID()
+		r.probes = append(r.probes, probe{provider: c, nonce: req.Nonce})
+		p.emit(RequestOffer{Provider: c, Request: req})
+	}
+	p.dropTimers(timerRound, -1)
+	r.timer = p.setTimer(timerRound, -1, req.ExpiresAt)
+}
+
+func (p *Placement) findProbe(provider, nonce string) *probe {
+	if p.round == nil {
+		return nil
+	}
+	for i := range p.round.probes {
+		pr := &p.round.probes[i]
+		if pr.nonce == nonce && pr.provider == provider {
+			return pr
+		}
+	}
+	return nil
+}
+
+func (p *Placement) onOffer(now time.Time, o Offer) {
+	pr := p.findProbe(o.Provider, o.RequestNonce)
+	if pr == nil || pr.answered {
+		p.emit(DeclineOffer{o.Provider, o.Nonce}) // late or unasked: free it
+		return
+	}
+	pr.answered = true
+	if reason, detail := p.infeasible(now, &o); reason != "" {
+		p.outcome(o.Provider, reason, detail)
+		p.emit(DeclineOffer{o.Provider, o.Nonce})
+	} else {
+		p.round.offers = append(p.round.offers, o)
+	}
+	p.maybeDecide(now)
+}
+
+// infeasible checks an offer on the requester's side: a provider's word that it
+// fits is checked, not trusted.
+func (p *Placement) infeasible(now time.Time, o *Offer) (reason, detail string) {
+	j := &p.job
+	switch {
+	case o.JobCID != j.CID || o.Requester != j.Requester:
+		return "offer for another job", ""
+	case !now.Before(o.ExpiresAt):
+		return "expired", "offer expired on arrival"
+	case !j.Resources.Fits(o.Resources):
+		return "insufficient resources", "offer smaller than asked"
+	case j.MaxPrice.Currency != "" && o.Total.Currency != j.MaxPrice.Currency:
+		return "currency mismatch", fmt.Sprintf("%s offered, %s asked", o.Total.Currency, j.MaxPrice.Currency)
+	case j.MaxPrice.Currency != "" && o.Total.Nanos > j.MaxPrice.Nanos:
+		return "price above ceiling", fmt.Sprintf("%d > %d nano-%s", o.Total.Nanos, j.MaxPrice.Nanos, j.MaxPrice.Currency)
+	}
+	for _, c := range j.Constraints {
+		if !c.Matches(o.Labels) {
+			return "constraint mismatch", "offer labels fail " + c.Key
+		}
+	}
+	return "", ""
+}
+
+func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
+	pr := p.findProbe(ev.Provider, ev.RequestNonce)
+	if pr == nil || pr.answered {
+		return
+	}
+	pr.answered = true
+	p.outcome(ev.Provider, reasonOf(ev.Code), ev.Reason)
+	p.maybeDecide(now)
+}
+
+// reasonOf names a refusal code the way explanations show it.
+func reasonOf(c pb.Code) string {
+	if c == pb.Code_CODE_UNSPECIFIED {
+		return "no answer"
+	}
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(c.String(), "CODE_")), "_", " ")
+}
+
+func (p *Placement) maybeDecide(now time.Time) {
+	for _, pr := range p.round.probes {
+		if !pr.answered {
+			return
+		}
+	}
+	p.decide(now)
+}
+
+// decide ranks the round's offers and leases the best to the pending slots,
+// declining the rest so their reservations free at once.
+func (p *Placement) decide(now time.Time) {
+	r := p.round
+	for _, pr := range r.probes {
+		if !pr.answered {
+			p.outcome(pr.provider, "no answer", "no offer before the deadline")
+		}
+	}
+	p.rankBuf = rank(r.offers, &p.job, p.cfg.Policy, p.rng, p.rankBuf)
+	taken := make([]bool, len(p.rankBuf))
+	var used []valueCount
+	for i := range p.slots {
+		if p.slots[i].state.final() || p.slots[i].state == SlotPending {
+			continue
+		}
+		used = countValue(used, &p.slots[i].offer, &p.job)
+	}
+	placed := false
+	for i := range p.slots {
+		s := &p.slots[i]
+		if s.state != SlotPending {
+			continue
+		}
+		best, bestScore := -1, int64(0)
+		for k, rk := range p.rankBuf {
+			if taken[k] || !p.replicaOK(i, rk.offer) {
+				continue
+			}
+			score := rk.score + spreadScore(rk.offer, &p.job, used)
+			if best < 0 || score > bestScore {
+				best, bestScore = k, score
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		taken[best] = true
+		o := p.rankBuf[best].offer
+		used = countValue(used, o, &p.job)
+		s.offer = *o
+		s.state = SlotLeasing
+		s.epoch++
+		placed = true
+		p.outcome(o.Provider, "leased", "")
+		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
+			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
+			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.LeaseTimeout),
+			Resources: p.job.Resources, Timeout: p.job.Timeout,
+		}})
+		p.setTimer(timerLease, i, now.Add(p.cfg.LeaseTimeout))
+	}
+	for k, rk := range p.rankBuf {
+		if !taken[k] {
+			p.outcome(rk.offer.Provider, p.whyNotChosen(rk.offer), "")
+			p.emit(DeclineOffer{rk.offer.Provider, rk.offer.Nonce})
+		}
+	}
+	msg := ""
+	if !placed {
+		msg = p.explain()
+	}
+	p.endRound(now, msg)
+}
+
+// whyNotChosen tells a provider's untaken offer apart: lost to better offers,
+// or barred from every slot still pending because its operator already runs a
+// replica of that instance.
+func (p *Placement) whyNotChosen(o *Offer) string {
+	for i := range p.slots {
+		if p.slots[i].state == SlotPending && p.replicaOK(i, o) {
+			return "offer not chosen"
+		}
+	}
+	if p.pending() > 0 && p.job.Replicas > 1 {
+		return "operator already runs a replica"
+	}
+	return "offer not chosen"
+}
+
+// replicaOK says whether an offer may take slot i: replicas of one instance run
+// on distinct operators.
+func (p *Placement) replicaOK(i int, o *Offer) bool {
+	rep := p.job.Replicas
+	op := attribute(o, LabelOperator)
+	first := i / rep * rep
+	for k := first; k < first+rep; k++ {
+		s := &p.slots[k]
+		if k == i || s.state == SlotPending || s.state == SlotCancelled {
+			continue
+		}
+		if s.offer.Provider == o.Provider || rep > 1 && attribute(&s.offer, LabelOperator) == op {
+			return false
+		}
+	}
+	return true
+}
+
+func countValue(used []valueCount, o *Offer, j *Job) []valueCount {
+	for _, sp := range j.Spread {
+		v := attribute(o, sp.Attribute)
+		found := false
+		for k := range used {
+			if used[k].attr == sp.Attribute && used[k].value == v {
+				used[k].n++
+				found = true
+			}
+		}
+		if !found {
+			used = append(used, valueCount{sp.Attribute, v, 1})
+		}
+	}
+	return used
+}
+
+// endRound closes the round; slots still pending count an attempt and retry
+// after a back-off, or fail the job when out of attempts.
+func (p *Placement) endRound(now time.Time, why string) {
+	p.round = nil
+	p.dropTimers(timerRound, -1)
+	if p.pending() == 0 {
+		return
+	}
+	attempts := 0
+	for i := range p.slots {
+		s := &p.slots[i]
+		if s.state == SlotPending {
+			s.attempts++
+			attempts = max(attempts, s.attempts)
+		}
+	}
+	if why == "" {
+		why = p.explain()
+	}
+	if attempts >= p.cfg.MaxAttempts {
+		p.finish(JobFailed, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
+		return
+	}
+	backoff := p.cfg.Backoff << min(attempts-1, 20)
+	backoff = min(backoff, p.cfg.MaxBackoff)
+	p.retrying = true
+	p.setTimer(timerRetry, -1, now.Add(backoff))
+	p.reason = why
+	p.report(fmt.Sprintf("attempt %d placed %d slot(s) short: %s; retrying in %s", attempts, p.pending(), why, backoff))
+}
+
+// ---- leases ----
+
+func (p *Placement) findSlot(leaseID string) int {
+	for i := range p.slots {
+		if p.slots[i].leaseID == leaseID {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *Placement) onLeaseAccepted(now time.Time, ev LeaseAccepted) {
+	i := p.findSlot(ev.LeaseID)
+	if i < 0 {
+		return
+	}
+	s := &p.slots[i]
+	if s.epoch != ev.Epoch || s.offer.Provider != ev.Provider || s.state != SlotLeasing {
+		if ev.Epoch < s.epoch || s.offer.Provider != ev.Provider {
+			p.emit(CancelLease{ev.Provider, ev.LeaseID, ev.Epoch}) // fenced out
+		}
+		return
+	}
+	s.state = SlotRunning
+	p.dropTimers(timerLease, i)
+	p.armBeat(now, i)
+	if p.state == JobPlacing && p.pending() == 0 && p.countState(SlotLeasing) == 0 {
+		p.state = JobRunning
+	}
+	p.report("lease accepted by " + short(ev.Provider))
+}
+
+func (p *Placement) countState(st SlotState) int {
+	n := 0
+	for i := range p.slots {
+		if p.slots[i].state == st {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Placement) armBeat(now time.Time, i int) {
+	p.dropTimers(timerBeat, i)
+	p.setTimer(timerBeat, i, now.Add(p.cfg.HeartbeatInterval*time.Duration(p.cfg.MissedHeartbeats)))
+}
+
+func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {
+	i := p.findSlot(ev.LeaseID)
+	if i < 0 {
+		return
+	}
+	s := &p.slots[i]
+	if s.epoch != ev.Epoch || s.offer.Provider != ev.Provider || s.state != SlotLeasing {
+		return
+	}
+	p.dropTimers(timerLease, i)
+	p.outcome(ev.Provider, reasonOf(ev.Code), "lease refused: "+ev.Reason)
+	p.requeue(now, i, false)
+}
+
+// requeue puts slot i back to pending, fencing out its current provider when
+// lost (the lease may be live there: a new epoch makes its results stale).
+func (p *Placement) requeue(now time.Time, i int, lost bool) {
+	s := &p.slots[i]
+	if lost {
+		p.emit(CancelLease{s.offer.Provider, s.leaseID, s.epoch})
+		p.exclude(s.offer.Provider)
+		s.lost++
+		if s.lost > p.cfg.MaxReschedules {
+			p.finish(JobFailed, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
+			return
+		}
+	}
+	s.state = SlotPending
+	if p.state == JobRunning {
+		p.state = JobPlacing
+	}
+	p.startRound(now)
+}
+
+func (p *Placement) exclude(provider string) {
+	if i, ok := slices.BinarySearch(p.excluded, provider); !ok {
+		p.excluded = slices.Insert(p.excluded, i, provider)
+	}
+}
+
+func (p *Placement) onHeartbeat(now time.Time, ev Heartbeat) {
+	i := p.findSlot(ev.LeaseID)
+	if i < 0 {
+		return
+	}
+	s := &p.slots[i]
+	if s.epoch != ev.Epoch || s.offer.Provider != ev.Provider {
+		p.emit(CancelLease{ev.Provider, ev.LeaseID, ev.Epoch}) // a fenced-out lease still runs
+		return
+	}
+	if s.state == SlotRunning {
+		p.armBeat(now, i)
+	}
+}
+
+func (p *Placement) onResult(now time.Time, ev ResultReceived) {
+	i := p.findSlot(ev.LeaseID)
+	if i < 0 {
+		return
+	}
+	s := &p.slots[i]
+	if s.epoch != ev.Epoch || s.offer.Provider != ev.Provider {
+		p.report(fmt.Sprintf("refused result of lease epoch %d from %s: %v", ev.Epoch, short(ev.Provider),
+			protocol.CheckEpoch(s.epoch, ev.Epoch)))
+		return
+	}
+	if s.state != SlotRunning && s.state != SlotLeasing {
+		return
+	}
+	p.dropTimers(timerBeat, i)
+	p.dropTimers(timerLease, i)
+	s.exitCode, s.outputCID = ev.ExitCode, ev.OutputCID
+	s.state = SlotFailed
+	if ev.State == pb.LeaseState_LEASE_STATE_SUCCEEDED {
+		s.state = SlotSucceeded
+	}
+	for k := range p.slots {
+		if !p.slots[k].state.final() {
+			p.report("result from " + short(ev.Provider))
+			return
+		}
+	}
+	p.finishResults()
+}
+
+// finishResults ends a job whose slots all ended: it succeeded if every slot
+// did and the replicas of each instance agree on their output.
+func (p *Placement) finishResults() {
+	rep := p.job.Replicas
+	for i := range p.slots {
+		s := &p.slots[i]
+		if s.state != SlotSucceeded {
+			p.finish(JobFailed, fmt.Sprintf("slot %d failed on %s with exit code %d", i, short(s.offer.Provider), s.exitCode))
+			return
+		}
+		if first := &p.slots[i/rep*rep]; first.outputCID != s.outputCID {
+			p.finish(JobFailed, fmt.Sprintf("replicas of instance %d disagree: outputs differ between %s and %s",
+				i/rep, short(first.offer.Provider), short(s.offer.Provider)))
+			return
+		}
+	}
+	p.finish(JobSucceeded, "")
+}
+
+func (p *Placement) onTimer(now time.Time, id uint64) {
+	k := slices.IndexFunc(p.timers, func(t timer) bool { return t.id == id })
+	if k < 0 {
+		return // no longer needed
+	}
+	t := p.timers[k]
+	p.timers = slices.Delete(p.timers, k, k+1)
+	switch t.kind {
+	case timerRound:
+		if p.round == nil {
+			return
+		}
+		if p.round.probing {
+			p.decide(now)
+		} else {
+			p.probe(now)
+		}
+	case timerRetry:
+		p.retrying = false
+		p.startRound(now)
+	case timerLease:
+		if s := &p.slots[t.slot]; s.state == SlotLeasing {
+			p.outcome(s.offer.Provider, "no answer", "no answer to the lease")
+			p.requeue(now, t.slot, true)
+		}
+	case timerBeat:
+		if s := &p.slots[t.slot]; s.state == SlotRunning {
+			p.outcome(s.offer.Provider, "lost", fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
+			p.requeue(now, t.slot, true)
+			p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
+		}
+	}
+}
+
+// finish ends the job, releasing everything still held for it.
+func (p *Placement) finish(st JobState, reason string) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		if s.state == SlotLeasing || s.state == SlotRunning {
+			p.emit(CancelLease{s.offer.Provider, s.leaseID, s.epoch})
+			s.state = SlotCancelled
+		} else if s.state == SlotPending {
+			s.state = SlotCancelled
+			if st == JobFailed {
+				s.state = SlotFailed
+			}
+		}
+	}
+	if p.round != nil {
+		for _, o := range p.round.offers {
+			p.emit(DeclineOffer{o.Provider, o.Nonce})
+		}
+		p.round = nil
+	}
+	p.timers = p.timers[:0]
+	p.state = st
+	p.reason = reason
+	p.report(st.String())
+}
+
+// ---- explanations ----
+
+func (p *Placement) outcome(provider, reason, detail string) {
+	i, ok := slices.BinarySearchFunc(p.outcomes, provider, func(o Outcome, id string) int { return cmp.Compare(o.Provider, id) })
+	if ok {
+		p.outcomes[i].Reason, p.outcomes[i].Detail = reason, detail
+		return
+	}
+	p.outcomes = slices.Insert(p.outcomes, i, Outcome{provider, reason, detail})
+}
+
+// explain sums up the outcomes: "12 asked: 7 insufficient memory, 3 price above
+// ceiling, 2 no answer".
+func (p *Placement) explain() string {
+	type count struct {
+		reason string
+		n      int
+	}
+	var counts []count
+	for _, o := range p.outcomes {
+		k := slices.IndexFunc(counts, func(c count) bool { return c.reason == o.Reason })
+		if k < 0 {
+			counts = append(counts, count{o.Reason, 1})
+		} else {
+			counts[k].n++
+		}
+	}
+	if len(counts) == 0 {
+		return "no provider asked"
+	}
+	slices.SortFunc(counts, func(a, b count) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.reason, b.reason)
+	})
+	parts := make([]string, len(counts))
+	for i, c := range counts {
+		parts[i] = fmt.Sprintf("%d %s", c.n, c.reason)
+	}
+	return fmt.Sprintf("%d asked: %s", len(p.outcomes), strings.Join(parts, ", "))
+}
+
+// Status returns the job's status. The caller owns the slices.
+func (p *Placement) Status() Status {
+	st := Status{State: p.state, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
+	st.Slots = make([]SlotStatus, len(p.slots))
+	for i, s := range p.slots {
+		st.Slots[i] = SlotStatus{
+			LeaseID: s.leaseID, Epoch: s.epoch, Provider: s.offer.Provider, State: s.state,
+			Price: s.offer.Total, ExitCode: s.exitCode, OutputCID: s.outputCID,
+		}
+	}
+	return st
+}
+
+func (p *Placement) report(msg string) {
+	st := p.Status()
+	st.Message = msg
+	p.emit(Report{st})
+}
+
+// short abbreviates a binary ID for messages.
+func short(id string) string {
+	if len(id) <= 12 && isPrintable(id) {
+		return id
+	}
+	return fmt.Sprintf("%x", id[max(0, len(id)-6):])
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
