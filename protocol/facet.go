@@ -123,8 +123,8 @@ func ProviderKey(f Facet, value string, peerID string) (FacetKey, error) {
 	return NewFacetKey(f, value, ShardOf(f, peerID))
 }
 
-// Size classes by memory offered (SPEC 4.2): a provider announces the class of
-// its largest free memory; a job looks up its class and every larger one.
+// Size classes by memory (SPEC 4.2): a provider announces the class of its
+// memory capacity; a job looks up its class and every larger one.
 var sizeClasses = []struct {
 	name string
 	max  uint64 // exclusive upper bound in bytes; 0 for the last

@@ -2,8 +2,9 @@ package protocol
 
 import "github.com/libp2p/go-libp2p/core/protocol"
 
-// Protocol IDs, one per exchange (SPEC 6). The version is semver: a peer speaks
-// every major version it supports and negotiates through multistream-select.
+// Protocol IDs, one per exchange (SPEC 6). multistream-select matches IDs
+// exactly, so an ID changes only with a new major version, which a peer
+// offers beside the old ones while both live (SPEC 10).
 const (
 	OfferID   protocol.ID = "/cuivre/offer/1.0.0"
 	LeaseID   protocol.ID = "/cuivre/lease/1.0.0"

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,10 +42,14 @@ const (
 	// MaxLabelLen is the longest label key or value in a selector.
 	MaxLabelLen = 63
 	// MaxJobSelectors is the most constraints, and separately the most
-	// affinities, of a job.
-	MaxJobSelectors = 64
+	// affinities, of a job. With MaxSelectorValues and MaxLabelLen it keeps
+	// the constraints copied into an OfferRequest well inside MaxOfferMsg.
+	MaxJobSelectors = 16
 	// MaxSelectorValues is the most values of one constraint or affinity.
-	MaxSelectorValues = 64
+	MaxSelectorValues = 16
+	// MaxJobSize is the largest canonical encoding of a job, so that a sealed
+	// job fits in a lease frame (MaxLeaseMsg) with room to spare.
+	MaxJobSize = 512 << 10
 	// MaxJobSpread is the most spread attributes of a job.
 	MaxJobSpread = 8
 	// MaxWeight bounds affinity weights (-MaxWeight..MaxWeight, never 0) and
@@ -130,6 +135,9 @@ func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
 	}
 	if n := len(j.Nonce); n != 0 && n != NonceSize {
 		c.add("nonce", "%d bytes: a nonce is empty or exactly %d bytes", n, NonceSize)
+	}
+	if n := proto.Size(j); n > MaxJobSize {
+		c.add("", "the job encodes to %d bytes: at most %d fit in a lease (shorten args, env or stdin)", n, MaxJobSize)
 	}
 	return c.errs
 }
@@ -334,7 +342,7 @@ func (c *checker) selector(path, key string, op pb.Operator, values []string) {
 	}
 	for i, v := range values {
 		vpath := fmt.Sprintf("%s.values[%d]", path, i)
-		if msg := badLabel(v); msg != "" {
+		if msg := badLabelValue(v); msg != "" {
 			c.add(vpath, "%s", msg)
 		} else if i > 0 && v == values[i-1] {
 			c.add(vpath, "%q appears twice: give each value once", v)
@@ -431,6 +439,16 @@ func badLabel(s string) string {
 	return ""
 }
 
+// badLabelValue returns why s is not a label value, or "": a label key's
+// characters but '/', so that every value a constraint names can also be a DHT
+// facet value (SPEC 4.3).
+func badLabelValue(s string) string {
+	if strings.ContainsRune(s, '/') {
+		return fmt.Sprintf("%q: character '/' not allowed in a value: use a-z, 0-9, '-', '_' and '.'", s)
+	}
+	return badLabel(s)
+}
+
 // badText returns why s cannot be passed to a WASI guest as an argument or an
 // environment value, or "".
 func badText(s string) string {
@@ -458,7 +476,6 @@ func isEnvName(s string) bool {
 	}
 	return true
 }
-
 
 func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }

@@ -90,6 +90,10 @@ func TestValidateJob(t *testing.T) {
 		})},
 
 		{name: "nil job", job: nil, path: "", msg: "no job"},
+		{name: "slash in a value", job: with(func(j *pb.Job) { j.Constraints[0].Values = []string{"fr/par"} }), path: "constraints[0].values[0]", msg: "'/' not allowed in a value"},
+		{name: "job too large", job: with(func(j *pb.Job) {
+			j.Task.Args = []string{strings.Repeat("x", MaxJobSize)}
+		}), path: "", msg: "at most 524288 fit in a lease"},
 		{name: "version 0", job: with(func(j *pb.Job) { j.Version = 0 }), path: "version", msg: "0 is not supported: use version 1", code: pb.Code_CODE_UNSUPPORTED_VERSION},
 		{name: "version 2", job: with(func(j *pb.Job) { j.Version = 2; j.Task = nil }), path: "version", msg: "2 is not supported", code: pb.Code_CODE_UNSUPPORTED_VERSION},
 
@@ -159,13 +163,13 @@ func TestValidateJob(t *testing.T) {
 			for range MaxJobSelectors + 1 {
 				j.Constraints = append(j.Constraints, constraint("a", opExists))
 			}
-		}), path: "constraints", msg: "65 constraints: use at most 64"},
+		}), path: "constraints", msg: "17 constraints: use at most 16"},
 		{name: "too many values", job: with(func(j *pb.Job) {
 			j.Constraints[1].Values = nil
 			for i := range MaxSelectorValues + 1 {
 				j.Constraints[1].Values = append(j.Constraints[1].Values, string(rune('a'+i/26))+string(rune('a'+i%26)))
 			}
-		}), path: "constraints[1].values", msg: "65 values: use at most 64"},
+		}), path: "constraints[1].values", msg: "17 values: use at most 16"},
 		{name: "impossible constraints", job: with(func(j *pb.Job) { j.Constraints[2] = constraint("jurisdiction", opNotIn, "fr") }),
 			path: "constraints[2]", msg: `impossible constraint: no value of "jurisdiction" satisfies it together with constraints[0]: remove or relax one of them`},
 
@@ -180,7 +184,7 @@ func TestValidateJob(t *testing.T) {
 		})},
 		{name: "too many affinities", job: with(func(j *pb.Job) {
 			j.Affinities = make([]*pb.Affinity, MaxJobSelectors+1)
-		}), path: "affinities", msg: "65 affinities"},
+		}), path: "affinities", msg: "17 affinities"},
 
 		{name: "spread nil", job: with(func(j *pb.Job) { j.Spread[0] = nil }), path: "spread[0]", msg: "empty spread"},
 		{name: "spread attribute empty", job: with(func(j *pb.Job) { j.Spread[0].Attribute = "" }), path: "spread[0].attribute", msg: "empty"},

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -50,8 +51,15 @@ func fill(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
 // vectorMessages returns one fully populated value of every message, keyed by a
 // stable name. The records among them are signed by records().
 func vectorMessages(t testing.TB) []namedMsg {
-	_, prov := testKey(t, providerSeed)
-	_, req := testKey(t, requesterSeed)
+	provKey, prov := testKey(t, providerSeed)
+	reqKey, req := testKey(t, requesterSeed)
+	sealed := func(key crypto.PrivKey, msg proto.Message) []byte {
+		b, err := Seal(key, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	now := UnixMs(vectorTime)
 	module := SumCID([]byte("\x00asm\x01\x00\x00\x00")).Bytes()
 	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 128 << 20, ScratchBytes: 64 << 20}
@@ -89,7 +97,7 @@ func vectorMessages(t testing.TB) []namedMsg {
 	receipt := &pb.UsageReceipt{
 		LeaseId: leaseID, Epoch: 1, Provider: []byte(prov), Requester: []byte(req), JobCid: jobCID.Bytes(),
 		Reserved: res, StartedAtMs: now + 1000, EndedAtMs: now + 1500, Price: price,
-		Amount: &pb.Amount{Currency: "EUR", Nanos: 2_847}, OutputCid: SumCID([]byte("output")).Bytes(),
+		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: SumCID([]byte("output")).Bytes(),
 		EgressBytes: 14, Nonce: fill(0x50, NonceSize),
 	}
 	result := &pb.Result{
@@ -97,6 +105,20 @@ func vectorMessages(t testing.TB) []namedMsg {
 		OutputCid: receipt.OutputCid, StdoutCid: SumCID(logc.Data).Bytes(), StderrCid: SumCID(nil).Bytes(),
 		StartedAtMs: now + 1000, EndedAtMs: now + 1500,
 	}
+	offer := &pb.Offer{
+		Provider: []byte(prov), Requester: []byte(req), RequestNonce: fill(0x30, NonceSize), Nonce: fill(0x31, NonceSize),
+		JobCid: jobCID.Bytes(), Resources: res, Price: price, Total: total, ExpiresAtMs: now + 60_000,
+		LoadPermille: 250, Labels: labels,
+	}
+	lease := &pb.Lease{
+		LeaseId: leaseID, Provider: []byte(prov), Requester: []byte(req), OfferNonce: offer.Nonce,
+		JobCid: jobCID.Bytes(), Epoch: 1, Nonce: fill(0x40, NonceSize), ExpiresAtMs: now + 60_000,
+		Job: sealed(reqKey, job), HeartbeatMs: 1000,
+	}
+	receiptEnv := sealed(provKey, receipt)
+	receiptHash := sha256.Sum256(receiptEnv)
+	countersig := &pb.Countersignature{ReceiptHash: receiptHash[:], Requester: []byte(req), SignedAtMs: now + 2000}
+	result.Receipt = receiptEnv
 	return []namedMsg{
 		{"resources", res},
 		{"price", price},
@@ -115,17 +137,11 @@ func vectorMessages(t testing.TB) []namedMsg {
 			Nonce: fill(0x30, NonceSize), JobCid: jobCID.Bytes(), Executor: "wasm", Resources: res,
 			TimeoutMs: 30_000, Constraints: constraints, MaxPrice: job.MaxPrice, ExpiresAtMs: now + 2000,
 		}},
-		{"offer", &pb.Offer{
-			Provider: []byte(prov), Requester: []byte(req), RequestNonce: fill(0x30, NonceSize), Nonce: fill(0x31, NonceSize),
-			JobCid: jobCID.Bytes(), Resources: res, Price: price, Total: total, ExpiresAtMs: now + 60_000,
-			LoadPermille: 250, Labels: labels,
-		}},
 		{"offer_response_refusal", &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: errMsg}}},
-		{"lease", &pb.Lease{
-			LeaseId: leaseID, Provider: []byte(prov), Requester: []byte(req), OfferNonce: fill(0x31, NonceSize),
-			JobCid: jobCID.Bytes(), Epoch: 1, Nonce: fill(0x40, NonceSize), ExpiresAtMs: now + 60_000,
-			Job: []byte("sealed job envelope, see records"), HeartbeatMs: 1000,
-		}},
+		{"offer", offer},
+		{"offer_response_offer", &pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: sealed(provKey, offer)}}},
+		{"lease", lease},
+		{"lease_request_lease", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Lease{Lease: sealed(reqKey, lease)}}},
 		{"lease_request_decline", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Decline{Decline: &pb.Decline{OfferNonce: fill(0x31, NonceSize), JobCid: jobCID.Bytes()}}}},
 		{"lease_request_cancel", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: leaseID, Epoch: 1}}}},
 		{"lease_answer", &pb.LeaseAnswer{LeaseId: leaseID, Epoch: 1, Accepted: true}},
@@ -133,13 +149,23 @@ func vectorMessages(t testing.TB) []namedMsg {
 		{"watch_event_status", &pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: status}}},
 		{"watch_event_log", &pb.WatchEvent{Event: &pb.WatchEvent_Log{Log: logc}}},
 		{"watch_event_result", &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: result}}},
+		{"watch_event_error", &pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: &pb.Error{Code: pb.Code_CODE_STALE_EPOCH, Message: "epoch 1 is older than 2"}}}},
 		{"usage_receipt", receipt},
-		{"countersignature", &pb.Countersignature{ReceiptHash: fill(0x60, 32), Requester: []byte(req), SignedAtMs: now + 2000}},
+		{"countersignature", countersig},
+		{"receipt_submit", &pb.ReceiptSubmit{Receipt: receiptEnv, Countersignature: sealed(reqKey, countersig)}},
 		{"receipt_ack", &pb.ReceiptAck{Accepted: false, Error: &pb.Error{Code: pb.Code_CODE_STALE_EPOCH, Message: "epoch 1 is older than 2"}}},
 		{"module_request", &pb.ModuleRequest{Cid: module, Offset: 0}},
 		{"module_chunk", &pb.ModuleChunk{Size: 8, Offset: 0, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true}},
 		{"error", errMsg},
 	}
+}
+
+func mustCost(t testing.TB, res *pb.Resources, p *pb.Price, d time.Duration) *pb.Amount {
+	a, err := Cost(res, p, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 type namedMsg struct {
