@@ -2,8 +2,8 @@ package protocol
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"

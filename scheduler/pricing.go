@@ -141,4 +141,3 @@ func permille(used, capacity uint64) uint32 {
 	}
 	return uint32(q)
 }
-
