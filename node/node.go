@@ -65,6 +65,8 @@ type Node struct {
 	mu     sync.Mutex // guards market
 	market *scheduler.Market
 
+	metrics *metrics
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -121,6 +123,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		h.Close()
 		return nil, fmt.Errorf("node: dht: %w", err)
 	}
+	n.metrics = newMetrics(n)
 	n.handle()
 	return n, nil
 }

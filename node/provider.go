@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -31,6 +32,8 @@ func (n *Node) handleOffer(_ context.Context, e *exchange) error {
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Debug("offer refused", "to", from, "err", err)
+		n.metrics.offers.WithLabelValues("refused").Inc()
+		n.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 		return e.w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}})
 	}
 	env, err := protocol.Seal(n.opts.Identity, offerToPB(offer))
@@ -40,12 +43,20 @@ func (n *Node) handleOffer(_ context.Context, e *exchange) error {
 		n.mu.Unlock()
 		return n.refuse(e, err)
 	}
+	n.metrics.offers.WithLabelValues("offered").Inc()
 	return e.w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+}
+
+// reason is the metric label of an error: its code, lower case.
+func reason(err error) string {
+	return strings.ToLower(strings.TrimPrefix(protocol.CodeOf(err).String(), "CODE_"))
 }
 
 // refuse answers a malformed or failed request with its typed error and logs
 // it; the exchange itself ended well.
 func (n *Node) refuse(e *exchange, err error) error {
 	n.log.Info("offer request refused", "from", e.s.Conn().RemotePeer(), "err", err)
+	n.metrics.offers.WithLabelValues("refused").Inc()
+	n.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 	return e.w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}})
 }

@@ -56,12 +56,14 @@ func (n *Node) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange) e
 		s.SetDeadline(time.Now().Add(streamTimeout))
 		e, err := newExchange(s)
 		if err != nil {
+			n.metrics.streamErr.WithLabelValues(string(id)).Inc()
 			n.log.Warn("stream refused", "protocol", id, "from", s.Conn().RemotePeer(), "err", err)
 			s.Reset()
 			return
 		}
 		defer e.close()
 		if err := fn(n.ctx, e); err != nil && !errors.Is(err, io.EOF) {
+			n.metrics.streamErr.WithLabelValues(string(id)).Inc()
 			n.log.Info("stream failed", "protocol", id, "from", s.Conn().RemotePeer(), "err", err)
 			s.Reset()
 		}

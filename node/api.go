@@ -1,0 +1,123 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
+// token, and /healthz, /readyz and /metrics, on a loopback address.
+type API struct {
+	srv   *http.Server
+	ln    net.Listener
+	token string
+}
+
+// ServeAPI listens on addr (host:port, loopback) and writes the address to
+// dir/api and a fresh token to dir/api.token (mode 0600), so the CLI finds
+// both, as kubo does. An empty dir writes nothing.
+func (n *Node) ServeAPI(addr, dir string) (*API, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("api address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("api address %q: listen on a loopback address (127.0.0.1 or ::1)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	a := &API{ln: ln, token: hex.EncodeToString(tok)}
+	if dir != "" {
+		if err := writeFileAtomic(filepath.Join(dir, "api.token"), []byte(a.token+"\n"), 0o600); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, "api"), []byte("http://"+ln.Addr().String()+"\n"), 0o644); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if len(n.opts.Bootstrap) > 0 && n.RoutingTableSize() == 0 {
+			http.Error(w, "not ready: no DHT peer yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /v1/id", a.auth(func(*http.Request) (any, error) { return n.Identify(), nil }))
+	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
+	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go a.srv.Serve(ln)
+	return a, nil
+}
+
+// Addr returns the API's base URL.
+func (a *API) Addr() string { return "http://" + a.ln.Addr().String() }
+
+// Token returns the API's bearer token.
+func (a *API) Token() string { return a.token }
+
+// Close stops the API.
+func (a *API) Close(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+func (a *API) auth(f func(*http.Request) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+			http.Error(w, `{"error":"missing or wrong bearer token: read it from the data dir's api.token"}`, http.StatusUnauthorized)
+			return
+		}
+		v, err := f(r)
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	})
+}
+
+// writeFileAtomic writes a file by a synced temporary file and a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
