@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -65,7 +66,9 @@ type Node struct {
 	mu     sync.Mutex // guards market
 	market *scheduler.Market
 
-	metrics *metrics
+	metrics  *metrics
+	changed  chan struct{} // the market changed: re-announce soon
+	draining atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,7 +109,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("node: market: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel}
+	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1)}
 	dopts := []dht.Option{
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocol.DHTPrefix),

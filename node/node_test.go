@@ -159,3 +159,29 @@ func TestOversizedFrame(t *testing.T) {
 		t.Fatalf("provider stopped serving: %v", err)
 	}
 }
+
+// TestCapacityRecord: a provider publishes its signed capacity record in the
+// DHT; another node reads and verifies it; a forged record is refused.
+func TestCapacityRecord(t *testing.T) {
+	prov, req := newPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := prov.PublishCapacity(ctx); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	rec, err := req.Capacity(ctx, prov.ID())
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if peer.ID(rec.Provider) != prov.ID() || rec.Total.GetCpuMillis() != 4000 || len(rec.Labels) != 2 {
+		t.Fatalf("record = %v", rec)
+	}
+	// The requester cannot put a record under the provider's key.
+	forged, err := req.capacityRecord(time.Now(), 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.dht.PutValue(ctx, CapacityKey(prov.ID()), forged); err == nil {
+		t.Fatal("a record signed by another peer was accepted")
+	}
+}

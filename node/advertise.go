@@ -1,0 +1,81 @@
+package node
+
+import (
+	"context"
+	"time"
+)
+
+// advertise keeps the node's announcements fresh (SPEC 4.1): its facet keys as
+// provider records and its capacity record, at start, then every third of the
+// provider-record validity, and soon after the market changes (at most once per
+// second). A draining node stops, so its records expire.
+func (n *Node) advertise() {
+	defer n.wg.Done()
+	every := n.opts.ProvideValidity / 3
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last time.Time
+	announce := func() {
+		if n.draining.Load() {
+			return
+		}
+		last = time.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, every)
+		defer cancel()
+		if err := n.Advertise(ctx); err != nil {
+			n.log.Warn("advertise", "err", err)
+		}
+		if err := n.PublishCapacity(ctx); err != nil {
+			n.log.Warn("publish capacity", "err", err)
+		}
+	}
+	announce()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+			announce()
+		case <-n.changed:
+			if wait := time.Second - time.Since(last); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-n.ctx.Done():
+					return
+				}
+			}
+			announce()
+		}
+	}
+}
+
+// marketChanged wakes the advertiser without blocking.
+func (n *Node) marketChanged() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// SetDraining stops or resumes offering: a draining node refuses offer
+// requests with CODE_DRAINING and stops re-announcing itself, so requesters
+// stop finding it once its records expire; running leases go on.
+func (n *Node) SetDraining(on bool) {
+	n.draining.Store(on)
+	n.mu.Lock()
+	n.market.SetDraining(on)
+	n.mu.Unlock()
+	if !on {
+		n.marketChanged()
+	}
+}
+
+// Start begins the node's background work: bootstrapping and advertising.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.Bootstrap(ctx); err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go n.advertise()
+	return nil
+}
