@@ -144,9 +144,9 @@ func TestOversizedFrame(t *testing.T) {
 	}
 	big := make([]byte, protocol.MaxOfferMsg+100)
 	w := protocol.NewWriter(s, len(big)+16)
-	if err := w.WriteMsg(&pb.OfferRequest{JobCid: big}); err != nil {
-		t.Fatal(err)
-	}
+	// The provider may stop reading mid-frame, once the length prefix told
+	// it enough: a failed write is expected; its answer must still arrive.
+	_ = w.WriteMsg(&pb.OfferRequest{JobCid: big})
 	var resp pb.OfferResponse
 	if err := protocol.NewReader(s, protocol.MaxOfferMsg).ReadMsg(&resp); err != nil {
 		t.Fatalf("read answer: %v", err)

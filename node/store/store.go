@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -162,13 +163,13 @@ func (s *Store) init() error {
 					return fmt.Errorf("store %s: create bucket %s: %w", s.path, name, err)
 				}
 			}
-			return tx.Bucket(bucketMeta).Put(keySchema, beUint32(SchemaVersion))
+			return tx.Bucket(bucketMeta).Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
 		}
 		v := meta.Get(keySchema)
 		if len(v) != 4 {
 			return fmt.Errorf("store %s: schema version is %d bytes, want 4: the file is damaged", s.path, len(v))
 		}
-		switch ver := uint32FromBE(v); {
+		switch ver := binary.BigEndian.Uint32(v); {
 		case ver > SchemaVersion:
 			return fmt.Errorf("store %s has schema version %d, newer than the version %d this cuivre reads: it was written by a newer cuivre; upgrade cuivre, or restore a backup made before the upgrade", s.path, ver, SchemaVersion)
 		case ver < 1:
@@ -241,12 +242,4 @@ func (tx *Tx) bucket(name []byte) *bolt.Bucket {
 		panic(fmt.Sprintf("store: bucket %s missing", name))
 	}
 	return b
-}
-
-func beUint32(v uint32) []byte {
-	return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
-func uint32FromBE(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
