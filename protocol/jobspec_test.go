@@ -576,7 +576,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 		{name: "resolver gives a dag-pb CID", doc: withHead(), resolve: func(string) (cid.Cid, error) { return dagPB, nil },
 			want: "job.yaml:4:3: task.module: not a CIDv1 raw sha2-256 (cid " + dagPB.String() + ": want CIDv1, raw codec, sha2-256)"},
 		{name: "memory changed", doc: withHead("  resources:", "    memory: 1Gi"), edit: func(s *JobSpec) { s.Task.Resources.MemoryBytes = 5 },
-			want: "job.yaml:6:5: task.resources.memory: 5 bytes is out of range: use 1Mi to 1Ti"},
+			want: "job.yaml:6:5: task.resources.memory: 5 is out of range: use 1Mi to 1Ti"},
 		{name: "env changed", doc: withHead("  env:", "    B: 1", "    A: 2"), edit: func(s *JobSpec) { s.Task.Env["A"] = "\x00" },
 			want: "job.yaml:7:5: task.env.A: contains a NUL byte, which a WASI guest cannot receive"},
 		{name: "env added", doc: withHead("  env:", "    B: 1"), edit: func(s *JobSpec) { s.Task.Env["1"] = "x" },

@@ -76,3 +76,12 @@ func BenchmarkCostNanos(b *testing.B) {
 		}
 	}
 }
+
+func TestFormatBytesRoundTrip(t *testing.T) {
+	for _, n := range []uint64{0, 1, 1000, 1023, 1024, 1536, 128 << 20, 1 << 40, 3 << 40} {
+		got, err := ParseQuantity(FormatBytes(n))
+		if err != nil || got != n {
+			t.Errorf("ParseQuantity(FormatBytes(%d) = %q) = %d, %v", n, FormatBytes(n), got, err)
+		}
+	}
+}

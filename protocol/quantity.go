@@ -137,7 +137,7 @@ func FormatAmount(a *pb.Amount) string {
 }
 
 // FormatBytes writes n with the largest binary suffix that divides it exactly,
-// as ParseQuantity reads it back: "128Mi", "1Ti", "1000 bytes".
+// as ParseQuantity reads it back: "128Mi", "1Ti", "1000".
 func FormatBytes(n uint64) string {
 	for _, u := range []struct {
 		suffix string
@@ -147,7 +147,7 @@ func FormatBytes(n uint64) string {
 			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
 		}
 	}
-	return fmt.Sprintf("%d bytes", n)
+	return fmt.Sprintf("%d", n)
 }
 
 // IsCurrencyCode reports whether s looks like an ISO 4217 code: three

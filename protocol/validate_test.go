@@ -135,7 +135,7 @@ func TestValidateJob(t *testing.T) {
 
 		{name: "no resources", job: with(func(j *pb.Job) { j.Task.Resources = nil }), path: "task.resources", msg: "missing"},
 		{name: "cpu 0", job: with(func(j *pb.Job) { j.Task.Resources.CpuMillis = 0 }), path: "task.resources.cpu_millis", msg: "at least 1 millicore"},
-		{name: "memory too low", job: with(func(j *pb.Job) { j.Task.Resources.MemoryBytes = MinJobMemory - 1 }), path: "task.resources.memory_bytes", msg: "1048575 bytes is out of range: use 1Mi to 1Ti"},
+		{name: "memory too low", job: with(func(j *pb.Job) { j.Task.Resources.MemoryBytes = MinJobMemory - 1 }), path: "task.resources.memory_bytes", msg: "1048575 is out of range: use 1Mi to 1Ti"},
 		{name: "memory too high", job: with(func(j *pb.Job) { j.Task.Resources.MemoryBytes = MaxJobMemory + 1<<30 }), path: "task.resources.memory_bytes", msg: "1025Gi is out of range"},
 		{name: "scratch too high", job: with(func(j *pb.Job) { j.Task.Resources.ScratchBytes = MaxJobScratch + 1 }), path: "task.resources.scratch_bytes", msg: "is too much: use at most 64Gi"},
 		{name: "timeout 0", job: with(func(j *pb.Job) { j.Task.TimeoutMs = 0 }), path: "task.timeout_ms", msg: "0 ms is out of range: use 1ms to 720h (30 days)"},
@@ -242,7 +242,7 @@ func mustMultihash(t testing.TB, s string) mh.Multihash {
 // malformed (or unsupported) for errors.Is, CodeOf and the wire.
 func TestValidateJobErrorKinds(t *testing.T) {
 	err := ValidateJob(with(func(j *pb.Job) { j.Task.Resources.MemoryBytes = 0 }))
-	if got, want := err.Error(), "task.resources.memory_bytes: 0 bytes is out of range: use 1Mi to 1Ti"; got != want {
+	if got, want := err.Error(), "task.resources.memory_bytes: 0 is out of range: use 1Mi to 1Ti"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 	if !errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupported) {

@@ -269,7 +269,7 @@ func TestMarketQuoteRefusals(t *testing.T) {
 		{name: "memory", req: func(r *Request) { r.Resources.MemoryBytes = 9 << 30 },
 			code: pb.Code_CODE_INSUFFICIENT_MEMORY, msgs: []string{"asked 9Gi memory, 8Gi free"}},
 		{name: "scratch", config: func(c *MarketConfig) { c.Capacity.ScratchBytes = 0 },
-			code: pb.Code_CODE_INSUFFICIENT_SCRATCH, msgs: []string{"asked 64Mi scratch, 0 bytes free"}},
+			code: pb.Code_CODE_INSUFFICIENT_SCRATCH, msgs: []string{"asked 64Mi scratch, 0 free"}},
 		{name: "price above ceiling", req: func(r *Request) { r.MaxPrice = Amount{Currency: "EUR", Nanos: mktRequestTotal - 1} },
 			code: pb.Code_CODE_PRICE_ABOVE_CEILING, msgs: []string{"total 0.0009 EUR above ceiling 0.000899999 EUR"}},
 		{name: "zero ceiling", req: func(r *Request) { r.MaxPrice = Amount{Currency: "EUR"} },
