@@ -1,0 +1,214 @@
+package config
+
+import "time"
+
+// Config is a provider node's configuration, written in YAML under the keys in
+// the tags. Every field is documented with its default, which Default returns
+// and `cuivre init` writes into config.yaml.
+//
+// The zero Config is not a working one and does not pretend to be: Validate
+// refuses it and names each missing field. Build a Config with Default or Load.
+type Config struct {
+	// Listen are the multiaddrs the libp2p host listens on. QUIC v1 is the
+	// transport peers should use; TCP is a fallback for networks that drop UDP.
+	// Default: QUIC v1 and TCP on port 4242, on all IPv4 and IPv6 interfaces.
+	Listen []string `yaml:"listen"`
+	// Bootstrap are peers to join the federation through: multiaddrs that end
+	// in /p2p/<peer ID>. Default: none, so the node starts a federation of its
+	// own until it is given one.
+	Bootstrap []string `yaml:"bootstrap"`
+	// NAT is how the node gets reachable from behind a NAT.
+	NAT NAT `yaml:"nat"`
+	// API is the local HTTP API the CLI talks to.
+	API API `yaml:"api"`
+	// Capacity is how much of the machine the node sells.
+	Capacity Capacity `yaml:"capacity"`
+	// Pricing is what the node charges.
+	Pricing Pricing `yaml:"pricing"`
+	// Labels are the attributes jobs select providers on.
+	Labels Labels `yaml:"labels"`
+	// Executor bounds what a single lease may use.
+	Executor Executor `yaml:"executor"`
+	// Log is the daemon's structured logging.
+	Log Log `yaml:"log"`
+}
+
+// NAT turns the libp2p NAT traversal services on and off. All default to true:
+// a node behind a home or office router is the normal case.
+type NAT struct {
+	// AutoNAT asks peers whether the node is reachable from outside, so it
+	// advertises only addresses that work. Default true.
+	AutoNAT bool `yaml:"autonat"`
+	// HolePunching lets two NATed peers connect directly (DCUtR). Default true.
+	HolePunching bool `yaml:"hole_punching"`
+	// RelayClient lets the node be reached through a circuit relay when it is
+	// not reachable directly. Default true.
+	RelayClient bool `yaml:"relay_client"`
+}
+
+// API is the local HTTP+JSON API (bearer token) the CLI uses.
+type API struct {
+	// Listen is the host:port of the API. It must be a loopback address: the
+	// API is plain HTTP, so the token would cross the network in clear.
+	// Port 0 picks a free port (the daemon writes the real one to DIR/api).
+	// Default "127.0.0.1:4243".
+	Listen string `yaml:"listen"`
+}
+
+// Capacity is how much of the machine the node sells:
+//
+//	offered = (machine - reserve) * offered_percent / 100
+//
+// in each dimension, rounded down, where machine is what Detect finds or the
+// override given here. Scratch has no reserve: it is the free disk of the data
+// directory, which the host's other files already left over.
+type Capacity struct {
+	// Auto detects the machine's CPUs, memory and free disk at start (Detect).
+	// With Auto false, CPU and Memory are required and Scratch defaults to
+	// none. Default true.
+	Auto bool `yaml:"auto"`
+	// CPU overrides the machine's CPU, as vCPUs ("4", "0.5") or millicores
+	// ("3500m"). With Auto true it must not exceed what is detected: set Auto
+	// false to declare more. Default: unset (detect).
+	CPU *CPU `yaml:"cpu"`
+	// Memory overrides the machine's memory, such as "8Gi". Default: unset.
+	Memory *Bytes `yaml:"memory"`
+	// Scratch overrides the disk sold as scratch space for jobs, such as
+	// "100Gi"; "0" sells none. Default: unset (the free disk of the data dir,
+	// with Auto; none without).
+	Scratch *Bytes `yaml:"scratch"`
+	// Reserve is kept back for the host and the daemon itself.
+	Reserve Reserve `yaml:"reserve"`
+	// OfferedPercent is the share of what is left after Reserve that is sold,
+	// 1 to 100. Default 80.
+	OfferedPercent uint32 `yaml:"offered_percent"`
+}
+
+// Reserve is capacity kept for the host and the daemon, never sold.
+type Reserve struct {
+	// CPU kept back. Default "500m".
+	CPU CPU `yaml:"cpu"`
+	// Memory kept back. Default "1Gi".
+	Memory Bytes `yaml:"memory"`
+}
+
+// Pricing is the node's tariff, written as humans think of it: money per
+// hour. Market converts it to the protocol's nano-units per second by
+// truncation (SPEC 5.5 prices are integers): a per-hour price p becomes
+// floor(p * 1e9 / 3600) nano-units per second, so the node never quotes more
+// than the price written here, and less by under 3600 nano-units
+// (0.0000036) an hour. A price that is not zero but would truncate to zero is
+// refused rather than given away.
+type Pricing struct {
+	// Currency is the ISO 4217 code every price is in. Default "EUR".
+	Currency string `yaml:"currency"`
+	// CPUPerHour is the price of one vCPU for an hour, such as "0.04".
+	// Default "0.04".
+	CPUPerHour Money `yaml:"cpu_per_hour"`
+	// MemoryGiBPerHour is the price of one GiB of memory for an hour.
+	// Default "0.005".
+	MemoryGiBPerHour Money `yaml:"memory_gib_per_hour"`
+	// EgressPerGiB is the price of one GiB sent out. Default "0.01".
+	EgressPerGiB Money `yaml:"egress_per_gib"`
+	// LoadFactorPercent is how much dearer the node gets at full load:
+	// prices are multiplied by 1 + LoadFactorPercent/100 * u², u the
+	// utilisation (scheduler.PricePolicy). 0 is a fixed price, 100 doubles
+	// it at full load; at most 1000. Default 0.
+	LoadFactorPercent uint32 `yaml:"load_factor_percent"`
+}
+
+// Labels are the provider's attributes, announced in its capacity record and
+// DHT facets (SPEC 4.2) and matched by job constraints. Every one is optional;
+// a provider without a label is never chosen by a job that requires it.
+type Labels struct {
+	// Region is where the machine is, in the federation's own names, such as
+	// "fr-par": lower-case a-z, 0-9 and '-', at most 63. Default "".
+	Region string `yaml:"region"`
+	// Jurisdiction is the country whose law the machine is under, as an ISO
+	// 3166-1 alpha-2 code, such as "fr" (upper case is accepted and
+	// lower-cased). Default "".
+	Jurisdiction string `yaml:"jurisdiction"`
+	// Operator names who runs the node, such as "acme": a-z, 0-9, '-', '_'
+	// and '.', at most 63. Jobs replicated for verification pick distinct
+	// operators. Default "".
+	Operator string `yaml:"operator"`
+	// Certifications are the certifications the site holds, such as
+	// "secnumcloud" or "hds", most important first. The protocol carries one
+	// certification label per provider for now, so only the first is
+	// announced, as label "certification". Default: none.
+	Certifications []string `yaml:"certifications"`
+	// Extra are further labels, key to value: keys are a-z, 0-9, '-', '_',
+	// '.' and '/', values the same without '/', both at most 63; at most 16,
+	// and none of region, jurisdiction, operator or certification. Default:
+	// none.
+	Extra map[string]string `yaml:"extra"`
+}
+
+// Executor bounds what one lease may use, whatever it asks for.
+type Executor struct {
+	// MaxMemory is the most memory one lease may reserve, at least 1Mi and at
+	// most 4Gi (what a 32-bit WebAssembly memory can address). Default "1Gi".
+	MaxMemory Bytes `yaml:"max_memory"`
+	// MaxTimeout is the longest a lease may run, such as "1h" or "90m", at
+	// most 720h (30 days). Default "1h".
+	MaxTimeout Duration `yaml:"max_timeout"`
+	// MaxScratch is the most scratch disk one lease may use; "0" allows none.
+	// At most 64Gi. Default "1Gi".
+	MaxScratch Bytes `yaml:"max_scratch"`
+	// CacheDir holds compiled modules; a relative path is under the data
+	// directory. Default "cache".
+	CacheDir string `yaml:"cache_dir"`
+}
+
+// Log is the daemon's log/slog output, on standard error.
+type Log struct {
+	// Level is the least severe level written: debug, info, warn or error.
+	// Default "info".
+	Level string `yaml:"level"`
+	// Format is text (logfmt-like, for people) or json (for log shippers).
+	// Default "text".
+	Format string `yaml:"format"`
+}
+
+// Default ports.
+const (
+	// DefaultPort is the libp2p port, on UDP for QUIC and on TCP.
+	DefaultPort = 4242
+	// DefaultAPIListen is the address of the local API.
+	DefaultAPIListen = "127.0.0.1:4243"
+)
+
+// Default returns the default configuration. Each call returns fresh slices
+// and maps, which the caller owns.
+func Default() Config {
+	return Config{
+		Listen: []string{
+			"/ip4/0.0.0.0/udp/4242/quic-v1",
+			"/ip6/::/udp/4242/quic-v1",
+			"/ip4/0.0.0.0/tcp/4242",
+			"/ip6/::/tcp/4242",
+		},
+		Bootstrap: []string{},
+		NAT:       NAT{AutoNAT: true, HolePunching: true, RelayClient: true},
+		API:       API{Listen: DefaultAPIListen},
+		Capacity: Capacity{
+			Auto:           true,
+			Reserve:        Reserve{CPU: 500, Memory: 1 << 30},
+			OfferedPercent: 80,
+		},
+		Pricing: Pricing{
+			Currency:         "EUR",
+			CPUPerHour:       40_000_000,
+			MemoryGiBPerHour: 5_000_000,
+			EgressPerGiB:     10_000_000,
+		},
+		Labels: Labels{Certifications: []string{}, Extra: map[string]string{}},
+		Executor: Executor{
+			MaxMemory:  1 << 30,
+			MaxTimeout: Duration(time.Hour),
+			MaxScratch: 1 << 30,
+			CacheDir:   "cache",
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}

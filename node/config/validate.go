@@ -1,0 +1,334 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// Limits of a config, beyond those of the protocol.
+const (
+	// MaxExtraLabels bounds Labels.Extra, so the labels copied into every
+	// offer stay small.
+	MaxExtraLabels = 16
+	// MaxLoadFactorPercent bounds Pricing.LoadFactorPercent: at most 11 times
+	// the base price at full load.
+	MaxLoadFactorPercent = 1000
+	// MaxWasmMemory is the most a 32-bit WebAssembly memory can address, and
+	// so the ceiling of Executor.MaxMemory.
+	MaxWasmMemory = 4 << 30
+)
+
+// reservedLabels are the label keys the named fields of Labels produce.
+var reservedLabels = []string{"certification", "jurisdiction", "operator", "region"}
+
+// Validate reports everything wrong with c, as errors.Join of one *FieldError
+// per problem, each naming the setting's path and the reason, such as
+//
+//	labels.jurisdiction: "FRA" is not an ISO 3166-1 alpha-2 code: it is the alpha-3 code of France, whose alpha-2 code is "fr"
+//
+// It checks each setting on its own and the few rules between them that need
+// no knowledge of the machine; Market checks the rest once resources are
+// detected.
+func (c Config) Validate() error {
+	v := validator{}
+	v.listen(c.Listen)
+	v.bootstrap(c.Bootstrap)
+	v.api(c.API)
+	v.capacity(c.Capacity)
+	v.pricing(c.Pricing)
+	v.labels(c.Labels)
+	v.executor(c.Executor)
+	v.log(c.Log)
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) listen(addrs []string) {
+	if len(addrs) == 0 {
+		v.add("listen", "empty: give at least one address, such as /ip4/0.0.0.0/udp/%d/quic-v1", DefaultPort)
+	}
+	seen := map[string]int{}
+	for i, s := range addrs {
+		p := indexPath("listen", i)
+		if j, dup := seen[s]; dup {
+			v.add(p, "%q repeats listen[%d]", s, j)
+			continue
+		}
+		seen[s] = i
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			v.add(p, "%q is not a multiaddr: %v (write it like /ip4/0.0.0.0/udp/%d/quic-v1)", s, err, DefaultPort)
+			continue
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err == nil {
+			v.add(p, "%q: a listen address names no peer: drop the /p2p/ part", s)
+			continue
+		}
+		_, errQUIC := a.ValueForProtocol(multiaddr.P_QUIC_V1)
+		_, errTCP := a.ValueForProtocol(multiaddr.P_TCP)
+		if errQUIC != nil && errTCP != nil {
+			if _, err := a.ValueForProtocol(multiaddr.P_QUIC); err == nil {
+				v.add(p, "%q uses QUIC draft-29, which libp2p dropped: write /quic-v1", s)
+			} else {
+				v.add(p, "%q: use QUIC v1 (/udp/<port>/quic-v1) or TCP (/tcp/<port>)", s)
+			}
+		}
+	}
+}
+
+func (v *validator) bootstrap(addrs []string) {
+	for i, s := range addrs {
+		p := indexPath("bootstrap", i)
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			v.add(p, "%q is not a multiaddr: %v", s, err)
+			continue
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err != nil {
+			v.add(p, "%q names no peer: end it with /p2p/<peer ID>, which `cuivre id` prints on that node", s)
+			continue
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(a); err != nil {
+			v.add(p, "%q: %v", s, err)
+		}
+	}
+}
+
+func (v *validator) api(a API) {
+	host, port, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		v.add("api.listen", "%q is not host:port: write it like %s", a.Listen, DefaultAPIListen)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add("api.listen", "%q: port %q is not a number from 0 to 65535", a.Listen, port)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		v.add("api.listen", "%q is not a loopback address: the API is plain HTTP with a bearer token, so keep it on 127.0.0.1 or [::1] and reach it through SSH", a.Listen)
+	}
+}
+
+func (v *validator) capacity(c Capacity) {
+	if !c.Auto {
+		if c.CPU == nil {
+			v.add("capacity.cpu", "required when capacity.auto is false: give the machine's CPUs, such as \"4\"")
+		}
+		if c.Memory == nil {
+			v.add("capacity.memory", "required when capacity.auto is false: give the machine's memory, such as \"8Gi\"")
+		}
+	}
+	if c.CPU != nil {
+		if *c.CPU == 0 {
+			v.add("capacity.cpu", "0: a node sells some CPU; leave it empty to detect it")
+		} else if c.Reserve.CPU >= *c.CPU {
+			v.add("capacity.reserve.cpu", "%s keeps all of the %s of capacity.cpu: lower it", c.Reserve.CPU, *c.CPU)
+		}
+	}
+	if c.Memory != nil {
+		if *c.Memory == 0 {
+			v.add("capacity.memory", "0: a node sells some memory; leave it empty to detect it")
+		} else if c.Reserve.Memory >= *c.Memory {
+			v.add("capacity.reserve.memory", "%s keeps all of the %s of capacity.memory: lower it", c.Reserve.Memory, *c.Memory)
+		}
+	}
+	if c.OfferedPercent < 1 || c.OfferedPercent > 100 {
+		v.add("capacity.offered_percent", "%d: use 1 to 100 (default 80)", c.OfferedPercent)
+	}
+}
+
+// minHourly is the least non-zero price per hour that is not zero per second:
+// one nano-unit a second.
+const minHourly = Money(3600)
+
+func (v *validator) pricing(p Pricing) {
+	if !protocol.IsCurrencyCode(p.Currency) {
+		v.add("pricing.currency", "%q is not a currency: use a 3-letter upper-case ISO 4217 code, such as EUR", p.Currency)
+	}
+	for _, h := range []struct {
+		path  string
+		price Money
+	}{{"pricing.cpu_per_hour", p.CPUPerHour}, {"pricing.memory_gib_per_hour", p.MemoryGiBPerHour}} {
+		if h.price != 0 && h.price < minHourly {
+			v.add(h.path, "%s is below %s, one nano-unit a second, so it would be charged as 0: write 0 or at least %s", h.price, minHourly, minHourly)
+		}
+	}
+	if p.LoadFactorPercent > MaxLoadFactorPercent {
+		v.add("pricing.load_factor_percent", "%d: use 0 (a fixed price) to %d", p.LoadFactorPercent, MaxLoadFactorPercent)
+		return
+	}
+	if err := p.policy().Validate(); err != nil && protocol.IsCurrencyCode(p.Currency) {
+		for _, e := range unjoin(err) {
+			v.add("pricing", "%v", e)
+		}
+	}
+}
+
+func (v *validator) labels(l Labels) {
+	if l.Region != "" {
+		if msg := badRegion(l.Region); msg != "" {
+			v.add("labels.region", "%s", msg)
+		}
+	}
+	if l.Jurisdiction != "" {
+		if msg := badJurisdiction(l.Jurisdiction); msg != "" {
+			v.add("labels.jurisdiction", "%s", msg)
+		}
+	}
+	if l.Operator != "" {
+		if msg := badLabel(l.Operator, false); msg != "" {
+			v.add("labels.operator", "%s", msg)
+		}
+	}
+	for i, c := range l.Certifications {
+		p := indexPath("labels.certifications", i)
+		if msg := badLabel(c, false); msg != "" {
+			v.add(p, "%s", msg)
+		} else if j := slices.Index(l.Certifications, c); j < i {
+			v.add(p, "%q repeats labels.certifications[%d]", c, j)
+		}
+	}
+	if len(l.Extra) > MaxExtraLabels {
+		v.add("labels.extra", "%d labels: at most %d", len(l.Extra), MaxExtraLabels)
+	}
+	keys := make([]string, 0, len(l.Extra))
+	for k := range l.Extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		p := keyPath("labels.extra", k)
+		switch {
+		case slices.Contains(reservedLabels, k):
+			v.add(p, "%q is set by labels.%s: remove it from extra", k, strings.Replace(k, "certification", "certifications", 1))
+		case badLabel(k, true) != "":
+			v.add(p, "key %s", badLabel(k, true))
+		case badLabel(l.Extra[k], false) != "":
+			v.add(p, "value %s", badLabel(l.Extra[k], false))
+		}
+	}
+}
+
+// badRegion returns why s is not a region name, or "".
+func badRegion(s string) string {
+	if lower := strings.ToLower(s); lower != s && badRegion(lower) == "" {
+		return fmt.Sprintf("%q: use lower case (%q)", s, lower)
+	}
+	if len(s) > protocol.MaxLabelLen {
+		return fmt.Sprintf("%q is %d characters: use at most %d", s, len(s), protocol.MaxLabelLen)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Sprintf("%q: character %q not allowed: use a-z, 0-9 and '-', such as \"fr-par\"", s, r)
+		}
+	}
+	if s[0] == '-' || s[len(s)-1] == '-' {
+		return fmt.Sprintf("%q: must not start or end with '-'", s)
+	}
+	return ""
+}
+
+// badLabel returns why s is not a label value (or, with key, a label key), or
+// "": SPEC 5 label rules, which keep every value a valid DHT facet value.
+func badLabel(s string, key bool) string {
+	allowed, also := "a-z, 0-9, '-', '_' and '.'", ""
+	if key {
+		allowed, also = "a-z, 0-9, '-', '_', '.' and '/'", "/"
+	}
+	if s == "" {
+		return fmt.Sprintf("empty: use 1 to %d characters %s", protocol.MaxLabelLen, allowed)
+	}
+	if len(s) > protocol.MaxLabelLen {
+		return fmt.Sprintf("%q is %d characters: use at most %d", s, len(s), protocol.MaxLabelLen)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_."+also, r)) {
+			if r >= 'A' && r <= 'Z' {
+				return fmt.Sprintf("%q: use lower case", s)
+			}
+			return fmt.Sprintf("%q: character %q not allowed: use %s", s, r, allowed)
+		}
+	}
+	return ""
+}
+
+// badJurisdiction returns why s is not an ISO 3166-1 alpha-2 code, or "". Case
+// does not matter: ISO writes the codes in upper case, labels in lower.
+func badJurisdiction(s string) string {
+	lower := strings.ToLower(s)
+	if _, ok := countryByAlpha2(lower); ok {
+		return ""
+	}
+	prefix := fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 code", s)
+	if c, ok := countryByAlpha3(lower); ok {
+		return fmt.Sprintf("%s: it is the alpha-3 code of %s, whose alpha-2 code is %q", prefix, c.name, c.alpha2)
+	}
+	switch lower {
+	case "uk":
+		return prefix + `: the United Kingdom is "gb"`
+	case "el":
+		return prefix + `: Greece is "gr"`
+	case "eu":
+		return prefix + `: the European Union is not a country: name the member state whose law applies, such as "fr"`
+	}
+	return prefix + ` (e.g. "fr")`
+}
+
+type country struct{ alpha2, alpha3, name string }
+
+func countryByAlpha2(code string) (country, bool) {
+	i, ok := slices.BinarySearchFunc(countries[:], code, func(c country, code string) int {
+		return strings.Compare(c.alpha2, code)
+	})
+	if !ok {
+		return country{}, false
+	}
+	return countries[i], true
+}
+
+func countryByAlpha3(code string) (country, bool) {
+	for _, c := range countries {
+		if c.alpha3 == code {
+			return c, true
+		}
+	}
+	return country{}, false
+}
+
+func (v *validator) executor(e Executor) {
+	if e.MaxMemory < protocol.MinJobMemory || e.MaxMemory > MaxWasmMemory {
+		v.add("executor.max_memory", "%s: use %s to %s (what a 32-bit WebAssembly memory can address)", e.MaxMemory, Bytes(protocol.MinJobMemory), Bytes(MaxWasmMemory))
+	}
+	if e.MaxTimeout <= 0 || time.Duration(e.MaxTimeout) > protocol.MaxJobTimeout {
+		v.add("executor.max_timeout", "%s: use a duration above 0 and at most %s, such as \"1h\"", e.MaxTimeout, Duration(protocol.MaxJobTimeout))
+	}
+	if e.MaxScratch > protocol.MaxJobScratch {
+		v.add("executor.max_scratch", "%s: use at most %s, the largest scratch a job may ask for", e.MaxScratch, Bytes(protocol.MaxJobScratch))
+	}
+	if e.CacheDir == "" {
+		v.add("executor.cache_dir", "empty: name a directory, relative to the data directory or absolute (default \"cache\")")
+	}
+}
+
+func (v *validator) log(l Log) {
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, l.Level) {
+		v.add("log.level", "%q: use debug, info, warn or error", l.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, l.Format) {
+		v.add("log.format", "%q: use text or json", l.Format)
+	}
+}
