@@ -15,8 +15,16 @@ func (n *Node) advertise() {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var last time.Time
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	announce := func() {
 		if n.draining.Load() {
+			return
+		}
+		if n.RoutingTableSize() == 0 {
+			// Alone so far: nobody to store records with. Look again soon.
+			retry.Reset(time.Second)
 			return
 		}
 		last = time.Now()
@@ -35,6 +43,8 @@ func (n *Node) advertise() {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
+			announce()
+		case <-retry.C:
 			announce()
 		case <-n.changed:
 			if wait := time.Second - time.Since(last); wait > 0 {

@@ -15,9 +15,9 @@ import (
 
 // Resources is an amount of compute.
 type Resources struct {
-	CPUMillis    uint64
-	MemoryBytes  uint64
-	ScratchBytes uint64
+	CPUMillis    uint64 `json:"cpu_millis"`
+	MemoryBytes  uint64 `json:"memory_bytes"`
+	ScratchBytes uint64 `json:"scratch_bytes"`
 }
 
 // Fits reports whether r fits within free.

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/config"
+)
+
+// dataDir is the --data-dir flag shared by the node commands.
+var dataDir string
+
+func addDataDir(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the node's data dir (default $CUIVRE_DIR, else ~/.cuivre)")
+}
+
+func resolveDir() (string, error) {
+	if dataDir != "" {
+		return dataDir, nil
+	}
+	return config.DefaultDir()
+}
+
+func newInitCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a node's data dir: a commented config.yaml and an identity key",
+		Long: `init writes config.yaml (every setting, commented, at its default) and an
+Ed25519 identity.key (mode 0600) into the data dir. It never overwrites an
+identity without --force, and keeps a backup of what --force replaces.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			res, err := config.Init(dir, force)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "peer ID   %s\nidentity  %s\n", res.PeerID, res.IdentityPath)
+			if res.ConfigWritten {
+				fmt.Fprintf(out, "config    %s (edit labels and prices, then run `cuivre daemon --data-dir %s`)\n", res.ConfigPath, dir)
+			} else {
+				fmt.Fprintf(out, "config    %s (kept)\n", res.ConfigPath)
+			}
+			return nil
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing identity (the old one is kept as a .bak)")
+	return cmd
+}
+
+func newDaemonCmd() *cobra.Command {
+	var cfgPath string
+	var set []string
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a cuivre node: join the federation and sell capacity",
+		Long: `daemon runs the node of a data dir made by ` + "`cuivre init`" + `. Settings resolve
+flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
+invalid setting is refused at start with its source, field and reason.
+SIGINT or SIGTERM drains: no new offers, running leases get a grace period.`,
+		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			if cfgPath == "" {
+				cfgPath = dir + "/" + config.ConfigFile
+			}
+			overrides := map[string]string{}
+			for _, kv := range set {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--set %q: write path=value, e.g. api.listen=127.0.0.1:4243", kv)
+				}
+				overrides[k] = v
+			}
+			c, err := config.Load(cfgPath, os.Environ(), overrides)
+			if err != nil {
+				return err
+			}
+			log := newLogger(c.Log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			d, err := node.StartDaemon(ctx, dir, c, log)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			log.Info("draining", "grace", node.DrainGrace)
+			return d.Stop(node.DrainGrace)
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (default DATA_DIR/config.yaml)")
+	cmd.Flags().StringArrayVar(&set, "set", nil, "override a setting: path=value (repeatable; see config.yaml for paths)")
+	return cmd
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// apiGetCmd is a command that prints one API document as JSON.
+func apiGetCmd(use, short, path string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			c, err := node.DialAPI(dir)
+			if err != nil {
+				return err
+			}
+			var v any
+			if err := c.Get(path, &v); err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		},
+	}
+	addDataDir(cmd)
+	return cmd
+}
+
+func newNodeCmd() *cobra.Command {
+	n := &cobra.Command{Use: "node", Short: "Inspect the local node"}
+	n.AddCommand(apiGetCmd("status", "Capacity, use, leases and peers of the local node", "/v1/status"))
+	return n
+}
+
