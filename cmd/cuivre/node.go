@@ -155,4 +155,3 @@ func newNodeCmd() *cobra.Command {
 	n.AddCommand(apiGetCmd("status", "Capacity, use, leases and peers of the local node", "/v1/status"))
 	return n
 }
-

@@ -243,3 +243,25 @@ func (tx *Tx) bucket(name []byte) *bolt.Bucket {
 	}
 	return b
 }
+
+// view runs fn in a View and returns its result.
+func view[T any](s *Store, fn func(*Tx) (T, error)) (T, error) {
+	var out T
+	err := s.View(func(tx *Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+// update runs fn in an Update and returns its result.
+func update[T any](s *Store, fn func(*Tx) (T, error)) (T, error) {
+	var out T
+	err := s.Update(func(tx *Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
