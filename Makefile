@@ -46,8 +46,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-proto: ## regenerate protocol/pb from cuivre.proto (needs protoc and protoc-gen-go)
+proto: ## regenerate the protobuf code (needs protoc and protoc-gen-go)
 	cd protocol/pb && protoc --go_out=. --go_opt=paths=source_relative cuivre.proto
+	$(GO) generate ./node/store/storepb
 
 check: lint ## fmt, vet, tidy, generated code up to date; fails on a dirty tree
 	$(GO) mod tidy -diff
