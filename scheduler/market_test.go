@@ -1292,3 +1292,30 @@ func BenchmarkMarketQuoteCommit(b *testing.B) {
 		})
 	}
 }
+
+func TestMarketRestore(t *testing.T) {
+	m, err := NewMarket(MarketConfig{Provider: "p", Capacity: Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}, Executors: []string{"wasm"},
+		Pricing: PricePolicy{Base: Price{Currency: "EUR", CPUNanosPerSecond: 10}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := Lease{ID: "lease-0000000001", Epoch: 2, OfferNonce: "n", Resources: Resources{CPUMillis: 600, MemoryBytes: 1 << 20}}
+	if err := m.Restore(l, Price{Currency: "EUR", CPUNanosPerSecond: 10}, 1000, t0); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.State(); st.Committed.CPUMillis != 600 || st.Leases != 1 {
+		t.Fatalf("after restore: %+v", st)
+	}
+	if err := m.Restore(l, Price{}, 0, t0); err == nil {
+		t.Fatal("the same lease restored twice")
+	}
+	big := Lease{ID: "lease-0000000002", Epoch: 1, Resources: Resources{CPUMillis: 600}}
+	if err := m.Restore(big, Price{}, 0, t0); err == nil {
+		t.Fatal("restored past capacity")
+	}
+	u, err := m.Release(t0.Add(10*time.Second), l.ID, 2)
+	if err != nil || u.Amount.Nanos != 60 {
+		t.Fatalf("release: %+v, %v (want 600m x 10 s x 10 n/s = 60)", u.Amount, err)
+	}
+}
