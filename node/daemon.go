@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/store"
 )
 
 // DrainGrace is how long a stopping daemon lets running leases finish.
@@ -18,10 +22,15 @@ const DrainGrace = 30 * time.Second
 
 // Daemon is a node run from a data dir: what `cuivre daemon` starts.
 type Daemon struct {
-	Node *Node
-	API  *API
-	dir  string
+	Node  *Node
+	API   *API
+	Store *store.Store
+	Exec  *exec.Executor
+	dir   string
 }
+
+// StateFile is the name of the node's bbolt file in its data dir.
+const StateFile = "state.db"
 
 // StartDaemon loads the identity in dir, sizes the market from the machine and
 // the config, and starts the node and its local API.
@@ -42,36 +51,66 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	opts := Options{Identity: key, Market: market, NAT: c.NAT.AutoNAT || c.NAT.HolePunching || c.NAT.RelayClient, Log: log}
+	st, err := store.Open(filepath.Join(dir, StateFile), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	cacheDir := c.Executor.CacheDir
+	if cacheDir != "" && !filepath.IsAbs(cacheDir) {
+		cacheDir = filepath.Join(dir, cacheDir)
+	}
+	if cacheDir != "" {
+		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("executor cache: %w", err)
+		}
+	}
+	ex, err := exec.New(ctx, exec.Config{
+		CacheDir: cacheDir, MaxMemoryBytes: uint64(c.Executor.MaxMemory),
+		MaxOutputBytes: uint64(c.Executor.MaxScratch), MaxTimeout: time.Duration(c.Executor.MaxTimeout),
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	d := &Daemon{Store: st, Exec: ex, dir: dir}
+	fail := func(err error) (*Daemon, error) {
+		ex.Close(context.Background())
+		st.Close()
+		return nil, err
+	}
+	opts := Options{Identity: key, Market: market, NAT: c.NAT.AutoNAT || c.NAT.HolePunching || c.NAT.RelayClient,
+		Log: log, Store: st, Exec: ex}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("listen %q: %w", s, err)
+			return fail(fmt.Errorf("listen %q: %w", s, err))
 		}
 		opts.Listen = append(opts.Listen, a)
 	}
 	for _, s := range c.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
-			return nil, fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err)
+			return fail(fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err))
 		}
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
 	n, err := New(ctx, opts)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	api, err := n.ServeAPI(c.API.Listen, dir)
 	if err != nil {
 		n.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
 	log.Info("cuivre daemon up", "peer", n.ID(), "addrs", n.host.Addrs(), "api", api.Addr(),
 		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes)
-	return &Daemon{Node: n, API: api, dir: dir}, nil
+	d.Node, d.API = n, api
+	return d, nil
 }
 
 // Stop drains the node (no new offers, records left to expire), lets running
@@ -84,5 +123,5 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.API.Close(ctx), d.Node.Close())
+	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Store.Close())
 }

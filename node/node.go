@@ -23,6 +23,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/scheduler"
 )
@@ -49,6 +51,14 @@ type Options struct {
 	// Default 64.
 	MaxConnsPerIP int
 
+	// Store and Exec make the node a provider that runs leases; without
+	// them it refuses leases. Store also lets it serve modules and keep
+	// receipts. The node does not close them.
+	Store *store.Store
+	Exec  *exec.Executor
+	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
+	ReplayCacheSize int
+
 	Now func() time.Time // default time.Now
 	Log *slog.Logger     // default slog.Default()
 }
@@ -66,6 +76,12 @@ type Node struct {
 	mu     sync.Mutex // guards market
 	market *scheduler.Market
 
+	store  *store.Store
+	exec   *exec.Executor
+	replay *protocol.ReplayCache
+	runsMu sync.Mutex
+	runs   map[runKey]*run
+
 	metrics  *metrics
 	changed  chan struct{} // the market changed: re-announce soon
 	draining atomic.Bool
@@ -82,6 +98,9 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.ProvideValidity <= 0 {
 		o.ProvideValidity = 10 * time.Minute
+	}
+	if o.ReplayCacheSize <= 0 {
+		o.ReplayCacheSize = 100_000
 	}
 	if o.MaxConnsPerIP <= 0 {
 		o.MaxConnsPerIP = 64
@@ -109,7 +128,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("node: market: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1)}
+	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1),
+		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}}
 	dopts := []dht.Option{
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocol.DHTPrefix),
@@ -127,6 +147,12 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		return nil, fmt.Errorf("node: dht: %w", err)
 	}
 	n.metrics = newMetrics(n)
+	if err := n.recover(); err != nil {
+		n.dht.Close()
+		cancel()
+		h.Close()
+		return nil, err
+	}
 	n.handle()
 	return n, nil
 }

@@ -12,6 +12,10 @@ import (
 // handle registers the provider's stream handlers (SPEC 6).
 func (n *Node) handle() {
 	n.serve(protocol.OfferID, n.handleOffer)
+	n.serve(protocol.LeaseID, n.handleLease)
+	n.serve(protocol.WatchID, n.handleWatch)
+	n.serve(protocol.ModuleID, n.handleModule)
+	n.serve(protocol.ReceiptID, n.handleReceipt)
 }
 
 // handleOffer answers one offer request with a sealed offer or a refusal

@@ -50,13 +50,16 @@ func CodeOf(err error) Code {
 	return pb.Code_CODE_INTERNAL
 }
 
-// ToPB turns an error into its wire form; nil stays nil.
+// ToPB turns an error into its wire form; nil, and a nil *Error, stay nil.
 func ToPB(err error) *pb.Error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
 	if errors.As(err, &e) {
+		if e == nil {
+			return nil
+		}
 		return &pb.Error{Code: e.Code, Message: e.Msg}
 	}
 	return &pb.Error{Code: pb.Code_CODE_INTERNAL, Message: err.Error()}

@@ -417,6 +417,25 @@ func (m *Market) Commit(now time.Time, l Lease) error {
 	return nil
 }
 
+// HeldLease is the terms of a lease a market holds.
+type HeldLease struct {
+	Epoch     uint64
+	Resources Resources
+	Price     Price  // the offer's, at which usage is metered
+	Total     uint64 // the offer's total: the most the lease bills
+	Committed time.Time
+}
+
+// Held returns the terms of the lease with this ID, if held.
+func (m *Market) Held(id string) (HeldLease, bool) {
+	i := m.findLease(id)
+	if i < 0 {
+		return HeldLease{}, false
+	}
+	h := &m.leases[i]
+	return HeldLease{Epoch: h.epoch, Resources: h.resources, Price: h.price, Total: h.total, Committed: h.started}, true
+}
+
 // Restore puts back a lease committed before a restart, which no live offer
 // stands behind any more: l's resources at price, billed up to total, held
 // since committed. It refuses, and changes nothing, when the lease would not

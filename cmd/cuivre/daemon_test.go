@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// build compiles the cuivre binary and the example workloads once per test.
+func build(t *testing.T) (bin, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "cuivre")
+	run := func(env []string, args ...string) {
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v: %v\n%s", args, err, out)
+		}
+	}
+	run(nil, "build", "-o", bin, ".")
+	for _, w := range []string{"hello", "loop"} {
+		run([]string{"GOOS=wasip1", "GOARCH=wasm"}, "build", "-o", filepath.Join(dir, w+".wasm"), "../../examples/wasm/"+w)
+	}
+	return bin, dir
+}
+
+// daemon is a `cuivre daemon` in its own process.
+type daemon struct {
+	dir string
+	cmd *exec.Cmd
+	id  node.Identity
+}
+
+func startDaemon(t *testing.T, bin, dir string, bootstrap string) *daemon {
+	t.Helper()
+	args := []string{"daemon", "--data-dir", dir,
+		"--set", "listen=/ip4/127.0.0.1/udp/0/quic-v1", "--set", "api.listen=127.0.0.1:0",
+		"--set", "capacity.auto=false", "--set", "capacity.cpu=4", "--set", "capacity.memory=4Gi", "--set", "capacity.scratch=1Gi",
+		"--set", "labels.jurisdiction=fr", "--set", "labels.region=fr-par"}
+	if bootstrap != "" {
+		args = append(args, "--set", "bootstrap="+bootstrap)
+	}
+	os.Remove(filepath.Join(dir, "api"))
+	cmd := exec.Command(bin, args...)
+	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{dir: dir, cmd: cmd}
+	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := node.DialAPI(dir)
+		if err == nil && c.Get("/v1/id", &d.id) == nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+			t.Fatalf("daemon in %s did not come up:\n%s", dir, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) status(t *testing.T) node.NodeStatus {
+	t.Helper()
+	c, err := node.DialAPI(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st node.NodeStatus
+	if err := c.Get("/v1/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func initDir(t *testing.T, bin string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "node")
+	if out, err := exec.Command(bin, "init", "--data-dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// TestTwoDaemons: two daemons in separate processes, from `cuivre init` data
+// dirs, B bootstrapping from A. A third node (this test, standing in for a
+// requester until the requester API exists) bootstraps from A only, finds B
+// in the DHT under its facet key, leases the hello module on B and gets its
+// output and a signed receipt. Then B is killed with SIGKILL mid-lease and
+// restarted: the lease is in its store, reported failed, and its capacity is
+// whole again.
+func TestTwoDaemons(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin, wasmDir := build(t)
+	a := startDaemon(t, bin, initDir(t, bin), "")
+	bDir := initDir(t, bin)
+	b := startDaemon(t, bin, bDir, a.id.Addrs[0])
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	st, err := store.Open(filepath.Join(t.TempDir(), "req.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	aInfo, err := peer.AddrInfoFromString(a.id.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := node.New(ctx, node.Options{Identity: key, Store: st, Bootstrap: []peer.AddrInfo{*aInfo},
+		Market: scheduler.MarketConfig{Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
+			Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Close()
+	if err := req.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bID, err := peer.Decode(b.id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fk, _ := protocol.ProviderKey(protocol.FacetJurisdiction, "fr", string(bID))
+	var found bool
+	for !found && ctx.Err() == nil {
+		for _, p := range req.FindProviders(ctx, fk, 8) {
+			found = found || p.ID == bID
+		}
+		if !found {
+			time.Sleep(200 * time.Millisecond) // B re-announces once it has peers
+		}
+	}
+	if !found {
+		t.Fatalf("B not found under %s", fk)
+	}
+	if st := a.status(t); st.DHTPeers < 1 {
+		t.Fatalf("A has no DHT peer: %+v", st)
+	}
+
+	hello, _ := os.ReadFile(filepath.Join(wasmDir, "hello.wasm"))
+	res, stdout := lease(t, ctx, req, key, bID, hello, []string{"--name", "B"}, 30*time.Second, nil)
+	if res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "hello, B! (0 lines on stdin)\n" {
+		t.Fatalf("result %v, stdout %q", res.State, stdout)
+	}
+	if r, err := protocol.OpenReceipt(res.Receipt); err != nil || peer.ID(r.Provider) != bID {
+		t.Fatalf("receipt: %v", err)
+	}
+
+	// kill -9 with a lease running.
+	loop, _ := os.ReadFile(filepath.Join(wasmDir, "loop.wasm"))
+	running := make(chan string, 1)
+	go lease(t, ctx, req, key, bID, loop, nil, time.Hour, running)
+	leaseID := <-running
+	if got := b.status(t); got.Leases != 1 {
+		t.Fatalf("B holds %d leases, want 1", got.Leases)
+	}
+	b.cmd.Process.Signal(syscall.SIGKILL)
+	b.cmd.Wait()
+	b = startDaemon(t, bin, bDir, a.id.Addrs[0])
+	if got := b.status(t); got.Leases != 0 || got.Committed.CPUMillis != 0 || got.Free.CPUMillis != got.Capacity.CPUMillis {
+		t.Fatalf("after restart B counts %+v", got)
+	}
+	bInfo, err := peer.AddrInfoFromString(b.id.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host().Network().ClosePeer(bID) // the old process's connection is dead
+	if err := req.Host().Connect(ctx, *bInfo); err != nil {
+		t.Fatal(err)
+	}
+	after, err := req.Watch(ctx, bID, &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: 1}, nil)
+	if err != nil || after.State != pb.LeaseState_LEASE_STATE_FAILED || !strings.Contains(after.Error.GetMessage(), "restarted") {
+		t.Fatalf("the killed lease reads %v (%v), want failed: provider restarted", after, err)
+	}
+}
+
+// lease places a module on a provider by hand, as a requester does (SPEC
+// 6.1-6.3), and returns the result and stdout. If running is not nil, the
+// lease ID is sent on it once the run is RUNNING.
+func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, timeout time.Duration, running chan<- string) (*pb.Result, string) {
+	mod, err := req.AddModule(module)
+	if err != nil {
+		t.Error(err)
+		return nil, ""
+	}
+	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}
+	job := &pb.Job{Version: 1, Name: "hello", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+		Task:  &pb.Task{Engine: "wasm", ModuleCid: mod.Bytes(), Args: args, Resources: res, TimeoutMs: uint64(timeout / time.Millisecond)},
+		Nonce: random(protocol.NonceSize)}
+	signed, err := protocol.SealJob(key, job)
+	if err != nil {
+		t.Error(err)
+		return nil, ""
+	}
+	offer, _, err := req.RequestOffer(ctx, p, scheduler.Request{
+		Nonce: string(random(protocol.NonceSize)), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
+		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, Timeout: timeout,
+		ExpiresAt: time.Now().Add(5 * time.Second)})
+	if err != nil {
+		t.Errorf("offer: %v", err)
+		return nil, ""
+	}
+	id := random(protocol.LeaseIDSize)
+	env, err := protocol.Seal(key, &pb.Lease{LeaseId: id, Provider: []byte(p), Requester: []byte(req.ID()),
+		OfferNonce: []byte(offer.Nonce), JobCid: signed.CID.Bytes(), Epoch: 1, Nonce: random(protocol.NonceSize),
+		ExpiresAtMs: protocol.UnixMs(time.Now().Add(30 * time.Second)), Job: signed.Envelope, HeartbeatMs: 200})
+	if err != nil {
+		t.Error(err)
+		return nil, ""
+	}
+	if err := req.SendLease(ctx, p, env); err != nil {
+		t.Errorf("lease: %v", err)
+		return nil, ""
+	}
+	var stdout strings.Builder
+	r, err := req.Watch(ctx, p, &pb.WatchRequest{LeaseId: id, Epoch: 1}, func(ev *pb.WatchEvent) {
+		if l := ev.GetLog(); l != nil && l.Stream == pb.LogStream_LOG_STREAM_STDOUT {
+			stdout.Write(l.Data)
+		}
+		if s := ev.GetStatus(); s != nil && s.State == pb.LeaseState_LEASE_STATE_RUNNING && running != nil {
+			running <- string(id)
+			running = nil
+		}
+	})
+	if err != nil && running == nil {
+		return nil, stdout.String() // the provider was killed under this watch
+	}
+	if err != nil {
+		t.Errorf("watch: %v", err)
+	}
+	return r, stdout.String()
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
