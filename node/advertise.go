@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"time"
+
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // advertise keeps the node's announcements fresh (SPEC 4.1): its facet keys as
@@ -88,4 +90,20 @@ func (n *Node) Start(ctx context.Context) error {
 	n.wg.Add(1)
 	go n.advertise()
 	return nil
+}
+
+// Reprice applies new prices and labels (an operator's reload): new offers use
+// them, and the node re-announces itself under its new facet keys (the old
+// ones expire).
+func (n *Node) Reprice(p scheduler.PricePolicy, labels scheduler.Labels) error {
+	n.mu.Lock()
+	err := n.market.Reprice(p, labels)
+	if err == nil {
+		n.opts.Market.Pricing, n.opts.Market.Labels = p, labels
+	}
+	n.mu.Unlock()
+	if err == nil {
+		n.marketChanged()
+	}
+	return err
 }

@@ -125,3 +125,17 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	defer cancel()
 	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Store.Close())
 }
+
+// Reload reads the config again and applies its prices and labels; other
+// settings need a restart.
+func (d *Daemon) Reload(c config.Config) error {
+	detected, err := config.Detect(d.dir)
+	if err != nil {
+		return err
+	}
+	m, err := c.Market(string(d.Node.ID()), detected)
+	if err != nil {
+		return err
+	}
+	return d.Node.Reprice(m.Pricing, m.Labels)
+}

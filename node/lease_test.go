@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	nodeexec "github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
@@ -224,5 +226,46 @@ func TestLeaseAbuse(t *testing.T) {
 	}
 	if _, _, err := req.RequestOffer(ctx, prov.ID(), request(t, 64<<20)); err != nil {
 		t.Fatalf("provider stopped serving: %v", err)
+	}
+}
+
+// TestLeaseBadModuleAndOffer: a requester serving bytes that do not hash to
+// the module's CID gets its lease failed with MODULE_MISMATCH; a lease naming
+// an offer the provider never made is refused as UNKNOWN_OFFER. Both are
+// counted in the provider's metrics.
+func TestLeaseBadModuleAndOffer(t *testing.T) {
+	prov, req, _ := newProviderPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hello := wasm(t, "hello")
+	// Serve other bytes than asked under the module protocol.
+	req.host.SetStreamHandler(protocol.ModuleID, func(s network.Stream) {
+		defer s.Close()
+		var m pb.ModuleRequest
+		protocol.NewReader(s, protocol.MaxModuleMsg).ReadMsg(&m)
+		protocol.NewWriter(s, protocol.MaxModuleMsg).WriteMsg(&pb.ModuleChunk{Size: 8, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true})
+	})
+	res, _, _ := placeOn(t, ctx, req, prov, hello, nil, 10*time.Second)
+	if res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error.GetCode() != pb.Code_CODE_MODULE_MISMATCH {
+		t.Fatalf("tampered module: %v %v, want failed with MODULE_MISMATCH", res.State, res.Error)
+	}
+
+	job := &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+		Task: &pb.Task{Engine: "wasm", ModuleCid: protocol.SumCID(hello).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}}
+	signed, err := protocol.SealJob(req.opts.Identity, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := leaseToPB(scheduler.Lease{ID: nonce(t), Provider: string(prov.ID()), Requester: string(req.ID()), OfferNonce: nonce(t),
+		JobCID: string(signed.CID.Bytes()), Epoch: 1, ExpiresAt: time.Now().Add(time.Minute)}, nonce(t), signed.Envelope, time.Second)
+	env, err := protocol.Seal(req.opts.Identity, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.SendLease(ctx, prov.ID(), env); !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_UNKNOWN_OFFER}) {
+		t.Fatalf("lease on no offer: got %v, want unknown offer", err)
+	}
+	if v := testutil.ToFloat64(prov.metrics.refusals.WithLabelValues("lease", "unknown_offer")); v != 1 {
+		t.Fatalf("refusal not counted: %v", v)
 	}
 }

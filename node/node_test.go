@@ -185,3 +185,30 @@ func TestCapacityRecord(t *testing.T) {
 		t.Fatal("a record signed by another peer was accepted")
 	}
 }
+
+// TestReprice: new labels take effect in offers and in the DHT.
+func TestReprice(t *testing.T) {
+	prov, req := newPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	labels := scheduler.NewLabels(scheduler.Label{Key: "jurisdiction", Value: "de"}, scheduler.Label{Key: "region", Value: "de-fra"})
+	p := testMarket().Pricing
+	p.Base.CPUNanosPerSecond *= 2
+	if err := prov.Reprice(p, labels); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.Advertise(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := protocol.ProviderKey(protocol.FacetRegion, "de-fra", string(prov.ID()))
+	if found := req.FindProviders(ctx, key, 4); len(found) != 1 {
+		t.Fatalf("not found under the new region: %v", found)
+	}
+	o, _, err := req.RequestOffer(ctx, prov.ID(), request(t, 128<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := o.Labels.Get("region"); v != "de-fra" || o.Price.CPUNanosPerSecond != 20_000 {
+		t.Fatalf("offer after reprice: %v %v", o.Labels, o.Price)
+	}
+}

@@ -417,6 +417,19 @@ func (m *Market) Commit(now time.Time, l Lease) error {
 	return nil
 }
 
+// Reprice changes the price policy and labels of the market, as an operator's
+// reload does. Live offers and leases keep the terms they were made at. The
+// config must validate with the new values; on error nothing changes.
+func (m *Market) Reprice(p PricePolicy, labels Labels) error {
+	cfg := m.cfg
+	cfg.Pricing, cfg.Labels = p, labels
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.cfg.Pricing, m.cfg.Labels = p, labels
+	return nil
+}
+
 // HeldLease is the terms of a lease a market holds.
 type HeldLease struct {
 	Epoch     uint64
@@ -434,30 +447,6 @@ func (m *Market) Held(id string) (HeldLease, bool) {
 	}
 	h := &m.leases[i]
 	return HeldLease{Epoch: h.epoch, Resources: h.resources, Price: h.price, Total: h.total, Committed: h.started}, true
-}
-
-// Restore puts back a lease committed before a restart, which no live offer
-// stands behind any more: l's resources at price, billed up to total, held
-// since committed. It refuses, and changes nothing, when the lease would not
-// fit beside what is already committed and reserved (the node then reports
-// that lease as failed), or when its ID is already held.
-func (m *Market) Restore(l Lease, price Price, total uint64, committed time.Time) error {
-	if l.ID == "" || l.Epoch == 0 {
-		return protocol.Errorf(pb.Code_CODE_MALFORMED, "lease %x epoch %d: no ID or epoch 0", l.ID, l.Epoch)
-	}
-	if m.findLease(l.ID) >= 0 {
-		return protocol.Errorf(pb.Code_CODE_REPLAYED, "lease %x is already held here", l.ID)
-	}
-	if err := shortfall(l.Resources, m.free()); err != nil {
-		return fmt.Errorf("restore lease %x: %w", l.ID, err)
-	}
-	m.leases = append(m.leases, leaseHold{
-		id: l.ID, offerNonce: l.OfferNonce, epoch: l.Epoch, resources: l.Resources,
-		price: price, total: total, started: committed,
-	})
-	m.committed = m.committed.Add(l.Resources)
-	m.checkInvariant()
-	return nil
 }
 
 // heldLease returns the index of the lease with l's ID (-1 if none), and

@@ -1293,29 +1293,31 @@ func BenchmarkMarketQuoteCommit(b *testing.B) {
 	}
 }
 
-func TestMarketRestore(t *testing.T) {
+func TestMarketReprice(t *testing.T) {
 	m, err := NewMarket(MarketConfig{Provider: "p", Capacity: Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}, Executors: []string{"wasm"},
 		Pricing: PricePolicy{Base: Price{Currency: "EUR", CPUNanosPerSecond: 10}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := Lease{ID: "lease-0000000001", Epoch: 2, OfferNonce: "n", Resources: Resources{CPUMillis: 600, MemoryBytes: 1 << 20}}
-	if err := m.Restore(l, Price{Currency: "EUR", CPUNanosPerSecond: 10}, 1000, t0); err != nil {
+	req := Request{Nonce: "n1", Requester: "r", JobCID: "j", Resources: Resources{CPUMillis: 1000}, Timeout: time.Second, ExpiresAt: t0.Add(time.Second)}
+	o1, err := m.Quote(t0, req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if st := m.State(); st.Committed.CPUMillis != 600 || st.Leases != 1 {
-		t.Fatalf("after restore: %+v", st)
+	if err := m.Reprice(PricePolicy{Base: Price{Currency: "EUR", CPUNanosPerSecond: 20}}, NewLabels(Label{"region", "fr-par"})); err != nil {
+		t.Fatal(err)
 	}
-	if err := m.Restore(l, Price{}, 0, t0); err == nil {
-		t.Fatal("the same lease restored twice")
+	m.Decline(t0, o1.Nonce)
+	req.Nonce = "n2"
+	o2, err := m.Quote(t0, req)
+	if err != nil || o2.Total.Nanos != 2*o1.Total.Nanos {
+		t.Fatalf("after reprice: %v, %v; want twice %d", o2.Total, err, o1.Total.Nanos)
 	}
-	big := Lease{ID: "lease-0000000002", Epoch: 1, Resources: Resources{CPUMillis: 600}}
-	if err := m.Restore(big, Price{}, 0, t0); err == nil {
-		t.Fatal("restored past capacity")
+	if v, _ := o2.Labels.Get("region"); v != "fr-par" {
+		t.Fatalf("labels not changed: %v", o2.Labels)
 	}
-	u, err := m.Release(t0.Add(10*time.Second), l.ID, 2)
-	if err != nil || u.Amount.Nanos != 60 {
-		t.Fatalf("release: %+v, %v (want 600m x 10 s x 10 n/s = 60)", u.Amount, err)
+	if err := m.Reprice(PricePolicy{Base: Price{Currency: "euro"}}, nil); err == nil {
+		t.Fatal("an invalid price policy was taken")
 	}
 }

@@ -71,7 +71,8 @@ func newDaemonCmd() *cobra.Command {
 		Long: `daemon runs the node of a data dir made by ` + "`cuivre init`" + `. Settings resolve
 flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
 invalid setting is refused at start with its source, field and reason.
-SIGINT or SIGTERM drains: no new offers, running leases get a grace period.`,
+SIGINT or SIGTERM drains: no new offers, running leases get a grace period.
+SIGHUP reloads prices and labels from the config.`,
 		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -101,9 +102,26 @@ SIGINT or SIGTERM drains: no new offers, running leases get a grace period.`,
 			if err != nil {
 				return err
 			}
-			<-ctx.Done()
-			log.Info("draining", "grace", node.DrainGrace)
-			return d.Stop(node.DrainGrace)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-hup:
+					nc, err := config.Load(cfgPath, os.Environ(), overrides)
+					if err == nil {
+						err = d.Reload(nc)
+					}
+					if err != nil {
+						log.Error("reload refused; the running settings stay", "err", err)
+					} else {
+						log.Info("reloaded prices and labels")
+					}
+				case <-ctx.Done():
+					log.Info("draining", "grace", node.DrainGrace)
+					return d.Stop(node.DrainGrace)
+				}
+			}
 		},
 	}
 	addDataDir(cmd)
