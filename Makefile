@@ -26,10 +26,12 @@ run: build wasm ## run the main job: the smallest real thing cuivre does today
 	@for f in examples/jobs/*.yaml; do echo; echo "== cuivre job inspect --sign $$f"; $(BIN) job inspect --sign $$f || exit 1; done
 	@echo
 	@echo "make run parsed, validated and content-addressed the example jobs and signed"
-	@echo "each with a throwaway customer key; no federation runs yet (no daemon exists)."
+	@echo "each with a throwaway customer key. It placed nothing: providers run today"
+	@echo "(cuivre init, cuivre daemon), the requester side (cuivre job run) comes next."
 
-test: ## run the tests, the rooms test, the vectors and every fuzz seed corpus
+test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the daemon under -race
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race ./node/...
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...
