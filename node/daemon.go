@@ -114,13 +114,15 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 }
 
 // Stop drains the node (no new offers, records left to expire), lets running
-// leases finish within grace, then closes everything.
+// leases finish within grace, cancels the rest (each is recorded cancelled,
+// billed, and its watching requester told), then closes everything.
 func (d *Daemon) Stop(grace time.Duration) error {
 	d.Node.SetDraining(true)
 	deadline := time.Now().Add(grace)
 	for d.Node.MarketState().Leases > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
+	d.Node.CancelRuns(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Store.Close())

@@ -334,6 +334,10 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 		result.StartedAtMs = 0
 	}
 	r.set(func() { r.state, r.result = state, result })
+	// Watchers holding r still read its result; later ones read the store.
+	n.runsMu.Lock()
+	delete(n.runs, runKey{r.lease.ID, r.lease.Epoch})
+	n.runsMu.Unlock()
 	n.log.Info("lease ended", "lease", fmt.Sprintf("%x", r.lease.ID), "epoch", r.lease.Epoch, "state", state, "exit", res.ExitCode, "err", runErr)
 }
 
@@ -360,3 +364,4 @@ func receiptHash(env []byte) []byte {
 	h := sha256.Sum256(env)
 	return h[:]
 }
+

@@ -269,3 +269,55 @@ func TestLeaseBadModuleAndOffer(t *testing.T) {
 		t.Fatalf("refusal not counted: %v", v)
 	}
 }
+
+// TestDrainTellsWatchers: a run cancelled by a draining node is recorded
+// cancelled and billed, and its watching requester gets the result.
+func TestDrainTellsWatchers(t *testing.T) {
+	prov, req, _ := newProviderPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan *pb.Result, 1)
+	go func() {
+		res, _, _ := placeOn(t, ctx, req, prov, wasm(t, "loop"), nil, time.Hour)
+		done <- res
+	}()
+	waitFor(t, 30*time.Second, "the loop to run", func() bool { return prov.MarketState().Leases == 1 && len(prov.runningIDs()) == 1 })
+	prov.SetDraining(true)
+	prov.CancelRuns(5 * time.Second)
+	res := <-done
+	if res == nil || res.State != pb.LeaseState_LEASE_STATE_CANCELLED || len(res.Receipt) == 0 {
+		t.Fatalf("watcher got %v, want a cancelled result with a receipt", res)
+	}
+	if _, _, err := req.RequestOffer(ctx, prov.ID(), request(t, 64<<20)); !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_DRAINING}) {
+		t.Fatalf("draining node: got %v, want draining", err)
+	}
+}
+
+// TestUnknownProtocolVersion: a peer speaking a version the node does not
+// know is refused by multistream-select, and the node serves on.
+func TestUnknownProtocolVersion(t *testing.T) {
+	prov, req := newPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := req.host.NewStream(ctx, prov.ID(), "/cuivre/offer/2.0.0"); err == nil {
+		t.Fatal("a stream for /cuivre/offer/2.0.0 was accepted")
+	}
+	if _, _, err := req.RequestOffer(ctx, prov.ID(), request(t, 64<<20)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runningIDs returns the lease IDs of the runs not yet ended.
+func (n *Node) runningIDs() []string {
+	n.runsMu.Lock()
+	defer n.runsMu.Unlock()
+	var out []string
+	for k, r := range n.runs {
+		r.mu.Lock()
+		if r.state == pb.LeaseState_LEASE_STATE_RUNNING && r.result == nil {
+			out = append(out, k.id)
+		}
+		r.mu.Unlock()
+	}
+	return out
+}

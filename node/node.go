@@ -76,11 +76,12 @@ type Node struct {
 	mu     sync.Mutex // guards market
 	market *scheduler.Market
 
-	store  *store.Store
-	exec   *exec.Executor
-	replay *protocol.ReplayCache
-	runsMu sync.Mutex
-	runs   map[runKey]*run
+	store    *store.Store
+	exec     *exec.Executor
+	replay   *protocol.ReplayCache
+	runsMu   sync.Mutex
+	runs     map[runKey]*run
+	watching sync.WaitGroup // watch streams following a run
 
 	metrics  *metrics
 	changed  chan struct{} // the market changed: re-announce soon
@@ -251,6 +252,40 @@ func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.AddrInfo
 		out = append(out, p)
 	}
 	return out
+}
+
+// CancelRuns stops every run still going and waits, up to timeout, until each
+// has recorded its end and told its watchers (a draining daemon's last step).
+func (n *Node) CancelRuns(timeout time.Duration) {
+	n.runsMu.Lock()
+	var live []*run
+	for _, r := range n.runs {
+		live = append(live, r)
+	}
+	n.runsMu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for _, r := range live {
+		r.cancel()
+		for {
+			r.mu.Lock()
+			done, changed := r.result != nil, r.changed
+			r.mu.Unlock()
+			if done || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-changed:
+			case <-time.After(time.Until(deadline)):
+			}
+		}
+	}
+	// Let the watch streams carry the results out before the host closes.
+	done := make(chan struct{})
+	go func() { n.watching.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+	}
 }
 
 // Close stops the node.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -51,14 +52,39 @@ type NodeStatus struct {
 	Draining     bool                `json:"draining"`
 	Peers        int                 `json:"peers"`
 	DHTPeers     int                 `json:"dht_peers"`
+	// Earnings sums the usage receipts in the store, by currency, in
+	// nano-units; Countersigned the part the requesters countersigned.
+	Earnings      map[string]uint64 `json:"earnings_nanos,omitempty"`
+	Countersigned map[string]uint64 `json:"countersigned_nanos,omitempty"`
 }
 
 // Status returns the node's market and network state.
 func (n *Node) Status() NodeStatus {
 	st := n.MarketState()
-	return NodeStatus{
+	out := NodeStatus{
 		ID: n.ID().String(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
 		Leases: st.Leases, Reservations: st.Reservations, LoadPermille: st.LoadPermille, Draining: st.Draining,
 		Peers: len(n.host.Network().Peers()), DHTPeers: n.RoutingTableSize(),
 	}
+	if n.store == nil {
+		return out
+	}
+	rs, err := n.store.Receipts()
+	if err != nil {
+		n.log.Warn("read receipts", "err", err)
+		return out
+	}
+	out.Earnings, out.Countersigned = map[string]uint64{}, map[string]uint64{}
+	for _, r := range rs {
+		rec, err := protocol.OpenReceipt(r.Envelope)
+		if err != nil {
+			continue
+		}
+		a := rec.GetAmount()
+		out.Earnings[a.GetCurrency()] += a.GetNanos()
+		if len(r.Countersignature) > 0 {
+			out.Countersigned[a.GetCurrency()] += a.GetNanos()
+		}
+	}
+	return out
 }

@@ -27,6 +27,8 @@ func (n *Node) handleWatch(ctx context.Context, e *exchange) error {
 		return n.watchStored(e, &req, from)
 	}
 	e.s.SetDeadline(time.Time{}) // a watch lasts as long as the run
+	n.watching.Add(1)
+	defer n.watching.Done()
 	out, errOff := req.StdoutOffset, req.StderrOffset
 	for {
 		r.mu.Lock()
