@@ -364,4 +364,3 @@ func receiptHash(env []byte) []byte {
 	h := sha256.Sum256(env)
 	return h[:]
 }
-
