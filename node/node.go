@@ -56,6 +56,8 @@ type Options struct {
 	// receipts. The node does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Placement tunes the requester's placements (scheduler defaults).
+	Placement scheduler.Config
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
 
@@ -82,6 +84,8 @@ type Node struct {
 	runsMu   sync.Mutex
 	runs     map[runKey]*run
 	watching sync.WaitGroup // watch streams following a run
+	jobsMu   sync.Mutex
+	jobs     map[string]*job // by job CID, text form
 
 	metrics  *metrics
 	changed  chan struct{} // the market changed: re-announce soon
@@ -130,7 +134,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1),
-		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}}
+		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}, jobs: map[string]*job{}}
 	dopts := []dht.Option{
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocol.DHTPrefix),

@@ -1,0 +1,423 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// The requester side of a node (SPEC 6, DESIGN "The flow of one workload"):
+// it drives one scheduler.Placement per job with real time, the real DHT and
+// real streams. The placement decides; this file only carries its actions
+// out and turns what comes back into its events.
+
+// Heartbeat is the status interval a requester asks of its providers.
+const Heartbeat = time.Second
+
+// job is one job this node places. Its placement is driven by a single
+// goroutine (drive); everything else talks to it through events.
+type job struct {
+	name      string
+	submitted time.Time
+	cid       string
+	env       []byte
+	spec      string
+	events    chan scheduler.Event
+
+	mu      sync.Mutex
+	status  scheduler.Status
+	history []string // what happened, one line each, for progress displays
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	done    chan struct{} // closed when the job reaches a final state
+	changed chan struct{} // closed and replaced at every change
+}
+
+func (j *job) update(f func()) {
+	j.mu.Lock()
+	f()
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+}
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	CID       string        `json:"cid"`
+	Name      string        `json:"name"`
+	Spec      string        `json:"spec,omitempty"`
+	State     string        `json:"state"`
+	Reason    string        `json:"reason,omitempty"`
+	Slots     []SlotView    `json:"slots"`
+	Asked     []OutcomeView `json:"asked,omitempty"`
+	History   []string      `json:"history,omitempty"`
+	Submitted time.Time     `json:"submitted"`
+}
+
+// SlotView is one lease slot.
+type SlotView struct {
+	Provider string `json:"provider,omitempty"`
+	Epoch    uint64 `json:"epoch"`
+	State    string `json:"state"`
+	Price    string `json:"price,omitempty"`
+	ExitCode int32  `json:"exit_code"`
+	Output   string `json:"output_cid,omitempty"`
+}
+
+// OutcomeView is what came of asking one provider.
+type OutcomeView struct {
+	Provider string `json:"provider"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// Submit places a customer-sealed job: the job is kept in the store, its
+// module (if given) too so providers can fetch it, and a placement starts. It
+// returns the job's CID in text form.
+func (n *Node) Submit(jobEnv, module []byte, specName string) (string, error) {
+	sj, err := protocol.OpenJob(jobEnv)
+	if err != nil {
+		return "", err
+	}
+	if module != nil {
+		c, err := n.AddModule(module)
+		if err != nil {
+			return "", err
+		}
+		if string(c.Bytes()) != string(sj.Job.GetTask().GetModuleCid()) {
+			return "", protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "module given is %s, the job names another", c)
+		}
+	}
+	sjob, err := scheduler.JobFromPB(string(sj.CID.Bytes()), string(n.ID()), sj.Job)
+	if err != nil {
+		return "", err
+	}
+	key := sj.CID.String()
+	n.jobsMu.Lock()
+	if _, dup := n.jobs[key]; dup {
+		n.jobsMu.Unlock()
+		return "", protocol.Errorf(protocol.CodeReplayed, "job %s is already placed here: sign it again for a new nonce", key)
+	}
+	submitted := n.now()
+	j := &job{name: sj.Job.Name, submitted: submitted, cid: string(sj.CID.Bytes()), env: jobEnv, spec: specName, events: make(chan scheduler.Event, 256),
+		done: make(chan struct{}), changed: make(chan struct{})}
+	n.jobs[key] = j
+	n.jobsMu.Unlock()
+	if n.store != nil {
+		if err := n.store.PutJob(store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing}); err != nil {
+			return "", fmt.Errorf("store job: %w", err)
+		}
+	}
+	var seed [32]byte
+	rand.Read(seed[:])
+	p := scheduler.NewPlacement(n.opts.Placement, sjob, seed)
+	n.wg.Add(1)
+	go n.drive(j, p, submitted)
+	j.events <- scheduler.Start{}
+	return key, nil
+}
+
+// drive is the only goroutine that touches a placement: it steps it with each
+// event and carries out the actions.
+func (n *Node) drive(j *job, p *scheduler.Placement, submitted time.Time) {
+	defer n.wg.Done()
+	ctx, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	var linger <-chan time.Time
+	for {
+		var ev scheduler.Event
+		select {
+		case ev = <-j.events:
+		case <-linger:
+			return
+		case <-ctx.Done():
+			return
+		}
+		for _, a := range p.Step(n.now(), ev) {
+			n.act(ctx, j, a, submitted)
+		}
+		if p.State().Final() && linger == nil {
+			// Stay a while for late offers and leases, which the
+			// placement declines or cancels.
+			linger = time.After(10 * time.Second)
+		}
+	}
+}
+
+// act carries out one action; whatever talks to the network runs in its own
+// goroutine and answers with an event.
+func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted time.Time) {
+	send := func(ev scheduler.Event) {
+		select {
+		case j.events <- ev:
+		case <-ctx.Done():
+		}
+	}
+	switch a := a.(type) {
+	case scheduler.Lookup:
+		for _, k := range a.Keys {
+			go func() {
+				lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				var peers []string
+				for _, p := range n.FindProviders(lctx, k, a.Want) {
+					peers = append(peers, string(p.ID))
+				}
+				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
+			}()
+		}
+	case scheduler.RequestOffer:
+		go func() {
+			octx, cancel := context.WithDeadline(ctx, a.Request.ExpiresAt)
+			defer cancel()
+			o, _, err := n.RequestOffer(octx, peer.ID(a.Provider), a.Request)
+			if err != nil {
+				code := protocol.CodeOf(err)
+				if code == pb.Code_CODE_INTERNAL {
+					code = pb.Code_CODE_UNSPECIFIED // unreachable or silent: "no answer"
+				}
+				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: code, Reason: err.Error()})
+				return
+			}
+			send(scheduler.OfferReceived{Offer: o})
+		}()
+	case scheduler.SendLease:
+		go n.lease(ctx, j, a, send)
+	case scheduler.DeclineOffer:
+		go func() {
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			n.Decline(dctx, peer.ID(a.Provider), a.OfferNonce, j.cid)
+		}()
+	case scheduler.CancelLease:
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			n.CancelLease(cctx, peer.ID(a.Provider), a.LeaseID, a.Epoch)
+		}()
+	case scheduler.SetTimer:
+		time.AfterFunc(max(0, a.At.Sub(n.now())), func() { send(scheduler.TimerFired{ID: a.ID}) })
+	case scheduler.Report:
+		n.report(j, a.Status, submitted)
+	}
+}
+
+// lease seals and sends a lease, then watches it until its result.
+func (n *Node) lease(ctx context.Context, j *job, a scheduler.SendLease, send func(scheduler.Event)) {
+	nonce := make([]byte, protocol.NonceSize)
+	rand.Read(nonce)
+	l := a.Lease
+	env, err := protocol.Seal(n.opts.Identity, leaseToPB(l, string(nonce), j.env, Heartbeat))
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = n.SendLease(lctx, peer.ID(a.Provider), env)
+		cancel()
+	}
+	if err != nil {
+		code := protocol.CodeOf(err)
+		if code == pb.Code_CODE_INTERNAL {
+			code = pb.Code_CODE_UNSPECIFIED
+		}
+		send(scheduler.LeaseRejected{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, Code: code, Reason: err.Error()})
+		return
+	}
+	send(scheduler.LeaseAccepted{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch})
+	var out, errOff uint64
+	for ctx.Err() == nil {
+		res, err := n.Watch(ctx, peer.ID(a.Provider), &pb.WatchRequest{LeaseId: []byte(l.ID), Epoch: l.Epoch, StdoutOffset: out, StderrOffset: errOff},
+			func(ev *pb.WatchEvent) {
+				switch x := ev.Event.(type) {
+				case *pb.WatchEvent_Status:
+					send(scheduler.Heartbeat{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, State: x.Status.State})
+				case *pb.WatchEvent_Log:
+					j.update(func() {
+						buf, off := &j.stdout, &out
+						if x.Log.Stream == pb.LogStream_LOG_STREAM_STDERR {
+							buf, off = &j.stderr, &errOff
+						}
+						if x.Log.Offset == *off && buf.Len() < maxLog {
+							buf.Write(x.Log.Data)
+							*off += uint64(len(x.Log.Data))
+						}
+					})
+				}
+			})
+		if err == nil {
+			n.settle(ctx, a.Provider, res)
+			send(scheduler.ResultReceived{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid)})
+			return
+		}
+		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {
+			return
+		}
+		// The stream broke: the placement's heartbeat deadline decides
+		// whether the lease is lost; meanwhile try to follow it again.
+		select {
+		case <-time.After(Heartbeat):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// settle checks a result's receipt, countersigns it, keeps both and hands the
+// countersignature back to the provider (SPEC 6.4).
+func (n *Node) settle(ctx context.Context, provider string, res *pb.Result) {
+	if len(res.Receipt) == 0 {
+		return
+	}
+	r, err := protocol.OpenReceipt(res.Receipt)
+	if err != nil || string(r.Provider) != provider || string(r.LeaseId) != string(res.LeaseId) || r.Epoch != res.Epoch {
+		n.log.Warn("receipt refused", "provider", peer.ID(provider).ShortString(), "err", err)
+		return
+	}
+	cs, err := protocol.Seal(n.opts.Identity, &pb.Countersignature{ReceiptHash: receiptHash(res.Receipt), Requester: []byte(n.ID()), SignedAtMs: protocol.UnixMs(n.now())})
+	if err != nil {
+		return
+	}
+	if n.store != nil {
+		if err := n.store.PutReceipt(store.Receipt{LeaseID: string(r.LeaseId), Epoch: r.Epoch, Envelope: res.Receipt, Countersignature: cs}); err != nil {
+			n.log.Warn("store receipt", "err", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := n.SubmitReceipt(sctx, peer.ID(provider), res.Receipt, cs); err != nil {
+		n.log.Info("countersignature not taken", "provider", peer.ID(provider).ShortString(), "err", err)
+	}
+}
+
+// report records a placement's status: in memory for the API, and in the store.
+func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
+	j.update(func() {
+		j.status = st
+		if st.Message != "" {
+			j.history = append(j.history, fmt.Sprintf("%s %s", n.now().Sub(submitted).Round(time.Millisecond), st.Message))
+		}
+		if st.State.Final() {
+			select {
+			case <-j.done:
+			default:
+				close(j.done)
+			}
+		}
+	})
+	if n.store == nil {
+		return
+	}
+	rec := store.Job{CID: j.cid, Envelope: j.env, SpecFile: j.spec, Submitted: submitted, State: st.State, Reason: st.Reason}
+	for _, s := range st.Slots {
+		rec.Slots = append(rec.Slots, store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price})
+	}
+	if err := n.store.PutJob(rec); err != nil {
+		n.log.Warn("store job", "err", err)
+	}
+}
+
+// Job returns a job's view, by its CID in text form.
+func (n *Node) Job(key string) (JobView, bool) {
+	n.jobsMu.Lock()
+	j, ok := n.jobs[key]
+	n.jobsMu.Unlock()
+	if !ok {
+		return JobView{}, false
+	}
+	return j.view(key), true
+}
+
+// Jobs lists the jobs placed by this node since it started.
+func (n *Node) Jobs() []JobView {
+	n.jobsMu.Lock()
+	defer n.jobsMu.Unlock()
+	out := make([]JobView, 0, len(n.jobs))
+	for k, j := range n.jobs {
+		out = append(out, j.view(k))
+	}
+	return out
+}
+
+func (j *job) view(key string) JobView {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.status
+	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, State: st.State.String(), Reason: st.Reason, History: append([]string(nil), j.history...)}
+	if st.State == 0 {
+		v.State = "submitted"
+	}
+	for _, s := range st.Slots {
+		sv := SlotView{Provider: peer.ID(s.Provider).String(), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode}
+		if s.Provider == "" {
+			sv.Provider = ""
+		}
+		if s.Price.Currency != "" {
+			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
+		}
+		if c, err := protocol.ParseCID([]byte(s.OutputCID)); err == nil {
+			sv.Output = c.String()
+		}
+		v.Slots = append(v.Slots, sv)
+	}
+	for _, o := range st.Asked {
+		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Reason: o.Reason, Detail: o.Detail})
+	}
+	return v
+}
+
+// Logs returns what a job's instances wrote so far, and a channel closed at
+// the next change (for following).
+func (n *Node) Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool) {
+	n.jobsMu.Lock()
+	j, ok := n.jobs[key]
+	n.jobsMu.Unlock()
+	if !ok {
+		return nil, nil, nil, false, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.done:
+		done = true
+	default:
+	}
+	return bytes.Clone(j.stdout.Bytes()), bytes.Clone(j.stderr.Bytes()), j.changed, done, true
+}
+
+// Stop cancels a job.
+func (n *Node) Stop(key string) bool {
+	n.jobsMu.Lock()
+	j, ok := n.jobs[key]
+	n.jobsMu.Unlock()
+	if ok {
+		select {
+		case j.events <- scheduler.Cancel{}:
+		case <-n.ctx.Done():
+		}
+	}
+	return ok
+}
+
+// Wait blocks until a job ends or ctx does.
+func (n *Node) Wait(ctx context.Context, key string) (JobView, error) {
+	n.jobsMu.Lock()
+	j, ok := n.jobs[key]
+	n.jobsMu.Unlock()
+	if !ok {
+		return JobView{}, fmt.Errorf("no job %s here", key)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return j.view(key), ctx.Err()
+	}
+	return j.view(key), nil
+}

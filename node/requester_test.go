@@ -1,0 +1,159 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	nodeexec "github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// federation starts n providers (real stores, one shared executor) in the
+// given regions and a requester, all on loopback, bootstrapped from the first
+// provider, advertising.
+func federation(t *testing.T, regions []string) (req *Node, provs []*Node) {
+	t.Helper()
+	ctx := context.Background()
+	ex, err := nodeexec.New(ctx, nodeexec.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close(ctx) })
+	var boot []peer.AddrInfo
+	for i, region := range regions {
+		m := testMarket()
+		m.Labels = scheduler.NewLabels(scheduler.Label{Key: "jurisdiction", Value: region[:2]}, scheduler.Label{Key: "region", Value: region},
+			scheduler.Label{Key: "operator", Value: "op" + string(rune('a'+i))})
+		p, err := New(ctx, Options{Identity: newKey(t), Market: m, Store: openStore(t), Exec: ex, Bootstrap: boot, ProvideValidity: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		if boot == nil {
+			boot = []peer.AddrInfo{p.AddrInfo()}
+		}
+		provs = append(provs, p)
+	}
+	req, err = New(ctx, Options{Identity: newKey(t), Market: testMarket(), Store: openStore(t), Bootstrap: boot,
+		Placement: scheduler.Config{OfferTimeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { req.Close() })
+	for _, n := range append(provs[1:], req) {
+		if err := n.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "routing tables", func() bool {
+		for _, n := range append(provs, req) {
+			if n.RoutingTableSize() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for _, p := range provs {
+		if err := p.Advertise(actx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return req, provs
+}
+
+// submit signs a job spec (module given as bytes) with the requester's key.
+func submit(t *testing.T, req *Node, spec string, module []byte) string {
+	t.Helper()
+	s, err := protocol.ParseJobSpecFile("job.yaml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Nonce = make([]byte, protocol.NonceSize)
+	rand.Read(j.Nonce)
+	sj, err := protocol.SealJob(req.opts.Identity, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := req.Submit(sj.Envelope, module, "job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// TestRequesterPlaces: the requester drives the scheduler's placement over the
+// real DHT and streams: a job lands only on a provider of its jurisdiction and
+// succeeds with its output; one over every price ceiling fails with the
+// reasons.
+func TestRequesterPlaces(t *testing.T) {
+	req, provs := federation(t, []string{"fr-par", "de-fra", "fr-lyo"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hello := wasm(t, "hello")
+	key := submit(t, req, "version: 1\nname: hi\ntask:\n  module: m.wasm\n  args: [--name, req]\n  resources: {cpu: 500m, memory: 64Mi}\nconstraints:\n  - jurisdiction = de\n", hello)
+	v, err := req.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" {
+		t.Fatalf("job: %+v, %v", v, err)
+	}
+	if v.Slots[0].Provider != provs[1].ID().String() {
+		t.Fatalf("placed on %s, want the German provider %s", v.Slots[0].Provider, provs[1].ID())
+	}
+	stdout, _, _, _, _ := req.Logs(key)
+	if string(stdout) != "hello, req! (0 lines on stdin)\n" {
+		t.Fatalf("stdout %q", stdout)
+	}
+	receipts, err := req.store.Receipts()
+	if err != nil || len(receipts) != 1 || len(receipts[0].Countersignature) == 0 {
+		t.Fatalf("requester's receipts: %v, %v", receipts, err)
+	}
+
+	key = submit(t, req, "version: 1\nname: thrifty\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 64Mi}\nmax_price: \"0.000000001 EUR\"\n", hello)
+	v, err = req.Wait(ctx, key)
+	if err != nil || v.State != "failed" || !strings.Contains(v.Reason, "price above ceiling") {
+		t.Fatalf("job over every ceiling: %+v, %v", v, err)
+	}
+}
+
+// TestRequesterReschedules: the provider running a job dies; its heartbeats
+// stop, the placement declares the lease lost and places the job again under
+// a new epoch on another provider, where it completes.
+func TestRequesterReschedules(t *testing.T) {
+	req, provs := federation(t, []string{"fr-par", "fr-lyo", "fr-mrs"})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	key := submit(t, req, "version: 1\nname: primes\ntask:\n  module: m.wasm\n  args: [--n, \"3000000\", --rounds, \"6\"]\n  resources: {cpu: 500m, memory: 64Mi, timeout: 60s}\nconstraints:\n  - jurisdiction = fr\n", wasm(t, "sieve"))
+	var first string
+	waitFor(t, 30*time.Second, "the job to run", func() bool {
+		v, _ := req.Job(key)
+		if len(v.Slots) > 0 && v.Slots[0].State == "running" {
+			first = v.Slots[0].Provider
+			return true
+		}
+		return false
+	})
+	for _, p := range provs {
+		if p.ID().String() == first {
+			p.Close()
+		}
+	}
+	v, err := req.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" || v.Slots[0].Provider == first || v.Slots[0].Epoch != 2 {
+		t.Fatalf("after the provider died: %+v, %v", v, err)
+	}
+	if stdout, _, _, _, _ := req.Logs(key); !strings.Contains(string(stdout), "216816 primes below 3000000") {
+		t.Fatalf("stdout %q", stdout)
+	}
+}
