@@ -67,6 +67,7 @@ func (n *Node) ServeAPI(addr, dir string) (*API, error) {
 	mux.Handle("GET /v1/id", a.auth(func(*http.Request) (any, error) { return n.Identify(), nil }))
 	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
+	n.jobRoutes(mux, a)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)
 	return a, nil
@@ -81,17 +82,25 @@ func (a *API) Token() string { return a.token }
 // Close stops the API.
 func (a *API) Close(ctx context.Context) error { return a.srv.Shutdown(ctx) }
 
-func (a *API) auth(f func(*http.Request) (any, error)) http.Handler {
+// authRaw checks the bearer token before a handler that writes its own answer.
+func (a *API) authRaw(f http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
 			http.Error(w, `{"error":"missing or wrong bearer token: read it from the data dir's api.token"}`, http.StatusUnauthorized)
 			return
 		}
+		f(w, r)
+	})
+}
+
+// auth serves a JSON document behind the bearer token.
+func (a *API) auth(f func(*http.Request) (any, error)) http.Handler {
+	return a.authRaw(func(w http.ResponseWriter, r *http.Request) {
 		v, err := f(r)
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			w.WriteHeader(http.StatusInternalServerError)
+			w.WriteHeader(statusOf(err))
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,23 +37,69 @@ func DialAPI(dir string) (*APIClient, error) {
 }
 
 // Get fetches path (e.g. "/v1/status") into out.
-func (c *APIClient) Get(path string, out any) error {
-	req, err := http.NewRequest("GET", c.base+path, nil)
+func (c *APIClient) Get(path string, out any) error { return c.Do("GET", path, nil, out) }
+
+// Do sends in (JSON, if not nil) with method to path and decodes the answer
+// into out (if not nil). An error answer comes back as an error carrying the
+// daemon's message.
+func (c *APIClient) Do(method, path string, in, out any) error {
+	resp, err := c.send(method, path, in, c.http)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("daemon API at %s: %w (is `cuivre daemon` running?)", c.base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon API %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("daemon API %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if out == nil {
+		return nil
 	}
 	return json.Unmarshal(body, out)
+}
+
+// Stream copies a plain-text answer (logs) to w as it comes, with no timeout.
+func (c *APIClient) Stream(path string, w io.Writer) error {
+	resp, err := c.send("GET", path, nil, &http.Client{})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func (c *APIClient) send(method, path string, in any, hc *http.Client) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API at %s: %w (is `cuivre daemon` running?)", c.base, err)
+	}
+	return resp, nil
 }

@@ -171,8 +171,12 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 				lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
 				var peers []string
-				for _, p := range n.FindProviders(lctx, k, a.Want) {
-					peers = append(peers, string(p.ID))
+				for _, p := range n.FindProviders(lctx, k, a.Want+1) {
+					// A node does not lease to itself over the network;
+					// its own capacity serves other requesters.
+					if p.ID != n.ID() {
+						peers = append(peers, string(p.ID))
+					}
 				}
 				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
 			}()

@@ -262,3 +262,10 @@ func random(n int) []byte {
 	rand.Read(b)
 	return b
 }
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -22,7 +22,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with job specs",
 	}
-	job.AddCommand(newJobInspectCmd())
+	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd())
 	return job
 }
 
@@ -42,7 +42,7 @@ submission.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			j, err := loadJob(path)
+			j, _, err := loadJob(path)
 			if err != nil {
 				return err
 			}
@@ -83,26 +83,30 @@ submission.`,
 	return cmd
 }
 
-// loadJob parses a spec file and resolves a module path against its directory.
-func loadJob(path string) (*pb.Job, error) {
+// loadJob parses a spec file and resolves a module path against its
+// directory; it returns the module's bytes when the spec names a file.
+func loadJob(path string) (*pb.Job, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := protocol.ParseJobSpecFile(path, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return spec.Job(func(module string) (cid.Cid, error) {
-		if !filepath.IsAbs(module) {
-			module = filepath.Join(filepath.Dir(path), module)
+	var module []byte
+	j, err := spec.Job(func(m string) (cid.Cid, error) {
+		if !filepath.IsAbs(m) {
+			m = filepath.Join(filepath.Dir(path), m)
 		}
-		b, err := os.ReadFile(module)
+		b, err := os.ReadFile(m)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("module: %w (build it, or give its CID)", err)
 		}
+		module = b
 		return protocol.SumCID(b), nil
 	})
+	return j, module, err
 }
 
 func signAndOpen(cmd *cobra.Command, j *pb.Job) error {

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// exitError carries a process exit code: as Nomad's, 0 for success, 1 for an
+// error, 2 for a job that could not be placed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func apiClient() (*node.APIClient, error) {
+	dir, err := resolveDir()
+	if err != nil {
+		return nil, err
+	}
+	return node.DialAPI(dir)
+}
+
+func newJobRunCmd() *cobra.Command {
+	var detach bool
+	var output string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "run JOB.yaml",
+		Short: "Sign a job and have the local node place it",
+		Long: `run signs the job with the local node's key, hands it and its module to the
+node's API, and follows it: who was asked, the offer chosen, the run, its
+output. Exit codes: 0 the job succeeded, 1 an error or a failed run, 2 the job
+could not be placed (the reasons are printed, per provider).`,
+		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			j, module, err := loadJob(args[0])
+			if err != nil {
+				return err
+			}
+			key, err := config.LoadIdentity(dir)
+			if err != nil {
+				return err
+			}
+			j.Nonce = make([]byte, protocol.NonceSize)
+			rand.Read(j.Nonce)
+			signed, err := protocol.SealJob(key, j)
+			if err != nil {
+				return err
+			}
+			c, err := node.DialAPI(dir)
+			if err != nil {
+				return err
+			}
+			var resp node.SubmitResponse
+			if err := c.Do("POST", "/v1/jobs", node.SubmitRequest{Job: signed.Envelope, Module: module, Spec: args[0]}, &resp); err != nil {
+				return err
+			}
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if detach {
+				fmt.Fprintln(out, resp.CID)
+				return nil
+			}
+			if output == "json" {
+				errOut = io.Discard // JSON is never mixed with progress text
+			}
+			fmt.Fprintf(errOut, "job %s submitted\n", resp.CID)
+			v, err := follow(c, resp.CID, errOut, wait)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(out, v)
+			}
+			if err := c.Stream("/v1/jobs/"+resp.CID+"/logs", out); err != nil {
+				return err
+			}
+			printJob(errOut, v)
+			return jobExit(v)
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().BoolVar(&detach, "detach", false, "print the job's CID and return at once")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the final status only)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
+	return cmd
+}
+
+// follow polls a job, printing each new step of its history, until it ends.
+func follow(c *node.APIClient, cid string, w io.Writer, wait time.Duration) (node.JobView, error) {
+	var deadline time.Time
+	if wait > 0 {
+		deadline = time.Now().Add(wait)
+	}
+	shown := 0
+	for {
+		var v node.JobView
+		if err := c.Get("/v1/jobs/"+cid, &v); err != nil {
+			return v, err
+		}
+		for _, h := range v.History[min(shown, len(v.History)):] {
+			fmt.Fprintln(w, "  "+h)
+		}
+		shown = len(v.History)
+		switch v.State {
+		case "succeeded", "failed", "cancelled":
+			return v, nil
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return v, fmt.Errorf("job %s still %s after %s: follow it with `cuivre job status %s`", cid, v.State, wait, cid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func jobExit(v node.JobView) error {
+	switch {
+	case v.State == "succeeded":
+		return nil
+	case v.State == "failed" && strings.HasPrefix(v.Reason, "not placed"):
+		return &exitError{2, fmt.Errorf("job %s could not be placed: %s", v.CID, v.Reason)}
+	}
+	return &exitError{1, fmt.Errorf("job %s %s: %s", v.CID, v.State, v.Reason)}
+}
+
+func printJob(w io.Writer, v node.JobView) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "job\t%s (%s)\nstate\t%s\n", v.CID, v.Name, v.State)
+	if v.Reason != "" {
+		fmt.Fprintf(tw, "reason\t%s\n", v.Reason)
+	}
+	for i, s := range v.Slots {
+		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, orNone(s.Price), s.ExitCode)
+	}
+	if v.State != "succeeded" {
+		for _, o := range v.Asked {
+			fmt.Fprintf(tw, "  %s\t%s %s\n", shortID(o.Provider), o.Reason, o.Detail)
+		}
+	}
+	tw.Flush()
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return "…" + id[len(id)-8:]
+	}
+	return orNone(id)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newJobStatusCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status CID",
+		Short: "Show a job's state, slots and the reasons of refusals",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var v node.JobView
+			if err := c.Get("/v1/jobs/"+args[0], &v); err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), v)
+			}
+			printJob(cmd.OutOrStdout(), v)
+			return nil
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func newJobLogsCmd() *cobra.Command {
+	var followLogs, stderr bool
+	cmd := &cobra.Command{
+		Use:   "logs CID",
+		Short: "Print a job's output (stdout, or --stderr)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			path := fmt.Sprintf("/v1/jobs/%s/logs?follow=%t", args[0], followLogs)
+			if stderr {
+				path += "&stream=stderr"
+			}
+			return c.Stream(path, cmd.OutOrStdout())
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().BoolVarP(&followLogs, "follow", "f", false, "keep printing until the job ends")
+	cmd.Flags().BoolVar(&stderr, "stderr", false, "print standard error instead")
+	return cmd
+}
+
+func newJobStopCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stop CID",
+		Short: "Cancel a job: its leases are cancelled at their providers",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			return c.Do("DELETE", "/v1/jobs/"+args[0], nil, nil)
+		},
+	}
+	addDataDir(cmd)
+	return cmd
+}
+
+func newJobListCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the jobs the local node placed since it started",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var jobs []node.JobView
+			if err := c.Get("/v1/jobs", &jobs); err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), jobs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CID\tNAME\tSTATE\tSUBMITTED")
+			for _, j := range jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.CID, j.Name, j.State, j.Submitted.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+

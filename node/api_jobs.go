@@ -1,0 +1,119 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	Job    []byte `json:"job"`              // the customer-sealed job envelope
+	Module []byte `json:"module,omitempty"` // the module's bytes, if the node does not hold them
+	Spec   string `json:"spec,omitempty"`   // the spec file's name, for display
+}
+
+// SubmitResponse is the answer to POST /v1/jobs.
+type SubmitResponse struct {
+	CID string `json:"cid"`
+}
+
+// maxSubmit bounds a submission: a module and a job.
+const maxSubmit = maxModule*4/3 + 2<<20
+
+func (n *Node) jobRoutes(mux *http.ServeMux, a *API) {
+	mux.Handle("POST /v1/jobs", a.auth(func(r *http.Request) (any, error) {
+		var req SubmitRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxSubmit)).Decode(&req); err != nil {
+			return nil, badRequest(fmt.Errorf("submission: %w", err))
+		}
+		key, err := n.Submit(req.Job, req.Module, req.Spec)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		return SubmitResponse{CID: key}, nil
+	}))
+	mux.Handle("GET /v1/jobs", a.auth(func(*http.Request) (any, error) {
+		jobs := n.Jobs()
+		sort.Slice(jobs, func(i, k int) bool { return jobs[i].Submitted.Before(jobs[k].Submitted) })
+		return jobs, nil
+	}))
+	mux.Handle("GET /v1/jobs/{cid}", a.auth(func(r *http.Request) (any, error) {
+		v, ok := n.Job(r.PathValue("cid"))
+		if !ok {
+			return nil, notFound(r.PathValue("cid"))
+		}
+		return v, nil
+	}))
+	mux.Handle("DELETE /v1/jobs/{cid}", a.auth(func(r *http.Request) (any, error) {
+		if !n.Stop(r.PathValue("cid")) {
+			return nil, notFound(r.PathValue("cid"))
+		}
+		v, _ := n.Job(r.PathValue("cid"))
+		return v, nil
+	}))
+	// Logs are plain text, streamed while the job runs when follow=true.
+	mux.Handle("GET /v1/jobs/{cid}/logs", a.authRaw(func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("cid")
+		follow := r.URL.Query().Get("follow") == "true"
+		stderr := r.URL.Query().Get("stream") == "stderr"
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		sent := 0
+		for {
+			out, errOut, changed, done, ok := n.Logs(key)
+			if !ok {
+				http.Error(w, notFound(key).Error(), http.StatusNotFound)
+				return
+			}
+			if stderr {
+				out = errOut
+			}
+			if len(out) > sent {
+				w.Write(out[sent:])
+				sent = len(out)
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+			if !follow || done {
+				return
+			}
+			select {
+			case <-changed:
+			case <-time.After(time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+}
+
+type apiError struct {
+	status int
+	err    error
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+func (e *apiError) Unwrap() error { return e.err }
+
+func badRequest(err error) error { return &apiError{http.StatusBadRequest, err} }
+func notFound(key string) error {
+	return &apiError{http.StatusNotFound, fmt.Errorf("no job %s on this node", key)}
+}
+
+func statusOf(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status
+	}
+	if protocol.CodeOf(err) != 0 && protocol.CodeOf(err).String() != "CODE_INTERNAL" {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
