@@ -276,4 +276,3 @@ func newJobListCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }
-
