@@ -6,10 +6,10 @@ FUZZTIME ?= 30s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-WASM     := examples/wasm/hello.wasm
+EXAMPLES := hello sieve wordfreq
 
 .DEFAULT_GOAL := help
-.PHONY: help build wasm run test lint fuzz bench proto check
+.PHONY: help build examples run test lint fuzz bench proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,10 +17,13 @@ help: ## list the targets
 build: ## build bin/cuivre
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cuivre
 
-wasm: ## build the example WebAssembly workload (GOOS=wasip1)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -o $(WASM) ./examples/wasm/hello
+examples: ## rebuild the example WebAssembly workloads (GOOS=wasip1; the built modules are committed)
+	@for w in $(EXAMPLES); do \
+	  GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildvcs=false -o examples/wasm/$$w.wasm ./examples/wasm/$$w || exit 1; \
+	  echo "examples/wasm/$$w.wasm"; \
+	done
 
-run: build wasm ## run the main job: the smallest real thing cuivre does today
+run: build ## run the main job: the smallest real thing cuivre does today
 	@echo "== cuivre version"
 	@$(BIN) version
 	@for f in examples/jobs/*.yaml; do echo; echo "== cuivre job inspect --sign $$f"; $(BIN) job inspect --sign $$f || exit 1; done
