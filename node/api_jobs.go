@@ -58,6 +58,18 @@ func (n *Node) jobRoutes(mux *http.ServeMux, a *API) {
 		v, _ := n.Job(r.PathValue("cid"))
 		return v, nil
 	}))
+	mux.Handle("POST /v1/offers", a.auth(func(r *http.Request) (any, error) {
+		var req SubmitRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxSubmit)).Decode(&req); err != nil {
+			return nil, badRequest(fmt.Errorf("quote: %w", err))
+		}
+		q, err := n.Quote(r.Context(), req.Job)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		return q, nil
+	}))
+	mux.Handle("GET /v1/providers", a.auth(func(r *http.Request) (any, error) { return n.Providers(r.Context()), nil }))
 	// Logs are plain text, streamed while the job runs when follow=true.
 	mux.Handle("GET /v1/jobs/{cid}/logs", a.authRaw(func(w http.ResponseWriter, r *http.Request) {
 		key := r.PathValue("cid")

@@ -22,7 +22,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with job specs",
 	}
-	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd())
+	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd())
 	return job
 }
 

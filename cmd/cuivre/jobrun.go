@@ -261,18 +261,15 @@ func newJobListCmd() *cobra.Command {
 			if err := c.Get("/v1/jobs", &jobs); err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), jobs)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CID\tNAME\tSTATE\tSUBMITTED")
-			for _, j := range jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", j.CID, j.Name, j.State, j.Submitted.Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return render(cmd.OutOrStdout(), output, jobs, func(tw *tabwriter.Writer, wide bool) {
+				fmt.Fprintln(tw, "CID\tNAME\tSTATE\tSUBMITTED\tREASON")
+				for _, j := range jobs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.CID, j.Name, j.State, j.Submitted.Format(time.RFC3339), orNone(j.Reason))
+				}
+			})
 		},
 	}
 	addDataDir(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
 	return cmd
 }

@@ -170,6 +170,6 @@ func apiGetCmd(use, short, path string) *cobra.Command {
 
 func newNodeCmd() *cobra.Command {
 	n := &cobra.Command{Use: "node", Short: "Inspect the local node"}
-	n.AddCommand(apiGetCmd("status", "Capacity, use, leases and peers of the local node", "/v1/status"))
+	n.AddCommand(apiGetCmd("status", "Capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
 	return n
 }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// render writes v as JSON or YAML, or calls table for table and wide.
+func render(w io.Writer, output string, v any, table func(tw *tabwriter.Writer, wide bool)) error {
+	switch output {
+	case "json":
+		return writeJSON(w, v)
+	case "yaml":
+		return yaml.NewEncoder(w).Encode(v)
+	case "table", "wide", "":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		table(tw, output == "wide")
+		return tw.Flush()
+	}
+	return fmt.Errorf("-o %q: use table, wide, json or yaml", output)
+}
+
+func newJobOffersCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "offers JOB.yaml",
+		Short: "Ask the market for a job without placing it: who would run it, at what price, who refuses and why",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			j, _, err := loadJob(args[0])
+			if err != nil {
+				return err
+			}
+			key, err := config.LoadIdentity(dir)
+			if err != nil {
+				return err
+			}
+			j.Nonce = make([]byte, protocol.NonceSize)
+			rand.Read(j.Nonce)
+			signed, err := protocol.SealJob(key, j)
+			if err != nil {
+				return err
+			}
+			c, err := node.DialAPI(dir)
+			if err != nil {
+				return err
+			}
+			var quotes []node.QuoteView
+			if err := c.Do("POST", "/v1/offers", node.SubmitRequest{Job: signed.Envelope}, &quotes); err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), output, quotes, func(tw *tabwriter.Writer, wide bool) {
+				fmt.Fprintln(tw, "PROVIDER\tPRICE\tLOAD\tREFUSAL")
+				for _, q := range quotes {
+					id := q.Provider
+					if !wide {
+						id = shortID(id)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, orNone(q.Price), permille(q), orNone(q.Refusal))
+				}
+			})
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	return cmd
+}
+
+func permille(q node.QuoteView) string {
+	if q.Refusal != "" {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", float64(q.Load)/10)
+}
+
+func newNodeListCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the providers the local node knows, from their signed capacity records",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var ps []node.ProviderView
+			if err := c.Get("/v1/providers", &ps); err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), output, ps, func(tw *tabwriter.Writer, wide bool) {
+				fmt.Fprint(tw, "PROVIDER\tREGION\tJURISDICTION\tOPERATOR\tFREE CPU\tFREE MEMORY\tCPU/H\tGIB/H")
+				if wide {
+					fmt.Fprint(tw, "\tLABELS")
+				}
+				fmt.Fprintln(tw)
+				for _, p := range ps {
+					id := p.ID
+					if !wide {
+						id = shortID(id)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dm\t%s\t%s\t%s", id, orNone(p.Labels["region"]), orNone(p.Labels["jurisdiction"]),
+						orNone(p.Labels["operator"]), p.Free.CPUMillis, protocol.FormatBytes(p.Free.MemoryBytes), p.CPUPerHour, p.MemPerHour)
+					if wide {
+						var kv []string
+						for k, v := range p.Labels {
+							kv = append(kv, k+"="+v)
+						}
+						sort.Strings(kv)
+						fmt.Fprintf(tw, "\t%s", strings.Join(kv, ","))
+					}
+					fmt.Fprintln(tw)
+				}
+			})
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	return cmd
+}
+
+func newKeyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Show the key jobs are signed with: the data dir's identity",
+		Long: `key prints the peer ID of the data dir's identity key, which signs the jobs
+this node submits (the customer key) and everything the node itself signs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := resolveDir()
+			if err != nil {
+				return err
+			}
+			k, err := config.LoadIdentity(dir)
+			if err != nil {
+				return err
+			}
+			id, err := peer.IDFromPrivateKey(k)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", id)
+			return nil
+		},
+	}
+	addDataDir(cmd)
+	return cmd
+}
