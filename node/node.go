@@ -159,6 +159,10 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.handle()
+	if err := n.resumeJobs(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 

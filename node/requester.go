@@ -119,13 +119,74 @@ func (n *Node) Submit(jobEnv, module []byte, specName string) (string, error) {
 			return "", fmt.Errorf("store job: %w", err)
 		}
 	}
-	var seed [32]byte
-	rand.Read(seed[:])
-	p := scheduler.NewPlacement(n.opts.Placement, sjob, seed)
-	n.wg.Add(1)
-	go n.drive(j, p, submitted)
-	j.events <- scheduler.Start{}
+	n.start(j, scheduler.NewPlacement(n.opts.Placement, sjob, randomSeed()))
 	return key, nil
+}
+
+func randomSeed() (seed [32]byte) {
+	rand.Read(seed[:])
+	return seed
+}
+
+// start drives a placement in the background.
+func (n *Node) start(j *job, p *scheduler.Placement) {
+	n.wg.Add(1)
+	go n.drive(j, p, j.submitted)
+	j.events <- scheduler.Start{}
+}
+
+// resumeJobs takes up the jobs a previous process of this node was placing
+// (DESIGN: jobs survive a requester restart): each gets its placement back
+// with its slots as last recorded; running leases are watched again, and a
+// provider that no longer answers loses its lease to a new epoch.
+func (n *Node) resumeJobs() error {
+	if n.store == nil {
+		return nil
+	}
+	live, err := n.store.Jobs(func(j *store.Job) bool { return !j.State.Final() })
+	if err != nil {
+		return fmt.Errorf("reload jobs: %w", err)
+	}
+	for _, rec := range live {
+		sj, err := protocol.OpenJob(rec.Envelope)
+		if err != nil {
+			n.log.Warn("stored job does not open", "err", err)
+			continue
+		}
+		sjob, err := scheduler.JobFromPB(rec.CID, string(n.ID()), sj.Job)
+		if err != nil {
+			continue
+		}
+		p := scheduler.NewPlacement(n.opts.Placement, sjob, randomSeed())
+		slots := make([]scheduler.SlotStatus, len(rec.Slots))
+		for i, s := range rec.Slots {
+			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		}
+		if len(slots) > 0 && !p.Resume(slots) {
+			n.log.Warn("stored job's slots do not match it", "job", sj.CID)
+			continue
+		}
+		key := sj.CID.String()
+		j := &job{name: sj.Job.Name, submitted: rec.Submitted, cid: rec.CID, env: rec.Envelope, spec: rec.SpecFile,
+			events: make(chan scheduler.Event, 256), done: make(chan struct{}), changed: make(chan struct{})}
+		n.jobsMu.Lock()
+		n.jobs[key] = j
+		n.jobsMu.Unlock()
+		n.start(j, p)
+		for _, s := range slots {
+			if s.State == scheduler.SlotLeasing || s.State == scheduler.SlotRunning {
+				send := func(ev scheduler.Event) {
+					select {
+					case j.events <- ev:
+					case <-n.ctx.Done():
+					}
+				}
+				go n.watchLease(n.ctx, j, s.Provider, s.LeaseID, s.Epoch, send)
+			}
+		}
+		n.log.Info("resumed job", "job", key, "slots", len(slots))
+	}
+	return nil
 }
 
 // drive is the only goroutine that touches a placement: it steps it with each
@@ -237,13 +298,19 @@ func (n *Node) lease(ctx context.Context, j *job, a scheduler.SendLease, send fu
 		return
 	}
 	send(scheduler.LeaseAccepted{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch})
+	n.watchLease(ctx, j, a.Provider, l.ID, l.Epoch, send)
+}
+
+// watchLease follows a lease until its result, turning statuses into
+// heartbeats and log chunks into the job's output.
+func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, send func(scheduler.Event)) {
 	var out, errOff uint64
 	for ctx.Err() == nil {
-		res, err := n.Watch(ctx, peer.ID(a.Provider), &pb.WatchRequest{LeaseId: []byte(l.ID), Epoch: l.Epoch, StdoutOffset: out, StderrOffset: errOff},
+		res, err := n.Watch(ctx, peer.ID(provider), &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: epoch, StdoutOffset: out, StderrOffset: errOff},
 			func(ev *pb.WatchEvent) {
 				switch x := ev.Event.(type) {
 				case *pb.WatchEvent_Status:
-					send(scheduler.Heartbeat{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, State: x.Status.State})
+					send(scheduler.Heartbeat{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: x.Status.State})
 				case *pb.WatchEvent_Log:
 					j.update(func() {
 						buf, off := &j.stdout, &out
@@ -258,8 +325,8 @@ func (n *Node) lease(ctx context.Context, j *job, a scheduler.SendLease, send fu
 				}
 			})
 		if err == nil {
-			n.settle(ctx, a.Provider, res)
-			send(scheduler.ResultReceived{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid)})
+			n.settle(ctx, provider, res)
+			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid)})
 			return
 		}
 		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {

@@ -12,6 +12,7 @@ import (
 
 	nodeexec "github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -155,5 +156,41 @@ func TestRequesterReschedules(t *testing.T) {
 	}
 	if stdout, _, _, _, _ := req.Logs(key); !strings.Contains(string(stdout), "216816 primes below 3000000") {
 		t.Fatalf("stdout %q", stdout)
+	}
+}
+
+// TestRequesterRestart: the requester's process ends while a job runs; a new
+// node on the same data (store and key) takes the job up from its store,
+// watches the running lease again and gets the result.
+func TestRequesterRestart(t *testing.T) {
+	req, provs := federation(t, []string{"fr-par", "fr-lyo"})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	key := submit(t, req, "version: 1\nname: primes\ntask:\n  module: m.wasm\n  args: [--n, \"3000000\", --rounds, \"6\"]\n  resources: {cpu: 500m, memory: 64Mi, timeout: 60s}\nconstraints:\n  - jurisdiction = fr\n", wasm(t, "sieve"))
+	// Wait until the provider runs it: before that it fetches the module
+	// from this requester, which a restart would cut.
+	waitFor(t, 30*time.Second, "the job to run", func() bool {
+		for _, p := range provs {
+			if ls, _ := p.store.LiveLeases(); len(ls) == 1 && ls[0].State == pb.LeaseState_LEASE_STATE_RUNNING {
+				return true
+			}
+		}
+		return false
+	})
+	opts := req.opts
+	before, _ := req.Job(key)
+	req.Close()
+	opts.Listen = nil
+	again, err := New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := again.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" || v.Slots[0].Epoch != before.Slots[0].Epoch {
+		t.Fatalf("after the requester restarted: %+v, %v (before: %+v)", v, err, before.Slots)
 	}
 }

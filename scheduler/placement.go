@@ -137,6 +137,54 @@ func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
 	return p
 }
 
+// Resume restores the slots of a placement a requester was driving before it
+// restarted, from their last reported status: leases, epochs, providers,
+// prices and results. Call it before Start. A slot that was leasing or
+// running is watched again: its heartbeat deadline is armed at Start, and a
+// provider that does not answer loses it to a new epoch as usual; a pending
+// slot is placed anew. It returns false, changing nothing, when the number of
+// slots differs from the job's.
+func (p *Placement) Resume(slots []SlotStatus) bool {
+	if len(slots) != len(p.slots) || p.state != 0 {
+		return false
+	}
+	for i, st := range slots {
+		s := &p.slots[i]
+		if st.LeaseID != "" {
+			s.leaseID = st.LeaseID
+		}
+		s.epoch, s.exitCode, s.outputCID = st.Epoch, st.ExitCode, st.OutputCID
+		s.offer = Offer{Provider: st.Provider, Total: st.Price}
+		switch st.State {
+		case SlotLeasing, SlotRunning:
+			s.state = SlotRunning // a lease answer lost in the restart reads as running
+		case SlotSucceeded, SlotFailed:
+			s.state = st.State
+		default:
+			s.state = SlotPending
+		}
+	}
+	return true
+}
+
+// resumeBeats arms the heartbeat deadline of every running slot.
+func (p *Placement) resumeBeats(now time.Time) {
+	for i := range p.slots {
+		if p.slots[i].state == SlotRunning {
+			p.armBeat(now, i)
+		}
+	}
+}
+
+func (p *Placement) allFinal() bool {
+	for i := range p.slots {
+		if !p.slots[i].state.final() {
+			return false
+		}
+	}
+	return true
+}
+
 // Job returns the job being placed.
 func (p *Placement) Job() *Job { return &p.job }
 
@@ -161,8 +209,15 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 	case Start:
 		if p.state == 0 {
 			p.state = JobPlacing
+			p.resumeBeats(now)
+			if p.pending() == 0 && p.countState(SlotLeasing) == 0 {
+				p.state = JobRunning
+			}
 			p.startRound(now)
 			p.report("placing")
+			if p.allFinal() {
+				p.finishResults()
+			}
 		}
 	case CandidatesFound:
 		p.onCandidates(now, ev)
