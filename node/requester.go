@@ -36,6 +36,7 @@ type job struct {
 	events    chan scheduler.Event
 
 	mu      sync.Mutex
+	placed  time.Duration // submit to first lease accepted; 0 until then
 	status  scheduler.Status
 	history []string // what happened, one line each, for progress displays
 	stdout  bytes.Buffer
@@ -63,6 +64,8 @@ type JobView struct {
 	Asked     []OutcomeView `json:"asked,omitempty"`
 	History   []string      `json:"history,omitempty"`
 	Submitted time.Time     `json:"submitted"`
+	// PlacedMs is the time from submission to the first lease accepted.
+	PlacedMs float64 `json:"placed_ms,omitempty"`
 }
 
 // SlotView is one lease slot.
@@ -372,6 +375,13 @@ func (n *Node) settle(ctx context.Context, provider string, res *pb.Result) {
 func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
 	j.update(func() {
 		j.status = st
+		if j.placed == 0 {
+			for _, s := range st.Slots {
+				if s.State == scheduler.SlotRunning {
+					j.placed = max(n.now().Sub(submitted), time.Nanosecond)
+				}
+			}
+		}
 		if st.Message != "" {
 			j.history = append(j.history, fmt.Sprintf("%s %s", n.now().Sub(submitted).Round(time.Millisecond), st.Message))
 		}
@@ -421,7 +431,7 @@ func (j *job) view(key string) JobView {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	st := j.status
-	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, State: st.State.String(), Reason: st.Reason, History: append([]string(nil), j.history...)}
+	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, PlacedMs: float64(j.placed.Microseconds()) / 1000, State: st.State.String(), Reason: st.Reason, History: append([]string(nil), j.history...)}
 	if st.State == 0 {
 		v.State = "submitted"
 	}
