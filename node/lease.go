@@ -142,9 +142,6 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 	if err := n.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
 		return l, err
 	}
-	if err := n.store.AddNonce(l.Nonce, l.ExpiresAtMs); err != nil {
-		return l, protocol.Errorf(pb.Code_CODE_INTERNAL, "store nonce: %v", err)
-	}
 	job, err := protocol.OpenJob(l.Job)
 	if err != nil {
 		return l, fmt.Errorf("lease job: %w", err)
@@ -171,7 +168,14 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 		Reserved: sl.Resources, Timeout: sl.Timeout, Price: held.Price,
 		Total: scheduler.Amount{Currency: held.Price.Currency, Nanos: held.Total}, Committed: held.Committed,
 	}
-	if err := n.store.PutLease(rec); err != nil {
+	// The lease and its nonce commit together: one fsync before the answer.
+	err = n.store.Update(func(tx *store.Tx) error {
+		if err := tx.AddNonce(l.Nonce, l.ExpiresAtMs); err != nil {
+			return err
+		}
+		return tx.PutLease(rec)
+	})
+	if err != nil {
 		n.mu.Lock()
 		n.market.Release(now, sl.ID, sl.Epoch)
 		n.mu.Unlock()

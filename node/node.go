@@ -58,6 +58,9 @@ type Options struct {
 	Exec  *exec.Executor
 	// Placement tunes the requester's placements (scheduler defaults).
 	Placement scheduler.Config
+	// CandidateTTL is how long a requester reuses what a DHT lookup of a
+	// facet key returned. Default 10 seconds.
+	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
 
@@ -78,14 +81,15 @@ type Node struct {
 	mu     sync.Mutex // guards market
 	market *scheduler.Market
 
-	store    *store.Store
-	exec     *exec.Executor
-	replay   *protocol.ReplayCache
-	runsMu   sync.Mutex
-	runs     map[runKey]*run
-	watching sync.WaitGroup // watch streams following a run
-	jobsMu   sync.Mutex
-	jobs     map[string]*job // by job CID, text form
+	store      *store.Store
+	exec       *exec.Executor
+	replay     *protocol.ReplayCache
+	runsMu     sync.Mutex
+	runs       map[runKey]*run
+	watching   sync.WaitGroup // watch streams following a run
+	jobsMu     sync.Mutex
+	jobs       map[string]*job // by job CID, text form
+	candidates candidateCache
 
 	metrics  *metrics
 	changed  chan struct{} // the market changed: re-announce soon
@@ -103,6 +107,9 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	if o.ProvideValidity <= 0 {
 		o.ProvideValidity = 10 * time.Minute
+	}
+	if o.CandidateTTL <= 0 {
+		o.CandidateTTL = 10 * time.Second
 	}
 	if o.ReplayCacheSize <= 0 {
 		o.ReplayCacheSize = 100_000
@@ -134,7 +141,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1),
-		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}, jobs: map[string]*job{}}
+		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}, jobs: map[string]*job{},
+		candidates: candidateCache{ttl: o.CandidateTTL}}
 	dopts := []dht.Option{
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(protocol.DHTPrefix),

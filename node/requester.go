@@ -37,6 +37,7 @@ type job struct {
 
 	mu      sync.Mutex
 	placed  time.Duration // submit to first lease accepted; 0 until then
+	unsaved *store.Job    // the latest status not yet written, if any
 	status  scheduler.Status
 	history []string // what happened, one line each, for progress displays
 	stdout  bytes.Buffer
@@ -231,6 +232,10 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 	switch a := a.(type) {
 	case scheduler.Lookup:
 		for _, k := range a.Keys {
+			if peers, ok := n.candidates.get(k.String(), n.now()); ok {
+				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
+				continue
+			}
 			go func() {
 				lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
@@ -241,6 +246,9 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 					if p.ID != n.ID() {
 						peers = append(peers, string(p.ID))
 					}
+				}
+				if lctx.Err() == nil {
+					n.candidates.put(k.String(), peers, n.now())
 				}
 				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
 			}()
@@ -344,6 +352,40 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 	}
 }
 
+// candidateCache keeps what DHT lookups returned for a short while: provider
+// records are hints (DESIGN), and a warm requester need not ask the DHT again
+// for every job. A stale entry costs one refused or silent probe, which the
+// placement already handles.
+type candidateCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	entries map[string]candidateEntry
+}
+
+type candidateEntry struct {
+	peers   []string
+	expires time.Time
+}
+
+func (c *candidateCache) get(key string, now time.Time) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || !now.Before(e.expires) {
+		return nil, false
+	}
+	return e.peers, true
+}
+
+func (c *candidateCache) put(key string, peers []string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) > 10_000 {
+		c.entries = map[string]candidateEntry{} // crude bound: start afresh
+	}
+	c.entries[key] = candidateEntry{peers, now.Add(c.ttl)}
+}
+
 // settle checks a result's receipt, countersigns it, keeps both and hands the
 // countersignature back to the provider (SPEC 6.4).
 func (n *Node) settle(ctx context.Context, provider string, res *pb.Result) {
@@ -400,8 +442,37 @@ func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
 	for _, s := range st.Slots {
 		rec.Slots = append(rec.Slots, store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price})
 	}
-	if err := n.store.PutJob(rec); err != nil {
-		n.log.Warn("store job", "err", err)
+	// The status is written behind the placement, not on its path: the
+	// latest one wins. A crash may lose the last steps; a resumed placement
+	// then re-places what it no longer knows of, and a lease orphaned so
+	// is never countersigned, so it is never billed twice.
+	j.mu.Lock()
+	pending := j.unsaved != nil
+	j.unsaved = &rec
+	j.mu.Unlock()
+	if !pending {
+		n.wg.Add(1)
+		go n.saveJob(j)
+	}
+}
+
+// saveJob writes a job's latest unsaved status until none is left.
+func (n *Node) saveJob(j *job) {
+	defer n.wg.Done()
+	for {
+		j.mu.Lock()
+		rec := j.unsaved
+		j.mu.Unlock()
+		if err := n.store.PutJob(*rec); err != nil {
+			n.log.Warn("store job", "err", err)
+		}
+		j.mu.Lock()
+		if j.unsaved == rec {
+			j.unsaved = nil
+			j.mu.Unlock()
+			return
+		}
+		j.mu.Unlock()
 	}
 }
 
