@@ -377,13 +377,22 @@ func (c *candidateCache) get(key string, now time.Time) ([]string, bool) {
 	return e.peers, true
 }
 
+// emptyTTL is how long an empty answer is kept: long enough to spare a
+// placement's widening lookups of empty shards, short enough that a provider
+// announcing itself is seen by the next attempt but one.
+const emptyTTL = time.Second
+
 func (c *candidateCache) put(key string, peers []string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) > 10_000 {
 		c.entries = map[string]candidateEntry{} // crude bound: start afresh
 	}
-	c.entries[key] = candidateEntry{peers, now.Add(c.ttl)}
+	ttl := c.ttl
+	if len(peers) == 0 {
+		ttl = min(ttl, emptyTTL)
+	}
+	c.entries[key] = candidateEntry{peers, now.Add(ttl)}
 }
 
 // settle checks a result's receipt, countersigns it, keeps both and hands the
