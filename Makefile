@@ -23,14 +23,8 @@ examples: ## rebuild the example WebAssembly workloads (GOOS=wasip1; the built m
 	  echo "examples/wasm/$$w.wasm"; \
 	done
 
-run: build ## run the main job: the smallest real thing cuivre does today
-	@echo "== cuivre version"
-	@$(BIN) version
-	@for f in examples/jobs/*.yaml; do echo; echo "== cuivre job inspect --sign $$f"; $(BIN) job inspect --sign $$f || exit 1; done
-	@echo
-	@echo "make run parsed, validated and content-addressed the example jobs and signed"
-	@echo "each with a throwaway customer key. It placed nothing: providers run today"
-	@echo "(cuivre init, cuivre daemon), the requester side (cuivre job run) comes next."
+run: build ## run the main job: a federation of 8 providers on loopback placing the example jobs
+	$(BIN) demo
 
 test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the daemon under -race
 	$(GO) test -count=1 ./...

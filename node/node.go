@@ -210,6 +210,10 @@ func newHost(o Options) (host.Host, error) {
 	return h, nil
 }
 
+// Identity returns the node's private key, which also signs the jobs the
+// node's own operator submits (SPEC 1: the customer's key may be the node's).
+func (n *Node) Identity() crypto.PrivKey { return n.opts.Identity }
+
 // ID returns the node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
 

@@ -337,7 +337,8 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 			})
 		if err == nil {
 			n.settle(ctx, provider, res)
-			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid)})
+			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
+				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage()})
 			return
 		}
 		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {

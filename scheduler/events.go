@@ -54,6 +54,7 @@ type (
 		State             pb.LeaseState
 		ExitCode          int32
 		OutputCID         string
+		Detail            string // why a failed run failed, if its provider said
 	}
 	// TimerFired says a timer set by SetTimer is due.
 	TimerFired struct{ ID uint64 }

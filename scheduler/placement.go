@@ -22,6 +22,7 @@ type Config struct {
 	D                 int           // candidates asked per slot ("power of d choices"); default 2
 	OfferTimeout      time.Duration // how long a round waits for lookups, then offers; default 500ms
 	LeaseTimeout      time.Duration // how long to wait for a lease answer; default 2s
+	StartTimeout      time.Duration // by when a provider must start a lease (fetch and compile included); default 1m
 	HeartbeatInterval time.Duration // asked of providers; default 1s
 	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default 3
 	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 5
@@ -46,6 +47,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.D, 2)
 	def(&c.OfferTimeout, 500*time.Millisecond)
 	def(&c.LeaseTimeout, 2*time.Second)
+	def(&c.StartTimeout, time.Minute)
 	def(&c.HeartbeatInterval, time.Second)
 	defInt(&c.MissedHeartbeats, 3)
 	defInt(&c.MaxAttempts, 5)
@@ -83,6 +85,7 @@ type slot struct {
 	lost      int
 	exitCode  int32
 	outputCID string
+	detail    string // why the run failed, as its provider said
 }
 
 type probe struct {
@@ -528,7 +531,7 @@ func (p *Placement) decide(now time.Time) {
 		p.outcome(o.Provider, "leased", "")
 		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
 			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
-			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.LeaseTimeout),
+			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.StartTimeout),
 			Resources: p.job.Resources, Timeout: p.job.Timeout,
 		}})
 		p.setTimer(timerLease, i, now.Add(p.cfg.LeaseTimeout))
@@ -745,7 +748,7 @@ func (p *Placement) onResult(now time.Time, ev ResultReceived) {
 	}
 	p.dropTimers(timerBeat, i)
 	p.dropTimers(timerLease, i)
-	s.exitCode, s.outputCID = ev.ExitCode, ev.OutputCID
+	s.exitCode, s.outputCID, s.detail = ev.ExitCode, ev.OutputCID, ev.Detail
 	s.state = SlotFailed
 	if ev.State == pb.LeaseState_LEASE_STATE_SUCCEEDED {
 		s.state = SlotSucceeded
@@ -766,7 +769,11 @@ func (p *Placement) finishResults() {
 	for i := range p.slots {
 		s := &p.slots[i]
 		if s.state != SlotSucceeded {
-			p.finish(JobFailed, fmt.Sprintf("slot %d failed on %s with exit code %d", i, short(s.offer.Provider), s.exitCode))
+			why := fmt.Sprintf("exit code %d", s.exitCode)
+			if s.detail != "" {
+				why = s.detail
+			}
+			p.finish(JobFailed, fmt.Sprintf("slot %d failed on %s: %s", i, short(s.offer.Provider), why))
 			return
 		}
 		if first := &p.slots[i/rep*rep]; first.outputCID != s.outputCID {

@@ -314,7 +314,7 @@ func (w *world) finish(p *simProvider, exit int32, output string) {
 			st = pb.LeaseState_LEASE_STATE_FAILED
 		}
 		w.endLease(p, l.ID, l.Epoch)
-		w.queue = append(w.queue, message{job: j, event: ResultReceived{p.name, l.ID, l.Epoch, st, exit, output}})
+		w.queue = append(w.queue, message{job: j, event: ResultReceived{Provider: p.name, LeaseID: l.ID, Epoch: l.Epoch, State: st, ExitCode: exit, OutputCID: output}})
 	}
 }
 

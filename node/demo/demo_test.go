@@ -1,0 +1,34 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs what `make run` shows, and checks its claims: every example
+// job succeeded, the refused one was refused with its reason, the lost lease
+// was rescheduled.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a federation")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := Run(ctx, Options{Examples: "../../examples", Out: &out}); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{"hello, world!", "348513 primes below 5000000", "14 distinct words", "bonjour, souverain!",
+		"no provider found under jurisdiction=ch", "under epoch 2", "succeeded"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "failed: ") {
+		t.Errorf("an example job failed:\n%s", s)
+	}
+}
