@@ -194,3 +194,24 @@ func TestRequesterRestart(t *testing.T) {
 		t.Fatalf("after the requester restarted: %+v, %v (before: %+v)", v, err, before.Slots)
 	}
 }
+
+// TestRequesterSpread: on five providers of five operators, a job with
+// count 3 spread by operator lands on three distinct operators and every
+// instance succeeds.
+func TestRequesterSpread(t *testing.T) {
+	req, _ := federation(t, []string{"fr-par", "fr-lyo", "de-fra", "be-bru", "fr-mrs"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key := submit(t, req, "version: 1\nname: fan\ncount: 3\ntask:\n  module: m.wasm\n  resources: {cpu: 100m, memory: 32Mi}\nspread:\n  - {attribute: operator, weight: 100}\n", wasm(t, "hello"))
+	v, err := req.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" || len(v.Slots) != 3 {
+		t.Fatalf("job: %+v, %v", v, err)
+	}
+	seen := map[string]bool{}
+	for _, s := range v.Slots {
+		seen[s.Provider] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("3 instances on %d providers: %+v", len(seen), v.Slots)
+	}
+}
