@@ -95,9 +95,11 @@ type Node struct {
 	changed  chan struct{} // the market changed: re-announce soon
 	draining atomic.Bool
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New starts a node: host, DHT, handlers, and the advertising loop.
@@ -308,9 +310,12 @@ func (n *Node) CancelRuns(timeout time.Duration) {
 	}
 }
 
-// Close stops the node.
+// Close stops the node. Closing it again does nothing.
 func (n *Node) Close() error {
-	n.cancel()
-	n.wg.Wait()
-	return errors.Join(n.dht.Close(), n.host.Close())
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		n.closeErr = errors.Join(n.dht.Close(), n.host.Close())
+	})
+	return n.closeErr
 }

@@ -427,6 +427,9 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 	if reason, detail := p.infeasible(now, &o); reason != "" {
 		p.outcome(o.Provider, reason, detail)
 		p.emit(DeclineOffer{o.Provider, o.Nonce})
+		if reason == "constraint mismatch" || reason == "currency mismatch" {
+			p.exclude(o.Provider)
+		}
 	} else {
 		p.round.offers = append(p.round.offers, o)
 	}
@@ -464,7 +467,21 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 	}
 	pr.answered = true
 	p.outcome(ev.Provider, reasonOf(ev.Code), ev.Reason)
+	if permanent(ev.Code) {
+		p.exclude(ev.Provider)
+	}
 	p.maybeDecide(now)
+}
+
+// permanent reports whether a refusal will hold for this job whatever the
+// provider's load: such a provider is not asked again for the job, so later
+// attempts sample the others.
+func permanent(c pb.Code) bool {
+	switch c {
+	case pb.Code_CODE_CONSTRAINT_MISMATCH, pb.Code_CODE_EXECUTOR_UNSUPPORTED, pb.Code_CODE_CURRENCY_MISMATCH:
+		return true
+	}
+	return false
 }
 
 // reasonOf names a refusal code the way explanations show it.

@@ -18,34 +18,11 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node"
-	"github.com/cuivre/cuivre/node/exec"
-	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
-	"github.com/cuivre/cuivre/scheduler"
 )
-
-// provider is one member of the demo federation.
-type provider struct {
-	name, region, operator, cert string
-	cpu                          uint64 // millicores
-	cpuPrice                     uint64 // nano-EUR per vCPU-second
-}
-
-// federation is eight providers of five operators in four jurisdictions, two
-// of them certified.
-var federation = []provider{
-	{"sme-paris", "fr-par", "atelier", "", 4000, 11_000},
-	{"sme-lyon", "fr-lyo", "rhone-it", "", 2000, 9_000},
-	{"sovereign", "fr-par", "etat", "secnumcloud", 16000, 4_000},
-	{"health", "fr-mrs", "sante-plus", "hds", 8000, 15_000},
-	{"berlin", "de-fra", "kiez", "", 4000, 10_000},
-	{"brussels", "be-bru", "atomium", "", 4000, 12_000},
-	{"amsterdam", "nl-ams", "polder", "", 4000, 10_500},
-	{"lyon-2", "fr-lyo", "rhone-it", "", 4000, 9_500},
-}
 
 // Options of a demo run.
 type Options struct {
@@ -58,78 +35,16 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	w := o.Out
-	dir, err := os.MkdirTemp("", "cuivre-demo")
+	fmt.Fprintf(w, "Starting a federation of %d providers and one requester on loopback (QUIC, private DHT, wazero, bbolt)...\n", len(devnet.Profiles))
+	d, err := devnet.Start(ctx, devnet.Options{Log: o.Log})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	// Scratch areas live in memory: allow what the providers sell (1 GiB).
-	ex, err := exec.New(ctx, exec.Config{CacheDir: filepath.Join(dir, "cache"), MaxOutputBytes: 1 << 30})
-	if err != nil {
-		return err
-	}
-	defer ex.Close(context.Background())
-
-	fmt.Fprintf(w, "Starting a federation of %d providers and one requester on loopback (QUIC, private DHT, wazero, bbolt)...\n", len(federation))
-	var boot []peer.AddrInfo
-	var provs []*node.Node
-	names := map[string]string{}
-	regions := map[string]string{}
-	for i, p := range federation {
-		labels := []scheduler.Label{{Key: "region", Value: p.region}, {Key: "jurisdiction", Value: p.region[:2]}, {Key: "operator", Value: p.operator}}
-		if p.cert != "" {
-			labels = append(labels, scheduler.Label{Key: "certification", Value: p.cert})
-		}
-		n, err := newNode(ctx, dir, fmt.Sprintf("p%d", i), ex, boot, log, scheduler.MarketConfig{
-			Capacity:  scheduler.Resources{CPUMillis: p.cpu, MemoryBytes: 8 << 30, ScratchBytes: 1 << 30},
-			Labels:    scheduler.NewLabels(labels...),
-			Executors: []string{"wasm"},
-			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.cpuPrice, MemoryNanosPerGiBSecond: 1_400}},
-		})
-		if err != nil {
-			return err
-		}
-		defer n.Close()
-		if boot == nil {
-			boot = []peer.AddrInfo{n.AddrInfo()}
-		}
-		provs = append(provs, n)
-		names[n.ID().String()], regions[n.ID().String()] = p.name, p.region
-	}
-	req, err := newNode(ctx, dir, "requester", ex, boot, log, scheduler.MarketConfig{
-		Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
-		Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}},
-	})
-	if err != nil {
-		return err
-	}
-	defer req.Close()
-	for _, n := range append(provs[1:], req) {
-		if err := n.Bootstrap(ctx); err != nil {
-			return err
-		}
-	}
-	if err := waitFor(ctx, 10*time.Second, func() bool {
-		for _, n := range append(provs, req) {
-			if n.RoutingTableSize() == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("the DHT did not form: %w", err)
-	}
-	for _, p := range provs {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := p.Advertise(actx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("advertise: %w", err)
-		}
+	defer d.Close()
+	req, provs := d.Requester, d.Providers
+	names, regions := map[string]string{}, map[string]string{}
+	for i, p := range provs {
+		names[p.ID().String()], regions[p.ID().String()] = d.Profiles[i].Name, d.Profiles[i].Region
 	}
 	fmt.Fprintf(w, "  up in %s; every provider announced its facet keys in the DHT.\n\n", time.Since(start).Round(time.Millisecond))
 
@@ -202,9 +117,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("the long job did not start: %w", err)
 	}
 	time.Sleep(500 * time.Millisecond) // let it fetch its module and run a little
-	for _, p := range provs {
+	for i, p := range provs {
 		if p.ID().String() == victim {
-			p.Close()
+			d.Kill(i)
 		}
 	}
 	fmt.Fprintf(w, "  killed %s (%s)\n", names[victim], regions[victim])
@@ -224,25 +139,6 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(w, "\nDone in %s: every job placed, run, billed and countersigned; the refusal explained; the lost lease rescheduled.\n",
 		time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-func newNode(ctx context.Context, dir, name string, ex *exec.Executor, boot []peer.AddrInfo, log *slog.Logger, m scheduler.MarketConfig) (*node.Node, error) {
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	st, err := store.Open(filepath.Join(dir, name+".db"), store.Options{ModuleDir: filepath.Join(dir, name+"-modules")})
-	if err != nil {
-		return nil, err
-	}
-	rand.Read(m.Seed[:])
-	n, err := node.New(ctx, node.Options{Identity: k, Market: m, Store: st, Exec: ex, Bootstrap: boot, Log: log,
-		Placement: scheduler.Config{OfferTimeout: time.Second}})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return n, nil
 }
 
 // submit reads a job spec, lets change alter it, signs it and submits it with

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cuivre/cuivre/node/devnet"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+func newDevnetCmd() *cobra.Command {
+	var n int
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "devnet",
+		Short: "Run N real providers and a requester in this process, on loopback",
+		Long: `devnet starts a federation of real nodes in one process (QUIC on loopback, the
+private DHT, wazero, a bbolt store each) with varied regions, jurisdictions,
+operators, prices and capacities, and serves the requester's local API from
+the data dir, so that another terminal can use it:
+
+  CUIVRE_DIR=<dir> cuivre job run examples/jobs/hello.yaml
+
+It runs until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if dir == "" {
+				d, err := os.MkdirTemp("", "cuivre-devnet")
+				if err != nil {
+					return err
+				}
+				dir = d
+			}
+			d, err := devnet.Start(ctx, devnet.Options{N: n, Dir: dir})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			api, err := d.Serve()
+			if err != nil {
+				return err
+			}
+			defer api.Close(cmd.Context())
+			out := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tPEER\tPROFILE\tREGION\tOPERATOR\tCPU\tPRICE/VCPU-H")
+			for i, p := range d.Providers {
+				pr := d.Profiles[i]
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%dm\t%s\n", i+1, shortID(p.ID().String()), pr.Name, pr.Region, pr.Operator, pr.CPUMillis,
+					protocol.FormatAmount(&pb.Amount{Currency: "EUR", Nanos: pr.CPUPrice * 3600}))
+			}
+			tw.Flush()
+			fmt.Fprintf(out, "\nrequester %s, API %s\nIn another terminal:\n  CUIVRE_DIR=%s cuivre job run examples/jobs/hello.yaml\n  CUIVRE_DIR=%s cuivre node list\n",
+				d.Requester.ID(), api.Addr(), dir, dir)
+			<-ctx.Done()
+			fmt.Fprintln(out, "stopping")
+			return nil
+		},
+	}
+	cmd.Flags().IntVarP(&n, "nodes", "n", len(devnet.Profiles), "providers to start")
+	cmd.Flags().StringVar(&dir, "data-dir", "", "where the nodes keep their data (default: a new temporary dir)")
+	return cmd
+}

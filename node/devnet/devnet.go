@@ -1,0 +1,218 @@
+// Package devnet runs a federation of real cuivre nodes in one process, on
+// loopback: each node a libp2p host on QUIC in the private DHT, with its own
+// key and bbolt store, all sharing one wazero executor (so modules compile
+// once). The demo, the integration tests and `cuivre devnet` use it.
+package devnet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// Profile is a kind of provider: where it is, who runs it, what it sells and
+// at what price.
+type Profile struct {
+	Name          string
+	Region        string // its jurisdiction is the region's first two letters
+	Operator      string
+	Certification string
+	CPUMillis     uint64
+	MemoryBytes   uint64
+	CPUPrice      uint64 // nano-EUR per vCPU-second
+}
+
+// Profiles is the default mix: SMEs, a large subsidised sovereign site, a
+// certified health-data host, across five regions and four jurisdictions.
+var Profiles = []Profile{
+	{"sme-paris", "fr-par", "atelier", "", 4000, 8 << 30, 11_000},
+	{"sme-lyon", "fr-lyo", "rhone-it", "", 2000, 8 << 30, 9_000},
+	{"sovereign", "fr-par", "etat", "secnumcloud", 16000, 64 << 30, 4_000},
+	{"health", "fr-mrs", "sante-plus", "hds", 8000, 32 << 30, 15_000},
+	{"berlin", "de-fra", "kiez", "", 4000, 8 << 30, 10_000},
+	{"brussels", "be-bru", "atomium", "", 4000, 8 << 30, 12_000},
+	{"amsterdam", "nl-ams", "polder", "", 4000, 8 << 30, 10_500},
+	{"lyon-2", "fr-lyo", "rhone-it", "", 4000, 8 << 30, 9_500},
+}
+
+// Options of a devnet.
+type Options struct {
+	N        int       // providers; default len(Profiles)
+	Dir      string    // data dirs go under it; default a new temporary dir, removed at Close
+	Profiles []Profile // default Profiles; node i takes profile i mod len
+	Log      *slog.Logger
+	// OfferTimeout of the requester's placements; default 2 s.
+	OfferTimeout time.Duration
+}
+
+// Devnet is a running federation: providers and one requester (Requester),
+// the requester serving the local API when asked.
+type Devnet struct {
+	Providers []*node.Node
+	Profiles  []Profile // of each provider
+	Requester *node.Node
+	Dir       string
+	exec      *exec.Executor
+	stores    []*store.Store
+	tempDir   bool
+}
+
+// Start starts a devnet and waits until every node has a DHT peer and every
+// provider has announced itself.
+func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
+	if len(o.Profiles) == 0 {
+		o.Profiles = Profiles
+	}
+	if o.N <= 0 {
+		o.N = len(o.Profiles)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.OfferTimeout <= 0 {
+		o.OfferTimeout = 2 * time.Second
+	}
+	d := &Devnet{Dir: o.Dir}
+	if d.Dir == "" {
+		if d.Dir, err = os.MkdirTemp("", "cuivre-devnet"); err != nil {
+			return nil, err
+		}
+		d.tempDir = true
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	// Scratch areas live in memory: allow what the providers sell (1 GiB).
+	if d.exec, err = exec.New(ctx, exec.Config{CacheDir: filepath.Join(d.Dir, "cache"), MaxOutputBytes: 1 << 30}); err != nil {
+		return nil, err
+	}
+	var boot []peer.AddrInfo
+	for i := range o.N {
+		p := o.Profiles[i%len(o.Profiles)]
+		labels := []scheduler.Label{{Key: "region", Value: p.Region}, {Key: "jurisdiction", Value: p.Region[:2]}, {Key: "operator", Value: p.Operator}}
+		if p.Certification != "" {
+			labels = append(labels, scheduler.Label{Key: "certification", Value: p.Certification})
+		}
+		n, err := d.newNode(ctx, fmt.Sprintf("node-%d", i+1), boot, o, scheduler.MarketConfig{
+			Capacity:  scheduler.Resources{CPUMillis: p.CPUMillis, MemoryBytes: p.MemoryBytes, ScratchBytes: 1 << 30},
+			Labels:    scheduler.NewLabels(labels...),
+			Executors: []string{"wasm"},
+			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.CPUPrice, MemoryNanosPerGiBSecond: 1_400}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if boot == nil {
+			boot = []peer.AddrInfo{n.AddrInfo()}
+		}
+		d.Providers, d.Profiles = append(d.Providers, n), append(d.Profiles, p)
+	}
+	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, scheduler.MarketConfig{
+		Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
+		Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}},
+	}); err != nil {
+		return nil, err
+	}
+	all := append([]*node.Node{d.Requester}, d.Providers...)
+	for _, n := range append(d.Providers[1:], d.Requester) {
+		if err := n.Bootstrap(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitFor(ctx, 20*time.Second, func() bool {
+		for _, n := range all {
+			if n.RoutingTableSize() == 0 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return nil, fmt.Errorf("the DHT did not form: %w", err)
+	}
+	for _, p := range d.Providers {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.Advertise(actx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("advertise: %w", err)
+		}
+		if err := p.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo, o Options, m scheduler.MarketConfig) (*node.Node, error) {
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(d.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(dir, node.StateFile), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	d.stores = append(d.stores, st)
+	rand.Read(m.Seed[:])
+	return node.New(ctx, node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
+		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout}})
+}
+
+// Kill closes provider i abruptly, as a crash would: no draining.
+func (d *Devnet) Kill(i int) error { return d.Providers[i].Close() }
+
+// Close stops every node and removes a temporary dir.
+func (d *Devnet) Close() error {
+	var errs []error
+	if d.Requester != nil {
+		errs = append(errs, d.Requester.Close())
+	}
+	for _, p := range d.Providers {
+		p.Close() // a killed one is already closed
+	}
+	if d.exec != nil {
+		errs = append(errs, d.exec.Close(context.Background()))
+	}
+	for _, s := range d.stores {
+		errs = append(errs, s.Close())
+	}
+	if d.tempDir {
+		os.RemoveAll(d.Dir)
+	}
+	return errors.Join(errs...)
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
