@@ -36,8 +36,9 @@ type job struct {
 	events    chan scheduler.Event
 
 	mu      sync.Mutex
-	placed  time.Duration // submit to first lease accepted; 0 until then
-	unsaved *store.Job    // the latest status not yet written, if any
+	placed  time.Duration         // submit to first lease accepted; 0 until then
+	unsaved *store.Job            // the latest status not yet written, if any
+	results map[runKey]*pb.Result // providers' results, by lease and epoch
 	status  scheduler.Status
 	history []string // what happened, one line each, for progress displays
 	stdout  bytes.Buffer
@@ -336,6 +337,12 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 				}
 			})
 		if err == nil {
+			j.update(func() {
+				if j.results == nil {
+					j.results = map[runKey]*pb.Result{}
+				}
+				j.results[runKey{leaseID, epoch}] = res
+			})
 			n.settle(ctx, provider, res)
 			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
 				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage()})
@@ -449,9 +456,21 @@ func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
 		return
 	}
 	rec := store.Job{CID: j.cid, Envelope: j.env, SpecFile: j.spec, Submitted: submitted, State: st.State, Reason: st.Reason}
+	j.mu.Lock()
 	for _, s := range st.Slots {
-		rec.Slots = append(rec.Slots, store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price})
+		slot := store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		if r := j.results[runKey{s.LeaseID, s.Epoch}]; r != nil {
+			var perr *protocol.Error
+			if e := protocol.FromPB(r.Error); e != nil {
+				perr, _ = e.(*protocol.Error)
+			}
+			slot.Result = &store.Result{State: r.State, ExitCode: r.ExitCode, OutputCID: string(r.OutputCid),
+				StdoutCID: string(r.StdoutCid), StderrCID: string(r.StderrCid),
+				Started: msTime(r.StartedAtMs), Ended: msTime(r.EndedAtMs), Error: perr}
+		}
+		rec.Slots = append(rec.Slots, slot)
 	}
+	j.mu.Unlock()
 	// The status is written behind the placement, not on its path: the
 	// latest one wins. A crash may lose the last steps; a resumed placement
 	// then re-places what it no longer knows of, and a lease orphaned so
@@ -464,6 +483,13 @@ func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
 		n.wg.Add(1)
 		go n.saveJob(j)
 	}
+}
+
+func msTime(ms uint64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return protocol.FromUnixMs(ms)
 }
 
 // saveJob writes a job's latest unsaved status until none is left.

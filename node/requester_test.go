@@ -215,3 +215,25 @@ func TestRequesterSpread(t *testing.T) {
 		t.Fatalf("3 instances on %d providers: %+v", len(seen), v.Slots)
 	}
 }
+
+// TestRequesterStoresResults: a finished job's record in the store carries
+// each slot's result: state, exit code and the CIDs of its output and logs.
+func TestRequesterStoresResults(t *testing.T) {
+	req, _ := federation(t, []string{"fr-par", "fr-lyo"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key := submit(t, req, "version: 1\nname: hi\ntask:\n  module: m.wasm\n  resources: {cpu: 100m, memory: 32Mi}\n", wasm(t, "hello"))
+	if v, err := req.Wait(ctx, key); err != nil || v.State != "succeeded" {
+		t.Fatalf("job: %+v %v", v, err)
+	}
+	waitFor(t, 5*time.Second, "the record", func() bool {
+		jobs, _ := req.store.Jobs(nil)
+		return len(jobs) == 1 && len(jobs[0].Slots) == 1 && jobs[0].Slots[0].Result != nil && jobs[0].State == scheduler.JobSucceeded
+	})
+	jobs, _ := req.store.Jobs(nil)
+	r := jobs[0].Slots[0].Result
+	stdout, _, _, _, _ := req.Logs(key)
+	if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(protocol.SumCID(stdout).Bytes()) {
+		t.Fatalf("stored result %+v", r)
+	}
+}
