@@ -140,6 +140,39 @@ func (n *Node) start(j *job, p *scheduler.Placement) {
 	j.events <- scheduler.Start{}
 }
 
+// reloadFinished shows a job that ended before this process started, from
+// its record: status, results, and the logs kept by CID.
+func (n *Node) reloadFinished(rec store.Job) {
+	sj, err := protocol.OpenJob(rec.Envelope)
+	if err != nil {
+		return
+	}
+	j := &job{name: sj.Job.Name, submitted: rec.Submitted, cid: rec.CID, env: rec.Envelope, spec: rec.SpecFile,
+		events: make(chan scheduler.Event, 1), done: make(chan struct{}), changed: make(chan struct{})}
+	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason}
+	for _, s := range rec.Slots {
+		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		if r := s.Result; r != nil {
+			ss.ExitCode, ss.OutputCID = r.ExitCode, r.OutputCID
+			for _, l := range []struct {
+				cid string
+				buf *bytes.Buffer
+			}{{r.StdoutCID, &j.stdout}, {r.StderrCID, &j.stderr}} {
+				if c, err := protocol.ParseCID([]byte(l.cid)); err == nil {
+					if b, err := n.store.Module(c); err == nil {
+						l.buf.Write(b)
+					}
+				}
+			}
+		}
+		j.status.Slots = append(j.status.Slots, ss)
+	}
+	close(j.done)
+	n.jobsMu.Lock()
+	n.jobs[sj.CID.String()] = j
+	n.jobsMu.Unlock()
+}
+
 // resumeJobs takes up the jobs a previous process of this node was placing
 // (DESIGN: jobs survive a requester restart): each gets its placement back
 // with its slots as last recorded; running leases are watched again, and a
@@ -148,11 +181,15 @@ func (n *Node) resumeJobs() error {
 	if n.store == nil {
 		return nil
 	}
-	live, err := n.store.Jobs(func(j *store.Job) bool { return !j.State.Final() })
+	all, err := n.store.Jobs(nil)
 	if err != nil {
 		return fmt.Errorf("reload jobs: %w", err)
 	}
-	for _, rec := range live {
+	for _, rec := range all {
+		if rec.State.Final() {
+			n.reloadFinished(rec)
+			continue
+		}
 		sj, err := protocol.OpenJob(rec.Envelope)
 		if err != nil {
 			n.log.Warn("stored job does not open", "err", err)
@@ -317,6 +354,7 @@ func (n *Node) lease(ctx context.Context, j *job, a scheduler.SendLease, send fu
 // heartbeats and log chunks into the job's output.
 func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, send func(scheduler.Event)) {
 	var out, errOff uint64
+	var outBuf, errBuf bytes.Buffer // this lease's own streams, kept by CID at the end
 	for ctx.Err() == nil {
 		res, err := n.Watch(ctx, peer.ID(provider), &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: epoch, StdoutOffset: out, StderrOffset: errOff},
 			func(ev *pb.WatchEvent) {
@@ -325,18 +363,21 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 					send(scheduler.Heartbeat{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: x.Status.State})
 				case *pb.WatchEvent_Log:
 					j.update(func() {
-						buf, off := &j.stdout, &out
+						buf, own, off := &j.stdout, &outBuf, &out
 						if x.Log.Stream == pb.LogStream_LOG_STREAM_STDERR {
-							buf, off = &j.stderr, &errOff
+							buf, own, off = &j.stderr, &errBuf, &errOff
 						}
 						if x.Log.Offset == *off && buf.Len() < maxLog {
 							buf.Write(x.Log.Data)
+							own.Write(x.Log.Data)
 							*off += uint64(len(x.Log.Data))
 						}
 					})
 				}
 			})
 		if err == nil {
+			n.keepLog(outBuf.Bytes(), res.StdoutCid)
+			n.keepLog(errBuf.Bytes(), res.StderrCid)
 			j.update(func() {
 				if j.results == nil {
 					j.results = map[runKey]*pb.Result{}
@@ -401,6 +442,18 @@ func (c *candidateCache) put(key string, peers []string, now time.Time) {
 		ttl = min(ttl, emptyTTL)
 	}
 	c.entries[key] = candidateEntry{peers, now.Add(ttl)}
+}
+
+// keepLog stores a lease's stream by its CID when it is whole: the bytes
+// watched hash to the CID the provider's result names.
+func (n *Node) keepLog(b, want []byte) {
+	c := protocol.SumCID(b)
+	if n.store == nil || len(b) == 0 || string(c.Bytes()) != string(want) {
+		return
+	}
+	if err := n.store.PutModule(c, b); err != nil {
+		n.log.Warn("keep log", "err", err)
+	}
 }
 
 // settle checks a result's receipt, countersigns it, keeps both and hands the

@@ -237,3 +237,32 @@ func TestRequesterStoresResults(t *testing.T) {
 		t.Fatalf("stored result %+v", r)
 	}
 }
+
+// TestRequesterRestartShowsFinished: after a restart, a job that ended before
+// is still listed with its result and its output.
+func TestRequesterRestartShowsFinished(t *testing.T) {
+	req, _ := federation(t, []string{"fr-par", "fr-lyo"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key := submit(t, req, "version: 1\nname: hi\ntask:\n  module: m.wasm\n  args: [--name, again]\n  resources: {cpu: 100m, memory: 32Mi}\n", wasm(t, "hello"))
+	if v, err := req.Wait(ctx, key); err != nil || v.State != "succeeded" {
+		t.Fatalf("job: %+v %v", v, err)
+	}
+	waitFor(t, 5*time.Second, "the record", func() bool {
+		jobs, _ := req.store.Jobs(nil)
+		return len(jobs) == 1 && jobs[0].State == scheduler.JobSucceeded && jobs[0].Slots[0].Result != nil
+	})
+	opts := req.opts
+	req.Close()
+	opts.Listen = nil
+	again, err := New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	v, ok := again.Job(key)
+	stdout, _, _, done, _ := again.Logs(key)
+	if !ok || v.State != "succeeded" || !done || string(stdout) != "hello, again! (0 lines on stdin)\n" {
+		t.Fatalf("after restart: %+v, output %q", v, stdout)
+	}
+}
