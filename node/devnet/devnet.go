@@ -1,3 +1,7 @@
+// Package devnet runs a federation of real cuivre nodes in one process, on
+// loopback: each node a libp2p host on QUIC in the private DHT, with its own
+// key and bbolt store, all sharing one wazero executor (so modules compile
+// once). The demo, the integration tests and `cuivre devnet` use it.
 package devnet
 
 import (
@@ -6,186 +10,162 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/cuivre/cuivre/node"
-	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
-// Defaults of Options.
-const (
-	// DefaultN is the number of nodes of a devnet.
-	DefaultN = 8
-	// DefaultMaxScratch is the executor's default scratch ceiling per lease:
-	// scratch areas live in memory, and the example jobs ask for up to 256 MiB.
-	DefaultMaxScratch = 1 << 30
-	// ReadyTimeout bounds the wait for every node to have a DHT peer, and
-	// then for every node's first announcements.
-	ReadyTimeout = 30 * time.Second
-)
+// Profile is a kind of provider: where it is, who runs it, what it sells and
+// at what price.
+type Profile struct {
+	Name          string
+	Region        string // its jurisdiction is the region's first two letters
+	Operator      string
+	Certification string
+	CPUMillis     uint64
+	MemoryBytes   uint64
+	CPUPrice      uint64 // nano-EUR per vCPU-second
+}
 
-// Options configure a devnet. The zero value of each field is its
-// documented default.
+// Profiles is the default mix: SMEs, a large subsidised sovereign site, a
+// certified health-data host, across five regions and four jurisdictions.
+var Profiles = []Profile{
+	{"sme-paris", "fr-par", "atelier", "", 4000, 8 << 30, 11_000},
+	{"sme-lyon", "fr-lyo", "rhone-it", "", 2000, 8 << 30, 9_000},
+	{"sovereign", "fr-par", "etat", "secnumcloud", 16000, 64 << 30, 4_000},
+	{"health", "fr-mrs", "sante-plus", "hds", 8000, 32 << 30, 15_000},
+	{"berlin", "de-fra", "kiez", "", 4000, 8 << 30, 10_000},
+	{"brussels", "be-bru", "atomium", "", 4000, 8 << 30, 12_000},
+	{"amsterdam", "nl-ams", "polder", "", 4000, 8 << 30, 10_500},
+	{"lyon-2", "fr-lyo", "rhone-it", "", 4000, 8 << 30, 9_500},
+}
+
+// Options of a devnet.
 type Options struct {
-	// N is the number of nodes. Default DefaultN.
-	N int
-	// Dir holds the devnet's files (see Devnet.Dir); it is created if
-	// needed. Default: a new temporary directory, removed by Close.
-	Dir string
-	// Profiles are the kinds of node, dealt out by Assign. Default
-	// DefaultProfiles (examples/devnet/profiles.yaml).
-	Profiles []Profile
-	// Log receives the nodes' logs, each with a "node" attribute. Default:
-	// discarded.
-	Log *slog.Logger
-	// Exec configures the one executor the nodes share. Default CacheDir
-	// Dir/cache and MaxOutputBytes DefaultMaxScratch; the rest as exec.New.
-	Exec exec.Config
-	// NodeOptions, if set, adjusts node i's options just before it is
-	// created (placement timeouts, candidate TTL...).
-	NodeOptions func(i int, o *node.Options)
+	N        int       // providers; default len(Profiles)
+	Dir      string    // data dirs go under it; default a new temporary dir, removed at Close
+	Profiles []Profile // default Profiles; node i takes profile i mod len
+	Log      *slog.Logger
+	// OfferTimeout of the requester's placements; default 2 s.
+	OfferTimeout time.Duration
 }
 
-// Devnet is a running federation of N nodes. Its methods are safe for
-// concurrent use; its fields are set by Start and only read after.
+// Devnet is a running federation: providers and one requester (Requester),
+// the requester serving the local API when asked.
 type Devnet struct {
-	// Dir holds node-<i>/ for each node (its identity.key and state.db),
-	// cache/ (compiled modules), and node 0's api, api.token and
-	// identity.key, so that CUIVRE_DIR=Dir reaches node 0 and signs with
-	// its key.
-	Dir string
-	// Providers are the nodes, node i at index i: every one sells capacity,
-	// node 0 included. A killed node stays at its index, closed. Nodes
-	// returns a copy.
 	Providers []*node.Node
-	// Profiles[i] is the profile of node i.
-	Profiles []Profile
-	// Requester is node 0, whose local API the CLI uses. A requester never
-	// leases to itself, so its jobs run on the other nodes.
+	Profiles  []Profile // of each provider
 	Requester *node.Node
-
-	api     *node.API
-	exec    *exec.Executor
-	stores  []*store.Store
-	tempDir bool
-
-	mu     sync.Mutex
-	killed map[int]bool
-	closed bool
+	Dir       string
+	exec      *exec.Executor
+	stores    []*store.Store
+	tempDir   bool
 }
 
-// Start starts a devnet: node 0, then each other node joining through node 0
-// and one earlier node; it waits until every node has a DHT peer, has each
-// announce itself (so that when Start returns every node can be found under
-// its facet keys), starts their background work, and serves node 0's API.
-// ctx bounds the start only: Close stops the devnet.
+// Start starts a devnet and waits until every node has a DHT peer and every
+// provider has announced itself.
 func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
-	if o.N <= 0 {
-		o.N = DefaultN
-	}
 	if len(o.Profiles) == 0 {
-		o.Profiles = DefaultProfiles()
+		o.Profiles = Profiles
+	}
+	if o.N <= 0 {
+		o.N = len(o.Profiles)
 	}
 	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	d := &Devnet{Dir: o.Dir, killed: map[int]bool{}}
+	if o.OfferTimeout <= 0 {
+		o.OfferTimeout = 2 * time.Second
+	}
+	d := &Devnet{Dir: o.Dir}
 	if d.Dir == "" {
-		if d.Dir, err = os.MkdirTemp("", "cuivre-devnet-"); err != nil {
+		if d.Dir, err = os.MkdirTemp("", "cuivre-devnet"); err != nil {
 			return nil, err
 		}
 		d.tempDir = true
-	} else if err := os.MkdirAll(d.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("devnet: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	if o.Exec.CacheDir == "" {
-		o.Exec.CacheDir = filepath.Join(d.Dir, "cache")
-		if err := os.MkdirAll(o.Exec.CacheDir, 0o700); err != nil {
-			return nil, fmt.Errorf("devnet: executor cache: %w", err)
-		}
+	// Scratch areas live in memory: allow what the providers sell (1 GiB).
+	if d.exec, err = exec.New(ctx, exec.Config{CacheDir: filepath.Join(d.Dir, "cache"), MaxOutputBytes: 1 << 30}); err != nil {
+		return nil, err
 	}
-	if o.Exec.MaxOutputBytes == 0 {
-		o.Exec.MaxOutputBytes = DefaultMaxScratch
-	}
-	if d.exec, err = exec.New(ctx, o.Exec); err != nil {
-		return nil, fmt.Errorf("devnet: executor: %w", err)
-	}
-
-	for i, p := range Assign(o.Profiles, o.N) {
-		var boot []peer.AddrInfo
-		if i > 0 {
-			boot = append(boot, d.Providers[0].AddrInfo())
+	var boot []peer.AddrInfo
+	for i := range o.N {
+		p := o.Profiles[i%len(o.Profiles)]
+		labels := []scheduler.Label{{Key: "region", Value: p.Region}, {Key: "jurisdiction", Value: p.Region[:2]}, {Key: "operator", Value: p.Operator}}
+		if p.Certification != "" {
+			labels = append(labels, scheduler.Label{Key: "certification", Value: p.Certification})
 		}
-		if i > 1 {
-			boot = append(boot, d.Providers[i/2].AddrInfo()) // a tree, so node 0 is not the only way in
-		}
-		n, err := d.newNode(ctx, i, o.Profiles[p], boot, o)
+		n, err := d.newNode(ctx, fmt.Sprintf("node-%d", i+1), boot, o, scheduler.MarketConfig{
+			Capacity:  scheduler.Resources{CPUMillis: p.CPUMillis, MemoryBytes: p.MemoryBytes, ScratchBytes: 1 << 30},
+			Labels:    scheduler.NewLabels(labels...),
+			Executors: []string{"wasm"},
+			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.CPUPrice, MemoryNanosPerGiBSecond: 1_400}},
+		})
 		if err != nil {
-			return nil, fmt.Errorf("devnet: node %d (%s): %w", i, o.Profiles[p].Name, err)
+			return nil, err
 		}
-		d.Providers, d.Profiles = append(d.Providers, n), append(d.Profiles, o.Profiles[p])
-	}
-	d.Requester = d.Providers[0]
-
-	rctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
-	defer cancel()
-	if err := d.each(func(_ int, n *node.Node) error { return n.Bootstrap(rctx) }); err != nil {
-		return nil, fmt.Errorf("devnet: bootstrap: %w", err)
-	}
-	if err := d.waitPeers(rctx); err != nil {
-		return nil, err
-	}
-	if err := d.each(func(i int, n *node.Node) error {
-		if err := n.Advertise(rctx); err != nil {
-			return fmt.Errorf("node %d: %w", i, err)
+		if boot == nil {
+			boot = []peer.AddrInfo{n.AddrInfo()}
 		}
-		return nil
+		d.Providers, d.Profiles = append(d.Providers, n), append(d.Profiles, p)
+	}
+	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, scheduler.MarketConfig{
+		Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
+		Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}},
 	}); err != nil {
-		return nil, fmt.Errorf("devnet: advertise: %w", err)
+		return nil, err
 	}
-	for _, n := range d.Providers {
-		// The node's own loop announces again, then keeps its records fresh.
-		if err := n.Start(ctx); err != nil {
-			return nil, fmt.Errorf("devnet: start: %w", err)
+	all := append([]*node.Node{d.Requester}, d.Providers...)
+	for _, n := range append(d.Providers[1:], d.Requester) {
+		if err := n.Bootstrap(ctx); err != nil {
+			return nil, err
 		}
 	}
-	if err := d.serve(); err != nil {
-		return nil, err
+	if err := waitFor(ctx, 20*time.Second, func() bool {
+		for _, n := range all {
+			if n.RoutingTableSize() == 0 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return nil, fmt.Errorf("the DHT did not form: %w", err)
+	}
+	for _, p := range d.Providers {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.Advertise(actx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("advertise: %w", err)
+		}
+		if err := p.Start(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }
 
-// newNode creates node i: its key (kept in Dir/node-<i>, so a devnet started
-// again on the same Dir has the same peers), its store and its node.
-func (d *Devnet) newNode(ctx context.Context, i int, p Profile, boot []peer.AddrInfo, o Options) (*node.Node, error) {
-	dir := filepath.Join(d.Dir, "node-"+strconv.Itoa(i))
-	key, err := identity(dir)
+func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo, o Options, m scheduler.MarketConfig) (*node.Node, error) {
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	m, err := p.Market(string(id))
-	if err != nil {
+	dir := filepath.Join(d.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	st, err := store.Open(filepath.Join(dir, node.StateFile), store.Options{})
@@ -193,155 +173,23 @@ func (d *Devnet) newNode(ctx context.Context, i int, p Profile, boot []peer.Addr
 		return nil, err
 	}
 	d.stores = append(d.stores, st)
-	opts := node.Options{
-		Identity:  key,
-		Listen:    []ma.Multiaddr{ma.StringCast(Listen)},
-		Bootstrap: boot,
-		Market:    m,
-		Store:     st,
-		Exec:      d.exec,
-		Log:       o.Log.With("node", i),
-	}
-	if o.NodeOptions != nil {
-		o.NodeOptions(i, &opts)
-	}
-	return node.New(ctx, opts)
+	rand.Read(m.Seed[:])
+	return node.New(ctx, node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
+		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout}})
 }
 
-// identity loads dir's identity.key, or creates dir and a new Ed25519 key.
-func identity(dir string) (crypto.PrivKey, error) {
-	if _, err := os.Stat(filepath.Join(dir, config.IdentityFile)); err == nil {
-		return config.LoadIdentity(dir)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return key, writeKey(filepath.Join(dir, config.IdentityFile), key)
-}
+// Kill closes provider i abruptly, as a crash would: no draining.
+func (d *Devnet) Kill(i int) error { return d.Providers[i].Close() }
 
-func writeKey(path string, key crypto.PrivKey) error {
-	b, err := crypto.MarshalPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return err
-	}
-	return os.Chmod(path, 0o600) // an existing file keeps its mode through WriteFile
-}
-
-// each runs f on every node at once and joins the errors.
-func (d *Devnet) each(f func(i int, n *node.Node) error) error {
-	errs := make([]error, len(d.Providers))
-	var wg sync.WaitGroup
-	for i, n := range d.Providers {
-		wg.Go(func() { errs[i] = f(i, n) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// waitPeers waits until every node has a peer in its DHT routing table.
-func (d *Devnet) waitPeers(ctx context.Context) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var alone []int
-		for i, n := range d.Providers {
-			if n.RoutingTableSize() == 0 {
-				alone = append(alone, i)
-			}
-		}
-		if len(alone) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("devnet: nodes %v have no DHT peer: %w", alone, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// serve starts node 0's API on a free loopback port, writing Dir/api and
-// Dir/api.token, and copies node 0's key to Dir/identity.key, the key
-// `cuivre job run` signs with.
-func (d *Devnet) serve() error {
-	if err := writeKey(filepath.Join(d.Dir, config.IdentityFile), d.Requester.Identity()); err != nil {
-		return fmt.Errorf("devnet: identity: %w", err)
-	}
-	api, err := d.Requester.ServeAPI("127.0.0.1:0", d.Dir)
-	if err != nil {
-		return fmt.Errorf("devnet: %w", err)
-	}
-	d.api = api
-	return nil
-}
-
-// Nodes returns the nodes, node i at index i, killed ones included (closed).
-// The caller owns the slice, not the nodes.
-func (d *Devnet) Nodes() []*node.Node { return append([]*node.Node(nil), d.Providers...) }
-
-// Node returns node i; it panics if there is no node i, as indexing does.
-func (d *Devnet) Node(i int) *node.Node { return d.Providers[i] }
-
-// API returns node 0's local API (its address and token).
-func (d *Devnet) API() *node.API { return d.api }
-
-// Kill closes node i abruptly, as a crash would look to its peers: no
-// draining, running leases cancelled, connections dropped. Its store stays
-// open until Close. Killing node 0 stops the API too. Killing a node twice
-// does nothing.
-func (d *Devnet) Kill(i int) error {
-	if i < 0 || i >= len(d.Providers) {
-		return fmt.Errorf("devnet: no node %d (0 to %d)", i, len(d.Providers)-1)
-	}
-	d.mu.Lock()
-	if d.killed[i] || d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.killed[i] = true
-	d.mu.Unlock()
-	var errs []error
-	if i == 0 && d.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		errs = append(errs, d.api.Close(ctx))
-		cancel()
-	}
-	return errors.Join(append(errs, d.Providers[i].Close())...)
-}
-
-// Close stops the API and every node still running, then the executor and
-// the stores, and removes Dir if Start made it. Only the first call does
-// anything.
+// Close stops every node and removes a temporary dir.
 func (d *Devnet) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	killed := d.killed
-	d.mu.Unlock()
 	var errs []error
-	if d.api != nil && !killed[0] {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, d.api.Close(ctx))
-		cancel()
+	if d.Requester != nil {
+		errs = append(errs, d.Requester.Close())
 	}
-	errs = append(errs, d.each(func(i int, n *node.Node) error {
-		if killed[i] {
-			return nil
-		}
-		return n.Close()
-	}))
+	for _, p := range d.Providers {
+		p.Close() // a killed one is already closed
+	}
 	if d.exec != nil {
 		errs = append(errs, d.exec.Close(context.Background()))
 	}
@@ -349,9 +197,22 @@ func (d *Devnet) Close() error {
 		errs = append(errs, s.Close())
 	}
 	if d.tempDir {
-		errs = append(errs, os.RemoveAll(d.Dir))
+		os.RemoveAll(d.Dir)
 	}
 	return errors.Join(errs...)
 }
 
-var _ io.Closer = (*Devnet)(nil)
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
