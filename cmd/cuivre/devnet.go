@@ -16,13 +16,14 @@ import (
 
 func newDevnetCmd() *cobra.Command {
 	var n int
-	var dir string
+	var dir, profiles string
 	cmd := &cobra.Command{
 		Use:   "devnet",
 		Short: "Run N real providers and a requester in this process, on loopback",
 		Long: `devnet starts a federation of real nodes in one process (QUIC on loopback, the
 private DHT, wazero, a bbolt store each) with varied regions, jurisdictions,
-operators, prices and capacities, and serves the requester's local API from
+operators, prices and capacities (--profiles FILE, see
+examples/devnet/profiles.yaml), and serves the requester's local API from
 the data dir, so that another terminal can use it:
 
   CUIVRE_DIR=<dir> cuivre job run examples/jobs/hello.yaml
@@ -39,7 +40,15 @@ It runs until interrupted.`,
 				}
 				dir = d
 			}
-			d, err := devnet.Start(ctx, devnet.Options{N: n, Dir: dir})
+			o := devnet.Options{N: n, Dir: dir}
+			if profiles != "" {
+				ps, err := devnet.LoadProfiles(profiles)
+				if err != nil {
+					return err
+				}
+				o.Profiles = ps
+			}
+			d, err := devnet.Start(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -67,5 +76,6 @@ It runs until interrupted.`,
 	}
 	cmd.Flags().IntVarP(&n, "nodes", "n", len(devnet.Profiles), "providers to start")
 	cmd.Flags().StringVar(&dir, "data-dir", "", "where the nodes keep their data (default: a new temporary dir)")
+	cmd.Flags().StringVar(&profiles, "profiles", "", "a profile file, like examples/devnet/profiles.yaml (default: the built-in mix, the same)")
 	return cmd
 }

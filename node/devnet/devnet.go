@@ -34,19 +34,21 @@ type Profile struct {
 	CPUMillis     uint64
 	MemoryBytes   uint64
 	CPUPrice      uint64 // nano-EUR per vCPU-second
+	MemoryPrice   uint64 // nano-EUR per GiB-second
 }
 
 // Profiles is the default mix: SMEs, a large subsidised sovereign site, a
-// certified health-data host, across five regions and four jurisdictions.
+// certified health-data host, across six regions and four jurisdictions. It
+// is examples/devnet/profiles.yaml, which a test keeps the same.
 var Profiles = []Profile{
-	{"sme-paris", "fr-par", "atelier", "", 4000, 8 << 30, 11_000},
-	{"sme-lyon", "fr-lyo", "rhone-it", "", 2000, 8 << 30, 9_000},
-	{"sovereign", "fr-par", "etat", "secnumcloud", 16000, 64 << 30, 4_000},
-	{"health", "fr-mrs", "sante-plus", "hds", 8000, 32 << 30, 15_000},
-	{"berlin", "de-fra", "kiez", "", 4000, 8 << 30, 10_000},
-	{"brussels", "be-bru", "atomium", "", 4000, 8 << 30, 12_000},
-	{"amsterdam", "nl-ams", "polder", "", 4000, 8 << 30, 10_500},
-	{"lyon-2", "fr-lyo", "rhone-it", "", 4000, 8 << 30, 9_500},
+	{"sme-paris", "fr-par", "atelier", "", 4000, 8 << 30, 11_000, 1_400},
+	{"sme-lyon", "fr-lyo", "rhone-it", "", 2000, 8 << 30, 9_000, 1_400},
+	{"sovereign", "fr-par", "etat", "secnumcloud", 16000, 64 << 30, 4_000, 1_400},
+	{"health", "fr-mrs", "sante-plus", "hds", 8000, 32 << 30, 15_000, 1_400},
+	{"berlin", "de-fra", "kiez", "", 4000, 8 << 30, 10_000, 1_400},
+	{"brussels", "be-bru", "atomium", "", 4000, 8 << 30, 12_000, 1_400},
+	{"amsterdam", "nl-ams", "polder", "", 4000, 8 << 30, 10_500, 1_400},
+	{"lyon-2", "fr-lyo", "rhone-it", "", 4000, 8 << 30, 9_500, 1_400},
 }
 
 // Options of a devnet.
@@ -113,7 +115,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			Capacity:  scheduler.Resources{CPUMillis: p.CPUMillis, MemoryBytes: p.MemoryBytes, ScratchBytes: 1 << 30},
 			Labels:    scheduler.NewLabels(labels...),
 			Executors: []string{"wasm"},
-			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.CPUPrice, MemoryNanosPerGiBSecond: 1_400}},
+			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.CPUPrice, MemoryNanosPerGiBSecond: p.MemoryPrice}},
 		})
 		if err != nil {
 			return nil, err

@@ -2,8 +2,13 @@ package devnet
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/protocol"
@@ -42,5 +47,23 @@ func TestDevnet(t *testing.T) {
 	var st node.NodeStatus
 	if err := c.Get("/v1/status", &st); err != nil || st.DHTPeers == 0 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// TestProfileFile: the example profile file is the built-in mix, and a bad
+// file is refused with the profile and the field.
+func TestProfileFile(t *testing.T) {
+	got, err := LoadProfiles("../../examples/devnet/profiles.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Profiles, got); diff != "" {
+		t.Fatalf("examples/devnet/profiles.yaml differs from Profiles (-built-in +file):\n%s", diff)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("profiles:\n  - {name: x, region: FR, operator: o, cpu: lots, memory: 1Gi, cpu_per_hour: \"0.01\", memory_gib_per_hour: \"0\"}\n"), 0o644)
+	_, err = LoadProfiles(bad)
+	if err == nil || !strings.Contains(err.Error(), "profiles[0] (x).region") || !strings.Contains(err.Error(), "profiles[0] (x).cpu") {
+		t.Fatalf("bad file: %v", err)
 	}
 }
