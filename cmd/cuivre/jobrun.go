@@ -48,30 +48,12 @@ could not be placed (the reasons are printed, per provider).`,
 		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := resolveDir()
-			if err != nil {
-				return err
-			}
-			j, module, err := loadJob(args[0])
-			if err != nil {
-				return err
-			}
-			key, err := config.LoadIdentity(dir)
-			if err != nil {
-				return err
-			}
-			j.Nonce = make([]byte, protocol.NonceSize)
-			rand.Read(j.Nonce)
-			signed, err := protocol.SealJob(key, j)
-			if err != nil {
-				return err
-			}
-			c, err := node.DialAPI(dir)
+			c, env, module, err := signJob(args[0])
 			if err != nil {
 				return err
 			}
 			var resp node.SubmitResponse
-			if err := c.Do("POST", "/v1/jobs", node.SubmitRequest{Job: signed.Envelope, Module: module, Spec: args[0]}, &resp); err != nil {
+			if err := c.Do("POST", "/v1/jobs", node.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
 				return err
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -102,6 +84,35 @@ could not be placed (the reasons are printed, per provider).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the final status only)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
 	return cmd
+}
+
+// signJob reads a spec file, signs the job with the data dir's key under a
+// fresh nonce, and dials the data dir's daemon; it returns the sealed job and
+// the module's bytes when the spec names a file.
+func signJob(path string) (*node.APIClient, []byte, []byte, error) {
+	dir, err := resolveDir()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	j, module, err := loadJob(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := config.LoadIdentity(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	j.Nonce = make([]byte, protocol.NonceSize)
+	rand.Read(j.Nonce)
+	signed, err := protocol.SealJob(key, j)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := node.DialAPI(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, signed.Envelope, module, nil
 }
 
 // follow polls a job, printing each new step of its history, until it ends.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"sort"
@@ -39,30 +38,12 @@ func newJobOffersCmd() *cobra.Command {
 		Short: "Ask the market for a job without placing it: who would run it, at what price, who refuses and why",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := resolveDir()
-			if err != nil {
-				return err
-			}
-			j, _, err := loadJob(args[0])
-			if err != nil {
-				return err
-			}
-			key, err := config.LoadIdentity(dir)
-			if err != nil {
-				return err
-			}
-			j.Nonce = make([]byte, protocol.NonceSize)
-			rand.Read(j.Nonce)
-			signed, err := protocol.SealJob(key, j)
-			if err != nil {
-				return err
-			}
-			c, err := node.DialAPI(dir)
+			c, env, _, err := signJob(args[0])
 			if err != nil {
 				return err
 			}
 			var quotes []node.QuoteView
-			if err := c.Do("POST", "/v1/offers", node.SubmitRequest{Job: signed.Envelope}, &quotes); err != nil {
+			if err := c.Do("POST", "/v1/offers", node.SubmitRequest{Job: env}, &quotes); err != nil {
 				return err
 			}
 			return render(cmd.OutOrStdout(), output, quotes, func(tw *tabwriter.Writer, wide bool) {

@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var victim string
-	if err := waitFor(ctx, 30*time.Second, func() bool {
+	if err := devnet.WaitFor(ctx, 30*time.Second, func() bool {
 		v, _ := req.Job(longKey)
 		if len(v.Slots) > 0 && v.Slots[0].State == "running" {
 			victim = v.Slots[0].Provider
@@ -171,19 +171,4 @@ func submit(req *node.Node, key crypto.PrivKey, path string, change func(*protoc
 		return "", err
 	}
 	return req.Submit(sj.Envelope, module, filepath.Base(path))
-}
-
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
 }

@@ -82,7 +82,7 @@ func TestFederation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var victim string
-	if err := waitFor(ctx, 30*time.Second, func() bool {
+	if err := devnet.WaitFor(ctx, 30*time.Second, func() bool {
 		v, _ := req.Job(key)
 		if len(v.Slots) > 0 && v.Slots[0].State == "running" {
 			victim = v.Slots[0].Provider

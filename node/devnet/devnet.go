@@ -137,7 +137,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			return nil, err
 		}
 	}
-	if err := waitFor(ctx, 20*time.Second, func() bool {
+	if err := WaitFor(ctx, 20*time.Second, func() bool {
 		for _, n := range all {
 			if n.RoutingTableSize() == 0 {
 				return false
@@ -204,7 +204,8 @@ func (d *Devnet) Close() error {
 	return errors.Join(errs...)
 }
 
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+// WaitFor polls cond every 20 ms until it holds, ctx ends or timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
