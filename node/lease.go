@@ -53,6 +53,9 @@ type logWriter struct {
 	buf *bytes.Buffer
 }
 
+// runLinger is how long an ended run stays in memory for late watchers.
+const runLinger = 2 * time.Minute
+
 // maxLog caps what a run's stdout or stderr keeps for watchers.
 const maxLog = 4 << 20
 
@@ -338,10 +341,13 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 		result.StartedAtMs = 0
 	}
 	r.set(func() { r.state, r.result = state, result })
-	// Watchers holding r still read its result; later ones read the store.
-	n.runsMu.Lock()
-	delete(n.runs, runKey{r.lease.ID, r.lease.Epoch})
-	n.runsMu.Unlock()
+	// A requester may start watching after a short run ended: keep the run,
+	// its logs with it, for a while, then leave it to the store.
+	time.AfterFunc(runLinger, func() {
+		n.runsMu.Lock()
+		delete(n.runs, runKey{r.lease.ID, r.lease.Epoch})
+		n.runsMu.Unlock()
+	})
 	n.log.Info("lease ended", "lease", fmt.Sprintf("%x", r.lease.ID), "epoch", r.lease.Epoch, "state", state, "exit", res.ExitCode, "err", runErr)
 }
 

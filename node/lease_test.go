@@ -321,3 +321,27 @@ func (n *Node) runningIDs() []string {
 	}
 	return out
 }
+
+// TestLateWatchGetsLogs: a requester that starts watching after a short run
+// ended still gets its output.
+func TestLateWatchGetsLogs(t *testing.T) {
+	prov, req, _ := newProviderPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, _, env := placeOn(t, ctx, req, prov, wasm(t, "hello"), []string{"--name", "late"}, 30*time.Second)
+	l, err := protocol.OpenLease(env, time.Now())
+	if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+		t.Fatal(err, res.State)
+	}
+	var stdout []byte
+	if _, err := req.Watch(ctx, prov.ID(), &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: 1}, func(ev *pb.WatchEvent) {
+		if lg := ev.GetLog(); lg != nil {
+			stdout = append(stdout, lg.Data...)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if string(stdout) != "bonjour, late! (2 lines on stdin)\n" {
+		t.Fatalf("late watch got %q", stdout)
+	}
+}
