@@ -518,7 +518,7 @@ func suggest(name string, fields []field) string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.name
-		if d := editDistance(name, f.name); d < dist {
+		if d := EditDistance(name, f.name); d < dist {
 			best, dist = f.name, d
 		}
 	}
@@ -528,8 +528,9 @@ func suggest(name string, fields []field) string {
 	return ": the fields here are " + strings.Join(names, ", ")
 }
 
-// editDistance is the Levenshtein distance of two short strings.
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of two short strings, in bytes
+// (math.MaxInt past 64 bytes): how "did you mean" suggestions are chosen.
+func EditDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return math.MaxInt
 	}

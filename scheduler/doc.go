@@ -22,7 +22,7 @@
 // TestScripts; go test -rewrite regenerates their output). Same seed, same
 // inputs, same decisions: TestDeterminism hashes a trace to prove it. The rooms
 // test at the root of the repository enforces that no file here (tests aside)
-// imports a network, file or libp2p package, reads the clock, sleeps, or starts
+// imports a network, file or peer-to-peer package, reads the clock, sleeps, or starts
 // a goroutine.
 //
 // Figures (go test -bench . -benchmem -cpu 1, one core, see docs/BENCHMARKS.md):
