@@ -1,0 +1,103 @@
+package simulations
+
+import "time"
+
+// Result is what one run of one variant of a scenario measured. Times are
+// virtual, since the start of the run.
+type Result struct {
+	Scenario string
+	Variant  string
+	Seed     uint64
+	// TraceHash is a SHA-256 of every event the run processed, in order:
+	// two runs with the same scenario and seed have the same hash.
+	TraceHash string
+	Events    uint64        // events processed
+	SimTime   time.Duration // virtual time at the end
+	Wall      time.Duration // real time the run took
+	// BytesPerProvider is the heap in use after the providers were built,
+	// less before, per provider.
+	BytesPerProvider float64
+
+	Jobs       []JobRecord
+	Placements []PlacementRecord
+	Providers  []ProviderRecord
+	Classes    []ClassRecord
+	Series     []Sample
+}
+
+// JobRecord is one job.
+type JobRecord struct {
+	ID          int
+	Requester   int
+	Submitted   time.Duration
+	Placed      time.Duration // first lease accepted; -1 if never
+	Ended       time.Duration // -1 if it had not ended when the run stopped
+	State       string        // succeeded, failed, cancelled, or placing/running when cut off
+	CPUMillis   uint64
+	MemoryBytes uint64
+	Run         time.Duration // the run time drawn for it
+	Constrained bool          // it had a hard constraint
+	Epochs      uint64        // leases its slot took: 1 + reschedules
+	Class       string        // class of the provider of its last lease; "" if none
+	Paid        float64       // what the customer paid, in currency units
+	Subsidy     float64       // what public funds paid on top
+	Currency    string
+	Reason      string // why it failed
+}
+
+// Wait is the placement latency: submission to first lease accepted.
+func (j *JobRecord) Wait() time.Duration { return j.Placed - j.Submitted }
+
+// PlacementRecord is one lease accepted.
+type PlacementRecord struct {
+	Job      int
+	Epoch    uint64
+	Provider int
+	Class    string
+	Region   string
+	At       time.Duration // lease accepted
+	Latency  time.Duration // since the job was submitted or its slot requeued
+	Quoted   float64       // the offer's total, in currency units
+	Currency string
+}
+
+// ProviderRecord is one provider at the end of the run.
+type ProviderRecord struct {
+	ID          int
+	Class       string
+	Region      string
+	Operator    string
+	CPUMillis   uint64 // capacity
+	Leases      int    // leases committed
+	Crashes     int
+	BusyCPUSecs float64 // CPU-seconds committed to leases
+	// Utilisation is BusyCPUSecs over capacity times the time it was up.
+	Utilisation float64
+	Revenue     float64 // paid by customers
+	Subsidy     float64 // paid by public funds
+	Currency    string
+}
+
+// ClassRecord sums a class of providers.
+type ClassRecord struct {
+	Class       string
+	Providers   int
+	Leases      int
+	Utilisation float64 // busy CPU-seconds over capacity-seconds up
+	Revenue     float64
+	Subsidy     float64
+	Currency    string
+}
+
+// Sample is one point of the time series.
+type Sample struct {
+	At          time.Duration
+	Placing     int     // jobs waiting for a lease
+	Running     int     // jobs with every slot leased
+	Done        int     // jobs ended so far
+	Up          int     // providers up
+	Utilisation float64 // committed CPU over the CPU of providers up
+	// ByClass is the utilisation of each class, in the order of
+	// Result.Classes.
+	ByClass []float64
+}

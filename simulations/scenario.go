@@ -1,0 +1,225 @@
+package simulations
+
+import (
+	"time"
+
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// Scenario is one simulated federation and its workload: the parsed,
+// validated form of a scenario file (see ParseScenario and
+// docs/SIMULATOR.md). Every model is plain config; a zero optional field means
+// the default named in its comment.
+type Scenario struct {
+	Name        string
+	Description string
+	// Seed is the default seed of a run (--seed overrides it). Default 1.
+	Seed uint64
+	// Duration is the simulated time during which jobs arrive. The run then
+	// goes on until every job has ended, or Drain has passed.
+	Duration time.Duration
+	// Drain bounds the time after Duration given to jobs still running.
+	// Default 1h.
+	Drain time.Duration
+	// SampleEvery is the step of the time series. Default Duration/200,
+	// at least 1s.
+	SampleEvery time.Duration
+
+	Network    Network
+	Discovery  Discovery
+	Scheduler  Scheduler
+	Requesters Requesters
+	// Classes are the kinds of provider, each with its count, place, size,
+	// prices and churn. At least one.
+	Classes  []Class
+	Workload Workload
+	// Variants run the same scenario with overrides, side by side (for
+	// example a closed and an open federation, or one policy each). None
+	// means one run of the scenario as written, named after it.
+	Variants []Variant
+}
+
+// Network is the latency model: regions, the round trip between each pair,
+// jitter and loss.
+type Network struct {
+	// Regions are the region names, in the order of the rows of RTT.
+	Regions []string
+	// RTT[i][j] is the round trip between regions i and j; the matrix is
+	// square and symmetric, its diagonal the round trip inside a region.
+	RTT [][]time.Duration
+	// Jitter adds to each one-way delay a uniform random part of up to this
+	// fraction of it. Default 0.
+	Jitter float64
+	// Loss is the probability that a message is lost. Default 0.
+	Loss float64
+}
+
+// Discovery is the DHT model: provider records by facet and shard, found in
+// ceil(log2(N) / BitsPerHop) sequential hops of one round trip each.
+type Discovery struct {
+	// BitsPerHop is how many bits of the key space one hop of a lookup
+	// resolves. Default 3 (see docs/SIMULATOR.md for how it maps to
+	// kad-dht).
+	BitsPerHop float64
+	// RecordTTL is how long a departed provider's records stay findable.
+	// Default 10m, as the daemon's provider record validity.
+	RecordTTL time.Duration
+	// CacheTTL is how long a requester reuses a lookup's answer. Default 5s,
+	// as the daemon.
+	CacheTTL time.Duration
+}
+
+// Scheduler is the requesters' placement config, handed to the scheduler as
+// is; PolicyName is resolved with scheduler.PolicyByName.
+type Scheduler struct {
+	Config     scheduler.Config // Policy is set from PolicyName
+	PolicyName string           // default "balanced"
+}
+
+// Requesters are the nodes customers submit jobs through; each job goes to
+// one of them at random.
+type Requesters struct {
+	Count   int // default 1
+	Regions Weights
+}
+
+// Weight is a name with a relative weight.
+type Weight struct {
+	Name   string
+	Weight float64
+}
+
+// Weights is a discrete distribution over names. Empty means uniform over
+// every region (for regions).
+type Weights []Weight
+
+// Class is a kind of provider.
+type Class struct {
+	Name  string
+	Count int
+	// Regions places the class's providers. Default: uniform over every
+	// region.
+	Regions Weights
+	// Operators is how many operators share the class's providers (round
+	// robin); 0 means one operator per provider. The operator is the label
+	// that replicas and spread count on.
+	Operators int
+	// Labels are set on every provider of the class, besides region and
+	// operator, which are filled in.
+	Labels scheduler.Labels
+	// Capacity is what each provider of the class sells.
+	Capacity scheduler.Resources
+	// Pricing is what each provider charges before subsidy.
+	Pricing scheduler.PricePolicy
+	// Subsidy is the part of the price paid by public funds, in [0, 1):
+	// customers are quoted Pricing times 1-Subsidy, and the provider earns
+	// the rest from the subsidy. Default 0.
+	Subsidy float64
+	// ServiceTime is how long the provider takes to answer an offer request
+	// or a lease (signing, the store's fsync). Default 0.
+	ServiceTime time.Duration
+	// StartDelay is the time from a lease accepted to the run started
+	// (module fetch and compile). Default 0.
+	StartDelay time.Duration
+	// Churn makes providers leave and come back. Zero means they stay.
+	Churn Churn
+}
+
+// Churn is a provider's sessions: it runs for an exponential time of mean
+// Session, crashes (its leases die with it), and comes back empty after an
+// exponential time of mean Downtime.
+type Churn struct {
+	Session  time.Duration
+	Downtime time.Duration // default Session/10
+}
+
+// Workload is the jobs customers submit.
+type Workload struct {
+	// Jobs is how many jobs arrive at most. 0 means as many as Duration
+	// lets arrive.
+	Jobs int
+	// Arrivals is the arrival process; ignored when Trace is set.
+	Arrivals Arrivals
+	// Trace replays jobs from a CSV file instead of drawing them.
+	Trace []TraceJob
+	// Sizes is the mix of job sizes. At least one unless Trace is set.
+	Sizes []Size
+	// Duration is how long a run lasts.
+	Duration Dist
+	// Constraints is the mix of hard constraints; a job draws one entry
+	// (whose Selectors may be empty). Default: no constraint.
+	Constraints []ConstraintMix
+	// Ceilings is the mix of price ceilings; a job draws one entry. Default:
+	// no ceiling.
+	Ceilings []Ceiling
+	// TimeoutFactor sets a job's timeout to its run time times this, rounded
+	// up to a second: what a customer asks for, and is quoted on. Default 2.
+	TimeoutFactor float64
+	// FailureRate is the probability that a run exits non-zero. Default 0.
+	FailureRate float64
+}
+
+// Arrivals is the arrival process of jobs.
+type Arrivals struct {
+	// Process is "poisson" (default) or "bursty": Poisson at Rate, times
+	// BurstFactor during bursts of mean length BurstOn every mean BurstOff.
+	Process string
+	// Rate is the mean number of arrivals per second. Either Rate or Load
+	// is set.
+	Rate float64
+	// Load sets Rate so that the mean demand is this fraction of the
+	// federation's CPU: load * capacity / (mean CPU * mean run time).
+	Load        float64
+	BurstFactor float64       // default 5
+	BurstOn     time.Duration // default 1m
+	BurstOff    time.Duration // default 10m
+}
+
+// TraceJob is one job of a trace.
+type TraceJob struct {
+	At          time.Duration // since the start
+	Resources   scheduler.Resources
+	Run         time.Duration
+	Constraints []scheduler.Selector
+	MaxPrice    scheduler.Amount // empty currency: no ceiling
+}
+
+// Size is one entry of the mix of job sizes.
+type Size struct {
+	Weight    float64
+	Resources scheduler.Resources
+}
+
+// Dist is a distribution of durations: "fixed" at Mean, "exponential" of mean
+// Mean, "uniform" on [0, 2*Mean], or "lognormal" of mean Mean and shape Sigma.
+type Dist struct {
+	Kind  string // default "exponential"
+	Mean  time.Duration
+	Sigma float64 // lognormal only; default 1
+}
+
+// ConstraintMix is one entry of the mix of constraints.
+type ConstraintMix struct {
+	Weight    float64
+	Selectors []scheduler.Selector
+}
+
+// Ceiling is one entry of the mix of price ceilings: a job may pay at most
+// PerCPUHour for each CPU for each hour of its timeout. A zero Nanos with an
+// empty currency means no ceiling.
+type Ceiling struct {
+	Weight     float64
+	PerCPUHour scheduler.Amount
+}
+
+// Variant is one side of a comparison: the scenario with some classes
+// left out, another policy, another d or another load.
+type Variant struct {
+	Name    string
+	Exclude []string // classes left out
+	Policy  string   // default: the scenario's
+	D       int      // default: the scenario's
+	// Load replaces Workload.Arrivals.Load (and the rate it sets); 0 keeps
+	// the scenario's.
+	Load float64
+}

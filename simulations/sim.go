@@ -1,0 +1,930 @@
+package simulations
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// Progress is told how far a run has got: the virtual time, the jobs ended
+// and the jobs expected (0 when unknown).
+type Progress func(now time.Duration, ended, expected int)
+
+// Run simulates one variant of a scenario with a seed. A nil variant runs
+// the scenario as written. progress, if not nil, is called at each sample of
+// the time series.
+func Run(s *Scenario, v *Variant, seed uint64, progress Progress) (*Result, error) {
+	sim, err := newSim(s, v, seed)
+	if err != nil {
+		return nil, err
+	}
+	sim.progress = progress
+	start := time.Now()
+	sim.loop()
+	res := sim.result()
+	res.Wall = time.Since(start)
+	return res, nil
+}
+
+// sim is one run: the federation, the jobs and the queue of events.
+type sim struct {
+	sc       Scenario // with the variant applied
+	variant  string
+	seed     uint64
+	cfg      scheduler.Config
+	q        queue
+	now      int64
+	trace    *tracer
+	events   uint64
+	progress Progress
+
+	net, disc, work, arrive, churn, place *rand.Rand
+
+	regions    []string
+	classes    []classState
+	providers  []provider
+	index      map[protocol.FacetKey][]int32
+	requesters []requester
+	jobs       []job
+	records    []JobRecord
+	placements []PlacementRecord
+
+	// arrivals
+	rate       float64 // per second, outside bursts
+	arrived    int
+	expected   int   // jobs expected, 0 if unknown
+	arriveEnd  int64 // no arrival after this
+	burst      bool
+	burstUntil int64
+	active     int // jobs not ended
+	placing    int
+	running    int
+	ended      int
+	committed  uint64 // CPU millis committed, over providers up
+	upCPU      uint64 // CPU millis of providers up
+	upCount    int
+	stopped    bool
+	bytesPer   float64
+	series     []Sample
+}
+
+type classState struct {
+	c         *Class
+	regions   []int // region index of each weight
+	cumul     []float64
+	labels    map[string]scheduler.Labels // by region and operator, shared
+	committed uint64
+	upCPU     uint64
+}
+
+type provider struct {
+	id       string
+	class    int16
+	region   int16
+	operator int32
+	inc      uint32 // incarnation: bumped at each crash
+	up       bool
+	downAt   int64
+	upSince  int64
+	upNanos  int64 // time up before upSince
+	market   *scheduler.Market
+	cfg      *scheduler.MarketConfig
+	runs     []run
+	leases   int32
+	crashes  int32
+	busy     float64 // CPU-millis x seconds
+	revenue  float64
+	subsidy  float64
+}
+
+type run struct {
+	job     int32
+	leaseID string
+	epoch   uint64
+	cpu     uint64
+	since   int64 // committed at
+}
+
+type requester struct {
+	id     string
+	region int16
+	cache  map[protocol.FacetKey]cached
+}
+
+type cached struct {
+	until int64
+	peers []int32
+}
+
+type job struct {
+	p         *scheduler.Placement
+	requester int32
+	run       time.Duration
+	since     int64 // submitted, or requeued
+	epoch     uint64
+	state     scheduler.JobState
+}
+
+func newSim(sc *Scenario, v *Variant, seed uint64) (*sim, error) {
+	s := &sim{sc: *sc, variant: sc.Name, seed: seed, trace: newTracer()}
+	if err := s.applyVariant(v); err != nil {
+		return nil, err
+	}
+	s.cfg = s.sc.Scheduler.Config
+	pol, err := scheduler.PolicyByName(s.sc.Scheduler.PolicyName)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Policy = pol
+	s.net = stream(seed, "network")
+	s.disc = stream(seed, "discovery")
+	s.work = stream(seed, "workload")
+	s.arrive = stream(seed, "arrivals")
+	s.churn = stream(seed, "churn")
+	s.place = stream(seed, "placement")
+	s.regions = s.sc.Network.Regions
+	s.index = map[protocol.FacetKey][]int32{}
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := s.buildProviders(); err != nil {
+		return nil, err
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := len(s.providers); n > 0 {
+		s.bytesPer = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	}
+	s.buildRequesters()
+	if err := s.setRate(); err != nil {
+		return nil, err
+	}
+	s.arriveEnd = int64(s.sc.Duration)
+	s.expected = s.sc.Workload.Jobs
+	if n := len(s.sc.Workload.Trace); n > 0 && (s.expected == 0 || n < s.expected) {
+		s.expected = n
+	}
+	s.q.push(event{at: 0, kind: evArrive})
+	s.q.push(event{at: 0, kind: evSample})
+	return s, nil
+}
+
+// applyVariant leaves out the classes a variant excludes and applies its
+// overrides.
+func (s *sim) applyVariant(v *Variant) error {
+	if v == nil {
+		return nil
+	}
+	s.variant = v.Name
+	var kept []Class
+	for _, c := range s.sc.Classes {
+		if !slices.Contains(v.Exclude, c.Name) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		return fmt.Errorf("variant %s: every class is excluded", v.Name)
+	}
+	s.sc.Classes = kept
+	if v.Policy != "" {
+		s.sc.Scheduler.PolicyName = v.Policy
+	}
+	if v.D > 0 {
+		s.sc.Scheduler.Config.D = v.D
+	}
+	if v.Load > 0 {
+		s.sc.Workload.Arrivals.Load = v.Load
+		s.sc.Workload.Arrivals.Rate = 0
+	}
+	return nil
+}
+
+func (s *sim) buildProviders() error {
+	total := 0
+	for _, c := range s.sc.Classes {
+		total += c.Count
+	}
+	s.providers = make([]provider, 0, total)
+	mk := stream(s.seed, "markets")
+	for ci := range s.sc.Classes {
+		c := &s.sc.Classes[ci]
+		cs := classState{c: c, labels: map[string]scheduler.Labels{}}
+		for _, w := range c.Regions {
+			k := slices.Index(s.regions, w.Name)
+			if k < 0 {
+				return fmt.Errorf("class %s: unknown region %q", c.Name, w.Name)
+			}
+			cs.regions = append(cs.regions, k)
+			cs.cumul = append(cs.cumul, w.Weight+last(cs.cumul))
+		}
+		pricing := c.Pricing
+		if c.Subsidy > 0 {
+			f := 1 - c.Subsidy
+			pricing.Base.CPUNanosPerSecond = uint64(math.Round(float64(pricing.Base.CPUNanosPerSecond) * f))
+			pricing.Base.MemoryNanosPerGiBSecond = uint64(math.Round(float64(pricing.Base.MemoryNanosPerGiBSecond) * f))
+			pricing.Base.EgressNanosPerGiB = uint64(math.Round(float64(pricing.Base.EgressNanosPerGiB) * f))
+		}
+		for k := range c.Count {
+			n := int32(len(s.providers))
+			p := provider{id: "p" + strconv.Itoa(int(n)), class: int16(ci), up: true}
+			p.region = int16(cs.regions[pick(s.churn, cs.cumul)])
+			p.operator = n
+			if c.Operators > 0 {
+				p.operator = int32(k % c.Operators)
+			}
+			operator := "op-" + strconv.Itoa(int(p.operator))
+			if c.Operators > 0 {
+				operator = c.Name + "-" + strconv.Itoa(int(p.operator))
+			}
+			lk := s.regions[p.region] + "/" + operator
+			labels, ok := cs.labels[lk]
+			if !ok {
+				labels = scheduler.NewLabels(append(slices.Clone(c.Labels),
+					scheduler.Label{Key: scheduler.LabelRegion, Value: s.regions[p.region]},
+					scheduler.Label{Key: scheduler.LabelOperator, Value: operator})...)
+				if c.Operators > 0 {
+					cs.labels[lk] = labels
+				}
+			}
+			p.cfg = &scheduler.MarketConfig{Provider: p.id, Capacity: c.Capacity, Labels: labels, Pricing: pricing, Seed: seed32(mk)}
+			m, err := scheduler.NewMarket(*p.cfg)
+			if err != nil {
+				return fmt.Errorf("class %s: %w", c.Name, err)
+			}
+			p.market = m
+			for _, key := range scheduler.ProviderKeys(p.id, labels, nil, c.Capacity) {
+				s.index[key] = append(s.index[key], n)
+			}
+			if c.Churn.Session > 0 {
+				s.q.push(event{at: s.expDur(s.churn, c.Churn.Session), kind: evCrash, prov: n})
+			}
+			s.providers = append(s.providers, p)
+			cs.upCPU += c.Capacity.CPUMillis
+			s.upCPU += c.Capacity.CPUMillis
+			s.upCount++
+		}
+		s.classes = append(s.classes, cs)
+	}
+	return nil
+}
+
+func (s *sim) buildRequesters() {
+	var cumul []float64
+	var regions []int
+	for _, w := range s.sc.Requesters.Regions {
+		regions = append(regions, slices.Index(s.regions, w.Name))
+		cumul = append(cumul, w.Weight+last(cumul))
+	}
+	n := max(1, s.sc.Requesters.Count)
+	for i := range n {
+		r := requester{id: "r" + strconv.Itoa(i), cache: map[protocol.FacetKey]cached{}}
+		if len(regions) > 0 {
+			r.region = int16(regions[pick(s.work, cumul)])
+		}
+		s.requesters = append(s.requesters, r)
+	}
+}
+
+// setRate sets the arrival rate, from the load asked for if need be.
+func (s *sim) setRate() error {
+	a := &s.sc.Workload.Arrivals
+	s.rate = a.Rate
+	if a.Load > 0 {
+		var cpu float64
+		for _, c := range s.sc.Classes {
+			cpu += float64(c.Count) * float64(c.Capacity.CPUMillis)
+		}
+		var sum, wsum float64
+		for _, z := range s.sc.Workload.Sizes {
+			sum += z.Weight * float64(z.Resources.CPUMillis)
+			wsum += z.Weight
+		}
+		mean := s.sc.Workload.Duration.Mean.Seconds()
+		if sum == 0 || mean == 0 {
+			return fmt.Errorf("workload: a load needs sizes and a mean run time")
+		}
+		s.rate = a.Load * cpu / (sum / wsum * mean)
+	}
+	if s.rate <= 0 && len(s.sc.Workload.Trace) == 0 {
+		return fmt.Errorf("workload: no arrival rate")
+	}
+	return nil
+}
+
+// ---- the loop ----
+
+func (s *sim) loop() {
+	for s.q.len() > 0 && !s.stopped {
+		e := s.q.pop()
+		s.now = e.at
+		s.events++
+		s.trace.add(&e)
+		switch e.kind {
+		case evArrive:
+			s.onArrive()
+		case evTimer:
+			s.step(e.job, scheduler.TimerFired{ID: e.id})
+		case evToJob:
+			s.toJob(e.job, e.msg.(scheduler.Event))
+		case evToProv:
+			s.toProvider(&e)
+		case evBeat:
+			s.onBeat(&e)
+		case evEnd:
+			s.onEnd(&e)
+		case evCrash:
+			s.onCrash(e.prov)
+		case evRejoin:
+			s.onRejoin(e.prov)
+		case evSample:
+			s.onSample()
+		}
+	}
+}
+
+func (s *sim) maybeStop() {
+	arrivalsDone := s.now > s.arriveEnd || s.expected > 0 && s.arrived >= s.expected
+	if arrivalsDone && s.active == 0 || s.now > s.arriveEnd+int64(s.sc.Drain) {
+		s.stopped = true
+	}
+}
+
+// ---- jobs ----
+
+func (s *sim) onArrive() {
+	w := &s.sc.Workload
+	if s.expected > 0 && s.arrived >= s.expected || s.now > s.arriveEnd {
+		return
+	}
+	var j scheduler.Job
+	var rec JobRecord
+	if len(w.Trace) > 0 {
+		t := &w.Trace[s.arrived]
+		j = scheduler.Job{Resources: t.Resources, Constraints: t.Constraints, MaxPrice: t.MaxPrice}
+		rec.Run = t.Run
+	} else {
+		z := w.Sizes[pickWeighted(s.work, len(w.Sizes), func(i int) float64 { return w.Sizes[i].Weight })]
+		j.Resources = z.Resources
+		rec.Run = s.draw(w.Duration)
+		if len(w.Constraints) > 0 {
+			c := w.Constraints[pickWeighted(s.work, len(w.Constraints), func(i int) float64 { return w.Constraints[i].Weight })]
+			j.Constraints = c.Selectors
+		}
+	}
+	j.Timeout = (time.Duration(math.Ceil(rec.Run.Seconds()*w.TimeoutFactor)) * time.Second)
+	if j.Timeout <= 0 {
+		j.Timeout = time.Second
+	}
+	if len(w.Trace) == 0 && len(w.Ceilings) > 0 {
+		c := w.Ceilings[pickWeighted(s.work, len(w.Ceilings), func(i int) float64 { return w.Ceilings[i].Weight })]
+		if c.PerCPUHour.Currency != "" {
+			n := float64(c.PerCPUHour.Nanos) * float64(j.Resources.CPUMillis) / 1000 * j.Timeout.Hours()
+			j.MaxPrice = scheduler.Amount{Currency: c.PerCPUHour.Currency, Nanos: uint64(min(n, math.MaxUint64/2))}
+		}
+	}
+	id := len(s.jobs)
+	r := s.work.IntN(len(s.requesters))
+	j.CID = "j" + strconv.Itoa(id)
+	j.Requester = s.requesters[r].id
+	j.Count, j.Replicas, j.Executor = 1, 1, protocol.DefaultEngine
+	rec.ID, rec.Requester = id, r
+	rec.Submitted = time.Duration(s.now)
+	rec.Placed, rec.Ended = -1, -1
+	rec.CPUMillis, rec.MemoryBytes = j.Resources.CPUMillis, j.Resources.MemoryBytes
+	rec.Constrained = len(j.Constraints) > 0
+	rec.State = scheduler.JobPlacing.String()
+	s.records = append(s.records, rec)
+	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(s.cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now, state: scheduler.JobPlacing})
+	s.arrived++
+	s.active++
+	s.placing++
+	s.step(int32(id), scheduler.Start{})
+	s.scheduleArrival()
+}
+
+func (s *sim) scheduleArrival() {
+	w := &s.sc.Workload
+	if s.expected > 0 && s.arrived >= s.expected {
+		return
+	}
+	if len(w.Trace) > 0 {
+		s.q.push(event{at: max(s.now, int64(w.Trace[s.arrived].At)), kind: evArrive})
+		return
+	}
+	a := &w.Arrivals
+	at := s.now
+	if a.Process != "bursty" {
+		s.q.push(event{at: at + s.expDur(s.arrive, time.Duration(float64(time.Second)/s.rate)), kind: evArrive})
+		return
+	}
+	// Bursty: Poisson whose rate switches between Rate and Rate*BurstFactor
+	// at exponential times. Exponential gaps are memoryless, so a gap cut
+	// by a switch is simply drawn again from the switch.
+	for {
+		if s.burstUntil == 0 {
+			s.burstUntil = s.expDur(s.arrive, a.BurstOff)
+		}
+		rate := s.rate
+		if s.burst {
+			rate *= a.BurstFactor
+		}
+		next := at + s.expDur(s.arrive, time.Duration(float64(time.Second)/rate))
+		if next < s.burstUntil {
+			s.q.push(event{at: next, kind: evArrive})
+			return
+		}
+		at = s.burstUntil
+		s.burst = !s.burst
+		mean := a.BurstOff
+		if s.burst {
+			mean = a.BurstOn
+		}
+		s.burstUntil = at + s.expDur(s.arrive, mean)
+	}
+}
+
+// step feeds an event to a job's placement and carries out its actions.
+func (s *sim) step(id int32, ev scheduler.Event) {
+	j := &s.jobs[id]
+	if j.p == nil {
+		return // ended: late messages and timers fall on the floor
+	}
+	for _, a := range j.p.Step(time.Unix(0, s.now), ev) {
+		s.act(id, a)
+	}
+}
+
+func (s *sim) toJob(id int32, ev scheduler.Event) { s.step(id, ev) }
+
+func (s *sim) act(id int32, a scheduler.Action) {
+	j := &s.jobs[id]
+	r := &s.requesters[j.requester]
+	switch a := a.(type) {
+	case scheduler.Lookup:
+		for _, k := range a.Keys {
+			s.lookup(id, r, k, a.Want)
+		}
+	case scheduler.RequestOffer:
+		s.send(id, r, a.Provider, a)
+	case scheduler.SendLease:
+		s.send(id, r, a.Provider, a)
+	case scheduler.DeclineOffer:
+		s.send(id, r, a.Provider, a)
+	case scheduler.CancelLease:
+		s.send(id, r, a.Provider, a)
+	case scheduler.SetTimer:
+		s.q.push(event{at: a.At.UnixNano(), kind: evTimer, job: id, id: a.ID})
+	case scheduler.Report:
+		s.report(id, &a.Status)
+	}
+}
+
+// report follows a job's status: placements, requeues and its end.
+func (s *sim) report(id int32, st *scheduler.Status) {
+	j := &s.jobs[id]
+	rec := &s.records[id]
+	if len(st.Slots) > 0 {
+		sl := &st.Slots[0]
+		if sl.State == scheduler.SlotRunning && sl.Epoch != j.epoch {
+			j.epoch = sl.Epoch
+			p := s.providerOf(sl.Provider)
+			pr := PlacementRecord{Job: int(id), Epoch: sl.Epoch, Provider: p, At: time.Duration(s.now),
+				Latency: time.Duration(s.now - j.since), Quoted: float64(sl.Price.Nanos) / 1e9, Currency: sl.Price.Currency}
+			if p >= 0 {
+				pv := &s.providers[p]
+				pr.Class, pr.Region = s.sc.Classes[pv.class].Name, s.regions[pv.region]
+				rec.Class, rec.Currency = pr.Class, sl.Price.Currency
+			}
+			s.placements = append(s.placements, pr)
+			if rec.Placed < 0 {
+				rec.Placed = time.Duration(s.now)
+			}
+			rec.Epochs = sl.Epoch
+		}
+		if sl.State == scheduler.SlotPending && j.state == scheduler.JobRunning {
+			j.since = s.now // lost: placed again from now
+		}
+	}
+	if st.State != j.state {
+		s.count(j.state, -1)
+		s.count(st.State, +1)
+		j.state = st.State
+	}
+	rec.State = st.State.String()
+	if st.State.Final() {
+		rec.Ended = time.Duration(s.now)
+		rec.Reason = st.Reason
+		j.p = nil
+		s.active--
+		s.ended++
+		s.maybeStop()
+	}
+}
+
+func (s *sim) count(st scheduler.JobState, d int) {
+	switch st {
+	case scheduler.JobPlacing:
+		s.placing += d
+	case scheduler.JobRunning:
+		s.running += d
+	}
+}
+
+func (s *sim) providerOf(id string) int {
+	if len(id) < 2 || id[0] != 'p' {
+		return -1
+	}
+	n, err := strconv.Atoi(id[1:])
+	if err != nil || n >= len(s.providers) {
+		return -1
+	}
+	return n
+}
+
+// ---- network and discovery ----
+
+// oneWay draws the delay of a message between two regions, and whether it is
+// lost.
+func (s *sim) oneWay(a, b int16) (int64, bool) {
+	n := &s.sc.Network
+	d := float64(n.RTT[a][b]) / 2
+	if n.Jitter > 0 {
+		d += d * n.Jitter * s.net.Float64()
+	}
+	lost := n.Loss > 0 && s.net.Float64() < n.Loss
+	return int64(d), lost
+}
+
+// send carries an action from a job's requester to a provider.
+func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
+	p := s.providerOf(to)
+	if p < 0 {
+		return
+	}
+	d, lost := s.oneWay(r.region, s.providers[p].region)
+	if lost {
+		return
+	}
+	s.q.push(event{at: s.now + d + int64(s.sc.Classes[s.providers[p].class].ServiceTime), kind: evToProv, job: id, prov: int32(p), msg: a})
+}
+
+// reply carries an event from a provider back to a job's requester.
+func (s *sim) reply(id int32, p *provider, ev scheduler.Event) {
+	d, lost := s.oneWay(p.region, s.requesters[s.jobs[id].requester].region)
+	if lost {
+		return
+	}
+	s.q.push(event{at: s.now + d, kind: evToJob, job: id, msg: ev})
+}
+
+// lookup answers a facet lookup: from the requester's cache at once, or after
+// ceil(log2 N / BitsPerHop) hops of one round trip each to a random peer.
+func (s *sim) lookup(id int32, r *requester, k protocol.FacetKey, want int) {
+	if c, ok := r.cache[k]; ok && c.until > s.now {
+		s.q.push(event{at: s.now, kind: evToJob, job: id, msg: scheduler.CandidatesFound{Key: k, Peers: s.ids(c.peers), Done: true}})
+		return
+	}
+	var d int64
+	if n := len(s.providers); n > 1 {
+		hops := int(math.Ceil(math.Log2(float64(n)) / s.sc.Discovery.BitsPerHop))
+		for range max(1, hops) {
+			to := s.providers[s.disc.IntN(n)].region
+			d += int64(s.sc.Network.RTT[r.region][to])
+		}
+	}
+	peers := s.sample(k, want)
+	if s.sc.Discovery.CacheTTL > 0 {
+		r.cache[k] = cached{until: s.now + d + int64(s.sc.Discovery.CacheTTL), peers: peers}
+	}
+	s.q.push(event{at: s.now + d, kind: evToJob, job: id, msg: scheduler.CandidatesFound{Key: k, Peers: s.ids(peers), Done: true}})
+}
+
+// sample draws up to want providers whose records are under k: those up, or
+// gone for less than the record TTL.
+func (s *sim) sample(k protocol.FacetKey, want int) []int32 {
+	all := s.index[k]
+	findable := func(p int32) bool {
+		pv := &s.providers[p]
+		return pv.up || s.now-pv.downAt < int64(s.sc.Discovery.RecordTTL)
+	}
+	var out []int32
+	if len(all) <= 4*want {
+		perm := slices.Clone(all)
+		for i := range perm {
+			k := i + s.disc.IntN(len(perm)-i)
+			perm[i], perm[k] = perm[k], perm[i]
+			if findable(perm[i]) {
+				out = append(out, perm[i])
+				if len(out) == want {
+					break
+				}
+			}
+		}
+		return out
+	}
+	for tries := 0; len(out) < want && tries < 4*want; tries++ {
+		p := all[s.disc.IntN(len(all))]
+		if findable(p) && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *sim) ids(ps []int32) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = s.providers[p].id
+	}
+	return out
+}
+
+// ---- providers ----
+
+func (s *sim) toProvider(e *event) {
+	p := &s.providers[e.prov]
+	if !p.up {
+		return
+	}
+	now := time.Unix(0, s.now)
+	switch a := e.msg.(type) {
+	case scheduler.RequestOffer:
+		o, err := p.market.Quote(now, a.Request)
+		if err != nil {
+			s.reply(e.job, p, scheduler.OfferRefused{Provider: p.id, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error()})
+			return
+		}
+		s.reply(e.job, p, scheduler.OfferReceived{Offer: o})
+	case scheduler.SendLease:
+		if err := p.market.Commit(now, a.Lease); err != nil {
+			s.reply(e.job, p, scheduler.LeaseRejected{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch, Code: protocol.CodeOf(err), Reason: err.Error()})
+			return
+		}
+		if slices.ContainsFunc(p.runs, func(r run) bool { return r.leaseID == a.Lease.ID && r.epoch == a.Lease.Epoch }) {
+			s.reply(e.job, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
+			return // a repeated lease, committed already
+		}
+		cpu := a.Lease.Resources.CPUMillis
+		p.runs = append(p.runs, run{job: e.job, leaseID: a.Lease.ID, epoch: a.Lease.Epoch, cpu: cpu, since: s.now})
+		p.leases++
+		s.commit(p, int64(cpu))
+		s.reply(e.job, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
+		c := &s.sc.Classes[p.class]
+		start := s.now + int64(c.StartDelay)
+		s.q.push(event{at: start + int64(s.jobs[e.job].run), kind: evEnd, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
+		if iv := s.cfg.HeartbeatInterval; iv > 0 {
+			s.q.push(event{at: s.now + int64(iv), kind: evBeat, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
+		} else {
+			s.q.push(event{at: s.now + int64(time.Second), kind: evBeat, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
+		}
+	case scheduler.DeclineOffer:
+		_ = p.market.Decline(now, a.OfferNonce)
+	case scheduler.CancelLease:
+		s.endRun(p, e.job, a.LeaseID, a.Epoch)
+	}
+}
+
+func (s *sim) commit(p *provider, cpu int64) {
+	c := &s.classes[p.class]
+	c.committed = uint64(int64(c.committed) + cpu)
+	s.committed = uint64(int64(s.committed) + cpu)
+}
+
+// findRun returns the index of a job's run of an epoch on p, or -1.
+func (p *provider) findRun(job int32, epoch uint64) int {
+	return slices.IndexFunc(p.runs, func(r run) bool { return r.job == job && r.epoch == epoch })
+}
+
+// endRun releases a run's lease and bills it; it reports whether the run was
+// there.
+func (s *sim) endRun(p *provider, job int32, leaseID string, epoch uint64) bool {
+	k := slices.IndexFunc(p.runs, func(r run) bool { return r.leaseID == leaseID && r.epoch == epoch && r.job == job })
+	if k < 0 {
+		return false
+	}
+	r := p.runs[k]
+	p.runs = slices.Delete(p.runs, k, k+1)
+	u, err := p.market.Release(time.Unix(0, s.now), leaseID, epoch)
+	if err != nil {
+		panic(fmt.Sprintf("simulations: release of a committed lease: %v", err))
+	}
+	s.commit(p, -int64(r.cpu))
+	p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+	paid := float64(u.Amount.Nanos) / 1e9
+	p.revenue += paid
+	rec := &s.records[job]
+	rec.Paid += paid
+	if sub := s.sc.Classes[p.class].Subsidy; sub > 0 {
+		extra := paid * sub / (1 - sub)
+		p.subsidy += extra
+		rec.Subsidy += extra
+	}
+	return true
+}
+
+func (s *sim) onBeat(e *event) {
+	p := &s.providers[e.prov]
+	if !p.up || p.inc != e.inc || p.findRun(e.job, e.id) < 0 {
+		return
+	}
+	k := p.findRun(e.job, e.id)
+	s.reply(e.job, p, scheduler.Heartbeat{Provider: p.id, LeaseID: p.runs[k].leaseID, Epoch: e.id, State: pb.LeaseState_LEASE_STATE_RUNNING})
+	e.at += int64(s.cfg.HeartbeatInterval)
+	if s.cfg.HeartbeatInterval <= 0 {
+		e.at = s.now + int64(time.Second)
+	}
+	s.q.push(*e)
+}
+
+func (s *sim) onEnd(e *event) {
+	p := &s.providers[e.prov]
+	if !p.up || p.inc != e.inc {
+		return
+	}
+	k := p.findRun(e.job, e.id)
+	if k < 0 {
+		return // cancelled
+	}
+	leaseID := p.runs[k].leaseID
+	s.endRun(p, e.job, leaseID, e.id)
+	ev := scheduler.ResultReceived{Provider: p.id, LeaseID: leaseID, Epoch: e.id,
+		State: pb.LeaseState_LEASE_STATE_SUCCEEDED, OutputCID: "out-" + strconv.Itoa(int(e.job))}
+	if f := s.sc.Workload.FailureRate; f > 0 && s.work.Float64() < f {
+		ev.State, ev.ExitCode, ev.OutputCID, ev.Detail = pb.LeaseState_LEASE_STATE_FAILED, 1, "", "exit code 1"
+	}
+	s.reply(e.job, p, ev)
+}
+
+func (s *sim) onCrash(i int32) {
+	p := &s.providers[i]
+	if !p.up {
+		return
+	}
+	c := &s.classes[p.class]
+	for _, r := range p.runs {
+		p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+		s.commit(p, -int64(r.cpu))
+	}
+	p.runs = nil
+	p.up, p.downAt, p.inc = false, s.now, p.inc+1
+	p.crashes++
+	p.upNanos += s.now - p.upSince
+	c.upCPU -= c.c.Capacity.CPUMillis
+	s.upCPU -= c.c.Capacity.CPUMillis
+	s.upCount--
+	s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Downtime), kind: evRejoin, prov: i})
+}
+
+func (s *sim) onRejoin(i int32) {
+	p := &s.providers[i]
+	c := &s.classes[p.class]
+	cfg := *p.cfg
+	cfg.Seed = seed32(s.churn)
+	m, err := scheduler.NewMarket(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("simulations: a market that was valid is not: %v", err))
+	}
+	p.market, p.up, p.upSince = m, true, s.now
+	c.upCPU += c.c.Capacity.CPUMillis
+	s.upCPU += c.c.Capacity.CPUMillis
+	s.upCount++
+	s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
+}
+
+func (s *sim) onSample() {
+	smp := Sample{At: time.Duration(s.now), Placing: s.placing, Running: s.running, Done: s.ended, Up: s.upCount}
+	if s.upCPU > 0 {
+		smp.Utilisation = float64(s.committed) / float64(s.upCPU)
+	}
+	smp.ByClass = make([]float64, len(s.classes))
+	for i, c := range s.classes {
+		if c.upCPU > 0 {
+			smp.ByClass[i] = float64(c.committed) / float64(c.upCPU)
+		}
+	}
+	s.series = append(s.series, smp)
+	if s.progress != nil {
+		s.progress(time.Duration(s.now), s.ended, s.expected)
+	}
+	s.maybeStop()
+	if !s.stopped {
+		s.q.push(event{at: s.now + int64(s.sc.SampleEvery), kind: evSample})
+	}
+}
+
+// ---- the result ----
+
+func (s *sim) result() *Result {
+	res := &Result{
+		Scenario: s.sc.Name, Variant: s.variant, Seed: s.seed,
+		TraceHash: hex.EncodeToString(s.trace.sum()), Events: s.events, SimTime: time.Duration(s.now),
+		BytesPerProvider: s.bytesPer, Jobs: s.records, Placements: s.placements, Series: s.series,
+	}
+	classes := make([]ClassRecord, len(s.classes))
+	capSecs := make([]float64, len(s.classes))
+	busy := make([]float64, len(s.classes))
+	for i, c := range s.classes {
+		classes[i] = ClassRecord{Class: c.c.Name, Currency: c.c.Pricing.Base.Currency}
+	}
+	res.Providers = make([]ProviderRecord, len(s.providers))
+	for i := range s.providers {
+		p := &s.providers[i]
+		up := p.upNanos
+		if p.up {
+			up += s.now - p.upSince
+		}
+		for _, r := range p.runs { // still running when the run stopped
+			p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+		}
+		c := &s.sc.Classes[p.class]
+		pr := ProviderRecord{ID: i, Class: c.Name, Region: s.regions[p.region], CPUMillis: c.Capacity.CPUMillis,
+			Leases: int(p.leases), Crashes: int(p.crashes), BusyCPUSecs: p.busy / 1000,
+			Revenue: p.revenue, Subsidy: p.subsidy, Currency: c.Pricing.Base.Currency}
+		pr.Operator, _ = p.cfg.Labels.Get(scheduler.LabelOperator)
+		cs := float64(c.Capacity.CPUMillis) / 1000 * time.Duration(up).Seconds()
+		if cs > 0 {
+			pr.Utilisation = pr.BusyCPUSecs / cs
+		}
+		res.Providers[i] = pr
+		cr := &classes[p.class]
+		cr.Providers++
+		cr.Leases += pr.Leases
+		cr.Revenue += pr.Revenue
+		cr.Subsidy += pr.Subsidy
+		capSecs[p.class] += cs
+		busy[p.class] += pr.BusyCPUSecs
+	}
+	for i := range classes {
+		if capSecs[i] > 0 {
+			classes[i].Utilisation = busy[i] / capSecs[i]
+		}
+	}
+	res.Classes = classes
+	return res
+}
+
+// ---- draws ----
+
+func (s *sim) expDur(r *rand.Rand, mean time.Duration) int64 {
+	return max(1, int64(r.ExpFloat64()*float64(mean)))
+}
+
+func (s *sim) draw(d Dist) time.Duration {
+	m := float64(d.Mean)
+	var x float64
+	switch d.Kind {
+	case "fixed":
+		x = m
+	case "uniform":
+		x = 2 * m * s.work.Float64()
+	case "lognormal":
+		sigma := d.Sigma
+		x = math.Exp(math.Log(m) - sigma*sigma/2 + sigma*s.work.NormFloat64())
+	default:
+		x = m * s.work.ExpFloat64()
+	}
+	return max(time.Millisecond, time.Duration(x))
+}
+
+func last(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return xs[len(xs)-1]
+}
+
+// pick draws an index from cumulative weights.
+func pick(r *rand.Rand, cumul []float64) int {
+	if len(cumul) <= 1 {
+		return 0
+	}
+	x := r.Float64() * cumul[len(cumul)-1]
+	i, _ := slices.BinarySearch(cumul, x)
+	return min(i, len(cumul)-1)
+}
+
+func pickWeighted(r *rand.Rand, n int, weight func(int) float64) int {
+	var total float64
+	for i := range n {
+		total += weight(i)
+	}
+	x := r.Float64() * total
+	for i := range n {
+		x -= weight(i)
+		if x < 0 {
+			return i
+		}
+	}
+	return n - 1
+}
