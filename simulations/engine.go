@@ -41,8 +41,11 @@ func (a *event) before(b *event) bool {
 	return a.at < b.at || a.at == b.at && a.seq < b.seq
 }
 
-// queue is a binary min-heap of events, written out rather than through
-// container/heap so that pushes and pops do not box events.
+// queue is a 4-ary min-heap of events, written out rather than through
+// container/heap so that pushes and pops do not box events; four children a
+// node halve the levels a pop walks down, each level one cache line or two.
+const arity = 4
+
 type queue struct {
 	h   []event
 	seq uint64
@@ -52,37 +55,42 @@ func (q *queue) push(e event) {
 	q.seq++
 	e.seq = q.seq
 	q.h = append(q.h, e)
-	i := len(q.h) - 1
+	h := q.h
+	i := len(h) - 1
 	for i > 0 {
-		p := (i - 1) / 2
-		if !q.h[i].before(&q.h[p]) {
+		p := (i - 1) / arity
+		if !h[i].before(&h[p]) {
 			break
 		}
-		q.h[i], q.h[p] = q.h[p], q.h[i]
+		h[i], h[p] = h[p], h[i]
 		i = p
 	}
 }
 
 func (q *queue) pop() event {
-	top := q.h[0]
-	n := len(q.h) - 1
-	q.h[0] = q.h[n]
-	q.h[n] = event{} // let the GC have the message
-	q.h = q.h[:n]
+	h := q.h
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = event{} // let the GC have the message
+	h = h[:n]
+	q.h = h
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= n {
+		first := arity*i + 1
+		if first >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && q.h[r].before(&q.h[l]) {
-			m = r
+		m := first
+		for c := first + 1; c < min(first+arity, n); c++ {
+			if h[c].before(&h[m]) {
+				m = c
+			}
 		}
-		if !q.h[m].before(&q.h[i]) {
+		if !h[m].before(&h[i]) {
 			break
 		}
-		q.h[i], q.h[m] = q.h[m], q.h[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
 	return top

@@ -494,6 +494,9 @@ func (s *sim) act(id int32, a scheduler.Action) {
 func (s *sim) report(id int32, st *scheduler.Status) {
 	j := &s.jobs[id]
 	rec := &s.records[id]
+	if j.state.Final() {
+		return // a last report of the step that ended the job
+	}
 	if len(st.Slots) > 0 {
 		sl := &st.Slots[0]
 		if sl.State == scheduler.SlotRunning && sl.Epoch != j.epoch {

@@ -124,6 +124,9 @@ func TestDeterminism(t *testing.T) {
 		t.Fatalf("seeds 7 and 8 gave the same trace %s", a.TraceHash)
 	}
 	for i := range a.Jobs {
+		if st := a.Jobs[i].State; st != "succeeded" && st != "failed" {
+			t.Errorf("job %d ended the run %s: every job should end within the drain", i, st)
+		}
 		if a.Jobs[i] != b.Jobs[i] {
 			t.Fatalf("job %d differs: %+v and %+v", i, a.Jobs[i], b.Jobs[i])
 		}
