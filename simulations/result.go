@@ -15,7 +15,8 @@ type Result struct {
 	SimTime   time.Duration // virtual time at the end
 	Wall      time.Duration // real time the run took
 	// BytesPerProvider is the heap in use after the providers were built,
-	// less before, per provider.
+	// less before, per provider: the index and the markets included. It is
+	// measured only when the run had the heap to itself (0 otherwise).
 	BytesPerProvider float64
 
 	Jobs       []JobRecord
@@ -39,6 +40,7 @@ type JobRecord struct {
 	Constrained bool          // it had a hard constraint
 	Epochs      uint64        // leases its slot took: 1 + reschedules
 	Class       string        // class of the provider of its last lease; "" if none
+	CPUSeconds  float64       // CPU-seconds billed, over every lease it held
 	Paid        float64       // what the customer paid, in currency units
 	Subsidy     float64       // what public funds paid on top
 	Currency    string

@@ -23,7 +23,13 @@ type Progress func(now time.Duration, ended, expected int)
 // the scenario as written. progress, if not nil, is called at each sample of
 // the time series.
 func Run(s *Scenario, v *Variant, seed uint64, progress Progress) (*Result, error) {
-	sim, err := newSim(s, v, seed)
+	return runOne(s, v, seed, progress, true)
+}
+
+// runOne is Run; measure says whether to measure the heap the providers take,
+// which is only honest when no other run shares the heap.
+func runOne(s *Scenario, v *Variant, seed uint64, progress Progress, measure bool) (*Result, error) {
+	sim, err := newSim(s, v, seed, measure)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +140,7 @@ type job struct {
 	state     scheduler.JobState
 }
 
-func newSim(sc *Scenario, v *Variant, seed uint64) (*sim, error) {
+func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	s := &sim{sc: *sc, variant: sc.Name, seed: seed, trace: newTracer()}
 	if err := s.applyVariant(v); err != nil {
 		return nil, err
@@ -154,17 +160,18 @@ func newSim(sc *Scenario, v *Variant, seed uint64) (*sim, error) {
 	s.regions = s.sc.Network.Regions
 	s.index = map[protocol.FacetKey][]int32{}
 
-	var before runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	var before, after runtime.MemStats
+	if measure {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+	}
 	if err := s.buildProviders(); err != nil {
 		return nil, err
 	}
-	var after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	if n := len(s.providers); n > 0 {
-		s.bytesPer = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	if measure && len(s.providers) > 0 {
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		s.bytesPer = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(s.providers))
 	}
 	s.buildRequesters()
 	if err := s.setRate(); err != nil {
@@ -728,6 +735,7 @@ func (s *sim) endRun(p *provider, job int32, leaseID string, epoch uint64) bool 
 	p.revenue += paid
 	rec := &s.records[job]
 	rec.Paid += paid
+	rec.CPUSeconds += float64(r.cpu) / 1000 * time.Duration(s.now-r.since).Seconds()
 	if sub := s.sc.Classes[p.class].Subsidy; sub > 0 {
 		extra := paid * sub / (1 - sub)
 		p.subsidy += extra

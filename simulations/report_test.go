@@ -1,0 +1,397 @@
+package simulations
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// reportResult builds a synthetic result of n jobs, one submitted per
+// second. Job i of the first n-unplaced waits (i+1)*step and succeeds after
+// 30 minutes on 2 CPUs, paying 1 + (i%5)/10 per CPU-hour; the rest were
+// never placed. Waits are thus known exactly: with step 1ms and none
+// unplaced, the nearest-rank p50 of 300 jobs is 150ms.
+func reportResult(variant string, seed uint64, n int, step time.Duration, unplaced int) *Result {
+	r := &Result{
+		Scenario:         "synthetic",
+		Variant:          variant,
+		Seed:             seed,
+		TraceHash:        "abc123",
+		Events:           100_000,
+		SimTime:          2 * time.Hour,
+		Wall:             2 * time.Second,
+		BytesPerProvider: 1234.5,
+		Classes: []ClassRecord{
+			{Class: "edge", Providers: 6, Leases: 10, Utilisation: 0.4, Revenue: 12.5, Subsidy: 3, Currency: "EUR"},
+			{Class: "dc", Providers: 4, Leases: 20, Utilisation: 0.7, Revenue: 40, Subsidy: 0, Currency: "EUR"},
+		},
+	}
+	for i := range 10 {
+		class := "edge"
+		if i >= 6 {
+			class = "dc"
+		}
+		r.Providers = append(r.Providers, ProviderRecord{
+			ID: i, Class: class, Region: "eu", Operator: "op", CPUMillis: 8000,
+			Leases: 3, BusyCPUSecs: 1234.5678, Utilisation: 0.5, Revenue: 1.25, Currency: "EUR",
+		})
+	}
+	run := 30 * time.Minute
+	for i := range n {
+		j := JobRecord{
+			ID: i, Requester: i % 7, Submitted: time.Duration(i) * time.Second,
+			Placed: -1, Ended: -1, State: "placing",
+			CPUMillis: 2000, MemoryBytes: 1 << 30, Run: run, Currency: "EUR",
+		}
+		if i < n-unplaced {
+			j.Placed = j.Submitted + time.Duration(i+1)*step
+			j.Ended = j.Placed + run
+			j.State = "succeeded"
+			j.Epochs = 1
+			j.Class = r.Classes[i%2].Class
+			j.Paid = 2 * 0.5 * (1 + float64(i%5)/10)
+			j.CPUSeconds = 2 * run.Seconds()
+			r.Placements = append(r.Placements, PlacementRecord{
+				Job: i, Epoch: 1, Provider: i % 10, Class: j.Class, Region: "eu",
+				At: j.Placed, Latency: j.Wait(), Quoted: j.Paid, Currency: "EUR",
+			})
+		}
+		r.Jobs = append(r.Jobs, j)
+	}
+	for k := range 120 {
+		u := 0.5 + 0.3*math.Sin(float64(k)/10)
+		r.Series = append(r.Series, Sample{
+			At: time.Duration(k) * time.Minute, Placing: k % 13, Running: k % 17,
+			Done: k, Up: 10, Utilisation: u, ByClass: []float64{u / 2, u},
+		})
+	}
+	return r
+}
+
+func reportResults() []*Result {
+	return []*Result{
+		reportResult("closed", 1, 300, time.Millisecond, 0),
+		reportResult("open", 1, 300, 2*time.Millisecond, 100),
+	}
+}
+
+// readCSV reads a whole CSV file and returns its header and rows.
+func readCSV(t *testing.T, path string) (header []string, rows []map[string]string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(recs) == 0 {
+		t.Fatalf("%s: no header", path)
+	}
+	for _, rec := range recs[1:] {
+		row := map[string]string{}
+		for i, h := range recs[0] {
+			row[h] = rec[i]
+		}
+		rows = append(rows, row)
+	}
+	return recs[0], rows
+}
+
+func TestReportWriteRun(t *testing.T) {
+	rs := reportResults()
+	dir := t.TempDir()
+	for _, r := range rs {
+		if err := WriteRun(filepath.Join(dir, r.Variant), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		file   string
+		header []string
+		rows   int
+	}{
+		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason"}, 300},
+		{placementsCSV, []string{"job", "epoch", "provider", "class", "region", "at_s", "latency_s", "quoted", "currency"}, 200},
+		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency"}, 10},
+		{classesCSV, []string{"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency"}, 2},
+		{timeseriesCSV, []string{"at_s", "placing", "running", "done", "up", "utilisation", "util_edge", "util_dc"}, 120},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			header, rows := readCSV(t, filepath.Join(dir, "open", tt.file))
+			if diff := cmp.Diff(tt.header, header); diff != "" {
+				t.Errorf("header (-want +got):\n%s", diff)
+			}
+			if len(rows) != tt.rows {
+				t.Errorf("%d rows, want %d", len(rows), tt.rows)
+			}
+		})
+	}
+
+	t.Run("values", func(t *testing.T) {
+		_, jobs := readCSV(t, filepath.Join(dir, "closed", jobsCSV))
+		want := map[string]string{
+			"id": "7", "requester": "0", "submitted_s": "7.000", "placed_s": "7.008",
+			"ended_s": "1807.008", "wait_s": "0.008", "state": "succeeded",
+			"cpu_millis": "2000", "cpu_s": "3600.000", "memory_bytes": "1073741824", "run_s": "1800.000",
+			"constrained": "false", "epochs": "1", "class": "dc", "paid": "1.200000",
+			"subsidy": "0.000000", "currency": "EUR", "reason": "",
+		}
+		if diff := cmp.Diff(want, jobs[7]); diff != "" {
+			t.Errorf("jobs.csv row 7 (-want +got):\n%s", diff)
+		}
+		_, jobs = readCSV(t, filepath.Join(dir, "open", jobsCSV))
+		never := jobs[250]
+		for _, col := range []string{"placed_s", "ended_s", "wait_s"} {
+			if never[col] != "" {
+				t.Errorf("unplaced job: %s = %q, want empty", col, never[col])
+			}
+		}
+		_, ps := readCSV(t, filepath.Join(dir, "open", providersCSV))
+		if got := ps[0]["busy_cpu_s"]; got != "1234.568" {
+			t.Errorf("busy_cpu_s = %q, want 1234.568", got)
+		}
+		_, ts := readCSV(t, filepath.Join(dir, "open", timeseriesCSV))
+		if got := ts[2]; got["at_s"] != "120.000" || got["util_dc"] != fmtRatio(0.5+0.3*math.Sin(0.2)) {
+			t.Errorf("timeseries row 2 = %v", got)
+		}
+	})
+}
+
+func TestReportFmtSeconds(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0.000"},
+		{12345 * time.Millisecond, "12.345"},
+		{999_999 * time.Microsecond, "1.000"},
+		{1_499 * time.Microsecond, "0.001"},
+		{-1500 * time.Millisecond, "-1.500"},
+		{-1 * time.Millisecond, "-0.001"},
+		{36 * time.Hour, "129600.000"},
+	}
+	for _, tt := range tests {
+		if got := fmtSeconds(tt.d); got != tt.want {
+			t.Errorf("fmtSeconds(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestReportPercentile(t *testing.T) {
+	xs := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	tests := []struct {
+		p    float64
+		want float64
+	}{{50, 5}, {90, 9}, {99, 10}, {100, 10}, {1, 1}, {0, 1}}
+	for _, tt := range tests {
+		if got := percentile(xs, tt.p); got != tt.want {
+			t.Errorf("p%v = %v, want %v", tt.p, got, tt.want)
+		}
+	}
+	if got := percentile(nil, 50); !math.IsNaN(got) {
+		t.Errorf("p50 of nothing = %v, want NaN", got)
+	}
+}
+
+func TestReportEmpty(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteRun(dir, nil); err == nil {
+		t.Error("WriteRun(nil): no error")
+	}
+	if err := WriteRun(dir, &Result{}); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := readCSV(t, filepath.Join(dir, jobsCSV))
+	if len(rows) != 0 {
+		t.Errorf("%d job rows, want 0", len(rows))
+	}
+	var b bytes.Buffer
+	Summary(&b, nil)
+	Summary(&b, []*Result{nil, {}, reportResult("none", 1, 50, time.Millisecond, 50)})
+	if !strings.Contains(b.String(), "none") {
+		t.Errorf("summary lacks the variant with no placed job:\n%s", b.String())
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	rs := reportResults()
+	text := []byte("name: synthetic\nseed: 1\n")
+	m := NewManifest("scenarios/synthetic.yaml", text, 1, 1, rs, []string{"closed", "open"})
+	if m.Scenario != "synthetic" || m.ScenarioFile != "synthetic.yaml" || m.ScenarioText != string(text) {
+		t.Errorf("manifest scenario = %q %q %q", m.Scenario, m.ScenarioFile, m.ScenarioText)
+	}
+	// The hash of the text, as sha256sum prints it.
+	if want := "10391d97587a0469f28e3578e3610b18422d4346753efd44b589ac012c728857"; m.ScenarioSHA256 != want {
+		t.Errorf("scenario_sha256 = %q, want %q", m.ScenarioSHA256, want)
+	}
+	if len(m.Results) != 2 || m.Results[1].Dir != "open" || m.Results[1].Jobs != 300 ||
+		m.Results[0].EventsPerSecond != 50_000 || m.Results[0].SimSeconds != 7200 {
+		t.Errorf("manifest results = %+v", m.Results)
+	}
+	if m.Commit == "" || m.GoVersion == "" {
+		t.Errorf("commit %q, go version %q: want both set", m.Commit, m.GoVersion)
+	}
+	dir := t.TempDir()
+	if err := WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, manifestJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Manifest
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("round trip (-wrote +read):\n%s", diff)
+	}
+	for _, key := range []string{`"scenario_sha256"`, `"trace_hash"`, `"events_per_second"`, `"bytes_per_provider"`} {
+		if !bytes.Contains(b, []byte(key)) {
+			t.Errorf("manifest.json lacks %s", key)
+		}
+	}
+}
+
+var plotDir = flag.String("plotdir", "", "keep the plots of TestPlotWritePlots under this directory, to look at them")
+
+func TestPlotWritePlots(t *testing.T) {
+	tests := []struct {
+		name string
+		rs   []*Result
+	}{
+		{"two variants", reportResults()},
+		{"pooled runs", append(reportResults(), reportResult("closed", 2, 300, 3*time.Millisecond, 10))},
+		{"one variant", reportResults()[:1]},
+		{"a variant with no placed job", []*Result{
+			reportResult("closed", 1, 300, time.Millisecond, 0),
+			reportResult("stuck", 1, 300, time.Millisecond, 300),
+		}},
+		{"zero waits", []*Result{reportResult("instant", 1, 300, 0, 0)}},
+		{"nothing", nil},
+		{"empty results", []*Result{nil, {Variant: "a"}, {Variant: "b"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if *plotDir != "" {
+				dir = filepath.Join(*plotDir, strings.ReplaceAll(tt.name, " ", "_"))
+			}
+			if err := WritePlots(dir, tt.rs); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{latencyPNG, utilisationPNG, pricePNG, revenuePNG, waitingPNG} {
+				f, err := os.Open(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				img, err := png.Decode(f)
+				f.Close()
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if b := img.Bounds(); b.Dx() < 800 || b.Dy() < 500 {
+					t.Errorf("%s: %v, want about 945x591", name, b)
+				}
+			}
+		})
+	}
+}
+
+func TestPlotCDF(t *testing.T) {
+	xs := make([]float64, 10_000)
+	for i := range xs {
+		xs[i] = float64(len(xs) - i) // reversed: cdf sorts
+	}
+	got := cdf(xs, true)
+	if len(got) != cdfPoints {
+		t.Fatalf("%d points, want %d", len(got), cdfPoints)
+	}
+	if got[0].X != 1 || got[len(got)-1].X != 10_000 || got[len(got)-1].Y != 1 {
+		t.Errorf("ends %v %v, want the minimum and (max, 1)", got[0], got[len(got)-1])
+	}
+	zeros := cdf([]float64{0, 0, 1, 2, math.NaN()}, true)
+	if diff := cmp.Diff([]float64{1, 2}, []float64{zeros[0].X, zeros[1].X}); diff != "" || zeros[0].Y != 0.75 {
+		t.Errorf("zeros: %v", zeros)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	var b bytes.Buffer
+	Summary(&b, reportResults())
+	t.Logf("\n%s", b.String())
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want a header and 2 rows:\n%s", len(lines), b.String())
+	}
+	header := strings.Fields(lines[0])
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	// closed: waits 1..300 ms; open: 200 placed, waits 2..400 ms.
+	tests := []struct {
+		variant, placed, p50, p90, p99, price string
+	}{
+		{"closed", "100.0", "150.0", "270.0", "297.0", "1.2000"},
+		{"open", "66.7", "200.0", "360.0", "396.0", "1.2000"},
+	}
+	for i, tt := range tests {
+		f := strings.Fields(lines[i+1])
+		if len(f) != len(header) {
+			t.Fatalf("row %q: %d fields, want %d", lines[i+1], len(f), len(header))
+		}
+		got := []string{f[col["variant"]], f[col["placed%"]], f[col["wait_p50_ms"]], f[col["wait_p90_ms"]], f[col["wait_p99_ms"]], f[col["price_cpu_h_p50"]]}
+		want := []string{tt.variant, tt.placed, tt.p50, tt.p90, tt.p99, tt.price}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("row %d (-want +got):\n%s\n%s", i, diff, b.String())
+		}
+	}
+	if w := len(lines[0]); len(lines[1]) != w || len(lines[2]) != w {
+		t.Errorf("rows not fixed-width:\n%s", b.String())
+	}
+}
+
+// reportBig is a result of n jobs, for the benchmarks.
+func reportBig(n int) *Result {
+	return reportResult("big", 1, n, time.Microsecond, n/10)
+}
+
+// BenchmarkReportWriteRun writes the CSVs of a million jobs. It should take
+// well under 10 s an op.
+func BenchmarkReportWriteRun(b *testing.B) {
+	r := reportBig(1_000_000)
+	dir := b.TempDir()
+	for b.Loop() {
+		if err := WriteRun(dir, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPlotWritePlots draws the plots of two variants of a million jobs
+// each. It should take well under 10 s an op.
+func BenchmarkPlotWritePlots(b *testing.B) {
+	rs := []*Result{reportBig(1_000_000), reportBig(1_000_000)}
+	rs[1].Variant = "big2"
+	dir := b.TempDir()
+	for b.Loop() {
+		if err := WritePlots(dir, rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

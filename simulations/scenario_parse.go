@@ -1,0 +1,1739 @@
+package simulations
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// maxScenarioSize is the largest scenario document ParseScenario reads: a
+// scenario is a page of YAML; its jobs, if replayed, are in a trace file.
+const maxScenarioSize = 1 << 20
+
+// maxScenarioErrors is the most errors one parse reports, and maxKeptErrors
+// the most it keeps while parsing, so a trace with a million bad rows costs
+// no more than one with a thousand.
+const (
+	maxScenarioErrors = 20
+	maxKeptErrors     = 1000
+)
+
+// The names a scenario may use for an arrival process and a distribution.
+var (
+	arrivalProcesses = []string{"poisson", "bursty"}
+	distKinds        = []string{"exponential", "fixed", "uniform", "lognormal"}
+)
+
+// Bounds that follow from how the simulator indexes things (int32 providers,
+// requesters and jobs, int16 classes and regions), and a sanity bound on
+// round trips.
+const (
+	maxCount   = math.MaxInt32
+	maxIndex16 = math.MaxInt16
+	maxRTTms   = 3_600_000 // an hour
+)
+
+// ParseScenario parses and validates a scenario file. name is used in error
+// messages; readFile reads files the scenario names (a trace), relative to the
+// scenario file's directory (the caller resolves that; pass os.ReadFile wrapped).
+//
+// Parsing is strict: an unknown or duplicate field, a value of the wrong type
+// or out of range, and a scenario that contradicts itself (an RTT matrix that
+// does not match the regions, a weight on an unknown region, a job size no
+// class can hold) are errors. Errors are *protocol.SpecError located in the
+// document ("small.yaml:12:5: network.rtt_ms[1]: ..."), or in the trace for
+// a trace's rows, several joined with errors.Join.
+//
+// The returned scenario has every default filled in (see scenario.go and
+// docs/SIMULATOR.md), except the fields of Scheduler.Config other than
+// Policy, whose zero values the scheduler itself reads as its defaults. The
+// caller owns it.
+func ParseScenario(name string, data []byte, readFile func(path string) ([]byte, error)) (*Scenario, error) {
+	p := &scenarioParser{file: name, readFile: readFile, s: &Scenario{}}
+	if root := p.document(data); root != nil {
+		p.scenario(root)
+		for _, check := range p.later {
+			check()
+		}
+		p.defaults()
+	}
+	if err := p.join(); err != nil {
+		return nil, err
+	}
+	return p.s, nil
+}
+
+// LoadScenario reads and parses a scenario file; a trace path is relative to the file.
+func LoadScenario(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	dir := filepath.Dir(path)
+	return ParseScenario(path, data, func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		return os.ReadFile(name)
+	})
+}
+
+// scenarioParser walks the YAML node tree of a scenario. Checks that compare
+// sections (a weight against the regions, a size against the classes) wait
+// in later until the whole document is read, since sections come in any order.
+type scenarioParser struct {
+	file     string
+	readFile func(string) ([]byte, error)
+	s        *Scenario
+	errs     []*protocol.SpecError
+	dropped  int
+	later    []func()
+
+	// Cross-checks against the regions or the classes run only when what
+	// they compare with parsed cleanly, so that one mistake gives one error.
+	regionsOK   bool // the network's regions
+	badName     bool // a class's name
+	badCapacity bool // a class's capacity
+	badCurrency bool // a class's currency
+	hasTrace    bool
+}
+
+func (p *scenarioParser) fail(at *yaml.Node, path, format string, args ...any) {
+	e := &protocol.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if at != nil {
+		e.Line, e.Column = at.Line, at.Column
+	}
+	p.add(e)
+}
+
+func (p *scenarioParser) add(e *protocol.SpecError) {
+	if len(p.errs) >= maxKeptErrors {
+		p.dropped++
+		return
+	}
+	p.errs = append(p.errs, e)
+}
+
+// join returns nil, the one error, or the first maxScenarioErrors errors,
+// those of the scenario file first, each file's in line order.
+func (p *scenarioParser) join() error {
+	switch {
+	case len(p.errs) == 0:
+		return nil
+	case len(p.errs) == 1 && p.dropped == 0:
+		return p.errs[0]
+	}
+	slices.SortStableFunc(p.errs, func(a, b *protocol.SpecError) int {
+		other := func(e *protocol.SpecError) bool { return e.File != p.file }
+		if c := cmp.Compare(b2i(other(a)), b2i(other(b))); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	var out []error
+	for i, e := range p.errs {
+		if i == maxScenarioErrors {
+			break
+		}
+		out = append(out, e)
+	}
+	if more := len(p.errs) + p.dropped - len(out); more > 0 {
+		out = append(out, &protocol.SpecError{File: p.file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", more)})
+	}
+	return errors.Join(out...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document decodes the YAML of a scenario and returns its root, or nil after
+// recording why it cannot.
+func (p *scenarioParser) document(data []byte) *yaml.Node {
+	if len(data) > maxScenarioSize {
+		p.fail(nil, "", "%d bytes is too large: a scenario is at most %d KiB (replay long job lists from a trace)", len(data), maxScenarioSize>>10)
+		return nil
+	}
+	syntax := func(err error) {
+		e := &protocol.SpecError{File: p.file, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = m[2]
+		}
+		p.add(e)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.fail(nil, "", "empty scenario: give at least a duration, a network, classes and a workload")
+		} else {
+			syntax(err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == io.EOF:
+	case err != nil:
+		syntax(err)
+		return nil
+	default:
+		p.fail(&extra, "", "a second YAML document: a scenario is one document, remove the '---' and what follows")
+		return nil
+	}
+	if len(doc.Content) != 1 || doc.Content[0].ShortTag() == "!!null" {
+		p.fail(nil, "", "empty scenario: give at least a duration, a network, classes and a workload")
+		return nil
+	}
+	root := doc.Content[0]
+	if p.noAliases(root); len(p.errs) > 0 {
+		return nil
+	}
+	return root
+}
+
+// noAliases reports every alias: a scenario is read field by field, and an
+// alias would let a small document stand for a huge one.
+func (p *scenarioParser) noAliases(n *yaml.Node) {
+	if n.Kind == yaml.AliasNode {
+		p.fail(n, "", "alias *%s: aliases are not supported, write the value out", n.Value)
+		return
+	}
+	for _, c := range n.Content {
+		p.noAliases(c)
+	}
+}
+
+// ---- generic readers ----
+
+// field is one known field of a mapping, and how to read its value. at is the
+// node to report errors at: the field's key.
+type field struct {
+	name string
+	read func(at, v *yaml.Node, path string)
+}
+
+// object reads a mapping of known fields in document order and returns the
+// key nodes of those present with a non-null value, by name; nil if n is not
+// a mapping. A null value ("drain:") means the field is left out.
+func (p *scenarioParser) object(at, n *yaml.Node, path string, fields ...field) map[string]*yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		p.fail(at, path, "want a mapping of fields (name: value), got %s", describe(n))
+		return nil
+	}
+	present := make(map[string]*yaml.Node)
+	keys := make(map[string]*yaml.Node)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, path, "a field name must be a plain string, got %s", describe(k))
+			continue
+		}
+		fpath := joinPath(path, k.Value)
+		if first, dup := keys[k.Value]; dup {
+			p.fail(k, fpath, "duplicate field, first set at line %d: keep one", first.Line)
+			continue
+		}
+		keys[k.Value] = k
+		i := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
+		if i < 0 {
+			names := make([]string, len(fields))
+			for j, f := range fields {
+				names[j] = f.name
+			}
+			p.fail(k, fpath, "unknown field%s", suggest(k.Value, names, "the fields here are"))
+			continue
+		}
+		if v.ShortTag() == "!!null" {
+			continue
+		}
+		present[k.Value] = k
+		fields[i].read(k, v, fpath)
+	}
+	return present
+}
+
+// pairs reads a mapping with free keys (region names, label keys), calling
+// read for each key in document order; duplicate keys are errors. what names
+// the expected content in the message when n is not a mapping.
+func (p *scenarioParser) pairs(at, n *yaml.Node, path, what string, read func(k, v *yaml.Node, path string)) bool {
+	if n.Kind != yaml.MappingNode {
+		p.fail(at, path, "want %s, got %s", what, describe(n))
+		return false
+	}
+	keys := make(map[string]*yaml.Node)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!null" {
+			p.fail(k, path, "a key must be a plain string, got %s", describe(k))
+			continue
+		}
+		kpath := joinPath(path, k.Value)
+		if first, dup := keys[k.Value]; dup {
+			p.fail(k, kpath, "duplicate key, first set at line %d: keep one", first.Line)
+			continue
+		}
+		keys[k.Value] = k
+		read(k, v, kpath)
+	}
+	return true
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// suggest names the closest of names, if it is close enough to be a typing
+// mistake, or lists them all after intro.
+func suggest(name string, names []string, intro string) string {
+	best, dist := "", min(3, len(name)/2+1)
+	for _, n := range names {
+		if d := protocol.EditDistance(name, n); d < dist {
+			best, dist = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(": did you mean %s?", best)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(": %s %s", intro, strings.Join(names, ", "))
+}
+
+// quote quotes s for a message, cut to 64 bytes.
+func quote(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:n]) + "..."
+}
+
+// clip cuts an unquoted value for a message, as quote does.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch t := n.ShortTag(); t {
+	case "!!str":
+		return "the string " + quote(n.Value)
+	case "!!int":
+		return "the integer " + clip(n.Value)
+	case "!!float":
+		return "the number " + clip(n.Value)
+	case "!!bool":
+		return "the boolean " + n.Value
+	case "!!null":
+		return "null"
+	default:
+		return clip(t) + " " + quote(n.Value)
+	}
+}
+
+// str reads a string: a quoted or plain YAML string, not a number or a boolean.
+func (p *scenarioParser) str(at, v *yaml.Node, path string) (string, bool) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+		p.fail(at, path, "want a string, got %s", describe(v))
+		return "", false
+	}
+	return v.Value, true
+}
+
+// text reads any scalar as the text it is written as, so that "2", 2 and 2.0
+// all do as a quantity.
+func (p *scenarioParser) text(at, v *yaml.Node, path string) (string, bool) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
+		p.fail(at, path, "want a value, got %s", describe(v))
+		return "", false
+	}
+	return v.Value, true
+}
+
+// integer reads a whole number in [lo, hi].
+func (p *scenarioParser) integer(at, v *yaml.Node, path string, lo, hi int64) (int64, bool) {
+	var n int64
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil {
+		p.fail(at, path, "want a whole number, got %s", describe(v))
+		return 0, false
+	}
+	if n < lo || n > hi {
+		p.fail(at, path, "%d is out of range: use %d to %d", n, lo, hi)
+		return 0, false
+	}
+	return n, true
+}
+
+// number reads a finite number, whole or not.
+func (p *scenarioParser) number(at, v *yaml.Node, path string) (float64, bool) {
+	var x float64
+	if v.Kind != yaml.ScalarNode || (v.ShortTag() != "!!int" && v.ShortTag() != "!!float") || v.Decode(&x) != nil {
+		p.fail(at, path, "want a number, got %s", describe(v))
+		return 0, false
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		p.fail(at, path, "want a finite number, got %s", describe(v))
+		return 0, false
+	}
+	return x, true
+}
+
+// positive reads a number above zero.
+func (p *scenarioParser) positive(at, v *yaml.Node, path string) (float64, bool) {
+	x, ok := p.number(at, v, path)
+	if ok && x <= 0 {
+		p.fail(at, path, "%v: use a number above 0", x)
+		return 0, false
+	}
+	return x, ok
+}
+
+// fraction reads a probability or a share in [0, 1).
+func (p *scenarioParser) fraction(at, v *yaml.Node, path string) (float64, bool) {
+	x, ok := p.number(at, v, path)
+	if ok && (x < 0 || x >= 1) {
+		p.fail(at, path, "%v is out of range: use a fraction from 0 up to, not including, 1", x)
+		return 0, false
+	}
+	return x, ok
+}
+
+// duration reads a Go duration ("500ms", "1h30m"), positive or, with
+// zeroOK, zero.
+func (p *scenarioParser) duration(at, v *yaml.Node, path string, zeroOK bool) (time.Duration, bool) {
+	text, ok := p.text(at, v, path)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(text)
+	switch {
+	case err != nil:
+		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", quote(text))
+	case d < 0:
+		p.fail(at, path, "%s is negative: use a positive duration", text)
+	case d == 0 && !zeroOK:
+		p.fail(at, path, "%s: use a positive duration", text)
+	default:
+		return d, true
+	}
+	return 0, false
+}
+
+// list reads a sequence.
+func (p *scenarioParser) list(at, v *yaml.Node, path string) []*yaml.Node {
+	if v.Kind != yaml.SequenceNode {
+		p.fail(at, path, "want a list, got %s", describe(v))
+		return nil
+	}
+	return v.Content
+}
+
+// Field makers for the common kinds of value.
+
+func (p *scenarioParser) durField(name string, dst *time.Duration, zeroOK bool) field {
+	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.duration(at, v, path, zeroOK) }}
+}
+
+func (p *scenarioParser) intField(name string, dst *int, lo, hi int64) field {
+	return field{name, func(at, v *yaml.Node, path string) {
+		n, _ := p.integer(at, v, path, lo, hi)
+		*dst = int(n)
+	}}
+}
+
+func (p *scenarioParser) posField(name string, dst *float64) field {
+	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.positive(at, v, path) }}
+}
+
+func (p *scenarioParser) fracField(name string, dst *float64) field {
+	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.fraction(at, v, path) }}
+}
+
+// oneOf reads a string that must be one of names.
+func (p *scenarioParser) oneOf(name string, dst *string, names []string) field {
+	return field{name, func(at, v *yaml.Node, path string) {
+		s, ok := p.str(at, v, path)
+		if !ok {
+			return
+		}
+		if !slices.Contains(names, s) {
+			p.fail(at, path, "unknown %s %s%s", name, quote(s), suggest(s, names, "use one of"))
+			return
+		}
+		*dst = s
+	}}
+}
+
+// policy reads a ranking policy's name.
+func (p *scenarioParser) policy(name string, dst *string) field {
+	return field{name, func(at, v *yaml.Node, path string) {
+		s, ok := p.str(at, v, path)
+		if !ok {
+			return
+		}
+		if _, err := scheduler.PolicyByName(s); err != nil {
+			p.fail(at, path, "%v", err)
+			return
+		}
+		*dst = s
+	}}
+}
+
+// amount reads a non-negative decimal sum ("0.04", 2) in nano-units,
+// exactly: no binary floating point on the way.
+func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
+	text, ok := p.text(at, v, path)
+	if !ok {
+		return 0, false
+	}
+	n, err := decimalNanos(text)
+	if err != nil {
+		p.fail(at, path, "%v", err)
+		return 0, false
+	}
+	return n, true
+}
+
+// decimalNanos reads a decimal amount with ParsePrice's rules (at most 9
+// decimals, not negative), in nano-units.
+func decimalNanos(s string) (uint64, error) {
+	if strings.ContainsAny(s, " \t\n") {
+		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, quote(s))
+	}
+	a, err := protocol.ParsePrice(s + " XXX")
+	if err != nil {
+		msg := strings.Replace(err.Error(), "bad price "+strconv.Quote(s+" XXX"), "bad amount "+strconv.Quote(s), 1)
+		return 0, errors.New(msg)
+	}
+	return a.Nanos, nil
+}
+
+// perHour turns nano-units per hour into nano-units per second, rounded to
+// the nearest.
+func perHour(nanos uint64) uint64 { return nanos/3600 + b2u(nanos%3600 >= 1800) }
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ---- labels and selectors ----
+
+// reservedLabels are filled in by the simulator for every provider.
+var reservedLabels = []string{scheduler.LabelRegion, scheduler.LabelOperator}
+
+// labelKeyError returns why k is not a label key, or "": 1 to 63 characters
+// of a-z, 0-9, '-', '_', '.' and '/', as the daemon's labels.
+func labelKeyError(k string) string {
+	const allowed = "a-z, 0-9, '-', '_', '.' and '/'"
+	if k == "" || len(k) > protocol.MaxLabelLen {
+		return fmt.Sprintf("label key %s: use 1 to %d characters %s", quote(k), protocol.MaxLabelLen, allowed)
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
+			return fmt.Sprintf("label key %s: character %q not allowed: use %s", quote(k), r, allowed)
+		}
+	}
+	return ""
+}
+
+// labelValue lower-cases a label or selector value, as DHT keys are, and
+// checks that it is a valid facet value.
+func labelValue(v string) (string, error) {
+	lower := strings.ToLower(v)
+	if len(lower) > protocol.MaxLabelLen {
+		return "", fmt.Errorf("value %s is %d characters: use at most %d", quote(v), len(v), protocol.MaxLabelLen)
+	}
+	if _, err := protocol.NewFacetKey(protocol.FacetRegion, lower, 0); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return "", err
+	}
+	return lower, nil
+}
+
+// labels reads a class's labels: a mapping of keys to values.
+func (p *scenarioParser) labels(at, v *yaml.Node, path string) scheduler.Labels {
+	var kv []scheduler.Label
+	p.pairs(at, v, path, "a mapping of label keys to values, such as {jurisdiction: fr}", func(k, v *yaml.Node, kpath string) {
+		if slices.Contains(reservedLabels, k.Value) {
+			p.fail(k, kpath, "%s is filled in by the simulator (region from the class's regions, operator from operators): remove it", k.Value)
+			return
+		}
+		if msg := labelKeyError(k.Value); msg != "" {
+			p.fail(k, kpath, "%s", msg)
+			return
+		}
+		text, ok := p.text(k, v, kpath)
+		if !ok {
+			return
+		}
+		value, err := labelValue(text)
+		if err != nil {
+			p.fail(v, kpath, "%v", err)
+			return
+		}
+		kv = append(kv, scheduler.Label{Key: k.Value, Value: value})
+	})
+	return scheduler.NewLabels(kv...)
+}
+
+// selector reads one label key's values, a list or a single value.
+func (p *scenarioParser) selector(k, v *yaml.Node, path string, op pb.Operator) (scheduler.Selector, bool) {
+	if msg := labelKeyError(k.Value); msg != "" {
+		p.fail(k, path, "%s", msg)
+		return scheduler.Selector{}, false
+	}
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+	}
+	if len(items) == 0 {
+		p.fail(k, path, "no values: give at least one")
+		return scheduler.Selector{}, false
+	}
+	sel := scheduler.Selector{Key: k.Value, Op: op}
+	ok := true
+	for i, item := range items {
+		ipath := path
+		if v.Kind == yaml.SequenceNode {
+			ipath = index(path, i)
+		}
+		text, good := p.text(item, item, ipath)
+		if !good {
+			ok = false
+			continue
+		}
+		value, err := labelValue(text)
+		if err != nil {
+			p.fail(item, ipath, "%v", err)
+			ok = false
+			continue
+		}
+		sel.Values = append(sel.Values, value)
+		if k.Value == scheduler.LabelRegion {
+			p.later = append(p.later, func() { p.knownRegion(item, ipath, value) })
+		}
+	}
+	slices.Sort(sel.Values)
+	sel.Values = slices.Compact(sel.Values)
+	return sel, ok
+}
+
+func sortSelectors(sels []scheduler.Selector) {
+	slices.SortStableFunc(sels, func(a, b scheduler.Selector) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Op, b.Op))
+	})
+}
+
+// knownRegion reports a region name that is not one of the network's.
+func (p *scenarioParser) knownRegion(at *yaml.Node, path, name string) {
+	if p.regionsOK && !slices.Contains(p.s.Network.Regions, name) {
+		p.fail(at, path, "unknown region %s%s", quote(name), suggest(name, p.s.Network.Regions, "the regions are"))
+	}
+}
+
+// weights reads a mapping of region names to positive weights.
+func (p *scenarioParser) weights(at, v *yaml.Node, path string) Weights {
+	var w Weights
+	p.pairs(at, v, path, "a mapping of region names to weights, such as {fr-par: 2, de-fra: 1}", func(k, v *yaml.Node, kpath string) {
+		x, ok := p.number(k, v, kpath)
+		if !ok {
+			return
+		}
+		if x <= 0 {
+			p.fail(k, kpath, "weight %v: use a weight above 0 (leave a region out to put nothing there)", x)
+			return
+		}
+		name := k.Value
+		p.later = append(p.later, func() { p.knownRegion(k, kpath, name) })
+		w = append(w, Weight{Name: name, Weight: x})
+	})
+	return w
+}
+
+// weightField reads the weight of an entry of a mix.
+func (p *scenarioParser) weightField(dst *float64) field { return p.posField("weight", dst) }
+
+// ---- the sections ----
+
+func (p *scenarioParser) scenario(root *yaml.Node) {
+	s := p.s
+	present := p.object(root, root, "",
+		field{"name", func(at, v *yaml.Node, path string) { s.Name, _ = p.str(at, v, path) }},
+		field{"description", func(at, v *yaml.Node, path string) { s.Description, _ = p.str(at, v, path) }},
+		field{"seed", func(at, v *yaml.Node, path string) {
+			var n uint64
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil || n == 0 {
+				p.fail(at, path, "want a whole number from 1 to %d, got %s", uint64(math.MaxUint64), describe(v))
+				return
+			}
+			s.Seed = n
+		}},
+		p.durField("duration", &s.Duration, false),
+		p.durField("drain", &s.Drain, false),
+		p.durField("sample_every", &s.SampleEvery, false),
+		field{"network", p.network},
+		field{"discovery", func(at, v *yaml.Node, path string) {
+			d := &s.Discovery
+			p.object(at, v, path,
+				p.posField("bits_per_hop", &d.BitsPerHop),
+				p.durField("record_ttl", &d.RecordTTL, false),
+				p.durField("cache_ttl", &d.CacheTTL, false))
+		}},
+		field{"scheduler", p.scheduler},
+		field{"requesters", func(at, v *yaml.Node, path string) {
+			r := &s.Requesters
+			p.object(at, v, path,
+				p.intField("count", &r.Count, 1, maxCount),
+				field{"regions", func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }})
+		}},
+		field{"classes", p.classes},
+		field{"workload", p.workload},
+		field{"variants", p.variants},
+	)
+	if present == nil {
+		return
+	}
+	if present["duration"] == nil {
+		p.fail(root, "duration", `missing: give how long jobs arrive for, such as "duration: 10m"`)
+	}
+	if present["network"] == nil {
+		p.fail(root, "network", "missing: give the regions and the round trips between them")
+	}
+	if present["classes"] == nil {
+		p.fail(root, "classes", "missing: give at least one class of providers")
+	}
+	if present["workload"] == nil {
+		p.fail(root, "workload", "missing: give the jobs' arrivals, sizes and run times, or a trace")
+	}
+}
+
+func (p *scenarioParser) network(at, v *yaml.Node, path string) {
+	n := &p.s.Network
+	var rttAt, rtt *yaml.Node
+	present := p.object(at, v, path,
+		field{"regions", func(at, v *yaml.Node, path string) {
+			before := len(p.errs)
+			n.Regions = p.regionNames(at, v, path)
+			p.regionsOK = len(p.errs) == before && len(n.Regions) > 0
+		}},
+		field{"rtt_ms", func(at, v *yaml.Node, path string) { rttAt, rtt = at, v }},
+		p.fracField("jitter", &n.Jitter),
+		p.fracField("loss", &n.Loss),
+	)
+	if present == nil {
+		return
+	}
+	if present["regions"] == nil {
+		p.fail(at, path+".regions", "missing: list the region names, such as [fr-par, de-fra]")
+		return
+	}
+	if rtt == nil {
+		p.fail(at, path+".rtt_ms", "missing: give the round trips between regions in milliseconds, one row per region")
+		return
+	}
+	if p.regionsOK {
+		n.RTT = p.rttMatrix(rttAt, rtt, path+".rtt_ms", len(n.Regions))
+	}
+}
+
+func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
+	items := p.list(at, v, path)
+	if v.Kind == yaml.SequenceNode && len(items) == 0 {
+		p.fail(at, path, "empty: give at least one region")
+	}
+	if len(items) > maxIndex16 {
+		p.fail(at, path, "%d regions: use at most %d", len(items), maxIndex16)
+		return nil
+	}
+	var names []string
+	seen := map[string]*yaml.Node{}
+	for i, item := range items {
+		ipath := index(path, i)
+		name, ok := p.str(item, item, ipath)
+		if !ok {
+			continue
+		}
+		if lower := strings.ToLower(name); lower != name {
+			p.fail(item, ipath, "region %s: use lower case (%s)", quote(name), quote(lower))
+			continue
+		}
+		if _, err := protocol.NewFacetKey(protocol.FacetRegion, name, 0); err != nil || len(name) > protocol.MaxLabelLen {
+			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", quote(name), protocol.MaxLabelLen)
+			continue
+		}
+		if first, dup := seen[name]; dup {
+			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", quote(name), first.Line)
+			continue
+		}
+		seen[name] = item
+		names = append(names, name)
+	}
+	return names
+}
+
+// rttMatrix reads the round trips, in milliseconds: a square, symmetric
+// matrix with one row and one column per region.
+func (p *scenarioParser) rttMatrix(at, v *yaml.Node, path string, n int) [][]time.Duration {
+	rows := p.list(at, v, path)
+	if rows == nil {
+		return nil
+	}
+	if len(rows) != n {
+		p.fail(at, path, "%d rows, want %d (one per region)", len(rows), n)
+		return nil
+	}
+	m := make([][]time.Duration, n)
+	nodes := make([][]*yaml.Node, n)
+	ok := true
+	for i, row := range rows {
+		rpath := index(path, i)
+		entries := p.list(row, row, rpath)
+		if entries == nil {
+			ok = false
+			continue
+		}
+		if len(entries) != n {
+			p.fail(row, rpath, "row has %d entries, want %d (one per region)", len(entries), n)
+			ok = false
+			continue
+		}
+		m[i], nodes[i] = make([]time.Duration, n), entries
+		for j, e := range entries {
+			epath := index(rpath, j)
+			ms, good := p.number(e, e, epath)
+			switch {
+			case !good:
+				ok = false
+			case ms < 0 || ms > maxRTTms:
+				p.fail(e, epath, "%v ms is out of range: use 0 to %d", ms, maxRTTms)
+				ok = false
+			default:
+				m[i][j] = time.Duration(math.Round(ms * float64(time.Millisecond)))
+			}
+		}
+	}
+	if !ok {
+		return nil
+	}
+	for i := range n {
+		for j := range i {
+			if m[i][j] != m[j][i] {
+				p.fail(nodes[i][j], index(index(path, i), j), "%v here but %v at %s (line %d): the matrix must be symmetric",
+					m[i][j], m[j][i], index(index(path, j), i), nodes[j][i].Line)
+			}
+		}
+	}
+	return m
+}
+
+func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
+	sc := &p.s.Scheduler
+	c := &sc.Config
+	const big = 1_000_000
+	p.object(at, v, path,
+		p.policy("policy", &sc.PolicyName),
+		p.intField("d", &c.D, 1, 1000),
+		p.durField("offer_timeout", &c.OfferTimeout, false),
+		p.durField("lease_timeout", &c.LeaseTimeout, false),
+		p.durField("start_timeout", &c.StartTimeout, false),
+		p.durField("heartbeat_interval", &c.HeartbeatInterval, false),
+		p.intField("missed_heartbeats", &c.MissedHeartbeats, 1, big),
+		p.intField("max_attempts", &c.MaxAttempts, 1, big),
+		p.durField("backoff", &c.Backoff, false),
+		p.durField("max_backoff", &c.MaxBackoff, false),
+		p.intField("max_reschedules", &c.MaxReschedules, 1, big),
+		p.intField("shards", &c.Shards, 1, big),
+	)
+}
+
+func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
+	items := p.list(at, v, path)
+	if v.Kind != yaml.SequenceNode {
+		return
+	}
+	if len(items) == 0 {
+		p.fail(at, path, "empty: give at least one class of providers")
+		return
+	}
+	if len(items) > maxIndex16 {
+		p.fail(at, path, "%d classes: use at most %d", len(items), maxIndex16)
+		return
+	}
+	names := map[string]*yaml.Node{}
+	total := 0
+	for i, item := range items {
+		ipath := index(path, i)
+		c, nameAt := p.class(item, ipath)
+		if nameAt != nil {
+			if first, dup := names[c.Name]; dup {
+				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", quote(c.Name), first.Line)
+			} else {
+				names[c.Name] = nameAt
+			}
+		}
+		total += c.Count
+		p.s.Classes = append(p.s.Classes, c)
+	}
+	if total > maxCount {
+		p.fail(at, path, "%d providers in all: use at most %d", total, maxCount)
+	}
+}
+
+// errCount counts the errors so far, kept or not.
+func (p *scenarioParser) errCount() int { return len(p.errs) + p.dropped }
+
+// class reads one class, and returns the node its name is written at.
+func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node) {
+	var c Class
+	var nameAt *yaml.Node
+	present := p.object(item, item, path,
+		field{"name", func(at, v *yaml.Node, path string) {
+			name, ok := p.str(at, v, path)
+			switch {
+			case !ok:
+			case strings.TrimSpace(name) == "":
+				p.fail(at, path, "empty: name the class, such as sme")
+			default:
+				c.Name, nameAt = name, at
+			}
+		}},
+		p.intField("count", &c.Count, 1, maxCount),
+		field{"regions", func(at, v *yaml.Node, path string) { c.Regions = p.weights(at, v, path) }},
+		p.intField("operators", &c.Operators, 0, maxCount),
+		field{"labels", func(at, v *yaml.Node, path string) { c.Labels = p.labels(at, v, path) }},
+		field{"capacity", func(at, v *yaml.Node, path string) {
+			before := p.errCount()
+			p.resources(at, v, path, &c.Capacity)
+			p.badCapacity = p.badCapacity || p.errCount() > before
+		}},
+		field{"pricing", func(at, v *yaml.Node, path string) { c.Pricing = p.pricing(at, v, path) }},
+		p.fracField("subsidy", &c.Subsidy),
+		p.durField("service_time", &c.ServiceTime, true),
+		p.durField("start_delay", &c.StartDelay, true),
+		field{"churn", func(at, v *yaml.Node, path string) {
+			ch := &c.Churn
+			present := p.object(at, v, path,
+				p.durField("session", &ch.Session, false),
+				p.durField("downtime", &ch.Downtime, false))
+			if k := present["downtime"]; k != nil && present["session"] == nil {
+				p.fail(k, path+".downtime", "a downtime without a session: give the mean session too")
+			}
+		}},
+	)
+	if present == nil || nameAt == nil {
+		p.badName = true
+	}
+	if present == nil {
+		p.badCapacity, p.badCurrency = true, true
+		return c, nil
+	}
+	p.badCapacity = p.badCapacity || present["capacity"] == nil
+	p.badCurrency = p.badCurrency || present["pricing"] == nil
+	for _, m := range []struct{ name, msg string }{
+		{"name", "missing: name the class, such as sme"},
+		{"count", "missing: give the number of providers of the class"},
+		{"capacity", `missing: give what each provider sells, such as {cpu: "8", memory: 32Gi}`},
+		{"pricing", `missing: give the prices, such as {currency: EUR, cpu_hour: "0.04"}`},
+	} {
+		if present[m.name] == nil {
+			p.fail(item, path+"."+m.name, "%s", m.msg)
+		}
+	}
+	return c, nameAt
+}
+
+// resources reads cpu, memory and scratch, the first two required and
+// positive, with any extra fields.
+func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.Resources, extra ...field) map[string]*yaml.Node {
+	quantity := func(name string, dst *uint64, parse func(string) (uint64, error), positive bool) field {
+		return field{name, func(at, v *yaml.Node, path string) {
+			text, ok := p.text(at, v, path)
+			if !ok {
+				return
+			}
+			n, err := parse(text)
+			switch {
+			case err != nil:
+				p.fail(at, path, "%v", err)
+			case positive && n == 0:
+				p.fail(at, path, "%s: use an amount above 0", quote(text))
+			default:
+				*dst = n
+			}
+		}}
+	}
+	present := p.object(at, v, path, append([]field{
+		quantity("cpu", &r.CPUMillis, protocol.ParseCPU, true),
+		quantity("memory", &r.MemoryBytes, protocol.ParseQuantity, true),
+		quantity("scratch", &r.ScratchBytes, protocol.ParseQuantity, false),
+	}, extra...)...)
+	if present == nil {
+		return nil
+	}
+	if present["cpu"] == nil {
+		p.fail(at, path+".cpu", `missing: give vCPUs ("2") or millicores ("500m")`)
+	}
+	if present["memory"] == nil {
+		p.fail(at, path+".memory", "missing: give bytes, such as 512Mi or 4Gi")
+	}
+	return present
+}
+
+// pricing reads a class's prices, per hour in currency units, into the
+// scheduler's nano-units per second.
+func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PricePolicy {
+	var pp scheduler.PricePolicy
+	b := &pp.Base
+	currencyOK := false
+	hourly := func(name string, dst *uint64) field {
+		return field{name, func(at, v *yaml.Node, path string) {
+			n, ok := p.amount(at, v, path)
+			if !ok {
+				return
+			}
+			*dst = perHour(n)
+			if n > 0 && *dst == 0 {
+				p.fail(at, path, "%s per hour is less than a nano-unit per second: raise it, or write 0", v.Value)
+			}
+		}}
+	}
+	present := p.object(at, v, path,
+		field{"currency", func(at, v *yaml.Node, path string) { b.Currency, currencyOK = p.str(at, v, path) }},
+		hourly("cpu_hour", &b.CPUNanosPerSecond),
+		hourly("memory_gib_hour", &b.MemoryNanosPerGiBSecond),
+		field{"egress_gib", func(at, v *yaml.Node, path string) { b.EgressNanosPerGiB, _ = p.amount(at, v, path) }},
+		field{"load_factor", func(at, v *yaml.Node, path string) {
+			n, ok := p.amount(at, v, path)
+			switch {
+			case !ok:
+			case n%1e6 != 0:
+				p.fail(at, path, "%s is finer than a thousandth: use at most 3 decimals", v.Value)
+			case n/1e6 > math.MaxUint32:
+				p.fail(at, path, "%s is too large: 1 doubles the price at full load", v.Value)
+			default:
+				pp.LoadFactorPermille = uint32(n / 1e6)
+			}
+		}},
+	)
+	if present == nil || !currencyOK {
+		p.badCurrency = true
+	}
+	if present == nil {
+		return pp
+	}
+	if present["currency"] == nil {
+		p.fail(at, path+".currency", "missing: give the currency of the prices, such as EUR")
+		return pp
+	}
+	if !currencyOK {
+		return pp
+	}
+	if err := pp.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			if strings.HasPrefix(e.Error(), "base.currency") {
+				p.badCurrency = true
+				p.fail(present["currency"], path+".currency", "%v", e)
+			} else {
+				p.fail(at, path, "%v", e)
+			}
+		}
+	}
+	return pp
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (p *scenarioParser) workload(at, v *yaml.Node, path string) {
+	w := &p.s.Workload
+	var arrivals map[string]*yaml.Node
+	var trace string
+	present := p.object(at, v, path,
+		p.intField("jobs", &w.Jobs, 0, maxCount),
+		field{"arrivals", func(at, v *yaml.Node, path string) { arrivals = p.arrivals(at, v, path, &w.Arrivals) }},
+		field{"trace", func(at, v *yaml.Node, path string) {
+			if s, ok := p.str(at, v, path); ok && s == "" {
+				p.fail(at, path, "empty: give the path of a CSV file, relative to the scenario")
+			} else {
+				trace = s
+			}
+		}},
+		field{"sizes", func(at, v *yaml.Node, path string) {
+			items := p.list(at, v, path)
+			if v.Kind == yaml.SequenceNode && len(items) == 0 {
+				p.fail(at, path, `empty: give at least one size, such as {cpu: "1", memory: 512Mi}`)
+			}
+			for i, item := range items {
+				w.Sizes = append(w.Sizes, p.size(item, index(path, i)))
+			}
+		}},
+		field{"duration", func(at, v *yaml.Node, path string) { p.dist(at, v, path, &w.Duration) }},
+		field{"constraints", func(at, v *yaml.Node, path string) {
+			for i, item := range p.list(at, v, path) {
+				w.Constraints = append(w.Constraints, p.constraintMix(item, index(path, i)))
+			}
+		}},
+		field{"ceilings", func(at, v *yaml.Node, path string) {
+			for i, item := range p.list(at, v, path) {
+				w.Ceilings = append(w.Ceilings, p.ceiling(item, index(path, i)))
+			}
+		}},
+		p.posField("timeout_factor", &w.TimeoutFactor),
+		p.fracField("failure_rate", &w.FailureRate),
+	)
+	if present == nil {
+		return
+	}
+	if k := present["trace"]; k != nil {
+		p.hasTrace = true
+		for _, name := range []string{"arrivals", "sizes", "duration", "constraints", "ceilings"} {
+			if n := present[name]; n != nil {
+				p.fail(n, path+"."+name, "not used with a trace, which gives each job's arrival, size, run time, constraints and ceiling: remove one of them")
+			}
+		}
+		if trace != "" {
+			p.trace(k, path+".trace", trace)
+		}
+		return
+	}
+	if present["arrivals"] == nil {
+		p.fail(at, path+".arrivals", "missing: give a rate (jobs per second) or a load, or replay a trace")
+	} else if arrivals != nil {
+		k := present["arrivals"]
+		switch {
+		case arrivals["rate"] != nil && arrivals["load"] != nil:
+			p.fail(k, path+".arrivals", "both a rate and a load: give one")
+		case arrivals["rate"] == nil && arrivals["load"] == nil:
+			p.fail(k, path+".arrivals", "neither a rate nor a load: give a rate (jobs per second) or a load (a fraction of the federation's CPU)")
+		}
+	}
+	if present["sizes"] == nil {
+		p.fail(at, path+".sizes", `missing: give at least one job size, such as [{cpu: "1", memory: 512Mi}]`)
+	}
+	if present["duration"] == nil {
+		p.fail(at, path+".duration", "missing: give the run times, such as {dist: exponential, mean: 1m}")
+	}
+}
+
+func (p *scenarioParser) arrivals(at, v *yaml.Node, path string, a *Arrivals) map[string]*yaml.Node {
+	present := p.object(at, v, path,
+		p.oneOf("process", &a.Process, arrivalProcesses),
+		p.posField("rate", &a.Rate),
+		p.posField("load", &a.Load),
+		p.posField("burst_factor", &a.BurstFactor),
+		p.durField("burst_on", &a.BurstOn, false),
+		p.durField("burst_off", &a.BurstOff, false),
+	)
+	if a.Process != "bursty" {
+		for _, name := range []string{"burst_factor", "burst_on", "burst_off"} {
+			if k := present[name]; k != nil {
+				p.fail(k, path+"."+name, "only for process: bursty")
+			}
+		}
+	}
+	return present
+}
+
+func (p *scenarioParser) size(item *yaml.Node, path string) Size {
+	z := Size{Weight: 1}
+	if p.resources(item, item, path, &z.Resources, p.weightField(&z.Weight)) != nil {
+		p.later = append(p.later, func() { p.fitsAClass(z.Resources, p.file, item.Line, item.Column, path) })
+	}
+	return z
+}
+
+// fitsAClass reports a job size that no class's capacity holds: no such job
+// could ever run.
+func (p *scenarioParser) fitsAClass(r scheduler.Resources, file string, line, col int, path string) {
+	if p.badCapacity || len(p.s.Classes) == 0 || r.CPUMillis == 0 || r.MemoryBytes == 0 {
+		return
+	}
+	for _, c := range p.s.Classes {
+		if r.Fits(c.Capacity) {
+			return
+		}
+	}
+	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+		Msg: fmt.Sprintf("%s fits no class's capacity: no such job could ever run; raise a capacity or shrink the job", formatResources(r))})
+}
+
+func formatResources(r scheduler.Resources) string {
+	return fmt.Sprintf("cpu %dm, memory %s, scratch %s", r.CPUMillis, protocol.FormatBytes(r.MemoryBytes), protocol.FormatBytes(r.ScratchBytes))
+}
+
+func (p *scenarioParser) dist(at, v *yaml.Node, path string, d *Dist) {
+	present := p.object(at, v, path,
+		p.oneOf("dist", &d.Kind, distKinds),
+		p.durField("mean", &d.Mean, false),
+		p.posField("sigma", &d.Sigma),
+	)
+	if present == nil {
+		return
+	}
+	if present["mean"] == nil {
+		p.fail(at, path+".mean", "missing: give the mean run time, such as 1m")
+	}
+	if k := present["sigma"]; k != nil && d.Kind != "lognormal" {
+		p.fail(k, path+".sigma", "only for dist: lognormal")
+	}
+}
+
+// constraintMix reads {weight: 1, key: [values], not: {key: [values]}}.
+func (p *scenarioParser) constraintMix(item *yaml.Node, path string) ConstraintMix {
+	m := ConstraintMix{Weight: 1}
+	p.pairs(item, item, path, "a mapping {weight: 1, label: [values], not: {label: [values]}}", func(k, v *yaml.Node, kpath string) {
+		switch k.Value {
+		case "weight":
+			m.Weight, _ = p.positive(k, v, kpath)
+		case "not":
+			p.pairs(k, v, kpath, "a mapping of label keys to the values to avoid", func(k, v *yaml.Node, kpath string) {
+				if sel, ok := p.selector(k, v, kpath, pb.Operator_OPERATOR_NOT_IN); ok {
+					m.Selectors = append(m.Selectors, sel)
+				}
+			})
+		default:
+			if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!int" || v.ShortTag() == "!!float") &&
+				protocol.EditDistance(k.Value, "weight") <= 2 {
+				p.fail(k, kpath, "unknown field: did you mean weight?")
+				return
+			}
+			if sel, ok := p.selector(k, v, kpath, pb.Operator_OPERATOR_IN); ok {
+				m.Selectors = append(m.Selectors, sel)
+			}
+		}
+	})
+	sortSelectors(m.Selectors)
+	return m
+}
+
+func (p *scenarioParser) ceiling(item *yaml.Node, path string) Ceiling {
+	c := Ceiling{Weight: 1}
+	present := p.object(item, item, path,
+		p.weightField(&c.Weight),
+		field{"currency", func(at, v *yaml.Node, path string) {
+			s, ok := p.str(at, v, path)
+			if !ok {
+				return
+			}
+			if !protocol.IsCurrencyCode(s) {
+				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", quote(s))
+				return
+			}
+			c.PerCPUHour.Currency = s
+			p.later = append(p.later, func() { p.usedCurrency(s, p.file, at.Line, at.Column, path) })
+		}},
+		field{"cpu_hour", func(at, v *yaml.Node, path string) { c.PerCPUHour.Nanos, _ = p.amount(at, v, path) }},
+	)
+	switch {
+	case present == nil:
+	case present["currency"] != nil && present["cpu_hour"] == nil:
+		p.fail(item, path+".cpu_hour", "missing: give the most a job pays per CPU per hour, or leave out the currency for no ceiling")
+	case present["currency"] == nil && present["cpu_hour"] != nil:
+		p.fail(item, path+".currency", "missing: give the currency of cpu_hour, such as EUR")
+	}
+	return c
+}
+
+// usedCurrency reports a currency no class prices in: a ceiling in it would
+// keep its jobs from every provider.
+func (p *scenarioParser) usedCurrency(currency, file string, line, col int, path string) {
+	if p.badCurrency || len(p.s.Classes) == 0 {
+		return
+	}
+	var used []string
+	for _, c := range p.s.Classes {
+		if c.Pricing.Base.Currency == currency {
+			return
+		}
+		if !slices.Contains(used, c.Pricing.Base.Currency) {
+			used = append(used, c.Pricing.Base.Currency)
+		}
+	}
+	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+		Msg: fmt.Sprintf("no class prices in %s, so no provider could ever take such a job: use %s", currency, strings.Join(used, " or "))})
+}
+
+func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
+	names := map[string]*yaml.Node{}
+	for i, item := range p.list(at, v, path) {
+		ipath := index(path, i)
+		var vr Variant
+		var excludeAt *yaml.Node
+		var excludes []*yaml.Node
+		present := p.object(item, item, ipath,
+			field{"name", func(at, v *yaml.Node, path string) {
+				name, ok := p.str(at, v, path)
+				switch {
+				case !ok:
+				case strings.TrimSpace(name) == "":
+					p.fail(at, path, "empty: name the variant, such as open")
+				default:
+					if first, dup := names[name]; dup {
+						p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", quote(name), first.Line)
+					}
+					names[name] = at
+					vr.Name = name
+				}
+			}},
+			field{"exclude", func(at, v *yaml.Node, path string) {
+				excludeAt = at
+				for j, x := range p.list(at, v, path) {
+					if name, ok := p.str(x, x, index(path, j)); ok {
+						vr.Exclude = append(vr.Exclude, name)
+						excludes = append(excludes, x)
+					}
+				}
+			}},
+			p.policy("policy", &vr.Policy),
+			p.intField("d", &vr.D, 1, 1000),
+			p.posField("load", &vr.Load),
+		)
+		if present == nil {
+			continue
+		}
+		if present["name"] == nil {
+			p.fail(item, ipath+".name", "missing: name the variant, such as open")
+		}
+		if k := present["load"]; k != nil {
+			p.later = append(p.later, func() {
+				if p.hasTrace {
+					p.fail(k, ipath+".load", "a trace sets the arrivals: remove the load")
+				}
+			})
+		}
+		if excludeAt != nil {
+			p.later = append(p.later, func() { p.checkExclude(vr.Exclude, excludes, excludeAt, ipath+".exclude") })
+		}
+		p.s.Variants = append(p.s.Variants, vr)
+	}
+}
+
+// checkExclude reports excluded classes that do not exist, and a variant
+// that excludes every class.
+func (p *scenarioParser) checkExclude(exclude []string, nodes []*yaml.Node, at *yaml.Node, path string) {
+	if p.badName || len(p.s.Classes) == 0 {
+		return
+	}
+	var classes []string
+	for _, c := range p.s.Classes {
+		classes = append(classes, c.Name)
+	}
+	for i, name := range exclude {
+		if !slices.Contains(classes, name) {
+			p.fail(nodes[i], index(path, i), "unknown class %s%s", quote(name), suggest(name, classes, "the classes are"))
+		}
+	}
+	for _, c := range classes {
+		if !slices.Contains(exclude, c) {
+			return
+		}
+	}
+	p.fail(at, path, "excludes every class: keep at least one")
+}
+
+// ---- defaults ----
+
+func (p *scenarioParser) defaults() {
+	s := p.s
+	if s.Name == "" && p.file != "" {
+		base := filepath.Base(p.file)
+		s.Name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if s.Seed == 0 {
+		s.Seed = 1
+	}
+	if s.Drain == 0 {
+		s.Drain = time.Hour
+	}
+	if s.SampleEvery == 0 {
+		s.SampleEvery = max(time.Second, s.Duration/200)
+	}
+	d := &s.Discovery
+	if d.BitsPerHop == 0 {
+		d.BitsPerHop = 3
+	}
+	if d.RecordTTL == 0 {
+		d.RecordTTL = 10 * time.Minute
+	}
+	if d.CacheTTL == 0 {
+		d.CacheTTL = 5 * time.Second
+	}
+	if s.Scheduler.PolicyName == "" {
+		s.Scheduler.PolicyName = scheduler.Balanced.Name
+	}
+	if pol, err := scheduler.PolicyByName(s.Scheduler.PolicyName); err == nil {
+		s.Scheduler.Config.Policy = pol
+	}
+	uniform := func() Weights {
+		var w Weights
+		for _, r := range s.Network.Regions {
+			w = append(w, Weight{Name: r, Weight: 1})
+		}
+		return w
+	}
+	if s.Requesters.Count == 0 {
+		s.Requesters.Count = 1
+	}
+	if len(s.Requesters.Regions) == 0 {
+		s.Requesters.Regions = uniform()
+	}
+	for i := range s.Classes {
+		c := &s.Classes[i]
+		if len(c.Regions) == 0 {
+			c.Regions = uniform()
+		}
+		if c.Churn.Session > 0 && c.Churn.Downtime == 0 {
+			c.Churn.Downtime = c.Churn.Session / 10
+		}
+	}
+	w := &s.Workload
+	a := &w.Arrivals
+	if a.Process == "" {
+		a.Process = "poisson"
+	}
+	if a.BurstFactor == 0 {
+		a.BurstFactor = 5
+	}
+	if a.BurstOn == 0 {
+		a.BurstOn = time.Minute
+	}
+	if a.BurstOff == 0 {
+		a.BurstOff = 10 * time.Minute
+	}
+	if w.Duration.Kind == "" {
+		w.Duration.Kind = "exponential"
+	}
+	if w.Duration.Kind == "lognormal" && w.Duration.Sigma == 0 {
+		w.Duration.Sigma = 1
+	}
+	if w.TimeoutFactor == 0 {
+		w.TimeoutFactor = 2
+	}
+}
+
+// ---- traces ----
+
+// traceColumns are the columns of a trace, the required ones first.
+var traceColumns = []string{"at", "cpu", "memory", "run", "scratch", "max_price", "currency", "constraints"}
+
+const requiredTraceColumns = 4
+
+// trace reads the trace file at path (as written in the scenario, at node
+// at) into the workload.
+func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
+	if p.readFile == nil {
+		p.fail(at, path, "cannot read %s: traces are not supported here", quote(file))
+		return
+	}
+	data, err := p.readFile(file)
+	if err != nil {
+		p.fail(at, path, "%v", err)
+		return
+	}
+	name := file
+	if !filepath.IsAbs(file) && p.file != "" {
+		name = filepath.Join(filepath.Dir(p.file), file)
+	}
+	jobs, pos, errs := parseTrace(name, data)
+	for _, e := range errs {
+		p.add(e)
+	}
+	p.s.Workload.Trace = jobs
+	p.later = append(p.later, func() {
+		for i, j := range jobs {
+			p.fitsAClass(j.Resources, name, pos[i].line, 0, "")
+			if c := j.MaxPrice.Currency; c != "" {
+				p.usedCurrency(c, name, pos[i].line, pos[i].priceCol, "max_price")
+			}
+			for _, sel := range j.Constraints {
+				for _, v := range sel.Values {
+					if sel.Key == scheduler.LabelRegion && p.regionsOK && !slices.Contains(p.s.Network.Regions, v) {
+						p.add(&protocol.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
+							Msg: fmt.Sprintf("unknown region %s%s", quote(v), suggest(v, p.s.Network.Regions, "the regions are"))})
+					}
+				}
+			}
+		}
+	})
+}
+
+// tracePos is where a trace row is written: its line, and the columns of
+// its max_price and constraints.
+type tracePos struct{ line, priceCol, constraintsCol int }
+
+// parseTrace reads a trace: a CSV file with a header row naming its columns.
+// Errors are located by line, column and column name.
+func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.SpecError) {
+	var errs []*protocol.SpecError
+	fail := func(line, col int, path, format string, args ...any) {
+		if len(errs) < maxKeptErrors {
+			errs = append(errs, &protocol.SpecError{File: name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
+		}
+	}
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\ufeff"))))
+	r.Comment = '#'
+	r.TrimLeadingSpace = true
+	r.ReuseRecord = true
+	csvError := func(err error) {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			fail(pe.Line, pe.Column, "", "%v", pe.Err)
+		} else {
+			fail(0, 0, "", "%v", err)
+		}
+	}
+
+	header, err := r.Read()
+	if err == io.EOF {
+		fail(0, 0, "", "empty trace: start with a header, such as at,cpu,memory,run")
+		return nil, nil, errs
+	}
+	if err != nil {
+		csvError(err)
+		return nil, nil, errs
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		line, c := r.FieldPos(i)
+		h = strings.ToLower(strings.TrimSpace(h))
+		switch _, dup := col[h]; {
+		case !slices.Contains(traceColumns, h):
+			fail(line, c, h, "unknown column%s", suggest(h, traceColumns, "the columns are"))
+		case dup:
+			fail(line, c, h, "duplicate column: keep one")
+		default:
+			col[h] = i
+		}
+	}
+	for _, h := range traceColumns[:requiredTraceColumns] {
+		if _, ok := col[h]; !ok {
+			line, _ := r.FieldPos(0)
+			fail(line, 0, h, "missing column: the header needs at least %s", strings.Join(traceColumns[:requiredTraceColumns], ","))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+
+	var jobs []TraceJob
+	var pos []tracePos
+	var last time.Duration
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil && !errors.Is(err, csv.ErrFieldCount) {
+			csvError(err)
+			break
+		}
+		if err != nil {
+			csvError(err)
+			continue
+		}
+		line, _ := r.FieldPos(0)
+		get := func(name string) (string, int, bool) {
+			i, ok := col[name]
+			if !ok {
+				return "", 0, false
+			}
+			_, c := r.FieldPos(i)
+			return strings.TrimSpace(rec[i]), c, true
+		}
+		var j TraceJob
+		ok := true
+		bad := func(c int, path, format string, args ...any) {
+			fail(line, c, path, format, args...)
+			ok = false
+		}
+		required := func(name string) (string, int) {
+			v, c, _ := get(name)
+			if v == "" {
+				bad(c, name, "missing")
+			}
+			return v, c
+		}
+
+		if v, c := required("at"); v != "" {
+			at, err := parseSeconds(v)
+			switch {
+			case err != nil:
+				bad(c, "at", "%v", err)
+			case at < 0:
+				bad(c, "at", "%s is negative", v)
+			case at < last:
+				bad(c, "at", "%s is before the previous row's %v: sort the rows by at", v, last)
+			default:
+				j.At, last = at, at
+			}
+		}
+		if v, c := required("run"); v != "" {
+			run, err := parseSeconds(v)
+			switch {
+			case err != nil:
+				bad(c, "run", "%v", err)
+			case run <= 0:
+				bad(c, "run", "%s: use a run time above 0", v)
+			default:
+				j.Run = run
+			}
+		}
+		quantity := func(name string, dst *uint64, parse func(string) (uint64, error), need bool) {
+			v, c, _ := get(name)
+			if v == "" {
+				if need {
+					bad(c, name, "missing")
+				}
+				return
+			}
+			n, err := parse(v)
+			switch {
+			case err != nil:
+				bad(c, name, "%v", err)
+			case need && n == 0:
+				bad(c, name, "%s: use an amount above 0", quote(v))
+			default:
+				*dst = n
+			}
+		}
+		quantity("cpu", &j.Resources.CPUMillis, protocol.ParseCPU, true)
+		quantity("memory", &j.Resources.MemoryBytes, protocol.ParseQuantity, true)
+		quantity("scratch", &j.Resources.ScratchBytes, protocol.ParseQuantity, false)
+
+		price, priceCol, _ := get("max_price")
+		currency, curCol, _ := get("currency")
+		switch {
+		case price == "" && currency != "":
+			bad(curCol, "currency", "a currency without a max_price: give both, or neither")
+		case price == "":
+		case strings.ContainsAny(price, " \t") && currency != "":
+			bad(curCol, "currency", "the max_price already names its currency: leave this column empty")
+		case !strings.ContainsAny(price, " \t") && currency == "":
+			bad(priceCol, "max_price", `no currency: fill the currency column, or write "0.05 EUR"`)
+		default:
+			text := price
+			if currency != "" {
+				text += " " + currency
+			}
+			if a, err := protocol.ParsePrice(text); err != nil {
+				bad(priceCol, "max_price", "%v", err)
+			} else {
+				j.MaxPrice = scheduler.Amount{Currency: a.Currency, Nanos: a.Nanos}
+			}
+		}
+		v, constraintsCol, _ := get("constraints")
+		if v != "" {
+			sels, err := parseTraceConstraints(v)
+			if err != nil {
+				bad(constraintsCol, "constraints", "%v", err)
+			}
+			j.Constraints = sels
+		}
+		if ok {
+			jobs = append(jobs, j)
+			pos = append(pos, tracePos{line, priceCol, constraintsCol})
+		}
+	}
+	if len(jobs) == 0 && len(errs) == 0 {
+		line, _ := r.FieldPos(0)
+		fail(line, 0, "", "no jobs: add rows after the header")
+	}
+	return jobs, pos, errs
+}
+
+// parseSeconds reads a Go duration ("1.5s", "2m") or plain seconds ("1.5").
+func parseSeconds(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e9 {
+		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", quote(s))
+	}
+	return time.Duration(math.Round(f * float64(time.Second))), nil
+}
+
+// parseTraceConstraints reads "jurisdiction=fr|de;certification!=none": key,
+// = (in) or != (not in), values separated by '|', selectors by ';'.
+func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
+	var sels []scheduler.Selector
+	for part := range strings.SplitSeq(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		op := pb.Operator_OPERATOR_IN
+		key, values, found := strings.Cut(part, "!=")
+		if found {
+			op = pb.Operator_OPERATOR_NOT_IN
+		} else if key, values, found = strings.Cut(part, "="); !found {
+			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", quote(part))
+		}
+		key = strings.TrimSpace(key)
+		if msg := labelKeyError(key); msg != "" {
+			return nil, errors.New(msg)
+		}
+		sel := scheduler.Selector{Key: key, Op: op}
+		for v := range strings.SplitSeq(values, "|") {
+			value, err := labelValue(strings.TrimSpace(v))
+			if err != nil {
+				return nil, fmt.Errorf("constraint on %s: %w", key, err)
+			}
+			sel.Values = append(sel.Values, value)
+		}
+		slices.Sort(sel.Values)
+		sel.Values = slices.Compact(sel.Values)
+		sels = append(sels, sel)
+	}
+	sortSelectors(sels)
+	return sels, nil
+}
