@@ -1,11 +1,9 @@
 package protocol
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // MaxJobSpecSize is the largest job spec document ParseJobSpec reads: room for
@@ -162,6 +161,7 @@ func ParseJobSpec(data []byte) (*JobSpec, error) {
 // begin with its name, "job.yaml:12:5: ...".
 func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
 	p := &specParser{file: name, pos: make(map[string]sourcePos)}
+	p.Fail, p.Seen = p.fail, func(path string, k *yaml.Node) { p.pos[path] = posOf(k) }
 	s := p.parse(data)
 	if len(p.errs) == 0 {
 		s.file, s.pos = name, p.pos
@@ -198,11 +198,11 @@ func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, erro
 	case s.Task.Module == "":
 		return nil, fail("missing: give the module's path, relative to the spec, or its CID", nil)
 	case resolve == nil:
-		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", quote(s.Task.Module)), nil)
+		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", specyaml.Quote(s.Task.Module)), nil)
 	default:
 		module, err = resolve(s.Task.Module)
 		if err != nil {
-			return nil, fail(fmt.Sprintf("resolve %s: %v", quote(s.Task.Module), err), err)
+			return nil, fail(fmt.Sprintf("resolve %s: %v", specyaml.Quote(s.Task.Module), err), err)
 		}
 	}
 	j := s.wire(module)
@@ -278,7 +278,7 @@ func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
 	}
 	c, err = DecodeCID(s)
 	if err != nil {
-		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", trimCode(err), quote("./"+s))
+		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", trimCode(err), specyaml.Quote("./"+s))
 	}
 	return c, true, nil
 }
@@ -385,10 +385,13 @@ func joinSpecErrors(file string, errs []*SpecError) error {
 // specParser walks the YAML node tree of a job spec; every field it reads is
 // recorded in pos under its document path.
 type specParser struct {
+	specyaml.Reader
 	file string
 	errs []*SpecError
 	pos  map[string]sourcePos
 }
+
+type field = specyaml.Field
 
 func (p *specParser) fail(at *yaml.Node, path, format string, args ...any) {
 	e := &SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
@@ -398,242 +401,29 @@ func (p *specParser) fail(at *yaml.Node, path, format string, args ...any) {
 	p.errs = append(p.errs, e)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntaxError turns a YAML library error into a SpecError with its line.
-func (p *specParser) syntaxError(err error) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &SpecError{File: p.file, Msg: msg + " (the spec must be YAML or JSON)", Err: err}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = m[2] + " (the spec must be YAML or JSON)"
-	}
-	p.errs = append(p.errs, e)
-}
-
 func (p *specParser) parse(data []byte) *JobSpec {
 	if len(data) > MaxJobSpecSize {
 		p.fail(nil, "", "%d bytes is too large: a job spec is at most %d KiB", len(data), MaxJobSpecSize>>10)
 		return nil
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			p.fail(nil, "", `empty job spec: start with "version: 1" and a name`)
-		} else {
-			p.syntaxError(err)
-		}
-		return nil
+	root, err := p.Document(data, "a job spec", `empty job spec: start with "version: 1" and a name`)
+	if err != nil {
+		line, msg := specyaml.SyntaxLine(err)
+		p.errs = append(p.errs, &SpecError{File: p.file, Line: line, Msg: msg + " (the spec must be YAML or JSON)", Err: err})
 	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == io.EOF:
-	case err != nil:
-		p.syntaxError(err)
-		return nil
-	default:
-		p.fail(&extra, "", "a second YAML document: a job spec is one document, remove the '---' and what follows")
-		return nil
-	}
-	if len(doc.Content) != 1 || doc.Content[0].ShortTag() == "!!null" {
-		p.fail(nil, "", `empty job spec: start with "version: 1" and a name`)
-		return nil
-	}
-	root := doc.Content[0]
-	if p.noAliases(root); len(p.errs) > 0 {
+	if root == nil {
 		return nil
 	}
 	p.pos[""] = posOf(root)
 	return p.job(root)
 }
 
-// noAliases reports every alias: a spec is read field by field, and an alias
-// would let a small document stand for a huge one.
-func (p *specParser) noAliases(n *yaml.Node) {
-	if n.Kind == yaml.AliasNode {
-		p.fail(n, "", "alias *%s: aliases are not supported, write the value out", n.Value)
-		return
-	}
-	for _, c := range n.Content {
-		p.noAliases(c)
-	}
-}
-
-// field is one known field of a mapping, and how to read its value. at is the
-// node to report errors at: the field's key.
-type field struct {
-	name string
-	read func(at, v *yaml.Node, path string)
-}
-
-// object reads a mapping of known fields in document order and returns the
-// names of those present with a non-null value. A null value ("count:" or
-// "count: null") means the field is left out.
-func (p *specParser) object(at, n *yaml.Node, path string, fields []field) map[string]bool {
-	if n.Kind != yaml.MappingNode {
-		p.fail(at, path, "want a mapping of fields (name: value), got %s", describe(n))
-		return nil
-	}
-	present := make(map[string]bool)
-	keys := make(map[string]*yaml.Node)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.fail(k, path, "a field name must be a plain string, got %s", describe(k))
-			continue
-		}
-		fpath := joinPath(path, k.Value)
-		if first, dup := keys[k.Value]; dup {
-			p.fail(k, fpath, "duplicate field, first set at line %d: keep one", first.Line)
-			continue
-		}
-		keys[k.Value] = k
-		i := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
-		if i < 0 {
-			p.fail(k, fpath, "unknown field%s", suggest(k.Value, fields))
-			continue
-		}
-		p.pos[fpath] = posOf(k)
-		if v.ShortTag() == "!!null" {
-			continue
-		}
-		present[k.Value] = true
-		fields[i].read(k, v, fpath)
-	}
-	return present
-}
-
-func joinPath(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-// suggest names the closest known field, if it is close enough to be a
-// typing mistake, or lists them all.
-func suggest(name string, fields []field) string {
-	best, dist := "", min(3, len(name)/2+1)
-	names := make([]string, len(fields))
-	for i, f := range fields {
-		names[i] = f.name
-		if d := EditDistance(name, f.name); d < dist {
-			best, dist = f.name, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf(": did you mean %s?", best)
-	}
-	return ": the fields here are " + strings.Join(names, ", ")
-}
-
-// EditDistance is the Levenshtein distance of two short strings, in bytes
-// (math.MaxInt past 64 bytes): how "did you mean" suggestions are chosen.
-func EditDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// clip cuts an unquoted value for a message, as quote does.
-func clip(s string) string {
-	if q := quote(s); strings.HasSuffix(q, "...") {
-		return q[1:len(q)-4] + "..."
-	}
-	return s
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	switch t := n.ShortTag(); t {
-	case "!!str":
-		return "the string " + quote(n.Value)
-	case "!!int":
-		return "the integer " + clip(n.Value)
-	case "!!float":
-		return "the number " + clip(n.Value)
-	case "!!bool":
-		return "the boolean " + n.Value
-	case "!!null":
-		return "null"
-	default:
-		return clip(t) + " " + quote(n.Value)
-	}
-}
-
-// str reads a string: a quoted or plain YAML string, not a number or a boolean.
-func (p *specParser) str(at, v *yaml.Node, path string) (string, bool) {
-	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-		p.fail(at, path, "want a string, got %s", describe(v))
-		return "", false
-	}
-	return v.Value, true
-}
-
-// text reads any scalar as the text it is written as, so that "8080", 8080
-// and true all do as an environment value or an argument.
-func (p *specParser) text(at, v *yaml.Node, path string) (string, bool) {
-	if v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
-		p.fail(at, path, "want a value, got %s", describe(v))
-		return "", false
-	}
-	return v.Value, true
-}
-
-// integer reads an integer in [lo, hi].
-func (p *specParser) integer(at, v *yaml.Node, path string, lo, hi int64) (int64, bool) {
-	var n int64
-	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil {
-		p.fail(at, path, "want a whole number, got %s", describe(v))
-		return 0, false
-	}
-	if n < lo || n > hi {
-		p.fail(at, path, "%d is out of range: use %d to %d", n, lo, hi)
-		return 0, false
-	}
-	return n, true
-}
-
-// list reads a sequence.
-func (p *specParser) list(at, v *yaml.Node, path string) []*yaml.Node {
-	if v.Kind != yaml.SequenceNode {
-		p.fail(at, path, "want a list, got %s", describe(v))
-		return nil
-	}
-	return v.Content
-}
-
 func (p *specParser) texts(at, v *yaml.Node, path string) []string {
 	var out []string
-	for i, item := range p.list(at, v, path) {
+	for i, item := range p.List(at, v, path) {
 		ipath := fmt.Sprintf("%s[%d]", path, i)
 		p.pos[ipath] = posOf(item)
-		if s, ok := p.text(item, item, ipath); ok {
+		if s, ok := p.Text(item, item, ipath); ok {
 			out = append(out, s)
 		}
 	}
@@ -655,46 +445,46 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 			},
 		},
 	}
-	present := p.object(root, root, "", []field{
-		{"version", func(at, v *yaml.Node, path string) {
-			n, _ := p.integer(at, v, path, 0, math.MaxUint32)
+	present := p.Object(root, root, "", []field{
+		{Name: "version", Read: func(at, v *yaml.Node, path string) {
+			n, _ := p.Integer(at, v, path, 0, math.MaxUint32)
 			s.Version = uint32(n)
 		}},
-		{"name", func(at, v *yaml.Node, path string) { s.Name, _ = p.str(at, v, path) }},
-		{"type", func(at, v *yaml.Node, path string) {
-			if t, ok := p.str(at, v, path); ok {
+		{Name: "name", Read: func(at, v *yaml.Node, path string) { s.Name, _ = p.Str(at, v, path) }},
+		{Name: "type", Read: func(at, v *yaml.Node, path string) {
+			if t, ok := p.Str(at, v, path); ok {
 				if _, known := jobTypes[t]; !known {
-					p.fail(at, path, "bad type %s: use batch or service", quote(t))
+					p.fail(at, path, "bad type %s: use batch or service", specyaml.Quote(t))
 				}
 				s.Type = t
 			}
 		}},
-		{"count", func(at, v *yaml.Node, path string) {
-			n, _ := p.integer(at, v, path, 1, MaxJobCount)
+		{Name: "count", Read: func(at, v *yaml.Node, path string) {
+			n, _ := p.Integer(at, v, path, 1, MaxJobCount)
 			s.Count = uint32(n)
 		}},
-		{"replicas", func(at, v *yaml.Node, path string) {
-			n, _ := p.integer(at, v, path, 1, MaxJobReplicas)
+		{Name: "replicas", Read: func(at, v *yaml.Node, path string) {
+			n, _ := p.Integer(at, v, path, 1, MaxJobReplicas)
 			s.Replicas = uint32(n)
 		}},
-		{"task", func(at, v *yaml.Node, path string) { p.task(at, v, path, &s.Task) }},
-		{"constraints", func(at, v *yaml.Node, path string) {
-			for i, item := range p.list(at, v, path) {
+		{Name: "task", Read: func(at, v *yaml.Node, path string) { p.task(at, v, path, &s.Task) }},
+		{Name: "constraints", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
 				s.Constraints = append(s.Constraints, p.constraint(item, fmt.Sprintf("%s[%d]", path, i)))
 			}
 		}},
-		{"affinities", func(at, v *yaml.Node, path string) {
-			for i, item := range p.list(at, v, path) {
+		{Name: "affinities", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
 				s.Affinities = append(s.Affinities, p.affinity(item, fmt.Sprintf("%s[%d]", path, i)))
 			}
 		}},
-		{"spread", func(at, v *yaml.Node, path string) {
-			for i, item := range p.list(at, v, path) {
+		{Name: "spread", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
 				s.Spread = append(s.Spread, p.spread(item, fmt.Sprintf("%s[%d]", path, i)))
 			}
 		}},
-		{"max_price", func(at, v *yaml.Node, path string) {
-			if text, ok := p.str(at, v, path); ok {
+		{Name: "max_price", Read: func(at, v *yaml.Node, path string) {
+			if text, ok := p.Str(at, v, path); ok {
 				price, err := ParsePrice(text)
 				if err != nil {
 					p.fail(at, path, "%v", err)
@@ -702,27 +492,27 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 				s.MaxPrice = price
 			}
 		}},
-	})
+	}...)
 	if present == nil {
 		return s
 	}
-	if !present["version"] {
+	if present["version"] == nil {
 		p.fail(root, "version", `missing: add "version: %d"`, JobVersion)
 	}
-	if !present["name"] {
+	if present["name"] == nil {
 		p.fail(root, "name", `missing: add a name, such as "name: hello"`)
 	}
-	if !present["task"] {
+	if present["task"] == nil {
 		p.fail(root, "task", "missing: add a task with at least a module")
 	}
 	return s
 }
 
 func (p *specParser) task(at, v *yaml.Node, path string, t *TaskSpec) {
-	present := p.object(at, v, path, []field{
-		{"engine", func(at, v *yaml.Node, path string) { t.Engine, _ = p.str(at, v, path) }},
-		{"module", func(at, v *yaml.Node, path string) {
-			m, ok := p.str(at, v, path)
+	present := p.Object(at, v, path, []field{
+		{Name: "engine", Read: func(at, v *yaml.Node, path string) { t.Engine, _ = p.Str(at, v, path) }},
+		{Name: "module", Read: func(at, v *yaml.Node, path string) {
+			m, ok := p.Str(at, v, path)
 			if !ok {
 				return
 			}
@@ -733,19 +523,19 @@ func (p *specParser) task(at, v *yaml.Node, path string, t *TaskSpec) {
 			}
 			t.Module = m
 		}},
-		{"args", func(at, v *yaml.Node, path string) { t.Args = p.texts(at, v, path) }},
-		{"env", func(at, v *yaml.Node, path string) { t.Env = p.env(at, v, path) }},
-		{"stdin", func(at, v *yaml.Node, path string) { t.Stdin, _ = p.text(at, v, path) }},
-		{"resources", func(at, v *yaml.Node, path string) { p.resources(at, v, path, &t.Resources) }},
-	})
-	if present != nil && !present["module"] {
-		p.fail(at, joinPath(path, "module"), "missing: give the module's path, relative to the spec, or its CID")
+		{Name: "args", Read: func(at, v *yaml.Node, path string) { t.Args = p.texts(at, v, path) }},
+		{Name: "env", Read: func(at, v *yaml.Node, path string) { t.Env = p.env(at, v, path) }},
+		{Name: "stdin", Read: func(at, v *yaml.Node, path string) { t.Stdin, _ = p.Text(at, v, path) }},
+		{Name: "resources", Read: func(at, v *yaml.Node, path string) { p.resources(at, v, path, &t.Resources) }},
+	}...)
+	if present != nil && present["module"] == nil {
+		p.fail(at, specyaml.JoinPath(path, "module"), "missing: give the module's path, relative to the spec, or its CID")
 	}
 }
 
 func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {
 	if v.Kind != yaml.MappingNode {
-		p.fail(at, path, "want a mapping of variables (NAME: value), got %s", describe(v))
+		p.fail(at, path, "want a mapping of variables (NAME: value), got %s", specyaml.Describe(v))
 		return nil
 	}
 	env := make(map[string]string)
@@ -753,7 +543,7 @@ func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		k, val := v.Content[i], v.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			p.fail(k, path, "a variable name must be a plain string, got %s", describe(k))
+			p.fail(k, path, "a variable name must be a plain string, got %s", specyaml.Describe(k))
 			continue
 		}
 		vpath := path + "." + k.Value
@@ -767,7 +557,7 @@ func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {
 			p.fail(k, vpath, `no value: write "" for an empty one`)
 			continue
 		}
-		if s, ok := p.text(k, val, vpath); ok {
+		if s, ok := p.Text(k, val, vpath); ok {
 			env[k.Value] = s
 		}
 	}
@@ -777,7 +567,7 @@ func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {
 func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) {
 	quantity := func(dst *uint64, parse func(string) (uint64, error)) func(at, v *yaml.Node, path string) {
 		return func(at, v *yaml.Node, path string) {
-			if text, ok := p.text(at, v, path); ok {
+			if text, ok := p.Text(at, v, path); ok {
 				n, err := parse(text)
 				if err != nil {
 					p.fail(at, path, "%v", err)
@@ -786,27 +576,27 @@ func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) 
 			}
 		}
 	}
-	p.object(at, v, path, []field{
-		{"cpu", quantity(&r.CPUMillis, ParseCPU)},
-		{"memory", quantity(&r.MemoryBytes, ParseQuantity)},
-		{"scratch", quantity(&r.ScratchBytes, ParseQuantity)},
-		{"timeout", func(at, v *yaml.Node, path string) {
-			text, ok := p.text(at, v, path)
+	p.Object(at, v, path, []field{
+		{Name: "cpu", Read: quantity(&r.CPUMillis, ParseCPU)},
+		{Name: "memory", Read: quantity(&r.MemoryBytes, ParseQuantity)},
+		{Name: "scratch", Read: quantity(&r.ScratchBytes, ParseQuantity)},
+		{Name: "timeout", Read: func(at, v *yaml.Node, path string) {
+			text, ok := p.Text(at, v, path)
 			if !ok {
 				return
 			}
 			d, err := time.ParseDuration(text)
 			switch {
 			case err != nil:
-				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", quote(text))
+				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", specyaml.Quote(text))
 			case d <= 0:
-				p.fail(at, path, "bad duration %s: use a positive duration", quote(text))
+				p.fail(at, path, "bad duration %s: use a positive duration", specyaml.Quote(text))
 			case d%time.Millisecond != 0:
-				p.fail(at, path, "bad duration %s: finer than a millisecond", quote(text))
+				p.fail(at, path, "bad duration %s: finer than a millisecond", specyaml.Quote(text))
 			}
 			r.Timeout = d
 		}},
-	})
+	}...)
 }
 
 var operators = map[string]pb.Operator{
@@ -819,32 +609,32 @@ var operators = map[string]pb.Operator{
 }
 
 func (p *specParser) operator(at, v *yaml.Node, path string) pb.Operator {
-	s, ok := p.str(at, v, path)
+	s, ok := p.Str(at, v, path)
 	if !ok {
 		return 0
 	}
 	op, ok := operators[s]
 	if !ok {
-		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", quote(s))
+		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", specyaml.Quote(s))
 	}
 	return op
 }
 
 // selector reads the key, op and values of a constraint or affinity written
 // as a mapping, plus any extra fields.
-func (p *specParser) selector(item *yaml.Node, path string, c *ConstraintSpec, extra ...field) map[string]bool {
-	present := p.object(item, item, path, append([]field{
-		{"key", func(at, v *yaml.Node, path string) { c.Key, _ = p.str(at, v, path) }},
-		{"op", func(at, v *yaml.Node, path string) { c.Op = p.operator(at, v, path) }},
-		{"values", func(at, v *yaml.Node, path string) { c.Values = p.texts(at, v, path) }},
-	}, extra...))
+func (p *specParser) selector(item *yaml.Node, path string, c *ConstraintSpec, extra ...field) map[string]*yaml.Node {
+	present := p.Object(item, item, path, append([]field{
+		{Name: "key", Read: func(at, v *yaml.Node, path string) { c.Key, _ = p.Str(at, v, path) }},
+		{Name: "op", Read: func(at, v *yaml.Node, path string) { c.Op = p.operator(at, v, path) }},
+		{Name: "values", Read: func(at, v *yaml.Node, path string) { c.Values = p.texts(at, v, path) }},
+	}, extra...)...)
 	if present == nil {
 		return nil
 	}
-	if !present["key"] {
+	if present["key"] == nil {
 		p.fail(item, path+".key", "missing: name the label, such as region")
 	}
-	if !present["op"] {
+	if present["op"] == nil {
 		p.fail(item, path+".op", "missing: use in, notin, =, != or exists")
 	}
 	return present
@@ -862,7 +652,7 @@ func (p *specParser) constraint(item *yaml.Node, path string) ConstraintSpec {
 	case item.Kind == yaml.MappingNode:
 		p.selector(item, path, &c)
 	default:
-		p.fail(item, path, `want "key op value" or a mapping {key, op, values}, got %s`, describe(item))
+		p.fail(item, path, `want "key op value" or a mapping {key, op, values}, got %s`, specyaml.Describe(item))
 	}
 	return c
 }
@@ -871,11 +661,11 @@ func (p *specParser) affinity(item *yaml.Node, path string) AffinitySpec {
 	p.pos[path] = posOf(item)
 	var c ConstraintSpec
 	var weight int32
-	present := p.selector(item, path, &c, field{"weight", func(at, v *yaml.Node, path string) {
-		n, _ := p.integer(at, v, path, -MaxWeight, MaxWeight)
+	present := p.selector(item, path, &c, field{Name: "weight", Read: func(at, v *yaml.Node, path string) {
+		n, _ := p.Integer(at, v, path, -MaxWeight, MaxWeight)
 		weight = int32(n)
 	}})
-	if present != nil && !present["weight"] {
+	if present != nil && present["weight"] == nil {
 		p.fail(item, path+".weight", "missing: give a weight from -%d to %d, not 0 (negative repels)", MaxWeight, MaxWeight)
 	}
 	return AffinitySpec{Key: c.Key, Op: c.Op, Values: c.Values, Weight: weight}
@@ -884,17 +674,17 @@ func (p *specParser) affinity(item *yaml.Node, path string) AffinitySpec {
 func (p *specParser) spread(item *yaml.Node, path string) SpreadSpec {
 	p.pos[path] = posOf(item)
 	var s SpreadSpec
-	present := p.object(item, item, path, []field{
-		{"attribute", func(at, v *yaml.Node, path string) { s.Attribute, _ = p.str(at, v, path) }},
-		{"weight", func(at, v *yaml.Node, path string) {
-			n, _ := p.integer(at, v, path, 1, MaxWeight)
+	present := p.Object(item, item, path, []field{
+		{Name: "attribute", Read: func(at, v *yaml.Node, path string) { s.Attribute, _ = p.Str(at, v, path) }},
+		{Name: "weight", Read: func(at, v *yaml.Node, path string) {
+			n, _ := p.Integer(at, v, path, 1, MaxWeight)
 			s.Weight = uint32(n)
 		}},
-	})
-	if present != nil && !present["attribute"] {
+	}...)
+	if present != nil && present["attribute"] == nil {
 		p.fail(item, path+".attribute", "missing: name the label to spread over, such as operator")
 	}
-	if present != nil && !present["weight"] {
+	if present != nil && present["weight"] == nil {
 		p.fail(item, path+".weight", "missing: give a weight from 1 to %d", MaxWeight)
 	}
 	return s
@@ -906,7 +696,7 @@ const selectorForms = `write "key op value", such as "region in (fr, be)", "juri
 // "key = value", "key != value", "key in (a, b)", "key notin (a, b)".
 func parseSelector(s string) (ConstraintSpec, error) {
 	bad := func(why string) (ConstraintSpec, error) {
-		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", quote(s), why)
+		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", specyaml.Quote(s), why)
 	}
 	if strings.Count(s, "(") != strings.Count(s, ")") {
 		return bad(`unbalanced parentheses: inside [ ], quote each constraint, such as ["region in (fr, be)"]`)
@@ -933,7 +723,7 @@ func parseSelector(s string) (ConstraintSpec, error) {
 	}
 	op, ok := operators[word]
 	if !ok {
-		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", quote(word)))
+		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", specyaml.Quote(word)))
 	}
 	c.Op = op
 	rest = strings.TrimSpace(rest)

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"google.golang.org/protobuf/proto"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // JobVersion is the only job version this code speaks (SPEC 5). A job of
@@ -131,7 +131,7 @@ func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c.affinities(j.Affinities)
 	c.spread(j.Spread)
 	if p := j.MaxPrice; p != nil && !IsCurrencyCode(p.Currency) {
-		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", quote(p.Currency))
+		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(p.Currency))
 	}
 	if n := len(j.Nonce); n != 0 && n != NonceSize {
 		c.add("nonce", "%d bytes: a nonce is empty or exactly %d bytes", n, NonceSize)
@@ -176,7 +176,7 @@ func (c *checker) task(t *pb.Task) {
 		return
 	}
 	if t.Engine != "wasm" {
-		c.add("task.engine", "%s is not supported: use wasm", quote(t.Engine))
+		c.add("task.engine", "%s is not supported: use wasm", specyaml.Quote(t.Engine))
 	}
 	if len(t.ModuleCid) == 0 {
 		c.add("task.module_cid", "missing: give the CID of the module")
@@ -230,12 +230,12 @@ func (c *checker) env(env []*pb.EnvVar) {
 			continue
 		}
 		if !isEnvName(e.Name) {
-			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", quote(e.Name))
+			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", specyaml.Quote(e.Name))
 		} else if i > 0 && env[i-1] != nil && e.Name <= env[i-1].Name {
 			if e.Name == env[i-1].Name {
-				c.add(path+".name", "%s appears twice: give each variable once", quote(e.Name))
+				c.add(path+".name", "%s appears twice: give each variable once", specyaml.Quote(e.Name))
 			} else {
-				c.add(path+".name", "%s comes after %s: sort variables by name", quote(e.Name), quote(env[i-1].Name))
+				c.add(path+".name", "%s comes after %s: sort variables by name", specyaml.Quote(e.Name), specyaml.Quote(env[i-1].Name))
 			}
 		}
 		if msg := badText(e.Value); msg != "" {
@@ -479,20 +479,6 @@ func isEnvName(s string) bool {
 
 func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
-
-// quote quotes a string for a message, cut after 64 bytes (a CID fits): a
-// message should point at a mistake, not echo a megabyte of it.
-func quote(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return strconv.Quote(s)
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
 
 // trimCode returns the message of a protocol error without its code name, for
 // nesting in another message.

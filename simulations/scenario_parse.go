@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -67,6 +67,7 @@ const (
 // caller owns it.
 func ParseScenario(name string, data []byte, readFile func(path string) ([]byte, error)) (*Scenario, error) {
 	p := &scenarioParser{file: name, readFile: readFile, s: &Scenario{}}
+	p.Fail = p.fail
 	if root := p.document(data); root != nil {
 		p.scenario(root)
 		for _, check := range p.later {
@@ -99,6 +100,7 @@ func LoadScenario(path string) (*Scenario, error) {
 // sections (a weight against the regions, a size against the classes) wait
 // in later until the whole document is read, since sections come in any order.
 type scenarioParser struct {
+	specyaml.Reader
 	file     string
 	readFile func(string) ([]byte, error)
 	s        *Scenario
@@ -167,8 +169,6 @@ func b2i(b bool) int {
 	return 0
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // document decodes the YAML of a scenario and returns its root, or nil after
 // recording why it cannot.
 func (p *scenarioParser) document(data []byte) *yaml.Node {
@@ -176,243 +176,29 @@ func (p *scenarioParser) document(data []byte) *yaml.Node {
 		p.fail(nil, "", "%d bytes is too large: a scenario is at most %d KiB (replay long job lists from a trace)", len(data), maxScenarioSize>>10)
 		return nil
 	}
-	syntax := func(err error) {
-		e := &protocol.SpecError{File: p.file, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = m[2]
-		}
-		p.add(e)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			p.fail(nil, "", "empty scenario: give at least a duration, a network, classes and a workload")
-		} else {
-			syntax(err)
-		}
-		return nil
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == io.EOF:
-	case err != nil:
-		syntax(err)
-		return nil
-	default:
-		p.fail(&extra, "", "a second YAML document: a scenario is one document, remove the '---' and what follows")
-		return nil
-	}
-	if len(doc.Content) != 1 || doc.Content[0].ShortTag() == "!!null" {
-		p.fail(nil, "", "empty scenario: give at least a duration, a network, classes and a workload")
-		return nil
-	}
-	root := doc.Content[0]
-	if p.noAliases(root); len(p.errs) > 0 {
-		return nil
+	root, err := p.Document(data, "a scenario", "empty scenario: give at least a duration, a network, classes and a workload")
+	if err != nil {
+		line, msg := specyaml.SyntaxLine(err)
+		p.add(&protocol.SpecError{File: p.file, Line: line, Msg: msg, Err: err})
 	}
 	return root
 }
 
-// noAliases reports every alias: a scenario is read field by field, and an
-// alias would let a small document stand for a huge one.
-func (p *scenarioParser) noAliases(n *yaml.Node) {
-	if n.Kind == yaml.AliasNode {
-		p.fail(n, "", "alias *%s: aliases are not supported, write the value out", n.Value)
-		return
-	}
-	for _, c := range n.Content {
-		p.noAliases(c)
-	}
-}
-
 // ---- generic readers ----
 
-// field is one known field of a mapping, and how to read its value. at is the
-// node to report errors at: the field's key.
-type field struct {
-	name string
-	read func(at, v *yaml.Node, path string)
-}
-
-// object reads a mapping of known fields in document order and returns the
-// key nodes of those present with a non-null value, by name; nil if n is not
-// a mapping. A null value ("drain:") means the field is left out.
-func (p *scenarioParser) object(at, n *yaml.Node, path string, fields ...field) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		p.fail(at, path, "want a mapping of fields (name: value), got %s", describe(n))
-		return nil
-	}
-	present := make(map[string]*yaml.Node)
-	keys := make(map[string]*yaml.Node)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.fail(k, path, "a field name must be a plain string, got %s", describe(k))
-			continue
-		}
-		fpath := joinPath(path, k.Value)
-		if first, dup := keys[k.Value]; dup {
-			p.fail(k, fpath, "duplicate field, first set at line %d: keep one", first.Line)
-			continue
-		}
-		keys[k.Value] = k
-		i := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
-		if i < 0 {
-			names := make([]string, len(fields))
-			for j, f := range fields {
-				names[j] = f.name
-			}
-			p.fail(k, fpath, "unknown field%s", suggest(k.Value, names, "the fields here are"))
-			continue
-		}
-		if v.ShortTag() == "!!null" {
-			continue
-		}
-		present[k.Value] = k
-		fields[i].read(k, v, fpath)
-	}
-	return present
-}
-
-// pairs reads a mapping with free keys (region names, label keys), calling
-// read for each key in document order; duplicate keys are errors. what names
-// the expected content in the message when n is not a mapping.
-func (p *scenarioParser) pairs(at, n *yaml.Node, path, what string, read func(k, v *yaml.Node, path string)) bool {
-	if n.Kind != yaml.MappingNode {
-		p.fail(at, path, "want %s, got %s", what, describe(n))
-		return false
-	}
-	keys := make(map[string]*yaml.Node)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!null" {
-			p.fail(k, path, "a key must be a plain string, got %s", describe(k))
-			continue
-		}
-		kpath := joinPath(path, k.Value)
-		if first, dup := keys[k.Value]; dup {
-			p.fail(k, kpath, "duplicate key, first set at line %d: keep one", first.Line)
-			continue
-		}
-		keys[k.Value] = k
-		read(k, v, kpath)
-	}
-	return true
-}
-
-func joinPath(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
+type field = specyaml.Field
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
-
-// suggest names the closest of names, if it is close enough to be a typing
-// mistake, or lists them all after intro.
-func suggest(name string, names []string, intro string) string {
-	best, dist := "", min(3, len(name)/2+1)
-	for _, n := range names {
-		if d := protocol.EditDistance(name, n); d < dist {
-			best, dist = n, d
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf(": did you mean %s?", best)
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(": %s %s", intro, strings.Join(names, ", "))
-}
-
-// quote quotes s for a message, cut to 64 bytes.
-func quote(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return strconv.Quote(s)
-	}
-	return strconv.Quote(s[:n]) + "..."
-}
-
-// clip cuts an unquoted value for a message, as quote does.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	switch t := n.ShortTag(); t {
-	case "!!str":
-		return "the string " + quote(n.Value)
-	case "!!int":
-		return "the integer " + clip(n.Value)
-	case "!!float":
-		return "the number " + clip(n.Value)
-	case "!!bool":
-		return "the boolean " + n.Value
-	case "!!null":
-		return "null"
-	default:
-		return clip(t) + " " + quote(n.Value)
-	}
-}
-
-// str reads a string: a quoted or plain YAML string, not a number or a boolean.
-func (p *scenarioParser) str(at, v *yaml.Node, path string) (string, bool) {
-	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-		p.fail(at, path, "want a string, got %s", describe(v))
-		return "", false
-	}
-	return v.Value, true
-}
-
-// text reads any scalar as the text it is written as, so that "2", 2 and 2.0
-// all do as a quantity.
-func (p *scenarioParser) text(at, v *yaml.Node, path string) (string, bool) {
-	if v.Kind != yaml.ScalarNode || v.ShortTag() == "!!null" {
-		p.fail(at, path, "want a value, got %s", describe(v))
-		return "", false
-	}
-	return v.Value, true
-}
-
-// integer reads a whole number in [lo, hi].
-func (p *scenarioParser) integer(at, v *yaml.Node, path string, lo, hi int64) (int64, bool) {
-	var n int64
-	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil {
-		p.fail(at, path, "want a whole number, got %s", describe(v))
-		return 0, false
-	}
-	if n < lo || n > hi {
-		p.fail(at, path, "%d is out of range: use %d to %d", n, lo, hi)
-		return 0, false
-	}
-	return n, true
-}
 
 // number reads a finite number, whole or not.
 func (p *scenarioParser) number(at, v *yaml.Node, path string) (float64, bool) {
 	var x float64
 	if v.Kind != yaml.ScalarNode || (v.ShortTag() != "!!int" && v.ShortTag() != "!!float") || v.Decode(&x) != nil {
-		p.fail(at, path, "want a number, got %s", describe(v))
+		p.fail(at, path, "want a number, got %s", specyaml.Describe(v))
 		return 0, false
 	}
 	if math.IsNaN(x) || math.IsInf(x, 0) {
-		p.fail(at, path, "want a finite number, got %s", describe(v))
+		p.fail(at, path, "want a finite number, got %s", specyaml.Describe(v))
 		return 0, false
 	}
 	return x, true
@@ -441,14 +227,14 @@ func (p *scenarioParser) fraction(at, v *yaml.Node, path string) (float64, bool)
 // duration reads a Go duration ("500ms", "1h30m"), positive or, with
 // zeroOK, zero.
 func (p *scenarioParser) duration(at, v *yaml.Node, path string, zeroOK bool) (time.Duration, bool) {
-	text, ok := p.text(at, v, path)
+	text, ok := p.Text(at, v, path)
 	if !ok {
 		return 0, false
 	}
 	d, err := time.ParseDuration(text)
 	switch {
 	case err != nil:
-		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", quote(text))
+		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", specyaml.Quote(text))
 	case d < 0:
 		p.fail(at, path, "%s is negative: use a positive duration", text)
 	case d == 0 && !zeroOK:
@@ -459,45 +245,46 @@ func (p *scenarioParser) duration(at, v *yaml.Node, path string, zeroOK bool) (t
 	return 0, false
 }
 
-// list reads a sequence.
-func (p *scenarioParser) list(at, v *yaml.Node, path string) []*yaml.Node {
-	if v.Kind != yaml.SequenceNode {
-		p.fail(at, path, "want a list, got %s", describe(v))
-		return nil
+// name reads the name of a class or a variant: a string, not blank.
+func (p *scenarioParser) name(at, v *yaml.Node, path, what, example string) (string, bool) {
+	name, ok := p.Str(at, v, path)
+	if ok && strings.TrimSpace(name) == "" {
+		p.fail(at, path, "empty: name the %s, such as %s", what, example)
+		return "", false
 	}
-	return v.Content
+	return name, ok
 }
 
 // Field makers for the common kinds of value.
 
 func (p *scenarioParser) durField(name string, dst *time.Duration, zeroOK bool) field {
-	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.duration(at, v, path, zeroOK) }}
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) { *dst, _ = p.duration(at, v, path, zeroOK) }}
 }
 
 func (p *scenarioParser) intField(name string, dst *int, lo, hi int64) field {
-	return field{name, func(at, v *yaml.Node, path string) {
-		n, _ := p.integer(at, v, path, lo, hi)
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) {
+		n, _ := p.Integer(at, v, path, lo, hi)
 		*dst = int(n)
 	}}
 }
 
 func (p *scenarioParser) posField(name string, dst *float64) field {
-	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.positive(at, v, path) }}
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) { *dst, _ = p.positive(at, v, path) }}
 }
 
 func (p *scenarioParser) fracField(name string, dst *float64) field {
-	return field{name, func(at, v *yaml.Node, path string) { *dst, _ = p.fraction(at, v, path) }}
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) { *dst, _ = p.fraction(at, v, path) }}
 }
 
 // oneOf reads a string that must be one of names.
 func (p *scenarioParser) oneOf(name string, dst *string, names []string) field {
-	return field{name, func(at, v *yaml.Node, path string) {
-		s, ok := p.str(at, v, path)
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) {
+		s, ok := p.Str(at, v, path)
 		if !ok {
 			return
 		}
 		if !slices.Contains(names, s) {
-			p.fail(at, path, "unknown %s %s%s", name, quote(s), suggest(s, names, "use one of"))
+			p.fail(at, path, "unknown %s %s%s", name, specyaml.Quote(s), specyaml.Suggest(s, names, "use one of"))
 			return
 		}
 		*dst = s
@@ -506,8 +293,8 @@ func (p *scenarioParser) oneOf(name string, dst *string, names []string) field {
 
 // policy reads a ranking policy's name.
 func (p *scenarioParser) policy(name string, dst *string) field {
-	return field{name, func(at, v *yaml.Node, path string) {
-		s, ok := p.str(at, v, path)
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) {
+		s, ok := p.Str(at, v, path)
 		if !ok {
 			return
 		}
@@ -522,7 +309,7 @@ func (p *scenarioParser) policy(name string, dst *string) field {
 // amount reads a non-negative decimal sum ("0.04", 2) in nano-units,
 // exactly: no binary floating point on the way.
 func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
-	text, ok := p.text(at, v, path)
+	text, ok := p.Text(at, v, path)
 	if !ok {
 		return 0, false
 	}
@@ -538,7 +325,7 @@ func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 // decimals, not negative), in nano-units.
 func decimalNanos(s string) (uint64, error) {
 	if strings.ContainsAny(s, " \t\n") {
-		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, quote(s))
+		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, specyaml.Quote(s))
 	}
 	a, err := protocol.ParsePrice(s + " XXX")
 	if err != nil {
@@ -569,11 +356,11 @@ var reservedLabels = []string{scheduler.LabelRegion, scheduler.LabelOperator}
 func labelKeyError(k string) string {
 	const allowed = "a-z, 0-9, '-', '_', '.' and '/'"
 	if k == "" || len(k) > protocol.MaxLabelLen {
-		return fmt.Sprintf("label key %s: use 1 to %d characters %s", quote(k), protocol.MaxLabelLen, allowed)
+		return fmt.Sprintf("label key %s: use 1 to %d characters %s", specyaml.Quote(k), protocol.MaxLabelLen, allowed)
 	}
 	for _, r := range k {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
-			return fmt.Sprintf("label key %s: character %q not allowed: use %s", quote(k), r, allowed)
+			return fmt.Sprintf("label key %s: character %q not allowed: use %s", specyaml.Quote(k), r, allowed)
 		}
 	}
 	return ""
@@ -584,7 +371,7 @@ func labelKeyError(k string) string {
 func labelValue(v string) (string, error) {
 	lower := strings.ToLower(v)
 	if len(lower) > protocol.MaxLabelLen {
-		return "", fmt.Errorf("value %s is %d characters: use at most %d", quote(v), len(v), protocol.MaxLabelLen)
+		return "", fmt.Errorf("value %s is %d characters: use at most %d", specyaml.Quote(v), len(v), protocol.MaxLabelLen)
 	}
 	if _, err := protocol.NewFacetKey(protocol.FacetRegion, lower, 0); err != nil {
 		if inner := errors.Unwrap(err); inner != nil {
@@ -598,7 +385,7 @@ func labelValue(v string) (string, error) {
 // labels reads a class's labels: a mapping of keys to values.
 func (p *scenarioParser) labels(at, v *yaml.Node, path string) scheduler.Labels {
 	var kv []scheduler.Label
-	p.pairs(at, v, path, "a mapping of label keys to values, such as {jurisdiction: fr}", func(k, v *yaml.Node, kpath string) {
+	p.Pairs(at, v, path, "a mapping of label keys to values, such as {jurisdiction: fr}", func(k, v *yaml.Node, kpath string) {
 		if slices.Contains(reservedLabels, k.Value) {
 			p.fail(k, kpath, "%s is filled in by the simulator (region from the class's regions, operator from operators): remove it", k.Value)
 			return
@@ -607,7 +394,7 @@ func (p *scenarioParser) labels(at, v *yaml.Node, path string) scheduler.Labels 
 			p.fail(k, kpath, "%s", msg)
 			return
 		}
-		text, ok := p.text(k, v, kpath)
+		text, ok := p.Text(k, v, kpath)
 		if !ok {
 			return
 		}
@@ -642,7 +429,7 @@ func (p *scenarioParser) selector(k, v *yaml.Node, path string, op pb.Operator) 
 		if v.Kind == yaml.SequenceNode {
 			ipath = index(path, i)
 		}
-		text, good := p.text(item, item, ipath)
+		text, good := p.Text(item, item, ipath)
 		if !good {
 			ok = false
 			continue
@@ -672,14 +459,14 @@ func sortSelectors(sels []scheduler.Selector) {
 // knownRegion reports a region name that is not one of the network's.
 func (p *scenarioParser) knownRegion(at *yaml.Node, path, name string) {
 	if p.regionsOK && !slices.Contains(p.s.Network.Regions, name) {
-		p.fail(at, path, "unknown region %s%s", quote(name), suggest(name, p.s.Network.Regions, "the regions are"))
+		p.fail(at, path, "unknown region %s%s", specyaml.Quote(name), specyaml.Suggest(name, p.s.Network.Regions, "the regions are"))
 	}
 }
 
 // weights reads a mapping of region names to positive weights.
 func (p *scenarioParser) weights(at, v *yaml.Node, path string) Weights {
 	var w Weights
-	p.pairs(at, v, path, "a mapping of region names to weights, such as {fr-par: 2, de-fra: 1}", func(k, v *yaml.Node, kpath string) {
+	p.Pairs(at, v, path, "a mapping of region names to weights, such as {fr-par: 2, de-fra: 1}", func(k, v *yaml.Node, kpath string) {
 		x, ok := p.number(k, v, kpath)
 		if !ok {
 			return
@@ -702,13 +489,13 @@ func (p *scenarioParser) weightField(dst *float64) field { return p.posField("we
 
 func (p *scenarioParser) scenario(root *yaml.Node) {
 	s := p.s
-	present := p.object(root, root, "",
-		field{"name", func(at, v *yaml.Node, path string) { s.Name, _ = p.str(at, v, path) }},
-		field{"description", func(at, v *yaml.Node, path string) { s.Description, _ = p.str(at, v, path) }},
-		field{"seed", func(at, v *yaml.Node, path string) {
+	present := p.Object(root, root, "",
+		field{Name: "name", Read: func(at, v *yaml.Node, path string) { s.Name, _ = p.Str(at, v, path) }},
+		field{Name: "description", Read: func(at, v *yaml.Node, path string) { s.Description, _ = p.Str(at, v, path) }},
+		field{Name: "seed", Read: func(at, v *yaml.Node, path string) {
 			var n uint64
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil || n == 0 {
-				p.fail(at, path, "want a whole number from 1 to %d, got %s", uint64(math.MaxUint64), describe(v))
+				p.fail(at, path, "want a whole number from 1 to %d, got %s", uint64(math.MaxUint64), specyaml.Describe(v))
 				return
 			}
 			s.Seed = n
@@ -716,24 +503,24 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 		p.durField("duration", &s.Duration, false),
 		p.durField("drain", &s.Drain, false),
 		p.durField("sample_every", &s.SampleEvery, false),
-		field{"network", p.network},
-		field{"discovery", func(at, v *yaml.Node, path string) {
+		field{Name: "network", Read: p.network},
+		field{Name: "discovery", Read: func(at, v *yaml.Node, path string) {
 			d := &s.Discovery
-			p.object(at, v, path,
+			p.Object(at, v, path,
 				p.posField("bits_per_hop", &d.BitsPerHop),
 				p.durField("record_ttl", &d.RecordTTL, false),
 				p.durField("cache_ttl", &d.CacheTTL, false))
 		}},
-		field{"scheduler", p.scheduler},
-		field{"requesters", func(at, v *yaml.Node, path string) {
+		field{Name: "scheduler", Read: p.scheduler},
+		field{Name: "requesters", Read: func(at, v *yaml.Node, path string) {
 			r := &s.Requesters
-			p.object(at, v, path,
+			p.Object(at, v, path,
 				p.intField("count", &r.Count, 1, maxCount),
-				field{"regions", func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }})
+				field{Name: "regions", Read: func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }})
 		}},
-		field{"classes", p.classes},
-		field{"workload", p.workload},
-		field{"variants", p.variants},
+		field{Name: "classes", Read: p.classes},
+		field{Name: "workload", Read: p.workload},
+		field{Name: "variants", Read: p.variants},
 	)
 	if present == nil {
 		return
@@ -755,13 +542,13 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 func (p *scenarioParser) network(at, v *yaml.Node, path string) {
 	n := &p.s.Network
 	var rttAt, rtt *yaml.Node
-	present := p.object(at, v, path,
-		field{"regions", func(at, v *yaml.Node, path string) {
+	present := p.Object(at, v, path,
+		field{Name: "regions", Read: func(at, v *yaml.Node, path string) {
 			before := len(p.errs)
 			n.Regions = p.regionNames(at, v, path)
 			p.regionsOK = len(p.errs) == before && len(n.Regions) > 0
 		}},
-		field{"rtt_ms", func(at, v *yaml.Node, path string) { rttAt, rtt = at, v }},
+		field{Name: "rtt_ms", Read: func(at, v *yaml.Node, path string) { rttAt, rtt = at, v }},
 		p.fracField("jitter", &n.Jitter),
 		p.fracField("loss", &n.Loss),
 	)
@@ -782,7 +569,7 @@ func (p *scenarioParser) network(at, v *yaml.Node, path string) {
 }
 
 func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
-	items := p.list(at, v, path)
+	items := p.List(at, v, path)
 	if v.Kind == yaml.SequenceNode && len(items) == 0 {
 		p.fail(at, path, "empty: give at least one region")
 	}
@@ -794,20 +581,20 @@ func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
 	seen := map[string]*yaml.Node{}
 	for i, item := range items {
 		ipath := index(path, i)
-		name, ok := p.str(item, item, ipath)
+		name, ok := p.Str(item, item, ipath)
 		if !ok {
 			continue
 		}
 		if lower := strings.ToLower(name); lower != name {
-			p.fail(item, ipath, "region %s: use lower case (%s)", quote(name), quote(lower))
+			p.fail(item, ipath, "region %s: use lower case (%s)", specyaml.Quote(name), specyaml.Quote(lower))
 			continue
 		}
 		if _, err := protocol.NewFacetKey(protocol.FacetRegion, name, 0); err != nil || len(name) > protocol.MaxLabelLen {
-			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", quote(name), protocol.MaxLabelLen)
+			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", specyaml.Quote(name), protocol.MaxLabelLen)
 			continue
 		}
 		if first, dup := seen[name]; dup {
-			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", quote(name), first.Line)
+			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", specyaml.Quote(name), first.Line)
 			continue
 		}
 		seen[name] = item
@@ -819,7 +606,7 @@ func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
 // rttMatrix reads the round trips, in milliseconds: a square, symmetric
 // matrix with one row and one column per region.
 func (p *scenarioParser) rttMatrix(at, v *yaml.Node, path string, n int) [][]time.Duration {
-	rows := p.list(at, v, path)
+	rows := p.List(at, v, path)
 	if rows == nil {
 		return nil
 	}
@@ -832,7 +619,7 @@ func (p *scenarioParser) rttMatrix(at, v *yaml.Node, path string, n int) [][]tim
 	ok := true
 	for i, row := range rows {
 		rpath := index(path, i)
-		entries := p.list(row, row, rpath)
+		entries := p.List(row, row, rpath)
 		if entries == nil {
 			ok = false
 			continue
@@ -875,7 +662,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 	sc := &p.s.Scheduler
 	c := &sc.Config
 	const big = 1_000_000
-	p.object(at, v, path,
+	p.Object(at, v, path,
 		p.policy("policy", &sc.PolicyName),
 		p.intField("d", &c.D, 1, 1000),
 		p.durField("offer_timeout", &c.OfferTimeout, false),
@@ -892,7 +679,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 }
 
 func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
-	items := p.list(at, v, path)
+	items := p.List(at, v, path)
 	if v.Kind != yaml.SequenceNode {
 		return
 	}
@@ -911,7 +698,7 @@ func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
 		c, nameAt := p.class(item, ipath)
 		if nameAt != nil {
 			if first, dup := names[c.Name]; dup {
-				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", quote(c.Name), first.Line)
+				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", specyaml.Quote(c.Name), first.Line)
 			} else {
 				names[c.Name] = nameAt
 			}
@@ -931,33 +718,28 @@ func (p *scenarioParser) errCount() int { return len(p.errs) + p.dropped }
 func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node) {
 	var c Class
 	var nameAt *yaml.Node
-	present := p.object(item, item, path,
-		field{"name", func(at, v *yaml.Node, path string) {
-			name, ok := p.str(at, v, path)
-			switch {
-			case !ok:
-			case strings.TrimSpace(name) == "":
-				p.fail(at, path, "empty: name the class, such as sme")
-			default:
+	present := p.Object(item, item, path,
+		field{Name: "name", Read: func(at, v *yaml.Node, path string) {
+			if name, ok := p.name(at, v, path, "class", "sme"); ok {
 				c.Name, nameAt = name, at
 			}
 		}},
 		p.intField("count", &c.Count, 1, maxCount),
-		field{"regions", func(at, v *yaml.Node, path string) { c.Regions = p.weights(at, v, path) }},
+		field{Name: "regions", Read: func(at, v *yaml.Node, path string) { c.Regions = p.weights(at, v, path) }},
 		p.intField("operators", &c.Operators, 0, maxCount),
-		field{"labels", func(at, v *yaml.Node, path string) { c.Labels = p.labels(at, v, path) }},
-		field{"capacity", func(at, v *yaml.Node, path string) {
+		field{Name: "labels", Read: func(at, v *yaml.Node, path string) { c.Labels = p.labels(at, v, path) }},
+		field{Name: "capacity", Read: func(at, v *yaml.Node, path string) {
 			before := p.errCount()
 			p.resources(at, v, path, &c.Capacity)
 			p.badCapacity = p.badCapacity || p.errCount() > before
 		}},
-		field{"pricing", func(at, v *yaml.Node, path string) { c.Pricing = p.pricing(at, v, path) }},
+		field{Name: "pricing", Read: func(at, v *yaml.Node, path string) { c.Pricing = p.pricing(at, v, path) }},
 		p.fracField("subsidy", &c.Subsidy),
 		p.durField("service_time", &c.ServiceTime, true),
 		p.durField("start_delay", &c.StartDelay, true),
-		field{"churn", func(at, v *yaml.Node, path string) {
+		field{Name: "churn", Read: func(at, v *yaml.Node, path string) {
 			ch := &c.Churn
-			present := p.object(at, v, path,
+			present := p.Object(at, v, path,
 				p.durField("session", &ch.Session, false),
 				p.durField("downtime", &ch.Downtime, false))
 			if k := present["downtime"]; k != nil && present["session"] == nil {
@@ -991,8 +773,8 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 // positive, with any extra fields.
 func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.Resources, extra ...field) map[string]*yaml.Node {
 	quantity := func(name string, dst *uint64, parse func(string) (uint64, error), positive bool) field {
-		return field{name, func(at, v *yaml.Node, path string) {
-			text, ok := p.text(at, v, path)
+		return field{Name: name, Read: func(at, v *yaml.Node, path string) {
+			text, ok := p.Text(at, v, path)
 			if !ok {
 				return
 			}
@@ -1001,13 +783,13 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 			case err != nil:
 				p.fail(at, path, "%v", err)
 			case positive && n == 0:
-				p.fail(at, path, "%s: use an amount above 0", quote(text))
+				p.fail(at, path, "%s: use an amount above 0", specyaml.Quote(text))
 			default:
 				*dst = n
 			}
 		}}
 	}
-	present := p.object(at, v, path, append([]field{
+	present := p.Object(at, v, path, append([]field{
 		quantity("cpu", &r.CPUMillis, protocol.ParseCPU, true),
 		quantity("memory", &r.MemoryBytes, protocol.ParseQuantity, true),
 		quantity("scratch", &r.ScratchBytes, protocol.ParseQuantity, false),
@@ -1031,7 +813,7 @@ func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PriceP
 	b := &pp.Base
 	currencyOK := false
 	hourly := func(name string, dst *uint64) field {
-		return field{name, func(at, v *yaml.Node, path string) {
+		return field{Name: name, Read: func(at, v *yaml.Node, path string) {
 			n, ok := p.amount(at, v, path)
 			if !ok {
 				return
@@ -1042,12 +824,12 @@ func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PriceP
 			}
 		}}
 	}
-	present := p.object(at, v, path,
-		field{"currency", func(at, v *yaml.Node, path string) { b.Currency, currencyOK = p.str(at, v, path) }},
+	present := p.Object(at, v, path,
+		field{Name: "currency", Read: func(at, v *yaml.Node, path string) { b.Currency, currencyOK = p.Str(at, v, path) }},
 		hourly("cpu_hour", &b.CPUNanosPerSecond),
 		hourly("memory_gib_hour", &b.MemoryNanosPerGiBSecond),
-		field{"egress_gib", func(at, v *yaml.Node, path string) { b.EgressNanosPerGiB, _ = p.amount(at, v, path) }},
-		field{"load_factor", func(at, v *yaml.Node, path string) {
+		field{Name: "egress_gib", Read: func(at, v *yaml.Node, path string) { b.EgressNanosPerGiB, _ = p.amount(at, v, path) }},
+		field{Name: "load_factor", Read: func(at, v *yaml.Node, path string) {
 			n, ok := p.amount(at, v, path)
 			switch {
 			case !ok:
@@ -1097,18 +879,18 @@ func (p *scenarioParser) workload(at, v *yaml.Node, path string) {
 	w := &p.s.Workload
 	var arrivals map[string]*yaml.Node
 	var trace string
-	present := p.object(at, v, path,
+	present := p.Object(at, v, path,
 		p.intField("jobs", &w.Jobs, 0, maxCount),
-		field{"arrivals", func(at, v *yaml.Node, path string) { arrivals = p.arrivals(at, v, path, &w.Arrivals) }},
-		field{"trace", func(at, v *yaml.Node, path string) {
-			if s, ok := p.str(at, v, path); ok && s == "" {
+		field{Name: "arrivals", Read: func(at, v *yaml.Node, path string) { arrivals = p.arrivals(at, v, path, &w.Arrivals) }},
+		field{Name: "trace", Read: func(at, v *yaml.Node, path string) {
+			if s, ok := p.Str(at, v, path); ok && s == "" {
 				p.fail(at, path, "empty: give the path of a CSV file, relative to the scenario")
 			} else {
 				trace = s
 			}
 		}},
-		field{"sizes", func(at, v *yaml.Node, path string) {
-			items := p.list(at, v, path)
+		field{Name: "sizes", Read: func(at, v *yaml.Node, path string) {
+			items := p.List(at, v, path)
 			if v.Kind == yaml.SequenceNode && len(items) == 0 {
 				p.fail(at, path, `empty: give at least one size, such as {cpu: "1", memory: 512Mi}`)
 			}
@@ -1116,14 +898,14 @@ func (p *scenarioParser) workload(at, v *yaml.Node, path string) {
 				w.Sizes = append(w.Sizes, p.size(item, index(path, i)))
 			}
 		}},
-		field{"duration", func(at, v *yaml.Node, path string) { p.dist(at, v, path, &w.Duration) }},
-		field{"constraints", func(at, v *yaml.Node, path string) {
-			for i, item := range p.list(at, v, path) {
+		field{Name: "duration", Read: func(at, v *yaml.Node, path string) { p.dist(at, v, path, &w.Duration) }},
+		field{Name: "constraints", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
 				w.Constraints = append(w.Constraints, p.constraintMix(item, index(path, i)))
 			}
 		}},
-		field{"ceilings", func(at, v *yaml.Node, path string) {
-			for i, item := range p.list(at, v, path) {
+		field{Name: "ceilings", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
 				w.Ceilings = append(w.Ceilings, p.ceiling(item, index(path, i)))
 			}
 		}},
@@ -1165,7 +947,7 @@ func (p *scenarioParser) workload(at, v *yaml.Node, path string) {
 }
 
 func (p *scenarioParser) arrivals(at, v *yaml.Node, path string, a *Arrivals) map[string]*yaml.Node {
-	present := p.object(at, v, path,
+	present := p.Object(at, v, path,
 		p.oneOf("process", &a.Process, arrivalProcesses),
 		p.posField("rate", &a.Rate),
 		p.posField("load", &a.Load),
@@ -1211,7 +993,7 @@ func formatResources(r scheduler.Resources) string {
 }
 
 func (p *scenarioParser) dist(at, v *yaml.Node, path string, d *Dist) {
-	present := p.object(at, v, path,
+	present := p.Object(at, v, path,
 		p.oneOf("dist", &d.Kind, distKinds),
 		p.durField("mean", &d.Mean, false),
 		p.posField("sigma", &d.Sigma),
@@ -1230,19 +1012,19 @@ func (p *scenarioParser) dist(at, v *yaml.Node, path string, d *Dist) {
 // constraintMix reads {weight: 1, key: [values], not: {key: [values]}}.
 func (p *scenarioParser) constraintMix(item *yaml.Node, path string) ConstraintMix {
 	m := ConstraintMix{Weight: 1}
-	p.pairs(item, item, path, "a mapping {weight: 1, label: [values], not: {label: [values]}}", func(k, v *yaml.Node, kpath string) {
+	p.Pairs(item, item, path, "a mapping {weight: 1, label: [values], not: {label: [values]}}", func(k, v *yaml.Node, kpath string) {
 		switch k.Value {
 		case "weight":
 			m.Weight, _ = p.positive(k, v, kpath)
 		case "not":
-			p.pairs(k, v, kpath, "a mapping of label keys to the values to avoid", func(k, v *yaml.Node, kpath string) {
+			p.Pairs(k, v, kpath, "a mapping of label keys to the values to avoid", func(k, v *yaml.Node, kpath string) {
 				if sel, ok := p.selector(k, v, kpath, pb.Operator_OPERATOR_NOT_IN); ok {
 					m.Selectors = append(m.Selectors, sel)
 				}
 			})
 		default:
 			if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!int" || v.ShortTag() == "!!float") &&
-				protocol.EditDistance(k.Value, "weight") <= 2 {
+				specyaml.EditDistance(k.Value, "weight") <= 2 {
 				p.fail(k, kpath, "unknown field: did you mean weight?")
 				return
 			}
@@ -1257,21 +1039,21 @@ func (p *scenarioParser) constraintMix(item *yaml.Node, path string) ConstraintM
 
 func (p *scenarioParser) ceiling(item *yaml.Node, path string) Ceiling {
 	c := Ceiling{Weight: 1}
-	present := p.object(item, item, path,
+	present := p.Object(item, item, path,
 		p.weightField(&c.Weight),
-		field{"currency", func(at, v *yaml.Node, path string) {
-			s, ok := p.str(at, v, path)
+		field{Name: "currency", Read: func(at, v *yaml.Node, path string) {
+			s, ok := p.Str(at, v, path)
 			if !ok {
 				return
 			}
 			if !protocol.IsCurrencyCode(s) {
-				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", quote(s))
+				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(s))
 				return
 			}
 			c.PerCPUHour.Currency = s
 			p.later = append(p.later, func() { p.usedCurrency(s, p.file, at.Line, at.Column, path) })
 		}},
-		field{"cpu_hour", func(at, v *yaml.Node, path string) { c.PerCPUHour.Nanos, _ = p.amount(at, v, path) }},
+		field{Name: "cpu_hour", Read: func(at, v *yaml.Node, path string) { c.PerCPUHour.Nanos, _ = p.amount(at, v, path) }},
 	)
 	switch {
 	case present == nil:
@@ -1304,30 +1086,26 @@ func (p *scenarioParser) usedCurrency(currency, file string, line, col int, path
 
 func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
 	names := map[string]*yaml.Node{}
-	for i, item := range p.list(at, v, path) {
+	for i, item := range p.List(at, v, path) {
 		ipath := index(path, i)
 		var vr Variant
 		var excludeAt *yaml.Node
 		var excludes []*yaml.Node
-		present := p.object(item, item, ipath,
-			field{"name", func(at, v *yaml.Node, path string) {
-				name, ok := p.str(at, v, path)
-				switch {
-				case !ok:
-				case strings.TrimSpace(name) == "":
-					p.fail(at, path, "empty: name the variant, such as open")
-				default:
-					if first, dup := names[name]; dup {
-						p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", quote(name), first.Line)
-					}
-					names[name] = at
-					vr.Name = name
+		present := p.Object(item, item, ipath,
+			field{Name: "name", Read: func(at, v *yaml.Node, path string) {
+				name, ok := p.name(at, v, path, "variant", "open")
+				if !ok {
+					return
 				}
+				if first, dup := names[name]; dup {
+					p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", specyaml.Quote(name), first.Line)
+				}
+				names[name], vr.Name = at, name
 			}},
-			field{"exclude", func(at, v *yaml.Node, path string) {
+			field{Name: "exclude", Read: func(at, v *yaml.Node, path string) {
 				excludeAt = at
-				for j, x := range p.list(at, v, path) {
-					if name, ok := p.str(x, x, index(path, j)); ok {
+				for j, x := range p.List(at, v, path) {
+					if name, ok := p.Str(x, x, index(path, j)); ok {
 						vr.Exclude = append(vr.Exclude, name)
 						excludes = append(excludes, x)
 					}
@@ -1369,7 +1147,7 @@ func (p *scenarioParser) checkExclude(exclude []string, nodes []*yaml.Node, at *
 	}
 	for i, name := range exclude {
 		if !slices.Contains(classes, name) {
-			p.fail(nodes[i], index(path, i), "unknown class %s%s", quote(name), suggest(name, classes, "the classes are"))
+			p.fail(nodes[i], index(path, i), "unknown class %s%s", specyaml.Quote(name), specyaml.Suggest(name, classes, "the classes are"))
 		}
 	}
 	for _, c := range classes {
@@ -1471,7 +1249,7 @@ const requiredTraceColumns = 4
 // at) into the workload.
 func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 	if p.readFile == nil {
-		p.fail(at, path, "cannot read %s: traces are not supported here", quote(file))
+		p.fail(at, path, "cannot read %s: traces are not supported here", specyaml.Quote(file))
 		return
 	}
 	data, err := p.readFile(file)
@@ -1498,7 +1276,7 @@ func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 				for _, v := range sel.Values {
 					if sel.Key == scheduler.LabelRegion && p.regionsOK && !slices.Contains(p.s.Network.Regions, v) {
 						p.add(&protocol.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
-							Msg: fmt.Sprintf("unknown region %s%s", quote(v), suggest(v, p.s.Network.Regions, "the regions are"))})
+							Msg: fmt.Sprintf("unknown region %s%s", specyaml.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
 					}
 				}
 			}
@@ -1547,7 +1325,7 @@ func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.S
 		h = strings.ToLower(strings.TrimSpace(h))
 		switch _, dup := col[h]; {
 		case !slices.Contains(traceColumns, h):
-			fail(line, c, h, "unknown column%s", suggest(h, traceColumns, "the columns are"))
+			fail(line, c, h, "unknown column%s", specyaml.Suggest(h, traceColumns, "the columns are"))
 		case dup:
 			fail(line, c, h, "duplicate column: keep one")
 		default:
@@ -1640,7 +1418,7 @@ func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.S
 			case err != nil:
 				bad(c, name, "%v", err)
 			case need && n == 0:
-				bad(c, name, "%s: use an amount above 0", quote(v))
+				bad(c, name, "%s: use an amount above 0", specyaml.Quote(v))
 			default:
 				*dst = n
 			}
@@ -1697,7 +1475,7 @@ func parseSeconds(s string) (time.Duration, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e9 {
-		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", quote(s))
+		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", specyaml.Quote(s))
 	}
 	return time.Duration(math.Round(f * float64(time.Second))), nil
 }
@@ -1716,7 +1494,7 @@ func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
 		if found {
 			op = pb.Operator_OPERATOR_NOT_IN
 		} else if key, values, found = strings.Cut(part, "="); !found {
-			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", quote(part))
+			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", specyaml.Quote(part))
 		}
 		key = strings.TrimSpace(key)
 		if msg := labelKeyError(key); msg != "" {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // lines splits a joined error into its messages; nil is none.
@@ -208,7 +210,7 @@ func TestTemplateNamesEverySetting(t *testing.T) {
 	walk = func(n *yaml.Node, path string, commented bool) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			p := joinPath(path, k.Value)
+			p := specyaml.JoinPath(path, k.Value)
 			if _, ok := settingByPath[p]; ok {
 				if !commented && k.HeadComment == "" && v.LineComment == "" {
 					t.Errorf("template: %s has no comment", p)

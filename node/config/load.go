@@ -5,7 +5,6 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
-	"github.com/cuivre/cuivre/protocol"
 	"io"
 	"os"
 	"reflect"
@@ -14,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // EnvPrefix starts the name of every environment variable Load reads.
@@ -165,7 +166,7 @@ func walkSettings(t reflect.Type, prefix string, index []int) []setting {
 			continue
 		}
 		idx := append(slices.Clone(index), i)
-		path := joinPath(prefix, name)
+		path := specyaml.JoinPath(prefix, name)
 		if isSection(f.Type) {
 			out = append(out, walkSettings(f.Type, path, idx)...)
 		} else {
@@ -173,13 +174,6 @@ func walkSettings(t reflect.Type, prefix string, index []int) []setting {
 		}
 	}
 	return out
-}
-
-func joinPath(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "." + name
 }
 
 func indexPath(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
@@ -291,7 +285,7 @@ func (l *loader) section(name string, n *yaml.Node, v reflect.Value, path string
 			l.fail(pos(name, k), path, "found %s as a key: keys are setting names", describe(k))
 			continue
 		}
-		p := joinPath(path, k.Value)
+		p := specyaml.JoinPath(path, k.Value)
 		if line, dup := seen[k.Value]; dup {
 			l.fail(pos(name, k), p, "repeated: already set at line %d", line)
 			continue
@@ -533,7 +527,7 @@ func setText(v reflect.Value, s string) error {
 func suggest(s string, names []string) string {
 	best, bestD := "", 3
 	for _, n := range names {
-		if d := protocol.EditDistance(s, n); d < bestD {
+		if d := specyaml.EditDistance(s, n); d < bestD {
 			best, bestD = n, d
 		}
 	}
