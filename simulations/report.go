@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,7 +271,7 @@ type Manifest struct {
 	ScenarioText   string           `json:"scenario_text"` // the file, verbatim
 	Seed           uint64           `json:"seed"`
 	Runs           int              `json:"runs"`
-	Commit         string           `json:"commit"` // see BuildCommit
+	Commit         string           `json:"commit"` // the commit the binary was built from, as the caller knows it
 	GoVersion      string           `json:"go_version"`
 	Results        []ManifestResult `json:"results"` // one per variant and run
 }
@@ -297,7 +296,7 @@ type ManifestResult struct {
 // is where the CSVs of rs[i] went (best relative to the manifest's
 // directory); missing entries leave Dir empty. The scenario's name is taken
 // from the results, or from the file name when there are none.
-func NewManifest(scenarioPath string, scenarioText []byte, seed uint64, runs int, rs []*Result, dirs []string) Manifest {
+func NewManifest(scenarioPath string, scenarioText []byte, commit string, seed uint64, runs int, rs []*Result, dirs []string) Manifest {
 	sum := sha256.Sum256(scenarioText)
 	base := filepath.Base(scenarioPath)
 	m := Manifest{
@@ -307,7 +306,7 @@ func NewManifest(scenarioPath string, scenarioText []byte, seed uint64, runs int
 		ScenarioText:   string(scenarioText),
 		Seed:           seed,
 		Runs:           runs,
-		Commit:         BuildCommit(),
+		Commit:         commit,
 		GoVersion:      runtime.Version(),
 		Results:        make([]ManifestResult, 0, len(rs)),
 	}
@@ -353,33 +352,6 @@ func WriteManifest(dir string, m Manifest) error {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
-}
-
-// BuildCommit returns the VCS revision the binary was built from, with
-// "+dirty" when the tree had local changes, or "unknown" when the build
-// carries no VCS stamp (go test, go run of a file, -buildvcs=false).
-func BuildCommit() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	var rev string
-	var dirty bool
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "unknown"
-	}
-	if dirty {
-		rev += "+dirty"
-	}
-	return rev
 }
 
 // jsonSafe maps NaN and infinities, which encoding/json refuses, to 0, so

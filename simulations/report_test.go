@@ -230,7 +230,7 @@ func TestReportEmpty(t *testing.T) {
 func TestManifestRoundTrip(t *testing.T) {
 	rs := reportResults()
 	text := []byte("name: synthetic\nseed: 1\n")
-	m := NewManifest("scenarios/synthetic.yaml", text, 1, 1, rs, []string{"closed", "open"})
+	m := NewManifest("scenarios/synthetic.yaml", text, "abc123", 1, 1, rs, []string{"closed", "open"})
 	if m.Scenario != "synthetic" || m.ScenarioFile != "synthetic.yaml" || m.ScenarioText != string(text) {
 		t.Errorf("manifest scenario = %q %q %q", m.Scenario, m.ScenarioFile, m.ScenarioText)
 	}

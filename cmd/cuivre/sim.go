@@ -119,7 +119,7 @@ bytes per provider. The same scenario and seed give the same trace hash.`,
 			if err := simulations.WritePlots(out, results); err != nil {
 				return err
 			}
-			m := simulations.NewManifest(path, text, seed, runs, results, dirs)
+			m := simulations.NewManifest(path, text, buildCommit(), seed, runs, results, dirs)
 			if err := simulations.WriteManifest(out, m); err != nil {
 				return err
 			}

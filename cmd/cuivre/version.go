@@ -22,12 +22,8 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version, the commit and the protocol versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commit
-			if c == "" {
-				c = vcsRevision()
-			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "cuivre %s\ncommit %s\n%s %s/%s\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(out, "cuivre %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(out, "protocols %s %s %s %s %s\n",
 				protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ReceiptID, protocol.ModuleID)
 			return nil
@@ -35,8 +31,12 @@ func newVersionCmd() *cobra.Command {
 	}
 }
 
-// vcsRevision reads the commit that go build stamped, if it did.
-func vcsRevision() string {
+// buildCommit is the commit the binary was built from: the Makefile's, else
+// the one go build stamped, else "unknown".
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
