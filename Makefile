@@ -9,7 +9,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run test lint fuzz bench proto check
+.PHONY: help build examples run test lint fuzz bench simbench proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)
+	$(BIN) sim run simulations/scenarios/large.yaml --parallel 1 --out results/large
 
 proto: ## regenerate the protobuf code (needs protoc and protoc-gen-go)
 	cd protocol/pb && protoc --go_out=. --go_opt=paths=source_relative cuivre.proto
