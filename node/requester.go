@@ -120,7 +120,16 @@ func (n *Node) Submit(jobEnv, module []byte, specName string) (string, error) {
 	n.jobs[key] = j
 	n.jobsMu.Unlock()
 	if n.store != nil {
-		if err := n.store.PutJob(store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing}); err != nil {
+		// Written before the placement starts, in a transaction of its own:
+		// a batch would wait for company, and a write racing the placement
+		// would queue behind the provider's fsync on a shared disk.
+		err := n.store.Update(func(tx *store.Tx) error {
+			return tx.PutJob(store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing})
+		})
+		if err != nil {
+			n.jobsMu.Lock()
+			delete(n.jobs, key)
+			n.jobsMu.Unlock()
 			return "", fmt.Errorf("store job: %w", err)
 		}
 	}
@@ -270,12 +279,9 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 	switch a := a.(type) {
 	case scheduler.Lookup:
 		for _, k := range a.Keys {
-			if peers, ok := n.candidates.get(k.String(), n.now()); ok {
-				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
-				continue
-			}
-			go func() {
-				lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			key := k.String()
+			find := func() ([]string, bool) {
+				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 				defer cancel()
 				var peers []string
 				for _, p := range n.FindProviders(lctx, k, a.Want+1) {
@@ -285,10 +291,14 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 						peers = append(peers, string(p.ID))
 					}
 				}
-				if lctx.Err() == nil {
-					n.candidates.put(k.String(), peers, n.now())
-				}
+				return peers, lctx.Err() == nil
+			}
+			if peers, ok := n.candidates.cached(key, n.now(), find); ok {
 				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
+				continue
+			}
+			go func() {
+				send(scheduler.CandidatesFound{Key: k, Peers: n.candidates.lookup(key, n.now, find), Done: true})
 			}()
 		}
 	case scheduler.RequestOffer:
@@ -384,9 +394,13 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 				}
 				j.results[runKey{leaseID, epoch}] = res
 			})
-			n.settle(ctx, provider, res)
 			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
 				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage()})
+			// The receipt is settled behind the result, not before it: the
+			// customer need not wait for two fsyncs and a round trip that
+			// only bill the run (a receipt that does not open is logged,
+			// and changes nothing of the result either way).
+			n.settle(ctx, provider, res)
 			return
 		}
 		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {
@@ -405,25 +419,21 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 // records are hints (DESIGN), and a warm requester need not ask the DHT again
 // for every job. A stale entry costs one refused or silent probe, which the
 // placement already handles.
+//
+// Under load it must not multiply lookups: concurrent misses of a key share
+// one lookup, and an entry past its TTL (but not by more than staleFor) is
+// still served while a single refresh runs behind it, so that placements
+// never wait for the DHT once a key is known.
 type candidateCache struct {
 	mu      sync.Mutex
 	ttl     time.Duration
-	entries map[string]candidateEntry
+	entries map[string]*candidateEntry
 }
 
 type candidateEntry struct {
 	peers   []string
 	expires time.Time
-}
-
-func (c *candidateCache) get(key string, now time.Time) ([]string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok || !now.Before(e.expires) {
-		return nil, false
-	}
-	return e.peers, true
+	busy    chan struct{} // a lookup is running; closed when it ends
 }
 
 // emptyTTL is how long an empty answer is kept: long enough to spare a
@@ -431,17 +441,72 @@ func (c *candidateCache) get(key string, now time.Time) ([]string, bool) {
 // announcing itself is seen by the next attempt but one.
 const emptyTTL = time.Second
 
-func (c *candidateCache) put(key string, peers []string, now time.Time) {
+// staleFor is how long past its TTL an entry may still be served while it is
+// refreshed.
+const staleFor = time.Minute
+
+// cached returns the peers of key if they can be served at once: fresh, or
+// stale but not by more than staleFor (then starting a refresh with find, if
+// none runs).
+func (c *candidateCache) cached(key string, now time.Time, find func() ([]string, bool)) ([]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	e := c.entries[key]
+	switch {
+	case e == nil || e.expires.IsZero():
+		return nil, false
+	case now.Before(e.expires):
+		return e.peers, true
+	case len(e.peers) == 0 || now.Sub(e.expires) > staleFor:
+		return nil, false
+	}
+	if e.busy == nil {
+		e.busy = make(chan struct{})
+		go c.run(key, e, now, find)
+	}
+	return e.peers, true
+}
+
+// lookup returns the peers of key, looking them up with find unless a lookup
+// of key is running already, whose answer it then shares.
+func (c *candidateCache) lookup(key string, now func() time.Time, find func() ([]string, bool)) []string {
+	c.mu.Lock()
 	if c.entries == nil || len(c.entries) > 10_000 {
-		c.entries = map[string]candidateEntry{} // crude bound: start afresh
+		c.entries = map[string]*candidateEntry{} // crude bound: start afresh
 	}
-	ttl := c.ttl
-	if len(peers) == 0 {
-		ttl = min(ttl, emptyTTL)
+	e := c.entries[key]
+	if e == nil {
+		e = &candidateEntry{}
+		c.entries[key] = e
 	}
-	c.entries[key] = candidateEntry{peers, now.Add(ttl)}
+	if e.busy == nil {
+		e.busy = make(chan struct{})
+		c.mu.Unlock()
+		return c.run(key, e, now(), find)
+	}
+	busy := e.busy
+	c.mu.Unlock()
+	<-busy
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.peers
+}
+
+// run does e's lookup and keeps its answer, unless the lookup was cut short.
+func (c *candidateCache) run(key string, e *candidateEntry, now time.Time, find func() ([]string, bool)) []string {
+	peers, complete := find()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if complete || len(peers) > 0 {
+		ttl := c.ttl
+		if len(peers) == 0 {
+			ttl = min(ttl, emptyTTL)
+		}
+		e.peers, e.expires = peers, now.Add(ttl)
+	}
+	close(e.busy)
+	e.busy = nil
+	return peers
 }
 
 // keepLog stores a lease's stream by its CID when it is whole: the bytes
@@ -528,6 +593,12 @@ func (n *Node) report(j *job, st scheduler.Status, submitted time.Time) {
 	// latest one wins. A crash may lose the last steps; a resumed placement
 	// then re-places what it no longer knows of, and a lease orphaned so
 	// is never countersigned, so it is never billed twice.
+	n.queueSave(j, rec)
+}
+
+// queueSave makes rec the job's next record to write, starting the writer if
+// none is running.
+func (n *Node) queueSave(j *job, rec store.Job) {
 	j.mu.Lock()
 	pending := j.unsaved != nil
 	j.unsaved = &rec

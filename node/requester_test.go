@@ -116,10 +116,11 @@ func TestRequesterPlaces(t *testing.T) {
 	if string(stdout) != "hello, req! (0 lines on stdin)\n" {
 		t.Fatalf("stdout %q", stdout)
 	}
-	receipts, err := req.store.Receipts()
-	if err != nil || len(receipts) != 1 || len(receipts[0].Countersignature) == 0 {
-		t.Fatalf("requester's receipts: %v, %v", receipts, err)
-	}
+	// The receipt is settled behind the result.
+	waitFor(t, 5*time.Second, "the countersigned receipt", func() bool {
+		receipts, err := req.store.Receipts()
+		return err == nil && len(receipts) == 1 && len(receipts[0].Countersignature) > 0
+	})
 
 	key = submit(t, req, "version: 1\nname: thrifty\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 64Mi}\nmax_price: \"0.000000001 EUR\"\n", hello)
 	v, err = req.Wait(ctx, key)
@@ -171,9 +172,17 @@ func TestRequesterRestart(t *testing.T) {
 	// from this requester, which a restart would cut.
 	waitFor(t, 30*time.Second, "the job to run", func() bool {
 		for _, p := range provs {
-			if ls, _ := p.store.LiveLeases(); len(ls) == 1 && ls[0].State == pb.LeaseState_LEASE_STATE_RUNNING {
-				return true
+			p.runsMu.Lock()
+			for _, r := range p.runs {
+				r.mu.Lock()
+				running := r.state == pb.LeaseState_LEASE_STATE_RUNNING
+				r.mu.Unlock()
+				if running {
+					p.runsMu.Unlock()
+					return true
+				}
 			}
+			p.runsMu.Unlock()
 		}
 		return false
 	})

@@ -240,9 +240,11 @@ func (tx *Tx) Jobs(filter func(*Job) bool) ([]Job, error) {
 	return out, err
 }
 
-// PutJob is Tx.PutJob in a transaction of its own, synced before it returns.
+// PutJob is Tx.PutJob, synced before it returns. A requester writes the
+// status of every job it places: concurrent calls share a transaction and an
+// fsync (Batch), so its throughput is not one fsync per job.
 func (s *Store) PutJob(j Job) error {
-	return s.Update(func(tx *Tx) error { return tx.PutJob(j) })
+	return s.Batch(func(tx *Tx) error { return tx.PutJob(j) })
 }
 
 // Job is Tx.Job on a snapshot.

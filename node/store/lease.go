@@ -293,8 +293,13 @@ func (s *Store) LiveLeases() ([]Lease, error) {
 	return s.Leases(func(l *Lease) bool { return !protocol.Final(l.State) })
 }
 
-// MarkLeaseState is Tx.MarkLeaseState in a transaction of its own, synced
-// before it returns.
+// MarkLeaseState is Tx.MarkLeaseState, synced before it returns; the marks of
+// runs starting or ending together share a transaction (Batch).
 func (s *Store) MarkLeaseState(id string, epoch uint64, state pb.LeaseState, at time.Time, out *Outcome) (Lease, error) {
-	return update(s, func(tx *Tx) (Lease, error) { return tx.MarkLeaseState(id, epoch, state, at, out) })
+	var l Lease
+	err := s.Batch(func(tx *Tx) (err error) {
+		l, err = tx.MarkLeaseState(id, epoch, state, at, out)
+		return err
+	})
+	return l, err
 }

@@ -145,16 +145,16 @@ func (tx *Tx) Receipts() ([]Receipt, error) {
 	return out, err
 }
 
-// PutReceipt is Tx.PutReceipt in a transaction of its own, synced before it
-// returns.
+// PutReceipt is Tx.PutReceipt, synced before it returns; concurrent calls
+// share a transaction (Batch).
 func (s *Store) PutReceipt(r Receipt) error {
-	return s.Update(func(tx *Tx) error { return tx.PutReceipt(r) })
+	return s.Batch(func(tx *Tx) error { return tx.PutReceipt(r) })
 }
 
-// Countersign is Tx.Countersign in a transaction of its own, synced before it
-// returns.
+// Countersign is Tx.Countersign, synced before it returns; concurrent calls
+// share a transaction (Batch).
 func (s *Store) Countersign(id string, epoch uint64, countersignature []byte) error {
-	return s.Update(func(tx *Tx) error { return tx.Countersign(id, epoch, countersignature) })
+	return s.Batch(func(tx *Tx) error { return tx.Countersign(id, epoch, countersignature) })
 }
 
 // Receipt is Tx.Receipt on a snapshot.

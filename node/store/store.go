@@ -124,6 +124,9 @@ func Open(path string, opts Options) (*Store, error) {
 		// not have to scan the whole file to rebuild it.
 		NoFreelistSync: false,
 	})
+	if err == nil {
+		db.MaxBatchDelay = MaxBatchDelay
+	}
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("store %s is locked by another process (waited %s): is another cuivre daemon running on this data dir? Stop it, or use another data dir: %w", path, opts.LockTimeout, err)
@@ -220,6 +223,25 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	}
 	return err
 }
+
+// Batch is Update for writers that may share a transaction: calls made at
+// about the same time from several goroutines are committed together, with
+// one fsync, after at most MaxBatchDelay. fn may run more than once, so it
+// must only write. It returns, like Update, once the write is on disk.
+func (s *Store) Batch(fn func(*Tx) error) error {
+	var fnErr error
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		fnErr = fn(&Tx{tx: tx})
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("store %s: commit: %w", s.path, err)
+	}
+	return err
+}
+
+// MaxBatchDelay is how long Batch waits for other writers before it commits.
+const MaxBatchDelay = 2 * time.Millisecond
 
 // View runs fn in one read-only transaction: a consistent snapshot. The write
 // methods of Tx fail in it.
