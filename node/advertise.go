@@ -7,10 +7,17 @@ import (
 	"github.com/cuivre/cuivre/scheduler"
 )
 
+// loadRepublish is how often at most a node republishes its capacity record
+// because leases came or went. The record's free resources are a hint for
+// auditors (SPEC 4.4), never a reason to place a job, so they may lag; the
+// node's DHT traffic must not grow with the leases it takes.
+const loadRepublish = 30 * time.Second
+
 // advertise keeps the node's announcements fresh (SPEC 4.1): its facet keys as
 // provider records and its capacity record, at start, then every third of the
-// provider-record validity, and soon after the market changes (at most once per
-// second). A draining node stops, so its records expire.
+// provider-record validity, and soon after what it sells changes (at most once
+// per second). Leases coming and going only republish the capacity record, at
+// most every loadRepublish. A draining node stops, so its records expire.
 func (n *Node) advertise() {
 	defer n.wg.Done()
 	every := n.opts.ProvideValidity / 3
@@ -39,6 +46,8 @@ func (n *Node) advertise() {
 			n.log.Warn("publish capacity", "err", err)
 		}
 	}
+	load := time.NewTicker(loadRepublish)
+	defer load.Stop()
 	announce()
 	for {
 		select {
@@ -46,6 +55,14 @@ func (n *Node) advertise() {
 			return
 		case <-tick.C:
 			announce()
+		case <-load.C:
+			if n.loaded.Swap(false) && !n.draining.Load() && n.RoutingTableSize() > 0 {
+				ctx, cancel := context.WithTimeout(n.ctx, loadRepublish)
+				if err := n.PublishCapacity(ctx); err != nil {
+					n.log.Warn("publish capacity", "err", err)
+				}
+				cancel()
+			}
 		case <-retry.C:
 			announce()
 		case <-n.changed:
@@ -61,7 +78,11 @@ func (n *Node) advertise() {
 	}
 }
 
-// marketChanged wakes the advertiser without blocking.
+// loadChanged marks the capacity record's free resources stale.
+func (n *Node) loadChanged() { n.loaded.Store(true) }
+
+// marketChanged wakes the advertiser without blocking: what the node sells
+// (prices, labels, draining) changed.
 func (n *Node) marketChanged() {
 	select {
 	case n.changed <- struct{}{}:

@@ -27,6 +27,9 @@ type run struct {
 	job    *protocol.SignedJob
 	beat   time.Duration
 	cancel context.CancelFunc
+	// marks are the states setState moved the run through, in order, to be
+	// written with its final state; only the run's goroutine touches them.
+	marks []mark
 
 	mu      sync.Mutex
 	state   pb.LeaseState
@@ -100,7 +103,7 @@ func (n *Node) handleLease(ctx context.Context, e *exchange) error {
 		err := n.market.Decline(now, string(k.Decline.OfferNonce))
 		n.mu.Unlock()
 		if err == nil {
-			n.marketChanged()
+			n.loadChanged()
 		}
 		return n.answerLease(e, nil, 0, err)
 	case *pb.LeaseRequest_Cancel:
@@ -185,7 +188,7 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 		return l, fmt.Errorf("store lease: %w", err)
 	}
 	n.metrics.leases.WithLabelValues("committed").Inc()
-	n.marketChanged()
+	n.loadChanged()
 	n.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond)
 	return l, nil
 }
@@ -258,11 +261,20 @@ func (n *Node) execute(ctx context.Context, r *run) {
 	n.finishRun(r, state, res, err)
 }
 
+// mark is a state a run reached and when.
+type mark struct {
+	state pb.LeaseState
+	at    time.Time
+}
+
+// setState moves a run to a state that is not final (fetching, running).
+// Watchers hear of it at once; the store records it with the final state, in
+// finishRun's transaction, not on the path to the first instruction: an
+// intermediate state is not needed durably, since a restart fails every
+// lease that was live, whatever its state (recover.go).
 func (n *Node) setState(r *run, s pb.LeaseState) {
-	if _, err := n.store.MarkLeaseState(r.lease.ID, r.lease.Epoch, s, n.now(), nil); err != nil {
-		n.log.Warn("lease state", "lease", fmt.Sprintf("%x", r.lease.ID), "state", s, "err", err)
-	}
 	r.set(func() { r.state = s })
+	r.marks = append(r.marks, mark{s, n.now()})
 }
 
 // ensureModule makes a module ready to run: compiled already, or in the store,
@@ -293,7 +305,7 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 	if relErr != nil {
 		n.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
 	}
-	n.marketChanged()
+	n.loadChanged()
 	stdout, stderr := r.logs()
 	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(protocol.SumCID(stdout).Bytes()), StderrCID: string(protocol.SumCID(stderr).Bytes())}
 	if res.OutputCID.Defined() {
@@ -317,6 +329,11 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 		n.log.Error("seal receipt", "err", err)
 	}
 	err = n.store.Update(func(tx *store.Tx) error {
+		for _, m := range r.marks {
+			if _, err := tx.MarkLeaseState(r.lease.ID, r.lease.Epoch, m.state, m.at, nil); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.MarkLeaseState(r.lease.ID, r.lease.Epoch, state, now, out); err != nil {
 			return err
 		}

@@ -92,7 +92,8 @@ type Node struct {
 	candidates candidateCache
 
 	metrics  *metrics
-	changed  chan struct{} // the market changed: re-announce soon
+	changed  chan struct{} // what the node sells changed: re-announce soon
+	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
 	draining atomic.Bool
 
 	ctx       context.Context
@@ -180,6 +181,7 @@ func newHost(o Options) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
+		rcmgr.WithMetricsDisabled(), // see DisableMetrics below
 		rcmgr.WithNetworkPrefixLimit(
 			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: o.MaxConnsPerIP}},
 			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: o.MaxConnsPerIP}},
@@ -199,6 +201,11 @@ func newHost(o Options) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("cuivre"),
+		// libp2p's own metrics (and the resource manager's above) would go
+		// to Prometheus' default registry, which the node does not serve
+		// (it serves its own, see metrics.go), and cost a traced event under
+		// a global lock for every stream opened and closed.
+		libp2p.DisableMetrics(),
 	}
 	if o.NAT {
 		opts = append(opts, libp2p.EnableAutoNATv2(), libp2p.EnableHolePunching(), libp2p.EnableRelay(), libp2p.NATPortMap())

@@ -31,7 +31,19 @@ func (n *Node) recover() error {
 	}
 	for _, l := range live {
 		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_INTERNAL, "provider restarted while the lease was %s", l.State)}
-		if _, err := n.store.MarkLeaseState(l.ID, l.Epoch, pb.LeaseState_LEASE_STATE_FAILED, now, out); err != nil {
+		err := n.store.Update(func(tx *store.Tx) error {
+			// A run's intermediate states are written with its final one,
+			// so a lease that died running may read accepted: it had
+			// started fetching at least, which may fail (SPEC 9).
+			if l.State == pb.LeaseState_LEASE_STATE_ACCEPTED {
+				if _, err := tx.MarkLeaseState(l.ID, l.Epoch, pb.LeaseState_LEASE_STATE_FETCHING, now, nil); err != nil {
+					return err
+				}
+			}
+			_, err := tx.MarkLeaseState(l.ID, l.Epoch, pb.LeaseState_LEASE_STATE_FAILED, now, out)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("end lease %x: %w", l.ID, err)
 		}
 		n.log.Warn("lease died with the previous process", "lease", fmt.Sprintf("%x", l.ID), "epoch", l.Epoch, "was", l.State)
