@@ -42,7 +42,8 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 	  done; \
 	done
 
-bench: ## run the benchmarks
+bench: build ## cuivre bench (about 2 minutes; the table, and every figure in bench.json), then the Go benchmarks
+	$(BIN) bench --out bench.json
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)

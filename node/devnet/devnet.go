@@ -68,6 +68,9 @@ type Devnet struct {
 	Profiles  []Profile // of each provider
 	Requester *node.Node
 	Dir       string
+	opts      Options
+	boot      []peer.AddrInfo
+	extra     []*node.Node // requesters added by NewRequester
 	exec      *exec.Executor
 	stores    []*store.Store
 	tempDir   bool
@@ -88,7 +91,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	if o.OfferTimeout <= 0 {
 		o.OfferTimeout = 2 * time.Second
 	}
-	d := &Devnet{Dir: o.Dir}
+	d := &Devnet{Dir: o.Dir, opts: o}
 	if d.Dir == "" {
 		if d.Dir, err = os.MkdirTemp("", "cuivre-devnet"); err != nil {
 			return nil, err
@@ -125,10 +128,8 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 		}
 		d.Providers, d.Profiles = append(d.Providers, n), append(d.Profiles, p)
 	}
-	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, scheduler.MarketConfig{
-		Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
-		Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}},
-	}); err != nil {
+	d.boot = boot
+	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, requesterMarket); err != nil {
 		return nil, err
 	}
 	all := append([]*node.Node{d.Requester}, d.Providers...)
@@ -161,6 +162,32 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 	return d, nil
 }
 
+// requesterMarket is what a requester sells: next to nothing, so that it
+// places jobs on the providers rather than runs them.
+var requesterMarket = scheduler.MarketConfig{
+	Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
+	Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}},
+}
+
+// NewRequester starts one more requester, with a new key, its own store and
+// empty caches, bootstrapped into the devnet like Requester, and returns once
+// it has a DHT peer: a requester that has never contacted the providers.
+// Close closes it too.
+func (d *Devnet) NewRequester(ctx context.Context) (*node.Node, error) {
+	n, err := d.newNode(ctx, fmt.Sprintf("requester-%d", len(d.extra)+1), d.boot, d.opts, requesterMarket)
+	if err != nil {
+		return nil, err
+	}
+	d.extra = append(d.extra, n)
+	if err := n.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	if err := WaitFor(ctx, 20*time.Second, func() bool { return n.RoutingTableSize() > 0 }); err != nil {
+		return nil, fmt.Errorf("new requester did not join the DHT: %w", err)
+	}
+	return n, nil
+}
+
 func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo, o Options, m scheduler.MarketConfig) (*node.Node, error) {
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -177,7 +204,16 @@ func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo,
 	d.stores = append(d.stores, st)
 	rand.Read(m.Seed[:])
 	return node.New(ctx, node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
-		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout}})
+		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout},
+		MaxConnsPerIP: connsPerIP(o.N)})
+}
+
+// connsPerIP is the per-IP connection limit of a devnet node. Every node of a
+// devnet shares 127.0.0.1, so the limit grows with the devnet: two
+// connections to each node (simultaneous dials), and room for requesters
+// added later and daemons joining from other processes.
+func connsPerIP(n int) int {
+	return 2*(n+1) + 64
 }
 
 // Kill closes provider i abruptly, as a crash would: no draining.
@@ -186,8 +222,10 @@ func (d *Devnet) Kill(i int) error { return d.Providers[i].Close() }
 // Close stops every node and removes a temporary dir.
 func (d *Devnet) Close() error {
 	var errs []error
-	if d.Requester != nil {
-		errs = append(errs, d.Requester.Close())
+	for _, n := range append([]*node.Node{d.Requester}, d.extra...) {
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
 	}
 	for _, p := range d.Providers {
 		p.Close() // a killed one is already closed

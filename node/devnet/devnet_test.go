@@ -67,3 +67,31 @@ func TestProfileFile(t *testing.T) {
 		t.Fatalf("bad file: %v", err)
 	}
 }
+
+// TestNewRequester: a requester added to a running devnet joins its DHT and
+// finds a provider's facet key; Close closes it with the rest.
+func TestNewRequester(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := Start(ctx, Options{N: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.NewRequester(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID() == d.Requester.ID() {
+		t.Fatal("the new requester has the devnet requester's identity")
+	}
+	p := d.Providers[2]
+	key, _ := protocol.ProviderKey(protocol.FacetRegion, d.Profiles[2].Region, string(p.ID()))
+	found := false
+	for _, ai := range r.FindProviders(ctx, key, 8) {
+		found = found || ai.ID == p.ID()
+	}
+	if !found {
+		t.Fatalf("the new requester does not find provider 3 under %s", key)
+	}
+}
