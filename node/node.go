@@ -274,6 +274,30 @@ func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want in
 	return out
 }
 
+// findProvidersQuick is FindProviders for a placement that waits: it returns
+// once need providers are found and grace has passed since (or want are
+// found, or the lookup ends). complete says the lookup ran to its end.
+func (n *Node) findProvidersQuick(ctx context.Context, key protocol.FacetKey, want, need int, grace time.Duration) (out []peer.AddrInfo, complete bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	found := n.dht.FindProvidersAsync(ctx, key.CID(), want)
+	var enough <-chan time.Time
+	for {
+		select {
+		case p, ok := <-found:
+			if !ok {
+				return out, ctx.Err() == nil
+			}
+			out = append(out, p)
+			if len(out) == need {
+				enough = time.After(grace)
+			}
+		case <-enough:
+			return out, false
+		}
+	}
+}
+
 // FindCID looks any CID up (a module's providers, for instance).
 func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.AddrInfo {
 	var out []peer.AddrInfo

@@ -38,6 +38,7 @@ type job struct {
 	mu      sync.Mutex
 	placed  time.Duration         // submit to first lease accepted; 0 until then
 	unsaved *store.Job            // the latest status not yet written, if any
+	stored  chan error            // the first write's outcome, for Submit
 	results map[runKey]*pb.Result // providers' results, by lease and epoch
 	status  scheduler.Status
 	history []string // what happened, one line each, for progress displays
@@ -119,21 +120,21 @@ func (n *Node) Submit(jobEnv, module []byte, specName string) (string, error) {
 		done: make(chan struct{}), changed: make(chan struct{})}
 	n.jobs[key] = j
 	n.jobsMu.Unlock()
-	if n.store != nil {
-		// Written before the placement starts, in a transaction of its own:
-		// a batch would wait for company, and a write racing the placement
-		// would queue behind the provider's fsync on a shared disk.
-		err := n.store.Update(func(tx *store.Tx) error {
-			return tx.PutJob(store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing})
-		})
-		if err != nil {
-			n.jobsMu.Lock()
-			delete(n.jobs, key)
-			n.jobsMu.Unlock()
-			return "", fmt.Errorf("store job: %w", err)
-		}
+	if n.store == nil {
+		n.start(j, scheduler.NewPlacement(n.opts.Placement, sjob, randomSeed()))
+		return key, nil
 	}
+	// The job is written while its placement starts, not before it: the
+	// placement does not wait for the fsync, Submit does. The write goes
+	// first in the job's queue of saves, so a later status always wins.
+	stored := make(chan error, 1)
+	j.stored = stored // before the writer starts: no lock needed yet
+	n.queueSave(j, store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing})
 	n.start(j, scheduler.NewPlacement(n.opts.Placement, sjob, randomSeed()))
+	if err := <-stored; err != nil {
+		n.Stop(key)
+		return "", fmt.Errorf("store job: %w", err)
+	}
 	return key, nil
 }
 
@@ -280,25 +281,28 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 	case scheduler.Lookup:
 		for _, k := range a.Keys {
 			key := k.String()
-			find := func() ([]string, bool) {
+			// full looks a key up to its end, behind the placements that
+			// the cache serves meanwhile; quick answers a placement that
+			// waits as soon as it has what it needs (and a little grace),
+			// and leaves the entry stale, so that a full lookup follows.
+			full := func() ([]string, bool) {
 				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 				defer cancel()
-				var peers []string
-				for _, p := range n.FindProviders(lctx, k, a.Want+1) {
-					// A node does not lease to itself over the network;
-					// its own capacity serves other requesters.
-					if p.ID != n.ID() {
-						peers = append(peers, string(p.ID))
-					}
-				}
+				peers := n.peersOf(n.FindProviders(lctx, k, a.Want+1))
 				return peers, lctx.Err() == nil
 			}
-			if peers, ok := n.candidates.cached(key, n.now(), find); ok {
+			quick := func() ([]string, bool) {
+				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+				defer cancel()
+				found, complete := n.findProvidersQuick(lctx, k, a.Want+1, max(a.Need, 1), lookupGrace)
+				return n.peersOf(found), complete
+			}
+			if peers, ok := n.candidates.cached(key, n.now(), full); ok {
 				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
 				continue
 			}
 			go func() {
-				send(scheduler.CandidatesFound{Key: k, Peers: n.candidates.lookup(key, n.now, find), Done: true})
+				send(scheduler.CandidatesFound{Key: k, Peers: n.candidates.lookup(key, n.now, quick), Done: true})
 			}()
 		}
 	case scheduler.RequestOffer:
@@ -415,6 +419,22 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 	}
 }
 
+// lookupGrace is how long a placement's lookup goes on once it has found the
+// providers it needs, for a few more to choose from.
+const lookupGrace = 2 * time.Millisecond
+
+// peersOf returns the IDs of found providers, less this node: a node does not
+// lease to itself over the network; its own capacity serves other requesters.
+func (n *Node) peersOf(found []peer.AddrInfo) []string {
+	var peers []string
+	for _, p := range found {
+		if p.ID != n.ID() {
+			peers = append(peers, string(p.ID))
+		}
+	}
+	return peers
+}
+
 // candidateCache keeps what DHT lookups returned for a short while: provider
 // records are hints (DESIGN), and a warm requester need not ask the DHT again
 // for every job. A stale entry costs one refused or silent probe, which the
@@ -492,17 +512,22 @@ func (c *candidateCache) lookup(key string, now func() time.Time, find func() ([
 	return e.peers
 }
 
-// run does e's lookup and keeps its answer, unless the lookup was cut short.
+// run does e's lookup and keeps its answer. An answer cut short is kept
+// stale, to be served while a full lookup refreshes it; an empty one cut
+// short is not kept.
 func (c *candidateCache) run(key string, e *candidateEntry, now time.Time, find func() ([]string, bool)) []string {
 	peers, complete := find()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if complete || len(peers) > 0 {
+	switch {
+	case complete:
 		ttl := c.ttl
 		if len(peers) == 0 {
 			ttl = min(ttl, emptyTTL)
 		}
 		e.peers, e.expires = peers, now.Add(ttl)
+	case len(peers) > 0:
+		e.peers, e.expires = peers, now
 	}
 	close(e.busy)
 	e.busy = nil
@@ -623,10 +648,15 @@ func (n *Node) saveJob(j *job) {
 		j.mu.Lock()
 		rec := j.unsaved
 		j.mu.Unlock()
-		if err := n.store.PutJob(*rec); err != nil {
+		err := n.store.PutJob(*rec)
+		if err != nil {
 			n.log.Warn("store job", "err", err)
 		}
 		j.mu.Lock()
+		if j.stored != nil {
+			j.stored <- err
+			j.stored = nil
+		}
 		if j.unsaved == rec {
 			j.unsaved = nil
 			j.mu.Unlock()

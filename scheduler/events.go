@@ -78,10 +78,14 @@ type (
 	// Action is an output of Placement.Step.
 	Action interface{ isAction() }
 
-	// Lookup asks for up to Want providers under each key.
+	// Lookup asks for up to Want providers under each key. Need is the
+	// share of each key in what the placement lacks now: a driver may answer
+	// a key as soon as it has found that many, and look for the rest behind
+	// the answer.
 	Lookup struct {
 		Keys []protocol.FacetKey
 		Want int
+		Need int
 	}
 	// RequestOffer asks a provider for an offer.
 	RequestOffer struct {

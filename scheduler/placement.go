@@ -310,7 +310,9 @@ func (p *Placement) lookup(r *round, n int) bool {
 		return false
 	}
 	r.lookups = len(keys)
-	p.emit(Lookup{Keys: keys, Want: max(p.want()-len(r.candidates), MinLookup)})
+	need := max(p.want()-len(r.candidates), 1)
+	share := (need + len(keys) - 1) / len(keys)
+	p.emit(Lookup{Keys: keys, Want: max(need, MinLookup), Need: share})
 	return true
 }
 

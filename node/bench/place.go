@@ -121,11 +121,21 @@ func (b *bench) warm(ctx context.Context, d *devnet.Devnet, p *placer) error {
 	return nil
 }
 
-// cold measures the first placement of requesters that have just joined.
+// cold measures the first placement of requesters that have just joined:
+// their DHT routing table is filled (a requester that is up), but they have
+// no lookup cached and have never asked a provider for an offer, so the
+// placement pays its DHT lookups, and the new streams to providers it has
+// never spoken cuivre's protocols with.
 func (b *bench) cold(ctx context.Context, d *devnet.Devnet, p *placer) error {
 	var lat []float64
 	for range coldRuns {
 		n, err := d.NewRequester(ctx)
+		if err == nil {
+			// Joined: as many routing-table peers as a k-bucket holds, or
+			// as the devnet has.
+			want := min(len(d.Providers), 20)
+			err = devnet.WaitFor(ctx, 10*time.Second, func() bool { return n.RoutingTableSize() >= want })
+		}
 		if err != nil {
 			return err
 		}
