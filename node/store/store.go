@@ -212,25 +212,19 @@ type Tx struct {
 // Update runs fn in one read-write transaction and syncs it to disk before it
 // returns. If fn returns an error, nothing fn wrote is kept and that error is
 // returned as it is. Writers run one at a time.
-func (s *Store) Update(fn func(*Tx) error) error {
-	var fnErr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		fnErr = fn(&Tx{tx: tx})
-		return fnErr
-	})
-	if err != nil && fnErr == nil {
-		return fmt.Errorf("store %s: commit: %w", s.path, err)
-	}
-	return err
-}
+func (s *Store) Update(fn func(*Tx) error) error { return s.write(s.db.Update, fn) }
 
 // Batch is Update for writers that may share a transaction: calls made at
 // about the same time from several goroutines are committed together, with
 // one fsync, after at most MaxBatchDelay. fn may run more than once, so it
 // must only write. It returns, like Update, once the write is on disk.
-func (s *Store) Batch(fn func(*Tx) error) error {
+func (s *Store) Batch(fn func(*Tx) error) error { return s.write(s.db.Batch, fn) }
+
+// write runs fn through bolt's Update or Batch, telling fn's own error from a
+// failed commit.
+func (s *Store) write(commit func(func(*bolt.Tx) error) error, fn func(*Tx) error) error {
 	var fnErr error
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := commit(func(tx *bolt.Tx) error {
 		fnErr = fn(&Tx{tx: tx})
 		return fnErr
 	})
