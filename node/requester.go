@@ -281,28 +281,22 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 	case scheduler.Lookup:
 		for _, k := range a.Keys {
 			key := k.String()
-			// full looks a key up to its end, behind the placements that
-			// the cache serves meanwhile; quick answers a placement that
-			// waits as soon as it has what it needs (and a little grace),
-			// and leaves the entry stale, so that a full lookup follows.
-			full := func() ([]string, bool) {
+			// A lookup ends once it has found need providers and a little
+			// grace has passed: the peers that store a key's records answer
+			// with all they hold, so walking the rest of the DHT for the 16
+			// records a sparse shard never has would only cost dials.
+			find := func(need int, grace time.Duration) ([]string, bool) {
 				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 				defer cancel()
-				peers := n.peersOf(n.FindProviders(lctx, k, a.Want+1))
-				return peers, lctx.Err() == nil
-			}
-			quick := func() ([]string, bool) {
-				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
-				defer cancel()
-				found, complete := n.findProvidersQuick(lctx, k, a.Want+1, max(a.Need, 1), lookupGrace)
+				found, complete := n.findProvidersQuick(lctx, k, a.Want+1, need, grace)
 				return n.peersOf(found), complete
 			}
-			if peers, ok := n.candidates.cached(key, n.now(), full); ok {
+			if peers, ok := n.candidates.cached(key, n.now(), find); ok {
 				send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
 				continue
 			}
 			go func() {
-				send(scheduler.CandidatesFound{Key: k, Peers: n.candidates.lookup(key, n.now, quick), Done: true})
+				send(scheduler.CandidatesFound{Key: k, Peers: n.candidates.lookup(key, n.now, max(a.Need, 1), find), Done: true})
 			}()
 		}
 	case scheduler.RequestOffer:
@@ -419,9 +413,17 @@ func (n *Node) watchLease(ctx context.Context, j *job, provider, leaseID string,
 	}
 }
 
-// lookupGrace is how long a placement's lookup goes on once it has found the
-// providers it needs, for a few more to choose from.
-const lookupGrace = 2 * time.Millisecond
+// Grace periods of a lookup once it has found what it needs: short when a
+// placement waits for it, longer for a refresh behind the cache, which may
+// gather the records of a few more peers.
+const (
+	lookupGrace  = 2 * time.Millisecond
+	refreshGrace = 10 * time.Millisecond
+)
+
+// findFunc looks a key up until it has need providers and grace has passed,
+// and says whether the lookup ran to its end.
+type findFunc func(need int, grace time.Duration) ([]string, bool)
 
 // peersOf returns the IDs of found providers, less this node: a node does not
 // lease to itself over the network; its own capacity serves other requesters.
@@ -467,8 +469,8 @@ const staleFor = time.Minute
 
 // cached returns the peers of key if they can be served at once: fresh, or
 // stale but not by more than staleFor (then starting a refresh with find, if
-// none runs).
-func (c *candidateCache) cached(key string, now time.Time, find func() ([]string, bool)) ([]string, bool) {
+// none runs, that looks for as many as the entry holds).
+func (c *candidateCache) cached(key string, now time.Time, find findFunc) ([]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[key]
@@ -482,14 +484,15 @@ func (c *candidateCache) cached(key string, now time.Time, find func() ([]string
 	}
 	if e.busy == nil {
 		e.busy = make(chan struct{})
-		go c.run(key, e, now, find)
+		need := len(e.peers)
+		go c.run(e, now, func() ([]string, bool) { return find(need, refreshGrace) })
 	}
 	return e.peers, true
 }
 
-// lookup returns the peers of key, looking them up with find unless a lookup
-// of key is running already, whose answer it then shares.
-func (c *candidateCache) lookup(key string, now func() time.Time, find func() ([]string, bool)) []string {
+// lookup returns the peers of key, looking need of them up with find unless a
+// lookup of key is running already, whose answer it then shares.
+func (c *candidateCache) lookup(key string, now func() time.Time, need int, find findFunc) []string {
 	c.mu.Lock()
 	if c.entries == nil || len(c.entries) > 10_000 {
 		c.entries = map[string]*candidateEntry{} // crude bound: start afresh
@@ -502,7 +505,7 @@ func (c *candidateCache) lookup(key string, now func() time.Time, find func() ([
 	if e.busy == nil {
 		e.busy = make(chan struct{})
 		c.mu.Unlock()
-		return c.run(key, e, now(), find)
+		return c.run(e, now(), func() ([]string, bool) { return find(need, lookupGrace) })
 	}
 	busy := e.busy
 	c.mu.Unlock()
@@ -512,22 +515,18 @@ func (c *candidateCache) lookup(key string, now func() time.Time, find func() ([
 	return e.peers
 }
 
-// run does e's lookup and keeps its answer. An answer cut short is kept
-// stale, to be served while a full lookup refreshes it; an empty one cut
-// short is not kept.
-func (c *candidateCache) run(key string, e *candidateEntry, now time.Time, find func() ([]string, bool)) []string {
+// run does e's lookup and keeps its answer: for the TTL if it found
+// providers, for emptyTTL if it ran to its end and found none; an empty
+// answer cut short (a timeout) is not kept.
+func (c *candidateCache) run(e *candidateEntry, now time.Time, find func() ([]string, bool)) []string {
 	peers, complete := find()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case complete:
-		ttl := c.ttl
-		if len(peers) == 0 {
-			ttl = min(ttl, emptyTTL)
-		}
-		e.peers, e.expires = peers, now.Add(ttl)
 	case len(peers) > 0:
-		e.peers, e.expires = peers, now
+		e.peers, e.expires = peers, now.Add(c.ttl)
+	case complete:
+		e.peers, e.expires = peers, now.Add(min(c.ttl, emptyTTL))
 	}
 	close(e.busy)
 	e.busy = nil
