@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cuivre/cuivre/scheduler"
@@ -46,7 +47,10 @@ func (n *Node) advertise() {
 			n.log.Warn("publish capacity", "err", err)
 		}
 	}
-	load := time.NewTicker(loadRepublish)
+	// Each wait is drawn between 3/4 and 5/4 of loadRepublish, so that nodes
+	// that started, or got busy, together do not republish together.
+	jittered := func() time.Duration { return loadRepublish*3/4 + rand.N(loadRepublish/2) }
+	load := time.NewTimer(jittered())
 	defer load.Stop()
 	announce()
 	for {
@@ -56,6 +60,7 @@ func (n *Node) advertise() {
 		case <-tick.C:
 			announce()
 		case <-load.C:
+			load.Reset(jittered())
 			if n.loaded.Swap(false) && !n.draining.Load() && n.RoutingTableSize() > 0 {
 				ctx, cancel := context.WithTimeout(n.ctx, loadRepublish)
 				if err := n.PublishCapacity(ctx); err != nil {
