@@ -86,7 +86,7 @@ func (n *Node) handleLease(ctx context.Context, e *exchange) error {
 	now := n.now()
 	switch k := req.Kind.(type) {
 	case *pb.LeaseRequest_Lease:
-		l, err := n.acceptLease(ctx, from, k.Lease, now)
+		l, start, err := n.acceptLease(ctx, from, k.Lease, now)
 		if err != nil {
 			n.metrics.refusals.WithLabelValues("lease", reason(err)).Inc()
 			n.log.Info("lease refused", "from", from, "err", err)
@@ -97,7 +97,15 @@ func (n *Node) handleLease(ctx context.Context, e *exchange) error {
 			}
 			return n.answerLease(e, id, epoch, err)
 		}
-		return e.w.WriteMsg(&pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true})
+		// Answer first, then start the run: a goroutine started before the
+		// answer would take the core the answer's packet waits for (a new
+		// goroutine runs next on its P), and the requester would wait for
+		// the module's instantiation.
+		err = e.w.WriteMsg(&pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true})
+		if start != nil {
+			start()
+		}
+		return err
 	case *pb.LeaseRequest_Decline:
 		n.mu.Lock()
 		err := n.market.Decline(now, string(k.Decline.OfferNonce))
@@ -122,38 +130,40 @@ func (n *Node) answerLease(e *exchange, id []byte, epoch uint64, err error) erro
 	return e.w.WriteMsg(&pb.LeaseAnswer{LeaseId: id, Epoch: epoch, Accepted: err == nil, Error: protocol.ToPB(err)})
 }
 
-// acceptLease checks a sealed lease, commits it in the market and the store
-// (synced), and starts its run. The lease is acknowledged only after the
-// store's commit returned (DESIGN: acknowledge only what is synced).
-func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now time.Time) (*pb.Lease, error) {
+// acceptLease checks a sealed lease and commits it in the market and the
+// store (synced), and returns the function that starts its run, for the
+// caller to call once it has answered (nil for a lease committed already). The
+// lease is acknowledged only after the store's commit returned (DESIGN:
+// acknowledge only what is synced).
+func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now time.Time) (*pb.Lease, func(), error) {
 	if n.store == nil || n.exec == nil {
-		return nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
+		return nil, nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
 	}
 	l, err := protocol.OpenLease(env, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case peer.ID(l.Requester) != from:
-		return l, protocol.Errorf(protocol.CodeWrongSigner, "lease signed by %s, sent by %s", peer.ID(l.Requester).ShortString(), from.ShortString())
+		return l, nil, protocol.Errorf(protocol.CodeWrongSigner, "lease signed by %s, sent by %s", peer.ID(l.Requester).ShortString(), from.ShortString())
 	case peer.ID(l.Provider) != n.ID():
-		return l, protocol.Errorf(protocol.CodeMalformed, "lease addressed to another provider")
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease addressed to another provider")
 	case l.HeartbeatMs == 0:
-		return l, protocol.Errorf(protocol.CodeMalformed, "lease asks no heartbeat interval")
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease asks no heartbeat interval")
 	}
 	// A retried lease already committed is accepted again (SPEC 6.2).
 	if old, err := n.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) {
-		return l, nil
+		return l, nil, nil
 	}
 	if err := n.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
-		return l, err
+		return l, nil, err
 	}
 	job, err := protocol.OpenJob(l.Job)
 	if err != nil {
-		return l, fmt.Errorf("lease job: %w", err)
+		return l, nil, fmt.Errorf("lease job: %w", err)
 	}
 	if string(job.CID.Bytes()) != string(l.JobCid) {
-		return l, protocol.Errorf(protocol.CodeMalformed, "lease names job %x, carries %s", l.JobCid, job.CID)
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names job %x, carries %s", l.JobCid, job.CID)
 	}
 	t := job.Job.GetTask()
 	sl := scheduler.Lease{
@@ -166,7 +176,7 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 	held, _ := n.market.Held(sl.ID)
 	n.mu.Unlock()
 	if err != nil {
-		return l, err
+		return l, nil, err
 	}
 	rec := store.Lease{
 		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, OfferNonce: sl.OfferNonce,
@@ -185,12 +195,11 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 		n.mu.Lock()
 		n.market.Release(now, sl.ID, sl.Epoch)
 		n.mu.Unlock()
-		return l, fmt.Errorf("store lease: %w", err)
+		return l, nil, fmt.Errorf("store lease: %w", err)
 	}
 	n.metrics.leases.WithLabelValues("committed").Inc()
 	n.loadChanged()
-	n.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond)
-	return l, nil
+	return l, func() { n.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond) }, nil
 }
 
 func (n *Node) findRun(id string, epoch uint64) *run {
