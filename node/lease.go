@@ -199,7 +199,9 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 	}
 	n.metrics.leases.WithLabelValues("committed").Inc()
 	n.loadChanged()
-	return l, func() { n.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond) }, nil
+	// The run is registered now, so that a watch that follows the answer
+	// finds it; it starts once the caller has answered.
+	return l, n.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond), nil
 }
 
 func (n *Node) findRun(id string, epoch uint64) *run {
@@ -208,19 +210,23 @@ func (n *Node) findRun(id string, epoch uint64) *run {
 	return n.runs[runKey{id, epoch}]
 }
 
-// startRun executes a committed lease in the background.
-func (n *Node) startRun(l store.Lease, job *protocol.SignedJob, beat time.Duration) {
+// startRun registers the run of a committed lease, so that watchers find it,
+// and returns the function that executes it in the background, which the
+// caller must call.
+func (n *Node) startRun(l store.Lease, job *protocol.SignedJob, beat time.Duration) (start func()) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	r := &run{lease: l, job: job, beat: beat, cancel: cancel, state: l.State, changed: make(chan struct{})}
 	n.runsMu.Lock()
 	n.runs[runKey{l.ID, l.Epoch}] = r
 	n.runsMu.Unlock()
 	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer cancel()
-		n.execute(ctx, r)
-	}()
+	return func() {
+		go func() {
+			defer n.wg.Done()
+			defer cancel()
+			n.execute(ctx, r)
+		}()
+	}
 }
 
 // execute fetches the module, runs it, bills it and records the result.
