@@ -267,20 +267,23 @@ func (n *Node) Advertise(ctx context.Context) error {
 
 // FindProviders looks a facet key up in the DHT and returns up to want peers.
 func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want int) []peer.AddrInfo {
-	var out []peer.AddrInfo
-	for p := range n.dht.FindProvidersAsync(ctx, key.CID(), want) {
-		out = append(out, p)
-	}
+	out, _ := n.findProviders(ctx, key.CID(), want, want, 0)
 	return out
 }
 
-// findProvidersQuick is FindProviders for a placement that waits: it returns
-// once need providers are found and grace has passed since (or want are
-// found, or the lookup ends). complete says the lookup ran to its end.
-func (n *Node) findProvidersQuick(ctx context.Context, key protocol.FacetKey, want, need int, grace time.Duration) (out []peer.AddrInfo, complete bool) {
+// FindCID looks any CID up (a module's providers, for instance).
+func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.AddrInfo {
+	out, _ := n.findProviders(ctx, c, want, want, 0)
+	return out
+}
+
+// findProviders looks c up until it has want providers, or need and grace
+// has passed since (a placement that waits needs no more), or the lookup
+// ends; complete says it ran to its end.
+func (n *Node) findProviders(ctx context.Context, c cid.Cid, want, need int, grace time.Duration) (out []peer.AddrInfo, complete bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	found := n.dht.FindProvidersAsync(ctx, key.CID(), want)
+	found := n.dht.FindProvidersAsync(ctx, c, want)
 	var enough <-chan time.Time
 	for {
 		select {
@@ -296,15 +299,6 @@ func (n *Node) findProvidersQuick(ctx context.Context, key protocol.FacetKey, wa
 			return out, false
 		}
 	}
-}
-
-// FindCID looks any CID up (a module's providers, for instance).
-func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.AddrInfo {
-	var out []peer.AddrInfo
-	for p := range n.dht.FindProvidersAsync(ctx, c, want) {
-		out = append(out, p)
-	}
-	return out
 }
 
 // CancelRuns stops every run still going and waits, up to timeout, until each

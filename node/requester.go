@@ -288,7 +288,7 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 			find := func(need int, grace time.Duration) ([]string, bool) {
 				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 				defer cancel()
-				found, complete := n.findProvidersQuick(lctx, k, a.Want+1, need, grace)
+				found, complete := n.findProviders(lctx, k.CID(), a.Want+1, need, grace)
 				return n.peersOf(found), complete
 			}
 			if peers, ok := n.candidates.cached(key, n.now(), find); ok {

@@ -33,7 +33,9 @@ type Config struct {
 	Policy            Policy        // default Balanced
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default: the
+// config a Placement actually runs with.
+func (c Config) WithDefaults() Config {
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
@@ -132,7 +134,7 @@ type Placement struct {
 // crypto/rand, which makes the ChaCha8 stream unpredictable, the simulator from
 // its own seed.
 func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
-	p := &Placement{cfg: cfg.withDefaults(), job: job, rng: rand.New(rand.NewChaCha8(seed))}
+	p := &Placement{cfg: cfg.WithDefaults(), job: job, rng: rand.New(rand.NewChaCha8(seed))}
 	p.slots = make([]slot, job.Slots())
 	for i := range p.slots {
 		p.slots[i] = slot{leaseID: p.randomID(), state: SlotPending}

@@ -1,9 +1,9 @@
 package simulations
 
 import (
-	"bufio"
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -527,21 +527,11 @@ func lighter(c color.Color) color.Color {
 }
 
 // savePNG draws p at plotWidth x plotHeight and plotDPI into path.
-func savePNG(p *plot.Plot, path string) (err error) {
+func savePNG(p *plot.Plot, path string) error {
 	c := vgimg.NewWith(vgimg.UseWH(plotWidth, plotHeight), vgimg.UseDPI(plotDPI))
 	p.Draw(draw.New(c))
-	f, err := os.Create(path)
-	if err != nil {
+	return writeFile(path, 64<<10, func(w io.Writer) error {
+		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(bw); err != nil {
-		return err
-	}
-	return bw.Flush()
+	})
 }

@@ -66,7 +66,20 @@ func WriteRun(dir string, r *Result) error {
 
 // writeCSV creates path and lets fill write its rows through a buffer big
 // enough that a million rows cost a few hundred system calls, not millions.
-func writeCSV(path string, fill func(*csv.Writer) error) (err error) {
+func writeCSV(path string, fill func(*csv.Writer) error) error {
+	return writeFile(path, 1<<20, func(bw io.Writer) error {
+		w := csv.NewWriter(bw)
+		if err := fill(w); err != nil {
+			return err
+		}
+		w.Flush()
+		return w.Error()
+	})
+}
+
+// writeFile creates path and lets write fill it through a buffer of size
+// bytes, reporting the first error of writing, flushing or closing.
+func writeFile(path string, size int, write func(io.Writer) error) (err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -76,13 +89,8 @@ func writeCSV(path string, fill func(*csv.Writer) error) (err error) {
 			err = cerr
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := csv.NewWriter(bw)
-	if err := fill(w); err != nil {
-		return err
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
+	bw := bufio.NewWriterSize(f, size)
+	if err := write(bw); err != nil {
 		return err
 	}
 	return bw.Flush()

@@ -145,7 +145,7 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	if err := s.applyVariant(v); err != nil {
 		return nil, err
 	}
-	s.cfg = s.sc.Scheduler.Config
+	s.cfg = s.sc.Scheduler.Config.WithDefaults()
 	pol, err := scheduler.PolicyByName(s.sc.Scheduler.PolicyName)
 	if err != nil {
 		return nil, err
@@ -343,7 +343,7 @@ func (s *sim) loop() {
 		case evTimer:
 			s.step(e.job, scheduler.TimerFired{ID: e.id})
 		case evToJob:
-			s.toJob(e.job, e.msg.(scheduler.Event))
+			s.step(e.job, e.msg.(scheduler.Event))
 		case evToProv:
 			s.toProvider(&e)
 		case evBeat:
@@ -471,8 +471,6 @@ func (s *sim) step(id int32, ev scheduler.Event) {
 		s.act(id, a)
 	}
 }
-
-func (s *sim) toJob(id int32, ev scheduler.Event) { s.step(id, ev) }
 
 func (s *sim) act(id int32, a scheduler.Action) {
 	j := &s.jobs[id]
@@ -693,11 +691,7 @@ func (s *sim) toProvider(e *event) {
 		c := &s.sc.Classes[p.class]
 		start := s.now + int64(c.StartDelay)
 		s.q.push(event{at: start + int64(s.jobs[e.job].run), kind: evEnd, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
-		if iv := s.cfg.HeartbeatInterval; iv > 0 {
-			s.q.push(event{at: s.now + int64(iv), kind: evBeat, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
-		} else {
-			s.q.push(event{at: s.now + int64(time.Second), kind: evBeat, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
-		}
+		s.q.push(event{at: s.now + int64(s.cfg.HeartbeatInterval), kind: evBeat, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
 	case scheduler.DeclineOffer:
 		_ = p.market.Decline(now, a.OfferNonce)
 	case scheduler.CancelLease:
@@ -709,6 +703,12 @@ func (s *sim) commit(p *provider, cpu int64) {
 	c := &s.classes[p.class]
 	c.committed = uint64(int64(c.committed) + cpu)
 	s.committed = uint64(int64(s.committed) + cpu)
+}
+
+// cpuMillisSeconds is the CPU a run held from its commit to now, in
+// millicores times seconds.
+func (r run) cpuMillisSeconds(now int64) float64 {
+	return float64(r.cpu) * time.Duration(now-r.since).Seconds()
 }
 
 // findRun returns the index of a job's run of an epoch on p, or -1.
@@ -730,12 +730,12 @@ func (s *sim) endRun(p *provider, job int32, leaseID string, epoch uint64) bool 
 		panic(fmt.Sprintf("simulations: release of a committed lease: %v", err))
 	}
 	s.commit(p, -int64(r.cpu))
-	p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+	p.busy += r.cpuMillisSeconds(s.now)
 	paid := float64(u.Amount.Nanos) / 1e9
 	p.revenue += paid
 	rec := &s.records[job]
 	rec.Paid += paid
-	rec.CPUSeconds += float64(r.cpu) / 1000 * time.Duration(s.now-r.since).Seconds()
+	rec.CPUSeconds += r.cpuMillisSeconds(s.now) / 1000
 	if sub := s.sc.Classes[p.class].Subsidy; sub > 0 {
 		extra := paid * sub / (1 - sub)
 		p.subsidy += extra
@@ -746,15 +746,15 @@ func (s *sim) endRun(p *provider, job int32, leaseID string, epoch uint64) bool 
 
 func (s *sim) onBeat(e *event) {
 	p := &s.providers[e.prov]
-	if !p.up || p.inc != e.inc || p.findRun(e.job, e.id) < 0 {
+	if !p.up || p.inc != e.inc {
 		return
 	}
 	k := p.findRun(e.job, e.id)
+	if k < 0 {
+		return // ended or cancelled
+	}
 	s.reply(e.job, p, scheduler.Heartbeat{Provider: p.id, LeaseID: p.runs[k].leaseID, Epoch: e.id, State: pb.LeaseState_LEASE_STATE_RUNNING})
 	e.at += int64(s.cfg.HeartbeatInterval)
-	if s.cfg.HeartbeatInterval <= 0 {
-		e.at = s.now + int64(time.Second)
-	}
 	s.q.push(*e)
 }
 
@@ -784,7 +784,7 @@ func (s *sim) onCrash(i int32) {
 	}
 	c := &s.classes[p.class]
 	for _, r := range p.runs {
-		p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+		p.busy += r.cpuMillisSeconds(s.now)
 		s.commit(p, -int64(r.cpu))
 	}
 	p.runs = nil
@@ -856,7 +856,7 @@ func (s *sim) result() *Result {
 			up += s.now - p.upSince
 		}
 		for _, r := range p.runs { // still running when the run stopped
-			p.busy += float64(r.cpu) * time.Duration(s.now-r.since).Seconds()
+			p.busy += r.cpuMillisSeconds(s.now)
 		}
 		c := &s.sc.Classes[p.class]
 		pr := ProviderRecord{ID: i, Class: c.Name, Region: s.regions[p.region], CPUMillis: c.Capacity.CPUMillis,
