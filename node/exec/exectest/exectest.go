@@ -7,8 +7,8 @@
 //     real Go program (hello, sieve, wordfreq, escape), for what only the Go
 //     WASI runtime shows. `make examples` rebuilds them and `make
 //     examples-check` checks that they match their sources.
-//   - Empty, Loop, Sleep, Trap, Exit, Write and Hog return modules of a few
-//     hundred bytes, written by hand below, for a job that only needs to
+//   - Empty, Loop, WriteLoop, Sleep, Trap, Exit, Write and Hog return modules
+//     of a few hundred bytes, written by hand, for a job that only needs to
 //     return, run until it is stopped, exit with a status, print, or grow its
 //     memory. They compile at once.
 //

@@ -142,6 +142,13 @@ func TestLoop(t *testing.T) {
 	}
 }
 
+func TestWriteLoop(t *testing.T) {
+	stdout, stderr, _, err := runModule(t, WriteLoop("started\n"), 0, 100*time.Millisecond, nil)
+	if code, _ := exitCode(err); code != sys.ExitCodeDeadlineExceeded || stdout != "started\n" || stderr != "" {
+		t.Errorf("err %v, stdout %q, stderr %q; want the deadline after started", err, stdout, stderr)
+	}
+}
+
 func TestSleep(t *testing.T) {
 	// With the fake clock each sleep returns at once: it spins until the
 	// deadline.

@@ -134,6 +134,44 @@ func Write(stdout, stderr string, code uint32) []byte {
 	)
 }
 
+// WriteLoop returns a WASI command that writes stdout to its standard
+// output, then loops forever as Loop does: a job that says it has started
+// and runs until it is killed.
+//
+//	(module
+//	  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+//	  (memory (export "memory") pages)
+//	  (data (i32.const 0) "{32, len(stdout)}")   ;; an iovec; nwritten at 16
+//	  (data (i32.const 32) "stdout")
+//	  (func (export "_start")
+//	    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+//	    (loop $spin (br $spin))))
+func WriteLoop(stdout string) []byte {
+	pages := (32+uint32(len(stdout)))/pageSize + 1
+	return wasm(
+		section(secType, vec(
+			funcType([]byte{i32, i32, i32, i32}, []byte{i32}), // type 0: fd_write
+			funcType(nil, nil), // type 1: _start
+		)),
+		section(secImport, vec(importFunc("fd_write", 0))), // func 0
+		section(secFunc, vec(u32(1))),                      // func 1: _start
+		section(secMemory, vec(limits(pages))),
+		section(secExport, vec(
+			export("_start", kindFunc, 1),
+			export("memory", kindMemory, 0),
+		)),
+		section(secCode, vec(body(nil,
+			i32Const(1), i32Const(0), i32Const(1), i32Const(16), []byte{opCall, 0, opDrop}, // fd_write(1, 0, 1, 16)
+			[]byte{opLoop, blockVoid, opBr, 0, end}, // loop $spin (br $spin)
+			[]byte{end},
+		))),
+		section(secData, vec(
+			data(0, le32(32, uint32(len(stdout)))),
+			data(32, []byte(stdout)),
+		)),
+	)
+}
+
 // Sleep returns a WASI command that sleeps an hour at a time, forever,
 // inside the host: a job that runs until it is killed while the guest is in
 // poll_oneoff, as a Go guest's time.Sleep is. With the host's clock (the
