@@ -86,6 +86,36 @@ func exitCode(err error) (uint32, bool) {
 	return 0, false
 }
 
+// TestBytes pins the encoding of the two smallest modules to the bytes of
+// the binary format, written out.
+func TestBytes(t *testing.T) {
+	header := "\x00asm\x01\x00\x00\x00"
+	head := header +
+		"\x01\x04\x01\x60\x00\x00" + // type section: 1 type, () -> ()
+		"\x03\x02\x01\x00" + // function section: 1 function, of type 0
+		"\x07\x0a\x01\x06_start\x00\x00" // export section: "_start", function 0
+	for _, tc := range []struct {
+		name      string
+		got, want []byte
+	}{
+		{"Empty", Empty(), []byte(head + "\x0a\x04\x01\x02\x00\x0b")},                   // code: no locals, end
+		{"Loop", Loop(), []byte(head + "\x0a\x09\x01\x07\x00\x03\x40\x0c\x00\x0b\x0b")}, // code: loop, br 0, end, end
+		{"Trap", Trap(), []byte(head + "\x0a\x05\x01\x03\x00\x00\x0b")},                 // code: unreachable, end
+	} {
+		if !bytes.Equal(tc.got, tc.want) {
+			t.Errorf("%s:\n got %x\nwant %x", tc.name, tc.got, tc.want)
+		}
+	}
+	for v, want := range map[int32]string{0: "\x41\x00", 63: "\x41\x3f", 64: "\x41\xc0\x00", -1: "\x41\x7f", -65: "\x41\xbf\x7f", 255: "\x41\xff\x01"} {
+		if got := i32Const(v); string(got) != want {
+			t.Errorf("i32.const %d: %x, want %x", v, got, want)
+		}
+	}
+	if got := u32(624485); string(got) != "\xe5\x8e\x26" {
+		t.Errorf("u32(624485): %x", got)
+	}
+}
+
 func TestEmpty(t *testing.T) {
 	stdout, stderr, _, err := runModule(t, Empty(), 0, 10*time.Second, nil)
 	if err != nil || stdout != "" || stderr != "" {
