@@ -6,13 +6,15 @@ FUZZTIME ?= 30s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-EXAMPLES := hello sieve wordfreq
+# The example workloads whose built modules are committed: the jobs of
+# examples/jobs, and those tests need a real Go program for (exectest.Module).
+EXAMPLES := hello sieve wordfreq escape
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples run test lint fuzz bench simbench proto check
+.PHONY: help build examples examples-check run test lint fuzz bench simbench proto check
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/cuivre
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cuivre
@@ -22,6 +24,12 @@ examples: ## rebuild the example WebAssembly workloads (GOOS=wasip1; the built m
 	  GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildvcs=false -o examples/wasm/$$w.wasm ./examples/wasm/$$w || exit 1; \
 	  echo "examples/wasm/$$w.wasm"; \
 	done
+
+examples-check: ## check that the committed example modules are what make examples builds (needs the Go version that built them)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && for w in $(EXAMPLES); do \
+	  GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildvcs=false -o "$$tmp/$$w.wasm" ./examples/wasm/$$w || exit 1; \
+	  cmp -s "$$tmp/$$w.wasm" examples/wasm/$$w.wasm || { echo "examples/wasm/$$w.wasm is not what its source builds to with $$($(GO) env GOVERSION): run make examples"; exit 1; }; \
+	done; echo "examples/wasm: $(EXAMPLES) up to date"
 
 run: build ## run the main job: a federation of 8 providers on loopback placing the example jobs
 	$(BIN) demo

@@ -2,23 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/cuivre/cuivre/node/bench"
 )
-
-// TestMain lets the test binary stand in for cuivre: with CUIVRE_TEST_MAIN=1
-// it runs its command line as main does. The smoke test of bench runs its
-// idle daemon so, without building a binary.
-func TestMain(m *testing.M) {
-	if os.Getenv("CUIVRE_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
 
 // TestBenchSmoke runs `cuivre bench` at tiny sizes, so that the command
 // cannot rot: one JSON document on stdout, with every figure measured.
@@ -26,7 +14,7 @@ func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a devnet and a daemon process")
 	}
-	t.Setenv("CUIVRE_TEST_MAIN", "1") // for the daemon, which runs os.Executable()
+	t.Setenv(testMainEnv, "1") // for the daemon, which runs os.Executable()
 	out, err := runStdout(t, "bench", "--nodes", "3", "--jobs", "5", "--repeat", "1", "--idle", "1s", "-o", "json")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)

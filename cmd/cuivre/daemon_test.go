@@ -15,29 +15,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
-// build compiles the cuivre binary and the example workloads once per test.
-func build(t *testing.T) (bin, dir string) {
+// cuivre returns a command running this test binary as the cuivre binary
+// (see TestMain), so that no test builds one.
+func cuivre(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	dir = t.TempDir()
-	bin = filepath.Join(dir, "cuivre")
-	run := func(env []string, args ...string) {
-		cmd := exec.Command("go", args...)
-		cmd.Env = append(os.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %v: %v\n%s", args, err, out)
-		}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	run(nil, "build", "-o", bin, ".")
-	for _, w := range []string{"hello", "loop"} {
-		run([]string{"GOOS=wasip1", "GOARCH=wasm"}, "build", "-o", filepath.Join(dir, w+".wasm"), "../../examples/wasm/"+w)
-	}
-	return bin, dir
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), testMainEnv+"=1")
+	return cmd
 }
 
 // daemon is a `cuivre daemon` in its own process.
@@ -47,9 +42,11 @@ type daemon struct {
 	id  node.Identity
 }
 
-func startDaemon(t *testing.T, bin, dir string, bootstrap string) *daemon {
+// startDaemon starts a daemon on dir, whose executor compiles through the
+// tests' shared compilation cache.
+func startDaemon(t *testing.T, dir string, bootstrap string) *daemon {
 	t.Helper()
-	args := []string{"daemon", "--data-dir", dir,
+	args := []string{"daemon", "--data-dir", dir, "--set", "executor.cache_dir=" + exectest.CacheDir(t),
 		"--set", "listen=/ip4/127.0.0.1/udp/0/quic-v1", "--set", "api.listen=127.0.0.1:0",
 		"--set", "capacity.auto=false", "--set", "capacity.cpu=4", "--set", "capacity.memory=4Gi", "--set", "capacity.scratch=1Gi",
 		"--set", "labels.jurisdiction=fr", "--set", "labels.region=fr-par"}
@@ -57,7 +54,7 @@ func startDaemon(t *testing.T, bin, dir string, bootstrap string) *daemon {
 		args = append(args, "--set", "bootstrap="+bootstrap)
 	}
 	os.Remove(filepath.Join(dir, "api"))
-	cmd := exec.Command(bin, args...)
+	cmd := cuivre(t, args...)
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,10 +92,10 @@ func (d *daemon) status(t *testing.T) node.NodeStatus {
 	return st
 }
 
-func initDir(t *testing.T, bin string) string {
+func initDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node")
-	if out, err := exec.Command(bin, "init", "--data-dir", dir).CombinedOutput(); err != nil {
+	if out, err := cuivre(t, "init", "--data-dir", dir).CombinedOutput(); err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
 	return dir
@@ -115,10 +112,9 @@ func TestTwoDaemons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	bin, wasmDir := build(t)
-	a := startDaemon(t, bin, initDir(t, bin), "")
-	bDir := initDir(t, bin)
-	b := startDaemon(t, bin, bDir, a.id.Addrs[0])
+	a := startDaemon(t, initDir(t), "")
+	bDir := initDir(t)
+	b := startDaemon(t, bDir, a.id.Addrs[0])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -163,8 +159,7 @@ func TestTwoDaemons(t *testing.T) {
 		t.Fatalf("A has no DHT peer: %+v", st)
 	}
 
-	hello, _ := os.ReadFile(filepath.Join(wasmDir, "hello.wasm"))
-	res, stdout := lease(t, ctx, req, key, bID, hello, []string{"--name", "B"}, 30*time.Second, nil)
+	res, stdout := lease(t, ctx, req, key, bID, exectest.Module(t, "hello"), []string{"--name", "B"}, 30*time.Second, nil)
 	if res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "hello, B! (0 lines on stdin)\n" {
 		t.Fatalf("result %v, stdout %q", res.State, stdout)
 	}
@@ -173,16 +168,15 @@ func TestTwoDaemons(t *testing.T) {
 	}
 
 	// kill -9 with a lease running.
-	loop, _ := os.ReadFile(filepath.Join(wasmDir, "loop.wasm"))
 	running := make(chan string, 1)
-	go lease(t, ctx, req, key, bID, loop, nil, time.Hour, running)
+	go lease(t, ctx, req, key, bID, exectest.Loop(), nil, time.Hour, running)
 	leaseID := <-running
 	if got := b.status(t); got.Leases != 1 {
 		t.Fatalf("B holds %d leases, want 1", got.Leases)
 	}
 	b.cmd.Process.Signal(syscall.SIGKILL)
 	b.cmd.Wait()
-	b = startDaemon(t, bin, bDir, a.id.Addrs[0])
+	b = startDaemon(t, bDir, a.id.Addrs[0])
 	if got := b.status(t); got.Leases != 0 || got.Committed.CPUMillis != 0 || got.Free.CPUMillis != got.Capacity.CPUMillis {
 		t.Fatalf("after restart B counts %+v", got)
 	}

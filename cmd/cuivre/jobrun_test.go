@@ -1,10 +1,12 @@
 package main
 
 import (
-	"os/exec"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cuivre/cuivre/node/exec/exectest"
 )
 
 // TestJobRun: `cuivre job run` against a daemon that places on another one,
@@ -14,17 +16,20 @@ func TestJobRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	bin, wasmDir := build(t)
-	a := startDaemon(t, bin, initDir(t, bin), "")
-	startDaemon(t, bin, initDir(t, bin), a.id.Addrs[0])
-	spec := filepath.Join(wasmDir, "hello.yaml")
+	a := startDaemon(t, initDir(t), "")
+	startDaemon(t, initDir(t), a.id.Addrs[0])
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), exectest.Module(t, "hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "hello.yaml")
 	writeFile(t, spec, "version: 1\nname: hi\ntask:\n  module: hello.wasm\n  args: [--name, cli]\n  resources: {cpu: 500m, memory: 64Mi}\nconstraints:\n  - jurisdiction = fr\n")
-	out, err := exec.Command(bin, "job", "run", "--data-dir", a.dir, spec).Output()
+	out, err := cuivre(t, "job", "run", "--data-dir", a.dir, spec).Output()
 	if err != nil || string(out) != "hello, cli! (0 lines on stdin)\n" {
 		t.Fatalf("job run: %v, stdout %q", err, out)
 	}
 	writeFile(t, spec, "version: 1\nname: swiss\ntask:\n  module: hello.wasm\n  resources: {cpu: 500m, memory: 64Mi}\nconstraints:\n  - region = fr-par\n  - certification exists\n")
-	cmd := exec.Command(bin, "job", "run", "--data-dir", a.dir, spec)
+	cmd := cuivre(t, "job", "run", "--data-dir", a.dir, spec)
 	b, err := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(b), "constraint mismatch") {
 		t.Fatalf("unplaceable job: exit %d (%v), want 2 with reasons:\n%s", cmd.ProcessState.ExitCode(), err, b)

@@ -8,6 +8,23 @@ import (
 	"testing"
 )
 
+// testMainEnv names the environment variable that makes the test binary
+// stand in for cuivre (see TestMain).
+const testMainEnv = "CUIVRE_TEST_MAIN"
+
+// TestMain lets the test binary stand in for cuivre: with CUIVRE_TEST_MAIN=1
+// it runs its command line as main does, instead of the tests. The daemon
+// tests and the smoke test of bench run their daemons so, from
+// os.Executable(), in processes of their own that they can kill, without
+// building a binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(testMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer

@@ -12,6 +12,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkRunCached(b *testing.B) {
 	}{
 		{name: "tiny", bin: func(testing.TB) []byte { return tinyModule }},
 		{
-			name: "hello", bin: func(tb testing.TB) []byte { return workload(tb, "hello") },
+			name: "hello", bin: func(tb testing.TB) []byte { return exectest.Module(tb, "hello") },
 			spec: exec.RunSpec{Args: []string{"hello", "--name", "bench"}, Stdin: []byte("a\nb\n"), ScratchBytes: 1 << 20},
 		},
 	} {
@@ -62,7 +63,7 @@ func BenchmarkRunCached(b *testing.B) {
 // with two; "cachedir" is a restarted node, loading it from a warm
 // Config.CacheDir.
 func BenchmarkCompile(b *testing.B) {
-	hello := workload(b, "hello")
+	hello := exectest.Module(b, "hello")
 	c := protocol.SumCID(hello)
 	ctx := context.Background()
 	addFresh := func(b *testing.B, cfg exec.Config) {
@@ -97,7 +98,7 @@ func BenchmarkCompile(b *testing.B) {
 // executor cannot go below. The rest of BenchmarkRunCached/hello is the Go
 // runtime starting inside the guest.
 func BenchmarkInstantiate(b *testing.B) {
-	hello := workload(b, "hello")
+	hello := exectest.Module(b, "hello")
 	ctx := context.Background()
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithDebugInfoEnabled(false))
 	defer rt.Close(ctx)

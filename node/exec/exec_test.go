@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -33,9 +35,15 @@ func run(t *testing.T, e *exec.Executor, spec exec.RunSpec) (exec.Result, string
 
 func TestRun(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
-	mods := map[string][]byte{"tiny": tinyModule, "trap": trapModule, "spin": spinModule, "bigmem": bigMemModule}
-	for _, name := range []string{"hello", "exitcode", "loop", "memhog", "sieve", "wordfreq"} {
-		mods[name] = workload(t, name)
+	mods := map[string][]byte{
+		"tiny": tinyModule, "trap": trapModule, "loop": exectest.Loop(), "sleep": exectest.Sleep(), "bigmem": bigMemModule,
+		"hog":     exectest.Hog(),
+		"exit0":   exectest.Write("exiting with 0\n", "this goes to stderr\n", 0),
+		"exit3":   exectest.Write("exiting with 3\n", "this goes to stderr\n", 3),
+		"exit255": exectest.Exit(255),
+	}
+	for _, name := range []string{"hello", "sieve", "wordfreq"} {
+		mods[name] = exectest.Module(t, name)
 	}
 	for _, tc := range []struct {
 		name      string
@@ -59,39 +67,27 @@ func TestRun(t *testing.T) {
 			},
 			reason: exec.ReasonExit, stdout: "bonjour, cuivre! (3 lines on stdin)\n",
 		},
-		{name: "exit 0", module: "exitcode", reason: exec.ReasonExit, stdout: "exiting with 0", stderr: "this goes to stderr"},
-		{
-			name: "exit 3", module: "exitcode", spec: exec.RunSpec{Args: []string{"exitcode", "--code", "3"}},
-			reason: exec.ReasonExit, exit: 3, stdout: "exiting with 3", stderr: "this goes to stderr",
-		},
-		{
-			name: "exit 255", module: "exitcode", spec: exec.RunSpec{Args: []string{"exitcode", "--code", "255"}},
-			reason: exec.ReasonExit, exit: 255,
-		},
+		{name: "exit 0", module: "exit0", reason: exec.ReasonExit, stdout: "exiting with 0", stderr: "this goes to stderr"},
+		{name: "exit 3", module: "exit3", reason: exec.ReasonExit, exit: 3, stdout: "exiting with 3", stderr: "this goes to stderr"},
+		{name: "exit 255", module: "exit255", reason: exec.ReasonExit, exit: 255},
 		{
 			name: "cpu bound", module: "sieve", spec: exec.RunSpec{Args: []string{"sieve", "--n", "100000"}},
 			reason: exec.ReasonExit, stdout: "9592 primes below 100000\n",
 		},
 		{
-			name: "go loop stopped at the timeout", module: "loop", spec: exec.RunSpec{Timeout: 200 * time.Millisecond},
+			name: "loop stopped at the timeout", module: "loop", spec: exec.RunSpec{Timeout: 100 * time.Millisecond},
 			reason: exec.ReasonTimeout, exit: -1, code: pb.Code_CODE_TIMEOUT,
 		},
 		{
-			name: "sleeper stopped at the timeout", module: "loop",
-			spec:   exec.RunSpec{Args: []string{"loop", "--sleep"}, Timeout: 200 * time.Millisecond},
+			name: "sleeper stopped at the timeout", module: "sleep", spec: exec.RunSpec{Timeout: 200 * time.Millisecond},
 			reason: exec.ReasonTimeout, exit: -1, code: pb.Code_CODE_TIMEOUT,
 		},
 		{
-			name: "real sleeper stopped at the timeout", module: "loop",
-			spec:   exec.RunSpec{Args: []string{"loop", "--sleep"}, Timeout: 200 * time.Millisecond, RealTime: true},
+			name: "real sleeper stopped at the timeout", module: "sleep", spec: exec.RunSpec{Timeout: 200 * time.Millisecond, RealTime: true},
 			reason: exec.ReasonTimeout, exit: -1, code: pb.Code_CODE_TIMEOUT,
 		},
 		{
-			name: "wasm loop stopped at the timeout", module: "spin", spec: exec.RunSpec{Timeout: 100 * time.Millisecond},
-			reason: exec.ReasonTimeout, exit: -1, code: pb.Code_CODE_TIMEOUT,
-		},
-		{
-			name: "memory hog stopped at its ceiling", module: "memhog", spec: exec.RunSpec{MemoryBytes: 48 << 20},
+			name: "memory hog stopped at its ceiling", module: "hog", spec: exec.RunSpec{MemoryBytes: 48 << 20},
 			reason: exec.ReasonMemory, exit: 2, code: pb.Code_CODE_INSUFFICIENT_MEMORY,
 			stderr: "out of memory", maxMemory: 48 << 20,
 		},
@@ -151,7 +147,7 @@ func lastLines(s string, n int) string {
 
 func TestTimeoutIsOnTime(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
-	c := add(t, e, workload(t, "loop"))
+	c := add(t, e, exectest.Loop())
 	res, _, _ := run(t, e, exec.RunSpec{Module: c, Timeout: 100 * time.Millisecond})
 	if res.Reason != exec.ReasonTimeout {
 		t.Fatalf("reason %q, want timeout", res.Reason)
@@ -232,7 +228,7 @@ func TestSandbox(t *testing.T) {
 		}
 	}
 	e := newExecutor(t, exec.Config{})
-	c := add(t, e, workload(t, "escape"))
+	c := add(t, e, exectest.Module(t, "escape"))
 	spec := exec.RunSpec{
 		Module: c, Args: []string{"escape"}, ScratchBytes: 1 << 20,
 		Env: []exec.EnvVar{{Name: "GIVEN", Value: "1"}},
@@ -301,7 +297,7 @@ func TestSandbox(t *testing.T) {
 
 func TestOutput(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
-	c := add(t, e, workload(t, "wordfreq"))
+	c := add(t, e, exectest.Module(t, "wordfreq"))
 	runWords := func(stdin string, scratch uint64) exec.Result {
 		t.Helper()
 		res, _, stderr := run(t, e, exec.RunSpec{Module: c, Stdin: []byte(stdin), ScratchBytes: scratch})
@@ -343,7 +339,7 @@ func TestOutput(t *testing.T) {
 
 func TestScratchCap(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
-	c := add(t, e, workload(t, "wordfreq"))
+	c := add(t, e, exectest.Module(t, "wordfreq"))
 	var words strings.Builder
 	for i := range 20000 {
 		fmt.Fprintf(&words, "w%d ", i)
@@ -375,7 +371,7 @@ func TestScratchCap(t *testing.T) {
 
 func TestConcurrentRuns(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
-	hello := workload(t, "hello")
+	hello := exectest.Module(t, "hello")
 	c := protocol.SumCID(hello)
 
 	// Concurrent Adds of one module, then concurrent runs of it.
@@ -411,17 +407,20 @@ func TestConcurrentRuns(t *testing.T) {
 
 func TestEviction(t *testing.T) {
 	e := newExecutor(t, exec.Config{MaxCompiled: 2})
-	spin := add(t, e, spinModule)
+	spinBin := exectest.WriteLoop("running\n")
+	spin := add(t, e, spinBin)
+	started := make(chan struct{})
 	done := make(chan exec.Result)
 	go func() {
-		res, err := e.Run(context.Background(), exec.RunSpec{Module: spin, Timeout: 300 * time.Millisecond})
+		res, err := e.Run(context.Background(), exec.RunSpec{Module: spin, Timeout: 300 * time.Millisecond, Stdout: onWrite(func() { close(started) })})
 		if err != nil {
 			t.Error(err)
 		}
 		done <- res
 	}()
+	<-started
 	a := add(t, e, variant("a"))
-	b := add(t, e, variant("b")) // evicts spin, maybe while it runs
+	b := add(t, e, variant("b")) // evicts spin while it runs
 	if e.Has(spin) || !e.Has(a) || !e.Has(b) {
 		t.Errorf("Has: spin %v, a %v, b %v; want false, true, true", e.Has(spin), e.Has(a), e.Has(b))
 	}
@@ -431,11 +430,24 @@ func TestEviction(t *testing.T) {
 	if _, err := e.Run(context.Background(), exec.RunSpec{Module: spin}); protocol.CodeOf(err) != pb.Code_CODE_MODULE_NOT_FOUND {
 		t.Errorf("run of an evicted module: %v, want CODE_MODULE_NOT_FOUND", err)
 	}
-	add(t, e, spinModule) // back again
+	add(t, e, spinBin) // back again
 	if !e.Has(spin) || e.Has(a) {
 		t.Errorf("Has: spin %v, a %v; want true, false", e.Has(spin), e.Has(a))
 	}
 }
+
+// onWrite returns a writer that calls f on its first write.
+func onWrite(f func()) io.Writer {
+	var once sync.Once
+	return writerFunc(func(p []byte) (int, error) {
+		once.Do(f)
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestCancel(t *testing.T) {
 	e := newExecutor(t, exec.Config{})

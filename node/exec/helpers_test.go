@@ -3,98 +3,20 @@ package exec_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"os"
-	osexec "os/exec"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 )
 
-// The example workloads under examples/wasm, built once per test binary with
-// GOOS=wasip1 GOARCH=wasm into a temporary directory, and a compilation cache
-// shared by every executor of the run, so each module compiles once.
-var workloads struct {
-	once     sync.Once
-	dir      string
-	cacheDir string
-	skip     string
-	err      error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if workloads.dir != "" {
-		os.RemoveAll(workloads.dir)
-	}
-	os.Exit(code)
-}
-
-func buildWorkloads() {
-	gotool, err := osexec.LookPath("go")
-	if err != nil {
-		workloads.skip = "the go tool is not on PATH: cannot build the WebAssembly workloads of examples/wasm"
-		return
-	}
-	dir, err := os.MkdirTemp("", "cuivre-exec-test-")
-	if err != nil {
-		workloads.err = err
-		return
-	}
-	workloads.dir = dir
-	workloads.cacheDir = filepath.Join(dir, "cache")
-	cmd := osexec.Command(gotool, "build", "-o", filepath.Join(dir, "wasm")+string(filepath.Separator), "./examples/wasm/...")
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		workloads.err = fmt.Errorf("GOOS=wasip1 GOARCH=wasm go build ./examples/wasm/...: %v\n%s", err, out)
-	}
-}
-
-// workload returns the bytes of examples/wasm/<name> built for wasip1.
-func workload(tb testing.TB, name string) []byte {
-	tb.Helper()
-	workloads.once.Do(buildWorkloads)
-	if workloads.skip != "" {
-		tb.Skip(workloads.skip)
-	}
-	if workloads.err != nil {
-		tb.Fatal(workloads.err)
-	}
-	b, err := os.ReadFile(filepath.Join(workloads.dir, "wasm", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
 // newExecutor returns an executor closed at the end of the test, sharing the
-// run's compilation cache unless cfg names another.
+// machine's compilation cache for tests unless cfg names another cache.
 func newExecutor(tb testing.TB, cfg exec.Config) *exec.Executor {
 	tb.Helper()
-	workloads.once.Do(buildWorkloads)
-	if cfg.CacheDir == "" && workloads.cacheDir != "" {
-		cfg.CacheDir = workloads.cacheDir
-	}
-	if cfg.CompileWorkers == 0 {
-		cfg.CompileWorkers = runtime.GOMAXPROCS(0) // compiling dominates the run time under -race
-	}
-	e, err := exec.New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := e.Close(context.Background()); err != nil {
-			tb.Error(err)
-		}
-	})
-	return e
+	return exectest.NewExecutor(tb, cfg)
 }
 
 // add adds bin to e and returns its CID.
@@ -107,7 +29,9 @@ func add(tb testing.TB, e *exec.Executor, bin []byte) cid.Cid {
 	return c
 }
 
-// Hand-assembled modules, small enough to read and to compile at once.
+// Hand-assembled modules, small enough to read and to compile at once, for
+// what exectest's modules do not cover: Add's refusals and the initial
+// memory.
 
 // wasmBinary returns a module made of sections, each built by section.
 func wasmBinary(sections ...[]byte) []byte {
@@ -124,12 +48,10 @@ var (
 	funcOne      = section(3, 0x01, 0x00)             // one function of type 0
 	exportStart  = section(7, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00)
 	bodyReturn   = section(10, 0x01, 0x02, 0x00, 0x0b)
-	bodyTrap     = section(10, 0x01, 0x03, 0x00, 0x00, 0x0b)                         // unreachable
-	bodySpin     = section(10, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b) // loop { br 0 }
-	memory100    = section(5, 0x01, 0x00, 0x64)                                      // 100 pages, 6.25 MiB
-	tinyModule   = wasmBinary(typeVoid, funcOne, exportStart, bodyReturn)
-	trapModule   = wasmBinary(typeVoid, funcOne, exportStart, bodyTrap)
-	spinModule   = wasmBinary(typeVoid, funcOne, exportStart, bodySpin)
+	memory100    = section(5, 0x01, 0x00, 0x64) // 100 pages, 6.25 MiB
+	tinyModule   = exectest.Empty()
+	trapModule   = exectest.Trap()
+	spinModule   = exectest.Loop()
 	bigMemModule = wasmBinary(typeVoid, funcOne, memory100, exportStart, bodyReturn)
 	// noStartModule exports its function as "begin", not "_start".
 	noStartModule = wasmBinary(typeVoid, funcOne, section(7, 0x01, 0x05, 'b', 'e', 'g', 'i', 'n', 0x00, 0x00), bodyReturn)
