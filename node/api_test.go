@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cuivre/cuivre/node/api"
 )
 
 func get(t *testing.T, url, token string) (int, string) {
@@ -32,11 +34,11 @@ func TestAPI(t *testing.T) {
 	if _, err := prov.ServeAPI("0.0.0.0:0", dir); err == nil {
 		t.Fatal("the API listened on a public address")
 	}
-	api, err := prov.ServeAPI("127.0.0.1:0", dir)
+	srv, err := prov.ServeAPI("127.0.0.1:0", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer api.Close(context.Background())
+	defer srv.Close(context.Background())
 
 	tok, err := os.ReadFile(filepath.Join(dir, "api.token"))
 	if err != nil {
@@ -47,8 +49,8 @@ func TestAPI(t *testing.T) {
 	}
 	addr, _ := os.ReadFile(filepath.Join(dir, "api"))
 	base := strings.TrimSpace(string(addr))
-	if base != api.Addr() {
-		t.Fatalf("api file says %q, API is at %q", base, api.Addr())
+	if base != srv.Addr() {
+		t.Fatalf("api file says %q, API is at %q", base, srv.Addr())
 	}
 
 	if code, _ := get(t, base+"/healthz", ""); code != 200 {
@@ -64,7 +66,7 @@ func TestAPI(t *testing.T) {
 		t.Errorf("/v1/status with a wrong token: %d, want 401", code)
 	}
 	code, body := get(t, base+"/v1/status", strings.TrimSpace(string(tok)))
-	var st NodeStatus
+	var st api.NodeStatus
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.ID != prov.ID().String() || st.Peers != 1 {
 		t.Errorf("/v1/status: %d %s", code, body)
 	}

@@ -6,47 +6,48 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// emptyModule is the smallest WASI command: _start returns at once. It keeps
-// the run out of a placement's measure.
-var emptyModule = []byte{
-	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
-	0x03, 0x02, 0x01, 0x00, // one function of type 0
-	0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, // export _start
-	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // its body: end
-}
+	"github.com/cuivre/cuivre/node/exec/exectest"
+)
 
 // BenchmarkPlacement20 measures placement on a federation of 20 providers on
 // loopback (real libp2p, DHT, stores with fsync, executor): the latency from
 // submission to the first lease accepted, warm (connections up), sequential
 // (p50, p99), then placements per second with 16 jobs in flight. Each job
-// runs an empty module, so the measure is the market, not the run.
+// runs an empty module, so the measure is the market, not the run. The
+// federation is the benchmark's own: a failed setup fails it, and its nodes
+// close with it.
 func BenchmarkPlacement20(b *testing.B) {
-	t := &testing.T{}
 	regions := make([]string, 20)
 	for i := range regions {
 		regions[i] = []string{"fr-par", "fr-lyo", "de-fra", "be-bru"}[i%4]
 	}
-	req, _ := federation(t, regions)
+	req, _ := federation(b, regions)
 	spec := "version: 1\nname: empty\ntask:\n  module: m.wasm\n  resources: {cpu: 10m, memory: 2Mi, scratch: 0, timeout: 5s}\nconstraints:\n  - jurisdiction = fr\n"
+	empty := exectest.Empty()
 	ctx := context.Background()
-	placed := func() float64 {
-		key := submit(t, req, spec, emptyModule)
+	placed := func() (float64, bool) {
+		key := submit(b, req, spec, empty)
 		v, err := req.Wait(ctx, key)
 		if err != nil || v.State != "succeeded" {
-			b.Fatalf("job: %+v %v", v, err)
+			b.Errorf("job: %+v %v", v, err)
+			return 0, false
 		}
-		return v.PlacedMs
+		return v.PlacedMs, true
 	}
 	for range 20 { // warm up: connections, the compiled module
-		placed()
+		if _, ok := placed(); !ok {
+			b.FailNow()
+		}
 	}
 	b.ResetTimer()
 	var lat []float64
 	for b.Loop() {
-		lat = append(lat, placed())
+		ms, ok := placed()
+		if !ok {
+			b.FailNow()
+		}
+		lat = append(lat, ms)
 	}
 	b.StopTimer()
 	slices.Sort(lat)
@@ -68,5 +69,4 @@ func BenchmarkPlacement20(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "jobs/s")
-
 }

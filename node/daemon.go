@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
@@ -23,7 +24,7 @@ const DrainGrace = 30 * time.Second
 // Daemon is a node run from a data dir: what `cuivre daemon` starts.
 type Daemon struct {
 	Node  *Node
-	API   *API
+	API   *api.API
 	Store *store.Store
 	Exec  *exec.Executor
 	dir   string
@@ -33,7 +34,9 @@ type Daemon struct {
 const StateFile = "state.db"
 
 // StartDaemon loads the identity in dir, sizes the market from the machine and
-// the config, and starts the node and its local API.
+// the config, and starts the node and its local API. ctx bounds the start
+// only (bootstrapping): the daemon runs until Stop, so that a signal's
+// context can ask for a drain instead of cutting the runs short.
 func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Logger) (*Daemon, error) {
 	key, err := config.LoadIdentity(dir)
 	if err != nil {
@@ -95,7 +98,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		}
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
-	n, err := New(ctx, opts)
+	n, err := New(opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -107,22 +110,20 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
-	log.Info("cuivre daemon up", "peer", n.ID(), "addrs", n.host.Addrs(), "api", api.Addr(),
+	log.Info("cuivre daemon up", "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
 		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes)
 	d.Node, d.API = n, api
 	return d, nil
 }
 
-// Stop drains the node (no new offers, records left to expire), lets running
-// leases finish within grace, cancels the rest (each is recorded cancelled,
-// billed, and its watching requester told), then closes everything.
+// Stop drains the node (no new offers at once, records left to expire), lets
+// running leases finish within grace, cancels the rest (each is recorded
+// cancelled, billed, and its watching requester told), then closes
+// everything.
 func (d *Daemon) Stop(grace time.Duration) error {
-	d.Node.SetDraining(true)
-	deadline := time.Now().Add(grace)
-	for d.Node.MarketState().Leases > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	if k := d.Node.Drain(grace, 5*time.Second); k > 0 {
+		d.Node.log.Warn("leases cancelled at the end of the drain", "leases", k, "grace", grace)
 	}
-	d.Node.CancelRuns(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Store.Close())

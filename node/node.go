@@ -5,27 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
+	"math/rand/v2"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p"
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/p2p"
+	"github.com/cuivre/cuivre/node/provider"
+	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -40,183 +43,108 @@ type Options struct {
 	// ProvideValidity is how long a provider record lives in the DHT (SPEC
 	// 4.1); the node reprovides at a third of it. Default 10 minutes.
 	ProvideValidity time.Duration
-	// DiversityFilter turns on kad-dht's routing-table peer diversity filter
-	// (DESIGN: plain dht.New leaves it off). Off on loopback devnets, where
-	// every peer shares one IP group.
+	// DiversityFilter turns on kad-dht's routing-table peer diversity
+	// filter. Off on loopback devnets, where every peer shares one IP group.
 	DiversityFilter bool
 	// NAT traversal: AutoNAT v2, hole punching and the relay client.
 	NAT bool
-	// MaxConnsPerIP bounds connections from one IP, loopback included: the
-	// resource manager exempts loopback unless told (DESIGN, security rules).
+	// MaxConnsPerIP bounds connections from one IP, loopback included.
 	// Default 64.
 	MaxConnsPerIP int
 
 	// Store and Exec make the node a provider that runs leases; without
-	// them it refuses leases. Store also lets it serve modules and keep
-	// receipts. The node does not close them.
+	// them it refuses leases. Store also lets it keep jobs, serve modules
+	// and keep receipts. The node does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
 	// Placement tunes the requester's placements (scheduler defaults).
 	Placement scheduler.Config
 	// CandidateTTL is how long a requester reuses what a DHT lookup of a
-	// facet key returned. Default 10 seconds.
+	// facet key returned. Default requester.DefaultCandidateTTL.
 	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
 
-	Now func() time.Time // default time.Now
-	Log *slog.Logger     // default slog.Default()
+	Clock clock.Clock  // default clock.Real
+	Log   *slog.Logger // default slog.Default()
 }
 
-// Node is one cuivre daemon: a libp2p host on QUIC (TCP as a fallback), the
-// private Kademlia DHT, and the protocol handlers that drive the scheduler's
-// market with real time. It is safe for concurrent use.
+// Node is one cuivre daemon's network side composed: the libp2p transport
+// (p2p), the provider's driver serving on it, the requester's driver placing
+// on it, the announcements in the DHT, and the metrics. It is safe for
+// concurrent use.
 type Node struct {
-	opts Options
-	host host.Host
-	dht  *dht.IpfsDHT
-	log  *slog.Logger
-	now  func() time.Time
+	opts  Options
+	net   *p2p.Host
+	prov  *provider.Provider
+	req   *requester.Requester
+	reg   *prometheus.Registry
+	log   *slog.Logger
+	clock clock.Clock
 
-	mu     sync.Mutex // guards market
-	market *scheduler.Market
-
-	store      *store.Store
-	exec       *exec.Executor
-	replay     *protocol.ReplayCache
-	runsMu     sync.Mutex
-	runs       map[runKey]*run
-	watching   sync.WaitGroup // watch streams following a run
-	jobsMu     sync.Mutex
-	jobs       map[string]*job // by job CID, text form
-	candidates candidateCache
-
-	metrics  *metrics
 	changed  chan struct{} // what the node sells changed: re-announce soon
 	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
 	draining atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // the advertiser
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New starts a node: host, DHT, handlers, and the advertising loop.
-func New(ctx context.Context, o Options) (*Node, error) {
+// New starts a node: host, DHT, the provider's handlers and the requester
+// (which takes up the jobs in the store). Its lifetime is its own: it runs
+// until Close, whatever the context of its caller.
+func New(o Options) (*Node, error) {
 	if o.Identity == nil {
 		return nil, errors.New("node: no identity key")
 	}
 	if o.ProvideValidity <= 0 {
 		o.ProvideValidity = 10 * time.Minute
 	}
-	if o.CandidateTTL <= 0 {
-		o.CandidateTTL = 10 * time.Second
-	}
-	if o.ReplayCacheSize <= 0 {
-		o.ReplayCacheSize = 100_000
-	}
-	if o.MaxConnsPerIP <= 0 {
-		o.MaxConnsPerIP = 64
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if len(o.Listen) == 0 {
-		for _, s := range []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"} {
-			o.Listen = append(o.Listen, ma.StringCast(s))
-		}
-	}
-	h, err := newHost(o)
+	h, err := p2p.New(p2p.Options{Identity: o.Identity, Listen: o.Listen, Bootstrap: o.Bootstrap, ProvideValidity: o.ProvideValidity,
+		DiversityFilter: o.DiversityFilter, NAT: o.NAT, MaxConnsPerIP: o.MaxConnsPerIP, Now: o.Clock.Now, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	id := h.ID()
-	o.Market.Provider = string(id)
-	market, err := scheduler.NewMarket(o.Market)
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("node: market: %w", err)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	n := &Node{opts: o, host: h, log: o.Log.With("peer", id.ShortString()), now: o.Now, market: market, ctx: ctx, cancel: cancel, changed: make(chan struct{}, 1),
-		store: o.Store, exec: o.Exec, replay: protocol.NewReplayCache(o.ReplayCacheSize), runs: map[runKey]*run{}, jobs: map[string]*job{},
-		candidates: candidateCache{ttl: o.CandidateTTL}}
-	dopts := []dht.Option{
-		dht.Mode(dht.ModeServer),
-		dht.ProtocolPrefix(protocol.DHTPrefix),
-		dht.BootstrapPeers(o.Bootstrap...),
-		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
-		dht.NamespacedValidator(protocol.CapacityNamespace, capacityValidator{now: o.Now}),
-	}
-	if o.DiversityFilter {
-		dopts = append(dopts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))
-	}
-	n.dht, err = dht.New(h, dopts...)
+	log := o.Log.With("peer", h.ID().ShortString())
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{opts: o, net: h, log: log, clock: o.Clock, changed: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Transport: h,
+		ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
 	if err != nil {
 		cancel()
 		h.Close()
-		return nil, fmt.Errorf("node: dht: %w", err)
+		return nil, err
 	}
-	n.metrics = newMetrics(n)
-	if err := n.recover(); err != nil {
-		n.dht.Close()
+	h.Serve(n.prov)
+	n.req, err = requester.New(requester.Config{Key: o.Identity, Transport: h, Store: o.Store, Placement: o.Placement,
+		CandidateTTL: o.CandidateTTL, Clock: o.Clock, Log: log})
+	if err != nil {
 		cancel()
+		n.prov.Close()
 		h.Close()
 		return nil, err
 	}
-	n.handle()
-	if err := n.resumeJobs(); err != nil {
-		n.Close()
-		return nil, err
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(n.prov.Metrics().Collectors()...)
+	n.reg.MustRegister(h.Collectors()...)
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gauge("cuivre_leases_live", "Leases committed and not yet released.", func() float64 { return float64(n.MarketState().Leases) }),
+		gauge("cuivre_reservations_live", "Offers out, holding a reservation.", func() float64 { return float64(n.MarketState().Reservations) }),
+		gauge("cuivre_load_permille", "Committed and reserved share of capacity, in permille.", func() float64 { return float64(n.MarketState().LoadPermille) }),
+	)
 	return n, nil
-}
-
-func newHost(o Options) (host.Host, error) {
-	limits := rcmgr.DefaultLimits
-	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
-		rcmgr.WithMetricsDisabled(), // see DisableMetrics below
-		rcmgr.WithNetworkPrefixLimit(
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: o.MaxConnsPerIP}},
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: o.MaxConnsPerIP}},
-		))
-	if err != nil {
-		return nil, fmt.Errorf("node: resource manager: %w", err)
-	}
-	cm, err := connmgr.NewConnManager(100, 400, connmgr.WithGracePeriod(time.Minute))
-	if err != nil {
-		return nil, fmt.Errorf("node: connection manager: %w", err)
-	}
-	opts := []libp2p.Option{
-		libp2p.Identity(o.Identity),
-		libp2p.ListenAddrs(o.Listen...),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.ResourceManager(rm),
-		libp2p.ConnectionManager(cm),
-		libp2p.UserAgent("cuivre"),
-		// libp2p's own metrics (and the resource manager's above) would go
-		// to Prometheus' default registry, which the node does not serve
-		// (it serves its own, see metrics.go), and cost a traced event under
-		// a global lock for every stream opened and closed.
-		libp2p.DisableMetrics(),
-	}
-	if o.NAT {
-		opts = append(opts, libp2p.EnableAutoNATv2(), libp2p.EnableHolePunching(), libp2p.EnableRelay(), libp2p.NATPortMap())
-	} else {
-		opts = append(opts, libp2p.DisableRelay())
-	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("node: libp2p host: %w", err)
-	}
-	return h, nil
 }
 
 // Identity returns the node's private key, which also signs the jobs the
@@ -224,123 +152,360 @@ func newHost(o Options) (host.Host, error) {
 func (n *Node) Identity() crypto.PrivKey { return n.opts.Identity }
 
 // ID returns the node's peer ID.
-func (n *Node) ID() peer.ID { return n.host.ID() }
+func (n *Node) ID() peer.ID { return n.net.ID() }
 
 // Host returns the node's libp2p host.
-func (n *Node) Host() host.Host { return n.host }
+func (n *Node) Host() host.Host { return n.net.Host() }
+
+// Transport returns the node's libp2p transport.
+func (n *Node) Transport() *p2p.Host { return n.net }
 
 // AddrInfo returns the node's peer ID and listen addresses, for bootstrapping.
-func (n *Node) AddrInfo() peer.AddrInfo { return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()} }
+func (n *Node) AddrInfo() peer.AddrInfo { return n.net.AddrInfo() }
 
 // Bootstrap connects to the bootstrap peers and fills the routing table.
-func (n *Node) Bootstrap(ctx context.Context) error {
-	for _, p := range n.opts.Bootstrap {
-		if err := n.host.Connect(ctx, p); err != nil {
-			n.log.Warn("bootstrap peer unreachable", "bootstrap", p.ID, "err", err)
-		}
-	}
-	return n.dht.Bootstrap(ctx)
-}
+func (n *Node) Bootstrap(ctx context.Context) error { return n.net.Bootstrap(ctx) }
 
 // RoutingTableSize returns the number of peers in the DHT routing table.
-func (n *Node) RoutingTableSize() int { return n.dht.RoutingTable().Size() }
+func (n *Node) RoutingTableSize() int { return n.net.RoutingTableSize() }
 
 // MarketState returns a snapshot of the node's market.
-func (n *Node) MarketState() scheduler.MarketState {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.market.State()
+func (n *Node) MarketState() scheduler.MarketState { return n.prov.MarketState() }
+
+// Metrics returns the node's Prometheus registry.
+func (n *Node) Metrics() prometheus.Gatherer { return n.reg }
+
+// Refusals returns the count of requests refused on protocol (offer, lease,
+// receipt) with reason (a code, lower case).
+func (n *Node) Refusals(protocol, reason string) prometheus.Counter {
+	return n.prov.Metrics().Refusals(protocol, reason)
+}
+
+// FindProviders looks a facet key up in the DHT and returns up to want peers.
+func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want int) []peer.ID {
+	return n.FindCID(ctx, key.CID(), want)
+}
+
+// FindCID looks any CID up (a module's providers, for instance).
+func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.ID {
+	found, _ := n.net.FindProviders(ctx, c, want, want, 0)
+	out := make([]peer.ID, len(found))
+	for i, p := range found {
+		out[i] = peer.ID(p)
+	}
+	return out
+}
+
+// Provide announces any CID in the DHT as provided by this node.
+func (n *Node) Provide(ctx context.Context, c cid.Cid) error { return n.net.Provide(ctx, c) }
+
+// RequestOffer asks a provider for an offer (SPEC 6.1). It returns the
+// verified offer and its envelope, or the provider's refusal.
+func (n *Node) RequestOffer(ctx context.Context, p peer.ID, r scheduler.Request) (scheduler.Offer, []byte, error) {
+	return requester.RequestOffer(ctx, n.net, string(p), r, n.clock.Now)
+}
+
+// Submit places a customer-sealed job; see requester.Requester.Submit.
+func (n *Node) Submit(jobEnv, module []byte, spec string) (string, error) {
+	return n.req.Submit(jobEnv, module, spec)
+}
+
+// AddModule keeps a module in the store, for providers to fetch by CID.
+func (n *Node) AddModule(bin []byte) (cid.Cid, error) { return n.req.AddModule(bin) }
+
+// Wait blocks until a job ends or ctx does.
+func (n *Node) Wait(ctx context.Context, key string) (requester.JobView, error) {
+	return n.req.Wait(ctx, key)
+}
+
+// Job returns a job's view, by its CID in text form.
+func (n *Node) Job(key string) (requester.JobView, bool) { return n.req.Job(key) }
+
+// Jobs lists the jobs this node placed, oldest first.
+func (n *Node) Jobs() []requester.JobView {
+	jobs := n.req.Jobs()
+	sort.Slice(jobs, func(i, k int) bool { return jobs[i].Submitted.Before(jobs[k].Submitted) })
+	return jobs
+}
+
+// Stop cancels a job; it never blocks.
+func (n *Node) Stop(key string) bool { return n.req.Stop(key) }
+
+// Logs returns what a job's instances wrote so far; see requester.Requester.Logs.
+func (n *Node) Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool) {
+	return n.req.Logs(key)
+}
+
+// Quote asks every provider in the routing table for an offer on a sealed
+// job and declines them all: a market quote that leases nothing.
+func (n *Node) Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView, error) {
+	return n.req.Quote(ctx, jobEnv, n.net.RoutingPeers())
+}
+
+// Ready says why the node cannot place jobs yet, or nil.
+func (n *Node) Ready() error {
+	if n.net.HasBootstrap() && n.RoutingTableSize() == 0 {
+		return errors.New("no DHT peer yet")
+	}
+	return nil
+}
+
+// Identify returns the node's peer ID and its addresses with /p2p/.
+func (n *Node) Identify() api.Identity {
+	id := api.Identity{ID: n.ID().String()}
+	for _, a := range n.Host().Addrs() {
+		id.Addrs = append(id.Addrs, a.String()+"/p2p/"+n.ID().String())
+	}
+	return id
+}
+
+// Peers returns the connected peers.
+func (n *Node) Peers() []api.Peer {
+	var out []api.Peer
+	for _, p := range n.net.Peers() {
+		out = append(out, api.Peer{ID: p.ID, Addrs: p.Addrs})
+	}
+	return out
+}
+
+// Status returns the node's market and network state.
+func (n *Node) Status() api.NodeStatus {
+	st := n.MarketState()
+	out := api.NodeStatus{
+		ID: n.ID().String(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
+		Leases: st.Leases, Reservations: st.Reservations, LoadPermille: st.LoadPermille, Draining: st.Draining,
+		Peers: len(n.Host().Network().Peers()), DHTPeers: n.RoutingTableSize(),
+	}
+	var err error
+	out.Earnings, out.Countersigned, err = n.prov.Earnings()
+	if err != nil {
+		n.log.Warn("read receipts", "err", err)
+	}
+	return out
+}
+
+// Providers reads the capacity records of the peers in the routing table, in
+// parallel, and returns those that verify, sorted by ID.
+func (n *Node) Providers(ctx context.Context) []api.ProviderView {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var out []api.ProviderView
+	var wg sync.WaitGroup
+	for _, p := range n.net.RoutingPeers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec, err := n.net.Capacity(ctx, peer.ID(p))
+			if err != nil {
+				return
+			}
+			v := api.ProviderView{ID: peer.ID(p).String(), Labels: map[string]string{}, Total: wire.ResourcesFromPB(rec.Total), Free: wire.ResourcesFromPB(rec.Free),
+				RecordAgeMs: n.clock.Now().Sub(protocol.FromUnixMs(rec.IssuedAtMs)).Milliseconds()}
+			for _, l := range rec.Labels {
+				v.Labels[l.Key] = l.Value
+			}
+			hour := func(perSecond uint64) string {
+				return protocol.FormatAmount(&pb.Amount{Currency: rec.GetPrice().GetCurrency(), Nanos: perSecond * 3600})
+			}
+			v.CPUPerHour, v.MemPerHour = hour(rec.GetPrice().GetCpuNanosPerSecond()), hour(rec.GetPrice().GetMemoryNanosPerGibSecond())
+			mu.Lock()
+			out = append(out, v)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })
+	return out
+}
+
+// ServeAPI serves the node's local HTTP API on addr (loopback), writing its
+// address and token in dir; see api.Serve.
+func (n *Node) ServeAPI(addr, dir string) (*api.API, error) { return api.Serve(n, addr, dir) }
+
+// Capacity reads and verifies a provider's capacity record from the DHT.
+func (n *Node) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, error) {
+	return n.net.Capacity(ctx, p)
+}
+
+// Drain stops offering at once and stops announcing the node (its records
+// expire), lets running leases finish until grace has passed, then cancels
+// the rest, each recorded cancelled, billed, and its watching requester told
+// within tell. It returns the number of leases cancelled.
+func (n *Node) Drain(grace, tell time.Duration) int {
+	n.SetDraining(true)
+	return n.prov.Drain(grace, tell)
+}
+
+// CancelRuns stops every run still going and waits, up to timeout, until each
+// has recorded its end and told its watchers.
+func (n *Node) CancelRuns(timeout time.Duration) int { return n.prov.CancelRuns(timeout) }
+
+// Close stops the node: the advertiser, the requester (its jobs stay in the
+// store), the provider (runs still going are cancelled and recorded), then
+// the host. Closing it again does nothing.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		n.closeErr = errors.Join(n.req.Close(), n.prov.Close(), n.net.Close())
+	})
+	return n.closeErr
+}
+
+// capacityRecord builds the node's signed capacity record (SPEC 4.4).
+func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
+	st := n.MarketState()
+	c := n.prov.Offering()
+	rec := &pb.CapacityRecord{
+		Provider: []byte(n.ID()), Seq: seq, IssuedAtMs: protocol.UnixMs(now),
+		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxCapacityTTL)),
+		Total:       wire.ResourcesToPB(st.Capacity), Free: wire.ResourcesToPB(st.Free),
+		Price: wire.PriceToPB(c.Pricing.PriceAt(st.LoadPermille)), Labels: wire.LabelsToPB(c.Labels),
+		Executors: c.Executors,
+	}
+	for _, a := range n.Host().Addrs() {
+		rec.Addrs = append(rec.Addrs, a.Bytes())
+	}
+	return protocol.Seal(n.opts.Identity, rec)
+}
+
+// PublishCapacity puts the node's signed capacity record in the DHT, where
+// anyone can audit what it claims. Its seq is the issue time in milliseconds,
+// which only grows.
+func (n *Node) PublishCapacity(ctx context.Context) error {
+	now := n.clock.Now()
+	env, err := n.capacityRecord(now, protocol.UnixMs(now))
+	if err != nil {
+		return err
+	}
+	return n.net.PutCapacity(ctx, env)
 }
 
 // Advertise announces the node's facet keys as DHT provider records (SPEC 4.3).
 func (n *Node) Advertise(ctx context.Context) error {
-	c := n.opts.Market
+	c := n.prov.Offering()
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
 	for _, k := range keys {
-		if err := n.dht.Provide(ctx, k.CID(), true); err != nil {
+		if err := n.net.Provide(ctx, k.CID()); err != nil {
 			errs = append(errs, fmt.Errorf("provide %s: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// FindProviders looks a facet key up in the DHT and returns up to want peers.
-func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want int) []peer.AddrInfo {
-	out, _ := n.findProviders(ctx, key.CID(), want, want, 0)
-	return out
-}
+// loadRepublish is how often at most a node republishes its capacity record
+// because leases came or went. The record's free resources are a hint for
+// auditors (SPEC 4.4), never a reason to place a job, so they may lag; the
+// node's DHT traffic must not grow with the leases it takes.
+const loadRepublish = 30 * time.Second
 
-// FindCID looks any CID up (a module's providers, for instance).
-func (n *Node) FindCID(ctx context.Context, c cid.Cid, want int) []peer.AddrInfo {
-	out, _ := n.findProviders(ctx, c, want, want, 0)
-	return out
-}
-
-// findProviders looks c up until it has want providers, or need and grace
-// has passed since (a placement that waits needs no more), or the lookup
-// ends; complete says it ran to its end.
-func (n *Node) findProviders(ctx context.Context, c cid.Cid, want, need int, grace time.Duration) (out []peer.AddrInfo, complete bool) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	found := n.dht.FindProvidersAsync(ctx, c, want)
-	var enough <-chan time.Time
+// advertise keeps the node's announcements fresh (SPEC 4.1): its facet keys as
+// provider records and its capacity record, at start, then every third of the
+// provider-record validity, and soon after what it sells changes (at most once
+// per second). Leases coming and going only republish the capacity record, at
+// most every loadRepublish. A draining node stops, so its records expire.
+func (n *Node) advertise() {
+	defer n.wg.Done()
+	every := n.opts.ProvideValidity / 3
+	var last time.Time
+	announce := func() (retry bool) {
+		if n.draining.Load() {
+			return false
+		}
+		if n.RoutingTableSize() == 0 {
+			return true // alone so far: nobody to store records with; look again soon
+		}
+		last = n.clock.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, every)
+		defer cancel()
+		if err := n.Advertise(ctx); err != nil {
+			n.log.Warn("advertise", "err", err)
+		}
+		if err := n.PublishCapacity(ctx); err != nil {
+			n.log.Warn("publish capacity", "err", err)
+		}
+		return false
+	}
+	// Each wait is drawn between 3/4 and 5/4 of loadRepublish, so that nodes
+	// that started, or got busy, together do not republish together.
+	jittered := func() time.Duration { return loadRepublish*3/4 + rand.N(loadRepublish/2) }
+	tick, load := n.clock.After(every), n.clock.After(jittered())
+	var retry <-chan time.Time
+	if announce() {
+		retry = n.clock.After(time.Second)
+	}
 	for {
 		select {
-		case p, ok := <-found:
-			if !ok {
-				return out, ctx.Err() == nil
+		case <-n.ctx.Done():
+			return
+		case <-tick:
+			tick = n.clock.After(every)
+		case <-retry:
+		case <-load:
+			load = n.clock.After(jittered())
+			if n.loaded.Swap(false) && !n.draining.Load() && n.RoutingTableSize() > 0 {
+				ctx, cancel := context.WithTimeout(n.ctx, loadRepublish)
+				if err := n.PublishCapacity(ctx); err != nil {
+					n.log.Warn("publish capacity", "err", err)
+				}
+				cancel()
 			}
-			out = append(out, p)
-			if len(out) == need {
-				enough = time.After(grace)
+			continue
+		case <-n.changed:
+			if wait := time.Second - n.clock.Now().Sub(last); wait > 0 {
+				select {
+				case <-n.clock.After(wait):
+				case <-n.ctx.Done():
+					return
+				}
 			}
-		case <-enough:
-			return out, false
+		}
+		retry = nil
+		if announce() {
+			retry = n.clock.After(time.Second)
 		}
 	}
 }
 
-// CancelRuns stops every run still going and waits, up to timeout, until each
-// has recorded its end and told its watchers (a draining daemon's last step).
-func (n *Node) CancelRuns(timeout time.Duration) {
-	n.runsMu.Lock()
-	var live []*run
-	for _, r := range n.runs {
-		live = append(live, r)
-	}
-	n.runsMu.Unlock()
-	deadline := time.Now().Add(timeout)
-	for _, r := range live {
-		r.cancel()
-		for {
-			r.mu.Lock()
-			done, changed := r.result != nil, r.changed
-			r.mu.Unlock()
-			if done || time.Now().After(deadline) {
-				break
-			}
-			select {
-			case <-changed:
-			case <-time.After(time.Until(deadline)):
-			}
-		}
-	}
-	// Let the watch streams carry the results out before the host closes.
-	done := make(chan struct{})
-	go func() { n.watching.Wait(); close(done) }()
+// marketChanged wakes the advertiser without blocking: what the node sells
+// (prices, labels, draining) changed.
+func (n *Node) marketChanged() {
 	select {
-	case <-done:
-	case <-time.After(time.Until(deadline)):
+	case n.changed <- struct{}{}:
+	default:
 	}
 }
 
-// Close stops the node. Closing it again does nothing.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		n.cancel()
-		n.wg.Wait()
-		n.closeErr = errors.Join(n.dht.Close(), n.host.Close())
-	})
-	return n.closeErr
+// SetDraining stops or resumes offering: a draining node refuses offer
+// requests with CODE_DRAINING and stops re-announcing itself, so requesters
+// stop finding it once its records expire; running leases go on.
+func (n *Node) SetDraining(on bool) {
+	n.draining.Store(on)
+	n.prov.SetDraining(on)
+	if !on {
+		n.marketChanged()
+	}
+}
+
+// Start begins the node's background work: bootstrapping and advertising.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.Bootstrap(ctx); err != nil {
+		return err
+	}
+	n.wg.Add(1)
+	go n.advertise()
+	return nil
+}
+
+// Reprice applies new prices and labels (an operator's reload): new offers use
+// them, and the node re-announces itself under its new facet keys (the old
+// ones expire).
+func (n *Node) Reprice(p scheduler.PricePolicy, labels scheduler.Labels) error {
+	err := n.prov.Reprice(p, labels)
+	if err == nil {
+		n.marketChanged()
+	}
+	return err
 }

@@ -10,16 +10,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
-func newKey(t *testing.T) crypto.PrivKey {
-	t.Helper()
+func newKey(tb testing.TB) crypto.PrivKey {
+	tb.Helper()
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return k
 }
@@ -38,12 +39,12 @@ func testMarket() scheduler.MarketConfig {
 func newPair(t *testing.T) (prov, req *Node) {
 	t.Helper()
 	ctx := context.Background()
-	prov, err := New(ctx, Options{Identity: newKey(t), Market: testMarket()})
+	prov, err := New(Options{Identity: newKey(t), Market: testMarket()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prov.Close() })
-	req, err = New(ctx, Options{Identity: newKey(t), Market: testMarket(), Bootstrap: []peer.AddrInfo{prov.AddrInfo()}})
+	req, err = New(Options{Identity: newKey(t), Market: testMarket(), Bootstrap: []peer.AddrInfo{prov.AddrInfo()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func newPair(t *testing.T) (prov, req *Node) {
 	if err := req.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "routing tables filled", func() bool {
+	waitFor(t, time.Minute, "routing tables filled", func() bool {
 		return prov.RoutingTableSize() > 0 && req.RoutingTableSize() > 0
 	})
 	return prov, req
@@ -59,12 +60,12 @@ func newPair(t *testing.T) (prov, req *Node) {
 
 // waitFor polls cond until it holds or the timeout passes. It waits on real
 // network events (a routing table filling), not on a fixed sleep.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			tb.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -100,7 +101,7 @@ func TestDiscoverAndOffer(t *testing.T) {
 		t.Fatal(err)
 	}
 	found := req.FindProviders(ctx, key, 4)
-	if len(found) != 1 || found[0].ID != prov.ID() {
+	if len(found) != 1 || found[0] != prov.ID() {
 		t.Fatalf("FindProviders(%s) = %v, want the provider %s", key, found, prov.ID())
 	}
 
@@ -138,7 +139,7 @@ func TestOversizedFrame(t *testing.T) {
 	prov, req := newPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := req.host.NewStream(ctx, prov.ID(), protocol.OfferID)
+	s, err := req.Host().NewStream(ctx, prov.ID(), protocol.OfferID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestCapacityRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := req.dht.PutValue(ctx, CapacityKey(prov.ID()), forged); err == nil {
+	if err := req.Transport().DHT().PutValue(ctx, p2p.CapacityKey(prov.ID()), forged); err == nil {
 		t.Fatal("a record signed by another peer was accepted")
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -39,7 +41,7 @@ func cuivre(t *testing.T, args ...string) *exec.Cmd {
 type daemon struct {
 	dir string
 	cmd *exec.Cmd
-	id  node.Identity
+	id  api.Identity
 }
 
 // startDaemon starts a daemon on dir, whose executor compiles through the
@@ -67,7 +69,7 @@ func startDaemon(t *testing.T, dir string, bootstrap string) *daemon {
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := node.DialAPI(dir)
+		c, err := api.Dial(dir)
 		if err == nil && c.Get("/v1/id", &d.id) == nil {
 			return d
 		}
@@ -79,13 +81,13 @@ func startDaemon(t *testing.T, dir string, bootstrap string) *daemon {
 	}
 }
 
-func (d *daemon) status(t *testing.T) node.NodeStatus {
+func (d *daemon) status(t *testing.T) api.NodeStatus {
 	t.Helper()
-	c, err := node.DialAPI(d.dir)
+	c, err := api.Dial(d.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st node.NodeStatus
+	var st api.NodeStatus
 	if err := c.Get("/v1/status", &st); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestTwoDaemons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := node.New(ctx, node.Options{Identity: key, Store: st, Bootstrap: []peer.AddrInfo{*aInfo},
+	req, err := node.New(node.Options{Identity: key, Store: st, Bootstrap: []peer.AddrInfo{*aInfo},
 		Market: scheduler.MarketConfig{Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
 			Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}}}})
 	if err != nil {
@@ -146,7 +148,7 @@ func TestTwoDaemons(t *testing.T) {
 	var found bool
 	for !found && ctx.Err() == nil {
 		for _, p := range req.FindProviders(ctx, fk, 8) {
-			found = found || p.ID == bID
+			found = found || p == bID
 		}
 		if !found {
 			time.Sleep(200 * time.Millisecond) // B re-announces once it has peers
@@ -188,7 +190,7 @@ func TestTwoDaemons(t *testing.T) {
 	if err := req.Host().Connect(ctx, *bInfo); err != nil {
 		t.Fatal(err)
 	}
-	after, err := req.Watch(ctx, bID, &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: 1}, nil)
+	after, err := requester.Watch(ctx, req.Transport(), string(bID), &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: 1}, nil)
 	if err != nil || after.State != pb.LeaseState_LEASE_STATE_FAILED || !strings.Contains(after.Error.GetMessage(), "restarted") {
 		t.Fatalf("the killed lease reads %v (%v), want failed: provider restarted", after, err)
 	}
@@ -228,12 +230,12 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 		t.Error(err)
 		return nil, ""
 	}
-	if err := req.SendLease(ctx, p, env); err != nil {
+	if err := requester.SendLease(ctx, req.Transport(), string(p), env); err != nil {
 		t.Errorf("lease: %v", err)
 		return nil, ""
 	}
 	var stdout strings.Builder
-	r, err := req.Watch(ctx, p, &pb.WatchRequest{LeaseId: id, Epoch: 1}, func(ev *pb.WatchEvent) {
+	r, err := requester.Watch(ctx, req.Transport(), string(p), &pb.WatchRequest{LeaseId: id, Epoch: 1}, func(ev *pb.WatchEvent) {
 		if l := ev.GetLog(); l != nil && l.Stream == pb.LogStream_LOG_STREAM_STDOUT {
 			stdout.Write(l.Data)
 		}

@@ -9,9 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/requester"
+
 	"github.com/spf13/cobra"
 
-	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
 )
@@ -26,12 +28,12 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func apiClient() (*node.APIClient, error) {
+func apiClient() (*api.Client, error) {
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, err
 	}
-	return node.DialAPI(dir)
+	return api.Dial(dir)
 }
 
 func newJobRunCmd() *cobra.Command {
@@ -52,8 +54,8 @@ could not be placed (the reasons are printed, per provider).`,
 			if err != nil {
 				return err
 			}
-			var resp node.SubmitResponse
-			if err := c.Do("POST", "/v1/jobs", node.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
+			var resp api.SubmitResponse
+			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
 				return err
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -89,7 +91,7 @@ could not be placed (the reasons are printed, per provider).`,
 // signJob reads a spec file, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
-func signJob(path string) (*node.APIClient, []byte, []byte, error) {
+func signJob(path string) (*api.Client, []byte, []byte, error) {
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, nil, nil, err
@@ -108,7 +110,7 @@ func signJob(path string) (*node.APIClient, []byte, []byte, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := node.DialAPI(dir)
+	c, err := api.Dial(dir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -116,14 +118,14 @@ func signJob(path string) (*node.APIClient, []byte, []byte, error) {
 }
 
 // follow polls a job, printing each new step of its history, until it ends.
-func follow(c *node.APIClient, cid string, w io.Writer, wait time.Duration) (node.JobView, error) {
+func follow(c *api.Client, cid string, w io.Writer, wait time.Duration) (requester.JobView, error) {
 	var deadline time.Time
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
 	}
 	shown := 0
 	for {
-		var v node.JobView
+		var v requester.JobView
 		if err := c.Get("/v1/jobs/"+cid, &v); err != nil {
 			return v, err
 		}
@@ -142,7 +144,7 @@ func follow(c *node.APIClient, cid string, w io.Writer, wait time.Duration) (nod
 	}
 }
 
-func jobExit(v node.JobView) error {
+func jobExit(v requester.JobView) error {
 	switch {
 	case v.State == "succeeded":
 		return nil
@@ -152,7 +154,7 @@ func jobExit(v node.JobView) error {
 	return &exitError{1, fmt.Errorf("job %s %s: %s", v.CID, v.State, v.Reason)}
 }
 
-func printJob(w io.Writer, v node.JobView) {
+func printJob(w io.Writer, v requester.JobView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "job\t%s (%s)\nstate\t%s\n", v.CID, v.Name, v.State)
 	if v.Reason != "" {
@@ -200,7 +202,7 @@ func newJobStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v node.JobView
+			var v requester.JobView
 			if err := c.Get("/v1/jobs/"+args[0], &v); err != nil {
 				return err
 			}
@@ -268,7 +270,7 @@ func newJobListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var jobs []node.JobView
+			var jobs []requester.JobView
 			if err := c.Get("/v1/jobs", &jobs); err != nil {
 				return err
 			}

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/requester"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
 )
@@ -42,8 +44,8 @@ func newJobOffersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var quotes []node.QuoteView
-			if err := c.Do("POST", "/v1/offers", node.SubmitRequest{Job: env}, &quotes); err != nil {
+			var quotes []requester.QuoteView
+			if err := c.Do("POST", "/v1/offers", api.SubmitRequest{Job: env}, &quotes); err != nil {
 				return err
 			}
 			return render(cmd.OutOrStdout(), output, quotes, func(tw *tabwriter.Writer, wide bool) {
@@ -63,7 +65,7 @@ func newJobOffersCmd() *cobra.Command {
 	return cmd
 }
 
-func permille(q node.QuoteView) string {
+func permille(q requester.QuoteView) string {
 	if q.Refusal != "" {
 		return "-"
 	}
@@ -81,7 +83,7 @@ func newNodeListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ps []node.ProviderView
+			var ps []api.ProviderView
 			if err := c.Get("/v1/providers", &ps); err != nil {
 				return err
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cuivre/cuivre/node/api"
+
 	"github.com/spf13/cobra"
 
 	"github.com/cuivre/cuivre/node"
@@ -118,6 +120,7 @@ SIGHUP reloads prices and labels from the config.`,
 						log.Info("reloaded prices and labels")
 					}
 				case <-ctx.Done():
+					stop() // a second signal ends the process at once
 					log.Info("draining", "grace", node.DrainGrace)
 					return d.Stop(node.DrainGrace)
 				}
@@ -151,7 +154,7 @@ func apiGetCmd(use, short, path string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := node.DialAPI(dir)
+			c, err := api.Dial(dir)
 			if err != nil {
 				return err
 			}

@@ -12,9 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cuivre/cuivre/node/api"
+
 	"github.com/shirou/gopsutil/v4/process"
 
-	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/devnet"
 )
@@ -122,8 +123,8 @@ var errExited = errors.New("the daemon exited")
 func ready(ctx context.Context, dir string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c, err := node.DialAPI(dir); err == nil {
-			var st node.NodeStatus
+		if c, err := api.Dial(dir); err == nil {
+			var st api.NodeStatus
 			if c.Get("/v1/status", &st) == nil && st.DHTPeers > 0 {
 				return nil
 			}

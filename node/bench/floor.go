@@ -73,7 +73,7 @@ func (b *bench) floors(ctx context.Context, d *devnet.Devnet) error {
 		found := d.Requester.FindCID(fctx, c, 1)
 		took := time.Since(t0)
 		cancel()
-		if len(found) == 0 || found[0].ID != p.ID() {
+		if len(found) == 0 || found[0] != p.ID() {
 			return fmt.Errorf("the requester did not find the provider of %s", c)
 		}
 		finds = append(finds, ms(took))

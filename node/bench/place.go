@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cuivre/cuivre/node/requester"
+
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
@@ -73,7 +75,7 @@ func (p *placer) submit(n *node.Node, module []byte) (string, time.Time, error) 
 }
 
 // wait waits for a job's end, and fails unless it succeeded.
-func wait(ctx context.Context, n *node.Node, key string) (node.JobView, error) {
+func wait(ctx context.Context, n *node.Node, key string) (requester.JobView, error) {
 	ctx, cancel := context.WithTimeout(ctx, jobWait)
 	defer cancel()
 	v, err := n.Wait(ctx, key)
@@ -87,10 +89,10 @@ func wait(ctx context.Context, n *node.Node, key string) (node.JobView, error) {
 }
 
 // run submits a job and waits for its end.
-func (p *placer) run(ctx context.Context, n *node.Node, module []byte) (node.JobView, error) {
+func (p *placer) run(ctx context.Context, n *node.Node, module []byte) (requester.JobView, error) {
 	key, _, err := p.submit(n, module)
 	if err != nil {
-		return node.JobView{}, err
+		return requester.JobView{}, err
 	}
 	return wait(ctx, n, key)
 }

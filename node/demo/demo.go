@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var victim string
-	if err := devnet.WaitFor(ctx, 30*time.Second, func() bool {
+	if err := devnet.WaitFor(ctx, 2*time.Minute, func() bool {
 		v, _ := req.Job(longKey)
 		if len(v.Slots) > 0 && v.Slots[0].State == "running" {
 			victim = v.Slots[0].Provider

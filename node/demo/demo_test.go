@@ -15,7 +15,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a federation")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound on a hung demo, not a measure
 	defer cancel()
 	var out bytes.Buffer
 	if err := Run(ctx, Options{Examples: "../../examples", Out: &out}); err != nil {

@@ -203,7 +203,7 @@ func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo,
 	}
 	d.stores = append(d.stores, st)
 	rand.Read(m.Seed[:])
-	return node.New(ctx, node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
+	return node.New(node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
 		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout},
 		MaxConnsPerIP: connsPerIP(o.N)})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/protocol"
 )
 
@@ -29,22 +29,22 @@ func TestDevnet(t *testing.T) {
 		key, _ := protocol.ProviderKey(protocol.FacetRegion, d.Profiles[i].Region, string(p.ID()))
 		found := false
 		for _, ai := range d.Requester.FindProviders(ctx, key, 8) {
-			found = found || ai.ID == p.ID()
+			found = found || ai == p.ID()
 		}
 		if !found {
 			t.Errorf("provider %d (%s) not found under %s", i, d.Profiles[i].Name, key)
 		}
 	}
-	api, err := d.Serve()
+	srv, err := d.Serve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer api.Close(ctx)
-	c, err := node.DialAPI(d.Dir)
+	defer srv.Close(ctx)
+	c, err := api.Dial(d.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st node.NodeStatus
+	var st api.NodeStatus
 	if err := c.Get("/v1/status", &st); err != nil || st.DHTPeers == 0 {
 		t.Fatalf("status %+v, %v", st, err)
 	}
@@ -89,7 +89,7 @@ func TestNewRequester(t *testing.T) {
 	key, _ := protocol.ProviderKey(protocol.FacetRegion, d.Profiles[2].Region, string(p.ID()))
 	found := false
 	for _, ai := range r.FindProviders(ctx, key, 8) {
-		found = found || ai.ID == p.ID()
+		found = found || ai == p.ID()
 	}
 	if !found {
 		t.Fatalf("the new requester does not find provider 3 under %s", key)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
-	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
 )
 
@@ -15,7 +15,7 @@ import (
 // API on loopback, its address and token in Dir/api and Dir/api.token, and its
 // key in Dir/identity.key (0600), so that `CUIVRE_DIR=Dir cuivre job run ...`
 // signs with it and submits through it.
-func (d *Devnet) Serve() (*node.API, error) {
+func (d *Devnet) Serve() (*api.API, error) {
 	b, err := crypto.MarshalPrivateKey(d.Requester.Identity())
 	if err != nil {
 		return nil, err

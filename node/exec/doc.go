@@ -2,7 +2,7 @@
 // caches WASI preview 1 modules by CID, and runs them on wazero in a sandbox
 // that grants a job nothing but its args, env and stdin, a memory ceiling, a
 // deadline and a confined, size-capped scratch area that becomes its output
-// (DESIGN "Execution", SPEC 11).
+// (SPEC 11).
 //
 // One Executor holds one long-lived wazero Runtime, so a module is compiled
 // once (about 1 s for a 2.9 MB Go module) and each run only instantiates it

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -61,40 +61,17 @@ func (v capacityValidator) Select(key string, values [][]byte) (int, error) {
 // CapacityKey is the DHT key of a provider's capacity record.
 func CapacityKey(p peer.ID) string { return "/" + protocol.CapacityNamespace + "/" + string(p) }
 
-// capacityRecord builds the node's signed capacity record (SPEC 4.4).
-func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
-	st := n.MarketState()
-	c := n.opts.Market
-	rec := &pb.CapacityRecord{
-		Provider: []byte(n.ID()), Seq: seq, IssuedAtMs: protocol.UnixMs(now),
-		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxCapacityTTL)),
-		Total:       resourcesToPB(st.Capacity), Free: resourcesToPB(st.Free),
-		Price: priceToPB(c.Pricing.PriceAt(st.LoadPermille)), Labels: labelsToPB(c.Labels),
-		Executors: c.Executors,
-	}
-	for _, a := range n.host.Addrs() {
-		rec.Addrs = append(rec.Addrs, a.Bytes())
-	}
-	return protocol.Seal(n.opts.Identity, rec)
-}
-
-// PublishCapacity puts the node's signed capacity record in the DHT, where
-// anyone can audit what it claims. Its seq is the issue time in milliseconds,
-// which only grows.
-func (n *Node) PublishCapacity(ctx context.Context) error {
-	now := n.now()
-	env, err := n.capacityRecord(now, protocol.UnixMs(now))
-	if err != nil {
-		return err
-	}
-	return n.dht.PutValue(ctx, CapacityKey(n.ID()), env)
+// PutCapacity puts a signed capacity record (SPEC 4.4) under this host's key
+// in the DHT, where anyone can audit what it claims.
+func (h *Host) PutCapacity(ctx context.Context, env []byte) error {
+	return h.dht.PutValue(ctx, CapacityKey(h.host.ID()), env)
 }
 
 // Capacity reads and verifies a provider's capacity record from the DHT.
-func (n *Node) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, error) {
-	env, err := n.dht.GetValue(ctx, CapacityKey(p))
+func (h *Host) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, error) {
+	env, err := h.dht.GetValue(ctx, CapacityKey(p))
 	if err != nil {
 		return nil, fmt.Errorf("capacity of %s: %w", p.ShortString(), err)
 	}
-	return protocol.OpenCapacity(env, n.now())
+	return protocol.OpenCapacity(env, h.opts.Now())
 }

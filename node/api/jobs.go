@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 )
 
@@ -25,9 +26,9 @@ type SubmitResponse struct {
 }
 
 // maxSubmit bounds a submission: a module and a job.
-const maxSubmit = maxModule*4/3 + 2<<20
+const maxSubmit = store.DefaultMaxModuleSize*4/3 + 2<<20
 
-func (n *Node) jobRoutes(mux *http.ServeMux, a *API) {
+func jobRoutes(n Backend, mux *http.ServeMux, a *API) {
 	mux.Handle("POST /v1/jobs", a.auth(func(r *http.Request) (any, error) {
 		var req SubmitRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, maxSubmit)).Decode(&req); err != nil {

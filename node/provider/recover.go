@@ -1,4 +1,4 @@
-package node
+package provider
 
 import (
 	"fmt"
@@ -13,25 +13,25 @@ import (
 // FAILED (CODE_INTERNAL, "provider restarted"), which a requester watching it
 // again is told; none of them is put back in the market, so capacity is
 // counted once (SPEC 9).
-func (n *Node) recover() error {
-	if n.store == nil {
+func (p *Provider) recover() error {
+	if p.store == nil {
 		return nil
 	}
-	now := n.now()
-	nonces, err := n.store.Nonces(now)
+	now := p.clock.Now()
+	nonces, err := p.store.Nonces(now)
 	if err != nil {
 		return fmt.Errorf("reload nonces: %w", err)
 	}
 	for _, x := range nonces {
-		n.replay.Add(x.Value, x.ExpiresAtMs)
+		p.replay.Add(x.Value, x.ExpiresAtMs)
 	}
-	live, err := n.store.LiveLeases()
+	live, err := p.store.LiveLeases()
 	if err != nil {
 		return fmt.Errorf("reload leases: %w", err)
 	}
 	for _, l := range live {
 		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_INTERNAL, "provider restarted while the lease was %s", l.State)}
-		err := n.store.Update(func(tx *store.Tx) error {
+		err := p.store.Update(func(tx *store.Tx) error {
 			// A run's intermediate states are written with its final one,
 			// so a lease that died running may read accepted: it had
 			// started fetching at least, which may fail (SPEC 9).
@@ -46,7 +46,7 @@ func (n *Node) recover() error {
 		if err != nil {
 			return fmt.Errorf("end lease %x: %w", l.ID, err)
 		}
-		n.log.Warn("lease died with the previous process", "lease", fmt.Sprintf("%x", l.ID), "epoch", l.Epoch, "was", l.State)
+		p.log.Warn("lease died with the previous process", "lease", fmt.Sprintf("%x", l.ID), "epoch", l.Epoch, "was", l.State)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -15,8 +15,29 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cuivre/cuivre/node/requester"
 )
+
+// Backend is what the API serves: the node. Its methods are safe for
+// concurrent use.
+type Backend interface {
+	// Ready says why the node is not ready to place jobs yet, or nil.
+	Ready() error
+	Metrics() prometheus.Gatherer
+	Identify() Identity
+	Peers() []Peer
+	Status() NodeStatus
+	Providers(ctx context.Context) []ProviderView
+	Submit(jobEnv, module []byte, spec string) (string, error)
+	Jobs() []requester.JobView
+	Job(key string) (requester.JobView, bool)
+	Stop(key string) bool
+	Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool)
+	Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView, error)
+}
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
 // token, and /healthz, /readyz and /metrics, on a loopback address.
@@ -29,7 +50,7 @@ type API struct {
 // ServeAPI listens on addr (host:port, loopback) and writes the address to
 // dir/api and a fresh token to dir/api.token (mode 0600), so the CLI finds
 // both, as kubo does. An empty dir writes nothing.
-func (n *Node) ServeAPI(addr, dir string) (*API, error) {
+func Serve(n Backend, addr, dir string) (*API, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("api address %q: %w", addr, err)
@@ -45,11 +66,11 @@ func (n *Node) ServeAPI(addr, dir string) (*API, error) {
 	rand.Read(tok)
 	a := &API{ln: ln, token: hex.EncodeToString(tok)}
 	if dir != "" {
-		if err := writeFileAtomic(filepath.Join(dir, "api.token"), []byte(a.token+"\n"), 0o600); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, "api.token"), []byte(a.token+"\n"), 0o600); err != nil {
 			ln.Close()
 			return nil, err
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "api"), []byte("http://"+ln.Addr().String()+"\n"), 0o644); err != nil {
+		if err := WriteFileAtomic(filepath.Join(dir, "api"), []byte("http://"+ln.Addr().String()+"\n"), 0o644); err != nil {
 			ln.Close()
 			return nil, err
 		}
@@ -57,17 +78,17 @@ func (n *Node) ServeAPI(addr, dir string) (*API, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if len(n.opts.Bootstrap) > 0 && n.RoutingTableSize() == 0 {
-			http.Error(w, "not ready: no DHT peer yet", http.StatusServiceUnavailable)
+		if err := n.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.Metrics(), promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/id", a.auth(func(*http.Request) (any, error) { return n.Identify(), nil }))
 	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
-	n.jobRoutes(mux, a)
+	jobRoutes(n, mux, a)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)
 	return a, nil
@@ -110,8 +131,8 @@ func (a *API) auth(f func(*http.Request) (any, error)) http.Handler {
 	})
 }
 
-// writeFileAtomic writes a file by a synced temporary file and a rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic writes a file by a synced temporary file and a rename.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bytes"
@@ -13,14 +13,14 @@ import (
 	"time"
 )
 
-// APIClient talks to a daemon's local API, found through the data dir.
-type APIClient struct {
+// Client talks to a daemon's local API, found through the data dir.
+type Client struct {
 	base, token string
 	http        *http.Client
 }
 
-// DialAPI reads dir/api and dir/api.token, which a running daemon writes.
-func DialAPI(dir string) (*APIClient, error) {
+// Dial reads dir/api and dir/api.token, which a running daemon writes.
+func Dial(dir string) (*Client, error) {
 	addr, err := os.ReadFile(filepath.Join(dir, "api"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no daemon API in %s: start one with `cuivre daemon --data-dir %s`", dir, dir)
@@ -32,17 +32,17 @@ func DialAPI(dir string) (*APIClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
-	return &APIClient{base: strings.TrimSpace(string(addr)), token: strings.TrimSpace(string(tok)),
+	return &Client{base: strings.TrimSpace(string(addr)), token: strings.TrimSpace(string(tok)),
 		http: &http.Client{Timeout: 10 * time.Second}}, nil
 }
 
 // Get fetches path (e.g. "/v1/status") into out.
-func (c *APIClient) Get(path string, out any) error { return c.Do("GET", path, nil, out) }
+func (c *Client) Get(path string, out any) error { return c.Do("GET", path, nil, out) }
 
 // Do sends in (JSON, if not nil) with method to path and decodes the answer
 // into out (if not nil). An error answer comes back as an error carrying the
 // daemon's message.
-func (c *APIClient) Do(method, path string, in, out any) error {
+func (c *Client) Do(method, path string, in, out any) error {
 	resp, err := c.send(method, path, in, c.http)
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func (c *APIClient) Do(method, path string, in, out any) error {
 }
 
 // Stream copies a plain-text answer (logs) to w as it comes, with no timeout.
-func (c *APIClient) Stream(path string, w io.Writer) error {
+func (c *Client) Stream(path string, w io.Writer) error {
 	resp, err := c.send("GET", path, nil, &http.Client{})
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (c *APIClient) Stream(path string, w io.Writer) error {
 	return err
 }
 
-func (c *APIClient) send(method, path string, in any, hc *http.Client) (*http.Response, error) {
+func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

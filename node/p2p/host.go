@@ -1,0 +1,271 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// Options configure a Host. The zero value of each optional field means its
+// documented default.
+type Options struct {
+	Identity  crypto.PrivKey // required: the node's Ed25519 key
+	Listen    []ma.Multiaddr // default QUIC v1 and TCP on 127.0.0.1, random ports
+	Bootstrap []peer.AddrInfo
+	// ProvideValidity is how long a provider record lives in the DHT (SPEC
+	// 4.1). Default 10 minutes.
+	ProvideValidity time.Duration
+	// DiversityFilter turns on kad-dht's routing-table peer diversity filter
+	// (plain dht.New leaves it off). Off on loopback devnets, where every
+	// peer shares one IP group.
+	DiversityFilter bool
+	// NAT traversal: AutoNAT v2, hole punching and the relay client.
+	NAT bool
+	// MaxConnsPerIP bounds connections from one IP, loopback included: the
+	// resource manager exempts loopback unless told. Default 64.
+	MaxConnsPerIP int
+	Now           func() time.Time // checks capacity records; default time.Now
+	Log           *slog.Logger     // default slog.Default()
+}
+
+// Host is the libp2p transport: a host on QUIC (TCP as a fallback) and the
+// private Kademlia DHT, carrying the cuivre protocols over streams. It is a
+// transport.Transport, safe for concurrent use.
+type Host struct {
+	opts    Options
+	host    host.Host
+	dht     *dht.IpfsDHT
+	log     *slog.Logger
+	handler atomic.Pointer[transport.Handler]
+	// streamErr counts streams that failed or were refused, by protocol.
+	streamErr *prometheus.CounterVec
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // stream handlers running
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a host and its DHT, in server mode. It answers no cuivre
+// protocol until Serve is called.
+func New(o Options) (*Host, error) {
+	if o.Identity == nil {
+		return nil, errors.New("p2p: no identity key")
+	}
+	if o.ProvideValidity <= 0 {
+		o.ProvideValidity = 10 * time.Minute
+	}
+	if o.MaxConnsPerIP <= 0 {
+		o.MaxConnsPerIP = 64
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if len(o.Listen) == 0 {
+		for _, s := range []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"} {
+			o.Listen = append(o.Listen, ma.StringCast(s))
+		}
+	}
+	h, err := newHost(o)
+	if err != nil {
+		return nil, err
+	}
+	dopts := []dht.Option{
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(protocol.DHTPrefix),
+		dht.BootstrapPeers(o.Bootstrap...),
+		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
+		dht.NamespacedValidator(protocol.CapacityNamespace, capacityValidator{now: o.Now}),
+	}
+	if o.DiversityFilter {
+		dopts = append(dopts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))
+	}
+	d, err := dht.New(h, dopts...)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("p2p: dht: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{opts: o, host: h, dht: d, log: o.Log.With("peer", h.ID().ShortString()), ctx: ctx, cancel: cancel,
+		streamErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cuivre_stream_errors_total", Help: "Streams that failed or were refused, by protocol.",
+		}, []string{"protocol"})}, nil
+}
+
+func newHost(o Options) (host.Host, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
+		rcmgr.WithMetricsDisabled(), // see DisableMetrics below
+		rcmgr.WithNetworkPrefixLimit(
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: o.MaxConnsPerIP}},
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: o.MaxConnsPerIP}},
+		))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(100, 400, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(o.Identity),
+		libp2p.ListenAddrs(o.Listen...),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent("cuivre"),
+		// libp2p's own metrics (and the resource manager's above) would go
+		// to Prometheus' default registry, which the node does not serve
+		// (it serves its own), and cost a traced event under a global lock
+		// for every stream opened and closed.
+		libp2p.DisableMetrics(),
+	}
+	if o.NAT {
+		opts = append(opts, libp2p.EnableAutoNATv2(), libp2p.EnableHolePunching(), libp2p.EnableRelay(), libp2p.NATPortMap())
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// Self returns the host's peer ID, in binary form.
+func (h *Host) Self() string { return string(h.host.ID()) }
+
+// ID returns the host's peer ID.
+func (h *Host) ID() peer.ID { return h.host.ID() }
+
+// Host returns the libp2p host.
+func (h *Host) Host() host.Host { return h.host }
+
+// AddrInfo returns the peer ID and listen addresses, for bootstrapping.
+func (h *Host) AddrInfo() peer.AddrInfo { return peer.AddrInfo{ID: h.host.ID(), Addrs: h.host.Addrs()} }
+
+// Collectors returns the host's metrics and gauges, to register.
+func (h *Host) Collectors() []prometheus.Collector {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	return []prometheus.Collector{h.streamErr,
+		gauge("cuivre_peers", "Connected peers.", func() float64 { return float64(len(h.host.Network().Peers())) }),
+		gauge("cuivre_dht_routing_table_peers", "Peers in the DHT routing table.", func() float64 { return float64(h.RoutingTableSize()) }),
+	}
+}
+
+// Bootstrap connects to the bootstrap peers and fills the routing table.
+func (h *Host) Bootstrap(ctx context.Context) error {
+	for _, p := range h.opts.Bootstrap {
+		if err := h.host.Connect(ctx, p); err != nil {
+			h.log.Warn("bootstrap peer unreachable", "bootstrap", p.ID, "err", err)
+		}
+	}
+	return h.dht.Bootstrap(ctx)
+}
+
+// HasBootstrap reports whether the host was given bootstrap peers.
+func (h *Host) HasBootstrap() bool { return len(h.opts.Bootstrap) > 0 }
+
+// RoutingTableSize returns the number of peers in the DHT routing table.
+func (h *Host) RoutingTableSize() int { return h.dht.RoutingTable().Size() }
+
+// RoutingPeers returns the peers of the DHT routing table.
+func (h *Host) RoutingPeers() []string {
+	var out []string
+	for _, p := range h.dht.RoutingTable().ListPeers() {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+// Provide announces a CID (a facet key's, a module's) as provided by this
+// host (SPEC 4.3).
+func (h *Host) Provide(ctx context.Context, c cid.Cid) error { return h.dht.Provide(ctx, c, true) }
+
+// FindProviders looks key up until it has want providers, or need and grace
+// has passed since (a placement that waits needs no more), or the lookup
+// ends; complete says it ran to its end.
+func (h *Host) FindProviders(ctx context.Context, key cid.Cid, want, need int, grace time.Duration) (out []string, complete bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	found := h.dht.FindProvidersAsync(ctx, key, want)
+	var enough <-chan time.Time
+	for {
+		select {
+		case p, ok := <-found:
+			if !ok {
+				return out, ctx.Err() == nil
+			}
+			out = append(out, string(p.ID))
+			if len(out) == need {
+				enough = time.After(grace)
+			}
+		case <-enough:
+			return out, false
+		}
+	}
+}
+
+// PeerInfo is one connected peer, as `cuivre peers` shows it.
+type PeerInfo struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+}
+
+// Peers returns the connected peers.
+func (h *Host) Peers() []PeerInfo {
+	var out []PeerInfo
+	for _, p := range h.host.Network().Peers() {
+		pi := PeerInfo{ID: p.String()}
+		for _, c := range h.host.Network().ConnsToPeer(p) {
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// Close stops serving, waits for the stream handlers, and closes the DHT and
+// the host. Closing it again does nothing.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.cancel()
+		h.Serve(nil)
+		h.wg.Wait()
+		h.closeErr = errors.Join(h.dht.Close(), h.host.Close())
+	})
+	return h.closeErr
+}
+
+// DHT returns the host's Kademlia DHT.
+func (h *Host) DHT() *dht.IpfsDHT { return h.dht }

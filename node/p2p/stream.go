@@ -1,0 +1,243 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// streamTimeout bounds one request-response exchange.
+const streamTimeout = 10 * time.Second
+
+// ServiceName is the resource-manager service of cuivre's streams.
+const ServiceName = "cuivre"
+
+// exchange is one stream with its framing, as both sides see it.
+type exchange struct {
+	s network.Stream
+	r *protocol.Reader
+	w *protocol.Writer
+}
+
+func newExchange(s network.Stream) (*exchange, error) {
+	id := s.Protocol()
+	max := protocol.MaxMsgSize(id)
+	if max == 0 {
+		return nil, fmt.Errorf("no frame limit for %s", id)
+	}
+	if err := s.Scope().SetService(ServiceName); err != nil {
+		return nil, fmt.Errorf("%s: resource scope: %w", id, err)
+	}
+	// A reader buffers at most one frame: reserve it, or refuse the stream.
+	if err := s.Scope().ReserveMemory(max, network.ReservationPriorityAlways); err != nil {
+		return nil, fmt.Errorf("%s: reserve %d bytes: %w", id, max, err)
+	}
+	return &exchange{s: s, r: protocol.NewReader(s, max), w: protocol.NewWriter(s, max)}, nil
+}
+
+func (e *exchange) close() {
+	e.s.Scope().ReleaseMemory(protocol.MaxMsgSize(e.s.Protocol()))
+	e.s.Close()
+}
+
+// Serve makes h answer the cuivre protocols (SPEC 6); nil stops answering.
+func (h *Host) Serve(hd transport.Handler) {
+	if hd == nil {
+		h.handler.Store(nil)
+		for _, id := range []p2pproto.ID{protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ModuleID, protocol.ReceiptID} {
+			h.host.RemoveStreamHandler(id)
+		}
+		return
+	}
+	h.handler.Store(&hd)
+	h.serve(protocol.OfferID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var req pb.OfferRequest
+		if err := e.r.ReadMsg(&req); err != nil {
+			return h.malformed(e, from, hd, fmt.Errorf("offer request: %w", err))
+		}
+		return e.w.WriteMsg(hd.Offer(ctx, from, &req))
+	})
+	h.serve(protocol.LeaseID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var req pb.LeaseRequest
+		if err := e.r.ReadMsg(&req); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		ans, then := hd.Lease(ctx, from, &req)
+		err := e.w.WriteMsg(ans)
+		if then != nil {
+			then() // the lease is committed: its run starts whatever became of the answer
+		}
+		return err
+	})
+	h.serve(protocol.WatchID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var req pb.WatchRequest
+		if err := e.r.ReadMsg(&req); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		e.s.SetDeadline(time.Time{}) // a watch lasts as long as the run
+		return hd.Watch(ctx, from, &req, func(ev *pb.WatchEvent) error { return e.w.WriteMsg(ev) })
+	})
+	h.serve(protocol.ModuleID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var req pb.ModuleRequest
+		if err := e.r.ReadMsg(&req); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		return hd.Module(ctx, from, &req, func(ch *pb.ModuleChunk) error { return e.w.WriteMsg(ch) })
+	})
+	h.serve(protocol.ReceiptID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var sub pb.ReceiptSubmit
+		if err := e.r.ReadMsg(&sub); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		return e.w.WriteMsg(hd.Receipt(ctx, from, &sub))
+	})
+}
+
+// malformed answers a request that could not be read with its protocol's
+// typed error, and tells the handler.
+func (h *Host) malformed(e *exchange, from string, hd transport.Handler, err error) error {
+	id := string(e.s.Protocol())
+	hd.Malformed(id, from, err)
+	return e.w.WriteMsg(wire.ErrorAnswer(id, err))
+}
+
+// serve registers a protocol's stream handler; errors reset the stream and
+// are logged once.
+func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, from string, hd transport.Handler) error) {
+	h.host.SetStreamHandler(id, func(s network.Stream) {
+		hd := h.handler.Load()
+		if hd == nil || h.ctx.Err() != nil {
+			s.Reset()
+			return
+		}
+		h.wg.Add(1)
+		defer h.wg.Done()
+		s.SetDeadline(time.Now().Add(streamTimeout))
+		from := s.Conn().RemotePeer()
+		e, err := newExchange(s)
+		if err != nil {
+			h.streamErr.WithLabelValues(string(id)).Inc()
+			h.log.Warn("stream refused", "protocol", id, "from", from, "err", err)
+			s.Reset()
+			return
+		}
+		defer e.close()
+		if err := fn(h.ctx, e, string(from), *hd); err != nil && !errors.Is(err, io.EOF) {
+			h.streamErr.WithLabelValues(string(id)).Inc()
+			h.log.Info("stream failed", "protocol", id, "from", from, "err", err)
+			s.Reset()
+		}
+	})
+}
+
+// open starts an exchange with a peer.
+func (h *Host) open(ctx context.Context, to string, id p2pproto.ID) (*exchange, error) {
+	p := peer.ID(to)
+	s, err := h.host.NewStream(ctx, p, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s to %s: %w", id, p.ShortString(), err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	} else {
+		s.SetDeadline(time.Now().Add(streamTimeout))
+	}
+	e, err := newExchange(s)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	return e, nil
+}
+
+// roundTrip sends one request and reads one answer.
+func (h *Host) roundTrip(ctx context.Context, to string, id p2pproto.ID, req, ans proto.Message) error {
+	e, err := h.open(ctx, to, id)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.w.WriteMsg(req); err != nil {
+		return err
+	}
+	if err := e.r.ReadMsg(ans); err != nil {
+		return fmt.Errorf("%s answer from %s: %w", id, peer.ID(to).ShortString(), err)
+	}
+	return nil
+}
+
+// Offer asks to for an offer (SPEC 6.1).
+func (h *Host) Offer(ctx context.Context, to string, req *pb.OfferRequest) (*pb.OfferResponse, error) {
+	var resp pb.OfferResponse
+	return &resp, h.roundTrip(ctx, to, protocol.OfferID, req, &resp)
+}
+
+// Lease sends a lease, a decline or a cancel (SPEC 6.2).
+func (h *Host) Lease(ctx context.Context, to string, req *pb.LeaseRequest) (*pb.LeaseAnswer, error) {
+	var a pb.LeaseAnswer
+	return &a, h.roundTrip(ctx, to, protocol.LeaseID, req, &a)
+}
+
+// Receipt hands a countersigned receipt back (SPEC 6.4).
+func (h *Host) Receipt(ctx context.Context, to string, sub *pb.ReceiptSubmit) (*pb.ReceiptAck, error) {
+	var a pb.ReceiptAck
+	return &a, h.roundTrip(ctx, to, protocol.ReceiptID, sub, &a)
+}
+
+// Watch follows a lease epoch (SPEC 6.3). The stream has no deadline but
+// ctx's.
+func (h *Host) Watch(ctx context.Context, to string, req *pb.WatchRequest, fn func(*pb.WatchEvent) bool) error {
+	e, err := h.open(ctx, to, protocol.WatchID)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if _, ok := ctx.Deadline(); !ok {
+		e.s.SetDeadline(time.Time{})
+	}
+	if err := e.w.WriteMsg(req); err != nil {
+		return err
+	}
+	for {
+		var ev pb.WatchEvent
+		if err := e.r.ReadMsg(&ev); err != nil {
+			return err
+		}
+		if !fn(&ev) {
+			return nil
+		}
+	}
+}
+
+// Module fetches a module in chunks (SPEC 6.5).
+func (h *Host) Module(ctx context.Context, to string, req *pb.ModuleRequest, fn func(*pb.ModuleChunk) bool) error {
+	e, err := h.open(ctx, to, protocol.ModuleID)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.w.WriteMsg(req); err != nil {
+		return err
+	}
+	for {
+		var ch pb.ModuleChunk
+		if err := e.r.ReadMsg(&ch); err != nil {
+			return err
+		}
+		if !fn(&ch) {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// Lease answers /cuivre/lease: a lease, a decline or a cancel (SPEC 6.2). A
+// lease's run starts in then, once the transport has sent the answer: a
+// goroutine started before it would take the core the answer's packet waits
+// for, and the requester would wait for the module's instantiation.
+func (p *Provider) Lease(_ context.Context, from string, req *pb.LeaseRequest) (*pb.LeaseAnswer, func()) {
+	now := p.clock.Now()
+	switch k := req.Kind.(type) {
+	case *pb.LeaseRequest_Lease:
+		l, start, err := p.acceptLease(from, k.Lease, now)
+		if err != nil {
+			p.metrics.refusals.WithLabelValues("lease", reason(err)).Inc()
+			p.log.Info("lease refused", "from", short(from), "err", err)
+			var id []byte
+			var epoch uint64
+			if l != nil {
+				id, epoch = l.LeaseId, l.Epoch
+			}
+			return answer(id, epoch, err), nil
+		}
+		return &pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true}, start
+	case *pb.LeaseRequest_Decline:
+		p.mu.Lock()
+		err := p.market.Decline(now, string(k.Decline.OfferNonce))
+		p.mu.Unlock()
+		return answer(nil, 0, err), nil
+	case *pb.LeaseRequest_Cancel:
+		r := p.findRun(string(k.Cancel.LeaseId), k.Cancel.Epoch)
+		if r == nil || r.lease.Requester != from {
+			return answer(k.Cancel.LeaseId, k.Cancel.Epoch,
+				protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no running lease %x epoch %d of yours", k.Cancel.LeaseId, k.Cancel.Epoch)), nil
+		}
+		r.cancel()
+		return answer(k.Cancel.LeaseId, k.Cancel.Epoch, nil), nil
+	}
+	return answer(nil, 0, protocol.Errorf(protocol.CodeMalformed, "empty lease request")), nil
+}
+
+func answer(id []byte, epoch uint64, err error) *pb.LeaseAnswer {
+	return &pb.LeaseAnswer{LeaseId: id, Epoch: epoch, Accepted: err == nil, Error: protocol.ToPB(err)}
+}
+
+// acceptLease checks a sealed lease, commits it in the market and the store
+// (synced), registers its run so that a watch following the answer finds it,
+// and returns the function that starts the run, for the caller to call once
+// it has answered (nil for a lease committed already). The lease is
+// acknowledged only after the store's commit returned: a kill -9 then loses
+// nothing a requester was told.
+func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Lease, func(), error) {
+	if p.store == nil || p.exec == nil {
+		return nil, nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
+	}
+	l, err := protocol.OpenLease(env, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case string(l.Requester) != from:
+		return l, nil, protocol.Errorf(protocol.CodeWrongSigner, "lease signed by %s, sent by %s", short(string(l.Requester)), short(from))
+	case string(l.Provider) != p.id:
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease addressed to another provider")
+	case l.HeartbeatMs == 0:
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease asks no heartbeat interval")
+	}
+	// A retried lease already committed is accepted again (SPEC 6.2).
+	if old, err := p.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) {
+		return l, nil, nil
+	}
+	if err := p.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
+		return l, nil, err
+	}
+	job, err := protocol.OpenJob(l.Job)
+	if err != nil {
+		return l, nil, fmt.Errorf("lease job: %w", err)
+	}
+	if string(job.CID.Bytes()) != string(l.JobCid) {
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names job %x, carries %s", l.JobCid, job.CID)
+	}
+	t := job.Job.GetTask()
+	sl := scheduler.Lease{
+		ID: string(l.LeaseId), Provider: p.id, Requester: from, OfferNonce: string(l.OfferNonce),
+		JobCID: string(l.JobCid), Epoch: l.Epoch, ExpiresAt: protocol.FromUnixMs(l.ExpiresAtMs),
+		Resources: wire.ResourcesFromPB(t.GetResources()), Timeout: time.Duration(t.GetTimeoutMs()) * time.Millisecond,
+	}
+	p.mu.Lock()
+	err = p.market.Commit(now, sl)
+	held, _ := p.market.Held(sl.ID)
+	p.mu.Unlock()
+	if err != nil {
+		return l, nil, err
+	}
+	rec := store.Lease{
+		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, OfferNonce: sl.OfferNonce,
+		ExpiresAt: sl.ExpiresAt, Envelope: env, Job: l.Job, State: pb.LeaseState_LEASE_STATE_ACCEPTED,
+		Reserved: sl.Resources, Timeout: sl.Timeout, Price: held.Price,
+		Total: scheduler.Amount{Currency: held.Price.Currency, Nanos: held.Total}, Committed: held.Committed,
+	}
+	// The lease and its nonce commit together: one fsync before the answer.
+	err = p.store.Update(func(tx *store.Tx) error {
+		if err := tx.AddNonce(l.Nonce, l.ExpiresAtMs); err != nil {
+			return err
+		}
+		return tx.PutLease(rec)
+	})
+	if err != nil {
+		p.release(now, sl.ID, sl.Epoch)
+		return l, nil, fmt.Errorf("store lease: %w", err)
+	}
+	p.metrics.leases.WithLabelValues("committed").Inc()
+	p.cfg.Loaded()
+	return l, p.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond), nil
+}
+
+// release frees a lease's resources in the market and wakes Drain.
+func (p *Provider) release(now time.Time, id string, epoch uint64) (scheduler.Usage, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	u, err := p.market.Release(now, id, epoch)
+	close(p.released)
+	p.released = make(chan struct{})
+	return u, err
+}

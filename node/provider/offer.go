@@ -1,0 +1,69 @@
+package provider
+
+import (
+	"context"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// Offer answers one offer request with a sealed offer or a refusal (SPEC 6.1).
+// An offer reserves its resources until it expires, is declined or leased.
+func (p *Provider) Offer(_ context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
+	now := p.clock.Now()
+	r, err := wire.RequestFromPB(req, from, now)
+	if err != nil {
+		return p.refuse(from, err)
+	}
+	p.mu.Lock()
+	offer, err := p.market.Quote(now, r)
+	p.mu.Unlock()
+	if err != nil {
+		p.log.Debug("offer refused", "to", short(from), "err", err)
+		p.metrics.offers.WithLabelValues("refused").Inc()
+		p.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
+		return &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}}
+	}
+	env, err := protocol.Seal(p.cfg.Key, wire.OfferToPB(offer))
+	if err != nil {
+		p.mu.Lock()
+		p.market.Decline(now, offer.Nonce)
+		p.mu.Unlock()
+		return p.refuse(from, err)
+	}
+	p.metrics.offers.WithLabelValues("offered").Inc()
+	return &pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}}
+}
+
+// refuse answers a malformed or failed request with its typed error, and
+// counts and logs it.
+func (p *Provider) refuse(from string, err error) *pb.OfferResponse {
+	p.log.Info("offer request refused", "from", short(from), "err", err)
+	p.metrics.offers.WithLabelValues("refused").Inc()
+	p.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
+	return &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}}
+}
+
+// Malformed counts a request the transport refused before it reached the
+// provider (undecodable, too large).
+func (p *Provider) Malformed(id, from string, err error) {
+	name := strings.TrimPrefix(id, "/cuivre/")
+	name, _, _ = strings.Cut(name, "/")
+	p.metrics.refusals.WithLabelValues(name, reason(err)).Inc()
+	if name == "offer" {
+		p.metrics.offers.WithLabelValues("refused").Inc()
+	}
+	p.log.Info("request refused", "protocol", id, "from", short(from), "err", err)
+}
+
+// reason is the metric label of an error: its code, lower case.
+func reason(err error) string {
+	return strings.ToLower(strings.TrimPrefix(protocol.CodeOf(err).String(), "CODE_"))
+}
+
+// short is a peer ID for logs.
+func short(id string) string { return peer.ID(id).ShortString() }

@@ -1,0 +1,277 @@
+package provider_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/node/nodetest"
+	"github.com/cuivre/cuivre/node/provider"
+	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// The provider's behaviour on the in-memory network: each exchange is the
+// provider's real handler, reached through memnet; runs are real wazero runs
+// of tiny modules. Tests run in a synctest bubble (virtual time) unless a
+// guest must spin until a timer stops it.
+
+func nonce() string {
+	b := make([]byte, protocol.NonceSize)
+	rand.Read(b)
+	return string(b)
+}
+
+// placement is one lease placed by hand on a provider, as a requester would.
+type placement struct {
+	env     []byte // the sealed lease
+	leaseID []byte
+}
+
+// lease signs a job running module, asks prov for an offer and leases it.
+func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, heartbeat time.Duration) placement {
+	t.Helper()
+	ctx := context.Background()
+	req := f.Requester
+	mod, err := req.Requester.AddModule(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &pb.Job{
+		Version: 1, Name: "t", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+		Task: &pb.Task{Engine: "wasm", ModuleCid: mod.Bytes(),
+			Resources: &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, TimeoutMs: 3_600_000},
+		Nonce: []byte(nonce()),
+	}
+	signed, err := protocol.SealJob(req.Key, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := scheduler.Request{
+		Nonce: nonce(), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
+		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, Timeout: time.Hour,
+		MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e12}, ExpiresAt: f.Clock.Now().Add(5 * time.Second),
+	}
+	offer, _, err := requester.RequestOffer(ctx, req.Peer, prov.ID, r, f.Clock.Now)
+	if err != nil {
+		t.Fatalf("offer: %v", err)
+	}
+	id := []byte(nonce())
+	env, err := protocol.Seal(req.Key, wire.LeaseToPB(scheduler.Lease{
+		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
+		JobCID: r.JobCID, Epoch: 1, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
+	}, nonce(), signed.Envelope, heartbeat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := requester.SendLease(ctx, req.Peer, prov.ID, env); err != nil {
+		t.Fatalf("lease: %v", err)
+	}
+	return placement{env: env, leaseID: id}
+}
+
+// watch follows a lease to its result and returns it with the stdout seen.
+func watch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, l placement) (*pb.Result, string, error) {
+	t.Helper()
+	var stdout []byte
+	res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: 1}, func(ev *pb.WatchEvent) {
+		if lg := ev.GetLog(); lg != nil && lg.Stream == pb.LogStream_LOG_STREAM_STDOUT {
+			stdout = append(stdout, lg.Data...)
+		}
+	})
+	return res, string(stdout), err
+}
+
+// TestLeaseRuns: offer, lease, the module fetched from the requester by CID
+// and verified, the run, its logs, its result with a signed receipt, which
+// the provider takes back countersigned; a watch after the end gets the
+// logs again, and once the run is forgotten, the result from the store.
+func TestLeaseRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		l := lease(t, f, prov, exectest.Write("bonjour\n", "", 0), 200*time.Millisecond)
+		res, stdout, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "bonjour\n" {
+			t.Fatalf("result %v %q, %v", res, stdout, err)
+		}
+		receipt, err := protocol.OpenReceipt(res.Receipt)
+		if err != nil || string(receipt.Provider) != prov.ID || receipt.Amount.GetNanos() == 0 {
+			t.Fatalf("receipt %v, %v", receipt, err)
+		}
+		cs, err := protocol.Seal(f.Requester.Key, &pb.Countersignature{ReceiptHash: wire.ReceiptHash(res.Receipt), Requester: []byte(f.Requester.ID), SignedAtMs: protocol.UnixMs(f.Clock.Now())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SubmitReceipt(context.Background(), f.Requester.Peer, prov.ID, res.Receipt, cs); err != nil {
+			t.Fatalf("countersignature: %v", err)
+		}
+		if stored, err := prov.Store.Receipt(string(l.leaseID), 1); err != nil || len(stored.Countersignature) == 0 {
+			t.Fatalf("stored receipt %v, %v", stored, err)
+		}
+		if st := prov.Provider.MarketState(); st.Leases != 0 || st.Committed.CPUMillis != 0 {
+			t.Fatalf("the provider still holds %+v", st)
+		}
+		// A late watcher gets the logs of a short run that ended.
+		if res, stdout, err := watch(t, f, prov, l); err != nil || stdout != "bonjour\n" || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("late watch: %v %q, %v", res, stdout, err)
+		}
+		// Once the run is forgotten, the store answers.
+		f.Settle(time.Hour)
+		if res, _, err := watch(t, f, prov, l); err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || len(res.Receipt) == 0 {
+			t.Fatalf("watch from the store: %v, %v", res, err)
+		}
+	})
+}
+
+// TestLeaseAbuse: a retried lease is accepted again and not run twice; a
+// lease signed by another key than its sender's, or naming an offer never
+// made, is refused with its code and counted; a requester serving bytes
+// that do not hash to the module's CID gets its lease failed with
+// MODULE_MISMATCH; the provider serves on.
+func TestLeaseAbuse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov, req := f.Providers[0], f.Requester
+		ctx := context.Background()
+		l := lease(t, f, prov, exectest.Empty(), time.Second)
+		if _, _, err := watch(t, f, prov, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SendLease(ctx, req.Peer, prov.ID, l.env); err != nil {
+			t.Fatalf("retried lease: %v", err)
+		}
+		if got := testutil.ToFloat64(prov.Provider.Metrics().Refusals("lease", "replayed")); got != 0 {
+			t.Fatalf("a retry was counted as a replay")
+		}
+
+		other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+		foreign, err := protocol.Seal(other, &pb.Lease{LeaseId: make([]byte, 16), Requester: []byte(req.ID), Nonce: make([]byte, 16), Epoch: 1,
+			ExpiresAtMs: protocol.UnixMs(f.Clock.Now().Add(time.Minute))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SendLease(ctx, req.Peer, prov.ID, foreign); !errors.Is(err, protocol.ErrWrongSigner) {
+			t.Fatalf("foreign lease: %v, want wrong signer", err)
+		}
+
+		signed, err := protocol.SealJob(req.Key, &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+			Task: &pb.Task{Engine: "wasm", ModuleCid: protocol.SumCID(exectest.Empty()).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noOffer, err := protocol.Seal(req.Key, wire.LeaseToPB(scheduler.Lease{ID: nonce(), Provider: prov.ID, Requester: req.ID, OfferNonce: nonce(),
+			JobCID: string(signed.CID.Bytes()), Epoch: 1, ExpiresAt: f.Clock.Now().Add(time.Minute)}, nonce(), signed.Envelope, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SendLease(ctx, req.Peer, prov.ID, noOffer); !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_UNKNOWN_OFFER}) {
+			t.Fatalf("lease on no offer: %v, want unknown offer", err)
+		}
+		if got := testutil.ToFloat64(prov.Provider.Metrics().Refusals("lease", "unknown_offer")); got != 1 {
+			t.Fatalf("refusal counted %v times, want 1", got)
+		}
+
+		// The requester serves other bytes than the module's CID names.
+		req.Peer.Serve(tamper{Handler: req.Provider})
+		l = lease(t, f, prov, exectest.Exit(3), time.Second)
+		res, _, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error.GetCode() != pb.Code_CODE_MODULE_MISMATCH {
+			t.Fatalf("tampered module: %v, %v; want failed with MODULE_MISMATCH", res, err)
+		}
+		if _, _, err := requester.RequestOffer(ctx, req.Peer, prov.ID, scheduler.Request{Nonce: nonce(), JobCID: string(signed.CID.Bytes()),
+			Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Timeout: time.Second,
+			MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: f.Clock.Now().Add(5 * time.Second)}, f.Clock.Now); err != nil {
+			t.Fatalf("the provider stopped serving: %v", err)
+		}
+	})
+}
+
+// tamper serves a valid module that is not the one asked for.
+type tamper struct{ transport.Handler }
+
+func (tamper) Module(_ context.Context, _ string, _ *pb.ModuleRequest, send func(*pb.ModuleChunk) error) error {
+	bin := exectest.Empty()
+	return send(&pb.ModuleChunk{Size: uint64(len(bin)), Data: bin, Last: true})
+}
+
+// TestRecover: a provider that dies with a lease live records it failed when
+// it starts again, and a requester watching it again is told.
+func TestRecover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		prov.Hold()
+		l := lease(t, f, prov, exectest.Empty(), time.Second)
+		f.Net.Crash(prov.ID)
+		prov.Store.Close() // the process is gone before its run started
+		prov.Restart()
+		res, _, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || !strings.Contains(res.Error.GetMessage(), "restarted") {
+			t.Fatalf("watch after the restart: %v, %v", res, err)
+		}
+		if st := prov.Provider.MarketState(); st.Leases != 0 {
+			t.Fatalf("a dead lease is counted again: %+v", st)
+		}
+	})
+}
+
+// TestDrain: a draining provider refuses offers at once; a lease that ends
+// within the grace period ends as it would; one still running when the grace
+// period is over is cancelled, billed, and its watcher told. It runs on the
+// wall clock: its guest spins until the drain stops it, which would hold a
+// virtual clock still; nothing in it depends on the machine's speed.
+func TestDrain(t *testing.T) {
+	f := nodetest.New(t, "fr-par")
+	prov := f.Providers[0]
+	quick := lease(t, f, prov, exectest.Write("quick\n", "", 0), 100*time.Millisecond)
+	spin := lease(t, f, prov, exectest.WriteLoop("spinning\n"), 100*time.Millisecond)
+	spun := make(chan struct{})
+	results := make(chan *pb.Result, 2)
+	go func() {
+		var once bool
+		res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: spin.leaseID, Epoch: 1}, func(ev *pb.WatchEvent) {
+			if ev.GetLog() != nil && !once {
+				once = true
+				close(spun)
+			}
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		results <- res
+	}()
+	<-spun
+	cancelled := make(chan int)
+	go func() { cancelled <- prov.Provider.Drain(200*time.Millisecond, time.Minute) }()
+	f.Until("the provider to drain", func() bool { return prov.Provider.MarketState().Draining })
+	if _, _, err := requester.RequestOffer(context.Background(), f.Requester.Peer, prov.ID, scheduler.Request{Nonce: nonce(),
+		JobCID: string(protocol.SumCID([]byte("j")).Bytes()), Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20},
+		Timeout: time.Second, MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: time.Now().Add(5 * time.Second)}, f.Clock.Now); !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_DRAINING}) {
+		t.Fatalf("offer asked of a draining provider: %v, want draining", err)
+	}
+	if n := <-cancelled; n != 1 {
+		t.Fatalf("drain cancelled %d leases, want 1", n)
+	}
+	res := <-results
+	if res == nil || res.State != pb.LeaseState_LEASE_STATE_CANCELLED || len(res.Receipt) == 0 {
+		t.Fatalf("the spinning lease's watcher got %v, want cancelled with a receipt", res)
+	}
+	if res, stdout, err := watch(t, f, prov, quick); err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "quick\n" {
+		t.Fatalf("the quick lease: %v %q, %v", res, stdout, err)
+	}
+}
+
+var _ = provider.MaxModule

@@ -1,0 +1,274 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// run is one lease epoch executing here. Watchers wait on changed, which is
+// closed and replaced at every change.
+type run struct {
+	lease  store.Lease
+	job    *protocol.SignedJob
+	beat   time.Duration
+	cancel context.CancelFunc
+	// marks are the states setState moved the run through, in order, to be
+	// written with its final state; only the run's goroutine touches them.
+	marks []mark
+
+	mu      sync.Mutex
+	state   pb.LeaseState
+	seq     uint64
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	result  *pb.Result
+	changed chan struct{}
+}
+
+func (r *run) set(f func()) {
+	r.mu.Lock()
+	f()
+	r.seq++
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// logWriter appends a run's output to one of its buffers, capped, and wakes
+// the watchers.
+type logWriter struct {
+	r   *run
+	buf *bytes.Buffer
+}
+
+// runLinger is how long an ended run stays in memory for late watchers.
+const runLinger = 2 * time.Minute
+
+// maxLog caps what a run's stdout or stderr keeps for watchers.
+const maxLog = 4 << 20
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.r.set(func() {
+		if room := maxLog - w.buf.Len(); room > 0 {
+			w.buf.Write(p[:min(len(p), room)])
+		}
+	})
+	return len(p), nil
+}
+
+type runKey struct {
+	id    string
+	epoch uint64
+}
+
+func (p *Provider) findRun(id string, epoch uint64) *run {
+	p.runsMu.Lock()
+	defer p.runsMu.Unlock()
+	return p.runs[runKey{id, epoch}]
+}
+
+// startRun registers the run of a committed lease, so that watchers find it,
+// and returns the function that executes it in the background, which the
+// caller must call.
+func (p *Provider) startRun(l store.Lease, job *protocol.SignedJob, beat time.Duration) (start func()) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	r := &run{lease: l, job: job, beat: beat, cancel: cancel, state: l.State, changed: make(chan struct{})}
+	p.runsMu.Lock()
+	p.runs[runKey{l.ID, l.Epoch}] = r
+	p.runsMu.Unlock()
+	p.wg.Add(1)
+	return func() {
+		go func() {
+			defer p.wg.Done()
+			defer cancel()
+			p.execute(ctx, r)
+		}()
+	}
+}
+
+// execute fetches the module, runs it, bills it and records the result.
+func (p *Provider) execute(ctx context.Context, r *run) {
+	j := r.job.Job
+	t := j.GetTask()
+	p.setState(r, pb.LeaseState_LEASE_STATE_FETCHING)
+	modCID, err := protocol.ParseCID(t.ModuleCid)
+	if err == nil {
+		err = p.ensureModule(ctx, modCID, r.lease.Requester)
+	}
+	if err != nil {
+		state := pb.LeaseState_LEASE_STATE_FAILED
+		if ctx.Err() != nil { // cancelled while fetching: by its requester, or a drain
+			state = pb.LeaseState_LEASE_STATE_CANCELLED
+		}
+		p.finishRun(r, state, exec.Result{ExitCode: -1}, err)
+		return
+	}
+	if !p.clock.Now().Before(r.lease.ExpiresAt) {
+		p.finishRun(r, pb.LeaseState_LEASE_STATE_EXPIRED, exec.Result{ExitCode: -1},
+			protocol.Errorf(protocol.CodeExpired, "not started before the lease expired"))
+		return
+	}
+	p.setState(r, pb.LeaseState_LEASE_STATE_RUNNING)
+	spec := exec.RunSpec{
+		Module: modCID, Args: append([]string{j.Name}, t.Args...), Stdin: t.Stdin,
+		MemoryBytes: t.GetResources().GetMemoryBytes(), ScratchBytes: t.GetResources().GetScratchBytes(),
+		Timeout: time.Duration(t.TimeoutMs) * time.Millisecond,
+		Stdout:  logWriter{r, &r.stdout}, Stderr: logWriter{r, &r.stderr},
+	}
+	for _, v := range t.Env {
+		spec.Env = append(spec.Env, exec.EnvVar{Name: v.Name, Value: v.Value})
+	}
+	res, err := p.exec.Run(ctx, spec)
+	p.metrics.execTime.Observe(res.Duration.Seconds())
+	state := pb.LeaseState_LEASE_STATE_SUCCEEDED
+	switch {
+	case res.Reason == exec.ReasonCanceled:
+		state = pb.LeaseState_LEASE_STATE_CANCELLED
+	case err != nil || res.Reason != exec.ReasonExit || res.ExitCode != 0:
+		state = pb.LeaseState_LEASE_STATE_FAILED
+		if err == nil && res.Reason != exec.ReasonExit {
+			code := res.Code
+			if code == pb.Code_CODE_UNSPECIFIED {
+				code = pb.Code_CODE_INTERNAL
+			}
+			err = protocol.Errorf(code, "%s: %s", res.Reason, res.Detail)
+		}
+	}
+	p.finishRun(r, state, res, err)
+}
+
+// mark is a state a run reached and when.
+type mark struct {
+	state pb.LeaseState
+	at    time.Time
+}
+
+// setState moves a run to a state that is not final (fetching, running).
+// Watchers hear of it at once; the store records it with the final state, in
+// finishRun's transaction, not on the path to the first instruction: an
+// intermediate state is not needed durably, since a restart fails every
+// lease that was live, whatever its state (recover.go).
+func (p *Provider) setState(r *run, s pb.LeaseState) {
+	r.set(func() { r.state = s })
+	r.marks = append(r.marks, mark{s, p.clock.Now()})
+}
+
+// ensureModule makes a module ready to run: compiled already, or in the store,
+// or fetched from the requester and verified.
+func (p *Provider) ensureModule(ctx context.Context, c cid.Cid, from string) error {
+	if p.exec.Has(c) {
+		return nil
+	}
+	bin, err := p.store.Module(c)
+	if errors.Is(err, store.ErrNotFound) {
+		if bin, err = FetchModule(ctx, p.cfg.Transport, from, c); err == nil {
+			err = p.store.PutModule(c, bin)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("module %s: %w", c, err)
+	}
+	return p.exec.Add(ctx, c, bin)
+}
+
+// finishRun releases the lease, seals its receipt, and records the end in one
+// store transaction before any watcher hears of it.
+func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr error) {
+	now := p.clock.Now()
+	usage, relErr := p.release(now, r.lease.ID, r.lease.Epoch)
+	if relErr != nil {
+		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
+	}
+	p.cfg.Loaded()
+	stdout, stderr := r.logs()
+	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(protocol.SumCID(stdout).Bytes()), StderrCID: string(protocol.SumCID(stderr).Bytes())}
+	if res.OutputCID.Defined() {
+		out.OutputCID = string(res.OutputCID.Bytes())
+	}
+	var perr *protocol.Error
+	if runErr != nil && !errors.As(runErr, &perr) {
+		perr = &protocol.Error{Code: pb.Code_CODE_INTERNAL, Msg: runErr.Error()}
+	}
+	out.Error = perr
+	nonce := make([]byte, protocol.NonceSize)
+	rand.Read(nonce)
+	receipt := &pb.UsageReceipt{
+		LeaseId: []byte(r.lease.ID), Epoch: r.lease.Epoch, Provider: []byte(p.id), Requester: []byte(r.lease.Requester),
+		JobCid: []byte(r.lease.JobCID), Reserved: wire.ResourcesToPB(r.lease.Reserved),
+		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
+		Price: wire.PriceToPB(usage.Price), Amount: wire.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
+	}
+	renv, err := protocol.Seal(p.cfg.Key, receipt)
+	if err != nil {
+		p.log.Error("seal receipt", "err", err)
+	}
+	err = p.store.Update(func(tx *store.Tx) error {
+		for _, m := range r.marks {
+			if _, err := tx.MarkLeaseState(r.lease.ID, r.lease.Epoch, m.state, m.at, nil); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.MarkLeaseState(r.lease.ID, r.lease.Epoch, state, now, out); err != nil {
+			return err
+		}
+		if renv == nil {
+			return nil
+		}
+		return tx.PutReceipt(store.Receipt{LeaseID: r.lease.ID, Epoch: r.lease.Epoch, Envelope: renv})
+	})
+	if err != nil {
+		p.log.Error("record lease end", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+	}
+	p.metrics.leases.WithLabelValues(eventOf(state)).Inc()
+	if usage.Amount.Nanos > 0 {
+		p.metrics.earnings.WithLabelValues(usage.Amount.Currency).Add(float64(usage.Amount.Nanos))
+	}
+	result := &pb.Result{
+		LeaseId: []byte(r.lease.ID), Epoch: r.lease.Epoch, State: state, ExitCode: res.ExitCode,
+		OutputCid: []byte(out.OutputCID), StdoutCid: []byte(out.StdoutCID), StderrCid: []byte(out.StderrCID),
+		StartedAtMs: protocol.UnixMs(res.Started), EndedAtMs: protocol.UnixMs(now), Receipt: renv, Error: protocol.ToPB(errOrNil(perr)),
+	}
+	if res.Started.IsZero() {
+		result.StartedAtMs = 0
+	}
+	r.set(func() { r.state, r.result = state, result })
+	// A requester may start watching after a short run ended: keep the run,
+	// its logs with it, for a while, then leave it to the store.
+	p.clock.AfterFunc(runLinger, func() {
+		p.runsMu.Lock()
+		delete(p.runs, runKey{r.lease.ID, r.lease.Epoch})
+		p.runsMu.Unlock()
+	})
+	p.log.Info("lease ended", "lease", fmt.Sprintf("%x", r.lease.ID), "epoch", r.lease.Epoch, "state", state, "exit", res.ExitCode, "err", runErr)
+}
+
+func (r *run) logs() (stdout, stderr []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.stdout.Bytes()), bytes.Clone(r.stderr.Bytes())
+}
+
+func eventOf(s pb.LeaseState) string {
+	switch s {
+	case pb.LeaseState_LEASE_STATE_SUCCEEDED:
+		return "succeeded"
+	case pb.LeaseState_LEASE_STATE_CANCELLED:
+		return "cancelled"
+	case pb.LeaseState_LEASE_STATE_EXPIRED:
+		return "expired"
+	}
+	return "failed"
+}

@@ -1,0 +1,114 @@
+package requester
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// The requester's side of each exchange (SPEC 6): what it sends, and how it
+// checks what comes back before the placement sees it.
+
+// RequestOffer asks a provider for an offer (SPEC 6.1). It returns the
+// verified offer and its envelope, or the provider's refusal as a
+// *protocol.Error.
+func RequestOffer(ctx context.Context, t transport.Transport, to string, r scheduler.Request, now func() time.Time) (scheduler.Offer, []byte, error) {
+	resp, err := t.Offer(ctx, to, wire.RequestToPB(r))
+	if err != nil {
+		return scheduler.Offer{}, nil, err
+	}
+	switch res := resp.Result.(type) {
+	case *pb.OfferResponse_Refusal:
+		return scheduler.Offer{}, nil, protocol.FromPB(res.Refusal)
+	case *pb.OfferResponse_Offer:
+		o, err := protocol.OpenOffer(res.Offer, now())
+		if err != nil {
+			return scheduler.Offer{}, nil, fmt.Errorf("offer from %s: %w", short(to), err)
+		}
+		if string(o.Provider) != to {
+			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeWrongSigner, "offer signed by %s, asked %s", short(string(o.Provider)), short(to))
+		}
+		if string(o.RequestNonce) != r.Nonce || string(o.Requester) != t.Self() {
+			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "offer answers another request")
+		}
+		return wire.OfferFromPB(o), res.Offer, nil
+	}
+	return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "empty offer response")
+}
+
+// SendLease sends a sealed lease and returns the provider's answer.
+func SendLease(ctx context.Context, t transport.Transport, to string, env []byte) error {
+	return leaseRequest(ctx, t, to, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Lease{Lease: env}})
+}
+
+// Decline frees the reservation behind an offer not taken.
+func Decline(ctx context.Context, t transport.Transport, to, offerNonce, jobCID string) error {
+	return leaseRequest(ctx, t, to, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Decline{Decline: &pb.Decline{OfferNonce: []byte(offerNonce), JobCid: []byte(jobCID)}}})
+}
+
+// CancelLease stops a lease epoch running on a provider.
+func CancelLease(ctx context.Context, t transport.Transport, to, leaseID string, epoch uint64) error {
+	return leaseRequest(ctx, t, to, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: []byte(leaseID), Epoch: epoch}}})
+}
+
+func leaseRequest(ctx context.Context, t transport.Transport, to string, req *pb.LeaseRequest) error {
+	a, err := t.Lease(ctx, to, req)
+	if err != nil {
+		return err
+	}
+	if !a.Accepted {
+		if a.Error == nil {
+			return protocol.Errorf(protocol.CodeMalformed, "lease refused without a reason")
+		}
+		return protocol.FromPB(a.Error)
+	}
+	return nil
+}
+
+// Watch follows a lease epoch on its provider, calling fn for each event,
+// until the Result (returned) or an error.
+func Watch(ctx context.Context, t transport.Transport, to string, req *pb.WatchRequest, fn func(*pb.WatchEvent)) (*pb.Result, error) {
+	var res *pb.Result
+	var werr error
+	err := t.Watch(ctx, to, req, func(ev *pb.WatchEvent) bool {
+		if fn != nil {
+			fn(ev)
+		}
+		switch x := ev.Event.(type) {
+		case *pb.WatchEvent_Result:
+			res = x.Result
+			return false
+		case *pb.WatchEvent_Error:
+			werr = protocol.FromPB(x.Error)
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("watch %s: %w", short(to), err)
+	case werr != nil:
+		return nil, werr
+	case res == nil:
+		return nil, fmt.Errorf("watch %s: the stream ended before the result", short(to))
+	}
+	return res, nil
+}
+
+// SubmitReceipt hands a provider its receipt back, countersigned.
+func SubmitReceipt(ctx context.Context, t transport.Transport, to string, receipt, countersig []byte) error {
+	ack, err := t.Receipt(ctx, to, &pb.ReceiptSubmit{Receipt: receipt, Countersignature: countersig})
+	if err != nil {
+		return err
+	}
+	if !ack.Accepted {
+		return protocol.FromPB(ack.Error)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package requester
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// linger is how long a finished placement still runs, for late offers and
+// leases, which it declines or cancels.
+const linger = 10 * time.Second
+
+// start drives a placement in the background.
+func (r *Requester) start(j *job, p *scheduler.Placement) {
+	r.spawn(func() { r.drive(j, p) })
+	j.events <- scheduler.Start{}
+}
+
+// drive is the only goroutine that touches a placement: it steps it with each
+// event and carries out the actions.
+func (r *Requester) drive(j *job, p *scheduler.Placement) {
+	defer close(j.ended)
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	var done <-chan time.Time
+	for {
+		var ev scheduler.Event
+		select {
+		case ev = <-j.events:
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		}
+		for _, a := range p.Step(r.clock.Now(), ev) {
+			r.act(ctx, j, a)
+		}
+		if p.State().Final() && done == nil {
+			done = r.clock.After(linger)
+		}
+	}
+}
+
+// act carries out one action; whatever talks to the network runs in its own
+// goroutine and answers with an event.
+func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
+	send := func(ev scheduler.Event) {
+		select {
+		case j.events <- ev:
+		case <-ctx.Done():
+		}
+	}
+	switch a := a.(type) {
+	case scheduler.Lookup:
+		r.lookup(ctx, a, send)
+	case scheduler.RequestOffer:
+		r.spawn(func() {
+			octx, cancel := context.WithDeadline(ctx, a.Request.ExpiresAt)
+			defer cancel()
+			o, _, err := RequestOffer(octx, r.t, a.Provider, a.Request, r.clock.Now)
+			if err != nil {
+				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: answerCode(err), Reason: err.Error()})
+				return
+			}
+			send(scheduler.OfferReceived{Offer: o})
+		})
+	case scheduler.SendLease:
+		r.spawn(func() { r.lease(ctx, j, a, send) })
+	case scheduler.DeclineOffer:
+		r.spawn(func() {
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			Decline(dctx, r.t, a.Provider, a.OfferNonce, j.cid)
+		})
+	case scheduler.CancelLease:
+		r.spawn(func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			CancelLease(cctx, r.t, a.Provider, a.LeaseID, a.Epoch)
+		})
+	case scheduler.SetTimer:
+		r.clock.AfterFunc(max(0, a.At.Sub(r.clock.Now())), func() { send(scheduler.TimerFired{ID: a.ID}) })
+	case scheduler.Report:
+		r.report(j, a.Status)
+	}
+}
+
+// answerCode is the code a placement is given for a failed exchange: the
+// provider's, or CODE_UNSPECIFIED ("no answer") when it was unreachable or
+// silent.
+func answerCode(err error) pb.Code {
+	code := protocol.CodeOf(err)
+	if code == pb.Code_CODE_INTERNAL {
+		return pb.Code_CODE_UNSPECIFIED
+	}
+	return code
+}
+
+// lease seals and sends a lease, then watches it until its result.
+func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, send func(scheduler.Event)) {
+	nonce := make([]byte, protocol.NonceSize)
+	rand.Read(nonce)
+	l := a.Lease
+	env, err := protocol.Seal(r.cfg.Key, wire.LeaseToPB(l, string(nonce), j.env, Heartbeat))
+	if err == nil {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = SendLease(lctx, r.t, a.Provider, env)
+		cancel()
+	}
+	if err != nil {
+		send(scheduler.LeaseRejected{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, Code: answerCode(err), Reason: err.Error()})
+		return
+	}
+	send(scheduler.LeaseAccepted{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch})
+	r.watchLease(ctx, j, a.Provider, l.ID, l.Epoch, send)
+}
+
+// maxLog caps what a job keeps of each of its streams.
+const maxLog = 4 << 20
+
+// watchLease follows a lease until its result, turning statuses into
+// heartbeats and log chunks into the job's output.
+func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, send func(scheduler.Event)) {
+	var out, errOff uint64
+	var outBuf, errBuf bytes.Buffer // this lease's own streams, kept by CID at the end
+	for ctx.Err() == nil {
+		res, err := Watch(ctx, r.t, provider, &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: epoch, StdoutOffset: out, StderrOffset: errOff},
+			func(ev *pb.WatchEvent) {
+				switch x := ev.Event.(type) {
+				case *pb.WatchEvent_Status:
+					send(scheduler.Heartbeat{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: x.Status.State})
+				case *pb.WatchEvent_Log:
+					j.update(func() {
+						buf, own, off := &j.stdout, &outBuf, &out
+						if x.Log.Stream == pb.LogStream_LOG_STREAM_STDERR {
+							buf, own, off = &j.stderr, &errBuf, &errOff
+						}
+						if x.Log.Offset == *off && buf.Len() < maxLog {
+							buf.Write(x.Log.Data)
+							own.Write(x.Log.Data)
+							*off += uint64(len(x.Log.Data))
+						}
+					})
+				}
+			})
+		if err == nil {
+			r.keepLog(outBuf.Bytes(), res.StdoutCid)
+			r.keepLog(errBuf.Bytes(), res.StderrCid)
+			j.update(func() {
+				if j.results == nil {
+					j.results = map[runKey]*pb.Result{}
+				}
+				j.results[runKey{leaseID, epoch}] = res
+			})
+			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
+				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage()})
+			// The receipt is settled behind the result, not before it: the
+			// customer need not wait for two fsyncs and a round trip that
+			// only bill the run (a receipt that does not open is logged,
+			// and changes nothing of the result either way).
+			r.settle(ctx, provider, res)
+			return
+		}
+		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {
+			return
+		}
+		// The stream broke: the placement's heartbeat deadline decides
+		// whether the lease is lost; meanwhile try to follow it again.
+		select {
+		case <-r.clock.After(Heartbeat):
+		case <-ctx.Done():
+		}
+	}
+}

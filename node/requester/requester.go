@@ -1,0 +1,294 @@
+package requester
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// Heartbeat is the status interval a requester asks of its providers.
+const Heartbeat = time.Second
+
+// DefaultCandidateTTL is how long a lookup of a facet key is reused by
+// default.
+const DefaultCandidateTTL = 10 * time.Second
+
+// Config configures a Requester. The zero value of each optional field means
+// its documented default.
+type Config struct {
+	Key       crypto.PrivKey      // required: signs leases and countersignatures
+	Transport transport.Transport // required
+	// Store keeps jobs, their modules and their receipts, so that a restart
+	// takes the jobs up again; without it jobs live in memory only. The
+	// requester does not close it.
+	Store *store.Store
+	// Placement tunes the placements (scheduler defaults).
+	Placement scheduler.Config
+	// CandidateTTL is how long a lookup of a facet key is reused. Default
+	// DefaultCandidateTTL.
+	CandidateTTL time.Duration
+	Clock        clock.Clock  // default clock.Real
+	Log          *slog.Logger // default slog.Default()
+}
+
+// Requester is the requester's driver: it places customers' jobs by driving
+// one scheduler.Placement per job with the transport's lookups and exchanges
+// and the clock's timers, and keeps what comes of them. It is safe for
+// concurrent use.
+type Requester struct {
+	cfg   Config
+	id    string
+	t     transport.Transport
+	clock clock.Clock
+	log   *slog.Logger
+	store *store.Store
+
+	jobsMu     sync.Mutex // guards jobs
+	jobs       map[string]*job
+	candidates candidateCache
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the requester starts
+}
+
+// New returns a requester, and takes up the jobs its store holds: finished
+// ones are shown again, unfinished ones are placed on (resume.go).
+func New(c Config) (*Requester, error) {
+	if c.Key == nil || c.Transport == nil {
+		return nil, errors.New("requester: a key and a transport are required")
+	}
+	if c.CandidateTTL <= 0 {
+		c.CandidateTTL = DefaultCandidateTTL
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Requester{cfg: c, id: c.Transport.Self(), t: c.Transport, clock: c.Clock, log: c.Log, store: c.Store,
+		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, ctx: ctx, cancel: cancel}
+	if err := r.resumeJobs(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close stops every placement and waits for every goroutine the requester
+// started, receipts being settled and statuses being saved included, so that
+// the caller may close the store once it returns. Jobs not finished stay in
+// the store, for the next process to take up.
+func (r *Requester) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// spawn runs f in a goroutine that Close waits for.
+func (r *Requester) spawn(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+// job is one job this requester places. Its placement is driven by a single
+// goroutine (drive); everything else talks to it through events.
+type job struct {
+	name      string
+	submitted time.Time
+	cid       string
+	env       []byte
+	spec      string
+	events    chan scheduler.Event
+	ended     chan struct{} // closed when drive returns: no one reads events any more
+
+	mu      sync.Mutex            // guards what follows
+	placed  time.Duration         // submit to first lease accepted; 0 until then
+	unsaved *store.Job            // the latest status not yet written, if any
+	stored  chan error            // the first write's outcome, for Submit
+	results map[runKey]*pb.Result // providers' results, by lease and epoch
+	status  scheduler.Status
+	history []string // what happened, one line each, for progress displays
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	done    chan struct{} // closed when the job reaches a final state
+	changed chan struct{} // closed and replaced at every change
+}
+
+type runKey struct {
+	id    string
+	epoch uint64
+}
+
+func newJob(name, cid string, env []byte, spec string, submitted time.Time) *job {
+	return &job{name: name, submitted: submitted, cid: cid, env: env, spec: spec, events: make(chan scheduler.Event, 256),
+		ended: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
+}
+
+func (j *job) update(f func()) {
+	j.mu.Lock()
+	f()
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+}
+
+// Submit places a customer-sealed job: the job is kept in the store, its
+// module (if given) too so providers can fetch it, and a placement starts. It
+// returns the job's CID in text form.
+func (r *Requester) Submit(jobEnv, module []byte, specName string) (string, error) {
+	sj, err := protocol.OpenJob(jobEnv)
+	if err != nil {
+		return "", err
+	}
+	if module != nil {
+		c, err := r.AddModule(module)
+		if err != nil {
+			return "", err
+		}
+		if string(c.Bytes()) != string(sj.Job.GetTask().GetModuleCid()) {
+			return "", protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "module given is %s, the job names another", c)
+		}
+	}
+	sjob, err := scheduler.JobFromPB(string(sj.CID.Bytes()), r.id, sj.Job)
+	if err != nil {
+		return "", err
+	}
+	key := sj.CID.String()
+	r.jobsMu.Lock()
+	if _, dup := r.jobs[key]; dup {
+		r.jobsMu.Unlock()
+		return "", protocol.Errorf(protocol.CodeReplayed, "job %s is already placed here: sign it again for a new nonce", key)
+	}
+	submitted := r.clock.Now()
+	j := newJob(sj.Job.Name, string(sj.CID.Bytes()), jobEnv, specName, submitted)
+	r.jobs[key] = j
+	r.jobsMu.Unlock()
+	if r.store == nil {
+		r.start(j, scheduler.NewPlacement(r.cfg.Placement, sjob, randomSeed()))
+		return key, nil
+	}
+	// The job is written while its placement starts, not before it: the
+	// placement does not wait for the fsync, Submit does. The write goes
+	// first in the job's queue of saves, so a later status always wins.
+	stored := make(chan error, 1)
+	j.stored = stored // before the writer starts: no lock needed yet
+	r.queueSave(j, store.Job{CID: j.cid, Envelope: jobEnv, SpecFile: specName, Submitted: submitted, State: scheduler.JobPlacing})
+	r.start(j, scheduler.NewPlacement(r.cfg.Placement, sjob, randomSeed()))
+	if err := <-stored; err != nil {
+		r.Stop(key)
+		return "", fmt.Errorf("store job: %w", err)
+	}
+	return key, nil
+}
+
+func randomSeed() (seed [32]byte) {
+	rand.Read(seed[:])
+	return seed
+}
+
+// AddModule keeps a module in the store, so that providers can fetch it by
+// CID, and returns that CID.
+func (r *Requester) AddModule(bin []byte) (cid.Cid, error) {
+	c := protocol.SumCID(bin)
+	if r.store == nil {
+		return cid.Undef, errors.New("node has no store")
+	}
+	return c, r.store.PutModule(c, bin)
+}
+
+func (r *Requester) job(key string) *job {
+	r.jobsMu.Lock()
+	defer r.jobsMu.Unlock()
+	return r.jobs[key]
+}
+
+// Stop cancels a job. It never blocks: a job whose placement has ended
+// (finished, or reloaded finished after a restart) has nothing to cancel.
+// It reports whether the job is known.
+func (r *Requester) Stop(key string) bool {
+	j := r.job(key)
+	if j == nil {
+		return false
+	}
+	select {
+	case j.events <- scheduler.Cancel{}:
+	case <-j.ended:
+	case <-r.ctx.Done():
+	}
+	return true
+}
+
+// Wait blocks until a job ends or ctx does.
+func (r *Requester) Wait(ctx context.Context, key string) (JobView, error) {
+	j := r.job(key)
+	if j == nil {
+		return JobView{}, fmt.Errorf("no job %s here", key)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return j.view(key), ctx.Err()
+	}
+	return j.view(key), nil
+}
+
+// Job returns a job's view, by its CID in text form.
+func (r *Requester) Job(key string) (JobView, bool) {
+	j := r.job(key)
+	if j == nil {
+		return JobView{}, false
+	}
+	return j.view(key), true
+}
+
+// Jobs lists the jobs this requester knows, in no order.
+func (r *Requester) Jobs() []JobView {
+	r.jobsMu.Lock()
+	defer r.jobsMu.Unlock()
+	out := make([]JobView, 0, len(r.jobs))
+	for k, j := range r.jobs {
+		out = append(out, j.view(k))
+	}
+	return out
+}
+
+// Logs returns what a job's instances wrote so far, and a channel closed at
+// the next change (for following).
+func (r *Requester) Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool) {
+	j := r.job(key)
+	if j == nil {
+		return nil, nil, nil, false, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	select {
+	case <-j.done:
+		done = true
+	default:
+	}
+	return bytes.Clone(j.stdout.Bytes()), bytes.Clone(j.stderr.Bytes()), j.changed, done, true
+}
+
+func short(id string) string { return peer.ID(id).ShortString() }

@@ -1,0 +1,287 @@
+package requester_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/node/nodetest"
+	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// The requester's behaviour on the in-memory network, in virtual time: each
+// test runs in a synctest bubble, so that heartbeats, offer timeouts and
+// backoffs pass in no time, whatever the machine's load.
+
+const small = "  resources: {cpu: 100m, memory: 32Mi}\n"
+
+// TestPlaces: a job lands only on a provider of its jurisdiction and succeeds
+// with its output; its receipt is countersigned; a job over every price
+// ceiling fails with the reasons.
+func TestPlaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "de-fra", "fr-lyo")
+		mod := exectest.Write("hallo\n", "", 0)
+		key := f.Submit("version: 1\nname: hi\ntask:\n  module: m.wasm\n"+small+"constraints:\n  - jurisdiction = de\n", mod)
+		v := f.Wait(key)
+		if v.State != "succeeded" || v.Slots[0].Provider != peer.ID(f.Providers[1].ID).String() {
+			t.Fatalf("job %+v, want succeeded on the German provider", v)
+		}
+		if stdout, _, _, _, _ := f.Requester.Requester.Logs(key); string(stdout) != "hallo\n" {
+			t.Fatalf("stdout %q", stdout)
+		}
+		f.Settle(time.Second) // the receipt is settled behind the result
+		receipts, err := f.Requester.Store.Receipts()
+		if err != nil || len(receipts) != 1 || len(receipts[0].Countersignature) == 0 {
+			t.Fatalf("requester's receipts %+v, %v: want one countersigned", receipts, err)
+		}
+		if theirs, err := f.Providers[1].Store.Receipts(); err != nil || len(theirs) != 1 || len(theirs[0].Countersignature) == 0 {
+			t.Fatalf("provider's receipts %+v, %v: want one countersigned", theirs, err)
+		}
+
+		key = f.Submit("version: 1\nname: thrifty\ntask:\n  module: m.wasm\n"+small+"max_price: \"0.000000001 EUR\"\n", mod)
+		v = f.Wait(key)
+		if v.State != "failed" || !strings.Contains(v.Reason, "price above ceiling") {
+			t.Fatalf("job over every ceiling: %+v", v)
+		}
+	})
+}
+
+// TestReschedules: the provider running a job crashes; its heartbeats stop,
+// the placement declares the lease lost and places the job again under a
+// new epoch on another provider, where it completes.
+func TestReschedules(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo", "fr-mrs")
+		for _, p := range f.Providers {
+			p.Hold()
+		}
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small+"constraints:\n  - jurisdiction = fr\n", exectest.Write("done\n", "", 0))
+		f.Until("a provider to hold the lease", func() bool {
+			n := 0
+			for _, p := range f.Providers {
+				n += p.Held()
+			}
+			return n == 1
+		})
+		var first *nodetest.Member
+		for _, p := range f.Providers {
+			if p.Held() == 1 {
+				first = p
+			} else {
+				p.Release()
+			}
+		}
+		if first == nil {
+			t.Fatal("no provider holds the lease")
+		}
+		start := time.Now()
+		first.Crash()
+		v := f.Wait(key)
+		if v.State != "succeeded" || v.Slots[0].Provider == peer.ID(first.ID).String() || v.Slots[0].Epoch != 2 {
+			t.Fatalf("after the provider crashed: %+v", v)
+		}
+		t.Logf("rescheduled and done %v (virtual) after the crash", time.Since(start))
+	})
+}
+
+// TestRestart: the requester's process ends while a lease is running; a new
+// one on the same store and key takes the job up, watches the lease again
+// and gets the result, without a new epoch.
+func TestRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo")
+		for _, p := range f.Providers {
+			p.Hold()
+		}
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Write("again\n", "", 0))
+		f.Until("the lease to be accepted", func() bool {
+			v, _ := f.Requester.Requester.Job(key)
+			return len(v.Slots) == 1 && v.Slots[0].State == "running"
+		})
+		f.Settle(time.Second) // its status saved
+		before, _ := f.Requester.Requester.Job(key)
+		if len(before.Slots) != 1 || before.Slots[0].Epoch != 1 {
+			t.Fatalf("before the restart: %+v", before)
+		}
+		f.Requester.Crash()
+		f.Requester.Restart()
+		for _, p := range f.Providers {
+			p.Release()
+		}
+		v := f.Wait(key)
+		if v.State != "succeeded" || v.Slots[0].Epoch != 1 {
+			t.Fatalf("after the requester restarted: %+v (before: %+v)", v, before.Slots)
+		}
+		if stdout, _, _, _, _ := f.Requester.Requester.Logs(key); string(stdout) != "again\n" {
+			t.Fatalf("stdout %q", stdout)
+		}
+	})
+}
+
+// TestRestartShowsFinished: after a restart, a job that ended before is
+// listed with its result and its output, and stopping it answers at once,
+// twice (it used to block the API for good).
+func TestRestartShowsFinished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Write("kept\n", "", 0))
+		if v := f.Wait(key); v.State != "succeeded" {
+			t.Fatalf("job %+v", v)
+		}
+		f.Settle(time.Second)
+		f.Requester.Crash()
+		f.Requester.Restart()
+		r := f.Requester.Requester
+		v, ok := r.Job(key)
+		stdout, _, _, done, _ := r.Logs(key)
+		if !ok || v.State != "succeeded" || !done || string(stdout) != "kept\n" {
+			t.Fatalf("after restart: %+v, output %q", v, stdout)
+		}
+		for range 2 {
+			if !r.Stop(key) {
+				t.Fatal("Stop does not know the job")
+			}
+		}
+	})
+}
+
+// TestStopEndedJob: stopping a job whose placement has ended (final, and
+// past its linger) returns at once, however often. It used to send on a
+// channel nothing read, and hang the API's DELETE for good.
+func TestStopEndedJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Empty())
+		f.Wait(key)
+		time.Sleep(time.Minute) // past the placement's linger
+		synctest.Wait()
+		stopped := make(chan bool)
+		go func() {
+			r := f.Requester.Requester
+			ok := true
+			for range 300 { // more than a job's queue of events holds
+				ok = ok && r.Stop(key)
+			}
+			stopped <- ok
+		}()
+		synctest.Wait()
+		select {
+		case ok := <-stopped:
+			if !ok {
+				t.Fatal("Stop does not know the job")
+			}
+		default:
+			t.Fatal("Stop blocks on a job whose placement ended")
+		}
+	})
+}
+
+// TestCloseWaits: Close returns only once every goroutine the requester
+// started has ended: a receipt still being settled is not left running, to
+// write to a store its owner is about to close.
+func TestCloseWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		f.Requester.Requester.Close()
+		slow := &slowReceipts{Transport: f.Requester.Peer}
+		r, err := requester.New(requester.Config{Key: f.Requester.Key, Transport: slow, Store: f.Requester.Store, Placement: f.Placement})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := f.Job("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Empty())
+		key, err := r.Submit(env, exectest.Empty(), "job.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := r.Wait(context.Background(), key); err != nil || v.State != "succeeded" {
+			t.Fatalf("job %+v, %v", v, err)
+		}
+		f.Until("the receipt to be on its way", func() bool { return slow.inFlight.Load() == 1 })
+		r.Close()
+		if n := slow.inFlight.Load(); n != 0 {
+			t.Fatalf("Close returned with %d receipt exchanges still going", n)
+		}
+	})
+}
+
+// slowReceipts is a transport whose receipt exchanges wait for their
+// context's end, then take a second more to wind up.
+type slowReceipts struct {
+	transport.Transport
+	inFlight atomic.Int32
+}
+
+func (s *slowReceipts) Receipt(ctx context.Context, to string, sub *pb.ReceiptSubmit) (*pb.ReceiptAck, error) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	<-ctx.Done()
+	time.Sleep(time.Second)
+	return nil, ctx.Err()
+}
+
+// TestSpread: on five providers of five operators, a job with count 3
+// spread by operator lands on three distinct operators.
+func TestSpread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo", "de-fra", "be-bru", "fr-mrs")
+		key := f.Submit("version: 1\nname: fan\ncount: 3\ntask:\n  module: m.wasm\n"+small+"spread:\n  - {attribute: operator, weight: 100}\n", exectest.Empty())
+		v := f.Wait(key)
+		seen := map[string]bool{}
+		for _, s := range v.Slots {
+			seen[s.Provider] = true
+		}
+		if v.State != "succeeded" || len(v.Slots) != 3 || len(seen) != 3 {
+			t.Fatalf("3 instances on %d providers: %+v", len(seen), v)
+		}
+	})
+}
+
+// TestStoresResults: a finished job's record carries each slot's result:
+// state, exit code and the CIDs of its output and logs.
+func TestStoresResults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Write("out\n", "err\n", 0))
+		f.Wait(key)
+		f.Settle(time.Second)
+		jobs, err := f.Requester.Store.Jobs(nil)
+		if err != nil || len(jobs) != 1 || jobs[0].State != scheduler.JobSucceeded || len(jobs[0].Slots) != 1 || jobs[0].Slots[0].Result == nil {
+			t.Fatalf("stored %+v, %v", jobs, err)
+		}
+		r := jobs[0].Slots[0].Result
+		if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(protocol.SumCID([]byte("out\n")).Bytes()) ||
+			r.StderrCID != string(protocol.SumCID([]byte("err\n")).Bytes()) {
+			t.Fatalf("stored result %+v", r)
+		}
+	})
+}
+
+// TestQuote: a quote asks each provider, declines every offer, and leaves no
+// reservation behind.
+func TestQuote(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "de-fra")
+		env := f.Job("version: 1\nname: q\ntask:\n  module: m.wasm\n"+small+"constraints:\n  - jurisdiction = fr\n", exectest.Empty())
+		q, err := f.Requester.Requester.Quote(context.Background(), env, []string{f.Providers[0].ID, f.Providers[1].ID})
+		if err != nil || len(q) != 2 || q[0].Price == "" || q[1].Refusal == "" {
+			t.Fatalf("quote %+v, %v: want a price from the French provider, a refusal from the German", q, err)
+		}
+		f.Settle(time.Second)
+		for _, p := range f.Providers {
+			if st := p.Provider.MarketState(); st.Reservations != 0 {
+				t.Fatalf("a quote left %d reservations", st.Reservations)
+			}
+		}
+	})
+}

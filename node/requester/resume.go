@@ -1,0 +1,100 @@
+package requester
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// reloadFinished shows a job that ended before this process started, from
+// its record: status, results, and the logs kept by CID.
+func (r *Requester) reloadFinished(rec store.Job) {
+	sj, err := protocol.OpenJob(rec.Envelope)
+	if err != nil {
+		return
+	}
+	j := newJob(sj.Job.Name, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
+	close(j.ended) // no placement: nothing to stop
+	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason}
+	for _, s := range rec.Slots {
+		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		if res := s.Result; res != nil {
+			ss.ExitCode, ss.OutputCID = res.ExitCode, res.OutputCID
+			for _, l := range []struct {
+				cid string
+				buf *bytes.Buffer
+			}{{res.StdoutCID, &j.stdout}, {res.StderrCID, &j.stderr}} {
+				if c, err := protocol.ParseCID([]byte(l.cid)); err == nil {
+					if b, err := r.store.Module(c); err == nil {
+						l.buf.Write(b)
+					}
+				}
+			}
+		}
+		j.status.Slots = append(j.status.Slots, ss)
+	}
+	close(j.done)
+	r.jobsMu.Lock()
+	r.jobs[sj.CID.String()] = j
+	r.jobsMu.Unlock()
+}
+
+// resumeJobs takes up the jobs a previous process of this node was placing
+// (jobs survive a requester restart): each gets its placement back
+// with its slots as last recorded; running leases are watched again, and a
+// provider that no longer answers loses its lease to a new epoch.
+func (r *Requester) resumeJobs() error {
+	if r.store == nil {
+		return nil
+	}
+	all, err := r.store.Jobs(nil)
+	if err != nil {
+		return fmt.Errorf("reload jobs: %w", err)
+	}
+	for _, rec := range all {
+		if rec.State.Final() {
+			r.reloadFinished(rec)
+			continue
+		}
+		sj, err := protocol.OpenJob(rec.Envelope)
+		if err != nil {
+			r.log.Warn("stored job does not open", "err", err)
+			continue
+		}
+		sjob, err := scheduler.JobFromPB(rec.CID, r.id, sj.Job)
+		if err != nil {
+			continue
+		}
+		p := scheduler.NewPlacement(r.cfg.Placement, sjob, randomSeed())
+		slots := make([]scheduler.SlotStatus, len(rec.Slots))
+		for i, s := range rec.Slots {
+			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		}
+		if len(slots) > 0 && !p.Resume(slots) {
+			r.log.Warn("stored job's slots do not match it", "job", sj.CID)
+			continue
+		}
+		key := sj.CID.String()
+		j := newJob(sj.Job.Name, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
+		r.jobsMu.Lock()
+		r.jobs[key] = j
+		r.jobsMu.Unlock()
+		r.start(j, p)
+		for _, s := range slots {
+			if s.State == scheduler.SlotLeasing || s.State == scheduler.SlotRunning {
+				send := func(ev scheduler.Event) {
+					select {
+					case j.events <- ev:
+					case <-j.ended:
+					}
+				}
+				r.spawn(func() { r.watchLease(r.ctx, j, s.Provider, s.LeaseID, s.Epoch, send) })
+			}
+		}
+		r.log.Info("resumed job", "job", key, "slots", len(slots))
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package requester
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// JobView is a job as the API shows it.
+type JobView struct {
+	CID       string        `json:"cid"`
+	Name      string        `json:"name"`
+	Spec      string        `json:"spec,omitempty"`
+	State     string        `json:"state"`
+	Reason    string        `json:"reason,omitempty"`
+	Slots     []SlotView    `json:"slots"`
+	Asked     []OutcomeView `json:"asked,omitempty"`
+	History   []string      `json:"history,omitempty"`
+	Submitted time.Time     `json:"submitted"`
+	// PlacedMs is the time from submission to the first lease accepted.
+	PlacedMs float64 `json:"placed_ms,omitempty"`
+}
+
+// SlotView is one lease slot.
+type SlotView struct {
+	Provider string `json:"provider,omitempty"`
+	Epoch    uint64 `json:"epoch"`
+	State    string `json:"state"`
+	Price    string `json:"price,omitempty"`
+	ExitCode int32  `json:"exit_code"`
+	Output   string `json:"output_cid,omitempty"`
+}
+
+// OutcomeView is what came of asking one provider.
+type OutcomeView struct {
+	Provider string `json:"provider"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+func (j *job) view(key string) JobView {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.status
+	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, PlacedMs: float64(j.placed.Microseconds()) / 1000, State: st.State.String(), Reason: st.Reason, History: append([]string(nil), j.history...)}
+	if st.State == 0 {
+		v.State = "submitted"
+	}
+	for _, s := range st.Slots {
+		sv := SlotView{Provider: peer.ID(s.Provider).String(), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode}
+		if s.Provider == "" {
+			sv.Provider = ""
+		}
+		if s.Price.Currency != "" {
+			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
+		}
+		if c, err := protocol.ParseCID([]byte(s.OutputCID)); err == nil {
+			sv.Output = c.String()
+		}
+		v.Slots = append(v.Slots, sv)
+	}
+	for _, o := range st.Asked {
+		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Reason: o.Reason, Detail: o.Detail})
+	}
+	return v
+}
