@@ -30,6 +30,54 @@ var forbidden = map[string][]string{
 	"examples":    {"cmd"},
 }
 
+// inner lists, for the node's rooms, what each must not depend on, directly
+// or through anything it imports: module paths relative to the module, or
+// outside packages by prefix. The drivers see the network only through
+// node/transport and time only through node/clock; the transports know
+// nothing of the drivers; neither driver knows the other.
+var inner = map[string][]string{
+	"node/requester": {"node/provider", "node/p2p", "node/memnet", "node/api", "node/devnet", "node/nodetest",
+		"github.com/libp2p/go-libp2p/p2p/", "github.com/libp2p/go-libp2p-kad-dht"},
+	"node/provider": {"node/requester", "node/p2p", "node/memnet", "node/api", "node/devnet", "node/nodetest",
+		"github.com/libp2p/go-libp2p/p2p/", "github.com/libp2p/go-libp2p-kad-dht"},
+	"node/p2p":       {"node/requester", "node/provider", "node/memnet", "node/api", "node/store", "node/exec"},
+	"node/memnet":    {"node/requester", "node/provider", "node/p2p", "node/api", "node/store", "node/exec", "github.com/libp2p/"},
+	"node/transport": {"node/", "github.com/libp2p/", "scheduler"},
+	"node/clock":     {"node/", "protocol", "scheduler"},
+	"node/wire":      {"node/"},
+	"node/api":       {"node/p2p", "node/memnet", "node/devnet", "node/exec"},
+}
+
+// innerRoom returns the key of inner that an import path belongs to, or "".
+func innerRoom(importPath string) string {
+	rest, ok := strings.CutPrefix(importPath, module+"/")
+	if !ok {
+		return ""
+	}
+	for r := range inner {
+		if rest == r || strings.HasPrefix(rest, r+"/") {
+			return r
+		}
+	}
+	return ""
+}
+
+// reaches reports whether dep is the package (or under the prefix) named by
+// rule: a module-relative path, or an outside prefix.
+func reaches(dep, rule string) bool {
+	if strings.Contains(rule, ".") { // an outside module path
+		return strings.HasPrefix(dep, rule)
+	}
+	rest, ok := strings.CutPrefix(dep, module+"/")
+	if !ok {
+		return false
+	}
+	if strings.HasSuffix(rule, "/") {
+		return strings.HasPrefix(rest, rule)
+	}
+	return rest == rule || strings.HasPrefix(rest, rule+"/")
+}
+
 // impure is what the scheduler's own files must not import: the network, files,
 // processes, libp2p, and the global random source.
 func impure(path string) bool {
@@ -74,6 +122,15 @@ func violations(pkgs []pkg) []string {
 		for _, dep := range append(slices.Clone(p.Imports), p.Deps...) {
 			if slices.Contains(forbidden[from], room(dep)) {
 				out = append(out, fmt.Sprintf("%s depends on %s: room %s must not reach room %s", p.ImportPath, dep, from, room(dep)))
+			}
+		}
+		if r := innerRoom(p.ImportPath); r != "" {
+			for _, dep := range append(slices.Clone(p.Imports), p.Deps...) {
+				for _, rule := range inner[r] {
+					if reaches(dep, rule) && innerRoom(dep) != r {
+						out = append(out, fmt.Sprintf("%s depends on %s: %s must not reach %s", p.ImportPath, dep, r, rule))
+					}
+				}
 			}
 		}
 		if from == "scheduler" {
@@ -177,10 +234,14 @@ func TestRoomsCatchesViolations(t *testing.T) {
 		{ImportPath: module + "/scheduler/market", Deps: []string{module + "/node"}},
 		{ImportPath: module + "/simulations", Deps: []string{module + "/node/exec"}},
 		{ImportPath: module + "/node", Imports: []string{module + "/simulations"}},
+		{ImportPath: module + "/node/requester", Deps: []string{module + "/node/provider", "github.com/libp2p/go-libp2p/p2p/host/basic"}},
+		{ImportPath: module + "/node/p2p", Deps: []string{module + "/node/requester"}},
+		{ImportPath: module + "/node/memnet", Deps: []string{"github.com/libp2p/go-libp2p/core/host"}},
+		{ImportPath: module + "/node/requester", Deps: []string{module + "/node/transport", module + "/node/clock"}}, // allowed
 	}
 	got := violations(bad)
-	if len(got) != 7 {
-		t.Fatalf("got %d violations, want 7:\n%s", len(got), strings.Join(got, "\n"))
+	if len(got) != 11 {
+		t.Fatalf("got %d violations, want 11:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }
 
