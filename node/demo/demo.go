@@ -29,6 +29,7 @@ type Options struct {
 	Examples string    // the examples directory (jobs/ and wasm/)
 	Out      io.Writer // where the demo tells what it does
 	Log      *slog.Logger
+	CacheDir string // the executor's compilation cache; default one of the devnet's own
 }
 
 // Run starts the federation, runs the demonstration and stops everything.
@@ -36,7 +37,7 @@ func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	w := o.Out
 	fmt.Fprintf(w, "Starting a federation of %d providers and one requester on loopback (QUIC, private DHT, wazero, bbolt)...\n", len(devnet.Profiles))
-	d, err := devnet.Start(ctx, devnet.Options{Log: o.Log})
+	d, err := devnet.Start(ctx, devnet.Options{Log: o.Log, CacheDir: o.CacheDir})
 	if err != nil {
 		return err
 	}

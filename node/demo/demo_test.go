@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cuivre/cuivre/node/exec/exectest"
 )
 
 // TestDemo runs what `make run` shows, and checks its claims: every example
@@ -18,7 +20,7 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound on a hung demo, not a measure
 	defer cancel()
 	var out bytes.Buffer
-	if err := Run(ctx, Options{Examples: "../../examples", Out: &out}); err != nil {
+	if err := Run(ctx, Options{Examples: "../../examples", Out: &out, CacheDir: exectest.CacheDir(t)}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	s := out.String()

@@ -59,6 +59,9 @@ type Options struct {
 	Log      *slog.Logger
 	// OfferTimeout of the requester's placements; default 2 s.
 	OfferTimeout time.Duration
+	// CacheDir is the executor's compilation cache; default Dir/cache. A
+	// cache kept across devnets compiles each module once.
+	CacheDir string
 }
 
 // Devnet is a running federation: providers and one requester (Requester),
@@ -104,7 +107,11 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 		}
 	}()
 	// Scratch areas live in memory: allow what the providers sell (1 GiB).
-	if d.exec, err = exec.New(ctx, exec.Config{CacheDir: filepath.Join(d.Dir, "cache"), MaxOutputBytes: 1 << 30}); err != nil {
+	cache := o.CacheDir
+	if cache == "" {
+		cache = filepath.Join(d.Dir, "cache")
+	}
+	if d.exec, err = exec.New(ctx, exec.Config{CacheDir: cache, MaxOutputBytes: 1 << 30}); err != nil {
 		return nil, err
 	}
 	var boot []peer.AddrInfo
