@@ -44,7 +44,7 @@ var inner = map[string][]string{
 	"node/memnet":    {"node/requester", "node/provider", "node/p2p", "node/api", "node/store", "node/exec", "github.com/libp2p/"},
 	"node/transport": {"node/", "github.com/libp2p/", "scheduler"},
 	"node/clock":     {"node/", "protocol", "scheduler"},
-	"node/wire":      {"node/"},
+	"node/conv":      {"node/"},
 	"node/api":       {"node/p2p", "node/memnet", "node/devnet", "node/exec"},
 }
 

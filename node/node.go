@@ -21,12 +21,12 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
@@ -300,7 +300,7 @@ func (n *Node) Providers(ctx context.Context) []api.ProviderView {
 			if err != nil {
 				return
 			}
-			v := api.ProviderView{ID: peer.ID(p).String(), Labels: map[string]string{}, Total: wire.ResourcesFromPB(rec.Total), Free: wire.ResourcesFromPB(rec.Free),
+			v := api.ProviderView{ID: peer.ID(p).String(), Labels: map[string]string{}, Total: conv.ResourcesFromPB(rec.Total), Free: conv.ResourcesFromPB(rec.Free),
 				RecordAgeMs: n.clock.Now().Sub(protocol.FromUnixMs(rec.IssuedAtMs)).Milliseconds()}
 			for _, l := range rec.Labels {
 				v.Labels[l.Key] = l.Value
@@ -360,8 +360,8 @@ func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
 	rec := &pb.CapacityRecord{
 		Provider: []byte(n.ID()), Seq: seq, IssuedAtMs: protocol.UnixMs(now),
 		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxCapacityTTL)),
-		Total:       wire.ResourcesToPB(st.Capacity), Free: wire.ResourcesToPB(st.Free),
-		Price: wire.PriceToPB(c.Pricing.PriceAt(st.LoadPermille)), Labels: wire.LabelsToPB(c.Labels),
+		Total:       conv.ResourcesToPB(st.Capacity), Free: conv.ResourcesToPB(st.Free),
+		Price: conv.PriceToPB(c.Pricing.PriceAt(st.LoadPermille)), Labels: conv.LabelsToPB(c.Labels),
 		Executors: c.Executors,
 	}
 	for _, a := range n.Host().Addrs() {

@@ -12,8 +12,8 @@ import (
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/transport"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -110,7 +110,7 @@ func (h *Host) Serve(hd transport.Handler) {
 func (h *Host) malformed(e *exchange, from string, hd transport.Handler, err error) error {
 	id := string(e.s.Protocol())
 	hd.Malformed(id, from, err)
-	return e.w.WriteMsg(wire.ErrorAnswer(id, err))
+	return e.w.WriteMsg(conv.ErrorAnswer(id, err))
 }
 
 // serve registers a protocol's stream handler; errors reset the stream and

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
@@ -93,7 +93,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	sl := scheduler.Lease{
 		ID: string(l.LeaseId), Provider: p.id, Requester: from, OfferNonce: string(l.OfferNonce),
 		JobCID: string(l.JobCid), Epoch: l.Epoch, ExpiresAt: protocol.FromUnixMs(l.ExpiresAtMs),
-		Resources: wire.ResourcesFromPB(t.GetResources()), Timeout: time.Duration(t.GetTimeoutMs()) * time.Millisecond,
+		Resources: conv.ResourcesFromPB(t.GetResources()), Timeout: time.Duration(t.GetTimeoutMs()) * time.Millisecond,
 	}
 	p.mu.Lock()
 	err = p.market.Commit(now, sl)

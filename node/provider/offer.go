@@ -6,7 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -15,7 +15,7 @@ import (
 // An offer reserves its resources until it expires, is declined or leased.
 func (p *Provider) Offer(_ context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
 	now := p.clock.Now()
-	r, err := wire.RequestFromPB(req, from, now)
+	r, err := conv.RequestFromPB(req, from, now)
 	if err != nil {
 		return p.refuse(from, err)
 	}
@@ -28,7 +28,7 @@ func (p *Provider) Offer(_ context.Context, from string, req *pb.OfferRequest) *
 		p.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 		return &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}}
 	}
-	env, err := protocol.Seal(p.cfg.Key, wire.OfferToPB(offer))
+	env, err := protocol.Seal(p.cfg.Key, conv.OfferToPB(offer))
 	if err != nil {
 		p.mu.Lock()
 		p.market.Decline(now, offer.Nonce)

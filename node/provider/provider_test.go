@@ -12,12 +12,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/nodetest"
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/transport"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
@@ -69,7 +69,7 @@ func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module [
 		t.Fatalf("offer: %v", err)
 	}
 	id := []byte(nonce())
-	env, err := protocol.Seal(req.Key, wire.LeaseToPB(scheduler.Lease{
+	env, err := protocol.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
 		JobCID: r.JobCID, Epoch: 1, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
 	}, nonce(), signed.Envelope, heartbeat))
@@ -111,7 +111,7 @@ func TestLeaseRuns(t *testing.T) {
 		if err != nil || string(receipt.Provider) != prov.ID || receipt.Amount.GetNanos() == 0 {
 			t.Fatalf("receipt %v, %v", receipt, err)
 		}
-		cs, err := protocol.Seal(f.Requester.Key, &pb.Countersignature{ReceiptHash: wire.ReceiptHash(res.Receipt), Requester: []byte(f.Requester.ID), SignedAtMs: protocol.UnixMs(f.Clock.Now())})
+		cs, err := protocol.Seal(f.Requester.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(f.Requester.ID), SignedAtMs: protocol.UnixMs(f.Clock.Now())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +172,7 @@ func TestLeaseAbuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		noOffer, err := protocol.Seal(req.Key, wire.LeaseToPB(scheduler.Lease{ID: nonce(), Provider: prov.ID, Requester: req.ID, OfferNonce: nonce(),
+		noOffer, err := protocol.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{ID: nonce(), Provider: prov.ID, Requester: req.ID, OfferNonce: nonce(),
 			JobCID: string(signed.CID.Bytes()), Epoch: 1, ExpiresAt: f.Clock.Now().Add(time.Minute)}, nonce(), signed.Envelope, time.Second))
 		if err != nil {
 			t.Fatal(err)

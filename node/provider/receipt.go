@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -35,7 +35,7 @@ func (p *Provider) countersigned(from string, sub *pb.ReceiptSubmit) error {
 	if string(cs.Requester) != from || string(r.Requester) != from {
 		return protocol.Errorf(protocol.CodeWrongSigner, "countersigned by %s, the receipt's requester is %s", short(from), short(string(r.Requester)))
 	}
-	if string(cs.ReceiptHash) != string(wire.ReceiptHash(sub.Receipt)) {
+	if string(cs.ReceiptHash) != string(conv.ReceiptHash(sub.Receipt)) {
 		return protocol.Errorf(protocol.CodeMalformed, "the countersignature covers another receipt")
 	}
 	if p.store == nil {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -207,9 +207,9 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	rand.Read(nonce)
 	receipt := &pb.UsageReceipt{
 		LeaseId: []byte(r.lease.ID), Epoch: r.lease.Epoch, Provider: []byte(p.id), Requester: []byte(r.lease.Requester),
-		JobCid: []byte(r.lease.JobCID), Reserved: wire.ResourcesToPB(r.lease.Reserved),
+		JobCid: []byte(r.lease.JobCID), Reserved: conv.ResourcesToPB(r.lease.Reserved),
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
-		Price: wire.PriceToPB(usage.Price), Amount: wire.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
+		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 	}
 	renv, err := protocol.Seal(p.cfg.Key, receipt)
 	if err != nil {

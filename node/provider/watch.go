@@ -3,7 +3,7 @@ package provider
 import (
 	"context"
 
-	"github.com/cuivre/cuivre/node/wire"
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -36,7 +36,7 @@ func (p *Provider) Watch(ctx context.Context, from string, req *pb.WatchRequest,
 		if result != nil {
 			return send(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: result}})
 		}
-		st := &pb.Status{LeaseId: req.LeaseId, Epoch: req.Epoch, State: state, Seq: seq, AtMs: protocol.UnixMs(p.clock.Now()), Used: wire.ResourcesToPB(r.lease.Reserved)}
+		st := &pb.Status{LeaseId: req.LeaseId, Epoch: req.Epoch, State: state, Seq: seq, AtMs: protocol.UnixMs(p.clock.Now()), Used: conv.ResourcesToPB(r.lease.Reserved)}
 		if err := send(&pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: st}}); err != nil {
 			return err
 		}
@@ -86,8 +86,8 @@ func (p *Provider) watchStored(req *pb.WatchRequest, from string) *pb.WatchEvent
 	}
 	res := &pb.Result{
 		LeaseId: req.LeaseId, Epoch: l.Epoch, State: l.State, ExitCode: l.ExitCode, OutputCid: []byte(l.OutputCID),
-		StdoutCid: []byte(l.StdoutCID), StderrCid: []byte(l.StderrCID), StartedAtMs: wire.MsOrZero(l.Started),
-		EndedAtMs: wire.MsOrZero(l.Ended), Error: protocol.ToPB(errOrNil(l.Error)),
+		StdoutCid: []byte(l.StdoutCID), StderrCid: []byte(l.StderrCID), StartedAtMs: conv.MsOrZero(l.Started),
+		EndedAtMs: conv.MsOrZero(l.Ended), Error: protocol.ToPB(errOrNil(l.Error)),
 	}
 	if rc, err := p.store.Receipt(l.ID, l.Epoch); err == nil {
 		res.Receipt = rc.Envelope

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/transport"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
@@ -19,7 +19,7 @@ import (
 // verified offer and its envelope, or the provider's refusal as a
 // *protocol.Error.
 func RequestOffer(ctx context.Context, t transport.Transport, to string, r scheduler.Request, now func() time.Time) (scheduler.Offer, []byte, error) {
-	resp, err := t.Offer(ctx, to, wire.RequestToPB(r))
+	resp, err := t.Offer(ctx, to, conv.RequestToPB(r))
 	if err != nil {
 		return scheduler.Offer{}, nil, err
 	}
@@ -37,7 +37,7 @@ func RequestOffer(ctx context.Context, t transport.Transport, to string, r sched
 		if string(o.RequestNonce) != r.Nonce || string(o.Requester) != t.Self() {
 			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "offer answers another request")
 		}
-		return wire.OfferFromPB(o), res.Offer, nil
+		return conv.OfferFromPB(o), res.Offer, nil
 	}
 	return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "empty offer response")
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/scheduler"
 )
@@ -47,7 +47,7 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 			}
 			slot.Result = &store.Result{State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid),
 				StdoutCID: string(res.StdoutCid), StderrCID: string(res.StderrCid),
-				Started: wire.MsTime(res.StartedAtMs), Ended: wire.MsTime(res.EndedAtMs), Error: perr}
+				Started: conv.MsTime(res.StartedAtMs), Ended: conv.MsTime(res.EndedAtMs), Error: perr}
 		}
 		rec.Slots = append(rec.Slots, slot)
 	}

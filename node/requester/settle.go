@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/node/wire"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -33,7 +33,7 @@ func (r *Requester) settle(ctx context.Context, provider string, res *pb.Result)
 		r.log.Warn("receipt refused", "provider", short(provider), "err", err)
 		return
 	}
-	cs, err := protocol.Seal(r.cfg.Key, &pb.Countersignature{ReceiptHash: wire.ReceiptHash(res.Receipt), Requester: []byte(r.id), SignedAtMs: protocol.UnixMs(r.clock.Now())})
+	cs, err := protocol.Seal(r.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(r.id), SignedAtMs: protocol.UnixMs(r.clock.Now())})
 	if err != nil {
 		return
 	}

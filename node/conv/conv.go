@@ -1,7 +1,7 @@
-// Package wire converts between the wire's protobuf messages and the
+// Package conv converts between the wire's protobuf messages and the
 // scheduler's value types: the node is the edge where one becomes the other,
 // so that the core never sees a message it has not checked (SPEC 6).
-package wire
+package conv
 
 import (
 	"crypto/sha256"
