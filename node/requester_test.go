@@ -12,6 +12,7 @@ import (
 
 	nodeexec "github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/scheduler"
 )
@@ -74,7 +75,7 @@ func federation(t *testing.T, regions []string) (req *Node, provs []*Node) {
 // submit signs a job spec (module given as bytes) with the requester's key.
 func submit(t *testing.T, req *Node, spec string, module []byte) string {
 	t.Helper()
-	s, err := protocol.ParseJobSpecFile("job.yaml", []byte(spec))
+	s, err := jobspec.ParseJobSpecFile("job.yaml", []byte(spec))
 	if err != nil {
 		t.Fatal(err)
 	}

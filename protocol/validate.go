@@ -57,6 +57,16 @@ const (
 	MaxWeight = 100
 )
 
+// Defaults of a job (SPEC 5): what a field left out of a job spec means.
+const (
+	DefaultJobType   = "batch"
+	DefaultEngine    = "wasm"
+	DefaultCPUMillis = 1000
+	DefaultMemory    = 256 << 20
+	DefaultScratch   = 64 << 20
+	DefaultTimeout   = 5 * time.Minute
+)
+
 // FieldError is a job field that breaks a rule of SPEC 5. Path names the field
 // as in cuivre.proto, from the job down: "task.resources.memory_bytes",
 // "constraints[1]", "task.env[0].name"; it is empty for the job as a whole.
@@ -91,16 +101,18 @@ func (e *FieldError) Unwrap() error {
 // SPEC 5 and returns the first *FieldError found, or nil. It never panics, on
 // any input: nil messages and unknown enum values are reported as errors.
 func ValidateJob(j *pb.Job) error {
-	if errs := checkJob(j, nil); len(errs) > 0 {
+	if errs := CheckJob(j, nil); len(errs) > 0 {
 		return errs[0]
 	}
 	return nil
 }
 
-// checkJob returns every rule the job breaks, in field order. An unsupported
-// version is reported alone: the other rules are those of version 1. name, if
-// not nil, says how a message refers to another field, given its path.
-func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
+// CheckJob returns every rule the job breaks, in field order, where
+// ValidateJob returns the first. An unsupported version is reported alone: the
+// other rules are those of version 1. name, if not nil, says how a message
+// refers to another field, given its path (the job spec parser names it by its
+// line in the document).
+func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c := checker{name: name}
 	if c.name == nil {
 		c.name = func(path string) string { return path }

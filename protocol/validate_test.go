@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -229,6 +230,8 @@ func TestValidateJob(t *testing.T) {
 		})
 	}
 }
+
+var cmpProto = protocmp.Transform()
 
 func mustMultihash(t testing.TB, s string) mh.Multihash {
 	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)

@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
@@ -341,7 +342,7 @@ func (w *world) checkLedgers() error {
 // testJob builds a Job from a YAML spec, resolving a module path to the CID of
 // its name.
 func testJob(name, spec string, requester string) (Job, error) {
-	s, err := protocol.ParseJobSpecFile(name, []byte(spec))
+	s, err := jobspec.ParseJobSpecFile(name, []byte(spec))
 	if err != nil {
 		return Job{}, err
 	}

@@ -57,7 +57,7 @@ const (
 // Parsing is strict: an unknown or duplicate field, a value of the wrong type
 // or out of range, and a scenario that contradicts itself (an RTT matrix that
 // does not match the regions, a weight on an unknown region, a job size no
-// class can hold) are errors. Errors are *protocol.SpecError located in the
+// class can hold) are errors. Errors are *specyaml.SpecError located in the
 // document ("small.yaml:12:5: network.rtt_ms[1]: ..."), or in the trace for
 // a trace's rows, several joined with errors.Join.
 //
@@ -104,7 +104,7 @@ type scenarioParser struct {
 	file     string
 	readFile func(string) ([]byte, error)
 	s        *Scenario
-	errs     []*protocol.SpecError
+	errs     []*specyaml.SpecError
 	dropped  int
 	later    []func()
 
@@ -118,14 +118,14 @@ type scenarioParser struct {
 }
 
 func (p *scenarioParser) fail(at *yaml.Node, path, format string, args ...any) {
-	e := &protocol.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	e := &specyaml.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	if at != nil {
 		e.Line, e.Column = at.Line, at.Column
 	}
 	p.add(e)
 }
 
-func (p *scenarioParser) add(e *protocol.SpecError) {
+func (p *scenarioParser) add(e *specyaml.SpecError) {
 	if len(p.errs) >= maxKeptErrors {
 		p.dropped++
 		return
@@ -142,8 +142,8 @@ func (p *scenarioParser) join() error {
 	case len(p.errs) == 1 && p.dropped == 0:
 		return p.errs[0]
 	}
-	slices.SortStableFunc(p.errs, func(a, b *protocol.SpecError) int {
-		other := func(e *protocol.SpecError) bool { return e.File != p.file }
+	slices.SortStableFunc(p.errs, func(a, b *specyaml.SpecError) int {
+		other := func(e *specyaml.SpecError) bool { return e.File != p.file }
 		if c := cmp.Compare(b2i(other(a)), b2i(other(b))); c != 0 {
 			return c
 		}
@@ -157,7 +157,7 @@ func (p *scenarioParser) join() error {
 		out = append(out, e)
 	}
 	if more := len(p.errs) + p.dropped - len(out); more > 0 {
-		out = append(out, &protocol.SpecError{File: p.file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", more)})
+		out = append(out, &specyaml.SpecError{File: p.file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", more)})
 	}
 	return errors.Join(out...)
 }
@@ -179,7 +179,7 @@ func (p *scenarioParser) document(data []byte) *yaml.Node {
 	root, err := p.Document(data, "a scenario", "empty scenario: give at least a duration, a network, classes and a workload")
 	if err != nil {
 		line, msg := specyaml.SyntaxLine(err)
-		p.add(&protocol.SpecError{File: p.file, Line: line, Msg: msg, Err: err})
+		p.add(&specyaml.SpecError{File: p.file, Line: line, Msg: msg, Err: err})
 	}
 	return root
 }
@@ -984,7 +984,7 @@ func (p *scenarioParser) fitsAClass(r scheduler.Resources, file string, line, co
 			return
 		}
 	}
-	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+	p.add(&specyaml.SpecError{File: file, Line: line, Column: col, Path: path,
 		Msg: fmt.Sprintf("%s fits no class's capacity: no such job could ever run; raise a capacity or shrink the job", formatResources(r))})
 }
 
@@ -1080,7 +1080,7 @@ func (p *scenarioParser) usedCurrency(currency, file string, line, col int, path
 			used = append(used, c.Pricing.Base.Currency)
 		}
 	}
-	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+	p.add(&specyaml.SpecError{File: file, Line: line, Column: col, Path: path,
 		Msg: fmt.Sprintf("no class prices in %s, so no provider could ever take such a job: use %s", currency, strings.Join(used, " or "))})
 }
 
@@ -1275,7 +1275,7 @@ func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 			for _, sel := range j.Constraints {
 				for _, v := range sel.Values {
 					if sel.Key == scheduler.LabelRegion && p.regionsOK && !slices.Contains(p.s.Network.Regions, v) {
-						p.add(&protocol.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
+						p.add(&specyaml.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
 							Msg: fmt.Sprintf("unknown region %s%s", specyaml.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
 					}
 				}
@@ -1290,11 +1290,11 @@ type tracePos struct{ line, priceCol, constraintsCol int }
 
 // parseTrace reads a trace: a CSV file with a header row naming its columns.
 // Errors are located by line, column and column name.
-func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.SpecError) {
-	var errs []*protocol.SpecError
+func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*specyaml.SpecError) {
+	var errs []*specyaml.SpecError
 	fail := func(line, col int, path, format string, args ...any) {
 		if len(errs) < maxKeptErrors {
-			errs = append(errs, &protocol.SpecError{File: name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
+			errs = append(errs, &specyaml.SpecError{File: name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
 		}
 	}
 	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\ufeff"))))

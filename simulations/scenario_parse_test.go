@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -312,9 +312,9 @@ func TestParseScenarioErrors(t *testing.T) {
 					t.Errorf("error\n%v\nwant it to contain\n%s", err, w)
 				}
 			}
-			var se *protocol.SpecError
+			var se *specyaml.SpecError
 			if !errors.As(err, &se) {
-				t.Errorf("error %T is not a *protocol.SpecError", err)
+				t.Errorf("error %T is not a *specyaml.SpecError", err)
 			}
 		})
 	}

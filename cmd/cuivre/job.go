@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
@@ -90,7 +91,7 @@ func loadJob(path string) (*pb.Job, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	spec, err := protocol.ParseJobSpecFile(path, data)
+	spec, err := jobspec.ParseJobSpecFile(path, data)
 	if err != nil {
 		return nil, nil, err
 	}

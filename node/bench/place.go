@@ -13,6 +13,7 @@ import (
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 )
 
 // benchSpec is the job of every placement measure: small enough for any
@@ -37,12 +38,12 @@ const (
 
 // placer signs jobs as a customer and submits them.
 type placer struct {
-	spec *protocol.JobSpec
+	spec *jobspec.JobSpec
 	key  crypto.PrivKey
 }
 
 func newPlacer() (*placer, error) {
-	spec, err := protocol.ParseJobSpecFile("bench.yaml", []byte(benchSpec))
+	spec, err := jobspec.ParseJobSpecFile("bench.yaml", []byte(benchSpec))
 	if err != nil {
 		return nil, err
 	}

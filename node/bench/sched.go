@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -33,7 +34,7 @@ constraints:
 `
 
 func newCore(providers int) (*core, error) {
-	spec, err := protocol.ParseJobSpecFile("core.yaml", []byte(coreSpec))
+	spec, err := jobspec.ParseJobSpecFile("core.yaml", []byte(coreSpec))
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 )
 
 // Options of a demo run.
@@ -60,9 +61,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		subs = append(subs, submitted{f, k})
 	}
-	refusedKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "hello.yaml"), func(s *protocol.JobSpec) {
+	refusedKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "hello.yaml"), func(s *jobspec.JobSpec) {
 		s.Name = "swiss-only"
-		s.Constraints = append(s.Constraints, protocol.ConstraintSpec{Key: "jurisdiction", Op: 3, Values: []string{"ch"}})
+		s.Constraints = append(s.Constraints, jobspec.ConstraintSpec{Key: "jurisdiction", Op: 3, Values: []string{"ch"}})
 	})
 	if err != nil {
 		return err
@@ -98,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	fmt.Fprintf(w, "\nA longer job; its provider is killed while it runs...\n")
-	longKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "primes.yaml"), func(s *protocol.JobSpec) {
+	longKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "primes.yaml"), func(s *jobspec.JobSpec) {
 		s.Name, s.Replicas = "primes-long", 1
 		s.Task.Args = []string{"--n", "4000000", "--rounds", "12"}
 	})
@@ -143,12 +144,12 @@ func Run(ctx context.Context, o Options) error {
 
 // submit reads a job spec, lets change alter it, signs it and submits it with
 // its module.
-func submit(req *node.Node, key crypto.PrivKey, path string, change func(*protocol.JobSpec)) (string, error) {
+func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspec.JobSpec)) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	spec, err := protocol.ParseJobSpecFile(path, data)
+	spec, err := jobspec.ParseJobSpecFile(path, data)
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package protocol
+package jobspec
 
 import (
 	"bytes"
@@ -13,15 +13,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 var cmpProto = protocmp.Transform()
 
 // testResolve is the module resolver of the tests: the CID of the path itself.
-func testResolve(path string) (cid.Cid, error) { return SumCID([]byte(path)), nil }
+func testResolve(path string) (cid.Cid, error) { return protocol.SumCID([]byte(path)), nil }
 
 // lines joins document lines, so that a test can count them: the n-th
 // argument is line n.
@@ -115,8 +118,8 @@ func TestParseJobSpec(t *testing.T) {
 		{"defaults", withHead(), func(*JobSpec) {}},
 		{"defaults in JSON", `{"version": 1, "name": "hello", "task": {"module": "./m.wasm"}}`, func(*JobSpec) {}},
 		{"null means left out", withHead("  resources: null", "type:", "count: ~", "constraints: []"), func(*JobSpec) {}},
-		{"module as a CID", lines("version: 1", "name: hello", "task:", "  module: "+SumCID([]byte("m")).String()), func(s *JobSpec) {
-			s.Task.Module = SumCID([]byte("m")).String()
+		{"module as a CID", lines("version: 1", "name: hello", "task:", "  module: "+protocol.SumCID([]byte("m")).String()), func(s *JobSpec) {
+			s.Task.Module = protocol.SumCID([]byte("m")).String()
 		}},
 		{"quantities", withHead("  resources:", "    cpu: 250m", "    memory: 1.5Gi", "    scratch: 0", "    timeout: 1500ms"), func(s *JobSpec) {
 			s.Task.Resources = ResourcesSpec{CPUMillis: 250, MemoryBytes: 3 << 29, ScratchBytes: 0, Timeout: 1500 * time.Millisecond}
@@ -177,7 +180,7 @@ func TestJobSpecJob(t *testing.T) {
 	want := &pb.Job{
 		Version: 1, Name: "sovereign", Type: pb.JobType_JOB_TYPE_SERVICE, Count: 3, Replicas: 2,
 		Task: &pb.Task{
-			Engine: "wasm", ModuleCid: SumCID([]byte("../wasm/hello.wasm")).Bytes(),
+			Engine: "wasm", ModuleCid: protocol.SumCID([]byte("../wasm/hello.wasm")).Bytes(),
 			Args:      []string{"--name", "world", "42"},
 			Env:       []*pb.EnvVar{{Name: "DEBUG", Value: "true"}, {Name: "GREETING", Value: "bonjour"}, {Name: "PORT", Value: "8080"}},
 			Stdin:     []byte("line\n"),
@@ -216,24 +219,24 @@ func TestJobSpecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := Canonical(j)
+		a, err := protocol.Canonical(j)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := Canonical(j)
+		b, _ := protocol.Canonical(j)
 		if !bytes.Equal(a, b) {
-			t.Fatal("Canonical is not stable")
+			t.Fatal("protocol.Canonical is not stable")
 		}
 		again, err := s.Job(testResolve)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c1, err := JobCID(j)
+		c1, err := protocol.JobCID(j)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c2, _ := JobCID(again); !c1.Equals(c2) || !c1.Equals(SumCID(a)) {
-			t.Fatalf("JobCID not stable: %s, %s", c1, c2)
+		if c2, _ := protocol.JobCID(again); !c1.Equals(c2) || !c1.Equals(protocol.SumCID(a)) {
+			t.Fatalf("protocol.JobCID not stable: %s, %s", c1, c2)
 		}
 		return c1
 	}
@@ -368,7 +371,7 @@ var specErrorTests = []struct {
 		`job.yaml:5:9: task.env.9A: "9A" is not a variable name: use letters, digits and '_', not starting with a digit`}},
 	{"NUL in an argument", withHead(`  args: ["a\0b"]`), []string{
 		"job.yaml:5:10: task.args[0]: contains a NUL byte, which a WASI guest cannot receive"}},
-	{"stdin too large", withHead(`  stdin: "` + strings.Repeat("x", MaxStdin+1) + `"`), []string{
+	{"stdin too large", withHead(`  stdin: "` + strings.Repeat("x", protocol.MaxStdin+1) + `"`), []string{
 		"job.yaml:5:3: task.stdin: 262145 bytes: use at most 262144 bytes (256 KiB)"}},
 
 	// Constraints, affinities, spread.
@@ -490,8 +493,8 @@ func TestParseJobSpecErrors(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 			for _, e := range flatten(err) {
-				if se, ok := e.(*SpecError); !ok || se.File != "job.yaml" {
-					t.Errorf("%T %v is not a *SpecError of job.yaml", e, e)
+				if se, ok := e.(*specyaml.SpecError); !ok || se.File != "job.yaml" {
+					t.Errorf("%T %v is not a *specyaml.SpecError of job.yaml", e, e)
 				}
 			}
 		})
@@ -506,21 +509,21 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// TestParseJobSpecErrorKinds checks what a SpecError unwraps to: the
-// FieldError of a wire rule, with its protocol code.
+// TestParseJobSpecErrorKinds checks what a specyaml.SpecError unwraps to: the
+// protocol.FieldError of a wire rule, with its protocol code.
 func TestParseJobSpecErrorKinds(t *testing.T) {
 	_, err := ParseJobSpec([]byte(lines("version: 2", "name: hello", "task:", "  module: ./m.wasm")))
-	if !errors.Is(err, ErrUnsupported) {
-		t.Errorf("version 2: %v is not ErrUnsupported", err)
+	if !errors.Is(err, protocol.ErrUnsupported) {
+		t.Errorf("version 2: %v is not protocol.ErrUnsupported", err)
 	}
 	_, err = ParseJobSpec([]byte(withHead("count: 0")))
-	var se *SpecError
+	var se *specyaml.SpecError
 	if !errors.As(err, &se) || se.Line != 5 || se.Column != 1 || se.Path != "count" || se.Err != nil {
 		t.Errorf("count 0: %#v", err)
 	}
 	_, err = ParseJobSpec([]byte(withHead("constraints: [a = b, a = c]")))
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Path != "constraints[1]" || !errors.Is(err, ErrMalformed) {
+	var fe *protocol.FieldError
+	if !errors.As(err, &fe) || fe.Path != "constraints[1]" || !errors.Is(err, protocol.ErrMalformed) {
 		t.Errorf("impossible constraint: %#v", err)
 	}
 	if got, want := err.Error(), `line 5, column 22: constraints[1]: impossible constraint: no value of "a" satisfies it together with constraints[0] (line 5): remove or relax one of them`; got != want {
@@ -530,15 +533,15 @@ func TestParseJobSpecErrorKinds(t *testing.T) {
 
 func TestSpecErrorFormat(t *testing.T) {
 	tests := []struct {
-		err  SpecError
+		err  specyaml.SpecError
 		want string
 	}{
-		{SpecError{File: "job.yaml", Line: 12, Column: 5, Path: "task.resources.memory", Msg: "bad"}, "job.yaml:12:5: task.resources.memory: bad"},
-		{SpecError{File: "job.yaml", Line: 3, Msg: "bad"}, "job.yaml:3: bad"},
-		{SpecError{File: "job.yaml", Msg: "empty"}, "job.yaml: empty"},
-		{SpecError{Line: 12, Column: 5, Path: "count", Msg: "bad"}, "line 12, column 5: count: bad"},
-		{SpecError{Line: 3, Msg: "bad"}, "line 3: bad"},
-		{SpecError{Path: "task.module", Msg: "bad"}, "task.module: bad"},
+		{specyaml.SpecError{File: "job.yaml", Line: 12, Column: 5, Path: "task.resources.memory", Msg: "bad"}, "job.yaml:12:5: task.resources.memory: bad"},
+		{specyaml.SpecError{File: "job.yaml", Line: 3, Msg: "bad"}, "job.yaml:3: bad"},
+		{specyaml.SpecError{File: "job.yaml", Msg: "empty"}, "job.yaml: empty"},
+		{specyaml.SpecError{Line: 12, Column: 5, Path: "count", Msg: "bad"}, "line 12, column 5: count: bad"},
+		{specyaml.SpecError{Line: 3, Msg: "bad"}, "line 3: bad"},
+		{specyaml.SpecError{Path: "task.module", Msg: "bad"}, "task.module: bad"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
@@ -584,7 +587,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 		{name: "constraint changed", doc: withHead("constraints:", "  - a = x", "  - {key: a, op: in, values: [x, y]}"),
 			edit: func(s *JobSpec) { s.Constraints[1].Values = []string{"z"} },
 			want: `job.yaml:7:5: constraints[1]: impossible constraint: no value of "a" satisfies it together with constraints[0] (line 6): remove or relax one of them`},
-		{name: "built in code", edit: func(s *JobSpec) { *s = JobSpec{Task: TaskSpec{Module: SumCID(nil).String()}} },
+		{name: "built in code", edit: func(s *JobSpec) { *s = JobSpec{Task: TaskSpec{Module: protocol.SumCID(nil).String()}} },
 			want: "version: 0 is not supported: use version 1"},
 	}
 	for _, tt := range tests {
@@ -612,7 +615,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 	if _, err := parse(t, withHead()).Job(func(string) (cid.Cid, error) { return cid.Undef, errNoModule }); !errors.Is(err, errNoModule) {
 		t.Errorf("the resolver's error is not wrapped: %v", err)
 	}
-	module := SumCID([]byte("m"))
+	module := protocol.SumCID([]byte("m"))
 	s := parse(t, lines("version: 1", "name: hello", "task:", "  module: "+module.String()))
 	j, err := s.Job(nil)
 	if err != nil || !bytes.Equal(j.GetTask().GetModuleCid(), module.Bytes()) {
@@ -622,7 +625,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 
 // exampleSpecs returns the job specs under examples/jobs.
 func exampleSpecs(t testing.TB) map[string][]byte {
-	paths, err := filepath.Glob("../examples/jobs/*")
+	paths, err := filepath.Glob("../../examples/jobs/*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +658,7 @@ func TestJobSpecExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := JobCID(j)
+			c, err := protocol.JobCID(j)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -702,8 +705,8 @@ func TestParseQuantity(t *testing.T) {
 		{in: strings.Repeat("9", 41), err: "bad quantity"},
 	}
 	for _, tt := range tests {
-		got, err := ParseQuantity(tt.in)
-		checkParse(t, "ParseQuantity", tt.in, got, tt.want, err, tt.err)
+		got, err := protocol.ParseQuantity(tt.in)
+		checkParse(t, "protocol.ParseQuantity", tt.in, got, tt.want, err, tt.err)
 	}
 }
 
@@ -730,8 +733,8 @@ func TestParseQuantityCPU(t *testing.T) {
 		{in: "1 m", err: "bad cpu"},
 	}
 	for _, tt := range tests {
-		got, err := ParseCPU(tt.in)
-		checkParse(t, "ParseCPU", tt.in, got, tt.want, err, tt.err)
+		got, err := protocol.ParseCPU(tt.in)
+		checkParse(t, "protocol.ParseCPU", tt.in, got, tt.want, err, tt.err)
 	}
 }
 
@@ -773,19 +776,19 @@ func TestParsePrice(t *testing.T) {
 		{in: "1e3 EUR", err: "not a decimal amount"},
 	}
 	for _, tt := range tests {
-		got, err := ParsePrice(tt.in)
+		got, err := protocol.ParsePrice(tt.in)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParsePrice(%q) = %v, %v; want an error containing %q", tt.in, got, err, tt.err)
+				t.Errorf("protocol.ParsePrice(%q) = %v, %v; want an error containing %q", tt.in, got, err, tt.err)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("ParsePrice(%q): %v", tt.in, err)
+			t.Errorf("protocol.ParsePrice(%q): %v", tt.in, err)
 			continue
 		}
 		if diff := cmp.Diff(tt.want, got, cmpProto); diff != "" {
-			t.Errorf("ParsePrice(%q) (-want +got):\n%s", tt.in, diff)
+			t.Errorf("protocol.ParsePrice(%q) (-want +got):\n%s", tt.in, diff)
 		}
 	}
 }
@@ -800,7 +803,7 @@ func TestParseJobSpecTooLarge(t *testing.T) {
 }
 
 // FuzzParseJobSpec parses arbitrary documents: no panic, errors are
-// *SpecError, and a spec that parses builds a job that passes ValidateJob and
+// *specyaml.SpecError, and a spec that parses builds a job that passes protocol.ValidateJob and
 // has a stable canonical encoding and CID.
 func FuzzParseJobSpec(f *testing.F) {
 	for _, data := range exampleSpecs(f) {
@@ -818,8 +821,8 @@ func FuzzParseJobSpec(f *testing.F) {
 		s, err := ParseJobSpec(data)
 		if err != nil {
 			for _, e := range flatten(err) {
-				if _, ok := e.(*SpecError); !ok {
-					t.Fatalf("%T is not a *SpecError: %v", e, e)
+				if _, ok := e.(*specyaml.SpecError); !ok {
+					t.Fatalf("%T is not a *specyaml.SpecError: %v", e, e)
 				}
 			}
 			return
@@ -828,24 +831,44 @@ func FuzzParseJobSpec(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a spec that parses does not build: %v", err)
 		}
-		if err := ValidateJob(j); err != nil {
+		if err := protocol.ValidateJob(j); err != nil {
 			t.Fatalf("a built job is not valid: %v", err)
 		}
-		a, err := Canonical(j)
+		a, err := protocol.Canonical(j)
 		if err != nil {
-			t.Fatalf("Canonical: %v", err)
+			t.Fatalf("protocol.Canonical: %v", err)
 		}
-		b, _ := Canonical(j)
+		b, _ := protocol.Canonical(j)
 		if !bytes.Equal(a, b) {
-			t.Fatal("Canonical is not stable")
+			t.Fatal("protocol.Canonical is not stable")
 		}
-		c1, _ := JobCID(j)
+		c1, _ := protocol.JobCID(j)
 		j2, err := s.Job(testResolve)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c2, _ := JobCID(j2); !c1.Equals(c2) {
-			t.Fatalf("JobCID not stable: %s, %s", c1, c2)
+		if c2, _ := protocol.JobCID(j2); !c1.Equals(c2) {
+			t.Fatalf("protocol.JobCID not stable: %s, %s", c1, c2)
 		}
 	})
+}
+
+func constraint(key string, op pb.Operator, values ...string) *pb.Constraint {
+	return &pb.Constraint{Key: key, Op: op, Values: values}
+}
+
+const (
+	opIn     = pb.Operator_OPERATOR_IN
+	opNotIn  = pb.Operator_OPERATOR_NOT_IN
+	opEq     = pb.Operator_OPERATOR_EQUAL
+	opNotEq  = pb.Operator_OPERATOR_NOT_EQUAL
+	opExists = pb.Operator_OPERATOR_EXISTS
+)
+
+func mustMultihash(t testing.TB, s string) mh.Multihash {
+	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
