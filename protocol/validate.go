@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // JobVersion is the only job version this code speaks (SPEC 5). A job of
@@ -143,7 +142,7 @@ func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c.affinities(j.Affinities)
 	c.spread(j.Spread)
 	if p := j.MaxPrice; p != nil && !IsCurrencyCode(p.Currency) {
-		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(p.Currency))
+		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", Quote(p.Currency))
 	}
 	if n := len(j.Nonce); n != 0 && n != NonceSize {
 		c.add("nonce", "%d bytes: a nonce is empty or exactly %d bytes", n, NonceSize)
@@ -188,7 +187,7 @@ func (c *checker) task(t *pb.Task) {
 		return
 	}
 	if t.Engine != "wasm" {
-		c.add("task.engine", "%s is not supported: use wasm", specyaml.Quote(t.Engine))
+		c.add("task.engine", "%s is not supported: use wasm", Quote(t.Engine))
 	}
 	if len(t.ModuleCid) == 0 {
 		c.add("task.module_cid", "missing: give the CID of the module")
@@ -242,12 +241,12 @@ func (c *checker) env(env []*pb.EnvVar) {
 			continue
 		}
 		if !isEnvName(e.Name) {
-			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", specyaml.Quote(e.Name))
+			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", Quote(e.Name))
 		} else if i > 0 && env[i-1] != nil && e.Name <= env[i-1].Name {
 			if e.Name == env[i-1].Name {
-				c.add(path+".name", "%s appears twice: give each variable once", specyaml.Quote(e.Name))
+				c.add(path+".name", "%s appears twice: give each variable once", Quote(e.Name))
 			} else {
-				c.add(path+".name", "%s comes after %s: sort variables by name", specyaml.Quote(e.Name), specyaml.Quote(env[i-1].Name))
+				c.add(path+".name", "%s comes after %s: sort variables by name", Quote(e.Name), Quote(env[i-1].Name))
 			}
 		}
 		if msg := badText(e.Value); msg != "" {

@@ -234,7 +234,7 @@ func (p *scenarioParser) duration(at, v *yaml.Node, path string, zeroOK bool) (t
 	d, err := time.ParseDuration(text)
 	switch {
 	case err != nil:
-		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", specyaml.Quote(text))
+		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", protocol.Quote(text))
 	case d < 0:
 		p.fail(at, path, "%s is negative: use a positive duration", text)
 	case d == 0 && !zeroOK:
@@ -284,7 +284,7 @@ func (p *scenarioParser) oneOf(name string, dst *string, names []string) field {
 			return
 		}
 		if !slices.Contains(names, s) {
-			p.fail(at, path, "unknown %s %s%s", name, specyaml.Quote(s), specyaml.Suggest(s, names, "use one of"))
+			p.fail(at, path, "unknown %s %s%s", name, protocol.Quote(s), specyaml.Suggest(s, names, "use one of"))
 			return
 		}
 		*dst = s
@@ -325,7 +325,7 @@ func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 // decimals, not negative), in nano-units.
 func decimalNanos(s string) (uint64, error) {
 	if strings.ContainsAny(s, " \t\n") {
-		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, specyaml.Quote(s))
+		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, protocol.Quote(s))
 	}
 	a, err := protocol.ParsePrice(s + " XXX")
 	if err != nil {
@@ -356,11 +356,11 @@ var reservedLabels = []string{scheduler.LabelRegion, scheduler.LabelOperator}
 func labelKeyError(k string) string {
 	const allowed = "a-z, 0-9, '-', '_', '.' and '/'"
 	if k == "" || len(k) > protocol.MaxLabelLen {
-		return fmt.Sprintf("label key %s: use 1 to %d characters %s", specyaml.Quote(k), protocol.MaxLabelLen, allowed)
+		return fmt.Sprintf("label key %s: use 1 to %d characters %s", protocol.Quote(k), protocol.MaxLabelLen, allowed)
 	}
 	for _, r := range k {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
-			return fmt.Sprintf("label key %s: character %q not allowed: use %s", specyaml.Quote(k), r, allowed)
+			return fmt.Sprintf("label key %s: character %q not allowed: use %s", protocol.Quote(k), r, allowed)
 		}
 	}
 	return ""
@@ -371,7 +371,7 @@ func labelKeyError(k string) string {
 func labelValue(v string) (string, error) {
 	lower := strings.ToLower(v)
 	if len(lower) > protocol.MaxLabelLen {
-		return "", fmt.Errorf("value %s is %d characters: use at most %d", specyaml.Quote(v), len(v), protocol.MaxLabelLen)
+		return "", fmt.Errorf("value %s is %d characters: use at most %d", protocol.Quote(v), len(v), protocol.MaxLabelLen)
 	}
 	if _, err := protocol.NewFacetKey(protocol.FacetRegion, lower, 0); err != nil {
 		if inner := errors.Unwrap(err); inner != nil {
@@ -459,7 +459,7 @@ func sortSelectors(sels []scheduler.Selector) {
 // knownRegion reports a region name that is not one of the network's.
 func (p *scenarioParser) knownRegion(at *yaml.Node, path, name string) {
 	if p.regionsOK && !slices.Contains(p.s.Network.Regions, name) {
-		p.fail(at, path, "unknown region %s%s", specyaml.Quote(name), specyaml.Suggest(name, p.s.Network.Regions, "the regions are"))
+		p.fail(at, path, "unknown region %s%s", protocol.Quote(name), specyaml.Suggest(name, p.s.Network.Regions, "the regions are"))
 	}
 }
 
@@ -586,15 +586,15 @@ func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
 			continue
 		}
 		if lower := strings.ToLower(name); lower != name {
-			p.fail(item, ipath, "region %s: use lower case (%s)", specyaml.Quote(name), specyaml.Quote(lower))
+			p.fail(item, ipath, "region %s: use lower case (%s)", protocol.Quote(name), protocol.Quote(lower))
 			continue
 		}
 		if _, err := protocol.NewFacetKey(protocol.FacetRegion, name, 0); err != nil || len(name) > protocol.MaxLabelLen {
-			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", specyaml.Quote(name), protocol.MaxLabelLen)
+			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", protocol.Quote(name), protocol.MaxLabelLen)
 			continue
 		}
 		if first, dup := seen[name]; dup {
-			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", specyaml.Quote(name), first.Line)
+			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", protocol.Quote(name), first.Line)
 			continue
 		}
 		seen[name] = item
@@ -698,7 +698,7 @@ func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
 		c, nameAt := p.class(item, ipath)
 		if nameAt != nil {
 			if first, dup := names[c.Name]; dup {
-				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", specyaml.Quote(c.Name), first.Line)
+				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", protocol.Quote(c.Name), first.Line)
 			} else {
 				names[c.Name] = nameAt
 			}
@@ -783,7 +783,7 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 			case err != nil:
 				p.fail(at, path, "%v", err)
 			case positive && n == 0:
-				p.fail(at, path, "%s: use an amount above 0", specyaml.Quote(text))
+				p.fail(at, path, "%s: use an amount above 0", protocol.Quote(text))
 			default:
 				*dst = n
 			}
@@ -1047,7 +1047,7 @@ func (p *scenarioParser) ceiling(item *yaml.Node, path string) Ceiling {
 				return
 			}
 			if !protocol.IsCurrencyCode(s) {
-				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(s))
+				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", protocol.Quote(s))
 				return
 			}
 			c.PerCPUHour.Currency = s
@@ -1098,7 +1098,7 @@ func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
 					return
 				}
 				if first, dup := names[name]; dup {
-					p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", specyaml.Quote(name), first.Line)
+					p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", protocol.Quote(name), first.Line)
 				}
 				names[name], vr.Name = at, name
 			}},
@@ -1147,7 +1147,7 @@ func (p *scenarioParser) checkExclude(exclude []string, nodes []*yaml.Node, at *
 	}
 	for i, name := range exclude {
 		if !slices.Contains(classes, name) {
-			p.fail(nodes[i], index(path, i), "unknown class %s%s", specyaml.Quote(name), specyaml.Suggest(name, classes, "the classes are"))
+			p.fail(nodes[i], index(path, i), "unknown class %s%s", protocol.Quote(name), specyaml.Suggest(name, classes, "the classes are"))
 		}
 	}
 	for _, c := range classes {
@@ -1249,7 +1249,7 @@ const requiredTraceColumns = 4
 // at) into the workload.
 func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 	if p.readFile == nil {
-		p.fail(at, path, "cannot read %s: traces are not supported here", specyaml.Quote(file))
+		p.fail(at, path, "cannot read %s: traces are not supported here", protocol.Quote(file))
 		return
 	}
 	data, err := p.readFile(file)
@@ -1276,7 +1276,7 @@ func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 				for _, v := range sel.Values {
 					if sel.Key == scheduler.LabelRegion && p.regionsOK && !slices.Contains(p.s.Network.Regions, v) {
 						p.add(&specyaml.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
-							Msg: fmt.Sprintf("unknown region %s%s", specyaml.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
+							Msg: fmt.Sprintf("unknown region %s%s", protocol.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
 					}
 				}
 			}
@@ -1418,7 +1418,7 @@ func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*specyaml.S
 			case err != nil:
 				bad(c, name, "%v", err)
 			case need && n == 0:
-				bad(c, name, "%s: use an amount above 0", specyaml.Quote(v))
+				bad(c, name, "%s: use an amount above 0", protocol.Quote(v))
 			default:
 				*dst = n
 			}
@@ -1475,7 +1475,7 @@ func parseSeconds(s string) (time.Duration, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e9 {
-		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", specyaml.Quote(s))
+		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", protocol.Quote(s))
 	}
 	return time.Duration(math.Round(f * float64(time.Second))), nil
 }
@@ -1494,7 +1494,7 @@ func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
 		if found {
 			op = pb.Operator_OPERATOR_NOT_IN
 		} else if key, values, found = strings.Cut(part, "="); !found {
-			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", specyaml.Quote(part))
+			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", protocol.Quote(part))
 		}
 		key = strings.TrimSpace(key)
 		if msg := labelKeyError(key); msg != "" {

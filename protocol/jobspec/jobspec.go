@@ -150,11 +150,11 @@ func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, erro
 	case s.Task.Module == "":
 		return nil, fail("missing: give the module's path, relative to the spec, or its CID", nil)
 	case resolve == nil:
-		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", specyaml.Quote(s.Task.Module)), nil)
+		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", protocol.Quote(s.Task.Module)), nil)
 	default:
 		module, err = resolve(s.Task.Module)
 		if err != nil {
-			return nil, fail(fmt.Sprintf("resolve %s: %v", specyaml.Quote(s.Task.Module), err), err)
+			return nil, fail(fmt.Sprintf("resolve %s: %v", protocol.Quote(s.Task.Module), err), err)
 		}
 	}
 	j := s.wire(module)
@@ -230,7 +230,7 @@ func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
 	}
 	c, err = protocol.DecodeCID(s)
 	if err != nil {
-		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", message(err), specyaml.Quote("./"+s))
+		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", message(err), protocol.Quote("./"+s))
 	}
 	return c, true, nil
 }
@@ -415,7 +415,7 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 		{Name: "type", Read: func(at, v *yaml.Node, path string) {
 			if t, ok := p.Str(at, v, path); ok {
 				if _, known := jobTypes[t]; !known {
-					p.fail(at, path, "bad type %s: use batch or service", specyaml.Quote(t))
+					p.fail(at, path, "bad type %s: use batch or service", protocol.Quote(t))
 				}
 				s.Type = t
 			}
@@ -549,11 +549,11 @@ func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) 
 			d, err := time.ParseDuration(text)
 			switch {
 			case err != nil:
-				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", protocol.Quote(text))
 			case d <= 0:
-				p.fail(at, path, "bad duration %s: use a positive duration", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: use a positive duration", protocol.Quote(text))
 			case d%time.Millisecond != 0:
-				p.fail(at, path, "bad duration %s: finer than a millisecond", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: finer than a millisecond", protocol.Quote(text))
 			}
 			r.Timeout = d
 		}},
@@ -576,7 +576,7 @@ func (p *specParser) operator(at, v *yaml.Node, path string) pb.Operator {
 	}
 	op, ok := operators[s]
 	if !ok {
-		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", specyaml.Quote(s))
+		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", protocol.Quote(s))
 	}
 	return op
 }
@@ -657,7 +657,7 @@ const selectorForms = `write "key op value", such as "region in (fr, be)", "juri
 // "key = value", "key != value", "key in (a, b)", "key notin (a, b)".
 func parseSelector(s string) (ConstraintSpec, error) {
 	bad := func(why string) (ConstraintSpec, error) {
-		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", specyaml.Quote(s), why)
+		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", protocol.Quote(s), why)
 	}
 	if strings.Count(s, "(") != strings.Count(s, ")") {
 		return bad(`unbalanced parentheses: inside [ ], quote each constraint, such as ["region in (fr, be)"]`)
@@ -684,7 +684,7 @@ func parseSelector(s string) (ConstraintSpec, error) {
 	}
 	op, ok := operators[word]
 	if !ok {
-		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", specyaml.Quote(word)))
+		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", protocol.Quote(word)))
 	}
 	c.Op = op
 	rest = strings.TrimSpace(rest)

@@ -5,6 +5,6 @@
 //
 // A parser embeds a Reader and gives it a Fail function; the Reader reports
 // each mistake through it, at the node where it is written, and the parser
-// turns it into its own error type. The package imports nothing of cuivre, so
-// that package protocol can use it.
+// turns it into its own error type. Of cuivre it imports only package
+// protocol, for Quote, so that messages quote values one way.
 package specyaml
