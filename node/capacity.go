@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // capacityValidator checks capacity records in the DHT (SPEC 4.4): the key is
@@ -26,7 +27,7 @@ func (v capacityValidator) open(key string, value []byte) (*pb.CapacityRecord, e
 	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
 		return nil, fmt.Errorf("capacity key: %w", err)
 	}
-	rec, err := protocol.OpenCapacity(value, v.now())
+	rec, err := record.OpenCapacity(value, v.now())
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
 	for _, a := range n.host.Addrs() {
 		rec.Addrs = append(rec.Addrs, a.Bytes())
 	}
-	return protocol.Seal(n.opts.Identity, rec)
+	return record.Seal(n.opts.Identity, rec)
 }
 
 // PublishCapacity puts the node's signed capacity record in the DHT, where
@@ -96,5 +97,5 @@ func (n *Node) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, err
 	if err != nil {
 		return nil, fmt.Errorf("capacity of %s: %w", p.ShortString(), err)
 	}
-	return protocol.OpenCapacity(env, n.now())
+	return record.OpenCapacity(env, n.now())
 }

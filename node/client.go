@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -33,7 +34,7 @@ func (n *Node) RequestOffer(ctx context.Context, p peer.ID, r scheduler.Request)
 	case *pb.OfferResponse_Refusal:
 		return scheduler.Offer{}, nil, protocol.FromPB(res.Refusal)
 	case *pb.OfferResponse_Offer:
-		o, err := protocol.OpenOffer(res.Offer, n.now())
+		o, err := record.OpenOffer(res.Offer, n.now())
 		if err != nil {
 			return scheduler.Offer{}, nil, fmt.Errorf("offer from %s: %w", p.ShortString(), err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -24,7 +25,7 @@ import (
 // closed and replaced at every change.
 type run struct {
 	lease  store.Lease
-	job    *protocol.SignedJob
+	job    *record.SignedJob
 	beat   time.Duration
 	cancel context.CancelFunc
 	// marks are the states setState moved the run through, in order, to be
@@ -139,7 +140,7 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 	if n.store == nil || n.exec == nil {
 		return nil, nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
 	}
-	l, err := protocol.OpenLease(env, now)
+	l, err := record.OpenLease(env, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -158,7 +159,7 @@ func (n *Node) acceptLease(ctx context.Context, from peer.ID, env []byte, now ti
 	if err := n.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
 		return l, nil, err
 	}
-	job, err := protocol.OpenJob(l.Job)
+	job, err := record.OpenJob(l.Job)
 	if err != nil {
 		return l, nil, fmt.Errorf("lease job: %w", err)
 	}
@@ -213,7 +214,7 @@ func (n *Node) findRun(id string, epoch uint64) *run {
 // startRun registers the run of a committed lease, so that watchers find it,
 // and returns the function that executes it in the background, which the
 // caller must call.
-func (n *Node) startRun(l store.Lease, job *protocol.SignedJob, beat time.Duration) (start func()) {
+func (n *Node) startRun(l store.Lease, job *record.SignedJob, beat time.Duration) (start func()) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	r := &run{lease: l, job: job, beat: beat, cancel: cancel, state: l.State, changed: make(chan struct{})}
 	n.runsMu.Lock()
@@ -339,7 +340,7 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: priceToPB(usage.Price), Amount: amountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 	}
-	renv, err := protocol.Seal(n.opts.Identity, receipt)
+	renv, err := record.Seal(n.opts.Identity, receipt)
 	if err != nil {
 		n.log.Error("seal receipt", "err", err)
 	}

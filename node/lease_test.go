@@ -20,6 +20,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -107,7 +108,7 @@ func placeOn(t *testing.T, ctx context.Context, req, prov *Node, module []byte, 
 		Nonce: make([]byte, protocol.NonceSize),
 	}
 	rand.Read(job.Nonce)
-	signed, err := protocol.SealJob(req.opts.Identity, job)
+	signed, err := record.SealJob(req.opts.Identity, job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func placeOn(t *testing.T, ctx context.Context, req, prov *Node, module []byte, 
 		ID: string(leaseID), Provider: string(prov.ID()), Requester: string(req.ID()), OfferNonce: offer.Nonce,
 		JobCID: r.JobCID, Epoch: 1, ExpiresAt: time.Now().Add(30 * time.Second),
 	}, nonce(t), signed.Envelope, 200*time.Millisecond)
-	env, err := protocol.Seal(req.opts.Identity, lease)
+	env, err := record.Seal(req.opts.Identity, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,14 +167,14 @@ func TestLeaseRunsWasm(t *testing.T) {
 	if got := protocol.SumCID([]byte(stdout)).Bytes(); string(got) != string(res.StdoutCid) {
 		t.Errorf("stdout CID does not match the streamed logs")
 	}
-	receipt, err := protocol.OpenReceipt(res.Receipt)
+	receipt, err := record.OpenReceipt(res.Receipt)
 	if err != nil {
 		t.Fatalf("receipt: %v", err)
 	}
 	if peer.ID(receipt.Provider) != prov.ID() || peer.ID(receipt.Requester) != req.ID() || receipt.Amount.GetNanos() == 0 {
 		t.Fatalf("receipt %v", receipt)
 	}
-	cs, err := protocol.Seal(req.opts.Identity, &pb.Countersignature{ReceiptHash: receiptHash(res.Receipt), Requester: []byte(req.ID()), SignedAtMs: protocol.UnixMs(time.Now())})
+	cs, err := record.Seal(req.opts.Identity, &pb.Countersignature{ReceiptHash: receiptHash(res.Receipt), Requester: []byte(req.ID()), SignedAtMs: protocol.UnixMs(time.Now())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestLeaseAbuse(t *testing.T) {
 		t.Fatalf("the guest reached a host file:\n%s", stdout)
 	}
 	// A lease signed by someone other than the sender is refused.
-	other, err := protocol.Seal(newKey(t), &pb.Lease{LeaseId: make([]byte, 16), Requester: []byte(req.ID()), Nonce: make([]byte, 16), Epoch: 1, ExpiresAtMs: protocol.UnixMs(time.Now().Add(time.Minute))})
+	other, err := record.Seal(newKey(t), &pb.Lease{LeaseId: make([]byte, 16), Requester: []byte(req.ID()), Nonce: make([]byte, 16), Epoch: 1, ExpiresAtMs: protocol.UnixMs(time.Now().Add(time.Minute))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,13 +253,13 @@ func TestLeaseBadModuleAndOffer(t *testing.T) {
 
 	job := &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task: &pb.Task{Engine: "wasm", ModuleCid: protocol.SumCID(hello).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}}
-	signed, err := protocol.SealJob(req.opts.Identity, job)
+	signed, err := record.SealJob(req.opts.Identity, job)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lease := leaseToPB(scheduler.Lease{ID: nonce(t), Provider: string(prov.ID()), Requester: string(req.ID()), OfferNonce: nonce(t),
 		JobCID: string(signed.CID.Bytes()), Epoch: 1, ExpiresAt: time.Now().Add(time.Minute)}, nonce(t), signed.Envelope, time.Second)
-	env, err := protocol.Seal(req.opts.Identity, lease)
+	env, err := record.Seal(req.opts.Identity, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestLateWatchGetsLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, _, env := placeOn(t, ctx, req, prov, wasm(t, "hello"), []string{"--name", "late"}, 30*time.Second)
-	l, err := protocol.OpenLease(env, time.Now())
+	l, err := record.OpenLease(env, time.Now())
 	if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
 		t.Fatal(err, res.State)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -73,7 +74,7 @@ type QuoteView struct {
 // job, declines every offer at once, and returns who would run it at what
 // price and who refuses and why: a market quote that leases nothing.
 func (n *Node) Quote(ctx context.Context, jobEnv []byte) ([]QuoteView, error) {
-	sj, err := protocol.OpenJob(jobEnv)
+	sj, err := record.OpenJob(jobEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // handle registers the provider's stream handlers (SPEC 6).
@@ -40,7 +41,7 @@ func (n *Node) handleOffer(_ context.Context, e *exchange) error {
 		n.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 		return e.w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}})
 	}
-	env, err := protocol.Seal(n.opts.Identity, offerToPB(offer))
+	env, err := record.Seal(n.opts.Identity, offerToPB(offer))
 	if err != nil {
 		n.mu.Lock()
 		n.market.Decline(now, offer.Nonce)

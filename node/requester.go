@@ -14,6 +14,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -92,7 +93,7 @@ type OutcomeView struct {
 // module (if given) too so providers can fetch it, and a placement starts. It
 // returns the job's CID in text form.
 func (n *Node) Submit(jobEnv, module []byte, specName string) (string, error) {
-	sj, err := protocol.OpenJob(jobEnv)
+	sj, err := record.OpenJob(jobEnv)
 	if err != nil {
 		return "", err
 	}
@@ -153,7 +154,7 @@ func (n *Node) start(j *job, p *scheduler.Placement) {
 // reloadFinished shows a job that ended before this process started, from
 // its record: status, results, and the logs kept by CID.
 func (n *Node) reloadFinished(rec store.Job) {
-	sj, err := protocol.OpenJob(rec.Envelope)
+	sj, err := record.OpenJob(rec.Envelope)
 	if err != nil {
 		return
 	}
@@ -200,7 +201,7 @@ func (n *Node) resumeJobs() error {
 			n.reloadFinished(rec)
 			continue
 		}
-		sj, err := protocol.OpenJob(rec.Envelope)
+		sj, err := record.OpenJob(rec.Envelope)
 		if err != nil {
 			n.log.Warn("stored job does not open", "err", err)
 			continue
@@ -340,7 +341,7 @@ func (n *Node) lease(ctx context.Context, j *job, a scheduler.SendLease, send fu
 	nonce := make([]byte, protocol.NonceSize)
 	rand.Read(nonce)
 	l := a.Lease
-	env, err := protocol.Seal(n.opts.Identity, leaseToPB(l, string(nonce), j.env, Heartbeat))
+	env, err := record.Seal(n.opts.Identity, leaseToPB(l, string(nonce), j.env, Heartbeat))
 	if err == nil {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = n.SendLease(lctx, peer.ID(a.Provider), env)
@@ -551,12 +552,12 @@ func (n *Node) settle(ctx context.Context, provider string, res *pb.Result) {
 	if len(res.Receipt) == 0 {
 		return
 	}
-	r, err := protocol.OpenReceipt(res.Receipt)
+	r, err := record.OpenReceipt(res.Receipt)
 	if err != nil || string(r.Provider) != provider || string(r.LeaseId) != string(res.LeaseId) || r.Epoch != res.Epoch {
 		n.log.Warn("receipt refused", "provider", peer.ID(provider).ShortString(), "err", err)
 		return
 	}
-	cs, err := protocol.Seal(n.opts.Identity, &pb.Countersignature{ReceiptHash: receiptHash(res.Receipt), Requester: []byte(n.ID()), SignedAtMs: protocol.UnixMs(n.now())})
+	cs, err := record.Seal(n.opts.Identity, &pb.Countersignature{ReceiptHash: receiptHash(res.Receipt), Requester: []byte(n.ID()), SignedAtMs: protocol.UnixMs(n.now())})
 	if err != nil {
 		return
 	}

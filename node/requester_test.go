@@ -14,6 +14,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -85,7 +86,7 @@ func submit(t *testing.T, req *Node, spec string, module []byte) string {
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(req.opts.Identity, j)
+	sj, err := record.SealJob(req.opts.Identity, j)
 	if err != nil {
 		t.Fatal(err)
 	}

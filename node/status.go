@@ -1,7 +1,7 @@
 package node
 
 import (
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -76,7 +76,7 @@ func (n *Node) Status() NodeStatus {
 	}
 	out.Earnings, out.Countersigned = map[string]uint64{}, map[string]uint64{}
 	for _, r := range rs {
-		rec, err := protocol.OpenReceipt(r.Envelope)
+		rec, err := record.OpenReceipt(r.Envelope)
 		if err != nil {
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // handleWatch streams a lease's statuses, logs and result (SPEC 6.3): a Status
@@ -160,14 +161,14 @@ func (n *Node) handleReceipt(_ context.Context, e *exchange) error {
 }
 
 func (n *Node) countersigned(from peer.ID, sub *pb.ReceiptSubmit) error {
-	r, err := protocol.OpenReceipt(sub.Receipt)
+	r, err := record.OpenReceipt(sub.Receipt)
 	if err != nil {
 		return err
 	}
 	if peer.ID(r.Provider) != n.ID() {
 		return protocol.Errorf(protocol.CodeWrongSigner, "a receipt of another provider")
 	}
-	cs, err := protocol.OpenCountersignature(sub.Countersignature)
+	cs, err := record.OpenCountersignature(sub.Countersignature)
 	if err != nil {
 		return err
 	}

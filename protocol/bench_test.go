@@ -1,49 +1,20 @@
-package protocol
+package protocol_test
 
 import (
 	"bytes"
 	"testing"
 
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
-// The hot path of a placement on the wire: a provider seals an offer, a
-// requester opens it; both frame messages.
-
-func BenchmarkSealOffer(b *testing.B) {
-	key, _ := testKey(b, providerSeed)
-	offer := benchOffer(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Seal(key, offer); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkOpenOffer(b *testing.B) {
-	key, _ := testKey(b, providerSeed)
-	env, err := Seal(key, benchOffer(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := OpenOffer(env, vectorTime); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+// The hot path of a placement on the wire: both sides frame messages.
 
 func BenchmarkFrameOfferRequest(b *testing.B) {
-	var req *pb.OfferRequest
-	for _, m := range vectorMessages(b) {
-		if m.name == "offer_request" {
-			req = m.msg.(*pb.OfferRequest)
-		}
-	}
+	req := vector.Get(b, "offer_request").(*pb.OfferRequest)
 	var buf bytes.Buffer
-	w, r := NewWriter(&buf, MaxOfferMsg), NewReader(&buf, MaxOfferMsg)
+	w, r := protocol.NewWriter(&buf, protocol.MaxOfferMsg), protocol.NewReader(&buf, protocol.MaxOfferMsg)
 	got := new(pb.OfferRequest)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -54,14 +25,4 @@ func BenchmarkFrameOfferRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-func benchOffer(b *testing.B) *pb.Offer {
-	for _, m := range vectorMessages(b) {
-		if o, ok := m.msg.(*pb.Offer); ok {
-			return o
-		}
-	}
-	b.Fatal("no offer vector")
-	return nil
 }

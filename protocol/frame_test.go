@@ -1,4 +1,4 @@
-package protocol
+package protocol_test
 
 import (
 	"bytes"
@@ -7,23 +7,25 @@ import (
 	"io"
 	"testing"
 
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	w := NewWriter(&buf, MaxOfferMsg)
-	msgs := vectorMessages(t)
+	w := protocol.NewWriter(&buf, protocol.MaxOfferMsg)
+	msgs := vector.Messages(t)
 	for _, m := range msgs {
-		if err := w.WriteMsg(m.msg); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
+		if err := w.WriteMsg(m.Msg); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
 		}
 	}
-	r := NewReader(&buf, MaxOfferMsg)
+	r := protocol.NewReader(&buf, protocol.MaxOfferMsg)
 	for _, m := range msgs {
-		got := m.msg.ProtoReflect().New().Interface()
+		got := m.Msg.ProtoReflect().New().Interface()
 		if err := r.ReadMsg(got); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
+			t.Fatalf("%s: %v", m.Name, err)
 		}
 	}
 	if err := r.ReadMsg(new(pb.Error)); err != io.EOF {
@@ -41,17 +43,17 @@ func TestFrameErrorsAreTyped(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		{"oversized length", binary.AppendUvarint(nil, MaxOfferMsg+1), ErrTooLarge},
-		{"huge length", binary.AppendUvarint(nil, 1<<62), ErrTooLarge},
-		{"truncated payload", frame(bytes.Repeat([]byte{0x0a}, 10))[:5], ErrMalformed},
-		{"varint overflow", bytes.Repeat([]byte{0xff}, 11), ErrMalformed},
-		{"non-minimal varint", []byte{0x81, 0x00}, ErrMalformed},
-		{"not protobuf", frame([]byte{0xff, 0xff, 0xff}), ErrMalformed},
-		{"field number 0", frame([]byte{0x00, 0x01}), ErrMalformed},
+		{"oversized length", binary.AppendUvarint(nil, protocol.MaxOfferMsg+1), protocol.ErrTooLarge},
+		{"huge length", binary.AppendUvarint(nil, 1<<62), protocol.ErrTooLarge},
+		{"truncated payload", frame(bytes.Repeat([]byte{0x0a}, 10))[:5], protocol.ErrMalformed},
+		{"varint overflow", bytes.Repeat([]byte{0xff}, 11), protocol.ErrMalformed},
+		{"non-minimal varint", []byte{0x81, 0x00}, protocol.ErrMalformed},
+		{"not protobuf", frame([]byte{0xff, 0xff, 0xff}), protocol.ErrMalformed},
+		{"field number 0", frame([]byte{0x00, 0x01}), protocol.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := NewReader(bytes.NewReader(tt.in), MaxOfferMsg).ReadMsg(new(pb.OfferRequest))
+			err := protocol.NewReader(bytes.NewReader(tt.in), protocol.MaxOfferMsg).ReadMsg(new(pb.OfferRequest))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -61,8 +63,8 @@ func TestFrameErrorsAreTyped(t *testing.T) {
 
 func TestWriterRefusesOversized(t *testing.T) {
 	var buf bytes.Buffer
-	err := NewWriter(&buf, 16).WriteMsg(&pb.LogChunk{Data: make([]byte, 64)})
-	if !errors.Is(err, ErrTooLarge) {
+	err := protocol.NewWriter(&buf, 16).WriteMsg(&pb.LogChunk{Data: make([]byte, 64)})
+	if !errors.Is(err, protocol.ErrTooLarge) {
 		t.Fatalf("got %v, want too large", err)
 	}
 	if buf.Len() != 0 {

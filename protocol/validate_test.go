@@ -40,6 +40,8 @@ func validJob() *pb.Job {
 	}
 }
 
+func fill(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
+
 func with(edit func(j *pb.Job)) *pb.Job {
 	j := validJob()
 	edit(j)
@@ -264,19 +266,6 @@ func TestValidateJobErrorKinds(t *testing.T) {
 	}
 }
 
-// TestValidateJobVector checks that the job of the test vectors is valid.
-func TestValidateJobVector(t *testing.T) {
-	for _, m := range vectorMessages(t) {
-		if j, ok := m.msg.(*pb.Job); ok {
-			if err := ValidateJob(j); err != nil {
-				t.Fatalf("vector job: %v", err)
-			}
-			return
-		}
-	}
-	t.Fatal("no job vector")
-}
-
 // TestValidateJobConstraintSets checks the set logic of hard constraints
 // against hand-worked cases.
 func TestValidateJobConstraintSets(t *testing.T) {
@@ -335,12 +324,6 @@ func FuzzValidateJob(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
-	}
-	for _, m := range vectorMessages(f) {
-		if j, ok := m.msg.(*pb.Job); ok {
-			b, _ := Canonical(j)
-			f.Add(b)
-		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		j := new(pb.Job)

@@ -16,6 +16,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 func newJobCmd() *cobra.Command {
@@ -119,7 +120,7 @@ func signAndOpen(cmd *cobra.Command, j *pb.Job) error {
 	if _, err := rand.Read(j.Nonce); err != nil {
 		return err
 	}
-	signed, err := protocol.SealJob(key, j)
+	signed, err := record.SealJob(key, j)
 	if err != nil {
 		return err
 	}

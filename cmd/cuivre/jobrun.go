@@ -14,6 +14,7 @@ import (
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // exitError carries a process exit code: as Nomad's, 0 for success, 1 for an
@@ -104,7 +105,7 @@ func signJob(path string) (*node.APIClient, []byte, []byte, error) {
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	signed, err := protocol.SealJob(key, j)
+	signed, err := record.SealJob(key, j)
 	if err != nil {
 		return nil, nil, nil, err
 	}

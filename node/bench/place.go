@@ -14,6 +14,7 @@ import (
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // benchSpec is the job of every placement measure: small enough for any
@@ -64,7 +65,7 @@ func (p *placer) submit(n *node.Node, module []byte) (string, time.Time, error) 
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(p.key, j)
+	sj, err := record.SealJob(p.key, j)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // Options of a demo run.
@@ -167,7 +168,7 @@ func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspe
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(key, j)
+	sj, err := record.SealJob(key, j)
 	if err != nil {
 		return "", err
 	}
