@@ -12,6 +12,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -147,7 +148,7 @@ func (n *Node) FetchModule(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, e
 			break
 		}
 	}
-	if got := protocol.SumCID(buf); !got.Equals(c) {
+	if got := wire.SumCID(buf); !got.Equals(c) {
 		return nil, protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "module from %s hashes to %s, not %s", p.ShortString(), got, c)
 	}
 	return buf, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -235,7 +236,7 @@ func (n *Node) execute(ctx context.Context, r *run) {
 	j := r.job.Job
 	t := j.GetTask()
 	n.setState(r, pb.LeaseState_LEASE_STATE_FETCHING)
-	modCID, err := protocol.ParseCID(t.ModuleCid)
+	modCID, err := wire.ParseCID(t.ModuleCid)
 	if err == nil {
 		err = n.ensureModule(ctx, modCID, peer.ID(r.lease.Requester))
 	}
@@ -323,7 +324,7 @@ func (n *Node) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr er
 	}
 	n.loadChanged()
 	stdout, stderr := r.logs()
-	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(protocol.SumCID(stdout).Bytes()), StderrCID: string(protocol.SumCID(stderr).Bytes())}
+	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes())}
 	if res.OutputCID.Defined() {
 		out.OutputCID = string(res.OutputCID.Bytes())
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -164,7 +165,7 @@ func TestLeaseRunsWasm(t *testing.T) {
 	if want := "bonjour, monde! (2 lines on stdin)\n"; stdout != want {
 		t.Fatalf("stdout %q, want %q", stdout, want)
 	}
-	if got := protocol.SumCID([]byte(stdout)).Bytes(); string(got) != string(res.StdoutCid) {
+	if got := wire.SumCID([]byte(stdout)).Bytes(); string(got) != string(res.StdoutCid) {
 		t.Errorf("stdout CID does not match the streamed logs")
 	}
 	receipt, err := record.OpenReceipt(res.Receipt)
@@ -243,8 +244,8 @@ func TestLeaseBadModuleAndOffer(t *testing.T) {
 	req.host.SetStreamHandler(protocol.ModuleID, func(s network.Stream) {
 		defer s.Close()
 		var m pb.ModuleRequest
-		protocol.NewReader(s, protocol.MaxModuleMsg).ReadMsg(&m)
-		protocol.NewWriter(s, protocol.MaxModuleMsg).WriteMsg(&pb.ModuleChunk{Size: 8, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true})
+		wire.NewReader(s, protocol.MaxModuleMsg).ReadMsg(&m)
+		wire.NewWriter(s, protocol.MaxModuleMsg).WriteMsg(&pb.ModuleChunk{Size: 8, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true})
 	})
 	res, _, _ := placeOn(t, ctx, req, prov, hello, nil, 10*time.Second)
 	if res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error.GetCode() != pb.Code_CODE_MODULE_MISMATCH {
@@ -252,7 +253,7 @@ func TestLeaseBadModuleAndOffer(t *testing.T) {
 	}
 
 	job := &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
-		Task: &pb.Task{Engine: "wasm", ModuleCid: protocol.SumCID(hello).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}}
+		Task: &pb.Task{Engine: "wasm", ModuleCid: wire.SumCID(hello).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}}
 	signed, err := record.SealJob(req.opts.Identity, job)
 	if err != nil {
 		t.Fatal(err)

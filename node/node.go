@@ -26,6 +26,7 @@ import (
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -258,7 +259,7 @@ func (n *Node) Advertise(ctx context.Context) error {
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
 	for _, k := range keys {
-		if err := n.dht.Provide(ctx, k.CID(), true); err != nil {
+		if err := n.dht.Provide(ctx, wire.FacetCID(k), true); err != nil {
 			errs = append(errs, fmt.Errorf("provide %s: %w", k, err))
 		}
 	}
@@ -267,7 +268,7 @@ func (n *Node) Advertise(ctx context.Context) error {
 
 // FindProviders looks a facet key up in the DHT and returns up to want peers.
 func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want int) []peer.AddrInfo {
-	out, _ := n.findProviders(ctx, key.CID(), want, want, 0)
+	out, _ := n.findProviders(ctx, wire.FacetCID(key), want, want, 0)
 	return out
 }
 

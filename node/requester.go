@@ -15,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -169,7 +170,7 @@ func (n *Node) reloadFinished(rec store.Job) {
 				cid string
 				buf *bytes.Buffer
 			}{{r.StdoutCID, &j.stdout}, {r.StderrCID, &j.stderr}} {
-				if c, err := protocol.ParseCID([]byte(l.cid)); err == nil {
+				if c, err := wire.ParseCID([]byte(l.cid)); err == nil {
 					if b, err := n.store.Module(c); err == nil {
 						l.buf.Write(b)
 					}
@@ -289,7 +290,7 @@ func (n *Node) act(ctx context.Context, j *job, a scheduler.Action, submitted ti
 			find := func(need int, grace time.Duration) ([]string, bool) {
 				lctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 				defer cancel()
-				found, complete := n.findProviders(lctx, k.CID(), a.Want+1, need, grace)
+				found, complete := n.findProviders(lctx, wire.FacetCID(k), a.Want+1, need, grace)
 				return n.peersOf(found), complete
 			}
 			if peers, ok := n.candidates.cached(key, n.now(), find); ok {
@@ -537,7 +538,7 @@ func (c *candidateCache) run(e *candidateEntry, now time.Time, find func() ([]st
 // keepLog stores a lease's stream by its CID when it is whole: the bytes
 // watched hash to the CID the provider's result names.
 func (n *Node) keepLog(b, want []byte) {
-	c := protocol.SumCID(b)
+	c := wire.SumCID(b)
 	if n.store == nil || len(b) == 0 || string(c.Bytes()) != string(want) {
 		return
 	}
@@ -704,7 +705,7 @@ func (j *job) view(key string) JobView {
 		if s.Price.Currency != "" {
 			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
 		}
-		if c, err := protocol.ParseCID([]byte(s.OutputCID)); err == nil {
+		if c, err := wire.ParseCID([]byte(s.OutputCID)); err == nil {
 			sv.Output = c.String()
 		}
 		v.Slots = append(v.Slots, sv)

@@ -15,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -80,7 +81,7 @@ func submit(t *testing.T, req *Node, spec string, module []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	j, err := s.Job(func(string) (cid.Cid, error) { return wire.SumCID(module), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestRequesterStoresResults(t *testing.T) {
 	jobs, _ := req.store.Jobs(nil)
 	r := jobs[0].Slots[0].Result
 	stdout, _, _, _, _ := req.Logs(key)
-	if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(protocol.SumCID(stdout).Bytes()) {
+	if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(wire.SumCID(stdout).Bytes()) {
 		t.Fatalf("stored result %+v", r)
 	}
 }

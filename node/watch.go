@@ -12,6 +12,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // handleWatch streams a lease's statuses, logs and result (SPEC 6.3): a Status
@@ -124,7 +125,7 @@ func (n *Node) handleModule(_ context.Context, e *exchange) error {
 	if err := e.r.ReadMsg(&req); err != nil {
 		return e.w.WriteMsg(&pb.ModuleChunk{Error: protocol.ToPB(err)})
 	}
-	c, err := protocol.ParseCID(req.Cid)
+	c, err := wire.ParseCID(req.Cid)
 	var bin []byte
 	if err == nil && n.store != nil {
 		bin, err = n.store.Module(c)
@@ -194,7 +195,7 @@ func (n *Node) countersigned(from peer.ID, sub *pb.ReceiptSubmit) error {
 // AddModule keeps a module in the node's store, so that providers can fetch it
 // by CID, and returns that CID.
 func (n *Node) AddModule(bin []byte) (cid.Cid, error) {
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	if n.store == nil {
 		return cid.Undef, errors.New("node has no store")
 	}

@@ -1,8 +1,8 @@
 // Package protocol is the wire contract of cuivre: the protobuf messages, versioned
-// protocol IDs, length-prefixed framing with size limits, the rules of a job and
-// its CID, DHT facet keys, prices and quantities, and the typed errors shared by
-// the wire and Go code. Signed records and their signing domains live in package
-// record, the YAML job spec in package jobspec.
+// protocol IDs and size limits, the rules of a job and of a CID, DHT facet keys,
+// prices and quantities, and the typed errors shared by the wire and Go code.
+// Signed records and their signing domains live in package record, framing and
+// CIDs as go-cid values in package wire, the YAML job spec in package jobspec.
 //
 // SPEC.md at the root of the repository is the prose form of this package; code
 // comments cite its sections ("SPEC 6.2"). testdata/ holds byte-exact vectors that

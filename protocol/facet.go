@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/ipfs/go-cid"
 )
 
 // Facet is a dimension along which providers announce themselves in the DHT
@@ -96,9 +94,6 @@ func (k FacetKey) String() string {
 	b.WriteString(strconv.FormatUint(uint64(k.Shard), 10))
 	return b.String()
 }
-
-// CID returns the DHT key of the facet: SumCID of its canonical string.
-func (k FacetKey) CID() cid.Cid { return SumCID([]byte(k.String())) }
 
 // ShardOf returns the shard of a facet in which a provider, named by its binary
 // peer ID, announces itself:

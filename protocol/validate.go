@@ -191,8 +191,8 @@ func (c *checker) task(t *pb.Task) {
 	}
 	if len(t.ModuleCid) == 0 {
 		c.add("task.module_cid", "missing: give the CID of the module")
-	} else if _, err := ParseCID(t.ModuleCid); err != nil {
-		c.add("task.module_cid", "not a CIDv1 raw sha2-256 (%v)", trimCode(err))
+	} else if err := CheckCID(t.ModuleCid); err != nil {
+		c.add("task.module_cid", "not a CIDv1 raw sha2-256 (%v)", err)
 	}
 	if len(t.Args) > MaxJobArgs {
 		c.add("task.args", "%d arguments: use at most %d", len(t.Args), MaxJobArgs)
@@ -490,12 +490,3 @@ func isEnvName(s string) bool {
 
 func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
-
-// trimCode returns the message of a protocol error without its code name, for
-// nesting in another message.
-func trimCode(err error) string {
-	if e, ok := err.(*Error); ok && e.Msg != "" {
-		return e.Msg
-	}
-	return err.Error()
-}

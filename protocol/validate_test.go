@@ -22,7 +22,7 @@ func validJob() *pb.Job {
 	return &pb.Job{
 		Version: 1, Name: "hello", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task: &pb.Task{
-			Engine: "wasm", ModuleCid: SumCID([]byte("module")).Bytes(), Args: []string{"--name", "world"},
+			Engine: "wasm", ModuleCid: rawCID("module"), Args: []string{"--name", "world"},
 			Env:       []*pb.EnvVar{{Name: "A", Value: "1"}, {Name: "GREETING", Value: "bonjour"}},
 			Stdin:     []byte("stdin\n"),
 			Resources: &pb.Resources{CpuMillis: 500, MemoryBytes: 128 << 20, ScratchBytes: 64 << 20},
@@ -234,6 +234,16 @@ func TestValidateJob(t *testing.T) {
 }
 
 var cmpProto = protocmp.Transform()
+
+// rawCID is the binary CID of s, made with go-cid: what package wire's SumCID
+// makes, checked here against the rule of protocol.CheckCID.
+func rawCID(s string) []byte {
+	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return cid.NewCidV1(cid.Raw, h).Bytes()
+}
 
 func mustMultihash(t testing.TB, s string) mh.Multihash {
 	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)

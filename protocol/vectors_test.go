@@ -17,6 +17,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json from the code")
@@ -87,7 +88,7 @@ func buildVectors(t testing.TB) vectorFile {
 			Signer: signer.String(), PayloadHex: hex.EncodeToString(b), Envelope: hex.EncodeToString(env),
 		})
 		if k == record.KindJob {
-			c, err := protocol.JobCID(m.Msg.(*pb.Job))
+			c, err := wire.JobCID(m.Msg.(*pb.Job))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +104,7 @@ func buildVectors(t testing.TB) vectorFile {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: k.CID().String(), Shard: protocol.ShardOf(f, string(prov))})
+		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: wire.FacetCID(k).String(), Shard: protocol.ShardOf(f, string(prov))})
 	}
 	return v
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // world is the third driver of the core (STYLE: node, simulator, test
@@ -346,12 +347,12 @@ func testJob(name, spec string, requester string) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	pj, err := s.Job(func(path string) (cid.Cid, error) { return protocol.SumCID([]byte(path)), nil })
+	pj, err := s.Job(func(path string) (cid.Cid, error) { return wire.SumCID([]byte(path)), nil })
 	if err != nil {
 		return Job{}, err
 	}
 	pj.Nonce = []byte(fmt.Sprintf("%016s", name))
-	c, err := protocol.JobCID(pj)
+	c, err := wire.JobCID(pj)
 	if err != nil {
 		return Job{}, err
 	}

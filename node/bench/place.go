@@ -15,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // benchSpec is the job of every placement measure: small enough for any
@@ -59,7 +60,7 @@ func newPlacer() (*placer, error) {
 // run` does (the module given along). It returns the job's key and the
 // instant just before the submission.
 func (p *placer) submit(n *node.Node, module []byte) (string, time.Time, error) {
-	j, err := p.spec.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	j, err := p.spec.Job(func(string) (cid.Cid, error) { return wire.SumCID(module), nil })
 	if err != nil {
 		return "", time.Time{}, err
 	}

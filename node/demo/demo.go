@@ -24,6 +24,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // Options of a demo run.
@@ -161,7 +162,7 @@ func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspe
 	j, err := spec.Job(func(m string) (cid.Cid, error) {
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), m))
 		module = b
-		return protocol.SumCID(b), err
+		return wire.SumCID(b), err
 	})
 	if err != nil {
 		return "", err

@@ -14,7 +14,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/node/exec"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // The example workloads under examples/wasm, built once per test binary with
@@ -100,7 +100,7 @@ func newExecutor(tb testing.TB, cfg exec.Config) *exec.Executor {
 // add adds bin to e and returns its CID.
 func add(tb testing.TB, e *exec.Executor, bin []byte) cid.Cid {
 	tb.Helper()
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	if err := e.Add(context.Background(), c, bin); err != nil {
 		tb.Fatalf("Add: %v", err)
 	}

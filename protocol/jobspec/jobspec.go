@@ -18,6 +18,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/specyaml"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // MaxJobSpecSize is the largest job spec document ParseJobSpec reads: room for
@@ -120,7 +121,7 @@ func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
 		// path, so that every mistake but an unresolvable module shows here.
 		module, isCID, _ := moduleRef(s.Task.Module)
 		if !isCID {
-			module = protocol.SumCID([]byte(s.Task.Module))
+			module = wire.SumCID([]byte(s.Task.Module))
 		}
 		j := s.wire(module)
 		p.errs = append(p.errs, s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j)))...)
@@ -228,7 +229,7 @@ func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
 			return cid.Undef, false, nil
 		}
 	}
-	c, err = protocol.DecodeCID(s)
+	c, err = wire.DecodeCID(s)
 	if err != nil {
 		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", message(err), protocol.Quote("./"+s))
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // Native fuzz targets for opening records (STYLE: quic-go's habit), seeded
@@ -75,7 +76,7 @@ func FuzzOpenJob(f *testing.F) {
 		if err != nil {
 			return err
 		}
-		c, cerr := protocol.JobCID(j.Job)
+		c, cerr := wire.JobCID(j.Job)
 		if cerr != nil || !c.Equals(j.CID) {
 			panic("accepted job's CID is not its canonical CID")
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // SignedJob is a job as a provider receives it: sealed by the customer.
@@ -47,5 +48,5 @@ func OpenJob(data []byte) (*SignedJob, error) {
 	if err := protocol.ValidateJob(j); err != nil {
 		return nil, err
 	}
-	return &SignedJob{Job: j, CID: protocol.SumCID(raw), Customer: signer, Envelope: data}, nil
+	return &SignedJob{Job: j, CID: wire.SumCID(raw), Customer: signer, Envelope: data}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // Fixed test identities (SPEC 12): Ed25519 keys from the seeds 32 x 0x01 (the
@@ -60,7 +61,7 @@ func Messages(t testing.TB) []Msg {
 		return b
 	}
 	now := protocol.UnixMs(Time)
-	module := protocol.SumCID([]byte("\x00asm\x01\x00\x00\x00")).Bytes()
+	module := wire.SumCID([]byte("\x00asm\x01\x00\x00\x00")).Bytes()
 	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 128 << 20, ScratchBytes: 64 << 20}
 	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 11_000, MemoryNanosPerGibSecond: 1_500, EgressNanosPerGib: 10_000_000}
 	labels := []*pb.Label{{Key: "jurisdiction", Value: "fr"}, {Key: "operator", Value: "acme"}, {Key: "region", Value: "fr-par"}}
@@ -81,7 +82,7 @@ func Messages(t testing.TB) []Msg {
 		MaxPrice:    &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
 		Nonce:       Fill(0x10, protocol.NonceSize),
 	}
-	jobCID, err := protocol.JobCID(job)
+	jobCID, err := wire.JobCID(job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +97,12 @@ func Messages(t testing.TB) []Msg {
 	receipt := &pb.UsageReceipt{
 		LeaseId: leaseID, Epoch: 1, Provider: []byte(prov), Requester: []byte(req), JobCid: jobCID.Bytes(),
 		Reserved: res, StartedAtMs: now + 1000, EndedAtMs: now + 1500, Price: price,
-		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: protocol.SumCID([]byte("output")).Bytes(),
+		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: wire.SumCID([]byte("output")).Bytes(),
 		EgressBytes: 14, Nonce: Fill(0x50, protocol.NonceSize),
 	}
 	result := &pb.Result{
 		LeaseId: leaseID, Epoch: 1, State: pb.LeaseState_LEASE_STATE_SUCCEEDED, ExitCode: 0,
-		OutputCid: receipt.OutputCid, StdoutCid: protocol.SumCID(logc.Data).Bytes(), StderrCid: protocol.SumCID(nil).Bytes(),
+		OutputCid: receipt.OutputCid, StdoutCid: wire.SumCID(logc.Data).Bytes(), StderrCid: wire.SumCID(nil).Bytes(),
 		StartedAtMs: now + 1000, EndedAtMs: now + 1500,
 	}
 	offer := &pb.Offer{

@@ -1,4 +1,4 @@
-package protocol_test
+package wire_test
 
 import (
 	"bytes"
@@ -10,18 +10,19 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	w := protocol.NewWriter(&buf, protocol.MaxOfferMsg)
+	w := wire.NewWriter(&buf, protocol.MaxOfferMsg)
 	msgs := vector.Messages(t)
 	for _, m := range msgs {
 		if err := w.WriteMsg(m.Msg); err != nil {
 			t.Fatalf("%s: %v", m.Name, err)
 		}
 	}
-	r := protocol.NewReader(&buf, protocol.MaxOfferMsg)
+	r := wire.NewReader(&buf, protocol.MaxOfferMsg)
 	for _, m := range msgs {
 		got := m.Msg.ProtoReflect().New().Interface()
 		if err := r.ReadMsg(got); err != nil {
@@ -53,7 +54,7 @@ func TestFrameErrorsAreTyped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := protocol.NewReader(bytes.NewReader(tt.in), protocol.MaxOfferMsg).ReadMsg(new(pb.OfferRequest))
+			err := wire.NewReader(bytes.NewReader(tt.in), protocol.MaxOfferMsg).ReadMsg(new(pb.OfferRequest))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -63,7 +64,7 @@ func TestFrameErrorsAreTyped(t *testing.T) {
 
 func TestWriterRefusesOversized(t *testing.T) {
 	var buf bytes.Buffer
-	err := protocol.NewWriter(&buf, 16).WriteMsg(&pb.LogChunk{Data: make([]byte, 64)})
+	err := wire.NewWriter(&buf, 16).WriteMsg(&pb.LogChunk{Data: make([]byte, 64)})
 	if !errors.Is(err, protocol.ErrTooLarge) {
 		t.Fatalf("got %v, want too large", err)
 	}

@@ -1,4 +1,4 @@
-package protocol_test
+package wire_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // The hot path of a placement on the wire: both sides frame messages.
@@ -14,7 +15,7 @@ import (
 func BenchmarkFrameOfferRequest(b *testing.B) {
 	req := vector.Get(b, "offer_request").(*pb.OfferRequest)
 	var buf bytes.Buffer
-	w, r := protocol.NewWriter(&buf, protocol.MaxOfferMsg), protocol.NewReader(&buf, protocol.MaxOfferMsg)
+	w, r := wire.NewWriter(&buf, protocol.MaxOfferMsg), wire.NewReader(&buf, protocol.MaxOfferMsg)
 	got := new(pb.OfferRequest)
 	b.ReportAllocs()
 	for b.Loop() {
