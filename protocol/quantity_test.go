@@ -131,3 +131,44 @@ func TestParsePrice(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAmount(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		err  string
+	}{
+		{in: "0", want: 0},
+		{in: "0.05", want: 50_000_000},
+		{in: "12", want: 12_000_000_000},
+		{in: "0.000000001", want: 1},
+		{in: "007.50", want: 7_500_000_000},
+		{in: "18446744073.709551615", want: 1<<64 - 1},
+		{in: "18446744073.709551616", err: `bad amount "18446744073.709551616": too large: at most 18446744073.709551615`},
+		{in: "0.0000000001", err: `bad amount "0.0000000001": use at most 9 decimals`},
+		{in: "-1", err: `bad amount "-1": the amount must not be negative`},
+		{in: "0.05 EUR", err: `bad amount "0.05 EUR": "0.05 EUR" is not a decimal amount: write it like "0.05"`},
+		{in: " 1", err: "is not a decimal amount"},
+		{in: "", err: "is not a decimal amount"},
+		{in: ".5", err: "is not a decimal amount"},
+		{in: "1.", err: "is not a decimal amount"},
+		{in: "+1", err: "is not a decimal amount"},
+		{in: "1e3", err: "is not a decimal amount"},
+		{in: "1,5", err: "is not a decimal amount"},
+	}
+	for _, tt := range tests {
+		got, err := ParseAmount(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAmount(%q) = %d, %v; want an error containing %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseAmount(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+		if p, err := ParsePrice(tt.in + " EUR"); err != nil || p.Nanos != got {
+			t.Errorf("ParsePrice(%q) = %v, %v; want the amount ParseAmount reads", tt.in+" EUR", p, err)
+		}
+	}
+}

@@ -307,32 +307,18 @@ func (p *scenarioParser) policy(name string, dst *string) field {
 }
 
 // amount reads a non-negative decimal sum ("0.04", 2) in nano-units,
-// exactly: no binary floating point on the way.
+// exactly, as protocol.ParseAmount does: no binary floating point on the way.
 func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 	text, ok := p.Text(at, v, path)
 	if !ok {
 		return 0, false
 	}
-	n, err := decimalNanos(text)
+	n, err := protocol.ParseAmount(text)
 	if err != nil {
 		p.fail(at, path, "%v", err)
 		return 0, false
 	}
 	return n, true
-}
-
-// decimalNanos reads a decimal amount with ParsePrice's rules (at most 9
-// decimals, not negative), in nano-units.
-func decimalNanos(s string) (uint64, error) {
-	if strings.ContainsAny(s, " \t\n") {
-		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, protocol.Quote(s))
-	}
-	a, err := protocol.ParsePrice(s + " XXX")
-	if err != nil {
-		msg := strings.Replace(err.Error(), "bad price "+strconv.Quote(s+" XXX"), "bad amount "+strconv.Quote(s), 1)
-		return 0, errors.New(msg)
-	}
-	return a.Nanos, nil
 }
 
 // perHour turns nano-units per hour into nano-units per second, rounded to
