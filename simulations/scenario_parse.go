@@ -321,17 +321,6 @@ func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 	return n, true
 }
 
-// perHour turns nano-units per hour into nano-units per second, rounded to
-// the nearest.
-func perHour(nanos uint64) uint64 { return nanos/3600 + b2u(nanos%3600 >= 1800) }
-
-func b2u(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // ---- labels and selectors ----
 
 // reservedLabels are filled in by the simulator for every provider.
@@ -793,7 +782,8 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 }
 
 // pricing reads a class's prices, per hour in currency units, into the
-// scheduler's nano-units per second.
+// scheduler's nano-units per second, rounded down as the daemon's are
+// (protocol.PerSecond).
 func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PricePolicy {
 	var pp scheduler.PricePolicy
 	b := &pp.Base
@@ -804,7 +794,7 @@ func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PriceP
 			if !ok {
 				return
 			}
-			*dst = perHour(n)
+			*dst = protocol.PerSecond(n)
 			if n > 0 && *dst == 0 {
 				p.fail(at, path, "%s per hour is less than a nano-unit per second: raise it, or write 0", v.Value)
 			}

@@ -112,16 +112,16 @@ func TestParseScenarioExample(t *testing.T) {
 		{"class labels", s.Classes[0].Labels, scheduler.Labels{{Key: "certification", Value: "iso27001"}, {Key: "jurisdiction", Value: "eu"}}},
 		{"capacity", s.Classes[0].Capacity, scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}},
 		// 0.04 a CPU-hour is 40_000_000 nano-units / 3600 s = 11111.1;
-		// 0.005 a GiB-hour is 1388.9.
+		// 0.005 a GiB-hour is 1388.9: rounded down, as the daemon's, to 1388.
 		{"pricing", s.Classes[0].Pricing, scheduler.PricePolicy{
-			Base:               scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 11111, MemoryNanosPerGiBSecond: 1389, EgressNanosPerGiB: 10_000_000},
+			Base:               scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 11111, MemoryNanosPerGiBSecond: 1388, EgressNanosPerGiB: 10_000_000},
 			LoadFactorPermille: 1000,
 		}},
 		{"subsidy", s.Classes[0].Subsidy, 0.5},
 		{"service time", s.Classes[0].ServiceTime, 300 * time.Microsecond},
 		{"churn", s.Classes[0].Churn, Churn{Session: 6 * time.Hour, Downtime: 10 * time.Minute}},
 		{"cloud cpu", s.Classes[1].Capacity.CPUMillis, uint64(500)},
-		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27778)},
+		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27777)}, // 0.1 an hour is 27777.8 a second
 		{"cloud regions (uniform)", s.Classes[1].Regions, Weights{{"fr-par", 1}, {"de-fra", 1}, {"es-mad", 1}, {"pl-waw", 1}}},
 		{"cloud downtime (session/10)", s.Classes[1].Churn.Downtime, 6 * time.Minute},
 		{"arrivals", s.Workload.Arrivals, Arrivals{Process: "bursty", Load: 0.8, BurstFactor: 3, BurstOn: 30 * time.Second, BurstOff: 5 * time.Minute}},

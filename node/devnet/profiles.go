@@ -81,5 +81,5 @@ func perSecond(perHour string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return n / 3600, nil
+	return protocol.PerSecond(n), nil
 }
