@@ -73,7 +73,7 @@ func checkFacetValue(v string) error {
 		return fmt.Errorf("value %q must be 1 to 64 characters", v)
 	}
 	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+		if !isValueRune(r) {
 			return fmt.Errorf("value %q: character %q not allowed (a-z 0-9 - _ .)", v, r)
 		}
 	}

@@ -307,8 +307,8 @@ func (c *checker) spread(ss []*pb.Spread) {
 			c.add(path, "empty spread")
 			continue
 		}
-		if msg := badLabel(s.Attribute); msg != "" {
-			c.add(path+".attribute", "%s", msg)
+		if err := CheckLabelKey(s.Attribute); err != nil {
+			c.add(path+".attribute", "%v", err)
 		} else if j, dup := seen[s.Attribute]; dup {
 			c.add(path+".attribute", "%q is already spread over by %s: give each attribute once", s.Attribute, c.name(fmt.Sprintf("spread[%d]", j)))
 		} else {
@@ -322,8 +322,8 @@ func (c *checker) spread(ss []*pb.Spread) {
 
 // selector checks the parts shared by constraints and affinities.
 func (c *checker) selector(path, key string, op pb.Operator, values []string) {
-	if msg := badLabel(key); msg != "" {
-		c.add(path+".key", "%s", msg)
+	if err := CheckLabelKey(key); err != nil {
+		c.add(path+".key", "%v", err)
 	}
 	bad := ""
 	switch op {
@@ -353,8 +353,8 @@ func (c *checker) selector(path, key string, op pb.Operator, values []string) {
 	}
 	for i, v := range values {
 		vpath := fmt.Sprintf("%s.values[%d]", path, i)
-		if msg := badLabelValue(v); msg != "" {
-			c.add(vpath, "%s", msg)
+		if err := CheckLabelValue(v); err != nil {
+			c.add(vpath, "%v", err)
 		} else if i > 0 && v == values[i-1] {
 			c.add(vpath, "%q appears twice: give each value once", v)
 		} else if i > 0 && v < values[i-1] {
@@ -431,35 +431,6 @@ func conflicts(cs []*pb.Constraint) []conflict {
 	return out
 }
 
-// badLabel returns why s is not a label key or value, or "".
-func badLabel(s string) string {
-	if s == "" {
-		return "empty: use 1 to 63 characters a-z, 0-9, '-', '_', '.' and '/'"
-	}
-	if len(s) > MaxLabelLen {
-		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), MaxLabelLen)
-	}
-	for _, r := range s {
-		if !isLabelRune(r) {
-			if r >= 'A' && r <= 'Z' {
-				return fmt.Sprintf("%q: use lower case", s)
-			}
-			return fmt.Sprintf("%q: character %q not allowed: use a-z, 0-9, '-', '_', '.' and '/'", s, r)
-		}
-	}
-	return ""
-}
-
-// badLabelValue returns why s is not a label value, or "": a label key's
-// characters but '/', so that every value a constraint names can also be a DHT
-// facet value (SPEC 4.3).
-func badLabelValue(s string) string {
-	if strings.ContainsRune(s, '/') {
-		return fmt.Sprintf("%q: character '/' not allowed in a value: use a-z, 0-9, '-', '_' and '.'", s)
-	}
-	return badLabel(s)
-}
-
 // badText returns why s cannot be passed to a WASI guest as an argument or an
 // environment value, or "".
 func badText(s string) string {
@@ -470,10 +441,6 @@ func badText(s string) string {
 		return "contains a NUL byte, which a WASI guest cannot receive"
 	}
 	return ""
-}
-
-func isLabelRune(r rune) bool {
-	return isLower(r) || isDigit(r) || r == '-' || r == '_' || r == '.' || r == '/'
 }
 
 func isEnvName(s string) bool {

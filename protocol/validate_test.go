@@ -93,7 +93,7 @@ func TestValidateJob(t *testing.T) {
 		})},
 
 		{name: "nil job", job: nil, path: "", msg: "no job"},
-		{name: "slash in a value", job: with(func(j *pb.Job) { j.Constraints[0].Values = []string{"fr/par"} }), path: "constraints[0].values[0]", msg: "'/' not allowed in a value"},
+		{name: "slash in a value", job: with(func(j *pb.Job) { j.Constraints[0].Values = []string{"fr/par"} }), path: "constraints[0].values[0]", msg: "character '/' not allowed: use a-z, 0-9, '-', '_' and '.'"},
 		{name: "job too large", job: with(func(j *pb.Job) {
 			j.Task.Args = []string{strings.Repeat("x", MaxJobSize)}
 		}), path: "", msg: "at most 524288 fit in a lease"},

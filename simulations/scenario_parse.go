@@ -326,35 +326,23 @@ func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 // reservedLabels are filled in by the simulator for every provider.
 var reservedLabels = []string{scheduler.LabelRegion, scheduler.LabelOperator}
 
-// labelKeyError returns why k is not a label key, or "": 1 to 63 characters
-// of a-z, 0-9, '-', '_', '.' and '/', as the daemon's labels.
+// labelKeyError returns why k is not a label key, or "": the protocol's label
+// rule, as the daemon's labels and jobs follow it.
 func labelKeyError(k string) string {
-	const allowed = "a-z, 0-9, '-', '_', '.' and '/'"
-	if k == "" || len(k) > protocol.MaxLabelLen {
-		return fmt.Sprintf("label key %s: use 1 to %d characters %s", protocol.Quote(k), protocol.MaxLabelLen, allowed)
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
-			return fmt.Sprintf("label key %s: character %q not allowed: use %s", protocol.Quote(k), r, allowed)
-		}
+	if err := protocol.CheckLabelKey(k); err != nil {
+		return fmt.Sprintf("label key %v", err)
 	}
 	return ""
 }
 
-// labelValue lower-cases a label or selector value, as DHT keys are, and
-// checks that it is a valid facet value.
-func labelValue(v string) (string, error) {
-	lower := strings.ToLower(v)
-	if len(lower) > protocol.MaxLabelLen {
-		return "", fmt.Errorf("value %s is %d characters: use at most %d", protocol.Quote(v), len(v), protocol.MaxLabelLen)
+// labelValueError returns why v is not a label value, or nil: the protocol's
+// label rule, which refuses upper case rather than lower-case it, as a job
+// or the daemon's config would.
+func labelValueError(v string) error {
+	if err := protocol.CheckLabelValue(v); err != nil {
+		return fmt.Errorf("value %w", err)
 	}
-	if _, err := protocol.NewFacetKey(protocol.FacetRegion, lower, 0); err != nil {
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner
-		}
-		return "", err
-	}
-	return lower, nil
+	return nil
 }
 
 // labels reads a class's labels: a mapping of keys to values.
@@ -373,12 +361,11 @@ func (p *scenarioParser) labels(at, v *yaml.Node, path string) scheduler.Labels 
 		if !ok {
 			return
 		}
-		value, err := labelValue(text)
-		if err != nil {
+		if err := labelValueError(text); err != nil {
 			p.fail(v, kpath, "%v", err)
 			return
 		}
-		kv = append(kv, scheduler.Label{Key: k.Value, Value: value})
+		kv = append(kv, scheduler.Label{Key: k.Value, Value: text})
 	})
 	return scheduler.NewLabels(kv...)
 }
@@ -409,15 +396,14 @@ func (p *scenarioParser) selector(k, v *yaml.Node, path string, op pb.Operator) 
 			ok = false
 			continue
 		}
-		value, err := labelValue(text)
-		if err != nil {
+		if err := labelValueError(text); err != nil {
 			p.fail(item, ipath, "%v", err)
 			ok = false
 			continue
 		}
-		sel.Values = append(sel.Values, value)
+		sel.Values = append(sel.Values, text)
 		if k.Value == scheduler.LabelRegion {
-			p.later = append(p.later, func() { p.knownRegion(item, ipath, value) })
+			p.later = append(p.later, func() { p.knownRegion(item, ipath, text) })
 		}
 	}
 	slices.Sort(sel.Values)
@@ -560,12 +546,9 @@ func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
 		if !ok {
 			continue
 		}
-		if lower := strings.ToLower(name); lower != name {
-			p.fail(item, ipath, "region %s: use lower case (%s)", protocol.Quote(name), protocol.Quote(lower))
-			continue
-		}
-		if _, err := protocol.NewFacetKey(protocol.FacetRegion, name, 0); err != nil || len(name) > protocol.MaxLabelLen {
-			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", protocol.Quote(name), protocol.MaxLabelLen)
+		if err := protocol.CheckLabelValue(name); err != nil {
+			// A region is the value of the region label.
+			p.fail(item, ipath, "region %v", err)
 			continue
 		}
 		if first, dup := seen[name]; dup {
@@ -1478,8 +1461,8 @@ func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
 		}
 		sel := scheduler.Selector{Key: key, Op: op}
 		for v := range strings.SplitSeq(values, "|") {
-			value, err := labelValue(strings.TrimSpace(v))
-			if err != nil {
+			value := strings.TrimSpace(v)
+			if err := labelValueError(value); err != nil {
 				return nil, fmt.Errorf("constraint on %s: %w", key, err)
 			}
 			sel.Values = append(sel.Values, value)
