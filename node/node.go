@@ -39,7 +39,8 @@ type Options struct {
 	Market    scheduler.MarketConfig // Provider is filled with the node's peer ID
 
 	// ProvideValidity is how long a provider record lives in the DHT (SPEC
-	// 4.1); the node reprovides at a third of it. Default 10 minutes.
+	// 4.1); the node reprovides at a third of it. Default
+	// scheduler.DefaultProvideValidity (10 minutes).
 	ProvideValidity time.Duration
 	// DiversityFilter turns on kad-dht's routing-table peer diversity filter
 	// (DESIGN: plain dht.New leaves it off). Off on loopback devnets, where
@@ -60,7 +61,7 @@ type Options struct {
 	// Placement tunes the requester's placements (scheduler defaults).
 	Placement scheduler.Config
 	// CandidateTTL is how long a requester reuses what a DHT lookup of a
-	// facet key returned. Default 10 seconds.
+	// facet key returned. Default scheduler.DefaultCandidateTTL (10 seconds).
 	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
@@ -110,10 +111,10 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		return nil, errors.New("node: no identity key")
 	}
 	if o.ProvideValidity <= 0 {
-		o.ProvideValidity = 10 * time.Minute
+		o.ProvideValidity = scheduler.DefaultProvideValidity
 	}
 	if o.CandidateTTL <= 0 {
-		o.CandidateTTL = 10 * time.Second
+		o.CandidateTTL = scheduler.DefaultCandidateTTL
 	}
 	if o.ReplayCacheSize <= 0 {
 		o.ReplayCacheSize = 100_000

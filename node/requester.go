@@ -25,7 +25,7 @@ import (
 // out and turns what comes back into its events.
 
 // Heartbeat is the status interval a requester asks of its providers.
-const Heartbeat = time.Second
+const Heartbeat = scheduler.DefaultHeartbeatInterval
 
 // job is one job this node places. Its placement is driven by a single
 // goroutine (drive); everything else talks to it through events.

@@ -1139,10 +1139,10 @@ func (p *scenarioParser) defaults() {
 		d.BitsPerHop = 3
 	}
 	if d.RecordTTL == 0 {
-		d.RecordTTL = 10 * time.Minute
+		d.RecordTTL = scheduler.DefaultProvideValidity
 	}
 	if d.CacheTTL == 0 {
-		d.CacheTTL = 5 * time.Second
+		d.CacheTTL = scheduler.DefaultCandidateTTL
 	}
 	if s.Scheduler.PolicyName == "" {
 		s.Scheduler.PolicyName = scheduler.Balanced.Name

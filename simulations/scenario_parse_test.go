@@ -193,7 +193,9 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"seed", s.Seed, uint64(1)},
 		{"drain", s.Drain, time.Hour},
 		{"sample every: at least 1s", s.SampleEvery, 3 * time.Second},
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
+		// The daemon's defaults, from the same constants: 10m and 10s.
+		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
+		{"heartbeat", s.Scheduler.Config.WithDefaults().HeartbeatInterval, scheduler.DefaultHeartbeatInterval},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
 		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform}},
