@@ -1,6 +1,6 @@
-// Package vector holds the fixed messages, keys and time of the test vectors
-// (SPEC 12), for the tests of the protocol packages: protocol/testdata/
-// vectors.json is made from them.
+// Package vector, in the protocol room, holds the fixed messages, keys and
+// time of the test vectors (SPEC 12), for the tests of the protocol packages:
+// protocol/testdata/vectors.json is made from them.
 package vector
 
 import (
