@@ -1,5 +1,6 @@
 // The rooms test: imports flow one way (protocol <- scheduler <- node,
-// simulations <- cmd), and the scheduler's own files stay sans I/O. It reads the
+// simulations <- cmd), the scheduler's own files stay sans I/O, and nothing
+// the scheduler depends on is libp2p or multiformats code. It reads the
 // real import graph with go list, so the rule cannot rot (STYLE "Rooms").
 package cuivre_test
 
@@ -93,6 +94,13 @@ func impure(path string) bool {
 	return false
 }
 
+// foreign reports whether a package is libp2p or multiformats code, which the
+// scheduler must not reach even through package protocol: the placement core
+// is the same in the simulator, which speaks no libp2p.
+func foreign(path string) bool {
+	return strings.HasPrefix(path, "github.com/libp2p/") || strings.HasPrefix(path, "github.com/multiformats/")
+}
+
 // forbiddenCalls are the clock, sleeping and timer functions of package time.
 var forbiddenCalls = []string{"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "Tick", "NewTicker", "NewTimer"}
 
@@ -137,6 +145,11 @@ func violations(pkgs []pkg) []string {
 			for _, imp := range p.Imports {
 				if impure(imp) {
 					out = append(out, fmt.Sprintf("%s imports %s: the scheduler core is sans I/O", p.ImportPath, imp))
+				}
+			}
+			for _, dep := range p.Deps {
+				if foreign(dep) {
+					out = append(out, fmt.Sprintf("%s depends on %s: the scheduler's closure holds no libp2p or multiformats package", p.ImportPath, dep))
 				}
 			}
 		}
@@ -213,6 +226,11 @@ func TestRooms(t *testing.T) {
 			t.Errorf("room %s has no package", r)
 		}
 	}
+	for _, p := range pkgs {
+		if p.ImportPath == module+"/scheduler" && !slices.Contains(p.Deps, module+"/protocol") {
+			t.Errorf("go list gives %s no dependency closure to check (Deps: %d packages)", p.ImportPath, len(p.Deps))
+		}
+	}
 	for _, v := range violations(pkgs) {
 		t.Error(v)
 	}
@@ -238,10 +256,14 @@ func TestRoomsCatchesViolations(t *testing.T) {
 		{ImportPath: module + "/node/p2p", Deps: []string{module + "/node/requester"}},
 		{ImportPath: module + "/node/memnet", Deps: []string{"github.com/libp2p/go-libp2p/core/host"}},
 		{ImportPath: module + "/node/requester", Deps: []string{module + "/node/transport", module + "/node/clock"}}, // allowed
+		// Through package protocol, libp2p and multiformats code; the node may.
+		{ImportPath: module + "/scheduler/ranking", Imports: []string{module + "/protocol"},
+			Deps: []string{module + "/protocol", "github.com/libp2p/go-libp2p/core/peer", "github.com/multiformats/go-multihash", "google.golang.org/protobuf/proto"}},
+		{ImportPath: module + "/node/store", Deps: []string{"github.com/libp2p/go-libp2p/core/peer"}},
 	}
 	got := violations(bad)
-	if len(got) != 11 {
-		t.Fatalf("got %d violations, want 11:\n%s", len(got), strings.Join(got, "\n"))
+	if len(got) != 13 {
+		t.Fatalf("got %d violations, want 13:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }
 

@@ -29,6 +29,8 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -41,7 +43,8 @@ type Options struct {
 	Market    scheduler.MarketConfig // Provider is filled with the node's peer ID
 
 	// ProvideValidity is how long a provider record lives in the DHT (SPEC
-	// 4.1); the node reprovides at a third of it. Default 10 minutes.
+	// 4.1); the node reprovides at a third of it. Default
+	// scheduler.DefaultProvideValidity.
 	ProvideValidity time.Duration
 	// DiversityFilter turns on kad-dht's routing-table peer diversity
 	// filter. Off on loopback devnets, where every peer shares one IP group.
@@ -60,7 +63,7 @@ type Options struct {
 	// Placement tunes the requester's placements (scheduler defaults).
 	Placement scheduler.Config
 	// CandidateTTL is how long a requester reuses what a DHT lookup of a
-	// facet key returned. Default requester.DefaultCandidateTTL.
+	// facet key returned. Default scheduler.DefaultCandidateTTL.
 	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
@@ -101,7 +104,7 @@ func New(o Options) (*Node, error) {
 		return nil, errors.New("node: no identity key")
 	}
 	if o.ProvideValidity <= 0 {
-		o.ProvideValidity = 10 * time.Minute
+		o.ProvideValidity = scheduler.DefaultProvideValidity
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
@@ -183,7 +186,7 @@ func (n *Node) Refusals(protocol, reason string) prometheus.Counter {
 
 // FindProviders looks a facet key up in the DHT and returns up to want peers.
 func (n *Node) FindProviders(ctx context.Context, key protocol.FacetKey, want int) []peer.ID {
-	return n.FindCID(ctx, key.CID(), want)
+	return n.FindCID(ctx, wire.FacetCID(key), want)
 }
 
 // FindCID looks any CID up (a module's providers, for instance).
@@ -367,7 +370,7 @@ func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
 	for _, a := range n.Host().Addrs() {
 		rec.Addrs = append(rec.Addrs, a.Bytes())
 	}
-	return protocol.Seal(n.opts.Identity, rec)
+	return record.Seal(n.opts.Identity, rec)
 }
 
 // PublishCapacity puts the node's signed capacity record in the DHT, where
@@ -388,7 +391,7 @@ func (n *Node) Advertise(ctx context.Context) error {
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
 	for _, k := range keys {
-		if err := n.net.Provide(ctx, k.CID()); err != nil {
+		if err := n.net.Provide(ctx, wire.FacetCID(k)); err != nil {
 			errs = append(errs, fmt.Errorf("provide %s: %w", k, err))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -79,7 +80,7 @@ func nonce(t *testing.T) string {
 
 func request(t *testing.T, mem uint64) scheduler.Request {
 	return scheduler.Request{
-		Nonce: nonce(t), JobCID: string(protocol.SumCID([]byte("job")).Bytes()), Executor: "wasm",
+		Nonce: nonce(t), JobCID: string(wire.SumCID([]byte("job")).Bytes()), Executor: "wasm",
 		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: mem}, Timeout: 30 * time.Second,
 		MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: time.Now().Add(5 * time.Second),
 	}
@@ -144,12 +145,12 @@ func TestOversizedFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := make([]byte, protocol.MaxOfferMsg+100)
-	w := protocol.NewWriter(s, len(big)+16)
+	w := wire.NewWriter(s, len(big)+16)
 	// The provider may stop reading mid-frame, once the length prefix told
 	// it enough: a failed write is expected; its answer must still arrive.
 	_ = w.WriteMsg(&pb.OfferRequest{JobCid: big})
 	var resp pb.OfferResponse
-	if err := protocol.NewReader(s, protocol.MaxOfferMsg).ReadMsg(&resp); err != nil {
+	if err := wire.NewReader(s, protocol.MaxOfferMsg).ReadMsg(&resp); err != nil {
 		t.Fatalf("read answer: %v", err)
 	}
 	if got := resp.GetRefusal().GetCode(); got != pb.Code_CODE_TOO_LARGE {

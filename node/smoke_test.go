@@ -15,6 +15,9 @@ import (
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -88,17 +91,17 @@ func federation(tb testing.TB, regions []string) (req *Node, provs []*Node) {
 // submit signs a job spec (module given as bytes) with the requester's key.
 func submit(tb testing.TB, req *Node, spec string, module []byte) string {
 	tb.Helper()
-	s, err := protocol.ParseJobSpecFile("job.yaml", []byte(spec))
+	s, err := jobspec.ParseJobSpecFile("job.yaml", []byte(spec))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	j, err := s.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	j, err := s.Job(func(string) (cid.Cid, error) { return wire.SumCID(module), nil })
 	if err != nil {
 		tb.Fatal(err)
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(req.opts.Identity, j)
+	sj, err := record.SealJob(req.opts.Identity, j)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -173,7 +176,7 @@ func TestRequesterRestart(t *testing.T) {
 	key := submit(t, req, "version: 1\nname: primes\ntask:\n  module: m.wasm\n  args: [--n, \"3000000\", --rounds, \"6\"]\n  resources: {cpu: 500m, memory: 64Mi, timeout: 120s}\nconstraints:\n  - jurisdiction = fr\n", sieve)
 	// Wait until the module is compiled on the provider: before that it
 	// fetches it from this requester, which a restart would cut.
-	waitFor(t, time.Minute, "the module to be compiled", func() bool { return provs[0].opts.Exec.Has(protocol.SumCID(sieve)) })
+	waitFor(t, time.Minute, "the module to be compiled", func() bool { return provs[0].opts.Exec.Has(wire.SumCID(sieve)) })
 	waitFor(t, time.Minute, "the job to run", func() bool {
 		v, _ := req.Job(key)
 		return len(v.Slots) > 0 && v.Slots[0].State == "running"

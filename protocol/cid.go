@@ -1,46 +1,31 @@
 package protocol
 
 import (
-	"github.com/ipfs/go-cid"
-	mh "github.com/multiformats/go-multihash"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 )
 
-// SumCID returns the CIDv1 (raw codec, sha2-256) of data (SPEC 2.4). Modules,
-// outputs, jobs and facet keys are all named this way.
-func SumCID(data []byte) cid.Cid {
-	h, err := mh.Sum(data, mh.SHA2_256, -1)
-	if err != nil {
-		panic("sha2-256 multihash: " + err.Error()) // cannot fail for a registered hash
-	}
-	return cid.NewCidV1(cid.Raw, h)
-}
+// cidPrefix is how every binary CID of cuivre begins (SPEC 2.4): version 1
+// (01), codec raw (55), multihash sha2-256 (12) of 32 bytes (20).
+const cidPrefix = "\x01\x55\x12\x20"
 
-// ParseCID reads a CID from its binary form, and accepts only the CIDv1 raw
-// sha2-256 form cuivre uses.
-func ParseCID(b []byte) (cid.Cid, error) {
-	n, c, err := cid.CidFromBytes(b)
-	if err != nil {
-		return cid.Undef, Errorf(CodeMalformed, "cid: %v", err)
-	}
-	if n != len(b) {
-		return cid.Undef, Errorf(CodeMalformed, "cid: %d trailing bytes", len(b)-n)
-	}
-	return c, checkCID(c)
-}
+// CIDSize is the length of a binary CID: the prefix and the sha2-256 digest.
+const CIDSize = len(cidPrefix) + sha256.Size
 
-// DecodeCID reads a CID from its text form (base32 "bafk..." and the like).
-func DecodeCID(s string) (cid.Cid, error) {
-	c, err := cid.Decode(s)
-	if err != nil {
-		return cid.Undef, Errorf(CodeMalformed, "cid %q: %v", s, err)
-	}
-	return c, checkCID(c)
-}
-
-func checkCID(c cid.Cid) error {
-	p := c.Prefix()
-	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != mh.SHA2_256 || p.MhLength != 32 {
-		return Errorf(CodeMalformed, "cid %s: want CIDv1, raw codec, sha2-256", c)
+// CheckCID checks that b is a binary CID of the one form cuivre accepts
+// (SPEC 2.4): CIDv1, codec raw, multihash sha2-256, nothing after it. Its
+// error says what is wrong, for the caller to wrap: package wire's ParseCID
+// and ValidateJob make it CODE_MALFORMED.
+func CheckCID(b []byte) error {
+	n := min(len(b), len(cidPrefix))
+	switch {
+	case string(b[:n]) != cidPrefix[:n] || len(b) == 0:
+		return errors.New("want CIDv1, raw codec, sha2-256")
+	case len(b) < CIDSize:
+		return fmt.Errorf("truncated at %d of %d bytes", len(b), CIDSize)
+	case len(b) > CIDSize:
+		return fmt.Errorf("%d trailing bytes", len(b)-CIDSize)
 	}
 	return nil
 }

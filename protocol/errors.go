@@ -3,7 +3,9 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -100,3 +102,17 @@ const (
 	CodeStaleEpoch   = pb.Code_CODE_STALE_EPOCH
 	CodeTooFarAhead  = pb.Code_CODE_TOO_FAR_AHEAD
 )
+
+// Quote quotes a string for a message, cut after 64 bytes (a CID fits): a
+// message should point at a mistake, not echo a megabyte of it.
+func Quote(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/ipfs/go-cid"
 )
 
 // Facet is a dimension along which providers announce themselves in the DHT
@@ -75,7 +73,7 @@ func checkFacetValue(v string) error {
 		return fmt.Errorf("value %q must be 1 to 64 characters", v)
 	}
 	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+		if !isValueRune(r) {
 			return fmt.Errorf("value %q: character %q not allowed (a-z 0-9 - _ .)", v, r)
 		}
 	}
@@ -96,9 +94,6 @@ func (k FacetKey) String() string {
 	b.WriteString(strconv.FormatUint(uint64(k.Shard), 10))
 	return b.String()
 }
-
-// CID returns the DHT key of the facet: SumCID of its canonical string.
-func (k FacetKey) CID() cid.Cid { return SumCID([]byte(k.String())) }
 
 // ShardOf returns the shard of a facet in which a provider, named by its binary
 // peer ID, announces itself:

@@ -1,21 +1,22 @@
 package protocol
 
-import "github.com/libp2p/go-libp2p/core/protocol"
-
 // Protocol IDs, one per exchange (SPEC 6). multistream-select matches IDs
 // exactly, so an ID changes only with a new major version, which a peer
 // offers beside the old ones while both live (SPEC 10).
+//
+// They are untyped string constants, so that they convert to go-libp2p's
+// protocol.ID where they are used, and this package needs no libp2p.
 const (
-	OfferID   protocol.ID = "/cuivre/offer/1.0.0"
-	LeaseID   protocol.ID = "/cuivre/lease/1.0.0"
-	WatchID   protocol.ID = "/cuivre/watch/1.0.0"
-	ReceiptID protocol.ID = "/cuivre/receipt/1.0.0"
-	ModuleID  protocol.ID = "/cuivre/module/1.0.0"
+	OfferID   = "/cuivre/offer/1.0.0"
+	LeaseID   = "/cuivre/lease/1.0.0"
+	WatchID   = "/cuivre/watch/1.0.0"
+	ReceiptID = "/cuivre/receipt/1.0.0"
+	ModuleID  = "/cuivre/module/1.0.0"
 )
 
 // DHTPrefix is the protocol prefix of the private Kademlia DHT (SPEC 4.1); with
 // go-libp2p-kad-dht it yields the protocol /cuivre/kad/1.0.0.
-const DHTPrefix protocol.ID = "/cuivre"
+const DHTPrefix = "/cuivre"
 
 // CapacityNamespace is the DHT value namespace of capacity records (SPEC 4.4):
 // the key is "/cuivre-capacity/" followed by the provider's binary peer ID.
@@ -42,7 +43,8 @@ const (
 )
 
 // MaxMsgSize returns the frame limit of a protocol, or 0 for an unknown one.
-func MaxMsgSize(id protocol.ID) int {
+// It takes a string or go-libp2p's protocol.ID alike.
+func MaxMsgSize[ID ~string](id ID) int {
 	switch id {
 	case OfferID:
 		return MaxOfferMsg

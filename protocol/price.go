@@ -9,6 +9,15 @@ import (
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
+// PerSecond turns a price per hour, in nano-units, into the price per second
+// that the wire carries (SPEC 5.5), rounded down: whoever writes a price per
+// hour never quotes or pays more than it, and less by under 3600 nano-units an
+// hour. Every hourly price, in the node's config and in the simulator's
+// scenarios, is converted here.
+func PerSecond(perHour uint64) uint64 { return perHour / secondsPerHour }
+
+const secondsPerHour = uint64(time.Hour / time.Second)
+
 // Cost returns what reserving res for d costs at price p, rounded up to the
 // nano-unit (SPEC 5.5). It fails only if the sum does not fit in a uint64.
 func Cost(res *pb.Resources, p *pb.Price, d time.Duration) (*pb.Amount, error) {

@@ -85,3 +85,32 @@ func TestFormatBytesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestPerSecond checks that an hourly price becomes a price per second
+// rounded down, never up: 1 nano-unit a second is 3600 an hour, and 7199 an
+// hour is still 1 a second.
+func TestPerSecond(t *testing.T) {
+	tests := []struct{ perHour, want uint64 }{
+		{0, 0},
+		{1, 0},
+		{1799, 0},
+		{1800, 0}, // half a nano-unit a second: rounding to the nearest would give 1
+		{3599, 0},
+		{3600, 1},
+		{5399, 1},
+		{5400, 1},
+		{7199, 1},
+		{7200, 2},
+		{40_000_000, 11_111}, // 0.04 an hour
+		{5_000_000, 1_388},   // 0.005 an hour: 1388.9 a second
+		{math.MaxUint64, math.MaxUint64 / 3600},
+	}
+	for _, tt := range tests {
+		if got := PerSecond(tt.perHour); got != tt.want {
+			t.Errorf("PerSecond(%d) = %d, want %d", tt.perHour, got, tt.want)
+		}
+		if got := PerSecond(tt.perHour); got*3600 > tt.perHour {
+			t.Errorf("PerSecond(%d) = %d charges more than the hourly price", tt.perHour, got)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // byteSuffixes are the unit suffixes of ParseQuantity, binary then decimal.
@@ -28,7 +27,7 @@ const maxNumberLen = 40
 // fits in a uint64.
 func ParseQuantity(s string) (uint64, error) {
 	bad := func(why string) error {
-		return fmt.Errorf("bad quantity %s: %s", specyaml.Quote(s), why)
+		return fmt.Errorf("bad quantity %s: %s", Quote(s), why)
 	}
 	num, mult := s, uint64(1)
 	for _, u := range byteSuffixes {
@@ -61,45 +60,66 @@ func ParseCPU(s string) (uint64, error) {
 	}
 	n, frac, ok := parseDecimal(num)
 	if !ok {
-		return 0, fmt.Errorf(`bad cpu %s: use vCPUs ("0.5", "2") or millicores ("500m")`, specyaml.Quote(s))
+		return 0, fmt.Errorf(`bad cpu %s: use vCPUs ("0.5", "2") or millicores ("500m")`, Quote(s))
 	}
 	if frac > scale {
-		return 0, fmt.Errorf(`bad cpu %s: finer than a millicore: use at most 3 decimals, or whole millicores`, specyaml.Quote(s))
+		return 0, fmt.Errorf(`bad cpu %s: finer than a millicore: use at most 3 decimals, or whole millicores`, Quote(s))
 	}
 	n.Mul(n, pow10(scale-frac))
 	if !n.IsUint64() {
-		return 0, fmt.Errorf("bad cpu %s: too large", specyaml.Quote(s))
+		return 0, fmt.Errorf("bad cpu %s: too large", Quote(s))
 	}
 	return n.Uint64(), nil
 }
 
 // ParsePrice reads a sum of money written as a decimal amount and an ISO 4217
-// currency code, such as "0.05 EUR", into nano-units: at most 9 decimals, not
-// negative, and at most 18446744073.709551615 units.
+// currency code, such as "0.05 EUR", into nano-units: the amount as
+// ParseAmount reads it.
 func ParsePrice(s string) (*pb.Amount, error) {
 	f := strings.Fields(s)
 	if len(f) != 2 {
-		return nil, fmt.Errorf(`bad price %s: write an amount and a currency code, such as "0.05 EUR"`, specyaml.Quote(s))
+		return nil, fmt.Errorf(`bad price %s: write an amount and a currency code, such as "0.05 EUR"`, Quote(s))
 	}
 	amount, currency := f[0], f[1]
-	if strings.HasPrefix(amount, "-") {
-		return nil, fmt.Errorf("bad price %s: the amount must not be negative", specyaml.Quote(s))
+	nanos, why := parseAmount(amount)
+	if why != "" {
+		return nil, fmt.Errorf("bad price %s: %s", Quote(s), why)
 	}
-	n, frac, ok := parseDecimal(amount)
+	if !IsCurrencyCode(currency) {
+		return nil, fmt.Errorf("bad price %s: currency %s is not a 3-letter upper-case ISO 4217 code, such as EUR", Quote(s), Quote(currency))
+	}
+	return &pb.Amount{Currency: currency, Nanos: nanos}, nil
+}
+
+// ParseAmount reads a sum of money without its currency, a decimal amount
+// such as "0.05" or "12", into nano-units: at most 9 decimals, not negative,
+// at most 18446744073.709551615 units, no sign, exponent or space.
+func ParseAmount(s string) (uint64, error) {
+	nanos, why := parseAmount(s)
+	if why != "" {
+		return 0, fmt.Errorf("bad amount %s: %s", Quote(s), why)
+	}
+	return nanos, nil
+}
+
+// parseAmount returns the nano-units of a decimal amount, or why it is not
+// one, to follow "bad amount" or "bad price".
+func parseAmount(s string) (uint64, string) {
+	if strings.HasPrefix(s, "-") {
+		return 0, "the amount must not be negative"
+	}
+	n, frac, ok := parseDecimal(s)
 	if !ok {
-		return nil, fmt.Errorf(`bad price %s: %s is not a decimal amount: write it like "0.05"`, specyaml.Quote(s), specyaml.Quote(amount))
+		return 0, fmt.Sprintf(`%s is not a decimal amount: write it like "0.05"`, Quote(s))
 	}
 	if frac > 9 {
-		return nil, fmt.Errorf("bad price %s: use at most 9 decimals", specyaml.Quote(s))
+		return 0, "use at most 9 decimals"
 	}
 	n.Mul(n, pow10(9-frac))
 	if !n.IsUint64() {
-		return nil, fmt.Errorf("bad price %s: too large: at most 18446744073.709551615", specyaml.Quote(s))
+		return 0, "too large: at most 18446744073.709551615"
 	}
-	if !IsCurrencyCode(currency) {
-		return nil, fmt.Errorf("bad price %s: currency %s is not a 3-letter upper-case ISO 4217 code, such as EUR", specyaml.Quote(s), specyaml.Quote(currency))
-	}
-	return &pb.Amount{Currency: currency, Nanos: n.Uint64()}, nil
+	return n.Uint64(), ""
 }
 
 // parseDecimal reads "123" or "123.456" (no sign, no exponent, no spaces) as

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/protocol/specyaml"
 )
 
 // JobVersion is the only job version this code speaks (SPEC 5). A job of
@@ -57,6 +56,16 @@ const (
 	MaxWeight = 100
 )
 
+// Defaults of a job (SPEC 5): what a field left out of a job spec means.
+const (
+	DefaultJobType   = "batch"
+	DefaultEngine    = "wasm"
+	DefaultCPUMillis = 1000
+	DefaultMemory    = 256 << 20
+	DefaultScratch   = 64 << 20
+	DefaultTimeout   = 5 * time.Minute
+)
+
 // FieldError is a job field that breaks a rule of SPEC 5. Path names the field
 // as in cuivre.proto, from the job down: "task.resources.memory_bytes",
 // "constraints[1]", "task.env[0].name"; it is empty for the job as a whole.
@@ -91,16 +100,18 @@ func (e *FieldError) Unwrap() error {
 // SPEC 5 and returns the first *FieldError found, or nil. It never panics, on
 // any input: nil messages and unknown enum values are reported as errors.
 func ValidateJob(j *pb.Job) error {
-	if errs := checkJob(j, nil); len(errs) > 0 {
+	if errs := CheckJob(j, nil); len(errs) > 0 {
 		return errs[0]
 	}
 	return nil
 }
 
-// checkJob returns every rule the job breaks, in field order. An unsupported
-// version is reported alone: the other rules are those of version 1. name, if
-// not nil, says how a message refers to another field, given its path.
-func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
+// CheckJob returns every rule the job breaks, in field order, where
+// ValidateJob returns the first. An unsupported version is reported alone: the
+// other rules are those of version 1. name, if not nil, says how a message
+// refers to another field, given its path (the job spec parser names it by its
+// line in the document).
+func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c := checker{name: name}
 	if c.name == nil {
 		c.name = func(path string) string { return path }
@@ -131,7 +142,7 @@ func checkJob(j *pb.Job, name func(path string) string) []*FieldError {
 	c.affinities(j.Affinities)
 	c.spread(j.Spread)
 	if p := j.MaxPrice; p != nil && !IsCurrencyCode(p.Currency) {
-		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(p.Currency))
+		c.add("max_price.currency", "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", Quote(p.Currency))
 	}
 	if n := len(j.Nonce); n != 0 && n != NonceSize {
 		c.add("nonce", "%d bytes: a nonce is empty or exactly %d bytes", n, NonceSize)
@@ -176,12 +187,12 @@ func (c *checker) task(t *pb.Task) {
 		return
 	}
 	if t.Engine != "wasm" {
-		c.add("task.engine", "%s is not supported: use wasm", specyaml.Quote(t.Engine))
+		c.add("task.engine", "%s is not supported: use wasm", Quote(t.Engine))
 	}
 	if len(t.ModuleCid) == 0 {
 		c.add("task.module_cid", "missing: give the CID of the module")
-	} else if _, err := ParseCID(t.ModuleCid); err != nil {
-		c.add("task.module_cid", "not a CIDv1 raw sha2-256 (%v)", trimCode(err))
+	} else if err := CheckCID(t.ModuleCid); err != nil {
+		c.add("task.module_cid", "not a CIDv1 raw sha2-256 (%v)", err)
 	}
 	if len(t.Args) > MaxJobArgs {
 		c.add("task.args", "%d arguments: use at most %d", len(t.Args), MaxJobArgs)
@@ -230,12 +241,12 @@ func (c *checker) env(env []*pb.EnvVar) {
 			continue
 		}
 		if !isEnvName(e.Name) {
-			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", specyaml.Quote(e.Name))
+			c.add(path+".name", "%s is not a variable name: use letters, digits and '_', not starting with a digit", Quote(e.Name))
 		} else if i > 0 && env[i-1] != nil && e.Name <= env[i-1].Name {
 			if e.Name == env[i-1].Name {
-				c.add(path+".name", "%s appears twice: give each variable once", specyaml.Quote(e.Name))
+				c.add(path+".name", "%s appears twice: give each variable once", Quote(e.Name))
 			} else {
-				c.add(path+".name", "%s comes after %s: sort variables by name", specyaml.Quote(e.Name), specyaml.Quote(env[i-1].Name))
+				c.add(path+".name", "%s comes after %s: sort variables by name", Quote(e.Name), Quote(env[i-1].Name))
 			}
 		}
 		if msg := badText(e.Value); msg != "" {
@@ -296,8 +307,8 @@ func (c *checker) spread(ss []*pb.Spread) {
 			c.add(path, "empty spread")
 			continue
 		}
-		if msg := badLabel(s.Attribute); msg != "" {
-			c.add(path+".attribute", "%s", msg)
+		if err := CheckLabelKey(s.Attribute); err != nil {
+			c.add(path+".attribute", "%v", err)
 		} else if j, dup := seen[s.Attribute]; dup {
 			c.add(path+".attribute", "%q is already spread over by %s: give each attribute once", s.Attribute, c.name(fmt.Sprintf("spread[%d]", j)))
 		} else {
@@ -311,8 +322,8 @@ func (c *checker) spread(ss []*pb.Spread) {
 
 // selector checks the parts shared by constraints and affinities.
 func (c *checker) selector(path, key string, op pb.Operator, values []string) {
-	if msg := badLabel(key); msg != "" {
-		c.add(path+".key", "%s", msg)
+	if err := CheckLabelKey(key); err != nil {
+		c.add(path+".key", "%v", err)
 	}
 	bad := ""
 	switch op {
@@ -342,8 +353,8 @@ func (c *checker) selector(path, key string, op pb.Operator, values []string) {
 	}
 	for i, v := range values {
 		vpath := fmt.Sprintf("%s.values[%d]", path, i)
-		if msg := badLabelValue(v); msg != "" {
-			c.add(vpath, "%s", msg)
+		if err := CheckLabelValue(v); err != nil {
+			c.add(vpath, "%v", err)
 		} else if i > 0 && v == values[i-1] {
 			c.add(vpath, "%q appears twice: give each value once", v)
 		} else if i > 0 && v < values[i-1] {
@@ -420,35 +431,6 @@ func conflicts(cs []*pb.Constraint) []conflict {
 	return out
 }
 
-// badLabel returns why s is not a label key or value, or "".
-func badLabel(s string) string {
-	if s == "" {
-		return "empty: use 1 to 63 characters a-z, 0-9, '-', '_', '.' and '/'"
-	}
-	if len(s) > MaxLabelLen {
-		return fmt.Sprintf("%d characters is too long: use at most %d", len(s), MaxLabelLen)
-	}
-	for _, r := range s {
-		if !isLabelRune(r) {
-			if r >= 'A' && r <= 'Z' {
-				return fmt.Sprintf("%q: use lower case", s)
-			}
-			return fmt.Sprintf("%q: character %q not allowed: use a-z, 0-9, '-', '_', '.' and '/'", s, r)
-		}
-	}
-	return ""
-}
-
-// badLabelValue returns why s is not a label value, or "": a label key's
-// characters but '/', so that every value a constraint names can also be a DHT
-// facet value (SPEC 4.3).
-func badLabelValue(s string) string {
-	if strings.ContainsRune(s, '/') {
-		return fmt.Sprintf("%q: character '/' not allowed in a value: use a-z, 0-9, '-', '_' and '.'", s)
-	}
-	return badLabel(s)
-}
-
 // badText returns why s cannot be passed to a WASI guest as an argument or an
 // environment value, or "".
 func badText(s string) string {
@@ -459,10 +441,6 @@ func badText(s string) string {
 		return "contains a NUL byte, which a WASI guest cannot receive"
 	}
 	return ""
-}
-
-func isLabelRune(r rune) bool {
-	return isLower(r) || isDigit(r) || r == '-' || r == '_' || r == '.' || r == '/'
 }
 
 func isEnvName(s string) bool {
@@ -479,12 +457,3 @@ func isEnvName(s string) bool {
 
 func isLower(r rune) bool { return r >= 'a' && r <= 'z' }
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
-
-// trimCode returns the message of a protocol error without its code name, for
-// nesting in another message.
-func trimCode(err error) string {
-	if e, ok := err.(*Error); ok && e.Msg != "" {
-		return e.Msg
-	}
-	return err.Error()
-}

@@ -1,7 +1,20 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/cuivre/cuivre/protocol"
+)
+
+// Defaults of discovery that the daemon and the simulator's model of it share.
+const (
+	// DefaultProvideValidity is how long a provider record stays in the DHT
+	// once its provider stops reproviding it: SPEC 4.1 leaves the number to
+	// the nodes, and asks for minutes. A node reprovides at a third of it.
+	DefaultProvideValidity = 10 * time.Minute
+	// DefaultCandidateTTL is how long a requester reuses the providers a DHT
+	// lookup of a facet key returned before it looks the key up again.
+	DefaultCandidateTTL = 10 * time.Second
 )
 
 // Label keys that have a facet in the DHT (SPEC 4.2).

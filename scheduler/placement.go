@@ -23,7 +23,7 @@ type Config struct {
 	OfferTimeout      time.Duration // how long a round waits for lookups, then offers; default 500ms
 	LeaseTimeout      time.Duration // how long to wait for a lease answer; default 2s
 	StartTimeout      time.Duration // by when a provider must start a lease (fetch and compile included); default 1m
-	HeartbeatInterval time.Duration // asked of providers; default 1s
+	HeartbeatInterval time.Duration // asked of providers; default DefaultHeartbeatInterval (1s)
 	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default 3
 	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 5
 	Backoff           time.Duration // delay before the second round, doubled after; default 100ms
@@ -32,6 +32,10 @@ type Config struct {
 	Shards            int           // shards looked up per value at first, doubled while too few candidates; default 2
 	Policy            Policy        // default Balanced
 }
+
+// DefaultHeartbeatInterval is the status interval a requester asks of the
+// providers of its leases, in the daemon and in the simulator alike.
+const DefaultHeartbeatInterval = time.Second
 
 // WithDefaults returns c with every zero field set to its default: the
 // config a Placement actually runs with.
@@ -50,7 +54,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.OfferTimeout, 500*time.Millisecond)
 	def(&c.LeaseTimeout, 2*time.Second)
 	def(&c.StartTimeout, time.Minute)
-	def(&c.HeartbeatInterval, time.Second)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	defInt(&c.MissedHeartbeats, 3)
 	defInt(&c.MaxAttempts, 5)
 	def(&c.Backoff, 100*time.Millisecond)

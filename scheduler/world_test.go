@@ -11,7 +11,9 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // world is the third driver of the core (STYLE: node, simulator, test
@@ -341,16 +343,16 @@ func (w *world) checkLedgers() error {
 // testJob builds a Job from a YAML spec, resolving a module path to the CID of
 // its name.
 func testJob(name, spec string, requester string) (Job, error) {
-	s, err := protocol.ParseJobSpecFile(name, []byte(spec))
+	s, err := jobspec.ParseJobSpecFile(name, []byte(spec))
 	if err != nil {
 		return Job{}, err
 	}
-	pj, err := s.Job(func(path string) (cid.Cid, error) { return protocol.SumCID([]byte(path)), nil })
+	pj, err := s.Job(func(path string) (cid.Cid, error) { return wire.SumCID([]byte(path)), nil })
 	if err != nil {
 		return Job{}, err
 	}
 	pj.Nonce = []byte(fmt.Sprintf("%016s", name))
-	c, err := protocol.JobCID(pj)
+	c, err := wire.JobCID(pj)
 	if err != nil {
 		return Job{}, err
 	}

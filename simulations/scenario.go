@@ -62,10 +62,11 @@ type Discovery struct {
 	// kad-dht).
 	BitsPerHop float64
 	// RecordTTL is how long a departed provider's records stay findable.
-	// Default 10m, as the daemon's provider record validity.
+	// Default scheduler.DefaultProvideValidity (10m), the daemon's provider
+	// record validity.
 	RecordTTL time.Duration
-	// CacheTTL is how long a requester reuses a lookup's answer. Default 5s,
-	// as the daemon.
+	// CacheTTL is how long a requester reuses a lookup's answer. Default
+	// scheduler.DefaultCandidateTTL (10s), as the daemon.
 	CacheTTL time.Duration
 }
 

@@ -57,7 +57,7 @@ const (
 // Parsing is strict: an unknown or duplicate field, a value of the wrong type
 // or out of range, and a scenario that contradicts itself (an RTT matrix that
 // does not match the regions, a weight on an unknown region, a job size no
-// class can hold) are errors. Errors are *protocol.SpecError located in the
+// class can hold) are errors. Errors are *specyaml.SpecError located in the
 // document ("small.yaml:12:5: network.rtt_ms[1]: ..."), or in the trace for
 // a trace's rows, several joined with errors.Join.
 //
@@ -104,7 +104,7 @@ type scenarioParser struct {
 	file     string
 	readFile func(string) ([]byte, error)
 	s        *Scenario
-	errs     []*protocol.SpecError
+	errs     []*specyaml.SpecError
 	dropped  int
 	later    []func()
 
@@ -118,14 +118,14 @@ type scenarioParser struct {
 }
 
 func (p *scenarioParser) fail(at *yaml.Node, path, format string, args ...any) {
-	e := &protocol.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	e := &specyaml.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	if at != nil {
 		e.Line, e.Column = at.Line, at.Column
 	}
 	p.add(e)
 }
 
-func (p *scenarioParser) add(e *protocol.SpecError) {
+func (p *scenarioParser) add(e *specyaml.SpecError) {
 	if len(p.errs) >= maxKeptErrors {
 		p.dropped++
 		return
@@ -142,8 +142,8 @@ func (p *scenarioParser) join() error {
 	case len(p.errs) == 1 && p.dropped == 0:
 		return p.errs[0]
 	}
-	slices.SortStableFunc(p.errs, func(a, b *protocol.SpecError) int {
-		other := func(e *protocol.SpecError) bool { return e.File != p.file }
+	slices.SortStableFunc(p.errs, func(a, b *specyaml.SpecError) int {
+		other := func(e *specyaml.SpecError) bool { return e.File != p.file }
 		if c := cmp.Compare(b2i(other(a)), b2i(other(b))); c != 0 {
 			return c
 		}
@@ -157,7 +157,7 @@ func (p *scenarioParser) join() error {
 		out = append(out, e)
 	}
 	if more := len(p.errs) + p.dropped - len(out); more > 0 {
-		out = append(out, &protocol.SpecError{File: p.file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", more)})
+		out = append(out, &specyaml.SpecError{File: p.file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", more)})
 	}
 	return errors.Join(out...)
 }
@@ -179,7 +179,7 @@ func (p *scenarioParser) document(data []byte) *yaml.Node {
 	root, err := p.Document(data, "a scenario", "empty scenario: give at least a duration, a network, classes and a workload")
 	if err != nil {
 		line, msg := specyaml.SyntaxLine(err)
-		p.add(&protocol.SpecError{File: p.file, Line: line, Msg: msg, Err: err})
+		p.add(&specyaml.SpecError{File: p.file, Line: line, Msg: msg, Err: err})
 	}
 	return root
 }
@@ -234,7 +234,7 @@ func (p *scenarioParser) duration(at, v *yaml.Node, path string, zeroOK bool) (t
 	d, err := time.ParseDuration(text)
 	switch {
 	case err != nil:
-		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", specyaml.Quote(text))
+		p.fail(at, path, "bad duration %s: use a Go duration such as 500ms, 30s or 1h30m", protocol.Quote(text))
 	case d < 0:
 		p.fail(at, path, "%s is negative: use a positive duration", text)
 	case d == 0 && !zeroOK:
@@ -284,7 +284,7 @@ func (p *scenarioParser) oneOf(name string, dst *string, names []string) field {
 			return
 		}
 		if !slices.Contains(names, s) {
-			p.fail(at, path, "unknown %s %s%s", name, specyaml.Quote(s), specyaml.Suggest(s, names, "use one of"))
+			p.fail(at, path, "unknown %s %s%s", name, protocol.Quote(s), specyaml.Suggest(s, names, "use one of"))
 			return
 		}
 		*dst = s
@@ -307,13 +307,13 @@ func (p *scenarioParser) policy(name string, dst *string) field {
 }
 
 // amount reads a non-negative decimal sum ("0.04", 2) in nano-units,
-// exactly: no binary floating point on the way.
+// exactly, as protocol.ParseAmount does: no binary floating point on the way.
 func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 	text, ok := p.Text(at, v, path)
 	if !ok {
 		return 0, false
 	}
-	n, err := decimalNanos(text)
+	n, err := protocol.ParseAmount(text)
 	if err != nil {
 		p.fail(at, path, "%v", err)
 		return 0, false
@@ -321,65 +321,28 @@ func (p *scenarioParser) amount(at, v *yaml.Node, path string) (uint64, bool) {
 	return n, true
 }
 
-// decimalNanos reads a decimal amount with ParsePrice's rules (at most 9
-// decimals, not negative), in nano-units.
-func decimalNanos(s string) (uint64, error) {
-	if strings.ContainsAny(s, " \t\n") {
-		return 0, fmt.Errorf(`bad amount %s: write a decimal such as "0.04"`, specyaml.Quote(s))
-	}
-	a, err := protocol.ParsePrice(s + " XXX")
-	if err != nil {
-		msg := strings.Replace(err.Error(), "bad price "+strconv.Quote(s+" XXX"), "bad amount "+strconv.Quote(s), 1)
-		return 0, errors.New(msg)
-	}
-	return a.Nanos, nil
-}
-
-// perHour turns nano-units per hour into nano-units per second, rounded to
-// the nearest.
-func perHour(nanos uint64) uint64 { return nanos/3600 + b2u(nanos%3600 >= 1800) }
-
-func b2u(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // ---- labels and selectors ----
 
 // reservedLabels are filled in by the simulator for every provider.
 var reservedLabels = []string{scheduler.LabelRegion, scheduler.LabelOperator}
 
-// labelKeyError returns why k is not a label key, or "": 1 to 63 characters
-// of a-z, 0-9, '-', '_', '.' and '/', as the daemon's labels.
+// labelKeyError returns why k is not a label key, or "": the protocol's label
+// rule, as the daemon's labels and jobs follow it.
 func labelKeyError(k string) string {
-	const allowed = "a-z, 0-9, '-', '_', '.' and '/'"
-	if k == "" || len(k) > protocol.MaxLabelLen {
-		return fmt.Sprintf("label key %s: use 1 to %d characters %s", specyaml.Quote(k), protocol.MaxLabelLen, allowed)
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./", r)) {
-			return fmt.Sprintf("label key %s: character %q not allowed: use %s", specyaml.Quote(k), r, allowed)
-		}
+	if err := protocol.CheckLabelKey(k); err != nil {
+		return fmt.Sprintf("label key %v", err)
 	}
 	return ""
 }
 
-// labelValue lower-cases a label or selector value, as DHT keys are, and
-// checks that it is a valid facet value.
-func labelValue(v string) (string, error) {
-	lower := strings.ToLower(v)
-	if len(lower) > protocol.MaxLabelLen {
-		return "", fmt.Errorf("value %s is %d characters: use at most %d", specyaml.Quote(v), len(v), protocol.MaxLabelLen)
+// labelValueError returns why v is not a label value, or nil: the protocol's
+// label rule, which refuses upper case rather than lower-case it, as a job
+// or the daemon's config would.
+func labelValueError(v string) error {
+	if err := protocol.CheckLabelValue(v); err != nil {
+		return fmt.Errorf("value %w", err)
 	}
-	if _, err := protocol.NewFacetKey(protocol.FacetRegion, lower, 0); err != nil {
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner
-		}
-		return "", err
-	}
-	return lower, nil
+	return nil
 }
 
 // labels reads a class's labels: a mapping of keys to values.
@@ -398,12 +361,11 @@ func (p *scenarioParser) labels(at, v *yaml.Node, path string) scheduler.Labels 
 		if !ok {
 			return
 		}
-		value, err := labelValue(text)
-		if err != nil {
+		if err := labelValueError(text); err != nil {
 			p.fail(v, kpath, "%v", err)
 			return
 		}
-		kv = append(kv, scheduler.Label{Key: k.Value, Value: value})
+		kv = append(kv, scheduler.Label{Key: k.Value, Value: text})
 	})
 	return scheduler.NewLabels(kv...)
 }
@@ -434,15 +396,14 @@ func (p *scenarioParser) selector(k, v *yaml.Node, path string, op pb.Operator) 
 			ok = false
 			continue
 		}
-		value, err := labelValue(text)
-		if err != nil {
+		if err := labelValueError(text); err != nil {
 			p.fail(item, ipath, "%v", err)
 			ok = false
 			continue
 		}
-		sel.Values = append(sel.Values, value)
+		sel.Values = append(sel.Values, text)
 		if k.Value == scheduler.LabelRegion {
-			p.later = append(p.later, func() { p.knownRegion(item, ipath, value) })
+			p.later = append(p.later, func() { p.knownRegion(item, ipath, text) })
 		}
 	}
 	slices.Sort(sel.Values)
@@ -459,7 +420,7 @@ func sortSelectors(sels []scheduler.Selector) {
 // knownRegion reports a region name that is not one of the network's.
 func (p *scenarioParser) knownRegion(at *yaml.Node, path, name string) {
 	if p.regionsOK && !slices.Contains(p.s.Network.Regions, name) {
-		p.fail(at, path, "unknown region %s%s", specyaml.Quote(name), specyaml.Suggest(name, p.s.Network.Regions, "the regions are"))
+		p.fail(at, path, "unknown region %s%s", protocol.Quote(name), specyaml.Suggest(name, p.s.Network.Regions, "the regions are"))
 	}
 }
 
@@ -585,16 +546,13 @@ func (p *scenarioParser) regionNames(at, v *yaml.Node, path string) []string {
 		if !ok {
 			continue
 		}
-		if lower := strings.ToLower(name); lower != name {
-			p.fail(item, ipath, "region %s: use lower case (%s)", specyaml.Quote(name), specyaml.Quote(lower))
-			continue
-		}
-		if _, err := protocol.NewFacetKey(protocol.FacetRegion, name, 0); err != nil || len(name) > protocol.MaxLabelLen {
-			p.fail(item, ipath, "region %s: use 1 to %d characters a-z, 0-9, '-', '_' and '.', such as fr-par", specyaml.Quote(name), protocol.MaxLabelLen)
+		if err := protocol.CheckLabelValue(name); err != nil {
+			// A region is the value of the region label.
+			p.fail(item, ipath, "region %v", err)
 			continue
 		}
 		if first, dup := seen[name]; dup {
-			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", specyaml.Quote(name), first.Line)
+			p.fail(item, ipath, "duplicate region %s, first at line %d: name each region once", protocol.Quote(name), first.Line)
 			continue
 		}
 		seen[name] = item
@@ -698,7 +656,7 @@ func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
 		c, nameAt := p.class(item, ipath)
 		if nameAt != nil {
 			if first, dup := names[c.Name]; dup {
-				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", specyaml.Quote(c.Name), first.Line)
+				p.fail(nameAt, ipath+".name", "duplicate class %s, first at line %d: name each class once", protocol.Quote(c.Name), first.Line)
 			} else {
 				names[c.Name] = nameAt
 			}
@@ -783,7 +741,7 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 			case err != nil:
 				p.fail(at, path, "%v", err)
 			case positive && n == 0:
-				p.fail(at, path, "%s: use an amount above 0", specyaml.Quote(text))
+				p.fail(at, path, "%s: use an amount above 0", protocol.Quote(text))
 			default:
 				*dst = n
 			}
@@ -807,7 +765,8 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 }
 
 // pricing reads a class's prices, per hour in currency units, into the
-// scheduler's nano-units per second.
+// scheduler's nano-units per second, rounded down as the daemon's are
+// (protocol.PerSecond).
 func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PricePolicy {
 	var pp scheduler.PricePolicy
 	b := &pp.Base
@@ -818,7 +777,7 @@ func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PriceP
 			if !ok {
 				return
 			}
-			*dst = perHour(n)
+			*dst = protocol.PerSecond(n)
 			if n > 0 && *dst == 0 {
 				p.fail(at, path, "%s per hour is less than a nano-unit per second: raise it, or write 0", v.Value)
 			}
@@ -984,7 +943,7 @@ func (p *scenarioParser) fitsAClass(r scheduler.Resources, file string, line, co
 			return
 		}
 	}
-	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+	p.add(&specyaml.SpecError{File: file, Line: line, Column: col, Path: path,
 		Msg: fmt.Sprintf("%s fits no class's capacity: no such job could ever run; raise a capacity or shrink the job", formatResources(r))})
 }
 
@@ -1047,7 +1006,7 @@ func (p *scenarioParser) ceiling(item *yaml.Node, path string) Ceiling {
 				return
 			}
 			if !protocol.IsCurrencyCode(s) {
-				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", specyaml.Quote(s))
+				p.fail(at, path, "%s is not a currency: use a 3-letter upper-case ISO 4217 code such as EUR", protocol.Quote(s))
 				return
 			}
 			c.PerCPUHour.Currency = s
@@ -1080,7 +1039,7 @@ func (p *scenarioParser) usedCurrency(currency, file string, line, col int, path
 			used = append(used, c.Pricing.Base.Currency)
 		}
 	}
-	p.add(&protocol.SpecError{File: file, Line: line, Column: col, Path: path,
+	p.add(&specyaml.SpecError{File: file, Line: line, Column: col, Path: path,
 		Msg: fmt.Sprintf("no class prices in %s, so no provider could ever take such a job: use %s", currency, strings.Join(used, " or "))})
 }
 
@@ -1098,7 +1057,7 @@ func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
 					return
 				}
 				if first, dup := names[name]; dup {
-					p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", specyaml.Quote(name), first.Line)
+					p.fail(at, path, "duplicate variant %s, first at line %d: name each variant once", protocol.Quote(name), first.Line)
 				}
 				names[name], vr.Name = at, name
 			}},
@@ -1147,7 +1106,7 @@ func (p *scenarioParser) checkExclude(exclude []string, nodes []*yaml.Node, at *
 	}
 	for i, name := range exclude {
 		if !slices.Contains(classes, name) {
-			p.fail(nodes[i], index(path, i), "unknown class %s%s", specyaml.Quote(name), specyaml.Suggest(name, classes, "the classes are"))
+			p.fail(nodes[i], index(path, i), "unknown class %s%s", protocol.Quote(name), specyaml.Suggest(name, classes, "the classes are"))
 		}
 	}
 	for _, c := range classes {
@@ -1180,10 +1139,10 @@ func (p *scenarioParser) defaults() {
 		d.BitsPerHop = 3
 	}
 	if d.RecordTTL == 0 {
-		d.RecordTTL = 10 * time.Minute
+		d.RecordTTL = scheduler.DefaultProvideValidity
 	}
 	if d.CacheTTL == 0 {
-		d.CacheTTL = 5 * time.Second
+		d.CacheTTL = scheduler.DefaultCandidateTTL
 	}
 	if s.Scheduler.PolicyName == "" {
 		s.Scheduler.PolicyName = scheduler.Balanced.Name
@@ -1249,7 +1208,7 @@ const requiredTraceColumns = 4
 // at) into the workload.
 func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 	if p.readFile == nil {
-		p.fail(at, path, "cannot read %s: traces are not supported here", specyaml.Quote(file))
+		p.fail(at, path, "cannot read %s: traces are not supported here", protocol.Quote(file))
 		return
 	}
 	data, err := p.readFile(file)
@@ -1275,8 +1234,8 @@ func (p *scenarioParser) trace(at *yaml.Node, path, file string) {
 			for _, sel := range j.Constraints {
 				for _, v := range sel.Values {
 					if sel.Key == scheduler.LabelRegion && p.regionsOK && !slices.Contains(p.s.Network.Regions, v) {
-						p.add(&protocol.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
-							Msg: fmt.Sprintf("unknown region %s%s", specyaml.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
+						p.add(&specyaml.SpecError{File: name, Line: pos[i].line, Column: pos[i].constraintsCol, Path: "constraints",
+							Msg: fmt.Sprintf("unknown region %s%s", protocol.Quote(v), specyaml.Suggest(v, p.s.Network.Regions, "the regions are"))})
 					}
 				}
 			}
@@ -1290,11 +1249,11 @@ type tracePos struct{ line, priceCol, constraintsCol int }
 
 // parseTrace reads a trace: a CSV file with a header row naming its columns.
 // Errors are located by line, column and column name.
-func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.SpecError) {
-	var errs []*protocol.SpecError
+func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*specyaml.SpecError) {
+	var errs []*specyaml.SpecError
 	fail := func(line, col int, path, format string, args ...any) {
 		if len(errs) < maxKeptErrors {
-			errs = append(errs, &protocol.SpecError{File: name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
+			errs = append(errs, &specyaml.SpecError{File: name, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
 		}
 	}
 	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\ufeff"))))
@@ -1418,7 +1377,7 @@ func parseTrace(name string, data []byte) ([]TraceJob, []tracePos, []*protocol.S
 			case err != nil:
 				bad(c, name, "%v", err)
 			case need && n == 0:
-				bad(c, name, "%s: use an amount above 0", specyaml.Quote(v))
+				bad(c, name, "%s: use an amount above 0", protocol.Quote(v))
 			default:
 				*dst = n
 			}
@@ -1475,7 +1434,7 @@ func parseSeconds(s string) (time.Duration, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e9 {
-		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", specyaml.Quote(s))
+		return 0, fmt.Errorf("bad time %s: use a Go duration such as 1.5s, or plain seconds", protocol.Quote(s))
 	}
 	return time.Duration(math.Round(f * float64(time.Second))), nil
 }
@@ -1494,7 +1453,7 @@ func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
 		if found {
 			op = pb.Operator_OPERATOR_NOT_IN
 		} else if key, values, found = strings.Cut(part, "="); !found {
-			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", specyaml.Quote(part))
+			return nil, fmt.Errorf("bad constraint %s: write key=value|value or key!=value, separated by ';'", protocol.Quote(part))
 		}
 		key = strings.TrimSpace(key)
 		if msg := labelKeyError(key); msg != "" {
@@ -1502,8 +1461,8 @@ func parseTraceConstraints(s string) ([]scheduler.Selector, error) {
 		}
 		sel := scheduler.Selector{Key: key, Op: op}
 		for v := range strings.SplitSeq(values, "|") {
-			value, err := labelValue(strings.TrimSpace(v))
-			if err != nil {
+			value := strings.TrimSpace(v)
+			if err := labelValueError(value); err != nil {
 				return nil, fmt.Errorf("constraint on %s: %w", key, err)
 			}
 			sel.Values = append(sel.Values, value)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -51,7 +51,7 @@ classes:
     count: 1000
     regions: {fr-par: 2, de-fra: 1}
     operators: 0
-    labels: {jurisdiction: EU, certification: iso27001}
+    labels: {jurisdiction: eu, certification: iso27001}
     capacity: {cpu: "8", memory: 32Gi, scratch: 100Gi}
     pricing: {currency: EUR, cpu_hour: "0.04", memory_gib_hour: "0.005", egress_gib: "0.01", load_factor: 1.0}
     subsidy: 0.5
@@ -73,7 +73,7 @@ workload:
   duration: {dist: lognormal, mean: 60s, sigma: 1.5}
   constraints:
     - {weight: 9}
-    - {weight: 1, jurisdiction: [FR, de, fr]}
+    - {weight: 1, jurisdiction: [fr, de, fr]}
     - {weight: 1, not: {certification: [none]}, region: fr-par}
   ceilings:
     - {weight: 1}
@@ -112,16 +112,16 @@ func TestParseScenarioExample(t *testing.T) {
 		{"class labels", s.Classes[0].Labels, scheduler.Labels{{Key: "certification", Value: "iso27001"}, {Key: "jurisdiction", Value: "eu"}}},
 		{"capacity", s.Classes[0].Capacity, scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}},
 		// 0.04 a CPU-hour is 40_000_000 nano-units / 3600 s = 11111.1;
-		// 0.005 a GiB-hour is 1388.9.
+		// 0.005 a GiB-hour is 1388.9: rounded down, as the daemon's, to 1388.
 		{"pricing", s.Classes[0].Pricing, scheduler.PricePolicy{
-			Base:               scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 11111, MemoryNanosPerGiBSecond: 1389, EgressNanosPerGiB: 10_000_000},
+			Base:               scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 11111, MemoryNanosPerGiBSecond: 1388, EgressNanosPerGiB: 10_000_000},
 			LoadFactorPermille: 1000,
 		}},
 		{"subsidy", s.Classes[0].Subsidy, 0.5},
 		{"service time", s.Classes[0].ServiceTime, 300 * time.Microsecond},
 		{"churn", s.Classes[0].Churn, Churn{Session: 6 * time.Hour, Downtime: 10 * time.Minute}},
 		{"cloud cpu", s.Classes[1].Capacity.CPUMillis, uint64(500)},
-		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27778)},
+		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27777)}, // 0.1 an hour is 27777.8 a second
 		{"cloud regions (uniform)", s.Classes[1].Regions, Weights{{"fr-par", 1}, {"de-fra", 1}, {"es-mad", 1}, {"pl-waw", 1}}},
 		{"cloud downtime (session/10)", s.Classes[1].Churn.Downtime, 6 * time.Minute},
 		{"arrivals", s.Workload.Arrivals, Arrivals{Process: "bursty", Load: 0.8, BurstFactor: 3, BurstOn: 30 * time.Second, BurstOff: 5 * time.Minute}},
@@ -193,7 +193,9 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"seed", s.Seed, uint64(1)},
 		{"drain", s.Drain, time.Hour},
 		{"sample every: at least 1s", s.SampleEvery, 3 * time.Second},
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
+		// The daemon's defaults, from the same constants: 10m and 10s.
+		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
+		{"heartbeat", s.Scheduler.Config.WithDefaults().HeartbeatInterval, scheduler.DefaultHeartbeatInterval},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
 		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform}},
@@ -246,7 +248,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"rtt negative", doc(map[int]string{4: "  rtt_ms: [[1, -2], [-2, 1]]"}), []string{"s.yaml:4:16: network.rtt_ms[0][1]: -2 ms is out of range"}},
 		{"rtt type", doc(map[int]string{4: "  rtt_ms: [[1, 2ms], [2, 1]]"}), []string{`s.yaml:4:16: network.rtt_ms[0][1]: want a number, got the string "2ms"`}},
 		{"duplicate region", doc(map[int]string{3: "  regions: [a, a]"}), []string{`s.yaml:3:16: network.regions[1]: duplicate region "a"`}},
-		{"upper-case region", doc(map[int]string{3: "  regions: [a, B]"}), []string{`s.yaml:3:16: network.regions[1]: region "B": use lower case ("b")`}},
+		{"upper-case region", doc(map[int]string{3: "  regions: [a, B]"}), []string{`s.yaml:3:16: network.regions[1]: region "B": use lower case`}},
 		{"unknown region in weights", doc(nil, "requesters: {regions: {a: 1, c: 2}}"), []string{`s.yaml:14:30: requesters.regions.c: unknown region "c": the regions are a, b`}},
 		{"weight not positive", doc(nil, "requesters: {regions: {a: 0}}"), []string{"s.yaml:14:24: requesters.regions.a: weight 0: use a weight above 0"}},
 		{"loss", doc(map[int]string{4: "  rtt_ms: [[1, 2], [2, 1]]\n  loss: 1"}), []string{"s.yaml:5:3: network.loss: 1 is out of range: use a fraction from 0 up to, not including, 1"}},
@@ -282,7 +284,12 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"no currency", doc(map[int]string{9: `    pricing: {cpu_hour: "0.04"}`}), []string{"s.yaml:9:5: classes[0].pricing.currency: missing"}},
 		{"reserved label key", doc(map[int]string{7: "    count: 10\n    labels: {operator: x}"}), []string{"s.yaml:8:14: classes[0].labels.operator: operator is filled in by the simulator"}},
 		{"bad label value", doc(map[int]string{7: "    count: 10\n    labels: {tier: gold plated}"}), []string{`s.yaml:8:20: classes[0].labels.tier: value "gold plated": character ' ' not allowed`}},
-		{"bad label key", doc(map[int]string{7: "    count: 10\n    labels: {Tier: gold}"}), []string{`s.yaml:8:14: classes[0].labels.Tier: label key "Tier": character 'T' not allowed`}},
+		{"bad label key", doc(map[int]string{7: "    count: 10\n    labels: {tier/2: gold, ti!er: gold}"}), []string{`s.yaml:8:28: classes[0].labels.ti!er: label key "ti!er": character '!' not allowed: use a-z, 0-9, '-', '_', '.' and '/'`}},
+		// Upper case is refused, as protocol refuses it in a job, not lower-cased.
+		{"upper-case label key", doc(map[int]string{7: "    count: 10\n    labels: {Tier: gold}"}), []string{`s.yaml:8:14: classes[0].labels.Tier: label key "Tier": use lower case`}},
+		{"upper-case label value", doc(map[int]string{7: "    count: 10\n    labels: {jurisdiction: FR}"}), []string{`s.yaml:8:28: classes[0].labels.jurisdiction: value "FR": use lower case`}},
+		{"slash in a label value", doc(map[int]string{7: "    count: 10\n    labels: {rack: b/2}"}), []string{`s.yaml:8:20: classes[0].labels.rack: value "b/2": character '/' not allowed: use a-z, 0-9, '-', '_' and '.'`}},
+		{"upper-case constraint value", doc(nil, "  constraints: [{jurisdiction: [fr, DE]}]"), []string{`s.yaml:14:37: workload.constraints[0].jurisdiction[1]: value "DE": use lower case`}},
 		{"bad constraint value", doc(nil, "  constraints: [{jurisdiction: [f r]}]"), []string{`s.yaml:14:33: workload.constraints[0].jurisdiction[0]: value "f r"`}},
 		{"constraint weight typo", doc(nil, "  constraints: [{wieght: 2}]"), []string{"s.yaml:14:18: workload.constraints[0].wieght: unknown field: did you mean weight?"}},
 		{"constraint unknown region", doc(nil, "  constraints: [{region: [c]}]"), []string{`s.yaml:14:27: workload.constraints[0].region[0]: unknown region "c"`}},
@@ -312,9 +319,9 @@ func TestParseScenarioErrors(t *testing.T) {
 					t.Errorf("error\n%v\nwant it to contain\n%s", err, w)
 				}
 			}
-			var se *protocol.SpecError
+			var se *specyaml.SpecError
 			if !errors.As(err, &se) {
-				t.Errorf("error %T is not a *protocol.SpecError", err)
+				t.Errorf("error %T is not a *specyaml.SpecError", err)
 			}
 		})
 	}
@@ -331,7 +338,7 @@ func TestLoadScenarioTrace(t *testing.T) {
 		"at, cpu, memory, run, scratch, max_price, currency, constraints",
 		"0, 1, 512Mi, 1.5s, , , ,",
 		"# a comment",
-		"0.5, 500m, 1Gi, 30, 1Gi, 0.05, EUR, jurisdiction=FR|de;certification!=none",
+		"0.5, 500m, 1Gi, 30, 1Gi, 0.05, EUR, jurisdiction=fr|de;certification!=none",
 		"2s, 2, 1Gi, 1m, , 0.1 EUR, , region=a",
 	)
 	if err := os.WriteFile(filepath.Join(dir, "s.yaml"), []byte(scenario), 0o644); err != nil {
@@ -393,6 +400,7 @@ func TestParseTraceErrors(t *testing.T) {
 		{"too big", lines(header, "0,16,1Gi,1s,,,,"), []string{"t/jobs.csv:2: cpu 16000m, memory 1Gi, scratch 0 fits no class's capacity"}},
 		{"currency unused", lines(header, "0,1,1Gi,1s,,1 USD,,"), []string{"t/jobs.csv:2:13: max_price: no class prices in USD"}},
 		{"unknown region", lines(header, "0,1,1Gi,1s,,,,region=a|c"), []string{`t/jobs.csv:2:15: constraints: unknown region "c"`}},
+		{"upper-case constraint value", lines(header, "0,1,1Gi,1s,,,,jurisdiction=fr|DE"), []string{`t/jobs.csv:2:15: constraints: constraint on jurisdiction: value "DE": use lower case`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			scenario := doc(map[int]string{11: "  trace: jobs.csv", 12: "#", 13: "#"})
@@ -429,7 +437,7 @@ func FuzzParseScenario(f *testing.F) {
 
 // FuzzParseTrace checks that no trace makes the trace parser panic.
 func FuzzParseTrace(f *testing.F) {
-	f.Add([]byte(lines("at,cpu,memory,run,scratch,max_price,currency,constraints", "0,1,512Mi,1.5s,,,,", "0.5,500m,1Gi,30,1Gi,0.05,EUR,jurisdiction=FR|de;certification!=none")))
+	f.Add([]byte(lines("at,cpu,memory,run,scratch,max_price,currency,constraints", "0,1,512Mi,1.5s,,,,", "0.5,500m,1Gi,30,1Gi,0.05,EUR,jurisdiction=fr|de;certification!=none")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		jobs, pos, _ := parseTrace("f.csv", data)
 		if len(jobs) != len(pos) {

@@ -21,6 +21,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -165,7 +166,7 @@ func TestTwoDaemons(t *testing.T) {
 	if res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "hello, B! (0 lines on stdin)\n" {
 		t.Fatalf("result %v, stdout %q", res.State, stdout)
 	}
-	if r, err := protocol.OpenReceipt(res.Receipt); err != nil || peer.ID(r.Provider) != bID {
+	if r, err := record.OpenReceipt(res.Receipt); err != nil || peer.ID(r.Provider) != bID {
 		t.Fatalf("receipt: %v", err)
 	}
 
@@ -209,7 +210,7 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 	job := &pb.Job{Version: 1, Name: "hello", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task:  &pb.Task{Engine: "wasm", ModuleCid: mod.Bytes(), Args: args, Resources: res, TimeoutMs: uint64(timeout / time.Millisecond)},
 		Nonce: random(protocol.NonceSize)}
-	signed, err := protocol.SealJob(key, job)
+	signed, err := record.SealJob(key, job)
 	if err != nil {
 		t.Error(err)
 		return nil, ""
@@ -223,7 +224,7 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 		return nil, ""
 	}
 	id := random(protocol.LeaseIDSize)
-	env, err := protocol.Seal(key, &pb.Lease{LeaseId: id, Provider: []byte(p), Requester: []byte(req.ID()),
+	env, err := record.Seal(key, &pb.Lease{LeaseId: id, Provider: []byte(p), Requester: []byte(req.ID()),
 		OfferNonce: []byte(offer.Nonce), JobCid: signed.CID.Bytes(), Epoch: 1, Nonce: random(protocol.NonceSize),
 		ExpiresAtMs: protocol.UnixMs(time.Now().Add(30 * time.Second)), Job: signed.Envelope, HeartbeatMs: 200})
 	if err != nil {

@@ -14,7 +14,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 func newJobCmd() *cobra.Command {
@@ -59,7 +62,7 @@ submission.`,
 			if err != nil {
 				return err
 			}
-			c := protocol.SumCID(canon)
+			c := wire.SumCID(canon)
 			r := j.GetTask().GetResources()
 			fmt.Fprintf(out, "name       %s (%s, count %d, replicas %d)\n", j.Name,
 				strings.ToLower(strings.TrimPrefix(j.Type.String(), "JOB_TYPE_")), j.Count, j.Replicas)
@@ -90,7 +93,7 @@ func loadJob(path string) (*pb.Job, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	spec, err := protocol.ParseJobSpecFile(path, data)
+	spec, err := jobspec.ParseJobSpecFile(path, data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,7 +107,7 @@ func loadJob(path string) (*pb.Job, []byte, error) {
 			return cid.Undef, fmt.Errorf("module: %w (build it, or give its CID)", err)
 		}
 		module = b
-		return protocol.SumCID(b), nil
+		return wire.SumCID(b), nil
 	})
 	return j, module, err
 }
@@ -118,7 +121,7 @@ func signAndOpen(cmd *cobra.Command, j *pb.Job) error {
 	if _, err := rand.Read(j.Nonce); err != nil {
 		return err
 	}
-	signed, err := protocol.SealJob(key, j)
+	signed, err := record.SealJob(key, j)
 	if err != nil {
 		return err
 	}
@@ -128,7 +131,7 @@ func signAndOpen(cmd *cobra.Command, j *pb.Job) error {
 }
 
 func mustCID(b []byte) string {
-	c, err := protocol.ParseCID(b)
+	c, err := wire.ParseCID(b)
 	if err != nil {
 		return fmt.Sprintf("invalid (%v)", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // exitError carries a process exit code: as Nomad's, 0 for success, 1 for an
@@ -106,7 +107,7 @@ func signJob(path string) (*api.Client, []byte, []byte, error) {
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	signed, err := protocol.SealJob(key, j)
+	signed, err := record.SealJob(key, j)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // TestWriteModule: the hand-assembled module writes "x" to stdout, and so
@@ -32,7 +32,7 @@ func TestWriteModule(t *testing.T) {
 			t.Errorf("module %d wrote %q, want \"x\"", i, out.String())
 		}
 	}
-	if protocol.SumCID(a) == protocol.SumCID(b) || protocol.SumCID(a) == protocol.SumCID(writeModule) {
+	if wire.SumCID(a) == wire.SumCID(b) || wire.SumCID(a) == wire.SumCID(writeModule) {
 		t.Error("uncached modules share a CID")
 	}
 }

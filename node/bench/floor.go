@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/cuivre/cuivre/node/devnet"
-	cuivre "github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // echoID is the bench's own protocol, registered on two providers for the
@@ -61,7 +61,7 @@ func (b *bench) floors(ctx context.Context, d *devnet.Devnet) error {
 	var finds []float64
 	for range 20 {
 		p := d.Providers[mrand.IntN(len(d.Providers))]
-		c := cuivre.SumCID([]byte(rand.Text()))
+		c := wire.SumCID([]byte(rand.Text()))
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := p.Provide(pctx, c)
 		cancel()

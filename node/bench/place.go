@@ -15,6 +15,9 @@ import (
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // benchSpec is the job of every placement measure: small enough for any
@@ -39,12 +42,12 @@ const (
 
 // placer signs jobs as a customer and submits them.
 type placer struct {
-	spec *protocol.JobSpec
+	spec *jobspec.JobSpec
 	key  crypto.PrivKey
 }
 
 func newPlacer() (*placer, error) {
-	spec, err := protocol.ParseJobSpecFile("bench.yaml", []byte(benchSpec))
+	spec, err := jobspec.ParseJobSpecFile("bench.yaml", []byte(benchSpec))
 	if err != nil {
 		return nil, err
 	}
@@ -59,13 +62,13 @@ func newPlacer() (*placer, error) {
 // run` does (the module given along). It returns the job's key and the
 // instant just before the submission.
 func (p *placer) submit(n *node.Node, module []byte) (string, time.Time, error) {
-	j, err := p.spec.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	j, err := p.spec.Job(func(string) (cid.Cid, error) { return wire.SumCID(module), nil })
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(p.key, j)
+	sj, err := record.SealJob(p.key, j)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -33,17 +35,17 @@ constraints:
 `
 
 func newCore(providers int) (*core, error) {
-	spec, err := protocol.ParseJobSpecFile("core.yaml", []byte(coreSpec))
+	spec, err := jobspec.ParseJobSpecFile("core.yaml", []byte(coreSpec))
 	if err != nil {
 		return nil, err
 	}
-	module := protocol.SumCID([]byte("core"))
+	module := wire.SumCID([]byte("core"))
 	j, err := spec.Job(func(string) (cid.Cid, error) { return module, nil })
 	if err != nil {
 		return nil, err
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
-	job, err := scheduler.JobFromPB(string(protocol.SumCID([]byte("job")).Bytes()), "requester", j)
+	job, err := scheduler.JobFromPB(string(wire.SumCID([]byte("job")).Bytes()), "requester", j)
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,8 @@ type Reserve struct {
 
 // Pricing is the node's tariff, written as humans think of it: money per
 // hour. Market converts it to the protocol's nano-units per second by
-// truncation (SPEC 5.5 prices are integers): a per-hour price p becomes
+// truncation (SPEC 5.5 prices are integers), with protocol.PerSecond, as the
+// simulator does: a per-hour price p becomes
 // floor(p * 1e9 / 3600) nano-units per second, so the node never quotes more
 // than the price written here, and less by under 3600 nano-units
 // (0.0000036) an hour. A price that is not zero but would truncate to zero is

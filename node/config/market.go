@@ -116,13 +116,14 @@ func percent(x uint64, p uint32) uint64 {
 }
 
 // policy returns the scheduler's price policy: per-hour prices truncated to
-// nano-units per second, the load factor from percent to permille.
+// nano-units per second (protocol.PerSecond), the load factor from percent to
+// permille.
 func (p Pricing) policy() scheduler.PricePolicy {
 	return scheduler.PricePolicy{
 		Base: scheduler.Price{
 			Currency:                p.Currency,
-			CPUNanosPerSecond:       uint64(p.CPUPerHour) / 3600,
-			MemoryNanosPerGiBSecond: uint64(p.MemoryGiBPerHour) / 3600,
+			CPUNanosPerSecond:       protocol.PerSecond(uint64(p.CPUPerHour)),
+			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(p.MemoryGiBPerHour)),
 			EgressNanosPerGiB:       uint64(p.EgressPerGiB),
 		},
 		LoadFactorPermille: min(p.LoadFactorPercent, MaxLoadFactorPercent) * 10,

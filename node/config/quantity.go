@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -117,30 +116,16 @@ func (m Money) String() string {
 // MarshalText implements encoding.TextMarshaler.
 func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler, with
+// protocol.ParseAmount.
 func (m *Money) UnmarshalText(b []byte) error {
 	s := string(b)
-	bad := func(why string) error { return fmt.Errorf("bad amount %q: %s", s, why) }
-	whole, frac, dot := strings.Cut(s, ".")
-	if whole == "" || dot && frac == "" || !digits(whole) || !digits(frac) {
-		if strings.ContainsAny(s, " \t") {
-			return bad(`write the amount alone, such as "0.04": the currency is pricing.currency`)
-		}
-		return bad(`write a decimal amount, such as "0.04"`)
+	if strings.ContainsAny(s, " \t") {
+		return fmt.Errorf(`bad amount %q: write the amount alone, such as "0.04": the currency is pricing.currency`, s)
 	}
-	if len(frac) > 9 {
-		return bad("use at most 9 decimals: prices are counted in nano-units")
-	}
-	frac += strings.Repeat("0", 9-len(frac))
-	w, err := strconv.ParseUint(whole, 10, 64)
+	n, err := protocol.ParseAmount(s)
 	if err != nil {
-		return bad("too large")
-	}
-	f, _ := strconv.ParseUint(frac, 10, 64)
-	hi, lo := bits.Mul64(w, 1e9)
-	n, carry := bits.Add64(lo, f, 0)
-	if hi != 0 || carry != 0 {
-		return bad("too large")
+		return err
 	}
 	*m = Money(n)
 	return nil

@@ -243,25 +243,15 @@ func badRegion(s string) string {
 }
 
 // badLabel returns why s is not a label value (or, with key, a label key), or
-// "": SPEC 5 label rules, which keep every value a valid DHT facet value.
+// "": the protocol's label rule, which keeps every value a valid DHT facet
+// value.
 func badLabel(s string, key bool) string {
-	allowed, also := "a-z, 0-9, '-', '_' and '.'", ""
+	check := protocol.CheckLabelValue
 	if key {
-		allowed, also = "a-z, 0-9, '-', '_', '.' and '/'", "/"
+		check = protocol.CheckLabelKey
 	}
-	if s == "" {
-		return fmt.Sprintf("empty: use 1 to %d characters %s", protocol.MaxLabelLen, allowed)
-	}
-	if len(s) > protocol.MaxLabelLen {
-		return fmt.Sprintf("%q is %d characters: use at most %d", s, len(s), protocol.MaxLabelLen)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_."+also, r)) {
-			if r >= 'A' && r <= 'Z' {
-				return fmt.Sprintf("%q: use lower case", s)
-			}
-			return fmt.Sprintf("%q: character %q not allowed: use %s", s, r, allowed)
-		}
+	if err := check(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }

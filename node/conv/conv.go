@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -103,7 +104,7 @@ func RequestFromPB(r *pb.OfferRequest, from string, now time.Time) (scheduler.Re
 	if len(r.Nonce) != protocol.NonceSize {
 		return scheduler.Request{}, protocol.Errorf(protocol.CodeMalformed, "request nonce is %d bytes, want %d", len(r.Nonce), protocol.NonceSize)
 	}
-	if _, err := protocol.ParseCID(r.JobCid); err != nil {
+	if _, err := wire.ParseCID(r.JobCid); err != nil {
 		return scheduler.Request{}, err
 	}
 	if err := protocol.CheckExpiry(now, r.ExpiresAtMs, protocol.MaxOfferTTL); err != nil {

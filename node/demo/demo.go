@@ -22,6 +22,9 @@ import (
 	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/devnet"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // Options of a demo run.
@@ -61,9 +64,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		subs = append(subs, submitted{f, k})
 	}
-	refusedKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "hello.yaml"), func(s *protocol.JobSpec) {
+	refusedKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "hello.yaml"), func(s *jobspec.JobSpec) {
 		s.Name = "swiss-only"
-		s.Constraints = append(s.Constraints, protocol.ConstraintSpec{Key: "jurisdiction", Op: 3, Values: []string{"ch"}})
+		s.Constraints = append(s.Constraints, jobspec.ConstraintSpec{Key: "jurisdiction", Op: 3, Values: []string{"ch"}})
 	})
 	if err != nil {
 		return err
@@ -99,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	fmt.Fprintf(w, "\nA longer job; its provider is killed while it runs...\n")
-	longKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "primes.yaml"), func(s *protocol.JobSpec) {
+	longKey, err := submit(req, key, filepath.Join(o.Examples, "jobs", "primes.yaml"), func(s *jobspec.JobSpec) {
 		s.Name, s.Replicas = "primes-long", 1
 		s.Task.Args = []string{"--n", "4000000", "--rounds", "12"}
 	})
@@ -144,12 +147,12 @@ func Run(ctx context.Context, o Options) error {
 
 // submit reads a job spec, lets change alter it, signs it and submits it with
 // its module.
-func submit(req *node.Node, key crypto.PrivKey, path string, change func(*protocol.JobSpec)) (string, error) {
+func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspec.JobSpec)) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	spec, err := protocol.ParseJobSpecFile(path, data)
+	spec, err := jobspec.ParseJobSpecFile(path, data)
 	if err != nil {
 		return "", err
 	}
@@ -160,14 +163,14 @@ func submit(req *node.Node, key crypto.PrivKey, path string, change func(*protoc
 	j, err := spec.Job(func(m string) (cid.Cid, error) {
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(path), m))
 		module = b
-		return protocol.SumCID(b), err
+		return wire.SumCID(b), err
 	})
 	if err != nil {
 		return "", err
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(key, j)
+	sj, err := record.SealJob(key, j)
 	if err != nil {
 		return "", err
 	}

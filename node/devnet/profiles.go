@@ -77,9 +77,9 @@ func LoadProfiles(path string) ([]Profile, error) {
 // perSecond turns a price per hour in euros into nano-euros per second,
 // rounded down (never more than written).
 func perSecond(perHour string) (uint64, error) {
-	a, err := protocol.ParsePrice(perHour + " EUR")
+	n, err := protocol.ParseAmount(perHour)
 	if err != nil {
 		return 0, err
 	}
-	return a.Nanos / 3600, nil
+	return protocol.PerSecond(n), nil
 }

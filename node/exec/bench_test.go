@@ -13,7 +13,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // BenchmarkRunCached instantiates and runs a module already compiled: the
@@ -64,7 +64,7 @@ func BenchmarkRunCached(b *testing.B) {
 // Config.CacheDir.
 func BenchmarkCompile(b *testing.B) {
 	hello := exectest.Module(b, "hello")
-	c := protocol.SumCID(hello)
+	c := wire.SumCID(hello)
 	ctx := context.Background()
 	addFresh := func(b *testing.B, cfg exec.Config) {
 		e, err := exec.New(ctx, cfg)

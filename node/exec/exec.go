@@ -16,6 +16,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // ErrClosed is returned by Add and Run once Close has been called.
@@ -119,7 +120,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	return err
 }
 
-// Add verifies that the module bin hashes to c (protocol.SumCID), checks its size and
+// Add verifies that the module bin hashes to c (wire.SumCID), checks its size and
 // imports, and compiles it, so that Run can start it without compiling. A
 // module already added is only verified. Add does not keep module.
 //
@@ -132,7 +133,7 @@ func (e *Executor) Add(ctx context.Context, c cid.Cid, bin []byte) error {
 	if uint64(len(bin)) > e.cfg.MaxModuleBytes {
 		return protocol.Errorf(protocol.CodeTooLarge, "module %s: %d bytes, over the limit of %d", c, len(bin), e.cfg.MaxModuleBytes)
 	}
-	if sum := protocol.SumCID(bin); !sum.Equals(c) {
+	if sum := wire.SumCID(bin); !sum.Equals(c) {
 		return protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "module %s: its bytes hash to %s", c, sum)
 	}
 

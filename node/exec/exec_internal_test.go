@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // TestAddCompilesOnce adds one module from many goroutines at once: each Add
@@ -21,7 +21,7 @@ func TestAddCompilesOnce(t *testing.T) {
 	bin := []byte("\x00asm\x01\x00\x00\x00" +
 		"\x01\x04\x01\x60\x00\x00" + "\x03\x02\x01\x00" +
 		"\x07\x0a\x01\x06_start\x00\x00" + "\x0a\x04\x01\x02\x00\x0b")
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {

@@ -19,6 +19,7 @@ import (
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // run runs spec on e and returns the result with its stdout and stderr.
@@ -130,7 +131,7 @@ func TestRun(t *testing.T) {
 			if diff := cmp.Diff(tc.files, files); diff != "" {
 				t.Errorf("files (-want +got):\n%s", diff)
 			}
-			if res.OutputCID != protocol.SumCID(res.Output) {
+			if res.OutputCID != wire.SumCID(res.Output) {
 				t.Errorf("OutputCID %s, not the CID of Output", res.OutputCID)
 			}
 			if res.Started.IsZero() || res.Duration < 0 {
@@ -179,7 +180,7 @@ func TestAdd(t *testing.T) {
 		{name: "imports beyond WASI", cid: envImportModule, bin: envImportModule, code: pb.Code_CODE_EXECUTOR_UNSUPPORTED},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := protocol.SumCID(tc.cid)
+			c := wire.SumCID(tc.cid)
 			err := e.Add(context.Background(), c, tc.bin)
 			if got := protocol.CodeOf(err); got != tc.code {
 				t.Fatalf("Add: %v (code %s), want code %s", err, got, tc.code)
@@ -199,7 +200,7 @@ func TestRunRefused(t *testing.T) {
 		spec exec.RunSpec
 		code pb.Code
 	}{
-		{name: "unknown module", spec: exec.RunSpec{Module: protocol.SumCID([]byte("nothing"))}, code: pb.Code_CODE_MODULE_NOT_FOUND},
+		{name: "unknown module", spec: exec.RunSpec{Module: wire.SumCID([]byte("nothing"))}, code: pb.Code_CODE_MODULE_NOT_FOUND},
 		{name: "memory over the executor's ceiling", spec: exec.RunSpec{Module: c, MemoryBytes: 65 << 20}, code: pb.Code_CODE_INSUFFICIENT_MEMORY},
 		{name: "scratch over the executor's cap", spec: exec.RunSpec{Module: c, ScratchBytes: 2 << 20}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
 		{name: "timeout over the executor's", spec: exec.RunSpec{Module: c, Timeout: time.Hour}, code: pb.Code_CODE_MALFORMED},
@@ -372,7 +373,7 @@ func TestScratchCap(t *testing.T) {
 func TestConcurrentRuns(t *testing.T) {
 	e := newExecutor(t, exec.Config{})
 	hello := exectest.Module(t, "hello")
-	c := protocol.SumCID(hello)
+	c := wire.SumCID(hello)
 
 	// Concurrent Adds of one module, then concurrent runs of it.
 	var wg sync.WaitGroup
@@ -486,7 +487,7 @@ func TestClose(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a run outlived Close")
 	}
-	if err := e.Add(context.Background(), protocol.SumCID(trapModule), trapModule); !errors.Is(err, exec.ErrClosed) {
+	if err := e.Add(context.Background(), wire.SumCID(trapModule), trapModule); !errors.Is(err, exec.ErrClosed) {
 		t.Errorf("Add after Close: %v, want ErrClosed", err)
 	}
 	if _, err := e.Run(context.Background(), exec.RunSpec{Module: c}); !errors.Is(err, exec.ErrClosed) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // newExecutor returns an executor closed at the end of the test, sharing the
@@ -22,7 +22,7 @@ func newExecutor(tb testing.TB, cfg exec.Config) *exec.Executor {
 // add adds bin to e and returns its CID.
 func add(tb testing.TB, e *exec.Executor, bin []byte) cid.Cid {
 	tb.Helper()
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	if err := e.Add(context.Background(), c, bin); err != nil {
 		tb.Fatalf("Add: %v", err)
 	}

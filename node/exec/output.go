@@ -17,7 +17,7 @@ type File struct {
 }
 
 // EncodeOutput returns the output of a scratch area holding files: the bytes
-// whose CID (protocol.SumCID) is the job's output CID. Every regular file, in
+// whose CID (wire.SumCID) is the job's output CID. Every regular file, in
 // increasing order of its path's bytes, is written as
 //
 //	uvarint(len(path)) || path || uvarint(len(data)) || data

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cuivre/cuivre/node/exec"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // outputVectors are byte-exact encodings another implementation can check
@@ -46,8 +46,8 @@ func TestOutputVectors(t *testing.T) {
 			if hex.EncodeToString(got) != v.hex {
 				t.Errorf("EncodeOutput = %x, want %s", got, v.hex)
 			}
-			if v.cid != "" && protocol.SumCID(got).String() != v.cid {
-				t.Errorf("CID %s, want %s", protocol.SumCID(got), v.cid)
+			if v.cid != "" && wire.SumCID(got).String() != v.cid {
+				t.Errorf("CID %s, want %s", wire.SumCID(got), v.cid)
 			}
 			back, err := exec.DecodeOutput(got)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // EnvVar is one environment variable a job sets.
@@ -100,7 +101,7 @@ type Result struct {
 	Detail string
 	// Files are the scratch area's regular files, sorted by Path.
 	Files []File
-	// Output is EncodeOutput(Files), and OutputCID its protocol.SumCID.
+	// Output is EncodeOutput(Files), and OutputCID its wire.SumCID.
 	Output    []byte
 	OutputCID cid.Cid
 	// MemoryBytes is the largest the guest's linear memory grew to.
@@ -213,7 +214,7 @@ func (e *Executor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 func (r *Result) finish(scratch *memFS, ended time.Time) {
 	r.Files = scratch.files()
 	r.Output = EncodeOutput(r.Files)
-	r.OutputCID = protocol.SumCID(r.Output)
+	r.OutputCID = wire.SumCID(r.Output)
 	r.Duration = ended.Sub(r.Started)
 }
 

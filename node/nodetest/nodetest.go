@@ -29,7 +29,10 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -160,7 +163,7 @@ func (m *Member) startRequester() {
 // Announce puts the member's facet keys in the network's provider records.
 func (m *Member) Announce() {
 	for _, k := range scheduler.ProviderKeys(m.ID, m.Market.Labels, m.Market.Executors, m.Market.Capacity) {
-		m.Peer.Provide(k.CID())
+		m.Peer.Provide(wire.FacetCID(k))
 	}
 }
 
@@ -238,17 +241,17 @@ func (h *handler) Lease(ctx context.Context, from string, req *pb.LeaseRequest) 
 func (f *Federation) Job(spec string, module []byte) []byte {
 	t := f.T
 	t.Helper()
-	s, err := protocol.ParseJobSpecFile("job.yaml", []byte(spec))
+	s, err := jobspec.ParseJobSpecFile("job.yaml", []byte(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := s.Job(func(string) (cid.Cid, error) { return protocol.SumCID(module), nil })
+	j, err := s.Job(func(string) (cid.Cid, error) { return wire.SumCID(module), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
-	sj, err := protocol.SealJob(f.Requester.Key, j)
+	sj, err := record.SealJob(f.Requester.Key, j)
 	if err != nil {
 		t.Fatal(err)
 	}

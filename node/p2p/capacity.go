@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // capacityValidator checks capacity records in the DHT (SPEC 4.4): the key is
@@ -26,7 +27,7 @@ func (v capacityValidator) open(key string, value []byte) (*pb.CapacityRecord, e
 	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
 		return nil, fmt.Errorf("capacity key: %w", err)
 	}
-	rec, err := protocol.OpenCapacity(value, v.now())
+	rec, err := record.OpenCapacity(value, v.now())
 	if err != nil {
 		return nil, err
 	}
@@ -73,5 +74,5 @@ func (h *Host) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, err
 	if err != nil {
 		return nil, fmt.Errorf("capacity of %s: %w", p.ShortString(), err)
 	}
-	return protocol.OpenCapacity(env, h.opts.Now())
+	return record.OpenCapacity(env, h.opts.Now())
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // Options configure a Host. The zero value of each optional field means its
@@ -35,7 +36,7 @@ type Options struct {
 	Listen    []ma.Multiaddr // default QUIC v1 and TCP on 127.0.0.1, random ports
 	Bootstrap []peer.AddrInfo
 	// ProvideValidity is how long a provider record lives in the DHT (SPEC
-	// 4.1). Default 10 minutes.
+	// 4.1). Default scheduler.DefaultProvideValidity.
 	ProvideValidity time.Duration
 	// DiversityFilter turns on kad-dht's routing-table peer diversity filter
 	// (plain dht.New leaves it off). Off on loopback devnets, where every
@@ -76,7 +77,7 @@ func New(o Options) (*Host, error) {
 		return nil, errors.New("p2p: no identity key")
 	}
 	if o.ProvideValidity <= 0 {
-		o.ProvideValidity = 10 * time.Minute
+		o.ProvideValidity = scheduler.DefaultProvideValidity
 	}
 	if o.MaxConnsPerIP <= 0 {
 		o.MaxConnsPerIP = 64

@@ -16,6 +16,7 @@ import (
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // streamTimeout bounds one request-response exchange.
@@ -27,8 +28,8 @@ const ServiceName = "cuivre"
 // exchange is one stream with its framing, as both sides see it.
 type exchange struct {
 	s network.Stream
-	r *protocol.Reader
-	w *protocol.Writer
+	r *wire.Reader
+	w *wire.Writer
 }
 
 func newExchange(s network.Stream) (*exchange, error) {
@@ -44,7 +45,7 @@ func newExchange(s network.Stream) (*exchange, error) {
 	if err := s.Scope().ReserveMemory(max, network.ReservationPriorityAlways); err != nil {
 		return nil, fmt.Errorf("%s: reserve %d bytes: %w", id, max, err)
 	}
-	return &exchange{s: s, r: protocol.NewReader(s, max), w: protocol.NewWriter(s, max)}, nil
+	return &exchange{s: s, r: wire.NewReader(s, max), w: wire.NewWriter(s, max)}, nil
 }
 
 func (e *exchange) close() {

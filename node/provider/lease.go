@@ -9,6 +9,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -63,7 +64,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	if p.store == nil || p.exec == nil {
 		return nil, nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
 	}
-	l, err := protocol.OpenLease(env, now)
+	l, err := record.OpenLease(env, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,7 +83,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	if err := p.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
 		return l, nil, err
 	}
-	job, err := protocol.OpenJob(l.Job)
+	job, err := record.OpenJob(l.Job)
 	if err != nil {
 		return l, nil, fmt.Errorf("lease job: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // MaxModule bounds a fetched module, as the store does.
@@ -29,7 +30,7 @@ type ModuleSource interface {
 // ServeModule answers a module request from src (nil: none held), in chunks
 // (SPEC 6.5). Requesters serve the modules of their jobs the same way.
 func ServeModule(src ModuleSource, req *pb.ModuleRequest, send func(*pb.ModuleChunk) error) error {
-	c, err := protocol.ParseCID(req.Cid)
+	c, err := wire.ParseCID(req.Cid)
 	var bin []byte
 	if err == nil && src != nil {
 		bin, err = src.Module(c)
@@ -82,7 +83,7 @@ func FetchModule(ctx context.Context, t transport.Transport, from string, c cid.
 	case ferr == nil:
 		return nil, fmt.Errorf("module %s from %s: the stream ended before the last chunk", c, short(from))
 	}
-	if got := protocol.SumCID(buf); !got.Equals(c) {
+	if got := wire.SumCID(buf); !got.Equals(c) {
 		return nil, protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "module from %s hashes to %s, not %s", short(from), got, c)
 	}
 	return buf, nil

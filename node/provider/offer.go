@@ -9,6 +9,7 @@ import (
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // Offer answers one offer request with a sealed offer or a refusal (SPEC 6.1).
@@ -28,7 +29,7 @@ func (p *Provider) Offer(_ context.Context, from string, req *pb.OfferRequest) *
 		p.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 		return &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}}
 	}
-	env, err := protocol.Seal(p.cfg.Key, conv.OfferToPB(offer))
+	env, err := record.Seal(p.cfg.Key, conv.OfferToPB(offer))
 	if err != nil {
 		p.mu.Lock()
 		p.market.Decline(now, offer.Nonce)

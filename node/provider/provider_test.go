@@ -20,6 +20,8 @@ import (
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -55,7 +57,7 @@ func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module [
 			Resources: &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, TimeoutMs: 3_600_000},
 		Nonce: []byte(nonce()),
 	}
-	signed, err := protocol.SealJob(req.Key, job)
+	signed, err := record.SealJob(req.Key, job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module [
 		t.Fatalf("offer: %v", err)
 	}
 	id := []byte(nonce())
-	env, err := protocol.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
+	env, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
 		JobCID: r.JobCID, Epoch: 1, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
 	}, nonce(), signed.Envelope, heartbeat))
@@ -107,11 +109,11 @@ func TestLeaseRuns(t *testing.T) {
 		if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "bonjour\n" {
 			t.Fatalf("result %v %q, %v", res, stdout, err)
 		}
-		receipt, err := protocol.OpenReceipt(res.Receipt)
+		receipt, err := record.OpenReceipt(res.Receipt)
 		if err != nil || string(receipt.Provider) != prov.ID || receipt.Amount.GetNanos() == 0 {
 			t.Fatalf("receipt %v, %v", receipt, err)
 		}
-		cs, err := protocol.Seal(f.Requester.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(f.Requester.ID), SignedAtMs: protocol.UnixMs(f.Clock.Now())})
+		cs, err := record.Seal(f.Requester.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(f.Requester.ID), SignedAtMs: protocol.UnixMs(f.Clock.Now())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +160,7 @@ func TestLeaseAbuse(t *testing.T) {
 		}
 
 		other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
-		foreign, err := protocol.Seal(other, &pb.Lease{LeaseId: make([]byte, 16), Requester: []byte(req.ID), Nonce: make([]byte, 16), Epoch: 1,
+		foreign, err := record.Seal(other, &pb.Lease{LeaseId: make([]byte, 16), Requester: []byte(req.ID), Nonce: make([]byte, 16), Epoch: 1,
 			ExpiresAtMs: protocol.UnixMs(f.Clock.Now().Add(time.Minute))})
 		if err != nil {
 			t.Fatal(err)
@@ -167,12 +169,12 @@ func TestLeaseAbuse(t *testing.T) {
 			t.Fatalf("foreign lease: %v, want wrong signer", err)
 		}
 
-		signed, err := protocol.SealJob(req.Key, &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
-			Task: &pb.Task{Engine: "wasm", ModuleCid: protocol.SumCID(exectest.Empty()).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}})
+		signed, err := record.SealJob(req.Key, &pb.Job{Version: 1, Name: "x", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+			Task: &pb.Task{Engine: "wasm", ModuleCid: wire.SumCID(exectest.Empty()).Bytes(), Resources: &pb.Resources{CpuMillis: 1, MemoryBytes: 1 << 20}, TimeoutMs: 1000}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		noOffer, err := protocol.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{ID: nonce(), Provider: prov.ID, Requester: req.ID, OfferNonce: nonce(),
+		noOffer, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{ID: nonce(), Provider: prov.ID, Requester: req.ID, OfferNonce: nonce(),
 			JobCID: string(signed.CID.Bytes()), Epoch: 1, ExpiresAt: f.Clock.Now().Add(time.Minute)}, nonce(), signed.Envelope, time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -258,7 +260,7 @@ func TestDrain(t *testing.T) {
 	go func() { cancelled <- prov.Provider.Drain(200*time.Millisecond, time.Minute) }()
 	f.Until("the provider to drain", func() bool { return prov.Provider.MarketState().Draining })
 	if _, _, err := requester.RequestOffer(context.Background(), f.Requester.Peer, prov.ID, scheduler.Request{Nonce: nonce(),
-		JobCID: string(protocol.SumCID([]byte("j")).Bytes()), Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20},
+		JobCID: string(wire.SumCID([]byte("j")).Bytes()), Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20},
 		Timeout: time.Second, MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: time.Now().Add(5 * time.Second)}, f.Clock.Now); !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_DRAINING}) {
 		t.Fatalf("offer asked of a draining provider: %v, want draining", err)
 	}

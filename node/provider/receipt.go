@@ -8,6 +8,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 )
 
 // Receipt takes a countersigned receipt back (SPEC 6.4) and keeps the
@@ -21,14 +22,14 @@ func (p *Provider) Receipt(_ context.Context, from string, sub *pb.ReceiptSubmit
 }
 
 func (p *Provider) countersigned(from string, sub *pb.ReceiptSubmit) error {
-	r, err := protocol.OpenReceipt(sub.Receipt)
+	r, err := record.OpenReceipt(sub.Receipt)
 	if err != nil {
 		return err
 	}
 	if string(r.Provider) != p.id {
 		return protocol.Errorf(protocol.CodeWrongSigner, "a receipt of another provider")
 	}
-	cs, err := protocol.OpenCountersignature(sub.Countersignature)
+	cs, err := record.OpenCountersignature(sub.Countersignature)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func (p *Provider) Earnings() (billed, countersigned map[string]uint64, err erro
 	}
 	billed, countersigned = map[string]uint64{}, map[string]uint64{}
 	for _, r := range rs {
-		rec, err := protocol.OpenReceipt(r.Envelope)
+		rec, err := record.OpenReceipt(r.Envelope)
 		if err != nil {
 			continue
 		}

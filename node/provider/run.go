@@ -16,13 +16,15 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // run is one lease epoch executing here. Watchers wait on changed, which is
 // closed and replaced at every change.
 type run struct {
 	lease  store.Lease
-	job    *protocol.SignedJob
+	job    *record.SignedJob
 	beat   time.Duration
 	cancel context.CancelFunc
 	// marks are the states setState moved the run through, in order, to be
@@ -83,7 +85,7 @@ func (p *Provider) findRun(id string, epoch uint64) *run {
 // startRun registers the run of a committed lease, so that watchers find it,
 // and returns the function that executes it in the background, which the
 // caller must call.
-func (p *Provider) startRun(l store.Lease, job *protocol.SignedJob, beat time.Duration) (start func()) {
+func (p *Provider) startRun(l store.Lease, job *record.SignedJob, beat time.Duration) (start func()) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &run{lease: l, job: job, beat: beat, cancel: cancel, state: l.State, changed: make(chan struct{})}
 	p.runsMu.Lock()
@@ -104,7 +106,7 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	j := r.job.Job
 	t := j.GetTask()
 	p.setState(r, pb.LeaseState_LEASE_STATE_FETCHING)
-	modCID, err := protocol.ParseCID(t.ModuleCid)
+	modCID, err := wire.ParseCID(t.ModuleCid)
 	if err == nil {
 		err = p.ensureModule(ctx, modCID, r.lease.Requester)
 	}
@@ -194,7 +196,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	}
 	p.cfg.Loaded()
 	stdout, stderr := r.logs()
-	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(protocol.SumCID(stdout).Bytes()), StderrCID: string(protocol.SumCID(stderr).Bytes())}
+	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes())}
 	if res.OutputCID.Defined() {
 		out.OutputCID = string(res.OutputCID.Bytes())
 	}
@@ -211,7 +213,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 	}
-	renv, err := protocol.Seal(p.cfg.Key, receipt)
+	renv, err := record.Seal(p.cfg.Key, receipt)
 	if err != nil {
 		p.log.Error("seal receipt", "err", err)
 	}

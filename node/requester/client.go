@@ -9,6 +9,7 @@ import (
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -27,7 +28,7 @@ func RequestOffer(ctx context.Context, t transport.Transport, to string, r sched
 	case *pb.OfferResponse_Refusal:
 		return scheduler.Offer{}, nil, protocol.FromPB(res.Refusal)
 	case *pb.OfferResponse_Offer:
-		o, err := protocol.OpenOffer(res.Offer, now())
+		o, err := record.OpenOffer(res.Offer, now())
 		if err != nil {
 			return scheduler.Offer{}, nil, fmt.Errorf("offer from %s: %w", short(to), err)
 		}

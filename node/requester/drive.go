@@ -10,6 +10,7 @@ import (
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -108,7 +109,7 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 	nonce := make([]byte, protocol.NonceSize)
 	rand.Read(nonce)
 	l := a.Lease
-	env, err := protocol.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, Heartbeat))
+	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, Heartbeat))
 	if err == nil {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = SendLease(lctx, r.t, a.Provider, env)

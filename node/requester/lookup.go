@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -32,7 +33,7 @@ func (r *Requester) lookup(ctx context.Context, a scheduler.Lookup, send func(sc
 		find := func(need int, grace time.Duration) ([]string, bool) {
 			lctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
 			defer cancel()
-			found, complete := r.t.FindProviders(lctx, k.CID(), a.Want+1, need, grace)
+			found, complete := r.t.FindProviders(lctx, wire.FacetCID(k), a.Want+1, need, grace)
 			return r.others(found), complete
 		}
 		if peers, ok := r.candidates.cached(key, r.clock.Now(), r.spawn, find); ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -26,7 +27,7 @@ type QuoteView struct {
 // at once, and returns who would run it at what price and who refuses and
 // why: a market quote that leases nothing.
 func (r *Requester) Quote(ctx context.Context, jobEnv []byte, peers []string) ([]QuoteView, error) {
-	sj, err := protocol.OpenJob(jobEnv)
+	sj, err := record.OpenJob(jobEnv)
 	if err != nil {
 		return nil, err
 	}

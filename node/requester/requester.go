@@ -19,15 +19,14 @@ import (
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
-// Heartbeat is the status interval a requester asks of its providers.
-const Heartbeat = time.Second
-
-// DefaultCandidateTTL is how long a lookup of a facet key is reused by
-// default.
-const DefaultCandidateTTL = 10 * time.Second
+// Heartbeat is the status interval a requester asks of its providers: the
+// interval its placements expect by default.
+const Heartbeat = scheduler.DefaultHeartbeatInterval
 
 // Config configures a Requester. The zero value of each optional field means
 // its documented default.
@@ -41,7 +40,7 @@ type Config struct {
 	// Placement tunes the placements (scheduler defaults).
 	Placement scheduler.Config
 	// CandidateTTL is how long a lookup of a facet key is reused. Default
-	// DefaultCandidateTTL.
+	// scheduler.DefaultCandidateTTL.
 	CandidateTTL time.Duration
 	Clock        clock.Clock  // default clock.Real
 	Log          *slog.Logger // default slog.Default()
@@ -75,7 +74,7 @@ func New(c Config) (*Requester, error) {
 		return nil, errors.New("requester: a key and a transport are required")
 	}
 	if c.CandidateTTL <= 0 {
-		c.CandidateTTL = DefaultCandidateTTL
+		c.CandidateTTL = scheduler.DefaultCandidateTTL
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -158,7 +157,7 @@ func (j *job) update(f func()) {
 // module (if given) too so providers can fetch it, and a placement starts. It
 // returns the job's CID in text form.
 func (r *Requester) Submit(jobEnv, module []byte, specName string) (string, error) {
-	sj, err := protocol.OpenJob(jobEnv)
+	sj, err := record.OpenJob(jobEnv)
 	if err != nil {
 		return "", err
 	}
@@ -211,7 +210,7 @@ func randomSeed() (seed [32]byte) {
 // AddModule keeps a module in the store, so that providers can fetch it by
 // CID, and returns that CID.
 func (r *Requester) AddModule(bin []byte) (cid.Cid, error) {
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	if r.store == nil {
 		return cid.Undef, errors.New("node has no store")
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/cuivre/cuivre/node/nodetest"
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/transport"
-	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -260,8 +260,8 @@ func TestStoresResults(t *testing.T) {
 			t.Fatalf("stored %+v, %v", jobs, err)
 		}
 		r := jobs[0].Slots[0].Result
-		if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(protocol.SumCID([]byte("out\n")).Bytes()) ||
-			r.StderrCID != string(protocol.SumCID([]byte("err\n")).Bytes()) {
+		if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(wire.SumCID([]byte("out\n")).Bytes()) ||
+			r.StderrCID != string(wire.SumCID([]byte("err\n")).Bytes()) {
 			t.Fatalf("stored result %+v", r)
 		}
 	})

@@ -5,14 +5,15 @@ import (
 	"fmt"
 
 	"github.com/cuivre/cuivre/node/store"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
 // reloadFinished shows a job that ended before this process started, from
 // its record: status, results, and the logs kept by CID.
 func (r *Requester) reloadFinished(rec store.Job) {
-	sj, err := protocol.OpenJob(rec.Envelope)
+	sj, err := record.OpenJob(rec.Envelope)
 	if err != nil {
 		return
 	}
@@ -27,7 +28,7 @@ func (r *Requester) reloadFinished(rec store.Job) {
 				cid string
 				buf *bytes.Buffer
 			}{{res.StdoutCID, &j.stdout}, {res.StderrCID, &j.stderr}} {
-				if c, err := protocol.ParseCID([]byte(l.cid)); err == nil {
+				if c, err := wire.ParseCID([]byte(l.cid)); err == nil {
 					if b, err := r.store.Module(c); err == nil {
 						l.buf.Write(b)
 					}
@@ -59,7 +60,7 @@ func (r *Requester) resumeJobs() error {
 			r.reloadFinished(rec)
 			continue
 		}
-		sj, err := protocol.OpenJob(rec.Envelope)
+		sj, err := record.OpenJob(rec.Envelope)
 		if err != nil {
 			r.log.Warn("stored job does not open", "err", err)
 			continue

@@ -8,12 +8,14 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // keepLog stores a lease's stream by its CID when it is whole: the bytes
 // watched hash to the CID the provider's result names.
 func (r *Requester) keepLog(b, want []byte) {
-	c := protocol.SumCID(b)
+	c := wire.SumCID(b)
 	if r.store == nil || len(b) == 0 || string(c.Bytes()) != string(want) {
 		return
 	}
@@ -28,12 +30,12 @@ func (r *Requester) settle(ctx context.Context, provider string, res *pb.Result)
 	if len(res.Receipt) == 0 {
 		return
 	}
-	rc, err := protocol.OpenReceipt(res.Receipt)
+	rc, err := record.OpenReceipt(res.Receipt)
 	if err != nil || string(rc.Provider) != provider || string(rc.LeaseId) != string(res.LeaseId) || rc.Epoch != res.Epoch {
 		r.log.Warn("receipt refused", "provider", short(provider), "err", err)
 		return
 	}
-	cs, err := protocol.Seal(r.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(r.id), SignedAtMs: protocol.UnixMs(r.clock.Now())})
+	cs, err := record.Seal(r.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(r.id), SignedAtMs: protocol.UnixMs(r.clock.Now())})
 	if err != nil {
 		return
 	}

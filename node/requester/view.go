@@ -7,6 +7,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // JobView is a job as the API shows it.
@@ -57,7 +58,7 @@ func (j *job) view(key string) JobView {
 		if s.Price.Currency != "" {
 			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
 		}
-		if c, err := protocol.ParseCID([]byte(s.OutputCID)); err == nil {
+		if c, err := wire.ParseCID([]byte(s.OutputCID)); err == nil {
 			sv.Output = c.String()
 		}
 		v.Slots = append(v.Slots, sv)

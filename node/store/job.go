@@ -9,6 +9,7 @@ import (
 	"github.com/cuivre/cuivre/node/store/storepb"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -183,7 +184,7 @@ func decodeJob(k, v []byte) (Job, error) {
 // CODE_STALE_EPOCH, so a late writer cannot roll a slot back to a lease it has
 // given up.
 func (tx *Tx) PutJob(j Job) error {
-	if _, err := protocol.ParseCID([]byte(j.CID)); err != nil {
+	if _, err := wire.ParseCID([]byte(j.CID)); err != nil {
 		return fmt.Errorf("put job %x: %w", j.CID, err)
 	}
 	if len(j.Envelope) == 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/node/store/storepb"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // ModuleInfo is the index entry of a cached module.
@@ -64,7 +65,7 @@ func checkModuleCID(c cid.Cid) error {
 }
 
 // PutModule stores a module's bytes under its CID, which they must hash to
-// (protocol.SumCID), else CODE_MODULE_MISMATCH; larger than
+// (wire.SumCID), else CODE_MODULE_MISMATCH; larger than
 // Options.MaxModuleSize is CODE_TOO_LARGE. The file is written, synced and
 // renamed into place, and the directory synced, before the index entry
 // commits, so an indexed module is always a whole file. Storing a module
@@ -76,7 +77,7 @@ func (s *Store) PutModule(c cid.Cid, data []byte) error {
 	if int64(len(data)) > s.opts.MaxModuleSize {
 		return fmt.Errorf("put module %s: %w", c, protocol.Errorf(protocol.CodeTooLarge, "%d bytes, more than the %d allowed", len(data), s.opts.MaxModuleSize))
 	}
-	if got := protocol.SumCID(data); !got.Equals(c) {
+	if got := wire.SumCID(data); !got.Equals(c) {
 		return fmt.Errorf("put module %s: %w", c, protocol.Errorf(pb.Code_CODE_MODULE_MISMATCH, "the bytes hash to %s", got))
 	}
 	if ok, err := s.HasModule(c); err != nil || ok {
@@ -174,7 +175,7 @@ func (s *Store) Module(c cid.Cid) ([]byte, error) {
 		return nil, errors.Join(fmt.Errorf("module %s: indexed but its file is gone: %w", c, ErrNotFound), s.DeleteModule(c))
 	case err != nil:
 		return nil, fmt.Errorf("module %s: %w", c, err)
-	case int64(len(data)) != info.Size || !protocol.SumCID(data).Equals(c):
+	case int64(len(data)) != info.Size || !wire.SumCID(data).Equals(c):
 		return nil, errors.Join(fmt.Errorf("module %s: its file is damaged and was removed: %w", c, ErrNotFound), s.DeleteModule(c))
 	}
 	if now := s.opts.Now(); now.Sub(info.LastUsed) >= touchEvery {

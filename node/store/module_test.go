@@ -12,6 +12,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 func TestModules(t *testing.T) {
@@ -26,7 +27,7 @@ func TestModules(t *testing.T) {
 	defer func() { s.Close() }()
 
 	mod := fill("module", 300<<10)
-	c := protocol.SumCID(mod)
+	c := wire.SumCID(mod)
 	if ok, err := s.HasModule(c); ok || err != nil {
 		t.Fatalf("HasModule before Put: %t, %v", ok, err)
 	}
@@ -35,7 +36,7 @@ func TestModules(t *testing.T) {
 	}
 	wantCode(t, s.PutModule(c, append(fill("module", 300<<10-1), 0)), pb.Code_CODE_MODULE_MISMATCH)
 	big := fill("big", 1<<20+1)
-	wantCode(t, s.PutModule(protocol.SumCID(big), big), protocol.CodeTooLarge)
+	wantCode(t, s.PutModule(wire.SumCID(big), big), protocol.CodeTooLarge)
 	if err := s.PutModule(cid.Undef, nil); err == nil {
 		t.Error("stored an undefined CID")
 	}
@@ -47,7 +48,7 @@ func TestModules(t *testing.T) {
 		t.Fatalf("the same module again: %v", err)
 	}
 	small := []byte("\x00asm\x01\x00\x00\x00")
-	cs := protocol.SumCID(small)
+	cs := wire.SumCID(small)
 	if err := s.PutModule(cs, small); err != nil {
 		t.Fatal(err)
 	}

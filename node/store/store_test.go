@@ -19,6 +19,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -81,7 +82,7 @@ func testLease(i int, epoch uint64) Lease {
 		ID:         testID(i),
 		Epoch:      epoch,
 		Requester:  string(fill(fmt.Sprint("requester", i%3), 38)),
-		JobCID:     string(protocol.SumCID(fmt.Appendf(nil, "job %d", i)).Bytes()),
+		JobCID:     string(wire.SumCID(fmt.Appendf(nil, "job %d", i)).Bytes()),
 		OfferNonce: string(fill(fmt.Sprint("offer", i, epoch), protocol.NonceSize)),
 		ExpiresAt:  at(int64(i) + 2000),
 		Envelope:   fill(fmt.Sprint("lease envelope", i, epoch), size),
@@ -454,7 +455,7 @@ func TestReceipts(t *testing.T) {
 
 func testJob(i int) Job {
 	return Job{
-		CID:       string(protocol.SumCID(fmt.Appendf(nil, "job %d", i)).Bytes()),
+		CID:       string(wire.SumCID(fmt.Appendf(nil, "job %d", i)).Bytes()),
 		Envelope:  fill(fmt.Sprint("job", i), 700),
 		SpecFile:  fmt.Sprintf("examples/jobs/job%d.yaml", i),
 		Submitted: at(int64(i)),

@@ -3,11 +3,11 @@ package specyaml
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol"
 )
 
 // JoinPath is the document path of the field name inside path.
@@ -31,7 +31,7 @@ func Describe(n *yaml.Node) string {
 	}
 	switch t := n.ShortTag(); t {
 	case "!!str":
-		return "the string " + Quote(n.Value)
+		return "the string " + protocol.Quote(n.Value)
 	case "!!int":
 		return "the integer " + Clip(n.Value)
 	case "!!float":
@@ -41,27 +41,13 @@ func Describe(n *yaml.Node) string {
 	case "!!null":
 		return "null"
 	default:
-		return Clip(t) + " " + Quote(n.Value)
+		return Clip(t) + " " + protocol.Quote(n.Value)
 	}
 }
 
-// Quote quotes a string for a message, cut after 64 bytes (a CID fits): a
-// message should point at a mistake, not echo a megabyte of it.
-func Quote(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return strconv.Quote(s)
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
-
-// Clip cuts an unquoted value for a message, as Quote does.
+// Clip cuts an unquoted value for a message, as protocol.Quote does.
 func Clip(s string) string {
-	if q := Quote(s); strings.HasSuffix(q, "...") {
+	if q := protocol.Quote(s); strings.HasSuffix(q, "...") {
 		return q[1:len(q)-4] + "..."
 	}
 	return s

@@ -17,7 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/cuivre/cuivre/node/exec"
-	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // runModule runs bin as a WASI command on a fresh wazero runtime, as the
@@ -261,7 +261,7 @@ func TestCacheDir(t *testing.T) {
 	// An executor made by NewExecutor uses it, and runs a module.
 	e := NewExecutor(t, exec.Config{})
 	bin := Empty()
-	c := protocol.SumCID(bin)
+	c := wire.SumCID(bin)
 	if err := e.Add(context.Background(), c, bin); err != nil {
 		t.Fatal(err)
 	}

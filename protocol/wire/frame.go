@@ -1,4 +1,4 @@
-package protocol
+package wire
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"github.com/libp2p/go-msgio/pbio"
 	"github.com/multiformats/go-varint"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/protocol"
 )
 
 // Reader reads unsigned-varint length-prefixed protobuf messages (SPEC 2.2) and
@@ -33,12 +35,12 @@ func (r *Reader) ReadMsg(msg proto.Message) error {
 	case err == nil, err == io.EOF:
 		return err
 	case errors.Is(err, io.ErrShortBuffer):
-		return Errorf(CodeTooLarge, "frame exceeds %d bytes", r.max)
+		return protocol.Errorf(protocol.CodeTooLarge, "frame exceeds %d bytes", r.max)
 	case errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, varint.ErrOverflow),
 		errors.Is(err, varint.ErrNotMinimal),
 		errors.Is(err, proto.Error):
-		return &Error{Code: CodeMalformed, Msg: err.Error()}
+		return &protocol.Error{Code: protocol.CodeMalformed, Msg: err.Error()}
 	}
 	return err
 }
@@ -58,7 +60,7 @@ func NewWriter(w io.Writer, max int) *Writer {
 // WriteMsg writes one frame.
 func (w *Writer) WriteMsg(msg proto.Message) error {
 	if n := proto.Size(msg); n > w.max {
-		return Errorf(CodeTooLarge, "message of %d bytes exceeds %d", n, w.max)
+		return protocol.Errorf(protocol.CodeTooLarge, "message of %d bytes exceeds %d", n, w.max)
 	}
 	if err := w.w.WriteMsg(msg); err != nil {
 		return fmt.Errorf("write frame: %w", err)

@@ -1,4 +1,4 @@
-package protocol
+package jobspec
 
 import (
 	"bytes"
@@ -13,15 +13,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/specyaml"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 var cmpProto = protocmp.Transform()
 
 // testResolve is the module resolver of the tests: the CID of the path itself.
-func testResolve(path string) (cid.Cid, error) { return SumCID([]byte(path)), nil }
+func testResolve(path string) (cid.Cid, error) { return wire.SumCID([]byte(path)), nil }
 
 // lines joins document lines, so that a test can count them: the n-th
 // argument is line n.
@@ -115,8 +119,8 @@ func TestParseJobSpec(t *testing.T) {
 		{"defaults", withHead(), func(*JobSpec) {}},
 		{"defaults in JSON", `{"version": 1, "name": "hello", "task": {"module": "./m.wasm"}}`, func(*JobSpec) {}},
 		{"null means left out", withHead("  resources: null", "type:", "count: ~", "constraints: []"), func(*JobSpec) {}},
-		{"module as a CID", lines("version: 1", "name: hello", "task:", "  module: "+SumCID([]byte("m")).String()), func(s *JobSpec) {
-			s.Task.Module = SumCID([]byte("m")).String()
+		{"module as a CID", lines("version: 1", "name: hello", "task:", "  module: "+wire.SumCID([]byte("m")).String()), func(s *JobSpec) {
+			s.Task.Module = wire.SumCID([]byte("m")).String()
 		}},
 		{"quantities", withHead("  resources:", "    cpu: 250m", "    memory: 1.5Gi", "    scratch: 0", "    timeout: 1500ms"), func(s *JobSpec) {
 			s.Task.Resources = ResourcesSpec{CPUMillis: 250, MemoryBytes: 3 << 29, ScratchBytes: 0, Timeout: 1500 * time.Millisecond}
@@ -177,7 +181,7 @@ func TestJobSpecJob(t *testing.T) {
 	want := &pb.Job{
 		Version: 1, Name: "sovereign", Type: pb.JobType_JOB_TYPE_SERVICE, Count: 3, Replicas: 2,
 		Task: &pb.Task{
-			Engine: "wasm", ModuleCid: SumCID([]byte("../wasm/hello.wasm")).Bytes(),
+			Engine: "wasm", ModuleCid: wire.SumCID([]byte("../wasm/hello.wasm")).Bytes(),
 			Args:      []string{"--name", "world", "42"},
 			Env:       []*pb.EnvVar{{Name: "DEBUG", Value: "true"}, {Name: "GREETING", Value: "bonjour"}, {Name: "PORT", Value: "8080"}},
 			Stdin:     []byte("line\n"),
@@ -216,23 +220,23 @@ func TestJobSpecRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := Canonical(j)
+		a, err := protocol.Canonical(j)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := Canonical(j)
+		b, _ := protocol.Canonical(j)
 		if !bytes.Equal(a, b) {
-			t.Fatal("Canonical is not stable")
+			t.Fatal("protocol.Canonical is not stable")
 		}
 		again, err := s.Job(testResolve)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c1, err := JobCID(j)
+		c1, err := wire.JobCID(j)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c2, _ := JobCID(again); !c1.Equals(c2) || !c1.Equals(SumCID(a)) {
+		if c2, _ := wire.JobCID(again); !c1.Equals(c2) || !c1.Equals(wire.SumCID(a)) {
 			t.Fatalf("JobCID not stable: %s, %s", c1, c2)
 		}
 		return c1
@@ -368,7 +372,7 @@ var specErrorTests = []struct {
 		`job.yaml:5:9: task.env.9A: "9A" is not a variable name: use letters, digits and '_', not starting with a digit`}},
 	{"NUL in an argument", withHead(`  args: ["a\0b"]`), []string{
 		"job.yaml:5:10: task.args[0]: contains a NUL byte, which a WASI guest cannot receive"}},
-	{"stdin too large", withHead(`  stdin: "` + strings.Repeat("x", MaxStdin+1) + `"`), []string{
+	{"stdin too large", withHead(`  stdin: "` + strings.Repeat("x", protocol.MaxStdin+1) + `"`), []string{
 		"job.yaml:5:3: task.stdin: 262145 bytes: use at most 262144 bytes (256 KiB)"}},
 
 	// Constraints, affinities, spread.
@@ -490,8 +494,8 @@ func TestParseJobSpecErrors(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 			for _, e := range flatten(err) {
-				if se, ok := e.(*SpecError); !ok || se.File != "job.yaml" {
-					t.Errorf("%T %v is not a *SpecError of job.yaml", e, e)
+				if se, ok := e.(*specyaml.SpecError); !ok || se.File != "job.yaml" {
+					t.Errorf("%T %v is not a *specyaml.SpecError of job.yaml", e, e)
 				}
 			}
 		})
@@ -506,44 +510,25 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// TestParseJobSpecErrorKinds checks what a SpecError unwraps to: the
-// FieldError of a wire rule, with its protocol code.
+// TestParseJobSpecErrorKinds checks what a specyaml.SpecError unwraps to: the
+// protocol.FieldError of a wire rule, with its protocol code.
 func TestParseJobSpecErrorKinds(t *testing.T) {
 	_, err := ParseJobSpec([]byte(lines("version: 2", "name: hello", "task:", "  module: ./m.wasm")))
-	if !errors.Is(err, ErrUnsupported) {
-		t.Errorf("version 2: %v is not ErrUnsupported", err)
+	if !errors.Is(err, protocol.ErrUnsupported) {
+		t.Errorf("version 2: %v is not protocol.ErrUnsupported", err)
 	}
 	_, err = ParseJobSpec([]byte(withHead("count: 0")))
-	var se *SpecError
+	var se *specyaml.SpecError
 	if !errors.As(err, &se) || se.Line != 5 || se.Column != 1 || se.Path != "count" || se.Err != nil {
 		t.Errorf("count 0: %#v", err)
 	}
 	_, err = ParseJobSpec([]byte(withHead("constraints: [a = b, a = c]")))
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Path != "constraints[1]" || !errors.Is(err, ErrMalformed) {
+	var fe *protocol.FieldError
+	if !errors.As(err, &fe) || fe.Path != "constraints[1]" || !errors.Is(err, protocol.ErrMalformed) {
 		t.Errorf("impossible constraint: %#v", err)
 	}
 	if got, want := err.Error(), `line 5, column 22: constraints[1]: impossible constraint: no value of "a" satisfies it together with constraints[0] (line 5): remove or relax one of them`; got != want {
 		t.Errorf("without a file name:\n got %s\nwant %s", got, want)
-	}
-}
-
-func TestSpecErrorFormat(t *testing.T) {
-	tests := []struct {
-		err  SpecError
-		want string
-	}{
-		{SpecError{File: "job.yaml", Line: 12, Column: 5, Path: "task.resources.memory", Msg: "bad"}, "job.yaml:12:5: task.resources.memory: bad"},
-		{SpecError{File: "job.yaml", Line: 3, Msg: "bad"}, "job.yaml:3: bad"},
-		{SpecError{File: "job.yaml", Msg: "empty"}, "job.yaml: empty"},
-		{SpecError{Line: 12, Column: 5, Path: "count", Msg: "bad"}, "line 12, column 5: count: bad"},
-		{SpecError{Line: 3, Msg: "bad"}, "line 3: bad"},
-		{SpecError{Path: "task.module", Msg: "bad"}, "task.module: bad"},
-	}
-	for _, tt := range tests {
-		if got := tt.err.Error(); got != tt.want {
-			t.Errorf("Error() = %q, want %q", got, tt.want)
-		}
 	}
 }
 
@@ -574,7 +559,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 		{name: "no resolver for a path", doc: withHead(), noResolver: true,
 			want: `job.yaml:4:3: task.module: "./m.wasm" is a path and there is no resolver: give the module's CID`},
 		{name: "resolver gives a dag-pb CID", doc: withHead(), resolve: func(string) (cid.Cid, error) { return dagPB, nil },
-			want: "job.yaml:4:3: task.module: not a CIDv1 raw sha2-256 (cid " + dagPB.String() + ": want CIDv1, raw codec, sha2-256)"},
+			want: "job.yaml:4:3: task.module: not a CIDv1 raw sha2-256 (want CIDv1, raw codec, sha2-256)"},
 		{name: "memory changed", doc: withHead("  resources:", "    memory: 1Gi"), edit: func(s *JobSpec) { s.Task.Resources.MemoryBytes = 5 },
 			want: "job.yaml:6:5: task.resources.memory: 5 is out of range: use 1Mi to 1Ti"},
 		{name: "env changed", doc: withHead("  env:", "    B: 1", "    A: 2"), edit: func(s *JobSpec) { s.Task.Env["A"] = "\x00" },
@@ -584,7 +569,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 		{name: "constraint changed", doc: withHead("constraints:", "  - a = x", "  - {key: a, op: in, values: [x, y]}"),
 			edit: func(s *JobSpec) { s.Constraints[1].Values = []string{"z"} },
 			want: `job.yaml:7:5: constraints[1]: impossible constraint: no value of "a" satisfies it together with constraints[0] (line 6): remove or relax one of them`},
-		{name: "built in code", edit: func(s *JobSpec) { *s = JobSpec{Task: TaskSpec{Module: SumCID(nil).String()}} },
+		{name: "built in code", edit: func(s *JobSpec) { *s = JobSpec{Task: TaskSpec{Module: wire.SumCID(nil).String()}} },
 			want: "version: 0 is not supported: use version 1"},
 	}
 	for _, tt := range tests {
@@ -612,7 +597,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 	if _, err := parse(t, withHead()).Job(func(string) (cid.Cid, error) { return cid.Undef, errNoModule }); !errors.Is(err, errNoModule) {
 		t.Errorf("the resolver's error is not wrapped: %v", err)
 	}
-	module := SumCID([]byte("m"))
+	module := wire.SumCID([]byte("m"))
 	s := parse(t, lines("version: 1", "name: hello", "task:", "  module: "+module.String()))
 	j, err := s.Job(nil)
 	if err != nil || !bytes.Equal(j.GetTask().GetModuleCid(), module.Bytes()) {
@@ -622,7 +607,7 @@ func TestJobSpecJobErrors(t *testing.T) {
 
 // exampleSpecs returns the job specs under examples/jobs.
 func exampleSpecs(t testing.TB) map[string][]byte {
-	paths, err := filepath.Glob("../examples/jobs/*")
+	paths, err := filepath.Glob("../../examples/jobs/*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +640,7 @@ func TestJobSpecExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := JobCID(j)
+			c, err := wire.JobCID(j)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -664,129 +649,6 @@ func TestJobSpecExamples(t *testing.T) {
 	}
 	if a, b := cids["hello.yaml"], cids["hello.json"]; !a.Defined() || !a.Equals(b) {
 		t.Errorf("hello.yaml is %s, hello.json is %s: want the same job", a, b)
-	}
-}
-
-func TestParseQuantity(t *testing.T) {
-	tests := []struct {
-		in   string
-		want uint64
-		err  string
-	}{
-		{in: "0", want: 0},
-		{in: "4096", want: 4096},
-		{in: "128Mi", want: 128 << 20},
-		{in: "1.5Gi", want: 3 << 29},
-		{in: "1Ki", want: 1024},
-		{in: "2Ti", want: 2 << 40},
-		{in: "1k", want: 1000},
-		{in: "1.5M", want: 1_500_000},
-		{in: "3G", want: 3e9},
-		{in: "1T", want: 1e12},
-		{in: "16777215Ti", want: 16777215 << 40},
-		{in: "18446744073709551615", want: 1<<64 - 1},
-		{in: "18446744073709551616", err: "too large"},
-		{in: "16777216Ti", err: "too large"},
-		{in: "0.1Ki", err: "not a whole number of bytes"},
-		{in: "12Q", err: `bad quantity "12Q": use a number with an optional suffix Ki, Mi, Gi, Ti, k, M, G or T`},
-		{in: "", err: "bad quantity"},
-		{in: "Mi", err: "bad quantity"},
-		{in: "-1Mi", err: "bad quantity"},
-		{in: "1e3", err: "bad quantity"},
-		{in: "1 Mi", err: "bad quantity"},
-		{in: "1MiB", err: "bad quantity"},
-		{in: "1K", err: "bad quantity"},
-		{in: ".5Gi", err: "bad quantity"},
-		{in: "1.Gi", err: "bad quantity"},
-		{in: "0x10", err: "bad quantity"},
-		{in: strings.Repeat("9", 41), err: "bad quantity"},
-	}
-	for _, tt := range tests {
-		got, err := ParseQuantity(tt.in)
-		checkParse(t, "ParseQuantity", tt.in, got, tt.want, err, tt.err)
-	}
-}
-
-func TestParseQuantityCPU(t *testing.T) {
-	tests := []struct {
-		in   string
-		want uint64
-		err  string
-	}{
-		{in: "500m", want: 500},
-		{in: "0.5", want: 500},
-		{in: "2", want: 2000},
-		{in: "1.25", want: 1250},
-		{in: "0.001", want: 1},
-		{in: "0", want: 0},
-		{in: "18446744073709551615m", want: 1<<64 - 1},
-		{in: "18446744073709551616m", err: "too large"},
-		{in: "18446744073709552", err: "too large"},
-		{in: "0.0005", err: "finer than a millicore"},
-		{in: "1.5m", err: "finer than a millicore"},
-		{in: "two", err: `bad cpu "two": use vCPUs ("0.5", "2") or millicores ("500m")`},
-		{in: "-1", err: "bad cpu"},
-		{in: "m", err: "bad cpu"},
-		{in: "1 m", err: "bad cpu"},
-	}
-	for _, tt := range tests {
-		got, err := ParseCPU(tt.in)
-		checkParse(t, "ParseCPU", tt.in, got, tt.want, err, tt.err)
-	}
-}
-
-func checkParse(t *testing.T, fn, in string, got, want uint64, err error, wantErr string) {
-	t.Helper()
-	switch {
-	case wantErr == "" && err != nil:
-		t.Errorf("%s(%q): %v", fn, in, err)
-	case wantErr == "" && got != want:
-		t.Errorf("%s(%q) = %d, want %d", fn, in, got, want)
-	case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
-		t.Errorf("%s(%q) = %d, %v; want an error containing %q", fn, in, got, err, wantErr)
-	}
-}
-
-func TestParsePrice(t *testing.T) {
-	tests := []struct {
-		in   string
-		want *pb.Amount
-		err  string
-	}{
-		{in: "0.05 EUR", want: &pb.Amount{Currency: "EUR", Nanos: 50_000_000}},
-		{in: "1 USD", want: &pb.Amount{Currency: "USD", Nanos: 1_000_000_000}},
-		{in: "0 CHF", want: &pb.Amount{Currency: "CHF"}},
-		{in: "  2.5   EUR ", want: &pb.Amount{Currency: "EUR", Nanos: 2_500_000_000}},
-		{in: "0.000000001 EUR", want: &pb.Amount{Currency: "EUR", Nanos: 1}},
-		{in: "18446744073.709551615 EUR", want: &pb.Amount{Currency: "EUR", Nanos: 1<<64 - 1}},
-		{in: "18446744073.709551616 EUR", err: "too large"},
-		{in: "99999999999999999999 EUR", err: "too large"},
-		{in: "0.0000000001 EUR", err: "at most 9 decimals"},
-		{in: "-1 EUR", err: "must not be negative"},
-		{in: "0.05", err: `write an amount and a currency code, such as "0.05 EUR"`},
-		{in: "EUR 0.05", err: `"EUR" is not a decimal amount`},
-		{in: "0,05 EUR", err: "not a decimal amount"},
-		{in: "0.05 eur", err: `currency "eur" is not a 3-letter upper-case ISO 4217 code`},
-		{in: "0.05 EURO", err: "3-letter"},
-		{in: "0.05 EUR extra", err: "write an amount and a currency code"},
-		{in: "", err: "bad price"},
-		{in: "1e3 EUR", err: "not a decimal amount"},
-	}
-	for _, tt := range tests {
-		got, err := ParsePrice(tt.in)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParsePrice(%q) = %v, %v; want an error containing %q", tt.in, got, err, tt.err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("ParsePrice(%q): %v", tt.in, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got, cmpProto); diff != "" {
-			t.Errorf("ParsePrice(%q) (-want +got):\n%s", tt.in, diff)
-		}
 	}
 }
 
@@ -800,7 +662,7 @@ func TestParseJobSpecTooLarge(t *testing.T) {
 }
 
 // FuzzParseJobSpec parses arbitrary documents: no panic, errors are
-// *SpecError, and a spec that parses builds a job that passes ValidateJob and
+// *specyaml.SpecError, and a spec that parses builds a job that passes protocol.ValidateJob and
 // has a stable canonical encoding and CID.
 func FuzzParseJobSpec(f *testing.F) {
 	for _, data := range exampleSpecs(f) {
@@ -818,8 +680,8 @@ func FuzzParseJobSpec(f *testing.F) {
 		s, err := ParseJobSpec(data)
 		if err != nil {
 			for _, e := range flatten(err) {
-				if _, ok := e.(*SpecError); !ok {
-					t.Fatalf("%T is not a *SpecError: %v", e, e)
+				if _, ok := e.(*specyaml.SpecError); !ok {
+					t.Fatalf("%T is not a *specyaml.SpecError: %v", e, e)
 				}
 			}
 			return
@@ -828,24 +690,44 @@ func FuzzParseJobSpec(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a spec that parses does not build: %v", err)
 		}
-		if err := ValidateJob(j); err != nil {
+		if err := protocol.ValidateJob(j); err != nil {
 			t.Fatalf("a built job is not valid: %v", err)
 		}
-		a, err := Canonical(j)
+		a, err := protocol.Canonical(j)
 		if err != nil {
-			t.Fatalf("Canonical: %v", err)
+			t.Fatalf("protocol.Canonical: %v", err)
 		}
-		b, _ := Canonical(j)
+		b, _ := protocol.Canonical(j)
 		if !bytes.Equal(a, b) {
-			t.Fatal("Canonical is not stable")
+			t.Fatal("protocol.Canonical is not stable")
 		}
-		c1, _ := JobCID(j)
+		c1, _ := wire.JobCID(j)
 		j2, err := s.Job(testResolve)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c2, _ := JobCID(j2); !c1.Equals(c2) {
+		if c2, _ := wire.JobCID(j2); !c1.Equals(c2) {
 			t.Fatalf("JobCID not stable: %s, %s", c1, c2)
 		}
 	})
+}
+
+func constraint(key string, op pb.Operator, values ...string) *pb.Constraint {
+	return &pb.Constraint{Key: key, Op: op, Values: values}
+}
+
+const (
+	opIn     = pb.Operator_OPERATOR_IN
+	opNotIn  = pb.Operator_OPERATOR_NOT_IN
+	opEq     = pb.Operator_OPERATOR_EQUAL
+	opNotEq  = pb.Operator_OPERATOR_NOT_EQUAL
+	opExists = pb.Operator_OPERATOR_EXISTS
+)
+
+func mustMultihash(t testing.TB, s string) mh.Multihash {
+	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -1,25 +1,16 @@
-package protocol
+package record
 
 import (
 	"bytes"
-	"fmt"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
-
-// JobCID returns the CID that identifies a job: SumCID of its canonical encoding
-// (SPEC 5.3).
-func JobCID(j *pb.Job) (cid.Cid, error) {
-	b, err := Canonical(j)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("encode job: %w", err)
-	}
-	return SumCID(b), nil
-}
 
 // SignedJob is a job as a provider receives it: sealed by the customer.
 type SignedJob struct {
@@ -32,7 +23,7 @@ type SignedJob struct {
 // SealJob signs a job with the customer's key. The job must be valid; its nonce,
 // if empty, is the caller's to set before (a job's CID covers its nonce).
 func SealJob(key crypto.PrivKey, j *pb.Job) (*SignedJob, error) {
-	if err := ValidateJob(j); err != nil {
+	if err := protocol.ValidateJob(j); err != nil {
 		return nil, err
 	}
 	env, err := Seal(key, j)
@@ -50,12 +41,12 @@ func OpenJob(data []byte) (*SignedJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	canon, err := Canonical(j)
+	canon, err := protocol.Canonical(j)
 	if err != nil || !bytes.Equal(canon, raw) {
-		return nil, Errorf(CodeMalformed, "job payload is not in canonical form")
+		return nil, protocol.Errorf(protocol.CodeMalformed, "job payload is not in canonical form")
 	}
-	if err := ValidateJob(j); err != nil {
+	if err := protocol.ValidateJob(j); err != nil {
 		return nil, err
 	}
-	return &SignedJob{Job: j, CID: SumCID(raw), Customer: signer, Envelope: data}, nil
+	return &SignedJob{Job: j, CID: wire.SumCID(raw), Customer: signer, Envelope: data}, nil
 }

@@ -1,4 +1,4 @@
-package protocol
+package record
 
 import (
 	"bytes"
@@ -10,9 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/record"
+	p2precord "github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
@@ -82,7 +83,7 @@ func KindOf(msg proto.Message) Kind {
 	return 0
 }
 
-// envelopeRecord adapts a message to go-libp2p's record.Record.
+// envelopeRecord adapts a message to go-libp2p's record.Record (p2precord).
 type envelopeRecord struct {
 	kind Kind
 	msg  proto.Message
@@ -90,15 +91,8 @@ type envelopeRecord struct {
 
 func (r envelopeRecord) Domain() string                 { return r.kind.Domain() }
 func (r envelopeRecord) Codec() []byte                  { return r.kind.PayloadType() }
-func (r envelopeRecord) MarshalRecord() ([]byte, error) { return Canonical(r.msg) }
+func (r envelopeRecord) MarshalRecord() ([]byte, error) { return protocol.Canonical(r.msg) }
 func (r envelopeRecord) UnmarshalRecord(b []byte) error { return proto.Unmarshal(b, r.msg) }
-
-// Canonical returns the canonical encoding of a message: protobuf's
-// deterministic encoding, which for these messages (no maps) is fields in number
-// order, defaults omitted, repeated scalars packed (SPEC 2.3).
-func Canonical(msg proto.Message) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(msg)
-}
 
 // Seal signs msg, which must be one of the record messages, with key and returns
 // the marshalled envelope. Only Ed25519 keys are accepted (SPEC 3.1).
@@ -110,7 +104,7 @@ func Seal(key crypto.PrivKey, msg proto.Message) ([]byte, error) {
 	if key.Type() != cryptopb.KeyType_Ed25519 {
 		return nil, fmt.Errorf("seal %s: key type %s, want Ed25519", k, key.Type())
 	}
-	payload, err := Canonical(msg)
+	payload, err := protocol.Canonical(msg)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", k, err)
 	}
@@ -119,7 +113,7 @@ func Seal(key crypto.PrivKey, msg proto.Message) ([]byte, error) {
 
 // sealBytes seals an encoded payload under a kind's domain.
 func sealBytes(key crypto.PrivKey, k Kind, payload []byte) ([]byte, error) {
-	env, err := record.Seal(rawRecord{k, payload}, key)
+	env, err := p2precord.Seal(rawRecord{k, payload}, key)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", k, err)
 	}
@@ -146,32 +140,32 @@ func Open(data []byte, msg proto.Message) (peer.ID, []byte, error) {
 	if !k.valid() {
 		return "", nil, fmt.Errorf("open %T: not a record type", msg)
 	}
-	env, err := record.ConsumeTypedEnvelope(data, envelopeRecord{k, msg})
+	env, err := p2precord.ConsumeTypedEnvelope(data, envelopeRecord{k, msg})
 	if err != nil {
 		return "", nil, classifyOpenError(k, data, env, err)
 	}
 	if env.PublicKey.Type() != cryptopb.KeyType_Ed25519 {
-		return "", nil, Errorf(CodeBadSignature, "%s signed with a %s key, want Ed25519", k, env.PublicKey.Type())
+		return "", nil, protocol.Errorf(protocol.CodeBadSignature, "%s signed with a %s key, want Ed25519", k, env.PublicKey.Type())
 	}
 	if !bytes.Equal(env.PayloadType, k.PayloadType()) {
-		return "", nil, Errorf(CodeWrongDomain, "payload type %x is not a %s", env.PayloadType, k)
+		return "", nil, protocol.Errorf(protocol.CodeWrongDomain, "payload type %x is not a %s", env.PayloadType, k)
 	}
 	signer, err := peer.IDFromPublicKey(env.PublicKey)
 	if err != nil {
-		return "", nil, Errorf(CodeBadSignature, "%s signer: %v", k, err)
+		return "", nil, protocol.Errorf(protocol.CodeBadSignature, "%s signer: %v", k, err)
 	}
 	return signer, env.RawPayload, nil
 }
 
-func classifyOpenError(k Kind, data []byte, env *record.Envelope, err error) error {
+func classifyOpenError(k Kind, data []byte, env *p2precord.Envelope, err error) error {
 	if env == nil {
-		return Errorf(CodeMalformed, "%s envelope: %v", k, err)
+		return protocol.Errorf(protocol.CodeMalformed, "%s envelope: %v", k, err)
 	}
-	if !errors.Is(err, record.ErrInvalidSignature) {
+	if !errors.Is(err, p2precord.ErrInvalidSignature) {
 		if errors.Is(err, proto.Error) {
-			return Errorf(CodeMalformed, "%s payload: %v", k, err)
+			return protocol.Errorf(protocol.CodeMalformed, "%s payload: %v", k, err)
 		}
-		return Errorf(CodeBadSignature, "%s envelope: %v", k, err)
+		return protocol.Errorf(protocol.CodeBadSignature, "%s envelope: %v", k, err)
 	}
 	// The signature fails under this kind's domain; say so precisely when it
 	// holds under another kind's, which is a record used out of its place.
@@ -179,12 +173,12 @@ func classifyOpenError(k Kind, data []byte, env *record.Envelope, err error) err
 		if other == k {
 			continue
 		}
-		_, oerr := record.ConsumeTypedEnvelope(data, probeRecord{other})
+		_, oerr := p2precord.ConsumeTypedEnvelope(data, probeRecord{other})
 		if errors.Is(oerr, errVerified) {
-			return Errorf(CodeWrongDomain, "%s record presented as %s", other, k)
+			return protocol.Errorf(protocol.CodeWrongDomain, "%s record presented as %s", other, k)
 		}
 	}
-	return Errorf(CodeBadSignature, "%s signature does not verify", k)
+	return protocol.Errorf(protocol.CodeBadSignature, "%s signature does not verify", k)
 }
 
 // probeRecord verifies an envelope under a kind's domain and stops there.
@@ -197,47 +191,9 @@ func (r probeRecord) Codec() []byte                  { return r.kind.PayloadType
 func (r probeRecord) MarshalRecord() ([]byte, error) { return nil, errVerified }
 func (r probeRecord) UnmarshalRecord([]byte) error   { return errVerified }
 
-// Lifetime limits of signed records (SPEC 3.3). An expiry further ahead than the
-// limit plus ClockSkew is refused with ErrTooFarAhead, which bounds the replay
-// cache.
-const (
-	MaxOfferTTL    = 2 * time.Minute
-	MaxLeaseTTL    = 5 * time.Minute
-	MaxCapacityTTL = time.Hour
-	ClockSkew      = 30 * time.Second
-)
-
-// UnixMs converts a time to the wire's Unix milliseconds.
-func UnixMs(t time.Time) uint64 { return uint64(t.UnixMilli()) }
-
-// FromUnixMs converts wire Unix milliseconds to a time.
-func FromUnixMs(ms uint64) time.Time { return time.UnixMilli(int64(ms)).UTC() }
-
-// CheckExpiry checks that a record expiring at expiresAtMs is live at now and
-// expires within maxTTL of it.
-func CheckExpiry(now time.Time, expiresAtMs uint64, maxTTL time.Duration) error {
-	exp := FromUnixMs(expiresAtMs)
-	if !now.Before(exp) {
-		return Errorf(CodeExpired, "expired at %s, now %s", exp.Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
-	}
-	if exp.Sub(now) > maxTTL+ClockSkew {
-		return Errorf(CodeTooFarAhead, "expires at %s, more than %s ahead", exp.Format(time.RFC3339Nano), maxTTL)
-	}
-	return nil
-}
-
-// CheckEpoch fences a message of epoch got against the current epoch of its
-// lease (SPEC 6.2): anything from an older epoch is refused.
-func CheckEpoch(current, got uint64) error {
-	if got < current {
-		return Errorf(CodeStaleEpoch, "epoch %d is older than %d", got, current)
-	}
-	return nil
-}
-
 func checkSize(what string, b []byte, n int) error {
 	if len(b) != n {
-		return Errorf(CodeMalformed, "%s is %d bytes, want %d", what, len(b), n)
+		return protocol.Errorf(protocol.CodeMalformed, "%s is %d bytes, want %d", what, len(b), n)
 	}
 	return nil
 }
@@ -246,15 +202,15 @@ func checkSigner(k Kind, signer peer.ID, claimed []byte) error {
 	if string(claimed) != string(signer) {
 		id, err := peer.IDFromBytes(claimed)
 		if err != nil {
-			return Errorf(CodeMalformed, "%s names an invalid peer ID", k)
+			return protocol.Errorf(protocol.CodeMalformed, "%s names an invalid peer ID", k)
 		}
-		return Errorf(CodeWrongSigner, "%s signed by %s, claims %s", k, signer, id)
+		return protocol.Errorf(protocol.CodeWrongSigner, "%s signed by %s, claims %s", k, signer, id)
 	}
 	return nil
 }
 
 // OpenOffer opens a sealed Offer: signed by its provider, nonces well formed,
-// live at now within MaxOfferTTL. Replay is the caller's check (ReplayCache).
+// live at now within protocol.MaxOfferTTL. Replay is the caller's check (ReplayCache).
 func OpenOffer(data []byte, now time.Time) (*pb.Offer, error) {
 	o := new(pb.Offer)
 	signer, _, err := Open(data, o)
@@ -264,17 +220,17 @@ func OpenOffer(data []byte, now time.Time) (*pb.Offer, error) {
 	if err := checkSigner(KindOffer, signer, o.Provider); err != nil {
 		return nil, err
 	}
-	if err := checkSize("offer nonce", o.Nonce, NonceSize); err != nil {
+	if err := checkSize("offer nonce", o.Nonce, protocol.NonceSize); err != nil {
 		return nil, err
 	}
-	if err := CheckExpiry(now, o.ExpiresAtMs, MaxOfferTTL); err != nil {
+	if err := protocol.CheckExpiry(now, o.ExpiresAtMs, protocol.MaxOfferTTL); err != nil {
 		return nil, fmt.Errorf("offer: %w", err)
 	}
 	return o, nil
 }
 
 // OpenLease opens a sealed Lease: signed by its requester, IDs well formed, epoch
-// at least 1, live at now within MaxLeaseTTL. The job inside is not opened here:
+// at least 1, live at now within protocol.MaxLeaseTTL. The job inside is not opened here:
 // call OpenJob on Lease.Job and compare its CID with Lease.JobCid.
 func OpenLease(data []byte, now time.Time) (*pb.Lease, error) {
 	l := new(pb.Lease)
@@ -285,16 +241,16 @@ func OpenLease(data []byte, now time.Time) (*pb.Lease, error) {
 	if err := checkSigner(KindLease, signer, l.Requester); err != nil {
 		return nil, err
 	}
-	if err := checkSize("lease id", l.LeaseId, LeaseIDSize); err != nil {
+	if err := checkSize("lease id", l.LeaseId, protocol.LeaseIDSize); err != nil {
 		return nil, err
 	}
-	if err := checkSize("lease nonce", l.Nonce, NonceSize); err != nil {
+	if err := checkSize("lease nonce", l.Nonce, protocol.NonceSize); err != nil {
 		return nil, err
 	}
 	if l.Epoch == 0 {
-		return nil, Errorf(CodeMalformed, "lease epoch is 0, epochs start at 1")
+		return nil, protocol.Errorf(protocol.CodeMalformed, "lease epoch is 0, epochs start at 1")
 	}
-	if err := CheckExpiry(now, l.ExpiresAtMs, MaxLeaseTTL); err != nil {
+	if err := protocol.CheckExpiry(now, l.ExpiresAtMs, protocol.MaxLeaseTTL); err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
 	return l, nil
@@ -310,7 +266,7 @@ func OpenReceipt(data []byte) (*pb.UsageReceipt, error) {
 	if err := checkSigner(KindReceipt, signer, r.Provider); err != nil {
 		return nil, err
 	}
-	if err := checkSize("receipt nonce", r.Nonce, NonceSize); err != nil {
+	if err := checkSize("receipt nonce", r.Nonce, protocol.NonceSize); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -333,7 +289,7 @@ func OpenCountersignature(data []byte) (*pb.Countersignature, error) {
 }
 
 // OpenCapacity opens a sealed CapacityRecord signed by its provider and live at
-// now within MaxCapacityTTL.
+// now within protocol.MaxCapacityTTL.
 func OpenCapacity(data []byte, now time.Time) (*pb.CapacityRecord, error) {
 	c := new(pb.CapacityRecord)
 	signer, _, err := Open(data, c)
@@ -343,7 +299,7 @@ func OpenCapacity(data []byte, now time.Time) (*pb.CapacityRecord, error) {
 	if err := checkSigner(KindCapacity, signer, c.Provider); err != nil {
 		return nil, err
 	}
-	if err := CheckExpiry(now, c.ExpiresAtMs, MaxCapacityTTL); err != nil {
+	if err := protocol.CheckExpiry(now, c.ExpiresAtMs, protocol.MaxCapacityTTL); err != nil {
 		return nil, fmt.Errorf("capacity: %w", err)
 	}
 	return c, nil

@@ -1,4 +1,4 @@
-package protocol
+package jobspec
 
 import (
 	"cmp"
@@ -15,8 +15,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/specyaml"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // MaxJobSpecSize is the largest job spec document ParseJobSpec reads: room for
@@ -27,16 +29,6 @@ const MaxJobSpecSize = 1 << 20
 // more rules than that is usually not a job spec at all.
 const maxSpecErrors = 10
 
-// Defaults of a job spec (SPEC 5): what a field left out means.
-const (
-	DefaultJobType   = "batch"
-	DefaultEngine    = "wasm"
-	DefaultCPUMillis = 1000
-	DefaultMemory    = 256 << 20
-	DefaultScratch   = 64 << 20
-	DefaultTimeout   = 5 * time.Minute
-)
-
 // JobSpec is the job document a customer writes, in YAML or JSON, after
 // parsing and defaults (SPEC 5). Job turns it into the canonical pb.Job.
 //
@@ -44,7 +36,7 @@ const (
 // written, so that errors name the line. A JobSpec built in code works too;
 // its errors then carry no line.
 type JobSpec struct {
-	Version  uint32 // required; JobVersion
+	Version  uint32 // required; protocol.JobVersion
 	Name     string // required; a DNS label
 	Type     string // "batch" (default) or "service"
 	Count    uint32 // instances; default 1
@@ -105,54 +97,14 @@ type SpreadSpec struct {
 	Weight    uint32 // 1 to 100
 }
 
-// SpecError is a mistake in a job spec, located in its document. Line and
-// Column count from 1 and are 0 when unknown; Path names the field as it is
-// written in the document ("task.resources.memory", "constraints[1]"). Err,
-// when set, is the underlying error: a *FieldError for a rule of SPEC 5, or
-// the module resolver's error.
-type SpecError struct {
-	File   string // the document's name, set by ParseJobSpecFile; may be ""
-	Line   int
-	Column int
-	Path   string
-	Msg    string
-	Err    error
-}
-
-// Error formats the error as "file:line:col: path: msg", the way compilers do,
-// or "line L, column C: path: msg" when the file is not known.
-func (e *SpecError) Error() string {
-	var b strings.Builder
-	switch {
-	case e.File != "" && e.Line > 0 && e.Column > 0:
-		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
-	case e.File != "" && e.Line > 0:
-		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
-	case e.File != "":
-		fmt.Fprintf(&b, "%s: ", e.File)
-	case e.Line > 0 && e.Column > 0:
-		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
-	case e.Line > 0:
-		fmt.Fprintf(&b, "line %d: ", e.Line)
-	}
-	if e.Path != "" {
-		b.WriteString(e.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-func (e *SpecError) Unwrap() error { return e.Err }
-
 // ParseJobSpec reads a job spec from YAML or JSON, strictly: an unknown or
 // duplicate field, a value of the wrong type, a bad quantity, duration,
-// operator or price, and a job that breaks a rule of ValidateJob (an
+// operator or price, and a job that breaks a rule of protocol.ValidateJob (an
 // impossible set of constraints among them) are all errors. It applies the
 // defaults of the fields left out.
 //
-// Errors are *SpecError, several joined with errors.Join, at most about ten.
-// The caller owns the returned spec.
+// Errors are *specyaml.SpecError, several joined with errors.Join, at most
+// about ten. The caller owns the returned spec.
 func ParseJobSpec(data []byte) (*JobSpec, error) {
 	return ParseJobSpecFile("", data)
 }
@@ -169,10 +121,10 @@ func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
 		// path, so that every mistake but an unresolvable module shows here.
 		module, isCID, _ := moduleRef(s.Task.Module)
 		if !isCID {
-			module = SumCID([]byte(s.Task.Module))
+			module = wire.SumCID([]byte(s.Task.Module))
 		}
 		j := s.wire(module)
-		p.errs = append(p.errs, s.fieldErrors(j, checkJob(j, s.messageName(j)))...)
+		p.errs = append(p.errs, s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j)))...)
 	}
 	if err := joinSpecErrors(name, p.errs); err != nil {
 		return nil, err
@@ -183,13 +135,14 @@ func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
 // Job builds the canonical job of the spec: module resolved to a CID, env
 // sorted by name, selector values sorted and deduplicated, constraints in
 // document order. resolve turns a module path into the CID of its bytes; it
-// may be nil if the module is given as a CID. The job passes ValidateJob, or
-// Job returns *SpecError located in the document. The caller owns the job.
+// may be nil if the module is given as a CID. The job passes
+// protocol.ValidateJob, or Job returns *specyaml.SpecError located in the
+// document. The caller owns the job.
 func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, error) {
 	module, isCID, err := moduleRef(s.Task.Module)
 	at := s.position("task.module")
 	fail := func(msg string, err error) error {
-		return &SpecError{File: s.file, Line: at.line, Column: at.col, Path: "task.module", Msg: msg, Err: err}
+		return &specyaml.SpecError{File: s.file, Line: at.line, Column: at.col, Path: "task.module", Msg: msg, Err: err}
 	}
 	switch {
 	case err != nil:
@@ -198,15 +151,15 @@ func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, erro
 	case s.Task.Module == "":
 		return nil, fail("missing: give the module's path, relative to the spec, or its CID", nil)
 	case resolve == nil:
-		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", specyaml.Quote(s.Task.Module)), nil)
+		return nil, fail(fmt.Sprintf("%s is a path and there is no resolver: give the module's CID", protocol.Quote(s.Task.Module)), nil)
 	default:
 		module, err = resolve(s.Task.Module)
 		if err != nil {
-			return nil, fail(fmt.Sprintf("resolve %s: %v", specyaml.Quote(s.Task.Module), err), err)
+			return nil, fail(fmt.Sprintf("resolve %s: %v", protocol.Quote(s.Task.Module), err), err)
 		}
 	}
 	j := s.wire(module)
-	if err := joinSpecErrors(s.file, s.fieldErrors(j, checkJob(j, s.messageName(j)))); err != nil {
+	if err := joinSpecErrors(s.file, s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j)))); err != nil {
 		return nil, err
 	}
 	return j, nil
@@ -276,11 +229,20 @@ func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
 			return cid.Undef, false, nil
 		}
 	}
-	c, err = DecodeCID(s)
+	c, err = wire.DecodeCID(s)
 	if err != nil {
-		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", trimCode(err), specyaml.Quote("./"+s))
+		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", message(err), protocol.Quote("./"+s))
 	}
 	return c, true, nil
+}
+
+// message is the text of a protocol error without its code name, for nesting
+// in another message.
+func message(err error) string {
+	if e, ok := err.(*protocol.Error); ok && e.Msg != "" {
+		return e.Msg
+	}
+	return err.Error()
 }
 
 // ---- locating errors ----
@@ -318,28 +280,28 @@ var (
 	valuesPath = regexp.MustCompile(`\.values\[\d+\]$`)
 )
 
-// docPath turns the wire path of a FieldError into the path of the field in
-// the document: env entries by name, values without an index (they were
-// sorted), fields by their document name.
-func docPath(j *pb.Job, wire string) string {
-	if p, ok := wireFields[wire]; ok {
+// docPath turns the wire path of a protocol.FieldError into the path of the
+// field in the document: env entries by name, values without an index (they
+// were sorted), fields by their document name.
+func docPath(j *pb.Job, field string) string {
+	if p, ok := wireFields[field]; ok {
 		return p
 	}
-	if m := envPath.FindStringSubmatch(wire); m != nil {
+	if m := envPath.FindStringSubmatch(field); m != nil {
 		i, _ := strconv.Atoi(m[1])
 		if env := j.GetTask().GetEnv(); i < len(env) && env[i].GetName() != "" {
 			return "task.env." + env[i].GetName()
 		}
 		return "task.env"
 	}
-	return valuesPath.ReplaceAllString(wire, ".values")
+	return valuesPath.ReplaceAllString(field, ".values")
 }
 
-// messageName returns how checkJob names another field in a message: by its
-// document path and line.
+// messageName returns how protocol.CheckJob names another field in a
+// message: by its document path and line.
 func (s *JobSpec) messageName(j *pb.Job) func(string) string {
-	return func(wire string) string {
-		p := docPath(j, wire)
+	return func(field string) string {
+		p := docPath(j, field)
 		if at := s.position(p); at.line > 0 {
 			return fmt.Sprintf("%s (line %d)", p, at.line)
 		}
@@ -347,32 +309,32 @@ func (s *JobSpec) messageName(j *pb.Job) func(string) string {
 	}
 }
 
-func (s *JobSpec) fieldErrors(j *pb.Job, fes []*FieldError) []*SpecError {
-	var out []*SpecError
+func (s *JobSpec) fieldErrors(j *pb.Job, fes []*protocol.FieldError) []*specyaml.SpecError {
+	var out []*specyaml.SpecError
 	for _, fe := range fes {
 		p := docPath(j, fe.Path)
 		at := s.position(p)
-		out = append(out, &SpecError{File: s.file, Line: at.line, Column: at.col, Path: p, Msg: fe.Msg, Err: fe})
+		out = append(out, &specyaml.SpecError{File: s.file, Line: at.line, Column: at.col, Path: p, Msg: fe.Msg, Err: fe})
 	}
 	return out
 }
 
 // joinSpecErrors returns nil, the one error, or the first maxSpecErrors
 // errors in document order, joined.
-func joinSpecErrors(file string, errs []*SpecError) error {
+func joinSpecErrors(file string, errs []*specyaml.SpecError) error {
 	switch len(errs) {
 	case 0:
 		return nil
 	case 1:
 		return errs[0]
 	}
-	slices.SortStableFunc(errs, func(a, b *SpecError) int {
+	slices.SortStableFunc(errs, func(a, b *specyaml.SpecError) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	var out []error
 	for i, e := range errs {
 		if i == maxSpecErrors {
-			out = append(out, &SpecError{File: file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", len(errs)-i)})
+			out = append(out, &specyaml.SpecError{File: file, Msg: fmt.Sprintf("%d more errors not shown: fix these first", len(errs)-i)})
 			break
 		}
 		out = append(out, e)
@@ -387,14 +349,14 @@ func joinSpecErrors(file string, errs []*SpecError) error {
 type specParser struct {
 	specyaml.Reader
 	file string
-	errs []*SpecError
+	errs []*specyaml.SpecError
 	pos  map[string]sourcePos
 }
 
 type field = specyaml.Field
 
 func (p *specParser) fail(at *yaml.Node, path, format string, args ...any) {
-	e := &SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	e := &specyaml.SpecError{File: p.file, Path: path, Msg: fmt.Sprintf(format, args...)}
 	if at != nil {
 		e.Line, e.Column = at.Line, at.Column
 	}
@@ -409,7 +371,7 @@ func (p *specParser) parse(data []byte) *JobSpec {
 	root, err := p.Document(data, "a job spec", `empty job spec: start with "version: 1" and a name`)
 	if err != nil {
 		line, msg := specyaml.SyntaxLine(err)
-		p.errs = append(p.errs, &SpecError{File: p.file, Line: line, Msg: msg + " (the spec must be YAML or JSON)", Err: err})
+		p.errs = append(p.errs, &specyaml.SpecError{File: p.file, Line: line, Msg: msg + " (the spec must be YAML or JSON)", Err: err})
 	}
 	if root == nil {
 		return nil
@@ -432,16 +394,16 @@ func (p *specParser) texts(at, v *yaml.Node, path string) []string {
 
 func (p *specParser) job(root *yaml.Node) *JobSpec {
 	s := &JobSpec{
-		Type:     DefaultJobType,
+		Type:     protocol.DefaultJobType,
 		Count:    1,
 		Replicas: 1,
 		Task: TaskSpec{
-			Engine: DefaultEngine,
+			Engine: protocol.DefaultEngine,
 			Resources: ResourcesSpec{
-				CPUMillis:    DefaultCPUMillis,
-				MemoryBytes:  DefaultMemory,
-				ScratchBytes: DefaultScratch,
-				Timeout:      DefaultTimeout,
+				CPUMillis:    protocol.DefaultCPUMillis,
+				MemoryBytes:  protocol.DefaultMemory,
+				ScratchBytes: protocol.DefaultScratch,
+				Timeout:      protocol.DefaultTimeout,
 			},
 		},
 	}
@@ -454,17 +416,17 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 		{Name: "type", Read: func(at, v *yaml.Node, path string) {
 			if t, ok := p.Str(at, v, path); ok {
 				if _, known := jobTypes[t]; !known {
-					p.fail(at, path, "bad type %s: use batch or service", specyaml.Quote(t))
+					p.fail(at, path, "bad type %s: use batch or service", protocol.Quote(t))
 				}
 				s.Type = t
 			}
 		}},
 		{Name: "count", Read: func(at, v *yaml.Node, path string) {
-			n, _ := p.Integer(at, v, path, 1, MaxJobCount)
+			n, _ := p.Integer(at, v, path, 1, protocol.MaxJobCount)
 			s.Count = uint32(n)
 		}},
 		{Name: "replicas", Read: func(at, v *yaml.Node, path string) {
-			n, _ := p.Integer(at, v, path, 1, MaxJobReplicas)
+			n, _ := p.Integer(at, v, path, 1, protocol.MaxJobReplicas)
 			s.Replicas = uint32(n)
 		}},
 		{Name: "task", Read: func(at, v *yaml.Node, path string) { p.task(at, v, path, &s.Task) }},
@@ -485,7 +447,7 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 		}},
 		{Name: "max_price", Read: func(at, v *yaml.Node, path string) {
 			if text, ok := p.Str(at, v, path); ok {
-				price, err := ParsePrice(text)
+				price, err := protocol.ParsePrice(text)
 				if err != nil {
 					p.fail(at, path, "%v", err)
 				}
@@ -497,7 +459,7 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 		return s
 	}
 	if present["version"] == nil {
-		p.fail(root, "version", `missing: add "version: %d"`, JobVersion)
+		p.fail(root, "version", `missing: add "version: %d"`, protocol.JobVersion)
 	}
 	if present["name"] == nil {
 		p.fail(root, "name", `missing: add a name, such as "name: hello"`)
@@ -577,9 +539,9 @@ func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) 
 		}
 	}
 	p.Object(at, v, path, []field{
-		{Name: "cpu", Read: quantity(&r.CPUMillis, ParseCPU)},
-		{Name: "memory", Read: quantity(&r.MemoryBytes, ParseQuantity)},
-		{Name: "scratch", Read: quantity(&r.ScratchBytes, ParseQuantity)},
+		{Name: "cpu", Read: quantity(&r.CPUMillis, protocol.ParseCPU)},
+		{Name: "memory", Read: quantity(&r.MemoryBytes, protocol.ParseQuantity)},
+		{Name: "scratch", Read: quantity(&r.ScratchBytes, protocol.ParseQuantity)},
 		{Name: "timeout", Read: func(at, v *yaml.Node, path string) {
 			text, ok := p.Text(at, v, path)
 			if !ok {
@@ -588,11 +550,11 @@ func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) 
 			d, err := time.ParseDuration(text)
 			switch {
 			case err != nil:
-				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", protocol.Quote(text))
 			case d <= 0:
-				p.fail(at, path, "bad duration %s: use a positive duration", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: use a positive duration", protocol.Quote(text))
 			case d%time.Millisecond != 0:
-				p.fail(at, path, "bad duration %s: finer than a millisecond", specyaml.Quote(text))
+				p.fail(at, path, "bad duration %s: finer than a millisecond", protocol.Quote(text))
 			}
 			r.Timeout = d
 		}},
@@ -615,7 +577,7 @@ func (p *specParser) operator(at, v *yaml.Node, path string) pb.Operator {
 	}
 	op, ok := operators[s]
 	if !ok {
-		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", specyaml.Quote(s))
+		p.fail(at, path, "bad operator %s: use in, notin, =, != or exists", protocol.Quote(s))
 	}
 	return op
 }
@@ -662,11 +624,11 @@ func (p *specParser) affinity(item *yaml.Node, path string) AffinitySpec {
 	var c ConstraintSpec
 	var weight int32
 	present := p.selector(item, path, &c, field{Name: "weight", Read: func(at, v *yaml.Node, path string) {
-		n, _ := p.Integer(at, v, path, -MaxWeight, MaxWeight)
+		n, _ := p.Integer(at, v, path, -protocol.MaxWeight, protocol.MaxWeight)
 		weight = int32(n)
 	}})
 	if present != nil && present["weight"] == nil {
-		p.fail(item, path+".weight", "missing: give a weight from -%d to %d, not 0 (negative repels)", MaxWeight, MaxWeight)
+		p.fail(item, path+".weight", "missing: give a weight from -%d to %d, not 0 (negative repels)", protocol.MaxWeight, protocol.MaxWeight)
 	}
 	return AffinitySpec{Key: c.Key, Op: c.Op, Values: c.Values, Weight: weight}
 }
@@ -677,7 +639,7 @@ func (p *specParser) spread(item *yaml.Node, path string) SpreadSpec {
 	present := p.Object(item, item, path, []field{
 		{Name: "attribute", Read: func(at, v *yaml.Node, path string) { s.Attribute, _ = p.Str(at, v, path) }},
 		{Name: "weight", Read: func(at, v *yaml.Node, path string) {
-			n, _ := p.Integer(at, v, path, 1, MaxWeight)
+			n, _ := p.Integer(at, v, path, 1, protocol.MaxWeight)
 			s.Weight = uint32(n)
 		}},
 	}...)
@@ -685,7 +647,7 @@ func (p *specParser) spread(item *yaml.Node, path string) SpreadSpec {
 		p.fail(item, path+".attribute", "missing: name the label to spread over, such as operator")
 	}
 	if present != nil && present["weight"] == nil {
-		p.fail(item, path+".weight", "missing: give a weight from 1 to %d", MaxWeight)
+		p.fail(item, path+".weight", "missing: give a weight from 1 to %d", protocol.MaxWeight)
 	}
 	return s
 }
@@ -696,7 +658,7 @@ const selectorForms = `write "key op value", such as "region in (fr, be)", "juri
 // "key = value", "key != value", "key in (a, b)", "key notin (a, b)".
 func parseSelector(s string) (ConstraintSpec, error) {
 	bad := func(why string) (ConstraintSpec, error) {
-		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", specyaml.Quote(s), why)
+		return ConstraintSpec{}, fmt.Errorf("bad constraint %s: %s", protocol.Quote(s), why)
 	}
 	if strings.Count(s, "(") != strings.Count(s, ")") {
 		return bad(`unbalanced parentheses: inside [ ], quote each constraint, such as ["region in (fr, be)"]`)
@@ -723,7 +685,7 @@ func parseSelector(s string) (ConstraintSpec, error) {
 	}
 	op, ok := operators[word]
 	if !ok {
-		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", specyaml.Quote(word)))
+		return bad(fmt.Sprintf("bad operator %s: use in, notin, =, != or exists", protocol.Quote(word)))
 	}
 	c.Op = op
 	rest = strings.TrimSpace(rest)

@@ -1,0 +1,199 @@
+// Package vector, in the protocol room, holds the fixed messages, keys and
+// time of the test vectors (SPEC 12), for the tests of the protocol packages:
+// protocol/testdata/vectors.json is made from them.
+package vector
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+)
+
+// Fixed test identities (SPEC 12): Ed25519 keys from the seeds 32 x 0x01 (the
+// provider) and 32 x 0x02 (the requester, who is also the customer).
+var (
+	ProviderSeed  = bytes.Repeat([]byte{0x01}, ed25519.SeedSize)
+	RequesterSeed = bytes.Repeat([]byte{0x02}, ed25519.SeedSize)
+)
+
+// Key returns the Ed25519 key of a seed and its peer ID.
+func Key(t testing.TB, seed []byte) (crypto.PrivKey, peer.ID) {
+	t.Helper()
+	k, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, id
+}
+
+// Time is the fixed "now" of the vectors: 2026-01-01T00:00:00Z.
+var Time = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Fill returns n bytes b.
+func Fill(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
+
+// Messages returns one fully populated value of every message, with a stable
+// name, in the order of the vector file. The records among them are signed by
+// their Signer.
+func Messages(t testing.TB) []Msg {
+	provKey, prov := Key(t, ProviderSeed)
+	reqKey, req := Key(t, RequesterSeed)
+	sealed := func(key crypto.PrivKey, msg proto.Message) []byte {
+		b, err := record.Seal(key, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := protocol.UnixMs(Time)
+	module := wire.SumCID([]byte("\x00asm\x01\x00\x00\x00")).Bytes()
+	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 128 << 20, ScratchBytes: 64 << 20}
+	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 11_000, MemoryNanosPerGibSecond: 1_500, EgressNanosPerGib: 10_000_000}
+	labels := []*pb.Label{{Key: "jurisdiction", Value: "fr"}, {Key: "operator", Value: "acme"}, {Key: "region", Value: "fr-par"}}
+	constraints := []*pb.Constraint{
+		{Key: "jurisdiction", Op: pb.Operator_OPERATOR_EQUAL, Values: []string{"fr"}},
+		{Key: "region", Op: pb.Operator_OPERATOR_IN, Values: []string{"be-bru", "fr-par"}},
+	}
+	job := &pb.Job{
+		Version: 1, Name: "hello", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
+		Task: &pb.Task{
+			Engine: "wasm", ModuleCid: module, Args: []string{"--name", "world"},
+			Env:   []*pb.EnvVar{{Name: "GREETING", Value: "bonjour"}},
+			Stdin: []byte("stdin\n"), Resources: res, TimeoutMs: 30_000,
+		},
+		Constraints: constraints,
+		Affinities:  []*pb.Affinity{{Key: "certification", Op: pb.Operator_OPERATOR_EXISTS, Weight: 40}},
+		Spread:      []*pb.Spread{{Attribute: "operator", Weight: 100}},
+		MaxPrice:    &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
+		Nonce:       Fill(0x10, protocol.NonceSize),
+	}
+	jobCID, err := wire.JobCID(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, err := protocol.Cost(res, price, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaseID := Fill(0x20, protocol.LeaseIDSize)
+	errMsg := &pb.Error{Code: pb.Code_CODE_INSUFFICIENT_MEMORY, Message: "128 MiB asked, 64 MiB free", RetryAfterMs: 5000}
+	status := &pb.Status{LeaseId: leaseID, Epoch: 1, State: pb.LeaseState_LEASE_STATE_RUNNING, Seq: 3, AtMs: now + 2000, Used: res, Message: "running"}
+	logc := &pb.LogChunk{LeaseId: leaseID, Epoch: 1, Stream: pb.LogStream_LOG_STREAM_STDOUT, Offset: 0, Data: []byte("bonjour world\n")}
+	receipt := &pb.UsageReceipt{
+		LeaseId: leaseID, Epoch: 1, Provider: []byte(prov), Requester: []byte(req), JobCid: jobCID.Bytes(),
+		Reserved: res, StartedAtMs: now + 1000, EndedAtMs: now + 1500, Price: price,
+		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: wire.SumCID([]byte("output")).Bytes(),
+		EgressBytes: 14, Nonce: Fill(0x50, protocol.NonceSize),
+	}
+	result := &pb.Result{
+		LeaseId: leaseID, Epoch: 1, State: pb.LeaseState_LEASE_STATE_SUCCEEDED, ExitCode: 0,
+		OutputCid: receipt.OutputCid, StdoutCid: wire.SumCID(logc.Data).Bytes(), StderrCid: wire.SumCID(nil).Bytes(),
+		StartedAtMs: now + 1000, EndedAtMs: now + 1500,
+	}
+	offer := &pb.Offer{
+		Provider: []byte(prov), Requester: []byte(req), RequestNonce: Fill(0x30, protocol.NonceSize), Nonce: Fill(0x31, protocol.NonceSize),
+		JobCid: jobCID.Bytes(), Resources: res, Price: price, Total: total, ExpiresAtMs: now + 60_000,
+		LoadPermille: 250, Labels: labels,
+	}
+	lease := &pb.Lease{
+		LeaseId: leaseID, Provider: []byte(prov), Requester: []byte(req), OfferNonce: offer.Nonce,
+		JobCid: jobCID.Bytes(), Epoch: 1, Nonce: Fill(0x40, protocol.NonceSize), ExpiresAtMs: now + 60_000,
+		Job: sealed(reqKey, job), HeartbeatMs: 1000,
+	}
+	receiptEnv := sealed(provKey, receipt)
+	receiptHash := sha256.Sum256(receiptEnv)
+	countersig := &pb.Countersignature{ReceiptHash: receiptHash[:], Requester: []byte(req), SignedAtMs: now + 2000}
+	result.Receipt = receiptEnv
+	return []Msg{
+		{"resources", res},
+		{"price", price},
+		{"amount", total},
+		{"label", labels[0]},
+		{"constraint", constraints[1]},
+		{"job", job},
+		{"capacity_record", &pb.CapacityRecord{
+			Provider: []byte(prov), Seq: 7, IssuedAtMs: now, ExpiresAtMs: now + 30*60_000,
+			Total: &pb.Resources{CpuMillis: 16_000, MemoryBytes: 64 << 30, ScratchBytes: 500 << 30},
+			Free:  &pb.Resources{CpuMillis: 12_000, MemoryBytes: 48 << 30, ScratchBytes: 400 << 30},
+			Price: price, Labels: labels, Executors: []string{"wasm"},
+			Addrs: [][]byte{{0x04, 127, 0, 0, 1, 0x91, 0x02, 0x1f, 0x90, 0xcc, 0x03}}, // /ip4/127.0.0.1/udp/8080/quic-v1
+		}},
+		{"offer_request", &pb.OfferRequest{
+			Nonce: Fill(0x30, protocol.NonceSize), JobCid: jobCID.Bytes(), Executor: "wasm", Resources: res,
+			TimeoutMs: 30_000, Constraints: constraints, MaxPrice: job.MaxPrice, ExpiresAtMs: now + 2000,
+		}},
+		{"offer_response_refusal", &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: errMsg}}},
+		{"offer", offer},
+		{"offer_response_offer", &pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: sealed(provKey, offer)}}},
+		{"lease", lease},
+		{"lease_request_lease", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Lease{Lease: sealed(reqKey, lease)}}},
+		{"lease_request_decline", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Decline{Decline: &pb.Decline{OfferNonce: Fill(0x31, protocol.NonceSize), JobCid: jobCID.Bytes()}}}},
+		{"lease_request_cancel", &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: leaseID, Epoch: 1}}}},
+		{"lease_answer", &pb.LeaseAnswer{LeaseId: leaseID, Epoch: 1, Accepted: true}},
+		{"watch_request", &pb.WatchRequest{LeaseId: leaseID, Epoch: 1, StdoutOffset: 0, StderrOffset: 0}},
+		{"watch_event_status", &pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: status}}},
+		{"watch_event_log", &pb.WatchEvent{Event: &pb.WatchEvent_Log{Log: logc}}},
+		{"watch_event_result", &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: result}}},
+		{"watch_event_error", &pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: &pb.Error{Code: pb.Code_CODE_STALE_EPOCH, Message: "epoch 1 is older than 2"}}}},
+		{"usage_receipt", receipt},
+		{"countersignature", countersig},
+		{"receipt_submit", &pb.ReceiptSubmit{Receipt: receiptEnv, Countersignature: sealed(reqKey, countersig)}},
+		{"receipt_ack", &pb.ReceiptAck{Accepted: false, Error: &pb.Error{Code: pb.Code_CODE_STALE_EPOCH, Message: "epoch 1 is older than 2"}}},
+		{"module_request", &pb.ModuleRequest{Cid: module, Offset: 0}},
+		{"module_chunk", &pb.ModuleChunk{Size: 8, Offset: 0, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true}},
+		{"error", errMsg},
+	}
+}
+
+// mustCost is protocol.Cost for the vectors, which cannot fail.
+func mustCost(t testing.TB, res *pb.Resources, p *pb.Price, d time.Duration) *pb.Amount {
+	a, err := protocol.Cost(res, p, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Msg is one message of the vectors and its name.
+type Msg struct {
+	Name string
+	Msg  proto.Message
+}
+
+// Get returns a copy of the message of the vectors named name.
+func Get(t testing.TB, name string) proto.Message {
+	t.Helper()
+	for _, m := range Messages(t) {
+		if m.Name == name {
+			return proto.Clone(m.Msg)
+		}
+	}
+	t.Fatalf("no vector %q", name)
+	return nil
+}
+
+// Signer returns the key that signs the records of a kind in the vectors,
+// and its peer ID: the requester signs leases, countersignatures and jobs, the
+// provider the rest.
+func Signer(t testing.TB, k record.Kind) (crypto.PrivKey, peer.ID) {
+	switch k {
+	case record.KindLease, record.KindCountersignature, record.KindJob:
+		return Key(t, RequesterSeed)
+	}
+	return Key(t, ProviderSeed)
+}
