@@ -721,8 +721,10 @@ func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {
 }
 
 // requeue puts slot i back to pending, fencing out its current provider when
-// lost (the lease may be live there: a new epoch makes its results stale).
-func (p *Placement) requeue(now time.Time, i int, lost bool) {
+// lost (the lease may be live there: a new epoch makes its results stale). It
+// reports whether the slot is placed again: false when that loss was one too
+// many and failed the job.
+func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 	s := &p.slots[i]
 	if lost {
 		p.emit(CancelLease{s.offer.Provider, s.leaseID, s.epoch})
@@ -730,7 +732,7 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) {
 		s.lost++
 		if s.lost > p.cfg.MaxReschedules {
 			p.finish(JobFailed, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
-			return
+			return false
 		}
 	}
 	s.state = SlotPending
@@ -738,6 +740,7 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) {
 		p.state = JobPlacing
 	}
 	p.startRound(now)
+	return true
 }
 
 func (p *Placement) exclude(provider string) {
@@ -842,8 +845,9 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 	case timerBeat:
 		if s := &p.slots[t.slot]; s.state == SlotRunning {
 			p.outcome(s.offer.Provider, "lost", fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
-			p.requeue(now, t.slot, true)
-			p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
+			if p.requeue(now, t.slot, true) {
+				p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
+			}
 		}
 	}
 }
