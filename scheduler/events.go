@@ -160,7 +160,9 @@ func (s SlotState) String() string { return slotStateNames[s] }
 
 func (s SlotState) final() bool { return s >= SlotSucceeded }
 
-// Status is a job's status, as reported. Slices are the caller's.
+// Status is a job's status, as reported. Slices are the caller's, except the
+// Labels of each slot, which are the leased offer's own: read them, do not
+// change them.
 type Status struct {
 	State   JobState
 	Slots   []SlotStatus
@@ -170,12 +172,14 @@ type Status struct {
 }
 
 // SlotStatus is one lease slot: instance Slot/Replicas, replica Slot%Replicas.
+// It is also what a driver persists and gives back to Placement.Resume.
 type SlotStatus struct {
 	LeaseID   string
 	Epoch     uint64
 	Provider  string
 	State     SlotState
 	Price     Amount
+	Labels    Labels // the labels of the offer leased: spread and replicas need its operator
 	ExitCode  int32
 	OutputCID string
 }

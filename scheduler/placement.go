@@ -144,7 +144,7 @@ func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
 
 // Resume restores the slots of a placement a requester was driving before it
 // restarted, from their last reported status: leases, epochs, providers,
-// prices and results. Call it before Start. A slot that was leasing or
+// prices, the labels of the offers leased, and results. Call it before Start. A slot that was leasing or
 // running is watched again: its heartbeat deadline is armed at Start, and a
 // provider that does not answer loses it to a new epoch as usual; a pending
 // slot is placed anew. It returns false, changing nothing, when the number of
@@ -159,7 +159,8 @@ func (p *Placement) Resume(slots []SlotStatus) bool {
 			s.leaseID = st.LeaseID
 		}
 		s.epoch, s.exitCode, s.outputCID = st.Epoch, st.ExitCode, st.OutputCID
-		s.offer = Offer{Provider: st.Provider, Total: st.Price}
+		// The labels let spread and replicas see the slot's operator again.
+		s.offer = Offer{Provider: st.Provider, Total: st.Price, Labels: st.Labels}
 		switch st.State {
 		case SlotLeasing, SlotRunning:
 			s.state = SlotRunning // a lease answer lost in the restart reads as running
@@ -921,14 +922,15 @@ func (p *Placement) explain() string {
 	return fmt.Sprintf("%d asked: %s", len(p.outcomes), strings.Join(parts, ", "))
 }
 
-// Status returns the job's status. The caller owns the slices.
+// Status returns the job's status. The caller owns the slices, but for the
+// slots' Labels (see Status).
 func (p *Placement) Status() Status {
 	st := Status{State: p.state, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
 	st.Slots = make([]SlotStatus, len(p.slots))
 	for i, s := range p.slots {
 		st.Slots[i] = SlotStatus{
 			LeaseID: s.leaseID, Epoch: s.epoch, Provider: s.offer.Provider, State: s.state,
-			Price: s.offer.Total, ExitCode: s.exitCode, OutputCID: s.outputCID,
+			Price: s.offer.Total, Labels: s.offer.Labels, ExitCode: s.exitCode, OutputCID: s.outputCID,
 		}
 	}
 	return st

@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// fourFrench is a world of four providers in France, each of its own operator.
-func fourFrench(t *testing.T) *world {
+// frenchWorld is a world of providers in France, given as name=operator.
+func frenchWorld(t *testing.T, providers ...string) *world {
 	t.Helper()
 	w := newWorld()
-	for _, name := range []string{"p1", "p2", "p3", "p4"} {
+	for _, p := range providers {
+		name, operator, _ := strings.Cut(p, "=")
 		cfg, err := providerConfig(func(k, def string) string {
 			if k == "name" {
 				return name
@@ -18,7 +19,7 @@ func fourFrench(t *testing.T) *world {
 			return def
 		}, func(k string) []string {
 			if k == "labels" {
-				return []string{"jurisdiction=fr"}
+				return []string{"jurisdiction=fr", "operator=" + operator}
 			}
 			return nil
 		})
@@ -32,15 +33,18 @@ func fourFrench(t *testing.T) *world {
 	return w
 }
 
+// fourFrench is a world of four providers in France, each of its own operator.
+func fourFrench(t *testing.T) *world { return frenchWorld(t, "p1=p1", "p2=p2", "p3=p3", "p4=p4") }
+
 const frenchJob = "version: 1\nname: j\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 128Mi, timeout: 30s}\nconstraints:\n  - jurisdiction = fr\n"
 
-// settle delivers what is in flight and lets round deadlines pass until the
-// job's first slot runs or the job ends.
+// settle delivers what is in flight and lets round deadlines pass until every
+// slot of the job runs or the job ends.
 func settle(t *testing.T, w *world, j *simJob) {
 	t.Helper()
 	for range 50 {
 		w.deliverAll()
-		if j.p.State().Final() || j.p.Status().Slots[0].State == SlotRunning {
+		if j.p.State().Final() || j.p.State() == JobRunning {
 			return
 		}
 		w.advance(200 * time.Millisecond)
@@ -78,5 +82,46 @@ func TestLastLostLeaseFails(t *testing.T) {
 	}
 	if !strings.Contains(j.last.Reason, "lost 2 leases") {
 		t.Fatalf("reason %q, want the leases lost", j.last.Reason)
+	}
+}
+
+// TestResumeKeepsOperators: a placement resumed after a requester restart
+// knows the operator of its running slots from the labels their status kept,
+// so the slot it places next avoids that operator: as a rule for replicas, as
+// a preference for a spread.
+func TestResumeKeepsOperators(t *testing.T) {
+	for _, tt := range []struct{ name, spec string }{
+		{"replicas", "replicas: 2\n"},
+		{"spread", "count: 2\nspread:\n  - {attribute: operator, weight: 100}\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for seed := range uint64(8) {
+				w := frenchWorld(t, "a1=alpha", "a2=alpha", "b1=beta")
+				job, err := testJob("j", frenchJob+tt.spec, "requester")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var s [32]byte
+				s[0] = byte(seed)
+				j := &simJob{name: "j", p: NewPlacement(Config{D: 3}, job, s)}
+				w.jobs = append(w.jobs, j)
+				a1 := NewLabels(Label{LabelJurisdiction, "fr"}, Label{LabelOperator, "alpha"})
+				if !j.p.Resume([]SlotStatus{
+					{LeaseID: "lease-0123456789", Epoch: 1, Provider: "a1", State: SlotRunning, Price: Amount{"EUR", 7}, Labels: a1},
+					{State: SlotPending},
+				}) {
+					t.Fatal("Resume refused")
+				}
+				w.step(j, Start{})
+				settle(t, w, j)
+				st := j.p.Status()
+				if got := st.Slots[1].Provider; got != "b1" {
+					t.Fatalf("seed %d: the second slot went to %s, want b1 of the other operator: %s", seed, got, describeStatus(st))
+				}
+				if v, _ := st.Slots[0].Labels.Get(LabelOperator); v != "alpha" {
+					t.Fatalf("seed %d: the resumed slot reports operator %q, want alpha", seed, v)
+				}
+			}
+		})
 	}
 }
