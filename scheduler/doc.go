@@ -9,7 +9,9 @@
 //     offers, lease the best, decline the rest at once, watch heartbeats, and
 //     reschedule a lost lease under a new epoch so a late result from the old
 //     provider is refused. When a job cannot be placed, its status says why,
-//     per provider asked and in aggregate.
+//     per provider asked and in aggregate, as codes (Reason: the provider's
+//     protocol code or the scheduler's own) that become words only where
+//     they are shown.
 //   - Market is a provider's capacity ledger and price policy: Quote reserves
 //     tentatively until the offer expires, Commit turns a live offer into a
 //     lease, Release bills it. It never over-commits.

@@ -167,7 +167,8 @@ type Status struct {
 	State   JobState
 	Slots   []SlotStatus
 	Asked   []Outcome // every provider asked, sorted by provider
-	Reason  string    // why the job failed, or was not placed yet
+	Code    Reason    // why the job failed, or was not placed yet, as a code: ReasonNotPlaced, ReasonLeasesLost, ...
+	Reason  string    // the same in words, with particulars: "not placed after 5 attempts: 3 asked: ..."
 	Message string    // what just happened
 }
 
@@ -187,6 +188,6 @@ type SlotStatus struct {
 // Outcome is what came of asking one provider, the last time it was asked.
 type Outcome struct {
 	Provider string
-	Reason   string // "leased", "offer not chosen", "no answer", "insufficient memory", ...
-	Detail   string
+	Reason   Reason // ReasonLeased, ReasonNotChosen, ReasonNoAnswer, the provider's pb.Code, ...; String gives the words
+	Detail   string // the particulars, as text to show: the provider's message, "offer labels fail region"
 }

@@ -124,7 +124,8 @@ type Placement struct {
 	timerSeq uint64
 	excluded []string // providers that lost a lease of this job, sorted
 	outcomes []Outcome
-	reason   string
+	code     Reason // Status.Code
+	reason   string // Status.Reason
 	out      []Action
 	rankBuf  []ranked
 }
@@ -217,7 +218,7 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 			p.state = JobPlacing
 			p.resumeBeats(now)
 			if p.pending() == 0 && p.countState(SlotLeasing) == 0 {
-				p.state = JobRunning
+				p.run()
 			}
 			p.startRound(now)
 			p.report("placing")
@@ -242,7 +243,7 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 	case TimerFired:
 		p.onTimer(now, ev.ID)
 	case Cancel:
-		p.finish(JobCancelled, "cancelled by the customer")
+		p.finish(JobCancelled, ReasonCancelled, "cancelled by the customer")
 	}
 	return p.out
 }
@@ -437,10 +438,10 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 		return
 	}
 	pr.answered = true
-	if reason, detail := p.infeasible(now, &o); reason != "" {
-		p.outcome(o.Provider, reason, detail)
+	if why, detail := p.infeasible(now, &o); why != ReasonNone {
+		p.outcome(o.Provider, why, detail)
 		p.emit(DeclineOffer{o.Provider, o.Nonce})
-		if reason == "constraint mismatch" || reason == "currency mismatch" {
+		if why.permanent() {
 			p.exclude(o.Provider)
 		}
 	} else {
@@ -451,26 +452,26 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 
 // infeasible checks an offer on the requester's side: a provider's word that it
 // fits is checked, not trusted.
-func (p *Placement) infeasible(now time.Time, o *Offer) (reason, detail string) {
+func (p *Placement) infeasible(now time.Time, o *Offer) (why Reason, detail string) {
 	j := &p.job
 	switch {
 	case o.JobCID != j.CID || o.Requester != j.Requester:
-		return "offer for another job", ""
+		return ReasonOtherJob, ""
 	case !now.Before(o.ExpiresAt):
-		return "expired", "offer expired on arrival"
+		return ReasonExpired, "offer expired on arrival"
 	case !j.Resources.Fits(o.Resources):
-		return "insufficient resources", "offer smaller than asked"
+		return ReasonTooSmall, "offer smaller than asked"
 	case j.MaxPrice.Currency != "" && o.Total.Currency != j.MaxPrice.Currency:
-		return "currency mismatch", fmt.Sprintf("%s offered, %s asked", o.Total.Currency, j.MaxPrice.Currency)
+		return ReasonCurrencyMismatch, fmt.Sprintf("%s offered, %s asked", o.Total.Currency, j.MaxPrice.Currency)
 	case j.MaxPrice.Currency != "" && o.Total.Nanos > j.MaxPrice.Nanos:
-		return "price above ceiling", fmt.Sprintf("%d > %d nano-%s", o.Total.Nanos, j.MaxPrice.Nanos, j.MaxPrice.Currency)
+		return ReasonPriceAboveCeiling, fmt.Sprintf("%d > %d nano-%s", o.Total.Nanos, j.MaxPrice.Nanos, j.MaxPrice.Currency)
 	}
 	for _, c := range j.Constraints {
 		if !c.Matches(o.Labels) {
-			return "constraint mismatch", "offer labels fail " + c.Key
+			return ReasonConstraintMismatch, "offer labels fail " + c.Key
 		}
 	}
-	return "", ""
+	return ReasonNone, ""
 }
 
 func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
@@ -479,30 +480,12 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 		return
 	}
 	pr.answered = true
-	p.outcome(ev.Provider, reasonOf(ev.Code), ev.Reason)
-	if permanent(ev.Code) {
+	why := refusal(ev.Code)
+	p.outcome(ev.Provider, why, ev.Reason)
+	if why.permanent() {
 		p.exclude(ev.Provider)
 	}
 	p.maybeDecide(now)
-}
-
-// permanent reports whether a refusal will hold for this job whatever the
-// provider's load: such a provider is not asked again for the job, so later
-// attempts sample the others.
-func permanent(c pb.Code) bool {
-	switch c {
-	case pb.Code_CODE_CONSTRAINT_MISMATCH, pb.Code_CODE_EXECUTOR_UNSUPPORTED, pb.Code_CODE_CURRENCY_MISMATCH:
-		return true
-	}
-	return false
-}
-
-// reasonOf names a refusal code the way explanations show it.
-func reasonOf(c pb.Code) string {
-	if c == pb.Code_CODE_UNSPECIFIED {
-		return "no answer"
-	}
-	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(c.String(), "CODE_")), "_", " ")
 }
 
 func (p *Placement) maybeDecide(now time.Time) {
@@ -520,7 +503,7 @@ func (p *Placement) decide(now time.Time) {
 	r := p.round
 	for _, pr := range r.probes {
 		if !pr.answered {
-			p.outcome(pr.provider, "no answer", "no offer before the deadline")
+			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline")
 		}
 	}
 	p.rankBuf = rank(r.offers, &p.job, p.cfg.Policy, p.rng, p.rankBuf)
@@ -558,7 +541,7 @@ func (p *Placement) decide(now time.Time) {
 		s.state = SlotLeasing
 		s.epoch++
 		placed = true
-		p.outcome(o.Provider, "leased", "")
+		p.outcome(o.Provider, ReasonLeased, "")
 		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
 			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
 			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.StartTimeout),
@@ -582,16 +565,16 @@ func (p *Placement) decide(now time.Time) {
 // whyNotChosen tells a provider's untaken offer apart: lost to better offers,
 // or barred from every slot still pending because its operator already runs a
 // replica of that instance.
-func (p *Placement) whyNotChosen(o *Offer) string {
+func (p *Placement) whyNotChosen(o *Offer) Reason {
 	for i := range p.slots {
 		if p.slots[i].state == SlotPending && p.replicaOK(i, o) {
-			return "offer not chosen"
+			return ReasonNotChosen
 		}
 	}
 	if p.pending() > 0 && p.job.Replicas > 1 {
-		return "operator already runs a replica"
+		return ReasonReplicaOperator
 	}
-	return "offer not chosen"
+	return ReasonNotChosen
 }
 
 // replicaOK says whether an offer may take slot i: replicas of one instance run
@@ -649,14 +632,14 @@ func (p *Placement) endRound(now time.Time, why string) {
 		why = p.explain()
 	}
 	if attempts >= p.cfg.MaxAttempts {
-		p.finish(JobFailed, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
+		p.finish(JobFailed, ReasonNotPlaced, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
 		return
 	}
 	backoff := p.cfg.Backoff << min(attempts-1, 20)
 	backoff = min(backoff, p.cfg.MaxBackoff)
 	p.retrying = true
 	p.setTimer(timerRetry, -1, now.Add(backoff))
-	p.reason = why
+	p.code, p.reason = ReasonNotPlaced, why
 	p.report(fmt.Sprintf("attempt %d placed %d slot(s) short: %s; retrying in %s", attempts, p.pending(), why, backoff))
 }
 
@@ -687,9 +670,16 @@ func (p *Placement) onLeaseAccepted(now time.Time, ev LeaseAccepted) {
 	p.dropTimers(timerLease, i)
 	p.armBeat(now, i)
 	if p.state == JobPlacing && p.pending() == 0 && p.countState(SlotLeasing) == 0 {
-		p.state = JobRunning
+		p.run()
 	}
 	p.report("lease accepted by " + short(ev.Provider))
+}
+
+// run marks the job running: every slot is placed, and the reason it was not
+// placed yet, if a round had failed, no longer holds.
+func (p *Placement) run() {
+	p.state = JobRunning
+	p.code, p.reason = ReasonNone, ""
 }
 
 func (p *Placement) countState(st SlotState) int {
@@ -717,7 +707,7 @@ func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {
 		return
 	}
 	p.dropTimers(timerLease, i)
-	p.outcome(ev.Provider, reasonOf(ev.Code), "lease refused: "+ev.Reason)
+	p.outcome(ev.Provider, refusal(ev.Code), "lease refused: "+ev.Reason)
 	p.requeue(now, i, false)
 }
 
@@ -732,7 +722,7 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 		p.exclude(s.offer.Provider)
 		s.lost++
 		if s.lost > p.cfg.MaxReschedules {
-			p.finish(JobFailed, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
+			p.finish(JobFailed, ReasonLeasesLost, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
 			return false
 		}
 	}
@@ -806,16 +796,16 @@ func (p *Placement) finishResults() {
 			if s.detail != "" {
 				why = s.detail
 			}
-			p.finish(JobFailed, fmt.Sprintf("slot %d failed on %s: %s", i, short(s.offer.Provider), why))
+			p.finish(JobFailed, ReasonRunFailed, fmt.Sprintf("slot %d failed on %s: %s", i, short(s.offer.Provider), why))
 			return
 		}
 		if first := &p.slots[i/rep*rep]; first.outputCID != s.outputCID {
-			p.finish(JobFailed, fmt.Sprintf("replicas of instance %d disagree: outputs differ between %s and %s",
+			p.finish(JobFailed, ReasonReplicasDisagree, fmt.Sprintf("replicas of instance %d disagree: outputs differ between %s and %s",
 				i/rep, short(first.offer.Provider), short(s.offer.Provider)))
 			return
 		}
 	}
-	p.finish(JobSucceeded, "")
+	p.finish(JobSucceeded, ReasonNone, "")
 }
 
 func (p *Placement) onTimer(now time.Time, id uint64) {
@@ -840,12 +830,12 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 		p.startRound(now)
 	case timerLease:
 		if s := &p.slots[t.slot]; s.state == SlotLeasing {
-			p.outcome(s.offer.Provider, "no answer", "no answer to the lease")
+			p.outcome(s.offer.Provider, ReasonNoAnswer, "no answer to the lease")
 			p.requeue(now, t.slot, true)
 		}
 	case timerBeat:
 		if s := &p.slots[t.slot]; s.state == SlotRunning {
-			p.outcome(s.offer.Provider, "lost", fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
+			p.outcome(s.offer.Provider, ReasonLost, fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
 			if p.requeue(now, t.slot, true) {
 				p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
 			}
@@ -854,7 +844,7 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 }
 
 // finish ends the job, releasing everything still held for it.
-func (p *Placement) finish(st JobState, reason string) {
+func (p *Placement) finish(st JobState, code Reason, reason string) {
 	for i := range p.slots {
 		s := &p.slots[i]
 		if s.state == SlotLeasing || s.state == SlotRunning {
@@ -875,26 +865,26 @@ func (p *Placement) finish(st JobState, reason string) {
 	}
 	p.timers = p.timers[:0]
 	p.state = st
-	p.reason = reason
+	p.code, p.reason = code, reason
 	p.report(st.String())
 }
 
 // ---- explanations ----
 
-func (p *Placement) outcome(provider, reason, detail string) {
+func (p *Placement) outcome(provider string, why Reason, detail string) {
 	i, ok := slices.BinarySearchFunc(p.outcomes, provider, func(o Outcome, id string) int { return cmp.Compare(o.Provider, id) })
 	if ok {
-		p.outcomes[i].Reason, p.outcomes[i].Detail = reason, detail
+		p.outcomes[i].Reason, p.outcomes[i].Detail = why, detail
 		return
 	}
-	p.outcomes = slices.Insert(p.outcomes, i, Outcome{provider, reason, detail})
+	p.outcomes = slices.Insert(p.outcomes, i, Outcome{Provider: provider, Reason: why, Detail: detail})
 }
 
 // explain sums up the outcomes: "12 asked: 7 insufficient memory, 3 price above
 // ceiling, 2 no answer".
 func (p *Placement) explain() string {
 	type count struct {
-		reason string
+		reason Reason
 		n      int
 	}
 	var counts []count
@@ -913,7 +903,9 @@ func (p *Placement) explain() string {
 		if c := cmp.Compare(b.n, a.n); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.reason, b.reason)
+		// Ties read in the order of their text: this only lays out what
+		// is shown, nothing is decided on it.
+		return strings.Compare(a.reason.String(), b.reason.String())
 	})
 	parts := make([]string, len(counts))
 	for i, c := range counts {
@@ -925,7 +917,7 @@ func (p *Placement) explain() string {
 // Status returns the job's status. The caller owns the slices, but for the
 // slots' Labels (see Status).
 func (p *Placement) Status() Status {
-	st := Status{State: p.state, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
+	st := Status{State: p.state, Code: p.code, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
 	st.Slots = make([]SlotStatus, len(p.slots))
 	for i, s := range p.slots {
 		st.Slots[i] = SlotStatus{

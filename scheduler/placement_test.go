@@ -80,8 +80,8 @@ func TestLastLostLeaseFails(t *testing.T) {
 	if last := j.last; last.State != JobFailed || strings.Contains(last.Message, "rescheduling") {
 		t.Fatalf("the last report is %q with message %q, want failed without a reschedule", last.State, last.Message)
 	}
-	if !strings.Contains(j.last.Reason, "lost 2 leases") {
-		t.Fatalf("reason %q, want the leases lost", j.last.Reason)
+	if j.last.Code != ReasonLeasesLost || !strings.Contains(j.last.Reason, "lost 2 leases") {
+		t.Fatalf("reason %s: %q, want the leases lost", j.last.Code, j.last.Reason)
 	}
 }
 
