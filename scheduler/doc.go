@@ -17,7 +17,9 @@
 //     lease, Release bills it. It never over-commits.
 //   - Ranking is feasible -> score -> limit, as in Nomad: small scorers (price,
 //     load, fit, affinity, spread) weighted into a Policy; ties broken by a
-//     seeded shuffle, never by map order.
+//     seeded shuffle, never by map order. Each scorer's score of each offer
+//     ranked is kept in the status (Scores), so it says why the winner won as
+//     well as why the others lost.
 //
 // The node drives these with real streams and timers, the simulator with
 // modelled ones, and the tests with scripts (testdata/*.txt, run by

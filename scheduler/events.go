@@ -161,8 +161,9 @@ func (s SlotState) String() string { return slotStateNames[s] }
 func (s SlotState) final() bool { return s >= SlotSucceeded }
 
 // Status is a job's status, as reported. Slices are the caller's, except the
-// Labels of each slot, which are the leased offer's own: read them, do not
-// change them.
+// Labels and Scores of slots and outcomes: those are shared with the placement
+// and every report, never changed once reported, and must not be changed by
+// their reader (a report costs no copy of them).
 type Status struct {
 	State   JobState
 	Slots   []SlotStatus
@@ -181,6 +182,7 @@ type SlotStatus struct {
 	State     SlotState
 	Price     Amount
 	Labels    Labels // the labels of the offer leased: spread and replicas need its operator
+	Scores    Scores // how that offer ranked when it was chosen: why it won; none after Resume
 	ExitCode  int32
 	OutputCID string
 }
@@ -190,4 +192,5 @@ type Outcome struct {
 	Provider string
 	Reason   Reason // ReasonLeased, ReasonNotChosen, ReasonNoAnswer, the provider's pb.Code, ...; String gives the words
 	Detail   string // the particulars, as text to show: the provider's message, "offer labels fail region"
+	Scores   Scores // how its offer ranked, when it was: leased, not chosen, and what came of that lease
 }

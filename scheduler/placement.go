@@ -82,7 +82,8 @@ type slot struct {
 	leaseID   string
 	epoch     uint64
 	state     SlotState
-	offer     Offer // the offer leased; Provider is the slot's provider
+	offer     Offer  // the offer leased; Provider is the slot's provider
+	scores    Scores // how the offer ranked when it was chosen
 	attempts  int
 	lost      int
 	exitCode  int32
@@ -127,7 +128,7 @@ type Placement struct {
 	code     Reason // Status.Code
 	reason   string // Status.Reason
 	out      []Action
-	rankBuf  []ranked
+	ranking  ranking
 }
 
 // NewPlacement returns the placement of a job. The seed drives every random
@@ -439,7 +440,7 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 	}
 	pr.answered = true
 	if why, detail := p.infeasible(now, &o); why != ReasonNone {
-		p.outcome(o.Provider, why, detail)
+		p.outcome(o.Provider, why, detail, nil)
 		p.emit(DeclineOffer{o.Provider, o.Nonce})
 		if why.permanent() {
 			p.exclude(o.Provider)
@@ -481,7 +482,7 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 	}
 	pr.answered = true
 	why := refusal(ev.Code)
-	p.outcome(ev.Provider, why, ev.Reason)
+	p.outcome(ev.Provider, why, ev.Reason, nil)
 	if why.permanent() {
 		p.exclude(ev.Provider)
 	}
@@ -503,11 +504,14 @@ func (p *Placement) decide(now time.Time) {
 	r := p.round
 	for _, pr := range r.probes {
 		if !pr.answered {
-			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline")
+			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline", nil)
 		}
 	}
-	p.rankBuf = rank(r.offers, &p.job, p.cfg.Policy, p.rng, p.rankBuf)
-	taken := make([]bool, len(p.rankBuf))
+	rk := &p.ranking
+	rk.rank(r.offers, &p.job, p.cfg.Policy, p.rng)
+	// What became of each ranked offer: weighed for a slot, taken.
+	const weighed, taken = 1, 2
+	fate := make([]uint8, len(rk.order))
 	var used []valueCount
 	for i := range p.slots {
 		if p.slots[i].state.final() || p.slots[i].state == SlotPending {
@@ -522,26 +526,31 @@ func (p *Placement) decide(now time.Time) {
 			continue
 		}
 		best, bestScore := -1, int64(0)
-		for k, rk := range p.rankBuf {
-			if taken[k] || !p.replicaOK(i, rk.offer) {
+		for k, x := range rk.order {
+			o := &r.offers[x.at]
+			if fate[k] == taken || !p.replicaOK(i, o) {
 				continue
 			}
-			score := rk.score + spreadScore(rk.offer, &p.job, used)
-			if best < 0 || score > bestScore {
+			spread := spreadScore(o, &p.job, used)
+			rk.setSpread(x.at, spread)
+			fate[k] = weighed
+			if score := x.score + spread; best < 0 || score > bestScore {
 				best, bestScore = k, score
 			}
 		}
 		if best < 0 {
 			continue
 		}
-		taken[best] = true
-		o := p.rankBuf[best].offer
+		fate[best] = taken
+		at := rk.order[best].at
+		o := &r.offers[at]
 		used = countValue(used, o, &p.job)
 		s.offer = *o
+		s.scores = rk.of(at)
 		s.state = SlotLeasing
 		s.epoch++
 		placed = true
-		p.outcome(o.Provider, ReasonLeased, "")
+		p.outcome(o.Provider, ReasonLeased, "", s.scores)
 		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
 			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
 			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.StartTimeout),
@@ -549,11 +558,19 @@ func (p *Placement) decide(now time.Time) {
 		}})
 		p.setTimer(timerLease, i, now.Add(p.cfg.LeaseTimeout))
 	}
-	for k, rk := range p.rankBuf {
-		if !taken[k] {
-			p.outcome(rk.offer.Provider, p.whyNotChosen(rk.offer), "")
-			p.emit(DeclineOffer{rk.offer.Provider, rk.offer.Nonce})
+	for k, x := range rk.order {
+		if fate[k] == taken {
+			continue
 		}
+		o := &r.offers[x.at]
+		if fate[k] == 0 { // barred from every slot: weighed as for one more
+			rk.setSpread(x.at, spreadScore(o, &p.job, used))
+		}
+		p.outcome(o.Provider, p.whyNotChosen(o), "", rk.of(x.at))
+		p.emit(DeclineOffer{o.Provider, o.Nonce})
+	}
+	if len(rk.order) > 0 {
+		rk.keep() // the outcomes and slots hold these scores now
 	}
 	msg := ""
 	if !placed {
@@ -707,7 +724,7 @@ func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {
 		return
 	}
 	p.dropTimers(timerLease, i)
-	p.outcome(ev.Provider, refusal(ev.Code), "lease refused: "+ev.Reason)
+	p.outcome(ev.Provider, refusal(ev.Code), "lease refused: "+ev.Reason, s.scores)
 	p.requeue(now, i, false)
 }
 
@@ -830,12 +847,12 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 		p.startRound(now)
 	case timerLease:
 		if s := &p.slots[t.slot]; s.state == SlotLeasing {
-			p.outcome(s.offer.Provider, ReasonNoAnswer, "no answer to the lease")
+			p.outcome(s.offer.Provider, ReasonNoAnswer, "no answer to the lease", s.scores)
 			p.requeue(now, t.slot, true)
 		}
 	case timerBeat:
 		if s := &p.slots[t.slot]; s.state == SlotRunning {
-			p.outcome(s.offer.Provider, ReasonLost, fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
+			p.outcome(s.offer.Provider, ReasonLost, fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats), s.scores)
 			if p.requeue(now, t.slot, true) {
 				p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
 			}
@@ -871,13 +888,17 @@ func (p *Placement) finish(st JobState, code Reason, reason string) {
 
 // ---- explanations ----
 
-func (p *Placement) outcome(provider string, why Reason, detail string) {
+// outcome records what came of asking a provider. Scores are those of its
+// offer, when it was ranked: what came of a lease keeps those of the offer
+// leased, a new answer has none until ranked.
+func (p *Placement) outcome(provider string, why Reason, detail string, scores Scores) {
+	o := Outcome{Provider: provider, Reason: why, Detail: detail, Scores: scores}
 	i, ok := slices.BinarySearchFunc(p.outcomes, provider, func(o Outcome, id string) int { return cmp.Compare(o.Provider, id) })
 	if ok {
-		p.outcomes[i].Reason, p.outcomes[i].Detail = why, detail
+		p.outcomes[i] = o
 		return
 	}
-	p.outcomes = slices.Insert(p.outcomes, i, Outcome{Provider: provider, Reason: why, Detail: detail})
+	p.outcomes = slices.Insert(p.outcomes, i, o)
 }
 
 // explain sums up the outcomes: "12 asked: 7 insufficient memory, 3 price above
@@ -915,14 +936,14 @@ func (p *Placement) explain() string {
 }
 
 // Status returns the job's status. The caller owns the slices, but for the
-// slots' Labels (see Status).
+// Labels and Scores within (see Status).
 func (p *Placement) Status() Status {
 	st := Status{State: p.state, Code: p.code, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
 	st.Slots = make([]SlotStatus, len(p.slots))
 	for i, s := range p.slots {
 		st.Slots[i] = SlotStatus{
 			LeaseID: s.leaseID, Epoch: s.epoch, Provider: s.offer.Provider, State: s.state,
-			Price: s.offer.Total, Labels: s.offer.Labels, ExitCode: s.exitCode, OutputCID: s.outputCID,
+			Price: s.offer.Total, Labels: s.offer.Labels, Scores: s.scores, ExitCode: s.exitCode, OutputCID: s.outputCID,
 		}
 	}
 	return st

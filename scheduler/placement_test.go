@@ -125,3 +125,86 @@ func TestResumeKeepsOperators(t *testing.T) {
 		})
 	}
 }
+
+// addProvider adds a provider of 4 CPUs and 8 GiB to a world, with labels
+// and, if given, a price (nano-EUR per vCPU-second and per GiB-second).
+func addProvider(t *testing.T, w *world, name string, labels []string, price ...string) {
+	t.Helper()
+	cfg, err := providerConfig(func(k, def string) string {
+		if k == "name" {
+			return name
+		}
+		return def
+	}, func(k string) []string {
+		switch k {
+		case "labels":
+			return labels
+		case "price":
+			return price
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.addProvider(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestScoresExplainTheWinner: the status keeps each scorer's score of every
+// offer ranked, for the winner (its slot and its outcome) as for the others,
+// and what a report showed does not change under later rounds.
+func TestScoresExplainTheWinner(t *testing.T) {
+	w := newWorld()
+	addProvider(t, w, "cheap", []string{"jurisdiction=fr", "region=fr-par", "operator=alpha"})
+	addProvider(t, w, "dear", []string{"jurisdiction=fr", "region=fr-lyo", "operator=beta"}, "20000", "2000")
+	job, err := testJob("j", frenchJob+"affinities:\n  - {key: region, op: \"=\", values: [fr-lyo], weight: 20}\nspread:\n  - {attribute: operator, weight: 50}\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{D: 2}, job, 1)
+	settle(t, w, j)
+	st := j.p.Status()
+	names := func(s Scores) string {
+		var n []string
+		for _, x := range s {
+			n = append(n, x.Scorer)
+		}
+		return strings.Join(n, " ")
+	}
+	win := st.Slots[0].Scores
+	if st.Slots[0].Provider != "cheap" || names(win) != "price load affinity spread" {
+		t.Fatalf("slot on %s scored %v, want cheap with price, load, affinity and spread", st.Slots[0].Provider, win)
+	}
+	byProvider := map[string]Outcome{}
+	for _, o := range st.Asked {
+		byProvider[o.Provider] = o
+	}
+	if got := byProvider["cheap"]; got.Reason != ReasonLeased || got.Scores.String() != win.String() {
+		t.Fatalf("the winner's outcome %s %v, want leased %v", got.Reason, got.Scores, win)
+	}
+	lose := byProvider["dear"].Scores
+	if byProvider["dear"].Reason != ReasonNotChosen || len(lose) != 4 {
+		t.Fatalf("the loser's outcome %s %v, want not chosen with its scores", byProvider["dear"].Reason, lose)
+	}
+	// cheap: price 1000 + load + spread 500; dear: price 0 + load + affinity 200 + spread 500.
+	if win[0].Value != 1000 || lose[0].Value != 0 || win[2].Value != 0 || lose[2].Value != 200 || win[3].Value != 500 || lose[3].Value != 500 {
+		t.Fatalf("scores: winner %v, loser %v", win, lose)
+	}
+	if win.Total() <= lose.Total() {
+		t.Fatalf("the winner scored %d, the loser %d", win.Total(), lose.Total())
+	}
+	shown := win.String()
+
+	// The winner dies: its lease is lost, and the job is placed again.
+	w.provider("cheap").dead = true
+	w.advance(4 * time.Second)
+	settle(t, w, j)
+	if got := j.p.Status().Slots[0]; got.Provider != "dear" || got.Epoch != 2 || len(got.Scores) == 0 {
+		t.Fatalf("slot after the loss: %+v, want dear under epoch 2, scored", got)
+	}
+	if win.String() != shown {
+		t.Fatalf("scores already reported changed: %s, then %s", shown, win)
+	}
+}
