@@ -80,6 +80,6 @@ func BenchmarkRank1000(b *testing.B) {
 	var rk ranking
 	b.ReportAllocs()
 	for b.Loop() {
-		rk.rank(offers, &job, Balanced, rng)
+		rk.rank(offers, &job, Balanced, nil, rng)
 	}
 }

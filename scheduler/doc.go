@@ -8,10 +8,11 @@
 //     slots candidates for offers (Sparrow-style batch sampling), rank the
 //     offers, lease the best, decline the rest at once, watch heartbeats, and
 //     reschedule a lost lease under a new epoch so a late result from the old
-//     provider is refused. When a job cannot be placed, its status says why,
-//     per provider asked and in aggregate, as codes (Reason: the provider's
-//     protocol code or the scheduler's own) that become words only where
-//     they are shown.
+//     provider is refused; that provider is ranked down for the job
+//     (LostLeasePenalty), not barred. When a job cannot be placed, its status
+//     says why, per provider asked and in aggregate, as codes (Reason: the
+//     provider's protocol code or the scheduler's own) that become words only
+//     where they are shown.
 //   - Market is a provider's capacity ledger and price policy: Quote reserves
 //     tentatively until the offer expires, Commit turns a live offer into a
 //     lease, Release bills it. It never over-commits.

@@ -114,21 +114,22 @@ type round struct {
 // deterministic: the same seed and the same events at the same times give the
 // same actions. It is not safe for concurrent use.
 type Placement struct {
-	cfg      Config
-	job      Job
-	rng      *rand.Rand
-	state    JobState
-	slots    []slot
-	round    *round
-	retrying bool
-	timers   []timer
-	timerSeq uint64
-	excluded []string // providers that lost a lease of this job, sorted
-	outcomes []Outcome
-	code     Reason // Status.Code
-	reason   string // Status.Reason
-	out      []Action
-	ranking  ranking
+	cfg       Config
+	job       Job
+	rng       *rand.Rand
+	state     JobState
+	slots     []slot
+	round     *round
+	retrying  bool
+	timers    []timer
+	timerSeq  uint64
+	excluded  []string // providers whose refusal holds for this job whatever their load, sorted
+	penalised []string // providers that lost a lease of this job, sorted: ranked down by LostLeasePenalty
+	outcomes  []Outcome
+	code      Reason // Status.Code
+	reason    string // Status.Reason
+	out       []Action
+	ranking   ranking
 }
 
 // NewPlacement returns the placement of a job. The seed drives every random
@@ -508,7 +509,7 @@ func (p *Placement) decide(now time.Time) {
 		}
 	}
 	rk := &p.ranking
-	rk.rank(r.offers, &p.job, p.cfg.Policy, p.rng)
+	rk.rank(r.offers, &p.job, p.cfg.Policy, p.penalised, p.rng)
 	// What became of each ranked offer: weighed for a slot, taken.
 	const weighed, taken = 1, 2
 	fate := make([]uint8, len(rk.order))
@@ -736,7 +737,7 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 	s := &p.slots[i]
 	if lost {
 		p.emit(CancelLease{s.offer.Provider, s.leaseID, s.epoch})
-		p.exclude(s.offer.Provider)
+		p.penalised = insertSorted(p.penalised, s.offer.Provider)
 		s.lost++
 		if s.lost > p.cfg.MaxReschedules {
 			p.finish(JobFailed, ReasonLeasesLost, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
@@ -751,10 +752,14 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 	return true
 }
 
-func (p *Placement) exclude(provider string) {
-	if i, ok := slices.BinarySearch(p.excluded, provider); !ok {
-		p.excluded = slices.Insert(p.excluded, i, provider)
+func (p *Placement) exclude(provider string) { p.excluded = insertSorted(p.excluded, provider) }
+
+// insertSorted adds s to a sorted set.
+func insertSorted(set []string, s string) []string {
+	if i, ok := slices.BinarySearch(set, s); !ok {
+		return slices.Insert(set, i, s)
 	}
+	return set
 }
 
 func (p *Placement) onHeartbeat(now time.Time, ev Heartbeat) {

@@ -126,13 +126,18 @@ func TestResumeKeepsOperators(t *testing.T) {
 	}
 }
 
-// addProvider adds a provider of 4 CPUs and 8 GiB to a world, with labels
-// and, if given, a price (nano-EUR per vCPU-second and per GiB-second).
-func addProvider(t *testing.T, w *world, name string, labels []string, price ...string) {
+// addProvider adds a provider to a world, with labels and options of the
+// script's provider command as key=value: "cpu=1", "price=20000,2000".
+func addProvider(t *testing.T, w *world, name string, labels []string, opts ...string) {
 	t.Helper()
+	opt := map[string]string{"name": name}
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		opt[k] = v
+	}
 	cfg, err := providerConfig(func(k, def string) string {
-		if k == "name" {
-			return name
+		if v, ok := opt[k]; ok {
+			return v
 		}
 		return def
 	}, func(k string) []string {
@@ -140,7 +145,9 @@ func addProvider(t *testing.T, w *world, name string, labels []string, price ...
 		case "labels":
 			return labels
 		case "price":
-			return price
+			if v, ok := opt[k]; ok {
+				return strings.Split(v, ",")
+			}
 		}
 		return nil
 	})
@@ -158,7 +165,7 @@ func addProvider(t *testing.T, w *world, name string, labels []string, price ...
 func TestScoresExplainTheWinner(t *testing.T) {
 	w := newWorld()
 	addProvider(t, w, "cheap", []string{"jurisdiction=fr", "region=fr-par", "operator=alpha"})
-	addProvider(t, w, "dear", []string{"jurisdiction=fr", "region=fr-lyo", "operator=beta"}, "20000", "2000")
+	addProvider(t, w, "dear", []string{"jurisdiction=fr", "region=fr-lyo", "operator=beta"}, "price=20000,2000")
 	job, err := testJob("j", frenchJob+"affinities:\n  - {key: region, op: \"=\", values: [fr-lyo], weight: 20}\nspread:\n  - {attribute: operator, weight: 50}\n", "requester")
 	if err != nil {
 		t.Fatal(err)
@@ -206,5 +213,71 @@ func TestScoresExplainTheWinner(t *testing.T) {
 	}
 	if win.String() != shown {
 		t.Fatalf("scores already reported changed: %s, then %s", shown, win)
+	}
+}
+
+// TestLostLeasePenalised: a provider that lost a lease of a job is not barred
+// from it, only ranked down: it is leased again when it is the only fit or
+// clearly the best, and loses to an equal offer.
+func TestLostLeasePenalised(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		providers func(*testing.T, *world)
+		want      string
+	}{
+		{"only fit", func(t *testing.T, w *world) {
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+		}, "p1"},
+		{"equal", func(t *testing.T, w *world) {
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+			addProvider(t, w, "p2", []string{"jurisdiction=fr"})
+		}, "the other"},
+		{"clearly best", func(t *testing.T, w *world) {
+			// p2 is dearer, and a quarter of p1's size: the job loads it more.
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+			addProvider(t, w, "p2", []string{"jurisdiction=fr"}, "cpu=1", "mem=2Gi", "price=20000,2000")
+		}, "p1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			tt.providers(t, w)
+			job, err := testJob("j", frenchJob, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := w.submit("j", Config{D: 2}, job, 1)
+			settle(t, w, j)
+			first := j.p.Status().Slots[0].Provider
+			if first == "" || j.p.State() != JobRunning {
+				t.Fatalf("not placed: %s", describeStatus(j.p.Status()))
+			}
+			// Its provider is cut off long enough to lose the lease, then heals.
+			w.provider(first).cut = true
+			w.advance(4 * time.Second)
+			w.provider(first).cut = false
+			settle(t, w, j)
+			st := j.p.Status()
+			want := tt.want
+			if want == "the other" {
+				want = map[string]string{"p1": "p2", "p2": "p1"}[first]
+			}
+			if st.State != JobRunning || st.Slots[0].Epoch != 2 || st.Slots[0].Provider != want {
+				t.Fatalf("after %s lost the lease: %s, want running on %s under epoch 2", first, describeStatus(st), want)
+			}
+			for _, o := range st.Asked {
+				var penalty int64
+				for _, sc := range o.Scores {
+					if sc.Scorer == "reschedule" {
+						penalty = sc.Value
+					}
+				}
+				if o.Provider == first && o.Reason != ReasonLost && penalty != -LostLeasePenalty {
+					t.Errorf("%s, which lost the lease, scored %v", o.Provider, o.Scores)
+				}
+				if o.Provider != first && penalty != 0 {
+					t.Errorf("%s scored %v", o.Provider, o.Scores)
+				}
+			}
+		})
 	}
 }

@@ -112,13 +112,14 @@ func (AffinityScorer) Score(o *Offer, c *RankContext) int64 {
 // won and not only why the others lost. Value counts Weight times in the
 // offer's total.
 type Score struct {
-	Scorer string // "price", "load", "fit", "affinity", "spread", or a custom scorer's name
-	Weight int64  // the term's weight in the policy; 1 for affinity and spread, whose weights are the job's
+	Scorer string // "price", "load", "fit", "affinity", "reschedule", "spread", or a custom scorer's name
+	Weight int64  // the term's weight in the policy; 1 for affinity, reschedule and spread
 	Value  int64  // -1000 (worst) to 1000 (best); spread: the bonus of its Spreads, up to 10 x their weights
 }
 
 // Scores are the parts of one offer's rank: the policy's terms in order, then
-// affinity when the job has affinities, then spread when it spreads.
+// affinity when the job has affinities, reschedule once a provider lost a
+// lease of the job, and spread when the job spreads.
 type Scores []Score
 
 // Total is the score the offer was ranked by: the sum of each Weight x Value.
@@ -151,6 +152,18 @@ func (s Scores) String() string {
 	return b.String()
 }
 
+// LostLeasePenalty is what a provider that lost a lease of a job loses on
+// every later ranking for that job, like Nomad's node-reschedule penalty: it
+// scores -LostLeasePenalty on the reschedule term (weight 1), the others 0.
+// 1000 is the whole range of one scorer at weight 1: such a provider is still
+// asked, and still leased when it is the only fit, or when it beats the other
+// offers by more than that (under Balanced, both cheaper and much less
+// loaded); against an equal offer it loses.
+const LostLeasePenalty = 1000
+
+// rescheduleScorer is the name of the lost-lease penalty's term.
+const rescheduleScorer = "reschedule"
+
 // ranked is an offer, by its index, with its static score; spread is added at
 // assignment.
 type ranked struct {
@@ -177,9 +190,10 @@ func (r *ranking) of(i int) Scores {
 // writes its own elsewhere.
 func (r *ranking) keep() { r.scores = nil }
 
-// rank scores offers under a policy and orders them best first, ties in an
-// order shuffled from rng.
-func (r *ranking) rank(offers []Offer, j *Job, p Policy, rng *rand.Rand) {
+// rank scores offers under a policy, less LostLeasePenalty for the providers
+// penalised (sorted), and orders them best first, ties in an order shuffled
+// from rng.
+func (r *ranking) rank(offers []Offer, j *Job, p Policy, penalised []string, rng *rand.Rand) {
 	r.order = r.order[:0]
 	if len(offers) == 0 {
 		return
@@ -190,9 +204,9 @@ func (r *ranking) rank(offers []Offer, j *Job, p Policy, rng *rand.Rand) {
 		c.MinTotal = min(c.MinTotal, offers[i].Total.Nanos)
 		c.MaxTotal = max(c.MaxTotal, offers[i].Total.Nanos)
 	}
-	affinity := len(j.Affinities) > 0
+	affinity, reschedule := len(j.Affinities) > 0, len(penalised) > 0
 	r.spread = len(j.Spread) > 0
-	r.stride = len(p.Terms) + b2i(affinity) + b2i(r.spread)
+	r.stride = len(p.Terms) + b2i(affinity) + b2i(reschedule) + b2i(r.spread)
 	if n := len(offers) * r.stride; cap(r.scores) < n {
 		r.scores = make(Scores, n)
 	} else {
@@ -215,6 +229,15 @@ func (r *ranking) rank(offers []Offer, j *Job, p Policy, rng *rand.Rand) {
 		if affinity {
 			v := AffinityScorer{}.Score(o, c)
 			sc[k] = Score{AffinityScorer{}.Name(), 1, v}
+			s += v
+			k++
+		}
+		if reschedule {
+			var v int64
+			if _, lost := slices.BinarySearch(penalised, o.Provider); lost {
+				v = -LostLeasePenalty
+			}
+			sc[k] = Score{rescheduleScorer, 1, v}
 			s += v
 			k++
 		}

@@ -27,7 +27,7 @@ func TestPolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var r ranking
-		r.rank(offers, tt.job, tt.policy, rand.New(rand.NewChaCha8([32]byte{})))
+		r.rank(offers, tt.job, tt.policy, nil, rand.New(rand.NewChaCha8([32]byte{})))
 		if got := offers[r.order[0].at].Provider; got != tt.want {
 			t.Errorf("%s (affinities %d): best is %s, want %s", tt.policy.Name, len(tt.job.Affinities), got, tt.want)
 		}
@@ -51,7 +51,7 @@ func TestTiesFollowTheSeed(t *testing.T) {
 		s[0] = seed
 		var b []byte
 		var r ranking
-		r.rank(offers, &Job{Count: 1, Replicas: 1}, Cheapest, rand.New(rand.NewChaCha8(s)))
+		r.rank(offers, &Job{Count: 1, Replicas: 1}, Cheapest, nil, rand.New(rand.NewChaCha8(s)))
 		for _, x := range r.order {
 			b = append(b, offers[x.at].Provider...)
 		}
