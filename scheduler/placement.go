@@ -147,7 +147,8 @@ func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
 
 // Resume restores the slots of a placement a requester was driving before it
 // restarted, from their last reported status: leases, epochs, providers,
-// prices, the labels of the offers leased, and results. Call it before Start. A slot that was leasing or
+// prices, the labels of the offers leased (spread and replicas count their
+// operators), and results. Call it before Start. A slot that was leasing or
 // running is watched again: its heartbeat deadline is armed at Start, and a
 // provider that does not answer loses it to a new epoch as usual; a pending
 // slot is placed anew. It returns false, changing nothing, when the number of
@@ -162,7 +163,6 @@ func (p *Placement) Resume(slots []SlotStatus) bool {
 			s.leaseID = st.LeaseID
 		}
 		s.epoch, s.exitCode, s.outputCID = st.Epoch, st.ExitCode, st.OutputCID
-		// The labels let spread and replicas see the slot's operator again.
 		s.offer = Offer{Provider: st.Provider, Total: st.Price, Labels: st.Labels}
 		switch st.State {
 		case SlotLeasing, SlotRunning:
