@@ -27,7 +27,7 @@ func TestReasonStrings(t *testing.T) {
 		ReasonTooSmall:                             "insufficient resources",
 		ReasonNotPlaced:                            "not placed",
 		ReasonCancelled:                            "cancelled",
-		endReasons:                                 "reason 1012",
+		Reason(5000):                               "reason 5000",
 	} {
 		if got := r.String(); got != want {
 			t.Errorf("Reason(%d).String() = %q, want %q", r, got, want)
