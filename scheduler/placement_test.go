@@ -12,23 +12,7 @@ func frenchWorld(t *testing.T, providers ...string) *world {
 	w := newWorld()
 	for _, p := range providers {
 		name, operator, _ := strings.Cut(p, "=")
-		cfg, err := providerConfig(func(k, def string) string {
-			if k == "name" {
-				return name
-			}
-			return def
-		}, func(k string) []string {
-			if k == "labels" {
-				return []string{"jurisdiction=fr", "operator=" + operator}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.addProvider(cfg); err != nil {
-			t.Fatal(err)
-		}
+		addProvider(t, w, name, []string{"jurisdiction=fr", "operator=" + operator})
 	}
 	return w
 }
