@@ -77,9 +77,9 @@ func BenchmarkRank1000(b *testing.B) {
 		offers[i] = Offer{Provider: fmt.Sprint(i), Total: Amount{"EUR", r.Uint64N(1_000_000)}, LoadPermille: uint32(r.IntN(1000)), Labels: benchLabels}
 	}
 	rng := rand.New(rand.NewChaCha8([32]byte{}))
-	var buf []ranked
+	var rk ranking
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = rank(offers, &job, Balanced, rng, buf)
+		rk.rank(offers, &job, Balanced, nil, rng)
 	}
 }

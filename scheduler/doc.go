@@ -8,14 +8,19 @@
 //     slots candidates for offers (Sparrow-style batch sampling), rank the
 //     offers, lease the best, decline the rest at once, watch heartbeats, and
 //     reschedule a lost lease under a new epoch so a late result from the old
-//     provider is refused. When a job cannot be placed, its status says why,
-//     per provider asked and in aggregate.
+//     provider is refused; that provider is ranked down for the job
+//     (LostLeasePenalty), not barred. When a job cannot be placed, its status
+//     says why, per provider asked and in aggregate, as codes (Reason: the
+//     provider's protocol code or the scheduler's own) that become words only
+//     where they are shown.
 //   - Market is a provider's capacity ledger and price policy: Quote reserves
 //     tentatively until the offer expires, Commit turns a live offer into a
 //     lease, Release bills it. It never over-commits.
 //   - Ranking is feasible -> score -> limit, as in Nomad: small scorers (price,
 //     load, fit, affinity, spread) weighted into a Policy; ties broken by a
-//     seeded shuffle, never by map order.
+//     seeded shuffle, never by map order. Each scorer's score of each offer
+//     ranked is kept in the status (Scores), so it says why the winner won as
+//     well as why the others lost.
 //
 // The node drives these with real streams and timers, the simulator with
 // modelled ones, and the tests with scripts (testdata/*.txt, run by

@@ -160,22 +160,29 @@ func (s SlotState) String() string { return slotStateNames[s] }
 
 func (s SlotState) final() bool { return s >= SlotSucceeded }
 
-// Status is a job's status, as reported. Slices are the caller's.
+// Status is a job's status, as reported. Slices are the caller's, except the
+// Labels and Scores of slots and outcomes: those are shared with the placement
+// and every report, never changed once reported, and must not be changed by
+// their reader (a report costs no copy of them).
 type Status struct {
 	State   JobState
 	Slots   []SlotStatus
 	Asked   []Outcome // every provider asked, sorted by provider
-	Reason  string    // why the job failed, or was not placed yet
+	Code    Reason    // why the job failed, or was not placed yet, as a code: ReasonNotPlaced, ReasonLeasesLost, ...
+	Reason  string    // the same in words, with particulars: "not placed after 5 attempts: 3 asked: ..."
 	Message string    // what just happened
 }
 
 // SlotStatus is one lease slot: instance Slot/Replicas, replica Slot%Replicas.
+// It is also what a driver persists and gives back to Placement.Resume.
 type SlotStatus struct {
 	LeaseID   string
 	Epoch     uint64
 	Provider  string
 	State     SlotState
 	Price     Amount
+	Labels    Labels // the labels of the offer leased: spread and replicas need its operator
+	Scores    Scores // how that offer ranked when it was chosen: why it won; none after Resume
 	ExitCode  int32
 	OutputCID string
 }
@@ -183,6 +190,7 @@ type SlotStatus struct {
 // Outcome is what came of asking one provider, the last time it was asked.
 type Outcome struct {
 	Provider string
-	Reason   string // "leased", "offer not chosen", "no answer", "insufficient memory", ...
-	Detail   string
+	Reason   Reason // ReasonLeased, ReasonNotChosen, ReasonNoAnswer, the provider's pb.Code, ...; String gives the words
+	Detail   string // the particulars, as text to show: the provider's message, "offer labels fail region"
+	Scores   Scores // how its offer ranked, when it was: leased, not chosen, and what came of that lease
 }

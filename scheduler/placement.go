@@ -86,7 +86,8 @@ type slot struct {
 	leaseID   string
 	epoch     uint64
 	state     SlotState
-	offer     Offer // the offer leased; Provider is the slot's provider
+	offer     Offer  // the offer leased; Provider is the slot's provider
+	scores    Scores // how the offer ranked when it was chosen
 	attempts  int
 	lost      int
 	exitCode  int32
@@ -117,20 +118,22 @@ type round struct {
 // deterministic: the same seed and the same events at the same times give the
 // same actions. It is not safe for concurrent use.
 type Placement struct {
-	cfg      Config
-	job      Job
-	rng      *rand.Rand
-	state    JobState
-	slots    []slot
-	round    *round
-	retrying bool
-	timers   []timer
-	timerSeq uint64
-	excluded []string // providers that lost a lease of this job, sorted
-	outcomes []Outcome
-	reason   string
-	out      []Action
-	rankBuf  []ranked
+	cfg       Config
+	job       Job
+	rng       *rand.Rand
+	state     JobState
+	slots     []slot
+	round     *round
+	retrying  bool
+	timers    []timer
+	timerSeq  uint64
+	excluded  []string // providers whose refusal holds for this job whatever their load, sorted
+	penalised []string // providers that lost a lease of this job, sorted: ranked down by LostLeasePenalty
+	outcomes  []Outcome
+	code      Reason // Status.Code
+	reason    string // Status.Reason
+	out       []Action
+	ranking   ranking
 }
 
 // NewPlacement returns the placement of a job. The seed drives every random
@@ -148,7 +151,8 @@ func NewPlacement(cfg Config, job Job, seed [32]byte) *Placement {
 
 // Resume restores the slots of a placement a requester was driving before it
 // restarted, from their last reported status: leases, epochs, providers,
-// prices and results. Call it before Start. A slot that was leasing or
+// prices, the labels of the offers leased (spread and replicas count their
+// operators), and results. Call it before Start. A slot that was leasing or
 // running is watched again: its heartbeat deadline is armed at Start, and a
 // provider that does not answer loses it to a new epoch as usual; a pending
 // slot is placed anew. It returns false, changing nothing, when the number of
@@ -163,7 +167,7 @@ func (p *Placement) Resume(slots []SlotStatus) bool {
 			s.leaseID = st.LeaseID
 		}
 		s.epoch, s.exitCode, s.outputCID = st.Epoch, st.ExitCode, st.OutputCID
-		s.offer = Offer{Provider: st.Provider, Total: st.Price}
+		s.offer = Offer{Provider: st.Provider, Total: st.Price, Labels: st.Labels}
 		switch st.State {
 		case SlotLeasing, SlotRunning:
 			s.state = SlotRunning // a lease answer lost in the restart reads as running
@@ -220,7 +224,7 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 			p.state = JobPlacing
 			p.resumeBeats(now)
 			if p.pending() == 0 && p.countState(SlotLeasing) == 0 {
-				p.state = JobRunning
+				p.run()
 			}
 			p.startRound(now)
 			p.report("placing")
@@ -245,7 +249,7 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 	case TimerFired:
 		p.onTimer(now, ev.ID)
 	case Cancel:
-		p.finish(JobCancelled, "cancelled by the customer")
+		p.finish(JobCancelled, ReasonCancelled, "cancelled by the customer")
 	}
 	return p.out
 }
@@ -440,10 +444,10 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 		return
 	}
 	pr.answered = true
-	if reason, detail := p.infeasible(now, &o); reason != "" {
-		p.outcome(o.Provider, reason, detail)
+	if why, detail := p.infeasible(now, &o); why != ReasonNone {
+		p.outcome(o.Provider, why, detail, nil)
 		p.emit(DeclineOffer{o.Provider, o.Nonce})
-		if reason == "constraint mismatch" || reason == "currency mismatch" {
+		if why.permanent() {
 			p.exclude(o.Provider)
 		}
 	} else {
@@ -454,26 +458,26 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 
 // infeasible checks an offer on the requester's side: a provider's word that it
 // fits is checked, not trusted.
-func (p *Placement) infeasible(now time.Time, o *Offer) (reason, detail string) {
+func (p *Placement) infeasible(now time.Time, o *Offer) (why Reason, detail string) {
 	j := &p.job
 	switch {
 	case o.JobCID != j.CID || o.Requester != j.Requester:
-		return "offer for another job", ""
+		return ReasonOtherJob, ""
 	case !now.Before(o.ExpiresAt):
-		return "expired", "offer expired on arrival"
+		return ReasonExpired, "offer expired on arrival"
 	case !j.Resources.Fits(o.Resources):
-		return "insufficient resources", "offer smaller than asked"
+		return ReasonTooSmall, "offer smaller than asked"
 	case j.MaxPrice.Currency != "" && o.Total.Currency != j.MaxPrice.Currency:
-		return "currency mismatch", fmt.Sprintf("%s offered, %s asked", o.Total.Currency, j.MaxPrice.Currency)
+		return ReasonCurrencyMismatch, fmt.Sprintf("%s offered, %s asked", o.Total.Currency, j.MaxPrice.Currency)
 	case j.MaxPrice.Currency != "" && o.Total.Nanos > j.MaxPrice.Nanos:
-		return "price above ceiling", fmt.Sprintf("%d > %d nano-%s", o.Total.Nanos, j.MaxPrice.Nanos, j.MaxPrice.Currency)
+		return ReasonPriceAboveCeiling, fmt.Sprintf("%d > %d nano-%s", o.Total.Nanos, j.MaxPrice.Nanos, j.MaxPrice.Currency)
 	}
 	for _, c := range j.Constraints {
 		if !c.Matches(o.Labels) {
-			return "constraint mismatch", "offer labels fail " + c.Key
+			return ReasonConstraintMismatch, "offer labels fail " + c.Key
 		}
 	}
-	return "", ""
+	return ReasonNone, ""
 }
 
 func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
@@ -482,30 +486,12 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 		return
 	}
 	pr.answered = true
-	p.outcome(ev.Provider, reasonOf(ev.Code), ev.Reason)
-	if permanent(ev.Code) {
+	why := refusal(ev.Code)
+	p.outcome(ev.Provider, why, ev.Reason, nil)
+	if why.permanent() {
 		p.exclude(ev.Provider)
 	}
 	p.maybeDecide(now)
-}
-
-// permanent reports whether a refusal will hold for this job whatever the
-// provider's load: such a provider is not asked again for the job, so later
-// attempts sample the others.
-func permanent(c pb.Code) bool {
-	switch c {
-	case pb.Code_CODE_CONSTRAINT_MISMATCH, pb.Code_CODE_EXECUTOR_UNSUPPORTED, pb.Code_CODE_CURRENCY_MISMATCH:
-		return true
-	}
-	return false
-}
-
-// reasonOf names a refusal code the way explanations show it.
-func reasonOf(c pb.Code) string {
-	if c == pb.Code_CODE_UNSPECIFIED {
-		return "no answer"
-	}
-	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(c.String(), "CODE_")), "_", " ")
 }
 
 func (p *Placement) maybeDecide(now time.Time) {
@@ -523,11 +509,14 @@ func (p *Placement) decide(now time.Time) {
 	r := p.round
 	for _, pr := range r.probes {
 		if !pr.answered {
-			p.outcome(pr.provider, "no answer", "no offer before the deadline")
+			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline", nil)
 		}
 	}
-	p.rankBuf = rank(r.offers, &p.job, p.cfg.Policy, p.rng, p.rankBuf)
-	taken := make([]bool, len(p.rankBuf))
+	rk := &p.ranking
+	rk.rank(r.offers, &p.job, p.cfg.Policy, p.penalised, p.rng)
+	// What became of each ranked offer: weighed for a slot, taken.
+	const weighed, taken = 1, 2
+	fate := make([]uint8, len(rk.order))
 	var used []valueCount
 	for i := range p.slots {
 		if p.slots[i].state.final() || p.slots[i].state == SlotPending {
@@ -542,26 +531,31 @@ func (p *Placement) decide(now time.Time) {
 			continue
 		}
 		best, bestScore := -1, int64(0)
-		for k, rk := range p.rankBuf {
-			if taken[k] || !p.replicaOK(i, rk.offer) {
+		for k, x := range rk.order {
+			o := &r.offers[x.at]
+			if fate[k] == taken || !p.replicaOK(i, o) {
 				continue
 			}
-			score := rk.score + spreadScore(rk.offer, &p.job, used)
-			if best < 0 || score > bestScore {
+			spread := spreadScore(o, &p.job, used)
+			rk.setSpread(x.at, spread)
+			fate[k] = weighed
+			if score := x.score + spread; best < 0 || score > bestScore {
 				best, bestScore = k, score
 			}
 		}
 		if best < 0 {
 			continue
 		}
-		taken[best] = true
-		o := p.rankBuf[best].offer
+		fate[best] = taken
+		at := rk.order[best].at
+		o := &r.offers[at]
 		used = countValue(used, o, &p.job)
 		s.offer = *o
+		s.scores = rk.of(at)
 		s.state = SlotLeasing
 		s.epoch++
 		placed = true
-		p.outcome(o.Provider, "leased", "")
+		p.outcome(o.Provider, ReasonLeased, "", s.scores)
 		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
 			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
 			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.StartTimeout),
@@ -569,11 +563,19 @@ func (p *Placement) decide(now time.Time) {
 		}})
 		p.setTimer(timerLease, i, now.Add(p.cfg.LeaseTimeout))
 	}
-	for k, rk := range p.rankBuf {
-		if !taken[k] {
-			p.outcome(rk.offer.Provider, p.whyNotChosen(rk.offer), "")
-			p.emit(DeclineOffer{rk.offer.Provider, rk.offer.Nonce})
+	for k, x := range rk.order {
+		if fate[k] == taken {
+			continue
 		}
+		o := &r.offers[x.at]
+		if fate[k] == 0 { // barred from every slot: weighed as for one more
+			rk.setSpread(x.at, spreadScore(o, &p.job, used))
+		}
+		p.outcome(o.Provider, p.whyNotChosen(o), "", rk.of(x.at))
+		p.emit(DeclineOffer{o.Provider, o.Nonce})
+	}
+	if len(rk.order) > 0 {
+		rk.keep() // the outcomes and slots hold these scores now
 	}
 	msg := ""
 	if !placed {
@@ -585,16 +587,16 @@ func (p *Placement) decide(now time.Time) {
 // whyNotChosen tells a provider's untaken offer apart: lost to better offers,
 // or barred from every slot still pending because its operator already runs a
 // replica of that instance.
-func (p *Placement) whyNotChosen(o *Offer) string {
+func (p *Placement) whyNotChosen(o *Offer) Reason {
 	for i := range p.slots {
 		if p.slots[i].state == SlotPending && p.replicaOK(i, o) {
-			return "offer not chosen"
+			return ReasonNotChosen
 		}
 	}
 	if p.pending() > 0 && p.job.Replicas > 1 {
-		return "operator already runs a replica"
+		return ReasonReplicaOperator
 	}
-	return "offer not chosen"
+	return ReasonNotChosen
 }
 
 // replicaOK says whether an offer may take slot i: replicas of one instance run
@@ -652,14 +654,14 @@ func (p *Placement) endRound(now time.Time, why string) {
 		why = p.explain()
 	}
 	if attempts >= p.cfg.MaxAttempts {
-		p.finish(JobFailed, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
+		p.finish(JobFailed, ReasonNotPlaced, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
 		return
 	}
 	backoff := p.cfg.Backoff << min(attempts-1, 20)
 	backoff = min(backoff, p.cfg.MaxBackoff)
 	p.retrying = true
 	p.setTimer(timerRetry, -1, now.Add(backoff))
-	p.reason = why
+	p.code, p.reason = ReasonNotPlaced, why
 	p.report(fmt.Sprintf("attempt %d placed %d slot(s) short: %s; retrying in %s", attempts, p.pending(), why, backoff))
 }
 
@@ -690,9 +692,16 @@ func (p *Placement) onLeaseAccepted(now time.Time, ev LeaseAccepted) {
 	p.dropTimers(timerLease, i)
 	p.armBeat(now, i)
 	if p.state == JobPlacing && p.pending() == 0 && p.countState(SlotLeasing) == 0 {
-		p.state = JobRunning
+		p.run()
 	}
 	p.report("lease accepted by " + short(ev.Provider))
+}
+
+// run marks the job running: every slot is placed, and the reason it was not
+// placed yet, if a round had failed, no longer holds.
+func (p *Placement) run() {
+	p.state = JobRunning
+	p.code, p.reason = ReasonNone, ""
 }
 
 func (p *Placement) countState(st SlotState) int {
@@ -720,21 +729,23 @@ func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {
 		return
 	}
 	p.dropTimers(timerLease, i)
-	p.outcome(ev.Provider, reasonOf(ev.Code), "lease refused: "+ev.Reason)
+	p.outcome(ev.Provider, refusal(ev.Code), "lease refused: "+ev.Reason, s.scores)
 	p.requeue(now, i, false)
 }
 
 // requeue puts slot i back to pending, fencing out its current provider when
-// lost (the lease may be live there: a new epoch makes its results stale).
-func (p *Placement) requeue(now time.Time, i int, lost bool) {
+// lost (the lease may be live there: a new epoch makes its results stale). It
+// reports whether the slot is placed again: false when that loss was one too
+// many and failed the job.
+func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 	s := &p.slots[i]
 	if lost {
 		p.emit(CancelLease{s.offer.Provider, s.leaseID, s.epoch})
-		p.exclude(s.offer.Provider)
+		p.penalised = insertSorted(p.penalised, s.offer.Provider)
 		s.lost++
 		if s.lost > p.cfg.MaxReschedules {
-			p.finish(JobFailed, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
-			return
+			p.finish(JobFailed, ReasonLeasesLost, fmt.Sprintf("slot %d lost %d leases, the last on %s", i, s.lost, short(s.offer.Provider)))
+			return false
 		}
 	}
 	s.state = SlotPending
@@ -742,12 +753,17 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) {
 		p.state = JobPlacing
 	}
 	p.startRound(now)
+	return true
 }
 
-func (p *Placement) exclude(provider string) {
-	if i, ok := slices.BinarySearch(p.excluded, provider); !ok {
-		p.excluded = slices.Insert(p.excluded, i, provider)
+func (p *Placement) exclude(provider string) { p.excluded = insertSorted(p.excluded, provider) }
+
+// insertSorted adds s to a sorted set.
+func insertSorted(set []string, s string) []string {
+	if i, ok := slices.BinarySearch(set, s); !ok {
+		return slices.Insert(set, i, s)
 	}
+	return set
 }
 
 func (p *Placement) onHeartbeat(now time.Time, ev Heartbeat) {
@@ -806,16 +822,16 @@ func (p *Placement) finishResults() {
 			if s.detail != "" {
 				why = s.detail
 			}
-			p.finish(JobFailed, fmt.Sprintf("slot %d failed on %s: %s", i, short(s.offer.Provider), why))
+			p.finish(JobFailed, ReasonRunFailed, fmt.Sprintf("slot %d failed on %s: %s", i, short(s.offer.Provider), why))
 			return
 		}
 		if first := &p.slots[i/rep*rep]; first.outputCID != s.outputCID {
-			p.finish(JobFailed, fmt.Sprintf("replicas of instance %d disagree: outputs differ between %s and %s",
+			p.finish(JobFailed, ReasonReplicasDisagree, fmt.Sprintf("replicas of instance %d disagree: outputs differ between %s and %s",
 				i/rep, short(first.offer.Provider), short(s.offer.Provider)))
 			return
 		}
 	}
-	p.finish(JobSucceeded, "")
+	p.finish(JobSucceeded, ReasonNone, "")
 }
 
 func (p *Placement) onTimer(now time.Time, id uint64) {
@@ -840,20 +856,21 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 		p.startRound(now)
 	case timerLease:
 		if s := &p.slots[t.slot]; s.state == SlotLeasing {
-			p.outcome(s.offer.Provider, "no answer", "no answer to the lease")
+			p.outcome(s.offer.Provider, ReasonNoAnswer, "no answer to the lease", s.scores)
 			p.requeue(now, t.slot, true)
 		}
 	case timerBeat:
 		if s := &p.slots[t.slot]; s.state == SlotRunning {
-			p.outcome(s.offer.Provider, "lost", fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats))
-			p.requeue(now, t.slot, true)
-			p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
+			p.outcome(s.offer.Provider, ReasonLost, fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats), s.scores)
+			if p.requeue(now, t.slot, true) {
+				p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
+			}
 		}
 	}
 }
 
 // finish ends the job, releasing everything still held for it.
-func (p *Placement) finish(st JobState, reason string) {
+func (p *Placement) finish(st JobState, code Reason, reason string) {
 	for i := range p.slots {
 		s := &p.slots[i]
 		if s.state == SlotLeasing || s.state == SlotRunning {
@@ -874,26 +891,30 @@ func (p *Placement) finish(st JobState, reason string) {
 	}
 	p.timers = p.timers[:0]
 	p.state = st
-	p.reason = reason
+	p.code, p.reason = code, reason
 	p.report(st.String())
 }
 
 // ---- explanations ----
 
-func (p *Placement) outcome(provider, reason, detail string) {
+// outcome records what came of asking a provider. Scores are those of its
+// offer, when it was ranked: what came of a lease keeps those of the offer
+// leased, a new answer has none until ranked.
+func (p *Placement) outcome(provider string, why Reason, detail string, scores Scores) {
+	o := Outcome{Provider: provider, Reason: why, Detail: detail, Scores: scores}
 	i, ok := slices.BinarySearchFunc(p.outcomes, provider, func(o Outcome, id string) int { return cmp.Compare(o.Provider, id) })
 	if ok {
-		p.outcomes[i].Reason, p.outcomes[i].Detail = reason, detail
+		p.outcomes[i] = o
 		return
 	}
-	p.outcomes = slices.Insert(p.outcomes, i, Outcome{provider, reason, detail})
+	p.outcomes = slices.Insert(p.outcomes, i, o)
 }
 
 // explain sums up the outcomes: "12 asked: 7 insufficient memory, 3 price above
 // ceiling, 2 no answer".
 func (p *Placement) explain() string {
 	type count struct {
-		reason string
+		reason Reason
 		n      int
 	}
 	var counts []count
@@ -912,7 +933,9 @@ func (p *Placement) explain() string {
 		if c := cmp.Compare(b.n, a.n); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.reason, b.reason)
+		// Ties read in the order of their text: this only lays out what
+		// is shown, nothing is decided on it.
+		return strings.Compare(a.reason.String(), b.reason.String())
 	})
 	parts := make([]string, len(counts))
 	for i, c := range counts {
@@ -921,14 +944,15 @@ func (p *Placement) explain() string {
 	return fmt.Sprintf("%d asked: %s", len(p.outcomes), strings.Join(parts, ", "))
 }
 
-// Status returns the job's status. The caller owns the slices.
+// Status returns the job's status. The caller owns the slices, but for the
+// Labels and Scores within (see Status).
 func (p *Placement) Status() Status {
-	st := Status{State: p.state, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
+	st := Status{State: p.state, Code: p.code, Reason: p.reason, Asked: slices.Clone(p.outcomes)}
 	st.Slots = make([]SlotStatus, len(p.slots))
 	for i, s := range p.slots {
 		st.Slots[i] = SlotStatus{
 			LeaseID: s.leaseID, Epoch: s.epoch, Provider: s.offer.Provider, State: s.state,
-			Price: s.offer.Total, ExitCode: s.exitCode, OutputCID: s.outputCID,
+			Price: s.offer.Total, Labels: s.offer.Labels, Scores: s.scores, ExitCode: s.exitCode, OutputCID: s.outputCID,
 		}
 	}
 	return st

@@ -114,10 +114,17 @@ func runRandomWorld(t *testing.T, seed uint64) (*world, string) {
 	for _, j := range w.jobs {
 		st := j.p.Status()
 		switch st.State {
-		case JobSucceeded, JobCancelled:
+		case JobSucceeded:
+			if st.Code != ReasonNone {
+				t.Errorf("seed %d: %s succeeded with code %s", seed, j.name, st.Code)
+			}
+		case JobCancelled:
+			if st.Code != ReasonCancelled {
+				t.Errorf("seed %d: %s cancelled with code %s", seed, j.name, st.Code)
+			}
 		case JobFailed:
-			if st.Reason == "" {
-				t.Errorf("seed %d: %s failed without a reason", seed, j.name)
+			if st.Reason == "" || st.Code < ReasonNotPlaced || st.Code > ReasonReplicasDisagree {
+				t.Errorf("seed %d: %s failed without a reason: code %s, %q", seed, j.name, st.Code, st.Reason)
 			}
 		default:
 			t.Errorf("seed %d: %s did not end: %s", seed, j.name, describeStatus(st))

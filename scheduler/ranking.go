@@ -107,38 +107,161 @@ func (AffinityScorer) Score(o *Offer, c *RankContext) int64 {
 	return max(-1000, min(1000, s))
 }
 
-// ranked is an offer with its static score; spread is added at assignment.
-type ranked struct {
-	offer *Offer
-	score int64
+// Score is one scorer's part in how an offer ranked, kept as Nomad keeps its
+// per-scorer allocation metrics, so that an inspection can say why the winner
+// won and not only why the others lost. Value counts Weight times in the
+// offer's total.
+type Score struct {
+	Scorer string // "price", "load", "fit", "affinity", "reschedule", "spread", or a custom scorer's name
+	Weight int64  // the term's weight in the policy; 1 for affinity, reschedule and spread
+	Value  int64  // -1000 (worst) to 1000 (best); spread: the bonus of its Spreads, up to 10 x their weights
 }
 
-// rank scores offers under a policy and sorts them best first, ties in an
-// order shuffled from rng. The result points into offers.
-func rank(offers []Offer, j *Job, p Policy, rng *rand.Rand, buf []ranked) []ranked {
-	out := buf[:0]
-	if len(offers) == 0 {
-		return out
+// Scores are the parts of one offer's rank: the policy's terms in order, then
+// affinity when the job has affinities, reschedule once a provider lost a
+// lease of the job, and spread when the job spreads.
+type Scores []Score
+
+// Total is the score the offer was ranked by: the sum of each Weight x Value.
+func (s Scores) Total() int64 {
+	var t int64
+	for _, x := range s {
+		t += x.Weight * x.Value
 	}
-	c := RankContext{Job: j, MinTotal: offers[0].Total.Nanos, MaxTotal: offers[0].Total.Nanos}
+	return t
+}
+
+// String reads "1500 (price 1000, load 500)", a weight other than 1 after its
+// value ("price 1000x2"); "" for no scores.
+func (s Scores) String() string {
+	if len(s) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d (", s.Total())
+	for i, x := range s {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", x.Scorer, x.Value)
+		if x.Weight != 1 {
+			fmt.Fprintf(&b, "x%d", x.Weight)
+		}
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// LostLeasePenalty is what a provider that lost a lease of a job loses on
+// every later ranking for that job, like Nomad's node-reschedule penalty: it
+// scores -LostLeasePenalty on the reschedule term (weight 1), the others 0.
+// 1000 is the whole range of one scorer at weight 1: such a provider is still
+// asked, and still leased when it is the only fit, or when it beats the other
+// offers by more than that (under Balanced, both cheaper and much less
+// loaded); against an equal offer it loses.
+const LostLeasePenalty = 1000
+
+// rescheduleScorer is the name of the lost-lease penalty's term.
+const rescheduleScorer = "reschedule"
+
+// ranked is an offer, by its index, with its static score; spread is added at
+// assignment.
+type ranked struct {
+	score int64
+	at    int
+}
+
+// ranking is offers ranked best first, with each scorer's score of each. Its
+// buffers serve again for the next ranking, but for the scores once kept.
+type ranking struct {
+	ctx    RankContext
+	order  []ranked // best first
+	scores Scores   // offer i's are scores[i*stride:][:stride]
+	stride int
+	spread bool // the last score of each offer is spread's, 0 until assignment
+}
+
+// of returns the scores of offer i.
+func (r *ranking) of(i int) Scores {
+	return r.scores[i*r.stride : (i+1)*r.stride : (i+1)*r.stride]
+}
+
+// keep hands the scores of this ranking over for good: the next ranking
+// writes its own elsewhere.
+func (r *ranking) keep() { r.scores = nil }
+
+// rank scores offers under a policy, less LostLeasePenalty for the providers
+// penalised (sorted), and orders them best first, ties in an order shuffled
+// from rng.
+func (r *ranking) rank(offers []Offer, j *Job, p Policy, penalised []string, rng *rand.Rand) {
+	r.order = r.order[:0]
+	if len(offers) == 0 {
+		return
+	}
+	r.ctx = RankContext{Job: j, MinTotal: offers[0].Total.Nanos, MaxTotal: offers[0].Total.Nanos}
+	c := &r.ctx
 	for i := range offers {
 		c.MinTotal = min(c.MinTotal, offers[i].Total.Nanos)
 		c.MaxTotal = max(c.MaxTotal, offers[i].Total.Nanos)
 	}
+	affinity, reschedule := len(j.Affinities) > 0, len(penalised) > 0
+	r.spread = len(j.Spread) > 0
+	r.stride = len(p.Terms) + b2i(affinity) + b2i(reschedule) + b2i(r.spread)
+	if n := len(offers) * r.stride; cap(r.scores) < n {
+		r.scores = make(Scores, n)
+	} else {
+		r.scores = r.scores[:n]
+	}
+	r.order = slices.Grow(r.order, len(offers))
+	for k, t := range p.Terms {
+		r.scores[k].Scorer = t.Scorer.Name() // the names every offer's scores copy
+	}
 	for i := range offers {
 		o := &offers[i]
+		sc := r.scores[i*r.stride : (i+1)*r.stride]
 		var s int64
-		for _, t := range p.Terms {
-			s += t.Weight * t.Scorer.Score(o, &c)
+		for k, t := range p.Terms {
+			v := t.Scorer.Score(o, c)
+			sc[k] = Score{r.scores[k].Scorer, t.Weight, v}
+			s += t.Weight * v
 		}
-		if len(j.Affinities) > 0 {
-			s += AffinityScorer{}.Score(o, &c)
+		k := len(p.Terms)
+		if affinity {
+			v := AffinityScorer{}.Score(o, c)
+			sc[k] = Score{AffinityScorer{}.Name(), 1, v}
+			s += v
+			k++
 		}
-		out = append(out, ranked{o, s})
+		if reschedule {
+			var v int64
+			if _, lost := slices.BinarySearch(penalised, o.Provider); lost {
+				v = -LostLeasePenalty
+			}
+			sc[k] = Score{rescheduleScorer, 1, v}
+			s += v
+			k++
+		}
+		if r.spread {
+			sc[k] = Score{"spread", 1, 0}
+		}
+		r.order = append(r.order, ranked{s, i})
 	}
-	rng.Shuffle(len(out), func(i, k int) { out[i], out[k] = out[k], out[i] })
-	slices.SortStableFunc(out, func(a, b ranked) int { return cmp.Compare(b.score, a.score) })
-	return out
+	rng.Shuffle(len(r.order), func(i, k int) { r.order[i], r.order[k] = r.order[k], r.order[i] })
+	slices.SortStableFunc(r.order, func(a, b ranked) int { return cmp.Compare(b.score, a.score) })
+}
+
+// setSpread records the spread bonus an offer was last weighed with.
+func (r *ranking) setSpread(i int, v int64) {
+	if r.spread {
+		r.scores[(i+1)*r.stride-1].Value = v
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // spreadScore is the bonus an offer gets for a value of a spread attribute that

@@ -26,9 +26,15 @@ func TestPolicies(t *testing.T) {
 		{Cheapest, affine, "mid-mid"}, // affinity (+1000) outweighs price (+500)
 	}
 	for _, tt := range tests {
-		got := rank(offers, tt.job, tt.policy, rand.New(rand.NewChaCha8([32]byte{})), nil)
-		if got[0].offer.Provider != tt.want {
-			t.Errorf("%s (affinities %d): best is %s, want %s", tt.policy.Name, len(tt.job.Affinities), got[0].offer.Provider, tt.want)
+		var r ranking
+		r.rank(offers, tt.job, tt.policy, nil, rand.New(rand.NewChaCha8([32]byte{})))
+		if got := offers[r.order[0].at].Provider; got != tt.want {
+			t.Errorf("%s (affinities %d): best is %s, want %s", tt.policy.Name, len(tt.job.Affinities), got, tt.want)
+		}
+		for _, x := range r.order {
+			if sc := r.of(x.at); sc.Total() != x.score || len(sc) != len(tt.policy.Terms)+len(tt.job.Affinities) {
+				t.Errorf("%s: %s ranked %d, its scores %v", tt.policy.Name, offers[x.at].Provider, x.score, sc)
+			}
 		}
 	}
 }
@@ -44,8 +50,10 @@ func TestTiesFollowTheSeed(t *testing.T) {
 		var s [32]byte
 		s[0] = seed
 		var b []byte
-		for _, r := range rank(offers, &Job{Count: 1, Replicas: 1}, Cheapest, rand.New(rand.NewChaCha8(s)), nil) {
-			b = append(b, r.offer.Provider...)
+		var r ranking
+		r.rank(offers, &Job{Count: 1, Replicas: 1}, Cheapest, nil, rand.New(rand.NewChaCha8(s)))
+		for _, x := range r.order {
+			b = append(b, offers[x.at].Provider...)
 		}
 		return string(b)
 	}

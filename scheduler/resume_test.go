@@ -51,7 +51,7 @@ func TestResume(t *testing.T) {
 			t.Fatalf("cancelled epoch %d, want 3", c.Epoch)
 		}
 	}
-	if !relooked || q.Status().Asked[0].Reason != "lost" {
+	if !relooked || q.Status().Asked[0].Reason != ReasonLost {
 		t.Fatalf("a silent resumed lease was not placed again: %+v", q.Status())
 	}
 	if q.Resume(nil) {

@@ -28,7 +28,7 @@ import (
 //	finish p1 [exit=0] [output=X]  a provider ends its leases with a result
 //	result p1 job=j1 epoch=N [output=X]  a provider sends a result for an epoch
 //	cancel job=j1
-//	status job=j1
+//	status job=j1       the job's status, and each provider asked: its outcome and, if ranked, its scores
 //	ledger              every provider's committed and reserved resources
 func TestScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -185,7 +185,11 @@ func runCommand(w *world, d *datadriven.TestData) (string, error) {
 		st := j.p.Status()
 		w.logf("%s", describeStatus(st))
 		for _, o := range st.Asked {
-			w.logf("  %s: %s", o.Provider, o.Reason)
+			if len(o.Scores) > 0 {
+				w.logf("  %s: %s, scored %s", o.Provider, o.Reason, o.Scores)
+			} else {
+				w.logf("  %s: %s", o.Provider, o.Reason)
+			}
 		}
 	case "ledger":
 		for _, p := range w.providers {

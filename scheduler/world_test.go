@@ -42,6 +42,7 @@ type simProvider struct {
 type simJob struct {
 	name string
 	p    *Placement
+	last Status // the last status it reported
 }
 
 // message is an event in flight to a job (to == "") or an action in flight to
@@ -138,6 +139,7 @@ func (w *world) route(j *simJob, a Action) {
 	case SetTimer:
 		w.timers = append(w.timers, simTimer{j, a.ID, a.At})
 	case Report:
+		j.last = a.Status
 		w.logf("%s: report %s", j.name, describeStatus(a.Status))
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/scheduler"
 
 	"github.com/spf13/cobra"
 
@@ -149,7 +150,7 @@ func jobExit(v requester.JobView) error {
 	switch {
 	case v.State == "succeeded":
 		return nil
-	case v.State == "failed" && strings.HasPrefix(v.Reason, "not placed"):
+	case v.State == "failed" && v.Code == int32(scheduler.ReasonNotPlaced):
 		return &exitError{2, fmt.Errorf("job %s could not be placed: %s", v.CID, v.Reason)}
 	}
 	return &exitError{1, fmt.Errorf("job %s %s: %s", v.CID, v.State, v.Reason)}
@@ -163,13 +164,42 @@ func printJob(w io.Writer, v requester.JobView) {
 	}
 	for i, s := range v.Slots {
 		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, orNone(s.Price), s.ExitCode)
-	}
-	if v.State != "succeeded" {
-		for _, o := range v.Asked {
-			fmt.Fprintf(tw, "  %s\t%s %s\n", shortID(o.Provider), o.Reason, o.Detail)
+		if len(s.Scores) > 0 {
+			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Total, s.Scores))
 		}
 	}
+	if len(v.Asked) > 0 {
+		fmt.Fprintf(tw, "asked\t\n")
+	}
+	for _, o := range v.Asked {
+		line := o.Reason
+		if o.Detail != "" {
+			line += ": " + o.Detail
+		}
+		if len(o.Scores) > 0 {
+			line += ", scored " + scores(o.Total, o.Scores)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", shortID(o.Provider), line)
+	}
 	tw.Flush()
+}
+
+// scores reads "1875 (price 1000, load 875)", a weight other than 1 after
+// its value.
+func scores(total int64, ss []requester.ScoreView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d (", total)
+	for i, x := range ss {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", x.Scorer, x.Value)
+		if x.Weight != 1 {
+			fmt.Fprintf(&b, "x%d", x.Weight)
+		}
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 func shortID(id string) string {

@@ -285,3 +285,48 @@ func TestQuote(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartKeepsOperators: after a requester restart, a replica lost with
+// its provider is placed again away from the operator that runs the other
+// replica, though that operator is cheaper: the resumed slots keep their
+// offers' labels (they used to come back without them, and both replicas
+// ended on one operator).
+func TestRestartKeepsOperators(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t)
+		a1 := f.AddProvider(nodetest.Market("fr-par", "opa"))
+		a2 := f.AddProvider(nodetest.Market("fr-par", "opa"))
+		b := f.AddProvider(nodetest.Market("fr-lyo", "opb"))
+		dear := nodetest.Market("fr-mrs", "opc")
+		dear.Pricing.Base.CPUNanosPerSecond *= 100
+		c := f.AddProvider(dear)
+		for _, p := range f.Providers {
+			p.Hold()
+		}
+		key := f.Submit("version: 1\nname: twice\nreplicas: 2\ntask:\n  module: m.wasm\n"+small, exectest.Write("same\n", "", 0))
+		f.Until("both replicas leased", func() bool { return a1.Held()+a2.Held()+b.Held() == 2 })
+		if b.Held() != 1 {
+			t.Fatalf("replicas held by a1 %d, a2 %d, b %d: want one on operator b", a1.Held(), a2.Held(), b.Held())
+		}
+		f.Settle(time.Second) // the statuses saved
+		f.Requester.Crash()
+		// Every shard looked up and every provider asked: the choice is the
+		// placement's, not the sample's.
+		f.Placement.Shards, f.Placement.D = 64, 4
+		f.Requester.Restart()
+		b.Crash()
+		for _, p := range []*nodetest.Member{a1, a2, c} {
+			p.Release()
+		}
+		v := f.Wait(key)
+		if v.State != "succeeded" {
+			t.Fatalf("job %+v", v)
+		}
+		for _, s := range v.Slots {
+			if s.Provider == peer.ID(c.ID).String() {
+				return
+			}
+		}
+		t.Fatalf("the lost replica went to %+v, not to the only other operator's provider", v.Slots)
+	})
+}

@@ -21,7 +21,7 @@ func (r *Requester) reloadFinished(rec store.Job) {
 	close(j.ended) // no placement: nothing to stop
 	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason}
 	for _, s := range rec.Slots {
-		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
 		if res := s.Result; res != nil {
 			ss.ExitCode, ss.OutputCID = res.ExitCode, res.OutputCID
 			for _, l := range []struct {
@@ -72,7 +72,7 @@ func (r *Requester) resumeJobs() error {
 		p := scheduler.NewPlacement(r.cfg.Placement, sjob, randomSeed())
 		slots := make([]scheduler.SlotStatus, len(rec.Slots))
 		for i, s := range rec.Slots {
-			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
 		}
 		if len(slots) > 0 && !p.Resume(slots) {
 			r.log.Warn("stored job's slots do not match it", "job", sj.CID)

@@ -39,7 +39,7 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 	rec := store.Job{CID: j.cid, Envelope: j.env, SpecFile: j.spec, Submitted: submitted, State: st.State, Reason: st.Reason}
 	j.mu.Lock()
 	for _, s := range st.Slots {
-		slot := store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price}
+		slot := store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
 		if res := j.results[runKey{s.LeaseID, s.Epoch}]; res != nil {
 			var perr *protocol.Error
 			if e := protocol.FromPB(res.Error); e != nil {

@@ -8,14 +8,19 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/wire"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
-// JobView is a job as the API shows it.
+// JobView is a job as the API shows it. Reasons come as a code and its text:
+// a code below 1000 is the protocol's (SPEC 2.5), one from 1000 the
+// scheduler's own (scheduler.Reason); programs branch on the code, people
+// read the text.
 type JobView struct {
 	CID       string        `json:"cid"`
 	Name      string        `json:"name"`
 	Spec      string        `json:"spec,omitempty"`
 	State     string        `json:"state"`
+	Code      int32         `json:"code,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
 	Slots     []SlotView    `json:"slots"`
 	Asked     []OutcomeView `json:"asked,omitempty"`
@@ -33,25 +38,47 @@ type SlotView struct {
 	Price    string `json:"price,omitempty"`
 	ExitCode int32  `json:"exit_code"`
 	Output   string `json:"output_cid,omitempty"`
+	// Scores say why the slot's offer won: each scorer's part in its rank.
+	Scores []ScoreView `json:"scores,omitempty"`
+	Total  int64       `json:"score,omitempty"`
+}
+
+// ScoreView is one scorer's part in an offer's rank (scheduler.Score).
+type ScoreView struct {
+	Scorer string `json:"scorer"`
+	Weight int64  `json:"weight"`
+	Value  int64  `json:"value"`
+}
+
+func scoresView(s scheduler.Scores) []ScoreView {
+	var out []ScoreView
+	for _, x := range s {
+		out = append(out, ScoreView{Scorer: x.Scorer, Weight: x.Weight, Value: x.Value})
+	}
+	return out
 }
 
 // OutcomeView is what came of asking one provider.
 type OutcomeView struct {
-	Provider string `json:"provider"`
-	Reason   string `json:"reason"`
-	Detail   string `json:"detail,omitempty"`
+	Provider string      `json:"provider"`
+	Code     int32       `json:"code"`
+	Reason   string      `json:"reason"`
+	Detail   string      `json:"detail,omitempty"`
+	Scores   []ScoreView `json:"scores,omitempty"` // how its offer ranked, if it made one
+	Total    int64       `json:"score,omitempty"`
 }
 
 func (j *job) view(key string) JobView {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	st := j.status
-	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, PlacedMs: float64(j.placed.Microseconds()) / 1000, State: st.State.String(), Reason: st.Reason, History: append([]string(nil), j.history...)}
+	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, PlacedMs: float64(j.placed.Microseconds()) / 1000, State: st.State.String(), Code: int32(st.Code), Reason: st.Reason, History: append([]string(nil), j.history...)}
 	if st.State == 0 {
 		v.State = "submitted"
 	}
 	for _, s := range st.Slots {
-		sv := SlotView{Provider: peer.ID(s.Provider).String(), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode}
+		sv := SlotView{Provider: peer.ID(s.Provider).String(), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode,
+			Scores: scoresView(s.Scores), Total: s.Scores.Total()}
 		if s.Provider == "" {
 			sv.Provider = ""
 		}
@@ -64,7 +91,8 @@ func (j *job) view(key string) JobView {
 		v.Slots = append(v.Slots, sv)
 	}
 	for _, o := range st.Asked {
-		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Reason: o.Reason, Detail: o.Detail})
+		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Code: int32(o.Reason), Reason: o.Reason.String(), Detail: o.Detail,
+			Scores: scoresView(o.Scores), Total: o.Scores.Total()})
 	}
 	return v
 }

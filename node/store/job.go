@@ -35,6 +35,9 @@ type Slot struct {
 	Lease    []byte           // the sealed Lease envelope sent for Epoch
 	Price    scheduler.Amount // the leased offer's total
 	Result   *Result          // the provider's result for Epoch; nil until it comes
+	// Labels are the leased offer's (operator, region...), so that a
+	// placement resumed after a restart still spreads its replicas.
+	Labels scheduler.Labels
 }
 
 // Result is a provider's final result for a lease epoch (SPEC 6.3), as the
@@ -108,6 +111,9 @@ func encodeJob(j *Job) ([]byte, error) {
 			Lease:    s.Lease,
 			Price:    amountToPB(s.Price),
 		}
+		for _, l := range s.Labels {
+			ps.Labels = append(ps.Labels, &pb.Label{Key: l.Key, Value: l.Value})
+		}
 		if r := s.Result; r != nil {
 			ps.Result = &storepb.Result{
 				State:       r.State,
@@ -160,6 +166,13 @@ func decodeJob(k, v []byte) (Job, error) {
 			State:    ss,
 			Lease:    orNil(ps.Lease),
 			Price:    amountFromPB(ps.Price),
+		}
+		if len(ps.Labels) > 0 {
+			ls := make([]scheduler.Label, len(ps.Labels))
+			for i, l := range ps.Labels {
+				ls[i] = scheduler.Label{Key: l.Key, Value: l.Value}
+			}
+			s.Labels = scheduler.NewLabels(ls...)
 		}
 		if r := ps.Result; r != nil {
 			s.Result = &Result{

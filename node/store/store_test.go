@@ -464,6 +464,7 @@ func testJob(i int) Job {
 			{
 				LeaseID: testID(i), Epoch: 2, Provider: "provider A", State: scheduler.SlotSucceeded,
 				Lease: fill("sent lease", 900), Price: scheduler.Amount{Currency: "EUR", Nanos: 42},
+				Labels: scheduler.NewLabels(scheduler.Label{Key: "operator", Value: "a"}, scheduler.Label{Key: "region", Value: "fr-par"}),
 				Result: &Result{
 					State: succeeded, ExitCode: 0, OutputCID: "output", StdoutCID: "stdout", StderrCID: "stderr",
 					Started: at(10), Ended: at(20),

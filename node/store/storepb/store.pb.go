@@ -535,6 +535,7 @@ type Slot struct {
 	Lease         []byte                 `protobuf:"bytes,5,opt,name=lease,proto3" json:"lease,omitempty"`   // the sealed Lease envelope sent for this epoch
 	Price         *pb.Amount             `protobuf:"bytes,6,opt,name=price,proto3" json:"price,omitempty"`   // the leased offer's total
 	Result        *Result                `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"` // unset until the provider's Result arrives
+	Labels        []*pb.Label            `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty"` // the leased offer's labels: a resumed placement spreads by them
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,6 +615,13 @@ func (x *Slot) GetPrice() *pb.Amount {
 func (x *Slot) GetResult() *Result {
 	if x != nil {
 		return x.Result
+	}
+	return nil
+}
+
+func (x *Slot) GetLabels() []*pb.Label {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -835,7 +843,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x0fsubmitted_at_ms\x18\x04 \x01(\x04R\rsubmittedAtMs\x12/\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x19.cuivre.store.v1.JobStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12+\n" +
-	"\x05slots\x18\a \x03(\v2\x15.cuivre.store.v1.SlotR\x05slots\"\xf5\x01\n" +
+	"\x05slots\x18\a \x03(\v2\x15.cuivre.store.v1.SlotR\x05slots\"\x9f\x02\n" +
 	"\x04Slot\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
@@ -843,7 +851,8 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2\x1a.cuivre.store.v1.SlotStateR\x05state\x12\x14\n" +
 	"\x05lease\x18\x05 \x01(\fR\x05lease\x12'\n" +
 	"\x05price\x18\x06 \x01(\v2\x11.cuivre.v1.AmountR\x05price\x12/\n" +
-	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\"\x9b\x02\n" +
+	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\x12(\n" +
+	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\x9b\x02\n" +
 	"\x06Result\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cuivre.v1.LeaseStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -905,6 +914,7 @@ var file_node_store_storepb_store_proto_goTypes = []any{
 	(*pb.Price)(nil),     // 10: cuivre.v1.Price
 	(*pb.Amount)(nil),    // 11: cuivre.v1.Amount
 	(*pb.Error)(nil),     // 12: cuivre.v1.Error
+	(*pb.Label)(nil),     // 13: cuivre.v1.Label
 }
 var file_node_store_storepb_store_proto_depIdxs = []int32{
 	8,  // 0: cuivre.store.v1.Lease.state:type_name -> cuivre.v1.LeaseState
@@ -917,13 +927,14 @@ var file_node_store_storepb_store_proto_depIdxs = []int32{
 	1,  // 7: cuivre.store.v1.Slot.state:type_name -> cuivre.store.v1.SlotState
 	11, // 8: cuivre.store.v1.Slot.price:type_name -> cuivre.v1.Amount
 	6,  // 9: cuivre.store.v1.Slot.result:type_name -> cuivre.store.v1.Result
-	8,  // 10: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	12, // 11: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 10: cuivre.store.v1.Slot.labels:type_name -> cuivre.v1.Label
+	8,  // 11: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	12, // 12: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_node_store_storepb_store_proto_init() }

@@ -1,0 +1,267 @@
+package scheduler
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// frenchWorld is a world of providers in France, given as name=operator.
+func frenchWorld(t *testing.T, providers ...string) *world {
+	t.Helper()
+	w := newWorld()
+	for _, p := range providers {
+		name, operator, _ := strings.Cut(p, "=")
+		addProvider(t, w, name, []string{"jurisdiction=fr", "operator=" + operator})
+	}
+	return w
+}
+
+// fourFrench is a world of four providers in France, each of its own operator.
+func fourFrench(t *testing.T) *world { return frenchWorld(t, "p1=p1", "p2=p2", "p3=p3", "p4=p4") }
+
+const frenchJob = "version: 1\nname: j\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 128Mi, timeout: 30s}\nconstraints:\n  - jurisdiction = fr\n"
+
+// settle delivers what is in flight and lets round deadlines pass until every
+// slot of the job runs or the job ends.
+func settle(t *testing.T, w *world, j *simJob) {
+	t.Helper()
+	for range 50 {
+		w.deliverAll()
+		if j.p.State().Final() || j.p.State() == JobRunning {
+			return
+		}
+		w.advance(200 * time.Millisecond)
+	}
+	t.Fatalf("the job neither runs nor ends: %s", describeStatus(j.p.Status()))
+}
+
+// TestLastLostLeaseFails: when a slot loses the last lease it may lose, the
+// job fails, and its last report says so; it does not announce a reschedule
+// that will never come.
+func TestLastLostLeaseFails(t *testing.T) {
+	w := fourFrench(t)
+	job, err := testJob("j", frenchJob, "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{MaxReschedules: 1}, job, 1)
+	for lost := 0; !j.p.State().Final(); lost++ {
+		if lost > 2 {
+			t.Fatalf("still %s after %d lost leases", j.p.State(), lost)
+		}
+		settle(t, w, j)
+		if j.p.State().Final() {
+			break
+		}
+		// The provider running the slot is cut off: its heartbeats stop.
+		w.provider(j.p.Status().Slots[0].Provider).cut = true
+		w.advance(4 * time.Second)
+	}
+	if j.p.State() != JobFailed {
+		t.Fatalf("state %s, want failed", j.p.State())
+	}
+	if last := j.last; last.State != JobFailed || strings.Contains(last.Message, "rescheduling") {
+		t.Fatalf("the last report is %q with message %q, want failed without a reschedule", last.State, last.Message)
+	}
+	if j.last.Code != ReasonLeasesLost || !strings.Contains(j.last.Reason, "lost 2 leases") {
+		t.Fatalf("reason %s: %q, want the leases lost", j.last.Code, j.last.Reason)
+	}
+}
+
+// TestResumeKeepsOperators: a placement resumed after a requester restart
+// knows the operator of its running slots from the labels their status kept,
+// so the slot it places next avoids that operator: as a rule for replicas, as
+// a preference for a spread.
+func TestResumeKeepsOperators(t *testing.T) {
+	for _, tt := range []struct{ name, spec string }{
+		{"replicas", "replicas: 2\n"},
+		{"spread", "count: 2\nspread:\n  - {attribute: operator, weight: 100}\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for seed := range uint64(8) {
+				w := frenchWorld(t, "a1=alpha", "a2=alpha", "b1=beta")
+				job, err := testJob("j", frenchJob+tt.spec, "requester")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var s [32]byte
+				s[0] = byte(seed)
+				j := &simJob{name: "j", p: NewPlacement(Config{D: 3}, job, s)}
+				w.jobs = append(w.jobs, j)
+				a1 := NewLabels(Label{LabelJurisdiction, "fr"}, Label{LabelOperator, "alpha"})
+				if !j.p.Resume([]SlotStatus{
+					{LeaseID: "lease-0123456789", Epoch: 1, Provider: "a1", State: SlotRunning, Price: Amount{"EUR", 7}, Labels: a1},
+					{State: SlotPending},
+				}) {
+					t.Fatal("Resume refused")
+				}
+				w.step(j, Start{})
+				settle(t, w, j)
+				st := j.p.Status()
+				if got := st.Slots[1].Provider; got != "b1" {
+					t.Fatalf("seed %d: the second slot went to %s, want b1 of the other operator: %s", seed, got, describeStatus(st))
+				}
+				if v, _ := st.Slots[0].Labels.Get(LabelOperator); v != "alpha" {
+					t.Fatalf("seed %d: the resumed slot reports operator %q, want alpha", seed, v)
+				}
+			}
+		})
+	}
+}
+
+// addProvider adds a provider to a world, with labels and options of the
+// script's provider command as key=value: "cpu=1", "price=20000,2000".
+func addProvider(t *testing.T, w *world, name string, labels []string, opts ...string) {
+	t.Helper()
+	opt := map[string]string{"name": name}
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		opt[k] = v
+	}
+	cfg, err := providerConfig(func(k, def string) string {
+		if v, ok := opt[k]; ok {
+			return v
+		}
+		return def
+	}, func(k string) []string {
+		switch k {
+		case "labels":
+			return labels
+		case "price":
+			if v, ok := opt[k]; ok {
+				return strings.Split(v, ",")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.addProvider(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestScoresExplainTheWinner: the status keeps each scorer's score of every
+// offer ranked, for the winner (its slot and its outcome) as for the others,
+// and what a report showed does not change under later rounds.
+func TestScoresExplainTheWinner(t *testing.T) {
+	w := newWorld()
+	addProvider(t, w, "cheap", []string{"jurisdiction=fr", "region=fr-par", "operator=alpha"})
+	addProvider(t, w, "dear", []string{"jurisdiction=fr", "region=fr-lyo", "operator=beta"}, "price=20000,2000")
+	job, err := testJob("j", frenchJob+"affinities:\n  - {key: region, op: \"=\", values: [fr-lyo], weight: 20}\nspread:\n  - {attribute: operator, weight: 50}\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{D: 2}, job, 1)
+	settle(t, w, j)
+	st := j.p.Status()
+	names := func(s Scores) string {
+		var n []string
+		for _, x := range s {
+			n = append(n, x.Scorer)
+		}
+		return strings.Join(n, " ")
+	}
+	win := st.Slots[0].Scores
+	if st.Slots[0].Provider != "cheap" || names(win) != "price load affinity spread" {
+		t.Fatalf("slot on %s scored %v, want cheap with price, load, affinity and spread", st.Slots[0].Provider, win)
+	}
+	byProvider := map[string]Outcome{}
+	for _, o := range st.Asked {
+		byProvider[o.Provider] = o
+	}
+	if got := byProvider["cheap"]; got.Reason != ReasonLeased || got.Scores.String() != win.String() {
+		t.Fatalf("the winner's outcome %s %v, want leased %v", got.Reason, got.Scores, win)
+	}
+	lose := byProvider["dear"].Scores
+	if byProvider["dear"].Reason != ReasonNotChosen || len(lose) != 4 {
+		t.Fatalf("the loser's outcome %s %v, want not chosen with its scores", byProvider["dear"].Reason, lose)
+	}
+	// cheap: price 1000 + load + spread 500; dear: price 0 + load + affinity 200 + spread 500.
+	if win[0].Value != 1000 || lose[0].Value != 0 || win[2].Value != 0 || lose[2].Value != 200 || win[3].Value != 500 || lose[3].Value != 500 {
+		t.Fatalf("scores: winner %v, loser %v", win, lose)
+	}
+	if win.Total() <= lose.Total() {
+		t.Fatalf("the winner scored %d, the loser %d", win.Total(), lose.Total())
+	}
+	shown := win.String()
+
+	// The winner dies: its lease is lost, and the job is placed again.
+	w.provider("cheap").dead = true
+	w.advance(4 * time.Second)
+	settle(t, w, j)
+	if got := j.p.Status().Slots[0]; got.Provider != "dear" || got.Epoch != 2 || len(got.Scores) == 0 {
+		t.Fatalf("slot after the loss: %+v, want dear under epoch 2, scored", got)
+	}
+	if win.String() != shown {
+		t.Fatalf("scores already reported changed: %s, then %s", shown, win)
+	}
+}
+
+// TestLostLeasePenalised: a provider that lost a lease of a job is not barred
+// from it, only ranked down: it is leased again when it is the only fit or
+// clearly the best, and loses to an equal offer.
+func TestLostLeasePenalised(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		providers func(*testing.T, *world)
+		want      string
+	}{
+		{"only fit", func(t *testing.T, w *world) {
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+		}, "p1"},
+		{"equal", func(t *testing.T, w *world) {
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+			addProvider(t, w, "p2", []string{"jurisdiction=fr"})
+		}, "the other"},
+		{"clearly best", func(t *testing.T, w *world) {
+			// p2 is dearer, and a quarter of p1's size: the job loads it more.
+			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
+			addProvider(t, w, "p2", []string{"jurisdiction=fr"}, "cpu=1", "mem=2Gi", "price=20000,2000")
+		}, "p1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			tt.providers(t, w)
+			job, err := testJob("j", frenchJob, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := w.submit("j", Config{D: 2}, job, 1)
+			settle(t, w, j)
+			first := j.p.Status().Slots[0].Provider
+			if first == "" || j.p.State() != JobRunning {
+				t.Fatalf("not placed: %s", describeStatus(j.p.Status()))
+			}
+			// Its provider is cut off long enough to lose the lease, then heals.
+			w.provider(first).cut = true
+			w.advance(4 * time.Second)
+			w.provider(first).cut = false
+			settle(t, w, j)
+			st := j.p.Status()
+			want := tt.want
+			if want == "the other" {
+				want = map[string]string{"p1": "p2", "p2": "p1"}[first]
+			}
+			if st.State != JobRunning || st.Slots[0].Epoch != 2 || st.Slots[0].Provider != want {
+				t.Fatalf("after %s lost the lease: %s, want running on %s under epoch 2", first, describeStatus(st), want)
+			}
+			for _, o := range st.Asked {
+				var penalty int64
+				for _, sc := range o.Scores {
+					if sc.Scorer == "reschedule" {
+						penalty = sc.Value
+					}
+				}
+				if o.Provider == first && o.Reason != ReasonLost && penalty != -LostLeasePenalty {
+					t.Errorf("%s, which lost the lease, scored %v", o.Provider, o.Scores)
+				}
+				if o.Provider != first && penalty != 0 {
+					t.Errorf("%s scored %v", o.Provider, o.Scores)
+				}
+			}
+		})
+	}
+}
