@@ -246,6 +246,7 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 		}
 	})
 	if err != nil && running == nil {
+		t.Logf("watch ended without a result: %v", err)
 		return nil, stdout.String() // the provider was killed under this watch
 	}
 	if err != nil {

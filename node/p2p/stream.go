@@ -22,6 +22,10 @@ import (
 // streamTimeout bounds one request-response exchange.
 const streamTimeout = 10 * time.Second
 
+// closeWait bounds how long a provider waits, after its last message, for
+// the asker to close its side of the stream.
+const closeWait = 5 * time.Second
+
 // ServiceName is the resource-manager service of cuivre's streams.
 const ServiceName = "cuivre"
 
@@ -139,7 +143,14 @@ func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, f
 			h.streamErr.WithLabelValues(string(id)).Inc()
 			h.log.Info("stream failed", "protocol", id, "from", from, "err", err)
 			s.Reset()
+			return
 		}
+		// The answer is written, not yet received: wait, briefly, until the
+		// asker has read it and closed its side, so that a host closing
+		// right after (a drain's end) does not drop the last message.
+		s.CloseWrite()
+		s.SetReadDeadline(time.Now().Add(closeWait))
+		io.Copy(io.Discard, io.LimitReader(s, 1<<10))
 	})
 }
 
