@@ -34,9 +34,9 @@ examples-check: ## check that the committed example modules are what make exampl
 run: build ## run the main job: a federation of 8 providers on loopback placing the example jobs
 	$(BIN) demo
 
-test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the daemon under -race
+test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race ./node ./node/config ./node/exec ./node/store ./node/devnet
+	$(GO) test -count=1 -race ./node/...
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...

@@ -1,7 +1,7 @@
 // The rooms test: imports flow one way (protocol <- scheduler <- node,
 // simulations <- cmd), the scheduler's own files stay sans I/O, and nothing
 // the scheduler depends on is libp2p or multiformats code. It reads the
-// real import graph with go list, so the rule cannot rot (STYLE "Rooms").
+// real import graph with go list, so the rule cannot rot (docs/ARCHITECTURE.md, "Rooms").
 package cuivre_test
 
 import (

@@ -16,8 +16,8 @@ import (
 	"github.com/cuivre/cuivre/protocol/wire"
 )
 
-// world is the third driver of the core (STYLE: node, simulator, test
-// harness): providers holding real Markets, a facet index standing in for the
+// world is a test harness driving the core, beside the node and the
+// simulator (docs/ARCHITECTURE.md): providers holding real Markets, a facet index standing in for the
 // DHT, one Placement per job, and a queue of messages in flight that a script
 // or a property test delivers, drops, or reorders.
 type world struct {

@@ -11,8 +11,8 @@ import (
 	"github.com/cuivre/cuivre/protocol/wire"
 )
 
-// Native fuzz targets for opening records (STYLE: quic-go's habit), seeded
-// with the test vectors sealed by their signers. `make test` runs their seed
+// Native fuzz targets for opening records, one per parser as quic-go keeps
+// them, seeded with the test vectors sealed by their signers. `make test` runs their seed
 // corpora; `make fuzz` runs each for FUZZTIME.
 
 // sealedSeeds returns every vector record sealed by its expected signer.

@@ -13,7 +13,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/wire"
 )
 
-// Native fuzz targets for every decoder (STYLE: quic-go's habit), seeded with
+// Native fuzz targets for every decoder (one per parser, as quic-go keeps them), seeded with
 // the valid encodings of the test vectors. `make test` runs their seed corpora;
 // `make fuzz` runs each for FUZZTIME.
 
