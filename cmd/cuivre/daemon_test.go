@@ -121,23 +121,11 @@ func TestTwoDaemons(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
-	st, err := store.Open(filepath.Join(t.TempDir(), "req.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	aInfo, err := peer.AddrInfoFromString(a.id.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := node.New(node.Options{Identity: key, Store: st, Bootstrap: []peer.AddrInfo{*aInfo},
-		Market: scheduler.MarketConfig{Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
-			Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer req.Close()
+	req, key := requesterNode(t, *aInfo)
 	if err := req.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +241,29 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 		t.Errorf("watch: %v", err)
 	}
 	return r, stdout.String()
+}
+
+// requesterNode starts a node in this process that only places (a store for
+// its modules, no executor), bootstrapping from boot; it closes with the test.
+func requesterNode(t *testing.T, boot peer.AddrInfo) (*node.Node, crypto.PrivKey) {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "req.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	req, err := node.New(node.Options{Identity: key, Store: st, Bootstrap: []peer.AddrInfo{boot},
+		Market: scheduler.MarketConfig{Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
+			Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { req.Close() })
+	return req, key
 }
 
 func random(n int) []byte {

@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/exec/exectest"
-	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/scheduler"
 )
 
 // TestSigtermDrains: SIGTERM to a daemon running a lease lets the lease
@@ -29,23 +23,11 @@ func TestSigtermDrains(t *testing.T) {
 	d := startDaemon(t, initDir(t), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
-	st, err := store.Open(filepath.Join(t.TempDir(), "req.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	info, err := peer.AddrInfoFromString(d.id.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := node.New(node.Options{Identity: key, Store: st,
-		Market: scheduler.MarketConfig{Capacity: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Executors: []string{"wasm"},
-			Pricing: scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer req.Close()
+	req, key := requesterNode(t, *info)
 	if err := req.Host().Connect(ctx, *info); err != nil {
 		t.Fatal(err)
 	}

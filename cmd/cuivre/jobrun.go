@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -165,7 +164,7 @@ func printJob(w io.Writer, v requester.JobView) {
 	for i, s := range v.Slots {
 		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, orNone(s.Price), s.ExitCode)
 		if len(s.Scores) > 0 {
-			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Total, s.Scores))
+			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Scores))
 		}
 	}
 	if len(v.Asked) > 0 {
@@ -177,29 +176,20 @@ func printJob(w io.Writer, v requester.JobView) {
 			line += ": " + o.Detail
 		}
 		if len(o.Scores) > 0 {
-			line += ", scored " + scores(o.Total, o.Scores)
+			line += ", scored " + scores(o.Scores)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", shortID(o.Provider), line)
 	}
 	tw.Flush()
 }
 
-// scores reads "1875 (price 1000, load 875)", a weight other than 1 after
-// its value.
-func scores(total int64, ss []requester.ScoreView) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d (", total)
+// scores reads "1875 (price 1000, load 875)", as scheduler.Scores does.
+func scores(ss []requester.ScoreView) string {
+	s := make(scheduler.Scores, len(ss))
 	for i, x := range ss {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s %d", x.Scorer, x.Value)
-		if x.Weight != 1 {
-			fmt.Fprintf(&b, "x%d", x.Weight)
-		}
+		s[i] = scheduler.Score{Scorer: x.Scorer, Weight: x.Weight, Value: x.Value}
 	}
-	b.WriteString(")")
-	return b.String()
+	return s.String()
 }
 
 func shortID(id string) string {
