@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -102,14 +106,45 @@ func loadJob(path string) (*pb.Job, []byte, error) {
 		if !filepath.IsAbs(m) {
 			m = filepath.Join(filepath.Dir(path), m)
 		}
-		b, err := os.ReadFile(m)
+		b, err := readModule(m)
 		if err != nil {
-			return cid.Undef, fmt.Errorf("module: %w (build it, or give its CID)", err)
+			return cid.Undef, err
 		}
 		module = b
 		return wire.SumCID(b), nil
 	})
 	return j, module, err
+}
+
+// readModule reads a module file for upload, and refuses, before a byte
+// leaves the machine, what is not a regular file (a device, a pipe), what is
+// larger than providers take, and what is not a WebAssembly command: a spec's
+// module path must not be a way to ship a private key to providers.
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("module: %w (build it, or give its CID)", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("module: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("module %s: not a regular file", path)
+	}
+	const max = store.DefaultMaxModuleSize
+	if fi.Size() > max {
+		return nil, fmt.Errorf("module %s: %d bytes, over the %d providers take", path, fi.Size(), max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", path, err)
+	}
+	if err := exec.Validate(context.Background(), b, max); err != nil {
+		return nil, fmt.Errorf("module %s: %w", path, err)
+	}
+	return b, nil
 }
 
 func signAndOpen(cmd *cobra.Command, j *pb.Job) error {

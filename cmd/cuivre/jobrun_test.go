@@ -35,3 +35,24 @@ func TestJobRun(t *testing.T) {
 		t.Fatalf("unplaceable job: exit %d (%v), want 2 with reasons:\n%s", cmd.ProcessState.ExitCode(), err, b)
 	}
 }
+
+// TestModuleRefused: a spec whose module path names something other than a
+// WebAssembly command in a regular file is refused before anything leaves
+// the machine: a private key, a device, a directory.
+func TestModuleRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE\n-----END OPENSSH PRIVATE KEY-----\n")
+	for _, c := range []struct{ module, want string }{
+		{filepath.Join(dir, "id_ed25519"), "not a WebAssembly module"},
+		{"/dev/zero", "not a regular file"},
+		{dir, "not a regular file"},
+	} {
+		spec := filepath.Join(dir, "job.yaml")
+		writeFile(t, spec, "version: 1\nname: x\ntask:\n  module: "+c.module+"\n  resources: {cpu: 100m, memory: 16Mi}\n")
+		cmd := cuivre(t, "job", "inspect", spec)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("module %s: %v, output:\n%s\nwant a refusal saying %q", c.module, err, out, c.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cuivre/cuivre/node/exec/exectest"
 )
 
 // testMainEnv names the environment variable that makes the test binary
@@ -50,7 +52,7 @@ func TestVersion(t *testing.T) {
 
 func TestJobInspect(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "m.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "m.wasm"), exectest.Empty(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	good := filepath.Join(dir, "good.yaml")

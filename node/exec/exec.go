@@ -209,6 +209,10 @@ func (e *Executor) compile(ctx context.Context, c cid.Cid, bin []byte) (wazero.C
 // signatures wazero implements. Refusing here gives a clear reason at Add,
 // rather than an instantiation failure at each Run.
 func (e *Executor) checkCommand(compiled wazero.CompiledModule) error {
+	return checkCommand(compiled, e.wasi)
+}
+
+func checkCommand(compiled wazero.CompiledModule, wasi map[string]api.FunctionDefinition) error {
 	if _, ok := compiled.ExportedFunctions()["_start"]; !ok {
 		return errors.New("not a WASI command: it exports no _start function")
 	}
@@ -217,13 +221,45 @@ func (e *Executor) checkCommand(compiled wazero.CompiledModule) error {
 	}
 	for _, f := range compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		host, ok := e.wasi[name]
+		host, ok := wasi[name]
 		if mod != wasi_snapshot_preview1.ModuleName || !ok {
 			return fmt.Errorf("imports %s.%s: only WASI preview 1 (%s) functions can be imported", mod, name, wasi_snapshot_preview1.ModuleName)
 		}
 		if !slices.Equal(f.ParamTypes(), host.ParamTypes()) || !slices.Equal(f.ResultTypes(), host.ResultTypes()) {
 			return fmt.Errorf("imports %s.%s with the wrong signature", mod, name)
 		}
+	}
+	return nil
+}
+
+// Validate checks, without an Executor and without compiling to machine code,
+// that bin is a WebAssembly module an executor would take: it decodes and
+// validates it with wazero's interpreter, and checks that it is a WASI
+// preview 1 command. The CLI calls it before a module leaves the machine.
+// Errors are *protocol.Error, as Add's: CODE_TOO_LARGE over maxBytes (0 for
+// the default limit), CODE_MALFORMED, CODE_EXECUTOR_UNSUPPORTED.
+func Validate(ctx context.Context, bin []byte, maxBytes uint64) error {
+	if maxBytes == 0 {
+		maxBytes = Config{}.withDefaults().MaxModuleBytes
+	}
+	if uint64(len(bin)) > maxBytes {
+		return protocol.Errorf(protocol.CodeTooLarge, "module: %d bytes, over the limit of %d", len(bin), maxBytes)
+	}
+	if _, err := declaredMemory(bin); err != nil {
+		return protocol.Errorf(protocol.CodeMalformed, "not a WebAssembly module: %v", err)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fmt.Errorf("exec: instantiating WASI preview 1: %w", err)
+	}
+	compiled, err := rt.CompileModule(ctx, bin)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeMalformed, "not a valid WebAssembly module: %v", err)
+	}
+	defer compiled.Close(ctx)
+	if err := checkCommand(compiled, rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()); err != nil {
+		return protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "module: %v", err)
 	}
 	return nil
 }

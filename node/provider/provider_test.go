@@ -17,6 +17,7 @@ import (
 	"github.com/cuivre/cuivre/node/nodetest"
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -197,6 +198,33 @@ func TestLeaseAbuse(t *testing.T) {
 			Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Timeout: time.Second,
 			MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: f.Clock.Now().Add(5 * time.Second)}, f.Clock.Now); err != nil {
 			t.Fatalf("the provider stopped serving: %v", err)
+		}
+	})
+}
+
+// TestInvalidModuleNotKept: bytes that are not a WebAssembly command (here a
+// private key, hashing to the CID the job names) fail the lease as
+// malformed, and are not kept in the provider's store.
+func TestInvalidModuleNotKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		key := []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE\n")
+		l := lease(t, f, prov, key, time.Second)
+		res, _, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error.GetCode() != protocol.CodeMalformed {
+			t.Fatalf("result %v, %v: want failed, malformed", res, err)
+		}
+		if _, err := prov.Store.Module(wire.SumCID(key)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the provider kept the bytes: %v", err)
+		}
+		// A valid module is kept.
+		good := exectest.Write("kept\n", "", 0)
+		if res, _, err := watch(t, f, prov, lease(t, f, prov, good, time.Second)); err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("a valid module: %v, %v", res, err)
+		}
+		if _, err := prov.Store.Module(wire.SumCID(good)); err != nil {
+			t.Fatalf("a valid module was not kept: %v", err)
 		}
 	})
 }

@@ -168,22 +168,34 @@ func (p *Provider) setState(r *run, s pb.LeaseState) {
 	r.marks = append(r.marks, mark{s, p.clock.Now()})
 }
 
-// ensureModule makes a module ready to run: compiled already, or in the store,
-// or fetched from the requester and verified.
+// ensureModule makes a module ready to run: compiled already, or in the
+// store, or fetched from the requester and verified. A fetched module is
+// stored only once it has compiled: bytes that are not a WebAssembly command
+// are never kept.
 func (p *Provider) ensureModule(ctx context.Context, c cid.Cid, from string) error {
 	if p.exec.Has(c) {
 		return nil
 	}
 	bin, err := p.store.Module(c)
+	fetched := false
 	if errors.Is(err, store.ErrNotFound) {
-		if bin, err = FetchModule(ctx, p.cfg.Transport, from, c); err == nil {
-			err = p.store.PutModule(c, bin)
-		}
+		bin, err = FetchModule(ctx, p.cfg.Transport, from, c)
+		fetched = true
 	}
 	if err != nil {
 		return fmt.Errorf("module %s: %w", c, err)
 	}
-	return p.exec.Add(ctx, c, bin)
+	if err := p.exec.Add(ctx, c, bin); err != nil {
+		return err
+	}
+	if fetched {
+		if err := p.store.PutModule(c, bin); err != nil {
+			// The run goes on with the module compiled; a restart fetches
+			// it again.
+			p.log.Warn("keep module", "module", c, "err", err)
+		}
+	}
+	return nil
 }
 
 // finishRun releases the lease, seals its receipt, and records the end in one
