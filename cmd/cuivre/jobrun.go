@@ -163,6 +163,14 @@ func printJob(w io.Writer, v requester.JobView) {
 	}
 	for i, s := range v.Slots {
 		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, orNone(s.Price), s.ExitCode)
+		for _, c := range []struct {
+			cut  bool
+			name string
+		}{{s.StdoutCut, "stdout"}, {s.StderrCut, "stderr"}} {
+			if c.cut {
+				fmt.Fprintf(tw, "\t%s cut by the provider at its log limit: what is shown is its beginning\n", c.name)
+			}
+		}
 		if len(s.Scores) > 0 {
 			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Scores))
 		}

@@ -43,6 +43,7 @@ type Federation struct {
 	Clock     clock.Clock
 	Exec      *exec.Executor
 	Placement scheduler.Config
+	MaxLog    int // what providers keep of each stream; default theirs
 	Requester *Member
 	Providers []*Member
 }
@@ -137,7 +138,7 @@ func (m *Member) start() {
 	if m.runs {
 		ex = m.f.Exec
 	}
-	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Transport: m.Peer, Clock: m.f.Clock})
+	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
 	if err != nil {
 		t.Fatal(err)
 	}

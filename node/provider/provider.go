@@ -33,8 +33,11 @@ type Config struct {
 	Transport transport.Transport
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
-	Clock           clock.Clock  // default clock.Real
-	Log             *slog.Logger // default slog.Default()
+	// MaxLog is what is kept of each of a run's streams. Default
+	// DefaultMaxLog, SPEC 7's limit.
+	MaxLog int
+	Clock  clock.Clock  // default clock.Real
+	Log    *slog.Logger // default slog.Default()
 	// Loaded, if set, is called when leases come or go (the capacity
 	// record's free resources are stale); it must not block.
 	Loaded func()
@@ -80,6 +83,9 @@ func New(c Config) (*Provider, error) {
 	}
 	if c.ReplayCacheSize <= 0 {
 		c.ReplayCacheSize = 100_000
+	}
+	if c.MaxLog <= 0 {
+		c.MaxLog = DefaultMaxLog
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

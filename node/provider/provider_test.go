@@ -229,6 +229,30 @@ func TestInvalidModuleNotKept(t *testing.T) {
 	})
 }
 
+// TestLogCut: a run that writes more than the log limit keeps the beginning
+// of the stream, and its result says the stream was cut, also when read back
+// from the store; the run itself succeeds. (The stream used to be cut
+// silently.)
+func TestLogCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t)
+		f.MaxLog = 8
+		prov := f.AddProvider(nodetest.Market("fr-par", "opa"))
+		l := lease(t, f, prov, exectest.Write("0123456789abcdef", "short", 0), time.Second)
+		res, stdout, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "01234567" {
+			t.Fatalf("result %v, stdout %q, %v", res, stdout, err)
+		}
+		if !res.StdoutTruncated || res.StderrTruncated || string(res.StdoutCid) != string(wire.SumCID([]byte("01234567")).Bytes()) {
+			t.Fatalf("result says stdout cut %v, stderr cut %v, stdout CID %x", res.StdoutTruncated, res.StderrTruncated, res.StdoutCid)
+		}
+		f.Settle(time.Hour) // the run forgotten: the store answers
+		if res, _, err := watch(t, f, prov, l); err != nil || !res.StdoutTruncated || res.StderrTruncated {
+			t.Fatalf("from the store: %v, %v", res, err)
+		}
+	})
+}
+
 // tamper serves a valid module that is not the one asked for.
 type tamper struct{ transport.Handler }
 

@@ -36,6 +36,7 @@ type run struct {
 	seq     uint64
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
+	cut     [2]bool // stdout, stderr: cut at the log limit
 	result  *pb.Result
 	changed chan struct{}
 }
@@ -49,23 +50,28 @@ func (r *run) set(f func()) {
 	r.mu.Unlock()
 }
 
-// logWriter appends a run's output to one of its buffers, capped, and wakes
-// the watchers.
+// logWriter appends a run's output to one of its buffers, up to max bytes,
+// marks the stream cut past it, and wakes the watchers.
 type logWriter struct {
 	r   *run
 	buf *bytes.Buffer
+	cut *bool
+	max int
 }
 
 // runLinger is how long an ended run stays in memory for late watchers.
 const runLinger = 2 * time.Minute
 
-// maxLog caps what a run's stdout or stderr keeps for watchers.
-const maxLog = 4 << 20
+// DefaultMaxLog is what a provider keeps of each of a run's streams (SPEC 7):
+// past it the stream is cut, and the result says so.
+const DefaultMaxLog = 4 << 20
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.r.set(func() {
-		if room := maxLog - w.buf.Len(); room > 0 {
-			w.buf.Write(p[:min(len(p), room)])
+		room := max(w.max-w.buf.Len(), 0)
+		w.buf.Write(p[:min(len(p), room)])
+		if len(p) > room {
+			*w.cut = true
 		}
 	})
 	return len(p), nil
@@ -128,7 +134,7 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 		Module: modCID, Args: append([]string{j.Name}, t.Args...), Stdin: t.Stdin,
 		MemoryBytes: t.GetResources().GetMemoryBytes(), ScratchBytes: t.GetResources().GetScratchBytes(),
 		Timeout: time.Duration(t.TimeoutMs) * time.Millisecond,
-		Stdout:  logWriter{r, &r.stdout}, Stderr: logWriter{r, &r.stderr},
+		Stdout:  logWriter{r, &r.stdout, &r.cut[0], p.cfg.MaxLog}, Stderr: logWriter{r, &r.stderr, &r.cut[1], p.cfg.MaxLog},
 	}
 	for _, v := range t.Env {
 		spec.Env = append(spec.Env, exec.EnvVar{Name: v.Name, Value: v.Value})
@@ -207,8 +213,9 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
 	}
 	p.cfg.Loaded()
-	stdout, stderr := r.logs()
-	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes())}
+	stdout, stderr, cut := r.logs()
+	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes()),
+		StdoutCut: cut[0], StderrCut: cut[1]}
 	if res.OutputCID.Defined() {
 		out.OutputCID = string(res.OutputCID.Bytes())
 	}
@@ -254,6 +261,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		LeaseId: []byte(r.lease.ID), Epoch: r.lease.Epoch, State: state, ExitCode: res.ExitCode,
 		OutputCid: []byte(out.OutputCID), StdoutCid: []byte(out.StdoutCID), StderrCid: []byte(out.StderrCID),
 		StartedAtMs: protocol.UnixMs(res.Started), EndedAtMs: protocol.UnixMs(now), Receipt: renv, Error: protocol.ToPB(errOrNil(perr)),
+		StdoutTruncated: cut[0], StderrTruncated: cut[1],
 	}
 	if res.Started.IsZero() {
 		result.StartedAtMs = 0
@@ -269,10 +277,10 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	p.log.Info("lease ended", "lease", fmt.Sprintf("%x", r.lease.ID), "epoch", r.lease.Epoch, "state", state, "exit", res.ExitCode, "err", runErr)
 }
 
-func (r *run) logs() (stdout, stderr []byte) {
+func (r *run) logs() (stdout, stderr []byte, cut [2]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return bytes.Clone(r.stdout.Bytes()), bytes.Clone(r.stderr.Bytes())
+	return bytes.Clone(r.stdout.Bytes()), bytes.Clone(r.stderr.Bytes()), r.cut
 }
 
 func eventOf(s pb.LeaseState) string {

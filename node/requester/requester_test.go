@@ -259,10 +259,33 @@ func TestStoresResults(t *testing.T) {
 		if err != nil || len(jobs) != 1 || jobs[0].State != scheduler.JobSucceeded || len(jobs[0].Slots) != 1 || jobs[0].Slots[0].Result == nil {
 			t.Fatalf("stored %+v, %v", jobs, err)
 		}
+		if v, _ := f.Requester.Requester.Job(key); v.Slots[0].StdoutCut || v.Slots[0].StderrCut {
+			t.Fatalf("a short stream reads cut: %+v", v.Slots[0])
+		}
 		r := jobs[0].Slots[0].Result
 		if r.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || r.StdoutCID != string(wire.SumCID([]byte("out\n")).Bytes()) ||
 			r.StderrCID != string(wire.SumCID([]byte("err\n")).Bytes()) {
 			t.Fatalf("stored result %+v", r)
+		}
+	})
+}
+
+// TestLogCutShown: a stream a provider cut at its log limit is shown cut in
+// the job's view, and kept so in the store.
+func TestLogCutShown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t)
+		f.MaxLog = 4
+		f.AddProvider(nodetest.Market("fr-par", "opa"))
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Write("too long\n", "", 0))
+		v := f.Wait(key)
+		if v.State != "succeeded" || !v.Slots[0].StdoutCut || v.Slots[0].StderrCut {
+			t.Fatalf("job %+v: want succeeded, stdout cut", v)
+		}
+		f.Settle(time.Second)
+		jobs, err := f.Requester.Store.Jobs(nil)
+		if err != nil || len(jobs) != 1 || jobs[0].Slots[0].Result == nil || !jobs[0].Slots[0].Result.StdoutCut {
+			t.Fatalf("stored %+v, %v", jobs, err)
 		}
 	})
 }

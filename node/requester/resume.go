@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
@@ -24,6 +25,10 @@ func (r *Requester) reloadFinished(rec store.Job) {
 		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
 		if res := s.Result; res != nil {
 			ss.ExitCode, ss.OutputCID = res.ExitCode, res.OutputCID
+			if j.results == nil {
+				j.results = map[runKey]*pb.Result{}
+			}
+			j.results[runKey{s.LeaseID, s.Epoch}] = &pb.Result{StdoutTruncated: res.StdoutCut, StderrTruncated: res.StderrCut}
 			for _, l := range []struct {
 				cid string
 				buf *bytes.Buffer

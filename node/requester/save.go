@@ -47,7 +47,8 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 			}
 			slot.Result = &store.Result{State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid),
 				StdoutCID: string(res.StdoutCid), StderrCID: string(res.StderrCid),
-				Started: conv.MsTime(res.StartedAtMs), Ended: conv.MsTime(res.EndedAtMs), Error: perr}
+				Started: conv.MsTime(res.StartedAtMs), Ended: conv.MsTime(res.EndedAtMs), Error: perr,
+				StdoutCut: res.StdoutTruncated, StderrCut: res.StderrTruncated}
 		}
 		rec.Slots = append(rec.Slots, slot)
 	}

@@ -38,6 +38,10 @@ type SlotView struct {
 	Price    string `json:"price,omitempty"`
 	ExitCode int32  `json:"exit_code"`
 	Output   string `json:"output_cid,omitempty"`
+	// StdoutCut and StderrCut say the provider cut a stream at the log
+	// limit (SPEC 7): the output kept is a prefix.
+	StdoutCut bool `json:"stdout_truncated,omitempty"`
+	StderrCut bool `json:"stderr_truncated,omitempty"`
 	// Scores say why the slot's offer won: each scorer's part in its rank.
 	Scores []ScoreView `json:"scores,omitempty"`
 	Total  int64       `json:"score,omitempty"`
@@ -81,6 +85,9 @@ func (j *job) view(key string) JobView {
 			Scores: scoresView(s.Scores), Total: s.Scores.Total()}
 		if s.Provider == "" {
 			sv.Provider = ""
+		}
+		if r := j.results[runKey{s.LeaseID, s.Epoch}]; r != nil {
+			sv.StdoutCut, sv.StderrCut = r.StdoutTruncated, r.StderrTruncated
 		}
 		if s.Price.Currency != "" {
 			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})

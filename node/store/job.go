@@ -48,9 +48,11 @@ type Result struct {
 	OutputCID string
 	StdoutCID string
 	StderrCID string
-	Started   time.Time
-	Ended     time.Time
-	Error     *protocol.Error
+	// StdoutCut and StderrCut say the provider cut a stream at the log limit.
+	StdoutCut, StderrCut bool
+	Started              time.Time
+	Ended                time.Time
+	Error                *protocol.Error
 }
 
 // The scheduler's states are numbered by iota; the file's are fixed in
@@ -116,14 +118,16 @@ func encodeJob(j *Job) ([]byte, error) {
 		}
 		if r := s.Result; r != nil {
 			ps.Result = &storepb.Result{
-				State:       r.State,
-				ExitCode:    r.ExitCode,
-				OutputCid:   []byte(r.OutputCID),
-				StdoutCid:   []byte(r.StdoutCID),
-				StderrCid:   []byte(r.StderrCID),
-				StartedAtMs: msOf(r.Started),
-				EndedAtMs:   msOf(r.Ended),
-				Error:       errorToPB(r.Error),
+				State:           r.State,
+				ExitCode:        r.ExitCode,
+				OutputCid:       []byte(r.OutputCID),
+				StdoutCid:       []byte(r.StdoutCID),
+				StderrCid:       []byte(r.StderrCID),
+				StartedAtMs:     msOf(r.Started),
+				EndedAtMs:       msOf(r.Ended),
+				Error:           errorToPB(r.Error),
+				StdoutTruncated: r.StdoutCut,
+				StderrTruncated: r.StderrCut,
 			}
 		}
 		m.Slots[i] = ps
@@ -184,6 +188,8 @@ func decodeJob(k, v []byte) (Job, error) {
 				Started:   timeOf(r.StartedAtMs),
 				Ended:     timeOf(r.EndedAtMs),
 				Error:     errorFromPB(r.Error),
+				StdoutCut: r.StdoutTruncated,
+				StderrCut: r.StderrTruncated,
 			}
 		}
 		j.Slots[i] = s

@@ -40,6 +40,9 @@ type Lease struct {
 	StdoutCID  string
 	StderrCID  string
 	Error      *protocol.Error // why it failed; nil otherwise
+	// StdoutCut and StderrCut say a stream was cut at the log limit: its
+	// CID covers what was kept.
+	StdoutCut, StderrCut bool
 }
 
 // Outcome is what a lease reaching a final state records beside its state.
@@ -49,31 +52,35 @@ type Outcome struct {
 	StdoutCID string
 	StderrCID string
 	Error     *protocol.Error
+	// StdoutCut and StderrCut say a stream was cut at the log limit.
+	StdoutCut, StderrCut bool
 }
 
 func encodeLease(l *Lease) ([]byte, error) {
 	return proto.Marshal(&storepb.Lease{
-		LeaseId:       []byte(l.ID),
-		Epoch:         l.Epoch,
-		Requester:     []byte(l.Requester),
-		JobCid:        []byte(l.JobCID),
-		OfferNonce:    []byte(l.OfferNonce),
-		ExpiresAtMs:   msOf(l.ExpiresAt),
-		Envelope:      l.Envelope,
-		Job:           l.Job,
-		State:         l.State,
-		Reserved:      resourcesToPB(l.Reserved),
-		TimeoutMs:     durationMs(l.Timeout),
-		Price:         priceToPB(l.Price),
-		Total:         amountToPB(l.Total),
-		CommittedAtMs: msOf(l.Committed),
-		StartedAtMs:   msOf(l.Started),
-		EndedAtMs:     msOf(l.Ended),
-		ExitCode:      l.ExitCode,
-		OutputCid:     []byte(l.OutputCID),
-		StdoutCid:     []byte(l.StdoutCID),
-		StderrCid:     []byte(l.StderrCID),
-		Error:         errorToPB(l.Error),
+		LeaseId:         []byte(l.ID),
+		Epoch:           l.Epoch,
+		Requester:       []byte(l.Requester),
+		JobCid:          []byte(l.JobCID),
+		OfferNonce:      []byte(l.OfferNonce),
+		ExpiresAtMs:     msOf(l.ExpiresAt),
+		Envelope:        l.Envelope,
+		Job:             l.Job,
+		State:           l.State,
+		Reserved:        resourcesToPB(l.Reserved),
+		TimeoutMs:       durationMs(l.Timeout),
+		Price:           priceToPB(l.Price),
+		Total:           amountToPB(l.Total),
+		CommittedAtMs:   msOf(l.Committed),
+		StartedAtMs:     msOf(l.Started),
+		EndedAtMs:       msOf(l.Ended),
+		ExitCode:        l.ExitCode,
+		OutputCid:       []byte(l.OutputCID),
+		StdoutCid:       []byte(l.StdoutCID),
+		StderrCid:       []byte(l.StderrCID),
+		Error:           errorToPB(l.Error),
+		StdoutTruncated: l.StdoutCut,
+		StderrTruncated: l.StderrCut,
 	})
 }
 
@@ -112,6 +119,8 @@ func decodeLease(k, v []byte) (Lease, error) {
 		StdoutCID:  string(m.StdoutCid),
 		StderrCID:  string(m.StderrCid),
 		Error:      errorFromPB(m.Error),
+		StdoutCut:  m.StdoutTruncated,
+		StderrCut:  m.StderrTruncated,
 	}, nil
 }
 
@@ -253,6 +262,7 @@ func (tx *Tx) MarkLeaseState(id string, epoch uint64, state pb.LeaseState, at ti
 		l.StdoutCID = out.StdoutCID
 		l.StderrCID = out.StderrCID
 		l.Error = out.Error
+		l.StdoutCut, l.StderrCut = out.StdoutCut, out.StderrCut
 	}
 	v, err := encodeLease(&l)
 	if err != nil {

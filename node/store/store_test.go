@@ -467,7 +467,7 @@ func testJob(i int) Job {
 				Labels: scheduler.NewLabels(scheduler.Label{Key: "operator", Value: "a"}, scheduler.Label{Key: "region", Value: "fr-par"}),
 				Result: &Result{
 					State: succeeded, ExitCode: 0, OutputCID: "output", StdoutCID: "stdout", StderrCID: "stderr",
-					Started: at(10), Ended: at(20),
+					Started: at(10), Ended: at(20), StdoutCut: true,
 				},
 			},
 			{

@@ -2115,20 +2115,22 @@ func (x *LogChunk) GetData() []byte {
 }
 
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseId       []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	State         LeaseState             `protobuf:"varint,3,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"` // SUCCEEDED, FAILED, CANCELLED or EXPIRED
-	ExitCode      int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	OutputCid     []byte                 `protobuf:"bytes,5,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"` // the scratch area, as a CID
-	StdoutCid     []byte                 `protobuf:"bytes,6,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
-	StderrCid     []byte                 `protobuf:"bytes,7,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
-	StartedAtMs   uint64                 `protobuf:"varint,8,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
-	EndedAtMs     uint64                 `protobuf:"varint,9,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
-	Receipt       []byte                 `protobuf:"bytes,10,opt,name=receipt,proto3" json:"receipt,omitempty"` // a sealed UsageReceipt envelope
-	Error         *Error                 `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId         []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	Epoch           uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	State           LeaseState             `protobuf:"varint,3,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"` // SUCCEEDED, FAILED, CANCELLED or EXPIRED
+	ExitCode        int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	OutputCid       []byte                 `protobuf:"bytes,5,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"` // the scratch area, as a CID
+	StdoutCid       []byte                 `protobuf:"bytes,6,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
+	StderrCid       []byte                 `protobuf:"bytes,7,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
+	StartedAtMs     uint64                 `protobuf:"varint,8,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
+	EndedAtMs       uint64                 `protobuf:"varint,9,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
+	Receipt         []byte                 `protobuf:"bytes,10,opt,name=receipt,proto3" json:"receipt,omitempty"` // a sealed UsageReceipt envelope
+	Error           *Error                 `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	StdoutTruncated bool                   `protobuf:"varint,12,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"` // the run wrote more than MaxLog to stdout: what is kept is cut there
+	StderrTruncated bool                   `protobuf:"varint,13,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"` // the same for stderr
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -2236,6 +2238,20 @@ func (x *Result) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Result) GetStdoutTruncated() bool {
+	if x != nil {
+		return x.StdoutTruncated
+	}
+	return false
+}
+
+func (x *Result) GetStderrTruncated() bool {
+	if x != nil {
+		return x.StderrTruncated
+	}
+	return false
 }
 
 type WatchEvent struct {
@@ -2997,7 +3013,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
 	"\x06stream\x18\x03 \x01(\x0e2\x14.cuivre.v1.LogStreamR\x06stream\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\"\xe6\x02\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"\xbc\x03\n" +
 	"\x06Result\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12+\n" +
@@ -3013,7 +3029,9 @@ const file_cuivre_proto_rawDesc = "" +
 	"\vended_at_ms\x18\t \x01(\x04R\tendedAtMs\x12\x18\n" +
 	"\areceipt\x18\n" +
 	" \x01(\fR\areceipt\x12&\n" +
-	"\x05error\x18\v \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xc2\x01\n" +
+	"\x05error\x18\v \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
+	"\x10stdout_truncated\x18\f \x01(\bR\x0fstdoutTruncated\x12)\n" +
+	"\x10stderr_truncated\x18\r \x01(\bR\x0fstderrTruncated\"\xc2\x01\n" +
 	"\n" +
 	"WatchEvent\x12+\n" +
 	"\x06status\x18\x01 \x01(\v2\x11.cuivre.v1.StatusH\x00R\x06status\x12'\n" +

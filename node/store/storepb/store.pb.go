@@ -156,30 +156,32 @@ func (SlotState) EnumDescriptor() ([]byte, []int) {
 // Lease is a provider's record of one epoch of a lease (SPEC 6.2, 9), under the
 // key lease_id || epoch (8 bytes, big-endian) of the bucket "leases".
 type Lease struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseId       []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"` // 16 bytes; equals the key's first 16
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`                   // equals the key's last 8
-	Requester     []byte                 `protobuf:"bytes,3,opt,name=requester,proto3" json:"requester,omitempty"`            // peer ID
-	JobCid        []byte                 `protobuf:"bytes,4,opt,name=job_cid,json=jobCid,proto3" json:"job_cid,omitempty"`
-	OfferNonce    []byte                 `protobuf:"bytes,5,opt,name=offer_nonce,json=offerNonce,proto3" json:"offer_nonce,omitempty"`
-	ExpiresAtMs   uint64                 `protobuf:"varint,6,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // Lease.expires_at_ms: start before this time
-	Envelope      []byte                 `protobuf:"bytes,7,opt,name=envelope,proto3" json:"envelope,omitempty"`                             // the sealed Lease envelope, as received
-	Job           []byte                 `protobuf:"bytes,8,opt,name=job,proto3" json:"job,omitempty"`                                       // the customer-sealed Job envelope, as received
-	State         pb.LeaseState          `protobuf:"varint,9,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"`
-	Reserved      *pb.Resources          `protobuf:"bytes,10,opt,name=reserved,proto3" json:"reserved,omitempty"`                     // what the lease holds (the job's task.resources)
-	TimeoutMs     uint64                 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"` // the job's task.timeout_ms
-	Price         *pb.Price              `protobuf:"bytes,12,opt,name=price,proto3" json:"price,omitempty"`                           // the offer's tariff
-	Total         *pb.Amount             `protobuf:"bytes,13,opt,name=total,proto3" json:"total,omitempty"`                           // the offer's total: the most it bills
-	CommittedAtMs uint64                 `protobuf:"varint,14,opt,name=committed_at_ms,json=committedAtMs,proto3" json:"committed_at_ms,omitempty"`
-	StartedAtMs   uint64                 `protobuf:"varint,15,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
-	EndedAtMs     uint64                 `protobuf:"varint,16,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,17,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	OutputCid     []byte                 `protobuf:"bytes,18,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
-	StdoutCid     []byte                 `protobuf:"bytes,19,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
-	StderrCid     []byte                 `protobuf:"bytes,20,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
-	Error         *pb.Error              `protobuf:"bytes,21,opt,name=error,proto3" json:"error,omitempty"` // why a FAILED lease failed
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId         []byte                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"` // 16 bytes; equals the key's first 16
+	Epoch           uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`                   // equals the key's last 8
+	Requester       []byte                 `protobuf:"bytes,3,opt,name=requester,proto3" json:"requester,omitempty"`            // peer ID
+	JobCid          []byte                 `protobuf:"bytes,4,opt,name=job_cid,json=jobCid,proto3" json:"job_cid,omitempty"`
+	OfferNonce      []byte                 `protobuf:"bytes,5,opt,name=offer_nonce,json=offerNonce,proto3" json:"offer_nonce,omitempty"`
+	ExpiresAtMs     uint64                 `protobuf:"varint,6,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // Lease.expires_at_ms: start before this time
+	Envelope        []byte                 `protobuf:"bytes,7,opt,name=envelope,proto3" json:"envelope,omitempty"`                             // the sealed Lease envelope, as received
+	Job             []byte                 `protobuf:"bytes,8,opt,name=job,proto3" json:"job,omitempty"`                                       // the customer-sealed Job envelope, as received
+	State           pb.LeaseState          `protobuf:"varint,9,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"`
+	Reserved        *pb.Resources          `protobuf:"bytes,10,opt,name=reserved,proto3" json:"reserved,omitempty"`                     // what the lease holds (the job's task.resources)
+	TimeoutMs       uint64                 `protobuf:"varint,11,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"` // the job's task.timeout_ms
+	Price           *pb.Price              `protobuf:"bytes,12,opt,name=price,proto3" json:"price,omitempty"`                           // the offer's tariff
+	Total           *pb.Amount             `protobuf:"bytes,13,opt,name=total,proto3" json:"total,omitempty"`                           // the offer's total: the most it bills
+	CommittedAtMs   uint64                 `protobuf:"varint,14,opt,name=committed_at_ms,json=committedAtMs,proto3" json:"committed_at_ms,omitempty"`
+	StartedAtMs     uint64                 `protobuf:"varint,15,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
+	EndedAtMs       uint64                 `protobuf:"varint,16,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
+	ExitCode        int32                  `protobuf:"varint,17,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	OutputCid       []byte                 `protobuf:"bytes,18,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
+	StdoutCid       []byte                 `protobuf:"bytes,19,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
+	StderrCid       []byte                 `protobuf:"bytes,20,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
+	Error           *pb.Error              `protobuf:"bytes,21,opt,name=error,proto3" json:"error,omitempty"`                                             // why a FAILED lease failed
+	StdoutTruncated bool                   `protobuf:"varint,22,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"` // stdout was cut at the log limit
+	StderrTruncated bool                   `protobuf:"varint,23,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Lease) Reset() {
@@ -357,6 +359,20 @@ func (x *Lease) GetError() *pb.Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *Lease) GetStdoutTruncated() bool {
+	if x != nil {
+		return x.StdoutTruncated
+	}
+	return false
+}
+
+func (x *Lease) GetStderrTruncated() bool {
+	if x != nil {
+		return x.StderrTruncated
+	}
+	return false
 }
 
 // Receipt is one lease epoch's usage receipt and, once the requester has
@@ -629,17 +645,19 @@ func (x *Slot) GetLabels() []*pb.Label {
 // Result is a provider's final word on a lease epoch (SPEC 6.3), as the
 // requester recorded it.
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         pb.LeaseState          `protobuf:"varint,1,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	OutputCid     []byte                 `protobuf:"bytes,3,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
-	StdoutCid     []byte                 `protobuf:"bytes,4,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
-	StderrCid     []byte                 `protobuf:"bytes,5,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
-	StartedAtMs   uint64                 `protobuf:"varint,6,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
-	EndedAtMs     uint64                 `protobuf:"varint,7,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
-	Error         *pb.Error              `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	State           pb.LeaseState          `protobuf:"varint,1,opt,name=state,proto3,enum=cuivre.v1.LeaseState" json:"state,omitempty"`
+	ExitCode        int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	OutputCid       []byte                 `protobuf:"bytes,3,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
+	StdoutCid       []byte                 `protobuf:"bytes,4,opt,name=stdout_cid,json=stdoutCid,proto3" json:"stdout_cid,omitempty"`
+	StderrCid       []byte                 `protobuf:"bytes,5,opt,name=stderr_cid,json=stderrCid,proto3" json:"stderr_cid,omitempty"`
+	StartedAtMs     uint64                 `protobuf:"varint,6,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
+	EndedAtMs       uint64                 `protobuf:"varint,7,opt,name=ended_at_ms,json=endedAtMs,proto3" json:"ended_at_ms,omitempty"`
+	Error           *pb.Error              `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	StdoutTruncated bool                   `protobuf:"varint,9,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
+	StderrTruncated bool                   `protobuf:"varint,10,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -728,6 +746,20 @@ func (x *Result) GetError() *pb.Error {
 	return nil
 }
 
+func (x *Result) GetStdoutTruncated() bool {
+	if x != nil {
+		return x.StdoutTruncated
+	}
+	return false
+}
+
+func (x *Result) GetStderrTruncated() bool {
+	if x != nil {
+		return x.StderrTruncated
+	}
+	return false
+}
+
 // Module is the index entry of a cached module, under the key of its binary
 // CID in the bucket "modules". The bytes are a file, not a value (doc.go).
 type Module struct {
@@ -802,7 +834,7 @@ var File_node_store_storepb_store_proto protoreflect.FileDescriptor
 
 const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xbf\x05\n" +
+	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\x95\x06\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -830,7 +862,9 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"stdout_cid\x18\x13 \x01(\fR\tstdoutCid\x12\x1d\n" +
 	"\n" +
 	"stderr_cid\x18\x14 \x01(\fR\tstderrCid\x12&\n" +
-	"\x05error\x18\x15 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\x80\x01\n" +
+	"\x05error\x18\x15 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
+	"\x10stdout_truncated\x18\x16 \x01(\bR\x0fstdoutTruncated\x12)\n" +
+	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\"\x80\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
@@ -852,7 +886,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05lease\x18\x05 \x01(\fR\x05lease\x12'\n" +
 	"\x05price\x18\x06 \x01(\v2\x11.cuivre.v1.AmountR\x05price\x12/\n" +
 	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\x12(\n" +
-	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\x9b\x02\n" +
+	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xf1\x02\n" +
 	"\x06Result\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cuivre.v1.LeaseStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -864,7 +898,10 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"stderr_cid\x18\x05 \x01(\fR\tstderrCid\x12\"\n" +
 	"\rstarted_at_ms\x18\x06 \x01(\x04R\vstartedAtMs\x12\x1e\n" +
 	"\vended_at_ms\x18\a \x01(\x04R\tendedAtMs\x12&\n" +
-	"\x05error\x18\b \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"u\n" +
+	"\x05error\x18\b \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
+	"\x10stdout_truncated\x18\t \x01(\bR\x0fstdoutTruncated\x12)\n" +
+	"\x10stderr_truncated\x18\n" +
+	" \x01(\bR\x0fstderrTruncated\"u\n" +
 	"\x06Module\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
