@@ -274,8 +274,16 @@ func (e *Executor) moduleConfig(ctx context.Context, spec *RunSpec, scratch *mem
 		WithStdout(stdout).
 		WithStderr(stderr).
 		WithFSConfig(fsc)
+	// The working directory is the scratch area, so that a program writing
+	// "out/result.txt" writes its output: a WASI libc resolves relative paths
+	// against PWD (SPEC 11). A job that sets PWD itself keeps its own.
+	pwd := true
 	for _, v := range spec.Env {
 		mc = mc.WithEnv(v.Name, v.Value)
+		pwd = pwd && v.Name != "PWD"
+	}
+	if pwd {
+		mc = mc.WithEnv("PWD", "/scratch")
 	}
 	if spec.RealTime {
 		// Not WithSysNanosleep: time.Sleep in a host function would hold

@@ -1,7 +1,8 @@
 // Command wordfreq is a cuivre workload that turns its standard input into an
 // output file: built with GOOS=wasip1 GOARCH=wasm, it counts the words on
-// stdin and writes them, most frequent first, to /scratch/words.txt, the
-// job's scratch area, which the node returns as the job's output. Ties are
+// stdin and writes them, most frequent first, to words.txt in its working
+// directory: the job's scratch area, which the node returns as the job's
+// output. Ties are
 // broken by the word itself, so the same input always gives the same bytes
 // and replicas agree on the output CID.
 package main
@@ -43,7 +44,7 @@ func run() error {
 		return strings.Compare(a, b)
 	})
 
-	f, err := os.Create("/scratch/words.txt")
+	f, err := os.Create("words.txt")
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func run() error {
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return fmt.Errorf("writing /scratch/words.txt: %w", err)
+		return fmt.Errorf("writing words.txt: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return err
