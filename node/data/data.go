@@ -1,0 +1,217 @@
+// Package data is the node's room for content-addressed data: files and
+// directories kept as UnixFS DAGs with CIDv1 roots, in the form the IPFS
+// ecosystem reads, their blocks on disk in a pebble datastore under the data
+// dir, exportable as CAR files. It is built from the field's libraries (boxo's
+// importer, DAG service and UnixFS reader, go-car), with the parameters of
+// `ipfs add --cid-version=1`: 256 KiB chunks, raw leaves, a balanced layout,
+// sha2-256. So a file or directory added here has the CID kubo gives it, and
+// a single-chunk file's CID is the raw CID of its bytes, as everywhere else in
+// cuivre.
+//
+// A Store is safe for concurrent use; it holds no goroutine of its own.
+package data
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/boxo/blockservice"
+	"github.com/ipfs/boxo/blockstore"
+	chunk "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/files"
+	"github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	unixfile "github.com/ipfs/boxo/ipld/unixfs/file"
+	"github.com/ipfs/go-cid"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	ipld "github.com/ipfs/go-ipld-format"
+	carbs "github.com/ipld/go-car/v2/blockstore"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// ChunkSize is the size of a file's leaves: kubo's default.
+const ChunkSize = 256 << 10
+
+// prefix is how every node of a DAG is named: CIDv1, sha2-256.
+var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256, MhLength: -1}
+
+// Store keeps DAGs' blocks on disk.
+type Store struct {
+	ds  *pebbleds.Datastore
+	bs  blockstore.Blockstore
+	dag ipld.DAGService
+}
+
+// Open opens (creating it if needed) the store in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data store: %w", err)
+	}
+	ds, err := pebbleds.NewDatastore(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data store %s: %w", dir, err)
+	}
+	// A block read back is checked against its CID, so that a damaged disk
+	// is an error, never wrong bytes handed on.
+	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
+	return &Store{ds: ds, bs: bs, dag: merkledag.NewDAGService(blockservice.New(bs, nil))}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.ds.Close() }
+
+// Blockstore returns the store's blocks, for an exchange to serve and fill.
+func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
+
+// Has reports whether the store holds c's root block.
+func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) { return s.bs.Has(ctx, c) }
+
+// AddReader adds the bytes of r as a UnixFS file and returns its root.
+func (s *Store) AddReader(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	nd, err := s.addFile(r)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return nd.Cid(), nil
+}
+
+func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
+	params := helpers.DagBuilderParams{
+		Dagserv: s.dag, RawLeaves: true, Maxlinks: helpers.DefaultLinksPerBlock, CidBuilder: prefix,
+	}
+	db, err := params.New(chunk.NewSizeSplitter(r, ChunkSize))
+	if err != nil {
+		return nil, err
+	}
+	return balanced.Layout(db)
+}
+
+// AddPath adds a regular file or a directory (recursively) and returns its
+// root. It follows no symbolic link and refuses anything that is not a
+// regular file or a directory (a device, a pipe, a socket, a link), so that
+// what is added is what the path holds.
+func (s *Store) AddPath(ctx context.Context, path string) (cid.Cid, error) {
+	nd, err := s.addPath(ctx, path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return nd.Cid(), nil
+}
+
+func (s *Store) addPath(ctx context.Context, path string) (ipld.Node, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		nd, err := s.addFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nd, nil
+	case fi.IsDir():
+		entries, err := os.ReadDir(path) // sorted by name
+		if err != nil {
+			return nil, err
+		}
+		dir, err := uio.NewDirectory(s.dag)
+		if err != nil {
+			return nil, err
+		}
+		dir.SetCidBuilder(prefix)
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			child, err := s.addPath(ctx, filepath.Join(path, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			if err := dir.AddChild(ctx, e.Name(), child); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		nd, err := dir.GetNode()
+		if err != nil {
+			return nil, err
+		}
+		return nd, s.dag.Add(ctx, nd)
+	}
+	return nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
+}
+
+// ErrNotRegular is what AddPath says of a path that is neither a regular file
+// nor a directory.
+var ErrNotRegular = errors.New("neither a regular file nor a directory")
+
+// Get writes the file or directory rooted at c to path, which must not exist.
+// Every block is read through the store, which checks it against its CID.
+func (s *Store) Get(ctx context.Context, c cid.Cid, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s exists: give a path to create", path)
+	}
+	nd, err := s.dag.Get(ctx, c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c, err)
+	}
+	f, err := unixfile.NewUnixfsFile(ctx, s.dag, nd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c, err)
+	}
+	defer f.Close()
+	return files.WriteTo(f, path)
+}
+
+// WriteCAR exports the DAG rooted at c as a CARv2 file at path (c its root),
+// each block once, for standard tools to open.
+func (s *Store) WriteCAR(ctx context.Context, c cid.Cid, path string) error {
+	car, err := carbs.OpenReadWrite(path, []cid.Cid{c})
+	if err != nil {
+		return err
+	}
+	seen := cid.NewSet()
+	var walk func(c cid.Cid) error
+	walk = func(c cid.Cid) error {
+		if !seen.Visit(c) {
+			return nil
+		}
+		blk, err := s.bs.Get(ctx, c)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		if err := car.Put(ctx, blk); err != nil {
+			return err
+		}
+		if c.Type() == cid.Raw {
+			return nil
+		}
+		nd, err := merkledag.DecodeProtobufBlock(blk)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		for _, l := range nd.Links() {
+			if err := walk(l.Cid); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(c); err != nil {
+		car.Discard()
+		os.Remove(path)
+		return err
+	}
+	return car.Finalize()
+}
