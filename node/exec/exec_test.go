@@ -254,7 +254,7 @@ func TestSandbox(t *testing.T) {
 		{"write /scratch/../cuivre-escape", "error open /scratch/../cuivre-escape: Read-only file system"},
 		{"write ../cuivre-escape", "error open ../cuivre-escape: Read-only file system"},
 		{"list /", "ok scratch"},
-		{"env", "GIVEN=1 PWD=/scratch"}, // the job's env and the working directory the sandbox gives, no host variable
+		{"env", "GIVEN=1 PWD=/scratch"},  // the job's env and the working directory the sandbox gives, no host variable
 		{"time", "2022-01-01T00:00:00Z"}, // wazero's fake epoch: no host clock
 	} {
 		if got[tc.attempt] != tc.want {
