@@ -14,6 +14,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
 )
@@ -26,12 +27,16 @@ type Daemon struct {
 	Node  *Node
 	API   *api.API
 	Store *store.Store
+	Data  *data.Store
 	Exec  *exec.Executor
 	dir   string
 }
 
 // StateFile is the name of the node's bbolt file in its data dir.
 const StateFile = "state.db"
+
+// DataDir is the folder of the node's content-addressed data in its data dir.
+const DataDir = "blocks"
 
 // StartDaemon loads the identity in dir, sizes the market from the machine and
 // the config, and starts the node and its local API. ctx bounds the start
@@ -76,14 +81,21 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		st.Close()
 		return nil, fmt.Errorf("executor: %w", err)
 	}
-	d := &Daemon{Store: st, Exec: ex, dir: dir}
-	fail := func(err error) (*Daemon, error) {
+	ds, err := data.Open(filepath.Join(dir, DataDir))
+	if err != nil {
 		ex.Close(context.Background())
 		st.Close()
 		return nil, err
 	}
+	d := &Daemon{Store: st, Data: ds, Exec: ex, dir: dir}
+	fail := func(err error) (*Daemon, error) {
+		ex.Close(context.Background())
+		ds.Close()
+		st.Close()
+		return nil, err
+	}
 	opts := Options{Identity: key, Market: market, NAT: c.NAT.AutoNAT || c.NAT.HolePunching || c.NAT.RelayClient,
-		Log: log, Store: st, Exec: ex}
+		Log: log, Store: st, Data: ds, Exec: ex}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -126,7 +138,7 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Store.Close())
+	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Data.Close(), d.Store.Close())
 }
 
 // Reload reads the config again and applies its prices and labels; other

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -22,6 +23,7 @@ import (
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/conv"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/provider"
@@ -60,6 +62,12 @@ type Options struct {
 	// and keep receipts. The node does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Data keeps content-addressed files and directories (UnixFS DAGs);
+	// without it the node holds none. The node does not close it.
+	Data *data.Store
+	// MaxDataImport bounds one CAR taken through the API. Default
+	// DefaultMaxDataImport.
+	MaxDataImport int64
 	// Placement tunes the requester's placements (scheduler defaults).
 	Placement scheduler.Config
 	// CandidateTTL is how long a requester reuses what a DHT lookup of a
@@ -71,6 +79,9 @@ type Options struct {
 	Clock clock.Clock  // default clock.Real
 	Log   *slog.Logger // default slog.Default()
 }
+
+// DefaultMaxDataImport is the largest CAR the API takes by default.
+const DefaultMaxDataImport = 1 << 30
 
 // Node is one cuivre daemon's network side composed: the libp2p transport
 // (p2p), the provider's driver serving on it, the requester's driver placing
@@ -108,6 +119,9 @@ func New(o Options) (*Node, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
+	}
+	if o.MaxDataImport <= 0 {
+		o.MaxDataImport = DefaultMaxDataImport
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -243,6 +257,35 @@ func (n *Node) Logs(key string) (stdout, stderr []byte, changed <-chan struct{},
 // job and declines them all: a market quote that leases nothing.
 func (n *Node) Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView, error) {
 	return n.req.Quote(ctx, jobEnv, n.net.RoutingPeers())
+}
+
+// errNoData is what a node without a data store says.
+var errNoData = errors.New("this node keeps no data")
+
+// ImportData keeps the DAG of a CAR stream of one root, every block checked
+// against its CID, and returns the root.
+func (n *Node) ImportData(ctx context.Context, car io.Reader) (cid.Cid, error) {
+	if n.opts.Data == nil {
+		return cid.Undef, errNoData
+	}
+	return n.opts.Data.ImportCAR(ctx, car, n.opts.MaxDataImport)
+}
+
+// HasData reports whether the node holds the root c.
+func (n *Node) HasData(ctx context.Context, c cid.Cid) bool {
+	if n.opts.Data == nil {
+		return false
+	}
+	ok, err := n.opts.Data.Has(ctx, c)
+	return err == nil && ok
+}
+
+// ExportData streams the DAG rooted at c as a CARv1.
+func (n *Node) ExportData(ctx context.Context, c cid.Cid, w io.Writer) error {
+	if n.opts.Data == nil {
+		return errNoData
+	}
+	return n.opts.Data.ExportCAR(ctx, c, w)
 }
 
 // Ready says why the node cannot place jobs yet, or nil.

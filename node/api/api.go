@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -37,6 +39,12 @@ type Backend interface {
 	Stop(key string) bool
 	Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool)
 	Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView, error)
+	// ImportData keeps the DAG of a CAR stream and returns its root;
+	// HasData says whether a root is held; ExportData streams a root's
+	// DAG as a CAR.
+	ImportData(ctx context.Context, car io.Reader) (cid.Cid, error)
+	HasData(ctx context.Context, c cid.Cid) bool
+	ExportData(ctx context.Context, c cid.Cid, w io.Writer) error
 }
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
@@ -89,6 +97,7 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
 	jobRoutes(n, mux, a)
+	dataRoutes(n, mux, a)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)
 	return a, nil

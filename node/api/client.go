@@ -80,6 +80,34 @@ func (c *Client) Stream(path string, w io.Writer) error {
 	return err
 }
 
+// Upload posts body, of media type typ, to path with no timeout, and decodes
+// the JSON answer into out.
+func (c *Client) Upload(path, typ string, body io.Reader, out any) error {
+	req, err := http.NewRequest("POST", c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", typ)
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return fmt.Errorf("daemon API at %s: %w (is `cuivre daemon` running?)", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("daemon API POST %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return json.Unmarshal(b, out)
+}
+
 func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {

@@ -28,10 +28,13 @@ import (
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	ipld "github.com/ipfs/go-ipld-format"
+	carv2 "github.com/ipld/go-car/v2"
 	carbs "github.com/ipld/go-car/v2/blockstore"
+	"github.com/ipld/go-car/v2/storage"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -174,24 +177,23 @@ func (s *Store) Get(ctx context.Context, c cid.Cid, path string) error {
 	return files.WriteTo(f, path)
 }
 
-// WriteCAR exports the DAG rooted at c as a CARv2 file at path (c its root),
-// each block once, for standard tools to open.
-func (s *Store) WriteCAR(ctx context.Context, c cid.Cid, path string) error {
-	car, err := carbs.OpenReadWrite(path, []cid.Cid{c})
-	if err != nil {
-		return err
-	}
+// walk calls fn with every block of the DAG rooted at c, each once, parents
+// before children.
+func (s *Store) walk(ctx context.Context, c cid.Cid, fn func(blocks.Block) error) error {
 	seen := cid.NewSet()
-	var walk func(c cid.Cid) error
-	walk = func(c cid.Cid) error {
+	var visit func(c cid.Cid) error
+	visit = func(c cid.Cid) error {
 		if !seen.Visit(c) {
 			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		blk, err := s.bs.Get(ctx, c)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
-		if err := car.Put(ctx, blk); err != nil {
+		if err := fn(blk); err != nil {
 			return err
 		}
 		if c.Type() == cid.Raw {
@@ -202,16 +204,110 @@ func (s *Store) WriteCAR(ctx context.Context, c cid.Cid, path string) error {
 			return fmt.Errorf("%s: %w", c, err)
 		}
 		for _, l := range nd.Links() {
-			if err := walk(l.Cid); err != nil {
+			if err := visit(l.Cid); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := walk(c); err != nil {
+	return visit(c)
+}
+
+// WriteCAR exports the DAG rooted at c as a CARv2 file at path (c its root),
+// each block once, for standard tools to open.
+func (s *Store) WriteCAR(ctx context.Context, c cid.Cid, path string) error {
+	car, err := carbs.OpenReadWrite(path, []cid.Cid{c})
+	if err != nil {
+		return err
+	}
+	if err := s.walk(ctx, c, func(blk blocks.Block) error { return car.Put(ctx, blk) }); err != nil {
 		car.Discard()
 		os.Remove(path)
 		return err
 	}
 	return car.Finalize()
+}
+
+// ExportCAR streams the DAG rooted at c to w as a CARv1 (c its root), each
+// block once, parents first: the form a DAG travels in between a CLI and its
+// daemon.
+func (s *Store) ExportCAR(ctx context.Context, c cid.Cid, w io.Writer) error {
+	if ok, err := s.bs.Has(ctx, c); err != nil || !ok {
+		return fmt.Errorf("%s: %w", c, ErrNotFound)
+	}
+	car, err := storage.NewWritable(w, []cid.Cid{c}, carv2.WriteAsCarV1(true))
+	if err != nil {
+		return err
+	}
+	if err := s.walk(ctx, c, func(blk blocks.Block) error { return car.Put(ctx, blk.Cid().KeyString(), blk.RawData()) }); err != nil {
+		return err
+	}
+	return car.Finalize()
+}
+
+// ErrNotFound is what the store says of a root it does not hold.
+var ErrNotFound = errors.New("not held here")
+
+// MaxBlock bounds a block read from a CAR: kubo's largest, with room.
+const MaxBlock = 2 << 20
+
+// ImportCAR reads a CAR of one root from r, at most max bytes of it, checks
+// every block against its CID as it comes, keeps them, and checks that the
+// DAG is whole. It returns the root. A CAR that breaks off, lies about a
+// block, holds more than max bytes or misses a block is refused; the blocks
+// already kept stay (they are verified, and another import may complete them).
+func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid, error) {
+	lr := &limited{r: r, left: max}
+	br, err := carv2.NewBlockReader(lr, carv2.MaxAllowedSectionSize(MaxBlock))
+	if err != nil {
+		return cid.Undef, fmt.Errorf("CAR: %w", lr.or(err))
+	}
+	if len(br.Roots) != 1 {
+		return cid.Undef, fmt.Errorf("CAR: %d roots, want one", len(br.Roots))
+	}
+	for {
+		blk, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return cid.Undef, fmt.Errorf("CAR: %w", lr.or(err))
+		}
+		if err := s.bs.Put(ctx, blk); err != nil {
+			return cid.Undef, err
+		}
+	}
+	root := br.Roots[0]
+	if err := s.walk(ctx, root, func(blocks.Block) error { return nil }); err != nil {
+		return cid.Undef, fmt.Errorf("CAR: the DAG of %s is not whole: %w", root, err)
+	}
+	return root, nil
+}
+
+// ErrTooLarge is what ImportCAR says of a CAR over its limit.
+var ErrTooLarge = errors.New("over the size limit")
+
+// limited reads at most left bytes of r, and remembers it was cut.
+type limited struct {
+	r    io.Reader
+	left int64
+	cut  bool
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		l.cut = true
+		return 0, ErrTooLarge
+	}
+	n, err := l.r.Read(p[:min(int64(len(p)), l.left)])
+	l.left -= int64(n)
+	return n, err
+}
+
+// or is ErrTooLarge if the reader was cut, err otherwise.
+func (l *limited) or(err error) error {
+	if l.cut {
+		return ErrTooLarge
+	}
+	return err
 }

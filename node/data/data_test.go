@@ -179,3 +179,50 @@ func TestRefusesOddFiles(t *testing.T) {
 		t.Fatal("a root the store does not hold was got")
 	}
 }
+
+// TestCARBetweenStores: a DAG exported as a CARv1 stream imports into another
+// store whole; a CAR that lies about a block, breaks off, misses a block or
+// exceeds the limit is refused, and what was kept before stays usable.
+func TestCARBetweenStores(t *testing.T) {
+	ctx := context.Background()
+	a, b := open(t), open(t)
+	src := filepath.Join(t.TempDir(), "in")
+	write(t, filepath.Join(src, "x.bin"), pseudo(2*data.ChunkSize+7, 2))
+	write(t, filepath.Join(src, "y.txt"), []byte("why\n"))
+	root, err := a.AddPath(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	if err := a.ExportCAR(ctx, root, &car); err != nil {
+		t.Fatal(err)
+	}
+	whole := car.Bytes()
+
+	if _, err := b.ImportCAR(ctx, bytes.NewReader(whole), int64(len(whole)-1)); !errors.Is(err, data.ErrTooLarge) {
+		t.Fatalf("over the limit: %v, want ErrTooLarge", err)
+	}
+	if _, err := b.ImportCAR(ctx, bytes.NewReader(whole[:len(whole)/2]), 1<<30); err == nil {
+		t.Fatal("a CAR cut in half was taken")
+	}
+	lie := bytes.Clone(whole)
+	lie[len(lie)-2] ^= 0xff // a byte of the last block
+	if _, err := b.ImportCAR(ctx, bytes.NewReader(lie), 1<<30); err == nil {
+		t.Fatal("a block that does not hash to its CID was taken")
+	}
+	got, err := b.ImportCAR(ctx, bytes.NewReader(whole), 1<<30)
+	if err != nil || !got.Equals(root) {
+		t.Fatalf("import: %s, %v; want %s", got, err, root)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := b.Get(ctx, root, out); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := os.ReadFile(filepath.Join(out, "x.bin")); !bytes.Equal(x, pseudo(2*data.ChunkSize+7, 2)) {
+		t.Fatal("x.bin differs after the trip")
+	}
+	var missing bytes.Buffer
+	if err := a.ExportCAR(ctx, wire.SumCID([]byte("never added")), &missing); !errors.Is(err, data.ErrNotFound) {
+		t.Fatalf("export of a root not held: %v", err)
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/data"
+)
+
+func newDataCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "data",
+		Short: "Add files and directories to the local node, and get them back, by CID",
+		Long: `data moves content-addressed files and directories between this machine and the
+local node's store: UnixFS DAGs with CIDv1 roots, the CIDs ipfs add --cid-version=1
+gives, carried as CAR streams whose every block is checked against its CID.`,
+	}
+	cmd.AddCommand(newDataAddCmd(), newDataGetCmd())
+	return cmd
+}
+
+func newDataAddCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "add PATH",
+		Short:   "Add a file or a directory to the local node and print its CID",
+		Example: "  cuivre data add ./inputs",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			// The DAG is built here, in a store of its own, and travels
+			// to the daemon as a CAR: the daemon reads no path of ours.
+			tmp, err := os.MkdirTemp("", "cuivre-data-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			st, err := data.Open(filepath.Join(tmp, "blocks"))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			root, err := st.AddPath(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(st.ExportCAR(ctx, root, pw)) }()
+			var resp api.DataResponse
+			err = c.Upload("/v1/data", api.CARType, pr, &resp)
+			pr.CloseWithError(err)
+			if err != nil {
+				return err
+			}
+			if resp.CID != root.String() {
+				return fmt.Errorf("the daemon kept %s, not %s", resp.CID, root)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), root)
+			return nil
+		},
+	}
+	addDataDir(cmd)
+	return cmd
+}
+
+func newDataGetCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:     "get CID",
+		Short:   "Fetch a file or a directory from the local node by its CID",
+		Example: "  cuivre data get bafybei... -o results",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := cid.Decode(args[0])
+			if err != nil {
+				return fmt.Errorf("%q is not a CID: %w", args[0], err)
+			}
+			if out == "" {
+				out = root.String()
+			}
+			if _, err := os.Lstat(out); err == nil {
+				return fmt.Errorf("%s exists: give another path with -o", out)
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			tmp, err := os.MkdirTemp("", "cuivre-data-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			st, err := data.Open(filepath.Join(tmp, "blocks"))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return get(cmd.Context(), c, st, root, out)
+		},
+	}
+	addDataDir(cmd)
+	cmd.Flags().StringVarP(&out, "output", "o", "", "where to write it (default: the CID, in the current directory)")
+	return cmd
+}
+
+// get streams root's DAG from the daemon into st, every block checked against
+// its CID on the way, and writes it out to path.
+func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, path string) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(c.Stream("/v1/data/"+root.String(), pw)) }()
+	got, err := st.ImportCAR(ctx, pr, 1<<62)
+	pr.CloseWithError(err)
+	if err != nil {
+		return err
+	}
+	if !got.Equals(root) {
+		return fmt.Errorf("the daemon sent %s, not %s", got, root)
+	}
+	return st.Get(ctx, root, path)
+}

@@ -1,0 +1,47 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ipfs/go-cid"
+)
+
+// CARType is the media type of a CAR stream (IPIP-412).
+const CARType = "application/vnd.ipld.car"
+
+// DataResponse is the answer to POST /v1/data.
+type DataResponse struct {
+	CID string `json:"cid"`
+}
+
+// dataRoutes serves the node's content-addressed data as CAR streams: POST
+// /v1/data takes a CAR of one root, whose every block is checked against its
+// CID and whose DAG must be whole; GET /v1/data/{cid} streams the DAG of a
+// root the node holds.
+func dataRoutes(n Backend, mux *http.ServeMux, a *API) {
+	mux.Handle("POST /v1/data", a.auth(func(r *http.Request) (any, error) {
+		c, err := n.ImportData(r.Context(), r.Body)
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		return DataResponse{CID: c.String()}, nil
+	}))
+	mux.Handle("GET /v1/data/{cid}", a.authRaw(func(w http.ResponseWriter, r *http.Request) {
+		c, err := cid.Decode(r.PathValue("cid"))
+		if err != nil {
+			http.Error(w, "not a CID: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if !n.HasData(r.Context(), c) {
+			http.Error(w, c.String()+" is not held by this node", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", CARType)
+		if err := n.ExportData(r.Context(), c, w); err != nil && !errors.Is(err, r.Context().Err()) {
+			// The status is sent: a broken CAR is what the client sees,
+			// and refuses.
+			panic(http.ErrAbortHandler)
+		}
+	}))
+}
