@@ -65,6 +65,8 @@ type Host struct {
 
 	ctx       context.Context
 	cancel    context.CancelFunc
+	mu        sync.Mutex     // guards closing, and wg's additions
+	closing   bool           // Close has begun: no new stream is served
 	wg        sync.WaitGroup // stream handlers running
 	closeOnce sync.Once
 	closeErr  error
@@ -260,6 +262,9 @@ func (h *Host) Peers() []PeerInfo {
 // the host. Closing it again does nothing.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closing = true
+		h.mu.Unlock()
 		h.cancel()
 		h.Serve(nil)
 		h.wg.Wait()

@@ -123,11 +123,14 @@ func (h *Host) malformed(e *exchange, from string, hd transport.Handler, err err
 func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, from string, hd transport.Handler) error) {
 	h.host.SetStreamHandler(id, func(s network.Stream) {
 		hd := h.handler.Load()
-		if hd == nil || h.ctx.Err() != nil {
+		h.mu.Lock()
+		if hd == nil || h.closing {
+			h.mu.Unlock()
 			s.Reset()
 			return
 		}
-		h.wg.Add(1)
+		h.wg.Add(1) // under mu: counted before Close can wait
+		h.mu.Unlock()
 		defer h.wg.Done()
 		s.SetDeadline(time.Now().Add(streamTimeout))
 		from := s.Conn().RemotePeer()

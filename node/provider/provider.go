@@ -65,8 +65,9 @@ type Provider struct {
 	exec   *exec.Executor
 	replay *protocol.ReplayCache
 
-	runsMu   sync.Mutex // guards runs
+	runsMu   sync.Mutex // guards runs and closed
 	runs     map[runKey]*run
+	closed   bool           // Close has begun: no run starts
 	watching sync.WaitGroup // watch streams following a run
 
 	ctx    context.Context
@@ -227,6 +228,9 @@ func (p *Provider) CancelRuns(timeout time.Duration) int {
 // provider started. The store and the executor stay open: they are the
 // caller's.
 func (p *Provider) Close() error {
+	p.runsMu.Lock()
+	p.closed = true
+	p.runsMu.Unlock()
 	p.cancel()
 	p.wg.Wait()
 	return nil

@@ -95,9 +95,14 @@ func (p *Provider) startRun(l store.Lease, job *record.SignedJob, beat time.Dura
 	ctx, cancel := context.WithCancel(p.ctx)
 	r := &run{lease: l, job: job, beat: beat, cancel: cancel, state: l.State, changed: make(chan struct{})}
 	p.runsMu.Lock()
+	defer p.runsMu.Unlock()
 	p.runs[runKey{l.ID, l.Epoch}] = r
-	p.runsMu.Unlock()
-	p.wg.Add(1)
+	if p.closed {
+		// The process is stopping: the lease stays committed, and the
+		// next start ends it (recover.go), as a crash would.
+		return func() {}
+	}
+	p.wg.Add(1) // under runsMu: counted before Close can wait
 	return func() {
 		go func() {
 			defer p.wg.Done()

@@ -58,8 +58,9 @@ type Requester struct {
 	log   *slog.Logger
 	store *store.Store
 
-	jobsMu     sync.Mutex // guards jobs
+	jobsMu     sync.Mutex // guards jobs and closed
 	jobs       map[string]*job
+	closed     bool // Close has begun: no new job
 	candidates candidateCache
 
 	ctx    context.Context
@@ -97,6 +98,9 @@ func New(c Config) (*Requester, error) {
 // the caller may close the store once it returns. Jobs not finished stay in
 // the store, for the next process to take up.
 func (r *Requester) Close() error {
+	r.jobsMu.Lock()
+	r.closed = true
+	r.jobsMu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	return nil
@@ -176,10 +180,18 @@ func (r *Requester) Submit(jobEnv, module []byte, specName string) (string, erro
 	}
 	key := sj.CID.String()
 	r.jobsMu.Lock()
+	if r.closed {
+		r.jobsMu.Unlock()
+		return "", errors.New("the requester is closing: submit again once the node is up")
+	}
 	if _, dup := r.jobs[key]; dup {
 		r.jobsMu.Unlock()
 		return "", protocol.Errorf(protocol.CodeReplayed, "job %s is already placed here: sign it again for a new nonce", key)
 	}
+	// Submit counts as one of the requester's goroutines until it returns,
+	// so that those it starts are counted before Close can wait for them.
+	r.wg.Add(1)
+	defer r.wg.Done()
 	submitted := r.clock.Now()
 	j := newJob(sj.Job.Name, string(sj.CID.Bytes()), jobEnv, specName, submitted)
 	r.jobs[key] = j
