@@ -134,7 +134,7 @@ func New(o Options) (*Node, error) {
 	log := o.Log.With("peer", h.ID().ShortString())
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{opts: o, net: h, log: log, clock: o.Clock, changed: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
-	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Transport: h,
+	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Transport: h,
 		ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
 	if err != nil {
 		cancel()

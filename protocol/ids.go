@@ -12,6 +12,7 @@ const (
 	WatchID   = "/cuivre/watch/1.0.0"
 	ReceiptID = "/cuivre/receipt/1.0.0"
 	ModuleID  = "/cuivre/module/1.0.0"
+	BlocksID  = "/cuivre/blocks/1.0.0"
 )
 
 // DHTPrefix is the protocol prefix of the private Kademlia DHT (SPEC 4.1); with
@@ -30,12 +31,15 @@ const (
 	MaxWatchMsg   = 1 << 20
 	MaxReceiptMsg = 64 << 10
 	MaxModuleMsg  = 1<<20 + 4<<10 // a 1 MiB chunk and its header
+	MaxBlocksMsg  = 2<<20 + 4<<10 // a block of MaxBlock bytes and its header; a request of MaxBlocksAsked CIDs
 	MaxRecordSize = 16 << 10      // a capacity record envelope in the DHT
 )
 
 // Other limits (SPEC 7).
 const (
 	MaxModuleChunk = 1 << 20  // bytes of module data in one ModuleChunk
+	MaxBlock       = 2 << 20  // bytes of one block of a DAG (kubo's limit is 2 MiB too)
+	MaxBlocksAsked = 64       // CIDs in one BlockRequest
 	MaxLogChunk    = 64 << 10 // bytes of log data in one LogChunk
 	MaxStdin       = 256 << 10
 	NonceSize      = 16
@@ -56,6 +60,8 @@ func MaxMsgSize[ID ~string](id ID) int {
 		return MaxReceiptMsg
 	case ModuleID:
 		return MaxModuleMsg
+	case BlocksID:
+		return MaxBlocksMsg
 	}
 	return 0
 }

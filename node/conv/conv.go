@@ -185,6 +185,8 @@ func ErrorAnswer(id string, err error) proto.Message {
 		return &pb.ModuleChunk{Error: e}
 	case string(protocol.ReceiptID):
 		return &pb.ReceiptAck{Error: e}
+	case string(protocol.BlocksID):
+		return &pb.BlockResponse{Error: e}
 	}
 	return nil
 }

@@ -36,6 +36,8 @@ import (
 	carbs "github.com/ipld/go-car/v2/blockstore"
 	"github.com/ipld/go-car/v2/storage"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/cuivre/cuivre/protocol"
 )
 
 // ChunkSize is the size of a file's leaves: kubo's default.
@@ -199,12 +201,12 @@ func (s *Store) walk(ctx context.Context, c cid.Cid, fn func(blocks.Block) error
 		if c.Type() == cid.Raw {
 			return nil
 		}
-		nd, err := merkledag.DecodeProtobufBlock(blk)
+		links, err := linksOf(blk)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c, err)
+			return err
 		}
-		for _, l := range nd.Links() {
-			if err := visit(l.Cid); err != nil {
+		for _, l := range links {
+			if err := visit(l); err != nil {
 				return err
 			}
 		}
@@ -248,9 +250,6 @@ func (s *Store) ExportCAR(ctx context.Context, c cid.Cid, w io.Writer) error {
 // ErrNotFound is what the store says of a root it does not hold.
 var ErrNotFound = errors.New("not held here")
 
-// MaxBlock bounds a block read from a CAR: kubo's largest, with room.
-const MaxBlock = 2 << 20
-
 // ImportCAR reads a CAR of one root from r, at most max bytes of it, checks
 // every block against its CID as it comes, keeps them, and checks that the
 // DAG is whole. It returns the root. A CAR that breaks off, lies about a
@@ -258,7 +257,7 @@ const MaxBlock = 2 << 20
 // already kept stay (they are verified, and another import may complete them).
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid, error) {
 	lr := &limited{r: r, left: max}
-	br, err := carv2.NewBlockReader(lr, carv2.MaxAllowedSectionSize(MaxBlock))
+	br, err := carv2.NewBlockReader(lr, carv2.MaxAllowedSectionSize(protocol.MaxBlock))
 	if err != nil {
 		return cid.Undef, fmt.Errorf("CAR: %w", lr.or(err))
 	}
@@ -310,4 +309,9 @@ func (l *limited) or(err error) error {
 		return ErrTooLarge
 	}
 	return err
+}
+
+// decodeNode decodes a dag-pb block, the only codec but raw in a UnixFS DAG.
+func decodeNode(blk blocks.Block) (ipld.Node, error) {
+	return merkledag.DecodeProtobufBlock(blk)
 }

@@ -307,6 +307,13 @@ func (p *Peer) Watch(ctx context.Context, to string, req *pb.WatchRequest, fn fu
 	}, fn)
 }
 
+// Blocks asks for blocks of a DAG.
+func (p *Peer) Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error {
+	return stream(p, ctx, to, func(h transport.Handler, sc context.Context, send func(*pb.BlockResponse) error) error {
+		return h.Blocks(sc, p.id, clone(req), send)
+	}, fn)
+}
+
 // Module fetches a module in chunks.
 func (p *Peer) Module(ctx context.Context, to string, req *pb.ModuleRequest, fn func(*pb.ModuleChunk) bool) error {
 	return stream(p, ctx, to, func(h transport.Handler, sc context.Context, send func(*pb.ModuleChunk) error) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/memnet"
@@ -56,6 +57,7 @@ type Member struct {
 	Key       crypto.PrivKey
 	Peer      *memnet.Peer
 	Store     *store.Store
+	Data      *data.Store
 	Provider  *provider.Provider
 	Requester *requester.Requester
 	Market    scheduler.MarketConfig
@@ -133,12 +135,18 @@ func (m *Member) start() {
 	}
 	m.Store = st
 	t.Cleanup(func() { st.Close() })
+	ds, err := data.Open(filepath.Join(m.dir, "blocks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Data = ds
+	t.Cleanup(func() { ds.Close() })
 	m.Peer = m.f.Net.Join(m.ID)
 	var ex *exec.Executor
 	if m.runs {
 		ex = m.f.Exec
 	}
-	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
+	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Data: ds, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +186,7 @@ func (m *Member) Crash() {
 	}
 	m.Provider.Close()
 	m.Store.Close()
+	m.Data.Close()
 }
 
 // Restart starts the member's process again on its store and key, after a

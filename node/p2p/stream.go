@@ -61,7 +61,7 @@ func (e *exchange) close() {
 func (h *Host) Serve(hd transport.Handler) {
 	if hd == nil {
 		h.handler.Store(nil)
-		for _, id := range []p2pproto.ID{protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ModuleID, protocol.ReceiptID} {
+		for _, id := range []p2pproto.ID{protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ModuleID, protocol.ReceiptID, protocol.BlocksID} {
 			h.host.RemoveStreamHandler(id)
 		}
 		return
@@ -100,6 +100,13 @@ func (h *Host) Serve(hd transport.Handler) {
 			return h.malformed(e, from, hd, err)
 		}
 		return hd.Module(ctx, from, &req, func(ch *pb.ModuleChunk) error { return e.w.WriteMsg(ch) })
+	})
+	h.serve(protocol.BlocksID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var req pb.BlockRequest
+		if err := e.r.ReadMsg(&req); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		return hd.Blocks(ctx, from, &req, func(r *pb.BlockResponse) error { return e.w.WriteMsg(r) })
 	})
 	h.serve(protocol.ReceiptID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
 		var sub pb.ReceiptSubmit
@@ -231,6 +238,27 @@ func (h *Host) Watch(ctx context.Context, to string, req *pb.WatchRequest, fn fu
 			return err
 		}
 		if !fn(&ev) {
+			return nil
+		}
+	}
+}
+
+// Blocks asks for blocks of a DAG (SPEC 6.6).
+func (h *Host) Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error {
+	e, err := h.open(ctx, to, protocol.BlocksID)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.w.WriteMsg(req); err != nil {
+		return err
+	}
+	for {
+		var r pb.BlockResponse
+		if err := e.r.ReadMsg(&r); err != nil {
+			return err
+		}
+		if !fn(&r) {
 			return nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
@@ -20,6 +21,12 @@ const MaxModule = store.DefaultMaxModuleSize
 // Module serves a module the provider's store holds, in chunks (SPEC 6.5).
 func (p *Provider) Module(_ context.Context, _ string, req *pb.ModuleRequest, send func(*pb.ModuleChunk) error) error {
 	return ServeModule(p.store, req, send)
+}
+
+// Blocks answers a request for blocks of a DAG from the node's data (SPEC
+// 6.6).
+func (p *Provider) Blocks(ctx context.Context, _ string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
+	return data.ServeBlocks(ctx, p.cfg.Data, req, send)
 }
 
 // ModuleSource is where ServeModule reads modules.

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
@@ -29,6 +30,9 @@ type Config struct {
 	// The provider does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Data serves the blocks of the DAGs the node holds (SPEC 6.6); nil
+	// serves none.
+	Data *data.Store
 	// Transport fetches modules from requesters; required.
 	Transport transport.Transport
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.

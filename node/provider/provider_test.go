@@ -271,6 +271,7 @@ func TestRecover(t *testing.T) {
 		l := lease(t, f, prov, exectest.Empty(), time.Second)
 		f.Net.Crash(prov.ID)
 		prov.Store.Close() // the process is gone before its run started
+		prov.Data.Close()
 		prov.Restart()
 		res, _, err := watch(t, f, prov, l)
 		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || !strings.Contains(res.Error.GetMessage(), "restarted") {

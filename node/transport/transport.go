@@ -42,6 +42,9 @@ type Transport interface {
 	Module(ctx context.Context, to string, req *pb.ModuleRequest, fn func(*pb.ModuleChunk) bool) error
 	// Receipt hands a countersigned receipt back (SPEC 6.4).
 	Receipt(ctx context.Context, to string, sub *pb.ReceiptSubmit) (*pb.ReceiptAck, error)
+	// Blocks asks for blocks of a DAG (SPEC 6.6), calling fn with each
+	// answer until fn returns false (nil error) or the stream breaks.
+	Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error
 
 	// Serve makes h answer the requests of other peers; nil stops answering.
 	Serve(h Handler)
@@ -61,6 +64,8 @@ type Handler interface {
 	// Module streams a module's chunks with send.
 	Module(ctx context.Context, from string, req *pb.ModuleRequest, send func(*pb.ModuleChunk) error) error
 	Receipt(ctx context.Context, from string, sub *pb.ReceiptSubmit) *pb.ReceiptAck
+	// Blocks answers each CID asked, in order, with send.
+	Blocks(ctx context.Context, from string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error
 	// Malformed tells the handler a request of protocol id from from was
 	// refused before it (undecodable, too large), for its counts and logs.
 	Malformed(id, from string, err error)

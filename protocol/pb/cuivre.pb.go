@@ -2803,6 +2803,122 @@ func (x *ModuleChunk) GetError() *Error {
 	return nil
 }
 
+// BlockRequest asks a holder for blocks of a content-addressed DAG, by CID
+// (SPEC 6.6): at most MaxBlocksAsked of them.
+type BlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cids          [][]byte               `protobuf:"bytes,1,rep,name=cids,proto3" json:"cids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockRequest) Reset() {
+	*x = BlockRequest{}
+	mi := &file_cuivre_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockRequest) ProtoMessage() {}
+
+func (x *BlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
+func (*BlockRequest) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *BlockRequest) GetCids() [][]byte {
+	if x != nil {
+		return x.Cids
+	}
+	return nil
+}
+
+// BlockResponse answers one CID of a BlockRequest, in the request's order:
+// the block's bytes, or missing, or an error that ends the stream.
+type BlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cid           []byte                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`        // at most MaxBlock bytes
+	Missing       bool                   `protobuf:"varint,3,opt,name=missing,proto3" json:"missing,omitempty"` // the holder does not have it
+	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`      // the request is refused
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockResponse) Reset() {
+	*x = BlockResponse{}
+	mi := &file_cuivre_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockResponse) ProtoMessage() {}
+
+func (x *BlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
+func (*BlockResponse) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *BlockResponse) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+func (x *BlockResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BlockResponse) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+func (x *BlockResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=cuivre.v1.Code" json:"code,omitempty"`
@@ -2814,7 +2930,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cuivre_proto_msgTypes[30]
+	mi := &file_cuivre_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2942,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[30]
+	mi := &file_cuivre_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2955,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{30}
+	return file_cuivre_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Error) GetCode() Code {
@@ -3075,7 +3191,14 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x04 \x01(\bR\x04last\x12&\n" +
-	"\x05error\x18\x05 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"l\n" +
+	"\x05error\x18\x05 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\"\n" +
+	"\fBlockRequest\x12\x12\n" +
+	"\x04cids\x18\x01 \x03(\fR\x04cids\"w\n" +
+	"\rBlockResponse\x12\x10\n" +
+	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
+	"\amissing\x18\x03 \x01(\bR\amissing\x12&\n" +
+	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"l\n" +
 	"\x05Error\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.cuivre.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
@@ -3147,7 +3270,7 @@ func file_cuivre_proto_rawDescGZIP() []byte {
 }
 
 var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_cuivre_proto_goTypes = []any{
 	(JobType)(0),             // 0: cuivre.v1.JobType
 	(Operator)(0),            // 1: cuivre.v1.Operator
@@ -3184,7 +3307,9 @@ var file_cuivre_proto_goTypes = []any{
 	(*ReceiptAck)(nil),       // 32: cuivre.v1.ReceiptAck
 	(*ModuleRequest)(nil),    // 33: cuivre.v1.ModuleRequest
 	(*ModuleChunk)(nil),      // 34: cuivre.v1.ModuleChunk
-	(*Error)(nil),            // 35: cuivre.v1.Error
+	(*BlockRequest)(nil),     // 35: cuivre.v1.BlockRequest
+	(*BlockResponse)(nil),    // 36: cuivre.v1.BlockResponse
+	(*Error)(nil),            // 37: cuivre.v1.Error
 }
 var file_cuivre_proto_depIdxs = []int32{
 	1,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
@@ -3208,30 +3333,31 @@ var file_cuivre_proto_depIdxs = []int32{
 	6,  // 18: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
 	7,  // 19: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
 	8,  // 20: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
-	35, // 21: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	37, // 21: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
 	20, // 22: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
 	21, // 23: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	35, // 24: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	37, // 24: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
 	2,  // 25: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
 	5,  // 26: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
 	3,  // 27: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
 	2,  // 28: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	35, // 29: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	37, // 29: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
 	25, // 30: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
 	26, // 31: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
 	27, // 32: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	35, // 33: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	37, // 33: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
 	5,  // 34: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
 	6,  // 35: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
 	7,  // 36: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	35, // 37: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	35, // 38: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	4,  // 39: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	37, // 37: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	37, // 38: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	37, // 39: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	4,  // 40: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }
@@ -3260,7 +3386,7 @@ func file_cuivre_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cuivre_proto_rawDesc), len(file_cuivre_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,179 @@
+package data_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/data"
+	"github.com/cuivre/cuivre/node/memnet"
+	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// holder serves the blocks of a store, and counts them.
+type holder struct {
+	transport.Handler
+	s      *data.Store
+	served atomic.Int64
+	lie    bool // flip a byte of every block it sends
+}
+
+func (h *holder) Blocks(ctx context.Context, from string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
+	return data.ServeBlocks(ctx, h.s, req, func(r *pb.BlockResponse) error {
+		if len(r.Data) > 0 {
+			h.served.Add(1)
+			if h.lie {
+				r.Data = bytes.Clone(r.Data)
+				r.Data[0] ^= 0xff
+			}
+		}
+		return send(r)
+	})
+}
+
+// cutter is a transport that breaks every exchange once after blocks have
+// come through it, as a connection cut halfway.
+type cutter struct {
+	transport.Transport
+	after int64
+	seen  atomic.Int64
+	asked atomic.Int64 // CIDs asked
+}
+
+func (c *cutter) Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error {
+	c.asked.Add(int64(len(req.Cids)))
+	var cut error
+	err := c.Transport.Blocks(ctx, to, req, func(r *pb.BlockResponse) bool {
+		if c.after > 0 && c.seen.Add(1) > c.after {
+			cut = errors.New("connection cut")
+			return false
+		}
+		return fn(r)
+	})
+	if cut != nil {
+		return cut
+	}
+	return err
+}
+
+// dag adds a directory of about 3 MiB (a dozen leaves and more) to s.
+func dag(t *testing.T, s *data.Store) (cid.Cid, map[string][]byte) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "in")
+	files := map[string][]byte{"big.bin": pseudo(12*data.ChunkSize+99, 3), "small.txt": []byte("small\n"), "d/e.txt": []byte("e\n")}
+	for name, b := range files {
+		write(t, filepath.Join(src, name), b)
+	}
+	root, err := s.AddPath(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, files
+}
+
+func net(t *testing.T, holders ...*holder) (*memnet.Network, *memnet.Peer, []string) {
+	n := memnet.New(clock.Real{}, 1)
+	var ids []string
+	for i, h := range holders {
+		id := string(rune('a' + i))
+		n.Join(id).Serve(h)
+		ids = append(ids, id)
+	}
+	return n, n.Join("fetcher"), ids
+}
+
+func check(t *testing.T, s *data.Store, root cid.Cid, files map[string][]byte) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := s.Get(context.Background(), root, out); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		if got, err := os.ReadFile(filepath.Join(out, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes (%v), want %d", name, len(got), err, len(want))
+		}
+	}
+}
+
+// TestFetch: a DAG fetched from two holders comes whole, both holders
+// serving part of it; a root no holder has is not found.
+func TestFetch(t *testing.T) {
+	ctx := context.Background()
+	a, b := &holder{s: open(t)}, &holder{s: open(t)}
+	root, files := dag(t, a.s)
+	var car bytes.Buffer
+	if err := a.s.ExportCAR(ctx, root, &car); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.s.ImportCAR(ctx, &car, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	_, p, ids := net(t, a, b)
+	s := open(t)
+	if err := s.Fetch(ctx, p, ids, root); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s, root, files)
+	if a.served.Load() == 0 || b.served.Load() == 0 {
+		t.Errorf("served %d and %d blocks: want both holders asked", a.served.Load(), b.served.Load())
+	}
+	missing := protocolCID("never added")
+	if err := s.Fetch(ctx, p, ids, missing); !errors.Is(err, data.ErrNotFound) {
+		t.Fatalf("a root no holder has: %v, want ErrNotFound", err)
+	}
+}
+
+// TestFetchResumes: a fetch cut halfway keeps what it got, and the next
+// fetch asks only for the rest.
+func TestFetchResumes(t *testing.T) {
+	ctx := context.Background()
+	a := &holder{s: open(t)}
+	root, files := dag(t, a.s)
+	_, p, ids := net(t, a)
+	s := open(t)
+	cut := &cutter{Transport: p, after: 8}
+	if err := s.Fetch(ctx, cut, ids, root); err == nil {
+		t.Fatal("a cut fetch succeeded")
+	}
+	first := a.served.Load()
+	again := &cutter{Transport: p}
+	if err := s.Fetch(ctx, again, ids, root); err != nil {
+		t.Fatal(err)
+	}
+	check(t, s, root, files)
+	total := a.served.Load()
+	t.Logf("the cut fetch kept %d blocks; the second asked for %d; %d served in all", first, again.asked.Load(), total)
+	if asked := again.asked.Load(); first == 0 || asked > total-first+1 {
+		t.Fatalf("the first fetch got %d blocks, the second asked for %d more, of %d served in all: it fetched again what it had", first, asked, total)
+	}
+}
+
+// TestFetchRefusesLies: a holder whose blocks do not hash to their CIDs
+// stops the fetch with CODE_MALFORMED, and nothing it sent is kept.
+func TestFetchRefusesLies(t *testing.T) {
+	ctx := context.Background()
+	a := &holder{s: open(t), lie: true}
+	root, _ := dag(t, a.s)
+	_, p, ids := net(t, a)
+	s := open(t)
+	if err := s.Fetch(ctx, p, ids, root); !errors.Is(err, &protocol.Error{Code: protocol.CodeMalformed}) {
+		t.Fatalf("lying holder: %v, want malformed", err)
+	}
+	if ok, _ := s.Has(ctx, root); ok {
+		t.Fatal("a block that lies was kept")
+	}
+}
+
+func protocolCID(s string) cid.Cid {
+	c, _ := cid.V1Builder{Codec: cid.Raw, MhType: 0x12}.Sum([]byte(s))
+	return c
+}
