@@ -271,6 +271,20 @@ func (n *Node) ImportData(ctx context.Context, car io.Reader) (cid.Cid, error) {
 	return n.opts.Data.ImportCAR(ctx, car, n.opts.MaxDataImport)
 }
 
+// FetchData fetches the DAG rooted at c from the peers from (binary peer
+// IDs) into the node's data, over /cuivre/blocks (SPEC 6.6); blocks already
+// held are not fetched again.
+func (n *Node) FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error {
+	if n.opts.Data == nil {
+		return errNoData
+	}
+	holders := make([]string, len(from))
+	for i, p := range from {
+		holders[i] = string(p)
+	}
+	return n.opts.Data.Fetch(ctx, n.net, holders, c)
+}
+
 // HasData reports whether the node holds the root c.
 func (n *Node) HasData(ctx context.Context, c cid.Cid) bool {
 	if n.opts.Data == nil {

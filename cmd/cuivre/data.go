@@ -75,10 +75,14 @@ func newDataAddCmd() *cobra.Command {
 
 func newDataGetCmd() *cobra.Command {
 	var out string
+	var from []string
 	cmd := &cobra.Command{
-		Use:     "get CID",
-		Short:   "Fetch a file or a directory from the local node by its CID",
-		Example: "  cuivre data get bafybei... -o results",
+		Use:   "get CID",
+		Short: "Fetch a file or a directory by its CID, through the local node",
+		Long: `get writes a file or directory out of the local node's store. With --from, the
+node first fetches what it lacks from those peers, every block checked against its
+CID, resuming where an earlier fetch stopped.`,
+		Example: "  cuivre data get bafybei... -o results\n  cuivre data get bafybei... --from 12D3KooW... -o results",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root, err := cid.Decode(args[0])
@@ -105,19 +109,28 @@ func newDataGetCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			return get(cmd.Context(), c, st, root, out)
+			path := "/v1/data/" + root.String()
+			for i, p := range from {
+				if i == 0 {
+					path += "?from=" + p
+				} else {
+					path += "&from=" + p
+				}
+			}
+			return get(cmd.Context(), c, st, root, path, out)
 		},
 	}
 	addDataDir(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to write it (default: the CID, in the current directory)")
+	cmd.Flags().StringSliceVar(&from, "from", nil, "peer IDs to fetch it from first (repeatable)")
 	return cmd
 }
 
-// get streams root's DAG from the daemon into st, every block checked against
-// its CID on the way, and writes it out to path.
-func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, path string) error {
+// get streams root's DAG from the daemon's API route into st, every block
+// checked against its CID on the way, and writes it out to path.
+func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, route, path string) error {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.Stream("/v1/data/"+root.String(), pw)) }()
+	go func() { pw.CloseWithError(c.Stream(route, pw)) }()
 	got, err := st.ImportCAR(ctx, pr, 1<<62)
 	pr.CloseWithError(err)
 	if err != nil {

@@ -52,3 +52,34 @@ func TestDataAddGet(t *testing.T) {
 		t.Errorf("data get of a CID not held: %v\n%s", err, b)
 	}
 }
+
+// TestDataBetweenDaemons: data added on one daemon is fetched by another,
+// daemons in processes of their own on loopback, over /cuivre/blocks, and
+// comes out byte for byte.
+func TestDataBetweenDaemons(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	a := startDaemon(t, initDir(t), "")
+	b := startDaemon(t, initDir(t), a.id.Addrs[0])
+	src := filepath.Join(t.TempDir(), "results")
+	big := bytes.Repeat([]byte("cuivre "), 300_000) // 2.1 MB: nine chunks
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "table.txt"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cuivre(t, "data", "add", "--data-dir", a.dir, src).Output()
+	if err != nil {
+		t.Fatalf("data add on A: %v", err)
+	}
+	root := strings.TrimSpace(string(out))
+	dst := filepath.Join(t.TempDir(), "back")
+	if b, err := cuivre(t, "data", "get", "--data-dir", b.dir, "--from", a.id.ID, root, "-o", dst).CombinedOutput(); err != nil {
+		t.Fatalf("data get on B from A: %v\n%s", err, b)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "table.txt")); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("table.txt: %d bytes back (%v), want %d", len(got), err, len(big))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -44,6 +45,7 @@ type Backend interface {
 	// DAG as a CAR.
 	ImportData(ctx context.Context, car io.Reader) (cid.Cid, error)
 	HasData(ctx context.Context, c cid.Cid) bool
+	FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error
 	ExportData(ctx context.Context, c cid.Cid, w io.Writer) error
 }
 

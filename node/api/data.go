@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // CARType is the media type of a CAR stream (IPIP-412).
@@ -18,7 +19,8 @@ type DataResponse struct {
 // dataRoutes serves the node's content-addressed data as CAR streams: POST
 // /v1/data takes a CAR of one root, whose every block is checked against its
 // CID and whose DAG must be whole; GET /v1/data/{cid} streams the DAG of a
-// root the node holds.
+// root the node holds, fetching it first from the peers named by from=
+// (repeatable) when given.
 func dataRoutes(n Backend, mux *http.ServeMux, a *API) {
 	mux.Handle("POST /v1/data", a.auth(func(r *http.Request) (any, error) {
 		c, err := n.ImportData(r.Context(), r.Body)
@@ -32,6 +34,21 @@ func dataRoutes(n Backend, mux *http.ServeMux, a *API) {
 		if err != nil {
 			http.Error(w, "not a CID: "+err.Error(), http.StatusBadRequest)
 			return
+		}
+		var from []peer.ID
+		for _, s := range r.URL.Query()["from"] {
+			p, err := peer.Decode(s)
+			if err != nil {
+				http.Error(w, "from: not a peer ID: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			from = append(from, p)
+		}
+		if len(from) > 0 {
+			if err := n.FetchData(r.Context(), c, from); err != nil {
+				http.Error(w, "fetching "+c.String()+": "+err.Error(), http.StatusBadGateway)
+				return
+			}
 		}
 		if !n.HasData(r.Context(), c) {
 			http.Error(w, c.String()+" is not held by this node", http.StatusNotFound)
