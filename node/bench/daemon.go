@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -110,14 +111,41 @@ func (b *bench) daemon(ctx context.Context, d *devnet.Devnet, dir string) (err e
 			return err
 		}
 		cpu := max(0, (c1.User-c0.User)+(c1.System-c0.System)) / wall * 100 // no -0.000 from rounding
+		anon, err := anonymous(proc.Pid)
+		if err != nil {
+			return err
+		}
 		b.add("daemon_rss_mib", float64(mem.RSS)/(1<<20))
+		b.add("daemon_anon_mib", float64(anon)/(1<<20))
 		b.add("daemon_cpu_percent", cpu)
-		b.logf("idle daemon: %.1f MiB resident, %.2f%% of a core over %s", float64(mem.RSS)/(1<<20), cpu, window)
+		b.logf("idle daemon: %.1f MiB resident, of which %.1f MiB its own (anonymous), %.2f%% of a core over %s",
+			float64(mem.RSS)/(1<<20), float64(anon)/(1<<20), cpu, window)
 	}
 	return nil
 }
 
 var errExited = errors.New("the daemon exited")
+
+// anonymous returns the bytes of a process's anonymous memory (heap, stacks,
+// runtime), from /proc/PID/smaps_rollup: what RSS holds besides the pages of
+// the binary and libraries it maps, which grow with the binary's size, are
+// shared and can be reclaimed.
+func anonymous(pid int32) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, fmt.Errorf("anonymous memory: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Anonymous:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("anonymous memory: %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("anonymous memory: no Anonymous line in smaps_rollup")
+}
 
 // ready waits until the daemon in dir answers on its API with a DHT peer.
 func ready(ctx context.Context, dir string, exited <-chan struct{}) error {

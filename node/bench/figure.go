@@ -45,6 +45,7 @@ var Defs = []Def{
 	{Name: "sched_placements_per_s", Unit: "1/s", Goal: ">= 100000", Doc: "the scheduler's core alone on one goroutine: 50 markets, d=2, every action answered at once, no network"},
 	{Name: "sched_allocs_per_placement", Unit: "allocs", Doc: "heap allocations per placement in that loop (the driver's few included)"},
 	{Name: "daemon_rss_mib", Unit: "MiB", Goal: "<= 60", Doc: "resident memory of one idle `cuivre daemon` process joined to the devnet, at the end of each idle window"},
+	{Name: "daemon_anon_mib", Unit: "MiB", Doc: "of that, its anonymous memory (heap, stacks, runtime): RSS without the pages of the binary it maps, which grow with its size"},
 	{Name: "daemon_cpu_percent", Unit: "%", Goal: "<= 1", Doc: "its CPU over each idle window, in percent of one core"},
 	{Name: "devnet_mib_per_node", Unit: "MiB", Doc: "Go heap and stacks in use (after GC) the devnet added, per node, measured once"},
 	{Name: "sim_events_per_s", Unit: "1/s", Doc: "simulator: events per second on scenario small x10 providers (10,000), x2 jobs (40,000), seed 1"},
