@@ -271,6 +271,9 @@ func (n *Node) ImportData(ctx context.Context, car io.Reader) (cid.Cid, error) {
 	return n.opts.Data.ImportCAR(ctx, car, n.opts.MaxDataImport)
 }
 
+// Data returns the node's store of content-addressed data, nil if it has none.
+func (n *Node) Data() *data.Store { return n.opts.Data }
+
 // FetchData fetches the DAG rooted at c from the peers from (binary peer
 // IDs) into the node's data, over /cuivre/blocks (SPEC 6.6); blocks already
 // held are not fetched again.

@@ -17,9 +17,10 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		o      bench.Options
-		output string
-		out    string
+		o           bench.Options
+		output      string
+		out         string
+		transferMiB int64
 	)
 	var figures strings.Builder
 	for _, d := range bench.Defs {
@@ -52,9 +53,9 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 			if output != "table" && output != "json" {
 				return &exitError{code: 2, err: fmt.Errorf("-o %q: use table or json", output)}
 			}
-			if o.Nodes < 2 || o.Jobs < 1 || o.Repeat < 1 || o.Idle <= 0 {
-				return &exitError{code: 2, err: fmt.Errorf("--nodes %d --jobs %d --repeat %d --idle %s: give at least 2 nodes, 1 job, 1 repeat and a positive idle time",
-					o.Nodes, o.Jobs, o.Repeat, o.Idle)}
+			if o.Nodes < 2 || o.Jobs < 1 || o.Repeat < 1 || o.Idle <= 0 || transferMiB < 1 {
+				return &exitError{code: 2, err: fmt.Errorf("--nodes %d --jobs %d --repeat %d --idle %s --transfer-mib %d: give at least 2 nodes, 1 job, 1 repeat, a positive idle time and 1 MiB",
+					o.Nodes, o.Jobs, o.Repeat, o.Idle, transferMiB)}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -63,6 +64,7 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 				return fmt.Errorf("the idle daemon runs this executable: %w", err)
 			}
 			o.Executable, o.Progress = exe, cmd.ErrOrStderr()
+			o.TransferBytes = transferMiB << 20
 			o.Sim = func() (uint64, time.Duration, float64, error) {
 				sc, err := simulations.BenchScenario()
 				if err != nil {
@@ -101,6 +103,7 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 	f.IntVar(&o.Jobs, "jobs", 500, "jobs of each placement measure (half as many for the first-instruction ones)")
 	f.IntVar(&o.Repeat, "repeat", 3, "repeats of each measure")
 	f.DurationVar(&o.Idle, "idle", 30*time.Second, "the idle daemon's time, split into --repeat windows (CPU is read in 10 ms ticks)")
+	f.Int64Var(&transferMiB, "transfer-mib", 256, "MiB of the DAG moved between two providers")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.StringVar(&out, "out", "", "also write the JSON document to this file")
 	return cmd

@@ -15,7 +15,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Skip("starts a devnet and a daemon process")
 	}
 	t.Setenv(testMainEnv, "1") // for the daemon, which runs os.Executable()
-	out, err := runStdout(t, "bench", "--nodes", "3", "--jobs", "5", "--repeat", "1", "--idle", "1s", "-o", "json")
+	out, err := runStdout(t, "bench", "--nodes", "3", "--jobs", "5", "--repeat", "1", "--idle", "1s", "--transfer-mib", "4", "-o", "json")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}

@@ -22,6 +22,9 @@ type Options struct {
 	Jobs   int           // jobs of each placement measure; default 500
 	Repeat int           // repeats of each measure; default 3
 	Idle   time.Duration // the idle daemon's time, split into Repeat windows; default 30 s
+	// TransferBytes is the size of the DAG moved between two providers;
+	// default 256 MiB.
+	TransferBytes int64
 	// Executable is a cuivre binary to run the idle daemon from; empty
 	// skips the daemon's figures.
 	Executable string
@@ -47,6 +50,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Idle <= 0 {
 		o.Idle = 30 * time.Second
+	}
+	if o.TransferBytes <= 0 {
+		o.TransferBytes = 256 << 20
 	}
 	return o
 }
@@ -159,6 +165,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if err := measure(ctx, d, p); err != nil {
 				return nil, err
 			}
+		}
+		if err := b.transfer(ctx, d, i); err != nil {
+			return nil, fmt.Errorf("transfer: %w", err)
 		}
 	}
 

@@ -112,16 +112,21 @@ func linksOf(blk blocks.Block) ([]cid.Cid, error) {
 	return out, nil
 }
 
+// perHolder bounds the requests in flight to one holder: each stream holds a
+// frame's worth of memory on both sides, which the resource manager counts.
+const perHolder = 4
+
 // fetchBlocks asks for cids in batches, as many as there are holders (more
 // if a batch would exceed MaxBlocksAsked), the i-th batch of holder i mod n,
-// all at once, and keeps each block once checked. A block a holder lacks is
-// asked of the next one.
+// perHolder requests of each holder at a time, and keeps each block once
+// checked. A block a holder lacks is asked of the next one.
 func (s *Store) fetchBlocks(ctx context.Context, t transport.Transport, holders []string, cids []cid.Cid) ([]blocks.Block, error) {
 	var (
 		mu   sync.Mutex
 		got  []blocks.Block
 		errs []error
 		wg   sync.WaitGroup
+		sem  = make(chan struct{}, perHolder*len(holders))
 	)
 	size := min(protocol.MaxBlocksAsked, (len(cids)+len(holders)-1)/len(holders))
 	for i := 0; len(cids) > 0; i++ {
@@ -129,8 +134,10 @@ func (s *Store) fetchBlocks(ctx context.Context, t transport.Transport, holders 
 		batch := cids[:n]
 		cids = cids[n:]
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			blks, err := s.askAround(ctx, t, holders, i, batch)
 			mu.Lock()
 			defer mu.Unlock()

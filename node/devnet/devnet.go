@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/scheduler"
@@ -76,6 +77,7 @@ type Devnet struct {
 	extra     []*node.Node // requesters added by NewRequester
 	exec      *exec.Executor
 	stores    []*store.Store
+	datas     []*data.Store
 	tempDir   bool
 }
 
@@ -209,8 +211,13 @@ func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo,
 		return nil, err
 	}
 	d.stores = append(d.stores, st)
+	ds, err := data.Open(filepath.Join(dir, node.DataDir))
+	if err != nil {
+		return nil, err
+	}
+	d.datas = append(d.datas, ds)
 	rand.Read(m.Seed[:])
-	return node.New(node.Options{Identity: k, Market: m, Store: st, Exec: d.exec, Bootstrap: boot,
+	return node.New(node.Options{Identity: k, Market: m, Store: st, Data: ds, Exec: d.exec, Bootstrap: boot,
 		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout},
 		MaxConnsPerIP: connsPerIP(o.N)})
 }
@@ -241,6 +248,9 @@ func (d *Devnet) Close() error {
 		errs = append(errs, d.exec.Close(context.Background()))
 	}
 	for _, s := range d.stores {
+		errs = append(errs, s.Close())
+	}
+	for _, s := range d.datas {
 		errs = append(errs, s.Close())
 	}
 	if d.tempDir {
