@@ -40,7 +40,11 @@ func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	w := o.Out
 	fmt.Fprintf(w, "Starting a federation of %d providers and one requester on loopback (QUIC, private DHT, wazero, bbolt)...\n", len(devnet.Profiles))
-	d, err := devnet.Start(ctx, devnet.Options{Log: o.Log, CacheDir: o.CacheDir})
+	// A round waits up to 5 s for its lookups and offers: on a loaded machine
+	// the DHT lookups that widen a search past the first shards take more
+	// than the devnet's default 2 s, and a job with two certified replicas
+	// would give up before it found its second provider.
+	d, err := devnet.Start(ctx, devnet.Options{Log: o.Log, CacheDir: o.CacheDir, OfferTimeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
