@@ -41,6 +41,7 @@ const (
 	MaxBlock       = 2 << 20  // bytes of one block of a DAG (kubo's limit is 2 MiB too)
 	MaxBlocksAsked = 64       // CIDs in one BlockRequest
 	MaxLogChunk    = 64 << 10 // bytes of log data in one LogChunk
+	MaxLog         = 4 << 20  // bytes of each of a run's streams a provider keeps (SPEC 6.3)
 	MaxStdin       = 256 << 10
 	NonceSize      = 16
 	LeaseIDSize    = 16

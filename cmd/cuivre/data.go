@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -39,16 +40,11 @@ func newDataAddCmd() *cobra.Command {
 			}
 			// The DAG is built here, in a store of its own, and travels
 			// to the daemon as a CAR: the daemon reads no path of ours.
-			tmp, err := os.MkdirTemp("", "cuivre-data-")
+			st, done, err := tempStore()
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(tmp)
-			st, err := data.Open(filepath.Join(tmp, "blocks"))
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+			defer done()
 			ctx := cmd.Context()
 			root, err := st.AddPath(ctx, args[0])
 			if err != nil {
@@ -99,31 +95,37 @@ CID, resuming where an earlier fetch stopped.`,
 			if err != nil {
 				return err
 			}
-			tmp, err := os.MkdirTemp("", "cuivre-data-")
+			st, done, err := tempStore()
 			if err != nil {
 				return err
 			}
-			defer os.RemoveAll(tmp)
-			st, err := data.Open(filepath.Join(tmp, "blocks"))
-			if err != nil {
-				return err
+			defer done()
+			route := "/v1/data/" + root.String()
+			if len(from) > 0 {
+				route += "?" + url.Values{"from": from}.Encode()
 			}
-			defer st.Close()
-			path := "/v1/data/" + root.String()
-			for i, p := range from {
-				if i == 0 {
-					path += "?from=" + p
-				} else {
-					path += "&from=" + p
-				}
-			}
-			return get(cmd.Context(), c, st, root, path, out)
+			return get(cmd.Context(), c, st, root, route, out)
 		},
 	}
 	addDataDir(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to write it (default: the CID, in the current directory)")
 	cmd.Flags().StringSliceVar(&from, "from", nil, "peer IDs to fetch it from first (repeatable)")
 	return cmd
+}
+
+// tempStore opens a data store in a new temporary folder, and returns the
+// function that closes and removes it.
+func tempStore() (*data.Store, func(), error) {
+	tmp, err := os.MkdirTemp("", "cuivre-data-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := data.Open(filepath.Join(tmp, "blocks"))
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); os.RemoveAll(tmp) }, nil
 }
 
 // get streams root's DAG from the daemon's API route into st, every block

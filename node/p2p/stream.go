@@ -221,65 +221,43 @@ func (h *Host) Receipt(ctx context.Context, to string, sub *pb.ReceiptSubmit) (*
 // Watch follows a lease epoch (SPEC 6.3). The stream has no deadline but
 // ctx's.
 func (h *Host) Watch(ctx context.Context, to string, req *pb.WatchRequest, fn func(*pb.WatchEvent) bool) error {
-	e, err := h.open(ctx, to, protocol.WatchID)
+	return follow(h, ctx, to, protocol.WatchID, true, req, fn)
+}
+
+// Blocks asks for blocks of a DAG (SPEC 6.6).
+func (h *Host) Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error {
+	return follow(h, ctx, to, protocol.BlocksID, false, req, fn)
+}
+
+// Module fetches a module in chunks (SPEC 6.5).
+func (h *Host) Module(ctx context.Context, to string, req *pb.ModuleRequest, fn func(*pb.ModuleChunk) bool) error {
+	return follow(h, ctx, to, protocol.ModuleID, false, req, fn)
+}
+
+// follow sends one request and hands each answer to fn until fn returns
+// false or the stream ends. The stream's deadline is ctx's, or streamTimeout;
+// a lasting one (a watch, as long as its run) has none but ctx's.
+func follow[M any, PM interface {
+	*M
+	proto.Message
+}](h *Host, ctx context.Context, to string, id p2pproto.ID, lasting bool, req proto.Message, fn func(PM) bool) error {
+	e, err := h.open(ctx, to, id)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if _, ok := ctx.Deadline(); !ok {
+	if _, ok := ctx.Deadline(); !ok && lasting {
 		e.s.SetDeadline(time.Time{})
 	}
 	if err := e.w.WriteMsg(req); err != nil {
 		return err
 	}
 	for {
-		var ev pb.WatchEvent
-		if err := e.r.ReadMsg(&ev); err != nil {
+		m := PM(new(M))
+		if err := e.r.ReadMsg(m); err != nil {
 			return err
 		}
-		if !fn(&ev) {
-			return nil
-		}
-	}
-}
-
-// Blocks asks for blocks of a DAG (SPEC 6.6).
-func (h *Host) Blocks(ctx context.Context, to string, req *pb.BlockRequest, fn func(*pb.BlockResponse) bool) error {
-	e, err := h.open(ctx, to, protocol.BlocksID)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	if err := e.w.WriteMsg(req); err != nil {
-		return err
-	}
-	for {
-		var r pb.BlockResponse
-		if err := e.r.ReadMsg(&r); err != nil {
-			return err
-		}
-		if !fn(&r) {
-			return nil
-		}
-	}
-}
-
-// Module fetches a module in chunks (SPEC 6.5).
-func (h *Host) Module(ctx context.Context, to string, req *pb.ModuleRequest, fn func(*pb.ModuleChunk) bool) error {
-	e, err := h.open(ctx, to, protocol.ModuleID)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	if err := e.w.WriteMsg(req); err != nil {
-		return err
-	}
-	for {
-		var ch pb.ModuleChunk
-		if err := e.r.ReadMsg(&ch); err != nil {
-			return err
-		}
-		if !fn(&ch) {
+		if !fn(m) {
 			return nil
 		}
 	}

@@ -64,7 +64,7 @@ const runLinger = 2 * time.Minute
 
 // DefaultMaxLog is what a provider keeps of each of a run's streams (SPEC 7):
 // past it the stream is cut, and the result says so.
-const DefaultMaxLog = 4 << 20
+const DefaultMaxLog = protocol.MaxLog
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.r.set(func() {

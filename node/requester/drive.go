@@ -123,8 +123,9 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 	r.watchLease(ctx, j, a.Provider, l.ID, l.Epoch, send)
 }
 
-// maxLog caps what a job keeps of each of its streams.
-const maxLog = 4 << 20
+// maxLog caps what a job keeps of each of its streams: what a provider
+// keeps of one run's.
+const maxLog = protocol.MaxLog
 
 // watchLease follows a lease until its result, turning statuses into
 // heartbeats and log chunks into the job's output.
