@@ -101,6 +101,7 @@ const (
 	CodeReplayed     = pb.Code_CODE_REPLAYED
 	CodeStaleEpoch   = pb.Code_CODE_STALE_EPOCH
 	CodeTooFarAhead  = pb.Code_CODE_TOO_FAR_AHEAD
+	CodeUnauthorized = pb.Code_CODE_UNAUTHORIZED
 )
 
 // Quote quotes a string for a message, cut after 64 bytes (a CID fits): a

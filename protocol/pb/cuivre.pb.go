@@ -269,6 +269,7 @@ const (
 	Code_CODE_REPLAYED      Code = 14
 	Code_CODE_STALE_EPOCH   Code = 15
 	Code_CODE_TOO_FAR_AHEAD Code = 16
+	Code_CODE_UNAUTHORIZED  Code = 17
 	// provider refusals
 	Code_CODE_INSUFFICIENT_CPU     Code = 20
 	Code_CODE_INSUFFICIENT_MEMORY  Code = 21
@@ -302,6 +303,7 @@ var (
 		14: "CODE_REPLAYED",
 		15: "CODE_STALE_EPOCH",
 		16: "CODE_TOO_FAR_AHEAD",
+		17: "CODE_UNAUTHORIZED",
 		20: "CODE_INSUFFICIENT_CPU",
 		21: "CODE_INSUFFICIENT_MEMORY",
 		22: "CODE_INSUFFICIENT_SCRATCH",
@@ -330,6 +332,7 @@ var (
 		"CODE_REPLAYED":             14,
 		"CODE_STALE_EPOCH":          15,
 		"CODE_TOO_FAR_AHEAD":        16,
+		"CODE_UNAUTHORIZED":         17,
 		"CODE_INSUFFICIENT_CPU":     20,
 		"CODE_INSUFFICIENT_MEMORY":  21,
 		"CODE_INSUFFICIENT_SCRATCH": 22,
@@ -855,6 +858,8 @@ type Task struct {
 	Stdin         []byte                 `protobuf:"bytes,5,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	Resources     *Resources             `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`
 	TimeoutMs     uint64                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Inputs        []*Input               `protobuf:"bytes,8,rep,name=inputs,proto3" json:"inputs,omitempty"`   // sorted by path, unique; none inside another
+	Outputs       []string               `protobuf:"bytes,9,rep,name=outputs,proto3" json:"outputs,omitempty"` // sorted, unique; none inside another
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -938,6 +943,81 @@ func (x *Task) GetTimeoutMs() uint64 {
 	return 0
 }
 
+func (x *Task) GetInputs() []*Input {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *Task) GetOutputs() []string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// Input is data a task reads: a UnixFS DAG mounted read-only in the guest.
+type Input struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`  // where it appears, relative to the working directory
+	Cid           []byte                 `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"`    // the DAG's root: a UnixFS file or directory (CIDv1)
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"` // bytes of its files' contents, all counted against scratch
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Input) Reset() {
+	*x = Input{}
+	mi := &file_cuivre_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Input) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Input) ProtoMessage() {}
+
+func (x *Input) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Input.ProtoReflect.Descriptor instead.
+func (*Input) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Input) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Input) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+func (x *Input) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Job is the canonical form of a customer's job spec. Its deterministic encoding
 // is hashed into the job CID, and it is the payload of the job record.
 type Job struct {
@@ -959,7 +1039,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_cuivre_proto_msgTypes[9]
+	mi := &file_cuivre_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1051,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[9]
+	mi := &file_cuivre_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1064,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{9}
+	return file_cuivre_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Job) GetVersion() uint32 {
@@ -1083,7 +1163,7 @@ type CapacityRecord struct {
 
 func (x *CapacityRecord) Reset() {
 	*x = CapacityRecord{}
-	mi := &file_cuivre_proto_msgTypes[10]
+	mi := &file_cuivre_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1175,7 @@ func (x *CapacityRecord) String() string {
 func (*CapacityRecord) ProtoMessage() {}
 
 func (x *CapacityRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[10]
+	mi := &file_cuivre_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1188,7 @@ func (x *CapacityRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapacityRecord.ProtoReflect.Descriptor instead.
 func (*CapacityRecord) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{10}
+	return file_cuivre_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CapacityRecord) GetProvider() []byte {
@@ -1197,7 +1277,7 @@ type OfferRequest struct {
 
 func (x *OfferRequest) Reset() {
 	*x = OfferRequest{}
-	mi := &file_cuivre_proto_msgTypes[11]
+	mi := &file_cuivre_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1289,7 @@ func (x *OfferRequest) String() string {
 func (*OfferRequest) ProtoMessage() {}
 
 func (x *OfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[11]
+	mi := &file_cuivre_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1302,7 @@ func (x *OfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferRequest.ProtoReflect.Descriptor instead.
 func (*OfferRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{11}
+	return file_cuivre_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OfferRequest) GetNonce() []byte {
@@ -1301,7 +1381,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_cuivre_proto_msgTypes[12]
+	mi := &file_cuivre_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1393,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[12]
+	mi := &file_cuivre_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1406,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{12}
+	return file_cuivre_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Offer) GetProvider() []byte {
@@ -1419,7 +1499,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_cuivre_proto_msgTypes[13]
+	mi := &file_cuivre_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1511,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[13]
+	mi := &file_cuivre_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1524,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{13}
+	return file_cuivre_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OfferResponse) GetResult() isOfferResponse_Result {
@@ -1507,7 +1587,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_cuivre_proto_msgTypes[14]
+	mi := &file_cuivre_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1599,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[14]
+	mi := &file_cuivre_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1612,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{14}
+	return file_cuivre_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Lease) GetLeaseId() []byte {
@@ -1616,7 +1696,7 @@ type Decline struct {
 
 func (x *Decline) Reset() {
 	*x = Decline{}
-	mi := &file_cuivre_proto_msgTypes[15]
+	mi := &file_cuivre_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1708,7 @@ func (x *Decline) String() string {
 func (*Decline) ProtoMessage() {}
 
 func (x *Decline) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[15]
+	mi := &file_cuivre_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1721,7 @@ func (x *Decline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decline.ProtoReflect.Descriptor instead.
 func (*Decline) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{15}
+	return file_cuivre_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Decline) GetOfferNonce() []byte {
@@ -1669,7 +1749,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_cuivre_proto_msgTypes[16]
+	mi := &file_cuivre_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1761,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[16]
+	mi := &file_cuivre_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1774,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{16}
+	return file_cuivre_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Cancel) GetLeaseId() []byte {
@@ -1725,7 +1805,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_cuivre_proto_msgTypes[17]
+	mi := &file_cuivre_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1817,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[17]
+	mi := &file_cuivre_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1830,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{17}
+	return file_cuivre_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaseRequest) GetKind() isLeaseRequest_Kind {
@@ -1821,7 +1901,7 @@ type LeaseAnswer struct {
 
 func (x *LeaseAnswer) Reset() {
 	*x = LeaseAnswer{}
-	mi := &file_cuivre_proto_msgTypes[18]
+	mi := &file_cuivre_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +1913,7 @@ func (x *LeaseAnswer) String() string {
 func (*LeaseAnswer) ProtoMessage() {}
 
 func (x *LeaseAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[18]
+	mi := &file_cuivre_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +1926,7 @@ func (x *LeaseAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseAnswer.ProtoReflect.Descriptor instead.
 func (*LeaseAnswer) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{18}
+	return file_cuivre_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaseAnswer) GetLeaseId() []byte {
@@ -1889,7 +1969,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_cuivre_proto_msgTypes[19]
+	mi := &file_cuivre_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1981,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[19]
+	mi := &file_cuivre_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +1994,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{19}
+	return file_cuivre_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchRequest) GetLeaseId() []byte {
@@ -1961,7 +2041,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_cuivre_proto_msgTypes[20]
+	mi := &file_cuivre_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2053,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[20]
+	mi := &file_cuivre_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2066,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{20}
+	return file_cuivre_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Status) GetLeaseId() []byte {
@@ -2051,7 +2131,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_cuivre_proto_msgTypes[21]
+	mi := &file_cuivre_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2143,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[21]
+	mi := &file_cuivre_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2156,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{21}
+	return file_cuivre_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogChunk) GetLeaseId() []byte {
@@ -2129,13 +2209,14 @@ type Result struct {
 	Error           *Error                 `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
 	StdoutTruncated bool                   `protobuf:"varint,12,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"` // the run wrote more than MaxLog to stdout: what is kept is cut there
 	StderrTruncated bool                   `protobuf:"varint,13,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"` // the same for stderr
+	OutputSize      uint64                 `protobuf:"varint,14,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`                // bytes of the output's files' contents
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_cuivre_proto_msgTypes[22]
+	mi := &file_cuivre_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2228,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[22]
+	mi := &file_cuivre_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2241,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{22}
+	return file_cuivre_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Result) GetLeaseId() []byte {
@@ -2254,6 +2335,13 @@ func (x *Result) GetStderrTruncated() bool {
 	return false
 }
 
+func (x *Result) GetOutputSize() uint64 {
+	if x != nil {
+		return x.OutputSize
+	}
+	return 0
+}
+
 type WatchEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -2269,7 +2357,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_cuivre_proto_msgTypes[23]
+	mi := &file_cuivre_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2369,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[23]
+	mi := &file_cuivre_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2382,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{23}
+	return file_cuivre_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchEvent) GetEvent() isWatchEvent_Event {
@@ -2384,13 +2472,14 @@ type UsageReceipt struct {
 	OutputCid     []byte                 `protobuf:"bytes,11,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
 	EgressBytes   uint64                 `protobuf:"varint,12,opt,name=egress_bytes,json=egressBytes,proto3" json:"egress_bytes,omitempty"`
 	Nonce         []byte                 `protobuf:"bytes,13,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	OutputSize    uint64                 `protobuf:"varint,14,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"` // bytes of the output's files' contents
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UsageReceipt) Reset() {
 	*x = UsageReceipt{}
-	mi := &file_cuivre_proto_msgTypes[24]
+	mi := &file_cuivre_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2491,7 @@ func (x *UsageReceipt) String() string {
 func (*UsageReceipt) ProtoMessage() {}
 
 func (x *UsageReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[24]
+	mi := &file_cuivre_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2504,7 @@ func (x *UsageReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageReceipt.ProtoReflect.Descriptor instead.
 func (*UsageReceipt) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{24}
+	return file_cuivre_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UsageReceipt) GetLeaseId() []byte {
@@ -2509,6 +2598,13 @@ func (x *UsageReceipt) GetNonce() []byte {
 	return nil
 }
 
+func (x *UsageReceipt) GetOutputSize() uint64 {
+	if x != nil {
+		return x.OutputSize
+	}
+	return 0
+}
+
 // Countersignature is the requester's signed acceptance of a receipt.
 type Countersignature struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2521,7 +2617,7 @@ type Countersignature struct {
 
 func (x *Countersignature) Reset() {
 	*x = Countersignature{}
-	mi := &file_cuivre_proto_msgTypes[25]
+	mi := &file_cuivre_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2629,7 @@ func (x *Countersignature) String() string {
 func (*Countersignature) ProtoMessage() {}
 
 func (x *Countersignature) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[25]
+	mi := &file_cuivre_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2642,7 @@ func (x *Countersignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Countersignature.ProtoReflect.Descriptor instead.
 func (*Countersignature) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{25}
+	return file_cuivre_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Countersignature) GetReceiptHash() []byte {
@@ -2581,7 +2677,7 @@ type ReceiptSubmit struct {
 
 func (x *ReceiptSubmit) Reset() {
 	*x = ReceiptSubmit{}
-	mi := &file_cuivre_proto_msgTypes[26]
+	mi := &file_cuivre_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2689,7 @@ func (x *ReceiptSubmit) String() string {
 func (*ReceiptSubmit) ProtoMessage() {}
 
 func (x *ReceiptSubmit) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[26]
+	mi := &file_cuivre_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2702,7 @@ func (x *ReceiptSubmit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptSubmit.ProtoReflect.Descriptor instead.
 func (*ReceiptSubmit) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{26}
+	return file_cuivre_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReceiptSubmit) GetReceipt() []byte {
@@ -2633,7 +2729,7 @@ type ReceiptAck struct {
 
 func (x *ReceiptAck) Reset() {
 	*x = ReceiptAck{}
-	mi := &file_cuivre_proto_msgTypes[27]
+	mi := &file_cuivre_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2741,7 @@ func (x *ReceiptAck) String() string {
 func (*ReceiptAck) ProtoMessage() {}
 
 func (x *ReceiptAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[27]
+	mi := &file_cuivre_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2754,7 @@ func (x *ReceiptAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptAck.ProtoReflect.Descriptor instead.
 func (*ReceiptAck) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{27}
+	return file_cuivre_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReceiptAck) GetAccepted() bool {
@@ -2685,7 +2781,7 @@ type ModuleRequest struct {
 
 func (x *ModuleRequest) Reset() {
 	*x = ModuleRequest{}
-	mi := &file_cuivre_proto_msgTypes[28]
+	mi := &file_cuivre_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2793,7 @@ func (x *ModuleRequest) String() string {
 func (*ModuleRequest) ProtoMessage() {}
 
 func (x *ModuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[28]
+	mi := &file_cuivre_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2806,7 @@ func (x *ModuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleRequest.ProtoReflect.Descriptor instead.
 func (*ModuleRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{28}
+	return file_cuivre_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ModuleRequest) GetCid() []byte {
@@ -2740,7 +2836,7 @@ type ModuleChunk struct {
 
 func (x *ModuleChunk) Reset() {
 	*x = ModuleChunk{}
-	mi := &file_cuivre_proto_msgTypes[29]
+	mi := &file_cuivre_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +2848,7 @@ func (x *ModuleChunk) String() string {
 func (*ModuleChunk) ProtoMessage() {}
 
 func (x *ModuleChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[29]
+	mi := &file_cuivre_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +2861,7 @@ func (x *ModuleChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleChunk.ProtoReflect.Descriptor instead.
 func (*ModuleChunk) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{29}
+	return file_cuivre_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ModuleChunk) GetSize() uint64 {
@@ -2808,13 +2904,14 @@ func (x *ModuleChunk) GetError() *Error {
 type BlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cids          [][]byte               `protobuf:"bytes,1,rep,name=cids,proto3" json:"cids,omitempty"`
+	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"` // the DAG these blocks belong to, which the asker may fetch
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BlockRequest) Reset() {
 	*x = BlockRequest{}
-	mi := &file_cuivre_proto_msgTypes[30]
+	mi := &file_cuivre_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2923,7 @@ func (x *BlockRequest) String() string {
 func (*BlockRequest) ProtoMessage() {}
 
 func (x *BlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[30]
+	mi := &file_cuivre_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,12 +2936,19 @@ func (x *BlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRequest.ProtoReflect.Descriptor instead.
 func (*BlockRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{30}
+	return file_cuivre_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BlockRequest) GetCids() [][]byte {
 	if x != nil {
 		return x.Cids
+	}
+	return nil
+}
+
+func (x *BlockRequest) GetRoot() []byte {
+	if x != nil {
+		return x.Root
 	}
 	return nil
 }
@@ -2863,7 +2967,7 @@ type BlockResponse struct {
 
 func (x *BlockResponse) Reset() {
 	*x = BlockResponse{}
-	mi := &file_cuivre_proto_msgTypes[31]
+	mi := &file_cuivre_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +2979,7 @@ func (x *BlockResponse) String() string {
 func (*BlockResponse) ProtoMessage() {}
 
 func (x *BlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[31]
+	mi := &file_cuivre_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +2992,7 @@ func (x *BlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockResponse.ProtoReflect.Descriptor instead.
 func (*BlockResponse) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{31}
+	return file_cuivre_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BlockResponse) GetCid() []byte {
@@ -2930,7 +3034,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cuivre_proto_msgTypes[32]
+	mi := &file_cuivre_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3046,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[32]
+	mi := &file_cuivre_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3059,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{32}
+	return file_cuivre_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Error) GetCode() Code {
@@ -3015,7 +3119,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xdf\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xa3\x02\n" +
 	"\x04Task\x12\x16\n" +
 	"\x06engine\x18\x01 \x01(\tR\x06engine\x12\x1d\n" +
 	"\n" +
@@ -3025,7 +3129,13 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05stdin\x18\x05 \x01(\fR\x05stdin\x122\n" +
 	"\tresources\x18\x06 \x01(\v2\x14.cuivre.v1.ResourcesR\tresources\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\"\x91\x03\n" +
+	"timeout_ms\x18\a \x01(\x04R\ttimeoutMs\x12(\n" +
+	"\x06inputs\x18\b \x03(\v2\x10.cuivre.v1.InputR\x06inputs\x12\x18\n" +
+	"\aoutputs\x18\t \x03(\tR\aoutputs\"A\n" +
+	"\x05Input\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"\x91\x03\n" +
 	"\x03Job\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
@@ -3129,7 +3239,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12,\n" +
 	"\x06stream\x18\x03 \x01(\x0e2\x14.cuivre.v1.LogStreamR\x06stream\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x04R\x06offset\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\"\xbc\x03\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"\xdd\x03\n" +
 	"\x06Result\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12+\n" +
@@ -3147,14 +3257,16 @@ const file_cuivre_proto_rawDesc = "" +
 	" \x01(\fR\areceipt\x12&\n" +
 	"\x05error\x18\v \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
 	"\x10stdout_truncated\x18\f \x01(\bR\x0fstdoutTruncated\x12)\n" +
-	"\x10stderr_truncated\x18\r \x01(\bR\x0fstderrTruncated\"\xc2\x01\n" +
+	"\x10stderr_truncated\x18\r \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
+	"\voutput_size\x18\x0e \x01(\x04R\n" +
+	"outputSize\"\xc2\x01\n" +
 	"\n" +
 	"WatchEvent\x12+\n" +
 	"\x06status\x18\x01 \x01(\v2\x11.cuivre.v1.StatusH\x00R\x06status\x12'\n" +
 	"\x03log\x18\x02 \x01(\v2\x13.cuivre.v1.LogChunkH\x00R\x03log\x12+\n" +
 	"\x06result\x18\x03 \x01(\v2\x11.cuivre.v1.ResultH\x00R\x06result\x12(\n" +
 	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\x05errorB\a\n" +
-	"\x05event\"\xb3\x03\n" +
+	"\x05event\"\xd4\x03\n" +
 	"\fUsageReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
@@ -3170,7 +3282,9 @@ const file_cuivre_proto_rawDesc = "" +
 	"\n" +
 	"output_cid\x18\v \x01(\fR\toutputCid\x12!\n" +
 	"\fegress_bytes\x18\f \x01(\x04R\vegressBytes\x12\x14\n" +
-	"\x05nonce\x18\r \x01(\fR\x05nonce\"u\n" +
+	"\x05nonce\x18\r \x01(\fR\x05nonce\x12\x1f\n" +
+	"\voutput_size\x18\x0e \x01(\x04R\n" +
+	"outputSize\"u\n" +
 	"\x10Countersignature\x12!\n" +
 	"\freceipt_hash\x18\x01 \x01(\fR\vreceiptHash\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12 \n" +
@@ -3191,9 +3305,10 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x04 \x01(\bR\x04last\x12&\n" +
-	"\x05error\x18\x05 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\"\n" +
+	"\x05error\x18\x05 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"6\n" +
 	"\fBlockRequest\x12\x12\n" +
-	"\x04cids\x18\x01 \x03(\fR\x04cids\"w\n" +
+	"\x04cids\x18\x01 \x03(\fR\x04cids\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\"w\n" +
 	"\rBlockResponse\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
@@ -3227,7 +3342,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x02*\xfe\x04\n" +
+	"\x11LOG_STREAM_STDERR\x10\x02*\x95\x05\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x12\n" +
@@ -3240,7 +3355,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\fCODE_EXPIRED\x10\r\x12\x11\n" +
 	"\rCODE_REPLAYED\x10\x0e\x12\x14\n" +
 	"\x10CODE_STALE_EPOCH\x10\x0f\x12\x16\n" +
-	"\x12CODE_TOO_FAR_AHEAD\x10\x10\x12\x19\n" +
+	"\x12CODE_TOO_FAR_AHEAD\x10\x10\x12\x15\n" +
+	"\x11CODE_UNAUTHORIZED\x10\x11\x12\x19\n" +
 	"\x15CODE_INSUFFICIENT_CPU\x10\x14\x12\x1c\n" +
 	"\x18CODE_INSUFFICIENT_MEMORY\x10\x15\x12\x1d\n" +
 	"\x19CODE_INSUFFICIENT_SCRATCH\x10\x16\x12\x1c\n" +
@@ -3270,7 +3386,7 @@ func file_cuivre_proto_rawDescGZIP() []byte {
 }
 
 var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cuivre_proto_goTypes = []any{
 	(JobType)(0),             // 0: cuivre.v1.JobType
 	(Operator)(0),            // 1: cuivre.v1.Operator
@@ -3286,78 +3402,80 @@ var file_cuivre_proto_goTypes = []any{
 	(*Spread)(nil),           // 11: cuivre.v1.Spread
 	(*EnvVar)(nil),           // 12: cuivre.v1.EnvVar
 	(*Task)(nil),             // 13: cuivre.v1.Task
-	(*Job)(nil),              // 14: cuivre.v1.Job
-	(*CapacityRecord)(nil),   // 15: cuivre.v1.CapacityRecord
-	(*OfferRequest)(nil),     // 16: cuivre.v1.OfferRequest
-	(*Offer)(nil),            // 17: cuivre.v1.Offer
-	(*OfferResponse)(nil),    // 18: cuivre.v1.OfferResponse
-	(*Lease)(nil),            // 19: cuivre.v1.Lease
-	(*Decline)(nil),          // 20: cuivre.v1.Decline
-	(*Cancel)(nil),           // 21: cuivre.v1.Cancel
-	(*LeaseRequest)(nil),     // 22: cuivre.v1.LeaseRequest
-	(*LeaseAnswer)(nil),      // 23: cuivre.v1.LeaseAnswer
-	(*WatchRequest)(nil),     // 24: cuivre.v1.WatchRequest
-	(*Status)(nil),           // 25: cuivre.v1.Status
-	(*LogChunk)(nil),         // 26: cuivre.v1.LogChunk
-	(*Result)(nil),           // 27: cuivre.v1.Result
-	(*WatchEvent)(nil),       // 28: cuivre.v1.WatchEvent
-	(*UsageReceipt)(nil),     // 29: cuivre.v1.UsageReceipt
-	(*Countersignature)(nil), // 30: cuivre.v1.Countersignature
-	(*ReceiptSubmit)(nil),    // 31: cuivre.v1.ReceiptSubmit
-	(*ReceiptAck)(nil),       // 32: cuivre.v1.ReceiptAck
-	(*ModuleRequest)(nil),    // 33: cuivre.v1.ModuleRequest
-	(*ModuleChunk)(nil),      // 34: cuivre.v1.ModuleChunk
-	(*BlockRequest)(nil),     // 35: cuivre.v1.BlockRequest
-	(*BlockResponse)(nil),    // 36: cuivre.v1.BlockResponse
-	(*Error)(nil),            // 37: cuivre.v1.Error
+	(*Input)(nil),            // 14: cuivre.v1.Input
+	(*Job)(nil),              // 15: cuivre.v1.Job
+	(*CapacityRecord)(nil),   // 16: cuivre.v1.CapacityRecord
+	(*OfferRequest)(nil),     // 17: cuivre.v1.OfferRequest
+	(*Offer)(nil),            // 18: cuivre.v1.Offer
+	(*OfferResponse)(nil),    // 19: cuivre.v1.OfferResponse
+	(*Lease)(nil),            // 20: cuivre.v1.Lease
+	(*Decline)(nil),          // 21: cuivre.v1.Decline
+	(*Cancel)(nil),           // 22: cuivre.v1.Cancel
+	(*LeaseRequest)(nil),     // 23: cuivre.v1.LeaseRequest
+	(*LeaseAnswer)(nil),      // 24: cuivre.v1.LeaseAnswer
+	(*WatchRequest)(nil),     // 25: cuivre.v1.WatchRequest
+	(*Status)(nil),           // 26: cuivre.v1.Status
+	(*LogChunk)(nil),         // 27: cuivre.v1.LogChunk
+	(*Result)(nil),           // 28: cuivre.v1.Result
+	(*WatchEvent)(nil),       // 29: cuivre.v1.WatchEvent
+	(*UsageReceipt)(nil),     // 30: cuivre.v1.UsageReceipt
+	(*Countersignature)(nil), // 31: cuivre.v1.Countersignature
+	(*ReceiptSubmit)(nil),    // 32: cuivre.v1.ReceiptSubmit
+	(*ReceiptAck)(nil),       // 33: cuivre.v1.ReceiptAck
+	(*ModuleRequest)(nil),    // 34: cuivre.v1.ModuleRequest
+	(*ModuleChunk)(nil),      // 35: cuivre.v1.ModuleChunk
+	(*BlockRequest)(nil),     // 36: cuivre.v1.BlockRequest
+	(*BlockResponse)(nil),    // 37: cuivre.v1.BlockResponse
+	(*Error)(nil),            // 38: cuivre.v1.Error
 }
 var file_cuivre_proto_depIdxs = []int32{
 	1,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
 	1,  // 1: cuivre.v1.Affinity.op:type_name -> cuivre.v1.Operator
 	12, // 2: cuivre.v1.Task.env:type_name -> cuivre.v1.EnvVar
 	5,  // 3: cuivre.v1.Task.resources:type_name -> cuivre.v1.Resources
-	0,  // 4: cuivre.v1.Job.type:type_name -> cuivre.v1.JobType
-	13, // 5: cuivre.v1.Job.task:type_name -> cuivre.v1.Task
-	9,  // 6: cuivre.v1.Job.constraints:type_name -> cuivre.v1.Constraint
-	10, // 7: cuivre.v1.Job.affinities:type_name -> cuivre.v1.Affinity
-	11, // 8: cuivre.v1.Job.spread:type_name -> cuivre.v1.Spread
-	7,  // 9: cuivre.v1.Job.max_price:type_name -> cuivre.v1.Amount
-	5,  // 10: cuivre.v1.CapacityRecord.total:type_name -> cuivre.v1.Resources
-	5,  // 11: cuivre.v1.CapacityRecord.free:type_name -> cuivre.v1.Resources
-	6,  // 12: cuivre.v1.CapacityRecord.price:type_name -> cuivre.v1.Price
-	8,  // 13: cuivre.v1.CapacityRecord.labels:type_name -> cuivre.v1.Label
-	5,  // 14: cuivre.v1.OfferRequest.resources:type_name -> cuivre.v1.Resources
-	9,  // 15: cuivre.v1.OfferRequest.constraints:type_name -> cuivre.v1.Constraint
-	7,  // 16: cuivre.v1.OfferRequest.max_price:type_name -> cuivre.v1.Amount
-	5,  // 17: cuivre.v1.Offer.resources:type_name -> cuivre.v1.Resources
-	6,  // 18: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
-	7,  // 19: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
-	8,  // 20: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
-	37, // 21: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
-	20, // 22: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
-	21, // 23: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	37, // 24: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
-	2,  // 25: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
-	5,  // 26: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
-	3,  // 27: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
-	2,  // 28: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	37, // 29: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
-	25, // 30: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
-	26, // 31: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
-	27, // 32: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	37, // 33: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
-	5,  // 34: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
-	6,  // 35: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
-	7,  // 36: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	37, // 37: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	37, // 38: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	37, // 39: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
-	4,  // 40: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	14, // 4: cuivre.v1.Task.inputs:type_name -> cuivre.v1.Input
+	0,  // 5: cuivre.v1.Job.type:type_name -> cuivre.v1.JobType
+	13, // 6: cuivre.v1.Job.task:type_name -> cuivre.v1.Task
+	9,  // 7: cuivre.v1.Job.constraints:type_name -> cuivre.v1.Constraint
+	10, // 8: cuivre.v1.Job.affinities:type_name -> cuivre.v1.Affinity
+	11, // 9: cuivre.v1.Job.spread:type_name -> cuivre.v1.Spread
+	7,  // 10: cuivre.v1.Job.max_price:type_name -> cuivre.v1.Amount
+	5,  // 11: cuivre.v1.CapacityRecord.total:type_name -> cuivre.v1.Resources
+	5,  // 12: cuivre.v1.CapacityRecord.free:type_name -> cuivre.v1.Resources
+	6,  // 13: cuivre.v1.CapacityRecord.price:type_name -> cuivre.v1.Price
+	8,  // 14: cuivre.v1.CapacityRecord.labels:type_name -> cuivre.v1.Label
+	5,  // 15: cuivre.v1.OfferRequest.resources:type_name -> cuivre.v1.Resources
+	9,  // 16: cuivre.v1.OfferRequest.constraints:type_name -> cuivre.v1.Constraint
+	7,  // 17: cuivre.v1.OfferRequest.max_price:type_name -> cuivre.v1.Amount
+	5,  // 18: cuivre.v1.Offer.resources:type_name -> cuivre.v1.Resources
+	6,  // 19: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
+	7,  // 20: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
+	8,  // 21: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
+	38, // 22: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	21, // 23: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
+	22, // 24: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
+	38, // 25: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	2,  // 26: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
+	5,  // 27: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
+	3,  // 28: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
+	2,  // 29: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	38, // 30: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	26, // 31: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
+	27, // 32: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
+	28, // 33: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
+	38, // 34: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	5,  // 35: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
+	6,  // 36: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
+	7,  // 37: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
+	38, // 38: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	38, // 39: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	38, // 40: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	4,  // 41: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }
@@ -3365,16 +3483,16 @@ func file_cuivre_proto_init() {
 	if File_cuivre_proto != nil {
 		return
 	}
-	file_cuivre_proto_msgTypes[13].OneofWrappers = []any{
+	file_cuivre_proto_msgTypes[14].OneofWrappers = []any{
 		(*OfferResponse_Offer)(nil),
 		(*OfferResponse_Refusal)(nil),
 	}
-	file_cuivre_proto_msgTypes[17].OneofWrappers = []any{
+	file_cuivre_proto_msgTypes[18].OneofWrappers = []any{
 		(*LeaseRequest_Lease)(nil),
 		(*LeaseRequest_Decline)(nil),
 		(*LeaseRequest_Cancel)(nil),
 	}
-	file_cuivre_proto_msgTypes[23].OneofWrappers = []any{
+	file_cuivre_proto_msgTypes[24].OneofWrappers = []any{
 		(*WatchEvent_Status)(nil),
 		(*WatchEvent_Log)(nil),
 		(*WatchEvent_Result)(nil),
@@ -3386,7 +3504,7 @@ func file_cuivre_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cuivre_proto_rawDesc), len(file_cuivre_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
