@@ -29,3 +29,27 @@ func CheckCID(b []byte) error {
 	}
 	return nil
 }
+
+// dataPrefixes are how the binary root CID of a job's input begins (SPEC
+// 2.4): CIDv1, codec dag-pb (70) for a UnixFS file of many chunks or a
+// directory, or raw (55) for a file of one chunk; multihash sha2-256 of 32
+// bytes.
+var dataPrefixes = [...]string{"\x01\x70\x12\x20", cidPrefix}
+
+// CheckDataCID checks that b is the binary root CID of a UnixFS DAG in the
+// form cuivre accepts (SPEC 2.4): CIDv1, codec dag-pb or raw, multihash
+// sha2-256, nothing after it.
+func CheckDataCID(b []byte) error {
+	for _, p := range dataPrefixes {
+		if len(b) >= len(p) && string(b[:len(p)]) == p {
+			if len(b) > CIDSize {
+				return fmt.Errorf("%d trailing bytes", len(b)-CIDSize)
+			}
+			if len(b) < CIDSize {
+				return fmt.Errorf("truncated at %d of %d bytes", len(b), CIDSize)
+			}
+			return nil
+		}
+	}
+	return errors.New("want CIDv1, dag-pb or raw codec, sha2-256")
+}

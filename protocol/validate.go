@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"fmt"
+	"math"
+
 	"google.golang.org/protobuf/proto"
 	"slices"
 	"strings"
@@ -49,6 +51,14 @@ const (
 	// MaxJobSize is the largest canonical encoding of a job, so that a sealed
 	// job fits in a lease frame (MaxLeaseMsg) with room to spare.
 	MaxJobSize = 512 << 10
+	// MaxJobInputs is the most inputs of a task, and MaxJobOutputs the most
+	// output paths.
+	MaxJobInputs  = 64
+	MaxJobOutputs = 64
+	// MaxJobPath is the longest input or output path, and MaxPathName the
+	// longest name in one.
+	MaxJobPath  = 1024
+	MaxPathName = 255
 	// MaxJobSpread is the most spread attributes of a job.
 	MaxJobSpread = 8
 	// MaxWeight bounds affinity weights (-MaxWeight..MaxWeight, never 0) and
@@ -220,6 +230,8 @@ func (c *checker) task(t *pb.Task) {
 			c.add("task.resources.scratch_bytes", "%s is too much: use at most 64Gi", FormatBytes(r.ScratchBytes))
 		}
 	}
+	c.inputs(t)
+	c.outputs(t.Outputs, t.Inputs)
 	if ceiling := uint64(MaxJobTimeout / time.Millisecond); t.TimeoutMs < 1 || t.TimeoutMs > ceiling {
 		d := fmt.Sprintf("%d ms", t.TimeoutMs)
 		if t.TimeoutMs > 0 && t.TimeoutMs <= 2*ceiling {
@@ -227,6 +239,125 @@ func (c *checker) task(t *pb.Task) {
 		}
 		c.add("task.timeout_ms", "%s is out of range: use 1ms to 720h (30 days)", d)
 	}
+}
+
+// inputs checks a task's inputs: paths, CIDs, and a total size within the
+// scratch area, which they are counted against.
+func (c *checker) inputs(t *pb.Task) {
+	in := t.Inputs
+	if len(in) > MaxJobInputs {
+		c.add("task.inputs", "%d inputs: use at most %d", len(in), MaxJobInputs)
+		return
+	}
+	var total uint64
+	for i, e := range in {
+		path := fmt.Sprintf("task.inputs[%d]", i)
+		if e == nil {
+			c.add(path, "empty input")
+			continue
+		}
+		if msg := badPath(e.Path); msg != "" {
+			c.add(path+".path", "%s", msg)
+		} else {
+			var before []string
+			for _, f := range in[:i] {
+				if f != nil {
+					before = append(before, f.Path)
+				}
+			}
+			if msg := pathOrder(before, e.Path, "input"); msg != "" {
+				c.add(path+".path", "%s", msg)
+			}
+		}
+		if len(e.Cid) == 0 {
+			c.add(path+".cid", "missing: give the CID of the input's root")
+		} else if err := CheckDataCID(e.Cid); err != nil {
+			c.add(path+".cid", "not a CIDv1 dag-pb or raw sha2-256 (%v)", err)
+		}
+		if total+e.Size < total {
+			total = math.MaxUint64
+		} else {
+			total += e.Size
+		}
+	}
+	if r := t.Resources; r != nil && total > r.ScratchBytes {
+		c.add("task.inputs", "inputs take %s, more than the %s of scratch that holds them: ask for more scratch",
+			FormatBytes(total), FormatBytes(r.ScratchBytes))
+	}
+}
+
+// outputs checks a task's output paths, which may not lie inside an input.
+func (c *checker) outputs(out []string, in []*pb.Input) {
+	if len(out) > MaxJobOutputs {
+		c.add("task.outputs", "%d outputs: use at most %d", len(out), MaxJobOutputs)
+		return
+	}
+	for i, p := range out {
+		path := fmt.Sprintf("task.outputs[%d]", i)
+		if msg := badPath(p); msg != "" {
+			c.add(path, "%s", msg)
+			continue
+		}
+		if msg := pathOrder(out[:i], p, "output"); msg != "" {
+			c.add(path, "%s", msg)
+			continue
+		}
+		for _, e := range in {
+			if e != nil && (p == e.Path || strings.HasPrefix(p, e.Path+"/")) {
+				c.add(path, "%s is inside the input %s, which the task cannot write", Quote(p), Quote(e.Path))
+				break
+			}
+		}
+	}
+}
+
+// badPath returns why p is not a path a task may name in its working
+// directory (SPEC 5.2), or "".
+func badPath(p string) string {
+	switch {
+	case p == "":
+		return "empty: give a path relative to the working directory"
+	case len(p) > MaxJobPath:
+		return fmt.Sprintf("%d bytes: use at most %d", len(p), MaxJobPath)
+	case badText(p) != "":
+		return badText(p)
+	case strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%s is absolute: give a path relative to the working directory", Quote(p))
+	}
+	for _, name := range strings.Split(p, "/") {
+		switch {
+		case name == "" || name == ".":
+			return fmt.Sprintf("%s is not clean: write it without empty or \".\" names or a trailing \"/\"", Quote(p))
+		case name == "..":
+			return fmt.Sprintf("%s goes up with \"..\": a task sees only its working directory", Quote(p))
+		case len(name) > MaxPathName:
+			return fmt.Sprintf("a name of %d bytes: use at most %d", len(name), MaxPathName)
+		}
+	}
+	return ""
+}
+
+// pathOrder returns why path p cannot follow the paths before it in a list
+// of distinct, disjoint paths sorted in byte order, or "". A path inside
+// another need not be next to it ("a", "a-b", "a/b").
+func pathOrder(before []string, p, what string) string {
+	for _, a := range before {
+		if badPath(a) != "" {
+			continue
+		}
+		switch {
+		case a == p:
+			return fmt.Sprintf("%s appears twice: give each %s once", Quote(p), what)
+		case strings.HasPrefix(p, a+"/"):
+			return fmt.Sprintf("%s is inside the %s %s: give one or the other", Quote(p), what, Quote(a))
+		case strings.HasPrefix(a, p+"/"):
+			return fmt.Sprintf("%s holds the %s %s: give one or the other", Quote(p), what, Quote(a))
+		}
+	}
+	if n := len(before); n > 0 && p < before[n-1] {
+		return fmt.Sprintf("%s comes after %s: sort %ss by path", Quote(p), Quote(before[n-1]), what)
+	}
+	return ""
 }
 
 func (c *checker) env(env []*pb.EnvVar) {

@@ -136,6 +136,49 @@ func TestValidateJob(t *testing.T) {
 		{name: "too many env", job: with(func(j *pb.Job) { j.Task.Env = make([]*pb.EnvVar, MaxJobEnv+1) }), path: "task.env", msg: "257 variables"},
 		{name: "stdin too large", job: with(func(j *pb.Job) { j.Task.Stdin = make([]byte, MaxStdin+1) }), path: "task.stdin", msg: "use at most 262144 bytes (256 KiB)"},
 
+		{name: "valid inputs and outputs", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: dagPB, Size: 10}, {Path: "a-b", Cid: rawCID("x"), Size: 20}, {Path: "b/c", Cid: dagPB}}
+			j.Task.Outputs = []string{"a-c", "b/d", "out"}
+		})},
+		{name: "input absolute", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: "/etc", Cid: dagPB}} }), path: "task.inputs[0].path", msg: `"/etc" is absolute`},
+		{name: "input goes up", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: "a/../../etc", Cid: dagPB}} }), path: "task.inputs[0].path", msg: `goes up with ".."`},
+		{name: "input not clean", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: "a//b", Cid: dagPB}} }), path: "task.inputs[0].path", msg: "not clean"},
+		{name: "input dot", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: ".", Cid: dagPB}} }), path: "task.inputs[0].path", msg: "not clean"},
+		{name: "input empty path", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Cid: dagPB}} }), path: "task.inputs[0].path", msg: "empty"},
+		{name: "input NUL", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: "a\x00", Cid: dagPB}} }), path: "task.inputs[0].path", msg: "NUL byte"},
+		{name: "input long name", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: strings.Repeat("n", 256), Cid: dagPB}} }), path: "task.inputs[0].path", msg: "a name of 256 bytes"},
+		{name: "inputs not sorted", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "b", Cid: dagPB}, {Path: "a", Cid: dagPB}}
+		}), path: "task.inputs[1].path", msg: `"a" comes after "b"`},
+		{name: "input twice", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: dagPB}, {Path: "a", Cid: dagPB}}
+		}), path: "task.inputs[1].path", msg: `"a" appears twice`},
+		{name: "input inside another", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: dagPB}, {Path: "a-b", Cid: dagPB}, {Path: "a/b", Cid: dagPB}}
+		}), path: "task.inputs[2].path", msg: `"a/b" is inside the input "a"`},
+		{name: "input without CID", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{{Path: "a"}} }), path: "task.inputs[0].cid", msg: "missing"},
+		{name: "input CID of another hash", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: cid.NewCidV0(mustMultihash(t, "x")).Bytes()}}
+		}), path: "task.inputs[0].cid", msg: "not a CIDv1 dag-pb or raw"},
+		{name: "nil input", job: with(func(j *pb.Job) { j.Task.Inputs = []*pb.Input{nil} }), path: "task.inputs[0]", msg: "empty input"},
+		{name: "too many inputs", job: with(func(j *pb.Job) { j.Task.Inputs = make([]*pb.Input, MaxJobInputs+1) }), path: "task.inputs", msg: "65 inputs"},
+		{name: "inputs over scratch", job: with(func(j *pb.Job) {
+			j.Task.Resources.ScratchBytes = 100
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: dagPB, Size: 60}, {Path: "b", Cid: dagPB, Size: 41}}
+		}), path: "task.inputs", msg: "inputs take 101, more than the 100 of scratch"},
+		{name: "inputs overflow", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "a", Cid: dagPB, Size: math.MaxUint64}, {Path: "b", Cid: dagPB, Size: 2}}
+		}), path: "task.inputs", msg: "more than the"},
+		{name: "output absolute", job: with(func(j *pb.Job) { j.Task.Outputs = []string{"/out"} }), path: "task.outputs[0]", msg: "is absolute"},
+		{name: "output goes up", job: with(func(j *pb.Job) { j.Task.Outputs = []string{".."} }), path: "task.outputs[0]", msg: `goes up`},
+		{name: "output trailing slash", job: with(func(j *pb.Job) { j.Task.Outputs = []string{"out/"} }), path: "task.outputs[0]", msg: "not clean"},
+		{name: "output holds another", job: with(func(j *pb.Job) { j.Task.Outputs = []string{"a/b", "a"} }), path: "task.outputs[1]", msg: `"a" holds the output "a/b"`},
+		{name: "output in an input", job: with(func(j *pb.Job) {
+			j.Task.Inputs = []*pb.Input{{Path: "in", Cid: dagPB}}
+			j.Task.Outputs = []string{"in/x"}
+		}), path: "task.outputs[0]", msg: `inside the input "in"`},
+		{name: "too many outputs", job: with(func(j *pb.Job) { j.Task.Outputs = make([]string, MaxJobOutputs+1) }), path: "task.outputs", msg: "65 outputs"},
+
 		{name: "no resources", job: with(func(j *pb.Job) { j.Task.Resources = nil }), path: "task.resources", msg: "missing"},
 		{name: "cpu 0", job: with(func(j *pb.Job) { j.Task.Resources.CpuMillis = 0 }), path: "task.resources.cpu_millis", msg: "at least 1 millicore"},
 		{name: "memory too low", job: with(func(j *pb.Job) { j.Task.Resources.MemoryBytes = MinJobMemory - 1 }), path: "task.resources.memory_bytes", msg: "1048575 is out of range: use 1Mi to 1Ti"},

@@ -64,6 +64,26 @@ type TaskSpec struct {
 	Env       map[string]string
 	Stdin     string
 	Resources ResourcesSpec
+	// Inputs are mounted read-only in the working directory, in document
+	// order here; Job sorts them by path.
+	Inputs []InputSpec
+	// Outputs are the paths, relative to the working directory, that come
+	// back as the job's output; none means the whole working directory.
+	Outputs []string
+}
+
+// InputSpec is one input of a task: data mounted read-only at Path.
+type InputSpec struct {
+	// Path is where the input appears, relative to the guest's working
+	// directory.
+	Path string
+	// Source is the input's root CID ("bafy...") or a file or directory
+	// path, relative to the spec file, that ResolveInputs turns into one.
+	Source string
+	// CID and Size are the resolved root and the bytes of its files'
+	// contents; CID is cid.Undef until resolved.
+	CID  cid.Cid
+	Size uint64
 }
 
 // ResourcesSpec is what a task reserves, and for how long.
@@ -158,6 +178,14 @@ func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, erro
 			return nil, fail(fmt.Sprintf("resolve %s: %v", protocol.Quote(s.Task.Module), err), err)
 		}
 	}
+	for i, in := range s.Task.Inputs {
+		if !in.CID.Defined() {
+			path := fmt.Sprintf("task.inputs[%d].source", i)
+			at := s.position(path)
+			return nil, &specyaml.SpecError{File: s.file, Line: at.line, Column: at.col, Path: path,
+				Msg: fmt.Sprintf("%s is not resolved: add it to the node's store first (cuivre job run does)", protocol.Quote(in.Source))}
+		}
+	}
 	j := s.wire(module)
 	if err := joinSpecErrors(s.file, s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j)))); err != nil {
 		return nil, err
@@ -165,7 +193,48 @@ func (s *JobSpec) Job(resolve func(path string) (cid.Cid, error)) (*pb.Job, erro
 	return j, nil
 }
 
+// ResolveInputs sets each input's CID and Size through resolve, which is
+// given the input's source and, when the source is a CID, that CID. Errors
+// are *specyaml.SpecError located at the input's source.
+func (s *JobSpec) ResolveInputs(resolve func(source string, c cid.Cid) (cid.Cid, uint64, error)) error {
+	var errs []*specyaml.SpecError
+	for i := range s.Task.Inputs {
+		in := &s.Task.Inputs[i]
+		ref, isCID, err := dataRef(in.Source)
+		if err == nil {
+			if !isCID {
+				ref = cid.Undef
+			}
+			in.CID, in.Size, err = resolve(in.Source, ref)
+		}
+		if err != nil {
+			path := fmt.Sprintf("task.inputs[%d].source", i)
+			at := s.position(path)
+			errs = append(errs, &specyaml.SpecError{File: s.file, Line: at.line, Column: at.col, Path: path,
+				Msg: fmt.Sprintf("%s: %v", protocol.Quote(in.Source), err), Err: err})
+		}
+	}
+	return joinSpecErrors(s.file, errs)
+}
+
+// dataRef tells an input's CID from a path, as moduleRef does for modules,
+// but for the CIDs of data: dag-pb or raw.
+func dataRef(s string) (c cid.Cid, isCID bool, err error) {
+	c, err = cid.Decode(s)
+	if err != nil {
+		if strings.ContainsAny(s, "/.\\") || !(strings.HasPrefix(s, "baf") || strings.HasPrefix(s, "Qm")) {
+			return cid.Undef, false, nil
+		}
+		return cid.Undef, true, fmt.Errorf("not a CID (%v); for a file, write %s", err, protocol.Quote("./"+s))
+	}
+	if err := protocol.CheckDataCID(c.Bytes()); err != nil {
+		return cid.Undef, true, fmt.Errorf("not a CIDv1 dag-pb or raw sha2-256 (%v)", err)
+	}
+	return c, true, nil
+}
+
 // wire builds the pb.Job of the spec with the given module CID, unchecked.
+// An input not yet resolved stands in with the CID of its source's text.
 func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 	t := s.Task
 	task := &pb.Task{
@@ -186,6 +255,17 @@ func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.Env)) {
 		task.Env = append(task.Env, &pb.EnvVar{Name: name, Value: t.Env[name]})
+	}
+	for _, in := range t.Inputs {
+		c := in.CID
+		if !c.Defined() {
+			c = cid.NewCidV1(cid.DagProtobuf, wire.SumCID([]byte(in.Source)).Hash())
+		}
+		task.Inputs = append(task.Inputs, &pb.Input{Path: in.Path, Cid: c.Bytes(), Size: in.Size})
+	}
+	slices.SortStableFunc(task.Inputs, func(a, b *pb.Input) int { return strings.Compare(a.Path, b.Path) })
+	if len(t.Outputs) > 0 {
+		task.Outputs = slices.Sorted(slices.Values(t.Outputs))
 	}
 	j := &pb.Job{
 		Version:  s.Version,
@@ -277,15 +357,37 @@ var wireFields = map[string]string{
 
 var (
 	envPath    = regexp.MustCompile(`^task\.env\[(\d+)\]`)
+	inputPath  = regexp.MustCompile(`^task\.inputs\[(\d+)\](.*)$`)
+	outputPath = regexp.MustCompile(`^task\.outputs\[(\d+)\]$`)
 	valuesPath = regexp.MustCompile(`\.values\[\d+\]$`)
 )
 
 // docPath turns the wire path of a protocol.FieldError into the path of the
 // field in the document: env entries by name, values without an index (they
 // were sorted), fields by their document name.
-func docPath(j *pb.Job, field string) string {
+func (s *JobSpec) docPath(j *pb.Job, field string) string {
 	if p, ok := wireFields[field]; ok {
 		return p
+	}
+	if m := inputPath.FindStringSubmatch(field); m != nil {
+		i, _ := strconv.Atoi(m[1])
+		rest := strings.Replace(m[2], ".cid", ".source", 1)
+		if in := j.GetTask().GetInputs(); i < len(in) && in[i] != nil {
+			for k, d := range s.Task.Inputs {
+				if d.Path == in[i].Path {
+					i = k
+					break
+				}
+			}
+		}
+		return fmt.Sprintf("task.inputs[%d]%s", i, rest)
+	}
+	if m := outputPath.FindStringSubmatch(field); m != nil {
+		i, _ := strconv.Atoi(m[1])
+		if out := j.GetTask().GetOutputs(); i < len(out) {
+			i = slices.Index(s.Task.Outputs, out[i])
+		}
+		return fmt.Sprintf("task.outputs[%d]", i)
 	}
 	if m := envPath.FindStringSubmatch(field); m != nil {
 		i, _ := strconv.Atoi(m[1])
@@ -301,7 +403,7 @@ func docPath(j *pb.Job, field string) string {
 // message: by its document path and line.
 func (s *JobSpec) messageName(j *pb.Job) func(string) string {
 	return func(field string) string {
-		p := docPath(j, field)
+		p := s.docPath(j, field)
 		if at := s.position(p); at.line > 0 {
 			return fmt.Sprintf("%s (line %d)", p, at.line)
 		}
@@ -312,7 +414,7 @@ func (s *JobSpec) messageName(j *pb.Job) func(string) string {
 func (s *JobSpec) fieldErrors(j *pb.Job, fes []*protocol.FieldError) []*specyaml.SpecError {
 	var out []*specyaml.SpecError
 	for _, fe := range fes {
-		p := docPath(j, fe.Path)
+		p := s.docPath(j, fe.Path)
 		at := s.position(p)
 		out = append(out, &specyaml.SpecError{File: s.file, Line: at.line, Column: at.col, Path: p, Msg: fe.Msg, Err: fe})
 	}
@@ -489,10 +591,45 @@ func (p *specParser) task(at, v *yaml.Node, path string, t *TaskSpec) {
 		{Name: "env", Read: func(at, v *yaml.Node, path string) { t.Env = p.env(at, v, path) }},
 		{Name: "stdin", Read: func(at, v *yaml.Node, path string) { t.Stdin, _ = p.Text(at, v, path) }},
 		{Name: "resources", Read: func(at, v *yaml.Node, path string) { p.resources(at, v, path, &t.Resources) }},
+		{Name: "inputs", Read: func(at, v *yaml.Node, path string) {
+			for i, item := range p.List(at, v, path) {
+				t.Inputs = append(t.Inputs, p.input(item, fmt.Sprintf("%s[%d]", path, i)))
+			}
+		}},
+		{Name: "outputs", Read: func(at, v *yaml.Node, path string) { t.Outputs = p.texts(at, v, path) }},
 	}...)
 	if present != nil && present["module"] == nil {
 		p.fail(at, specyaml.JoinPath(path, "module"), "missing: give the module's path, relative to the spec, or its CID")
 	}
+}
+
+// input reads one input, {path, source}, both required.
+func (p *specParser) input(item *yaml.Node, path string) InputSpec {
+	p.pos[path] = posOf(item)
+	var in InputSpec
+	present := p.Object(item, item, path, []field{
+		{Name: "path", Read: func(at, v *yaml.Node, path string) { in.Path, _ = p.Text(at, v, path) }},
+		{Name: "source", Read: func(at, v *yaml.Node, path string) {
+			src, ok := p.Text(at, v, path)
+			if !ok {
+				return
+			}
+			if src == "" {
+				p.fail(at, path, "empty: give the input's CID or a path relative to the spec")
+			} else if _, _, err := dataRef(src); err != nil {
+				p.fail(at, path, "%v", err)
+			}
+			in.Source = src
+		}},
+	}...)
+	if present != nil {
+		for _, f := range []string{"path", "source"} {
+			if present[f] == nil {
+				p.fail(item, specyaml.JoinPath(path, f), "missing: an input needs a path in the guest and a source (a CID or a local path)")
+			}
+		}
+	}
+	return in
 }
 
 func (p *specParser) env(at, v *yaml.Node, path string) map[string]string {

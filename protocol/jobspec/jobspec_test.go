@@ -731,3 +731,76 @@ func mustMultihash(t testing.TB, s string) mh.Multihash {
 	}
 	return h
 }
+
+func TestJobSpecInputsOutputs(t *testing.T) {
+	doc := withHead(
+		"  inputs:",
+		"    - {path: zeta, source: ./data/zeta.txt}",
+		"    - path: corpus",
+		"      source: bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+		"  outputs: [words.txt, out]",
+		"  resources: {scratch: 1Mi}",
+	)
+	s, err := ParseJobSpec([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Job(testResolve); err == nil || !strings.Contains(err.Error(), `"./data/zeta.txt" is not resolved`) {
+		t.Fatalf("Job before ResolveInputs = %v, want a refusal naming the unresolved source", err)
+	}
+	var asked []string
+	err = s.ResolveInputs(func(src string, c cid.Cid) (cid.Cid, uint64, error) {
+		asked = append(asked, fmt.Sprintf("%s %v", src, c.Defined()))
+		if c.Defined() {
+			return c, 300, nil
+		}
+		return wire.SumCID([]byte(src)), 200, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"./data/zeta.txt false", "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi true"}; !cmp.Equal(asked, want) {
+		t.Errorf("resolver asked %q, want %q", asked, want)
+	}
+	j, err := s.Job(testResolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := cid.MustParse("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	want := []*pb.Input{
+		{Path: "corpus", Cid: dir.Bytes(), Size: 300},
+		{Path: "zeta", Cid: wire.SumCID([]byte("./data/zeta.txt")).Bytes(), Size: 200},
+	}
+	if diff := cmp.Diff(want, j.Task.Inputs, cmpProto); diff != "" {
+		t.Errorf("inputs (-want +got):\n%s", diff)
+	}
+	if want := []string{"out", "words.txt"}; !cmp.Equal(j.Task.Outputs, want) {
+		t.Errorf("outputs = %q, want %q", j.Task.Outputs, want)
+	}
+}
+
+func TestJobSpecInputErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want string // a part of the message, from its position
+	}{
+		{"missing source", withHead("  inputs:", "    - {path: a}"), `line 6, column 7: task.inputs[0].source: missing`},
+		{"missing path", withHead("  inputs:", "    - {source: ./a}"), `line 6, column 7: task.inputs[0].path: missing`},
+		{"unknown field", withHead("  inputs:", "    - {path: a, source: ./a, mode: rw}"), `task.inputs[0].mode: unknown field: the fields here are path, source`},
+		{"bad CID", withHead("  inputs:", "    - {path: a, source: bafyxyz}"), `task.inputs[0].source: not a CID`},
+		// The second input in the document is the first once sorted: the
+		// error must still name the document's entry.
+		{"path up, sorted first", withHead("  inputs:", "    - {path: b, source: ./b}", "    - {path: ../a, source: ./a}"), `line 7, column 8: task.inputs[1].path: "../a" goes up`},
+		{"absolute output", withHead("  outputs: [ok, /etc/passwd]"), `task.outputs[1]: "/etc/passwd" is absolute`},
+		{"output inside input", withHead("  inputs:", "    - {path: in, source: ./in}", "  outputs: [in/x]"), `task.outputs[0]: "in/x" is inside the input "in"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseJobSpec([]byte(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ParseJobSpec = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

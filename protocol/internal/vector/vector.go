@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
@@ -62,6 +64,9 @@ func Messages(t testing.TB) []Msg {
 	}
 	now := protocol.UnixMs(Time)
 	module := wire.SumCID([]byte("\x00asm\x01\x00\x00\x00")).Bytes()
+	// A dag-pb root, as of a UnixFS directory.
+	input := cid.NewCidV1(cid.DagProtobuf, wire.SumCID([]byte("corpus")).Hash())
+	output := cid.NewCidV1(cid.DagProtobuf, wire.SumCID([]byte("output")).Hash())
 	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 128 << 20, ScratchBytes: 64 << 20}
 	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 11_000, MemoryNanosPerGibSecond: 1_500, EgressNanosPerGib: 10_000_000}
 	labels := []*pb.Label{{Key: "jurisdiction", Value: "fr"}, {Key: "operator", Value: "acme"}, {Key: "region", Value: "fr-par"}}
@@ -75,6 +80,8 @@ func Messages(t testing.TB) []Msg {
 			Engine: "wasm", ModuleCid: module, Args: []string{"--name", "world"},
 			Env:   []*pb.EnvVar{{Name: "GREETING", Value: "bonjour"}},
 			Stdin: []byte("stdin\n"), Resources: res, TimeoutMs: 30_000,
+			Inputs:  []*pb.Input{{Path: "corpus", Cid: input.Bytes(), Size: 1 << 20}},
+			Outputs: []string{"words.txt"},
 		},
 		Constraints: constraints,
 		Affinities:  []*pb.Affinity{{Key: "certification", Op: pb.Operator_OPERATOR_EXISTS, Weight: 40}},
@@ -97,13 +104,13 @@ func Messages(t testing.TB) []Msg {
 	receipt := &pb.UsageReceipt{
 		LeaseId: leaseID, Epoch: 1, Provider: []byte(prov), Requester: []byte(req), JobCid: jobCID.Bytes(),
 		Reserved: res, StartedAtMs: now + 1000, EndedAtMs: now + 1500, Price: price,
-		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: wire.SumCID([]byte("output")).Bytes(),
-		EgressBytes: 14, Nonce: Fill(0x50, protocol.NonceSize),
+		Amount: mustCost(t, res, price, 500*time.Millisecond), OutputCid: output.Bytes(),
+		EgressBytes: 14, OutputSize: 42, Nonce: Fill(0x50, protocol.NonceSize),
 	}
 	result := &pb.Result{
 		LeaseId: leaseID, Epoch: 1, State: pb.LeaseState_LEASE_STATE_SUCCEEDED, ExitCode: 0,
 		OutputCid: receipt.OutputCid, StdoutCid: wire.SumCID(logc.Data).Bytes(), StderrCid: wire.SumCID(nil).Bytes(),
-		StartedAtMs: now + 1000, EndedAtMs: now + 1500,
+		StartedAtMs: now + 1000, EndedAtMs: now + 1500, OutputSize: receipt.OutputSize,
 	}
 	offer := &pb.Offer{
 		Provider: []byte(prov), Requester: []byte(req), RequestNonce: Fill(0x30, protocol.NonceSize), Nonce: Fill(0x31, protocol.NonceSize),
@@ -156,6 +163,9 @@ func Messages(t testing.TB) []Msg {
 		{"receipt_ack", &pb.ReceiptAck{Accepted: false, Error: &pb.Error{Code: pb.Code_CODE_STALE_EPOCH, Message: "epoch 1 is older than 2"}}},
 		{"module_request", &pb.ModuleRequest{Cid: module, Offset: 0}},
 		{"module_chunk", &pb.ModuleChunk{Size: 8, Offset: 0, Data: []byte("\x00asm\x01\x00\x00\x00"), Last: true}},
+		{"block_request", &pb.BlockRequest{Cids: [][]byte{output.Bytes()}, Root: output.Bytes()}},
+		{"block_response", &pb.BlockResponse{Cid: wire.SumCID([]byte("leaf")).Bytes(), Data: []byte("leaf")}},
+		{"block_response_error", &pb.BlockResponse{Error: &pb.Error{Code: pb.Code_CODE_UNAUTHORIZED, Message: "root not granted to this peer"}}},
 		{"error", errMsg},
 	}
 }
