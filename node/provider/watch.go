@@ -88,7 +88,7 @@ func (p *Provider) watchStored(req *pb.WatchRequest, from string) *pb.WatchEvent
 		LeaseId: req.LeaseId, Epoch: l.Epoch, State: l.State, ExitCode: l.ExitCode, OutputCid: []byte(l.OutputCID),
 		StdoutCid: []byte(l.StdoutCID), StderrCid: []byte(l.StderrCID), StartedAtMs: conv.MsOrZero(l.Started),
 		EndedAtMs: conv.MsOrZero(l.Ended), Error: protocol.ToPB(errOrNil(l.Error)),
-		StdoutTruncated: l.StdoutCut, StderrTruncated: l.StderrCut,
+		StdoutTruncated: l.StdoutCut, StderrTruncated: l.StderrCut, OutputSize: l.OutputSize,
 	}
 	if rc, err := p.store.Receipt(l.ID, l.Epoch); err == nil {
 		res.Receipt = rc.Envelope

@@ -109,6 +109,12 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 	nonce := make([]byte, protocol.NonceSize)
 	rand.Read(nonce)
 	l := a.Lease
+	// The provider fetches the job's inputs from here while its lease
+	// lives, and only then (SPEC 6.6).
+	for _, in := range j.inputs {
+		r.cfg.Data.Grant(a.Provider, in)
+		defer r.cfg.Data.Revoke(a.Provider, in)
+	}
 	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, Heartbeat))
 	if err == nil {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -168,6 +174,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 			// only bill the run (a receipt that does not open is logged,
 			// and changes nothing of the result either way).
 			r.settle(ctx, provider, res)
+			r.bringOutput(j, provider, res)
 			return
 		}
 		if errors.Is(err, protocol.ErrStaleEpoch) || protocol.CodeOf(err) == pb.Code_CODE_UNKNOWN_LEASE {

@@ -42,8 +42,24 @@ type Config struct {
 	// CandidateTTL is how long a lookup of a facet key is reused. Default
 	// scheduler.DefaultCandidateTTL.
 	CandidateTTL time.Duration
+	// Data lets the providers of a job fetch its inputs from this node, and
+	// brings its output back here. Without it a job with inputs cannot run
+	// and outputs stay with the providers.
+	Data         Data
 	Clock        clock.Clock  // default clock.Real
 	Log          *slog.Logger // default slog.Default()
+}
+
+// Data is the node's content-addressed data, as the requester uses it.
+type Data interface {
+	// Grant lets a peer fetch the DAG under root from this node, and
+	// Revoke takes that back.
+	Grant(peer string, root cid.Cid)
+	Revoke(peer string, root cid.Cid)
+	// Fetch brings the DAG under root into this node from holders, and
+	// keeps it for the job owner (a job's key) until Release.
+	Fetch(ctx context.Context, holders []string, root cid.Cid, owner string) error
+	Release(root cid.Cid, owner string)
 }
 
 // Requester is the requester's driver: it places customers' jobs by driving
@@ -119,6 +135,7 @@ func (r *Requester) spawn(f func()) {
 // goroutine (drive); everything else talks to it through events.
 type job struct {
 	name      string
+	inputs    []cid.Cid // roots of the task's inputs, which its providers fetch from here
 	submitted time.Time
 	cid       string
 	env       []byte
@@ -131,6 +148,7 @@ type job struct {
 	unsaved *store.Job            // the latest status not yet written, if any
 	stored  chan error            // the first write's outcome, for Submit
 	results map[runKey]*pb.Result // providers' results, by lease and epoch
+	outputs map[string]*output    // outputs brought back here, by root CID (binary)
 	status  scheduler.Status
 	history []string // what happened, one line each, for progress displays
 	stdout  bytes.Buffer
@@ -144,9 +162,15 @@ type runKey struct {
 	epoch uint64
 }
 
-func newJob(name, cid string, env []byte, spec string, submitted time.Time) *job {
-	return &job{name: name, submitted: submitted, cid: cid, env: env, spec: spec, events: make(chan scheduler.Event, 256),
+func newJob(pj *pb.Job, key string, env []byte, spec string, submitted time.Time) *job {
+	j := &job{name: pj.Name, submitted: submitted, cid: key, env: env, spec: spec, events: make(chan scheduler.Event, 256),
 		ended: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{})}
+	for _, in := range pj.GetTask().GetInputs() {
+		if c, err := cid.Cast(in.Cid); err == nil {
+			j.inputs = append(j.inputs, c)
+		}
+	}
+	return j
 }
 
 func (j *job) update(f func()) {
@@ -193,7 +217,11 @@ func (r *Requester) Submit(jobEnv, module []byte, specName string) (string, erro
 	r.wg.Add(1)
 	defer r.wg.Done()
 	submitted := r.clock.Now()
-	j := newJob(sj.Job.Name, string(sj.CID.Bytes()), jobEnv, specName, submitted)
+	if len(sj.Job.GetTask().GetInputs()) > 0 && r.cfg.Data == nil {
+		r.jobsMu.Unlock()
+		return "", errors.New("this node keeps no data: a job with inputs cannot be placed from it")
+	}
+	j := newJob(sj.Job, string(sj.CID.Bytes()), jobEnv, specName, submitted)
 	r.jobs[key] = j
 	r.jobsMu.Unlock()
 	if r.store == nil {

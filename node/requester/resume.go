@@ -18,7 +18,7 @@ func (r *Requester) reloadFinished(rec store.Job) {
 	if err != nil {
 		return
 	}
-	j := newJob(sj.Job.Name, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
+	j := newJob(sj.Job, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
 	close(j.ended) // no placement: nothing to stop
 	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason}
 	for _, s := range rec.Slots {
@@ -84,7 +84,7 @@ func (r *Requester) resumeJobs() error {
 			continue
 		}
 		key := sj.CID.String()
-		j := newJob(sj.Job.Name, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
+		j := newJob(sj.Job, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
 		r.jobsMu.Lock()
 		r.jobs[key] = j
 		r.jobsMu.Unlock()

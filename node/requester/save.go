@@ -45,7 +45,7 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 			if e := protocol.FromPB(res.Error); e != nil {
 				perr, _ = e.(*protocol.Error)
 			}
-			slot.Result = &store.Result{State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid),
+			slot.Result = &store.Result{State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid), OutputSize: res.OutputSize,
 				StdoutCID: string(res.StdoutCid), StderrCID: string(res.StderrCid),
 				Started: conv.MsTime(res.StartedAtMs), Ended: conv.MsTime(res.EndedAtMs), Error: perr,
 				StdoutCut: res.StdoutTruncated, StderrCut: res.StderrTruncated}

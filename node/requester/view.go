@@ -1,13 +1,15 @@
 package requester
 
 import (
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -28,6 +30,9 @@ type JobView struct {
 	Submitted time.Time     `json:"submitted"`
 	// PlacedMs is the time from submission to the first lease accepted.
 	PlacedMs float64 `json:"placed_ms,omitempty"`
+	// Outputs are the distinct outputs its runs produced: one when the
+	// replicas agree.
+	Outputs []OutputView `json:"outputs,omitempty"`
 }
 
 // SlotView is one lease slot.
@@ -92,11 +97,20 @@ func (j *job) view(key string) JobView {
 		if s.Price.Currency != "" {
 			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
 		}
-		if c, err := wire.ParseCID([]byte(s.OutputCID)); err == nil {
+		if c, err := cid.Cast([]byte(s.OutputCID)); err == nil {
 			sv.Output = c.String()
 		}
 		v.Slots = append(v.Slots, sv)
 	}
+	for key, o := range j.outputs {
+		c, _ := cid.Cast([]byte(key))
+		ov := OutputView{CID: c.String(), Size: o.size, Held: o.held, Error: o.err}
+		for _, p := range o.holders {
+			ov.Providers = append(ov.Providers, peer.ID(p).String())
+		}
+		v.Outputs = append(v.Outputs, ov)
+	}
+	slices.SortFunc(v.Outputs, func(a, b OutputView) int { return strings.Compare(a.CID, b.CID) })
 	for _, o := range st.Asked {
 		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Code: int32(o.Reason), Reason: o.Reason.String(), Detail: o.Detail,
 			Scores: scoresView(o.Scores), Total: o.Scores.Total()})

@@ -43,11 +43,12 @@ type Slot struct {
 // Result is a provider's final result for a lease epoch (SPEC 6.3), as the
 // requester recorded it.
 type Result struct {
-	State     pb.LeaseState
-	ExitCode  int32
-	OutputCID string
-	StdoutCID string
-	StderrCID string
+	State      pb.LeaseState
+	ExitCode   int32
+	OutputCID  string
+	OutputSize uint64
+	StdoutCID  string
+	StderrCID  string
 	// StdoutCut and StderrCut say the provider cut a stream at the log limit.
 	StdoutCut, StderrCut bool
 	Started              time.Time
@@ -127,6 +128,7 @@ func encodeJob(j *Job) ([]byte, error) {
 				EndedAtMs:       msOf(r.Ended),
 				Error:           errorToPB(r.Error),
 				StdoutTruncated: r.StdoutCut,
+				OutputSize:      r.OutputSize,
 				StderrTruncated: r.StderrCut,
 			}
 		}
@@ -180,16 +182,17 @@ func decodeJob(k, v []byte) (Job, error) {
 		}
 		if r := ps.Result; r != nil {
 			s.Result = &Result{
-				State:     r.State,
-				ExitCode:  r.ExitCode,
-				OutputCID: string(r.OutputCid),
-				StdoutCID: string(r.StdoutCid),
-				StderrCID: string(r.StderrCid),
-				Started:   timeOf(r.StartedAtMs),
-				Ended:     timeOf(r.EndedAtMs),
-				Error:     errorFromPB(r.Error),
-				StdoutCut: r.StdoutTruncated,
-				StderrCut: r.StderrTruncated,
+				State:      r.State,
+				ExitCode:   r.ExitCode,
+				OutputCID:  string(r.OutputCid),
+				StdoutCID:  string(r.StdoutCid),
+				StderrCID:  string(r.StderrCid),
+				Started:    timeOf(r.StartedAtMs),
+				Ended:      timeOf(r.EndedAtMs),
+				Error:      errorFromPB(r.Error),
+				StdoutCut:  r.StdoutTruncated,
+				OutputSize: r.OutputSize,
+				StderrCut:  r.StderrTruncated,
 			}
 		}
 		j.Slots[i] = s

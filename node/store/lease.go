@@ -37,6 +37,7 @@ type Lease struct {
 	Ended      time.Time // set by MarkLeaseState to a final state
 	ExitCode   int32
 	OutputCID  string
+	OutputSize uint64 // bytes of the output's files
 	StdoutCID  string
 	StderrCID  string
 	Error      *protocol.Error // why it failed; nil otherwise
@@ -47,11 +48,12 @@ type Lease struct {
 
 // Outcome is what a lease reaching a final state records beside its state.
 type Outcome struct {
-	ExitCode  int32
-	OutputCID string
-	StdoutCID string
-	StderrCID string
-	Error     *protocol.Error
+	ExitCode   int32
+	OutputCID  string
+	OutputSize uint64
+	StdoutCID  string
+	StderrCID  string
+	Error      *protocol.Error
 	// StdoutCut and StderrCut say a stream was cut at the log limit.
 	StdoutCut, StderrCut bool
 }
@@ -80,6 +82,7 @@ func encodeLease(l *Lease) ([]byte, error) {
 		StderrCid:       []byte(l.StderrCID),
 		Error:           errorToPB(l.Error),
 		StdoutTruncated: l.StdoutCut,
+		OutputSize:      l.OutputSize,
 		StderrTruncated: l.StderrCut,
 	})
 }
@@ -120,6 +123,7 @@ func decodeLease(k, v []byte) (Lease, error) {
 		StderrCID:  string(m.StderrCid),
 		Error:      errorFromPB(m.Error),
 		StdoutCut:  m.StdoutTruncated,
+		OutputSize: m.OutputSize,
 		StderrCut:  m.StderrTruncated,
 	}, nil
 }
@@ -258,7 +262,7 @@ func (tx *Tx) MarkLeaseState(id string, epoch uint64, state pb.LeaseState, at ti
 	}
 	if out != nil {
 		l.ExitCode = out.ExitCode
-		l.OutputCID = out.OutputCID
+		l.OutputCID, l.OutputSize = out.OutputCID, out.OutputSize
 		l.StdoutCID = out.StdoutCID
 		l.StderrCID = out.StderrCID
 		l.Error = out.Error

@@ -180,6 +180,7 @@ type Lease struct {
 	Error           *pb.Error              `protobuf:"bytes,21,opt,name=error,proto3" json:"error,omitempty"`                                             // why a FAILED lease failed
 	StdoutTruncated bool                   `protobuf:"varint,22,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"` // stdout was cut at the log limit
 	StderrTruncated bool                   `protobuf:"varint,23,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	OutputSize      uint64                 `protobuf:"varint,24,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"` // bytes of the output's files
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -373,6 +374,13 @@ func (x *Lease) GetStderrTruncated() bool {
 		return x.StderrTruncated
 	}
 	return false
+}
+
+func (x *Lease) GetOutputSize() uint64 {
+	if x != nil {
+		return x.OutputSize
+	}
+	return 0
 }
 
 // Receipt is one lease epoch's usage receipt and, once the requester has
@@ -656,6 +664,7 @@ type Result struct {
 	Error           *pb.Error              `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	StdoutTruncated bool                   `protobuf:"varint,9,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
 	StderrTruncated bool                   `protobuf:"varint,10,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	OutputSize      uint64                 `protobuf:"varint,11,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -760,6 +769,13 @@ func (x *Result) GetStderrTruncated() bool {
 	return false
 }
 
+func (x *Result) GetOutputSize() uint64 {
+	if x != nil {
+		return x.OutputSize
+	}
+	return 0
+}
+
 // Module is the index entry of a cached module, under the key of its binary
 // CID in the bucket "modules". The bytes are a file, not a value (doc.go).
 type Module struct {
@@ -834,7 +850,7 @@ var File_node_store_storepb_store_proto protoreflect.FileDescriptor
 
 const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\x95\x06\n" +
+	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xb6\x06\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -864,7 +880,9 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"stderr_cid\x18\x14 \x01(\fR\tstderrCid\x12&\n" +
 	"\x05error\x18\x15 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
 	"\x10stdout_truncated\x18\x16 \x01(\bR\x0fstdoutTruncated\x12)\n" +
-	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\"\x80\x01\n" +
+	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
+	"\voutput_size\x18\x18 \x01(\x04R\n" +
+	"outputSize\"\x80\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
@@ -886,7 +904,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05lease\x18\x05 \x01(\fR\x05lease\x12'\n" +
 	"\x05price\x18\x06 \x01(\v2\x11.cuivre.v1.AmountR\x05price\x12/\n" +
 	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\x12(\n" +
-	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xf1\x02\n" +
+	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\x92\x03\n" +
 	"\x06Result\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cuivre.v1.LeaseStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -901,7 +919,9 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05error\x18\b \x01(\v2\x10.cuivre.v1.ErrorR\x05error\x12)\n" +
 	"\x10stdout_truncated\x18\t \x01(\bR\x0fstdoutTruncated\x12)\n" +
 	"\x10stderr_truncated\x18\n" +
-	" \x01(\bR\x0fstderrTruncated\"u\n" +
+	" \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
+	"\voutput_size\x18\v \x01(\x04R\n" +
+	"outputSize\"u\n" +
 	"\x06Module\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
