@@ -45,9 +45,9 @@ type Config struct {
 	// Data lets the providers of a job fetch its inputs from this node, and
 	// brings its output back here. Without it a job with inputs cannot run
 	// and outputs stay with the providers.
-	Data         Data
-	Clock        clock.Clock  // default clock.Real
-	Log          *slog.Logger // default slog.Default()
+	Data  Data
+	Clock clock.Clock  // default clock.Real
+	Log   *slog.Logger // default slog.Default()
 }
 
 // Data is the node's content-addressed data, as the requester uses it.
