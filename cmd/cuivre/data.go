@@ -38,28 +38,9 @@ func newDataAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// The DAG is built here, in a store of its own, and travels
-			// to the daemon as a CAR: the daemon reads no path of ours.
-			st, done, err := tempStore()
+			root, err := upload(cmd.Context(), c, args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
-			}
-			defer done()
-			ctx := cmd.Context()
-			root, err := st.AddPath(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(st.ExportCAR(ctx, root, pw)) }()
-			var resp api.DataResponse
-			err = c.Upload("/v1/data", api.CARType, pr, &resp)
-			pr.CloseWithError(err)
-			if err != nil {
-				return err
-			}
-			if resp.CID != root.String() {
-				return fmt.Errorf("the daemon kept %s, not %s", resp.CID, root)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), root)
 			return nil
@@ -104,13 +85,42 @@ CID, resuming where an earlier fetch stopped.`,
 			if len(from) > 0 {
 				route += "?" + url.Values{"from": from}.Encode()
 			}
-			return get(cmd.Context(), c, st, root, route, out)
+			return get(cmd.Context(), c, st, root, route, out, cmd.ErrOrStderr(), 0)
 		},
 	}
 	addDataDir(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "where to write it (default: the CID, in the current directory)")
 	cmd.Flags().StringSliceVar(&from, "from", nil, "peer IDs to fetch it from first (repeatable)")
 	return cmd
+}
+
+// upload adds a file or directory to the daemon's store and returns its
+// root. The DAG is built here, in a store of its own, and travels to the
+// daemon as a CAR: the daemon reads no path of ours.
+func upload(ctx context.Context, c *api.Client, path string, errOut io.Writer) (cid.Cid, error) {
+	st, done, err := tempStore()
+	if err != nil {
+		return cid.Undef, err
+	}
+	defer done()
+	root, err := st.AddPath(ctx, path)
+	if err != nil {
+		return cid.Undef, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(st.ExportCAR(ctx, root, pw)) }()
+	prog := newProgress(errOut, "add "+path, 0)
+	var resp api.DataResponse
+	err = c.Upload("/v1/data", api.CARType, prog.Reader(pr), &resp)
+	prog.Stop()
+	pr.CloseWithError(err)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if resp.CID != root.String() {
+		return cid.Undef, fmt.Errorf("the daemon kept %s, not %s", resp.CID, root)
+	}
+	return root, nil
 }
 
 // tempStore opens a data store in a new temporary folder, and returns the
@@ -129,11 +139,14 @@ func tempStore() (*data.Store, func(), error) {
 }
 
 // get streams root's DAG from the daemon's API route into st, every block
-// checked against its CID on the way, and writes it out to path.
-func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, route, path string) error {
+// checked against its CID on the way, and writes it out to path. On a
+// terminal errOut shows the progress, out of total bytes if known.
+func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, route, path string, errOut io.Writer, total uint64) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(c.Stream(route, pw)) }()
-	got, err := st.ImportCAR(ctx, pr, 1<<62)
+	prog := newProgress(errOut, "get "+shortCID(root), total)
+	got, err := st.ImportCAR(ctx, prog.Reader(pr), 1<<62)
+	prog.Stop()
 	pr.CloseWithError(err)
 	if err != nil {
 		return err
@@ -142,4 +155,10 @@ func get(ctx context.Context, c *api.Client, st *data.Store, root cid.Cid, route
 		return fmt.Errorf("the daemon sent %s, not %s", got, root)
 	}
 	return st.Get(ctx, root, path)
+}
+
+// shortCID is a CID cut for a progress line: its last 8 characters.
+func shortCID(c cid.Cid) string {
+	s := c.String()
+	return "..." + s[max(len(s)-8, 0):]
 }

@@ -29,7 +29,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with job specs",
 	}
-	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd())
+	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd(), newJobGetCmd())
 	return job
 }
 
@@ -49,7 +49,7 @@ submission.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			j, _, err := loadJob(path)
+			j, _, err := loadJob(path, localInputs(cmd.Context(), filepath.Dir(path)))
 			if err != nil {
 				return err
 			}
@@ -92,13 +92,16 @@ submission.`,
 
 // loadJob parses a spec file and resolves a module path against its
 // directory; it returns the module's bytes when the spec names a file.
-func loadJob(path string) (*pb.Job, []byte, error) {
+func loadJob(path string, inputs inputResolver) (*pb.Job, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	spec, err := jobspec.ParseJobSpecFile(path, data)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := spec.ResolveInputs(inputs); err != nil {
 		return nil, nil, err
 	}
 	var module []byte
@@ -114,6 +117,64 @@ func loadJob(path string) (*pb.Job, []byte, error) {
 		return wire.SumCID(b), nil
 	})
 	return j, module, err
+}
+
+// inputResolver turns a job input's source into its root and size
+// (jobspec.JobSpec.ResolveInputs).
+type inputResolver = func(source string, c cid.Cid) (cid.Cid, uint64, error)
+
+// nodeInputs resolves inputs through the daemon, which its providers fetch
+// them from: a path, relative to the spec's directory, is added to its
+// store; a CID must be held there already.
+func nodeInputs(ctx context.Context, c *api.Client, specDir string, errOut io.Writer) inputResolver {
+	return func(src string, root cid.Cid) (cid.Cid, uint64, error) {
+		if !root.Defined() {
+			p := src
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(specDir, p)
+			}
+			var err error
+			if root, err = upload(ctx, c, p, errOut); err != nil {
+				return cid.Undef, 0, err
+			}
+		}
+		var st api.DataStat
+		if err := c.Get("/v1/data/"+root.String()+"/stat", &st); err != nil {
+			return cid.Undef, 0, fmt.Errorf("%w (to use data held elsewhere: cuivre data get %s --from PEER)", err, root)
+		}
+		return root, st.Size, nil
+	}
+}
+
+// localInputs resolves inputs on this machine, for inspect: a path is read
+// into a throwaway store; a CID is sized by the local node if one answers.
+func localInputs(ctx context.Context, specDir string) inputResolver {
+	return func(src string, root cid.Cid) (cid.Cid, uint64, error) {
+		if root.Defined() {
+			c, err := apiClient()
+			if err != nil {
+				return cid.Undef, 0, fmt.Errorf("its size is known only to a node that holds it, and none answers here: %w", err)
+			}
+			return nodeInputs(ctx, c, specDir, io.Discard)(src, root)
+		}
+		p := src
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(specDir, p)
+		}
+		st, done, err := tempStore()
+		if err != nil {
+			return cid.Undef, 0, err
+		}
+		defer done()
+		if root, err = st.AddPath(ctx, p); err != nil {
+			return cid.Undef, 0, err
+		}
+		stat, err := st.Stat(ctx, root, data.Limits{})
+		if err != nil {
+			return cid.Undef, 0, err
+		}
+		return root, stat.Size, nil
+	}
 }
 
 // readModule reads a module file for upload, and refuses, before a byte

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +41,7 @@ func apiClient() (*api.Client, error) {
 
 func newJobRunCmd() *cobra.Command {
 	var detach bool
-	var output string
+	var output, downloadDir string
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "run JOB.yaml",
@@ -51,7 +53,7 @@ could not be placed (the reasons are printed, per provider).`,
 		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, env, module, err := signJob(args[0])
+			c, env, module, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -79,12 +81,16 @@ could not be placed (the reasons are printed, per provider).`,
 				return err
 			}
 			printJob(errOut, v)
-			return jobExit(v)
+			if err := jobExit(v); err != nil || downloadDir == "" {
+				return err
+			}
+			return download(cmd.Context(), c, v, "", downloadDir, errOut, errOut)
 		},
 	}
 	addDataDir(cmd)
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the job's CID and return at once")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the final status only)")
+	cmd.Flags().StringVar(&downloadDir, "download", "", "once the job succeeds, write its output into this directory")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
 	return cmd
 }
@@ -92,12 +98,16 @@ could not be placed (the reasons are printed, per provider).`,
 // signJob reads a spec file, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
-func signJob(path string) (*api.Client, []byte, []byte, error) {
+func signJob(ctx context.Context, path string, errOut io.Writer) (*api.Client, []byte, []byte, error) {
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	j, module, err := loadJob(path)
+	c, err := api.Dial(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	j, module, err := loadJob(path, nodeInputs(ctx, c, filepath.Dir(path), errOut))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -108,10 +118,6 @@ func signJob(path string) (*api.Client, []byte, []byte, error) {
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)
 	signed, err := record.SealJob(key, j)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	c, err := api.Dial(dir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -174,6 +180,23 @@ func printJob(w io.Writer, v requester.JobView) {
 		if len(s.Scores) > 0 {
 			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Scores))
 		}
+	}
+	for _, o := range v.Outputs {
+		where := "on its provider"
+		switch {
+		case o.Held:
+			where = "fetched to this node"
+		case o.Error != "":
+			where = "not fetched: " + o.Error
+		}
+		agree := ""
+		if n := len(o.Providers); n > 1 {
+			agree = fmt.Sprintf(", %d replicas agree", n)
+		}
+		fmt.Fprintf(tw, "output\t%s (%s%s), %s\n", o.CID, humanBytes(o.Size), agree, where)
+	}
+	if len(v.Outputs) > 1 {
+		fmt.Fprintf(tw, "\tthe replicas disagree: %d different outputs\n", len(v.Outputs))
 	}
 	if len(v.Asked) > 0 {
 		fmt.Fprintf(tw, "asked\t\n")

@@ -47,6 +47,9 @@ type Backend interface {
 	HasData(ctx context.Context, c cid.Cid) bool
 	FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error
 	ExportData(ctx context.Context, c cid.Cid, w io.Writer) error
+	// StatData sizes a DAG held whole (an error wrapping ErrNotHeld if it
+	// is not).
+	StatData(ctx context.Context, c cid.Cid) (DataStat, error)
 }
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer

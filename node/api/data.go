@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/ipfs/go-cid"
@@ -16,6 +17,18 @@ type DataResponse struct {
 	CID string `json:"cid"`
 }
 
+// ErrNotHeld is what a Backend's StatData wraps for a DAG it does not hold
+// whole.
+var ErrNotHeld = errors.New("not held whole by this node")
+
+// DataStat is the answer to GET /v1/data/{cid}/stat: a DAG held whole.
+type DataStat struct {
+	CID     string `json:"cid"`
+	Size    uint64 `json:"size"`    // bytes of its files' contents
+	Entries int    `json:"entries"` // files and directories, the root included
+	Dir     bool   `json:"dir"`
+}
+
 // dataRoutes serves the node's content-addressed data as CAR streams: POST
 // /v1/data takes a CAR of one root, whose every block is checked against its
 // CID and whose DAG must be whole; GET /v1/data/{cid} streams the DAG of a
@@ -28,6 +41,17 @@ func dataRoutes(n Backend, mux *http.ServeMux, a *API) {
 			return nil, badRequest(err)
 		}
 		return DataResponse{CID: c.String()}, nil
+	}))
+	mux.Handle("GET /v1/data/{cid}/stat", a.auth(func(r *http.Request) (any, error) {
+		c, err := cid.Decode(r.PathValue("cid"))
+		if err != nil {
+			return nil, badRequest(fmt.Errorf("not a CID: %w", err))
+		}
+		st, err := n.StatData(r.Context(), c)
+		if errors.Is(err, ErrNotHeld) {
+			return nil, &apiError{http.StatusNotFound, err}
+		}
+		return st, err
 	}))
 	mux.Handle("GET /v1/data/{cid}", a.authRaw(func(w http.ResponseWriter, r *http.Request) {
 		c, err := cid.Decode(r.PathValue("cid"))
