@@ -3,6 +3,10 @@ package exec
 import (
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,6 +66,43 @@ func readFile(t *testing.T, f *memFS, p string) string {
 		t.Fatalf("read %s: %v", p, errno)
 	}
 	return string(buf[:n])
+}
+
+// newTestFS returns a scratch area whose host files are in a temporary
+// directory, closed at the end of the test.
+func newTestFS(t *testing.T, limit uint64) *memFS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f := newMemFS(dir, limit)
+	t.Cleanup(func() {
+		if err := f.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+// files returns f's regular files as Scratch.FS shows them, sorted by path.
+func files(t *testing.T, f *memFS) []File {
+	t.Helper()
+	fsys := scratchFS{f}
+	var out []File
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		out = append(out, File{Path: p, Data: data})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func TestMemFS(t *testing.T) {
@@ -253,14 +294,14 @@ func TestMemFS(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newMemFS(tc.limit)
+			f := newTestFS(t, tc.limit)
 			for _, op := range tc.ops {
 				if got := op.do(t, f); got != op.want {
 					t.Fatalf("%s: errno %v, want %v", op.name, got, op.want)
 				}
 			}
 			got := map[string]string{}
-			for _, file := range f.files() {
+			for _, file := range files(t, f) {
 				got[file.Path] = string(file.Data)
 				if read := readFile(t, f, file.Path); read != string(file.Data) {
 					t.Errorf("%s: read %q, files() %q", file.Path, read, file.Data)
@@ -289,7 +330,7 @@ func usage(f *memFS) uint64 {
 	walk = func(dir *inode) uint64 {
 		total := uint64(0)
 		for name, n := range dir.entries {
-			total += entryOverhead + uint64(len(name)) + uint64(len(n.data))
+			total += entryOverhead + uint64(len(name)) + n.size
 			if n.dir {
 				total += walk(n)
 			}
@@ -301,7 +342,7 @@ func usage(f *memFS) uint64 {
 
 // An unlinked file still open keeps its room until it is closed.
 func TestMemFSUnlinkedOpenFile(t *testing.T) {
-	f := newMemFS(1 << 10)
+	f := newTestFS(t, 1<<10)
 	file, errno := f.OpenFile("tmp", rdwr|creat, 0o600)
 	if errno != 0 {
 		t.Fatal(errno)
@@ -322,13 +363,16 @@ func TestMemFSUnlinkedOpenFile(t *testing.T) {
 	if f.used != 0 {
 		t.Errorf("used %d after closing the last reference, want 0", f.used)
 	}
-	if len(f.files()) != 0 {
-		t.Errorf("files: %v", f.files())
+	if got := files(t, f); len(got) != 0 {
+		t.Errorf("files: %v", got)
+	}
+	if entries, err := os.ReadDir(f.dir); err != nil || len(entries) != 0 {
+		t.Errorf("host files %v (%v), want none once the unlinked file is closed", entries, err)
 	}
 }
 
 func TestMemFSReaddir(t *testing.T) {
-	f := newMemFS(1 << 10)
+	f := newTestFS(t, 1<<10)
 	for _, p := range []string{"c", "a", "b"} {
 		if errno := writeFile(p, p)(t, f); errno != 0 {
 			t.Fatal(errno)
