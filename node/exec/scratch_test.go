@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
@@ -433,5 +434,60 @@ func TestRootIsReadOnly(t *testing.T) {
 		if got := tc.do(); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Inputs are read-only at the FS's level too, for what a Go guest cannot
+// ask (chmod, futimens), and count against the cap.
+func TestMemFSInputs(t *testing.T) {
+	f := newTestFS(t, 1<<10)
+	tree := fstest.MapFS{"a/b.txt": {Data: []byte("bee")}, "c.txt": {Data: []byte("sea")}}
+	if err := f.mountInput(Input{Path: "x/in", FS: tree}); err != nil {
+		t.Fatal(err)
+	}
+	if used := usage(f); f.used != used {
+		t.Errorf("used %d, but the tree holds %d", f.used, used)
+	}
+	if got := readFile(t, f, "x/in/a/b.txt"); got != "bee" {
+		t.Errorf("read %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() experimentalsys.Errno
+		want experimentalsys.Errno
+	}{
+		{"chmod the root", func() experimentalsys.Errno { return f.Chmod("x/in", 0o777) }, experimentalsys.EROFS},
+		{"chmod a file", func() experimentalsys.Errno { return f.Chmod("x/in/c.txt", 0o777) }, experimentalsys.EROFS},
+		{"utimens", func() experimentalsys.Errno { return f.Utimens("x/in/c.txt", 1, 1) }, experimentalsys.EROFS},
+		{"futimens", func() experimentalsys.Errno {
+			file, errno := f.OpenFile("x/in/c.txt", rdonly, 0)
+			if errno != 0 {
+				return errno
+			}
+			defer file.Close()
+			return file.Utimens(1, 1)
+		}, experimentalsys.EROFS},
+		{"pwrite a read-only descriptor", func() experimentalsys.Errno {
+			file, errno := f.OpenFile("x/in/c.txt", rdonly, 0)
+			if errno != 0 {
+				return errno
+			}
+			defer file.Close()
+			_, errno = file.Pwrite([]byte("x"), 0)
+			return errno
+		}, experimentalsys.EBADF},
+		{"rmdir the directory on the way", func() experimentalsys.Errno { return f.Rmdir("x") }, experimentalsys.ENOTEMPTY},
+		{"rename over the input", func() experimentalsys.Errno { return f.Mkdir("y", 0o755) }, 0},
+		{"", func() experimentalsys.Errno { return f.Rename("y", "x/in") }, experimentalsys.EROFS},
+	} {
+		if got := tc.do(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if st, errno := f.Stat("x/in/c.txt"); errno != 0 || st.Mode != 0o444 || st.Size != 3 {
+		t.Errorf("stat: %+v %v", st, errno)
+	}
+	if got := files(t, f); len(got) != 0 {
+		t.Errorf("Scratch.FS shows the input: %v", got)
 	}
 }
