@@ -118,7 +118,7 @@ func newRoot() *memFS {
 	fs := newMemFS("", 0)
 	scratch := fs.newInode(true, 0o755)
 	scratch.linked = true
-	fs.root.entries["scratch"] = scratch
+	fs.root.link("scratch", scratch)
 	fs.readOnly = true
 	return fs
 }

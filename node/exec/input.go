@@ -99,7 +99,7 @@ func (f *memFS) mountInput(in Input) error {
 			}
 			next = f.newInode(true, 0o755)
 			next.cost, next.linked = uint64(entryOverhead+len(name)), true
-			dir.entries[name] = next
+			dir.link(name, next)
 		}
 		if !next.dir || next.ro { // checkInputs rules this out
 			return protocol.Errorf(protocol.CodeMalformed, "input %q: inside another input", in.Path)
@@ -121,7 +121,7 @@ func (f *memFS) mountInput(in Input) error {
 	if n == nil {
 		return fmt.Errorf("input %q: neither a regular file nor a directory (%s)", in.Path, fi.Mode().Type())
 	}
-	dir.entries[name] = n
+	dir.link(name, n)
 	return nil
 }
 
@@ -174,7 +174,7 @@ func (f *memFS) inputNode(fsys fs.FS, p, name string, fi fs.FileInfo) (*inode, e
 			return nil, err
 		}
 		if child != nil {
-			n.entries[e.Name()] = child
+			n.link(e.Name(), child)
 		}
 	}
 	return n, nil

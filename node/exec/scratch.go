@@ -58,7 +58,7 @@ type inode struct {
 	ro      bool // part of an input: every change fails with EROFS
 	perm    fs.FileMode
 	size    uint64            // a file's length
-	entries map[string]*inode // a directory's children
+	entries map[string]*inode // a directory's children; nil while none
 	linked  bool              // reachable from the root
 	opens   int               // open memFiles
 	cost    uint64            // charged for the entry itself: overhead and name
@@ -81,11 +81,16 @@ func newMemFS(dir string, limit uint64) *memFS {
 
 func (f *memFS) newInode(dir bool, perm fs.FileMode) *inode {
 	f.lastIno++
-	n := &inode{ino: f.lastIno, dir: dir, perm: perm & fs.ModePerm}
-	if dir {
+	return &inode{ino: f.lastIno, dir: dir, perm: perm & fs.ModePerm}
+}
+
+// link names child name in the directory n. A directory's map is made with
+// its first entry: an empty one costs nothing.
+func (n *inode) link(name string, child *inode) {
+	if n.entries == nil {
 		n.entries = make(map[string]*inode)
 	}
-	return n
+	n.entries[name] = child
 }
 
 // hostPath is the host file holding n's contents: named by its number only.
@@ -258,7 +263,7 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 			}
 			n = f.newInode(false, perm)
 			n.cost, n.linked = cost, true
-			dir.entries[name] = n
+			dir.link(name, n)
 		case flag&experimentalsys.O_CREAT != 0 && flag&experimentalsys.O_EXCL != 0:
 			return nil, experimentalsys.EEXIST
 		}
@@ -359,7 +364,7 @@ func (f *memFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 	}
 	n := f.newInode(true, perm)
 	n.cost, n.linked = cost, true
-	dir.entries[name] = n
+	dir.link(name, n)
 	return 0
 }
 
@@ -440,7 +445,7 @@ func (f *memFS) Rename(from, to string) experimentalsys.Errno {
 	}
 	n.cost = cost
 	delete(srcDir.entries, srcName)
-	dstDir.entries[dstName] = n
+	dstDir.link(dstName, n)
 	if old != nil {
 		old.linked = false
 		f.release(old)

@@ -1,10 +1,12 @@
 package exec
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -489,5 +491,34 @@ func TestMemFSInputs(t *testing.T) {
 	}
 	if got := files(t, f); len(got) != 0 {
 		t.Errorf("Scratch.FS shows the input: %v", got)
+	}
+}
+
+// TestEntryMemory measures what one entry of the tree costs the host, which
+// the package doc states: about 150 bytes with a short name, twice what the
+// cap charges (entryOverhead and the name).
+func TestEntryMemory(t *testing.T) {
+	const n = 20000
+	f := newTestFS(t, 1<<40)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		file, errno := f.OpenFile(fmt.Sprintf("f%06d", i), wronly|creat, 0o600)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		file.Close()
+		if errno := f.Mkdir(fmt.Sprintf("d%06d", i), 0o700); errno != 0 {
+			t.Fatal(errno)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(f)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / (2 * n)
+	t.Logf("%d bytes of Go heap per entry with a 7-byte name (charged %d)", per, entryOverhead+7)
+	if per > 512 {
+		t.Errorf("%d bytes per entry, want about 150", per)
 	}
 }
