@@ -8,7 +8,7 @@ COMMIT   ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The example workloads whose built modules are committed: the jobs of
 # examples/jobs, and those tests need a real Go program for (exectest.Module).
-EXAMPLES := hello sieve wordfreq escape
+EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
 .PHONY: help build examples examples-check run test lint fuzz bench simbench proto check

@@ -76,6 +76,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	ex, err := exec.New(ctx, exec.Config{
 		CacheDir: cacheDir, MaxMemoryBytes: uint64(c.Executor.MaxMemory),
 		MaxOutputBytes: uint64(c.Executor.MaxScratch), MaxTimeout: time.Duration(c.Executor.MaxTimeout),
+		ScratchDir: filepath.Join(dir, "scratch"),
 	})
 	if err != nil {
 		st.Close()

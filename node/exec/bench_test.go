@@ -47,6 +47,7 @@ func BenchmarkRunCached(b *testing.B) {
 				start := time.Now()
 				res, err := e.Run(ctx, spec)
 				times = append(times, time.Since(start))
+				res.Scratch.Close()
 				if err != nil || res.Reason != exec.ReasonExit || res.ExitCode != 0 {
 					b.Fatalf("reason %q, exit %d, %v", res.Reason, res.ExitCode, err)
 				}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cuivre/cuivre/protocol"
 )
 
 // Defaults of Config: what a zero field means.
@@ -12,7 +14,8 @@ const (
 	// address.
 	DefaultMaxMemoryBytes = 4 << 30
 	DefaultMaxModuleBytes = 64 << 20
-	DefaultMaxOutputBytes = 64 << 20
+	// DefaultMaxOutputBytes is the protocol's largest scratch_bytes.
+	DefaultMaxOutputBytes = protocol.MaxJobScratch
 	DefaultMaxTimeout     = time.Hour
 	DefaultMaxCompiled    = 64
 )
@@ -34,9 +37,19 @@ type Config struct {
 	MaxMemoryBytes uint64 `yaml:"max_memory_bytes"`
 	// MaxModuleBytes is the largest module Add accepts. Default 64 MiB.
 	MaxModuleBytes uint64 `yaml:"max_module_bytes"`
-	// MaxOutputBytes is the largest scratch area a RunSpec may ask for. The
-	// area lives in host memory. Default 64 MiB.
+	// MaxOutputBytes is the largest scratch area (RunSpec.ScratchBytes) a
+	// run may ask for. The area's contents are files on the host's disk,
+	// under ScratchDir, not in host memory: only its tree is (see the
+	// package doc), so this bounds disk use. Default 64 GiB, the protocol's
+	// largest scratch_bytes.
 	MaxOutputBytes uint64 `yaml:"max_output_bytes"`
+	// ScratchDir is where runs keep the contents of their scratch files,
+	// in a private directory (0700) per run, made when the run starts and
+	// removed when its Result.Scratch is closed. New creates it (0700) if
+	// need be. It should be private to the node, say in its data directory.
+	// "" means a private directory New makes under os.TempDir and Close
+	// removes.
+	ScratchDir string `yaml:"scratch_dir"`
 	// MaxTimeout is the longest deadline a RunSpec may ask for. Default 1 h.
 	MaxTimeout time.Duration `yaml:"max_timeout"`
 	// MaxCompiled is how many compiled modules the executor keeps; the least

@@ -1,8 +1,8 @@
 // Package exec is the node's WebAssembly executor: it verifies, compiles and
 // caches WASI preview 1 modules by CID, and runs them on wazero in a sandbox
 // that grants a job nothing but its args, env and stdin, a memory ceiling, a
-// deadline and a confined, size-capped scratch area that becomes its output
-// (SPEC 11).
+// deadline, read-only inputs and a confined, size-capped scratch area that
+// becomes its output (SPEC 11).
 //
 // One Executor holds one long-lived wazero Runtime, so a module is compiled
 // once (about 1 s for a 2.9 MB Go module) and each run only instantiates it
@@ -30,14 +30,46 @@
 // wazero's maintainers say its WASI filesystem is not a security boundary,
 // and symlink escapes from mounted host directories have happened. So no host
 // directory is ever mounted: the guest sees a read-only, empty in-memory root
-// holding a single directory, /scratch, which is a fresh in-memory filesystem
-// per run (experimental/sys.FS, mounted with experimental/sysfs.FSConfig).
-// Nothing the guest names can reach the host, whatever the path: opening
-// /etc/passwd or ../../etc/passwd simply fails with "no such file". The area
-// is capped at RunSpec.ScratchBytes, counting file contents plus, for every
-// file and directory, its name and 64 bytes, so a guest cannot exhaust the
-// host with empty files either; a write past the cap fails with EIO. The cost
-// is host memory: the node must count a lease's scratch as memory it holds.
+// holding a single directory, /scratch, which is a fresh filesystem of this
+// package per run (experimental/sys.FS, mounted with
+// experimental/sysfs.FSConfig). Its tree, every name, directory and inode,
+// is in memory, and resolving a path never leaves it: opening /etc/passwd or
+// ../../etc/passwd simply fails with "no such file". Only the contents of
+// regular files are on the host's disk, each in a private file named by its
+// inode number (mode 0600) in a directory of its own per run (mode 0700)
+// under Config.ScratchDir, which the node keeps in its data directory. The
+// host file is made on the file's first byte and removed when the file is
+// unlinked and no longer open, and the whole directory when the caller closes
+// Result.Scratch. A name the guest chooses never reaches the host, whatever
+// the path.
+//
+// The area is capped at RunSpec.ScratchBytes, counting file contents plus,
+// for every file and directory, its name and 64 bytes, so a guest cannot
+// exhaust the host with empty files either; a write past the cap fails with
+// EIO.
+//
+// What a run costs the host's memory, beyond its linear memory (at most
+// RunSpec.MemoryBytes): about 150 bytes of Go heap plus its name for every
+// file and directory of the tree (measured by TestEntryMemory; the cap
+// charges 64 and the name, so a tree of empty entries costs the host up to
+// about two and a half times ScratchBytes: a node that offers much scratch
+// to untrusted jobs should count that), one host file descriptor per file
+// the guest holds open, and a fixed overhead, the module instance and the
+// WASI context, within 64 MiB (TestScratchMemory fills 1 GiB of scratch from
+// a guest with a 32 MiB ceiling and checks that this process grows by less
+// than 32 + 64 MiB; measured, it barely grows at all). File contents go to
+// the host's page cache, not to this process: scratch costs disk, at most
+// ScratchBytes per run.
+//
+// # Inputs
+//
+// RunSpec.Inputs graft read-only trees (any io/fs.FS) into the scratch area,
+// such as /scratch/in/data.csv. The guest can open, read, seek, stat and list
+// them; every change in or of them (opening for writing, truncating,
+// unlinking, renaming from or into them, making directories inside, setting
+// times) fails with EROFS. Their structure is walked when the run starts and
+// their contents are read only when the guest reads them; their sizes and
+// entries count against ScratchBytes. They are not part of the output.
 //
 // # Why deterministic by default?
 //
@@ -52,7 +84,10 @@
 //
 // # The output
 //
-// The scratch area becomes the job's output as one byte string, whose CID is
-// Result.OutputCID; EncodeOutput documents the encoding (SPEC Appendix A,
-// "Output serialisation").
+// What the run left in its scratch area, without its inputs, is
+// Result.Scratch: a read-only io/fs view (Scratch.FS) of the tree and of its
+// files on disk, which the caller reads and then closes. EncodeFS turns it
+// into the job's output as one byte string, whose CID is the output CID;
+// EncodeOutput documents the encoding (SPEC Appendix A, "Output
+// serialisation").
 package exec

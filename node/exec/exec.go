@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 
@@ -31,6 +32,9 @@ type Executor struct {
 	cache wazero.CompilationCache // nil without Config.CacheDir
 	wasi  map[string]api.FunctionDefinition
 	root  *memFS // read-only, holds only an empty "scratch"
+	// scratchDir holds a directory per run, of its files' contents.
+	scratchDir string
+	ownDir     bool // scratchDir is New's own, removed by Close
 
 	mu       sync.Mutex
 	modules  map[string]*module // by CID key; compiling or compiled
@@ -74,11 +78,24 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		}
 		rc = rc.WithCompilationCache(cache)
 	}
+	scratchDir, ownDir := cfg.ScratchDir, cfg.ScratchDir == ""
+	if ownDir {
+		dir, err := os.MkdirTemp("", "cuivre-scratch-") // 0700
+		if err != nil {
+			return nil, fmt.Errorf("exec: scratch directory: %w", err)
+		}
+		scratchDir = dir
+	} else if err := os.MkdirAll(scratchDir, 0o700); err != nil {
+		return nil, fmt.Errorf("exec: scratch directory: %w", err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		if cache != nil {
 			_ = cache.Close(ctx)
+		}
+		if ownDir {
+			_ = os.RemoveAll(scratchDir)
 		}
 		return nil, fmt.Errorf("exec: instantiating WASI preview 1: %w", err)
 	}
@@ -89,22 +106,27 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		wasi:    rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions(),
 		root:    newRoot(),
 		modules: make(map[string]*module),
+
+		scratchDir: scratchDir,
+		ownDir:     ownDir,
 	}, nil
 }
 
 // newRoot returns the guest's read-only root: empty but for the directory
 // the scratch area is mounted on, so that "ls /" shows it.
 func newRoot() *memFS {
-	fs := newMemFS(0)
+	fs := newMemFS("", 0)
 	scratch := fs.newInode(true, 0o755)
 	scratch.linked = true
-	fs.root.entries["scratch"] = scratch
+	fs.root.link("scratch", scratch)
 	fs.readOnly = true
 	return fs
 }
 
 // Close stops every run in progress (they end with ReasonCanceled or an
-// error), frees the compiled modules and closes the compilation cache.
+// error), frees the compiled modules and closes the compilation cache. With
+// no Config.ScratchDir, it removes the scratch directory New made, and so
+// the files of every Result.Scratch not closed yet.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -116,6 +138,9 @@ func (e *Executor) Close(ctx context.Context) error {
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
+	}
+	if e.ownDir {
+		err = errors.Join(err, os.RemoveAll(e.scratchDir))
 	}
 	return err
 }

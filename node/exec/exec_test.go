@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
@@ -31,7 +32,41 @@ func run(t *testing.T, e *exec.Executor, spec exec.RunSpec) (exec.Result, string
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	if res.Scratch == nil {
+		t.Fatal("Run returned a Result without its Scratch")
+	}
+	t.Cleanup(func() {
+		if err := res.Scratch.Close(); err != nil {
+			t.Errorf("Scratch.Close: %v", err)
+		}
+	})
 	return res, stdout.String(), stderr.String()
+}
+
+// scratchFiles returns the regular files res left, sorted by path.
+func scratchFiles(t *testing.T, res exec.Result) []exec.File {
+	t.Helper()
+	files, err := exec.DecodeOutput(output(t, res))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// output returns the output encoding of what res left.
+func output(t *testing.T, res exec.Result) []byte {
+	t.Helper()
+	b, err := exec.EncodeFS(res.Scratch.FS())
+	if err != nil {
+		t.Fatalf("EncodeFS: %v", err)
+	}
+	return b
+}
+
+// outputCID returns the output CID of what res left.
+func outputCID(t *testing.T, res exec.Result) cid.Cid {
+	t.Helper()
+	return wire.SumCID(output(t, res))
 }
 
 func TestRun(t *testing.T) {
@@ -125,14 +160,11 @@ func TestRun(t *testing.T) {
 				t.Errorf("memory grew to %d bytes, over the ceiling of %d", res.MemoryBytes, tc.maxMemory)
 			}
 			var files []string
-			for _, f := range res.Files {
+			for _, f := range scratchFiles(t, res) {
 				files = append(files, f.Path)
 			}
 			if diff := cmp.Diff(tc.files, files); diff != "" {
 				t.Errorf("files (-want +got):\n%s", diff)
-			}
-			if res.OutputCID != wire.SumCID(res.Output) {
-				t.Errorf("OutputCID %s, not the CID of Output", res.OutputCID)
 			}
 			if res.Started.IsZero() || res.Duration < 0 {
 				t.Errorf("started %v, duration %v", res.Started, res.Duration)
@@ -267,8 +299,8 @@ func TestSandbox(t *testing.T) {
 			t.Errorf("the guest wrote %s on the host", p)
 		}
 	}
-	if len(res.Files) != 0 {
-		t.Errorf("scratch holds %v, want nothing", res.Files)
+	if files := scratchFiles(t, res); len(files) != 0 {
+		t.Errorf("scratch holds %v, want nothing", files)
 	}
 
 	// Deterministic: a second run prints the same bytes, fake clock and
@@ -309,32 +341,26 @@ func TestOutput(t *testing.T) {
 	}
 	a := runWords("the cat saw the dog", 1<<20)
 	want := []exec.File{{Path: "words.txt", Data: []byte("2 the\n1 cat\n1 dog\n1 saw\n")}}
-	if diff := cmp.Diff(want, a.Files); diff != "" {
+	if diff := cmp.Diff(want, scratchFiles(t, a)); diff != "" {
 		t.Fatalf("files (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(exec.EncodeOutput(want), a.Output); diff != "" {
+	if diff := cmp.Diff(exec.EncodeOutput(want), output(t, a)); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
-	decoded, err := exec.DecodeOutput(a.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(a.Files, decoded); diff != "" {
-		t.Errorf("decoded output (-want +got):\n%s", diff)
-	}
 
-	if again := runWords("the cat saw the dog", 1<<20); again.OutputCID != a.OutputCID {
-		t.Errorf("same input, output CIDs %s and %s", a.OutputCID, again.OutputCID)
+	aCID := outputCID(t, a)
+	if again := outputCID(t, runWords("the cat saw the dog", 1<<20)); again != aCID {
+		t.Errorf("same input, output CIDs %s and %s", aCID, again)
 	}
-	if other := runWords("the dog saw the cat", 1<<20); other.OutputCID != a.OutputCID {
-		t.Errorf("same words, output CIDs %s and %s", a.OutputCID, other.OutputCID)
+	if other := outputCID(t, runWords("the dog saw the cat", 1<<20)); other != aCID {
+		t.Errorf("same words, output CIDs %s and %s", aCID, other)
 	}
-	if other := runWords("a dog saw the cat", 1<<20); other.OutputCID == a.OutputCID {
-		t.Errorf("other words, same output CID %s", a.OutputCID)
+	if other := outputCID(t, runWords("a dog saw the cat", 1<<20)); other == aCID {
+		t.Errorf("other words, same output CID %s", aCID)
 	}
 	// The cap does not change the output, so long as it fits.
-	if other := runWords("the cat saw the dog", 4<<10); other.OutputCID != a.OutputCID {
-		t.Errorf("another cap, output CIDs %s and %s", a.OutputCID, other.OutputCID)
+	if other := outputCID(t, runWords("the cat saw the dog", 4<<10)); other != aCID {
+		t.Errorf("another cap, output CIDs %s and %s", aCID, other)
 	}
 }
 
@@ -360,7 +386,7 @@ func TestScratchCap(t *testing.T) {
 				t.Fatalf("reason %q, want %q (%s; %s)", res.Reason, tc.reason, res.Detail, stderr)
 			}
 			size := 0
-			for _, f := range res.Files {
+			for _, f := range scratchFiles(t, res) {
 				size += len(f.Data) + len(f.Path) + 64
 			}
 			if uint64(size) > tc.scratch {

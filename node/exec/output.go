@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/multiformats/go-varint"
@@ -29,7 +30,8 @@ type File struct {
 // empty scratch area encodes as zero bytes. Only contents and paths count,
 // never permissions or times, so replicas that write the same files agree.
 //
-// files must be sorted by Path with no duplicates, as Result.Files is.
+// files must be sorted by Path with no duplicates. EncodeFS encodes a
+// Scratch's files the same way.
 func EncodeOutput(files []File) []byte {
 	size := 0
 	for _, f := range files {
@@ -43,6 +45,54 @@ func EncodeOutput(files []File) []byte {
 		out = append(out, f.Data...)
 	}
 	return out
+}
+
+// EncodeFS returns EncodeOutput of the regular files of fsys (such as
+// Scratch.FS), with their paths below its root, sorted by path bytes: the same
+// bytes, so the same output CID. Directories leave no trace; any other kind
+// of entry is an error. The whole output is in memory.
+func EncodeFS(fsys fs.FS) ([]byte, error) {
+	type entry struct {
+		path string
+		size int64
+	}
+	var files []entry
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("output: %s is neither a regular file nor a directory (%s)", p, d.Type())
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files = append(files, entry{p, info.Size()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(files, func(a, b entry) int { return strings.Compare(a.path, b.path) })
+	size := 0
+	for _, f := range files {
+		size += varint.UvarintSize(uint64(len(f.path))) + len(f.path) + varint.UvarintSize(uint64(f.size)) + int(f.size)
+	}
+	out := make([]byte, 0, size)
+	for _, f := range files {
+		data, err := fs.ReadFile(fsys, f.path)
+		if err != nil {
+			return nil, err
+		}
+		out = appendUvarint(out, uint64(len(f.path)))
+		out = append(out, f.path...)
+		out = appendUvarint(out, uint64(len(data)))
+		out = append(out, data...)
+	}
+	return out, nil
 }
 
 // appendUvarint appends the minimal unsigned LEB128 encoding of v, which is

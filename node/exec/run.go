@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
-	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // EnvVar is one environment variable a job sets.
@@ -49,9 +49,12 @@ type RunSpec struct {
 	// (protocol.DefaultTimeout), or Config.MaxTimeout if shorter.
 	Timeout time.Duration
 	// ScratchBytes caps the scratch area mounted at /scratch, at most
-	// Config.MaxOutputBytes. Zero is a real cap, as a job may reserve no
-	// scratch (SPEC 5.2): the guest can then create nothing there.
+	// Config.MaxOutputBytes; the Inputs count against it. Zero is a real
+	// cap, as a job may reserve no scratch (SPEC 5.2): the guest can then
+	// create nothing there.
 	ScratchBytes uint64
+	// Inputs appear read-only in the scratch area (see Input).
+	Inputs []Input
 	// Stdout and Stderr receive the guest's output as it is written, from
 	// the goroutine calling Run; nil discards it. The node streams them as
 	// logs; a caller that also wants them whole can use an io.MultiWriter.
@@ -99,11 +102,11 @@ type Result struct {
 	Code pb.Code
 	// Detail is a human-readable account of a run that did not end by exit.
 	Detail string
-	// Files are the scratch area's regular files, sorted by Path.
-	Files []File
-	// Output is EncodeOutput(Files), and OutputCID its wire.SumCID.
-	Output    []byte
-	OutputCID cid.Cid
+	// Scratch is the scratch area the run left, without its inputs. It is
+	// set whenever Run returns a Result, even with an error (ErrClosed, a
+	// canceled context); it is nil only when Run refused to start. Its
+	// files stay on the host's disk until the caller closes it.
+	Scratch *Scratch
 	// MemoryBytes is the largest the guest's linear memory grew to.
 	MemoryBytes uint64
 	// Started is when instantiation began, and Duration how long the run
@@ -120,13 +123,15 @@ const maxDetail = 1024
 
 // Run instantiates the compiled module spec.Module and runs its _start with
 // what spec grants, until the guest exits, traps, outgrows its ceiling, or
-// its Timeout or ctx ends. The Result owns its slices.
+// its Timeout or ctx ends. The caller must close Result.Scratch.
 //
 // How the guest ended is the Result, not an error: a non-zero exit status, a
 // timeout, a memory ceiling or a trap. Run returns an error when the run could
 // not start (a *protocol.Error: CODE_MODULE_NOT_FOUND for a module not added,
 // CODE_MALFORMED, CODE_INSUFFICIENT_MEMORY or CODE_INSUFFICIENT_SCRATCH for a
-// spec the Config does not allow), and, along with a Result whose Reason is
+// spec the Config does not allow, CODE_INSUFFICIENT_SCRATCH too for inputs
+// over ScratchBytes; or another error if an input cannot be walked or the
+// scratch directory cannot be made), and, along with a Result whose Reason is
 // ReasonCanceled, when ctx ended first (context.Canceled or the ctx's cause)
 // or Close cut the run short (ErrClosed). Run is safe for concurrent use,
 // including many runs of one module.
@@ -140,7 +145,10 @@ func (e *Executor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	}
 	defer e.release(m)
 
-	scratch := newMemFS(spec.ScratchBytes)
+	scratch, err := e.newScratch(&spec)
+	if err != nil {
+		return Result{}, err
+	}
 	res := Result{ExitCode: -1, Started: e.cfg.Now()}
 	if m.memMin > spec.MemoryBytes {
 		res.Reason, res.Code = ReasonMemory, pb.Code_CODE_INSUFFICIENT_MEMORY
@@ -210,12 +218,28 @@ func (e *Executor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	return res, nil
 }
 
-// finish fills the output and the duration.
+// finish seals the scratch area into the Result and fills the duration.
 func (r *Result) finish(scratch *memFS, ended time.Time) {
-	r.Files = scratch.files()
-	r.Output = EncodeOutput(r.Files)
-	r.OutputCID = wire.SumCID(r.Output)
+	scratch.seal()
+	r.Scratch = &Scratch{fs: scratch}
 	r.Duration = ended.Sub(r.Started)
+}
+
+// newScratch returns the scratch area of one run, in a new private directory
+// of the executor's scratch directory, with spec's inputs mounted.
+func (e *Executor) newScratch(spec *RunSpec) (*memFS, error) {
+	dir, err := os.MkdirTemp(e.scratchDir, "run-") // 0700
+	if err != nil {
+		return nil, fmt.Errorf("exec: scratch directory: %w", err)
+	}
+	scratch := newMemFS(dir, spec.ScratchBytes)
+	for _, in := range spec.Inputs {
+		if err := scratch.mountInput(in); err != nil {
+			_ = scratch.close()
+			return nil, err
+		}
+	}
+	return scratch, nil
 }
 
 // fill checks spec against the Config and sets its defaults.
@@ -246,6 +270,9 @@ func (e *Executor) fill(spec *RunSpec) error {
 		spec.Timeout = min(protocol.DefaultTimeout, e.cfg.MaxTimeout)
 	case spec.Timeout > e.cfg.MaxTimeout:
 		return protocol.Errorf(protocol.CodeMalformed, "timeout %s: this executor allows at most %s", spec.Timeout, e.cfg.MaxTimeout)
+	}
+	if err := checkInputs(spec.Inputs); err != nil {
+		return err
 	}
 	if len(spec.Args) == 0 {
 		spec.Args = []string{spec.Module.String()}

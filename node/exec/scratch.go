@@ -3,8 +3,11 @@ package exec
 import (
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,14 +25,19 @@ const (
 	maxNameLen = 255
 )
 
-// memFS is the scratch area: an in-memory, writable experimentalsys.FS capped
-// at limit bytes (see the package doc for what counts). It has no symbolic or
-// hard links, and all its timestamps are zero unless the guest sets them, so
-// that nothing of the host leaks in. It is safe for concurrent use.
+// memFS is the scratch area: a writable experimentalsys.FS capped at limit
+// bytes (see the package doc for what counts). Its tree (names, directories,
+// inodes) is in memory; the contents of each regular file are in a private
+// host file of dir named after its inode number, created on its first byte,
+// so no name the guest chooses ever reaches the host. Input trees are grafted
+// into it read-only (see mountInput). It has no symbolic or hard links, and
+// all its timestamps are zero unless the guest sets them, so that nothing of
+// the host leaks in. It is safe for concurrent use.
 type memFS struct {
 	experimentalsys.UnimplementedFS // Link, Symlink, Readlink: ENOSYS
 
-	readOnly bool // every change fails with EROFS
+	readOnly bool   // every change fails with EROFS
+	dir      string // the host directory holding file contents; "" if none
 
 	mu      sync.Mutex
 	root    *inode
@@ -37,24 +45,35 @@ type memFS struct {
 	used    uint64
 	full    bool // a write was refused for lack of room
 	lastIno uint64
+	open    map[*inode]struct{} // inodes some memFile holds open
+	inputs  []*inputFile        // input files, to close at the end
+	sealed  bool                // the run ended: no more changes
+	closed  bool                // the host files are gone
 }
 
 // inode is a file or a directory of a memFS.
 type inode struct {
 	ino     uint64
 	dir     bool
+	ro      bool // part of an input: every change fails with EROFS
 	perm    fs.FileMode
-	data    []byte            // a file's contents
-	entries map[string]*inode // a directory's children
+	size    uint64            // a file's length
+	entries map[string]*inode // a directory's children; nil while none
 	linked  bool              // reachable from the root
 	opens   int               // open memFiles
 	cost    uint64            // charged for the entry itself: overhead and name
 	atim    int64
 	mtim    int64
+	onDisk  bool       // a host file holds the contents
+	host    *os.File   // that host file, open while memFiles are
+	in      *inputFile // an input file's contents, read lazily
 }
 
-func newMemFS(limit uint64) *memFS {
-	f := &memFS{limit: limit}
+// newMemFS returns an empty scratch area keeping file contents in dir, which
+// must exist and be private to the caller ("" for an area that never holds a
+// byte, such as the read-only root).
+func newMemFS(dir string, limit uint64) *memFS {
+	f := &memFS{dir: dir, limit: limit, open: make(map[*inode]struct{})}
 	f.root = f.newInode(true, 0o755)
 	f.root.linked = true
 	return f
@@ -62,11 +81,46 @@ func newMemFS(limit uint64) *memFS {
 
 func (f *memFS) newInode(dir bool, perm fs.FileMode) *inode {
 	f.lastIno++
-	n := &inode{ino: f.lastIno, dir: dir, perm: perm & fs.ModePerm}
-	if dir {
+	return &inode{ino: f.lastIno, dir: dir, perm: perm & fs.ModePerm}
+}
+
+// link names child name in the directory n. A directory's map is made with
+// its first entry: an empty one costs nothing.
+func (n *inode) link(name string, child *inode) {
+	if n.entries == nil {
 		n.entries = make(map[string]*inode)
 	}
-	return n
+	n.entries[name] = child
+}
+
+// hostPath is the host file holding n's contents: named by its number only.
+func (f *memFS) hostPath(n *inode) string {
+	return filepath.Join(f.dir, strconv.FormatUint(n.ino, 10))
+}
+
+// hostFile returns the open host file of n, creating it if create is set and
+// there is none yet; nil and no error if n has no host file and create is not
+// set.
+func (f *memFS) hostFile(n *inode, create bool) (*os.File, experimentalsys.Errno) {
+	if n.host != nil {
+		return n.host, 0
+	}
+	if !n.onDisk && !create {
+		return nil, 0
+	}
+	if f.dir == "" || f.closed {
+		return nil, experimentalsys.EIO
+	}
+	flag := os.O_RDWR
+	if !n.onDisk {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	h, err := os.OpenFile(f.hostPath(n), flag, 0o600)
+	if err != nil {
+		return nil, experimentalsys.EIO
+	}
+	n.onDisk, n.host = true, h
+	return h, 0
 }
 
 // charge takes delta bytes of the cap, or marks the area full and fails.
@@ -79,36 +133,52 @@ func (f *memFS) charge(delta uint64) bool {
 	return true
 }
 
-// release frees n once no name and no open file refers to it.
+// release frees n once no name and no open file refers to it, removing its
+// host file.
 func (f *memFS) release(n *inode) {
 	if n.linked || n.opens > 0 {
 		return
 	}
-	f.used -= n.cost + uint64(len(n.data))
-	n.cost, n.data = 0, nil
+	f.used -= n.cost + n.size
+	n.cost, n.size = 0, 0
+	if n.host != nil {
+		_ = n.host.Close()
+		n.host = nil
+	}
+	if n.onDisk {
+		_ = os.Remove(f.hostPath(n))
+		n.onDisk = false
+	}
 }
 
 // resize sets the length of a file's contents, charging or refunding the
 // difference; bytes past the old end read as zero.
 func (f *memFS) resize(n *inode, size uint64) experimentalsys.Errno {
-	old := uint64(len(n.data))
+	old := n.size
 	switch {
 	case size > old:
 		if !f.charge(size - old) {
 			return experimentalsys.EIO // wazero's errnos have no ENOSPC
 		}
-		if size <= uint64(cap(n.data)) {
-			n.data = n.data[:size]
-			clear(n.data[old:])
-		} else {
-			data := make([]byte, size, max(size, min(2*old, f.limit)))
-			copy(data, n.data)
-			n.data = data
+		h, errno := f.hostFile(n, true)
+		if errno == 0 && h.Truncate(int64(size)) != nil {
+			errno = experimentalsys.EIO
+		}
+		if errno != 0 {
+			f.used -= size - old
+			return errno
 		}
 	case size < old:
+		h, errno := f.hostFile(n, false)
+		if errno != 0 {
+			return errno
+		}
+		if h != nil && h.Truncate(int64(size)) != nil {
+			return experimentalsys.EIO
+		}
 		f.used -= old - size
-		n.data = n.data[:size]
 	}
+	n.size = size
 	return 0
 }
 
@@ -164,9 +234,13 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 	}
 	access := flag & (experimentalsys.O_RDONLY | experimentalsys.O_RDWR | experimentalsys.O_WRONLY)
 	write := access != experimentalsys.O_RDONLY
+	trunc := flag&experimentalsys.O_TRUNC != 0
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.sealed {
+		return nil, experimentalsys.EBADF
+	}
 	n := f.root
 	if len(parts) > 0 {
 		dir, name, errno := f.parent(parts)
@@ -177,7 +251,7 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 		switch {
 		case n == nil && flag&experimentalsys.O_CREAT == 0:
 			return nil, experimentalsys.ENOENT
-		case n == nil && f.readOnly:
+		case n == nil && (f.readOnly || dir.ro):
 			return nil, experimentalsys.EROFS
 		case n == nil:
 			if slash || flag&experimentalsys.O_DIRECTORY != 0 {
@@ -189,10 +263,13 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 			}
 			n = f.newInode(false, perm)
 			n.cost, n.linked = cost, true
-			dir.entries[name] = n
+			dir.link(name, n)
 		case flag&experimentalsys.O_CREAT != 0 && flag&experimentalsys.O_EXCL != 0:
 			return nil, experimentalsys.EEXIST
 		}
+	}
+	if n.ro && (write || trunc) {
+		return nil, experimentalsys.EROFS
 	}
 	if n.dir {
 		if write {
@@ -205,11 +282,14 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 		if slash || flag&experimentalsys.O_DIRECTORY != 0 {
 			return nil, experimentalsys.ENOTDIR
 		}
-		if write && flag&experimentalsys.O_TRUNC != 0 {
-			f.resize(n, 0) // shrinking cannot fail
+		if write && trunc {
+			if errno := f.resize(n, 0); errno != 0 {
+				return nil, errno
+			}
 		}
 	}
 	n.opens++
+	f.open[n] = struct{}{}
 	return &memFile{
 		fs:     f,
 		n:      n,
@@ -243,7 +323,7 @@ func (f *memFS) Stat(p string) (sys.Stat_t, experimentalsys.Errno) {
 }
 
 func (n *inode) stat() sys.Stat_t {
-	st := sys.Stat_t{Ino: n.ino, Mode: n.perm, Nlink: 1, Size: int64(len(n.data)), Atim: n.atim, Mtim: n.mtim}
+	st := sys.Stat_t{Ino: n.ino, Mode: n.perm, Nlink: 1, Size: int64(n.size), Atim: n.atim, Mtim: n.mtim}
 	if n.dir {
 		st.Mode |= fs.ModeDir
 		st.Nlink = 2
@@ -265,6 +345,9 @@ func (f *memFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.sealed {
+		return experimentalsys.EROFS
+	}
 	dir, name, errno := f.parent(parts)
 	if errno != 0 {
 		return errno
@@ -272,13 +355,16 @@ func (f *memFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 	if dir.entries[name] != nil {
 		return experimentalsys.EEXIST
 	}
+	if dir.ro {
+		return experimentalsys.EROFS
+	}
 	cost := uint64(entryOverhead + len(name))
 	if !f.charge(cost) {
 		return experimentalsys.EIO
 	}
 	n := f.newInode(true, perm)
 	n.cost, n.linked = cost, true
-	dir.entries[name] = n
+	dir.link(name, n)
 	return 0
 }
 
@@ -296,6 +382,9 @@ func (f *memFS) Chmod(p string, perm fs.FileMode) experimentalsys.Errno {
 	n, errno := f.lookup(parts)
 	if errno != 0 {
 		return errno
+	}
+	if n.ro || f.sealed {
+		return experimentalsys.EROFS
 	}
 	n.perm = perm & fs.ModePerm
 	return 0
@@ -332,6 +421,9 @@ func (f *memFS) Rename(from, to string) experimentalsys.Errno {
 		return errno
 	}
 	old := dstDir.entries[dstName]
+	if n.ro || srcDir.ro || dstDir.ro || old != nil && old.ro || f.sealed {
+		return experimentalsys.EROFS
+	}
 	switch {
 	case old == n:
 		return 0
@@ -353,7 +445,7 @@ func (f *memFS) Rename(from, to string) experimentalsys.Errno {
 	}
 	n.cost = cost
 	delete(srcDir.entries, srcName)
-	dstDir.entries[dstName] = n
+	dstDir.link(dstName, n)
 	if old != nil {
 		old.linked = false
 		f.release(old)
@@ -395,6 +487,8 @@ func (f *memFS) remove(p string, dir bool) experimentalsys.Errno {
 	switch {
 	case n == nil:
 		return experimentalsys.ENOENT
+	case n.ro || parent.ro || f.sealed:
+		return experimentalsys.EROFS
 	case dir && !n.dir:
 		return experimentalsys.ENOTDIR
 	case !dir && n.dir:
@@ -423,6 +517,9 @@ func (f *memFS) Utimens(p string, atim, mtim int64) experimentalsys.Errno {
 	if errno != 0 {
 		return errno
 	}
+	if n.ro || f.sealed {
+		return experimentalsys.EROFS
+	}
 	n.utimens(atim, mtim)
 	return 0
 }
@@ -436,25 +533,39 @@ func (n *inode) utimens(atim, mtim int64) {
 	}
 }
 
-// files returns the regular files reachable from the root, sorted by path
-// bytes. The returned Data alias the FS: it must no longer be written.
-func (f *memFS) files() []File {
+// seal ends the guest's use of f: every file it left open is closed (an
+// unlinked one loses its host file), and f takes no more changes. Its tree
+// and host files stay, for Scratch to read.
+func (f *memFS) seal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []File
-	var walk func(prefix string, dir *inode)
-	walk = func(prefix string, dir *inode) {
-		for name, n := range dir.entries {
-			if n.dir {
-				walk(prefix+name+"/", n)
-			} else {
-				out = append(out, File{Path: prefix + name, Data: n.data})
-			}
+	f.sealed = true
+	for n := range f.open {
+		n.opens = 0
+		if n.host != nil {
+			_ = n.host.Close()
+			n.host = nil
 		}
+		f.release(n)
 	}
-	walk("", f.root)
-	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	return out
+	clear(f.open)
+	for _, in := range f.inputs {
+		in.close()
+	}
+}
+
+// close seals f and removes its host directory with every file in it.
+// It is idempotent.
+func (f *memFS) close() error {
+	f.seal()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.dir == "" {
+		f.closed = true
+		return nil
+	}
+	f.closed = true
+	return os.RemoveAll(f.dir)
 }
 
 // memFile is an open file or directory of a memFS.
@@ -508,21 +619,44 @@ func (f *memFile) Pread(buf []byte, off int64) (int, experimentalsys.Errno) {
 
 func (f *memFile) readAt(buf []byte, off int64) (int, experimentalsys.Errno) {
 	switch {
+	case f.closed || f.fs.sealed:
+		return 0, experimentalsys.EBADF
 	case f.n.dir:
 		return 0, experimentalsys.EISDIR
 	case !f.read:
 		return 0, experimentalsys.EBADF
-	case off >= int64(len(f.n.data)):
+	case uint64(off) >= f.n.size:
 		return 0, 0 // end of file
 	}
-	return copy(buf, f.n.data[off:]), 0
+	buf = buf[:min(uint64(len(buf)), f.n.size-uint64(off))]
+	if f.n.in != nil {
+		n, err := f.n.in.readAt(buf, off)
+		if err != nil {
+			return 0, experimentalsys.EIO
+		}
+		return n, 0
+	}
+	h, errno := f.fs.hostFile(f.n, false)
+	if errno != 0 {
+		return 0, errno
+	}
+	n := 0
+	if h != nil {
+		var err error
+		n, err = h.ReadAt(buf, off)
+		if err != nil && err != io.EOF {
+			return 0, experimentalsys.EIO
+		}
+	}
+	clear(buf[n:]) // cannot happen: the host file is as long as the size
+	return len(buf), 0
 }
 
 func (f *memFile) Write(buf []byte) (int, experimentalsys.Errno) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if f.append {
-		f.pos = int64(len(f.n.data))
+		f.pos = int64(f.n.size)
 	}
 	n, errno := f.writeAt(buf, f.pos)
 	f.pos += int64(n)
@@ -540,6 +674,8 @@ func (f *memFile) Pwrite(buf []byte, off int64) (int, experimentalsys.Errno) {
 
 func (f *memFile) writeAt(buf []byte, off int64) (int, experimentalsys.Errno) {
 	switch {
+	case f.closed || f.fs.sealed:
+		return 0, experimentalsys.EBADF
 	case f.n.dir:
 		return 0, experimentalsys.EISDIR
 	case !f.write:
@@ -548,12 +684,28 @@ func (f *memFile) writeAt(buf []byte, off int64) (int, experimentalsys.Errno) {
 		return 0, 0
 	}
 	end := uint64(off) + uint64(len(buf))
-	if end > uint64(len(f.n.data)) {
-		if errno := f.fs.resize(f.n, end); errno != 0 {
-			return 0, errno
+	old, grow := f.n.size, uint64(0)
+	if end > old {
+		// The host file grows by the write itself: a hole reads as zeros.
+		if grow = end - old; !f.fs.charge(grow) {
+			return 0, experimentalsys.EIO // wazero's errnos have no ENOSPC
 		}
 	}
-	return copy(f.n.data[off:], buf), 0
+	h, errno := f.fs.hostFile(f.n, true)
+	if errno != 0 {
+		f.fs.used -= grow
+		return 0, errno
+	}
+	n, err := h.WriteAt(buf, off)
+	if err != nil {
+		if grow > 0 {
+			_ = h.Truncate(int64(old))
+			f.fs.used -= grow
+		}
+		return 0, experimentalsys.EIO
+	}
+	f.n.size = max(old, end)
+	return n, 0
 }
 
 // fileOffset is int64 under another name, only so that go vet's stdmethods
@@ -578,7 +730,7 @@ func (f *memFile) Seek(offset fileOffset, whence int) (int64, experimentalsys.Er
 	case io.SeekCurrent:
 		base = f.pos
 	case io.SeekEnd:
-		base = int64(len(f.n.data))
+		base = int64(f.n.size)
 	default:
 		return 0, experimentalsys.EINVAL
 	}
@@ -624,6 +776,10 @@ func (f *memFile) Truncate(size int64) experimentalsys.Errno {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	switch {
+	case f.n.ro:
+		return experimentalsys.EROFS
+	case f.closed || f.fs.sealed:
+		return experimentalsys.EBADF
 	case f.n.dir:
 		return experimentalsys.EISDIR
 	case !f.write:
@@ -637,6 +793,9 @@ func (f *memFile) Truncate(size int64) experimentalsys.Errno {
 func (f *memFile) Utimens(atim, mtim int64) experimentalsys.Errno {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if f.n.ro || f.fs.readOnly || f.fs.sealed {
+		return experimentalsys.EROFS
+	}
 	f.n.utimens(atim, mtim)
 	return 0
 }
@@ -648,7 +807,17 @@ func (f *memFile) Close() experimentalsys.Errno {
 		return 0
 	}
 	f.closed = true
+	if f.fs.sealed { // seal closed it already
+		return 0
+	}
 	f.n.opens--
+	if f.n.opens == 0 {
+		delete(f.fs.open, f.n)
+		if f.n.host != nil {
+			_ = f.n.host.Close()
+			f.n.host = nil
+		}
+	}
 	f.fs.release(f.n)
 	return 0
 }

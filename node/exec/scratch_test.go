@@ -1,9 +1,16 @@
 package exec
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
@@ -62,6 +69,43 @@ func readFile(t *testing.T, f *memFS, p string) string {
 		t.Fatalf("read %s: %v", p, errno)
 	}
 	return string(buf[:n])
+}
+
+// newTestFS returns a scratch area whose host files are in a temporary
+// directory, closed at the end of the test.
+func newTestFS(t *testing.T, limit uint64) *memFS {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f := newMemFS(dir, limit)
+	t.Cleanup(func() {
+		if err := f.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+// files returns f's regular files as Scratch.FS shows them, sorted by path.
+func files(t *testing.T, f *memFS) []File {
+	t.Helper()
+	fsys := scratchFS{f}
+	var out []File
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		out = append(out, File{Path: p, Data: data})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func TestMemFS(t *testing.T) {
@@ -253,14 +297,14 @@ func TestMemFS(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newMemFS(tc.limit)
+			f := newTestFS(t, tc.limit)
 			for _, op := range tc.ops {
 				if got := op.do(t, f); got != op.want {
 					t.Fatalf("%s: errno %v, want %v", op.name, got, op.want)
 				}
 			}
 			got := map[string]string{}
-			for _, file := range f.files() {
+			for _, file := range files(t, f) {
 				got[file.Path] = string(file.Data)
 				if read := readFile(t, f, file.Path); read != string(file.Data) {
 					t.Errorf("%s: read %q, files() %q", file.Path, read, file.Data)
@@ -289,7 +333,7 @@ func usage(f *memFS) uint64 {
 	walk = func(dir *inode) uint64 {
 		total := uint64(0)
 		for name, n := range dir.entries {
-			total += entryOverhead + uint64(len(name)) + uint64(len(n.data))
+			total += entryOverhead + uint64(len(name)) + n.size
 			if n.dir {
 				total += walk(n)
 			}
@@ -301,7 +345,7 @@ func usage(f *memFS) uint64 {
 
 // An unlinked file still open keeps its room until it is closed.
 func TestMemFSUnlinkedOpenFile(t *testing.T) {
-	f := newMemFS(1 << 10)
+	f := newTestFS(t, 1<<10)
 	file, errno := f.OpenFile("tmp", rdwr|creat, 0o600)
 	if errno != 0 {
 		t.Fatal(errno)
@@ -322,13 +366,16 @@ func TestMemFSUnlinkedOpenFile(t *testing.T) {
 	if f.used != 0 {
 		t.Errorf("used %d after closing the last reference, want 0", f.used)
 	}
-	if len(f.files()) != 0 {
-		t.Errorf("files: %v", f.files())
+	if got := files(t, f); len(got) != 0 {
+		t.Errorf("files: %v", got)
+	}
+	if entries, err := os.ReadDir(f.dir); err != nil || len(entries) != 0 {
+		t.Errorf("host files %v (%v), want none once the unlinked file is closed", entries, err)
 	}
 }
 
 func TestMemFSReaddir(t *testing.T) {
-	f := newMemFS(1 << 10)
+	f := newTestFS(t, 1<<10)
 	for _, p := range []string{"c", "a", "b"} {
 		if errno := writeFile(p, p)(t, f); errno != 0 {
 			t.Fatal(errno)
@@ -389,5 +436,89 @@ func TestRootIsReadOnly(t *testing.T) {
 		if got := tc.do(); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Inputs are read-only at the FS's level too, for what a Go guest cannot
+// ask (chmod, futimens), and count against the cap.
+func TestMemFSInputs(t *testing.T) {
+	f := newTestFS(t, 1<<10)
+	tree := fstest.MapFS{"a/b.txt": {Data: []byte("bee")}, "c.txt": {Data: []byte("sea")}}
+	if err := f.mountInput(Input{Path: "x/in", FS: tree}); err != nil {
+		t.Fatal(err)
+	}
+	if used := usage(f); f.used != used {
+		t.Errorf("used %d, but the tree holds %d", f.used, used)
+	}
+	if got := readFile(t, f, "x/in/a/b.txt"); got != "bee" {
+		t.Errorf("read %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() experimentalsys.Errno
+		want experimentalsys.Errno
+	}{
+		{"chmod the root", func() experimentalsys.Errno { return f.Chmod("x/in", 0o777) }, experimentalsys.EROFS},
+		{"chmod a file", func() experimentalsys.Errno { return f.Chmod("x/in/c.txt", 0o777) }, experimentalsys.EROFS},
+		{"utimens", func() experimentalsys.Errno { return f.Utimens("x/in/c.txt", 1, 1) }, experimentalsys.EROFS},
+		{"futimens", func() experimentalsys.Errno {
+			file, errno := f.OpenFile("x/in/c.txt", rdonly, 0)
+			if errno != 0 {
+				return errno
+			}
+			defer file.Close()
+			return file.Utimens(1, 1)
+		}, experimentalsys.EROFS},
+		{"pwrite a read-only descriptor", func() experimentalsys.Errno {
+			file, errno := f.OpenFile("x/in/c.txt", rdonly, 0)
+			if errno != 0 {
+				return errno
+			}
+			defer file.Close()
+			_, errno = file.Pwrite([]byte("x"), 0)
+			return errno
+		}, experimentalsys.EBADF},
+		{"rmdir the directory on the way", func() experimentalsys.Errno { return f.Rmdir("x") }, experimentalsys.ENOTEMPTY},
+		{"rename over the input", func() experimentalsys.Errno { return f.Mkdir("y", 0o755) }, 0},
+		{"", func() experimentalsys.Errno { return f.Rename("y", "x/in") }, experimentalsys.EROFS},
+	} {
+		if got := tc.do(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if st, errno := f.Stat("x/in/c.txt"); errno != 0 || st.Mode != 0o444 || st.Size != 3 {
+		t.Errorf("stat: %+v %v", st, errno)
+	}
+	if got := files(t, f); len(got) != 0 {
+		t.Errorf("Scratch.FS shows the input: %v", got)
+	}
+}
+
+// TestEntryMemory measures what one entry of the tree costs the host, which
+// the package doc states: about 150 bytes with a short name, twice what the
+// cap charges (entryOverhead and the name).
+func TestEntryMemory(t *testing.T) {
+	const n = 20000
+	f := newTestFS(t, 1<<40)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		file, errno := f.OpenFile(fmt.Sprintf("f%06d", i), wronly|creat, 0o600)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		file.Close()
+		if errno := f.Mkdir(fmt.Sprintf("d%06d", i), 0o700); errno != 0 {
+			t.Fatal(errno)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(f)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / (2 * n)
+	t.Logf("%d bytes of Go heap per entry with a 7-byte name (charged %d)", per, entryOverhead+7)
+	if per > 512 {
+		t.Errorf("%d bytes per entry, want about 150", per)
 	}
 }

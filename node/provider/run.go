@@ -221,8 +221,17 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	stdout, stderr, cut := r.logs()
 	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes()),
 		StdoutCut: cut[0], StderrCut: cut[1]}
-	if res.OutputCID.Defined() {
-		out.OutputCID = string(res.OutputCID.Bytes())
+	if res.Scratch != nil {
+		output, err := exec.EncodeFS(res.Scratch.FS())
+		switch {
+		case err == nil:
+			out.OutputCID = string(wire.SumCID(output).Bytes())
+		case runErr == nil:
+			state, runErr = pb.LeaseState_LEASE_STATE_FAILED, protocol.Errorf(pb.Code_CODE_INTERNAL, "output: %v", err)
+		}
+		if err := res.Scratch.Close(); err != nil {
+			p.log.Warn("scratch", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+		}
 	}
 	var perr *protocol.Error
 	if runErr != nil && !errors.As(runErr, &perr) {

@@ -4,9 +4,9 @@
 // A test gets its modules in one of two ways, and never builds one:
 //
 //   - Module returns an example workload committed under examples/wasm: a
-//     real Go program (hello, sieve, wordfreq, escape), for what only the Go
-//     WASI runtime shows. `make examples` rebuilds them and `make
-//     examples-check` checks that they match their sources.
+//     real Go program (hello, sieve, wordfreq, escape, fsprobe), for what
+//     only the Go WASI runtime shows. `make examples` rebuilds them and
+//     `make examples-check` checks that they match their sources.
 //   - Empty, Loop, WriteLoop, Sleep, Trap, Exit, Write and Hog return modules
 //     of a few hundred bytes, written by hand, for a job that only needs to
 //     return, run until it is stopped, exit with a status, print, or grow its

@@ -213,7 +213,7 @@ func TestHog(t *testing.T) {
 }
 
 func TestModule(t *testing.T) {
-	for _, name := range []string{"hello", "sieve", "wordfreq", "escape"} {
+	for _, name := range []string{"hello", "sieve", "wordfreq", "escape", "fsprobe"} {
 		b := Module(t, name)
 		if !bytes.HasPrefix(b, []byte("\x00asm\x01\x00\x00\x00")) {
 			t.Errorf("%s: not a WebAssembly module", name)
