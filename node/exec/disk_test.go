@@ -383,8 +383,8 @@ func TestInputsRefused(t *testing.T) {
 		{name: "long name", inputs: []exec.Input{{Path: strings.Repeat("n", 256), FS: one}}, code: pb.Code_CODE_MALFORMED},
 		{name: "twice", inputs: []exec.Input{{Path: "a", FS: one}, {Path: "a", FS: one}}, code: pb.Code_CODE_MALFORMED},
 		{name: "one inside another", inputs: []exec.Input{{Path: "a/b/c", FS: one}, {Path: "a/b c", FS: one}, {Path: "a/b", FS: one}}, code: pb.Code_CODE_MALFORMED},
-		{name: "over the cap", scratch: 64 + 1 + 3, inputs: []exec.Input{{Path: "a", FS: fileFS("data")}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
-		{name: "over the cap with the directories on the way", scratch: 64 + 1 + 4, inputs: []exec.Input{{Path: "d/a", FS: fileFS("data")}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
+		{name: "over the cap", scratch: 192 + 1 + 3, inputs: []exec.Input{{Path: "a", FS: fileFS("data")}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
+		{name: "over the cap with the directories on the way", scratch: 192 + 1 + 4, inputs: []exec.Input{{Path: "d/a", FS: fileFS("data")}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
 		{name: "a tree over the cap", scratch: 1 << 10, inputs: []exec.Input{{Path: "t", FS: fstest.MapFS{"big": {Data: make([]byte, 1<<10)}}}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
 		{name: "no scratch", inputs: []exec.Input{{Path: "a", FS: fileFS("")}}, code: pb.Code_CODE_INSUFFICIENT_SCRATCH},
 	} {
@@ -402,7 +402,7 @@ func TestInputsRefused(t *testing.T) {
 		})
 	}
 	// Exactly at the cap, it runs.
-	res, _, _ := run(t, e, exec.RunSpec{Module: c, Inputs: []exec.Input{{Path: "d/a", FS: fileFS("data")}}, ScratchBytes: 2*64 + 1 + 1 + 4})
+	res, _, _ := run(t, e, exec.RunSpec{Module: c, Inputs: []exec.Input{{Path: "d/a", FS: fileFS("data")}}, ScratchBytes: 2*192 + 1 + 1 + 4})
 	if res.Reason != exec.ReasonExit {
 		t.Errorf("at the cap: reason %q: %s", res.Reason, res.Detail)
 	}
@@ -507,5 +507,26 @@ func TestScratchMemory(t *testing.T) {
 	}
 	if runs := runDirs(t, dir); len(runs) != 0 {
 		t.Errorf("run directories %v, want none", runs)
+	}
+}
+
+// A run directory a crash left behind is gone once an executor opens the
+// scratch directory again.
+func TestStaleRunsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "run-123")
+	if err := os.MkdirAll(filepath.Join(stale, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "7"), []byte("left"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := exec.New(context.Background(), exec.Config{ScratchDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale run directory is still there: %v", err)
 	}
 }

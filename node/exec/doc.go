@@ -44,22 +44,25 @@
 // the path.
 //
 // The area is capped at RunSpec.ScratchBytes, counting file contents plus,
-// for every file and directory, its name and 64 bytes, so a guest cannot
+// for every file and directory, its name and 192 bytes, so a guest cannot
 // exhaust the host with empty files either; a write past the cap fails with
 // EIO.
 //
-// What a run costs the host's memory, beyond its linear memory (at most
-// RunSpec.MemoryBytes): about 150 bytes of Go heap plus its name for every
-// file and directory of the tree (measured by TestEntryMemory; the cap
-// charges 64 and the name, so a tree of empty entries costs the host up to
-// about two and a half times ScratchBytes: a node that offers much scratch
-// to untrusted jobs should count that), one host file descriptor per file
-// the guest holds open, and a fixed overhead, the module instance and the
+// What a run costs the host's memory is counted against its memory ceiling
+// (RunSpec.MemoryBytes): the guest's linear memory and the scratch tree's
+// entries share it, each entry charged its name and 192 bytes, more than the
+// about 150 bytes of Go heap it takes (TestEntryMemory). Creating an entry
+// past the ceiling fails with EIO, and linear memory cannot grow into what
+// the tree holds. Beyond that, a run costs one host file descriptor per file
+// the guest holds open and a fixed overhead, the module instance and the
 // WASI context, within 64 MiB (TestScratchMemory fills 1 GiB of scratch from
 // a guest with a 32 MiB ceiling and checks that this process grows by less
 // than 32 + 64 MiB; measured, it barely grows at all). File contents go to
 // the host's page cache, not to this process: scratch costs disk, at most
 // ScratchBytes per run.
+//
+// A run's directory is removed when its Result.Scratch is closed; one left
+// by a crash is removed when the next Executor opens the same ScratchDir.
 //
 // # Inputs
 //

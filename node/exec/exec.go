@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -87,6 +88,13 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		scratchDir = dir
 	} else if err := os.MkdirAll(scratchDir, 0o700); err != nil {
 		return nil, fmt.Errorf("exec: scratch directory: %w", err)
+	} else {
+		// Run directories a crashed process left: no run of this
+		// executor has begun, and the directory is the node's alone.
+		stale, _ := filepath.Glob(filepath.Join(scratchDir, "run-*"))
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {

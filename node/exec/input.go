@@ -94,7 +94,7 @@ func (f *memFS) mountInput(in Input) error {
 	for _, name := range parts[:len(parts)-1] {
 		next := dir.entries[name]
 		if next == nil {
-			if !f.charge(uint64(entryOverhead + len(name))) {
+			if !f.chargeEntry(uint64(entryOverhead + len(name))) {
 				return refuse()
 			}
 			next = f.newInode(true, 0o755)
@@ -148,7 +148,7 @@ func (f *memFS) inputNode(fsys fs.FS, p, name string, fi fs.FileInfo) (*inode, e
 	}
 	n.ro, n.linked = true, true
 	n.cost = uint64(entryOverhead + len(name))
-	if !f.charge(n.cost) || !f.charge(n.size) {
+	if !f.chargeEntry(n.cost) || !f.charge(n.size) {
 		return nil, protocol.Errorf(pb.Code_CODE_INSUFFICIENT_SCRATCH, "the inputs take more than the scratch cap of %d bytes", f.limit)
 	}
 	if n.in != nil {

@@ -18,6 +18,27 @@ type ceiling struct {
 	mu      sync.Mutex
 	refused bool
 	peak    uint64
+	size    uint64 // of the guest's linear memory now
+	meta    uint64 // what the scratch tree holds in host memory (memFS.chargeEntry)
+}
+
+// take charges n bytes of host memory kept for the run, beside its linear
+// memory, or refuses them if the two would pass the ceiling.
+func (c *ceiling) take(n uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.size+c.meta+n > c.limit || c.meta+n < c.meta {
+		return false
+	}
+	c.meta += n
+	return true
+}
+
+// give refunds what take charged.
+func (c *ceiling) give(n uint64) {
+	c.mu.Lock()
+	c.meta -= min(n, c.meta)
+	c.mu.Unlock()
 }
 
 // Allocate implements experimental.MemoryAllocator.
@@ -44,7 +65,7 @@ type linearMemory struct {
 func (m *linearMemory) Reallocate(size uint64) []byte {
 	m.c.mu.Lock()
 	defer m.c.mu.Unlock()
-	if size > m.c.limit || size > m.max {
+	if size+m.c.meta > m.c.limit || size > m.max {
 		m.c.refused = true
 		return nil
 	}
@@ -59,6 +80,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 		m.buf = m.buf[:size]
 	}
 	m.c.peak = max(m.c.peak, size)
+	m.c.size = size
 	return m.buf
 }
 

@@ -145,7 +145,8 @@ func (e *Executor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 	}
 	defer e.release(m)
 
-	scratch, err := e.newScratch(&spec)
+	mem := &ceiling{limit: spec.MemoryBytes}
+	scratch, err := e.newScratch(&spec, mem)
 	if err != nil {
 		return Result{}, err
 	}
@@ -159,7 +160,6 @@ func (e *Executor) Run(ctx context.Context, spec RunSpec) (Result, error) {
 
 	runCtx, cancel := context.WithTimeoutCause(ctx, spec.Timeout, errTimeout)
 	defer cancel()
-	mem := &ceiling{limit: spec.MemoryBytes}
 	runCtx = experimental.WithMemoryAllocator(runCtx, mem)
 
 	mod, err := e.rt.InstantiateModule(runCtx, m.compiled, e.moduleConfig(runCtx, &spec, scratch))
@@ -227,12 +227,13 @@ func (r *Result) finish(scratch *memFS, ended time.Time) {
 
 // newScratch returns the scratch area of one run, in a new private directory
 // of the executor's scratch directory, with spec's inputs mounted.
-func (e *Executor) newScratch(spec *RunSpec) (*memFS, error) {
+func (e *Executor) newScratch(spec *RunSpec, mem *ceiling) (*memFS, error) {
 	dir, err := os.MkdirTemp(e.scratchDir, "run-") // 0700
 	if err != nil {
 		return nil, fmt.Errorf("exec: scratch directory: %w", err)
 	}
 	scratch := newMemFS(dir, spec.ScratchBytes)
+	scratch.mem = mem
 	for _, in := range spec.Inputs {
 		if err := scratch.mountInput(in); err != nil {
 			_ = scratch.close()

@@ -16,10 +16,11 @@ import (
 )
 
 const (
-	// entryOverhead is what each file or directory costs against the
-	// scratch cap, on top of its name and contents: roughly what it costs
-	// the host, so that empty files are not free.
-	entryOverhead = 64
+	// entryOverhead is what each file or directory costs, on top of its
+	// name, against the scratch cap and against the run's memory ceiling:
+	// more than the host memory it takes (about 150 bytes, measured by
+	// TestEntryMemory), so that empty files are not free.
+	entryOverhead = 192
 	// maxNameLen is the longest name of one file or directory, as on most
 	// host filesystems.
 	maxNameLen = 255
@@ -36,8 +37,9 @@ const (
 type memFS struct {
 	experimentalsys.UnimplementedFS // Link, Symlink, Readlink: ENOSYS
 
-	readOnly bool   // every change fails with EROFS
-	dir      string // the host directory holding file contents; "" if none
+	readOnly bool     // every change fails with EROFS
+	dir      string   // the host directory holding file contents; "" if none
+	mem      *ceiling // the run's memory ceiling, charged for entries; nil for none
 
 	mu      sync.Mutex
 	root    *inode
@@ -140,6 +142,9 @@ func (f *memFS) release(n *inode) {
 		return
 	}
 	f.used -= n.cost + n.size
+	if f.mem != nil {
+		f.mem.give(n.cost)
+	}
 	n.cost, n.size = 0, 0
 	if n.host != nil {
 		_ = n.host.Close()
@@ -149,6 +154,21 @@ func (f *memFS) release(n *inode) {
 		_ = os.Remove(f.hostPath(n))
 		n.onDisk = false
 	}
+}
+
+// chargeEntry takes the cost of an entry (entryOverhead and its name) from
+// the scratch cap and from the run's memory ceiling, which the tree's
+// metadata shares with the guest's linear memory.
+func (f *memFS) chargeEntry(cost uint64) bool {
+	if !f.charge(cost) {
+		return false
+	}
+	if f.mem != nil && !f.mem.take(cost) {
+		f.used -= cost
+		f.full = true
+		return false
+	}
+	return true
 }
 
 // resize sets the length of a file's contents, charging or refunding the
@@ -258,7 +278,7 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 				return nil, experimentalsys.EISDIR
 			}
 			cost := uint64(entryOverhead + len(name))
-			if !f.charge(cost) {
+			if !f.chargeEntry(cost) {
 				return nil, experimentalsys.EIO
 			}
 			n = f.newInode(false, perm)
@@ -359,7 +379,7 @@ func (f *memFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 		return experimentalsys.EROFS
 	}
 	cost := uint64(entryOverhead + len(name))
-	if !f.charge(cost) {
+	if !f.chargeEntry(cost) {
 		return experimentalsys.EIO
 	}
 	n := f.newInode(true, perm)
@@ -437,11 +457,14 @@ func (f *memFS) Rename(from, to string) experimentalsys.Errno {
 		return experimentalsys.ENOTEMPTY
 	}
 	cost := uint64(entryOverhead + len(dstName))
-	if cost > n.cost && !f.charge(cost-n.cost) {
+	if cost > n.cost && !f.chargeEntry(cost-n.cost) {
 		return experimentalsys.EIO
 	}
 	if cost < n.cost {
 		f.used -= n.cost - cost
+		if f.mem != nil {
+			f.mem.give(n.cost - cost)
+		}
 	}
 	n.cost = cost
 	delete(srcDir.entries, srcName)

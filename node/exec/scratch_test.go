@@ -252,7 +252,7 @@ func TestMemFS(t *testing.T) {
 			files: map[string]string{"a": "1"},
 		},
 		{
-			name: "cap: contents", limit: 64 + 1 + 10,
+			name: "cap: contents", limit: entryOverhead + 1 + 10,
 			ops: []fsOp{
 				{name: "fits", do: writeFile("a", "0123456789")},
 				{name: "one byte more", do: writeFile("a", "0123456789+"), want: experimentalsys.EIO},
@@ -260,7 +260,7 @@ func TestMemFS(t *testing.T) {
 			files: map[string]string{"a": ""}, // truncated, then the write failed
 		},
 		{
-			name: "cap: names", limit: 3 * (64 + 1),
+			name: "cap: names", limit: 3 * (entryOverhead + 1),
 			ops: []fsOp{
 				{name: "a", do: open("a", wronly|creat)},
 				{name: "b", do: func(_ *testing.T, f *memFS) experimentalsys.Errno { return f.Mkdir("b", 0o755) }},
@@ -442,7 +442,7 @@ func TestRootIsReadOnly(t *testing.T) {
 // Inputs are read-only at the FS's level too, for what a Go guest cannot
 // ask (chmod, futimens), and count against the cap.
 func TestMemFSInputs(t *testing.T) {
-	f := newTestFS(t, 1<<10)
+	f := newTestFS(t, 4<<10)
 	tree := fstest.MapFS{"a/b.txt": {Data: []byte("bee")}, "c.txt": {Data: []byte("sea")}}
 	if err := f.mountInput(Input{Path: "x/in", FS: tree}); err != nil {
 		t.Fatal(err)
@@ -520,5 +520,38 @@ func TestEntryMemory(t *testing.T) {
 	t.Logf("%d bytes of Go heap per entry with a 7-byte name (charged %d)", per, entryOverhead+7)
 	if per > 512 {
 		t.Errorf("%d bytes per entry, want about 150", per)
+	}
+}
+
+// Entries count against the run's memory ceiling, beside its linear memory:
+// what the tree holds in host memory is the lease's memory too.
+func TestMemFSEntriesChargeMemory(t *testing.T) {
+	f := newTestFS(t, 1<<30)
+	f.mem = &ceiling{limit: 4 * (entryOverhead + 2)}
+	created := 0
+	for i := range 10 {
+		file, errno := f.OpenFile(fmt.Sprintf("f%d", i), wronly|creat, 0o644)
+		if errno != 0 {
+			if errno != experimentalsys.EIO {
+				t.Fatalf("refusal: %v, want EIO", errno)
+			}
+			break
+		}
+		file.Close()
+		created++
+	}
+	if created != 4 {
+		t.Fatalf("%d entries fit under a ceiling of 4 entries' cost", created)
+	}
+	// Linear memory cannot take what the tree holds.
+	m := f.mem.Allocate(0, 1<<20)
+	if m.Reallocate(1) != nil {
+		t.Error("linear memory grew past the ceiling the tree fills")
+	}
+	if errno := f.Unlink("f0"); errno != 0 {
+		t.Fatal(errno)
+	}
+	if m.Reallocate(entryOverhead+2) == nil {
+		t.Error("an unlinked entry did not give its memory back")
 	}
 }
