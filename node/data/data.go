@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
@@ -49,12 +51,47 @@ var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256,
 // Store keeps DAGs' blocks on disk.
 type Store struct {
 	ds  *pebbleds.Datastore
-	bs  blockstore.Blockstore
+	raw blockstore.Blockstore // the blocks as on disk, unaccounted: GC's sweep
+	bs  blockstore.Blockstore // raw, with the quota and accounting of writes
 	dag ipld.DAGService
+	opt Options
+
+	gcMu sync.Mutex // one GC at a time
+
+	mu     sync.Mutex           // the fields below, and every block write
+	used   uint64               // bytes of blocks held
+	fresh  map[string]time.Time // multihash → last write (or rewrite) of its block
+	active map[uint64]time.Time // adds in progress → when each began
+	nextID uint64
 }
 
-// Open opens (creating it if needed) the store in dir.
-func Open(dir string) (*Store, error) {
+// Options tune a Store.
+type Options struct {
+	// Quota bounds the bytes of blocks held; 0 is unlimited. A write that
+	// would pass it runs GC first, then is refused with ErrFull.
+	Quota uint64
+	// Keep is how long unpinned content stays after its last add, unpin or
+	// Touch, and how long a block written stays whatever links to it;
+	// 0 is an hour.
+	Keep time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// DefaultKeep is Options.Keep's default.
+const DefaultKeep = time.Hour
+
+// Open opens (creating it if needed) the store in dir, with default options.
+func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith opens (creating it if needed) the store in dir.
+func OpenWith(dir string, o Options) (*Store, error) {
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data store: %w", err)
 	}
@@ -64,8 +101,17 @@ func Open(dir string) (*Store, error) {
 	}
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
-	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
-	return &Store{ds: ds, bs: bs, dag: merkledag.NewDAGService(blockservice.New(bs, nil))}, nil
+	raw := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
+	s := &Store{ds: ds, raw: raw, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}}
+	s.bs = &accounted{Blockstore: raw, s: s}
+	// Every write reaches s.bs, even of a block already held, so that it
+	// counts as fresh for GC.
+	s.dag = merkledag.NewDAGService(blockservice.New(s.bs, nil, blockservice.WriteThrough(true)))
+	if s.used, err = blockBytes(context.Background(), ds); err != nil {
+		ds.Close()
+		return nil, fmt.Errorf("data store %s: %w", dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
@@ -79,11 +125,12 @@ func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) { return s.bs.
 
 // AddReader adds the bytes of r as a UnixFS file and returns its root.
 func (s *Store) AddReader(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	defer s.begin()()
 	nd, err := s.addFile(r)
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), nil
+	return nd.Cid(), s.Touch(ctx, nd.Cid())
 }
 
 func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
@@ -102,11 +149,12 @@ func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
 // regular file or a directory (a device, a pipe, a socket, a link), so that
 // what is added is what the path holds.
 func (s *Store) AddPath(ctx context.Context, path string) (cid.Cid, error) {
+	defer s.begin()()
 	nd, err := s.addPath(ctx, path)
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), nil
+	return nd.Cid(), s.Touch(ctx, nd.Cid())
 }
 
 func (s *Store) addPath(ctx context.Context, path string) (ipld.Node, error) {
@@ -256,6 +304,7 @@ var ErrNotFound = errors.New("not held here")
 // block, holds more than max bytes or misses a block is refused; the blocks
 // already kept stay (they are verified, and another import may complete them).
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid, error) {
+	defer s.begin()()
 	lr := &limited{r: r, left: max}
 	br, err := carv2.NewBlockReader(lr, carv2.MaxAllowedSectionSize(protocol.MaxBlock))
 	if err != nil {
@@ -280,10 +329,11 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid,
 	if err := s.walk(ctx, root, func(blocks.Block) error { return nil }); err != nil {
 		return cid.Undef, fmt.Errorf("CAR: the DAG of %s is not whole: %w", root, err)
 	}
-	return root, nil
+	return root, s.Touch(ctx, root)
 }
 
-// ErrTooLarge is what ImportCAR says of a CAR over its limit.
+// ErrTooLarge is what ImportCAR says of a CAR over its limit, and Stat of a
+// DAG over its Limits.
 var ErrTooLarge = errors.New("over the size limit")
 
 // limited reads at most left bytes of r, and remembers it was cut.
