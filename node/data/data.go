@@ -8,6 +8,23 @@
 // a single-chunk file's CID is the raw CID of its bytes, as everywhere else in
 // cuivre.
 //
+// A job's inputs are DAGs of the store seen as an io/fs.FS (FS), bounded
+// first by a walk (Stat with Limits: bytes, entries, depth); its outputs,
+// paths of an io/fs.FS, come back as one UnixFS directory (AddFS).
+//
+// Pins, quota and GC. A root is pinned by owners (lease IDs, say), each pin
+// kept in the datastore beside the blocks, so that pins survive a restart.
+// Adding (AddReader, AddPath, AddFS, ImportCAR), unpinning or touching
+// (Touch, after a fetch) records a root as recent. GC, a mark and sweep,
+// deletes every block that is not in the DAG of a pinned root or of a root
+// recent within Options.Keep (an hour by default). Adds in progress hold no
+// lock against it: every block written, or written again as an add relies on
+// it, counts as live for Keep and for as long as an add that began before it
+// is still under way, so that GC never takes a block from under an add.
+// Options.Quota bounds the bytes of blocks held (Used); a write that would
+// pass it runs GC first, then is refused with ErrFull, losing nothing held;
+// what a refused add wrote already goes at a later GC.
+//
 // A Store is safe for concurrent use; it holds no goroutine of its own.
 package data
 
