@@ -80,6 +80,8 @@ type Store struct {
 	fresh  map[string]time.Time // multihash → last write (or rewrite) of its block
 	active map[uint64]time.Time // adds in progress → when each began
 	nextID uint64
+	// pruneAt is how many fresh blocks make a write prune them.
+	pruneAt int
 }
 
 // Options tune a Store.
@@ -119,7 +121,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
 	raw := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
-	s := &Store{ds: ds, raw: raw, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}}
+	s := &Store{ds: ds, raw: raw, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
 	s.bs = &accounted{Blockstore: raw, s: s}
 	// Every write reaches s.bs, even of a block already held, so that it
 	// counts as fresh for GC.

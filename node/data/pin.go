@@ -216,17 +216,7 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 
 	// Blocks written since freshFrom are live whatever links to them.
 	s.mu.Lock()
-	freshFrom := cutoff
-	for _, t := range s.active {
-		if t.Before(freshFrom) {
-			freshFrom = t
-		}
-	}
-	for k, t := range s.fresh {
-		if t.Before(freshFrom) {
-			delete(s.fresh, k)
-		}
-	}
+	freshFrom := s.pruneFresh(now)
 	s.mu.Unlock()
 
 	// Sweep: the keys and sizes of the blocks come from one scan; the
@@ -270,6 +260,29 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	}
 	return freed, nil
 }
+
+// pruneFresh forgets the blocks written before the time it returns: from
+// then on, a block written is live whatever links to it. With s.mu and
+// s.gcMu held.
+func (s *Store) pruneFresh(now time.Time) (from time.Time) {
+	from = now.Add(-s.opt.Keep)
+	for _, t := range s.active {
+		if t.Before(from) {
+			from = t
+		}
+	}
+	for k, t := range s.fresh {
+		if t.Before(from) {
+			delete(s.fresh, k)
+		}
+	}
+	s.pruneAt = max(2*len(s.fresh), minPruneAt)
+	return from
+}
+
+// minPruneAt is the fewest blocks remembered as fresh before a write prunes
+// them, so that a store never collected does not remember every block.
+const minPruneAt = 1 << 14
 
 // sweepBatch is how many blocks a GC deletes at once.
 const sweepBatch = 1024
@@ -402,6 +415,12 @@ func (a *accounted) PutMany(ctx context.Context, blks []blocks.Block) error {
 			return err
 		}
 		s.used += n
+		// Not while a GC runs: it may count on fresh blocks written before
+		// an add that has ended since it began.
+		if len(s.fresh) >= s.pruneAt && s.gcMu.TryLock() {
+			s.pruneFresh(now)
+			s.gcMu.Unlock()
+		}
 		return nil
 	}
 }

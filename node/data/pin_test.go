@@ -310,3 +310,53 @@ func TestGCTime(t *testing.T) {
 	}
 	t.Logf("GC of %d blocks (%d swept, a pinned DAG of 401 marked): %v", n+401, n, took)
 }
+
+// TestGCRacesAdds: GCs run while adds write again blocks GC is freeing: no
+// add ends with a DAG that is not whole.
+func TestGCRacesAdds(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := openWith(t, filepath.Join(t.TempDir(), "blocks"), data.Options{Keep: time.Hour, Now: clk.Now})
+	contents := make([][]byte, 8)
+	for i := range contents {
+		contents[i] = pseudo(3*data.ChunkSize+i, uint64(200+i))
+		if _, err := s.AddReader(ctx, bytes.NewReader(contents[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Hour) // all of it garbage now
+	stop := make(chan struct{})
+	gcDone := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				gcDone <- nil
+				return
+			default:
+			}
+			if _, err := s.GC(ctx); err != nil {
+				gcDone <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	roots := make([]cid.Cid, len(contents))
+	errs := make([]error, len(contents))
+	for i := range contents {
+		wg.Go(func() {
+			roots[i], errs[i] = s.AddReader(ctx, bytes.NewReader(contents[i]))
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range roots {
+		if errs[i] != nil || !whole(s, r) {
+			t.Fatalf("add %d: %v, whole %v", i, errs[i], whole(s, r))
+		}
+	}
+}
