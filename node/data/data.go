@@ -75,7 +75,7 @@ type Store struct {
 
 	gcMu sync.Mutex // one GC at a time
 
-	mu     sync.Mutex           // the fields below, and every block write
+	mu     sync.Mutex           // the fields below, every block write, the recent roots
 	used   uint64               // bytes of blocks held
 	fresh  map[string]time.Time // multihash → last write (or rewrite) of its block
 	active map[uint64]time.Time // adds in progress → when each began
@@ -149,7 +149,7 @@ func (s *Store) AddReader(ctx context.Context, r io.Reader) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), s.Touch(ctx, nd.Cid())
+	return nd.Cid(), s.touch(ctx, nd.Cid())
 }
 
 func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
@@ -173,7 +173,7 @@ func (s *Store) AddPath(ctx context.Context, path string) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), s.Touch(ctx, nd.Cid())
+	return nd.Cid(), s.touch(ctx, nd.Cid())
 }
 
 func (s *Store) addPath(ctx context.Context, path string) (ipld.Node, error) {
@@ -348,7 +348,7 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid,
 	if err := s.walk(ctx, root, func(blocks.Block) error { return nil }); err != nil {
 		return cid.Undef, fmt.Errorf("CAR: the DAG of %s is not whole: %w", root, err)
 	}
-	return root, s.Touch(ctx, root)
+	return root, s.touch(ctx, root)
 }
 
 // ErrTooLarge is what ImportCAR says of a CAR over its limit, and Stat of a

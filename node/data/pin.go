@@ -48,11 +48,13 @@ func pinKey(root cid.Cid, owner string) ds.Key {
 // Pin makes owner hold root: GC keeps every block of root's DAG that the
 // store holds, until every owner has unpinned it. The root need not be held
 // yet (pin before a fetch, and what the fetch brings is kept); pinning twice
-// is pinning once.
+// is pinning once. A GC under way finishes first.
 func (s *Store) Pin(ctx context.Context, root cid.Cid, owner string) error {
 	if !root.Defined() || owner == "" {
 		return errors.New("pin: a root and an owner, please")
 	}
+	s.gcMu.Lock() // a GC that did not see the pin would free the DAG
+	defer s.gcMu.Unlock()
 	k := pinKey(root, owner)
 	if err := s.ds.Put(ctx, k, []byte(owner)); err != nil {
 		return fmt.Errorf("pin %s: %w", root, err)
@@ -63,12 +65,14 @@ func (s *Store) Pin(ctx context.Context, root cid.Cid, owner string) error {
 // Unpin drops owner's hold on root, and records root as recent, so that it
 // stays at least Options.Keep more. Unpinning what is not pinned is no error.
 func (s *Store) Unpin(ctx context.Context, root cid.Cid, owner string) error {
+	// Recent before unpinned: a GC sees the pin or the recent root, as it
+	// reads pins before recent roots.
+	if err := s.touch(ctx, root); err != nil {
+		return err
+	}
 	k := pinKey(root, owner)
 	if err := s.ds.Delete(ctx, k); err != nil {
 		return fmt.Errorf("unpin %s: %w", root, err)
-	}
-	if err := s.Touch(ctx, root); err != nil {
-		return err
 	}
 	return s.ds.Sync(ctx, k)
 }
@@ -99,14 +103,30 @@ func (s *Store) Pins(ctx context.Context) ([]Pin, error) {
 
 // Touch records root as recent, as an add does: GC keeps its DAG at least
 // Options.Keep more. Call it after fetching a DAG (and before, if it is not
-// pinned, so that what a long fetch brings stays).
+// pinned, so that what a long fetch finds already held stays). A GC under
+// way finishes first.
 func (s *Store) Touch(ctx context.Context, root cid.Cid) error {
+	s.gcMu.Lock() // a GC that did not see the root would free what it holds
+	defer s.gcMu.Unlock()
+	return s.touch(ctx, root)
+}
+
+// touch records root as recent; adds call it, whose blocks a GC under way
+// keeps anyway, as just written.
+func (s *Store) touch(ctx context.Context, root cid.Cid) error {
 	var v [8]byte
+	s.mu.Lock() // see GC's end
+	defer s.mu.Unlock()
 	binary.BigEndian.PutUint64(v[:], uint64(s.opt.Now().UnixNano()))
 	if err := s.ds.Put(ctx, recentKey.ChildString(root.String()), v[:]); err != nil {
 		return fmt.Errorf("%s: %w", root, err)
 	}
 	return nil
+}
+
+// expired reports whether a recent root's record is older than cutoff.
+func expired(v []byte, cutoff time.Time) bool {
+	return len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff)
 }
 
 // each calls fn with every key under prefix and its value.
@@ -170,7 +190,7 @@ func (s *Store) begin() func() {
 // A block is live if it is in the DAG of a pinned root, or of a root added,
 // unpinned or touched within Options.Keep, or if it was written (or written
 // again) within Keep or since the start of an add still in progress. One GC
-// runs at a time; writes go on meanwhile.
+// runs at a time; adds and writes go on meanwhile, Pin and Touch wait.
 func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
@@ -190,15 +210,11 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("GC: %w", err)
 	}
-	var expired []ds.Key
+	var old []ds.Key // recent roots no more
 	err = s.each(ctx, recentKey, func(k ds.Key, v []byte) error {
 		c, err := cid.Decode(k.BaseNamespace())
-		if err != nil || len(v) != 8 {
-			expired = append(expired, k)
-			return nil
-		}
-		if time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff) {
-			expired = append(expired, k)
+		if err != nil || expired(v, cutoff) {
+			old = append(old, k)
 			return nil
 		}
 		roots = append(roots, c)
@@ -253,12 +269,32 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	if err != nil {
 		return freed, fmt.Errorf("GC: %w", err)
 	}
-	for _, k := range expired {
-		if err := s.ds.Delete(ctx, k); err != nil {
-			return freed, fmt.Errorf("GC: %w", err)
-		}
+	if err := s.forget(ctx, old, cutoff); err != nil {
+		return freed, fmt.Errorf("GC: %w", err)
 	}
 	return freed, nil
+}
+
+// forget deletes the records of the recent roots keys, those not touched
+// again since GC read them.
+func (s *Store) forget(ctx context.Context, keys []ds.Key, cutoff time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		v, err := s.ds.Get(ctx, k)
+		if errors.Is(err, ds.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if expired(v, cutoff) {
+			if err := s.ds.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // pruneFresh forgets the blocks written before the time it returns: from
