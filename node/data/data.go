@@ -8,6 +8,23 @@
 // a single-chunk file's CID is the raw CID of its bytes, as everywhere else in
 // cuivre.
 //
+// A job's inputs are DAGs of the store seen as an io/fs.FS (FS), bounded
+// first by a walk (Stat with Limits: bytes, entries, depth); its outputs,
+// paths of an io/fs.FS, come back as one UnixFS directory (AddFS).
+//
+// Pins, quota and GC. A root is pinned by owners (lease IDs, say), each pin
+// kept in the datastore beside the blocks, so that pins survive a restart.
+// Adding (AddReader, AddPath, AddFS, ImportCAR), unpinning or touching
+// (Touch, after a fetch) records a root as recent. GC, a mark and sweep,
+// deletes every block that is not in the DAG of a pinned root or of a root
+// recent within Options.Keep (an hour by default). Adds in progress hold no
+// lock against it: every block written, or written again as an add relies on
+// it, counts as live for Keep and for as long as an add that began before it
+// is still under way, so that GC never takes a block from under an add.
+// Options.Quota bounds the bytes of blocks held (Used); a write that would
+// pass it runs GC first, then is refused with ErrFull, losing nothing held;
+// what a refused add wrote already goes at a later GC.
+//
 // A Store is safe for concurrent use; it holds no goroutine of its own.
 package data
 
@@ -18,6 +35,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
@@ -49,12 +68,49 @@ var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256,
 // Store keeps DAGs' blocks on disk.
 type Store struct {
 	ds  *pebbleds.Datastore
-	bs  blockstore.Blockstore
+	raw blockstore.Blockstore // the blocks as on disk, unaccounted: GC's sweep
+	bs  blockstore.Blockstore // raw, with the quota and accounting of writes
 	dag ipld.DAGService
+	opt Options
+
+	gcMu sync.Mutex // one GC at a time
+
+	mu     sync.Mutex           // the fields below, every block write, the recent roots
+	used   uint64               // bytes of blocks held
+	fresh  map[string]time.Time // multihash → last write (or rewrite) of its block
+	active map[uint64]time.Time // adds in progress → when each began
+	nextID uint64
+	// pruneAt is how many fresh blocks make a write prune them.
+	pruneAt int
 }
 
-// Open opens (creating it if needed) the store in dir.
-func Open(dir string) (*Store, error) {
+// Options tune a Store.
+type Options struct {
+	// Quota bounds the bytes of blocks held; 0 is unlimited. A write that
+	// would pass it runs GC first, then is refused with ErrFull.
+	Quota uint64
+	// Keep is how long unpinned content stays after its last add, unpin or
+	// Touch, and how long a block written stays whatever links to it;
+	// 0 is an hour.
+	Keep time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// DefaultKeep is Options.Keep's default.
+const DefaultKeep = time.Hour
+
+// Open opens (creating it if needed) the store in dir, with default options.
+func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith opens (creating it if needed) the store in dir.
+func OpenWith(dir string, o Options) (*Store, error) {
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data store: %w", err)
 	}
@@ -64,8 +120,17 @@ func Open(dir string) (*Store, error) {
 	}
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
-	bs := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
-	return &Store{ds: ds, bs: bs, dag: merkledag.NewDAGService(blockservice.New(bs, nil))}, nil
+	raw := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
+	s := &Store{ds: ds, raw: raw, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
+	s.bs = &accounted{Blockstore: raw, s: s}
+	// Every write reaches s.bs, even of a block already held, so that it
+	// counts as fresh for GC.
+	s.dag = merkledag.NewDAGService(blockservice.New(s.bs, nil, blockservice.WriteThrough(true)))
+	if s.used, err = blockBytes(context.Background(), ds); err != nil {
+		ds.Close()
+		return nil, fmt.Errorf("data store %s: %w", dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
@@ -79,11 +144,12 @@ func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) { return s.bs.
 
 // AddReader adds the bytes of r as a UnixFS file and returns its root.
 func (s *Store) AddReader(ctx context.Context, r io.Reader) (cid.Cid, error) {
+	defer s.begin()()
 	nd, err := s.addFile(r)
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), nil
+	return nd.Cid(), s.touch(ctx, nd.Cid())
 }
 
 func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
@@ -102,11 +168,12 @@ func (s *Store) addFile(r io.Reader) (ipld.Node, error) {
 // regular file or a directory (a device, a pipe, a socket, a link), so that
 // what is added is what the path holds.
 func (s *Store) AddPath(ctx context.Context, path string) (cid.Cid, error) {
+	defer s.begin()()
 	nd, err := s.addPath(ctx, path)
 	if err != nil {
 		return cid.Undef, err
 	}
-	return nd.Cid(), nil
+	return nd.Cid(), s.touch(ctx, nd.Cid())
 }
 
 func (s *Store) addPath(ctx context.Context, path string) (ipld.Node, error) {
@@ -256,6 +323,7 @@ var ErrNotFound = errors.New("not held here")
 // block, holds more than max bytes or misses a block is refused; the blocks
 // already kept stay (they are verified, and another import may complete them).
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid, error) {
+	defer s.begin()()
 	lr := &limited{r: r, left: max}
 	br, err := carv2.NewBlockReader(lr, carv2.MaxAllowedSectionSize(protocol.MaxBlock))
 	if err != nil {
@@ -280,10 +348,11 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader, max int64) (cid.Cid,
 	if err := s.walk(ctx, root, func(blocks.Block) error { return nil }); err != nil {
 		return cid.Undef, fmt.Errorf("CAR: the DAG of %s is not whole: %w", root, err)
 	}
-	return root, nil
+	return root, s.touch(ctx, root)
 }
 
-// ErrTooLarge is what ImportCAR says of a CAR over its limit.
+// ErrTooLarge is what ImportCAR says of a CAR over its limit, and Stat of a
+// DAG over its Limits.
 var ErrTooLarge = errors.New("over the size limit")
 
 // limited reads at most left bytes of r, and remembers it was cut.

@@ -1,0 +1,482 @@
+package data
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/datastore/dshelp"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// Pins, recent roots, the quota and GC.
+//
+// In the datastore, beside the blocks (under /blocks), a pin is a key
+// /pins/<root>/<owner in hex> holding the owner, and a recent root a key
+// /recent/<root> holding the time (Unix nanoseconds, big-endian) it was last
+// added, unpinned or touched.
+
+// ErrFull is what a write says when the blocks it adds would pass the
+// store's quota even after a GC.
+var ErrFull = errors.New("data store full")
+
+// Pin is one owner's hold on a root.
+type Pin struct {
+	Root  cid.Cid
+	Owner string
+}
+
+var (
+	pinsKey   = ds.NewKey("/pins")
+	recentKey = ds.NewKey("/recent")
+)
+
+func pinKey(root cid.Cid, owner string) ds.Key {
+	return pinsKey.ChildString(root.String()).ChildString(hex.EncodeToString([]byte(owner)))
+}
+
+// Pin makes owner hold root: GC keeps every block of root's DAG that the
+// store holds, until every owner has unpinned it. The root need not be held
+// yet (pin before a fetch, and what the fetch brings is kept); pinning twice
+// is pinning once. A GC under way finishes first.
+func (s *Store) Pin(ctx context.Context, root cid.Cid, owner string) error {
+	if !root.Defined() || owner == "" {
+		return errors.New("pin: a root and an owner, please")
+	}
+	s.gcMu.Lock() // a GC that did not see the pin would free the DAG
+	defer s.gcMu.Unlock()
+	k := pinKey(root, owner)
+	if err := s.ds.Put(ctx, k, []byte(owner)); err != nil {
+		return fmt.Errorf("pin %s: %w", root, err)
+	}
+	return s.ds.Sync(ctx, k)
+}
+
+// Unpin drops owner's hold on root, and records root as recent, so that it
+// stays at least Options.Keep more. Unpinning what is not pinned is no error.
+func (s *Store) Unpin(ctx context.Context, root cid.Cid, owner string) error {
+	// Recent before unpinned: a GC sees the pin or the recent root, as it
+	// reads pins before recent roots.
+	if err := s.touch(ctx, root); err != nil {
+		return err
+	}
+	k := pinKey(root, owner)
+	if err := s.ds.Delete(ctx, k); err != nil {
+		return fmt.Errorf("unpin %s: %w", root, err)
+	}
+	return s.ds.Sync(ctx, k)
+}
+
+// Pins lists the pins, by root then owner.
+func (s *Store) Pins(ctx context.Context) ([]Pin, error) {
+	var out []Pin
+	err := s.each(ctx, pinsKey, func(k ds.Key, v []byte) error {
+		ns := k.Namespaces()
+		if len(ns) != 3 {
+			return fmt.Errorf("pins: a key %s", k)
+		}
+		c, err := cid.Decode(ns[1])
+		if err != nil {
+			return fmt.Errorf("pins: a key %s: %w", k, err)
+		}
+		out = append(out, Pin{Root: c, Owner: string(v)})
+		return nil
+	})
+	slices.SortFunc(out, func(a, b Pin) int {
+		if c := strings.Compare(a.Root.String(), b.Root.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Owner, b.Owner)
+	})
+	return out, err
+}
+
+// Touch records root as recent, as an add does: GC keeps its DAG at least
+// Options.Keep more. Call it after fetching a DAG (and before, if it is not
+// pinned, so that what a long fetch finds already held stays). A GC under
+// way finishes first.
+func (s *Store) Touch(ctx context.Context, root cid.Cid) error {
+	s.gcMu.Lock() // a GC that did not see the root would free what it holds
+	defer s.gcMu.Unlock()
+	return s.touch(ctx, root)
+}
+
+// touch records root as recent; adds call it, whose blocks a GC under way
+// keeps anyway, as just written.
+func (s *Store) touch(ctx context.Context, root cid.Cid) error {
+	var v [8]byte
+	s.mu.Lock() // see GC's end
+	defer s.mu.Unlock()
+	binary.BigEndian.PutUint64(v[:], uint64(s.opt.Now().UnixNano()))
+	if err := s.ds.Put(ctx, recentKey.ChildString(root.String()), v[:]); err != nil {
+		return fmt.Errorf("%s: %w", root, err)
+	}
+	return nil
+}
+
+// expired reports whether a recent root's record is older than cutoff.
+func expired(v []byte, cutoff time.Time) bool {
+	return len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff)
+}
+
+// each calls fn with every key under prefix and its value.
+func (s *Store) each(ctx context.Context, prefix ds.Key, fn func(ds.Key, []byte) error) error {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: prefix.String()})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		if err := fn(ds.RawKey(r.Key), r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockBytes counts the bytes of the blocks in d.
+func blockBytes(ctx context.Context, d ds.Datastore) (uint64, error) {
+	res, err := d.Query(ctx, query.Query{Prefix: blockstore.BlockPrefix.String(), KeysOnly: true, ReturnsSizes: true})
+	if err != nil {
+		return 0, err
+	}
+	defer res.Close()
+	var n uint64
+	for r := range res.Next() {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		n += uint64(r.Size)
+	}
+	return n, nil
+}
+
+// Used is the bytes of blocks the store holds.
+func (s *Store) Used() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// begin records an add in progress, so that GC spares every block written
+// since it began; the function it returns ends it.
+func (s *Store) begin() func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	id := s.nextID
+	s.active[id] = s.opt.Now()
+	return func() {
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+	}
+}
+
+// GC deletes the blocks that are live no more, and returns the bytes freed.
+// A block is live if it is in the DAG of a pinned root, or of a root added,
+// unpinned or touched within Options.Keep, or if it was written (or written
+// again) within Keep or since the start of an add still in progress. One GC
+// runs at a time; adds and writes go on meanwhile, Pin and Touch wait.
+func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	now := s.opt.Now()
+	cutoff := now.Add(-s.opt.Keep)
+
+	// Mark.
+	var roots []cid.Cid
+	err = s.each(ctx, pinsKey, func(k ds.Key, _ []byte) error {
+		if ns := k.Namespaces(); len(ns) == 3 {
+			if c, err := cid.Decode(ns[1]); err == nil {
+				roots = append(roots, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("GC: %w", err)
+	}
+	var old []ds.Key // recent roots no more
+	err = s.each(ctx, recentKey, func(k ds.Key, v []byte) error {
+		c, err := cid.Decode(k.BaseNamespace())
+		if err != nil || expired(v, cutoff) {
+			old = append(old, k)
+			return nil
+		}
+		roots = append(roots, c)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("GC: %w", err)
+	}
+	live := map[string]struct{}{}
+	for _, r := range roots {
+		if err := s.mark(ctx, r, live); err != nil {
+			return 0, fmt.Errorf("GC: %w", err)
+		}
+	}
+
+	// Blocks written since freshFrom are live whatever links to them.
+	s.mu.Lock()
+	freshFrom := s.pruneFresh(now)
+	s.mu.Unlock()
+
+	// Sweep: the keys and sizes of the blocks come from one scan; the
+	// blocks to delete go in batches.
+	res, err := s.ds.Query(ctx, query.Query{Prefix: blockstore.BlockPrefix.String(), KeysOnly: true, ReturnsSizes: true})
+	if err != nil {
+		return 0, fmt.Errorf("GC: %w", err)
+	}
+	defer res.Close()
+	var batch []dead
+	for r := range res.Next() {
+		if r.Error != nil {
+			return freed, fmt.Errorf("GC: %w", r.Error)
+		}
+		k := ds.RawKey(r.Key)
+		h, err := dshelp.DsKeyToMultihash(ds.NewKey(k.BaseNamespace()))
+		if err != nil {
+			continue // not a block's key
+		}
+		if _, ok := live[string(h)]; ok {
+			continue
+		}
+		if batch = append(batch, dead{k, string(h), uint64(r.Size)}); len(batch) == sweepBatch {
+			n, err := s.sweep(ctx, batch, freshFrom)
+			freed += n
+			if err != nil {
+				return freed, fmt.Errorf("GC: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	n, err := s.sweep(ctx, batch, freshFrom)
+	freed += n
+	if err != nil {
+		return freed, fmt.Errorf("GC: %w", err)
+	}
+	if err := s.forget(ctx, old, cutoff); err != nil {
+		return freed, fmt.Errorf("GC: %w", err)
+	}
+	return freed, nil
+}
+
+// forget deletes the records of the recent roots keys, those not touched
+// again since GC read them.
+func (s *Store) forget(ctx context.Context, keys []ds.Key, cutoff time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		v, err := s.ds.Get(ctx, k)
+		if errors.Is(err, ds.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if expired(v, cutoff) {
+			if err := s.ds.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pruneFresh forgets the blocks written before the time it returns: from
+// then on, a block written is live whatever links to it. With s.mu and
+// s.gcMu held.
+func (s *Store) pruneFresh(now time.Time) (from time.Time) {
+	from = now.Add(-s.opt.Keep)
+	for _, t := range s.active {
+		if t.Before(from) {
+			from = t
+		}
+	}
+	for k, t := range s.fresh {
+		if t.Before(from) {
+			delete(s.fresh, k)
+		}
+	}
+	s.pruneAt = max(2*len(s.fresh), minPruneAt)
+	return from
+}
+
+// minPruneAt is the fewest blocks remembered as fresh before a write prunes
+// them, so that a store never collected does not remember every block.
+const minPruneAt = 1 << 14
+
+// sweepBatch is how many blocks a GC deletes at once.
+const sweepBatch = 1024
+
+// dead is a block GC found unmarked.
+type dead struct {
+	key  ds.Key
+	hash string // its multihash
+	size uint64
+}
+
+// sweep deletes the blocks of batch not written since freshFrom, in one
+// write. Only GC deletes blocks (DeleteBlock waits for it), so each is still
+// held, of the size the scan saw.
+func (s *Store) sweep(ctx context.Context, batch []dead, freshFrom time.Time) (uint64, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, d := range batch {
+		if t, ok := s.fresh[d.hash]; ok && !t.Before(freshFrom) {
+			continue
+		}
+		if err := b.Delete(ctx, d.key); err != nil {
+			return 0, err
+		}
+		n += d.size
+	}
+	if err := b.Commit(ctx); err != nil {
+		return 0, err
+	}
+	s.used -= min(s.used, n)
+	return n, nil
+}
+
+// mark adds to live the multihash of every block of root's DAG, as far as
+// the store holds it: a block missing or unreadable ends its branch, not the
+// GC. Raw leaves are marked without being read.
+func (s *Store) mark(ctx context.Context, root cid.Cid, live map[string]struct{}) error {
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		k := string(c.Hash())
+		if _, ok := live[k]; ok {
+			continue
+		}
+		live[k] = struct{}{}
+		if c.Type() == cid.Raw {
+			continue
+		}
+		blk, err := s.raw.Get(ctx, c)
+		if err != nil {
+			continue
+		}
+		links, err := linksOf(blk)
+		if err != nil {
+			continue
+		}
+		stack = append(stack, links...)
+	}
+	return nil
+}
+
+// accounted is the store's blockstore: every write goes through it, which
+// counts the bytes held, keeps the quota and marks the blocks written fresh.
+type accounted struct {
+	blockstore.Blockstore
+	s *Store
+}
+
+func (a *accounted) Put(ctx context.Context, blk blocks.Block) error {
+	return a.PutMany(ctx, []blocks.Block{blk})
+}
+
+func (a *accounted) PutMany(ctx context.Context, blks []blocks.Block) error {
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gced := false
+	for {
+		now := s.opt.Now()
+		var news []blocks.Block
+		var n uint64
+		seen := map[string]bool{}
+		for _, b := range blks {
+			k := string(b.Cid().Hash())
+			// Fresh before anything else, so that a GC under way keeps a
+			// block already held that an add now relies on.
+			s.fresh[k] = now
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			has, err := s.raw.Has(ctx, b.Cid())
+			if err != nil {
+				return err
+			}
+			if !has {
+				news = append(news, b)
+				n += uint64(len(b.RawData()))
+			}
+		}
+		if len(news) == 0 {
+			return nil
+		}
+		if q := s.opt.Quota; q > 0 && s.used+n > q {
+			if !gced {
+				gced = true
+				s.mu.Unlock()
+				_, err := s.GC(ctx)
+				s.mu.Lock()
+				if err != nil {
+					return err
+				}
+				continue // what is held may have changed meanwhile
+			}
+			return fmt.Errorf("%w: %d bytes held, %d more would pass the quota of %d", ErrFull, s.used, n, q)
+		}
+		if err := s.raw.PutMany(ctx, news); err != nil {
+			return err
+		}
+		s.used += n
+		// Not while a GC runs: it may count on fresh blocks written before
+		// an add that has ended since it began.
+		if len(s.fresh) >= s.pruneAt && s.gcMu.TryLock() {
+			s.pruneFresh(now)
+			s.gcMu.Unlock()
+		}
+		return nil
+	}
+}
+
+func (a *accounted) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	s := a.s
+	s.gcMu.Lock() // see sweep
+	defer s.gcMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.raw.GetSize(ctx, c)
+	if ipld.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.raw.DeleteBlock(ctx, c); err != nil {
+		return err
+	}
+	s.used -= min(s.used, uint64(n))
+	return nil
+}
