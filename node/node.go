@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	ipld "github.com/ipfs/go-ipld-format"
+
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -286,6 +288,21 @@ func (n *Node) FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error {
 		holders[i] = string(p)
 	}
 	return n.opts.Data.Fetch(ctx, n.net, holders, c)
+}
+
+// StatData sizes the DAG under c if the node holds it whole.
+func (n *Node) StatData(ctx context.Context, c cid.Cid) (api.DataStat, error) {
+	if n.opts.Data == nil {
+		return api.DataStat{}, errNoData
+	}
+	st, err := n.opts.Data.Stat(ctx, c, data.Limits{})
+	if errors.Is(err, data.ErrNotFound) || ipld.IsNotFound(err) {
+		return api.DataStat{}, fmt.Errorf("%s: %w", c, api.ErrNotHeld)
+	}
+	if err != nil {
+		return api.DataStat{}, err
+	}
+	return api.DataStat{CID: c.String(), Size: st.Size, Entries: st.Entries, Dir: st.Dir}, nil
 }
 
 // HasData reports whether the node holds the root c.

@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
