@@ -98,3 +98,21 @@ func costBig(cpuMillis, memoryBytes, cpuPrice, memPrice, ms uint64) (uint64, err
 	}
 	return q.Uint64(), nil
 }
+
+// EgressNanos is what n bytes sent out cost at a price per GiB (SPEC 5.5):
+//
+//	ceil(n * egress_nanos_per_gib / 2^30)
+func EgressNanos(n, nanosPerGiB uint64) (uint64, error) {
+	hi, lo := bits.Mul64(n, nanosPerGiB)
+	q := hi<<34 | lo>>30
+	if hi>>30 != 0 {
+		return 0, fmt.Errorf("egress cost overflows a uint64 of nano-units")
+	}
+	if lo&(1<<30-1) != 0 {
+		if q == ^uint64(0) {
+			return 0, fmt.Errorf("egress cost overflows a uint64 of nano-units")
+		}
+		q++
+	}
+	return q, nil
+}

@@ -114,3 +114,21 @@ func TestPerSecond(t *testing.T) {
 		}
 	}
 }
+
+func TestEgressNanos(t *testing.T) {
+	for _, tc := range []struct {
+		n, price, want uint64
+		err            bool
+	}{
+		{0, 10_000_000, 0, false},
+		{1 << 30, 10_000_000, 10_000_000, false},
+		{1, 10_000_000, 1, false}, // rounded up
+		{3 << 29, 3, 5, false},    // 4.5 -> 5
+		{1 << 62, 1 << 40, 0, true},
+	} {
+		got, err := EgressNanos(tc.n, tc.price)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("EgressNanos(%d, %d) = %d, %v; want %d, error %v", tc.n, tc.price, got, err, tc.want, tc.err)
+		}
+	}
+}

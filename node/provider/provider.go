@@ -30,9 +30,13 @@ type Config struct {
 	// The provider does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
-	// Data serves the blocks of the DAGs the node holds (SPEC 6.6); nil
-	// serves none.
+	// Data keeps the inputs fetched and the outputs made here (SPEC 2.5);
+	// without it the provider takes no job with inputs and keeps no output.
 	Data *data.Store
+	// Grants let a lease's requester fetch its output (SPEC 6.6), for
+	// OutputGrant after the run. Default: data.DefaultKeep.
+	Grants      Grants
+	OutputGrant time.Duration
 	// Transport fetches modules from requesters; required.
 	Transport transport.Transport
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
@@ -88,6 +92,9 @@ func New(c Config) (*Provider, error) {
 	}
 	if c.ReplayCacheSize <= 0 {
 		c.ReplayCacheSize = 100_000
+	}
+	if c.OutputGrant <= 0 {
+		c.OutputGrant = data.DefaultKeep
 	}
 	if c.MaxLog <= 0 {
 		c.MaxLog = DefaultMaxLog

@@ -49,7 +49,11 @@ func (p *Provider) countersigned(from string, sub *pb.ReceiptSubmit) error {
 	if err != nil {
 		return err
 	}
-	return p.store.Countersign(string(r.LeaseId), r.Epoch, sub.Countersignature)
+	if err := p.store.Countersign(string(r.LeaseId), r.Epoch, sub.Countersignature); err != nil {
+		return err
+	}
+	p.releaseOutput(string(r.LeaseId), r.Epoch, r.OutputCid)
+	return nil
 }
 
 // Earnings sums the usage receipts in the store, by currency, in nano-units,

@@ -121,6 +121,10 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	if err == nil {
 		err = p.ensureModule(ctx, modCID, r.lease.Requester)
 	}
+	var inputs []exec.Input
+	if err == nil {
+		inputs, err = p.fetchInputs(ctx, r)
+	}
 	if err != nil {
 		state := pb.LeaseState_LEASE_STATE_FAILED
 		if ctx.Err() != nil { // cancelled while fetching: by its requester, or a drain
@@ -138,8 +142,8 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	spec := exec.RunSpec{
 		Module: modCID, Args: append([]string{j.Name}, t.Args...), Stdin: t.Stdin,
 		MemoryBytes: t.GetResources().GetMemoryBytes(), ScratchBytes: t.GetResources().GetScratchBytes(),
-		Timeout: time.Duration(t.TimeoutMs) * time.Millisecond,
-		Stdout:  logWriter{r, &r.stdout, &r.cut[0], p.cfg.MaxLog}, Stderr: logWriter{r, &r.stderr, &r.cut[1], p.cfg.MaxLog},
+		Timeout: time.Duration(t.TimeoutMs) * time.Millisecond, Inputs: inputs,
+		Stdout: logWriter{r, &r.stdout, &r.cut[0], p.cfg.MaxLog}, Stderr: logWriter{r, &r.stderr, &r.cut[1], p.cfg.MaxLog},
 	}
 	for _, v := range t.Env {
 		spec.Env = append(spec.Env, exec.EnvVar{Name: v.Name, Value: v.Value})
@@ -212,26 +216,37 @@ func (p *Provider) ensureModule(ctx context.Context, c cid.Cid, from string) err
 // finishRun releases the lease, seals its receipt, and records the end in one
 // store transaction before any watcher hears of it.
 func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runErr error) {
+	p.releaseInputs(r)
+	stdout, stderr, cut := r.logs()
+	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes()),
+		StdoutCut: cut[0], StderrCut: cut[1]}
+	if res.Scratch != nil {
+		// The output is kept while the lease still holds its capacity:
+		// the scratch it is read from is still on disk.
+		if res.Reason != exec.ReasonCanceled {
+			root, size, err := p.keepOutput(p.ctx, r, res.Scratch)
+			switch {
+			case err != nil && runErr == nil:
+				state, runErr = pb.LeaseState_LEASE_STATE_FAILED, err
+			case err == nil && root.Defined():
+				out.OutputCID, out.OutputSize = string(root.Bytes()), size
+			}
+		}
+		if err := res.Scratch.Close(); err != nil {
+			p.log.Warn("scratch", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+		}
+	}
 	now := p.clock.Now()
 	usage, relErr := p.release(now, r.lease.ID, r.lease.Epoch)
 	if relErr != nil {
 		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
 	}
 	p.cfg.Loaded()
-	stdout, stderr, cut := r.logs()
-	out := &store.Outcome{ExitCode: res.ExitCode, StdoutCID: string(wire.SumCID(stdout).Bytes()), StderrCID: string(wire.SumCID(stderr).Bytes()),
-		StdoutCut: cut[0], StderrCut: cut[1]}
-	if res.Scratch != nil {
-		output, err := exec.EncodeFS(res.Scratch.FS())
-		switch {
-		case err == nil:
-			out.OutputCID = string(wire.SumCID(output).Bytes())
-		case runErr == nil:
-			state, runErr = pb.LeaseState_LEASE_STATE_FAILED, protocol.Errorf(pb.Code_CODE_INTERNAL, "output: %v", err)
-		}
-		if err := res.Scratch.Close(); err != nil {
-			p.log.Warn("scratch", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
-		}
+	// What the lease sends out: its logs and its output, once each (SPEC
+	// 5.5), billed beside the compute.
+	egress := uint64(len(stdout)+len(stderr)) + out.OutputSize
+	if n, err := protocol.EgressNanos(egress, usage.Price.EgressNanosPerGiB); err == nil && usage.Amount.Currency != "" {
+		usage.Amount.Nanos += n
 	}
 	var perr *protocol.Error
 	if runErr != nil && !errors.As(runErr, &perr) {
@@ -245,6 +260,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		JobCid: []byte(r.lease.JobCID), Reserved: conv.ResourcesToPB(r.lease.Reserved),
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
+		EgressBytes: egress, OutputSize: out.OutputSize,
 	}
 	renv, err := record.Seal(p.cfg.Key, receipt)
 	if err != nil {
@@ -275,7 +291,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		LeaseId: []byte(r.lease.ID), Epoch: r.lease.Epoch, State: state, ExitCode: res.ExitCode,
 		OutputCid: []byte(out.OutputCID), StdoutCid: []byte(out.StdoutCID), StderrCid: []byte(out.StderrCID),
 		StartedAtMs: protocol.UnixMs(res.Started), EndedAtMs: protocol.UnixMs(now), Receipt: renv, Error: protocol.ToPB(errOrNil(perr)),
-		StdoutTruncated: cut[0], StderrTruncated: cut[1],
+		StdoutTruncated: cut[0], StderrTruncated: cut[1], OutputSize: out.OutputSize,
 	}
 	if res.Started.IsZero() {
 		result.StartedAtMs = 0
