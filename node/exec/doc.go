@@ -89,8 +89,6 @@
 //
 // What the run left in its scratch area, without its inputs, is
 // Result.Scratch: a read-only io/fs view (Scratch.FS) of the tree and of its
-// files on disk, which the caller reads and then closes. EncodeFS turns it
-// into the job's output as one byte string, whose CID is the output CID;
-// EncodeOutput documents the encoding (SPEC Appendix A, "Output
-// serialisation").
+// files on disk, which the caller reads and then closes. The node adds it
+// to its data store as the job's output, a UnixFS directory (SPEC 2.5).
 package exec

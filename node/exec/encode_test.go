@@ -1,3 +1,6 @@
+// The encoding of a scratch tree as one byte string: a fingerprint the
+// tests compare runs by. The node names outputs by UnixFS root instead
+// (SPEC 2.5), which node/data builds.
 package exec
 
 import (
