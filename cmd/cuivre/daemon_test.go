@@ -46,8 +46,9 @@ type daemon struct {
 }
 
 // startDaemon starts a daemon on dir, whose executor compiles through the
-// tests' shared compilation cache.
-func startDaemon(t *testing.T, dir string, bootstrap string) *daemon {
+// tests' shared compilation cache; set are more "key=value" settings, which
+// win over the defaults here.
+func startDaemon(t *testing.T, dir string, bootstrap string, set ...string) *daemon {
 	t.Helper()
 	args := []string{"daemon", "--data-dir", dir, "--set", "executor.cache_dir=" + exectest.CacheDir(t),
 		"--set", "listen=/ip4/127.0.0.1/udp/0/quic-v1", "--set", "api.listen=127.0.0.1:0",
@@ -55,6 +56,9 @@ func startDaemon(t *testing.T, dir string, bootstrap string) *daemon {
 		"--set", "labels.jurisdiction=fr", "--set", "labels.region=fr-par"}
 	if bootstrap != "" {
 		args = append(args, "--set", "bootstrap="+bootstrap)
+	}
+	for _, kv := range set {
+		args = append(args, "--set", kv)
 	}
 	os.Remove(filepath.Join(dir, "api"))
 	cmd := cuivre(t, args...)

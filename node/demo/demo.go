@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,7 +21,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/cuivre/cuivre/node"
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/devnet"
+	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -96,6 +99,13 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	tw.Flush()
+	for _, s := range subs {
+		if s.file == "wordfreq.yaml" {
+			if err := showOutput(ctx, w, req, s.key); err != nil {
+				return err
+			}
+		}
+	}
 	v, err := req.Wait(ctx, refusedKey)
 	if err != nil {
 		return err
@@ -152,16 +162,31 @@ func Run(ctx context.Context, o Options) error {
 // submit reads a job spec, lets change alter it, signs it and submits it with
 // its module.
 func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspec.JobSpec)) (string, error) {
-	data, err := os.ReadFile(path)
+	doc, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	spec, err := jobspec.ParseJobSpecFile(path, data)
+	spec, err := jobspec.ParseJobSpecFile(path, doc)
 	if err != nil {
 		return "", err
 	}
 	if change != nil {
 		change(spec)
+	}
+	// Inputs are added to the requester's own store, which its providers
+	// fetch them from.
+	err = spec.ResolveInputs(func(src string, c cid.Cid) (cid.Cid, uint64, error) {
+		ctx := context.Background()
+		if !c.Defined() {
+			if c, err = req.Data().AddPath(ctx, filepath.Join(filepath.Dir(path), src)); err != nil {
+				return cid.Undef, 0, err
+			}
+		}
+		st, err := req.Data().Stat(ctx, c, data.Limits{})
+		return c, st.Size, err
+	})
+	if err != nil {
+		return "", err
 	}
 	var module []byte
 	j, err := spec.Job(func(m string) (cid.Cid, error) {
@@ -179,4 +204,42 @@ func submit(req *node.Node, key crypto.PrivKey, path string, change func(*jobspe
 		return "", err
 	}
 	return req.Submit(sj.Envelope, module, filepath.Base(path))
+}
+
+// showOutput waits for a job's output to come back to the requester, by CID
+// from its provider, and prints the head of each of its files.
+func showOutput(ctx context.Context, w io.Writer, req *node.Node, key string) error {
+	var out requester.OutputView
+	err := devnet.WaitFor(ctx, time.Minute, func() bool {
+		v, _ := req.Job(key)
+		if len(v.Outputs) == 1 && v.Outputs[0].Held {
+			out = v.Outputs[0]
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("the output of %s did not come back: %w", key, err)
+	}
+	root, err := cid.Decode(out.CID)
+	if err != nil {
+		return err
+	}
+	fsys, err := req.Data().FS(ctx, root)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nwordfreq read its input directory and wrote its output, fetched back by CID:\n  %s (%d bytes)\n", root, out.Size)
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		lines := strings.SplitN(string(b), "\n", 4)
+		fmt.Fprintf(w, "  %s: %s ...\n", p, strings.Join(lines[:min(3, len(lines))], ", "))
+		return nil
+	})
 }

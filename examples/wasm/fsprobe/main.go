@@ -8,6 +8,7 @@
 //	dump PATH         list PATH, a file or a tree: sizes, contents, and the
 //	                  last two bytes of each file read after a seek
 //	tamper PATH       try every change of PATH and, for a directory, in it
+//	copy SRC DST      copy the tree SRC (an input, say) to DST
 package main
 
 import (
@@ -46,8 +47,11 @@ func main() {
 		case cmd == "tamper" && len(args) >= 2:
 			tamper(args[1])
 			args = args[2:]
+		case cmd == "copy" && len(args) >= 3:
+			copyTree(args[1], args[2])
+			args = args[3:]
 		default:
-			fail(fmt.Errorf("usage: fill PATH BYTES | write PATH TEXT | dump PATH | tamper PATH, got %q", args))
+			fail(fmt.Errorf("usage: fill PATH BYTES | write PATH TEXT | dump PATH | tamper PATH | copy SRC DST, got %q", args))
 		}
 	}
 }
@@ -85,6 +89,39 @@ func fill(p string, n int64) {
 		fail(err)
 	}
 	fmt.Printf("fill %s: ok %d\n", p, n)
+}
+
+func copyTree(src, dst string) {
+	var n int64
+	err := fs.WalkDir(os.DirFS(src), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		to := path.Join(dst, p)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		in, err := os.Open(path.Join(src, p))
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.Create(to)
+		if err != nil {
+			return err
+		}
+		w, err := io.Copy(out, in)
+		n += w
+		if err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("copy %s %s: ok %d\n", src, dst, n)
 }
 
 func dump(root string) {
