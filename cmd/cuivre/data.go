@@ -28,10 +28,14 @@ gives, carried as CAR streams whose every block is checked against its CID.`,
 }
 
 func newDataAddCmd() *cobra.Command {
+	var public bool
 	cmd := &cobra.Command{
-		Use:     "add PATH",
-		Short:   "Add a file or a directory to the local node and print its CID",
-		Example: "  cuivre data add ./inputs",
+		Use:   "add PATH",
+		Short: "Add a file or a directory to the local node and print its CID",
+		Long: `add builds the DAG of a file or a directory and keeps it in the local node. The
+node serves its blocks only to the peers it grants them (the providers of your
+jobs that take it as input); with --public, to any peer that asks.`,
+		Example: "  cuivre data add ./inputs\n  cuivre data add --public ./dataset",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
@@ -53,7 +57,11 @@ func newDataAddCmd() *cobra.Command {
 			pr, pw := io.Pipe()
 			go func() { pw.CloseWithError(st.ExportCAR(ctx, root, pw)) }()
 			var resp api.DataResponse
-			err = c.Upload("/v1/data", api.CARType, pr, &resp)
+			route := "/v1/data"
+			if public {
+				route += "?public=1"
+			}
+			err = c.Upload(route, api.CARType, pr, &resp)
 			pr.CloseWithError(err)
 			if err != nil {
 				return err
@@ -66,6 +74,7 @@ func newDataAddCmd() *cobra.Command {
 		},
 	}
 	addDataDir(cmd)
+	cmd.Flags().BoolVar(&public, "public", false, "let any peer fetch it")
 	return cmd
 }
 

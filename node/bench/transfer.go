@@ -60,6 +60,7 @@ func (b *bench) transfer(ctx context.Context, d *devnet.Devnet, repeat int) erro
 	if err != nil {
 		return fmt.Errorf("add %d bytes: %w", n, err)
 	}
+	a.Blocks().Grant(string(z.ID()), root)
 	t0 = time.Now()
 	if err := z.FetchData(ctx, root, []peer.ID{a.ID()}); err != nil {
 		return fmt.Errorf("fetch %s: %w", root, err)

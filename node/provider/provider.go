@@ -30,9 +30,9 @@ type Config struct {
 	// The provider does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
-	// Data serves the blocks of the DAGs the node holds (SPEC 6.6); nil
-	// serves none.
-	Data *data.Store
+	// Blocks serves the blocks of the DAGs the node holds to the peers
+	// granted them (SPEC 6.6); nil refuses every block request.
+	Blocks *data.Server
 	// Transport fetches modules from requesters; required.
 	Transport transport.Transport
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
