@@ -6,6 +6,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/transport"
 )
@@ -24,6 +25,7 @@ type jobData struct {
 	store  *data.Store
 	net    transport.Transport
 	grants grants
+	clock  clock.Clock
 
 	mu    sync.Mutex
 	count map[grantKey]int
@@ -34,8 +36,8 @@ type grantKey struct {
 	root cid.Cid
 }
 
-func newJobData(st *data.Store, net transport.Transport, g grants) *jobData {
-	return &jobData{store: st, net: net, grants: g, count: map[grantKey]int{}}
+func newJobData(st *data.Store, net transport.Transport, g grants, c clock.Clock) *jobData {
+	return &jobData{store: st, net: net, grants: g, clock: c, count: map[grantKey]int{}}
 }
 
 func (d *jobData) Grant(peer string, root cid.Cid) {
@@ -63,7 +65,7 @@ func (d *jobData) Fetch(ctx context.Context, holders []string, root cid.Cid, own
 	if err := d.store.Pin(ctx, root, owner); err != nil {
 		return err
 	}
-	return d.store.Fetch(ctx, d.net, holders, root)
+	return d.store.Fetch(ctx, d.net, holders, root, data.FetchOptions{Clock: d.clock})
 }
 
 func (d *jobData) Release(root cid.Cid, owner string) {

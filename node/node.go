@@ -67,6 +67,8 @@ type Options struct {
 	// Data keeps content-addressed files and directories (UnixFS DAGs);
 	// without it the node holds none. The node does not close it.
 	Data *data.Store
+	// Blocks bound what the node serves of its data to other peers.
+	Blocks data.ServerLimits
 	// MaxDataImport bounds one CAR taken through the API. Default
 	// DefaultMaxDataImport.
 	MaxDataImport int64
@@ -90,13 +92,14 @@ const DefaultMaxDataImport = 1 << 30
 // on it, the announcements in the DHT, and the metrics. It is safe for
 // concurrent use.
 type Node struct {
-	opts  Options
-	net   *p2p.Host
-	prov  *provider.Provider
-	req   *requester.Requester
-	reg   *prometheus.Registry
-	log   *slog.Logger
-	clock clock.Clock
+	opts   Options
+	net    *p2p.Host
+	blocks *data.Server
+	prov   *provider.Provider
+	req    *requester.Requester
+	reg    *prometheus.Registry
+	log    *slog.Logger
+	clock  clock.Clock
 
 	changed  chan struct{} // what the node sells changed: re-announce soon
 	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
@@ -136,7 +139,12 @@ func New(o Options) (*Node, error) {
 	log := o.Log.With("peer", h.ID().ShortString())
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{opts: o, net: h, log: log, clock: o.Clock, changed: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
-	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Transport: h,
+	var jd requester.Data
+	if o.Data != nil {
+		n.blocks = data.NewServer(o.Data, o.Blocks)
+		jd = newJobData(o.Data, h, n.blocks, o.Clock)
+	}
+	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
 		ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
 	if err != nil {
 		cancel()
@@ -145,7 +153,7 @@ func New(o Options) (*Node, error) {
 	}
 	h.Serve(n.prov)
 	n.req, err = requester.New(requester.Config{Key: o.Identity, Transport: h, Store: o.Store, Placement: o.Placement,
-		CandidateTTL: o.CandidateTTL, Clock: o.Clock, Log: log})
+		CandidateTTL: o.CandidateTTL, Data: jd, Clock: o.Clock, Log: log})
 	if err != nil {
 		cancel()
 		n.prov.Close()
@@ -265,16 +273,24 @@ func (n *Node) Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView,
 var errNoData = errors.New("this node keeps no data")
 
 // ImportData keeps the DAG of a CAR stream of one root, every block checked
-// against its CID, and returns the root.
-func (n *Node) ImportData(ctx context.Context, car io.Reader) (cid.Cid, error) {
+// against its CID, and returns the root; public shares it with every peer.
+func (n *Node) ImportData(ctx context.Context, car io.Reader, public bool) (cid.Cid, error) {
 	if n.opts.Data == nil {
 		return cid.Undef, errNoData
 	}
-	return n.opts.Data.ImportCAR(ctx, car, n.opts.MaxDataImport)
+	c, err := n.opts.Data.ImportCAR(ctx, car, n.opts.MaxDataImport)
+	if err == nil && public {
+		n.blocks.Share(c)
+	}
+	return c, err
 }
 
 // Data returns the node's store of content-addressed data, nil if it has none.
 func (n *Node) Data() *data.Store { return n.opts.Data }
+
+// Blocks returns what serves the node's data to other peers, where roots are
+// granted and shared (SPEC 6.6); nil if the node keeps no data.
+func (n *Node) Blocks() *data.Server { return n.blocks }
 
 // FetchData fetches the DAG rooted at c from the peers from (binary peer
 // IDs) into the node's data, over /cuivre/blocks (SPEC 6.6); blocks already
@@ -287,7 +303,7 @@ func (n *Node) FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error {
 	for i, p := range from {
 		holders[i] = string(p)
 	}
-	return n.opts.Data.Fetch(ctx, n.net, holders, c)
+	return n.opts.Data.Fetch(ctx, n.net, holders, c, data.FetchOptions{Clock: n.clock})
 }
 
 // StatData sizes the DAG under c if the node holds it whole.

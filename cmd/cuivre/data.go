@@ -28,17 +28,21 @@ gives, carried as CAR streams whose every block is checked against its CID.`,
 }
 
 func newDataAddCmd() *cobra.Command {
+	var public bool
 	cmd := &cobra.Command{
-		Use:     "add PATH",
-		Short:   "Add a file or a directory to the local node and print its CID",
-		Example: "  cuivre data add ./inputs",
+		Use:   "add PATH",
+		Short: "Add a file or a directory to the local node and print its CID",
+		Long: `add builds the DAG of a file or a directory and keeps it in the local node. The
+node serves its blocks only to the peers it grants them (the providers of your
+jobs that take it as input); with --public, to any peer that asks.`,
+		Example: "  cuivre data add ./inputs\n  cuivre data add --public ./dataset",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			root, err := upload(cmd.Context(), c, args[0], cmd.ErrOrStderr())
+			root, err := upload(cmd.Context(), c, args[0], public, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -47,6 +51,7 @@ func newDataAddCmd() *cobra.Command {
 		},
 	}
 	addDataDir(cmd)
+	cmd.Flags().BoolVar(&public, "public", false, "let any peer fetch it")
 	return cmd
 }
 
@@ -97,7 +102,7 @@ CID, resuming where an earlier fetch stopped.`,
 // upload adds a file or directory to the daemon's store and returns its
 // root. The DAG is built here, in a store of its own, and travels to the
 // daemon as a CAR: the daemon reads no path of ours.
-func upload(ctx context.Context, c *api.Client, path string, errOut io.Writer) (cid.Cid, error) {
+func upload(ctx context.Context, c *api.Client, path string, public bool, errOut io.Writer) (cid.Cid, error) {
 	st, done, err := tempStore()
 	if err != nil {
 		return cid.Undef, err
@@ -111,7 +116,11 @@ func upload(ctx context.Context, c *api.Client, path string, errOut io.Writer) (
 	go func() { pw.CloseWithError(st.ExportCAR(ctx, root, pw)) }()
 	prog := newProgress(errOut, "add "+path, 0)
 	var resp api.DataResponse
-	err = c.Upload("/v1/data", api.CARType, prog.Reader(pr), &resp)
+	route := "/v1/data"
+	if public {
+		route += "?public=1" // any peer may fetch it
+	}
+	err = c.Upload(route, api.CARType, prog.Reader(pr), &resp)
 	prog.Stop()
 	pr.CloseWithError(err)
 	if err != nil {

@@ -53,9 +53,10 @@ func TestDataAddGet(t *testing.T) {
 	}
 }
 
-// TestDataBetweenDaemons: data added on one daemon is fetched by another,
-// daemons in processes of their own on loopback, over /cuivre/blocks, and
-// comes out byte for byte.
+// TestDataBetweenDaemons: data added on one daemon with --public is fetched
+// by another, daemons in processes of their own on loopback, over
+// /cuivre/blocks, and comes out byte for byte; data added without it is
+// refused to the other.
 func TestDataBetweenDaemons(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -76,6 +77,12 @@ func TestDataBetweenDaemons(t *testing.T) {
 	}
 	root := strings.TrimSpace(string(out))
 	dst := filepath.Join(t.TempDir(), "back")
+	if b, err := cuivre(t, "data", "get", "--data-dir", b.dir, "--from", a.id.ID, root, "-o", dst).CombinedOutput(); err == nil || !strings.Contains(string(b), "unauthorized") {
+		t.Fatalf("data get on B of a root A did not share: %v\n%s", err, b)
+	}
+	if out, err = cuivre(t, "data", "add", "--public", "--data-dir", a.dir, src).Output(); err != nil || strings.TrimSpace(string(out)) != root {
+		t.Fatalf("data add --public on A: %v, %q", err, out)
+	}
 	if b, err := cuivre(t, "data", "get", "--data-dir", b.dir, "--from", a.id.ID, root, "-o", dst).CombinedOutput(); err != nil {
 		t.Fatalf("data get on B from A: %v\n%s", err, b)
 	}

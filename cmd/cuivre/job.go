@@ -136,7 +136,7 @@ func nodeInputs(ctx context.Context, c *api.Client, specDir string, errOut io.Wr
 				p = filepath.Join(specDir, p)
 			}
 			var err error
-			if root, err = upload(ctx, c, p, errOut); err != nil {
+			if root, err = upload(ctx, c, p, false, errOut); err != nil {
 				return cid.Undef, 0, err
 			}
 		}

@@ -40,10 +40,11 @@ type Backend interface {
 	Stop(key string) bool
 	Logs(key string) (stdout, stderr []byte, changed <-chan struct{}, done bool, ok bool)
 	Quote(ctx context.Context, jobEnv []byte) ([]requester.QuoteView, error)
-	// ImportData keeps the DAG of a CAR stream and returns its root;
+	// ImportData keeps the DAG of a CAR stream and returns its root
+	// (public: shared with every peer, SPEC 6.6);
 	// HasData says whether a root is held; ExportData streams a root's
 	// DAG as a CAR.
-	ImportData(ctx context.Context, car io.Reader) (cid.Cid, error)
+	ImportData(ctx context.Context, car io.Reader, public bool) (cid.Cid, error)
 	HasData(ctx context.Context, c cid.Cid) bool
 	FetchData(ctx context.Context, c cid.Cid, from []peer.ID) error
 	ExportData(ctx context.Context, c cid.Cid, w io.Writer) error

@@ -31,12 +31,17 @@ type DataStat struct {
 
 // dataRoutes serves the node's content-addressed data as CAR streams: POST
 // /v1/data takes a CAR of one root, whose every block is checked against its
-// CID and whose DAG must be whole; GET /v1/data/{cid} streams the DAG of a
+// CID and whose DAG must be whole, and with public=1 shares it with every
+// peer (SPEC 6.6); GET /v1/data/{cid} streams the DAG of a
 // root the node holds, fetching it first from the peers named by from=
 // (repeatable) when given.
 func dataRoutes(n Backend, mux *http.ServeMux, a *API) {
 	mux.Handle("POST /v1/data", a.auth(func(r *http.Request) (any, error) {
-		c, err := n.ImportData(r.Context(), r.Body)
+		public := r.URL.Query().Get("public")
+		if public != "" && public != "0" && public != "1" {
+			return nil, badRequest(errors.New("public: give 0 or 1"))
+		}
+		c, err := n.ImportData(r.Context(), r.Body, public == "1")
 		if err != nil {
 			return nil, badRequest(err)
 		}

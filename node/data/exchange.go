@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -20,80 +24,126 @@ import (
 // blocks it lacks, level by level of the DAG, in batches spread over the
 // holders in parallel; every block is checked against its CID before it is
 // kept, and blocks already held are never asked again, so a fetch cut short
-// resumes where it stopped.
+// resumes where it stopped. Every request names the DAG's root, and a holder
+// serves a block only to a peer it granted that root and to which it served
+// the block's parent (see Server).
 
-// ServeBlocks answers a BlockRequest from s (nil: holds nothing): each CID
-// asked, in order, with its block or as missing.
-func ServeBlocks(ctx context.Context, s *Store, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
-	if len(req.Cids) > protocol.MaxBlocksAsked {
-		return send(&pb.BlockResponse{Error: protocol.ToPB(protocol.Errorf(protocol.CodeMalformed,
-			"%d CIDs asked, at most %d", len(req.Cids), protocol.MaxBlocksAsked))})
-	}
-	for _, b := range req.Cids {
-		c, err := cid.Cast(b)
-		if err != nil {
-			return send(&pb.BlockResponse{Error: protocol.ToPB(protocol.Errorf(protocol.CodeMalformed, "not a CID: %v", err))})
-		}
-		r := &pb.BlockResponse{Cid: b, Missing: true}
-		if s != nil {
-			blk, err := s.bs.Get(ctx, c)
-			switch {
-			case err == nil:
-				r.Data, r.Missing = blk.RawData(), false
-			case !ipld.IsNotFound(err):
-				return err
-			}
-		}
-		if err := send(r); err != nil {
-			return err
-		}
-	}
-	return nil
+// MaxHolders bounds the holders one Fetch asks.
+const MaxHolders = 64
+
+// FetchOptions tune a Fetch. The zero value of each field means its
+// documented default.
+type FetchOptions struct {
+	// Clock waits out a holder's CODE_RATE_LIMITED. Default clock.Real.
+	Clock clock.Clock
+	// Retries is how many times a batch refused with CODE_RATE_LIMITED is
+	// asked again of the same holder, after the holder's retry_after_ms or
+	// a back-off of 50 ms doubled each time, whichever is longer. Default 5.
+	Retries int
 }
 
-// Fetch gets the DAG rooted at root from holders into s. It returns once the
-// whole DAG is held, or with the first error; what it kept before an error
-// stays, and a later Fetch asks only for the rest.
-func (s *Store) Fetch(ctx context.Context, t transport.Transport, holders []string, root cid.Cid) error {
+// perHolder bounds the requests in flight to one holder: each stream holds a
+// frame's worth of memory on both sides, which the resource manager counts.
+const perHolder = 4
+
+// flushBytes is what one request keeps of verified blocks before it writes
+// them to the store in one batch.
+const flushBytes = 8 << 20
+
+// Fetch gets the DAG rooted at root from holders (at most MaxHolders) into s.
+// It returns once the whole DAG is held, or with the first error; what it
+// kept before an error stays, and a later Fetch asks only for the rest.
+//
+// Memory: at most perHolder requests are in flight to each holder, and each
+// keeps at most flushBytes of verified blocks and one frame
+// (protocol.MaxBlocksMsg) before writing them to disk: 4 x 10 MiB a holder,
+// besides the CIDs of the DAG's current level.
+//
+// A holder serves the children of a block only to a peer it served that
+// block to: so the blocks with links (dag-pb) are asked of every holder that
+// may serve them, the raw leaves, the bulk, of one of them each.
+func (s *Store) Fetch(ctx context.Context, t transport.Transport, holders []string, root cid.Cid, o FetchOptions) error {
 	if len(holders) == 0 {
 		return errors.New("fetch: no holder to ask")
 	}
+	if len(holders) > MaxHolders {
+		holders = holders[:MaxHolders]
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Retries <= 0 {
+		o.Retries = 5
+	}
+	f := &fetch{s: s, t: t, holders: holders, root: root, o: o}
+	all := ^uint64(0) >> (64 - len(holders))
 	seen := cid.NewSet()
-	level := []cid.Cid{root}
 	seen.Add(root)
+	level := []want{{root, all}}
 	for len(level) > 0 {
-		var lack []cid.Cid
-		var held []blocks.Block
-		for _, c := range level {
-			blk, err := s.bs.Get(ctx, c)
+		var lack, next []want
+		for _, w := range level {
+			if w.c.Type() == cid.Raw {
+				ok, err := s.bs.Has(ctx, w.c)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					lack = append(lack, w)
+				}
+				continue
+			}
+			blk, err := s.bs.Get(ctx, w.c)
 			switch {
 			case err == nil:
-				held = append(held, blk)
+				// Held from an earlier fetch: which holders served it is
+				// forgotten, so its children may be asked of any.
+				if next, err = addLinks(next, seen, blk, all); err != nil {
+					return err
+				}
 			case ipld.IsNotFound(err):
-				lack = append(lack, c)
+				lack = append(lack, w)
 			default:
 				return err
 			}
 		}
-		got, err := s.fetchBlocks(ctx, t, holders, lack)
+		got, err := f.level(ctx, lack)
 		if err != nil {
 			return err
 		}
-		var next []cid.Cid
-		for _, blk := range append(held, got...) {
-			links, err := linksOf(blk)
-			if err != nil {
+		for _, g := range got {
+			if next, err = addLinks(next, seen, g.blk, g.from); err != nil {
 				return err
-			}
-			for _, l := range links {
-				if seen.Visit(l) {
-					next = append(next, l)
-				}
 			}
 		}
 		level = next
 	}
 	return nil
+}
+
+// want is a CID to fetch and the holders that may serve it, a bit each.
+type want struct {
+	c    cid.Cid
+	from uint64
+}
+
+// parent is a block with links fetched, and the holders that served it.
+type parent struct {
+	blk  blocks.Block
+	from uint64
+}
+
+func addLinks(next []want, seen *cid.Set, blk blocks.Block, from uint64) ([]want, error) {
+	links, err := linksOf(blk)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if seen.Visit(l) {
+			next = append(next, want{l, from})
+		}
+	}
+	return next, nil
 }
 
 // linksOf returns the CIDs a block links to.
@@ -112,127 +162,299 @@ func linksOf(blk blocks.Block) ([]cid.Cid, error) {
 	return out, nil
 }
 
-// perHolder bounds the requests in flight to one holder: each stream holds a
-// frame's worth of memory on both sides, which the resource manager counts.
-const perHolder = 4
+// fetch is one Fetch's state.
+type fetch struct {
+	s       *Store
+	t       transport.Transport
+	holders []string
+	root    cid.Cid
+	o       FetchOptions
+}
 
-// fetchBlocks asks for cids in batches, as many as there are holders (more
-// if a batch would exceed MaxBlocksAsked), the i-th batch of holder i mod n,
-// perHolder requests of each holder at a time, and keeps each block once
-// checked. A block a holder lacks is asked of the next one.
-func (s *Store) fetchBlocks(ctx context.Context, t transport.Transport, holders []string, cids []cid.Cid) ([]blocks.Block, error) {
+// job is one request: cids asked of holders in turn, each next one for what
+// the previous lacked (once has one holder).
+type job struct {
+	cids    []cid.Cid
+	holders []int
+	once    bool // a block with links, asked of this holder alone
+}
+
+// level fetches the CIDs of one level of the DAG: the blocks with links of
+// every holder that may serve them, the leaves spread in batches over the
+// holders that may serve them, perHolder requests of each holder at a time.
+// It returns the blocks with links, with the holders that served each.
+func (f *fetch) level(ctx context.Context, lack []want) ([]parent, error) {
+	var jobs []job
+	byMask := map[uint64][]cid.Cid{}
+	var masks []uint64
+	parentsOf := map[int][]cid.Cid{}
+	for _, w := range lack {
+		if w.c.Type() != cid.Raw {
+			for m := w.from; m != 0; m &= m - 1 {
+				h := bits.TrailingZeros64(m)
+				parentsOf[h] = append(parentsOf[h], w.c)
+			}
+			continue
+		}
+		if _, ok := byMask[w.from]; !ok {
+			masks = append(masks, w.from)
+		}
+		byMask[w.from] = append(byMask[w.from], w.c)
+	}
+	for h := range f.holders {
+		for cids := parentsOf[h]; len(cids) > 0; {
+			n := min(len(cids), protocol.MaxBlocksAsked)
+			jobs = append(jobs, job{cids: cids[:n], holders: []int{h}, once: true})
+			cids = cids[n:]
+		}
+	}
+	for _, m := range masks {
+		var hs []int
+		for b := m; b != 0; b &= b - 1 {
+			hs = append(hs, bits.TrailingZeros64(b))
+		}
+		cids := byMask[m]
+		size := min(protocol.MaxBlocksAsked, (len(cids)+len(hs)-1)/len(hs))
+		for i := 0; len(cids) > 0; i++ {
+			n := min(len(cids), size)
+			order := append(append([]int(nil), hs[i%len(hs):]...), hs[:i%len(hs)]...)
+			jobs = append(jobs, job{cids: cids[:n], holders: order})
+			cids = cids[n:]
+		}
+	}
+
 	var (
-		mu   sync.Mutex
-		got  []blocks.Block
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, perHolder*len(holders))
+		mu      sync.Mutex
+		parents = map[cid.Cid]*parent{}
+		lacking = map[cid.Cid]bool{} // blocks with links no holder had yet
+		errs    []error
+		failed  []error // holders unreachable for blocks with links
+		wg      sync.WaitGroup
+		sem     = make([]chan struct{}, len(f.holders))
 	)
-	size := min(protocol.MaxBlocksAsked, (len(cids)+len(holders)-1)/len(holders))
-	for i := 0; len(cids) > 0; i++ {
-		n := min(len(cids), size)
-		batch := cids[:n]
-		cids = cids[n:]
+	for h := range sem {
+		sem[h] = make(chan struct{}, perHolder)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, j := range jobs {
+		h := j.holders[0]
+		select {
+		case sem[h] <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			blks, err := s.askAround(ctx, t, holders, i, batch)
+			defer func() { <-sem[h] }()
+			got, lack, err := f.askAround(ctx, j)
 			mu.Lock()
 			defer mu.Unlock()
-			got = append(got, blks...)
-			if err != nil {
+			for _, blk := range got {
+				if blk.Cid().Type() == cid.Raw {
+					continue
+				}
+				p := parents[blk.Cid()]
+				if p == nil {
+					p = &parent{blk: blk}
+					parents[blk.Cid()] = p
+				}
+				p.from |= 1 << h
+				delete(lacking, blk.Cid())
+			}
+			if j.once {
+				for _, c := range lack {
+					if parents[c] == nil {
+						lacking[c] = true
+					}
+				}
+			}
+			var perr *protocol.Error
+			switch {
+			case err == nil:
+			case j.once && !errors.As(err, &perr) && ctx.Err() == nil:
+				// This holder could not be reached: another may serve
+				// these blocks.
+				failed = append(failed, err)
+				for _, c := range lack {
+					if parents[c] == nil {
+						lacking[c] = true
+					}
+				}
+			case ctx.Err() != nil && errors.Is(err, context.Canceled):
+				// Another request failed first.
+			default:
 				errs = append(errs, err)
+				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	return got, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for c := range lacking {
+		return nil, errors.Join(append([]error{fmt.Errorf("%s: %w by any of %d holders", c, ErrNotFound, len(f.holders))}, failed...)...)
+	}
+	out := make([]parent, 0, len(parents))
+	for _, p := range parents {
+		out = append(out, *p)
+	}
+	return out, nil
 }
 
-// askAround asks holders for batch, starting with holder first, each next
-// holder for what the previous lacked.
-func (s *Store) askAround(ctx context.Context, t transport.Transport, holders []string, first int, batch []cid.Cid) ([]blocks.Block, error) {
-	var got []blocks.Block
-	var last error
-	for k := range holders {
+// askAround asks j's holders for its CIDs in turn, each next holder for what
+// the previous lacked. It returns the blocks with links it got, and what the
+// last holder lacked. A refusal stops it, and the fetch.
+func (f *fetch) askAround(ctx context.Context, j job) (got []blocks.Block, lack []cid.Cid, err error) {
+	batch := j.cids
+	var failed error
+	for _, h := range j.holders {
 		if len(batch) == 0 {
-			return got, nil
+			break
 		}
-		from := holders[(first+k)%len(holders)]
-		blks, lack, err := s.ask(ctx, t, from, batch)
-		got = append(got, blks...)
-		if err != nil {
-			var perr *protocol.Error
-			if errors.As(err, &perr) && perr.Code == protocol.CodeMalformed {
-				return got, err // a holder that lies is not asked again; the fetch stops
-			}
-			last = err
-			continue // another holder may have them
+		g, l, err := f.ask(ctx, h, batch)
+		got = append(got, g...)
+		var perr *protocol.Error
+		switch {
+		case err == nil:
+			batch = l
+		case errors.As(err, &perr) || ctx.Err() != nil:
+			return got, nil, err // a refusal, or a lie: the fetch stops
+		default:
+			failed = err // unreachable, or cut: another holder may have them
 		}
-		batch = lack
 	}
-	if len(batch) > 0 {
-		if last == nil {
-			last = fmt.Errorf("%s: %w by any of %d holders", batch[0], ErrNotFound, len(holders))
-		}
-		return got, last
+	switch {
+	case len(batch) == 0:
+		return got, nil, nil
+	case failed != nil:
+		return got, batch, failed
+	case j.once:
+		return got, batch, nil
 	}
-	return got, nil
+	return got, batch, fmt.Errorf("%s: %w by any of %d holders", batch[0], ErrNotFound, len(j.holders))
 }
 
-// ask asks one holder for cids, keeps the blocks it sends once each is
-// checked against its CID, and returns them with the CIDs it lacks.
-func (s *Store) ask(ctx context.Context, t transport.Transport, from string, cids []cid.Cid) (got []blocks.Block, lack []cid.Cid, err error) {
-	req := &pb.BlockRequest{Cids: make([][]byte, len(cids))}
+// ask asks holder h for cids, waiting out its CODE_RATE_LIMITED refusals.
+func (f *fetch) ask(ctx context.Context, h int, cids []cid.Cid) (got []blocks.Block, lack []cid.Cid, err error) {
+	backoff := 50 * time.Millisecond
+	for try := 0; ; try++ {
+		a := f.askOnce(ctx, f.holders[h], cids)
+		got, lack = append(got, a.got...), append(lack, a.lack...)
+		if a.err == nil || protocol.CodeOf(a.err) != pb.Code_CODE_RATE_LIMITED || try >= f.o.Retries {
+			return got, lack, a.err
+		}
+		wait := max(backoff, a.retryAfter)
+		backoff *= 2
+		select {
+		case <-f.o.Clock.After(wait):
+		case <-ctx.Done():
+			return got, lack, ctx.Err()
+		}
+		// What was answered before the refusal is kept: ask for the rest.
+		if cids = cids[a.answered:]; len(cids) == 0 {
+			return got, lack, nil
+		}
+	}
+}
+
+// answer is what one request to one holder brought: the blocks with links
+// (every block is kept), the CIDs the holder lacks, how many CIDs were
+// answered, and the refusal or failure that ended it early.
+type answer struct {
+	got        []blocks.Block
+	lack       []cid.Cid
+	answered   int
+	err        error
+	retryAfter time.Duration // the holder's hint with a refusal
+}
+
+// askOnce asks one holder for cids, keeps the blocks it sends once each is
+// checked against its CID, and returns those with links and the CIDs it
+// lacks. A refusal is an error naming the holder and the code.
+func (f *fetch) askOnce(ctx context.Context, from string, cids []cid.Cid) (a answer) {
+	req := &pb.BlockRequest{Cids: make([][]byte, len(cids)), Root: f.root.Bytes()}
 	for i, c := range cids {
 		req.Cids[i] = c.Bytes()
 	}
-	i := 0
-	var ferr error
-	err = t.Blocks(ctx, from, req, func(r *pb.BlockResponse) bool {
+	var (
+		ferr    error
+		pending []blocks.Block
+		size    int
+	)
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := f.s.bs.PutMany(ctx, pending)
+		pending, size = pending[:0], 0
+		return err
+	}
+	err := f.t.Blocks(ctx, from, req, func(r *pb.BlockResponse) bool {
+		i := a.answered
 		switch {
 		case r.Error != nil:
-			ferr = protocol.FromPB(r.Error)
+			ferr = fmt.Errorf("blocks from %s: %w", short(from), protocol.FromPB(r.Error))
+			a.retryAfter = time.Duration(r.Error.RetryAfterMs) * time.Millisecond
 			return false
-		case i >= len(cids) || string(r.Cid) != string(cids[i].Bytes()):
-			ferr = protocol.Errorf(protocol.CodeMalformed, "blocks from %x: an answer out of order", from)
+		case i >= len(cids) || string(r.Cid) != string(req.Cids[i]):
+			ferr = protocol.Errorf(protocol.CodeMalformed, "blocks from %s: an answer out of order", short(from))
 			return false
 		case r.Missing:
-			lack = append(lack, cids[i])
+			a.lack = append(a.lack, cids[i])
 		default:
 			if len(r.Data) > protocol.MaxBlock {
-				ferr = protocol.Errorf(protocol.CodeTooLarge, "block %s: %d bytes", cids[i], len(r.Data))
+				ferr = protocol.Errorf(protocol.CodeTooLarge, "block %s from %s: %d bytes", cids[i], short(from), len(r.Data))
 				return false
 			}
-			blk, err := blocks.NewBlockWithCid(r.Data, cids[i])
-			if err == nil {
-				var sum cid.Cid
-				if sum, err = cids[i].Prefix().Sum(r.Data); err == nil && !sum.Equals(cids[i]) {
-					err = fmt.Errorf("hashes to %s", sum)
-				}
+			sum, err := cids[i].Prefix().Sum(r.Data)
+			if err == nil && !sum.Equals(cids[i]) {
+				err = fmt.Errorf("hashes to %s", sum)
 			}
 			if err != nil {
-				ferr = protocol.Errorf(protocol.CodeMalformed, "block %s from %x: %v", cids[i], from, err)
+				ferr = protocol.Errorf(protocol.CodeMalformed, "block %s from %s: %v", cids[i], short(from), err)
 				return false
 			}
-			if err := s.bs.Put(ctx, blk); err != nil {
-				ferr = err
-				return false
+			blk, _ := blocks.NewBlockWithCid(r.Data, cids[i]) // checked above
+			pending = append(pending, blk)
+			size += len(r.Data)
+			if blk.Cid().Type() != cid.Raw {
+				a.got = append(a.got, blk)
 			}
-			got = append(got, blk)
+			if size >= flushBytes {
+				if ferr = flush(); ferr != nil {
+					return false
+				}
+			}
 		}
-		i++
-		return i < len(cids)
+		a.answered++
+		return a.answered < len(cids)
 	})
+	if perr := flush(); perr != nil && ferr == nil {
+		ferr = perr
+	}
 	switch {
 	case ferr != nil:
-		return got, nil, ferr
+		a.err = ferr
 	case err != nil:
-		return got, nil, fmt.Errorf("blocks from %x: %w", from, err)
-	case i < len(cids):
-		return got, nil, fmt.Errorf("blocks from %x: %d of %d answered", from, i, len(cids))
+		a.err = fmt.Errorf("blocks from %s: %w", short(from), err)
+	case a.answered < len(cids):
+		a.err = fmt.Errorf("blocks from %s: %d of %d answered", short(from), a.answered, len(cids))
 	}
-	return got, lack, nil
+	return a
+}
+
+// short names a peer in a message.
+func short(id string) string {
+	if p, err := peer.IDFromBytes([]byte(id)); err == nil {
+		return p.ShortString()
+	}
+	return fmt.Sprintf("%q", id)
 }

@@ -23,12 +23,19 @@ import (
 type holder struct {
 	transport.Handler
 	s      *data.Store
+	srv    *data.Server
 	served atomic.Int64
 	lie    bool // flip a byte of every block it sends
 }
 
+// newHolder returns a holder of a new store, which grants nothing yet.
+func newHolder(t *testing.T) *holder {
+	s := open(t)
+	return &holder{s: s, srv: data.NewServer(s, data.ServerLimits{})}
+}
+
 func (h *holder) Blocks(ctx context.Context, from string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
-	return data.ServeBlocks(ctx, h.s, req, func(r *pb.BlockResponse) error {
+	return h.srv.Serve(ctx, from, req, func(r *pb.BlockResponse) error {
 		if len(r.Data) > 0 {
 			h.served.Add(1)
 			if h.lie {
@@ -108,8 +115,10 @@ func check(t *testing.T, s *data.Store, root cid.Cid, files map[string][]byte) {
 // serving part of it; a root no holder has is not found.
 func TestFetch(t *testing.T) {
 	ctx := context.Background()
-	a, b := &holder{s: open(t)}, &holder{s: open(t)}
+	a, b := newHolder(t), newHolder(t)
 	root, files := dag(t, a.s)
+	a.srv.Share(root)
+	b.srv.Share(root)
 	var car bytes.Buffer
 	if err := a.s.ExportCAR(ctx, root, &car); err != nil {
 		t.Fatal(err)
@@ -119,7 +128,7 @@ func TestFetch(t *testing.T) {
 	}
 	_, p, ids := net(t, a, b)
 	s := open(t)
-	if err := s.Fetch(ctx, p, ids, root); err != nil {
+	if err := s.Fetch(ctx, p, ids, root, data.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, s, root, files)
@@ -127,7 +136,9 @@ func TestFetch(t *testing.T) {
 		t.Errorf("served %d and %d blocks: want both holders asked", a.served.Load(), b.served.Load())
 	}
 	missing := protocolCID("never added")
-	if err := s.Fetch(ctx, p, ids, missing); !errors.Is(err, data.ErrNotFound) {
+	a.srv.Share(missing)
+	b.srv.Share(missing)
+	if err := s.Fetch(ctx, p, ids, missing, data.FetchOptions{}); !errors.Is(err, data.ErrNotFound) {
 		t.Fatalf("a root no holder has: %v, want ErrNotFound", err)
 	}
 }
@@ -136,17 +147,18 @@ func TestFetch(t *testing.T) {
 // fetch asks only for the rest.
 func TestFetchResumes(t *testing.T) {
 	ctx := context.Background()
-	a := &holder{s: open(t)}
+	a := newHolder(t)
 	root, files := dag(t, a.s)
+	a.srv.Grant("fetcher", root)
 	_, p, ids := net(t, a)
 	s := open(t)
 	cut := &cutter{Transport: p, after: 8}
-	if err := s.Fetch(ctx, cut, ids, root); err == nil {
+	if err := s.Fetch(ctx, cut, ids, root, data.FetchOptions{}); err == nil {
 		t.Fatal("a cut fetch succeeded")
 	}
 	kept := count(t, s)
 	again := &cutter{Transport: p}
-	if err := s.Fetch(ctx, again, ids, root); err != nil {
+	if err := s.Fetch(ctx, again, ids, root, data.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	check(t, s, root, files)
@@ -161,11 +173,13 @@ func TestFetchResumes(t *testing.T) {
 // stops the fetch with CODE_MALFORMED, and nothing it sent is kept.
 func TestFetchRefusesLies(t *testing.T) {
 	ctx := context.Background()
-	a := &holder{s: open(t), lie: true}
+	a := newHolder(t)
+	a.lie = true
 	root, _ := dag(t, a.s)
+	a.srv.Share(root)
 	_, p, ids := net(t, a)
 	s := open(t)
-	if err := s.Fetch(ctx, p, ids, root); !errors.Is(err, &protocol.Error{Code: protocol.CodeMalformed}) {
+	if err := s.Fetch(ctx, p, ids, root, data.FetchOptions{}); !errors.Is(err, &protocol.Error{Code: protocol.CodeMalformed}) {
 		t.Fatalf("lying holder: %v, want malformed", err)
 	}
 	if ok, _ := s.Has(ctx, root); ok {

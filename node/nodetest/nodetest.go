@@ -58,6 +58,7 @@ type Member struct {
 	Peer      *memnet.Peer
 	Store     *store.Store
 	Data      *data.Store
+	Blocks    *data.Server // serves Data; grant or share roots here
 	Provider  *provider.Provider
 	Requester *requester.Requester
 	Market    scheduler.MarketConfig
@@ -140,13 +141,14 @@ func (m *Member) start() {
 		t.Fatal(err)
 	}
 	m.Data = ds
+	m.Blocks = data.NewServer(ds, data.ServerLimits{})
 	t.Cleanup(func() { ds.Close() })
 	m.Peer = m.f.Net.Join(m.ID)
 	var ex *exec.Executor
 	if m.runs {
 		ex = m.f.Exec
 	}
-	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Data: ds, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
+	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Blocks: m.Blocks, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,6 @@ import (
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
-// Grants say which peers may fetch which DAGs from this node (SPEC 6.6).
-type Grants interface {
-	Grant(peer string, root cid.Cid)
-	Revoke(peer string, root cid.Cid)
-}
-
 // owner names a lease epoch as the owner of the pins it holds.
 func (r *run) owner() string { return fmt.Sprintf("lease/%x/%d", r.lease.ID, r.lease.Epoch) }
 
@@ -122,7 +116,7 @@ func (p *Provider) keepOutput(ctx context.Context, r *run, sc *exec.Scratch) (ci
 	if err := p.cfg.Data.Pin(ctx, root, r.owner()); err != nil {
 		return cid.Undef, 0, fmt.Errorf("keep output: %w", err)
 	}
-	if g := p.cfg.Grants; g != nil {
+	if g := p.cfg.Blocks; g != nil {
 		g.Grant(r.lease.Requester, root)
 		// The requester fetches the output right after the result; the
 		// grant outlives the run by the store's keep time.
@@ -157,5 +151,5 @@ func dataErr(what string, err error) error {
 // fetch brings a DAG from holders into the store, its waits on the
 // provider's clock.
 func (p *Provider) fetch(ctx context.Context, holders []string, root cid.Cid) error {
-	return p.cfg.Data.Fetch(ctx, p.cfg.Transport, holders, root)
+	return p.cfg.Data.Fetch(ctx, p.cfg.Transport, holders, root, data.FetchOptions{Clock: p.clock})
 }

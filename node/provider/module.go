@@ -7,7 +7,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
@@ -23,10 +22,10 @@ func (p *Provider) Module(_ context.Context, _ string, req *pb.ModuleRequest, se
 	return ServeModule(p.store, req, send)
 }
 
-// Blocks answers a request for blocks of a DAG from the node's data (SPEC
-// 6.6).
-func (p *Provider) Blocks(ctx context.Context, _ string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
-	return data.ServeBlocks(ctx, p.cfg.Data, req, send)
+// Blocks answers a request for blocks of a DAG from the node's data, if the
+// DAG is granted to the asker (SPEC 6.6).
+func (p *Provider) Blocks(ctx context.Context, from string, req *pb.BlockRequest, send func(*pb.BlockResponse) error) error {
+	return p.cfg.Blocks.Serve(ctx, from, req, send)
 }
 
 // ModuleSource is where ServeModule reads modules.

@@ -33,9 +33,11 @@ type Config struct {
 	// Data keeps the inputs fetched and the outputs made here (SPEC 2.5);
 	// without it the provider takes no job with inputs and keeps no output.
 	Data *data.Store
-	// Grants let a lease's requester fetch its output (SPEC 6.6), for
-	// OutputGrant after the run. Default: data.DefaultKeep.
-	Grants      Grants
+	// Blocks serves the blocks of the DAGs the node holds to the peers
+	// granted them (SPEC 6.6); nil refuses every block request. The
+	// provider grants a lease's requester its output, for OutputGrant
+	// after the run (default data.DefaultKeep).
+	Blocks      *data.Server
 	OutputGrant time.Duration
 	// Transport fetches modules from requesters; required.
 	Transport transport.Transport
