@@ -24,7 +24,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"hello, world!", "348513 primes below 5000000", "14 distinct words", "bonjour, souverain!",
+	for _, want := range []string{"hello, world!", "348513 primes below 5000000", "45 distinct words in 2 files", "words.txt: 6 de, 5 la, 4 a", "bonjour, souverain!",
 		"under jurisdiction=ch", "under epoch 2", "succeeded"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
