@@ -142,7 +142,7 @@ func New(o Options) (*Node, error) {
 	var jd requester.Data
 	if o.Data != nil {
 		n.blocks = data.NewServer(o.Data, o.Blocks)
-		jd = newJobData(o.Data, h, n.blocks, o.Clock)
+		jd = data.NewJobData(o.Data, n.blocks, h, o.Clock)
 	}
 	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
 		ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})

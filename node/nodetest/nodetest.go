@@ -148,7 +148,7 @@ func (m *Member) start() {
 	if m.runs {
 		ex = m.f.Exec
 	}
-	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Blocks: m.Blocks, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
+	p, err := provider.New(provider.Config{Key: m.Key, Market: m.Market, Store: st, Exec: ex, Data: ds, Blocks: m.Blocks, Transport: m.Peer, Clock: m.f.Clock, MaxLog: m.f.MaxLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,8 @@ func (m *Member) start() {
 func (m *Member) startRequester() {
 	t := m.f.T
 	t.Helper()
-	r, err := requester.New(requester.Config{Key: m.Key, Transport: m.Peer, Store: m.Store, Placement: m.f.Placement, Clock: m.f.Clock})
+	r, err := requester.New(requester.Config{Key: m.Key, Transport: m.Peer, Store: m.Store, Placement: m.f.Placement, Clock: m.f.Clock,
+		Data: data.NewJobData(m.Data, m.Blocks, m.Peer, m.f.Clock)})
 	if err != nil {
 		t.Fatal(err)
 	}
