@@ -46,17 +46,23 @@ type placement struct {
 // lease signs a job running module, asks prov for an offer and leases it.
 func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, heartbeat time.Duration) placement {
 	t.Helper()
+	return leaseTask(t, f, prov, module, &pb.Task{}, heartbeat)
+}
+
+// leaseTask is lease with more of the task set: args, inputs, outputs.
+func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration) placement {
+	t.Helper()
 	ctx := context.Background()
 	req := f.Requester
 	mod, err := req.Requester.AddModule(module)
 	if err != nil {
 		t.Fatal(err)
 	}
+	task.Engine, task.ModuleCid, task.TimeoutMs = "wasm", mod.Bytes(), 3_600_000
+	task.Resources = &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}
 	job := &pb.Job{
 		Version: 1, Name: "t", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
-		Task: &pb.Task{Engine: "wasm", ModuleCid: mod.Bytes(),
-			Resources: &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, TimeoutMs: 3_600_000},
-		Nonce: []byte(nonce()),
+		Task: task, Nonce: []byte(nonce()),
 	}
 	signed, err := record.SealJob(req.Key, job)
 	if err != nil {
