@@ -193,12 +193,17 @@ func TestTwoDaemons(t *testing.T) {
 // 6.1-6.3), and returns the result and stdout. If running is not nil, the
 // lease ID is sent on it once the run is RUNNING.
 func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, timeout time.Duration, running chan<- string) (*pb.Result, string) {
+	return leaseOf(t, ctx, req, key, p, module, args, &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, timeout, running, nil)
+}
+
+// leaseOf is lease with the resources given, calling status (if not nil)
+// with each Status watched.
+func leaseOf(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, res *pb.Resources, timeout time.Duration, running chan<- string, status func(*pb.Status)) (*pb.Result, string) {
 	mod, err := req.AddModule(module)
 	if err != nil {
 		t.Error(err)
 		return nil, ""
 	}
-	res := &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}
 	job := &pb.Job{Version: 1, Name: "hello", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task:  &pb.Task{Engine: "wasm", ModuleCid: mod.Bytes(), Args: args, Resources: res, TimeoutMs: uint64(timeout / time.Millisecond)},
 		Nonce: random(protocol.NonceSize)}
@@ -209,7 +214,7 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 	}
 	offer, _, err := req.RequestOffer(ctx, p, scheduler.Request{
 		Nonce: string(random(protocol.NonceSize)), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
-		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, Timeout: timeout,
+		Resources: scheduler.Resources{CPUMillis: res.CpuMillis, MemoryBytes: res.MemoryBytes, ScratchBytes: res.ScratchBytes}, Timeout: timeout,
 		ExpiresAt: time.Now().Add(5 * time.Second)})
 	if err != nil {
 		t.Errorf("offer: %v", err)
@@ -231,6 +236,9 @@ func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey
 	r, err := requester.Watch(ctx, req.Transport(), string(p), &pb.WatchRequest{LeaseId: id, Epoch: 1}, func(ev *pb.WatchEvent) {
 		if l := ev.GetLog(); l != nil && l.Stream == pb.LogStream_LOG_STREAM_STDOUT {
 			stdout.Write(l.Data)
+		}
+		if s := ev.GetStatus(); s != nil && status != nil {
+			status(s)
 		}
 		if s := ev.GetStatus(); s != nil && s.State == pb.LeaseState_LEASE_STATE_RUNNING && running != nil {
 			running <- string(id)
