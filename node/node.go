@@ -140,8 +140,18 @@ func New(o Options) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{opts: o, net: h, log: log, clock: o.Clock, changed: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	var jd requester.Data
+	egress := prometheus.NewCounter(prometheus.CounterOpts{Name: "cuivre_data_served_bytes_total",
+		Help: "Bytes of blocks this node served to other peers over /cuivre/blocks: the egress of its inputs and outputs."})
 	if o.Data != nil {
-		n.blocks = data.NewServer(o.Data, o.Blocks)
+		lim := o.Blocks
+		next := lim.OnServe
+		lim.OnServe = func(peer string, root cid.Cid, n int) {
+			egress.Add(float64(n))
+			if next != nil {
+				next(peer, root, n)
+			}
+		}
+		n.blocks = data.NewServer(o.Data, lim)
 		jd = data.NewJobData(o.Data, n.blocks, h, o.Clock)
 	}
 	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
@@ -163,6 +173,7 @@ func New(o Options) (*Node, error) {
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(n.prov.Metrics().Collectors()...)
 	n.reg.MustRegister(h.Collectors()...)
+	n.reg.MustRegister(egress)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
