@@ -214,7 +214,9 @@ func (f *fetch) level(ctx context.Context, lack []want) ([]parent, error) {
 			hs = append(hs, bits.TrailingZeros64(b))
 		}
 		cids := byMask[m]
-		size := min(protocol.MaxBlocksAsked, (len(cids)+len(hs)-1)/len(hs))
+		// Enough batches for every request in flight to each holder.
+		per := len(hs) * perHolder
+		size := min(protocol.MaxBlocksAsked, (len(cids)+per-1)/per)
 		for i := 0; len(cids) > 0; i++ {
 			n := min(len(cids), size)
 			order := append(append([]int(nil), hs[i%len(hs):]...), hs[:i%len(hs)]...)
@@ -400,6 +402,9 @@ func (f *fetch) askOnce(ctx context.Context, from string, cids []cid.Cid) (a ans
 	err := f.t.Blocks(ctx, from, req, func(r *pb.BlockResponse) bool {
 		i := a.answered
 		switch {
+		case ctx.Err() != nil:
+			ferr = ctx.Err()
+			return false
 		case r.Error != nil:
 			ferr = fmt.Errorf("blocks from %s: %w", short(from), protocol.FromPB(r.Error))
 			a.retryAfter = time.Duration(r.Error.RetryAfterMs) * time.Millisecond

@@ -249,6 +249,9 @@ func follow[M any, PM interface {
 	if _, ok := ctx.Deadline(); !ok && lasting {
 		e.s.SetDeadline(time.Time{})
 	}
+	// A cancelled asker stops reading at once, and the other side sending.
+	stop := context.AfterFunc(ctx, func() { e.s.Reset() })
+	defer stop()
 	if err := e.w.WriteMsg(req); err != nil {
 		return err
 	}
