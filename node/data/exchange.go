@@ -11,7 +11,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mr-tron/base58"
 
 	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/transport"
@@ -456,10 +456,12 @@ func (f *fetch) askOnce(ctx context.Context, from string, cids []cid.Cid) (a ans
 	return a
 }
 
-// short names a peer in a message.
+// short names a peer in a message as libp2p's logs do, by the end of its
+// text form (base58btc), without the data room reaching libp2p.
 func short(id string) string {
-	if p, err := peer.IDFromBytes([]byte(id)); err == nil {
-		return p.ShortString()
+	b := base58.Encode([]byte(id))
+	if len(b) > 6 {
+		return "12*" + b[len(b)-6:]
 	}
 	return fmt.Sprintf("%q", id)
 }
