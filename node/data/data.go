@@ -38,6 +38,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	chunk "github.com/ipfs/boxo/chunker"
@@ -69,6 +71,9 @@ var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256,
 type Store struct {
 	ds  *pebbleds.Datastore
 	raw blockstore.Blockstore // the blocks as on disk, unaccounted: GC's sweep
+	// unchecked reads blocks without hashing them: for serving them to a
+	// peer, which checks every block against its CID itself (SPEC 6.6).
+	unchecked blockstore.Blockstore
 	bs  blockstore.Blockstore // raw, with the quota and accounting of writes
 	dag ipld.DAGService
 	opt Options
@@ -103,6 +108,21 @@ const DefaultKeep = time.Hour
 // Open opens (creating it if needed) the store in dir, with default options.
 func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 
+// pebbleOptions tune pebble for blocks: no compression, since a block is
+// mostly file contents that compressing seldom shrinks (media, archives,
+// already compressed data) and always costs CPU on every write and
+// compaction; and 64 MiB memtables rather than 4 MiB, so that a fetch writing
+// a GiB flushes a few large tables and compacts far less. Together they took
+// a 512 MiB fetch between two providers from 26% to about 60% of a raw stream
+// copy (cuivre bench). The memtables cost memory only as they fill.
+func pebbleOptions() *pebble.Options {
+	o := &pebble.Options{MemTableSize: 64 << 20}
+	for i := range o.Levels {
+		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	return o
+}
+
 // OpenWith opens (creating it if needed) the store in dir.
 func OpenWith(dir string, o Options) (*Store, error) {
 	if o.Keep <= 0 {
@@ -114,14 +134,15 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data store: %w", err)
 	}
-	ds, err := pebbleds.NewDatastore(dir)
+	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(pebbleOptions()))
 	if err != nil {
 		return nil, fmt.Errorf("data store %s: %w", dir, err)
 	}
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
-	raw := &blockstore.ValidatingBlockstore{Blockstore: blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))}
-	s := &Store{ds: ds, raw: raw, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
+	disk := blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))
+	raw := &blockstore.ValidatingBlockstore{Blockstore: disk}
+	s := &Store{ds: ds, raw: raw, unchecked: disk, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
 	s.bs = &accounted{Blockstore: raw, s: s}
 	// Every write reaches s.bs, even of a block already held, so that it
 	// counts as fresh for GC.
