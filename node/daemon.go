@@ -82,7 +82,11 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		st.Close()
 		return nil, fmt.Errorf("executor: %w", err)
 	}
-	ds, err := data.Open(filepath.Join(dir, DataDir))
+	quota := uint64(c.Data.MaxSize)
+	if quota == 0 {
+		quota = market.Capacity.ScratchBytes
+	}
+	ds, err := data.OpenWith(filepath.Join(dir, DataDir), data.Options{Quota: quota, Keep: time.Duration(c.Data.Keep)})
 	if err != nil {
 		ex.Close(context.Background())
 		st.Close()

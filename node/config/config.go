@@ -29,6 +29,9 @@ type Config struct {
 	Labels Labels `yaml:"labels"`
 	// Executor bounds what a single lease may use.
 	Executor Executor `yaml:"executor"`
+	// Data bounds the store of content-addressed data: jobs' inputs and
+	// outputs, modules aside.
+	Data Data `yaml:"data"`
 	// Log is the daemon's structured logging.
 	Log Log `yaml:"log"`
 }
@@ -161,6 +164,17 @@ type Executor struct {
 	CacheDir string `yaml:"cache_dir"`
 }
 
+// Data is the node's store of inputs and outputs (UnixFS blocks).
+type Data struct {
+	// MaxSize is the most disk the store's blocks may take; past it, unpinned
+	// content older than Keep is evicted, then writes are refused. "0"
+	// means the scratch the node sells. Default "0".
+	MaxSize Bytes `yaml:"max_size"`
+	// Keep is how long content no lease or job pins stays before it may be
+	// evicted, such as "1h". Default "1h".
+	Keep Duration `yaml:"keep"`
+}
+
 // Log is the daemon's log/slog output, on standard error.
 type Log struct {
 	// Level is the least severe level written: debug, info, warn or error.
@@ -210,6 +224,7 @@ func Default() Config {
 			MaxScratch: 1 << 30,
 			CacheDir:   "cache",
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Data: Data{Keep: Duration(time.Hour)},
+		Log:  Log{Level: "info", Format: "text"},
 	}
 }

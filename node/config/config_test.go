@@ -50,6 +50,7 @@ func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 		"executor.max_memory: 0: use 1Mi to 4Gi (what a 32-bit WebAssembly memory can address)",
 		`executor.max_timeout: 0s: use a duration above 0 and at most 720h, such as "1h"`,
 		`executor.cache_dir: empty: name a directory, relative to the data directory or absolute (default "cache")`,
+		`data.keep: 0s: use a duration above 0, such as "1h"`,
 		`log.level: "": use debug, info, warn or error`,
 		`log.format: "": use text or json`,
 	}
@@ -544,6 +545,7 @@ func TestPaths(t *testing.T) {
 		"pricing.egress_per_gib", "pricing.load_factor_percent",
 		"labels.region", "labels.jurisdiction", "labels.operator", "labels.certifications", "labels.extra",
 		"executor.max_memory", "executor.max_timeout", "executor.max_scratch", "executor.cache_dir",
+		"data.max_size", "data.keep",
 		"log.level", "log.format",
 	}
 	if diff := cmp.Diff(want, Paths()); diff != "" {

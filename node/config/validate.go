@@ -48,6 +48,9 @@ func (c Config) Validate() error {
 	v.pricing(c.Pricing)
 	v.labels(c.Labels)
 	v.executor(c.Executor)
+	if c.Data.Keep <= 0 {
+		v.add("data.keep", "%s: use a duration above 0, such as \"1h\"", c.Data.Keep)
+	}
 	v.log(c.Log)
 	return errors.Join(v.errs...)
 }

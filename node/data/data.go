@@ -74,9 +74,9 @@ type Store struct {
 	// unchecked reads blocks without hashing them: for serving them to a
 	// peer, which checks every block against its CID itself (SPEC 6.6).
 	unchecked blockstore.Blockstore
-	bs  blockstore.Blockstore // raw, with the quota and accounting of writes
-	dag ipld.DAGService
-	opt Options
+	bs        blockstore.Blockstore // raw, with the quota and accounting of writes
+	dag       ipld.DAGService
+	opt       Options
 
 	gcMu sync.Mutex // one GC at a time
 
