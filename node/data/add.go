@@ -62,7 +62,7 @@ func (s *Store) AddFS(ctx context.Context, fsys fs.FS, paths []string) (root cid
 	if err != nil {
 		return cid.Undef, 0, err
 	}
-	return nd.Cid(), a.size, s.touch(ctx, nd.Cid())
+	return nd.Cid(), a.size, s.done(ctx, nd.Cid())
 }
 
 // addTree is what AddFS takes of a directory: all of it (whole), or the

@@ -59,7 +59,7 @@ func (s *Store) Pin(ctx context.Context, root cid.Cid, owner string) error {
 	if err := s.ds.Put(ctx, k, []byte(owner)); err != nil {
 		return fmt.Errorf("pin %s: %w", root, err)
 	}
-	return s.ds.Sync(ctx, k)
+	return s.flush()
 }
 
 // Unpin drops owner's hold on root, and records root as recent, so that it
@@ -74,7 +74,7 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid, owner string) error {
 	if err := s.ds.Delete(ctx, k); err != nil {
 		return fmt.Errorf("unpin %s: %w", root, err)
 	}
-	return s.ds.Sync(ctx, k)
+	return s.flush()
 }
 
 // Pins lists the pins, by root then owner.
