@@ -120,7 +120,12 @@ func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 // makes safe to fetch or add again. The memtables cost memory only as they
 // fill.
 func pebbleOptions() *pebble.Options {
-	o := &pebble.Options{MemTableSize: 64 << 20, DisableWAL: true}
+	o := &pebble.Options{MemTableSize: 64 << 20, DisableWAL: true, FormatMajorVersion: pebble.FormatColumnarBlocks}
+	// Columnar tables: pebble's row-block writer hands its tasks between
+	// goroutines through a process-wide pool, which testing/synctest refuses
+	// across bubbles (the node's tests run federations in bubbles); the
+	// columnar writer keeps its queue per table.
+	o.Experimental.EnableColumnarBlocks = func() bool { return true }
 	for i := range o.Levels {
 		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
