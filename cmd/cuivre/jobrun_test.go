@@ -28,6 +28,25 @@ func TestJobRun(t *testing.T) {
 	if err != nil || string(out) != "hello, cli! (0 lines on stdin)\n" {
 		t.Fatalf("job run: %v, stdout %q", err, out)
 	}
+	// A job over data: a local input directory added through the node, its
+	// output written out at the end of the run.
+	if err := os.Mkdir(filepath.Join(dir, "corpus"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "corpus", "a.txt"), "le cuivre et le courant\n")
+	wordfreq, err := filepath.Abs("../../examples/wasm/wordfreq.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, spec, "version: 1\nname: words\ntask:\n  module: "+wordfreq+"\n  args: [corpus]\n  inputs:\n    - {path: corpus, source: ./corpus}\n"+
+		"  outputs: [words.txt]\n  resources: {cpu: 500m, memory: 64Mi, scratch: 1Mi}\nconstraints:\n  - jurisdiction = fr\n")
+	got := filepath.Join(dir, "words")
+	if b, err := cuivre(t, "job", "run", "--data-dir", a.dir, "--download", got, spec).CombinedOutput(); err != nil {
+		t.Fatalf("job run --download: %v\n%s", err, b)
+	}
+	if b, err := os.ReadFile(filepath.Join(got, "words.txt")); err != nil || string(b) != "2 le\n1 courant\n1 cuivre\n1 et\n" {
+		t.Fatalf("words.txt downloaded: %q (%v)", b, err)
+	}
 	writeFile(t, spec, "version: 1\nname: swiss\ntask:\n  module: hello.wasm\n  resources: {cpu: 500m, memory: 64Mi}\nconstraints:\n  - region = fr-par\n  - certification exists\n")
 	cmd := cuivre(t, "job", "run", "--data-dir", a.dir, spec)
 	b, err := cmd.CombinedOutput()
