@@ -28,12 +28,8 @@ every block checked against its CID. When replicas disagree, --cid picks an outp
 		Example: "  cuivre job get bafkrei... --output-dir results",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
+			c, v, err := jobView(args[0])
 			if err != nil {
-				return err
-			}
-			var v requester.JobView
-			if err := c.Get("/v1/jobs/"+args[0], &v); err != nil {
 				return err
 			}
 			return download(cmd.Context(), c, v, pick, dir, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -45,31 +41,9 @@ every block checked against its CID. When replicas disagree, --cid picks an outp
 	return cmd
 }
 
-// jobOutputs are a job's distinct outputs and who holds each: the outputs
-// the node brought back, or, for a job it shows from its records, those its
-// succeeded slots name.
-func jobOutputs(v requester.JobView) []requester.OutputView {
-	if len(v.Outputs) > 0 {
-		return v.Outputs
-	}
-	var outs []requester.OutputView
-	for _, s := range v.Slots {
-		if s.Output == "" || s.State != "LEASE_STATE_SUCCEEDED" {
-			continue
-		}
-		i := slices.IndexFunc(outs, func(o requester.OutputView) bool { return o.CID == s.Output })
-		if i < 0 {
-			outs = append(outs, requester.OutputView{CID: s.Output})
-			i = len(outs) - 1
-		}
-		outs[i].Providers = append(outs[i].Providers, s.Provider)
-	}
-	return outs
-}
-
 // download writes a job's output into dir.
 func download(ctx context.Context, c *api.Client, v requester.JobView, pick, dir string, out, errOut io.Writer) error {
-	outs := jobOutputs(v)
+	outs := slices.Clone(v.Outputs)
 	if pick != "" {
 		outs = slices.DeleteFunc(outs, func(o requester.OutputView) bool { return o.CID != pick })
 		if len(outs) == 0 {

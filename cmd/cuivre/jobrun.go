@@ -124,6 +124,16 @@ func signJob(ctx context.Context, path string, errOut io.Writer) (*api.Client, [
 	return c, signed.Envelope, module, nil
 }
 
+// jobView dials the local node and reads one of its jobs.
+func jobView(key string) (*api.Client, requester.JobView, error) {
+	var v requester.JobView
+	c, err := apiClient()
+	if err != nil {
+		return nil, v, err
+	}
+	return c, v, c.Get("/v1/jobs/"+key, &v)
+}
+
 // follow polls a job, printing each new step of its history, until it ends.
 func follow(c *api.Client, cid string, w io.Writer, wait time.Duration) (requester.JobView, error) {
 	var deadline time.Time
@@ -250,12 +260,8 @@ func newJobStatusCmd() *cobra.Command {
 		Short: "Show a job's state, slots and the reasons of refusals",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := apiClient()
+			_, v, err := jobView(args[0])
 			if err != nil {
-				return err
-			}
-			var v requester.JobView
-			if err := c.Get("/v1/jobs/"+args[0], &v); err != nil {
 				return err
 			}
 			if output == "json" {

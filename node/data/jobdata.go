@@ -2,7 +2,6 @@ package data
 
 import (
 	"context"
-	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -11,46 +10,24 @@ import (
 )
 
 // JobData is a node's data as its requester uses it (requester.Data): it
-// grants a job's providers its inputs on the node's Server and brings
-// outputs into the node's Store. Grants are counted, so that two leases of one job on one provider, each
-// granting the job's inputs, do not take the grant back from each other;
-// fetched outputs are pinned for their owner.
+// grants a job's providers its inputs on the node's Server (whose grants are
+// counted, so two leases of one job on one provider share them) and brings
+// outputs into the node's Store, pinned for their owner.
 type JobData struct {
 	store  *Store
 	net    transport.Transport
 	grants *Server
 	clock  clock.Clock
-
-	mu    sync.Mutex
-	count map[grantKey]int
 }
 
 // NewJobData returns the requester's view of st, served by sv, fetching over
 // net with waits on c.
 func NewJobData(st *Store, sv *Server, net transport.Transport, c clock.Clock) *JobData {
-	return &JobData{store: st, net: net, grants: sv, clock: c, count: map[grantKey]int{}}
+	return &JobData{store: st, net: net, grants: sv, clock: c}
 }
 
-func (d *JobData) Grant(peer string, root cid.Cid) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	k := grantKey{peer, root}
-	if d.count[k]++; d.count[k] == 1 {
-		d.grants.Grant(peer, root)
-	}
-}
-
-func (d *JobData) Revoke(peer string, root cid.Cid) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	k := grantKey{peer, root}
-	if d.count[k] <= 1 {
-		delete(d.count, k)
-		d.grants.Revoke(peer, root)
-		return
-	}
-	d.count[k]--
-}
+func (d *JobData) Grant(peer string, root cid.Cid)  { d.grants.Grant(peer, root) }
+func (d *JobData) Revoke(peer string, root cid.Cid) { d.grants.Revoke(peer, root) }
 
 func (d *JobData) Fetch(ctx context.Context, holders []string, root cid.Cid, owner string) error {
 	if err := d.store.Pin(ctx, root, owner); err != nil {

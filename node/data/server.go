@@ -67,7 +67,7 @@ type Server struct {
 	lim ServerLimits
 
 	mu        sync.Mutex
-	grants    map[grantKey]bool
+	grants    map[grantKey]int // grants not yet revoked, counted
 	shared    map[cid.Cid]bool
 	transfers map[grantKey]*list.Element // of *transfer, most recently asked first
 	lru       *list.List
@@ -101,23 +101,28 @@ func NewServer(s *Store, lim ServerLimits) *Server {
 	if lim.MaxTransfers <= 0 {
 		lim.MaxTransfers = DefaultMaxTransfers
 	}
-	return &Server{s: s, lim: lim, grants: map[grantKey]bool{}, shared: map[cid.Cid]bool{},
+	return &Server{s: s, lim: lim, grants: map[grantKey]int{}, shared: map[cid.Cid]bool{},
 		transfers: map[grantKey]*list.Element{}, lru: list.New(), inFlight: map[string]int{}}
 }
 
-// Grant lets peer fetch the DAG rooted at root.
+// Grant lets peer fetch the DAG rooted at root. Grants are counted: two
+// leases granting one peer one root each take back only their own.
 func (sv *Server) Grant(peer string, root cid.Cid) {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
-	sv.grants[grantKey{peer, root}] = true
+	sv.grants[grantKey{peer, root}]++
 }
 
-// Revoke takes back a Grant, and forgets what peer may ask under root; the
-// bytes served stay counted.
+// Revoke takes back a Grant; once the last is taken back, it forgets what
+// peer may ask under root. The bytes served stay counted.
 func (sv *Server) Revoke(peer string, root cid.Cid) {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
 	k := grantKey{peer, root}
+	if sv.grants[k] > 1 {
+		sv.grants[k]--
+		return
+	}
 	delete(sv.grants, k)
 	if e, ok := sv.transfers[k]; ok && !sv.shared[root] {
 		e.Value.(*transfer).may = nil
@@ -138,7 +143,7 @@ func (sv *Server) Unshare(root cid.Cid) {
 	defer sv.mu.Unlock()
 	delete(sv.shared, root)
 	for k, e := range sv.transfers {
-		if k.root == root && !sv.grants[k] {
+		if k.root == root && sv.grants[k] == 0 {
 			e.Value.(*transfer).may = nil
 		}
 	}
@@ -174,7 +179,7 @@ func (sv *Server) Serve(ctx context.Context, from string, req *pb.BlockRequest, 
 	}
 	sv.mu.Lock()
 	key := grantKey{from, root}
-	if !sv.grants[key] && !sv.shared[root] {
+	if sv.grants[key] == 0 && !sv.shared[root] {
 		sv.mu.Unlock()
 		return send(refuse(protocol.CodeUnauthorized, "%s is not granted to the asker", root))
 	}

@@ -115,6 +115,13 @@ func TestServerAuthorizes(t *testing.T) {
 	srv.Grant("p", root)
 	refused(t, "a leaf after a revoke and a new grant", serve(t, srv, "p", root, leaves[0]), protocol.CodeUnauthorized)
 	served(t, "the root granted again", serve(t, srv, "p", root, root), 1)
+
+	// Grants are counted: two leases grant, one revokes, the other's holds.
+	srv.Grant("p", root)
+	srv.Revoke("p", root)
+	served(t, "a root granted twice and revoked once", serve(t, srv, "p", root, root), 1)
+	srv.Revoke("p", root)
+	refused(t, "a root granted twice and revoked twice", serve(t, srv, "p", root, root), protocol.CodeUnauthorized)
 }
 
 // TestServerShares: a shared root is served to any peer, whom a Fetch

@@ -94,11 +94,11 @@ func (f *memFS) mountInput(in Input) error {
 	for _, name := range parts[:len(parts)-1] {
 		next := dir.entries[name]
 		if next == nil {
-			if !f.chargeEntry(uint64(entryOverhead + len(name))) {
+			if !f.chargeEntry(uint64(EntryCost + len(name))) {
 				return refuse()
 			}
 			next = f.newInode(true, 0o755)
-			next.cost, next.linked = uint64(entryOverhead+len(name)), true
+			next.cost, next.linked = uint64(EntryCost+len(name)), true
 			dir.link(name, next)
 		}
 		if !next.dir || next.ro { // checkInputs rules this out
@@ -147,7 +147,7 @@ func (f *memFS) inputNode(fsys fs.FS, p, name string, fi fs.FileInfo) (*inode, e
 		return nil, nil
 	}
 	n.ro, n.linked = true, true
-	n.cost = uint64(entryOverhead + len(name))
+	n.cost = uint64(EntryCost + len(name))
 	if !f.chargeEntry(n.cost) || !f.charge(n.size) {
 		return nil, protocol.Errorf(pb.Code_CODE_INSUFFICIENT_SCRATCH, "the inputs take more than the scratch cap of %d bytes", f.limit)
 	}

@@ -16,11 +16,11 @@ import (
 )
 
 const (
-	// entryOverhead is what each file or directory costs, on top of its
+	// EntryCost is what each file or directory costs, on top of its
 	// name, against the scratch cap and against the run's memory ceiling:
 	// more than the host memory it takes (about 150 bytes, measured by
 	// TestEntryMemory), so that empty files are not free.
-	entryOverhead = 192
+	EntryCost = 192
 	// maxNameLen is the longest name of one file or directory, as on most
 	// host filesystems.
 	maxNameLen = 255
@@ -156,7 +156,7 @@ func (f *memFS) release(n *inode) {
 	}
 }
 
-// chargeEntry takes the cost of an entry (entryOverhead and its name) from
+// chargeEntry takes the cost of an entry (EntryCost and its name) from
 // the scratch cap and from the run's memory ceiling, which the tree's
 // metadata shares with the guest's linear memory.
 func (f *memFS) chargeEntry(cost uint64) bool {
@@ -277,7 +277,7 @@ func (f *memFS) OpenFile(p string, flag experimentalsys.Oflag, perm fs.FileMode)
 			if slash || flag&experimentalsys.O_DIRECTORY != 0 {
 				return nil, experimentalsys.EISDIR
 			}
-			cost := uint64(entryOverhead + len(name))
+			cost := uint64(EntryCost + len(name))
 			if !f.chargeEntry(cost) {
 				return nil, experimentalsys.EIO
 			}
@@ -378,7 +378,7 @@ func (f *memFS) Mkdir(p string, perm fs.FileMode) experimentalsys.Errno {
 	if dir.ro {
 		return experimentalsys.EROFS
 	}
-	cost := uint64(entryOverhead + len(name))
+	cost := uint64(EntryCost + len(name))
 	if !f.chargeEntry(cost) {
 		return experimentalsys.EIO
 	}
@@ -456,7 +456,7 @@ func (f *memFS) Rename(from, to string) experimentalsys.Errno {
 	case old != nil && old.dir && len(old.entries) > 0:
 		return experimentalsys.ENOTEMPTY
 	}
-	cost := uint64(entryOverhead + len(dstName))
+	cost := uint64(EntryCost + len(dstName))
 	if cost > n.cost && !f.chargeEntry(cost-n.cost) {
 		return experimentalsys.EIO
 	}

@@ -252,7 +252,7 @@ func TestMemFS(t *testing.T) {
 			files: map[string]string{"a": "1"},
 		},
 		{
-			name: "cap: contents", limit: entryOverhead + 1 + 10,
+			name: "cap: contents", limit: EntryCost + 1 + 10,
 			ops: []fsOp{
 				{name: "fits", do: writeFile("a", "0123456789")},
 				{name: "one byte more", do: writeFile("a", "0123456789+"), want: experimentalsys.EIO},
@@ -260,7 +260,7 @@ func TestMemFS(t *testing.T) {
 			files: map[string]string{"a": ""}, // truncated, then the write failed
 		},
 		{
-			name: "cap: names", limit: 3 * (entryOverhead + 1),
+			name: "cap: names", limit: 3 * (EntryCost + 1),
 			ops: []fsOp{
 				{name: "a", do: open("a", wronly|creat)},
 				{name: "b", do: func(_ *testing.T, f *memFS) experimentalsys.Errno { return f.Mkdir("b", 0o755) }},
@@ -333,7 +333,7 @@ func usage(f *memFS) uint64 {
 	walk = func(dir *inode) uint64 {
 		total := uint64(0)
 		for name, n := range dir.entries {
-			total += entryOverhead + uint64(len(name)) + n.size
+			total += EntryCost + uint64(len(name)) + n.size
 			if n.dir {
 				total += walk(n)
 			}
@@ -496,7 +496,7 @@ func TestMemFSInputs(t *testing.T) {
 
 // TestEntryMemory measures what one entry of the tree costs the host, which
 // the package doc states: about 150 bytes with a short name, twice what the
-// cap charges (entryOverhead and the name).
+// cap charges (EntryCost and the name).
 func TestEntryMemory(t *testing.T) {
 	const n = 20000
 	f := newTestFS(t, 1<<40)
@@ -517,7 +517,7 @@ func TestEntryMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(f)
 	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / (2 * n)
-	t.Logf("%d bytes of Go heap per entry with a 7-byte name (charged %d)", per, entryOverhead+7)
+	t.Logf("%d bytes of Go heap per entry with a 7-byte name (charged %d)", per, EntryCost+7)
 	if per > 512 {
 		t.Errorf("%d bytes per entry, want about 150", per)
 	}
@@ -527,7 +527,7 @@ func TestEntryMemory(t *testing.T) {
 // what the tree holds in host memory is the lease's memory too.
 func TestMemFSEntriesChargeMemory(t *testing.T) {
 	f := newTestFS(t, 1<<30)
-	f.mem = &ceiling{limit: 4 * (entryOverhead + 2)}
+	f.mem = &ceiling{limit: 4 * (EntryCost + 2)}
 	created := 0
 	for i := range 10 {
 		file, errno := f.OpenFile(fmt.Sprintf("f%d", i), wronly|creat, 0o644)
@@ -551,7 +551,7 @@ func TestMemFSEntriesChargeMemory(t *testing.T) {
 	if errno := f.Unlink("f0"); errno != 0 {
 		t.Fatal(errno)
 	}
-	if m.Reallocate(entryOverhead+2) == nil {
+	if m.Reallocate(EntryCost+2) == nil {
 		t.Error("an unlinked entry did not give its memory back")
 	}
 }

@@ -16,12 +16,9 @@ import (
 )
 
 // owner names a lease epoch as the owner of the pins it holds.
-func (r *run) owner() string { return fmt.Sprintf("lease/%x/%d", r.lease.ID, r.lease.Epoch) }
+func (r *run) owner() string { return leaseOwner(r.lease.ID, r.lease.Epoch) }
 
-// inputEntryCost is what each file or directory of an input costs the
-// scratch cap in the executor, at least: a walk of an input need never go
-// further than the cap allows.
-const inputEntryCost = 192
+func leaseOwner(id string, epoch uint64) string { return fmt.Sprintf("lease/%x/%d", id, epoch) }
 
 // fetchInputs fetches a run's inputs from its requester, pinned for the
 // lease, checks each against what the job says of it, and returns them as
@@ -50,7 +47,9 @@ func (p *Provider) fetchInputs(ctx context.Context, r *run) ([]exec.Input, error
 		if err := p.fetch(ctx, []string{r.lease.Requester}, root); err != nil {
 			return nil, dataErr(fmt.Sprintf("input %q (%s)", in.Path, root), err)
 		}
-		lim := data.Limits{MaxSize: in.Size, MaxEntries: int(min(scratch/inputEntryCost+1, data.DefaultMaxEntries))}
+		// Each entry costs the scratch cap at least exec.EntryCost: a walk
+		// need never go further than the cap allows.
+		lim := data.Limits{MaxSize: in.Size, MaxEntries: int(min(scratch/exec.EntryCost+1, data.DefaultMaxEntries))}
 		stat, err := st.Stat(ctx, root, lim)
 		switch {
 		case errors.Is(err, data.ErrTooLarge):
@@ -132,8 +131,7 @@ func (p *Provider) releaseOutput(leaseID string, epoch uint64, output []byte) {
 	if err != nil || p.cfg.Data == nil {
 		return
 	}
-	owner := fmt.Sprintf("lease/%x/%d", leaseID, epoch)
-	if err := p.cfg.Data.Unpin(context.Background(), root, owner); err != nil {
+	if err := p.cfg.Data.Unpin(context.Background(), root, leaseOwner(leaseID, epoch)); err != nil {
 		p.log.Warn("unpin output", "lease", fmt.Sprintf("%x", leaseID), "err", err)
 	}
 }

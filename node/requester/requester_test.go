@@ -2,6 +2,7 @@ package requester_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -139,6 +140,7 @@ func TestRestartShowsFinished(t *testing.T) {
 		if v := f.Wait(key); v.State != "succeeded" {
 			t.Fatalf("job %+v", v)
 		}
+		before, _ := f.Requester.Requester.Job(key)
 		f.Settle(time.Second)
 		f.Requester.Crash()
 		f.Requester.Restart()
@@ -147,6 +149,11 @@ func TestRestartShowsFinished(t *testing.T) {
 		stdout, _, _, done, _ := r.Logs(key)
 		if !ok || v.State != "succeeded" || !done || string(stdout) != "kept\n" {
 			t.Fatalf("after restart: %+v, output %q", v, stdout)
+		}
+		// Its output, from the records: same root, size and provider.
+		if len(before.Outputs) != 1 || len(v.Outputs) != 1 || v.Outputs[0].CID != before.Outputs[0].CID ||
+			v.Outputs[0].Size != before.Outputs[0].Size || !slices.Equal(v.Outputs[0].Providers, before.Outputs[0].Providers) {
+			t.Errorf("outputs after restart %+v, before %+v", v.Outputs, before.Outputs)
 		}
 		for range 2 {
 			if !r.Stop(key) {

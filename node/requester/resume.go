@@ -28,7 +28,7 @@ func (r *Requester) reloadFinished(rec store.Job) {
 			if j.results == nil {
 				j.results = map[runKey]*pb.Result{}
 			}
-			j.results[runKey{s.LeaseID, s.Epoch}] = &pb.Result{StdoutTruncated: res.StdoutCut, StderrTruncated: res.StderrCut}
+			j.results[runKey{s.LeaseID, s.Epoch}] = &pb.Result{StdoutTruncated: res.StdoutCut, StderrTruncated: res.StderrCut, OutputSize: res.OutputSize}
 			for _, l := range []struct {
 				cid string
 				buf *bytes.Buffer

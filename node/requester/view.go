@@ -110,6 +110,22 @@ func (j *job) view(key string) JobView {
 		}
 		v.Outputs = append(v.Outputs, ov)
 	}
+	if len(j.outputs) == 0 {
+		// A job shown from its records: its outputs are those its
+		// succeeded slots name, not known to be held here.
+		for _, sl := range st.Slots {
+			c, err := cid.Cast([]byte(sl.OutputCID))
+			if err != nil || sl.State != scheduler.SlotSucceeded {
+				continue
+			}
+			i := slices.IndexFunc(v.Outputs, func(o OutputView) bool { return o.CID == c.String() })
+			if i < 0 {
+				v.Outputs = append(v.Outputs, OutputView{CID: c.String(), Size: j.results[runKey{sl.LeaseID, sl.Epoch}].GetOutputSize()})
+				i = len(v.Outputs) - 1
+			}
+			v.Outputs[i].Providers = append(v.Outputs[i].Providers, peer.ID(sl.Provider).String())
+		}
+	}
 	slices.SortFunc(v.Outputs, func(a, b OutputView) int { return strings.Compare(a.CID, b.CID) })
 	for _, o := range st.Asked {
 		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Code: int32(o.Reason), Reason: o.Reason.String(), Detail: o.Detail,

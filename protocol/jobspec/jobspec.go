@@ -222,7 +222,7 @@ func (s *JobSpec) ResolveInputs(resolve func(source string, c cid.Cid) (cid.Cid,
 func dataRef(s string) (c cid.Cid, isCID bool, err error) {
 	c, err = cid.Decode(s)
 	if err != nil {
-		if strings.ContainsAny(s, "/.\\") || !(strings.HasPrefix(s, "baf") || strings.HasPrefix(s, "Qm")) {
+		if !looksLikeCID(s) {
 			return cid.Undef, false, nil
 		}
 		return cid.Undef, true, fmt.Errorf("not a CID (%v); for a file, write %s", err, protocol.Quote("./"+s))
@@ -304,16 +304,20 @@ func sortedSet(values []string) []string {
 // moduleRef tells a module CID from a path: text that decodes as a CID is one,
 // and so must text that looks like one (no '/' or '.', starting "baf" or "Qm").
 func moduleRef(s string) (c cid.Cid, isCID bool, err error) {
-	if _, err := cid.Decode(s); err != nil {
-		if strings.ContainsAny(s, "/.\\") || !(strings.HasPrefix(s, "baf") || strings.HasPrefix(s, "Qm")) {
-			return cid.Undef, false, nil
-		}
+	if _, err := cid.Decode(s); err != nil && !looksLikeCID(s) {
+		return cid.Undef, false, nil
 	}
 	c, err = wire.DecodeCID(s)
 	if err != nil {
 		return cid.Undef, true, fmt.Errorf("%s (or, for a file, write %s)", message(err), protocol.Quote("./"+s))
 	}
 	return c, true, nil
+}
+
+// looksLikeCID says whether text that does not decode as a CID was meant as
+// one: no '/', '.' or '\\', and starting "baf" or "Qm". Other text is a path.
+func looksLikeCID(s string) bool {
+	return !strings.ContainsAny(s, "/.\\") && (strings.HasPrefix(s, "baf") || strings.HasPrefix(s, "Qm"))
 }
 
 // message is the text of a protocol error without its code name, for nesting
