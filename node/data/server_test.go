@@ -200,24 +200,11 @@ func TestServerRateLimit(t *testing.T) {
 	// Its own requests in parallel are refused too, but for one: it asks
 	// again as long as it takes.
 	go func() { done <- s.Fetch(ctx, p, ids, root, data.FetchOptions{Clock: c, Retries: 1000}) }()
-	for c.Pending() == 0 { // the fetch was refused and waits to ask again
-		runtime.Gosched()
-	}
+	waitPending(t, c, done) // the fetch was refused and waits to ask again
 	close(release)
 	wg.Wait()
-	for waiting := true; waiting; {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			waiting = false
-		default:
-			if c.Pending() > 0 {
-				c.Advance(time.Second)
-			}
-			runtime.Gosched()
-		}
+	if err := advanceUntil(c, done); err != nil {
+		t.Fatal(err)
 	}
 	check(t, s, root, files)
 
@@ -237,16 +224,42 @@ func TestServerRateLimit(t *testing.T) {
 	<-sending
 	s2 := open(t)
 	go func() { done <- s2.Fetch(ctx, p, ids, root, data.FetchOptions{Clock: c, Retries: 2}) }()
-	for range 2 {
-		for c.Pending() == 0 {
-			runtime.Gosched()
-		}
-		c.Advance(time.Second)
-	}
-	err := <-done
+	// Every refused request waits on c: pass each wait until the fetch
+	// gives up, however many of its requests were in flight.
+	err := advanceUntil(c, done)
 	close(release)
 	wg.Wait()
 	if !errors.Is(err, &protocol.Error{Code: pb.Code_CODE_RATE_LIMITED}) || !strings.Contains(err.Error(), `"a"`) {
 		t.Fatalf("refused every time: %v, want rate limited, naming the holder", err)
+	}
+}
+
+// waitPending returns once something waits on c; a fetch that ends first
+// fails the test.
+func waitPending(t *testing.T, c *clock.Fake, done chan error) {
+	t.Helper()
+	for c.Pending() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the fetch ended before it waited: %v", err)
+		default:
+			runtime.Gosched()
+		}
+	}
+}
+
+// advanceUntil passes every wait on c until done yields, and returns what
+// it yields.
+func advanceUntil(c *clock.Fake, done chan error) error {
+	for {
+		select {
+		case err := <-done:
+			return err
+		default:
+			if c.Pending() > 0 {
+				c.Advance(time.Second)
+			}
+			runtime.Gosched()
+		}
 	}
 }
