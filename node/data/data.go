@@ -1,19 +1,20 @@
 // Package data is the node's room for content-addressed data: files and
 // directories kept as UnixFS DAGs with CIDv1 roots, in the form the IPFS
-// ecosystem reads, their blocks on disk in a pebble datastore under the data
-// dir, exportable as CAR files. It is built from the field's libraries (boxo's
-// importer, DAG service and UnixFS reader, go-car), with the parameters of
-// `ipfs add --cid-version=1`: 256 KiB chunks, raw leaves, a balanced layout,
-// sha2-256. So a file or directory added here has the CID kubo gives it, and
-// a single-chunk file's CID is the raw CID of its bytes, as everywhere else in
-// cuivre.
+// ecosystem reads, their blocks on disk under the data dir, one file per
+// block (flat), exportable as CAR files. It is built from the field's
+// libraries (boxo's importer, DAG service and UnixFS reader, go-car), with
+// the parameters of `ipfs add --cid-version=1`: 256 KiB chunks, raw leaves,
+// a balanced layout, sha2-256. So a file or directory added here has the CID
+// kubo gives it, and a single-chunk file's CID is the raw CID of its bytes,
+// as everywhere else in cuivre.
 //
 // A job's inputs are DAGs of the store seen as an io/fs.FS (FS), bounded
 // first by a walk (Stat with Limits: bytes, entries, depth); its outputs,
 // paths of an io/fs.FS, come back as one UnixFS directory (AddFS).
 //
 // Pins, quota and GC. A root is pinned by owners (lease IDs, say), each pin
-// kept in the datastore beside the blocks, so that pins survive a restart.
+// kept in a pebble datastore beside the blocks, so that pins survive a
+// restart.
 // Adding (AddReader, AddPath, AddFS, ImportCAR), unpinning or touching
 // (Touch, after a fetch) records a root as recent. GC, a mark and sweep,
 // deletes every block that is not in the DAG of a pinned root or of a root
@@ -39,7 +40,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	chunk "github.com/ipfs/boxo/chunker"
@@ -69,14 +69,15 @@ var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256,
 
 // Store keeps DAGs' blocks on disk.
 type Store struct {
-	ds  *pebbleds.Datastore
-	raw blockstore.Blockstore // the blocks as on disk, unaccounted: GC's sweep
-	// unchecked reads blocks without hashing them: for serving them to a
-	// peer, which checks every block against its CID itself (SPEC 6.6).
-	unchecked blockstore.Blockstore
-	bs        blockstore.Blockstore // raw, with the quota and accounting of writes
-	dag       ipld.DAGService
-	opt       Options
+	ds *pebbleds.Datastore // pins and recent roots
+	// flat holds the blocks; read from it directly, they are not hashed:
+	// for serving them to a peer, which checks every block against its CID
+	// itself (SPEC 6.6).
+	flat *flat
+	raw  blockstore.Blockstore // flat, every read checked; unaccounted: GC's sweep
+	bs   blockstore.Blockstore // raw, with the quota and accounting of writes
+	dag  ipld.DAGService
+	opt  Options
 
 	gcMu sync.Mutex // one GC at a time
 
@@ -108,40 +109,42 @@ const DefaultKeep = time.Hour
 // Open opens (creating it if needed) the store in dir, with default options.
 func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 
-// pebbleOptions tune pebble for blocks: no compression, since a block is
-// mostly file contents that compressing seldom shrinks (media, archives,
-// already compressed data) and always costs CPU on every write and
-// compaction; 64 MiB memtables rather than 4 MiB, so that a fetch writing a
-// GiB flushes a few large tables and compacts far less; and no write-ahead
-// log, which would write every block twice. Durability comes at the end of
-// each operation instead (flush): an add, an import, a fetch, a pin or an
-// unpin returns once what it wrote is in tables on disk. A crash loses only
-// the blocks of operations that had not returned, which content addressing
-// makes safe to fetch or add again. The memtables cost memory only as they
-// fill.
+// pebbleOptions tune pebble for what it keeps: pins and recent roots, a
+// few bytes each. It keeps no write-ahead log: an operation flushes what it
+// wrote when it ends (flush), so a pin returns once on disk, and a crash
+// loses only records of operations that had not returned.
 func pebbleOptions() *pebble.Options {
-	o := &pebble.Options{MemTableSize: 64 << 20, DisableWAL: true, FormatMajorVersion: pebble.FormatColumnarBlocks}
+	o := &pebble.Options{DisableWAL: true, FormatMajorVersion: pebble.FormatColumnarBlocks}
 	// Columnar tables: pebble's row-block writer hands its tasks between
 	// goroutines through a process-wide pool, which testing/synctest refuses
 	// across bubbles (the node's tests run federations in bubbles); the
 	// columnar writer keeps its queue per table.
 	o.Experimental.EnableColumnarBlocks = func() bool { return true }
-	for i := range o.Levels {
-		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	}
 	return o
 }
 
 // done ends an operation that wrote the DAG under root: the root is
-// recorded as recent, and everything written is flushed to disk.
+// recorded as recent, and everything written is made durable, blocks
+// before the record that names them.
 func (s *Store) done(ctx context.Context, root cid.Cid) error {
+	if err := s.flat.Sync(); err != nil {
+		return err
+	}
 	if err := s.touch(ctx, root); err != nil {
 		return err
 	}
 	return s.flush()
 }
 
-// flush writes the memtables to disk: the store keeps no write-ahead log
+// sync makes everything written durable, blocks before records.
+func (s *Store) sync() error {
+	if err := s.flat.Sync(); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// flush writes pebble's memtables to disk: it keeps no write-ahead log
 // (pebbleOptions).
 func (s *Store) flush() error {
 	if err := s.ds.DB.Flush(); err != nil {
@@ -161,28 +164,30 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data store: %w", err)
 	}
-	ds, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(pebbleOptions()))
+	fl, used, err := openFiles(filepath.Join(dir, "blocks"))
 	if err != nil {
+		return nil, fmt.Errorf("data store %s: %w", dir, err)
+	}
+	ds, err := pebbleds.NewDatastore(filepath.Join(dir, "meta"), pebbleds.WithPebbleOpts(pebbleOptions()))
+	if err != nil {
+		fl.Close()
 		return nil, fmt.Errorf("data store %s: %w", dir, err)
 	}
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
-	disk := blockstore.NewBlockstore(ds, blockstore.WriteThrough(true))
-	raw := &blockstore.ValidatingBlockstore{Blockstore: disk}
-	s := &Store{ds: ds, raw: raw, unchecked: disk, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
+	raw := &blockstore.ValidatingBlockstore{Blockstore: fl}
+	s := &Store{ds: ds, flat: fl, raw: raw, used: used, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
 	s.bs = &accounted{Blockstore: raw, s: s}
 	// Every write reaches s.bs, even of a block already held, so that it
 	// counts as fresh for GC.
 	s.dag = merkledag.NewDAGService(blockservice.New(s.bs, nil, blockservice.WriteThrough(true)))
-	if s.used, err = blockBytes(context.Background(), ds); err != nil {
-		ds.Close()
-		return nil, fmt.Errorf("data store %s: %w", dir, err)
-	}
 	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.ds.Close() }
+// Close closes the store; the next Open checks nothing.
+func (s *Store) Close() error {
+	return errors.Join(s.flat.Close(), s.ds.Close())
+}
 
 // Blockstore returns the store's blocks, for an exchange to serve and fill.
 func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }

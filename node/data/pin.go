@@ -6,22 +6,24 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ipfs/boxo/blockstore"
-	"github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Pins, recent roots, the quota and GC.
 //
-// In the datastore, beside the blocks (under /blocks), a pin is a key
+// In the datastore beside the blocks, a pin is a key
 // /pins/<root>/<owner in hex> holding the owner, and a recent root a key
 // /recent/<root> holding the time (Unix nanoseconds, big-endian) it was last
 // added, unpinned or touched.
@@ -147,23 +149,6 @@ func (s *Store) each(ctx context.Context, prefix ds.Key, fn func(ds.Key, []byte)
 	return nil
 }
 
-// blockBytes counts the bytes of the blocks in d.
-func blockBytes(ctx context.Context, d ds.Datastore) (uint64, error) {
-	res, err := d.Query(ctx, query.Query{Prefix: blockstore.BlockPrefix.String(), KeysOnly: true, ReturnsSizes: true})
-	if err != nil {
-		return 0, err
-	}
-	defer res.Close()
-	var n uint64
-	for r := range res.Next() {
-		if r.Error != nil {
-			return 0, r.Error
-		}
-		n += uint64(r.Size)
-	}
-	return n, nil
-}
-
 // Used is the bytes of blocks the store holds.
 func (s *Store) Used() uint64 {
 	s.mu.Lock()
@@ -235,37 +220,28 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	freshFrom := s.pruneFresh(now)
 	s.mu.Unlock()
 
-	// Sweep: the keys and sizes of the blocks come from one scan; the
+	// Sweep: the hashes and sizes of the blocks come from one scan; the
 	// blocks to delete go in batches.
-	res, err := s.ds.Query(ctx, query.Query{Prefix: blockstore.BlockPrefix.String(), KeysOnly: true, ReturnsSizes: true})
-	if err != nil {
-		return 0, fmt.Errorf("GC: %w", err)
-	}
-	defer res.Close()
 	var batch []dead
-	for r := range res.Next() {
-		if r.Error != nil {
-			return freed, fmt.Errorf("GC: %w", r.Error)
-		}
-		k := ds.RawKey(r.Key)
-		h, err := dshelp.DsKeyToMultihash(ds.NewKey(k.BaseNamespace()))
-		if err != nil {
-			continue // not a block's key
-		}
+	err = s.flat.scan(false, func(path string, h mh.Multihash, fi fs.FileInfo) error {
 		if _, ok := live[string(h)]; ok {
-			continue
+			return nil
 		}
-		if batch = append(batch, dead{k, string(h), uint64(r.Size)}); len(batch) == sweepBatch {
-			n, err := s.sweep(ctx, batch, freshFrom)
+		if batch = append(batch, dead{path, string(h), uint64(fi.Size())}); len(batch) == sweepBatch {
+			n, err := s.sweep(batch, freshFrom)
 			freed += n
 			if err != nil {
-				return freed, fmt.Errorf("GC: %w", err)
+				return err
 			}
 			batch = batch[:0]
 		}
+		return ctx.Err()
+	})
+	if err == nil {
+		var n uint64
+		n, err = s.sweep(batch, freshFrom)
+		freed += n
 	}
-	n, err := s.sweep(ctx, batch, freshFrom)
-	freed += n
 	if err != nil {
 		return freed, fmt.Errorf("GC: %w", err)
 	}
@@ -325,36 +301,27 @@ const sweepBatch = 1024
 
 // dead is a block GC found unmarked.
 type dead struct {
-	key  ds.Key
+	path string // its file
 	hash string // its multihash
 	size uint64
 }
 
-// sweep deletes the blocks of batch not written since freshFrom, in one
-// write. Only GC deletes blocks (DeleteBlock waits for it), so each is still
-// held, of the size the scan saw.
-func (s *Store) sweep(ctx context.Context, batch []dead, freshFrom time.Time) (uint64, error) {
-	if len(batch) == 0 {
-		return 0, nil
-	}
+// sweep deletes the blocks of batch not written since freshFrom. Only GC
+// deletes blocks (DeleteBlock waits for it), so each is still held, of the
+// size the scan saw.
+func (s *Store) sweep(batch []dead, freshFrom time.Time) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := s.ds.Batch(ctx)
-	if err != nil {
-		return 0, err
-	}
 	var n uint64
 	for _, d := range batch {
 		if t, ok := s.fresh[d.hash]; ok && !t.Before(freshFrom) {
 			continue
 		}
-		if err := b.Delete(ctx, d.key); err != nil {
-			return 0, err
+		if err := os.Remove(d.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.used -= min(s.used, n)
+			return n, err
 		}
 		n += d.size
-	}
-	if err := b.Commit(ctx); err != nil {
-		return 0, err
 	}
 	s.used -= min(s.used, n)
 	return n, nil

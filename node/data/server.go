@@ -220,7 +220,7 @@ func (sv *Server) Serve(ctx context.Context, from string, req *pb.BlockRequest, 
 			// Read unchecked: the asker checks the block against its
 			// CID before it keeps it, so hashing it here too would only
 			// halve the holder's rate.
-			blk, err := sv.s.unchecked.Get(ctx, c)
+			blk, err := sv.s.flat.Get(ctx, c)
 			switch {
 			case err == nil:
 				r.Data, r.Missing = blk.RawData(), false

@@ -10,7 +10,7 @@ import (
 // store just filled is busy rewriting for a while, which a measure that
 // follows would count.
 func (s *Store) Settle(ctx context.Context) error {
-	if err := s.ds.DB.Flush(); err != nil {
+	if err := s.sync(); err != nil {
 		return err
 	}
 	for quiet := 0; quiet < 2; {
