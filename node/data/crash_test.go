@@ -141,7 +141,7 @@ func TestTornBlockRemoved(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a whole block after reopening: %v", err)
 		}
-		held += uint64(fi.Size())
+		held += footprint(fi.Size())
 	}
 	if s.Used() != held {
 		t.Fatalf("Used %d, want the %d bytes of the blocks left", s.Used(), held)

@@ -22,7 +22,7 @@
 // lock against it: every block written, or written again as an add relies on
 // it, counts as live for Keep and for as long as an add that began before it
 // is still under way, so that GC never takes a block from under an add.
-// Options.Quota bounds the bytes of blocks held (Used); a write that would
+// Options.Quota bounds the disk the blocks take (Used); a write that would
 // pass it runs GC first, then is refused with ErrFull, losing nothing held;
 // what a refused add wrote already goes at a later GC.
 //
@@ -82,7 +82,7 @@ type Store struct {
 	gcMu sync.Mutex // one GC at a time
 
 	mu     sync.Mutex           // the fields below, every block write, the recent roots
-	used   uint64               // bytes of blocks held
+	used   uint64               // bytes the blocks held take (footprint)
 	fresh  map[string]time.Time // multihash → last write (or rewrite) of its block
 	active map[uint64]time.Time // adds in progress → when each began
 	nextID uint64

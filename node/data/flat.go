@@ -54,8 +54,19 @@ const checkSlack = 2 * time.Second
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// fsBlock is the block size of common file systems: a file takes a whole
+// number of them.
+const fsBlock = 4 << 10
+
+// footprint is what a block of n bytes takes on disk as a file: n rounded
+// up to fsBlock. The quota counts it, so that a DAG of many tiny blocks
+// (a directory of small files) is charged for the disk it takes.
+func footprint[N int | int64](n N) uint64 {
+	return (uint64(n) + fsBlock - 1) &^ (fsBlock - 1)
+}
+
 // openFiles opens the block files under dir, creating it if needed, checks
-// what an unclean stop may have torn, and returns the bytes of blocks held.
+// what an unclean stop may have torn, and returns the bytes the blocks held take (footprint).
 func openFiles(dir string) (*flat, uint64, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, 0, err
@@ -73,7 +84,7 @@ func openFiles(dir string) (*flat, uint64, error) {
 		if !since.IsZero() && !fi.ModTime().Before(since) && !whole(path, h) {
 			return os.Remove(path)
 		}
-		used += uint64(fi.Size())
+		used += footprint(fi.Size())
 		return nil
 	})
 	if err != nil {

@@ -149,7 +149,8 @@ func (s *Store) each(ctx context.Context, prefix ds.Key, fn func(ds.Key, []byte)
 	return nil
 }
 
-// Used is the bytes of blocks the store holds.
+// Used is the bytes the store's blocks take on disk: each block's size
+// rounded up to 4 KiB, the block size of common file systems.
 func (s *Store) Used() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -227,7 +228,7 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 		if _, ok := live[string(h)]; ok {
 			return nil
 		}
-		if batch = append(batch, dead{path, string(h), uint64(fi.Size())}); len(batch) == sweepBatch {
+		if batch = append(batch, dead{path, string(h), footprint(fi.Size())}); len(batch) == sweepBatch {
 			n, err := s.sweep(batch, freshFrom)
 			freed += n
 			if err != nil {
@@ -303,7 +304,7 @@ const sweepBatch = 1024
 type dead struct {
 	path string // its file
 	hash string // its multihash
-	size uint64
+	size uint64 // its footprint
 }
 
 // sweep deletes the blocks of batch not written since freshFrom. Only GC
@@ -395,7 +396,7 @@ func (a *accounted) PutMany(ctx context.Context, blks []blocks.Block) error {
 			}
 			if !has {
 				news = append(news, b)
-				n += uint64(len(b.RawData()))
+				n += footprint(len(b.RawData()))
 			}
 		}
 		if len(news) == 0 {
@@ -444,6 +445,6 @@ func (a *accounted) DeleteBlock(ctx context.Context, c cid.Cid) error {
 	if err := s.raw.DeleteBlock(ctx, c); err != nil {
 		return err
 	}
-	s.used -= min(s.used, uint64(n))
+	s.used -= min(s.used, footprint(n))
 	return nil
 }
