@@ -35,7 +35,7 @@ func (b *bench) transfer(ctx context.Context, d *devnet.Devnet, repeat int) erro
 	n := b.o.TransferBytes
 	payload := &pseudo{r: mrand.New(mrand.NewPCG(uint64(repeat), 7)), left: n}
 
-	// What the stores wrote before (the last repeat's DAGs) is compacted
+	// What the stores wrote before (the last repeat's DAGs) is on disk
 	// before anything is timed, and the holder's new DAG too: the figures
 	// are the transfer's, not the backlog's.
 	for _, p := range []*node.Node{a, z} {

@@ -13,8 +13,7 @@
 // paths of an io/fs.FS, come back as one UnixFS directory (AddFS).
 //
 // Pins, quota and GC. A root is pinned by owners (lease IDs, say), each pin
-// kept in a pebble datastore beside the blocks, so that pins survive a
-// restart.
+// kept in a bbolt file beside the blocks, so that pins survive a restart.
 // Adding (AddReader, AddPath, AddFS, ImportCAR), unpinning or touching
 // (Touch, after a fetch) records a root as recent. GC, a mark and sweep,
 // deletes every block that is not in the DAG of a pinned root or of a root
@@ -39,7 +38,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
 	chunk "github.com/ipfs/boxo/chunker"
@@ -51,7 +49,6 @@ import (
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	pebbleds "github.com/ipfs/go-ds-pebble"
 	ipld "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
 	carbs "github.com/ipld/go-car/v2/blockstore"
@@ -69,7 +66,7 @@ var prefix = cid.Prefix{Version: 1, Codec: cid.DagProtobuf, MhType: mh.SHA2_256,
 
 // Store keeps DAGs' blocks on disk.
 type Store struct {
-	ds *pebbleds.Datastore // pins and recent roots
+	meta *records // pins and recent roots
 	// flat holds the blocks; read from it directly, they are not hashed:
 	// for serving them to a peer, which checks every block against its CID
 	// itself (SPEC 6.6).
@@ -109,20 +106,6 @@ const DefaultKeep = time.Hour
 // Open opens (creating it if needed) the store in dir, with default options.
 func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 
-// pebbleOptions tune pebble for what it keeps: pins and recent roots, a
-// few bytes each. It keeps no write-ahead log: an operation flushes what it
-// wrote when it ends (flush), so a pin returns once on disk, and a crash
-// loses only records of operations that had not returned.
-func pebbleOptions() *pebble.Options {
-	o := &pebble.Options{DisableWAL: true, FormatMajorVersion: pebble.FormatColumnarBlocks}
-	// Columnar tables: pebble's row-block writer hands its tasks between
-	// goroutines through a process-wide pool, which testing/synctest refuses
-	// across bubbles (the node's tests run federations in bubbles); the
-	// columnar writer keeps its queue per table.
-	o.Experimental.EnableColumnarBlocks = func() bool { return true }
-	return o
-}
-
 // done ends an operation that wrote the DAG under root: the root is
 // recorded as recent, and everything written is made durable, blocks
 // before the record that names them.
@@ -130,27 +113,7 @@ func (s *Store) done(ctx context.Context, root cid.Cid) error {
 	if err := s.flat.Sync(); err != nil {
 		return err
 	}
-	if err := s.touch(ctx, root); err != nil {
-		return err
-	}
-	return s.flush()
-}
-
-// sync makes everything written durable, blocks before records.
-func (s *Store) sync() error {
-	if err := s.flat.Sync(); err != nil {
-		return err
-	}
-	return s.flush()
-}
-
-// flush writes pebble's memtables to disk: it keeps no write-ahead log
-// (pebbleOptions).
-func (s *Store) flush() error {
-	if err := s.ds.DB.Flush(); err != nil {
-		return fmt.Errorf("data store: flush: %w", err)
-	}
-	return nil
+	return s.touch(ctx, root) // durable when it returns
 }
 
 // OpenWith opens (creating it if needed) the store in dir.
@@ -168,7 +131,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data store %s: %w", dir, err)
 	}
-	ds, err := pebbleds.NewDatastore(filepath.Join(dir, "meta"), pebbleds.WithPebbleOpts(pebbleOptions()))
+	meta, err := openRecords(filepath.Join(dir, "records.db"))
 	if err != nil {
 		fl.Close()
 		return nil, fmt.Errorf("data store %s: %w", dir, err)
@@ -176,7 +139,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 	// A block read back is checked against its CID, so that a damaged disk
 	// is an error, never wrong bytes handed on.
 	raw := &blockstore.ValidatingBlockstore{Blockstore: fl}
-	s := &Store{ds: ds, flat: fl, raw: raw, used: used, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
+	s := &Store{meta: meta, flat: fl, raw: raw, used: used, opt: o, fresh: map[string]time.Time{}, active: map[uint64]time.Time{}, pruneAt: minPruneAt}
 	s.bs = &accounted{Blockstore: raw, s: s}
 	// Every write reaches s.bs, even of a block already held, so that it
 	// counts as fresh for GC.
@@ -186,7 +149,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 
 // Close closes the store; the next Open checks nothing.
 func (s *Store) Close() error {
-	return errors.Join(s.flat.Close(), s.ds.Close())
+	return errors.Join(s.flat.Close(), s.meta.Close())
 }
 
 // Blockstore returns the store's blocks, for an exchange to serve and fill.

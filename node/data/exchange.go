@@ -118,7 +118,7 @@ func (s *Store) Fetch(ctx context.Context, t transport.Transport, holders []stri
 		}
 		level = next
 	}
-	return s.sync() // the DAG is whole: on disk before Fetch says so
+	return s.flat.Sync() // the DAG is whole: on disk before Fetch says so
 }
 
 // want is a CID to fetch and the holders that may serve it, a bit each.

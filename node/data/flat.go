@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -38,6 +39,7 @@ type flat struct {
 	dir    string
 	shards sync.Map // the shard directories known to exist
 
+	dirty   atomic.Bool // a block written since the last Sync
 	mu      sync.Mutex
 	written []string // files written since the last Sync, where syncfs is not
 }
@@ -93,6 +95,7 @@ func openFiles(dir string) (*flat, uint64, error) {
 	if err := touchFile(marker); err != nil {
 		return nil, 0, err
 	}
+	f.dirty.Store(true) // the marker
 	if err := f.Sync(); err != nil {
 		return nil, 0, err
 	}
@@ -141,6 +144,9 @@ func (f *flat) Close() error {
 // the dirty marker's time.
 func (f *flat) Sync() error {
 	start := time.Now()
+	if !f.dirty.Swap(false) {
+		return nil // nothing to make durable: no syncfs of the file system
+	}
 	f.mu.Lock()
 	written := f.written
 	f.written = nil
@@ -233,6 +239,7 @@ func (f *flat) put(blk blocks.Block) error {
 		f.written = append(f.written, p)
 		f.mu.Unlock()
 	}
+	f.dirty.Store(true) // after the write, so that a Sync that misses it leaves it to the next
 	return nil
 }
 

@@ -1,9 +1,8 @@
 package data
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,18 +14,12 @@ import (
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ds "github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
 
-// Pins, recent roots, the quota and GC.
-//
-// In the datastore beside the blocks, a pin is a key
-// /pins/<root>/<owner in hex> holding the owner, and a recent root a key
-// /recent/<root> holding the time (Unix nanoseconds, big-endian) it was last
-// added, unpinned or touched.
+// Pins, recent roots, the quota and GC. The pins and recent roots are
+// records (records.go).
 
 // ErrFull is what a write says when the blocks it adds would pass the
 // store's quota even after a GC.
@@ -36,15 +29,6 @@ var ErrFull = errors.New("data store full")
 type Pin struct {
 	Root  cid.Cid
 	Owner string
-}
-
-var (
-	pinsKey   = ds.NewKey("/pins")
-	recentKey = ds.NewKey("/recent")
-)
-
-func pinKey(root cid.Cid, owner string) ds.Key {
-	return pinsKey.ChildString(root.String()).ChildString(hex.EncodeToString([]byte(owner)))
 }
 
 // Pin makes owner hold root: GC keeps every block of root's DAG that the
@@ -57,41 +41,26 @@ func (s *Store) Pin(ctx context.Context, root cid.Cid, owner string) error {
 	}
 	s.gcMu.Lock() // a GC that did not see the pin would free the DAG
 	defer s.gcMu.Unlock()
-	k := pinKey(root, owner)
-	if err := s.ds.Put(ctx, k, []byte(owner)); err != nil {
+	if err := s.meta.pin(root, owner); err != nil {
 		return fmt.Errorf("pin %s: %w", root, err)
 	}
-	return s.flush()
+	return nil
 }
 
 // Unpin drops owner's hold on root, and records root as recent, so that it
 // stays at least Options.Keep more. Unpinning what is not pinned is no error.
 func (s *Store) Unpin(ctx context.Context, root cid.Cid, owner string) error {
-	// Recent before unpinned: a GC sees the pin or the recent root, as it
-	// reads pins before recent roots.
-	if err := s.touch(ctx, root); err != nil {
-		return err
-	}
-	k := pinKey(root, owner)
-	if err := s.ds.Delete(ctx, k); err != nil {
+	if err := s.meta.unpin(root, owner, s.opt.Now()); err != nil {
 		return fmt.Errorf("unpin %s: %w", root, err)
 	}
-	return s.flush()
+	return nil
 }
 
 // Pins lists the pins, by root then owner.
 func (s *Store) Pins(ctx context.Context) ([]Pin, error) {
 	var out []Pin
-	err := s.each(ctx, pinsKey, func(k ds.Key, v []byte) error {
-		ns := k.Namespaces()
-		if len(ns) != 3 {
-			return fmt.Errorf("pins: a key %s", k)
-		}
-		c, err := cid.Decode(ns[1])
-		if err != nil {
-			return fmt.Errorf("pins: a key %s: %w", k, err)
-		}
-		out = append(out, Pin{Root: c, Owner: string(v)})
+	err := s.meta.pins(func(p Pin) error {
+		out = append(out, p)
 		return nil
 	})
 	slices.SortFunc(out, func(a, b Pin) int {
@@ -116,38 +85,17 @@ func (s *Store) Touch(ctx context.Context, root cid.Cid) error {
 // touch records root as recent; adds call it, whose blocks a GC under way
 // keeps anyway, as just written.
 func (s *Store) touch(ctx context.Context, root cid.Cid) error {
-	var v [8]byte
-	s.mu.Lock() // see GC's end
-	defer s.mu.Unlock()
-	binary.BigEndian.PutUint64(v[:], uint64(s.opt.Now().UnixNano()))
-	if err := s.ds.Put(ctx, recentKey.ChildString(root.String()), v[:]); err != nil {
+	if err := s.meta.touch(root, s.opt.Now(), s.opt.Keep/touchSkip); err != nil {
 		return fmt.Errorf("%s: %w", root, err)
 	}
 	return nil
 }
 
-// expired reports whether a recent root's record is older than cutoff.
-func expired(v []byte, cutoff time.Time) bool {
-	return len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(cutoff)
-}
-
-// each calls fn with every key under prefix and its value.
-func (s *Store) each(ctx context.Context, prefix ds.Key, fn func(ds.Key, []byte) error) error {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: prefix.String()})
-	if err != nil {
-		return err
-	}
-	defer res.Close()
-	for r := range res.Next() {
-		if r.Error != nil {
-			return r.Error
-		}
-		if err := fn(ds.RawKey(r.Key), r.Value); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// touchSkip: a root recorded as recent less than Keep/touchSkip ago is not
+// written again (a read, where a write would sync the disk): the empty
+// directory, every job's output that wrote nothing, is touched at every
+// run. It may go that much earlier than Keep after its last touch.
+const touchSkip = 100
 
 // Used is the bytes the store's blocks take on disk: each block's size
 // rounded up to 4 KiB, the block size of common file systems.
@@ -185,22 +133,17 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 
 	// Mark.
 	var roots []cid.Cid
-	err = s.each(ctx, pinsKey, func(k ds.Key, _ []byte) error {
-		if ns := k.Namespaces(); len(ns) == 3 {
-			if c, err := cid.Decode(ns[1]); err == nil {
-				roots = append(roots, c)
-			}
-		}
+	err = s.meta.pins(func(p Pin) error {
+		roots = append(roots, p.Root)
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("GC: %w", err)
 	}
-	var old []ds.Key // recent roots no more
-	err = s.each(ctx, recentKey, func(k ds.Key, v []byte) error {
-		c, err := cid.Decode(k.BaseNamespace())
-		if err != nil || expired(v, cutoff) {
-			old = append(old, k)
+	var old [][]byte // recent roots no more
+	err = s.meta.recent(func(c cid.Cid, k, v []byte) error {
+		if !c.Defined() || expired(v, cutoff) {
+			old = append(old, bytes.Clone(k))
 			return nil
 		}
 		roots = append(roots, c)
@@ -246,32 +189,17 @@ func (s *Store) GC(ctx context.Context) (freed uint64, err error) {
 	if err != nil {
 		return freed, fmt.Errorf("GC: %w", err)
 	}
-	if err := s.forget(ctx, old, cutoff); err != nil {
+	if err := s.forget(old, cutoff); err != nil {
 		return freed, fmt.Errorf("GC: %w", err)
 	}
 	return freed, nil
 }
 
 // forget deletes the records of the recent roots keys, those not touched
-// again since GC read them.
-func (s *Store) forget(ctx context.Context, keys []ds.Key, cutoff time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range keys {
-		v, err := s.ds.Get(ctx, k)
-		if errors.Is(err, ds.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if expired(v, cutoff) {
-			if err := s.ds.Delete(ctx, k); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// again since GC read them: a record's check and delete are one
+// transaction, which a touch cannot split.
+func (s *Store) forget(keys [][]byte, cutoff time.Time) error {
+	return s.meta.forget(keys, cutoff)
 }
 
 // pruneFresh forgets the blocks written before the time it returns: from
