@@ -233,9 +233,9 @@ func (sv *Server) Serve(ctx context.Context, from string, req *pb.BlockRequest, 
 					return err
 				}
 				sv.mu.Lock()
-				if tr.served+uint64(len(r.Data)) > sv.lim.MaxTransferBytes {
+				if served := tr.served; served+uint64(len(r.Data)) > sv.lim.MaxTransferBytes {
 					sv.mu.Unlock()
-					return send(refuse(protocol.CodeTooLarge, "%s: %d bytes of %s served, at most %d", c, tr.served, root, sv.lim.MaxTransferBytes))
+					return send(refuse(protocol.CodeTooLarge, "%s: %d bytes of %s served, at most %d", c, served, root, sv.lim.MaxTransferBytes))
 				}
 				tr.served += uint64(len(r.Data))
 				for _, l := range links {
