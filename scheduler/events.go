@@ -54,7 +54,8 @@ type (
 		State             pb.LeaseState
 		ExitCode          int32
 		OutputCID         string
-		Detail            string // why a failed run failed, if its provider said
+		Detail            string  // why a failed run failed, if its provider said
+		Code              pb.Code // the code of a failed run's error, if any
 	}
 	// TimerFired says a timer set by SetTimer is due.
 	TimerFired struct{ ID uint64 }

@@ -797,6 +797,15 @@ func (p *Placement) onResult(now time.Time, ev ResultReceived) {
 	}
 	p.dropTimers(timerBeat, i)
 	p.dropTimers(timerLease, i)
+	if why := providerFault(ev); why != "" {
+		// Not the job's failure: the lease is lost, as if its heartbeats
+		// had stopped, and the slot is placed again under a new epoch.
+		p.outcome(s.offer.Provider, ReasonLost, why, s.scores)
+		if p.requeue(now, i, true) {
+			p.report(fmt.Sprintf("lease on %s lost (%s); rescheduling under epoch %d", short(s.offer.Provider), why, s.epoch+1))
+		}
+		return
+	}
 	s.exitCode, s.outputCID, s.detail = ev.ExitCode, ev.OutputCID, ev.Detail
 	s.state = SlotFailed
 	if ev.State == pb.LeaseState_LEASE_STATE_SUCCEEDED {
@@ -809,6 +818,27 @@ func (p *Placement) onResult(now time.Time, ev ResultReceived) {
 		}
 	}
 	p.finishResults()
+}
+
+// providerFault says why a result ended a run for a reason of its
+// provider's, not the job's (SPEC 9), or "" if the job's own: the run died
+// with the provider's process (CODE_RUN_LOST), the provider failed on its
+// side (CODE_INTERNAL), never started the run (EXPIRED) or cancelled it
+// (CANCELLED, for a slot this placement still runs: it did not cancel it).
+func providerFault(ev ResultReceived) string {
+	switch {
+	case ev.State == pb.LeaseState_LEASE_STATE_EXPIRED:
+		return "the run never started"
+	case ev.State == pb.LeaseState_LEASE_STATE_CANCELLED:
+		return "the provider cancelled the run"
+	case ev.State != pb.LeaseState_LEASE_STATE_FAILED:
+		return ""
+	case ev.Code == pb.Code_CODE_RUN_LOST:
+		return "the run died with its provider"
+	case ev.Code == pb.Code_CODE_INTERNAL:
+		return "the provider failed: " + ev.Detail
+	}
+	return ""
 }
 
 // finishResults ends a job whose slots all ended: it succeeded if every slot

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cuivre/cuivre/protocol/pb"
 )
 
 // frenchWorld is a world of providers in France, given as name=operator.
@@ -261,6 +263,57 @@ func TestLostLeasePenalised(t *testing.T) {
 				if o.Provider != first && penalty != 0 {
 					t.Errorf("%s scored %v", o.Provider, o.Scores)
 				}
+			}
+		})
+	}
+}
+
+// TestProviderFaultReschedules: a run that ends for a reason of its
+// provider's (the run died with the provider's process, the provider failed
+// on its side, the run never started) is placed again under a new epoch, as
+// a lost lease is; a run that fails by its own exit code or timeout fails
+// the job.
+func TestProviderFaultReschedules(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		state      pb.LeaseState
+		code       pb.Code
+		exit       int32
+		reschedule bool
+	}{
+		{"run lost", pb.LeaseState_LEASE_STATE_FAILED, pb.Code_CODE_RUN_LOST, -1, true},
+		{"provider failed", pb.LeaseState_LEASE_STATE_FAILED, pb.Code_CODE_INTERNAL, -1, true},
+		{"never started", pb.LeaseState_LEASE_STATE_EXPIRED, pb.Code_CODE_UNSPECIFIED, 0, true},
+		{"cancelled by its provider", pb.LeaseState_LEASE_STATE_CANCELLED, pb.Code_CODE_UNSPECIFIED, -1, true},
+		{"exit code", pb.LeaseState_LEASE_STATE_FAILED, pb.Code_CODE_UNSPECIFIED, 3, false},
+		{"timeout", pb.LeaseState_LEASE_STATE_FAILED, pb.Code_CODE_TIMEOUT, -1, false},
+		{"memory", pb.LeaseState_LEASE_STATE_FAILED, pb.Code_CODE_INSUFFICIENT_MEMORY, -1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := fourFrench(t)
+			job, err := testJob("j", frenchJob, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := w.submit("j", Config{}, job, 1)
+			settle(t, w, j)
+			sl := j.p.Status().Slots[0]
+			p := w.provider(sl.Provider)
+			l := p.leases[0]
+			w.endLease(p, l.ID, l.Epoch)
+			w.step(j, ResultReceived{Provider: p.name, LeaseID: l.ID, Epoch: l.Epoch, State: tt.state, ExitCode: tt.exit, Code: tt.code, Detail: "why"})
+			if !tt.reschedule {
+				if st := j.p.Status(); st.State != JobFailed || j.last.Code != ReasonRunFailed {
+					t.Fatalf("after the job's own failure: %s, want failed (run failed)", describeStatus(st))
+				}
+				return
+			}
+			if !strings.Contains(j.last.Message, "rescheduling under epoch 2") {
+				t.Fatalf("report %q, want a reschedule", j.last.Message)
+			}
+			settle(t, w, j)
+			if st := j.p.Status(); st.State != JobRunning || st.Slots[0].Epoch != 2 {
+				t.Fatalf("after a fault of its provider: %s, want running under epoch 2", describeStatus(st))
 			}
 		})
 	}

@@ -46,7 +46,7 @@ const (
 	ReasonLeased          Reason = ownReasons + iota // the offer was leased
 	ReasonNotChosen                                  // the offer lost to better ones
 	ReasonNoAnswer                                   // no offer, or no lease answer, before the deadline
-	ReasonLost                                       // the lease was lost: heartbeats missed
+	ReasonLost                                       // the lease was lost: heartbeats missed, or the run died with its provider
 	ReasonReplicaOperator                            // the operator already runs a replica of each instance pending
 	ReasonOtherJob                                   // the offer was for another job or requester
 	ReasonTooSmall                                   // the offer holds less than the job asks

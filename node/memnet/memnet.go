@@ -344,6 +344,15 @@ func stream[M proto.Message](p *Peer, ctx context.Context, to string, serve func
 	for {
 		select {
 		case m := <-msgs:
+			if sc.Err() != nil {
+				// Sent as the stream broke (a select picks at random among
+				// ready cases): a crashed peer's last words never arrive.
+				<-ended
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return errUnreachable
+			}
 			if !fn(m) {
 				done()
 				<-ended

@@ -280,7 +280,7 @@ func TestRecover(t *testing.T) {
 		prov.Data.Close()
 		prov.Restart()
 		res, _, err := watch(t, f, prov, l)
-		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || !strings.Contains(res.Error.GetMessage(), "restarted") {
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error.GetCode() != pb.Code_CODE_RUN_LOST || !strings.Contains(res.Error.GetMessage(), "restarted") {
 			t.Fatalf("watch after the restart: %v, %v", res, err)
 		}
 		if st := prov.Provider.MarketState(); st.Leases != 0 {

@@ -10,8 +10,8 @@ import (
 
 // recover reloads the replay cache and ends the leases that died with the
 // previous process: a run cannot be resumed, so each live lease is recorded
-// FAILED (CODE_INTERNAL, "provider restarted"), which a requester watching it
-// again is told; none of them is put back in the market, so capacity is
+// FAILED (CODE_RUN_LOST, "provider restarted"), which a requester watching it
+// again is told, and then places the run again under a new epoch; none of them is put back in the market, so capacity is
 // counted once (SPEC 9).
 func (p *Provider) recover() error {
 	if p.store == nil {
@@ -30,7 +30,7 @@ func (p *Provider) recover() error {
 		return fmt.Errorf("reload leases: %w", err)
 	}
 	for _, l := range live {
-		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_INTERNAL, "provider restarted while the lease was %s", l.State)}
+		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_RUN_LOST, "provider restarted while the lease was %s", l.State)}
 		err := p.store.Update(func(tx *store.Tx) error {
 			// A run's intermediate states are written with its final one,
 			// so a lease that died running may read accepted: it had

@@ -168,7 +168,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 				j.results[runKey{leaseID, epoch}] = res
 			})
 			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
-				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage()})
+				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage(), Code: res.GetError().GetCode()})
 			// The receipt is settled behind the result, not before it: the
 			// customer need not wait for two fsyncs and a round trip that
 			// only bill the run (a receipt that does not open is logged,

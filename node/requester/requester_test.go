@@ -96,6 +96,51 @@ func TestReschedules(t *testing.T) {
 	})
 }
 
+// TestProviderRestartReschedules: the provider running a job restarts
+// before its heartbeats are missed; it reports the lease that died with its
+// process (CODE_RUN_LOST), and the requester places the job again under a
+// new epoch, where it completes, instead of failing it.
+func TestProviderRestartReschedules(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo")
+		for _, p := range f.Providers {
+			p.Hold()
+		}
+		key := f.Submit("version: 1\nname: r\ntask:\n  module: m.wasm\n"+small, exectest.Write("done\n", "", 0))
+		f.Until("a provider to hold the lease", func() bool {
+			n := 0
+			for _, p := range f.Providers {
+				n += p.Held()
+			}
+			return n == 1
+		})
+		var first *nodetest.Member
+		for _, p := range f.Providers {
+			if p.Held() == 1 {
+				first = p
+			}
+		}
+		// Killed as kill -9 kills: nothing of the old process ends its
+		// lease, whose run never starts (it stays held).
+		f.Net.Crash(first.ID)
+		first.Store.Close()
+		first.Data.Close()
+		first.Restart()
+		for _, p := range f.Providers {
+			if p != first {
+				p.Release()
+			}
+		}
+		v := f.Wait(key)
+		if v.State != "succeeded" || v.Slots[0].Epoch != 2 {
+			t.Fatalf("after the provider restarted: %+v", v)
+		}
+		if !slices.ContainsFunc(v.History, func(h string) bool { return strings.Contains(h, "the run died with its provider") }) {
+			t.Fatalf("the history does not say the run died with its provider: %q", v.History)
+		}
+	})
+}
+
 // TestRestart: the requester's process ends while a lease is running; a new
 // one on the same store and key takes the job up, watches the lease again
 // and gets the result, without a new epoch.

@@ -286,6 +286,7 @@ const (
 	Code_CODE_MODULE_NOT_FOUND Code = 40
 	Code_CODE_MODULE_MISMATCH  Code = 41
 	Code_CODE_TIMEOUT          Code = 42
+	Code_CODE_RUN_LOST         Code = 43 // the run died with the provider's process: the requester places it again
 	Code_CODE_INTERNAL         Code = 50
 )
 
@@ -318,6 +319,7 @@ var (
 		40: "CODE_MODULE_NOT_FOUND",
 		41: "CODE_MODULE_MISMATCH",
 		42: "CODE_TIMEOUT",
+		43: "CODE_RUN_LOST",
 		50: "CODE_INTERNAL",
 	}
 	Code_value = map[string]int32{
@@ -347,6 +349,7 @@ var (
 		"CODE_MODULE_NOT_FOUND":     40,
 		"CODE_MODULE_MISMATCH":      41,
 		"CODE_TIMEOUT":              42,
+		"CODE_RUN_LOST":             43,
 		"CODE_INTERNAL":             50,
 	}
 )
@@ -3342,7 +3345,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x02*\x95\x05\n" +
+	"\x11LOG_STREAM_STDERR\x10\x02*\xa8\x05\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x12\n" +
@@ -3371,6 +3374,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x15CODE_MODULE_NOT_FOUND\x10(\x12\x18\n" +
 	"\x14CODE_MODULE_MISMATCH\x10)\x12\x10\n" +
 	"\fCODE_TIMEOUT\x10*\x12\x11\n" +
+	"\rCODE_RUN_LOST\x10+\x12\x11\n" +
 	"\rCODE_INTERNAL\x102B&Z$github.com/cuivre/cuivre/protocol/pbb\x06proto3"
 
 var (
