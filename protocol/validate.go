@@ -61,6 +61,11 @@ const (
 	MaxPathName = 255
 	// MaxJobSpread is the most spread attributes of a job.
 	MaxJobSpread = 8
+	// MinHeartbeat and MaxHeartbeat bound a job's heartbeat interval, and
+	// a lease's: faster would flood a provider with statuses, slower would
+	// leave a dead provider unnoticed for minutes.
+	MinHeartbeat = 100 * time.Millisecond
+	MaxHeartbeat = time.Minute
 	// MaxWeight bounds affinity weights (-MaxWeight..MaxWeight, never 0) and
 	// spread weights (1..MaxWeight).
 	MaxWeight = 100
@@ -74,7 +79,20 @@ const (
 	DefaultMemory    = 256 << 20
 	DefaultScratch   = 64 << 20
 	DefaultTimeout   = 5 * time.Minute
+	// DefaultHeartbeat is the Status interval a requester asks when the job
+	// names none: three missed (MissedHeartbeats) make a lease lost after
+	// 1.5 s, so a dead provider is noticed within 2 s.
+	DefaultHeartbeat = 500 * time.Millisecond
+	// MissedHeartbeats is how many intervals without a Status make a lease
+	// lost (SPEC 6.3).
+	MissedHeartbeats = 3
 )
+
+// HeartbeatInRange reports whether a heartbeat interval in milliseconds is
+// within MinHeartbeat and MaxHeartbeat.
+func HeartbeatInRange(ms uint64) bool {
+	return ms >= uint64(MinHeartbeat/time.Millisecond) && ms <= uint64(MaxHeartbeat/time.Millisecond)
+}
 
 // FieldError is a job field that breaks a rule of SPEC 5. Path names the field
 // as in cuivre.proto, from the job down: "task.resources.memory_bytes",
@@ -146,6 +164,9 @@ func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	}
 	if j.Replicas < 1 || j.Replicas > MaxJobReplicas {
 		c.add("replicas", "%d is out of range: use 1 to %d replicas", j.Replicas, MaxJobReplicas)
+	}
+	if hb := j.HeartbeatMs; hb != 0 && !HeartbeatInRange(hb) {
+		c.add("heartbeat_ms", "%d ms is out of range: use %v to %v, or leave it out for the requester's default", hb, MinHeartbeat, MaxHeartbeat)
 	}
 	c.task(j.Task)
 	c.constraints(j.Constraints)

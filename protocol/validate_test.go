@@ -114,6 +114,8 @@ func TestValidateJob(t *testing.T) {
 		{name: "count too high", job: with(func(j *pb.Job) { j.Count = MaxJobCount + 1 }), path: "count", msg: "1001 is out of range"},
 		{name: "replicas 0", job: with(func(j *pb.Job) { j.Replicas = 0 }), path: "replicas", msg: "use 1 to 16 replicas"},
 		{name: "replicas too high", job: with(func(j *pb.Job) { j.Replicas = MaxJobReplicas + 1 }), path: "replicas", msg: "17 is out of range"},
+		{name: "heartbeat too fast", job: with(func(j *pb.Job) { j.HeartbeatMs = 99 }), path: "heartbeat_ms", msg: "99 ms is out of range: use 100ms to 1m0s"},
+		{name: "heartbeat too slow", job: with(func(j *pb.Job) { j.HeartbeatMs = 60_001 }), path: "heartbeat_ms", msg: "60001 ms is out of range"},
 
 		{name: "no task", job: with(func(j *pb.Job) { j.Task = nil }), path: "task", msg: "missing"},
 		{name: "engine empty", job: with(func(j *pb.Job) { j.Task.Engine = "" }), path: "task.engine", msg: `"" is not supported: use wasm`},

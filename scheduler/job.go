@@ -21,6 +21,9 @@ type Job struct {
 	Affinities  []Selector
 	Spread      []Spread
 	MaxPrice    Amount
+	// Heartbeat is the Status interval the job asks of its providers; 0
+	// takes Config.HeartbeatInterval.
+	Heartbeat time.Duration
 }
 
 // Slots returns the number of leases the job needs: Count x Replicas.
@@ -41,6 +44,7 @@ func JobFromPB(cid, requester string, j *pb.Job) (Job, error) {
 		Resources: resourcesFromPB(t.Resources),
 		Timeout:   time.Duration(t.TimeoutMs) * time.Millisecond,
 		MaxPrice:  Amount{Currency: j.GetMaxPrice().GetCurrency(), Nanos: j.GetMaxPrice().GetNanos()},
+		Heartbeat: time.Duration(j.HeartbeatMs) * time.Millisecond,
 	}
 	for _, c := range j.Constraints {
 		out.Constraints = append(out.Constraints, Selector{Key: c.Key, Op: c.Op, Values: c.Values})

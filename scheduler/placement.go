@@ -23,8 +23,8 @@ type Config struct {
 	OfferTimeout      time.Duration // how long a round waits for lookups, then offers; default 500ms
 	LeaseTimeout      time.Duration // how long to wait for a lease answer; default 2s
 	StartTimeout      time.Duration // by when a provider must start a lease (fetch and compile included); default 1m
-	HeartbeatInterval time.Duration // asked of providers; default DefaultHeartbeatInterval (1s)
-	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default 3
+	HeartbeatInterval time.Duration // asked of providers unless the job asks its own; default DefaultHeartbeatInterval
+	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default protocol.MissedHeartbeats (3)
 	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 5
 	Backoff           time.Duration // delay before the second round, doubled after; default 100ms
 	MaxBackoff        time.Duration // default 5s
@@ -35,7 +35,7 @@ type Config struct {
 
 // DefaultHeartbeatInterval is the status interval a requester asks of the
 // providers of its leases, in the daemon and in the simulator alike.
-const DefaultHeartbeatInterval = time.Second
+const DefaultHeartbeatInterval = protocol.DefaultHeartbeat
 
 // WithDefaults returns c with every zero field set to its default: the
 // config a Placement actually runs with.
@@ -55,7 +55,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.LeaseTimeout, 2*time.Second)
 	def(&c.StartTimeout, time.Minute)
 	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	defInt(&c.MissedHeartbeats, 3)
+	defInt(&c.MissedHeartbeats, protocol.MissedHeartbeats)
 	defInt(&c.MaxAttempts, 5)
 	def(&c.Backoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
@@ -714,9 +714,18 @@ func (p *Placement) countState(st SlotState) int {
 	return n
 }
 
+// Heartbeat is the Status interval this placement asks of its providers:
+// the job's, or Config.HeartbeatInterval.
+func (p *Placement) Heartbeat() time.Duration {
+	if p.job.Heartbeat > 0 {
+		return p.job.Heartbeat
+	}
+	return p.cfg.HeartbeatInterval
+}
+
 func (p *Placement) armBeat(now time.Time, i int) {
 	p.dropTimers(timerBeat, i)
-	p.setTimer(timerBeat, i, now.Add(p.cfg.HeartbeatInterval*time.Duration(p.cfg.MissedHeartbeats)))
+	p.setTimer(timerBeat, i, now.Add(p.Heartbeat()*time.Duration(p.cfg.MissedHeartbeats)))
 }
 
 func (p *Placement) onLeaseRejected(now time.Time, ev LeaseRejected) {

@@ -73,8 +73,8 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 		return l, nil, protocol.Errorf(protocol.CodeWrongSigner, "lease signed by %s, sent by %s", short(string(l.Requester)), short(from))
 	case string(l.Provider) != p.id:
 		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease addressed to another provider")
-	case l.HeartbeatMs == 0:
-		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease asks no heartbeat interval")
+	case !protocol.HeartbeatInRange(l.HeartbeatMs):
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease asks a heartbeat every %d ms: the interval must be %v to %v", l.HeartbeatMs, protocol.MinHeartbeat, protocol.MaxHeartbeat)
 	}
 	// A retried lease already committed is accepted again (SPEC 6.2).
 	if old, err := p.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) {

@@ -20,6 +20,7 @@ const linger = 10 * time.Second
 
 // start drives a placement in the background.
 func (r *Requester) start(j *job, p *scheduler.Placement) {
+	j.heartbeat = p.Heartbeat()
 	r.spawn(func() { r.drive(j, p) })
 	j.events <- scheduler.Start{}
 }
@@ -115,7 +116,7 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 		r.cfg.Data.Grant(a.Provider, in)
 		defer r.cfg.Data.Revoke(a.Provider, in)
 	}
-	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, Heartbeat))
+	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, j.heartbeat))
 	if err == nil {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = SendLease(lctx, r.t, a.Provider, env)
@@ -183,7 +184,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 		// The stream broke: the placement's heartbeat deadline decides
 		// whether the lease is lost; meanwhile try to follow it again.
 		select {
-		case <-r.clock.After(Heartbeat):
+		case <-r.clock.After(j.heartbeat):
 		case <-ctx.Done():
 		}
 	}

@@ -24,10 +24,6 @@ import (
 	"github.com/cuivre/cuivre/scheduler"
 )
 
-// Heartbeat is the status interval a requester asks of its providers: the
-// interval its placements expect by default.
-const Heartbeat = scheduler.DefaultHeartbeatInterval
-
 // Config configures a Requester. The zero value of each optional field means
 // its documented default.
 type Config struct {
@@ -142,6 +138,7 @@ type job struct {
 	spec      string
 	events    chan scheduler.Event
 	ended     chan struct{} // closed when drive returns: no one reads events any more
+	heartbeat time.Duration // the Status interval asked of its providers, set by start
 
 	mu      sync.Mutex            // guards what follows
 	placed  time.Duration         // submit to first lease accepted; 0 until then

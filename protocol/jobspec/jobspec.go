@@ -48,6 +48,9 @@ type JobSpec struct {
 	Affinities  []AffinitySpec // soft, weighted
 	Spread      []SpreadSpec
 	MaxPrice    *pb.Amount // ceiling for one instance's whole run; nil for none
+	// Heartbeat is the Status interval asked of providers, "500ms"; 0
+	// leaves it to the requester (protocol.DefaultHeartbeat).
+	Heartbeat time.Duration
 
 	file string               // as given to ParseJobSpecFile
 	pos  map[string]sourcePos // document path -> where it is written
@@ -268,12 +271,13 @@ func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 		task.Outputs = slices.Sorted(slices.Values(t.Outputs))
 	}
 	j := &pb.Job{
-		Version:  s.Version,
-		Name:     s.Name,
-		Type:     jobTypes[s.Type],
-		Count:    s.Count,
-		Replicas: s.Replicas,
-		Task:     task,
+		Version:     s.Version,
+		Name:        s.Name,
+		Type:        jobTypes[s.Type],
+		Count:       s.Count,
+		Replicas:    s.Replicas,
+		Task:        task,
+		HeartbeatMs: uint64(s.Heartbeat / time.Millisecond),
 	}
 	for _, c := range s.Constraints {
 		j.Constraints = append(j.Constraints, &pb.Constraint{Key: c.Key, Op: c.Op, Values: sortedSet(c.Values)})
@@ -560,6 +564,14 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 				s.MaxPrice = price
 			}
 		}},
+		{Name: "heartbeat", Read: func(at, v *yaml.Node, path string) {
+			if d := p.duration(at, v, path); d > 0 {
+				if d < protocol.MinHeartbeat || d > protocol.MaxHeartbeat {
+					p.fail(at, path, "%v is out of range: use %v to %v", d, protocol.MinHeartbeat, protocol.MaxHeartbeat)
+				}
+				s.Heartbeat = d
+			}
+		}},
 	}...)
 	if present == nil {
 		return s
@@ -683,23 +695,26 @@ func (p *specParser) resources(at, v *yaml.Node, path string, r *ResourcesSpec) 
 		{Name: "cpu", Read: quantity(&r.CPUMillis, protocol.ParseCPU)},
 		{Name: "memory", Read: quantity(&r.MemoryBytes, protocol.ParseQuantity)},
 		{Name: "scratch", Read: quantity(&r.ScratchBytes, protocol.ParseQuantity)},
-		{Name: "timeout", Read: func(at, v *yaml.Node, path string) {
-			text, ok := p.Text(at, v, path)
-			if !ok {
-				return
-			}
-			d, err := time.ParseDuration(text)
-			switch {
-			case err != nil:
-				p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", protocol.Quote(text))
-			case d <= 0:
-				p.fail(at, path, "bad duration %s: use a positive duration", protocol.Quote(text))
-			case d%time.Millisecond != 0:
-				p.fail(at, path, "bad duration %s: finer than a millisecond", protocol.Quote(text))
-			}
-			r.Timeout = d
-		}},
+		{Name: "timeout", Read: func(at, v *yaml.Node, path string) { r.Timeout = p.duration(at, v, path) }},
 	}...)
+}
+
+// duration reads a positive Go duration, a whole number of milliseconds.
+func (p *specParser) duration(at, v *yaml.Node, path string) time.Duration {
+	text, ok := p.Text(at, v, path)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(text)
+	switch {
+	case err != nil:
+		p.fail(at, path, "bad duration %s: use a Go duration such as 30s, 5m or 1h30m", protocol.Quote(text))
+	case d <= 0:
+		p.fail(at, path, "bad duration %s: use a positive duration", protocol.Quote(text))
+	case d%time.Millisecond != 0:
+		p.fail(at, path, "bad duration %s: finer than a millisecond", protocol.Quote(text))
+	}
+	return d
 }
 
 var operators = map[string]pb.Operator{

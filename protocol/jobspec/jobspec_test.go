@@ -84,6 +84,7 @@ affinities:
 spread:
   - {attribute: operator, weight: 100}
 max_price: "0.05 EUR"
+heartbeat: 2s
 `
 
 // fullJSON is fullYAML in JSON, keys in another order.
@@ -107,7 +108,8 @@ const fullJSON = `{
 		{"weight": -10, "key": "operator", "op": "in", "values": ["a", "b"]}
 	],
 	"spread": [{"attribute": "operator", "weight": 100}],
-	"max_price": "0.050 EUR"
+	"max_price": "0.050 EUR",
+	"heartbeat": "2000ms"
 }`
 
 func TestParseJobSpec(t *testing.T) {
@@ -147,8 +149,9 @@ func TestParseJobSpec(t *testing.T) {
 					{Key: "region", Op: opEq, Values: []string{"fr-par"}, Weight: 50},
 					{Key: "operator", Op: opIn, Values: []string{"b", "a"}, Weight: -10},
 				},
-				Spread:   []SpreadSpec{{Attribute: "operator", Weight: 100}},
-				MaxPrice: &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
+				Spread:    []SpreadSpec{{Attribute: "operator", Weight: 100}},
+				MaxPrice:  &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
+				Heartbeat: 2 * time.Second,
 			}
 		}},
 	}
@@ -199,8 +202,9 @@ func TestJobSpecJob(t *testing.T) {
 			{Key: "region", Op: opEq, Values: []string{"fr-par"}, Weight: 50},
 			{Key: "operator", Op: opIn, Values: []string{"a", "b"}, Weight: -10},
 		},
-		Spread:   []*pb.Spread{{Attribute: "operator", Weight: 100}},
-		MaxPrice: &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
+		Spread:      []*pb.Spread{{Attribute: "operator", Weight: 100}},
+		MaxPrice:    &pb.Amount{Currency: "EUR", Nanos: 50_000_000},
+		HeartbeatMs: 2000,
 	}
 	if diff := cmp.Diff(want, got, cmpProto); diff != "" {
 		t.Errorf("Job (-want +got):\n%s", diff)
@@ -291,7 +295,7 @@ var specErrorTests = []struct {
 
 	// Structure.
 	{"unknown field", withHead("kind: Job"), []string{
-		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price"}},
+		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat"}},
 	{"misspelt field", withHead("  resources:", "    memroy: 1Gi"), []string{
 		"job.yaml:6:5: task.resources.memroy: unknown field: did you mean memory?"}},
 	{"unknown field in a constraint", withHead("constraints:", "  - {key: region, op: exists, value: fr}"), []string{
@@ -357,6 +361,10 @@ var specErrorTests = []struct {
 		`job.yaml:6:5: task.resources.timeout: bad duration "-1s": use a positive duration`}},
 	{"duration finer than a millisecond", withHead("  resources:", "    timeout: 1500us"), []string{
 		`job.yaml:6:5: task.resources.timeout: bad duration "1500us": finer than a millisecond`}},
+	{"heartbeat too fast", withHead("heartbeat: 50ms"), []string{
+		"job.yaml:5:1: heartbeat: 50ms is out of range: use 100ms to 1m0s"}},
+	{"heartbeat without unit", withHead("heartbeat: 500"), []string{
+		`job.yaml:5:1: heartbeat: bad duration "500": use a Go duration such as 30s, 5m or 1h30m`}},
 	{"timeout over 30 days", withHead("  resources:", "    timeout: 721h"), []string{
 		"job.yaml:6:5: task.resources.timeout: 721h0m0s is out of range: use 1ms to 720h (30 days)"}},
 	{"bad name", lines("version: 1", "name: Hello_World", "task:", "  module: ./m.wasm"), []string{
@@ -449,16 +457,16 @@ var specErrorTests = []struct {
 		"job.yaml:1:1: task: missing: add a task with at least a module",
 		"job.yaml:2:3: a field name must be a plain string, got a list"}},
 	{"too many errors", withHead("a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1", "g: 1", "h: 1", "i: 1", "j: 1", "k: 1", "l: 1"), []string{
-		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
-		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price",
+		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
 		"job.yaml: 2 more errors not shown: fix these first"}},
 	{"several mistakes, in document order", lines(
 		"version: 1",

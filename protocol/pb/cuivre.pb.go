@@ -1035,7 +1035,8 @@ type Job struct {
 	Spread        []*Spread              `protobuf:"bytes,8,rep,name=spread,proto3" json:"spread,omitempty"`
 	MaxPrice      *Amount                `protobuf:"bytes,9,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"` // ceiling for one instance, whole run
 	Replicas      uint32                 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Nonce         []byte                 `protobuf:"bytes,11,opt,name=nonce,proto3" json:"nonce,omitempty"` // set when the customer signs; makes each submission unique
+	Nonce         []byte                 `protobuf:"bytes,11,opt,name=nonce,proto3" json:"nonce,omitempty"`                                 // set when the customer signs; makes each submission unique
+	HeartbeatMs   uint64                 `protobuf:"varint,12,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"` // Status interval asked of providers; 0: the requester's default
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1145,6 +1146,13 @@ func (x *Job) GetNonce() []byte {
 		return x.Nonce
 	}
 	return nil
+}
+
+func (x *Job) GetHeartbeatMs() uint64 {
+	if x != nil {
+		return x.HeartbeatMs
+	}
+	return 0
 }
 
 // CapacityRecord is what a provider claims to sell; signed, put in the DHT.
@@ -3138,7 +3146,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05Input\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"\x91\x03\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"\xb4\x03\n" +
 	"\x03Job\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
@@ -3153,7 +3161,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tmax_price\x18\t \x01(\v2\x11.cuivre.v1.AmountR\bmaxPrice\x12\x1a\n" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x14\n" +
-	"\x05nonce\x18\v \x01(\fR\x05nonce\"\xe0\x02\n" +
+	"\x05nonce\x18\v \x01(\fR\x05nonce\x12!\n" +
+	"\fheartbeat_ms\x18\f \x01(\x04R\vheartbeatMs\"\xe0\x02\n" +
 	"\x0eCapacityRecord\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
