@@ -178,7 +178,11 @@ func printJob(w io.Writer, v requester.JobView) {
 		fmt.Fprintf(tw, "reason\t%s\n", v.Reason)
 	}
 	for i, s := range v.Slots {
-		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, orNone(s.Price), s.ExitCode)
+		cost := "quoted " + orNone(s.Price)
+		if s.Billed != "" {
+			cost = "billed " + s.Billed
+		}
+		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, cost, s.ExitCode)
 		for _, c := range []struct {
 			cut  bool
 			name string
@@ -190,6 +194,9 @@ func printJob(w io.Writer, v requester.JobView) {
 		if len(s.Scores) > 0 {
 			fmt.Fprintf(tw, "\twon with %s\n", scores(s.Scores))
 		}
+	}
+	if v.Billed != "" {
+		fmt.Fprintf(tw, "billed\t%s, every run's receipt (what each ran, not the quotes)\n", v.Billed)
 	}
 	for _, o := range v.Outputs {
 		where := "on its provider"

@@ -15,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/node/nodetest"
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
@@ -137,6 +138,13 @@ func TestProviderRestartReschedules(t *testing.T) {
 		}
 		if !slices.ContainsFunc(v.History, func(h string) bool { return strings.Contains(h, "the run died with its provider") }) {
 			t.Fatalf("the history does not say the run died with its provider: %q", v.History)
+		}
+		// Billed is what ran: the second run's receipt alone (the lost run
+		// made none), below the quote, which prices the whole timeout.
+		quote, err1 := protocol.ParsePrice(v.Slots[0].Price)
+		paid, err2 := protocol.ParsePrice(v.Slots[0].Billed)
+		if err1 != nil || err2 != nil || v.Billed != v.Slots[0].Billed || paid.Nanos >= quote.Nanos {
+			t.Fatalf("billed %q (slot %q), quoted %q: %v %v", v.Billed, v.Slots[0].Billed, v.Slots[0].Price, err1, err2)
 		}
 	})
 }

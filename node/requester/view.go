@@ -10,6 +10,7 @@ import (
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -33,6 +34,10 @@ type JobView struct {
 	// Outputs are the distinct outputs its runs produced: one when the
 	// replicas agree.
 	Outputs []OutputView `json:"outputs,omitempty"`
+	// Billed is what its runs' receipts charge, every epoch's: what the
+	// runs used, not what was quoted (SPEC 5.5). Empty until a receipt
+	// comes.
+	Billed string `json:"billed,omitempty"`
 }
 
 // SlotView is one lease slot.
@@ -40,7 +45,10 @@ type SlotView struct {
 	Provider string `json:"provider,omitempty"`
 	Epoch    uint64 `json:"epoch"`
 	State    string `json:"state"`
-	Price    string `json:"price,omitempty"`
+	Price    string `json:"price,omitempty"` // the offer's quote for the whole run
+	// Billed is what the receipt of this slot's run charges: the time it
+	// ran, at the quoted price; empty while it runs, or if no receipt came.
+	Billed   string `json:"billed,omitempty"`
 	ExitCode int32  `json:"exit_code"`
 	Output   string `json:"output_cid,omitempty"`
 	// StdoutCut and StderrCut say the provider cut a stream at the log
@@ -93,6 +101,9 @@ func (j *job) view(key string) JobView {
 		}
 		if r := j.results[runKey{s.LeaseID, s.Epoch}]; r != nil {
 			sv.StdoutCut, sv.StderrCut = r.StdoutTruncated, r.StderrTruncated
+			if a := billed(r); a != nil {
+				sv.Billed = protocol.FormatAmount(a)
+			}
 		}
 		if s.Price.Currency != "" {
 			sv.Price = protocol.FormatAmount(&pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos})
@@ -127,9 +138,36 @@ func (j *job) view(key string) JobView {
 		}
 	}
 	slices.SortFunc(v.Outputs, func(a, b OutputView) int { return strings.Compare(a.CID, b.CID) })
+	var total *pb.Amount
+	for _, r := range j.results {
+		a := billed(r)
+		switch {
+		case a == nil:
+		case total == nil:
+			total = &pb.Amount{Currency: a.Currency, Nanos: a.Nanos}
+		case total.Currency == a.Currency:
+			total.Nanos += a.Nanos
+		}
+	}
+	if total != nil {
+		v.Billed = protocol.FormatAmount(total)
+	}
 	for _, o := range st.Asked {
 		v.Asked = append(v.Asked, OutcomeView{Provider: peer.ID(o.Provider).String(), Code: int32(o.Reason), Reason: o.Reason.String(), Detail: o.Detail,
 			Scores: scoresView(o.Scores), Total: o.Scores.Total()})
 	}
 	return v
+}
+
+// billed is the amount a result's receipt charges, or nil without one that
+// opens.
+func billed(r *pb.Result) *pb.Amount {
+	if len(r.GetReceipt()) == 0 {
+		return nil
+	}
+	rc, err := record.OpenReceipt(r.Receipt)
+	if err != nil || rc.GetAmount().GetCurrency() == "" {
+		return nil
+	}
+	return rc.Amount
 }
