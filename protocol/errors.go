@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -18,6 +19,9 @@ type Code = pb.Code
 type Error struct {
 	Code Code
 	Msg  string
+	// RetryAfter is the sender's hint that the same request may succeed
+	// after it (Error.retry_after_ms); 0 for none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -62,7 +66,7 @@ func ToPB(err error) *pb.Error {
 		if e == nil {
 			return nil
 		}
-		return &pb.Error{Code: e.Code, Message: e.Msg}
+		return &pb.Error{Code: e.Code, Message: e.Msg, RetryAfterMs: uint64(e.RetryAfter / time.Millisecond)}
 	}
 	return &pb.Error{Code: pb.Code_CODE_INTERNAL, Message: err.Error()}
 }
@@ -73,7 +77,17 @@ func FromPB(e *pb.Error) error {
 	if e == nil {
 		return nil
 	}
-	return &Error{Code: e.Code, Msg: e.Message}
+	return &Error{Code: e.Code, Msg: e.Message, RetryAfter: time.Duration(min(e.RetryAfterMs, uint64(time.Hour/time.Millisecond))) * time.Millisecond}
+}
+
+// RetryAfterOf returns the retry-after hint of the first *Error in err's
+// chain, 0 for none.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) && e != nil {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // Sentinels for errors.Is.

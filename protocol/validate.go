@@ -66,6 +66,9 @@ const (
 	// leave a dead provider unnoticed for minutes.
 	MinHeartbeat = 100 * time.Millisecond
 	MaxHeartbeat = time.Minute
+	// MaxPlacementTimeout bounds how long a requester keeps trying to place
+	// a job: a day.
+	MaxPlacementTimeout = 24 * time.Hour
 	// MaxWeight bounds affinity weights (-MaxWeight..MaxWeight, never 0) and
 	// spread weights (1..MaxWeight).
 	MaxWeight = 100
@@ -86,6 +89,10 @@ const (
 	// MissedHeartbeats is how many intervals without a Status make a lease
 	// lost (SPEC 6.3).
 	MissedHeartbeats = 3
+	// DefaultPlacementTimeout is how long a requester keeps trying to
+	// place a job that names no placement_timeout: while every fitting
+	// provider is full, the job waits for capacity that long.
+	DefaultPlacementTimeout = 2 * time.Minute
 )
 
 // HeartbeatInRange reports whether a heartbeat interval in milliseconds is
@@ -167,6 +174,9 @@ func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	}
 	if hb := j.HeartbeatMs; hb != 0 && !HeartbeatInRange(hb) {
 		c.add("heartbeat_ms", "%d ms is out of range: use %v to %v, or leave it out for the requester's default", hb, MinHeartbeat, MaxHeartbeat)
+	}
+	if pt := j.PlacementTimeoutMs; pt > uint64(MaxPlacementTimeout/time.Millisecond) {
+		c.add("placement_timeout_ms", "%d ms is out of range: use at most %v, or leave it out for the requester's default", pt, MaxPlacementTimeout)
 	}
 	c.task(j.Task)
 	c.constraints(j.Constraints)

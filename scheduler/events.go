@@ -28,6 +28,7 @@ type (
 		Provider, RequestNonce string
 		Code                   pb.Code // CODE_UNSPECIFIED for no answer
 		Reason                 string
+		RetryAfter             time.Duration // the provider's hint (Error.retry_after_ms); 0 for none
 	}
 	// LeaseAccepted says a provider committed a lease.
 	LeaseAccepted struct {

@@ -24,6 +24,9 @@ type Job struct {
 	// Heartbeat is the Status interval the job asks of its providers; 0
 	// takes Config.HeartbeatInterval.
 	Heartbeat time.Duration
+	// PlacementTimeout is how long the job may take to be placed; 0 takes
+	// Config.PlacementTimeout.
+	PlacementTimeout time.Duration
 }
 
 // Slots returns the number of leases the job needs: Count x Replicas.
@@ -45,6 +48,8 @@ func JobFromPB(cid, requester string, j *pb.Job) (Job, error) {
 		Timeout:   time.Duration(t.TimeoutMs) * time.Millisecond,
 		MaxPrice:  Amount{Currency: j.GetMaxPrice().GetCurrency(), Nanos: j.GetMaxPrice().GetNanos()},
 		Heartbeat: time.Duration(j.HeartbeatMs) * time.Millisecond,
+
+		PlacementTimeout: time.Duration(j.PlacementTimeoutMs) * time.Millisecond,
 	}
 	for _, c := range j.Constraints {
 		out.Constraints = append(out.Constraints, Selector{Key: c.Key, Op: c.Op, Values: c.Values})

@@ -240,6 +240,7 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 		return Offer{}, err
 	}
 	if err := shortfall(req.Resources, m.free()); err != nil {
+		err.RetryAfter = m.retryAfter(now)
 		return Offer{}, err
 	}
 	load := utilisationPermille(m.committed.Add(m.reserved).Add(req.Resources), m.cfg.Capacity)
@@ -306,9 +307,25 @@ func (m *Market) admit(req Request) error {
 	return nil
 }
 
+// RetryAfterFull is the hint a full provider gives when no reservation of
+// its will expire sooner: leases end when their runs do, which it cannot
+// foretell.
+const RetryAfterFull = time.Second
+
+// retryAfter is when a requester refused for lack of room may ask again:
+// when the soonest reservation expires, if one does before RetryAfterFull,
+// at least 100 ms on.
+func (m *Market) retryAfter(now time.Time) time.Duration {
+	d := RetryAfterFull
+	if len(m.holds) > 0 {
+		d = min(d, m.soonest.Sub(now))
+	}
+	return max(d, 100*time.Millisecond)
+}
+
 // shortfall returns the refusal for the first dimension of asked that exceeds
 // free, or nil if it fits.
-func shortfall(asked, free Resources) error {
+func shortfall(asked, free Resources) *protocol.Error {
 	switch {
 	case asked.CPUMillis > free.CPUMillis:
 		return protocol.Errorf(pb.Code_CODE_INSUFFICIENT_CPU, "asked %dm cpu, %dm free", asked.CPUMillis, free.CPUMillis)

@@ -25,8 +25,9 @@ type Config struct {
 	StartTimeout      time.Duration // by when a provider must start a lease (fetch and compile included); default 1m
 	HeartbeatInterval time.Duration // asked of providers unless the job asks its own; default DefaultHeartbeatInterval
 	MissedHeartbeats  int           // heartbeats missed before a lease is lost; default protocol.MissedHeartbeats (3)
-	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 5
-	Backoff           time.Duration // delay before the second round, doubled after; default 100ms
+	MaxAttempts       int           // rounds without a fitting offer before a slot fails; default 0: no limit but PlacementTimeout
+	PlacementTimeout  time.Duration // how long a job may take to be placed, unless it says; default protocol.DefaultPlacementTimeout
+	Backoff           time.Duration // delay before the second round, doubled after, jittered by half either way; default 100ms
 	MaxBackoff        time.Duration // default 5s
 	MaxReschedules    int           // leases a slot may lose before it fails; default 3
 	Shards            int           // shards looked up per value at first, doubled while too few candidates; default 2
@@ -56,7 +57,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.StartTimeout, time.Minute)
 	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	defInt(&c.MissedHeartbeats, protocol.MissedHeartbeats)
-	defInt(&c.MaxAttempts, 5)
+	def(&c.PlacementTimeout, protocol.DefaultPlacementTimeout)
 	def(&c.Backoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
 	defInt(&c.MaxReschedules, 3)
@@ -125,6 +126,8 @@ type Placement struct {
 	slots     []slot
 	round     *round
 	retrying  bool
+	started   time.Time     // when placing began (Start): the placement timeout counts from it
+	hint      time.Duration // the longest retry-after hint of the round's refusals
 	timers    []timer
 	timerSeq  uint64
 	excluded  []string // providers whose refusal holds for this job whatever their load, sorted
@@ -221,6 +224,7 @@ func (p *Placement) Step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Start:
 		if p.state == 0 {
+			p.started = now
 			p.state = JobPlacing
 			p.resumeBeats(now)
 			if p.pending() == 0 && p.countState(SlotLeasing) == 0 {
@@ -486,6 +490,7 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 		return
 	}
 	pr.answered = true
+	p.hint = max(p.hint, min(ev.RetryAfter, p.cfg.MaxBackoff))
 	why := refusal(ev.Code)
 	p.outcome(ev.Provider, why, ev.Reason, nil)
 	if why.permanent() {
@@ -653,16 +658,59 @@ func (p *Placement) endRound(now time.Time, why string) {
 	if why == "" {
 		why = p.explain()
 	}
-	if attempts >= p.cfg.MaxAttempts {
+	if p.cfg.MaxAttempts > 0 && attempts >= p.cfg.MaxAttempts {
 		p.finish(JobFailed, ReasonNotPlaced, fmt.Sprintf("not placed after %d attempts: %s", attempts, why))
 		return
 	}
-	backoff := p.cfg.Backoff << min(attempts-1, 20)
-	backoff = min(backoff, p.cfg.MaxBackoff)
+	if p.started.IsZero() {
+		p.started = now // stepped without a Start
+	}
+	deadline := p.started.Add(p.PlacementTimeout())
+	if !now.Before(deadline) {
+		p.finish(JobFailed, ReasonNotPlaced, fmt.Sprintf("not placed within %s (%d attempts): %s", p.PlacementTimeout(), attempts, why))
+		return
+	}
+	// Exponential, jittered by half either way so that the requesters of a
+	// full federation do not come back together, never sooner than a
+	// provider asked, and never past the deadline (the last round runs at
+	// it).
+	backoff := min(p.cfg.Backoff<<min(attempts-1, 20), p.cfg.MaxBackoff)
+	backoff = backoff/2 + time.Duration(p.rng.Int64N(int64(backoff)+1))
+	backoff = min(max(backoff, p.hint), deadline.Sub(now))
+	p.hint = 0
 	p.retrying = true
 	p.setTimer(timerRetry, -1, now.Add(backoff))
 	p.code, p.reason = ReasonNotPlaced, why
-	p.report(fmt.Sprintf("attempt %d placed %d slot(s) short: %s; retrying in %s", attempts, p.pending(), why, backoff))
+	if p.waitingForCapacity() {
+		p.reason = "waiting for capacity: " + why
+		p.report(fmt.Sprintf("waiting for capacity (attempt %d, %d slot(s) short: %s); next attempt in %s, until %s", attempts, p.pending(), why,
+			backoff.Round(time.Millisecond), deadline.Sub(p.started)))
+		return
+	}
+	p.report(fmt.Sprintf("attempt %d placed %d slot(s) short: %s; retrying in %s", attempts, p.pending(), why, backoff.Round(time.Millisecond)))
+}
+
+// PlacementTimeout is how long the job may take to be placed: its own
+// timeout, or Config.PlacementTimeout.
+func (p *Placement) PlacementTimeout() time.Duration {
+	if p.job.PlacementTimeout > 0 {
+		return p.job.PlacementTimeout
+	}
+	return p.cfg.PlacementTimeout
+}
+
+// waitingForCapacity says whether the job waits for fitting providers to
+// have room: the last answer of one at least refused it for lack of room
+// (or rate limited it).
+func (p *Placement) waitingForCapacity() bool {
+	return slices.ContainsFunc(p.outcomes, func(o Outcome) bool {
+		switch o.Reason {
+		case Reason(pb.Code_CODE_INSUFFICIENT_CPU), Reason(pb.Code_CODE_INSUFFICIENT_MEMORY), Reason(pb.Code_CODE_INSUFFICIENT_SCRATCH),
+			Reason(pb.Code_CODE_RATE_LIMITED), ReasonTooSmall:
+			return true
+		}
+		return false
+	})
 }
 
 // ---- leases ----

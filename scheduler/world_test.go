@@ -199,7 +199,7 @@ func (w *world) deliver(i int) {
 	case RequestOffer:
 		o, err := p.market.Quote(w.now, a.Request)
 		if err != nil {
-			w.queue = append(w.queue, message{job: m.job, event: OfferRefused{p.name, a.Request.Nonce, protocol.CodeOf(err), err.Error()}})
+			w.queue = append(w.queue, message{job: m.job, event: OfferRefused{Provider: p.name, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error(), RetryAfter: protocol.RetryAfterOf(err)}})
 			return
 		}
 		w.queue = append(w.queue, message{job: m.job, event: OfferReceived{o}})

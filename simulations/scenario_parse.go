@@ -629,6 +629,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 		p.durField("heartbeat_interval", &c.HeartbeatInterval, false),
 		p.intField("missed_heartbeats", &c.MissedHeartbeats, 1, big),
 		p.intField("max_attempts", &c.MaxAttempts, 1, big),
+		p.durField("placement_timeout", &c.PlacementTimeout, false),
 		p.durField("backoff", &c.Backoff, false),
 		p.durField("max_backoff", &c.MaxBackoff, false),
 		p.intField("max_reschedules", &c.MaxReschedules, 1, big),

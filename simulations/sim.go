@@ -670,7 +670,7 @@ func (s *sim) toProvider(e *event) {
 	case scheduler.RequestOffer:
 		o, err := p.market.Quote(now, a.Request)
 		if err != nil {
-			s.reply(e.job, p, scheduler.OfferRefused{Provider: p.id, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error()})
+			s.reply(e.job, p, scheduler.OfferRefused{Provider: p.id, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error(), RetryAfter: protocol.RetryAfterOf(err)})
 			return
 		}
 		s.reply(e.job, p, scheduler.OfferReceived{Offer: o})

@@ -42,18 +42,24 @@ func apiClient() (*api.Client, error) {
 func newJobRunCmd() *cobra.Command {
 	var detach bool
 	var output, downloadDir string
-	var wait time.Duration
+	var wait, placementTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "run JOB.yaml",
 		Short: "Sign a job and have the local node place it",
 		Long: `run signs the job with the local node's key, hands it and its module to the
 node's API, and follows it: who was asked, the offer chosen, the run, its
-output. Exit codes: 0 the job succeeded, 1 an error or a failed run, 2 the job
-could not be placed (the reasons are printed, per provider).`,
+output. While every fitting provider is full, the job waits for capacity at the
+node, up to its placement timeout: --placement-timeout, else the spec's
+placement_timeout, else 2 minutes. Exit codes: 0 the job succeeded, 1 an error
+or a failed run, 2 the job could not be placed in that time (the reasons are
+printed, per provider).`,
 		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, env, module, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr())
+			if placementTimeout < 0 || placementTimeout > protocol.MaxPlacementTimeout || placementTimeout%time.Millisecond != 0 {
+				return fmt.Errorf("--placement-timeout %v: use a whole number of milliseconds up to %v", placementTimeout, protocol.MaxPlacementTimeout)
+			}
+			c, env, module, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr(), placementTimeout)
 			if err != nil {
 				return err
 			}
@@ -92,13 +98,15 @@ could not be placed (the reasons are printed, per provider).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the final status only)")
 	cmd.Flags().StringVar(&downloadDir, "download", "", "once the job succeeds, write its output into this directory")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
+	cmd.Flags().DurationVar(&placementTimeout, "placement-timeout", 0,
+		"how long to keep trying to place the job, waiting for capacity while fitting providers are full (0: the spec's placement_timeout, else 2m)")
 	return cmd
 }
 
 // signJob reads a spec file, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
-func signJob(ctx context.Context, path string, errOut io.Writer) (*api.Client, []byte, []byte, error) {
+func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, nil, nil, err
@@ -114,6 +122,9 @@ func signJob(ctx context.Context, path string, errOut io.Writer) (*api.Client, [
 	key, err := config.LoadIdentity(dir)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if placementTimeout > 0 {
+		j.PlacementTimeoutMs = uint64(placementTimeout / time.Millisecond)
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
 	rand.Read(j.Nonce)

@@ -40,7 +40,7 @@ func newJobOffersCmd() *cobra.Command {
 		Short: "Ask the market for a job without placing it: who would run it, at what price, who refuses and why",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, env, _, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr())
+			c, env, _, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr(), 0)
 			if err != nil {
 				return err
 			}

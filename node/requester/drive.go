@@ -68,7 +68,8 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 			defer cancel()
 			o, _, err := RequestOffer(octx, r.t, a.Provider, a.Request, r.clock.Now)
 			if err != nil {
-				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: answerCode(err), Reason: err.Error()})
+				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: answerCode(err), Reason: err.Error(),
+					RetryAfter: protocol.RetryAfterOf(err)})
 				return
 			}
 			send(scheduler.OfferReceived{Offer: o})

@@ -51,6 +51,10 @@ type JobSpec struct {
 	// Heartbeat is the Status interval asked of providers, "500ms"; 0
 	// leaves it to the requester (protocol.DefaultHeartbeat).
 	Heartbeat time.Duration
+	// PlacementTimeout is how long the requester keeps trying to place the
+	// job, waiting for capacity while fitting providers are full, "10m";
+	// 0 leaves it to the requester (protocol.DefaultPlacementTimeout).
+	PlacementTimeout time.Duration
 
 	file string               // as given to ParseJobSpecFile
 	pos  map[string]sourcePos // document path -> where it is written
@@ -278,6 +282,8 @@ func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 		Replicas:    s.Replicas,
 		Task:        task,
 		HeartbeatMs: uint64(s.Heartbeat / time.Millisecond),
+
+		PlacementTimeoutMs: uint64(s.PlacementTimeout / time.Millisecond),
 	}
 	for _, c := range s.Constraints {
 		j.Constraints = append(j.Constraints, &pb.Constraint{Key: c.Key, Op: c.Op, Values: sortedSet(c.Values)})
@@ -562,6 +568,14 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 					p.fail(at, path, "%v", err)
 				}
 				s.MaxPrice = price
+			}
+		}},
+		{Name: "placement_timeout", Read: func(at, v *yaml.Node, path string) {
+			if d := p.duration(at, v, path); d > 0 {
+				if d > protocol.MaxPlacementTimeout {
+					p.fail(at, path, "%v is out of range: use at most %v", d, protocol.MaxPlacementTimeout)
+				}
+				s.PlacementTimeout = d
 			}
 		}},
 		{Name: "heartbeat", Read: func(at, v *yaml.Node, path string) {

@@ -295,7 +295,7 @@ var specErrorTests = []struct {
 
 	// Structure.
 	{"unknown field", withHead("kind: Job"), []string{
-		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat"}},
+		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat"}},
 	{"misspelt field", withHead("  resources:", "    memroy: 1Gi"), []string{
 		"job.yaml:6:5: task.resources.memroy: unknown field: did you mean memory?"}},
 	{"unknown field in a constraint", withHead("constraints:", "  - {key: region, op: exists, value: fr}"), []string{
@@ -457,16 +457,16 @@ var specErrorTests = []struct {
 		"job.yaml:1:1: task: missing: add a task with at least a module",
 		"job.yaml:2:3: a field name must be a plain string, got a list"}},
 	{"too many errors", withHead("a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1", "g: 1", "h: 1", "i: 1", "j: 1", "k: 1", "l: 1"), []string{
-		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
-		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, heartbeat",
+		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
 		"job.yaml: 2 more errors not shown: fix these first"}},
 	{"several mistakes, in document order", lines(
 		"version: 1",

@@ -1024,21 +1024,22 @@ func (x *Input) GetSize() uint64 {
 // Job is the canonical form of a customer's job spec. Its deterministic encoding
 // is hashed into the job CID, and it is the payload of the job record.
 type Job struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // 1
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Type          JobType                `protobuf:"varint,3,opt,name=type,proto3,enum=cuivre.v1.JobType" json:"type,omitempty"`
-	Count         uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	Task          *Task                  `protobuf:"bytes,5,opt,name=task,proto3" json:"task,omitempty"`
-	Constraints   []*Constraint          `protobuf:"bytes,6,rep,name=constraints,proto3" json:"constraints,omitempty"`
-	Affinities    []*Affinity            `protobuf:"bytes,7,rep,name=affinities,proto3" json:"affinities,omitempty"`
-	Spread        []*Spread              `protobuf:"bytes,8,rep,name=spread,proto3" json:"spread,omitempty"`
-	MaxPrice      *Amount                `protobuf:"bytes,9,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"` // ceiling for one instance, whole run
-	Replicas      uint32                 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
-	Nonce         []byte                 `protobuf:"bytes,11,opt,name=nonce,proto3" json:"nonce,omitempty"`                                 // set when the customer signs; makes each submission unique
-	HeartbeatMs   uint64                 `protobuf:"varint,12,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"` // Status interval asked of providers; 0: the requester's default
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Version            uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // 1
+	Name               string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Type               JobType                `protobuf:"varint,3,opt,name=type,proto3,enum=cuivre.v1.JobType" json:"type,omitempty"`
+	Count              uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Task               *Task                  `protobuf:"bytes,5,opt,name=task,proto3" json:"task,omitempty"`
+	Constraints        []*Constraint          `protobuf:"bytes,6,rep,name=constraints,proto3" json:"constraints,omitempty"`
+	Affinities         []*Affinity            `protobuf:"bytes,7,rep,name=affinities,proto3" json:"affinities,omitempty"`
+	Spread             []*Spread              `protobuf:"bytes,8,rep,name=spread,proto3" json:"spread,omitempty"`
+	MaxPrice           *Amount                `protobuf:"bytes,9,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"` // ceiling for one instance, whole run
+	Replicas           uint32                 `protobuf:"varint,10,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	Nonce              []byte                 `protobuf:"bytes,11,opt,name=nonce,proto3" json:"nonce,omitempty"`                                                        // set when the customer signs; makes each submission unique
+	HeartbeatMs        uint64                 `protobuf:"varint,12,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`                        // Status interval asked of providers; 0: the requester's default
+	PlacementTimeoutMs uint64                 `protobuf:"varint,13,opt,name=placement_timeout_ms,json=placementTimeoutMs,proto3" json:"placement_timeout_ms,omitempty"` // how long the requester keeps trying to place it; 0: its default
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -1151,6 +1152,13 @@ func (x *Job) GetNonce() []byte {
 func (x *Job) GetHeartbeatMs() uint64 {
 	if x != nil {
 		return x.HeartbeatMs
+	}
+	return 0
+}
+
+func (x *Job) GetPlacementTimeoutMs() uint64 {
+	if x != nil {
+		return x.PlacementTimeoutMs
 	}
 	return 0
 }
@@ -3146,7 +3154,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05Input\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"\xb4\x03\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"\xe6\x03\n" +
 	"\x03Job\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
@@ -3162,7 +3170,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\breplicas\x18\n" +
 	" \x01(\rR\breplicas\x12\x14\n" +
 	"\x05nonce\x18\v \x01(\fR\x05nonce\x12!\n" +
-	"\fheartbeat_ms\x18\f \x01(\x04R\vheartbeatMs\"\xe0\x02\n" +
+	"\fheartbeat_ms\x18\f \x01(\x04R\vheartbeatMs\x120\n" +
+	"\x14placement_timeout_ms\x18\r \x01(\x04R\x12placementTimeoutMs\"\xe0\x02\n" +
 	"\x0eCapacityRecord\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
