@@ -18,7 +18,9 @@
 //   - jobsMu guards the jobs map.
 //   - each job's mu guards its status, results, logs, pending save and
 //     change channel. Never take jobsMu while holding a job's mu.
-//   - the candidate cache's mu guards its entries.
+//   - the candidate cache's mu guards its entries; the dead set's mu, the
+//     providers that did not answer, which every placement's candidates
+//     leave out for deadFor.
 //
 // # Durability and messages
 //

@@ -67,6 +67,7 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 			octx, cancel := context.WithDeadline(ctx, a.Request.ExpiresAt)
 			defer cancel()
 			o, _, err := RequestOffer(octx, r.t, a.Provider, a.Request, r.clock.Now)
+			r.heard(a.Provider, err)
 			if err != nil {
 				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: answerCode(err), Reason: err.Error(),
 					RetryAfter: protocol.RetryAfterOf(err)})
@@ -93,6 +94,17 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 	case scheduler.Report:
 		r.report(j, a.Status)
 	}
+}
+
+// heard records whether a provider answered an exchange: one that did
+// not (no answer, CODE_UNSPECIFIED) is left out of every placement's
+// candidates for deadFor.
+func (r *Requester) heard(provider string, err error) {
+	if err != nil && answerCode(err) == pb.Code_CODE_UNSPECIFIED {
+		r.dead.mark(provider, r.clock.Now())
+		return
+	}
+	r.dead.alive(provider)
 }
 
 // answerCode is the code a placement is given for a failed exchange: the
@@ -122,6 +134,7 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err = SendLease(lctx, r.t, a.Provider, env)
 		cancel()
+		r.heard(a.Provider, err)
 	}
 	if err != nil {
 		send(scheduler.LeaseRejected{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch, Code: answerCode(err), Reason: err.Error()})

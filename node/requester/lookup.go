@@ -37,11 +37,12 @@ func (r *Requester) lookup(ctx context.Context, a scheduler.Lookup, send func(sc
 			return r.others(found), complete
 		}
 		if peers, ok := r.candidates.cached(key, r.clock.Now(), r.spawn, find); ok {
-			send(scheduler.CandidatesFound{Key: k, Peers: peers, Done: true})
+			send(scheduler.CandidatesFound{Key: k, Peers: r.dead.filter(peers, r.clock.Now()), Done: true})
 			continue
 		}
 		r.spawn(func() {
-			send(scheduler.CandidatesFound{Key: k, Peers: r.candidates.lookup(key, r.clock.Now, max(a.Need, 1), find), Done: true})
+			peers := r.candidates.lookup(key, r.clock.Now, max(a.Need, 1), find)
+			send(scheduler.CandidatesFound{Key: k, Peers: r.dead.filter(peers, r.clock.Now()), Done: true})
 		})
 	}
 }

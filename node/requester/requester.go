@@ -74,6 +74,7 @@ type Requester struct {
 	jobs       map[string]*job
 	closed     bool // Close has begun: no new job
 	candidates candidateCache
+	dead       deadSet // providers that did not answer, left out of candidates for a while
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -2,6 +2,7 @@ package requester_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -145,6 +146,31 @@ func TestProviderRestartReschedules(t *testing.T) {
 		paid, err2 := protocol.ParsePrice(v.Slots[0].Billed)
 		if err1 != nil || err2 != nil || v.Billed != v.Slots[0].Billed || paid.Nanos >= quote.Nanos {
 			t.Fatalf("billed %q (slot %q), quoted %q: %v %v", v.Billed, v.Slots[0].Billed, v.Slots[0].Price, err1, err2)
+		}
+	})
+}
+
+// TestDeadProviderAskedOnce: a provider crashed, its records still in the
+// DHT, costs the first job one unanswered probe; the jobs after it, within
+// deadFor, do not ask it at all.
+func TestDeadProviderAskedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo")
+		dead := f.Providers[0]
+		f.Net.Crash(dead.ID)
+		deadID := peer.ID(dead.ID).String()
+		asked := func(v requester.JobView) bool {
+			return slices.ContainsFunc(v.Asked, func(o requester.OutcomeView) bool { return o.Provider == deadID })
+		}
+		first := f.Wait(f.Submit("version: 1\nname: a\ntask:\n  module: m.wasm\n"+small, exectest.Write("a\n", "", 0)))
+		if first.State != "succeeded" || !asked(first) {
+			t.Fatalf("the first job: %s, asked the dead provider: %v", first.State, asked(first))
+		}
+		for i := range 3 {
+			v := f.Wait(f.Submit(fmt.Sprintf("version: 1\nname: b%d\ntask:\n  module: m.wasm\n", i)+small, exectest.Write("b\n", "", 0)))
+			if v.State != "succeeded" || asked(v) {
+				t.Fatalf("job %d after: %s, asked the dead provider: %+v", i, v.State, v.Asked)
+			}
 		}
 	})
 }
