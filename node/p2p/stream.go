@@ -191,10 +191,17 @@ func (h *Host) roundTrip(ctx context.Context, to string, id p2pproto.ID, req, an
 		return err
 	}
 	defer e.close()
+	// The stream's deadline is ctx's; a cancel ends the exchange too, at
+	// once, rather than at the deadline (a dead peer never answers).
+	stop := context.AfterFunc(ctx, func() { e.s.Reset() })
+	defer stop()
 	if err := e.w.WriteMsg(req); err != nil {
 		return err
 	}
 	if err := e.r.ReadMsg(ans); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return fmt.Errorf("%s answer from %s: %w", id, peer.ID(to).ShortString(), err)
 	}
 	return nil
