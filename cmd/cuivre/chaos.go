@@ -112,6 +112,7 @@ or on an error.`,
 	f.DurationVar(&o.PartitionFor, "partition-for", 90*time.Second, "how long a partition lasts")
 	f.StringVar(&o.Dir, "dir", "", "keep the daemons' data dirs and logs in this new or empty directory (default: a temporary one, removed)")
 	f.StringVar(&module, "module", "examples/wasm/sieve.wasm", "the sieve's WebAssembly, which every job runs")
+	f.StringSliceVar(&o.Args, "job-args", chaos.DefaultArgs, "the sieve's arguments, which set how long a job runs: --n (primes below) and --rounds")
 	f.StringVar(&out, "out", "chaos.json", "write the report as JSON here (empty: none)")
 	return cmd
 }

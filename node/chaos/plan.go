@@ -69,7 +69,8 @@ type planConfig struct {
 // makePlan draws the faults of a run from its seed: the same config gives
 // the same plan, so a run can be replayed. Special faults (mass kills,
 // requester kills, partitions) are spread evenly with some jitter; the rest
-// are single provider kills at random times, 70% restarted fast. A target
+// are single provider kills at random times, 70% restarted fast (and
+// the first two one of each). A target
 // is always a provider the plan has up at that time, and at least half of
 // the providers are kept up apart from the mass kills; a fault with no such
 // target is left out, so a plan may hold fewer faults than asked.
@@ -110,13 +111,14 @@ func makePlan(c planConfig) []Fault {
 		f.At = max(5*time.Second, f.At)
 		plan = append(plan, f)
 	}
-	for range max(0, total-len(special)) {
+	for i := range max(0, total-len(special)) {
 		at := between(5*time.Second, d)
 		if inMassWindow(plan, at) {
 			continue
 		}
 		f := Fault{At: at, Kind: KillFast, Down: between(0, 800*time.Millisecond)}
-		if rng.IntN(10) < 3 {
+		// The first two are one of each, so that a short run sees both.
+		if i == 0 || i > 1 && rng.IntN(10) < 3 {
 			f.Kind, f.Down = KillSlow, between(5*time.Second, slowMax)
 		}
 		plan = append(plan, f)
