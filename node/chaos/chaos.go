@@ -139,6 +139,7 @@ type run struct {
 	sentMod  []bool
 	t0       time.Time
 	restores sync.WaitGroup
+	inflight sync.WaitGroup // submissions not yet answered
 }
 
 // Run runs the federation, its job stream and its faults, heals everything,

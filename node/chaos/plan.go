@@ -106,61 +106,87 @@ func makePlan(c planConfig) []Fault {
 			special = append(special, Fault{At: spread(nPart, k) - 4*time.Second, Kind: Partition, Down: c.PartitionFor})
 		}
 	}
+	// Targets: specials first, so that none is crowded out, then the
+	// single kills, each drawn again (up to 20 times) until its time is
+	// outside the mass kills' windows and a provider is free for its whole
+	// outage.
+	busy := make([][]span, c.Providers)
 	var plan []Fault
 	for _, f := range special {
 		f.At = max(5*time.Second, f.At)
+		if f.Kind != KillRequester {
+			n := 1
+			if f.Kind == KillMass {
+				n = max(1, (c.Providers+4)/5)
+			}
+			f.Targets = pick(rng, busy, f, n, c.Providers)
+			if len(f.Targets) == 0 {
+				continue
+			}
+		}
 		plan = append(plan, f)
 	}
 	for i := range max(0, total-len(special)) {
-		at := between(5*time.Second, d)
-		if inMassWindow(plan, at) {
-			continue
-		}
-		f := Fault{At: at, Kind: KillFast, Down: between(0, 800*time.Millisecond)}
+		f := Fault{Kind: KillFast}
 		// The first two are one of each, so that a short run sees both.
 		if i == 0 || i > 1 && rng.IntN(10) < 3 {
-			f.Kind, f.Down = KillSlow, between(5*time.Second, slowMax)
+			f.Kind = KillSlow
 		}
-		plan = append(plan, f)
-	}
-	slices.SortStableFunc(plan, func(a, b Fault) int { return int(a.At - b.At) })
-
-	// Targets, walking the plan in time with each provider's planned
-	// return.
-	back := make([]time.Duration, c.Providers)
-	upAt := func(t time.Duration) []int {
-		var up []int
-		for i, b := range back {
-			if b <= t {
-				up = append(up, i)
+		for range 20 {
+			f.At = between(5*time.Second, d)
+			f.Down = between(0, 800*time.Millisecond)
+			if f.Kind == KillSlow {
+				f.Down = between(5*time.Second, slowMax)
+			}
+			if inMassWindow(plan, f.At) {
+				continue
+			}
+			if f.Targets = pick(rng, busy, f, 1, c.Providers); len(f.Targets) > 0 {
+				plan = append(plan, f)
+				break
 			}
 		}
-		return up
 	}
-	var out []Fault
-	for _, f := range plan {
-		if f.Kind == KillRequester {
-			out = append(out, f)
-			continue
+	slices.SortStableFunc(plan, func(a, b Fault) int { return int(a.At - b.At) })
+	return plan
+}
+
+// span is a time a provider is planned down or cut off, with a margin for
+// its restart on a loaded machine.
+type span struct{ from, to time.Duration }
+
+// pick draws n providers free for f's whole outage, keeping (but for a
+// mass kill) more than half of them up meanwhile, and marks them busy; it
+// returns fewer, or none, if there are not enough.
+func pick(rng *rand.Rand, busy [][]span, f Fault, n, providers int) []int {
+	s := span{f.At, f.At + f.Down + 3*time.Second}
+	overlaps := func(p int) bool {
+		for _, b := range busy[p] {
+			if b.from < s.to && s.from < b.to {
+				return true
+			}
 		}
-		up := upAt(f.At)
-		n := 1
-		if f.Kind == KillMass {
-			n = max(1, (c.Providers+4)/5)
-		} else if c.Providers-len(up)+1 > c.Providers/2 {
-			continue // half are down already
+		return false
+	}
+	var free []int
+	for p := range providers {
+		if !overlaps(p) {
+			free = append(free, p)
 		}
-		if len(up) < n || len(up) < 2 {
-			continue
-		}
-		rng.Shuffle(len(up), func(i, k int) { up[i], up[k] = up[k], up[i] })
-		f.Targets = slices.Sorted(slices.Values(up[:n]))
-		for _, t := range f.Targets {
-			// A restart takes a moment on a loaded machine: a target is
-			// not drawn again until well after its planned return.
-			back[t] = f.At + f.Down + 3*time.Second
-		}
-		out = append(out, f)
+	}
+	if f.Kind != KillMass && providers-len(free)+1 > providers/2 {
+		return nil
+	}
+	if f.Kind == KillMass {
+		n = min(n, len(free)-1) // never every provider
+	}
+	if n < 1 || len(free) < n {
+		return nil
+	}
+	rng.Shuffle(len(free), func(i, k int) { free[i], free[k] = free[k], free[i] })
+	out := slices.Sorted(slices.Values(free[:n]))
+	for _, p := range out {
+		busy[p] = append(busy[p], s)
 	}
 	return out
 }

@@ -27,6 +27,7 @@ func (r *run) stream(ctx context.Context) error {
 	r.restores.Wait()           // every fault healed: restarts done, links up
 	stop()
 	wg.Wait()
+	r.inflight.Wait() // a job acknowledged after this would go unread
 	return ctx.Err()
 }
 
@@ -61,7 +62,7 @@ func (r *run) submitLoop(ctx context.Context, end time.Time) {
 		}
 		// Each submission in its own goroutine: a requester being killed
 		// under one must not hold the stream back.
-		go r.submitOne(k)
+		r.inflight.Go(func() { r.submitOne(k) })
 	}
 }
 
