@@ -143,17 +143,6 @@ func (l *ledger) add(j *job) {
 	l.order = append(l.order, j)
 }
 
-// update records the views a requester's job list holds.
-func (l *ledger) update(views []jobView) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, v := range views {
-		if j := l.jobs[v.CID]; j != nil {
-			j.view, j.seen = v, true
-		}
-	}
-}
-
 // open counts the jobs not yet ended.
 func (l *ledger) open() (open, done int) {
 	l.mu.Lock()

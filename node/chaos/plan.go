@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -34,10 +35,20 @@ var Kinds = []Kind{KillFast, KillSlow, KillMass, KillRequester, Partition}
 // Fault is one fault of a plan: what happens at At (from the start of the
 // job stream) to which daemons, and for how long they stay down or cut off.
 type Fault struct {
-	At      time.Duration `json:"at_ms"`
-	Kind    Kind          `json:"kind"`
-	Targets []int         `json:"targets"` // provider indexes; the requester's for KillRequester
-	Down    time.Duration `json:"down_ms"`
+	At      time.Duration
+	Kind    Kind
+	Targets []int // provider indexes; the requester's for KillRequester
+	Down    time.Duration
+}
+
+// MarshalJSON writes the times in milliseconds.
+func (f Fault) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AtMs    int64 `json:"at_ms"`
+		Kind    Kind  `json:"kind"`
+		Targets []int `json:"targets"`
+		DownMs  int64 `json:"down_ms"`
+	}{f.At.Milliseconds(), f.Kind, f.Targets, f.Down.Milliseconds()})
 }
 
 func (f Fault) String() string {

@@ -114,17 +114,35 @@ func (r *run) pollLoop(ctx context.Context) {
 	}
 }
 
+// pollOnce reads the view of every job not yet ended from its requester,
+// one by one: a handful are open at a time, while the whole list grows
+// with the run. After a requester's restart this re-reads its jobs, which
+// must have resumed.
 func (r *run) pollOnce() {
-	for k, p := range r.requesters {
+	clients := map[int]*api.Client{}
+	for _, j := range r.jobs.all() {
+		r.jobs.mu.Lock()
+		ended := j.view.ended()
+		r.jobs.mu.Unlock()
 		r.mu.Lock()
-		up := r.reqUp[k]
+		up := r.reqUp[j.requester]
 		r.mu.Unlock()
-		if !up {
+		if ended || !up {
 			continue
 		}
-		var views []jobView
-		if c, err := api.Dial(p.dir); err == nil && c.Get("/v1/jobs", &views) == nil {
-			r.jobs.update(views)
+		c := clients[j.requester]
+		if c == nil {
+			var err error
+			if c, err = api.Dial(r.requesters[j.requester].dir); err != nil {
+				continue
+			}
+			clients[j.requester] = c
+		}
+		var v jobView
+		if c.Get("/v1/jobs/"+j.cid, &v) == nil {
+			r.jobs.mu.Lock()
+			j.view, j.seen = v, true
+			r.jobs.mu.Unlock()
 		}
 	}
 }
