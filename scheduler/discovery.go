@@ -37,18 +37,33 @@ var facetOrder = []struct {
 	{protocol.FacetJurisdiction, LabelJurisdiction},
 }
 
-// lookupFacet picks the facet a job's candidates are looked up under, and the
-// values to look up: the most selective facet that one of its hard constraints
-// pins to a set of values (= or in), else the size classes that can fit it.
-func lookupFacet(j *Job) (protocol.Facet, []string) {
+// facetChoice is a facet and the values of it to look up.
+type facetChoice struct {
+	facet  protocol.Facet
+	values []string
+}
+
+// lookupFacets are the facets a job's candidates are looked up under, in
+// the order they are tried: first the most selective facet that one of its
+// hard constraints pins to a set of values (= or in), then the other facets
+// its constraints pin, then the size classes that can fit it. A round looks
+// up the first facet's shards, doubling them until it has enough
+// candidates; only when they gave none at all (their providers dead, or
+// their records lost with the DHT nodes that held them) does it widen, to
+// the first shards of the next facet alone. The wider facets hold providers
+// the job's constraints may refuse, which their offers then sort out, and
+// exclude for the rest of the placement.
+func lookupFacets(j *Job) []facetChoice {
+	var out []facetChoice
 	for _, f := range facetOrder {
 		for _, c := range j.Constraints {
 			if c.Key == f.label && (c.Op == opIn || c.Op == opEqual) && len(c.Values) > 0 {
-				return f.facet, c.Values
+				out = append(out, facetChoice{f.facet, c.Values})
+				break
 			}
 		}
 	}
-	return protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)
+	return append(out, facetChoice{protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)})
 }
 
 // ProviderKeys returns the facet keys a provider announces: one shard of each
