@@ -198,7 +198,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 			// customer need not wait for two fsyncs and a round trip that
 			// only bill the run (a receipt that does not open is logged,
 			// and changes nothing of the result either way).
-			r.settle(ctx, provider, res)
+			r.settle(provider, res)
 			r.bringOutput(j, provider, res)
 			return
 		}

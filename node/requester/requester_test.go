@@ -510,3 +510,49 @@ func TestRestartKeepsOperators(t *testing.T) {
 		t.Fatalf("the lost replica went to %+v, not to the only other operator's provider", v.Slots)
 	})
 }
+
+// TestCountersignatureDelivered: a provider that fails to take a
+// countersignature gets it again, with backoff, until it does; one left
+// undelivered when the requester dies is delivered by its next process.
+func TestCountersignatureDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		p := f.Providers[0]
+		countersigned := func() int {
+			rs, err := p.Store.Receipts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range rs {
+				if len(r.Countersignature) > 0 {
+					n++
+				}
+			}
+			return n
+		}
+		undelivered := func() int {
+			rs, err := f.Requester.Store.Undelivered()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(rs)
+		}
+
+		p.FailReceipts(3)
+		if v := f.Wait(f.Submit("version: 1\nname: a\ntask:\n  module: m.wasm\n"+small, exectest.Write("a\n", "", 0))); v.State != "succeeded" {
+			t.Fatalf("%+v", v)
+		}
+		f.Until("the countersignature taken after three failures", func() bool { return countersigned() == 1 && undelivered() == 0 })
+
+		p.FailReceipts(1 << 30) // until the requester's next process
+		if v := f.Wait(f.Submit("version: 1\nname: b\ntask:\n  module: m.wasm\n"+small, exectest.Write("b\n", "", 0))); v.State != "succeeded" {
+			t.Fatalf("%+v", v)
+		}
+		f.Until("the second receipt countersigned here", func() bool { return undelivered() == 1 })
+		f.Requester.Crash()
+		p.FailReceipts(0)
+		f.Requester.Restart()
+		f.Until("the countersignature delivered by the next process", func() bool { return countersigned() == 2 && undelivered() == 0 })
+	})
+}
