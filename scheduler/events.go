@@ -160,7 +160,8 @@ var slotStateNames = [...]string{"", "pending", "leasing", "running", "succeeded
 
 func (s SlotState) String() string { return slotStateNames[s] }
 
-func (s SlotState) final() bool { return s >= SlotSucceeded }
+// Final says the slot is done: succeeded, failed or cancelled.
+func (s SlotState) Final() bool { return s >= SlotSucceeded }
 
 // Status is a job's status, as reported. Slices are the caller's, except the
 // Labels and Scores of slots and outcomes: those are shared with the placement

@@ -29,10 +29,17 @@ type Config struct {
 	PlacementTimeout  time.Duration // how long a job may take to be placed, unless it says; default protocol.DefaultPlacementTimeout
 	Backoff           time.Duration // delay before the second round, doubled after, jittered by half either way; default 100ms
 	MaxBackoff        time.Duration // default 5s
-	MaxReschedules    int           // leases a slot may lose before it fails; default 3
+	MaxReschedules    int           // leases a slot may lose before it fails; default DefaultMaxReschedules
 	Shards            int           // shards looked up per value at first, doubled while too few candidates; default 2
 	Policy            Policy        // default Balanced
 }
+
+// DefaultMaxReschedules is a slot's budget of lost leases. A lease is lost
+// by its provider (it died, restarted or went silent), not by the job, so
+// the budget is wide: in a churning federation a slot may lose several
+// leases in a row and still has to run. It stops a job that every provider
+// it lands on loses, one that takes its providers down with it.
+const DefaultMaxReschedules = 10
 
 // DefaultHeartbeatInterval is the status interval a requester asks of the
 // providers of its leases, in the daemon and in the simulator alike.
@@ -60,7 +67,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.PlacementTimeout, protocol.DefaultPlacementTimeout)
 	def(&c.Backoff, 100*time.Millisecond)
 	def(&c.MaxBackoff, 5*time.Second)
-	defInt(&c.MaxReschedules, 3)
+	defInt(&c.MaxReschedules, DefaultMaxReschedules)
 	defInt(&c.Shards, 2)
 	if c.Policy.Name == "" {
 		c.Policy = Balanced
@@ -194,7 +201,7 @@ func (p *Placement) resumeBeats(now time.Time) {
 
 func (p *Placement) allFinal() bool {
 	for i := range p.slots {
-		if !p.slots[i].state.final() {
+		if !p.slots[i].state.Final() {
 			return false
 		}
 	}
@@ -524,7 +531,7 @@ func (p *Placement) decide(now time.Time) {
 	fate := make([]uint8, len(rk.order))
 	var used []valueCount
 	for i := range p.slots {
-		if p.slots[i].state.final() || p.slots[i].state == SlotPending {
+		if p.slots[i].state.Final() || p.slots[i].state == SlotPending {
 			continue
 		}
 		used = countValue(used, &p.slots[i].offer, &p.job)
@@ -869,7 +876,7 @@ func (p *Placement) onResult(now time.Time, ev ResultReceived) {
 		s.state = SlotSucceeded
 	}
 	for k := range p.slots {
-		if !p.slots[k].state.final() {
+		if !p.slots[k].state.Final() {
 			p.report("result from " + short(ev.Provider))
 			return
 		}

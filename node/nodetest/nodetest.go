@@ -68,6 +68,7 @@ type Member struct {
 	mu      sync.Mutex
 	hold    bool
 	held    []func()
+	onLease func(env []byte)
 	crashOn bool
 }
 
@@ -221,6 +222,14 @@ func (m *Member) Release() {
 	}
 }
 
+// OnLease calls f with every sealed lease the member receives, before its
+// provider reads it.
+func (m *Member) OnLease(f func(env []byte)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onLease = f
+}
+
 // Held returns the number of runs held.
 func (m *Member) Held() int {
 	m.mu.Lock()
@@ -236,6 +245,12 @@ type handler struct {
 }
 
 func (h *handler) Lease(ctx context.Context, from string, req *pb.LeaseRequest) (*pb.LeaseAnswer, func()) {
+	h.m.mu.Lock()
+	on := h.m.onLease
+	h.m.mu.Unlock()
+	if l := req.GetLease(); l != nil && on != nil {
+		on(l)
+	}
 	ans, then := h.Handler.Lease(ctx, from, req)
 	if then == nil {
 		return ans, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cuivre/cuivre/node/conv"
@@ -41,13 +42,22 @@ func (r *Requester) drive(j *job, p *scheduler.Placement) {
 		case <-ctx.Done():
 			return
 		}
-		for _, a := range p.Step(r.clock.Now(), ev) {
+		acts := p.Step(r.clock.Now(), ev)
+		if slices.ContainsFunc(acts, isLease) {
+			r.saveLeases(j, p.Status())
+		}
+		for _, a := range acts {
 			r.act(ctx, j, a)
 		}
 		if p.State().Final() && done == nil {
 			done = r.clock.After(linger)
 		}
 	}
+}
+
+func isLease(a scheduler.Action) bool {
+	_, ok := a.(scheduler.SendLease)
+	return ok
 }
 
 // act carries out one action; whatever talks to the network runs in its own

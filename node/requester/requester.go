@@ -148,7 +148,8 @@ type job struct {
 	results map[runKey]*pb.Result // providers' results, by lease and epoch
 	outputs map[string]*output    // outputs brought back here, by root CID (binary)
 	status  scheduler.Status
-	history []string // what happened, one line each, for progress displays
+	history []string          // what happened, one line each, for progress displays
+	turns   []store.SlotEvent // when each lease epoch was acknowledged, lost and ended
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
 	done    chan struct{} // closed when the job reaches a final state

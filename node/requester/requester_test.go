@@ -15,9 +15,11 @@ import (
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/nodetest"
 	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 )
@@ -140,6 +142,22 @@ func TestProviderRestartReschedules(t *testing.T) {
 		if !slices.ContainsFunc(v.History, func(h string) bool { return strings.Contains(h, "the run died with its provider") }) {
 			t.Fatalf("the history does not say the run died with its provider: %q", v.History)
 		}
+		// Its events: the first epoch leased and lost on the restarted
+		// provider, the second leased and ended on another.
+		firstID, second := peer.ID(first.ID).String(), v.Slots[0].Provider
+		var got []string
+		for _, e := range v.Events {
+			who := "other"
+			if e.Provider == firstID {
+				who = "first"
+			} else if e.Provider != second {
+				who = e.Provider
+			}
+			got = append(got, fmt.Sprintf("%s %d %s", e.Kind, e.Epoch, who))
+		}
+		if want := []string{"leased 1 first", "lost 1 first", "leased 2 other", "ended 2 other"}; !slices.Equal(got, want) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
 		// Billed is what ran: the second run's receipt alone (the lost run
 		// made none), below the quote, which prices the whole timeout.
 		quote, err1 := protocol.ParsePrice(v.Slots[0].Price)
@@ -205,6 +223,59 @@ func TestRestart(t *testing.T) {
 		}
 		if stdout, _, _, _, _ := f.Requester.Requester.Logs(key); string(stdout) != "again\n" {
 			t.Fatalf("stdout %q", stdout)
+		}
+		// What happened before the restart is still told, and not twice.
+		var kinds []string
+		for _, e := range v.Events {
+			kinds = append(kinds, fmt.Sprintf("%s %d", e.Kind, e.Epoch))
+		}
+		if want := []string{"leased 1", "ended 1"}; !slices.Equal(kinds, want) {
+			t.Fatalf("events %q, want %q", kinds, want)
+		}
+		if len(v.History) <= len(before.History) || !slices.Equal(v.History[:len(before.History)], before.History) {
+			t.Fatalf("history after the restart %q, before %q", v.History, before.History)
+		}
+	})
+}
+
+// TestLeaseOnDiskBeforeSent: when a provider receives a lease, the
+// requester's store already holds it, epoch and provider: a requester
+// killed at that moment resumes watching it, rather than placing the slot
+// again under the same epoch elsewhere (a run twice under one epoch).
+func TestLeaseOnDiskBeforeSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par", "fr-lyo", "de-fra")
+		var seen atomic.Int32
+		for _, p := range f.Providers {
+			p.OnLease(func(env []byte) {
+				l, err := record.OpenLease(env, f.Clock.Now())
+				if err != nil {
+					t.Errorf("lease: %v", err)
+					return
+				}
+				rec, err := f.Requester.Store.Job(string(l.JobCid))
+				if err != nil {
+					t.Errorf("lease %x epoch %d sent, its job not stored: %v", l.LeaseId, l.Epoch, err)
+					return
+				}
+				i := slices.IndexFunc(rec.Slots, func(s store.Slot) bool { return s.LeaseID == string(l.LeaseId) })
+				if i < 0 || rec.Slots[i].Epoch != l.Epoch || rec.Slots[i].Provider != p.ID {
+					t.Errorf("lease %x epoch %d sent to %s before it was stored", l.LeaseId, l.Epoch, peer.ID(p.ID))
+				}
+				seen.Add(1)
+			})
+		}
+		var keys []string
+		for i := range 6 {
+			keys = append(keys, f.Submit(fmt.Sprintf("version: 1\nname: j%d\ntask:\n  module: m.wasm\n", i)+small, exectest.Write("x\n", "", 0)))
+		}
+		for _, k := range keys {
+			if v := f.Wait(k); v.State != "succeeded" {
+				t.Fatalf("%s: %+v", k, v)
+			}
+		}
+		if seen.Load() < int32(len(keys)) {
+			t.Fatalf("%d leases seen, want %d", seen.Load(), len(keys))
 		}
 	})
 }

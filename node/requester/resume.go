@@ -20,7 +20,8 @@ func (r *Requester) reloadFinished(rec store.Job) {
 	}
 	j := newJob(sj.Job, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
 	close(j.ended) // no placement: nothing to stop
-	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason}
+	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason, Code: scheduler.Reason(rec.Code)}
+	j.history, j.turns = rec.History, rec.Events
 	for _, s := range rec.Slots {
 		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
 		if res := s.Result; res != nil {
@@ -85,6 +86,9 @@ func (r *Requester) resumeJobs() error {
 		}
 		key := sj.CID.String()
 		j := newJob(sj.Job, rec.CID, rec.Envelope, rec.SpecFile, rec.Submitted)
+		// What it was, so that the turns of its first step here are new ones.
+		j.status = scheduler.Status{State: rec.State, Reason: rec.Reason, Code: scheduler.Reason(rec.Code), Slots: p.Status().Slots}
+		j.history, j.turns = rec.History, rec.Events
 		r.jobsMu.Lock()
 		r.jobs[key] = j
 		r.jobsMu.Unlock()

@@ -19,16 +19,19 @@ import (
 // scheduler's own (scheduler.Reason); programs branch on the code, people
 // read the text.
 type JobView struct {
-	CID       string        `json:"cid"`
-	Name      string        `json:"name"`
-	Spec      string        `json:"spec,omitempty"`
-	State     string        `json:"state"`
-	Code      int32         `json:"code,omitempty"`
-	Reason    string        `json:"reason,omitempty"`
-	Slots     []SlotView    `json:"slots"`
-	Asked     []OutcomeView `json:"asked,omitempty"`
-	History   []string      `json:"history,omitempty"`
-	Submitted time.Time     `json:"submitted"`
+	CID     string        `json:"cid"`
+	Name    string        `json:"name"`
+	Spec    string        `json:"spec,omitempty"`
+	State   string        `json:"state"`
+	Code    int32         `json:"code,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+	Slots   []SlotView    `json:"slots"`
+	Asked   []OutcomeView `json:"asked,omitempty"`
+	History []string      `json:"history,omitempty"`
+	// Events say when each lease epoch was acknowledged, declared lost and
+	// ended: what detection and re-placement times are measured from.
+	Events    []EventView `json:"events,omitempty"`
+	Submitted time.Time   `json:"submitted"`
 	// PlacedMs is the time from submission to the first lease accepted.
 	PlacedMs float64 `json:"placed_ms,omitempty"`
 	// Outputs are the distinct outputs its runs produced: one when the
@@ -58,6 +61,15 @@ type SlotView struct {
 	// Scores say why the slot's offer won: each scorer's part in its rank.
 	Scores []ScoreView `json:"scores,omitempty"`
 	Total  int64       `json:"score,omitempty"`
+}
+
+// EventView is one turn in the life of a slot's lease epoch.
+type EventView struct {
+	At       time.Time `json:"at"`
+	Slot     int       `json:"slot"`
+	Epoch    uint64    `json:"epoch"`
+	Provider string    `json:"provider"`
+	Kind     string    `json:"kind"` // leased, lost or ended
 }
 
 // ScoreView is one scorer's part in an offer's rank (scheduler.Score).
@@ -90,6 +102,9 @@ func (j *job) view(key string) JobView {
 	defer j.mu.Unlock()
 	st := j.status
 	v := JobView{CID: key, Name: j.name, Submitted: j.submitted, Spec: j.spec, PlacedMs: float64(j.placed.Microseconds()) / 1000, State: st.State.String(), Code: int32(st.Code), Reason: st.Reason, History: append([]string(nil), j.history...)}
+	for _, e := range j.turns {
+		v.Events = append(v.Events, EventView{At: e.At, Slot: e.Slot, Epoch: e.Epoch, Provider: peer.ID(e.Provider).String(), Kind: e.Kind.String()})
+	}
 	if st.State == 0 {
 		v.State = "submitted"
 	}

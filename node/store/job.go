@@ -22,8 +22,51 @@ type Job struct {
 	SpecFile  string // the job spec file it was made from, for the customer's eyes
 	Submitted time.Time
 	State     scheduler.JobState
-	Reason    string // why the job failed, or is not placed yet
-	Slots     []Slot // Count x Replicas, in the scheduler's order
+	Reason    string      // why the job failed, or is not placed yet
+	Code      int32       // the reason's code: the protocol's (SPEC 2.5), or the scheduler's from 1000
+	Slots     []Slot      // Count x Replicas, in the scheduler's order
+	History   []string    // what happened, one line each, the latest kept
+	Events    []SlotEvent // when each lease epoch was acknowledged, lost and ended, the latest kept
+}
+
+// SlotEvent is one turn in the life of a slot's lease epoch, as the
+// requester saw it: what a reliability report measures detection and
+// re-placement times from.
+type SlotEvent struct {
+	At       time.Time
+	Slot     int
+	Epoch    uint64
+	Provider string // peer ID
+	Kind     SlotEventKind
+}
+
+// SlotEventKind says what happened to a lease epoch.
+type SlotEventKind uint8
+
+const (
+	EventLeased SlotEventKind = iota + 1 // the provider acknowledged the lease
+	EventLost                            // the requester declared it lost: heartbeats missed, or the provider lost the run
+	EventEnded                           // its result came
+)
+
+var eventKinds = map[SlotEventKind]storepb.SlotEventKind{
+	EventLeased: storepb.SlotEventKind_SLOT_EVENT_KIND_LEASED,
+	EventLost:   storepb.SlotEventKind_SLOT_EVENT_KIND_LOST,
+	EventEnded:  storepb.SlotEventKind_SLOT_EVENT_KIND_ENDED,
+}
+
+var eventKindsBack = invert(eventKinds)
+
+func (k SlotEventKind) String() string {
+	switch k {
+	case EventLeased:
+		return "leased"
+	case EventLost:
+		return "lost"
+	case EventEnded:
+		return "ended"
+	}
+	return fmt.Sprintf("SlotEventKind(%d)", k)
 }
 
 // Slot is one lease slot of a job.
@@ -99,7 +142,16 @@ func encodeJob(j *Job) ([]byte, error) {
 		SubmittedAtMs: msOf(j.Submitted),
 		State:         st,
 		Reason:        j.Reason,
+		Code:          j.Code,
 		Slots:         make([]*storepb.Slot, len(j.Slots)),
+		History:       j.History,
+	}
+	for _, e := range j.Events {
+		k, ok := eventKinds[e.Kind]
+		if !ok {
+			return nil, fmt.Errorf("slot event kind %d is not one", e.Kind)
+		}
+		m.Events = append(m.Events, &storepb.SlotEvent{AtMs: msOf(e.At), Slot: uint32(e.Slot), Epoch: e.Epoch, Provider: []byte(e.Provider), Kind: k})
 	}
 	for i, s := range j.Slots {
 		ss, ok := slotStates[s.State]
@@ -156,6 +208,15 @@ func decodeJob(k, v []byte) (Job, error) {
 		Submitted: timeOf(m.SubmittedAtMs),
 		State:     st,
 		Reason:    m.Reason,
+		Code:      m.Code,
+		History:   m.History,
+	}
+	for _, e := range m.Events {
+		k, ok := eventKindsBack[e.Kind]
+		if !ok {
+			continue // a kind a newer cuivre wrote: not one this one shows
+		}
+		j.Events = append(j.Events, SlotEvent{At: timeOf(e.AtMs), Slot: int(e.Slot), Epoch: e.Epoch, Provider: string(e.Provider), Kind: k})
 	}
 	if len(m.Slots) > 0 {
 		j.Slots = make([]Slot, len(m.Slots))

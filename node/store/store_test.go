@@ -460,6 +460,14 @@ func testJob(i int) Job {
 		SpecFile:  fmt.Sprintf("examples/jobs/job%d.yaml", i),
 		Submitted: at(int64(i)),
 		State:     scheduler.JobRunning,
+		Code:      1004,
+		History:   []string{"0s placing", "12ms leased on provider A"},
+		Events: []SlotEvent{
+			{At: at(3), Slot: 0, Epoch: 1, Provider: "provider C", Kind: EventLeased},
+			{At: at(5), Slot: 0, Epoch: 1, Provider: "provider C", Kind: EventLost},
+			{At: at(6), Slot: 0, Epoch: 2, Provider: "provider A", Kind: EventLeased},
+			{At: at(20), Slot: 0, Epoch: 2, Provider: "provider A", Kind: EventEnded},
+		},
 		Slots: []Slot{
 			{
 				LeaseID: testID(i), Epoch: 2, Provider: "provider A", State: scheduler.SlotSucceeded,
@@ -517,6 +525,7 @@ func TestJobs(t *testing.T) {
 		"no envelope":  func(j *Job) { j.Envelope = nil },
 		"no state":     func(j *Job) { j.State = 0 },
 		"bad slot":     func(j *Job) { j.Slots[2].State = 42 },
+		"bad event":    func(j *Job) { j.Events[0].Kind = 42 },
 		"empty cid":    func(j *Job) { j.CID = "" },
 		"cidv0 sha256": func(j *Job) { j.CID = "\x12\x20" + strings.Repeat("x", 32) },
 	} {

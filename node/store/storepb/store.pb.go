@@ -153,6 +153,59 @@ func (SlotState) EnumDescriptor() ([]byte, []int) {
 	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{1}
 }
 
+// SlotEventKind says what happened to a lease epoch.
+type SlotEventKind int32
+
+const (
+	SlotEventKind_SLOT_EVENT_KIND_UNSPECIFIED SlotEventKind = 0
+	SlotEventKind_SLOT_EVENT_KIND_LEASED      SlotEventKind = 1 // the provider acknowledged the lease
+	SlotEventKind_SLOT_EVENT_KIND_LOST        SlotEventKind = 2 // the requester declared it lost: heartbeats missed, or the provider lost the run
+	SlotEventKind_SLOT_EVENT_KIND_ENDED       SlotEventKind = 3 // its result came
+)
+
+// Enum value maps for SlotEventKind.
+var (
+	SlotEventKind_name = map[int32]string{
+		0: "SLOT_EVENT_KIND_UNSPECIFIED",
+		1: "SLOT_EVENT_KIND_LEASED",
+		2: "SLOT_EVENT_KIND_LOST",
+		3: "SLOT_EVENT_KIND_ENDED",
+	}
+	SlotEventKind_value = map[string]int32{
+		"SLOT_EVENT_KIND_UNSPECIFIED": 0,
+		"SLOT_EVENT_KIND_LEASED":      1,
+		"SLOT_EVENT_KIND_LOST":        2,
+		"SLOT_EVENT_KIND_ENDED":       3,
+	}
+)
+
+func (x SlotEventKind) Enum() *SlotEventKind {
+	p := new(SlotEventKind)
+	*p = x
+	return p
+}
+
+func (x SlotEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SlotEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_node_store_storepb_store_proto_enumTypes[2].Descriptor()
+}
+
+func (SlotEventKind) Type() protoreflect.EnumType {
+	return &file_node_store_storepb_store_proto_enumTypes[2]
+}
+
+func (x SlotEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SlotEventKind.Descriptor instead.
+func (SlotEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{2}
+}
+
 // Lease is a provider's record of one epoch of a lease (SPEC 6.2, 9), under the
 // key lease_id || epoch (8 bytes, big-endian) of the bucket "leases".
 type Lease struct {
@@ -464,7 +517,10 @@ type Job struct {
 	SubmittedAtMs uint64                 `protobuf:"varint,4,opt,name=submitted_at_ms,json=submittedAtMs,proto3" json:"submitted_at_ms,omitempty"`
 	State         JobState               `protobuf:"varint,5,opt,name=state,proto3,enum=cuivre.store.v1.JobState" json:"state,omitempty"`
 	Reason        string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	Slots         []*Slot                `protobuf:"bytes,7,rep,name=slots,proto3" json:"slots,omitempty"` // Count x Replicas, in the scheduler's order
+	Slots         []*Slot                `protobuf:"bytes,7,rep,name=slots,proto3" json:"slots,omitempty"`     // Count x Replicas, in the scheduler's order
+	Code          int32                  `protobuf:"varint,8,opt,name=code,proto3" json:"code,omitempty"`      // the reason's code (SPEC 2.5, or the scheduler's own from 1000)
+	History       []string               `protobuf:"bytes,9,rep,name=history,proto3" json:"history,omitempty"` // what happened, one line each, the latest kept
+	Events        []*SlotEvent           `protobuf:"bytes,10,rep,name=events,proto3" json:"events,omitempty"`  // when each lease epoch was acknowledged, lost and ended, the latest kept
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,6 +604,105 @@ func (x *Job) GetSlots() []*Slot {
 	return nil
 }
 
+func (x *Job) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Job) GetHistory() []string {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *Job) GetEvents() []*SlotEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// SlotEvent is one turn in the life of a slot's lease epoch, as the requester
+// saw it.
+type SlotEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtMs          uint64                 `protobuf:"varint,1,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	Slot          uint32                 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Provider      []byte                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	Kind          SlotEventKind          `protobuf:"varint,5,opt,name=kind,proto3,enum=cuivre.store.v1.SlotEventKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotEvent) Reset() {
+	*x = SlotEvent{}
+	mi := &file_node_store_storepb_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotEvent) ProtoMessage() {}
+
+func (x *SlotEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_node_store_storepb_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotEvent.ProtoReflect.Descriptor instead.
+func (*SlotEvent) Descriptor() ([]byte, []int) {
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SlotEvent) GetAtMs() uint64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *SlotEvent) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *SlotEvent) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SlotEvent) GetProvider() []byte {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+func (x *SlotEvent) GetKind() SlotEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SlotEventKind_SLOT_EVENT_KIND_UNSPECIFIED
+}
+
 // Slot is one lease slot of a job: the lease of its current epoch and, once
 // the provider has ended it, the result.
 type Slot struct {
@@ -566,7 +721,7 @@ type Slot struct {
 
 func (x *Slot) Reset() {
 	*x = Slot{}
-	mi := &file_node_store_storepb_store_proto_msgTypes[3]
+	mi := &file_node_store_storepb_store_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +733,7 @@ func (x *Slot) String() string {
 func (*Slot) ProtoMessage() {}
 
 func (x *Slot) ProtoReflect() protoreflect.Message {
-	mi := &file_node_store_storepb_store_proto_msgTypes[3]
+	mi := &file_node_store_storepb_store_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +746,7 @@ func (x *Slot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Slot.ProtoReflect.Descriptor instead.
 func (*Slot) Descriptor() ([]byte, []int) {
-	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{3}
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Slot) GetLeaseId() []byte {
@@ -671,7 +826,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_node_store_storepb_store_proto_msgTypes[4]
+	mi := &file_node_store_storepb_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +838,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_node_store_storepb_store_proto_msgTypes[4]
+	mi := &file_node_store_storepb_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +851,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{4}
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Result) GetState() pb.LeaseState {
@@ -790,7 +945,7 @@ type Module struct {
 
 func (x *Module) Reset() {
 	*x = Module{}
-	mi := &file_node_store_storepb_store_proto_msgTypes[5]
+	mi := &file_node_store_storepb_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +957,7 @@ func (x *Module) String() string {
 func (*Module) ProtoMessage() {}
 
 func (x *Module) ProtoReflect() protoreflect.Message {
-	mi := &file_node_store_storepb_store_proto_msgTypes[5]
+	mi := &file_node_store_storepb_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +970,7 @@ func (x *Module) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Module.ProtoReflect.Descriptor instead.
 func (*Module) Descriptor() ([]byte, []int) {
-	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{5}
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Module) GetCid() []byte {
@@ -887,7 +1042,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\areceipt\x18\x03 \x01(\fR\areceipt\x12*\n" +
-	"\x10countersignature\x18\x04 \x01(\fR\x10countersignature\"\xee\x01\n" +
+	"\x10countersignature\x18\x04 \x01(\fR\x10countersignature\"\xd0\x02\n" +
 	"\x03Job\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1a\n" +
 	"\benvelope\x18\x02 \x01(\fR\benvelope\x12\x1b\n" +
@@ -895,7 +1050,17 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x0fsubmitted_at_ms\x18\x04 \x01(\x04R\rsubmittedAtMs\x12/\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x19.cuivre.store.v1.JobStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12+\n" +
-	"\x05slots\x18\a \x03(\v2\x15.cuivre.store.v1.SlotR\x05slots\"\x9f\x02\n" +
+	"\x05slots\x18\a \x03(\v2\x15.cuivre.store.v1.SlotR\x05slots\x12\x12\n" +
+	"\x04code\x18\b \x01(\x05R\x04code\x12\x18\n" +
+	"\ahistory\x18\t \x03(\tR\ahistory\x122\n" +
+	"\x06events\x18\n" +
+	" \x03(\v2\x1a.cuivre.store.v1.SlotEventR\x06events\"\x9a\x01\n" +
+	"\tSlotEvent\x12\x13\n" +
+	"\x05at_ms\x18\x01 \x01(\x04R\x04atMs\x12\x12\n" +
+	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\fR\bprovider\x122\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1e.cuivre.store.v1.SlotEventKindR\x04kind\"\x9f\x02\n" +
 	"\x04Slot\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
@@ -941,7 +1106,12 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x12SLOT_STATE_RUNNING\x10\x03\x12\x18\n" +
 	"\x14SLOT_STATE_SUCCEEDED\x10\x04\x12\x15\n" +
 	"\x11SLOT_STATE_FAILED\x10\x05\x12\x18\n" +
-	"\x14SLOT_STATE_CANCELLED\x10\x06B-Z+github.com/cuivre/cuivre/node/store/storepbb\x06proto3"
+	"\x14SLOT_STATE_CANCELLED\x10\x06*\x81\x01\n" +
+	"\rSlotEventKind\x12\x1f\n" +
+	"\x1bSLOT_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SLOT_EVENT_KIND_LEASED\x10\x01\x12\x18\n" +
+	"\x14SLOT_EVENT_KIND_LOST\x10\x02\x12\x19\n" +
+	"\x15SLOT_EVENT_KIND_ENDED\x10\x03B-Z+github.com/cuivre/cuivre/node/store/storepbb\x06proto3"
 
 var (
 	file_node_store_storepb_store_proto_rawDescOnce sync.Once
@@ -955,43 +1125,47 @@ func file_node_store_storepb_store_proto_rawDescGZIP() []byte {
 	return file_node_store_storepb_store_proto_rawDescData
 }
 
-var file_node_store_storepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_node_store_storepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_node_store_storepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_node_store_storepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_node_store_storepb_store_proto_goTypes = []any{
 	(JobState)(0),        // 0: cuivre.store.v1.JobState
 	(SlotState)(0),       // 1: cuivre.store.v1.SlotState
-	(*Lease)(nil),        // 2: cuivre.store.v1.Lease
-	(*Receipt)(nil),      // 3: cuivre.store.v1.Receipt
-	(*Job)(nil),          // 4: cuivre.store.v1.Job
-	(*Slot)(nil),         // 5: cuivre.store.v1.Slot
-	(*Result)(nil),       // 6: cuivre.store.v1.Result
-	(*Module)(nil),       // 7: cuivre.store.v1.Module
-	(pb.LeaseState)(0),   // 8: cuivre.v1.LeaseState
-	(*pb.Resources)(nil), // 9: cuivre.v1.Resources
-	(*pb.Price)(nil),     // 10: cuivre.v1.Price
-	(*pb.Amount)(nil),    // 11: cuivre.v1.Amount
-	(*pb.Error)(nil),     // 12: cuivre.v1.Error
-	(*pb.Label)(nil),     // 13: cuivre.v1.Label
+	(SlotEventKind)(0),   // 2: cuivre.store.v1.SlotEventKind
+	(*Lease)(nil),        // 3: cuivre.store.v1.Lease
+	(*Receipt)(nil),      // 4: cuivre.store.v1.Receipt
+	(*Job)(nil),          // 5: cuivre.store.v1.Job
+	(*SlotEvent)(nil),    // 6: cuivre.store.v1.SlotEvent
+	(*Slot)(nil),         // 7: cuivre.store.v1.Slot
+	(*Result)(nil),       // 8: cuivre.store.v1.Result
+	(*Module)(nil),       // 9: cuivre.store.v1.Module
+	(pb.LeaseState)(0),   // 10: cuivre.v1.LeaseState
+	(*pb.Resources)(nil), // 11: cuivre.v1.Resources
+	(*pb.Price)(nil),     // 12: cuivre.v1.Price
+	(*pb.Amount)(nil),    // 13: cuivre.v1.Amount
+	(*pb.Error)(nil),     // 14: cuivre.v1.Error
+	(*pb.Label)(nil),     // 15: cuivre.v1.Label
 }
 var file_node_store_storepb_store_proto_depIdxs = []int32{
-	8,  // 0: cuivre.store.v1.Lease.state:type_name -> cuivre.v1.LeaseState
-	9,  // 1: cuivre.store.v1.Lease.reserved:type_name -> cuivre.v1.Resources
-	10, // 2: cuivre.store.v1.Lease.price:type_name -> cuivre.v1.Price
-	11, // 3: cuivre.store.v1.Lease.total:type_name -> cuivre.v1.Amount
-	12, // 4: cuivre.store.v1.Lease.error:type_name -> cuivre.v1.Error
+	10, // 0: cuivre.store.v1.Lease.state:type_name -> cuivre.v1.LeaseState
+	11, // 1: cuivre.store.v1.Lease.reserved:type_name -> cuivre.v1.Resources
+	12, // 2: cuivre.store.v1.Lease.price:type_name -> cuivre.v1.Price
+	13, // 3: cuivre.store.v1.Lease.total:type_name -> cuivre.v1.Amount
+	14, // 4: cuivre.store.v1.Lease.error:type_name -> cuivre.v1.Error
 	0,  // 5: cuivre.store.v1.Job.state:type_name -> cuivre.store.v1.JobState
-	5,  // 6: cuivre.store.v1.Job.slots:type_name -> cuivre.store.v1.Slot
-	1,  // 7: cuivre.store.v1.Slot.state:type_name -> cuivre.store.v1.SlotState
-	11, // 8: cuivre.store.v1.Slot.price:type_name -> cuivre.v1.Amount
-	6,  // 9: cuivre.store.v1.Slot.result:type_name -> cuivre.store.v1.Result
-	13, // 10: cuivre.store.v1.Slot.labels:type_name -> cuivre.v1.Label
-	8,  // 11: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	12, // 12: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 6: cuivre.store.v1.Job.slots:type_name -> cuivre.store.v1.Slot
+	6,  // 7: cuivre.store.v1.Job.events:type_name -> cuivre.store.v1.SlotEvent
+	2,  // 8: cuivre.store.v1.SlotEvent.kind:type_name -> cuivre.store.v1.SlotEventKind
+	1,  // 9: cuivre.store.v1.Slot.state:type_name -> cuivre.store.v1.SlotState
+	13, // 10: cuivre.store.v1.Slot.price:type_name -> cuivre.v1.Amount
+	8,  // 11: cuivre.store.v1.Slot.result:type_name -> cuivre.store.v1.Result
+	15, // 12: cuivre.store.v1.Slot.labels:type_name -> cuivre.v1.Label
+	10, // 13: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	14, // 14: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_node_store_storepb_store_proto_init() }
@@ -1004,8 +1178,8 @@ func file_node_store_storepb_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_store_storepb_store_proto_rawDesc), len(file_node_store_storepb_store_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
