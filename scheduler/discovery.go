@@ -15,6 +15,16 @@ const (
 	// DefaultCandidateTTL is how long a requester reuses the providers a DHT
 	// lookup of a facet key returned before it looks the key up again.
 	DefaultCandidateTTL = 10 * time.Second
+	// DefaultDeadFor is how long a requester leaves a provider that did not
+	// answer out of the candidates of all its placements (its negative
+	// cache). Its records in the DHT outlive it by up to their validity;
+	// without this, each job would spend a probe and an offer timeout on
+	// it. Long enough to cover the placements of a burst, short enough that
+	// a provider back from a restart is asked again soon.
+	DefaultDeadFor = 10 * time.Second
+	// LeaseAnswerWait is how long a requester waits for a provider's
+	// answer to a lease before it takes the provider for dead.
+	LeaseAnswerWait = 5 * time.Second
 )
 
 // Label keys that have a facet in the DHT (SPEC 4.2).

@@ -727,8 +727,14 @@ func (p *Placement) PlacementTimeout() time.Duration {
 // waitingForCapacity says whether the job waits for fitting providers to
 // have room: the last answer of one at least refused it for lack of room
 // (or rate limited it).
-func (p *Placement) waitingForCapacity() bool {
-	return slices.ContainsFunc(p.outcomes, func(o Outcome) bool {
+func (p *Placement) waitingForCapacity() bool { return WaitsForCapacity(p.outcomes) }
+
+// WaitsForCapacity says whether a round's outcomes make a job wait for
+// capacity: a fitting provider refused it for lack of room, or rate limited
+// it. A placing job's status says so when its Code is ReasonNotPlaced and
+// its Asked pass this test.
+func WaitsForCapacity(asked []Outcome) bool {
+	return slices.ContainsFunc(asked, func(o Outcome) bool {
 		switch o.Reason {
 		case Reason(pb.Code_CODE_INSUFFICIENT_CPU), Reason(pb.Code_CODE_INSUFFICIENT_MEMORY), Reason(pb.Code_CODE_INSUFFICIENT_SCRATCH),
 			Reason(pb.Code_CODE_RATE_LIMITED), ReasonTooSmall:

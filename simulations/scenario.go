@@ -82,9 +82,8 @@ type Scheduler struct {
 }
 
 // DefaultDeadFor is how long a requester's negative cache keeps a provider
-// that did not answer: the daemon's (deadFor in node/requester), which the
-// simulator may not import.
-const DefaultDeadFor = 10 * time.Second
+// that did not answer: the daemon's.
+const DefaultDeadFor = scheduler.DefaultDeadFor
 
 // Requesters are the nodes customers submit jobs through; each job goes to
 // one of them at random.

@@ -627,20 +627,9 @@ func (s *sim) followWait(j *job, rec *JobRecord, st *scheduler.Status) {
 
 // waitingForCapacity says whether a placing job's status is the scheduler's
 // "waiting for capacity": a round failed and a fitting provider at least
-// refused it for lack of room, or rate limited it. It is the test of
-// Placement.waitingForCapacity, read from the status the placement reports.
+// refused it for lack of room, or rate limited it.
 func waitingForCapacity(st *scheduler.Status) bool {
-	if st.Code != scheduler.ReasonNotPlaced {
-		return false
-	}
-	return slices.ContainsFunc(st.Asked, func(o scheduler.Outcome) bool {
-		switch o.Reason {
-		case scheduler.ReasonOf(pb.Code_CODE_INSUFFICIENT_CPU), scheduler.ReasonOf(pb.Code_CODE_INSUFFICIENT_MEMORY),
-			scheduler.ReasonOf(pb.Code_CODE_INSUFFICIENT_SCRATCH), scheduler.ReasonOf(pb.Code_CODE_RATE_LIMITED), scheduler.ReasonTooSmall:
-			return true
-		}
-		return false
-	})
+	return st.Code == scheduler.ReasonNotPlaced && scheduler.WaitsForCapacity(st.Asked)
 }
 
 // lossDetected records when the requester declared lost a lease that died
@@ -701,12 +690,6 @@ func (s *sim) oneWay(a, b int16) (int64, bool) {
 	return int64(d), lost
 }
 
-// leaseAnswerWait is how long the daemon's requester waits for a provider to
-// answer a lease before it counts it silent (node/requester's lease): the
-// placement gives up sooner (Config.LeaseTimeout), the negative cache learns
-// of it then.
-const leaseAnswerWait = 5 * time.Second
-
 // send carries an action from a job's requester to a provider. An offer
 // request or a lease is an ask, which the provider answers; its event
 // carries the time by which the requester gives up on the answer.
@@ -720,7 +703,9 @@ func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 	case scheduler.RequestOffer:
 		deadline = a.Request.ExpiresAt.UnixNano()
 	case scheduler.SendLease:
-		deadline = s.now + int64(leaseAnswerWait)
+		// The placement gives up sooner (Config.LeaseTimeout); the
+		// negative cache learns of the silence then, as the daemon's.
+		deadline = s.now + int64(scheduler.LeaseAnswerWait)
 	}
 	d, lost := s.oneWay(r.region, s.providers[p].region)
 	if lost {

@@ -141,7 +141,7 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 	}
 	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, j.heartbeat))
 	if err == nil {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, scheduler.LeaseAnswerWait)
 		err = SendLease(lctx, r.t, a.Provider, env)
 		cancel()
 		r.heard(a.Provider, err)
