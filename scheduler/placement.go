@@ -284,7 +284,7 @@ func (p *Placement) randomID() string {
 func (p *Placement) setTimer(kind timerKind, slot int, at time.Time) uint64 {
 	p.timerSeq++
 	p.timers = append(p.timers, timer{p.timerSeq, kind, slot})
-	p.emit(SetTimer{p.timerSeq, at})
+	p.emit(SetTimer{ID: p.timerSeq, At: at, Wait: kind == timerRetry && p.waitingForCapacity()})
 	return p.timerSeq
 }
 

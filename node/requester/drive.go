@@ -100,7 +100,12 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 			CancelLease(cctx, r.t, a.Provider, a.LeaseID, a.Epoch)
 		})
 	case scheduler.SetTimer:
-		r.clock.AfterFunc(max(0, a.At.Sub(r.clock.Now())), func() { send(scheduler.TimerFired{ID: a.ID}) })
+		fire := func() { send(scheduler.TimerFired{ID: a.ID}) }
+		if a.Wait {
+			r.queue.backoff(j, a, fire)
+			return
+		}
+		r.clock.AfterFunc(max(0, a.At.Sub(r.clock.Now())), fire)
 	case scheduler.Report:
 		r.report(j, a.Status)
 	}

@@ -37,6 +37,9 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 			}
 		}
 	})
+	if st.State != scheduler.JobPlacing || st.Code != scheduler.ReasonNotPlaced || !scheduler.WaitsForCapacity(st.Asked) {
+		r.queue.done(j)
+	}
 	if r.store == nil {
 		return
 	}
