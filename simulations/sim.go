@@ -133,6 +133,12 @@ type requester struct {
 	// that did not answer an offer request or a lease, left out of every
 	// placement's candidates until the time held.
 	dead map[int32]int64
+	// waiting are its jobs waiting for capacity, oldest (lowest ID, the
+	// order of arrival) first, and parked the back-off timers held of all
+	// but the first: served in submission order, as the daemon's
+	// (SetTimer.Wait).
+	waiting []int32
+	parked  map[int32]event
 }
 
 type cached struct {
@@ -544,7 +550,21 @@ func (s *sim) act(id int32, a scheduler.Action) {
 	case scheduler.CancelLease:
 		s.send(id, r, a.Provider, a)
 	case scheduler.SetTimer:
-		s.q.push(event{at: a.At.UnixNano(), kind: evTimer, job: id, id: a.ID})
+		ev := event{at: a.At.UnixNano(), kind: evTimer, job: id, id: a.ID}
+		if a.Wait {
+			i, found := slices.BinarySearch(r.waiting, id)
+			if !found {
+				r.waiting = slices.Insert(r.waiting, i, id)
+			}
+			if i > 0 {
+				if r.parked == nil {
+					r.parked = map[int32]event{}
+				}
+				r.parked[id] = ev
+				return
+			}
+		}
+		s.q.push(ev)
 	case scheduler.Report:
 		s.report(id, &a.Status)
 	}
@@ -558,6 +578,9 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 		return // a last report of the step that ended the job
 	}
 	s.followWait(j, rec, st)
+	if st.State != scheduler.JobPlacing || !waitingForCapacity(st) {
+		s.doneWaiting(&s.requesters[j.requester], id)
+	}
 	if len(st.Slots) > 0 {
 		sl := &st.Slots[0]
 		if sl.State == scheduler.SlotPending {
@@ -622,6 +645,25 @@ func (s *sim) followWait(j *job, rec *JobRecord, st *scheduler.Status) {
 	case !waiting && j.waitFrom >= 0:
 		rec.CapacityWait += time.Duration(s.now - j.waitFrom)
 		j.waitFrom = -1
+	}
+}
+
+// doneWaiting takes a job out of its requester's waiting jobs; if it was
+// the oldest, the next one's held back-off goes.
+func (s *sim) doneWaiting(r *requester, id int32) {
+	i, found := slices.BinarySearch(r.waiting, id)
+	if !found {
+		return
+	}
+	r.waiting = slices.Delete(r.waiting, i, i+1)
+	delete(r.parked, id)
+	if i > 0 || len(r.waiting) == 0 {
+		return
+	}
+	if ev, ok := r.parked[r.waiting[0]]; ok {
+		delete(r.parked, r.waiting[0])
+		ev.at = max(ev.at, s.now)
+		s.q.push(ev)
 	}
 }
 
