@@ -15,6 +15,16 @@ const (
 	// DefaultCandidateTTL is how long a requester reuses the providers a DHT
 	// lookup of a facet key returned before it looks the key up again.
 	DefaultCandidateTTL = 10 * time.Second
+	// DefaultDeadFor is how long a requester leaves a provider that did not
+	// answer out of the candidates of all its placements (its negative
+	// cache). Its records in the DHT outlive it by up to their validity;
+	// without this, each job would spend a probe and an offer timeout on
+	// it. Long enough to cover the placements of a burst, short enough that
+	// a provider back from a restart is asked again soon.
+	DefaultDeadFor = 10 * time.Second
+	// LeaseAnswerWait is how long a requester waits for a provider's
+	// answer to a lease before it takes the provider for dead.
+	LeaseAnswerWait = 5 * time.Second
 )
 
 // Label keys that have a facet in the DHT (SPEC 4.2).
@@ -37,18 +47,33 @@ var facetOrder = []struct {
 	{protocol.FacetJurisdiction, LabelJurisdiction},
 }
 
-// lookupFacet picks the facet a job's candidates are looked up under, and the
-// values to look up: the most selective facet that one of its hard constraints
-// pins to a set of values (= or in), else the size classes that can fit it.
-func lookupFacet(j *Job) (protocol.Facet, []string) {
+// facetChoice is a facet and the values of it to look up.
+type facetChoice struct {
+	facet  protocol.Facet
+	values []string
+}
+
+// lookupFacets are the facets a job's candidates are looked up under, in
+// the order they are tried: first the most selective facet that one of its
+// hard constraints pins to a set of values (= or in), then the other facets
+// its constraints pin, then the size classes that can fit it. A round looks
+// up the first facet's shards, doubling them until it has enough
+// candidates; only when they gave none at all (their providers dead, or
+// their records lost with the DHT nodes that held them) does it widen, to
+// the first shards of the next facet alone. The wider facets hold providers
+// the job's constraints may refuse, which their offers then sort out, and
+// exclude for the rest of the placement.
+func lookupFacets(j *Job) []facetChoice {
+	var out []facetChoice
 	for _, f := range facetOrder {
 		for _, c := range j.Constraints {
 			if c.Key == f.label && (c.Op == opIn || c.Op == opEqual) && len(c.Values) > 0 {
-				return f.facet, c.Values
+				out = append(out, facetChoice{f.facet, c.Values})
+				break
 			}
 		}
 	}
-	return protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)
+	return append(out, facetChoice{protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)})
 }
 
 // ProviderKeys returns the facet keys a provider announces: one shard of each

@@ -111,6 +111,11 @@ type (
 	SetTimer struct {
 		ID uint64
 		At time.Time
+		// Wait marks the back-off of a job waiting for capacity. A driver
+		// serves its waiting jobs in submission order: it may hold this
+		// timer back while an older job of its waits, and fire it once that
+		// one is placed or ends.
+		Wait bool
 	}
 	// Report publishes the job's status.
 	Report struct{ Status Status }

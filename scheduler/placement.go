@@ -110,6 +110,9 @@ type probe struct {
 
 type round struct {
 	probing    bool
+	facets     []facetChoice // what it may look up, in order (lookupFacets)
+	widened    bool          // it looks up a wider facet: no more doubling
+	tried      []string      // the facets looked up, as facet=values
 	facet      protocol.Facet
 	values     []string
 	visited    []protocol.FacetKey
@@ -281,7 +284,7 @@ func (p *Placement) randomID() string {
 func (p *Placement) setTimer(kind timerKind, slot int, at time.Time) uint64 {
 	p.timerSeq++
 	p.timers = append(p.timers, timer{p.timerSeq, kind, slot})
-	p.emit(SetTimer{p.timerSeq, at})
+	p.emit(SetTimer{ID: p.timerSeq, At: at, Wait: kind == timerRetry && p.waitingForCapacity()})
 	return p.timerSeq
 }
 
@@ -308,11 +311,10 @@ func (p *Placement) startRound(now time.Time) {
 	if p.round != nil || p.retrying || p.pending() == 0 {
 		return
 	}
-	facet, values := lookupFacet(&p.job)
-	r := &round{facet: facet, values: values, need: p.pending()}
+	r := &round{facets: lookupFacets(&p.job), need: p.pending()}
 	p.round = r
-	if !p.lookup(r, p.cfg.Shards*len(values)) {
-		p.endRound(now, fmt.Sprintf("no valid facet key for %s in %v", facet, values))
+	if !p.widen(r) {
+		p.endRound(now, fmt.Sprintf("no valid facet key for %s in %v", r.facet, r.values))
 		return
 	}
 	r.timer = p.setTimer(timerRound, -1, now.Add(p.cfg.OfferTimeout))
@@ -387,10 +389,27 @@ func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
 	}
 	// Too few: double the shards looked at, until none is left; then ask
 	// whoever was found. A small federation costs a few more lookups, a large
-	// one finds enough in the first shards.
-	if !p.lookup(r, len(r.visited)) {
+	// one finds enough in the first shards. None at all: the first shards
+	// of a wider facet, once (lookupFacets).
+	if r.widened || !p.lookup(r, len(r.visited)) && (len(r.candidates) > 0 || !p.widen(r)) {
 		p.probe(now)
 	}
+}
+
+// widen moves the round to the next facet it may look up, and looks up its
+// first shards; it reports whether there was one. The first call starts
+// the round; a second widens it.
+func (p *Placement) widen(r *round) bool {
+	r.widened = r.facet != ""
+	for len(r.facets) > 0 {
+		r.facet, r.values = r.facets[0].facet, r.facets[0].values
+		r.facets = r.facets[1:]
+		r.tried = append(r.tried, fmt.Sprintf("%s=%s", r.facet, strings.Join(r.values, ",")))
+		if p.lookup(r, p.cfg.Shards*len(r.values)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Placement) isExcluded(provider string) bool {
@@ -405,8 +424,7 @@ func (p *Placement) probe(now time.Time) {
 		if r.lookups > 0 {
 			why = fmt.Sprintf("discovery timed out after %s", p.cfg.OfferTimeout)
 		}
-		p.endRound(now, fmt.Sprintf("%s under %s=%s (%d shards looked up)",
-			why, r.facet, strings.Join(r.values, ","), len(r.visited)))
+		p.endRound(now, fmt.Sprintf("%s under %s (%d shards looked up)", why, strings.Join(r.tried, ", then "), len(r.visited)))
 		return
 	}
 	r.probing = true
@@ -709,8 +727,14 @@ func (p *Placement) PlacementTimeout() time.Duration {
 // waitingForCapacity says whether the job waits for fitting providers to
 // have room: the last answer of one at least refused it for lack of room
 // (or rate limited it).
-func (p *Placement) waitingForCapacity() bool {
-	return slices.ContainsFunc(p.outcomes, func(o Outcome) bool {
+func (p *Placement) waitingForCapacity() bool { return WaitsForCapacity(p.outcomes) }
+
+// WaitsForCapacity says whether a round's outcomes make a job wait for
+// capacity: a fitting provider refused it for lack of room, or rate limited
+// it. A placing job's status says so when its Code is ReasonNotPlaced and
+// its Asked pass this test.
+func WaitsForCapacity(asked []Outcome) bool {
+	return slices.ContainsFunc(asked, func(o Outcome) bool {
 		switch o.Reason {
 		case Reason(pb.Code_CODE_INSUFFICIENT_CPU), Reason(pb.Code_CODE_INSUFFICIENT_MEMORY), Reason(pb.Code_CODE_INSUFFICIENT_SCRATCH),
 			Reason(pb.Code_CODE_RATE_LIMITED), ReasonTooSmall:

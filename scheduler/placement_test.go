@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
@@ -316,5 +317,41 @@ func TestProviderFaultReschedules(t *testing.T) {
 				t.Fatalf("after a fault of its provider: %s, want running under epoch 2", describeStatus(st))
 			}
 		})
+	}
+}
+
+// TestWidensToAnotherFacet: when the shards of the job's facet give no
+// candidate at all (the records under jurisdiction=fr were lost with the
+// DHT nodes that held them), a round looks up the next facet, the size
+// classes, once, and places the job on a provider found there whose offer
+// meets its constraints; one that does not is asked once and excluded.
+func TestWidensToAnotherFacet(t *testing.T) {
+	w := newWorld()
+	addProvider(t, w, "fr1", []string{"jurisdiction=fr"})
+	addProvider(t, w, "de1", []string{"jurisdiction=de"})
+	for _, v := range []string{"fr", "de"} {
+		for shard := range protocol.FacetJurisdiction.Shards() {
+			k, err := protocol.NewFacetKey(protocol.FacetJurisdiction, v, shard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delete(w.index, k.String())
+		}
+	}
+	job, err := testJob("j", frenchJob, "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{}, job, 1)
+	settle(t, w, j)
+	if st := j.p.Status(); st.State != JobRunning || st.Slots[0].Provider != "fr1" {
+		t.Fatalf("%s, want running on fr1\n%s", describeStatus(st), w.flush())
+	}
+	log := w.flush()
+	if !strings.Contains(log, "lookup size=") {
+		t.Fatalf("no lookup of the size facet:\n%s", log)
+	}
+	if strings.Count(log, "request-offer de1") > 1 {
+		t.Fatalf("de1, which the job's constraints refuse, asked more than once:\n%s", log)
 	}
 }

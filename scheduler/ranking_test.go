@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -84,19 +86,21 @@ func TestLookupFacet(t *testing.T) {
 	sel := func(key string, op pb.Operator, v ...string) Selector { return Selector{Key: key, Op: op, Values: v} }
 	tests := []struct {
 		constraints []Selector
-		facet       string
-		values      int
+		want        string // facet:values, in the order tried
 	}{
-		{nil, "size", 5},
-		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr")}, "jurisdiction", 1},
-		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr"), sel("region", pb.Operator_OPERATOR_IN, "fr-lyo", "fr-par")}, "region", 2},
-		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par"), sel("certification", pb.Operator_OPERATOR_EQUAL, "hds")}, "cert", 1},
-		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par")}, "size", 5},
+		{nil, "size:5"},
+		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr")}, "jurisdiction:1 size:5"},
+		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr"), sel("region", pb.Operator_OPERATOR_IN, "fr-lyo", "fr-par")}, "region:2 jurisdiction:1 size:5"},
+		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par"), sel("certification", pb.Operator_OPERATOR_EQUAL, "hds")}, "cert:1 size:5"},
+		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par")}, "size:5"},
 	}
 	for _, tt := range tests {
-		f, v := lookupFacet(&Job{Constraints: tt.constraints, Resources: Resources{MemoryBytes: 1}})
-		if string(f) != tt.facet || len(v) != tt.values {
-			t.Errorf("%v: got %s %v, want %s with %d values", tt.constraints, f, v, tt.facet, tt.values)
+		var got []string
+		for _, f := range lookupFacets(&Job{Constraints: tt.constraints, Resources: Resources{MemoryBytes: 1}}) {
+			got = append(got, fmt.Sprintf("%s:%d", f.facet, len(f.values)))
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("%v: got %s, want %s", tt.constraints, g, tt.want)
 		}
 	}
 }

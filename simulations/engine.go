@@ -12,15 +12,17 @@ import (
 type evKind uint8
 
 const (
-	evArrive evKind = iota + 1 // the next job arrives
-	evTimer                    // a placement's timer is due (id)
-	evToJob                    // a message reaches a job (msg is a scheduler.Event)
-	evToProv                   // a message reaches a provider (msg is a scheduler.Action)
-	evBeat                     // a provider sends a heartbeat (id = epoch)
-	evEnd                      // a run ends (id = epoch)
-	evCrash                    // a provider crashes
-	evRejoin                   // a provider comes back
-	evSample                   // a point of the time series
+	evArrive   evKind = iota + 1 // the next job arrives
+	evTimer                      // a placement's timer is due (id)
+	evToJob                      // a message reaches a job (msg is a scheduler.Event)
+	evToProv                     // a message reaches a provider (msg is a scheduler.Action)
+	evBeat                       // a provider sends a heartbeat (id = epoch)
+	evEnd                        // a run ends (id = epoch)
+	evCrash                      // a provider crashes
+	evRejoin                     // a provider comes back
+	evSample                     // a point of the time series
+	evRewatch                    // a requester watches a lease again after its stream broke (id = epoch, inc = its incarnation, msg = lease ID)
+	evNoAnswer                   // an offer request or a lease went unanswered until its deadline
 )
 
 // event is one entry of the queue. at and seq order it: events at the same

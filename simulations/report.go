@@ -27,12 +27,13 @@ const (
 	providersCSV  = "providers.csv"
 	classesCSV    = "classes.csv"
 	timeseriesCSV = "timeseries.csv"
+	lossesCSV     = "losses.csv"
 	manifestJSON  = "manifest.json"
 )
 
 // WriteRun writes the tidy CSVs of one result into dir, creating it if
-// needed: jobs.csv, placements.csv, providers.csv, classes.csv and
-// timeseries.csv. Each has a header row of snake_case columns matching the
+// needed: jobs.csv, placements.csv, providers.csv, classes.csv,
+// timeseries.csv and losses.csv. Each has a header row of snake_case columns matching the
 // fields of the record it holds, then one row per record. Durations are in
 // seconds with millisecond precision ("12.345"), money and ratios have six
 // decimals, and a time that never came (a job never placed or not ended,
@@ -55,6 +56,7 @@ func WriteRun(dir string, r *Result) error {
 		{providersCSV, func(w *csv.Writer) error { return writeProviders(w, r.Providers) }},
 		{classesCSV, func(w *csv.Writer) error { return writeClasses(w, r.Classes) }},
 		{timeseriesCSV, func(w *csv.Writer) error { return writeSeries(w, r.Classes, r.Series) }},
+		{lossesCSV, func(w *csv.Writer) error { return writeLosses(w, r.Losses) }},
 	}
 	for _, f := range files {
 		if err := writeCSV(filepath.Join(dir, f.name), f.fill); err != nil {
@@ -100,11 +102,11 @@ func writeJobs(w *csv.Writer, jobs []JobRecord) error {
 	if err := w.Write([]string{
 		"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s",
 		"state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs",
-		"class", "cpu_s", "paid", "subsidy", "currency", "reason",
+		"class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 18)
+	row := make([]string, 20)
 	for i := range jobs {
 		j := &jobs[i]
 		wait := ""
@@ -129,6 +131,8 @@ func writeJobs(w *csv.Writer, jobs []JobRecord) error {
 		row[15] = fmtMoney(j.Subsidy)
 		row[16] = j.Currency
 		row[17] = j.Reason
+		row[18] = j.Code
+		row[19] = fmtSeconds(j.CapacityWait)
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -165,11 +169,11 @@ func writePlacements(w *csv.Writer, ps []PlacementRecord) error {
 func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 	if err := w.Write([]string{
 		"id", "class", "region", "operator", "cpu_millis", "leases", "crashes",
-		"busy_cpu_s", "utilisation", "revenue", "subsidy", "currency",
+		"busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 12)
+	row := make([]string, 13)
 	for i := range ps {
 		p := &ps[i]
 		row[0] = strconv.Itoa(p.ID)
@@ -184,6 +188,7 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 		row[9] = fmtMoney(p.Revenue)
 		row[10] = fmtMoney(p.Subsidy)
 		row[11] = p.Currency
+		row[12] = strconv.Itoa(p.DeadAsks)
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -240,6 +245,37 @@ func writeSeries(w *csv.Writer, classes []ClassRecord, ss []Sample) error {
 				row[6+k] = fmtRatio(s.ByClass[k])
 			}
 		}
+		if err := w.Write(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeLosses(w *csv.Writer, ls []LossRecord) error {
+	if err := w.Write([]string{
+		"job", "epoch", "provider", "crashed_s", "detected_s", "replaced_s",
+		"detection_s", "replacement_s", "by_restart",
+	}); err != nil {
+		return err
+	}
+	row := make([]string, 9)
+	for i := range ls {
+		l := &ls[i]
+		row[0] = strconv.Itoa(l.Job)
+		row[1] = strconv.FormatUint(l.Epoch, 10)
+		row[2] = strconv.Itoa(l.Provider)
+		row[3] = fmtSeconds(l.Crashed)
+		row[4] = fmtOptSeconds(l.Detected)
+		row[5] = fmtOptSeconds(l.Replaced)
+		row[6], row[7] = "", ""
+		if l.Detected >= 0 {
+			row[6] = fmtSeconds(l.Detection())
+			if l.Replaced >= 0 {
+				row[7] = fmtSeconds(l.Replacement())
+			}
+		}
+		row[8] = strconv.FormatBool(l.ByRestart)
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -383,7 +419,9 @@ func eventsPerSecond(r *Result) float64 {
 // wait percentiles, median price per CPU-hour of succeeded jobs, mean of the
 // utilisation time series, events, events per wall second, and wall time.
 // A statistic with no data behind it (no job placed, say) is "-".
-// Percentiles are nearest-rank.
+// Percentiles are nearest-rank. When a run had crashes, asks to dead
+// providers or jobs waiting for capacity, a second table follows with the
+// figures of Faults.
 func Summary(w io.Writer, rs []*Result) {
 	rows := [][]string{{
 		"variant", "seed", "jobs", "placed%", "succeeded%",
@@ -411,6 +449,44 @@ func Summary(w io.Writer, rs []*Result) {
 			r.Wall.Round(time.Millisecond).String(),
 		})
 	}
+	writeTable(w, rows)
+	faults := [][]string{{
+		"variant", "seed", "crashes", "leases_lost", "by_restart", "detect_p50_ms", "detect_p99_ms",
+		"replace_p50_ms", "replace_p99_ms", "jobs_lost", "dead_asks", "waited", "cap_wait_p50_ms", "cap_wait_p99_ms",
+	}}
+	shown := false
+	for _, r := range rs {
+		if r == nil {
+			continue
+		}
+		f := FaultsOf(r)
+		shown = shown || f.Crashes > 0 || f.DeadAsks > 0 || f.Waited > 0
+		faults = append(faults, []string{
+			variantName(r),
+			strconv.FormatUint(r.Seed, 10),
+			strconv.Itoa(f.Crashes),
+			strconv.Itoa(f.LeasesLost),
+			strconv.Itoa(f.ByRestart),
+			fmtMillis(f.DetectP50),
+			fmtMillis(f.DetectP99),
+			fmtMillis(f.ReplaceP50),
+			fmtMillis(f.ReplaceP99),
+			strconv.Itoa(f.JobsLost),
+			strconv.FormatUint(f.DeadAsks, 10),
+			strconv.Itoa(f.Waited),
+			fmtMillis(f.CapacityWaitP50),
+			fmtMillis(f.CapacityWaitP99),
+		})
+	}
+	if shown {
+		io.WriteString(w, "\n")
+		writeTable(w, faults)
+	}
+}
+
+// writeTable writes rows as fixed-width columns: the first left-aligned,
+// the rest right-aligned.
+func writeTable(w io.Writer, rows [][]string) {
 	width := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for i, c := range row {
@@ -432,6 +508,87 @@ func Summary(w io.Writer, rs []*Result) {
 		b.WriteByte('\n')
 		io.WriteString(w, b.String())
 	}
+}
+
+// Faults sums up how a run weathered its providers' crashes and its queue,
+// in the figures a chaos run on real daemons reports. Percentiles are
+// nearest-rank; a percentile with no data behind it is -1.
+type Faults struct {
+	Crashes     int // provider crashes
+	LeasesLost  int // leases live on a provider when it crashed
+	Undetected  int // of those, never declared lost: the job ended first, or the run stopped
+	ByRestart   int // of those declared lost, found by a watch of the provider back up (CODE_RUN_LOST)
+	NotReplaced int // of those declared lost, never followed by another lease accepted
+	// DetectP50 and DetectP99 are the time from a crash to the requester
+	// declaring a lease lost, over the leases declared lost.
+	DetectP50, DetectP99 time.Duration
+	// ReplaceP50 and ReplaceP99 are the time from a lease declared lost to
+	// the job's next lease accepted, over the leases re-placed.
+	ReplaceP50, ReplaceP99 time.Duration
+	JobsLost               int    // jobs JobRecord.Lost
+	DeadAsks               uint64 // offer requests and leases that reached a provider down
+	Waited                 int    // jobs that waited for capacity
+	// CapacityWaitP50 and CapacityWaitP99 are the time the jobs that
+	// waited for capacity waited.
+	CapacityWaitP50, CapacityWaitP99 time.Duration
+}
+
+// FaultsOf computes the Faults of a result.
+func FaultsOf(r *Result) Faults {
+	f := Faults{DeadAsks: r.DeadAsks, LeasesLost: len(r.Losses)}
+	for i := range r.Providers {
+		f.Crashes += r.Providers[i].Crashes
+	}
+	var detect, replace, waits []time.Duration
+	for i := range r.Losses {
+		l := &r.Losses[i]
+		switch {
+		case l.Detected < 0:
+			f.Undetected++
+			continue
+		case l.ByRestart:
+			f.ByRestart++
+		}
+		detect = append(detect, l.Detection())
+		if l.Replaced < 0 {
+			f.NotReplaced++
+			continue
+		}
+		replace = append(replace, l.Replacement())
+	}
+	for i := range r.Jobs {
+		j := &r.Jobs[i]
+		if j.Lost() {
+			f.JobsLost++
+		}
+		if j.CapacityWait > 0 {
+			f.Waited++
+			waits = append(waits, j.CapacityWait)
+		}
+	}
+	f.DetectP50, f.DetectP99 = durationPercentile(detect, 50), durationPercentile(detect, 99)
+	f.ReplaceP50, f.ReplaceP99 = durationPercentile(replace, 50), durationPercentile(replace, 99)
+	f.CapacityWaitP50, f.CapacityWaitP99 = durationPercentile(waits, 50), durationPercentile(waits, 99)
+	return f
+}
+
+// durationPercentile is the nearest-rank p-th percentile of ds, which it
+// sorts, or -1 if there is none.
+func durationPercentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return -1
+	}
+	slices.Sort(ds)
+	k := int(math.Ceil(p / 100 * float64(len(ds))))
+	return ds[min(max(k, 1), len(ds))-1]
+}
+
+// fmtMillis writes a duration in milliseconds, or "-" for the -1 of none.
+func fmtMillis(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
 }
 
 // summaryStats are the numbers of one Summary row; NaN means no data.

@@ -123,9 +123,9 @@ func TestReportWriteRun(t *testing.T) {
 		header []string
 		rows   int
 	}{
-		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason"}, 300},
+		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s"}, 300},
 		{placementsCSV, []string{"job", "epoch", "provider", "class", "region", "at_s", "latency_s", "quoted", "currency"}, 200},
-		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency"}, 10},
+		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks"}, 10},
 		{classesCSV, []string{"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency"}, 2},
 		{timeseriesCSV, []string{"at_s", "placing", "running", "done", "up", "utilisation", "util_edge", "util_dc"}, 120},
 	}
@@ -148,7 +148,7 @@ func TestReportWriteRun(t *testing.T) {
 			"ended_s": "1807.008", "wait_s": "0.008", "state": "succeeded",
 			"cpu_millis": "2000", "cpu_s": "3600.000", "memory_bytes": "1073741824", "run_s": "1800.000",
 			"constrained": "false", "epochs": "1", "class": "dc", "paid": "1.200000",
-			"subsidy": "0.000000", "currency": "EUR", "reason": "",
+			"subsidy": "0.000000", "currency": "EUR", "reason": "", "code": "", "capacity_wait_s": "0.000",
 		}
 		if diff := cmp.Diff(want, jobs[7]); diff != "" {
 			t.Errorf("jobs.csv row 7 (-want +got):\n%s", diff)
@@ -393,5 +393,56 @@ func BenchmarkPlotWritePlots(b *testing.B) {
 		if err := WritePlots(dir, rs); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFaults sums synthetic losses: 10 leases lost 1..10 s after their
+// crash and re-placed 10..100 ms later, one never found and one never
+// placed again; and writes them to losses.csv.
+func TestFaults(t *testing.T) {
+	r := reportResult("churn", 1, 300, time.Millisecond, 0)
+	r.DeadAsks = 7
+	r.Providers[3].Crashes = 4
+	for i := range 10 {
+		crashed := time.Duration(i) * time.Minute
+		l := LossRecord{Job: i, Epoch: 1, Provider: 3, Crashed: crashed,
+			Detected: crashed + time.Duration(i+1)*time.Second, Replaced: -1, ByRestart: i%2 == 0}
+		l.Replaced = l.Detected + time.Duration(i+1)*10*time.Millisecond
+		r.Losses = append(r.Losses, l)
+	}
+	r.Losses = append(r.Losses,
+		LossRecord{Job: 20, Epoch: 2, Provider: 3, Crashed: time.Hour, Detected: time.Hour + 20*time.Second, Replaced: -1},
+		LossRecord{Job: 21, Epoch: 1, Provider: 3, Crashed: time.Hour, Detected: -1, Replaced: -1})
+	r.Jobs[20].State, r.Jobs[20].Code = "failed", "leases lost"
+	r.Jobs[21].State, r.Jobs[21].Code = "failed", "run failed" // its own failure: not lost
+	r.Jobs[22].State = "running"                               // cut off by the end of the run: lost
+	r.Jobs[5].CapacityWait = 3 * time.Second
+
+	f := FaultsOf(r)
+	want := Faults{
+		Crashes: 4, LeasesLost: 12, Undetected: 1, ByRestart: 5, NotReplaced: 1,
+		DetectP50: 6 * time.Second, DetectP99: 20 * time.Second, // 1..10 s and 20 s
+		ReplaceP50: 50 * time.Millisecond, ReplaceP99: 100 * time.Millisecond,
+		JobsLost: 2, DeadAsks: 7, Waited: 1, CapacityWaitP50: 3 * time.Second, CapacityWaitP99: 3 * time.Second,
+	}
+	if diff := cmp.Diff(want, f); diff != "" {
+		t.Errorf("faults (-want +got):\n%s", diff)
+	}
+	var b bytes.Buffer
+	Summary(&b, []*Result{r})
+	if !strings.Contains(b.String(), "detect_p99_ms") || !strings.Contains(b.String(), "20000.0") {
+		t.Errorf("summary lacks the faults table:\n%s", b.String())
+	}
+
+	dir := t.TempDir()
+	if err := WriteRun(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	header, rows := readCSV(t, filepath.Join(dir, lossesCSV))
+	if diff := cmp.Diff([]string{"job", "epoch", "provider", "crashed_s", "detected_s", "replaced_s", "detection_s", "replacement_s", "by_restart"}, header); diff != "" {
+		t.Errorf("losses.csv header (-want +got):\n%s", diff)
+	}
+	if len(rows) != 12 || rows[1]["detection_s"] != "2.000" || rows[1]["replacement_s"] != "0.020" || rows[11]["detected_s"] != "" || rows[10]["replaced_s"] != "" {
+		t.Errorf("losses.csv rows: %v", rows)
 	}
 }

@@ -1,6 +1,10 @@
 package simulations
 
-import "time"
+import (
+	"time"
+
+	"github.com/cuivre/cuivre/scheduler"
+)
 
 // Result is what one run of one variant of a scenario measured. Times are
 // virtual, since the start of the run.
@@ -24,6 +28,12 @@ type Result struct {
 	Providers  []ProviderRecord
 	Classes    []ClassRecord
 	Series     []Sample
+	// Losses are the leases that died with their provider, one per lease
+	// live at a crash.
+	Losses []LossRecord
+	// DeadAsks counts the offer requests and leases that reached a
+	// provider down: what stale discovery records cost.
+	DeadAsks uint64
 }
 
 // JobRecord is one job.
@@ -45,10 +55,46 @@ type JobRecord struct {
 	Subsidy     float64       // what public funds paid on top
 	Currency    string
 	Reason      string // why it failed
+	// Code is the reason's code, as scheduler.Reason names it ("run
+	// failed", "leases lost", "not placed"), for a job that ended other
+	// than succeeded; empty otherwise.
+	Code string
+	// CapacityWait is how long the job waited for capacity, over all its
+	// placements: from a status saying it waits (a round failed, a fitting
+	// provider being full) to the next status that does not.
+	CapacityWait time.Duration
 }
 
 // Wait is the placement latency: submission to first lease accepted.
 func (j *JobRecord) Wait() time.Duration { return j.Placed - j.Submitted }
+
+// Lost says whether the job did not succeed for a reason other than its own
+// run's failure: not placed in time, too many leases lost, or still placing
+// or running when the run stopped. It is what a fault may cost a customer.
+func (j *JobRecord) Lost() bool {
+	return j.State != scheduler.JobSucceeded.String() && j.Code != scheduler.ReasonRunFailed.String()
+}
+
+// LossRecord is one lease that died with its provider. Times are since the
+// start of the run; -1 means it never came.
+type LossRecord struct {
+	Job      int
+	Epoch    uint64
+	Provider int
+	Crashed  time.Duration // the provider crashed
+	Detected time.Duration // the requester declared the lease lost
+	Replaced time.Duration // the job's next lease was accepted
+	// ByRestart says the requester learnt of it from the provider back up
+	// (CODE_RUN_LOST on a watch), not from missed heartbeats.
+	ByRestart bool
+}
+
+// Detection is how long the requester took to declare the lease lost.
+func (l *LossRecord) Detection() time.Duration { return l.Detected - l.Crashed }
+
+// Replacement is the time from the loss declared to the next lease
+// accepted.
+func (l *LossRecord) Replacement() time.Duration { return l.Replaced - l.Detected }
 
 // PlacementRecord is one lease accepted.
 type PlacementRecord struct {
@@ -72,6 +118,7 @@ type ProviderRecord struct {
 	CPUMillis   uint64 // capacity
 	Leases      int    // leases committed
 	Crashes     int
+	DeadAsks    int     // offer requests and leases that reached it while it was down
 	BusyCPUSecs float64 // CPU-seconds committed to leases
 	// Utilisation is BusyCPUSecs over capacity times the time it was up.
 	Utilisation float64

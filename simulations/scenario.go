@@ -75,7 +75,15 @@ type Discovery struct {
 type Scheduler struct {
 	Config     scheduler.Config // Policy is set from PolicyName
 	PolicyName string           // default "balanced"
+	// DeadFor is how long a requester leaves a provider that did not answer
+	// an offer request or a lease out of the candidates of all its
+	// placements, as the daemon's requester does. Default DefaultDeadFor.
+	DeadFor time.Duration
 }
+
+// DefaultDeadFor is how long a requester's negative cache keeps a provider
+// that did not answer: the daemon's.
+const DefaultDeadFor = scheduler.DefaultDeadFor
 
 // Requesters are the nodes customers submit jobs through; each job goes to
 // one of them at random.
@@ -127,12 +135,20 @@ type Class struct {
 }
 
 // Churn is a provider's sessions: it runs for an exponential time of mean
-// Session, crashes (its leases die with it), and comes back empty after an
-// exponential time of mean Downtime.
+// Session, crashes (its leases die with it), and comes back empty after a
+// downtime: a share Fast of the restarts are fast, uniform on
+// [0, 2*FastDowntime] (a process restarted at once by its supervisor), the
+// rest exponential of mean Downtime.
 type Churn struct {
-	Session  time.Duration
-	Downtime time.Duration // default Session/10
+	Session      time.Duration
+	Downtime     time.Duration // default Session/10
+	Fast         float64       // share of fast restarts, in [0, 1]; default 0
+	FastDowntime time.Duration // mean downtime of a fast restart; default 500ms
 }
+
+// DefaultFastDowntime is the mean downtime of a fast restart: uniform on
+// [0, 1s], the time a supervisor takes to start a killed daemon again.
+const DefaultFastDowntime = 500 * time.Millisecond
 
 // Workload is the jobs customers submit.
 type Workload struct {
@@ -162,8 +178,10 @@ type Workload struct {
 
 // Arrivals is the arrival process of jobs.
 type Arrivals struct {
-	// Process is "poisson" (default) or "bursty": Poisson at Rate, times
-	// BurstFactor during bursts of mean length BurstOn every mean BurstOff.
+	// Process is "poisson" (default); "bursty": Poisson at Rate, times
+	// BurstFactor during bursts of mean length BurstOn every mean BurstOff;
+	// or "steady": one arrival every 1/Rate exactly, as a load generator
+	// submits.
 	Process string
 	// Rate is the mean number of arrivals per second. Either Rate or Load
 	// is set.

@@ -37,7 +37,7 @@ const (
 
 // The names a scenario may use for an arrival process and a distribution.
 var (
-	arrivalProcesses = []string{"poisson", "bursty"}
+	arrivalProcesses = []string{"poisson", "bursty", "steady"}
 	distKinds        = []string{"exponential", "fixed", "uniform", "lognormal"}
 )
 
@@ -219,6 +219,16 @@ func (p *scenarioParser) fraction(at, v *yaml.Node, path string) (float64, bool)
 	x, ok := p.number(at, v, path)
 	if ok && (x < 0 || x >= 1) {
 		p.fail(at, path, "%v is out of range: use a fraction from 0 up to, not including, 1", x)
+		return 0, false
+	}
+	return x, ok
+}
+
+// share reads a share in [0, 1], both ends included.
+func (p *scenarioParser) share(at, v *yaml.Node, path string) (float64, bool) {
+	x, ok := p.number(at, v, path)
+	if ok && (x < 0 || x > 1) {
+		p.fail(at, path, "%v is out of range: use a share from 0 to 1", x)
 		return 0, false
 	}
 	return x, ok
@@ -634,6 +644,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 		p.durField("max_backoff", &c.MaxBackoff, false),
 		p.intField("max_reschedules", &c.MaxReschedules, 1, big),
 		p.intField("shards", &c.Shards, 1, big),
+		p.durField("dead_for", &sc.DeadFor, false),
 	)
 }
 
@@ -700,9 +711,16 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 			ch := &c.Churn
 			present := p.Object(at, v, path,
 				p.durField("session", &ch.Session, false),
-				p.durField("downtime", &ch.Downtime, false))
-			if k := present["downtime"]; k != nil && present["session"] == nil {
-				p.fail(k, path+".downtime", "a downtime without a session: give the mean session too")
+				p.durField("downtime", &ch.Downtime, false),
+				field{Name: "fast", Read: func(at, v *yaml.Node, path string) { ch.Fast, _ = p.share(at, v, path) }},
+				p.durField("fast_downtime", &ch.FastDowntime, false))
+			for _, k := range []string{"downtime", "fast", "fast_downtime"} {
+				if at := present[k]; at != nil && present["session"] == nil {
+					p.fail(at, path+"."+k, "a %s without a session: give the mean session too", k)
+				}
+			}
+			if at := present["fast_downtime"]; at != nil && present["fast"] == nil {
+				p.fail(at, path+".fast_downtime", "a fast_downtime without fast: give the share of fast restarts too")
 			}
 		}},
 	)
@@ -1145,6 +1163,9 @@ func (p *scenarioParser) defaults() {
 	if d.CacheTTL == 0 {
 		d.CacheTTL = scheduler.DefaultCandidateTTL
 	}
+	if s.Scheduler.DeadFor == 0 {
+		s.Scheduler.DeadFor = DefaultDeadFor
+	}
 	if s.Scheduler.PolicyName == "" {
 		s.Scheduler.PolicyName = scheduler.Balanced.Name
 	}
@@ -1171,6 +1192,9 @@ func (p *scenarioParser) defaults() {
 		}
 		if c.Churn.Session > 0 && c.Churn.Downtime == 0 {
 			c.Churn.Downtime = c.Churn.Session / 10
+		}
+		if c.Churn.Fast > 0 && c.Churn.FastDowntime == 0 {
+			c.Churn.FastDowntime = DefaultFastDowntime
 		}
 	}
 	w := &s.Workload

@@ -45,6 +45,7 @@ scheduler:
   max_backoff: 5s
   max_reschedules: 3
   shards: 2
+  dead_for: 30s
 requesters: {count: 4, regions: {fr-par: 1, de-fra: 1}}
 classes:
   - name: sme
@@ -63,7 +64,7 @@ classes:
     operators: 1
     capacity: {cpu: 500m, memory: 2Gi}
     pricing: {currency: EUR, cpu_hour: 0.1}
-    churn: {session: 1h}
+    churn: {session: 1h, fast: 0.25}
 workload:
   jobs: 10000
   arrivals: {process: bursty, load: 0.8, burst_factor: 3, burst_on: 30s, burst_off: 5m}
@@ -123,7 +124,8 @@ func TestParseScenarioExample(t *testing.T) {
 		{"cloud cpu", s.Classes[1].Capacity.CPUMillis, uint64(500)},
 		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27777)}, // 0.1 an hour is 27777.8 a second
 		{"cloud regions (uniform)", s.Classes[1].Regions, Weights{{"fr-par", 1}, {"de-fra", 1}, {"es-mad", 1}, {"pl-waw", 1}}},
-		{"cloud downtime (session/10)", s.Classes[1].Churn.Downtime, 6 * time.Minute},
+		{"cloud churn (downtime session/10, fast 500ms)", s.Classes[1].Churn, Churn{Session: time.Hour, Downtime: 6 * time.Minute, Fast: 0.25, FastDowntime: 500 * ms}},
+		{"dead for", s.Scheduler.DeadFor, 30 * time.Second},
 		{"arrivals", s.Workload.Arrivals, Arrivals{Process: "bursty", Load: 0.8, BurstFactor: 3, BurstOn: 30 * time.Second, BurstOff: 5 * time.Minute}},
 		{"sizes", s.Workload.Sizes, []Size{
 			{Weight: 3, Resources: scheduler.Resources{CPUMillis: 1000, MemoryBytes: 512 << 20}},
@@ -201,6 +203,7 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform}},
 		{"class regions", s.Classes[0].Regions, uniform},
 		{"churn", s.Classes[0].Churn, Churn{}},
+		{"dead for: the daemon's", s.Scheduler.DeadFor, 10 * time.Second},
 		{"arrivals", s.Workload.Arrivals, Arrivals{Process: "poisson", Rate: 1, BurstFactor: 5, BurstOn: time.Minute, BurstOff: 10 * time.Minute}},
 		{"size weight", s.Workload.Sizes[0].Weight, 1.0},
 		{"run time", s.Workload.Duration, Dist{Kind: "exponential", Mean: time.Minute}},
@@ -296,6 +299,10 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"ceiling currency unused", doc(nil, `  ceilings: [{currency: USD, cpu_hour: "1"}]`), []string{"s.yaml:14:15: workload.ceilings[0].currency: no class prices in USD, so no provider could ever take such a job: use EUR"}},
 		{"ceiling without amount", doc(nil, `  ceilings: [{currency: EUR}]`), []string{"s.yaml:14:14: workload.ceilings[0].cpu_hour: missing"}},
 		{"churn downtime alone", doc(map[int]string{7: "    count: 10\n    churn: {downtime: 1m}"}), []string{"s.yaml:8:13: classes[0].churn.downtime: a downtime without a session"}},
+		{"fast restarts alone", doc(map[int]string{7: "    count: 10\n    churn: {fast: 0.5}"}), []string{"s.yaml:8:13: classes[0].churn.fast: a fast without a session"}},
+		{"fast downtime without fast", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast_downtime: 1s}"}), []string{"s.yaml:8:26: classes[0].churn.fast_downtime: a fast_downtime without fast"}},
+		{"fast share above 1", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast: 1.5}"}), []string{"s.yaml:8:26: classes[0].churn.fast: 1.5 is out of range: use a share from 0 to 1"}},
+		{"dead_for zero", doc(nil, "scheduler: {dead_for: 0s}"), []string{"s.yaml:14:13: scheduler.dead_for: 0s: use a positive duration"}},
 		{"trace and arrivals", doc(nil, "  trace: jobs.csv"), []string{
 			"s.yaml:11:3: workload.arrivals: not used with a trace",
 			"s.yaml:14:3: workload.trace: cannot read",

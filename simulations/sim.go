@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -63,6 +64,9 @@ type sim struct {
 	jobs       []job
 	records    []JobRecord
 	placements []PlacementRecord
+	losses     []LossRecord
+	deadFor    int64  // the requesters' negative cache: how long a silent provider is left out
+	deadAsks   uint64 // offer requests and leases that reached a provider down
 
 	// arrivals
 	rate       float64 // per second, outside bursts
@@ -107,6 +111,7 @@ type provider struct {
 	runs     []run
 	leases   int32
 	crashes  int32
+	deadAsks int32   // asks that reached it while it was down
 	busy     float64 // CPU-millis x seconds
 	revenue  float64
 	subsidy  float64
@@ -124,6 +129,16 @@ type requester struct {
 	id     string
 	region int16
 	cache  map[protocol.FacetKey]cached
+	// dead is the requester's negative cache, as the daemon's: providers
+	// that did not answer an offer request or a lease, left out of every
+	// placement's candidates until the time held.
+	dead map[int32]int64
+	// waiting are its jobs waiting for capacity, oldest (lowest ID, the
+	// order of arrival) first, and parked the back-off timers held of all
+	// but the first: served in submission order, as the daemon's
+	// (SetTimer.Wait).
+	waiting []int32
+	parked  map[int32]event
 }
 
 type cached struct {
@@ -138,6 +153,10 @@ type job struct {
 	since     int64 // submitted, or requeued
 	epoch     uint64
 	state     scheduler.JobState
+	live      uint64 // epoch of the lease the requester holds and watches; 0 if none
+	loss      int32  // index in losses of its lease that died with a provider, until re-placed; -1 if none
+	waitFrom  int64  // when it began waiting for capacity; -1 if it is not waiting
+	runLost   bool   // the event being stepped is a restarted provider's CODE_RUN_LOST
 }
 
 func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
@@ -151,6 +170,7 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 		return nil, err
 	}
 	s.cfg.Policy = pol
+	s.deadFor = int64(cmp.Or(s.sc.Scheduler.DeadFor, DefaultDeadFor))
 	s.net = stream(seed, "network")
 	s.disc = stream(seed, "discovery")
 	s.work = stream(seed, "workload")
@@ -333,30 +353,39 @@ func (s *sim) setRate() error {
 
 func (s *sim) loop() {
 	for s.q.len() > 0 && !s.stopped {
-		e := s.q.pop()
-		s.now = e.at
-		s.events++
-		s.trace.add(&e)
-		switch e.kind {
-		case evArrive:
-			s.onArrive()
-		case evTimer:
-			s.step(e.job, scheduler.TimerFired{ID: e.id})
-		case evToJob:
-			s.step(e.job, e.msg.(scheduler.Event))
-		case evToProv:
-			s.toProvider(&e)
-		case evBeat:
-			s.onBeat(&e)
-		case evEnd:
-			s.onEnd(&e)
-		case evCrash:
-			s.onCrash(e.prov)
-		case evRejoin:
-			s.onRejoin(e.prov)
-		case evSample:
-			s.onSample()
-		}
+		s.next()
+	}
+}
+
+// next processes the next event of the queue.
+func (s *sim) next() {
+	e := s.q.pop()
+	s.now = e.at
+	s.events++
+	s.trace.add(&e)
+	switch e.kind {
+	case evArrive:
+		s.onArrive()
+	case evTimer:
+		s.step(e.job, scheduler.TimerFired{ID: e.id})
+	case evToJob:
+		s.deliver(e.job, e.msg.(scheduler.Event))
+	case evToProv:
+		s.toProvider(&e)
+	case evBeat:
+		s.onBeat(&e)
+	case evEnd:
+		s.onEnd(&e)
+	case evCrash:
+		s.onCrash(e.prov)
+	case evRejoin:
+		s.onRejoin(e.prov)
+	case evSample:
+		s.onSample()
+	case evRewatch:
+		s.onRewatch(&e)
+	case evNoAnswer:
+		s.markDead(&s.requesters[s.jobs[e.job].requester], e.prov)
 	}
 }
 
@@ -412,7 +441,8 @@ func (s *sim) onArrive() {
 	rec.Constrained = len(j.Constraints) > 0
 	rec.State = scheduler.JobPlacing.String()
 	s.records = append(s.records, rec)
-	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(s.cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now, state: scheduler.JobPlacing})
+	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(s.cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now,
+		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.arrived++
 	s.active++
 	s.placing++
@@ -431,6 +461,10 @@ func (s *sim) scheduleArrival() {
 	}
 	a := &w.Arrivals
 	at := s.now
+	if a.Process == "steady" {
+		s.q.push(event{at: at + int64(float64(time.Second)/s.rate), kind: evArrive})
+		return
+	}
 	if a.Process != "bursty" {
 		s.q.push(event{at: at + s.expDur(s.arrive, time.Duration(float64(time.Second)/s.rate)), kind: evArrive})
 		return
@@ -461,6 +495,32 @@ func (s *sim) scheduleArrival() {
 	}
 }
 
+// deliver hands a message to a job at its requester, which first learns from
+// it as the daemon's does: an answer to an offer request or a lease brings
+// its provider back from the negative cache, and the candidates of a lookup
+// are filtered through it.
+func (s *sim) deliver(id int32, ev scheduler.Event) {
+	r := &s.requesters[s.jobs[id].requester]
+	switch m := ev.(type) {
+	case scheduler.OfferReceived:
+		s.markAlive(r, m.Offer.Provider)
+	case scheduler.OfferRefused:
+		s.markAlive(r, m.Provider)
+	case scheduler.LeaseAccepted:
+		s.markAlive(r, m.Provider)
+	case scheduler.LeaseRejected:
+		s.markAlive(r, m.Provider)
+	case scheduler.CandidatesFound:
+		m.Peers = s.filterDead(r, m.Peers)
+		ev = m
+	case scheduler.ResultReceived:
+		j := &s.jobs[id]
+		j.runLost = m.Code == pb.Code_CODE_RUN_LOST
+		defer func() { j.runLost = false }()
+	}
+	s.step(id, ev)
+}
+
 // step feeds an event to a job's placement and carries out its actions.
 func (s *sim) step(id int32, ev scheduler.Event) {
 	j := &s.jobs[id]
@@ -483,13 +543,28 @@ func (s *sim) act(id int32, a scheduler.Action) {
 	case scheduler.RequestOffer:
 		s.send(id, r, a.Provider, a)
 	case scheduler.SendLease:
+		j.live = a.Lease.Epoch
 		s.send(id, r, a.Provider, a)
 	case scheduler.DeclineOffer:
 		s.send(id, r, a.Provider, a)
 	case scheduler.CancelLease:
 		s.send(id, r, a.Provider, a)
 	case scheduler.SetTimer:
-		s.q.push(event{at: a.At.UnixNano(), kind: evTimer, job: id, id: a.ID})
+		ev := event{at: a.At.UnixNano(), kind: evTimer, job: id, id: a.ID}
+		if a.Wait {
+			i, found := slices.BinarySearch(r.waiting, id)
+			if !found {
+				r.waiting = slices.Insert(r.waiting, i, id)
+			}
+			if i > 0 {
+				if r.parked == nil {
+					r.parked = map[int32]event{}
+				}
+				r.parked[id] = ev
+				return
+			}
+		}
+		s.q.push(ev)
 	case scheduler.Report:
 		s.report(id, &a.Status)
 	}
@@ -502,9 +577,18 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 	if j.state.Final() {
 		return // a last report of the step that ended the job
 	}
+	s.followWait(j, rec, st)
+	if st.State != scheduler.JobPlacing || !waitingForCapacity(st) {
+		s.doneWaiting(&s.requesters[j.requester], id)
+	}
 	if len(st.Slots) > 0 {
 		sl := &st.Slots[0]
+		if sl.State == scheduler.SlotPending {
+			j.live = 0
+			s.lossDetected(j, sl.Epoch)
+		}
 		if sl.State == scheduler.SlotRunning && sl.Epoch != j.epoch {
+			s.lossReplaced(j, sl.Epoch)
 			j.epoch = sl.Epoch
 			p := s.providerOf(sl.Provider)
 			pr := PlacementRecord{Job: int(id), Epoch: sl.Epoch, Provider: p, At: time.Duration(s.now),
@@ -531,12 +615,86 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 	}
 	rec.State = st.State.String()
 	if st.State.Final() {
+		if j.loss >= 0 {
+			// The job ended with its lease lost: a failure of the job
+			// for leases lost, found when the loss was.
+			s.lossDetected(j, s.losses[j.loss].Epoch)
+			j.loss = -1
+		}
+		j.live = 0
 		rec.Ended = time.Duration(s.now)
 		rec.Reason = st.Reason
+		if st.State != scheduler.JobSucceeded {
+			rec.Code = st.Code.String()
+		}
 		j.p = nil
 		s.active--
 		s.ended++
 		s.maybeStop()
+	}
+}
+
+// followWait measures the time a job spends waiting for capacity: from a
+// report that says so to the next that does not (a lease accepted, a round
+// that failed for another reason, its end).
+func (s *sim) followWait(j *job, rec *JobRecord, st *scheduler.Status) {
+	waiting := st.State == scheduler.JobPlacing && waitingForCapacity(st)
+	switch {
+	case waiting && j.waitFrom < 0:
+		j.waitFrom = s.now
+	case !waiting && j.waitFrom >= 0:
+		rec.CapacityWait += time.Duration(s.now - j.waitFrom)
+		j.waitFrom = -1
+	}
+}
+
+// doneWaiting takes a job out of its requester's waiting jobs; if it was
+// the oldest, the next one's held back-off goes.
+func (s *sim) doneWaiting(r *requester, id int32) {
+	i, found := slices.BinarySearch(r.waiting, id)
+	if !found {
+		return
+	}
+	r.waiting = slices.Delete(r.waiting, i, i+1)
+	delete(r.parked, id)
+	if i > 0 || len(r.waiting) == 0 {
+		return
+	}
+	if ev, ok := r.parked[r.waiting[0]]; ok {
+		delete(r.parked, r.waiting[0])
+		ev.at = max(ev.at, s.now)
+		s.q.push(ev)
+	}
+}
+
+// waitingForCapacity says whether a placing job's status is the scheduler's
+// "waiting for capacity": a round failed and a fitting provider at least
+// refused it for lack of room, or rate limited it.
+func waitingForCapacity(st *scheduler.Status) bool {
+	return st.Code == scheduler.ReasonNotPlaced && scheduler.WaitsForCapacity(st.Asked)
+}
+
+// lossDetected records when the requester declared lost a lease that died
+// with its provider: its slot is pending again, or the job ended.
+func (s *sim) lossDetected(j *job, epoch uint64) {
+	if j.loss < 0 {
+		return
+	}
+	l := &s.losses[j.loss]
+	if l.Detected < 0 && l.Epoch == epoch {
+		l.Detected = time.Duration(s.now)
+		l.ByRestart = j.runLost
+	}
+}
+
+// lossReplaced records the next lease accepted after a loss was detected.
+func (s *sim) lossReplaced(j *job, epoch uint64) {
+	if j.loss < 0 {
+		return
+	}
+	if l := &s.losses[j.loss]; l.Detected >= 0 && epoch > l.Epoch {
+		l.Replaced = time.Duration(s.now)
+		j.loss = -1
 	}
 }
 
@@ -574,26 +732,92 @@ func (s *sim) oneWay(a, b int16) (int64, bool) {
 	return int64(d), lost
 }
 
-// send carries an action from a job's requester to a provider.
+// send carries an action from a job's requester to a provider. An offer
+// request or a lease is an ask, which the provider answers; its event
+// carries the time by which the requester gives up on the answer.
 func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 	p := s.providerOf(to)
 	if p < 0 {
 		return
 	}
+	var deadline int64
+	switch a := a.(type) {
+	case scheduler.RequestOffer:
+		deadline = a.Request.ExpiresAt.UnixNano()
+	case scheduler.SendLease:
+		// The placement gives up sooner (Config.LeaseTimeout); the
+		// negative cache learns of the silence then, as the daemon's.
+		deadline = s.now + int64(scheduler.LeaseAnswerWait)
+	}
 	d, lost := s.oneWay(r.region, s.providers[p].region)
 	if lost {
+		s.noAnswer(id, int32(p), deadline)
 		return
 	}
-	s.q.push(event{at: s.now + d + int64(s.sc.Classes[s.providers[p].class].ServiceTime), kind: evToProv, job: id, prov: int32(p), msg: a})
+	s.q.push(event{at: s.now + d + int64(s.sc.Classes[s.providers[p].class].ServiceTime), kind: evToProv, job: id, prov: int32(p), id: uint64(deadline), msg: a})
 }
 
-// reply carries an event from a provider back to a job's requester.
-func (s *sim) reply(id int32, p *provider, ev scheduler.Event) {
+// noAnswer tells a job's requester, at the deadline of an ask (0 for a
+// message that asks nothing), that its provider did not answer.
+func (s *sim) noAnswer(id, p int32, deadline int64) {
+	if deadline > 0 {
+		s.q.push(event{at: max(s.now, deadline), kind: evNoAnswer, job: id, prov: p})
+	}
+}
+
+// reply carries an event from a provider back to a job's requester, and
+// reports whether it was not lost.
+func (s *sim) reply(id int32, p *provider, ev scheduler.Event) bool {
 	d, lost := s.oneWay(p.region, s.requesters[s.jobs[id].requester].region)
 	if lost {
-		return
+		return false
 	}
 	s.q.push(event{at: s.now + d, kind: evToJob, job: id, msg: ev})
+	return true
+}
+
+// answer replies to an ask; an answer lost on the way is, for the
+// requester, no answer at all.
+func (s *sim) answer(e *event, p *provider, ev scheduler.Event) {
+	if !s.reply(e.job, p, ev) {
+		s.noAnswer(e.job, e.prov, int64(e.id))
+	}
+}
+
+// markDead leaves provider p out of r's candidates for the negative cache's
+// time.
+func (s *sim) markDead(r *requester, p int32) {
+	if r.dead == nil {
+		r.dead = map[int32]int64{}
+	}
+	r.dead[p] = s.now + s.deadFor
+}
+
+// markAlive takes a provider that answered out of r's negative cache.
+func (s *sim) markAlive(r *requester, id string) {
+	if len(r.dead) > 0 {
+		delete(r.dead, int32(s.providerOf(id)))
+	}
+}
+
+// filterDead returns peers less those in r's negative cache, forgetting the
+// entries that have run out, as the daemon's requester does.
+func (s *sim) filterDead(r *requester, peers []string) []string {
+	if len(r.dead) == 0 {
+		return peers
+	}
+	out := make([]string, 0, len(peers))
+	for _, id := range peers {
+		p := int32(s.providerOf(id))
+		if until, ok := r.dead[p]; ok {
+			if s.now < until {
+				continue
+			}
+			delete(r.dead, p)
+		}
+		out = append(out, id)
+	}
+	return out
 }
 
 // lookup answers a facet lookup: from the requester's cache at once, or after
@@ -663,6 +887,11 @@ func (s *sim) ids(ps []int32) []string {
 func (s *sim) toProvider(e *event) {
 	p := &s.providers[e.prov]
 	if !p.up {
+		if e.id > 0 { // an ask: its requester learns at the deadline that no one answered
+			p.deadAsks++
+			s.deadAsks++
+			s.noAnswer(e.job, e.prov, int64(e.id))
+		}
 		return
 	}
 	now := time.Unix(0, s.now)
@@ -670,24 +899,27 @@ func (s *sim) toProvider(e *event) {
 	case scheduler.RequestOffer:
 		o, err := p.market.Quote(now, a.Request)
 		if err != nil {
-			s.reply(e.job, p, scheduler.OfferRefused{Provider: p.id, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error(), RetryAfter: protocol.RetryAfterOf(err)})
+			// A full market's refusal carries its retry-after hint (the
+			// soonest reservation's end, else RetryAfterFull), as the
+			// daemon's provider sends it.
+			s.answer(e, p, scheduler.OfferRefused{Provider: p.id, RequestNonce: a.Request.Nonce, Code: protocol.CodeOf(err), Reason: err.Error(), RetryAfter: protocol.RetryAfterOf(err)})
 			return
 		}
-		s.reply(e.job, p, scheduler.OfferReceived{Offer: o})
+		s.answer(e, p, scheduler.OfferReceived{Offer: o})
 	case scheduler.SendLease:
 		if err := p.market.Commit(now, a.Lease); err != nil {
-			s.reply(e.job, p, scheduler.LeaseRejected{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch, Code: protocol.CodeOf(err), Reason: err.Error()})
+			s.answer(e, p, scheduler.LeaseRejected{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch, Code: protocol.CodeOf(err), Reason: err.Error()})
 			return
 		}
 		if slices.ContainsFunc(p.runs, func(r run) bool { return r.leaseID == a.Lease.ID && r.epoch == a.Lease.Epoch }) {
-			s.reply(e.job, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
+			s.answer(e, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
 			return // a repeated lease, committed already
 		}
 		cpu := a.Lease.Resources.CPUMillis
 		p.runs = append(p.runs, run{job: e.job, leaseID: a.Lease.ID, epoch: a.Lease.Epoch, cpu: cpu, since: s.now})
 		p.leases++
 		s.commit(p, int64(cpu))
-		s.reply(e.job, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
+		s.answer(e, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
 		c := &s.sc.Classes[p.class]
 		start := s.now + int64(c.StartDelay)
 		s.q.push(event{at: start + int64(s.jobs[e.job].run), kind: evEnd, inc: p.inc, job: e.job, prov: e.prov, id: a.Lease.Epoch})
@@ -786,6 +1018,7 @@ func (s *sim) onCrash(i int32) {
 	for _, r := range p.runs {
 		p.busy += r.cpuMillisSeconds(s.now)
 		s.commit(p, -int64(r.cpu))
+		s.runDied(i, p, r)
 	}
 	p.runs = nil
 	p.up, p.downAt, p.inc = false, s.now, p.inc+1
@@ -794,7 +1027,63 @@ func (s *sim) onCrash(i int32) {
 	c.upCPU -= c.c.Capacity.CPUMillis
 	s.upCPU -= c.c.Capacity.CPUMillis
 	s.upCount--
-	s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Downtime), kind: evRejoin, prov: i})
+	s.q.push(event{at: s.now + s.downtime(&c.c.Churn), kind: evRejoin, prov: i})
+}
+
+// downtime draws how long a crashed provider stays down: a fast restart, or
+// an exponential downtime.
+func (s *sim) downtime(ch *Churn) int64 {
+	if ch.Fast > 0 && s.churn.Float64() < ch.Fast {
+		return max(1, int64(2*float64(ch.FastDowntime)*s.churn.Float64()))
+	}
+	return s.expDur(s.churn, ch.Downtime)
+}
+
+// runDied follows a run that dies with its provider, still of the
+// incarnation p.inc: the loss is recorded, and the requester's watch stream
+// breaks. The daemon's requester then watches the lease again every
+// heartbeat interval (node/requester's watchLease), which fails while the
+// provider is down; once it is back, the lease is in its store, ended
+// FAILED with CODE_RUN_LOST at the restart, and the watch returns that. A
+// fast restart is so found before the heartbeat rule would lose the lease.
+// The model takes the stream to break at the crash, as a killed process's
+// connections are reset, and a watch of a provider down to fail at once.
+func (s *sim) runDied(i int32, p *provider, r run) {
+	j := &s.jobs[r.job]
+	if j.p == nil || j.live != r.epoch {
+		return // a lease the requester no longer holds: fenced out, or ended
+	}
+	if j.loss < 0 || s.losses[j.loss].Detected >= 0 {
+		j.loss = int32(len(s.losses))
+		s.losses = append(s.losses, LossRecord{Job: int(r.job), Epoch: r.epoch, Provider: int(i),
+			Crashed: time.Duration(s.now), Detected: -1, Replaced: -1})
+	}
+	req := s.requesters[j.requester].region
+	back, _ := s.oneWay(p.region, req)
+	fwd, _ := s.oneWay(req, p.region)
+	s.q.push(event{at: s.now + back + int64(s.cfg.HeartbeatInterval) + fwd, kind: evRewatch, inc: p.inc, job: r.job, prov: i, id: r.epoch, msg: r.leaseID})
+}
+
+// onRewatch is a requester's watch of a lease that died with a provider
+// reaching that provider: up again, it answers with the lease's end; still
+// down, the watch fails, and the requester tries again a heartbeat interval
+// later. The requester stops once its placement has let the lease go.
+func (s *sim) onRewatch(e *event) {
+	j := &s.jobs[e.job]
+	if j.p == nil || j.live != e.id {
+		return
+	}
+	p := &s.providers[e.prov]
+	if p.up && p.inc != e.inc {
+		s.reply(e.job, p, scheduler.ResultReceived{Provider: p.id, LeaseID: e.msg.(string), Epoch: e.id,
+			State: pb.LeaseState_LEASE_STATE_FAILED, ExitCode: -1, Code: pb.Code_CODE_RUN_LOST, Detail: "provider restarted while the lease was running"})
+		return
+	}
+	req := s.requesters[j.requester].region
+	back, _ := s.oneWay(p.region, req)
+	fwd, _ := s.oneWay(req, p.region)
+	e.at = s.now + back + int64(s.cfg.HeartbeatInterval) + fwd
+	s.q.push(*e)
 }
 
 func (s *sim) onRejoin(i int32) {
@@ -810,7 +1099,9 @@ func (s *sim) onRejoin(i int32) {
 	c.upCPU += c.c.Capacity.CPUMillis
 	s.upCPU += c.c.Capacity.CPUMillis
 	s.upCount++
-	s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
+	if c.c.Churn.Session > 0 { // a class without churn crashes only when a test says so
+		s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
+	}
 }
 
 func (s *sim) onSample() {
@@ -841,6 +1132,7 @@ func (s *sim) result() *Result {
 		Scenario: s.sc.Name, Variant: s.variant, Seed: s.seed,
 		TraceHash: hex.EncodeToString(s.trace.sum()), Events: s.events, SimTime: time.Duration(s.now),
 		BytesPerProvider: s.bytesPer, Jobs: s.records, Placements: s.placements, Series: s.series,
+		Losses: s.losses, DeadAsks: s.deadAsks,
 	}
 	classes := make([]ClassRecord, len(s.classes))
 	capSecs := make([]float64, len(s.classes))
@@ -860,7 +1152,7 @@ func (s *sim) result() *Result {
 		}
 		c := &s.sc.Classes[p.class]
 		pr := ProviderRecord{ID: i, Class: c.Name, Region: s.regions[p.region], CPUMillis: c.Capacity.CPUMillis,
-			Leases: int(p.leases), Crashes: int(p.crashes), BusyCPUSecs: p.busy / 1000,
+			Leases: int(p.leases), Crashes: int(p.crashes), DeadAsks: int(p.deadAsks), BusyCPUSecs: p.busy / 1000,
 			Revenue: p.revenue, Subsidy: p.subsidy, Currency: c.Pricing.Base.Currency}
 		pr.Operator, _ = p.cfg.Labels.Get(scheduler.LabelOperator)
 		cs := float64(c.Capacity.CPUMillis) / 1000 * time.Duration(up).Seconds()

@@ -65,11 +65,12 @@ type Member struct {
 	dir       string
 	runs      bool // runs leases: a provider, not only a requester
 
-	mu      sync.Mutex
-	hold    bool
-	held    []func()
-	onLease func(env []byte)
-	crashOn bool
+	mu           sync.Mutex
+	hold         bool
+	held         []func()
+	onLease      func(env []byte)
+	failReceipts int
+	crashOn      bool
 }
 
 // Market is the market of a test provider in region (its jurisdiction is
@@ -220,6 +221,30 @@ func (m *Member) Release() {
 	for _, f := range held {
 		f()
 	}
+}
+
+// Receipt answers a countersigned receipt, or fails it as a provider
+// whose disk is failing does (CODE_INTERNAL, which a requester takes for no
+// answer) while FailReceipts has some left.
+func (h *handler) Receipt(ctx context.Context, from string, sub *pb.ReceiptSubmit) *pb.ReceiptAck {
+	h.m.mu.Lock()
+	fail := h.m.failReceipts > 0
+	if fail {
+		h.m.failReceipts--
+	}
+	h.m.mu.Unlock()
+	if fail {
+		return &pb.ReceiptAck{Error: protocol.ToPB(protocol.Errorf(pb.Code_CODE_INTERNAL, "test: receipts fail"))}
+	}
+	return h.Handler.Receipt(ctx, from, sub)
+}
+
+// FailReceipts makes the member's provider fail the next n countersigned
+// receipts handed to it.
+func (m *Member) FailReceipts(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failReceipts = n
 }
 
 // OnLease calls f with every sealed lease the member receives, before its

@@ -3,15 +3,13 @@ package requester
 import (
 	"sync"
 	"time"
+
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // deadFor is how long a provider that did not answer is left out of the
-// candidates of every placement of this requester. Its records in the DHT
-// outlive it by up to their TTL; without this, each job would spend a probe
-// and an offer timeout on it. Long enough to cover the placements of a
-// burst, short enough that a provider back from a restart is asked again
-// soon.
-const deadFor = 10 * time.Second
+// candidates of every placement of this requester.
+const deadFor = scheduler.DefaultDeadFor
 
 // deadSet is the requester's negative cache of providers: those that did
 // not answer an offer request or a lease, shared by all its placements, so

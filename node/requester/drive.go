@@ -100,7 +100,12 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 			CancelLease(cctx, r.t, a.Provider, a.LeaseID, a.Epoch)
 		})
 	case scheduler.SetTimer:
-		r.clock.AfterFunc(max(0, a.At.Sub(r.clock.Now())), func() { send(scheduler.TimerFired{ID: a.ID}) })
+		fire := func() { send(scheduler.TimerFired{ID: a.ID}) }
+		if a.Wait {
+			r.queue.backoff(j, a, fire)
+			return
+		}
+		r.clock.AfterFunc(max(0, a.At.Sub(r.clock.Now())), fire)
 	case scheduler.Report:
 		r.report(j, a.Status)
 	}
@@ -141,7 +146,7 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 	}
 	env, err := record.Seal(r.cfg.Key, conv.LeaseToPB(l, string(nonce), j.env, j.heartbeat))
 	if err == nil {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, scheduler.LeaseAnswerWait)
 		err = SendLease(lctx, r.t, a.Provider, env)
 		cancel()
 		r.heard(a.Provider, err)
@@ -198,7 +203,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 			// customer need not wait for two fsyncs and a round trip that
 			// only bill the run (a receipt that does not open is logged,
 			// and changes nothing of the result either way).
-			r.settle(ctx, provider, res)
+			r.settle(provider, res)
 			r.bringOutput(j, provider, res)
 			return
 		}

@@ -74,7 +74,8 @@ type Requester struct {
 	jobs       map[string]*job
 	closed     bool // Close has begun: no new job
 	candidates candidateCache
-	dead       deadSet // providers that did not answer, left out of candidates for a while
+	dead       deadSet   // providers that did not answer, left out of candidates for a while
+	queue      waitQueue // jobs waiting for capacity, served in submission order
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,7 +99,7 @@ func New(c Config) (*Requester, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Requester{cfg: c, id: c.Transport.Self(), t: c.Transport, clock: c.Clock, log: c.Log, store: c.Store,
-		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, ctx: ctx, cancel: cancel}
+		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, queue: waitQueue{clock: c.Clock}, ctx: ctx, cancel: cancel}
 	if err := r.resumeJobs(); err != nil {
 		r.Close()
 		return nil, err

@@ -510,3 +510,98 @@ func TestRestartKeepsOperators(t *testing.T) {
 		t.Fatalf("the lost replica went to %+v, not to the only other operator's provider", v.Slots)
 	})
 }
+
+// TestCountersignatureDelivered: a provider that fails to take a
+// countersignature gets it again, with backoff, until it does; one left
+// undelivered when the requester dies is delivered by its next process.
+func TestCountersignatureDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		p := f.Providers[0]
+		countersigned := func() int {
+			rs, err := p.Store.Receipts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, r := range rs {
+				if len(r.Countersignature) > 0 {
+					n++
+				}
+			}
+			return n
+		}
+		undelivered := func() int {
+			rs, err := f.Requester.Store.Undelivered()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(rs)
+		}
+
+		p.FailReceipts(3)
+		if v := f.Wait(f.Submit("version: 1\nname: a\ntask:\n  module: m.wasm\n"+small, exectest.Write("a\n", "", 0))); v.State != "succeeded" {
+			t.Fatalf("%+v", v)
+		}
+		f.Until("the countersignature taken after three failures", func() bool { return countersigned() == 1 && undelivered() == 0 })
+
+		p.FailReceipts(1 << 30) // until the requester's next process
+		if v := f.Wait(f.Submit("version: 1\nname: b\ntask:\n  module: m.wasm\n"+small, exectest.Write("b\n", "", 0))); v.State != "succeeded" {
+			t.Fatalf("%+v", v)
+		}
+		f.Until("the second receipt countersigned here", func() bool { return undelivered() == 1 })
+		f.Requester.Crash()
+		p.FailReceipts(0)
+		f.Requester.Restart()
+		f.Until("the countersignature delivered by the next process", func() bool { return countersigned() == 2 && undelivered() == 0 })
+	})
+}
+
+// TestWaitingServedInOrder: jobs that wait for a full provider are placed
+// in the order they were submitted as its capacity frees, one at a time.
+func TestWaitingServedInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t)
+		p := f.AddProvider(nodetest.Market("fr-par", "opa"))
+		p.Hold()
+		const whole = "  resources: {cpu: \"4\", memory: 32Mi}\n" // the provider's every CPU
+		var keys []string
+		for i := range 6 {
+			keys = append(keys, f.Submit(fmt.Sprintf("version: 1\nname: j%d\ntask:\n  module: m.wasm\n", i)+whole, exectest.Write("x\n", "", 0)))
+			f.Settle(300 * time.Millisecond) // their back-offs (1 s, the retry-after hint) end out of order
+		}
+		state := func(k string) string {
+			v, _ := f.Requester.Requester.Job(k)
+			return v.State
+		}
+		f.Until("the first to run and the others to wait", func() bool {
+			if state(keys[0]) != "running" {
+				return false
+			}
+			for _, k := range keys[1:] {
+				if v, _ := f.Requester.Requester.Job(k); !strings.Contains(v.Reason, "waiting for capacity") {
+					return false
+				}
+			}
+			return true
+		})
+		for i := 1; i < len(keys); i++ {
+			p.Release() // job i-1 runs and ends; its CPUs free
+			p.Hold()
+			f.Until(fmt.Sprintf("job %d to run", i), func() bool {
+				for _, k := range keys[i+1:] {
+					if state(k) == "running" {
+						t.Fatalf("job %s placed before job %d: %q", k, i, keys)
+					}
+				}
+				return state(keys[i]) == "running"
+			})
+		}
+		p.Release()
+		for _, k := range keys {
+			if v := f.Wait(k); v.State != "succeeded" {
+				t.Fatalf("%s: %+v", k, v)
+			}
+		}
+	})
+}

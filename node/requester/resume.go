@@ -61,6 +61,7 @@ func (r *Requester) resumeJobs() error {
 	if err != nil {
 		return fmt.Errorf("reload jobs: %w", err)
 	}
+	defer r.redeliver(all)
 	for _, rec := range all {
 		if rec.State.Final() {
 			r.reloadFinished(rec)

@@ -37,6 +37,9 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 			}
 		}
 	})
+	if st.State != scheduler.JobPlacing || st.Code != scheduler.ReasonNotPlaced || !scheduler.WaitsForCapacity(st.Asked) {
+		r.queue.done(j)
+	}
 	if r.store == nil {
 		return
 	}
@@ -62,7 +65,7 @@ func (r *Requester) record(j *job, st scheduler.Status) store.Job {
 			slot.Result = &store.Result{State: res.State, ExitCode: res.ExitCode, OutputCID: string(res.OutputCid), OutputSize: res.OutputSize,
 				StdoutCID: string(res.StdoutCid), StderrCID: string(res.StderrCid),
 				Started: conv.MsTime(res.StartedAtMs), Ended: conv.MsTime(res.EndedAtMs), Error: perr,
-				StdoutCut: res.StdoutTruncated, StderrCut: res.StderrTruncated}
+				StdoutCut: res.StdoutTruncated, StderrCut: res.StderrTruncated, HasReceipt: len(res.Receipt) > 0}
 		}
 		rec.Slots = append(rec.Slots, slot)
 	}

@@ -2,6 +2,7 @@ package requester
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/cuivre/cuivre/node/conv"
@@ -25,8 +26,9 @@ func (r *Requester) keepLog(b, want []byte) {
 }
 
 // settle checks a result's receipt, countersigns it, keeps both and hands the
-// countersignature back to the provider (SPEC 6.4).
-func (r *Requester) settle(ctx context.Context, provider string, res *pb.Result) {
+// countersignature back to the provider (SPEC 6.4), in the background: again
+// after a failure, until the provider takes it (deliver).
+func (r *Requester) settle(provider string, res *pb.Result) {
 	if len(res.Receipt) == 0 {
 		return
 	}
@@ -42,11 +44,91 @@ func (r *Requester) settle(ctx context.Context, provider string, res *pb.Result)
 	if r.store != nil {
 		if err := r.store.PutReceipt(store.Receipt{LeaseID: string(rc.LeaseId), Epoch: rc.Epoch, Envelope: res.Receipt, Countersignature: cs}); err != nil {
 			r.log.Warn("store receipt", "err", err)
+			return
 		}
 	}
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := SubmitReceipt(sctx, r.t, provider, res.Receipt, cs); err != nil {
-		r.log.Info("countersignature not taken", "provider", short(provider), "err", err)
+	r.spawn(func() { r.deliver(provider, string(rc.LeaseId), rc.Epoch, res.Receipt, cs) })
+}
+
+// Backoff of a countersignature's delivery to a provider that did not take it.
+const (
+	deliverFirst = time.Second
+	deliverMax   = time.Minute
+)
+
+// deliver hands a countersignature to its provider until it takes it,
+// refuses it for good (it answered with a code), or this node stops; then
+// marks the receipt delivered. A receipt whose countersignature never
+// reaches its provider is one the provider cannot bill: a provider killed
+// or cut off when the run ended, or this node killed before it sent it
+// (redeliver takes it up at the next start).
+func (r *Requester) deliver(provider, id string, epoch uint64, receipt, cs []byte) {
+	wait := deliverFirst
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		err := SubmitReceipt(ctx, r.t, provider, receipt, cs)
+		cancel()
+		if err != nil && r.ctx.Err() != nil {
+			return
+		}
+		if code := answerCode(err); err == nil || code != pb.Code_CODE_UNSPECIFIED && code != pb.Code_CODE_RATE_LIMITED {
+			if err != nil {
+				r.log.Info("countersignature refused", "provider", short(provider), "err", err)
+			}
+			if r.store != nil {
+				if err := r.store.Deliver(id, epoch); err != nil {
+					r.log.Warn("store receipt delivered", "err", err)
+				}
+			}
+			return
+		}
+		r.log.Debug("countersignature not taken yet", "provider", short(provider), "err", err, "again in", wait)
+		select {
+		case <-r.clock.After(wait):
+		case <-r.ctx.Done():
+			return
+		}
+		wait = min(2*wait, deliverMax)
+	}
+}
+
+// redeliver takes up, at start, what a previous process of this node left
+// unsettled: countersignatures not delivered, and receipts of results it
+// recorded but did not live to countersign, which it asks their providers
+// for again.
+func (r *Requester) redeliver(jobs []store.Job) {
+	if r.store == nil {
+		return
+	}
+	pending, err := r.store.Undelivered()
+	if err != nil {
+		r.log.Warn("receipts to deliver", "err", err)
+	}
+	for _, rc := range pending {
+		pr, err := record.OpenReceipt(rc.Envelope)
+		if err != nil || string(pr.Provider) == r.id {
+			continue // this node's own, as a provider: its requesters countersigned them
+		}
+		r.spawn(func() { r.deliver(string(pr.Provider), rc.LeaseID, rc.Epoch, rc.Envelope, rc.Countersignature) })
+	}
+	for _, j := range jobs {
+		for _, s := range j.Slots {
+			if s.Result == nil || !s.Result.HasReceipt {
+				continue
+			}
+			if _, err := r.store.Receipt(s.LeaseID, s.Epoch); !errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			r.spawn(func() {
+				ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+				defer cancel()
+				res, err := Watch(ctx, r.t, s.Provider, &pb.WatchRequest{LeaseId: []byte(s.LeaseID), Epoch: s.Epoch}, nil)
+				if err != nil {
+					r.log.Info("receipt not fetched again", "provider", short(s.Provider), "err", err)
+					return
+				}
+				r.settle(s.Provider, res)
+			})
+		}
 	}
 }

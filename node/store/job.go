@@ -97,6 +97,9 @@ type Result struct {
 	Started              time.Time
 	Ended                time.Time
 	Error                *protocol.Error
+	// HasReceipt says the result carried a usage receipt: one the
+	// requester must have countersigned, and fetches again if it has not.
+	HasReceipt bool
 }
 
 // The scheduler's states are numbered by iota; the file's are fixed in
@@ -182,6 +185,7 @@ func encodeJob(j *Job) ([]byte, error) {
 				StdoutTruncated: r.StdoutCut,
 				OutputSize:      r.OutputSize,
 				StderrTruncated: r.StderrCut,
+				HasReceipt:      r.HasReceipt,
 			}
 		}
 		m.Slots[i] = ps
@@ -254,6 +258,7 @@ func decodeJob(k, v []byte) (Job, error) {
 				StdoutCut:  r.StdoutTruncated,
 				OutputSize: r.OutputSize,
 				StderrCut:  r.StderrTruncated,
+				HasReceipt: r.HasReceipt,
 			}
 		}
 		j.Slots[i] = s

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -18,6 +19,9 @@ type Receipt struct {
 	Epoch            uint64
 	Envelope         []byte // the sealed UsageReceipt envelope
 	Countersignature []byte // the sealed Countersignature envelope; nil until countersigned
+	// Delivered says, on a requester's side, that the provider took the
+	// countersignature: until then it is handed over again (Undelivered).
+	Delivered bool
 }
 
 func encodeReceipt(r *Receipt) ([]byte, error) {
@@ -26,6 +30,7 @@ func encodeReceipt(r *Receipt) ([]byte, error) {
 		Epoch:            r.Epoch,
 		Receipt:          r.Envelope,
 		Countersignature: r.Countersignature,
+		Delivered:        r.Delivered,
 	})
 }
 
@@ -41,7 +46,7 @@ func decodeReceipt(k, v []byte) (Receipt, error) {
 	if string(m.LeaseId) != id || m.Epoch != epoch {
 		return Receipt{}, fmt.Errorf("receipt %x epoch %d: record names lease %x epoch %d: the store is damaged", id, epoch, m.LeaseId, m.Epoch)
 	}
-	return Receipt{LeaseID: id, Epoch: epoch, Envelope: orNil(m.Receipt), Countersignature: orNil(m.Countersignature)}, nil
+	return Receipt{LeaseID: id, Epoch: epoch, Envelope: orNil(m.Receipt), Countersignature: orNil(m.Countersignature), Delivered: m.Delivered}, nil
 }
 
 // fence refuses an epoch older than the newest one stored of a lease, as a
@@ -119,6 +124,28 @@ func (tx *Tx) Countersign(id string, epoch uint64, countersignature []byte) erro
 	return tx.bucket(bucketReceipts).Put(leaseKey(id, epoch), v)
 }
 
+// Deliver marks a countersigned receipt delivered: its provider took the
+// countersignature. It is bookkeeping of the requester's, not fenced: an
+// older epoch's receipt is delivered as well as the newest.
+func (tx *Tx) Deliver(id string, epoch uint64) error {
+	r, err := tx.Receipt(id, epoch)
+	if err != nil {
+		return fmt.Errorf("deliver: %w", err)
+	}
+	if len(r.Countersignature) == 0 {
+		return fmt.Errorf("deliver receipt %x epoch %d: not countersigned", id, epoch)
+	}
+	if r.Delivered {
+		return nil
+	}
+	r.Delivered = true
+	v, err := encodeReceipt(&r)
+	if err != nil {
+		return fmt.Errorf("deliver receipt %x epoch %d: encode: %w", id, epoch, err)
+	}
+	return tx.bucket(bucketReceipts).Put(leaseKey(id, epoch), v)
+}
+
 // Receipt returns one lease epoch's receipt, or an error wrapping ErrNotFound.
 func (tx *Tx) Receipt(id string, epoch uint64) (Receipt, error) {
 	k := leaseKey(id, epoch)
@@ -155,6 +182,19 @@ func (s *Store) PutReceipt(r Receipt) error {
 // share a transaction (Batch).
 func (s *Store) Countersign(id string, epoch uint64, countersignature []byte) error {
 	return s.Batch(func(tx *Tx) error { return tx.Countersign(id, epoch, countersignature) })
+}
+
+// Deliver is Tx.Deliver, synced before it returns; concurrent calls share a
+// transaction (Batch).
+func (s *Store) Deliver(id string, epoch uint64) error {
+	return s.Batch(func(tx *Tx) error { return tx.Deliver(id, epoch) })
+}
+
+// Undelivered returns the receipts countersigned here whose countersignature
+// was not yet taken by their provider, in key order.
+func (s *Store) Undelivered() ([]Receipt, error) {
+	all, err := s.Receipts()
+	return slices.DeleteFunc(all, func(r Receipt) bool { return r.Delivered || len(r.Countersignature) == 0 }), err
 }
 
 // Receipt is Tx.Receipt on a snapshot.

@@ -445,8 +445,11 @@ type Receipt struct {
 	Epoch            uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Receipt          []byte                 `protobuf:"bytes,3,opt,name=receipt,proto3" json:"receipt,omitempty"`                   // the sealed UsageReceipt envelope
 	Countersignature []byte                 `protobuf:"bytes,4,opt,name=countersignature,proto3" json:"countersignature,omitempty"` // the sealed Countersignature envelope; empty until signed
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// On a requester's side: the provider took the countersignature. Until it
+	// has, the requester hands it over again, after a restart too.
+	Delivered     bool `protobuf:"varint,5,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
@@ -505,6 +508,13 @@ func (x *Receipt) GetCountersignature() []byte {
 		return x.Countersignature
 	}
 	return nil
+}
+
+func (x *Receipt) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
 }
 
 // Job is a requester's record of a customer's job, under the key job_cid of the
@@ -820,6 +830,7 @@ type Result struct {
 	StdoutTruncated bool                   `protobuf:"varint,9,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
 	StderrTruncated bool                   `protobuf:"varint,10,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
 	OutputSize      uint64                 `protobuf:"varint,11,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`
+	HasReceipt      bool                   `protobuf:"varint,12,opt,name=has_receipt,json=hasReceipt,proto3" json:"has_receipt,omitempty"` // the result carried a usage receipt, to countersign
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -931,6 +942,13 @@ func (x *Result) GetOutputSize() uint64 {
 	return 0
 }
 
+func (x *Result) GetHasReceipt() bool {
+	if x != nil {
+		return x.HasReceipt
+	}
+	return false
+}
+
 // Module is the index entry of a cached module, under the key of its binary
 // CID in the bucket "modules". The bytes are a file, not a value (doc.go).
 type Module struct {
@@ -1037,12 +1055,13 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x10stdout_truncated\x18\x16 \x01(\bR\x0fstdoutTruncated\x12)\n" +
 	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
 	"\voutput_size\x18\x18 \x01(\x04R\n" +
-	"outputSize\"\x80\x01\n" +
+	"outputSize\"\x9e\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
 	"\areceipt\x18\x03 \x01(\fR\areceipt\x12*\n" +
-	"\x10countersignature\x18\x04 \x01(\fR\x10countersignature\"\xd0\x02\n" +
+	"\x10countersignature\x18\x04 \x01(\fR\x10countersignature\x12\x1c\n" +
+	"\tdelivered\x18\x05 \x01(\bR\tdelivered\"\xd0\x02\n" +
 	"\x03Job\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1a\n" +
 	"\benvelope\x18\x02 \x01(\fR\benvelope\x12\x1b\n" +
@@ -1069,7 +1088,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05lease\x18\x05 \x01(\fR\x05lease\x12'\n" +
 	"\x05price\x18\x06 \x01(\v2\x11.cuivre.v1.AmountR\x05price\x12/\n" +
 	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\x12(\n" +
-	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\x92\x03\n" +
+	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xb3\x03\n" +
 	"\x06Result\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cuivre.v1.LeaseStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
@@ -1086,7 +1105,9 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x10stderr_truncated\x18\n" +
 	" \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
 	"\voutput_size\x18\v \x01(\x04R\n" +
-	"outputSize\"u\n" +
+	"outputSize\x12\x1f\n" +
+	"\vhas_receipt\x18\f \x01(\bR\n" +
+	"hasReceipt\"u\n" +
 	"\x06Module\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
