@@ -166,10 +166,13 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, " (%d missed: target not running)", r.Missed)
 	}
 	fmt.Fprintln(tw)
-	if r.EventsSeen {
+	switch {
+	case r.EventsSeen && r.LeasesHit == 0:
+		fmt.Fprintf(tw, "detection\tno lease was live on a provider when it was killed or cut off\n")
+	case r.EventsSeen:
 		fmt.Fprintf(tw, "detection\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d leases; %d hit, %d not declared lost)\n", r.Detection.P50Ms, r.Detection.P99Ms, r.Detection.MaxMs, r.Detection.N, r.LeasesHit, r.Undeclared)
 		fmt.Fprintf(tw, "re-placement\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d slots)\n", r.Replacement.P50Ms, r.Replacement.P99Ms, r.Replacement.MaxMs, r.Replacement.N)
-	} else {
+	default:
 		fmt.Fprintf(tw, "detection\tunknown: the requester's job views carry no events\n")
 	}
 	fmt.Fprintf(tw, "placed after 20%% died\t%d of %d (%.1f%%), jobs submitted in the %v after each mass kill\n", r.AfterMassKill.Placed, r.AfterMassKill.Submitted, 100*r.AfterMassKill.Rate, massWindow)
