@@ -113,4 +113,7 @@ func TestMeasure(t *testing.T) {
 	if r.Detection.N != 1 || r.Detection.P50Ms != 1300 || r.Replacement.N != 1 || r.Replacement.P50Ms != 400 {
 		t.Fatalf("detection %+v, re-placement %+v: want 1300 ms and 400 ms", r.Detection, r.Replacement)
 	}
+	if len(r.Slowest) != 1 || r.Slowest[0].NewProvider != "B" || r.Slowest[0].ReplaceMs != 400 {
+		t.Fatalf("slowest %+v: want the one re-placement, 400 ms, on B", r.Slowest)
+	}
 }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,6 +68,9 @@ type Report struct {
 	// (their job ended otherwise, or the run drained first).
 	LeasesHit  int `json:"leases_hit"`
 	Undeclared int `json:"undeclared"`
+	// Slowest are the five slowest re-placements, to look up in the
+	// requester's job views (keep the data dirs with --dir).
+	Slowest []Sample `json:"slowest_replacements,omitempty"`
 	// EventsSeen says whether the requester's job views carried events at
 	// all: without them there is no detection or re-placement figure.
 	EventsSeen bool `json:"events_seen"`
@@ -111,9 +115,20 @@ func quantiles(ds []time.Duration) Quantiles {
 	slices.Sort(ds)
 	at := func(q float64) float64 {
 		i := min(len(ds)-1, int(q*float64(len(ds))))
-		return float64(ds[i].Microseconds()) / 1000
+		return ms(ds[i])
 	}
 	return Quantiles{N: len(ds), P50Ms: at(0.5), P99Ms: at(0.99), MaxMs: at(1)}
+}
+
+// Sample is one lease taken out by a fault, detected and placed again.
+type Sample struct {
+	Job         string  `json:"job"`
+	Slot        int     `json:"slot"`
+	Epoch       uint64  `json:"epoch"` // the epoch lost
+	Provider    string  `json:"provider"`
+	DetectMs    float64 `json:"detect_ms"`
+	ReplaceMs   float64 `json:"replace_ms"`
+	NewProvider string  `json:"new_provider"`
 }
 
 // Placement is how many of some jobs were placed.
@@ -268,6 +283,7 @@ type hit struct {
 // slot's next "leased" one.
 func measure(r *Report, jobs []*job, hits []hit) {
 	var detect, replace []time.Duration
+	var samples []Sample
 	for _, j := range jobs {
 		ev := j.view.Events
 		if len(ev) > 0 {
@@ -303,9 +319,15 @@ func measure(r *Report, jobs []*job, hits []hit) {
 				}
 				if next != nil {
 					replace = append(replace, next.At.Sub(end.At))
+					samples = append(samples, Sample{Job: j.cid, Slot: l.Slot, Epoch: l.Epoch, Provider: l.Provider,
+						DetectMs: ms(end.At.Sub(h.At)), ReplaceMs: ms(next.At.Sub(end.At)), NewProvider: next.Provider})
 				}
 			}
 		}
 	}
 	r.Detection, r.Replacement = quantiles(detect), quantiles(replace)
+	slices.SortFunc(samples, func(a, b Sample) int { return cmp.Compare(b.ReplaceMs, a.ReplaceMs) })
+	r.Slowest = samples[:min(5, len(samples))]
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
