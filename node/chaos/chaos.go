@@ -181,7 +181,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				why = err.Error()
 			} else {
 				r.ns = ns
-				defer ns.Close()
+				defer func() {
+					if err := ns.Close(); err != nil {
+						fmt.Fprintf(o.Log, "removing the run's namespaces and links: %v (remove them with `ip netns del`, `ip link del`)\n", err)
+					}
+				}()
 			}
 		}
 		r.report.PartitionsSkipped = why
