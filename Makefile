@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test lint fuzz bench simbench crash chaos proto check
+.PHONY: help build examples examples-check run test lint fuzz bench simbench crash queue chaos proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 m
 
 crash: ## kill -9 a provider daemon under load 200 times; check its store and ledger after each (about a minute)
 	CUIVRE_CRASH_KILLS=200 $(GO) test -count=1 -run '^TestCrashPoints$$' -v ./cmd/cuivre
+
+queue: ## 300 jobs through `cuivre job run`, 100 at a time, on 5 provider daemons of 1.6 vCPU: every one must succeed (a minute or two)
+	CUIVRE_QUEUE=5,300,100 $(GO) test -count=1 -run '^TestQueueCLI$$' -v ./cmd/cuivre
 
 chaos: build ## 10 providers and a requester as processes, 10 minutes of jobs under 200+ faults (kills, partitions as root): chaos.json (about 14 minutes)
 	$(BIN) chaos --out chaos.json

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 func get(t *testing.T, url, token string) (int, string) {
@@ -73,5 +75,44 @@ func TestAPI(t *testing.T) {
 	code, body = get(t, base+"/metrics", "")
 	if code != 200 || !strings.Contains(body, "cuivre_dht_routing_table_peers 1") {
 		t.Errorf("/metrics: %d, lacks the routing table gauge", code)
+	}
+}
+
+// TestAPIModules: a module is held, or not: the CLI sends its bytes with a
+// job only when not.
+func TestAPIModules(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := New(Options{Identity: newKey(t), Market: testMarket(), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	dir := t.TempDir()
+	srv, err := n.ServeAPI("127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	base := srv.Addr()
+	tok, err := os.ReadFile(filepath.Join(dir, "api.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := n.AddModule([]byte("\x00asm\x01\x00\x00\x00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, base+"/v1/modules/"+held.String(), strings.TrimSpace(string(tok))); code != 200 {
+		t.Errorf("/v1/modules of a module held: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/v1/modules/"+wire.SumCID([]byte("other")).String(), strings.TrimSpace(string(tok))); code != 404 {
+		t.Errorf("/v1/modules of a module not held: %d, want 404", code)
+	}
+	if code, _ := get(t, base+"/v1/modules/not-a-cid", strings.TrimSpace(string(tok))); code != 400 {
+		t.Errorf("/v1/modules of no CID: %d, want 400", code)
 	}
 }

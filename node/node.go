@@ -333,6 +333,15 @@ func (n *Node) StatData(ctx context.Context, c cid.Cid) (api.DataStat, error) {
 }
 
 // HasData reports whether the node holds the root c.
+// HasModule says whether the node's store holds a module.
+func (n *Node) HasModule(c cid.Cid) bool {
+	if n.opts.Store == nil {
+		return false
+	}
+	ok, err := n.opts.Store.HasModule(c)
+	return err == nil && ok
+}
+
 func (n *Node) HasData(ctx context.Context, c cid.Cid) bool {
 	if n.opts.Data == nil {
 		return false

@@ -117,10 +117,16 @@ type (
 		// one is placed or ends.
 		Wait bool
 	}
+	// Silent says a provider missed the heartbeats of a lease: it is dead,
+	// or cut off. A driver keeps it out of its placements' candidates for a
+	// while (its negative cache), so that the round that places the lost
+	// lease again, which follows at once, does not ask it.
+	Silent struct{ Provider string }
 	// Report publishes the job's status.
 	Report struct{ Status Status }
 )
 
+func (Silent) isAction()       {}
 func (Lookup) isAction()       {}
 func (RequestOffer) isAction() {}
 func (SendLease) isAction()    {}

@@ -980,6 +980,7 @@ func (p *Placement) onTimer(now time.Time, id uint64) {
 	case timerBeat:
 		if s := &p.slots[t.slot]; s.state == SlotRunning {
 			p.outcome(s.offer.Provider, ReasonLost, fmt.Sprintf("%d heartbeats missed", p.cfg.MissedHeartbeats), s.scores)
+			p.emit(Silent{s.offer.Provider})
 			if p.requeue(now, t.slot, true) {
 				p.report(fmt.Sprintf("lease on %s lost; rescheduling under epoch %d", short(s.offer.Provider), s.epoch+1))
 			}

@@ -536,6 +536,10 @@ func (s *sim) act(id int32, a scheduler.Action) {
 	j := &s.jobs[id]
 	r := &s.requesters[j.requester]
 	switch a := a.(type) {
+	case scheduler.Silent:
+		if p := s.providerOf(a.Provider); p >= 0 {
+			s.markDead(r, int32(p))
+		}
 	case scheduler.Lookup:
 		for _, k := range a.Keys {
 			s.lookup(id, r, k, a.Want)

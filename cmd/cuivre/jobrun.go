@@ -19,6 +19,7 @@ import (
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // exitError carries a process exit code: as Nomad's, 0 for success, 1 for an
@@ -131,6 +132,9 @@ func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeou
 	signed, err := record.SealJob(key, j)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if module != nil && c.Get("/v1/modules/"+wire.SumCID(module).String(), nil) == nil {
+		module = nil // the node holds it: a job is then a few hundred bytes, not megabytes
 	}
 	return c, signed.Envelope, module, nil
 }

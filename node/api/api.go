@@ -35,6 +35,9 @@ type Backend interface {
 	Status() NodeStatus
 	Providers(ctx context.Context) []ProviderView
 	Submit(jobEnv, module []byte, spec string) (string, error)
+	// HasModule says whether the node holds a module, so that a client
+	// need not send its bytes with a job.
+	HasModule(c cid.Cid) bool
 	Jobs() []requester.JobView
 	Job(key string) (requester.JobView, bool)
 	Stop(key string) bool

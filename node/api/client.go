@@ -33,7 +33,8 @@ func Dial(dir string) (*Client, error) {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
 	return &Client{base: strings.TrimSpace(string(addr)), token: strings.TrimSpace(string(tok)),
-		http: &http.Client{Timeout: 10 * time.Second}}, nil
+		// A node under a burst of submissions may take seconds to answer.
+		http: &http.Client{Timeout: time.Minute}}, nil
 }
 
 // Get fetches path (e.g. "/v1/status") into out.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // SubmitRequest is the body of POST /v1/jobs.
@@ -39,6 +40,18 @@ func jobRoutes(n Backend, mux *http.ServeMux, a *API) {
 			return nil, badRequest(err)
 		}
 		return SubmitResponse{CID: key}, nil
+	}))
+	// A module held answers 200, one not held 404: a client sends a
+	// module's bytes with a job only when the node lacks them.
+	mux.Handle("GET /v1/modules/{cid}", a.auth(func(r *http.Request) (any, error) {
+		c, err := cid.Parse(r.PathValue("cid"))
+		if err != nil {
+			return nil, badRequest(fmt.Errorf("module: %w", err))
+		}
+		if !n.HasModule(c) {
+			return nil, notFound(r.PathValue("cid"))
+		}
+		return map[string]string{"cid": c.String()}, nil
 	}))
 	mux.Handle("GET /v1/jobs", a.auth(func(*http.Request) (any, error) {
 		jobs := n.Jobs()

@@ -70,6 +70,8 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 		}
 	}
 	switch a := a.(type) {
+	case scheduler.Silent:
+		r.dead.mark(a.Provider, r.clock.Now())
 	case scheduler.Lookup:
 		r.lookup(ctx, a, send)
 	case scheduler.RequestOffer:
