@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/clock"
 
 	"github.com/shirou/gopsutil/v4/process"
 
@@ -84,7 +85,7 @@ func (b *bench) daemon(ctx context.Context, d *devnet.Devnet, dir string) (err e
 		return err
 	}
 	b.logf("idle daemon (pid %d) in the DHT after %s", cmd.Process.Pid, time.Since(t0).Round(time.Millisecond))
-	if err := sleep(ctx, settle); err != nil {
+	if err := clock.Sleep(ctx, settle); err != nil {
 		return err
 	}
 	proc, err := process.NewProcessWithContext(ctx, int32(cmd.Process.Pid))
@@ -98,7 +99,7 @@ func (b *bench) daemon(ctx context.Context, d *devnet.Devnet, dir string) (err e
 			return err
 		}
 		w0 := time.Now()
-		if err := sleep(ctx, window); err != nil {
+		if err := clock.Sleep(ctx, window); err != nil {
 			return err
 		}
 		c1, err := proc.TimesWithContext(ctx)

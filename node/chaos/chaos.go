@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/config"
 )
 
@@ -349,7 +350,7 @@ func (r *run) setup(ctx context.Context) error {
 				fmt.Fprintf(r.o.Log, "%s sees %d DHT peers after a minute; starting anyway\n", p.name, st.DHTPeers)
 				break
 			}
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if err := clock.Sleep(ctx, 200*time.Millisecond); err != nil {
 				return err
 			}
 		}
@@ -386,19 +387,6 @@ func freeUDPPort(host string) (int, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-// sleep waits d, or less if ctx ends. It paces the stream and the polls;
-// nothing waits on it for another goroutine's work.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // stopAll stops every daemon still running: SIGTERM drains (30 s of grace

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/clock"
 )
 
 // stream runs the job stream and the fault plan for the run's duration,
@@ -22,9 +23,9 @@ func (r *run) stream(ctx context.Context) error {
 	wg.Go(func() { r.submitLoop(sctx, end) })
 	wg.Go(func() { r.pollLoop(sctx) })
 	faults.Go(func() { r.faultLoop(sctx) })
-	sleep(ctx, time.Until(end)) // the stream's length, not a synchronisation
-	faults.Wait()               // the plan ends by the end of the stream
-	r.restores.Wait()           // every fault healed: restarts done, links up
+	clock.Sleep(ctx, time.Until(end)) // the stream's length, not a synchronisation
+	faults.Wait()                     // the plan ends by the end of the stream
+	r.restores.Wait()                 // every fault healed: restarts done, links up
 	stop()
 	wg.Wait()
 	r.inflight.Wait() // a job acknowledged after this would go unread
@@ -105,7 +106,7 @@ func (r *run) refuse(why string) {
 // every 10 s.
 func (r *run) pollLoop(ctx context.Context) {
 	last := time.Now()
-	for sleep(ctx, 2*time.Second) == nil {
+	for clock.Sleep(ctx, 2*time.Second) == nil {
 		r.pollOnce()
 		if time.Since(last) >= 10*time.Second {
 			last = time.Now()
@@ -169,7 +170,7 @@ func (r *run) progress() {
 // runs on its own.
 func (r *run) faultLoop(ctx context.Context) {
 	for _, f := range r.report.Plan {
-		if sleep(ctx, time.Until(r.t0.Add(f.At))) != nil {
+		if clock.Sleep(ctx, time.Until(r.t0.Add(f.At))) != nil {
 			return
 		}
 		r.inject(ctx, f)
@@ -251,7 +252,7 @@ func (r *run) later(ctx context.Context, d time.Duration, heal func()) {
 	r.restores.Add(1)
 	go func() {
 		defer r.restores.Done()
-		sleep(ctx, d)
+		clock.Sleep(ctx, d)
 		heal()
 	}()
 }
@@ -307,7 +308,7 @@ func (r *run) finish(ctx context.Context) {
 		if open, _ := r.jobs.open(); open == 0 && r.allSeen() {
 			break
 		}
-		if sleep(ctx, time.Second) != nil {
+		if clock.Sleep(ctx, time.Second) != nil {
 			return
 		}
 	}

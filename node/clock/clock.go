@@ -4,6 +4,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -125,4 +126,18 @@ func (t *fakeTimer) Stop() bool {
 		}
 	}
 	return false
+}
+
+// Sleep waits d on the real clock, or less if ctx ends first, whose error
+// it then returns. It paces loops that poll other processes; no test waits
+// on it for another goroutine's work.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -1,7 +1,9 @@
 package requester
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,16 +32,7 @@ type parked struct {
 }
 
 func older(a, b *job) int {
-	if c := a.submitted.Compare(b.submitted); c != 0 {
-		return c
-	}
-	switch {
-	case a.cid < b.cid:
-		return -1
-	case a.cid > b.cid:
-		return 1
-	}
-	return 0
+	return cmp.Or(a.submitted.Compare(b.submitted), strings.Compare(a.cid, b.cid))
 }
 
 // backoff carries out a waiting job's back-off timer: at once if the job is

@@ -22,7 +22,7 @@ func (r *Requester) report(j *job, st scheduler.Status) {
 		if j.placed == 0 {
 			for _, s := range st.Slots {
 				if s.State == scheduler.SlotRunning {
-					j.placed = max(r.clock.Now().Sub(submitted), time.Nanosecond)
+					j.placed = max(now.Sub(submitted), time.Nanosecond)
 				}
 			}
 		}
