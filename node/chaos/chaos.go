@@ -138,6 +138,7 @@ type run struct {
 	mu       sync.Mutex
 	hits     []hit
 	reqUp    []bool
+	reqDown  []outage // requester kills, from the kill to the restart ready
 	sentMod  []bool
 	t0       time.Time
 	restores sync.WaitGroup

@@ -125,7 +125,9 @@ func makePlan(c planConfig) []Fault {
 	var plan []Fault
 	for _, f := range special {
 		f.At = max(5*time.Second, f.At)
-		if f.Kind != KillRequester {
+		if f.Kind == KillRequester {
+			f.At = clearOfMassKills(plan, f, d)
+		} else {
 			n := 1
 			if f.Kind == KillMass {
 				n = max(1, (c.Providers+4)/5)
@@ -200,6 +202,36 @@ func pick(rng *rand.Rand, busy [][]span, f Fault, n, providers int) []int {
 		busy[p] = append(busy[p], s)
 	}
 	return out
+}
+
+// clearOfMassKills moves a requester kill, with its restart, out of the
+// mass kills' windows, after them or else before them: a requester down
+// there would delay the detections and placements that the window
+// measures. In a run too short for either it keeps its time.
+func clearOfMassKills(plan []Fault, f Fault, d time.Duration) time.Duration {
+	out := func(at time.Duration) bool {
+		to := at + f.Down + 3*time.Second // with its restart
+		for _, m := range plan {
+			if m.Kind == KillMass && at < m.At+massWindow && m.At-2*time.Second < to {
+				return false
+			}
+		}
+		return at >= 5*time.Second && at < d
+	}
+	if out(f.At) {
+		return f.At
+	}
+	for _, m := range plan {
+		if m.Kind != KillMass {
+			continue
+		}
+		for _, at := range []time.Duration{m.At + massWindow, m.At - 2*time.Second - f.Down - 3*time.Second - time.Millisecond} {
+			if out(at) {
+				return at
+			}
+		}
+	}
+	return f.At
 }
 
 func inMassWindow(plan []Fault, at time.Duration) bool {

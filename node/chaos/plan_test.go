@@ -8,12 +8,14 @@ import (
 
 // TestPlan: a plan is the same for the same seed, holds every kind (the
 // full run's at least 200 faults), never targets a provider while an
-// earlier fault still holds it down, and keeps more than half of the
-// providers up outside the mass kills.
+// earlier fault still holds it down, keeps more than half of the
+// providers up outside the mass kills, and keeps requester kills out of
+// the mass kills' windows.
 func TestPlan(t *testing.T) {
 	full := planConfig{Seed: 7, Duration: 10 * time.Minute, Providers: 10, Requesters: 1, Partitions: true, PartitionFor: 90 * time.Second}
 	smoke := planConfig{Seed: 7, Duration: time.Minute, Providers: 5, Requesters: 1, Faults: 8, Partitions: true, PartitionFor: 15 * time.Second}
-	for _, c := range []planConfig{full, smoke, {Seed: 3, Duration: 30 * time.Second, Providers: 2, Requesters: 2}} {
+	tiny := planConfig{Seed: 3, Duration: 30 * time.Second, Providers: 2, Requesters: 2} // too short to keep a requester kill clear
+	for _, c := range []planConfig{full, smoke, tiny} {
 		plan := makePlan(c)
 		if again := makePlan(c); !reflect.DeepEqual(plan, again) {
 			t.Fatalf("%+v: two plans from one seed differ", c)
@@ -37,6 +39,11 @@ func TestPlan(t *testing.T) {
 				t.Errorf("%+v: fault %v has no target", c, f)
 			}
 			if f.Kind == KillRequester {
+				for _, m := range plan {
+					if m.Kind == KillMass && c != tiny && f.At < m.At+massWindow && m.At-2*time.Second < f.At+f.Down+3*time.Second {
+						t.Errorf("%+v: requester kill %v inside the window of mass kill %v", c, f, m)
+					}
+				}
 				continue
 			}
 			for _, p := range f.Targets {
@@ -105,10 +112,20 @@ func TestMeasure(t *testing.T) {
 		{At: at(-50), Slot: 0, Epoch: 1, Provider: "A", Kind: "leased"},
 		{At: at(3000), Slot: 0, Epoch: 1, Provider: "A", Kind: "ended"},
 	}}}
+	// A lease whose requester (1) was down between the fault and the
+	// declaration counts apart.
+	late := &job{requester: 1, view: jobView{Events: []eventView{
+		{At: at(100), Slot: 0, Epoch: 1, Provider: "A", Kind: "leased"},
+		{At: at(4000), Slot: 0, Epoch: 1, Provider: "A", Kind: "lost"},
+	}}}
+	down := []outage{{requester: 1, from: at(1000), to: at(2500)}, {requester: 0, from: at(5000), to: at(6000)}}
 	var r Report
-	measure(&r, []*job{j, done, missed}, []hit{{Provider: "A", At: at(200)}, {Provider: "C", At: at(200)}})
-	if !r.EventsSeen || r.LeasesHit != 2 || r.Undeclared != 1 {
-		t.Fatalf("seen %v, hit %d, undeclared %d: want true, 2, 1", r.EventsSeen, r.LeasesHit, r.Undeclared)
+	measure(&r, []*job{j, done, missed, late}, []hit{{Provider: "A", At: at(200)}, {Provider: "C", At: at(200)}}, down)
+	if !r.EventsSeen || r.LeasesHit != 3 || r.Undeclared != 1 {
+		t.Fatalf("seen %v, hit %d, undeclared %d: want true, 3, 1", r.EventsSeen, r.LeasesHit, r.Undeclared)
+	}
+	if d := r.DetectionRequesterDown; d.N != 1 || d.MaxMs != 3800 {
+		t.Fatalf("detection with the requester down %+v: want the one lease, 3800 ms", d)
 	}
 	if r.Detection.N != 1 || r.Detection.P50Ms != 1300 || r.Replacement.N != 1 || r.Replacement.P50Ms != 400 {
 		t.Fatalf("detection %+v, re-placement %+v: want 1300 ms and 400 ms", r.Detection, r.Replacement)

@@ -63,6 +63,10 @@ type Report struct {
 	// declaration to the slot's next lease acknowledged.
 	Detection   Quantiles `json:"detection"`
 	Replacement Quantiles `json:"replacement"`
+	// DetectionRequesterDown are the detections, kept apart, of leases
+	// whose requester was itself killed between the fault and the
+	// declaration: it could declare them lost only once restarted.
+	DetectionRequesterDown Quantiles `json:"detection_requester_down"`
 	// LeasesHit counts the leases live on a provider when it was killed or
 	// cut off; Undeclared those of them that no "lost" event followed
 	// (their job ended otherwise, or the run drained first).
@@ -186,6 +190,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "detection\tno lease was live on a provider when it was killed or cut off\n")
 	case r.EventsSeen:
 		fmt.Fprintf(tw, "detection\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d leases; %d hit, %d not declared lost)\n", r.Detection.P50Ms, r.Detection.P99Ms, r.Detection.MaxMs, r.Detection.N, r.LeasesHit, r.Undeclared)
+		if d := r.DetectionRequesterDown; d.N > 0 {
+			fmt.Fprintf(tw, "  requester down too\tp50 %.0f ms, max %.0f ms (%d leases whose requester was killed before it could declare them lost; not in the figure above)\n", d.P50Ms, d.MaxMs, d.N)
+		}
 		fmt.Fprintf(tw, "re-placement\tp50 %.0f ms, p99 %.0f ms, max %.0f ms (%d slots)\n", r.Replacement.P50Ms, r.Replacement.P99Ms, r.Replacement.MaxMs, r.Replacement.N)
 	default:
 		fmt.Fprintf(tw, "detection\tunknown: the requester's job views carry no events\n")
@@ -277,12 +284,19 @@ type hit struct {
 	At       time.Time
 }
 
+// outage is a requester down: killed at from, back and ready at to.
+type outage struct {
+	requester int
+	from, to  time.Time
+}
+
 // measure reads detection and re-placement times off the jobs' events: for
 // each provider taken out, each lease it had live (acknowledged, neither
 // ended nor lost yet), the time to its "lost" event, and from there to the
-// slot's next "leased" one.
-func measure(r *Report, jobs []*job, hits []hit) {
-	var detect, replace []time.Duration
+// slot's next "leased" one. A detection during which the job's requester
+// was down is counted apart: it measures the requester's restart.
+func measure(r *Report, jobs []*job, hits []hit, down []outage) {
+	var detect, detectDown, replace []time.Duration
 	var samples []Sample
 	for _, j := range jobs {
 		ev := j.view.Events
@@ -309,7 +323,11 @@ func measure(r *Report, jobs []*job, hits []hit) {
 					r.Undeclared++
 					continue
 				}
-				detect = append(detect, end.At.Sub(h.At))
+				if requesterDown(down, j.requester, h.At, end.At) {
+					detectDown = append(detectDown, end.At.Sub(h.At))
+				} else {
+					detect = append(detect, end.At.Sub(h.At))
+				}
 				var next *eventView
 				for i := range ev {
 					e := &ev[i]
@@ -326,8 +344,20 @@ func measure(r *Report, jobs []*job, hits []hit) {
 		}
 	}
 	r.Detection, r.Replacement = quantiles(detect), quantiles(replace)
+	r.DetectionRequesterDown = quantiles(detectDown)
 	slices.SortFunc(samples, func(a, b Sample) int { return cmp.Compare(b.ReplaceMs, a.ReplaceMs) })
 	r.Slowest = samples[:min(5, len(samples))]
+}
+
+// requesterDown says whether requester k was down at some time between
+// from and to.
+func requesterDown(down []outage, k int, from, to time.Time) bool {
+	for _, o := range down {
+		if o.requester == k && o.from.Before(to) && from.Before(o.to) {
+			return true
+		}
+	}
+	return false
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -191,10 +191,14 @@ func (r *run) inject(ctx context.Context, f Fault) {
 	case KillRequester:
 		p := r.requesters[f.Targets[0]]
 		r.setReqUp(f.Targets[0], false)
+		at := time.Now()
 		ok := p.kill(syscall.SIGKILL, 10*time.Second)
 		count(ok)
 		r.later(ctx, f.Down, func() {
 			r.restart(ctx, p)
+			r.mu.Lock()
+			r.reqDown = append(r.reqDown, outage{requester: f.Targets[0], from: at, to: time.Now()})
+			r.mu.Unlock()
 			// Its jobs must have resumed: the next poll re-reads every
 			// view, and the final audit every job.
 			r.setReqUp(f.Targets[0], true)
@@ -367,7 +371,7 @@ func (r *run) tally() {
 			rep.Lost = append(rep.Lost, LostJob{CID: j.cid, State: v.State, Reason: v.Reason})
 		}
 	}
-	measure(rep, jobs, r.hits)
+	measure(rep, jobs, r.hits, r.reqDown)
 	for _, f := range rep.Plan {
 		if f.Kind != KillMass {
 			continue
