@@ -21,6 +21,7 @@ const (
 type Config struct {
 	D                 int           // candidates asked per slot ("power of d choices"); default 2
 	OfferTimeout      time.Duration // how long a round waits for lookups, then offers; default 500ms
+	LookupTimeout     time.Duration // how much longer a round that has found nobody waits for lookups still running; default DefaultLookupTimeout
 	LeaseTimeout      time.Duration // how long to wait for a lease answer; default 2s
 	StartTimeout      time.Duration // by when a provider must start a lease (fetch and compile included); default 1m
 	HeartbeatInterval time.Duration // asked of providers unless the job asks its own; default DefaultHeartbeatInterval
@@ -41,6 +42,12 @@ type Config struct {
 // it lands on loses, one that takes its providers down with it.
 const DefaultMaxReschedules = 10
 
+// DefaultLookupTimeout is how long a DHT lookup may run, in the daemon,
+// and so how much longer than its OfferTimeout a round that has found no
+// candidate yet waits for lookups still running (a walk past the dead
+// peers of a churning federation) before it ends and retries.
+const DefaultLookupTimeout = 2 * time.Second
+
 // DefaultHeartbeatInterval is the status interval a requester asks of the
 // providers of its leases, in the daemon and in the simulator alike.
 const DefaultHeartbeatInterval = protocol.DefaultHeartbeat
@@ -60,6 +67,7 @@ func (c Config) WithDefaults() Config {
 	}
 	defInt(&c.D, 2)
 	def(&c.OfferTimeout, 500*time.Millisecond)
+	def(&c.LookupTimeout, DefaultLookupTimeout)
 	def(&c.LeaseTimeout, 2*time.Second)
 	def(&c.StartTimeout, time.Minute)
 	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
@@ -117,6 +125,7 @@ type round struct {
 	values     []string
 	visited    []protocol.FacetKey
 	lookups    int      // lookups in flight
+	waitedOn   bool     // past its OfferTimeout with nobody found, it waits on for its lookups
 	candidates []string // sorted until probing shuffles them
 	probes     []probe
 	offers     []Offer
@@ -380,7 +389,7 @@ func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
 	if ev.Done {
 		r.lookups--
 	}
-	if len(r.candidates) >= p.want() {
+	if len(r.candidates) >= p.want() || r.waitedOn && len(r.candidates) > 0 {
 		p.probe(now)
 		return
 	}
@@ -420,9 +429,19 @@ func (p *Placement) isExcluded(provider string) bool {
 func (p *Placement) probe(now time.Time) {
 	r := p.round
 	if len(r.candidates) == 0 {
+		if r.lookups > 0 && !r.waitedOn {
+			// Nobody found yet, lookups still running: under churn a DHT
+			// walk dials dead peers first. Ending the round would throw
+			// them away and start others; wait on for them instead, and
+			// probe the first candidates they bring.
+			r.waitedOn = true
+			p.dropTimers(timerRound, -1)
+			r.timer = p.setTimer(timerRound, -1, now.Add(p.cfg.LookupTimeout))
+			return
+		}
 		why := "no provider found"
 		if r.lookups > 0 {
-			why = fmt.Sprintf("discovery timed out after %s", p.cfg.OfferTimeout)
+			why = fmt.Sprintf("discovery timed out after %s", p.cfg.OfferTimeout+p.cfg.LookupTimeout)
 		}
 		p.endRound(now, fmt.Sprintf("%s under %s (%d shards looked up)", why, strings.Join(r.tried, ", then "), len(r.visited)))
 		return

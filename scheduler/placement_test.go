@@ -355,3 +355,33 @@ func TestWidensToAnotherFacet(t *testing.T) {
 		t.Fatalf("de1, which the job's constraints refuse, asked more than once:\n%s", log)
 	}
 }
+
+// TestWaitsOnSlowLookups: a round that has found nobody by its
+// OfferTimeout, with lookups still running (a DHT walk past dead peers),
+// waits on for them instead of ending and starting others, and asks the
+// first provider they bring; with nothing past LookupTimeout more, it ends
+// and says for how long it waited.
+func TestWaitsOnSlowLookups(t *testing.T) {
+	job, err := testJob("j", frenchJob, "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := fourFrench(t)
+	j := w.submit("j", Config{}, job, 1)
+	lookups := strings.Count(w.flush(), "lookup ")
+	w.advance(time.Second) // past the 500 ms OfferTimeout, the lookups unanswered
+	if log := w.flush(); strings.Contains(log, "lookup ") || strings.Contains(log, "timed out") {
+		t.Fatalf("after %d lookups unanswered for 1s, the round ended or looked up again:\n%s", lookups, log)
+	}
+	settle(t, w, j)
+	if st := j.p.Status(); st.State != JobRunning {
+		t.Fatalf("%s, want running\n%s", describeStatus(st), w.flush())
+	}
+
+	w = fourFrench(t)
+	j = w.submit("j", Config{}, job, 1)
+	w.advance(2600 * time.Millisecond)
+	if st := j.p.Status(); !strings.Contains(st.Reason, "discovery timed out after 2.5s") {
+		t.Fatalf("%s: want the round ended, discovery timed out after 2.5s\n%s", describeStatus(st), w.flush())
+	}
+}

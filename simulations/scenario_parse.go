@@ -634,6 +634,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 		p.policy("policy", &sc.PolicyName),
 		p.intField("d", &c.D, 1, 1000),
 		p.durField("offer_timeout", &c.OfferTimeout, false),
+		p.durField("lookup_timeout", &c.LookupTimeout, false),
 		p.durField("lease_timeout", &c.LeaseTimeout, false),
 		p.durField("start_timeout", &c.StartTimeout, false),
 		p.durField("heartbeat_interval", &c.HeartbeatInterval, false),

@@ -31,7 +31,7 @@ func (r *Requester) lookup(ctx context.Context, a scheduler.Lookup, send func(sc
 		// with all they hold, so walking the rest of the DHT for the 16
 		// records a sparse shard never has would only cost dials.
 		find := func(need int, grace time.Duration) ([]string, bool) {
-			lctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+			lctx, cancel := context.WithTimeout(r.ctx, r.cfg.Placement.WithDefaults().LookupTimeout)
 			defer cancel()
 			found, complete := r.t.FindProviders(lctx, wire.FacetCID(k), a.Want+1, need, grace)
 			return r.others(found), complete
