@@ -34,5 +34,5 @@
 // one whole placement with d=2 over 50 candidates takes about 7 us and 50
 // allocations (about 140,000 placements per second); a provider's
 // quote-commit-release about 0.3 us; ranking 1,000 offers about 160 us; an idle
-// market takes 320 bytes, one holding 4 leases about 1.5 KiB.
+// market takes about 380 bytes, one holding 4 leases about 1.6 KiB.
 package scheduler

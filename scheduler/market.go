@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -17,7 +18,31 @@ import (
 const (
 	DefaultOfferTTL        = 10 * time.Second
 	DefaultMaxReservations = 256
+	// DefaultOfferGrace is how long an offer outlives its request's
+	// expiry: the requester decides at that expiry at the latest and sends
+	// its lease at once, so a hold needs no more than the lease's way.
+	DefaultOfferGrace = 2 * time.Second
+	// DefaultMaxOffersPerPeer bounds the live offers of one requester, and
+	// of one origin (a network prefix), at a provider.
+	DefaultMaxOffersPerPeer = 32
+	// DefaultMaxHeldPermille is the share of each dimension of capacity
+	// that the live offers of one requester, or of one origin, may
+	// reserve beyond their first.
+	DefaultMaxHeldPermille = 500
+	// DefaultStandingExpired is how many of a requester's offers may run
+	// out unanswered (neither leased nor declined), halved every
+	// StandingHalfLife, beyond StandingPerLease for each lease it signed,
+	// before the market refuses it.
+	DefaultStandingExpired = 64
 )
+
+// StandingHalfLife is how fast a requester's record of offers left to
+// expire, and of leases signed, fades.
+const StandingHalfLife = 10 * time.Minute
+
+// StandingPerLease is how many offers a requester may leave to expire for
+// each lease it signed before its expired offers count against it.
+const StandingPerLease = 4
 
 // MarketConfig is a provider's market: what it sells and at what price. It is
 // plain config, written in YAML under the keys in the tags; the zero value of
@@ -47,6 +72,26 @@ type MarketConfig struct {
 	// CODE_RATE_LIMITED, so a flood of requests cannot lock capacity up.
 	// Default DefaultMaxReservations (256).
 	MaxReservations int `yaml:"max_reservations"`
+	// OfferGrace is how long an offer outlives its request's expiry: an
+	// offer, and its hold, lives until the earlier of the request's
+	// expiry plus OfferGrace and now plus OfferTTL. Default
+	// DefaultOfferGrace (2s).
+	OfferGrace time.Duration `yaml:"offer_grace"`
+	// MaxOffersPerPeer bounds the live offers of one requester, and of one
+	// origin (Request.Origin, when set): more is CODE_RATE_LIMITED.
+	// Default DefaultMaxOffersPerPeer (32).
+	MaxOffersPerPeer int `yaml:"max_offers_per_peer"`
+	// MaxHeldPermille is the share, in thousandths of each dimension of
+	// Capacity, that one requester's live offers, and one origin's, may
+	// reserve: a quote that would take them past it is CODE_RATE_LIMITED,
+	// unless they hold no offer yet (a job larger than the share still
+	// gets one). Default DefaultMaxHeldPermille (500); 1000 turns it off.
+	MaxHeldPermille int `yaml:"max_held_permille"`
+	// StandingExpired is how many offers a requester may leave to expire
+	// unanswered beyond StandingPerLease per lease it signed (both fading
+	// with StandingHalfLife) before its requests are CODE_RATE_LIMITED.
+	// Default DefaultStandingExpired (64); negative turns it off.
+	StandingExpired int `yaml:"standing_expired"`
 	// Seed seeds the market's ChaCha8 source, from which offer nonces are
 	// drawn. The node fills it from crypto/rand, so nonces cannot be guessed;
 	// the simulator derives one per market from its own seed, so runs repeat.
@@ -97,6 +142,15 @@ func (c MarketConfig) Validate() error {
 	if c.MaxReservations < 0 {
 		add("max_reservations %d: must not be negative (0 means %d)", c.MaxReservations, DefaultMaxReservations)
 	}
+	if c.OfferGrace < 0 {
+		add("offer_grace %s: must not be negative (0 means %s)", c.OfferGrace, DefaultOfferGrace)
+	}
+	if c.MaxOffersPerPeer < 0 {
+		add("max_offers_per_peer %d: must not be negative (0 means %d)", c.MaxOffersPerPeer, DefaultMaxOffersPerPeer)
+	}
+	if c.MaxHeldPermille < 0 || c.MaxHeldPermille > 1000 {
+		add("max_held_permille %d: must be 1 to 1000 (0 means %d)", c.MaxHeldPermille, DefaultMaxHeldPermille)
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -126,6 +180,18 @@ func (c MarketConfig) withDefaults() MarketConfig {
 	if c.MaxReservations == 0 {
 		c.MaxReservations = DefaultMaxReservations
 	}
+	if c.OfferGrace == 0 {
+		c.OfferGrace = DefaultOfferGrace
+	}
+	if c.MaxOffersPerPeer == 0 {
+		c.MaxOffersPerPeer = DefaultMaxOffersPerPeer
+	}
+	if c.MaxHeldPermille == 0 {
+		c.MaxHeldPermille = DefaultMaxHeldPermille
+	}
+	if c.StandingExpired == 0 {
+		c.StandingExpired = DefaultStandingExpired
+	}
 	return c
 }
 
@@ -144,8 +210,8 @@ func (c MarketConfig) withDefaults() MarketConfig {
 // at that time, so correctness never depends on calling Expire. It is not safe
 // for concurrent use: the node serialises calls.
 //
-// It is small on purpose, so that a simulation holds a million of them: 320
-// bytes idle, about 1.5 KiB with four leases (BenchmarkMarketMemory, labels
+// It is small on purpose, so that a simulation holds a million of them: about
+// 380 bytes idle, about 1.6 KiB with four leases (BenchmarkMarketMemory, labels
 // shared). Reservations and leases live in small slices scanned linearly,
 // which beats a map at these sizes, and the nonce source is allocated at the
 // first quote.
@@ -160,6 +226,9 @@ type Market struct {
 	// with nothing to drop costs one comparison.
 	soonest  time.Time
 	draining bool
+	// standing is the record of the requesters that left offers to expire,
+	// nil until one does.
+	standing map[string]*standing
 }
 
 // offerHold is a reservation: an offer made and not yet committed, declined or
@@ -167,6 +236,28 @@ type Market struct {
 type offerHold struct {
 	offer   Offer
 	timeout time.Duration // the request's, which the offer's total is for
+	origin  string        // the request's
+}
+
+// standing is what a provider remembers of a requester that left offers
+// to expire: how many, and how many leases it signed since, both fading
+// with StandingHalfLife from at.
+type standing struct {
+	expired, leased float64
+	at              time.Time
+}
+
+// fade brings s to now.
+func (s *standing) fade(now time.Time) {
+	if d := now.Sub(s.at); d > 0 {
+		f := math.Exp2(-d.Seconds() / StandingHalfLife.Seconds())
+		s.expired, s.leased, s.at = s.expired*f, s.leased*f, now
+	}
+}
+
+// poor says whether s is past the market's tolerance.
+func (s *standing) poor(tolerance int) bool {
+	return tolerance >= 0 && s.expired > float64(tolerance)+StandingPerLease*s.leased
 }
 
 // leaseHold is a committed lease.
@@ -206,7 +297,12 @@ func NewMarket(cfg MarketConfig) (*Market, error) {
 //   - CODE_CONSTRAINT_MISMATCH: the first constraint the labels fail;
 //   - CODE_CURRENCY_MISMATCH: a ceiling in another currency than the price's;
 //   - CODE_DRAINING: the market is draining;
+//   - CODE_RATE_LIMITED: the requester left too many offers to expire
+//     (StandingExpired), or it, or its origin, holds MaxOffersPerPeer
+//     live offers already; with a retry-after;
 //   - CODE_INSUFFICIENT_CPU, _MEMORY, _SCRATCH: more than is free;
+//   - CODE_RATE_LIMITED: it, or its origin, would hold more than
+//     MaxHeldPermille of a dimension of capacity with this offer;
 //   - CODE_PRICE_ABOVE_CEILING: the total for Resources over Timeout, at the
 //     price applied, exceeds req.MaxPrice (an empty currency means no
 //     ceiling), or does not fit in a uint64;
@@ -239,8 +335,14 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 	if err := m.admit(req); err != nil {
 		return Offer{}, err
 	}
+	if err := m.limit(now, req, false); err != nil {
+		return Offer{}, err
+	}
 	if err := shortfall(req.Resources, m.free()); err != nil {
 		err.RetryAfter = m.retryAfter(now)
+		return Offer{}, err
+	}
+	if err := m.limit(now, req, true); err != nil {
 		return Offer{}, err
 	}
 	load := utilisationPermille(m.committed.Add(m.reserved).Add(req.Resources), m.cfg.Capacity)
@@ -265,14 +367,14 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 		Resources:    req.Resources,
 		Price:        price,
 		Total:        Amount{Currency: price.Currency, Nanos: total},
-		ExpiresAt:    now.Add(m.cfg.OfferTTL),
+		ExpiresAt:    minTime(now.Add(m.cfg.OfferTTL), req.ExpiresAt.Add(m.cfg.OfferGrace)),
 		LoadPermille: load,
 		Labels:       m.cfg.Labels,
 	}
 	if len(m.holds) == 0 || o.ExpiresAt.Before(m.soonest) {
 		m.soonest = o.ExpiresAt
 	}
-	m.holds = append(m.holds, offerHold{offer: o, timeout: req.Timeout})
+	m.holds = append(m.holds, offerHold{offer: o, timeout: req.Timeout, origin: req.Origin})
 	m.reserved = m.reserved.Add(req.Resources)
 	m.checkInvariant()
 	return o, nil
@@ -305,6 +407,100 @@ func (m *Market) admit(req Request) error {
 		return protocol.Errorf(pb.Code_CODE_DRAINING, "provider is draining: no new offers")
 	}
 	return nil
+}
+
+// limit refuses a requester in poor standing, and one whose live offers,
+// or its origin's, are at MaxOffersPerPeer, or (share) would take more than
+// MaxHeldPermille of capacity with req: an open federation's peers must
+// not lock a provider's capacity up with offers they never lease. The
+// share is checked after the room (a request too large for what is free
+// is told so first), the rest before.
+func (m *Market) limit(now time.Time, req Request, share bool) error {
+	if s := m.standing[req.Requester]; s != nil && !share {
+		s.fade(now)
+		if s.poor(m.cfg.StandingExpired) {
+			return limited(StandingHalfLife/4, "%.0f offers to this requester expired unanswered lately, for %.0f leases signed: ask again later",
+				s.expired, s.leased)
+		}
+	}
+	check := func(who string, mine func(*offerHold) bool) error {
+		var n int
+		var held Resources
+		soonest := now.Add(m.cfg.OfferTTL)
+		for i := range m.holds {
+			if h := &m.holds[i]; mine(h) {
+				n++
+				held = held.Add(h.offer.Resources)
+				soonest = minTime(soonest, h.offer.ExpiresAt)
+			}
+		}
+		retry := max(soonest.Sub(now), 100*time.Millisecond)
+		if !share && n >= m.cfg.MaxOffersPerPeer {
+			return limited(retry, "%s holds %d live offers here, at most %d", who, n, m.cfg.MaxOffersPerPeer)
+		}
+		if share && n > 0 && m.cfg.MaxHeldPermille < 1000 && !held.Add(req.Resources).Fits(shareOf(m.cfg.Capacity, m.cfg.MaxHeldPermille)) {
+			return limited(retry, "%s holds %s in live offers here; with this one it would hold more than %d‰ of capacity",
+				who, fmtResources(held), m.cfg.MaxHeldPermille)
+		}
+		return nil
+	}
+	if err := check("this requester", func(h *offerHold) bool { return h.offer.Requester == req.Requester }); err != nil {
+		return err
+	}
+	if req.Origin != "" {
+		return check("origin "+req.Origin, func(h *offerHold) bool { return h.origin == req.Origin })
+	}
+	return nil
+}
+
+// limited is a CODE_RATE_LIMITED refusal with a retry-after hint.
+func limited(retry time.Duration, format string, args ...any) error {
+	e := protocol.Errorf(pb.Code_CODE_RATE_LIMITED, format, args...)
+	e.RetryAfter = retry
+	return e
+}
+
+// shareOf is permille thousandths of each dimension of r.
+func shareOf(r Resources, permille int) Resources {
+	f := func(v uint64) uint64 { p := uint64(permille); return v/1000*p + v%1000*p/1000 }
+	return Resources{CPUMillis: f(r.CPUMillis), MemoryBytes: f(r.MemoryBytes), ScratchBytes: f(r.ScratchBytes)}
+}
+
+// maxStanding bounds the requesters a market keeps a standing for.
+const maxStanding = 4096
+
+// expired notes that an offer to requester ran out unanswered.
+func (m *Market) expired(now time.Time, requester string) {
+	if m.cfg.StandingExpired < 0 {
+		return
+	}
+	s := m.standing[requester]
+	if s == nil {
+		if m.standing == nil {
+			m.standing = map[string]*standing{}
+		}
+		if len(m.standing) >= maxStanding {
+			for k, o := range m.standing { // forget those whose record has faded
+				if o.fade(now); o.expired < 1 {
+					delete(m.standing, k)
+				}
+			}
+			if len(m.standing) >= maxStanding {
+				return
+			}
+		}
+		s = &standing{at: now}
+		m.standing[requester] = s
+	}
+	s.fade(now)
+	s.expired++
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // RetryAfterFull is the hint a full provider gives when no reservation of
@@ -430,6 +626,10 @@ func (m *Market) Commit(now time.Time, l Lease) error {
 	}
 	m.leases = append(m.leases, lh)
 	m.committed = m.committed.Add(l.Resources)
+	if s := m.standing[l.Requester]; s != nil {
+		s.fade(now)
+		s.leased++
+	}
 	m.checkInvariant()
 	return nil
 }
@@ -583,6 +783,7 @@ func (m *Market) sweep(now time.Time) int {
 		h := &m.holds[i]
 		if !now.Before(h.offer.ExpiresAt) {
 			m.reserved = m.reserved.Sub(h.offer.Resources)
+			m.expired(now, h.offer.Requester)
 			continue
 		}
 		if j == 0 || h.offer.ExpiresAt.Before(m.soonest) {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"runtime"
@@ -27,6 +28,10 @@ func mktConfig() MarketConfig {
 		Capacity: Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, ScratchBytes: 10 << 30},
 		Labels:   NewLabels(Label{"region", "fr"}, Label{"jurisdiction", "eu"}, Label{"cert", "hds"}),
 		Pricing:  PricePolicy{Base: Price{Currency: "EUR", CPUNanosPerSecond: 10_000, MemoryNanosPerGiBSecond: 5_000}},
+		// Offers live their TTL, and one requester may reserve it all:
+		// TestMarketLimits tries the limits on their own.
+		OfferGrace:      time.Hour,
+		MaxHeldPermille: 1000,
 	}
 }
 
@@ -746,6 +751,7 @@ max_reservations: 16
 type mktRefHold struct {
 	offer   Offer
 	timeout time.Duration
+	origin  string
 }
 
 // mktRefLease is a lease in the reference ledger.
@@ -765,6 +771,21 @@ type mktRef struct {
 	holds    []mktRefHold
 	leases   map[string]mktRefLease
 	draining bool
+	// expired and leased per requester, fading by half every
+	// StandingHalfLife since at, once one of its offers expired.
+	standing map[string]*mktRefStanding
+}
+
+type mktRefStanding struct {
+	expired, leased float64
+	at              time.Time
+}
+
+func (s *mktRefStanding) fade(now time.Time) {
+	if now.After(s.at) {
+		f := math.Exp2(-now.Sub(s.at).Seconds() / StandingHalfLife.Seconds())
+		s.expired, s.leased, s.at = s.expired*f, s.leased*f, now
+	}
 }
 
 func (r *mktRef) sweep(now time.Time) int {
@@ -772,6 +793,14 @@ func (r *mktRef) sweep(now time.Time) int {
 	for _, h := range r.holds {
 		if now.Before(h.offer.ExpiresAt) {
 			live = append(live, h)
+		} else if r.cfg.StandingExpired >= 0 {
+			s := r.standing[h.offer.Requester]
+			if s == nil {
+				s = &mktRefStanding{at: now}
+				r.standing[h.offer.Requester] = s
+			}
+			s.fade(now)
+			s.expired++
 		}
 	}
 	n := len(r.holds) - len(live)
@@ -871,6 +900,30 @@ func (r *mktRef) quote(now time.Time, req Request) (Offer, pb.Code) {
 	if r.draining {
 		return Offer{}, pb.Code_CODE_DRAINING
 	}
+	if s := r.standing[req.Requester]; s != nil {
+		s.fade(now)
+		if r.cfg.StandingExpired >= 0 && s.expired > float64(r.cfg.StandingExpired)+StandingPerLease*s.leased {
+			return Offer{}, pb.Code_CODE_RATE_LIMITED
+		}
+	}
+	count := func(mine func(mktRefHold) bool) (n int, held Resources) {
+		held = req.Resources
+		for _, h := range r.holds {
+			if mine(h) {
+				n++
+				held = held.Add(h.offer.Resources)
+			}
+		}
+		return n, held
+	}
+	mine := func(h mktRefHold) bool { return h.offer.Requester == req.Requester }
+	ours := func(h mktRefHold) bool { return req.Origin != "" && h.origin == req.Origin }
+	if n, _ := count(mine); n >= r.cfg.MaxOffersPerPeer {
+		return Offer{}, pb.Code_CODE_RATE_LIMITED
+	}
+	if n, _ := count(ours); req.Origin != "" && n >= r.cfg.MaxOffersPerPeer {
+		return Offer{}, pb.Code_CODE_RATE_LIMITED
+	}
 	st := r.state()
 	switch a := req.Resources; {
 	case a.CPUMillis > st.Free.CPUMillis:
@@ -879,6 +932,13 @@ func (r *mktRef) quote(now time.Time, req Request) (Offer, pb.Code) {
 		return Offer{}, pb.Code_CODE_INSUFFICIENT_MEMORY
 	case a.ScratchBytes > st.Free.ScratchBytes:
 		return Offer{}, pb.Code_CODE_INSUFFICIENT_SCRATCH
+	}
+	over := func(n int, held Resources) bool {
+		c, p := r.cfg.Capacity, uint64(r.cfg.MaxHeldPermille)
+		return n > 0 && p < 1000 && (held.CPUMillis*1000 > c.CPUMillis*p || held.MemoryBytes*1000 > c.MemoryBytes*p || held.ScratchBytes*1000 > c.ScratchBytes*p)
+	}
+	if over(count(mine)) || req.Origin != "" && over(count(ours)) {
+		return Offer{}, pb.Code_CODE_RATE_LIMITED
 	}
 	load := mktRefLoad(st.Committed.Add(st.Reserved).Add(req.Resources), r.cfg.Capacity)
 	price := mktRefPrice(r.cfg.Pricing, load)
@@ -892,7 +952,7 @@ func (r *mktRef) quote(now time.Time, req Request) (Offer, pb.Code) {
 	return Offer{
 		Provider: r.cfg.Provider, Requester: req.Requester, RequestNonce: req.Nonce, JobCID: req.JobCID,
 		Resources: req.Resources, Price: price, Total: Amount{"EUR", total},
-		ExpiresAt: now.Add(r.cfg.OfferTTL), LoadPermille: load, Labels: r.cfg.Labels,
+		ExpiresAt: minTime(now.Add(r.cfg.OfferTTL), req.ExpiresAt.Add(r.cfg.OfferGrace)), LoadPermille: load, Labels: r.cfg.Labels,
 	}, 0
 }
 
@@ -926,6 +986,10 @@ func (r *mktRef) commit(now time.Time, l Lease) pb.Code {
 	}
 	r.holds = append(r.holds[:i:i], r.holds[i+1:]...)
 	r.leases[l.ID] = mktRefLease{l.OfferNonce, l.Epoch, l.Resources, h.offer.Price, h.offer.Total.Nanos, now}
+	if s := r.standing[l.Requester]; s != nil {
+		s.fade(now)
+		s.leased++
+	}
 	return 0
 }
 
@@ -1005,12 +1069,16 @@ func mktRunProperty(t *testing.T, seed uint64, ops int) map[string]int {
 	cfg.Pricing.LoadFactorPermille = []uint32{0, 500, 1000, 3000}[rng.IntN(4)]
 	cfg.OfferTTL = time.Duration(1+rng.IntN(10)) * time.Second
 	cfg.MaxReservations = 2 + rng.IntN(6)
+	cfg.OfferGrace = time.Duration(rng.IntN(3000)) * time.Millisecond
+	cfg.MaxOffersPerPeer = rng.IntN(5)
+	cfg.MaxHeldPermille = []int{0, 300, 700, 1000}[rng.IntN(4)]
+	cfg.StandingExpired = []int{-1, 0, 2, 6}[rng.IntN(4)]
 	cfg.Seed[0] = byte(seed)
 	m, err := NewMarket(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := &mktRef{cfg: cfg, leases: map[string]mktRefLease{}}
+	ref := &mktRef{cfg: cfg.withDefaults(), leases: map[string]mktRefLease{}, standing: map[string]*mktRefStanding{}}
 
 	now := mktT0
 	var (
@@ -1060,6 +1128,7 @@ func mktRunProperty(t *testing.T, seed uint64, ops int) map[string]int {
 						ScratchBytes: uint64(rng.IntN(3072)) << 20,
 					},
 					Timeout: time.Duration(1+rng.IntN(120)) * time.Second,
+					Origin:  []string{"", "", "o1", "o2"}[rng.IntN(4)],
 				}
 				if rng.IntN(8) == 0 {
 					req.Resources = Resources{CPUMillis: 10, MemoryBytes: 1 << 20}
@@ -1088,7 +1157,7 @@ func mktRunProperty(t *testing.T, seed uint64, ops int) map[string]int {
 			}
 			if want.Nonce == "" { // a new offer, not a repeat
 				want.Nonce = got.Nonce
-				ref.holds = append(ref.holds, mktRefHold{got, req.Timeout})
+				ref.holds = append(ref.holds, mktRefHold{got, req.Timeout, req.Origin})
 				made = append(made, mktMade{got, req.Timeout})
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -1320,4 +1389,100 @@ func TestMarketReprice(t *testing.T) {
 	if err := m.Reprice(PricePolicy{Base: Price{Currency: "euro"}}, nil); err == nil {
 		t.Fatal("an invalid price policy was taken")
 	}
+}
+
+// TestMarketLimits: what one peer's offers may hold. With the defaults, a
+// requester asking as fast as it can holds at most half of the capacity,
+// and is told when to ask again; another requester is still served; one
+// origin's requesters share the cap; the count is bounded too; an offer
+// lives until its request's expiry and the grace; a requester that leaves
+// offers to expire unanswered is refused until its record fades, and one
+// that signs leases is not.
+func TestMarketLimits(t *testing.T) {
+	defaults := func(c *MarketConfig) { c.OfferGrace, c.MaxHeldPermille = 0, 0 }
+	req := func(nonce, requester, origin string) Request {
+		r := mktRequest(nonce)
+		r.Requester, r.Origin = requester, origin
+		return r
+	}
+	t.Run("share", func(t *testing.T) {
+		m := mktMarket(t, defaults)
+		o := mktQuote(t, m, mktT0, req("a1", "A", ""))
+		if want := mktT0.Add(5*time.Second + DefaultOfferGrace); !o.ExpiresAt.Equal(want) {
+			t.Errorf("offer expires at %s, want the request's expiry and the grace, %s", o.ExpiresAt, want)
+		}
+		mktQuote(t, m, mktT0, req("a2", "A", "")) // 2 of 4 vCPU: half
+		_, err := m.Quote(mktT0.Add(time.Second), req("a3", "A", ""))
+		mktWantCode(t, err, pb.Code_CODE_RATE_LIMITED, "more than 500‰")
+		if got := protocol.RetryAfterOf(err); got != 6*time.Second {
+			t.Errorf("retry after %s, want 6s, when A's first offer expires", got)
+		}
+		mktQuote(t, m, mktT0.Add(time.Second), req("b1", "B", "")) // B is served
+	})
+	t.Run("first offer whatever its size", func(t *testing.T) {
+		m := mktMarket(t, defaults)
+		big := req("a1", "A", "")
+		big.Resources.CPUMillis = 3000
+		mktQuote(t, m, mktT0, big)
+	})
+	t.Run("origin", func(t *testing.T) {
+		m := mktMarket(t, defaults)
+		mktQuote(t, m, mktT0, req("a1", "A", "10.1.2.0/24"))
+		mktQuote(t, m, mktT0, req("b1", "B", "10.1.2.0/24"))
+		_, err := m.Quote(mktT0, req("c1", "C", "10.1.2.0/24"))
+		mktWantCode(t, err, pb.Code_CODE_RATE_LIMITED, "origin 10.1.2.0/24")
+		mktQuote(t, m, mktT0, req("d1", "D", "10.9.9.0/24"))
+	})
+	t.Run("count", func(t *testing.T) {
+		m := mktMarket(t, func(c *MarketConfig) { c.MaxOffersPerPeer = 2 })
+		small := func(n string) Request {
+			r := req(n, "A", "")
+			r.Resources = Resources{CPUMillis: 10, MemoryBytes: 1 << 20}
+			return r
+		}
+		mktQuote(t, m, mktT0, small("1"))
+		mktQuote(t, m, mktT0, small("2"))
+		_, err := m.Quote(mktT0, small("3"))
+		mktWantCode(t, err, pb.Code_CODE_RATE_LIMITED, "2 live offers")
+	})
+	t.Run("standing", func(t *testing.T) {
+		m := mktMarket(t, defaults)
+		now := mktT0
+		at := func(r Request) Request {
+			r.ExpiresAt = now.Add(500 * time.Millisecond)
+			r.Resources = Resources{CPUMillis: 10, MemoryBytes: 1 << 20}
+			return r
+		}
+		// A asks, and never answers, until it is refused.
+		var err error
+		n := 0
+		for ; n < 2*DefaultStandingExpired && err == nil; n++ {
+			_, err = m.Quote(now, at(req(fmt.Sprint("a", n), "A", "")))
+			now = now.Add(time.Second)
+		}
+		mktWantCode(t, err, pb.Code_CODE_RATE_LIMITED, "expired unanswered")
+		if n <= DefaultStandingExpired {
+			t.Fatalf("A refused after %d offers, want more than %d expired first", n, DefaultStandingExpired)
+		}
+		// B leases one offer in StandingPerLease+1: it stays in good standing.
+		for i := range 3 * (DefaultStandingExpired + 1) {
+			o, err := m.Quote(now, at(req(fmt.Sprint("b", i), "B", "")))
+			if err != nil {
+				t.Fatalf("B, offer %d: %v", i, err)
+			}
+			if i%(StandingPerLease+1) == 0 {
+				l := mktLease(o, fmt.Sprint("L", i), 1)
+				if err := m.Commit(now, l); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.Release(now, l.ID, 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now = now.Add(time.Second)
+		}
+		// A's record fades: after two half-lives, it is served again.
+		now = now.Add(2 * StandingHalfLife)
+		mktQuote(t, m, now, at(req("y", "A", "")))
+	})
 }

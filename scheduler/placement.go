@@ -202,11 +202,15 @@ func (p *Placement) Resume(slots []SlotStatus) bool {
 	return true
 }
 
-// resumeBeats arms the heartbeat deadline of every running slot.
+// resumeBeats arms the heartbeat deadline of every running slot. A
+// resumed requester must find and dial its providers again before their
+// statuses can come: the first deadline is never sooner than the wait for
+// a lease answer, so that a slow restart is not taken for lost leases.
 func (p *Placement) resumeBeats(now time.Time) {
 	for i := range p.slots {
 		if p.slots[i].state == SlotRunning {
-			p.armBeat(now, i)
+			p.dropTimers(timerBeat, i)
+			p.setTimer(timerBeat, i, now.Add(max(p.Heartbeat()*time.Duration(p.cfg.MissedHeartbeats), LeaseAnswerWait)))
 		}
 	}
 }

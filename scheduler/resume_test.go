@@ -42,6 +42,11 @@ func TestResume(t *testing.T) {
 			beat = st
 		}
 	}
+	// The first deadline leaves the restarted requester the time to reach
+	// its providers: the lease wait, not the 1.5 s of three heartbeats.
+	if got := beat.At.Sub(now); got != LeaseAnswerWait {
+		t.Fatalf("a resumed lease is lost after %s of silence, want %s", got, LeaseAnswerWait)
+	}
 	var relooked bool
 	for _, a := range q.Step(beat.At, TimerFired{beat.ID}) {
 		if _, ok := a.(Lookup); ok {

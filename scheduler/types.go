@@ -146,6 +146,10 @@ type Request struct {
 	Constraints []Selector
 	MaxPrice    Amount // an empty Currency means no ceiling
 	ExpiresAt   time.Time
+	// Origin groups the requests that come from one place (the node sets
+	// the network prefix of the requester's connection), for the limits
+	// of MarketConfig. Empty: none but the requester's own.
+	Origin string
 }
 
 // Offer is a provider's promise: these resources at this price until ExpiresAt.
