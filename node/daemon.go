@@ -16,6 +16,7 @@ import (
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/store"
 )
 
@@ -100,7 +101,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		return nil, err
 	}
 	opts := Options{Identity: key, Market: market, NAT: c.NAT.AutoNAT || c.NAT.HolePunching || c.NAT.RelayClient,
-		Log: log, Store: st, Data: ds, Exec: ex}
+		Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -158,4 +159,16 @@ func (d *Daemon) Reload(c config.Config) error {
 		return err
 	}
 	return d.Node.Reprice(m.Pricing, m.Labels)
+}
+
+// hostLimits returns the limits the node's host enforces, from its config.
+func hostLimits(l config.Limits) p2p.Limits {
+	rate := func(n uint32) float64 {
+		if n == 0 {
+			return -1 // no limit
+		}
+		return float64(n)
+	}
+	return p2p.Limits{RequestsPerSecond: rate(l.RequestsPerSecond), BlockRequestsPerSecond: rate(l.BlockRequestsPerSecond),
+		ConnsPerIP: int(l.ConnsPerIP), Loopback: l.Loopback}
 }

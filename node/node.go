@@ -55,9 +55,8 @@ type Options struct {
 	DiversityFilter bool
 	// NAT traversal: AutoNAT v2, hole punching and the relay client.
 	NAT bool
-	// MaxConnsPerIP bounds connections from one IP, loopback included.
-	// Default 64.
-	MaxConnsPerIP int
+	// Limits are what one peer, and one place, may ask of the node's host.
+	Limits p2p.Limits
 
 	// Store and Exec make the node a provider that runs leases; without
 	// them it refuses leases. Store also lets it keep jobs, serve modules
@@ -132,7 +131,7 @@ func New(o Options) (*Node, error) {
 		o.Log = slog.Default()
 	}
 	h, err := p2p.New(p2p.Options{Identity: o.Identity, Listen: o.Listen, Bootstrap: o.Bootstrap, ProvideValidity: o.ProvideValidity,
-		DiversityFilter: o.DiversityFilter, NAT: o.NAT, MaxConnsPerIP: o.MaxConnsPerIP, Now: o.Clock.Now, Log: o.Log})
+		DiversityFilter: o.DiversityFilter, NAT: o.NAT, Limits: o.Limits, Now: o.Clock.Now, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,8 @@ type Config struct {
 	// Data bounds the store of content-addressed data: jobs' inputs and
 	// outputs, modules aside.
 	Data Data `yaml:"data"`
+	// Limits bound what one peer, or one place, may ask of the node.
+	Limits Limits `yaml:"limits"`
 	// Log is the daemon's structured logging.
 	Log Log `yaml:"log"`
 }
@@ -175,6 +177,40 @@ type Data struct {
 	Keep Duration `yaml:"keep"`
 }
 
+// Limits bound what one peer, or one place (an origin: an IPv4 /24 or an
+// IPv6 /48), may ask of the node: the federation is open, and anyone may
+// ask for offers it never leases (SPEC 7).
+type Limits struct {
+	// OffersPerPeer is how many live offers one requester, or one origin,
+	// may hold here. Default 32.
+	OffersPerPeer uint32 `yaml:"offers_per_peer"`
+	// OfferSharePercent is the share of each dimension of the capacity
+	// sold that one requester's live offers, or one origin's, may reserve
+	// beyond their first, 1 to 100. Default 50.
+	OfferSharePercent uint32 `yaml:"offer_share_percent"`
+	// OfferGrace is how long an offer outlives the request it answers:
+	// the requester decides by then and sends its lease at once. At most
+	// 2m. Default "2s".
+	OfferGrace Duration `yaml:"offer_grace"`
+	// StandingExpired is how many offers a requester may leave to expire
+	// unanswered (fading by half every 10 minutes, four more for each
+	// lease it signed) before its requests are refused; 0: never. Default 64.
+	StandingExpired uint32 `yaml:"standing_expired"`
+	// RequestsPerSecond is the rate of requests one peer may make on each
+	// protocol but the block exchange, in bursts of twice as many; 0: no
+	// limit. Default 50.
+	RequestsPerSecond uint32 `yaml:"requests_per_second"`
+	// BlockRequestsPerSecond is the same for the block exchange. Default 500.
+	BlockRequestsPerSecond uint32 `yaml:"block_requests_per_second"`
+	// ConnsPerIP bounds the connections from one IPv4 address or IPv6 /56.
+	// Default 8.
+	ConnsPerIP uint32 `yaml:"conns_per_ip"`
+	// Loopback applies the per-IP and per-origin limits to loopback
+	// addresses too; off, they are exempt, so that the nodes of a devnet
+	// on one machine are not one origin. Default false.
+	Loopback bool `yaml:"loopback"`
+}
+
 // Log is the daemon's log/slog output, on standard error.
 type Log struct {
 	// Level is the least severe level written: debug, info, warn or error.
@@ -225,6 +261,8 @@ func Default() Config {
 			CacheDir:   "cache",
 		},
 		Data: Data{Keep: Duration(time.Hour)},
-		Log:  Log{Level: "info", Format: "text"},
+		Limits: Limits{OffersPerPeer: 32, OfferSharePercent: 50, OfferGrace: Duration(2 * time.Second), StandingExpired: 64,
+			RequestsPerSecond: 50, BlockRequestsPerSecond: 500, ConnsPerIP: 8},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }

@@ -51,6 +51,10 @@ func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 		`executor.max_timeout: 0s: use a duration above 0 and at most 720h, such as "1h"`,
 		`executor.cache_dir: empty: name a directory, relative to the data directory or absolute (default "cache")`,
 		`data.keep: 0s: use a duration above 0, such as "1h"`,
+		"limits.offers_per_peer: 0: use at least 1, such as 32",
+		"limits.offer_share_percent: 0: use 1 to 100, such as 50",
+		`limits.offer_grace: 0s: use a duration above 0 and at most 2m, such as "2s"`,
+		"limits.conns_per_ip: 0: use at least 1, such as 8",
 		`log.level: "": use debug, info, warn or error`,
 		`log.format: "": use text or json`,
 	}
@@ -546,6 +550,8 @@ func TestPaths(t *testing.T) {
 		"labels.region", "labels.jurisdiction", "labels.operator", "labels.certifications", "labels.extra",
 		"executor.max_memory", "executor.max_timeout", "executor.max_scratch", "executor.cache_dir",
 		"data.max_size", "data.keep",
+		"limits.offers_per_peer", "limits.offer_share_percent", "limits.offer_grace", "limits.standing_expired",
+		"limits.requests_per_second", "limits.block_requests_per_second", "limits.conns_per_ip", "limits.loopback",
 		"log.level", "log.format",
 	}
 	if diff := cmp.Diff(want, Paths()); diff != "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+	"time"
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/scheduler"
@@ -24,9 +25,10 @@ import (
 // certifications as "certification" (the protocol carries one value per key,
 // so the rest are not announced) and the extra labels; empty ones are left
 // out. Executors are the default, ["wasm"]. Prices are converted from per hour
-// to per second by truncation (see Pricing). OfferTTL and MaxReservations are
-// left to the scheduler's defaults, and Seed is filled from crypto/rand so
-// offer nonces cannot be guessed.
+// to per second by truncation (see Pricing). The limits on what one peer's
+// offers may hold come from Limits; OfferTTL and MaxReservations are left to
+// the scheduler's defaults, and Seed is filled from crypto/rand so offer
+// nonces cannot be guessed.
 //
 // The returned config is valid (MarketConfig.Validate) and shares nothing with
 // c; the caller owns it.
@@ -44,6 +46,14 @@ func (c Config) Market(provider string, detected scheduler.Resources) (scheduler
 		Labels:    c.Labels.scheduler(),
 		Executors: []string{protocol.DefaultEngine},
 		Pricing:   c.Pricing.policy(),
+
+		OfferGrace:       time.Duration(c.Limits.OfferGrace),
+		MaxOffersPerPeer: int(c.Limits.OffersPerPeer),
+		MaxHeldPermille:  int(c.Limits.OfferSharePercent) * 10,
+		StandingExpired:  int(c.Limits.StandingExpired),
+	}
+	if c.Limits.StandingExpired == 0 {
+		mc.StandingExpired = -1 // never refuse
 	}
 	rand.Read(mc.Seed[:]) // never fails (crypto/rand, Go 1.24+)
 	if err := mc.Validate(); err != nil {

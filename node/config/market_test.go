@@ -121,6 +121,8 @@ func TestMarketPricesAndLabels(t *testing.T) {
 			},
 			LoadFactorPermille: 1500,
 		},
+		// The limits section's defaults.
+		OfferGrace: 2 * time.Second, MaxOffersPerPeer: 32, MaxHeldPermille: 500, StandingExpired: 64,
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(scheduler.MarketConfig{}, "Seed")); diff != "" {
 		t.Errorf("Market() (-want +got):\n%s", diff)

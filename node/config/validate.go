@@ -51,8 +51,24 @@ func (c Config) Validate() error {
 	if c.Data.Keep <= 0 {
 		v.add("data.keep", "%s: use a duration above 0, such as \"1h\"", c.Data.Keep)
 	}
+	v.limits(c.Limits)
 	v.log(c.Log)
 	return errors.Join(v.errs...)
+}
+
+func (v *validator) limits(l Limits) {
+	if l.OffersPerPeer == 0 {
+		v.add("limits.offers_per_peer", "0: use at least 1, such as 32")
+	}
+	if l.OfferSharePercent == 0 || l.OfferSharePercent > 100 {
+		v.add("limits.offer_share_percent", "%d: use 1 to 100, such as 50", l.OfferSharePercent)
+	}
+	if l.OfferGrace <= 0 || time.Duration(l.OfferGrace) > protocol.MaxOfferTTL {
+		v.add("limits.offer_grace", "%s: use a duration above 0 and at most %s, such as \"2s\"", l.OfferGrace, Duration(protocol.MaxOfferTTL))
+	}
+	if l.ConnsPerIP == 0 {
+		v.add("limits.conns_per_ip", "0: use at least 1, such as 8")
+	}
 }
 
 type validator struct{ errs []error }

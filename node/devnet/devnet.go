@@ -218,16 +218,7 @@ func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo,
 	d.datas = append(d.datas, ds)
 	rand.Read(m.Seed[:])
 	return node.New(node.Options{Identity: k, Market: m, Store: st, Data: ds, Exec: d.exec, Bootstrap: boot,
-		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout},
-		MaxConnsPerIP: connsPerIP(o.N)})
-}
-
-// connsPerIP is the per-IP connection limit of a devnet node. Every node of a
-// devnet shares 127.0.0.1, so the limit grows with the devnet: two
-// connections to each node (simultaneous dials), and room for requesters
-// added later and daemons joining from other processes.
-func connsPerIP(n int) int {
-	return 2*(n+1) + 64
+		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout}})
 }
 
 // Kill closes provider i abruptly, as a crash would: no draining.

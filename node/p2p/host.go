@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -44,11 +45,10 @@ type Options struct {
 	DiversityFilter bool
 	// NAT traversal: AutoNAT v2, hole punching and the relay client.
 	NAT bool
-	// MaxConnsPerIP bounds connections from one IP, loopback included: the
-	// resource manager exempts loopback unless told. Default 64.
-	MaxConnsPerIP int
-	Now           func() time.Time // checks capacity records; default time.Now
-	Log           *slog.Logger     // default slog.Default()
+	// Limits are what one peer, and one place, may ask of the host.
+	Limits Limits
+	Now    func() time.Time // checks capacity records and times rate limits; default time.Now
+	Log    *slog.Logger     // default slog.Default()
 }
 
 // Host is the libp2p transport: a host on QUIC (TCP as a fallback) and the
@@ -62,6 +62,11 @@ type Host struct {
 	handler atomic.Pointer[transport.Handler]
 	// streamErr counts streams that failed or were refused, by protocol.
 	streamErr *prometheus.CounterVec
+	// limited counts the requests refused for their peer's rate, by protocol.
+	limited *prometheus.CounterVec
+	rates   rateLimiter
+	watchMu sync.Mutex
+	watches map[peer.ID]int // open watches by peer, which protect it (LeaseTag)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -81,9 +86,7 @@ func New(o Options) (*Host, error) {
 	if o.ProvideValidity <= 0 {
 		o.ProvideValidity = scheduler.DefaultProvideValidity
 	}
-	if o.MaxConnsPerIP <= 0 {
-		o.MaxConnsPerIP = 64
-	}
+	o.Limits = o.Limits.withDefaults()
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -118,17 +121,44 @@ func New(o Options) (*Host, error) {
 	return &Host{opts: o, host: h, dht: d, log: o.Log.With("peer", h.ID().ShortString()), ctx: ctx, cancel: cancel,
 		streamErr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cuivre_stream_errors_total", Help: "Streams that failed or were refused, by protocol.",
-		}, []string{"protocol"})}, nil
+		}, []string{"protocol"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cuivre_rate_limited_total", Help: "Requests refused with CODE_RATE_LIMITED for their peer's request rate, by protocol.",
+		}, []string{"protocol"}),
+		rates: rateLimiter{limit: o.Limits.rateOf}}, nil
 }
+
+// Streams one peer may have open to the cuivre protocols: in all, and on
+// each protocol (a watch lasts as long as its run, so a requester has one
+// per lease it holds here).
+const (
+	streamsPerPeer         = 256
+	streamsPerPeerProtocol = 64
+)
 
 func newHost(o Options) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	perPeer := rcmgr.BaseLimit{StreamsInbound: streamsPerPeer, StreamsOutbound: streamsPerPeer, Streams: 2 * streamsPerPeer, Memory: 256 << 20}
+	limits.AddServicePeerLimit(ServiceName, perPeer, rcmgr.BaseLimitIncrease{})
+	for _, id := range cuivreProtocols {
+		limits.AddProtocolPeerLimit(id, rcmgr.BaseLimit{StreamsInbound: streamsPerPeerProtocol, StreamsOutbound: streamsPerPeerProtocol,
+			Streams: 2 * streamsPerPeerProtocol, Memory: 256 << 20}, rcmgr.BaseLimitIncrease{})
+	}
+	loopback := math.MaxInt // exempt, as libp2p's defaults have it
+	if o.Limits.Loopback {
+		loopback = o.Limits.ConnsPerIP
+	}
+	n := o.Limits.ConnsPerIP
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
 		rcmgr.WithMetricsDisabled(), // see DisableMetrics below
 		rcmgr.WithNetworkPrefixLimit(
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: o.MaxConnsPerIP}},
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: o.MaxConnsPerIP}},
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: loopback}},
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: loopback}},
+		),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: n}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: n}, {PrefixLength: 48, ConnCount: 8 * n}},
 		))
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
@@ -180,7 +210,7 @@ func (h *Host) Collectors() []prometheus.Collector {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	return []prometheus.Collector{h.streamErr,
+	return []prometheus.Collector{h.streamErr, h.limited,
 		gauge("cuivre_peers", "Connected peers.", func() float64 { return float64(len(h.host.Network().Peers())) }),
 		gauge("cuivre_dht_routing_table_peers", "Peers in the DHT routing table.", func() float64 { return float64(h.RoutingTableSize()) }),
 	}

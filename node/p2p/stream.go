@@ -29,6 +29,9 @@ const closeWait = 5 * time.Second
 // ServiceName is the resource-manager service of cuivre's streams.
 const ServiceName = "cuivre"
 
+// cuivreProtocols are the protocols of SPEC 6 a host answers.
+var cuivreProtocols = []p2pproto.ID{protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ModuleID, protocol.ReceiptID, protocol.BlocksID}
+
 // exchange is one stream with its framing, as both sides see it.
 type exchange struct {
 	s network.Stream
@@ -61,7 +64,7 @@ func (e *exchange) close() {
 func (h *Host) Serve(hd transport.Handler) {
 	if hd == nil {
 		h.handler.Store(nil)
-		for _, id := range []p2pproto.ID{protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ModuleID, protocol.ReceiptID, protocol.BlocksID} {
+		for _, id := range cuivreProtocols {
 			h.host.RemoveStreamHandler(id)
 		}
 		return
@@ -92,6 +95,7 @@ func (h *Host) Serve(hd transport.Handler) {
 			return h.malformed(e, from, hd, err)
 		}
 		e.s.SetDeadline(time.Time{}) // a watch lasts as long as the run
+		defer h.protect(from)()
 		return hd.Watch(ctx, from, &req, func(ev *pb.WatchEvent) error { return e.w.WriteMsg(ev) })
 	})
 	h.serve(protocol.ModuleID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
@@ -115,6 +119,34 @@ func (h *Host) Serve(hd transport.Handler) {
 		}
 		return e.w.WriteMsg(hd.Receipt(ctx, from, &sub))
 	})
+}
+
+// LeaseTag is the connection manager's protection of a peer with which a
+// watch is open, that is with which a lease runs: its connections are never
+// trimmed.
+const LeaseTag = "cuivre-lease"
+
+// protect protects peer p under LeaseTag while a watch with it is open; it
+// returns the undoing. Watches are counted, so that the tag stays while
+// one is open.
+func (h *Host) protect(p string) func() {
+	id := peer.ID(p)
+	h.watchMu.Lock()
+	if h.watches == nil {
+		h.watches = map[peer.ID]int{}
+	}
+	if h.watches[id]++; h.watches[id] == 1 {
+		h.host.ConnManager().Protect(id, LeaseTag)
+	}
+	h.watchMu.Unlock()
+	return func() {
+		h.watchMu.Lock()
+		defer h.watchMu.Unlock()
+		if h.watches[id]--; h.watches[id] == 0 {
+			delete(h.watches, id)
+			h.host.ConnManager().Unprotect(id, LeaseTag)
+		}
+	}
 }
 
 // malformed answers a request that could not be read with its protocol's
@@ -149,7 +181,15 @@ func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, f
 			return
 		}
 		defer e.close()
-		if err := fn(h.ctx, e, string(from), *hd); err != nil && !errors.Is(err, io.EOF) {
+		if ok, wait := h.rates.allow(h.opts.Now(), string(from), string(id)); !ok {
+			h.limited.WithLabelValues(string(id)).Inc()
+			refusal := protocol.Errorf(pb.Code_CODE_RATE_LIMITED, "more than %g requests a second on %s", h.opts.Limits.rateOf(string(id)), id)
+			refusal.RetryAfter = max(wait, time.Millisecond)
+			err = e.w.WriteMsg(conv.ErrorAnswer(string(id), refusal))
+		} else {
+			err = fn(transport.WithOrigin(h.ctx, h.opts.Limits.origin(s.Conn().RemoteMultiaddr())), e, string(from), *hd)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			h.streamErr.WithLabelValues(string(id)).Inc()
 			h.log.Info("stream failed", "protocol", id, "from", from, "err", err)
 			s.Reset()
@@ -228,6 +268,7 @@ func (h *Host) Receipt(ctx context.Context, to string, sub *pb.ReceiptSubmit) (*
 // Watch follows a lease epoch (SPEC 6.3). The stream has no deadline but
 // ctx's.
 func (h *Host) Watch(ctx context.Context, to string, req *pb.WatchRequest, fn func(*pb.WatchEvent) bool) error {
+	defer h.protect(to)()
 	return follow(h, ctx, to, protocol.WatchID, true, req, fn)
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/conv"
+	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -14,12 +15,13 @@ import (
 
 // Offer answers one offer request with a sealed offer or a refusal (SPEC 6.1).
 // An offer reserves its resources until it expires, is declined or leased.
-func (p *Provider) Offer(_ context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
+func (p *Provider) Offer(ctx context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
 	now := p.clock.Now()
 	r, err := conv.RequestFromPB(req, from, now)
 	if err != nil {
 		return p.refuse(from, err)
 	}
+	r.Origin = transport.Origin(ctx) // the limits of one place (scheduler.MarketConfig)
 	p.mu.Lock()
 	offer, err := p.market.Quote(now, r)
 	p.mu.Unlock()

@@ -70,3 +70,22 @@ type Handler interface {
 	// refused before it (undecodable, too large), for its counts and logs.
 	Malformed(id, from string, err error)
 }
+
+type originKey struct{}
+
+// WithOrigin returns ctx carrying the origin of a request: the network its
+// sender's connection comes from, which a provider's limits group peers
+// by (scheduler.Request.Origin). A transport sets it on the contexts it
+// hands its Handler.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	if origin == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// Origin returns the origin WithOrigin put in ctx, or "".
+func Origin(ctx context.Context) string {
+	o, _ := ctx.Value(originKey{}).(string)
+	return o
+}
