@@ -145,17 +145,17 @@ func newHost(o Options) (host.Host, error) {
 		limits.AddProtocolPeerLimit(id, rcmgr.BaseLimit{StreamsInbound: streamsPerPeerProtocol, StreamsOutbound: streamsPerPeerProtocol,
 			Streams: 2 * streamsPerPeerProtocol, Memory: 256 << 20}, rcmgr.BaseLimitIncrease{})
 	}
-	loopback := math.MaxInt // exempt, as libp2p's defaults have it
+	// Loopback is exempt, as libp2p's defaults have it, unless limited:
+	// then each loopback address is an IP like any other.
+	v4 := []rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: math.MaxInt}}
+	v6 := []rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: math.MaxInt}}
 	if o.Limits.Loopback {
-		loopback = o.Limits.ConnsPerIP
+		v4, v6 = []rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}
 	}
 	n := o.Limits.ConnsPerIP
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
 		rcmgr.WithMetricsDisabled(), // see DisableMetrics below
-		rcmgr.WithNetworkPrefixLimit(
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: loopback}},
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: loopback}},
-		),
+		rcmgr.WithNetworkPrefixLimit(v4, v6),
 		rcmgr.WithLimitPerSubnet(
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: n}},
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: n}, {PrefixLength: 48, ConnCount: 8 * n}},

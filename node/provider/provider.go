@@ -133,10 +133,12 @@ func New(c Config) (*Provider, error) {
 // Metrics returns the provider's metrics, for the node to register.
 func (p *Provider) Metrics() *Metrics { return p.metrics }
 
-// MarketState returns a snapshot of the market.
+// MarketState returns a snapshot of the market, offers expired by now
+// dropped: the market drops them lazily, at its next call.
 func (p *Provider) MarketState() scheduler.MarketState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.market.Expire(p.clock.Now())
 	return p.market.State()
 }
 
