@@ -41,6 +41,7 @@ func nonce() string {
 type placement struct {
 	env     []byte // the sealed lease
 	leaseID []byte
+	epoch   uint64
 }
 
 // lease signs a job running module, asks prov for an offer and leases it.
@@ -51,6 +52,13 @@ func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module [
 
 // leaseTask is lease with more of the task set: args, inputs, outputs.
 func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration) placement {
+	t.Helper()
+	return leaseEpoch(t, f, prov, module, task, heartbeat, 1)
+}
+
+// leaseEpoch is leaseTask at a given epoch, as a requester leasing a slot
+// it rescheduled.
+func leaseEpoch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration, epoch uint64) placement {
 	t.Helper()
 	ctx := context.Background()
 	req := f.Requester
@@ -80,7 +88,7 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 	id := []byte(nonce())
 	env, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
-		JobCID: r.JobCID, Epoch: 1, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
+		JobCID: r.JobCID, Epoch: epoch, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
 	}, nonce(), signed.Envelope, heartbeat))
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +96,14 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 	if err := requester.SendLease(ctx, req.Peer, prov.ID, env); err != nil {
 		t.Fatalf("lease: %v", err)
 	}
-	return placement{env: env, leaseID: id}
+	return placement{env: env, leaseID: id, epoch: epoch}
 }
 
 // watch follows a lease to its result and returns it with the stdout seen.
 func watch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, l placement) (*pb.Result, string, error) {
 	t.Helper()
 	var stdout []byte
-	res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: 1}, func(ev *pb.WatchEvent) {
+	res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: l.epoch}, func(ev *pb.WatchEvent) {
 		if lg := ev.GetLog(); lg != nil && lg.Stream == pb.LogStream_LOG_STREAM_STDOUT {
 			stdout = append(stdout, lg.Data...)
 		}
@@ -204,6 +212,52 @@ func TestLeaseAbuse(t *testing.T) {
 			Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Timeout: time.Second,
 			MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: f.Clock.Now().Add(5 * time.Second)}, f.Clock.Now); err != nil {
 			t.Fatalf("the provider stopped serving: %v", err)
+		}
+	})
+}
+
+// TestCancelEpochs: a cancel is fenced as SPEC 6.2 says. One of an epoch
+// older than the provider's is CODE_STALE_EPOCH (it used to be
+// UNKNOWN_LEASE), one of the current epoch of a lease already final is
+// accepted and changes nothing, also once the run is forgotten from memory,
+// and one of an epoch never committed, of a lease never seen, or from
+// another peer is CODE_UNKNOWN_LEASE.
+func TestCancelEpochs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov, req := f.Providers[0], f.Requester
+		ctx := context.Background()
+		l := leaseEpoch(t, f, prov, exectest.Empty(), &pb.Task{}, time.Second, 2)
+		if res, _, err := watch(t, f, prov, l); err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("result %v, %v", res, err)
+		}
+		id := string(l.leaseID)
+		code := protocol.CodeOf
+		for _, forgotten := range []bool{false, true} {
+			if forgotten {
+				f.Settle(time.Hour) // the run forgotten: the store answers
+			}
+			for _, c := range []struct {
+				epoch uint64
+				want  pb.Code
+			}{
+				{1, pb.Code_CODE_STALE_EPOCH},
+				{2, pb.Code_CODE_UNSPECIFIED},
+				{3, pb.Code_CODE_UNKNOWN_LEASE},
+			} {
+				if got := code(requester.CancelLease(ctx, req.Peer, prov.ID, id, c.epoch)); got != c.want {
+					t.Errorf("forgotten %v: cancel of epoch %d: %v, want %v", forgotten, c.epoch, got, c.want)
+				}
+			}
+		}
+		if got := code(requester.CancelLease(ctx, req.Peer, prov.ID, nonce(), 1)); got != pb.Code_CODE_UNKNOWN_LEASE {
+			t.Errorf("cancel of a lease never seen: %v", got)
+		}
+		if got := code(requester.CancelLease(ctx, prov.Peer, prov.ID, id, 2)); got != pb.Code_CODE_UNKNOWN_LEASE {
+			t.Errorf("cancel from another peer: %v", got)
+		}
+		if st, err := prov.Store.LatestLease(id); err != nil || st.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("the lease after the cancels: %v, %v", st.State, err)
 		}
 	})
 }
