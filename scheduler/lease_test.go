@@ -9,9 +9,9 @@ import (
 )
 
 // leasesSent drives one placement of job under cfg, at a standing now, over
-// providers of distinct operators that all offer at once, and returns the
-// leases it sends.
-func leasesSent(t *testing.T, cfg Config, job Job, now time.Time) []SendLease {
+// providers of distinct operators that all offer at once, and returns it and
+// the leases it sends.
+func leasesSent(t *testing.T, cfg Config, job Job, now time.Time) (*Placement, []SendLease) {
 	t.Helper()
 	p := NewPlacement(cfg, job, [32]byte{1})
 	peers := make([]string, 8*job.Count*job.Replicas)
@@ -47,7 +47,7 @@ func leasesSent(t *testing.T, cfg Config, job Job, now time.Time) []SendLease {
 	if len(sent) != job.Count*job.Replicas {
 		t.Fatalf("%d leases sent, want one per slot, %d", len(sent), job.Count*job.Replicas)
 	}
-	return sent
+	return p, sent
 }
 
 // TestLeaseExpiry: a lease gives its provider the start timeout, a minute by
@@ -68,10 +68,35 @@ func TestLeaseExpiry(t *testing.T) {
 		{Config{}, time.Minute},
 		{Config{StartTimeout: 3 * time.Minute}, 3 * time.Minute},
 	} {
-		for _, l := range leasesSent(t, tc.cfg, job, now) {
+		_, sent := leasesSent(t, tc.cfg, job, now)
+		for _, l := range sent {
 			if got := l.Lease.ExpiresAt.Sub(now); got != tc.want || got > protocol.MaxLeaseTTL {
 				t.Errorf("start timeout %v: the lease expires %v after it is sent, want %v", tc.cfg.StartTimeout, got, tc.want)
 			}
+		}
+	}
+}
+
+// TestLeaseInstance: each lease names the instance its slot runs, slot /
+// replicas, so that the replicas of one instance, and only they, derive the
+// same random stream (SPEC 11).
+func TestLeaseInstance(t *testing.T) {
+	job, err := testJob("j", frenchJob+"count: 3\nreplicas: 2\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, sent := leasesSent(t, Config{}, job, epoch0)
+	byID := map[string]Lease{}
+	for _, l := range sent {
+		byID[l.Lease.ID] = l.Lease
+	}
+	for k, s := range p.Status().Slots {
+		l, ok := byID[s.LeaseID]
+		if !ok {
+			t.Fatalf("slot %d: no lease sent", k)
+		}
+		if want := uint32(k / job.Replicas); l.Instance != want {
+			t.Errorf("slot %d: lease names instance %d, want %d", k, l.Instance, want)
 		}
 	}
 }
