@@ -111,11 +111,15 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	if string(job.CID.Bytes()) != string(l.JobCid) {
 		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names job %x, carries %s", l.JobCid, job.CID)
 	}
+	if l.Instance >= job.Job.Count {
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names instance %d of a job of %d", l.Instance, job.Job.Count)
+	}
 	t := job.Job.GetTask()
 	sl := scheduler.Lease{
 		ID: string(l.LeaseId), Provider: p.id, Requester: from, OfferNonce: string(l.OfferNonce),
 		JobCID: string(l.JobCid), Epoch: l.Epoch, ExpiresAt: protocol.FromUnixMs(l.ExpiresAtMs),
 		Resources: conv.ResourcesFromPB(t.GetResources()), Timeout: time.Duration(t.GetTimeoutMs()) * time.Millisecond,
+		Instance: l.Instance,
 	}
 	p.mu.Lock()
 	err = p.market.Commit(now, sl)
@@ -125,7 +129,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 		return l, nil, err
 	}
 	rec := store.Lease{
-		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, OfferNonce: sl.OfferNonce,
+		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, Instance: sl.Instance, OfferNonce: sl.OfferNonce,
 		ExpiresAt: sl.ExpiresAt, Envelope: env, Job: l.Job, State: pb.LeaseState_LEASE_STATE_ACCEPTED,
 		Reserved: sl.Resources, Timeout: sl.Timeout, Price: held.Price,
 		Total: scheduler.Amount{Currency: held.Price.Currency, Nanos: held.Total}, Committed: held.Committed,

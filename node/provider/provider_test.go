@@ -60,7 +60,13 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 // it rescheduled.
 func leaseEpoch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration, epoch uint64) placement {
 	t.Helper()
-	ctx := context.Background()
+	return leaseJob(t, f, prov, signJob(t, f, module, task, nil), 0, heartbeat, epoch)
+}
+
+// signJob has the federation's requester sign a job running module, with
+// task's other fields, and the job's edited by edit if not nil.
+func signJob(t *testing.T, f *nodetest.Federation, module []byte, task *pb.Task, edit func(*pb.Job)) *record.SignedJob {
+	t.Helper()
 	req := f.Requester
 	mod, err := req.Requester.AddModule(module)
 	if err != nil {
@@ -72,10 +78,22 @@ func leaseEpoch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, mod
 		Version: 1, Name: "t", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task: task, Nonce: []byte(nonce()),
 	}
+	if edit != nil {
+		edit(job)
+	}
 	signed, err := record.SealJob(req.Key, job)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signed
+}
+
+// leaseJob asks prov for an offer for a signed job and leases it, a new
+// slot running instance, at epoch.
+func leaseJob(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, signed *record.SignedJob, instance uint32, heartbeat time.Duration, epoch uint64) placement {
+	t.Helper()
+	ctx := context.Background()
+	req := f.Requester
 	r := scheduler.Request{
 		Nonce: nonce(), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
 		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, Timeout: time.Hour,
@@ -88,7 +106,7 @@ func leaseEpoch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, mod
 	id := []byte(nonce())
 	env, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
-		JobCID: r.JobCID, Epoch: epoch, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
+		JobCID: r.JobCID, Epoch: epoch, ExpiresAt: f.Clock.Now().Add(30 * time.Second), Instance: instance,
 	}, nonce(), signed.Envelope, heartbeat))
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +276,74 @@ func TestCancelEpochs(t *testing.T) {
 		}
 		if st, err := prov.Store.LatestLease(id); err != nil || st.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
 			t.Fatalf("the lease after the cancels: %v, %v", st.State, err)
+		}
+	})
+}
+
+// TestJobRandomness: a guest reads the random stream its job CID and
+// instance derive (SPEC 11): two slots of one instance, as replicas are, read
+// the same bytes, and another instance or another job other bytes; a job
+// that asks host entropy reads other bytes in every run. A lease naming an
+// instance the job does not have is refused. (Every guest used to read the
+// same bytes, in every job on every provider.)
+func TestJobRandomness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		module := exectest.Random(32)
+		read := func(l placement) string {
+			t.Helper()
+			res, stdout, err := watch(t, f, prov, l)
+			if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || len(stdout) != 32 {
+				t.Fatalf("result %v, %d bytes, %v", res, len(stdout), err)
+			}
+			return stdout
+		}
+		twice := func(edit func(*pb.Job)) *record.SignedJob {
+			return signJob(t, f, module, &pb.Task{}, func(j *pb.Job) {
+				j.Count = 2
+				if edit != nil {
+					edit(j)
+				}
+			})
+		}
+		job, other := twice(nil), twice(nil)
+		first := read(leaseJob(t, f, prov, job, 0, time.Second, 1))
+		if again := read(leaseJob(t, f, prov, job, 0, time.Second, 1)); again != first {
+			t.Errorf("two slots of one instance read %x and %x", first, again)
+		}
+		want := make([]byte, 32)
+		protocol.JobRandom(job.CID.Bytes(), 0).Read(want)
+		if first != string(want) {
+			t.Errorf("the guest read %x, not the stream of its job and instance %x", first, want)
+		}
+		host := twice(func(j *pb.Job) { j.Entropy = pb.Entropy_ENTROPY_HOST })
+		seen := map[string]string{first: "instance 0"}
+		for _, c := range []struct {
+			name string
+			l    placement
+		}{
+			{"instance 1", leaseJob(t, f, prov, job, 1, time.Second, 1)},
+			{"another job", leaseJob(t, f, prov, other, 0, time.Second, 1)},
+			{"host entropy, run 1", leaseJob(t, f, prov, host, 0, time.Second, 1)},
+			{"host entropy, run 2", leaseJob(t, f, prov, host, 0, time.Second, 1)},
+		} {
+			got := read(c.l)
+			if prev, ok := seen[got]; ok {
+				t.Errorf("%s reads the bytes of %s: %x", c.name, prev, got)
+			}
+			seen[got] = c.name
+		}
+
+		env, err := record.Seal(f.Requester.Key, conv.LeaseToPB(scheduler.Lease{
+			ID: nonce(), Provider: prov.ID, Requester: f.Requester.ID, OfferNonce: nonce(), JobCID: string(job.CID.Bytes()),
+			Epoch: 1, ExpiresAt: f.Clock.Now().Add(time.Minute), Instance: 2,
+		}, nonce(), job.Envelope, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SendLease(context.Background(), f.Requester.Peer, prov.ID, env); protocol.CodeOf(err) != protocol.CodeMalformed || !strings.Contains(err.Error(), "instance 2 of a job of 2") {
+			t.Fatalf("a lease of instance 2 of 2: %v, want malformed", err)
 		}
 	})
 }
