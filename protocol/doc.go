@@ -1,9 +1,10 @@
 // Package protocol, the base of the protocol room, is the wire contract of cuivre:
 // the protobuf messages, versioned protocol IDs and size limits, the rules of a
-// job, of a label and of a CID, DHT facet keys, prices and quantities, and the
-// typed errors shared by the wire and Go code. Signed records and their signing
-// domains live in package record, framing and CIDs as go-cid values in package
-// wire, the YAML job spec in package jobspec.
+// job, of a label and of a CID, DHT facet keys, prices and quantities, the
+// seed of a job's random stream, and the typed errors shared by the wire and
+// Go code. Signed records and their signing domains live in package record,
+// framing and CIDs as go-cid values in package wire, the YAML job spec in
+// package jobspec.
 //
 // It imports no libp2p, multiformats or YAML code, so neither does the
 // scheduler, which imports it; the rooms test at the root of the repository

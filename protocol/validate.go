@@ -172,6 +172,15 @@ func CheckJob(j *pb.Job, name func(path string) string) []*FieldError {
 	if j.Replicas < 1 || j.Replicas > MaxJobReplicas {
 		c.add("replicas", "%d is out of range: use 1 to %d replicas", j.Replicas, MaxJobReplicas)
 	}
+	switch j.Entropy {
+	case pb.Entropy_ENTROPY_DERIVED:
+	case pb.Entropy_ENTROPY_HOST:
+		if j.Replicas > 1 {
+			c.add("entropy", "host entropy with %d replicas: replicas compare their outputs, which host entropy makes differ; use 1 replica, or derived entropy", j.Replicas)
+		}
+	default:
+		c.add("entropy", "%s is not an entropy source: use derived or host", j.Entropy)
+	}
 	if hb := j.HeartbeatMs; hb != 0 && !HeartbeatInRange(hb) {
 		c.add("heartbeat_ms", "%d ms is out of range: use %v to %v, or leave it out for the requester's default", hb, MinHeartbeat, MaxHeartbeat)
 	}

@@ -114,6 +114,9 @@ func TestValidateJob(t *testing.T) {
 		{name: "count too high", job: with(func(j *pb.Job) { j.Count = MaxJobCount + 1 }), path: "count", msg: "1001 is out of range"},
 		{name: "replicas 0", job: with(func(j *pb.Job) { j.Replicas = 0 }), path: "replicas", msg: "use 1 to 16 replicas"},
 		{name: "replicas too high", job: with(func(j *pb.Job) { j.Replicas = MaxJobReplicas + 1 }), path: "replicas", msg: "17 is out of range"},
+		{name: "host entropy, one replica", job: with(func(j *pb.Job) { j.Entropy, j.Count = pb.Entropy_ENTROPY_HOST, 3 })},
+		{name: "host entropy, replicas", job: with(func(j *pb.Job) { j.Entropy, j.Replicas = pb.Entropy_ENTROPY_HOST, 2 }), path: "entropy", msg: "host entropy with 2 replicas: replicas compare their outputs"},
+		{name: "entropy unknown", job: with(func(j *pb.Job) { j.Entropy = 2 }), path: "entropy", msg: "2 is not an entropy source: use derived or host"},
 		{name: "heartbeat too fast", job: with(func(j *pb.Job) { j.HeartbeatMs = 99 }), path: "heartbeat_ms", msg: "99 ms is out of range: use 100ms to 1m0s"},
 		{name: "heartbeat too slow", job: with(func(j *pb.Job) { j.HeartbeatMs = 60_001 }), path: "heartbeat_ms", msg: "60001 ms is out of range"},
 

@@ -612,7 +612,7 @@ func (p *Placement) decide(now time.Time) {
 		p.emit(SendLease{Provider: o.Provider, Lease: Lease{
 			ID: s.leaseID, Provider: o.Provider, Requester: p.job.Requester, OfferNonce: o.Nonce,
 			JobCID: p.job.CID, Epoch: s.epoch, ExpiresAt: now.Add(p.cfg.StartTimeout),
-			Resources: p.job.Resources, Timeout: p.job.Timeout,
+			Resources: p.job.Resources, Timeout: p.job.Timeout, Instance: uint32(i / p.job.Replicas),
 		}})
 		p.setTimer(timerLease, i, now.Add(p.cfg.LeaseTimeout))
 	}

@@ -178,6 +178,7 @@ type Lease struct {
 	ExpiresAt  time.Time
 	Resources  Resources
 	Timeout    time.Duration
+	Instance   uint32 // the job's instance the slot runs: slot / replicas (SPEC 6.2)
 }
 
 // Usage is what a released lease bills: its resources for the time it held them.

@@ -59,9 +59,10 @@ type Backend interface {
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
 // token, and /healthz, /readyz and /metrics, on a loopback address.
 type API struct {
-	srv   *http.Server
-	ln    net.Listener
-	token string
+	srv     *http.Server
+	ln      net.Listener
+	token   string
+	maxBody int64 // bytes of a JSON request body: a submission or a quote
 }
 
 // ServeAPI listens on addr (host:port, loopback) and writes the address to
@@ -81,7 +82,7 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	}
 	tok := make([]byte, 32)
 	rand.Read(tok)
-	a := &API{ln: ln, token: hex.EncodeToString(tok)}
+	a := &API{ln: ln, token: hex.EncodeToString(tok), maxBody: maxSubmit}
 	if dir != "" {
 		if err := WriteFileAtomic(filepath.Join(dir, "api.token"), []byte(a.token+"\n"), 0o600); err != nil {
 			ln.Close()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"time"
@@ -26,21 +25,21 @@ type SubmitResponse struct {
 	CID string `json:"cid"`
 }
 
-// maxSubmit bounds a submission: a module and a job.
+// maxSubmit bounds a submission: a module, base64 in JSON, and a job.
 const maxSubmit = store.DefaultMaxModuleSize*4/3 + 2<<20
 
 func jobRoutes(n Backend, mux *http.ServeMux, a *API) {
-	mux.Handle("POST /v1/jobs", a.auth(func(r *http.Request) (any, error) {
+	mux.Handle("POST /v1/jobs", a.limit(a.auth(func(r *http.Request) (any, error) {
 		var req SubmitRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxSubmit)).Decode(&req); err != nil {
-			return nil, badRequest(fmt.Errorf("submission: %w", err))
+		if err := decodeBody(r, &req, "submission"); err != nil {
+			return nil, err
 		}
 		key, err := n.Submit(req.Job, req.Module, req.Spec)
 		if err != nil {
 			return nil, badRequest(err)
 		}
 		return SubmitResponse{CID: key}, nil
-	}))
+	})))
 	// A module held answers 200, one not held 404: a client sends a
 	// module's bytes with a job only when the node lacks them.
 	mux.Handle("GET /v1/modules/{cid}", a.auth(func(r *http.Request) (any, error) {
@@ -72,17 +71,17 @@ func jobRoutes(n Backend, mux *http.ServeMux, a *API) {
 		v, _ := n.Job(r.PathValue("cid"))
 		return v, nil
 	}))
-	mux.Handle("POST /v1/offers", a.auth(func(r *http.Request) (any, error) {
+	mux.Handle("POST /v1/offers", a.limit(a.auth(func(r *http.Request) (any, error) {
 		var req SubmitRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxSubmit)).Decode(&req); err != nil {
-			return nil, badRequest(fmt.Errorf("quote: %w", err))
+		if err := decodeBody(r, &req, "quote"); err != nil {
+			return nil, err
 		}
 		q, err := n.Quote(r.Context(), req.Job)
 		if err != nil {
 			return nil, badRequest(err)
 		}
 		return q, nil
-	}))
+	})))
 	mux.Handle("GET /v1/providers", a.auth(func(r *http.Request) (any, error) { return n.Providers(r.Context()), nil }))
 	// Logs are plain text, streamed while the job runs when follow=true.
 	mux.Handle("GET /v1/jobs/{cid}/logs", a.authRaw(func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +117,32 @@ func jobRoutes(n Backend, mux *http.ServeMux, a *API) {
 			}
 		}
 	}))
+}
+
+// limit caps the body of a request at the API's maxBody: past it, reading
+// the body fails with an *http.MaxBytesError (decodeBody answers 413), and
+// the server closes the connection rather than read the rest.
+func (a *API) limit(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// decodeBody decodes a JSON request body into v: a body over the limit is
+// 413 Request Entity Too Large, one that is not the JSON asked for is 400.
+func decodeBody(r *http.Request, v any, what string) error {
+	err := json.NewDecoder(r.Body).Decode(v)
+	var big *http.MaxBytesError
+	switch {
+	case errors.As(err, &big):
+		return &apiError{http.StatusRequestEntityTooLarge, fmt.Errorf(
+			"%s: the body is over %d bytes, the most this node takes (a module of at most %d bytes, base64, and its job)",
+			what, big.Limit, store.DefaultMaxModuleSize)}
+	case err != nil:
+		return badRequest(fmt.Errorf("%s: %w", what, err))
+	}
+	return nil
 }
 
 type apiError struct {

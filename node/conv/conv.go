@@ -143,7 +143,7 @@ func LeaseToPB(l scheduler.Lease, nonce string, job []byte, heartbeat time.Durat
 	return &pb.Lease{
 		LeaseId: []byte(l.ID), Provider: []byte(l.Provider), Requester: []byte(l.Requester),
 		OfferNonce: []byte(l.OfferNonce), JobCid: []byte(l.JobCID), Epoch: l.Epoch, Nonce: []byte(nonce),
-		ExpiresAtMs: protocol.UnixMs(l.ExpiresAt), Job: job, HeartbeatMs: Ms(heartbeat),
+		ExpiresAtMs: protocol.UnixMs(l.ExpiresAt), Job: job, HeartbeatMs: Ms(heartbeat), Instance: l.Instance,
 	}
 }
 

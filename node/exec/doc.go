@@ -78,12 +78,17 @@
 //
 // Replicas of a job on different providers must produce the same output CID
 // (SPEC 5, replicas), so a run sees nothing of the host unless the job asks.
-// wazero's defaults are already deterministic fakes, and the executor keeps
+// wazero's clocks are already deterministic fakes, and the executor keeps
 // them: the wall clock starts at 2022-01-01T00:00:00Z and the monotonic clock
-// at 0, each advancing 1 ms per reading; sleeping returns at once; the random
-// source is a fixed-seed generator; the environment holds only what the job
-// sets. RunSpec.RealTime and RunSpec.RealRandom opt into the host's clocks
-// and crypto/rand. Scratch timestamps are zero unless the guest sets them.
+// at 0, each advancing 1 ms per reading; sleeping returns at once; the
+// environment holds only what the job sets. RunSpec.RealTime opts into the
+// host's clocks. Scratch timestamps are zero unless the guest sets them.
+//
+// The random source is RunSpec.Random, never wazero's fixed seed, which
+// gave every run of every job the same bytes. The node passes the stream its
+// job CID and instance derive (protocol.JobRandom, SPEC 11), which replicas
+// share and other jobs and instances do not, or nil for a job that asks the
+// host's entropy; nil is crypto/rand.
 //
 // # The output
 //

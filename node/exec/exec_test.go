@@ -266,6 +266,8 @@ func TestSandbox(t *testing.T) {
 		Module: c, Args: []string{"escape"}, ScratchBytes: 1 << 20,
 		Env: []exec.EnvVar{{Name: "GIVEN", Value: "1"}},
 	}
+	job := wire.SumCID([]byte("job")).Bytes()
+	spec.Random = protocol.JobRandom(job, 0)
 	res, stdout, _ := run(t, e, spec)
 	if res.Reason != exec.ReasonExit || res.ExitCode != 0 {
 		t.Fatalf("reason %q, exit %d: %s", res.Reason, res.ExitCode, res.Detail)
@@ -304,14 +306,15 @@ func TestSandbox(t *testing.T) {
 	}
 
 	// Deterministic: a second run prints the same bytes, fake clock and
-	// fixed-seed random source included.
+	// the job's derived random stream included.
+	spec.Random = protocol.JobRandom(job, 0)
 	_, again, _ := run(t, e, spec)
 	if again != stdout {
 		t.Errorf("two runs differ:\n%s\n---\n%s", stdout, again)
 	}
 
 	// Asked for, the host's clock and entropy come in.
-	spec.RealTime, spec.RealRandom = true, true
+	spec.RealTime, spec.Random = true, nil
 	before := time.Now()
 	_, real1, _ := run(t, e, spec)
 	_, real2, _ := run(t, e, spec)
@@ -324,7 +327,48 @@ func TestSandbox(t *testing.T) {
 		t.Errorf("with RealTime the guest reads %q (%v), want about %v", got["time"], err, before)
 	}
 	if real1 == real2 {
-		t.Errorf("with RealRandom two runs print the same:\n%s", real1)
+		t.Errorf("with the host's entropy two runs print the same:\n%s", real1)
+	}
+}
+
+// TestRandom: a guest reads its random source through random_get. The
+// stream of one job and instance gives every run the same bytes, as replicas
+// need; another instance or another job gets other bytes; with no stream
+// given, the host's entropy gives every run its own (it used to be wazero's
+// fixed seed: the same bytes in every job on every provider).
+func TestRandom(t *testing.T) {
+	e := newExecutor(t, exec.Config{})
+	c := add(t, e, exectest.Random(32))
+	job, other := wire.SumCID([]byte("job")).Bytes(), wire.SumCID([]byte("other")).Bytes()
+	read := func(r io.Reader) string {
+		t.Helper()
+		res, stdout, stderr := run(t, e, exec.RunSpec{Module: c, Random: r})
+		if res.Reason != exec.ReasonExit || res.ExitCode != 0 || len(stdout) != 32 {
+			t.Fatalf("reason %q, exit %d, %d bytes: %s %s", res.Reason, res.ExitCode, len(stdout), res.Detail, stderr)
+		}
+		return stdout
+	}
+	first := read(protocol.JobRandom(job, 0))
+	if again := read(protocol.JobRandom(job, 0)); again != first {
+		t.Errorf("one job and instance, two runs: %x and %x", first, again)
+	}
+	want := make([]byte, 32)
+	protocol.JobRandom(job, 0).Read(want)
+	if first != string(want) {
+		t.Errorf("the guest read %x, not the job's stream %x", first, want)
+	}
+	seen := map[string]string{first: "job, instance 0"}
+	for name, r := range map[string]io.Reader{
+		"job, instance 1":   protocol.JobRandom(job, 1),
+		"other, instance 0": protocol.JobRandom(other, 0),
+		"host, run 1":       nil,
+		"host, run 2":       nil,
+	} {
+		got := read(r)
+		if prev, ok := seen[got]; ok {
+			t.Errorf("%s reads the same bytes as %s: %x", name, prev, got)
+		}
+		seen[got] = name
 	}
 }
 

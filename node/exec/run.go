@@ -62,8 +62,14 @@ type RunSpec struct {
 	// RealTime gives the guest the host's wall and monotonic clocks and real
 	// sleeps, instead of deterministic fakes.
 	RealTime bool
-	// RealRandom gives the guest crypto/rand, instead of a fixed-seed source.
-	RealRandom bool
+	// Random is the guest's random source (WASI random_get), read from the
+	// goroutine calling Run. The node gives a job the stream its CID and
+	// instance derive (protocol.JobRandom, SPEC 11), so that replicas agree,
+	// or the host's entropy if the job asks it. Nil means the host's
+	// crypto/rand: never wazero's fixed seed, which gives every run the same
+	// bytes, so keys a guest makes would be known to all. A reader is
+	// consumed by the run: give each run its own.
+	Random io.Reader
 }
 
 // Reason says how a run ended.
@@ -282,8 +288,9 @@ func (e *Executor) fill(spec *RunSpec) error {
 }
 
 // moduleConfig is what the guest sees: nothing but what spec grants, the
-// read-only root and the scratch area. wazero's defaults for the clocks and
-// the random source are already deterministic fakes (see the package doc).
+// read-only root and the scratch area. wazero's defaults for the clocks are
+// already deterministic fakes (see the package doc); its default random
+// source, a fixed seed, is never used.
 // ctx bounds the guest's real sleeps, if it has them.
 func (e *Executor) moduleConfig(ctx context.Context, spec *RunSpec, scratch *memFS) wazero.ModuleConfig {
 	stdout, stderr := spec.Stdout, spec.Stderr
@@ -325,8 +332,9 @@ func (e *Executor) moduleConfig(ctx context.Context, spec *RunSpec, scratch *mem
 			}
 		})
 	}
-	if spec.RealRandom {
-		mc = mc.WithRandSource(rand.Reader)
+	random := spec.Random
+	if random == nil {
+		random = rand.Reader
 	}
-	return mc
+	return mc.WithRandSource(random)
 }

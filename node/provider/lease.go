@@ -39,15 +39,36 @@ func (p *Provider) Lease(_ context.Context, from string, req *pb.LeaseRequest) (
 		p.mu.Unlock()
 		return answer(nil, 0, err), nil
 	case *pb.LeaseRequest_Cancel:
-		r := p.findRun(string(k.Cancel.LeaseId), k.Cancel.Epoch)
-		if r == nil || r.lease.Requester != from {
-			return answer(k.Cancel.LeaseId, k.Cancel.Epoch,
-				protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no running lease %x epoch %d of yours", k.Cancel.LeaseId, k.Cancel.Epoch)), nil
-		}
-		r.cancel()
-		return answer(k.Cancel.LeaseId, k.Cancel.Epoch, nil), nil
+		return answer(k.Cancel.LeaseId, k.Cancel.Epoch, p.cancelLease(from, k.Cancel)), nil
 	}
 	return answer(nil, 0, protocol.Errorf(protocol.CodeMalformed, "empty lease request")), nil
+}
+
+// cancelLease stops the run of a lease epoch of from's (SPEC 6.2, Cancel):
+// a lease this provider never committed for from is CODE_UNKNOWN_LEASE, an
+// epoch older than the highest it committed is CODE_STALE_EPOCH (an old
+// cancel never stops a newer run), and a lease already final is left as it
+// is. The store is the authority on epochs: a run forgotten from memory, or
+// one at another epoch, is still found there.
+func (p *Provider) cancelLease(from string, c *pb.Cancel) error {
+	id := string(c.LeaseId)
+	unknown := protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", c.LeaseId)
+	if p.store == nil {
+		return unknown
+	}
+	l, err := p.store.LatestLease(id)
+	switch {
+	case err != nil || l.Requester != from:
+		return unknown
+	case c.Epoch < l.Epoch:
+		return protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "cancel of lease %x epoch %d: it is at epoch %d here", c.LeaseId, c.Epoch, l.Epoch)
+	case c.Epoch > l.Epoch:
+		return protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x epoch %d here: the highest committed is %d", c.LeaseId, c.Epoch, l.Epoch)
+	}
+	if r := p.findRun(id, c.Epoch); r != nil {
+		r.cancel()
+	}
+	return nil
 }
 
 func answer(id []byte, epoch uint64, err error) *pb.LeaseAnswer {
@@ -90,11 +111,15 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	if string(job.CID.Bytes()) != string(l.JobCid) {
 		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names job %x, carries %s", l.JobCid, job.CID)
 	}
+	if l.Instance >= job.Job.Count {
+		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease names instance %d of a job of %d", l.Instance, job.Job.Count)
+	}
 	t := job.Job.GetTask()
 	sl := scheduler.Lease{
 		ID: string(l.LeaseId), Provider: p.id, Requester: from, OfferNonce: string(l.OfferNonce),
 		JobCID: string(l.JobCid), Epoch: l.Epoch, ExpiresAt: protocol.FromUnixMs(l.ExpiresAtMs),
 		Resources: conv.ResourcesFromPB(t.GetResources()), Timeout: time.Duration(t.GetTimeoutMs()) * time.Millisecond,
+		Instance: l.Instance,
 	}
 	p.mu.Lock()
 	err = p.market.Commit(now, sl)
@@ -104,7 +129,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 		return l, nil, err
 	}
 	rec := store.Lease{
-		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, OfferNonce: sl.OfferNonce,
+		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, Instance: sl.Instance, OfferNonce: sl.OfferNonce,
 		ExpiresAt: sl.ExpiresAt, Envelope: env, Job: l.Job, State: pb.LeaseState_LEASE_STATE_ACCEPTED,
 		Reserved: sl.Resources, Timeout: sl.Timeout, Price: held.Price,
 		Total: scheduler.Amount{Currency: held.Price.Currency, Nanos: held.Total}, Committed: held.Committed,

@@ -34,7 +34,9 @@ type ModuleSource interface {
 }
 
 // ServeModule answers a module request from src (nil: none held), in chunks
-// (SPEC 6.5). Requesters serve the modules of their jobs the same way.
+// (SPEC 6.5): from the request's offset to the end, the last chunk empty for
+// an offset at the end, one CODE_MALFORMED error for an offset beyond it.
+// Requesters serve the modules of their jobs the same way.
 func ServeModule(src ModuleSource, req *pb.ModuleRequest, send func(*pb.ModuleChunk) error) error {
 	c, err := wire.ParseCID(req.Cid)
 	var bin []byte
@@ -44,7 +46,11 @@ func ServeModule(src ModuleSource, req *pb.ModuleRequest, send func(*pb.ModuleCh
 	if err != nil || src == nil {
 		return send(&pb.ModuleChunk{Error: protocol.ToPB(protocol.Errorf(pb.Code_CODE_MODULE_NOT_FOUND, "no module %x here", req.Cid))})
 	}
-	off := min(req.Offset, uint64(len(bin)))
+	if req.Offset > uint64(len(bin)) {
+		return send(&pb.ModuleChunk{Error: protocol.ToPB(protocol.Errorf(protocol.CodeMalformed,
+			"offset %d is beyond the end of module %s, %d bytes", req.Offset, c, len(bin)))})
+	}
+	off := req.Offset
 	for {
 		end := min(off+protocol.MaxModuleChunk, uint64(len(bin)))
 		last := end == uint64(len(bin))

@@ -41,6 +41,7 @@ func nonce() string {
 type placement struct {
 	env     []byte // the sealed lease
 	leaseID []byte
+	epoch   uint64
 }
 
 // lease signs a job running module, asks prov for an offer and leases it.
@@ -52,7 +53,20 @@ func lease(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module [
 // leaseTask is lease with more of the task set: args, inputs, outputs.
 func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration) placement {
 	t.Helper()
-	ctx := context.Background()
+	return leaseEpoch(t, f, prov, module, task, heartbeat, 1)
+}
+
+// leaseEpoch is leaseTask at a given epoch, as a requester leasing a slot
+// it rescheduled.
+func leaseEpoch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, module []byte, task *pb.Task, heartbeat time.Duration, epoch uint64) placement {
+	t.Helper()
+	return leaseJob(t, f, prov, signJob(t, f, module, task, nil), 0, heartbeat, epoch)
+}
+
+// signJob has the federation's requester sign a job running module, with
+// task's other fields, and the job's edited by edit if not nil.
+func signJob(t *testing.T, f *nodetest.Federation, module []byte, task *pb.Task, edit func(*pb.Job)) *record.SignedJob {
+	t.Helper()
 	req := f.Requester
 	mod, err := req.Requester.AddModule(module)
 	if err != nil {
@@ -64,10 +78,22 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 		Version: 1, Name: "t", Type: pb.JobType_JOB_TYPE_BATCH, Count: 1, Replicas: 1,
 		Task: task, Nonce: []byte(nonce()),
 	}
+	if edit != nil {
+		edit(job)
+	}
 	signed, err := record.SealJob(req.Key, job)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signed
+}
+
+// leaseJob asks prov for an offer for a signed job and leases it, a new
+// slot running instance, at epoch.
+func leaseJob(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, signed *record.SignedJob, instance uint32, heartbeat time.Duration, epoch uint64) placement {
+	t.Helper()
+	ctx := context.Background()
+	req := f.Requester
 	r := scheduler.Request{
 		Nonce: nonce(), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
 		Resources: scheduler.Resources{CPUMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, Timeout: time.Hour,
@@ -80,7 +106,7 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 	id := []byte(nonce())
 	env, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
-		JobCID: r.JobCID, Epoch: 1, ExpiresAt: f.Clock.Now().Add(30 * time.Second),
+		JobCID: r.JobCID, Epoch: epoch, ExpiresAt: f.Clock.Now().Add(30 * time.Second), Instance: instance,
 	}, nonce(), signed.Envelope, heartbeat))
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +114,14 @@ func leaseTask(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, modu
 	if err := requester.SendLease(ctx, req.Peer, prov.ID, env); err != nil {
 		t.Fatalf("lease: %v", err)
 	}
-	return placement{env: env, leaseID: id}
+	return placement{env: env, leaseID: id, epoch: epoch}
 }
 
 // watch follows a lease to its result and returns it with the stdout seen.
 func watch(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, l placement) (*pb.Result, string, error) {
 	t.Helper()
 	var stdout []byte
-	res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: 1}, func(ev *pb.WatchEvent) {
+	res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: l.epoch}, func(ev *pb.WatchEvent) {
 		if lg := ev.GetLog(); lg != nil && lg.Stream == pb.LogStream_LOG_STREAM_STDOUT {
 			stdout = append(stdout, lg.Data...)
 		}
@@ -204,6 +230,120 @@ func TestLeaseAbuse(t *testing.T) {
 			Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 1, MemoryBytes: 1 << 20}, Timeout: time.Second,
 			MaxPrice: scheduler.Amount{Currency: "EUR", Nanos: 1e9}, ExpiresAt: f.Clock.Now().Add(5 * time.Second)}, f.Clock.Now); err != nil {
 			t.Fatalf("the provider stopped serving: %v", err)
+		}
+	})
+}
+
+// TestCancelEpochs: a cancel is fenced as SPEC 6.2 says. One of an epoch
+// older than the provider's is CODE_STALE_EPOCH (it used to be
+// UNKNOWN_LEASE), one of the current epoch of a lease already final is
+// accepted and changes nothing, also once the run is forgotten from memory,
+// and one of an epoch never committed, of a lease never seen, or from
+// another peer is CODE_UNKNOWN_LEASE.
+func TestCancelEpochs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov, req := f.Providers[0], f.Requester
+		ctx := context.Background()
+		l := leaseEpoch(t, f, prov, exectest.Empty(), &pb.Task{}, time.Second, 2)
+		if res, _, err := watch(t, f, prov, l); err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("result %v, %v", res, err)
+		}
+		id := string(l.leaseID)
+		code := protocol.CodeOf
+		for _, forgotten := range []bool{false, true} {
+			if forgotten {
+				f.Settle(time.Hour) // the run forgotten: the store answers
+			}
+			for _, c := range []struct {
+				epoch uint64
+				want  pb.Code
+			}{
+				{1, pb.Code_CODE_STALE_EPOCH},
+				{2, pb.Code_CODE_UNSPECIFIED},
+				{3, pb.Code_CODE_UNKNOWN_LEASE},
+			} {
+				if got := code(requester.CancelLease(ctx, req.Peer, prov.ID, id, c.epoch)); got != c.want {
+					t.Errorf("forgotten %v: cancel of epoch %d: %v, want %v", forgotten, c.epoch, got, c.want)
+				}
+			}
+		}
+		if got := code(requester.CancelLease(ctx, req.Peer, prov.ID, nonce(), 1)); got != pb.Code_CODE_UNKNOWN_LEASE {
+			t.Errorf("cancel of a lease never seen: %v", got)
+		}
+		if got := code(requester.CancelLease(ctx, prov.Peer, prov.ID, id, 2)); got != pb.Code_CODE_UNKNOWN_LEASE {
+			t.Errorf("cancel from another peer: %v", got)
+		}
+		if st, err := prov.Store.LatestLease(id); err != nil || st.State != pb.LeaseState_LEASE_STATE_SUCCEEDED {
+			t.Fatalf("the lease after the cancels: %v, %v", st.State, err)
+		}
+	})
+}
+
+// TestJobRandomness: a guest reads the random stream its job CID and
+// instance derive (SPEC 11): two slots of one instance, as replicas are, read
+// the same bytes, and another instance or another job other bytes; a job
+// that asks host entropy reads other bytes in every run. A lease naming an
+// instance the job does not have is refused. (Every guest used to read the
+// same bytes, in every job on every provider.)
+func TestJobRandomness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		module := exectest.Random(32)
+		read := func(l placement) string {
+			t.Helper()
+			res, stdout, err := watch(t, f, prov, l)
+			if err != nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || len(stdout) != 32 {
+				t.Fatalf("result %v, %d bytes, %v", res, len(stdout), err)
+			}
+			return stdout
+		}
+		twice := func(edit func(*pb.Job)) *record.SignedJob {
+			return signJob(t, f, module, &pb.Task{}, func(j *pb.Job) {
+				j.Count = 2
+				if edit != nil {
+					edit(j)
+				}
+			})
+		}
+		job, other := twice(nil), twice(nil)
+		first := read(leaseJob(t, f, prov, job, 0, time.Second, 1))
+		if again := read(leaseJob(t, f, prov, job, 0, time.Second, 1)); again != first {
+			t.Errorf("two slots of one instance read %x and %x", first, again)
+		}
+		want := make([]byte, 32)
+		protocol.JobRandom(job.CID.Bytes(), 0).Read(want)
+		if first != string(want) {
+			t.Errorf("the guest read %x, not the stream of its job and instance %x", first, want)
+		}
+		host := twice(func(j *pb.Job) { j.Entropy = pb.Entropy_ENTROPY_HOST })
+		seen := map[string]string{first: "instance 0"}
+		for _, c := range []struct {
+			name string
+			l    placement
+		}{
+			{"instance 1", leaseJob(t, f, prov, job, 1, time.Second, 1)},
+			{"another job", leaseJob(t, f, prov, other, 0, time.Second, 1)},
+			{"host entropy, run 1", leaseJob(t, f, prov, host, 0, time.Second, 1)},
+			{"host entropy, run 2", leaseJob(t, f, prov, host, 0, time.Second, 1)},
+		} {
+			got := read(c.l)
+			if prev, ok := seen[got]; ok {
+				t.Errorf("%s reads the bytes of %s: %x", c.name, prev, got)
+			}
+			seen[got] = c.name
+		}
+
+		env, err := record.Seal(f.Requester.Key, conv.LeaseToPB(scheduler.Lease{
+			ID: nonce(), Provider: prov.ID, Requester: f.Requester.ID, OfferNonce: nonce(), JobCID: string(job.CID.Bytes()),
+			Epoch: 1, ExpiresAt: f.Clock.Now().Add(time.Minute), Instance: 2,
+		}, nonce(), job.Envelope, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := requester.SendLease(context.Background(), f.Requester.Peer, prov.ID, env); protocol.CodeOf(err) != protocol.CodeMalformed || !strings.Contains(err.Error(), "instance 2 of a job of 2") {
+			t.Fatalf("a lease of instance 2 of 2: %v, want malformed", err)
 		}
 	})
 }

@@ -148,6 +148,12 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	for _, v := range t.Env {
 		spec.Env = append(spec.Env, exec.EnvVar{Name: v.Name, Value: v.Value})
 	}
+	// The guest's random source (SPEC 11): the stream the job and instance
+	// derive, the same for every replica, unless the job asks the host's
+	// entropy (nil: crypto/rand).
+	if j.Entropy != pb.Entropy_ENTROPY_HOST {
+		spec.Random = protocol.JobRandom([]byte(r.lease.JobCID), r.lease.Instance)
+	}
 	res, err := p.exec.Run(ctx, spec)
 	p.metrics.execTime.Observe(res.Duration.Seconds())
 	state := pb.LeaseState_LEASE_STATE_SUCCEEDED

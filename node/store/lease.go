@@ -23,6 +23,7 @@ type Lease struct {
 	Epoch      uint64 // 1 or more
 	Requester  string // peer ID
 	JobCID     string
+	Instance   uint32 // Lease.instance: the job's instance it runs (slot / replicas)
 	OfferNonce string
 	ExpiresAt  time.Time // Lease.expires_at_ms: the run must start before it
 	Envelope   []byte    // the sealed Lease envelope, as received
@@ -84,6 +85,7 @@ func encodeLease(l *Lease) ([]byte, error) {
 		StdoutTruncated: l.StdoutCut,
 		OutputSize:      l.OutputSize,
 		StderrTruncated: l.StderrCut,
+		Instance:        l.Instance,
 	})
 }
 
@@ -125,6 +127,7 @@ func decodeLease(k, v []byte) (Lease, error) {
 		StdoutCut:  m.StdoutTruncated,
 		OutputSize: m.OutputSize,
 		StderrCut:  m.StderrTruncated,
+		Instance:   m.Instance,
 	}, nil
 }
 

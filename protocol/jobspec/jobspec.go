@@ -55,6 +55,11 @@ type JobSpec struct {
 	// job, waiting for capacity while fitting providers are full, "10m";
 	// 0 leaves it to the requester (protocol.DefaultPlacementTimeout).
 	PlacementTimeout time.Duration
+	// Entropy is the guest's random source (SPEC 11): "derived" (default), a
+	// stream derived from the job CID and the instance, which replicas
+	// share; or "host", the provider's crypto/rand, for a job that makes
+	// keys, which allows no replicas.
+	Entropy string
 
 	file string               // as given to ParseJobSpecFile
 	pos  map[string]sourcePos // document path -> where it is written
@@ -284,6 +289,7 @@ func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 		HeartbeatMs: uint64(s.Heartbeat / time.Millisecond),
 
 		PlacementTimeoutMs: uint64(s.PlacementTimeout / time.Millisecond),
+		Entropy:            entropy(s.Entropy),
 	}
 	for _, c := range s.Constraints {
 		j.Constraints = append(j.Constraints, &pb.Constraint{Key: c.Key, Op: c.Op, Values: sortedSet(c.Values)})
@@ -301,6 +307,17 @@ func (s *JobSpec) wire(module cid.Cid) *pb.Job {
 }
 
 var jobTypes = map[string]pb.JobType{"batch": pb.JobType_JOB_TYPE_BATCH, "service": pb.JobType_JOB_TYPE_SERVICE}
+
+var entropies = map[string]pb.Entropy{"derived": pb.Entropy_ENTROPY_DERIVED, "host": pb.Entropy_ENTROPY_HOST}
+
+// entropy is the wire form of a spec's entropy: the default for none, and a
+// value ValidateJob refuses for a name it does not know.
+func entropy(name string) pb.Entropy {
+	if e, ok := entropies[name]; ok || name == "" {
+		return e
+	}
+	return -1
+}
 
 func sortedSet(values []string) []string {
 	if len(values) == 0 {
@@ -513,6 +530,7 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 		Type:     protocol.DefaultJobType,
 		Count:    1,
 		Replicas: 1,
+		Entropy:  "derived",
 		Task: TaskSpec{
 			Engine: protocol.DefaultEngine,
 			Resources: ResourcesSpec{
@@ -584,6 +602,14 @@ func (p *specParser) job(root *yaml.Node) *JobSpec {
 					p.fail(at, path, "%v is out of range: use %v to %v", d, protocol.MinHeartbeat, protocol.MaxHeartbeat)
 				}
 				s.Heartbeat = d
+			}
+		}},
+		{Name: "entropy", Read: func(at, v *yaml.Node, path string) {
+			if e, ok := p.Str(at, v, path); ok {
+				if _, known := entropies[e]; !known {
+					p.fail(at, path, "bad entropy %s: use derived or host", protocol.Quote(e))
+				}
+				s.Entropy = e
 			}
 		}},
 	}...)

@@ -39,7 +39,7 @@ func withHead(l ...string) string { return lines(append(head[:len(head):len(head
 // specDefaults is what the defaults make of head.
 func specDefaults() *JobSpec {
 	return &JobSpec{
-		Version: 1, Name: "hello", Type: "batch", Count: 1, Replicas: 1,
+		Version: 1, Name: "hello", Type: "batch", Count: 1, Replicas: 1, Entropy: "derived",
 		Task: TaskSpec{
 			Engine: "wasm", Module: "./m.wasm",
 			Resources: ResourcesSpec{CPUMillis: 1000, MemoryBytes: 256 << 20, ScratchBytes: 64 << 20, Timeout: 5 * time.Minute},
@@ -131,7 +131,7 @@ func TestParseJobSpec(t *testing.T) {
 		{"empty stdin and env value", withHead(`  stdin: ""`, `  env: {A: ""}`), func(s *JobSpec) { s.Task.Env = map[string]string{"A": ""} }},
 		{"full", fullYAML, func(s *JobSpec) {
 			*s = JobSpec{
-				Version: 1, Name: "sovereign", Type: "service", Count: 3, Replicas: 2,
+				Version: 1, Name: "sovereign", Type: "service", Count: 3, Replicas: 2, Entropy: "derived",
 				Task: TaskSpec{
 					Engine: "wasm", Module: "../wasm/hello.wasm", Args: []string{"--name", "world", "42"},
 					Env:       map[string]string{"PORT": "8080", "GREETING": "bonjour", "DEBUG": "true"},
@@ -208,6 +208,43 @@ func TestJobSpecJob(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpProto); diff != "" {
 		t.Errorf("Job (-want +got):\n%s", diff)
+	}
+}
+
+// TestJobSpecEntropy: entropy is derived unless the spec asks host, and the
+// default leaves the job, its canonical bytes and its CID, as it was before
+// the field existed; a name set in code that is not an entropy is refused.
+func TestJobSpecEntropy(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want pb.Entropy
+	}{
+		{"", pb.Entropy_ENTROPY_DERIVED},
+		{"entropy: derived", pb.Entropy_ENTROPY_DERIVED},
+		{"entropy: host", pb.Entropy_ENTROPY_HOST},
+	} {
+		s, err := ParseJobSpecFile("job.yaml", []byte(withHead(tc.line)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		j, err := s.Job(testResolve)
+		if err != nil || j.Entropy != tc.want {
+			t.Fatalf("%q: entropy %v, %v; want %v", tc.line, j.GetEntropy(), err, tc.want)
+		}
+		if tc.want == pb.Entropy_ENTROPY_DERIVED {
+			b, err := protocol.Canonical(j)
+			if err != nil || bytes.Contains(b, []byte{14 << 3}) {
+				t.Fatalf("%q: the default is written in the canonical form: %x, %v", tc.line, b, err)
+			}
+		}
+	}
+	s, err := ParseJobSpecFile("job.yaml", []byte(withHead()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Entropy = "random"
+	if _, err := s.Job(testResolve); err == nil || !strings.Contains(err.Error(), "entropy: -1 is not an entropy source") {
+		t.Fatalf("an unknown entropy set in code: %v", err)
 	}
 }
 
@@ -295,7 +332,7 @@ var specErrorTests = []struct {
 
 	// Structure.
 	{"unknown field", withHead("kind: Job"), []string{
-		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat"}},
+		"job.yaml:5:1: kind: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy"}},
 	{"misspelt field", withHead("  resources:", "    memroy: 1Gi"), []string{
 		"job.yaml:6:5: task.resources.memroy: unknown field: did you mean memory?"}},
 	{"unknown field in a constraint", withHead("constraints:", "  - {key: region, op: exists, value: fr}"), []string{
@@ -345,6 +382,9 @@ var specErrorTests = []struct {
 	{"bad type", withHead("type: cron"), []string{`job.yaml:5:1: type: bad type "cron": use batch or service`}},
 	{"count 0", withHead("count: 0"), []string{"job.yaml:5:1: count: 0 is out of range: use 1 to 1000"}},
 	{"too many replicas", withHead("replicas: 17"), []string{"job.yaml:5:1: replicas: 17 is out of range: use 1 to 16"}},
+	{"bad entropy", withHead("entropy: random"), []string{`job.yaml:5:1: entropy: bad entropy "random": use derived or host`}},
+	{"host entropy with replicas", withHead("entropy: host", "replicas: 2"), []string{
+		"job.yaml:5:1: entropy: host entropy with 2 replicas: replicas compare their outputs, which host entropy makes differ; use 1 replica, or derived entropy"}},
 	{"bad cpu", withHead("  resources: {cpu: 2 cores}"), []string{
 		`job.yaml:5:15: task.resources.cpu: bad cpu "2 cores": use vCPUs ("0.5", "2") or millicores ("500m")`}},
 	{"cpu finer than a millicore", withHead("  resources: {cpu: 0.0005}"), []string{
@@ -457,16 +497,16 @@ var specErrorTests = []struct {
 		"job.yaml:1:1: task: missing: add a task with at least a module",
 		"job.yaml:2:3: a field name must be a plain string, got a list"}},
 	{"too many errors", withHead("a: 1", "b: 1", "c: 1", "d: 1", "e: 1", "f: 1", "g: 1", "h: 1", "i: 1", "j: 1", "k: 1", "l: 1"), []string{
-		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
-		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat",
+		"job.yaml:5:1: a: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:6:1: b: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:7:1: c: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:8:1: d: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:9:1: e: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:10:1: f: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:11:1: g: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:12:1: h: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
+		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
 		"job.yaml: 2 more errors not shown: fix these first"}},
 	{"several mistakes, in document order", lines(
 		"version: 1",

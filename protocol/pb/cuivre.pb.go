@@ -81,6 +81,54 @@ func (JobType) EnumDescriptor() ([]byte, []int) {
 	return file_cuivre_proto_rawDescGZIP(), []int{0}
 }
 
+// Entropy is the random source a job's guest reads (SPEC 11). The default,
+// DERIVED, is 0 so that a job without the field keeps its canonical bytes.
+type Entropy int32
+
+const (
+	Entropy_ENTROPY_DERIVED Entropy = 0 // a stream derived from the job CID and the instance: replicas agree
+	Entropy_ENTROPY_HOST    Entropy = 1 // the host's crypto/rand: unpredictable, not replicable
+)
+
+// Enum value maps for Entropy.
+var (
+	Entropy_name = map[int32]string{
+		0: "ENTROPY_DERIVED",
+		1: "ENTROPY_HOST",
+	}
+	Entropy_value = map[string]int32{
+		"ENTROPY_DERIVED": 0,
+		"ENTROPY_HOST":    1,
+	}
+)
+
+func (x Entropy) Enum() *Entropy {
+	p := new(Entropy)
+	*p = x
+	return p
+}
+
+func (x Entropy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Entropy) Descriptor() protoreflect.EnumDescriptor {
+	return file_cuivre_proto_enumTypes[1].Descriptor()
+}
+
+func (Entropy) Type() protoreflect.EnumType {
+	return &file_cuivre_proto_enumTypes[1]
+}
+
+func (x Entropy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Entropy.Descriptor instead.
+func (Entropy) EnumDescriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{1}
+}
+
 type Operator int32
 
 const (
@@ -123,11 +171,11 @@ func (x Operator) String() string {
 }
 
 func (Operator) Descriptor() protoreflect.EnumDescriptor {
-	return file_cuivre_proto_enumTypes[1].Descriptor()
+	return file_cuivre_proto_enumTypes[2].Descriptor()
 }
 
 func (Operator) Type() protoreflect.EnumType {
-	return &file_cuivre_proto_enumTypes[1]
+	return &file_cuivre_proto_enumTypes[2]
 }
 
 func (x Operator) Number() protoreflect.EnumNumber {
@@ -136,7 +184,7 @@ func (x Operator) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Operator.Descriptor instead.
 func (Operator) EnumDescriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{1}
+	return file_cuivre_proto_rawDescGZIP(), []int{2}
 }
 
 type LeaseState int32
@@ -187,11 +235,11 @@ func (x LeaseState) String() string {
 }
 
 func (LeaseState) Descriptor() protoreflect.EnumDescriptor {
-	return file_cuivre_proto_enumTypes[2].Descriptor()
+	return file_cuivre_proto_enumTypes[3].Descriptor()
 }
 
 func (LeaseState) Type() protoreflect.EnumType {
-	return &file_cuivre_proto_enumTypes[2]
+	return &file_cuivre_proto_enumTypes[3]
 }
 
 func (x LeaseState) Number() protoreflect.EnumNumber {
@@ -200,7 +248,7 @@ func (x LeaseState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LeaseState.Descriptor instead.
 func (LeaseState) EnumDescriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{2}
+	return file_cuivre_proto_rawDescGZIP(), []int{3}
 }
 
 type LogStream int32
@@ -236,11 +284,11 @@ func (x LogStream) String() string {
 }
 
 func (LogStream) Descriptor() protoreflect.EnumDescriptor {
-	return file_cuivre_proto_enumTypes[3].Descriptor()
+	return file_cuivre_proto_enumTypes[4].Descriptor()
 }
 
 func (LogStream) Type() protoreflect.EnumType {
-	return &file_cuivre_proto_enumTypes[3]
+	return &file_cuivre_proto_enumTypes[4]
 }
 
 func (x LogStream) Number() protoreflect.EnumNumber {
@@ -249,7 +297,7 @@ func (x LogStream) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogStream.Descriptor instead.
 func (LogStream) EnumDescriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{3}
+	return file_cuivre_proto_rawDescGZIP(), []int{4}
 }
 
 // Code is a stable, machine-readable error code. Numbers never change meaning.
@@ -365,11 +413,11 @@ func (x Code) String() string {
 }
 
 func (Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_cuivre_proto_enumTypes[4].Descriptor()
+	return file_cuivre_proto_enumTypes[5].Descriptor()
 }
 
 func (Code) Type() protoreflect.EnumType {
-	return &file_cuivre_proto_enumTypes[4]
+	return &file_cuivre_proto_enumTypes[5]
 }
 
 func (x Code) Number() protoreflect.EnumNumber {
@@ -378,7 +426,7 @@ func (x Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Code.Descriptor instead.
 func (Code) EnumDescriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{4}
+	return file_cuivre_proto_rawDescGZIP(), []int{5}
 }
 
 // Resources is an amount of compute: asked for, offered, reserved or free.
@@ -1038,6 +1086,7 @@ type Job struct {
 	Nonce              []byte                 `protobuf:"bytes,11,opt,name=nonce,proto3" json:"nonce,omitempty"`                                                        // set when the customer signs; makes each submission unique
 	HeartbeatMs        uint64                 `protobuf:"varint,12,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`                        // Status interval asked of providers; 0: the requester's default
 	PlacementTimeoutMs uint64                 `protobuf:"varint,13,opt,name=placement_timeout_ms,json=placementTimeoutMs,proto3" json:"placement_timeout_ms,omitempty"` // how long the requester keeps trying to place it; 0: its default
+	Entropy            Entropy                `protobuf:"varint,14,opt,name=entropy,proto3,enum=cuivre.v1.Entropy" json:"entropy,omitempty"`                            // the guest's random source; DERIVED unless the job asks HOST
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1161,6 +1210,13 @@ func (x *Job) GetPlacementTimeoutMs() uint64 {
 		return x.PlacementTimeoutMs
 	}
 	return 0
+}
+
+func (x *Job) GetEntropy() Entropy {
+	if x != nil {
+		return x.Entropy
+	}
+	return Entropy_ENTROPY_DERIVED
 }
 
 // CapacityRecord is what a provider claims to sell; signed, put in the DHT.
@@ -1600,6 +1656,7 @@ type Lease struct {
 	ExpiresAtMs   uint64                 `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // the provider must start before this time
 	Job           []byte                 `protobuf:"bytes,9,opt,name=job,proto3" json:"job,omitempty"`                                       // the customer-sealed Job envelope
 	HeartbeatMs   uint64                 `protobuf:"varint,10,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`  // interval of status messages on /cuivre/watch
+	Instance      uint32                 `protobuf:"varint,11,opt,name=instance,proto3" json:"instance,omitempty"`                           // the instance of the job this slot runs: slot / replicas
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1700,6 +1757,13 @@ func (x *Lease) GetJob() []byte {
 func (x *Lease) GetHeartbeatMs() uint64 {
 	if x != nil {
 		return x.HeartbeatMs
+	}
+	return 0
+}
+
+func (x *Lease) GetInstance() uint32 {
+	if x != nil {
+		return x.Instance
 	}
 	return 0
 }
@@ -3154,7 +3218,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x05Input\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"\xe6\x03\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"\x94\x04\n" +
 	"\x03Job\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12&\n" +
@@ -3171,7 +3235,8 @@ const file_cuivre_proto_rawDesc = "" +
 	" \x01(\rR\breplicas\x12\x14\n" +
 	"\x05nonce\x18\v \x01(\fR\x05nonce\x12!\n" +
 	"\fheartbeat_ms\x18\f \x01(\x04R\vheartbeatMs\x120\n" +
-	"\x14placement_timeout_ms\x18\r \x01(\x04R\x12placementTimeoutMs\"\xe0\x02\n" +
+	"\x14placement_timeout_ms\x18\r \x01(\x04R\x12placementTimeoutMs\x12,\n" +
+	"\aentropy\x18\x0e \x01(\x0e2\x12.cuivre.v1.EntropyR\aentropy\"\xe0\x02\n" +
 	"\x0eCapacityRecord\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
@@ -3211,7 +3276,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\rOfferResponse\x12\x16\n" +
 	"\x05offer\x18\x01 \x01(\fH\x00R\x05offer\x12,\n" +
 	"\arefusal\x18\x02 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusalB\b\n" +
-	"\x06result\"\x9b\x02\n" +
+	"\x06result\"\xb7\x02\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\fR\bprovider\x12\x1c\n" +
@@ -3224,7 +3289,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\x12\x10\n" +
 	"\x03job\x18\t \x01(\fR\x03job\x12!\n" +
 	"\fheartbeat_ms\x18\n" +
-	" \x01(\x04R\vheartbeatMs\"C\n" +
+	" \x01(\x04R\vheartbeatMs\x12\x1a\n" +
+	"\binstance\x18\v \x01(\rR\binstance\"C\n" +
 	"\aDecline\x12\x1f\n" +
 	"\voffer_nonce\x18\x01 \x01(\fR\n" +
 	"offerNonce\x12\x17\n" +
@@ -3342,7 +3408,10 @@ const file_cuivre_proto_rawDesc = "" +
 	"\aJobType\x12\x18\n" +
 	"\x14JOB_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJOB_TYPE_BATCH\x10\x01\x12\x14\n" +
-	"\x10JOB_TYPE_SERVICE\x10\x02*\x8b\x01\n" +
+	"\x10JOB_TYPE_SERVICE\x10\x02*0\n" +
+	"\aEntropy\x12\x13\n" +
+	"\x0fENTROPY_DERIVED\x10\x00\x12\x10\n" +
+	"\fENTROPY_HOST\x10\x01*\x8b\x01\n" +
 	"\bOperator\x12\x18\n" +
 	"\x14OPERATOR_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vOPERATOR_IN\x10\x01\x12\x13\n" +
@@ -3407,97 +3476,99 @@ func file_cuivre_proto_rawDescGZIP() []byte {
 	return file_cuivre_proto_rawDescData
 }
 
-var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_cuivre_proto_goTypes = []any{
 	(JobType)(0),             // 0: cuivre.v1.JobType
-	(Operator)(0),            // 1: cuivre.v1.Operator
-	(LeaseState)(0),          // 2: cuivre.v1.LeaseState
-	(LogStream)(0),           // 3: cuivre.v1.LogStream
-	(Code)(0),                // 4: cuivre.v1.Code
-	(*Resources)(nil),        // 5: cuivre.v1.Resources
-	(*Price)(nil),            // 6: cuivre.v1.Price
-	(*Amount)(nil),           // 7: cuivre.v1.Amount
-	(*Label)(nil),            // 8: cuivre.v1.Label
-	(*Constraint)(nil),       // 9: cuivre.v1.Constraint
-	(*Affinity)(nil),         // 10: cuivre.v1.Affinity
-	(*Spread)(nil),           // 11: cuivre.v1.Spread
-	(*EnvVar)(nil),           // 12: cuivre.v1.EnvVar
-	(*Task)(nil),             // 13: cuivre.v1.Task
-	(*Input)(nil),            // 14: cuivre.v1.Input
-	(*Job)(nil),              // 15: cuivre.v1.Job
-	(*CapacityRecord)(nil),   // 16: cuivre.v1.CapacityRecord
-	(*OfferRequest)(nil),     // 17: cuivre.v1.OfferRequest
-	(*Offer)(nil),            // 18: cuivre.v1.Offer
-	(*OfferResponse)(nil),    // 19: cuivre.v1.OfferResponse
-	(*Lease)(nil),            // 20: cuivre.v1.Lease
-	(*Decline)(nil),          // 21: cuivre.v1.Decline
-	(*Cancel)(nil),           // 22: cuivre.v1.Cancel
-	(*LeaseRequest)(nil),     // 23: cuivre.v1.LeaseRequest
-	(*LeaseAnswer)(nil),      // 24: cuivre.v1.LeaseAnswer
-	(*WatchRequest)(nil),     // 25: cuivre.v1.WatchRequest
-	(*Status)(nil),           // 26: cuivre.v1.Status
-	(*LogChunk)(nil),         // 27: cuivre.v1.LogChunk
-	(*Result)(nil),           // 28: cuivre.v1.Result
-	(*WatchEvent)(nil),       // 29: cuivre.v1.WatchEvent
-	(*UsageReceipt)(nil),     // 30: cuivre.v1.UsageReceipt
-	(*Countersignature)(nil), // 31: cuivre.v1.Countersignature
-	(*ReceiptSubmit)(nil),    // 32: cuivre.v1.ReceiptSubmit
-	(*ReceiptAck)(nil),       // 33: cuivre.v1.ReceiptAck
-	(*ModuleRequest)(nil),    // 34: cuivre.v1.ModuleRequest
-	(*ModuleChunk)(nil),      // 35: cuivre.v1.ModuleChunk
-	(*BlockRequest)(nil),     // 36: cuivre.v1.BlockRequest
-	(*BlockResponse)(nil),    // 37: cuivre.v1.BlockResponse
-	(*Error)(nil),            // 38: cuivre.v1.Error
+	(Entropy)(0),             // 1: cuivre.v1.Entropy
+	(Operator)(0),            // 2: cuivre.v1.Operator
+	(LeaseState)(0),          // 3: cuivre.v1.LeaseState
+	(LogStream)(0),           // 4: cuivre.v1.LogStream
+	(Code)(0),                // 5: cuivre.v1.Code
+	(*Resources)(nil),        // 6: cuivre.v1.Resources
+	(*Price)(nil),            // 7: cuivre.v1.Price
+	(*Amount)(nil),           // 8: cuivre.v1.Amount
+	(*Label)(nil),            // 9: cuivre.v1.Label
+	(*Constraint)(nil),       // 10: cuivre.v1.Constraint
+	(*Affinity)(nil),         // 11: cuivre.v1.Affinity
+	(*Spread)(nil),           // 12: cuivre.v1.Spread
+	(*EnvVar)(nil),           // 13: cuivre.v1.EnvVar
+	(*Task)(nil),             // 14: cuivre.v1.Task
+	(*Input)(nil),            // 15: cuivre.v1.Input
+	(*Job)(nil),              // 16: cuivre.v1.Job
+	(*CapacityRecord)(nil),   // 17: cuivre.v1.CapacityRecord
+	(*OfferRequest)(nil),     // 18: cuivre.v1.OfferRequest
+	(*Offer)(nil),            // 19: cuivre.v1.Offer
+	(*OfferResponse)(nil),    // 20: cuivre.v1.OfferResponse
+	(*Lease)(nil),            // 21: cuivre.v1.Lease
+	(*Decline)(nil),          // 22: cuivre.v1.Decline
+	(*Cancel)(nil),           // 23: cuivre.v1.Cancel
+	(*LeaseRequest)(nil),     // 24: cuivre.v1.LeaseRequest
+	(*LeaseAnswer)(nil),      // 25: cuivre.v1.LeaseAnswer
+	(*WatchRequest)(nil),     // 26: cuivre.v1.WatchRequest
+	(*Status)(nil),           // 27: cuivre.v1.Status
+	(*LogChunk)(nil),         // 28: cuivre.v1.LogChunk
+	(*Result)(nil),           // 29: cuivre.v1.Result
+	(*WatchEvent)(nil),       // 30: cuivre.v1.WatchEvent
+	(*UsageReceipt)(nil),     // 31: cuivre.v1.UsageReceipt
+	(*Countersignature)(nil), // 32: cuivre.v1.Countersignature
+	(*ReceiptSubmit)(nil),    // 33: cuivre.v1.ReceiptSubmit
+	(*ReceiptAck)(nil),       // 34: cuivre.v1.ReceiptAck
+	(*ModuleRequest)(nil),    // 35: cuivre.v1.ModuleRequest
+	(*ModuleChunk)(nil),      // 36: cuivre.v1.ModuleChunk
+	(*BlockRequest)(nil),     // 37: cuivre.v1.BlockRequest
+	(*BlockResponse)(nil),    // 38: cuivre.v1.BlockResponse
+	(*Error)(nil),            // 39: cuivre.v1.Error
 }
 var file_cuivre_proto_depIdxs = []int32{
-	1,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
-	1,  // 1: cuivre.v1.Affinity.op:type_name -> cuivre.v1.Operator
-	12, // 2: cuivre.v1.Task.env:type_name -> cuivre.v1.EnvVar
-	5,  // 3: cuivre.v1.Task.resources:type_name -> cuivre.v1.Resources
-	14, // 4: cuivre.v1.Task.inputs:type_name -> cuivre.v1.Input
+	2,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
+	2,  // 1: cuivre.v1.Affinity.op:type_name -> cuivre.v1.Operator
+	13, // 2: cuivre.v1.Task.env:type_name -> cuivre.v1.EnvVar
+	6,  // 3: cuivre.v1.Task.resources:type_name -> cuivre.v1.Resources
+	15, // 4: cuivre.v1.Task.inputs:type_name -> cuivre.v1.Input
 	0,  // 5: cuivre.v1.Job.type:type_name -> cuivre.v1.JobType
-	13, // 6: cuivre.v1.Job.task:type_name -> cuivre.v1.Task
-	9,  // 7: cuivre.v1.Job.constraints:type_name -> cuivre.v1.Constraint
-	10, // 8: cuivre.v1.Job.affinities:type_name -> cuivre.v1.Affinity
-	11, // 9: cuivre.v1.Job.spread:type_name -> cuivre.v1.Spread
-	7,  // 10: cuivre.v1.Job.max_price:type_name -> cuivre.v1.Amount
-	5,  // 11: cuivre.v1.CapacityRecord.total:type_name -> cuivre.v1.Resources
-	5,  // 12: cuivre.v1.CapacityRecord.free:type_name -> cuivre.v1.Resources
-	6,  // 13: cuivre.v1.CapacityRecord.price:type_name -> cuivre.v1.Price
-	8,  // 14: cuivre.v1.CapacityRecord.labels:type_name -> cuivre.v1.Label
-	5,  // 15: cuivre.v1.OfferRequest.resources:type_name -> cuivre.v1.Resources
-	9,  // 16: cuivre.v1.OfferRequest.constraints:type_name -> cuivre.v1.Constraint
-	7,  // 17: cuivre.v1.OfferRequest.max_price:type_name -> cuivre.v1.Amount
-	5,  // 18: cuivre.v1.Offer.resources:type_name -> cuivre.v1.Resources
-	6,  // 19: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
-	7,  // 20: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
-	8,  // 21: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
-	38, // 22: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
-	21, // 23: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
-	22, // 24: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	38, // 25: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
-	2,  // 26: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
-	5,  // 27: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
-	3,  // 28: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
-	2,  // 29: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	38, // 30: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
-	26, // 31: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
-	27, // 32: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
-	28, // 33: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	38, // 34: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
-	5,  // 35: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
-	6,  // 36: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
-	7,  // 37: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	38, // 38: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	38, // 39: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	38, // 40: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
-	4,  // 41: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	14, // 6: cuivre.v1.Job.task:type_name -> cuivre.v1.Task
+	10, // 7: cuivre.v1.Job.constraints:type_name -> cuivre.v1.Constraint
+	11, // 8: cuivre.v1.Job.affinities:type_name -> cuivre.v1.Affinity
+	12, // 9: cuivre.v1.Job.spread:type_name -> cuivre.v1.Spread
+	8,  // 10: cuivre.v1.Job.max_price:type_name -> cuivre.v1.Amount
+	1,  // 11: cuivre.v1.Job.entropy:type_name -> cuivre.v1.Entropy
+	6,  // 12: cuivre.v1.CapacityRecord.total:type_name -> cuivre.v1.Resources
+	6,  // 13: cuivre.v1.CapacityRecord.free:type_name -> cuivre.v1.Resources
+	7,  // 14: cuivre.v1.CapacityRecord.price:type_name -> cuivre.v1.Price
+	9,  // 15: cuivre.v1.CapacityRecord.labels:type_name -> cuivre.v1.Label
+	6,  // 16: cuivre.v1.OfferRequest.resources:type_name -> cuivre.v1.Resources
+	10, // 17: cuivre.v1.OfferRequest.constraints:type_name -> cuivre.v1.Constraint
+	8,  // 18: cuivre.v1.OfferRequest.max_price:type_name -> cuivre.v1.Amount
+	6,  // 19: cuivre.v1.Offer.resources:type_name -> cuivre.v1.Resources
+	7,  // 20: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
+	8,  // 21: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
+	9,  // 22: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
+	39, // 23: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	22, // 24: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
+	23, // 25: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
+	39, // 26: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	3,  // 27: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
+	6,  // 28: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
+	4,  // 29: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
+	3,  // 30: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	39, // 31: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	27, // 32: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
+	28, // 33: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
+	29, // 34: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
+	39, // 35: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	6,  // 36: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
+	7,  // 37: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
+	8,  // 38: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
+	39, // 39: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	39, // 40: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	39, // 41: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	5,  // 42: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }
@@ -3525,7 +3596,7 @@ func file_cuivre_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cuivre_proto_rawDesc), len(file_cuivre_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -7,10 +7,10 @@
 //     real Go program (hello, sieve, wordfreq, escape, fsprobe), for what
 //     only the Go WASI runtime shows. `make examples` rebuilds them and
 //     `make examples-check` checks that they match their sources.
-//   - Empty, Loop, WriteLoop, Sleep, Trap, Exit, Write and Hog return modules
-//     of a few hundred bytes, written by hand, for a job that only needs to
-//     return, run until it is stopped, exit with a status, print, or grow its
-//     memory. They compile at once.
+//   - Empty, Loop, WriteLoop, Sleep, Trap, Exit, Write, Random and Hog
+//     return modules of a few hundred bytes, written by hand, for a job that
+//     only needs to return, run until it is stopped, exit with a status,
+//     print, print random bytes, or grow its memory. They compile at once.
 //
 // A cold wazero compilation of a Go-built module takes over a second, and
 // over ten under -race, so every executor a test makes should use CacheDir:

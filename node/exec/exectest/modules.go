@@ -215,6 +215,51 @@ func Sleep() []byte {
 	)
 }
 
+// Random returns a WASI command that reads n bytes from its random source
+// (random_get) and writes them, raw, to its standard output, then exits 0:
+// what a job generating a key sees. n is at most 64 KiB - 32.
+//
+//	(module
+//	  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+//	  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+//	  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+//	  (memory (export "memory") 1)
+//	  (data (i32.const 0) "{32, n}")   ;; an iovec over the bytes; nwritten at 16
+//	  (func (export "_start")
+//	    (drop (call $random_get (i32.const 32) (i32.const n)))
+//	    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+//	    (call $proc_exit (i32.const 0))
+//	    unreachable))
+func Random(n uint32) []byte {
+	n = min(n, pageSize-32)
+	return wasm(
+		section(secType, vec(
+			funcType([]byte{i32, i32}, []byte{i32}),           // type 0: random_get
+			funcType([]byte{i32, i32, i32, i32}, []byte{i32}), // type 1: fd_write
+			funcType([]byte{i32}, nil),                        // type 2: proc_exit
+			funcType(nil, nil),                                // type 3: _start
+		)),
+		section(secImport, vec(
+			importFunc("random_get", 0), // func 0
+			importFunc("fd_write", 1),   // func 1
+			importFunc("proc_exit", 2),  // func 2
+		)),
+		section(secFunc, vec(u32(3))),      // func 3: _start
+		section(secMemory, vec(limits(1))), // memory 0
+		section(secExport, vec(
+			export("_start", kindFunc, 3),
+			export("memory", kindMemory, 0),
+		)),
+		section(secCode, vec(body(nil,
+			i32Const(32), i32Const(int32(n)), []byte{opCall, 0, opDrop}, // random_get(32, n)
+			i32Const(1), i32Const(0), i32Const(1), i32Const(16), []byte{opCall, 1, opDrop}, // fd_write(1, 0, 1, 16)
+			i32Const(0), []byte{opCall, 2}, // proc_exit(0)
+			[]byte{opUnreachable, end},
+		))),
+		section(secData, vec(data(0, le32(32, n)))),
+	)
+}
+
 // Hog returns a WASI command that grows its memory 1 MiB (16 pages) at a
 // time, writing to the last byte of each new mebibyte, until memory.grow
 // fails; then, as a Go guest out of memory does, it writes "out of memory"

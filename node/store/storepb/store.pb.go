@@ -234,6 +234,7 @@ type Lease struct {
 	StdoutTruncated bool                   `protobuf:"varint,22,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"` // stdout was cut at the log limit
 	StderrTruncated bool                   `protobuf:"varint,23,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
 	OutputSize      uint64                 `protobuf:"varint,24,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"` // bytes of the output's files
+	Instance        uint32                 `protobuf:"varint,25,opt,name=instance,proto3" json:"instance,omitempty"`                       // Lease.instance: the job's instance it runs
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -432,6 +433,13 @@ func (x *Lease) GetStderrTruncated() bool {
 func (x *Lease) GetOutputSize() uint64 {
 	if x != nil {
 		return x.OutputSize
+	}
+	return 0
+}
+
+func (x *Lease) GetInstance() uint32 {
+	if x != nil {
+		return x.Instance
 	}
 	return 0
 }
@@ -1023,7 +1031,7 @@ var File_node_store_storepb_store_proto protoreflect.FileDescriptor
 
 const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xb6\x06\n" +
+	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xd2\x06\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -1055,7 +1063,8 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x10stdout_truncated\x18\x16 \x01(\bR\x0fstdoutTruncated\x12)\n" +
 	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
 	"\voutput_size\x18\x18 \x01(\x04R\n" +
-	"outputSize\"\x9e\x01\n" +
+	"outputSize\x12\x1a\n" +
+	"\binstance\x18\x19 \x01(\rR\binstance\"\x9e\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
