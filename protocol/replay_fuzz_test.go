@@ -20,6 +20,7 @@ func FuzzReplayCache(f *testing.F) {
 	f.Add([]byte{0, 9, 0, 1, 9, 0, 2, 9, 0, 3, 9, 0, 4, 9, 0, 5, 9, 0}) // fills up
 	f.Add([]byte{0x40, 5, 0, 0, 5, 0})                                  // reloaded, then replayed
 	f.Add([]byte{0x80, 5, 0, 0xc0, 0, 1})                               // malformed sizes
+	f.Add([]byte{0, 9, 0, 1, 9, 0, 2, 9, 0, 3, 9, 1, 4, 9, 0})          // full, all expire at the new now
 	const max = 4
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, script []byte) {
