@@ -2,7 +2,7 @@
 SHELL    := bash
 GO       ?= go
 BIN      := bin/cuivre
-FUZZTIME ?= 30s
+FUZZTIME ?= 60s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test lint fuzz bench simbench crash queue chaos proto check
+.PHONY: help build examples examples-check run test lint fuzz abuse bench simbench crash queue chaos proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,13 +42,19 @@ lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
-	@set -e; for pkg in $$($(GO) list ./...); do \
+fuzz: ## run every fuzz target for FUZZTIME (default 60s) each; a summary at the end, fails if any target fails
+	@ran=0; failed=""; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	    echo "== fuzz $$pkg $$t ($(FUZZTIME))"; ran=$$((ran+1)); \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || failed="$$failed $$pkg.$$t"; \
 	  done; \
-	done
+	done; \
+	echo "== fuzz summary: $$ran targets run for $(FUZZTIME) each, $$(wc -w <<<"$$failed") failed"; \
+	for f in $$failed; do echo "   FAIL $$f"; done; \
+	test -z "$$failed"
+
+abuse: ## forgery (and, as they land, flood and over-commit) tests at full size, with their report (CUIVRE_ABUSE_REPORT=path keeps it)
+	CUIVRE_ABUSE=full $(GO) test -count=1 -run 'Test(Forgery|Flood|Overcommit)' ./node/abuse/ -v -timeout 60m
 
 bench: build ## cuivre bench (about 2 minutes; the table, and every figure in bench.json), then the Go benchmarks
 	$(BIN) bench --out bench.json

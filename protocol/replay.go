@@ -13,7 +13,7 @@ import (
 // expires within a bounded TTL, the cache stays bounded: a nonce is forgotten once
 // its record could no longer be accepted anyway. It is safe for concurrent use.
 //
-// The cache lives in memory; a daemon persists each nonce it accepts and reloads
+// Its entries, forgotten ones included, never exceed max. The cache lives in memory; a daemon persists each nonce it accepts and reloads
 // them with Add at start, so that replay protection survives a restart.
 type ReplayCache struct {
 	mu   sync.Mutex
@@ -45,11 +45,21 @@ func (c *ReplayCache) Check(nonce []byte, expiresAtMs uint64, now time.Time) err
 	if _, ok := c.seen[string(nonce)]; ok {
 		return Errorf(CodeReplayed, "nonce %x already used", nonce)
 	}
-	if len(c.seen) >= c.max {
+	if len(c.exp) >= c.max { // forgotten nonces count until they expire: memory stays bounded
 		return Errorf(pb.Code_CODE_RATE_LIMITED, "replay cache full (%d live nonces)", c.max)
 	}
 	c.add(string(nonce), expiresAtMs)
 	return nil
+}
+
+// Forget drops a nonce Check accepted for a record that was refused after
+// all, so that the nonce stays the honest record's (SPEC 3.4 remembers the
+// nonces of accepted records): a peer that copies another's nonce into a
+// record of its own must not burn it. The heap entry stays until it expires.
+func (c *ReplayCache) Forget(nonce []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, string(nonce))
 }
 
 // Add records a nonce without checking it, to reload a persisted cache.
@@ -76,7 +86,9 @@ func (c *ReplayCache) add(nonce string, exp uint64) {
 func (c *ReplayCache) prune(nowMs uint64) {
 	for len(c.exp) > 0 && c.exp[0].exp <= nowMs {
 		e := heap.Pop(&c.exp).(expiryEntry)
-		delete(c.seen, e.nonce)
+		if c.seen[e.nonce] == e.exp { // not one forgotten and checked again since
+			delete(c.seen, e.nonce)
+		}
 	}
 }
 

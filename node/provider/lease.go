@@ -97,13 +97,21 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	case !protocol.HeartbeatInRange(l.HeartbeatMs):
 		return l, nil, protocol.Errorf(protocol.CodeMalformed, "lease asks a heartbeat every %d ms: the interval must be %v to %v", l.HeartbeatMs, protocol.MinHeartbeat, protocol.MaxHeartbeat)
 	}
-	// A retried lease already committed is accepted again (SPEC 6.2).
-	if old, err := p.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) {
+	// A retried lease already committed is accepted again (SPEC 6.2), to the
+	// requester that committed it only: another peer who learnt its offer
+	// nonce is no retry.
+	if old, err := p.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) && old.Requester == from {
 		return l, nil, nil
 	}
 	if err := p.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
 		return l, nil, err
 	}
+	committed := false
+	defer func() {
+		if !committed { // a refused lease keeps no nonce (SPEC 3.4)
+			p.replay.Forget(l.Nonce)
+		}
+	}()
 	job, err := record.OpenJob(l.Job)
 	if err != nil {
 		return l, nil, fmt.Errorf("lease job: %w", err)
@@ -145,6 +153,7 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 		p.release(now, sl.ID, sl.Epoch)
 		return l, nil, fmt.Errorf("store lease: %w", err)
 	}
+	committed = true
 	p.metrics.leases.WithLabelValues("committed").Inc()
 	p.cfg.Loaded()
 	return l, p.startRun(rec, job, time.Duration(l.HeartbeatMs)*time.Millisecond), nil

@@ -32,8 +32,8 @@ func (r *Requester) settle(provider string, res *pb.Result) {
 	if len(res.Receipt) == 0 {
 		return
 	}
-	rc, err := record.OpenReceipt(res.Receipt)
-	if err != nil || string(rc.Provider) != provider || string(rc.LeaseId) != string(res.LeaseId) || rc.Epoch != res.Epoch {
+	rc, err := CheckReceipt(res.Receipt, provider, r.id, res.LeaseId, res.Epoch)
+	if err != nil {
 		r.log.Warn("receipt refused", "provider", short(provider), "err", err)
 		return
 	}
@@ -48,6 +48,30 @@ func (r *Requester) settle(provider string, res *pb.Result) {
 		}
 	}
 	r.spawn(func() { r.deliver(provider, string(rc.LeaseId), rc.Epoch, res.Receipt, cs) })
+}
+
+// CheckReceipt opens a receipt that provider sent for the lease epoch
+// (leaseID, epoch) of the requester self, and checks it is theirs (SPEC 6.4,
+// the requester's steps 1 and 2): signed by provider, naming self, that lease
+// and that epoch (an older one is CODE_STALE_EPOCH). The caller compares the
+// rest with the offer and the result.
+func CheckReceipt(env []byte, provider, self string, leaseID []byte, epoch uint64) (*pb.UsageReceipt, error) {
+	rc, err := record.OpenReceipt(env)
+	switch {
+	case err != nil:
+		return nil, err
+	case string(rc.Provider) != provider:
+		return nil, protocol.Errorf(protocol.CodeWrongSigner, "receipt signed by %s, the lease's provider is %s", short(string(rc.Provider)), short(provider))
+	case string(rc.Requester) != self:
+		return nil, protocol.Errorf(protocol.CodeMalformed, "receipt for requester %s", short(string(rc.Requester)))
+	case string(rc.LeaseId) != string(leaseID):
+		return nil, protocol.Errorf(protocol.CodeMalformed, "receipt of lease %x, not %x", rc.LeaseId, leaseID)
+	case rc.Epoch < epoch:
+		return nil, protocol.Errorf(protocol.CodeStaleEpoch, "receipt of epoch %d, the lease is at %d", rc.Epoch, epoch)
+	case rc.Epoch != epoch:
+		return nil, protocol.Errorf(protocol.CodeMalformed, "receipt of epoch %d, not %d", rc.Epoch, epoch)
+	}
+	return rc, nil
 }
 
 // Backoff of a countersignature's delivery to a provider that did not take it.
