@@ -2,5 +2,5 @@
 // federation's peers may try against a node: forged records (forgery_test.go),
 // and the mutations and the report they share. `make test` runs a smoke of
 // each; `make abuse` runs them at full size (CUIVRE_ABUSE=full) and
-// CUIVRE_ABUSE_REPORT=path keeps their report.
+// CUIVRE_ABUSE_REPORT=path appends their report to a file.
 package abuse

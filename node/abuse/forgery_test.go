@@ -390,7 +390,15 @@ func reportTo(t *testing.T) *bytes.Buffer {
 	t.Cleanup(func() {
 		t.Logf("\n%s", buf)
 		if path := os.Getenv("CUIVRE_ABUSE_REPORT"); path != "" {
-			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			// Appended: the flood and over-commit tests write there too.
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err == nil {
+				_, err = f.Write(buf.Bytes())
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
 				t.Errorf("report: %v", err)
 			}
 		}
