@@ -55,7 +55,7 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s) each; a summary at the
 
 abuse: ## T2 forgery (10^6 mutations), T3 flood (1,000 peer IDs) and T7 over-commit (1,000 jobs) at full size: their report in abuse.txt (about 15 minutes)
 	rm -f abuse.txt
-	CUIVRE_ABUSE=full CUIVRE_ABUSE_REPORT=$(CURDIR)/abuse.txt $(GO) test -count=1 -run '^Test(Forgery|Flood|Overcommit)$$' ./node/abuse/ ./cmd/cuivre/ -v -timeout 60m
+	CUIVRE_ABUSE=full CUIVRE_ABUSE_REPORT=$(CURDIR)/abuse.txt $(GO) test -p 1 -count=1 -run '^Test(Forgery|Flood|Overcommit)$$' ./node/abuse/ ./cmd/cuivre/ -v -timeout 60m
 	cat abuse.txt
 
 bench: build ## cuivre bench (about 2 minutes; the table, and every figure in bench.json), then the Go benchmarks
