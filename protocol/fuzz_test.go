@@ -3,6 +3,8 @@ package protocol_test
 import (
 	"testing"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/cuivre/cuivre/protocol"
 )
 
@@ -12,6 +14,7 @@ func FuzzFacetKey(f *testing.F) {
 	f.Add("region", "fr-par", uint32(7))
 	f.Add("any", "", uint32(63))
 	f.Fuzz(func(t *testing.T, facet, value string, shard uint32) {
+		defer fuzzguard.Start()()
 		k, err := protocol.NewFacetKey(protocol.Facet(facet), value, shard)
 		if err != nil {
 			return

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -24,6 +26,7 @@ func FuzzReplayCache(f *testing.F) {
 	const max = 4
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, script []byte) {
+		defer fuzzguard.Start()()
 		c := protocol.NewReplayCache(max)
 		ref := map[string]uint64{}
 		now := base

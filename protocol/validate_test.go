@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -384,6 +386,7 @@ func FuzzValidateJob(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		defer fuzzguard.Start()()
 		j := new(pb.Job)
 		_ = proto.Unmarshal(in, j) // a partly decoded job must not panic either
 		err := ValidateJob(j)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -432,6 +434,7 @@ func FuzzParseScenario(f *testing.F) {
 	f.Add([]byte(doc(map[int]string{11: "  trace: jobs.csv", 12: "#", 13: "#"})))
 	trace := []byte(lines("at,cpu,memory,run,max_price,currency,constraints", "0,1,1Gi,1s,0.5,EUR,region=a|b;tier!=x"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Start()()
 		s, err := ParseScenario("f.yaml", data, func(string) ([]byte, error) { return trace, nil })
 		if err != nil {
 			return
@@ -446,6 +449,7 @@ func FuzzParseScenario(f *testing.F) {
 func FuzzParseTrace(f *testing.F) {
 	f.Add([]byte(lines("at,cpu,memory,run,scratch,max_price,currency,constraints", "0,1,512Mi,1.5s,,,,", "0.5,500m,1Gi,30,1Gi,0.05,EUR,jurisdiction=fr|de;certification!=none")))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Start()()
 		jobs, pos, _ := parseTrace("f.csv", data)
 		if len(jobs) != len(pos) {
 			t.Fatalf("%d jobs, %d positions", len(jobs), len(pos))

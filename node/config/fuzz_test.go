@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/cuivre/cuivre/internal/fuzzguard"
 )
 
 // FuzzLoadFile feeds config files to the file layer of Load: whatever the
@@ -21,6 +23,7 @@ func FuzzLoadFile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Start()()
 		c := Default()
 		l := loader{cfg: reflect.ValueOf(&c).Elem(), sources: map[string]string{}}
 		l.file("fuzz.yaml", data)

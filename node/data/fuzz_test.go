@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/proto"
 
@@ -72,6 +74,7 @@ func FuzzServe(f *testing.F) {
 	seed(&pb.BlockRequest{Root: root.Bytes(), Cids: [][]byte{protocolCID("absent").Bytes(), {1, 2, 3}}})
 	seed(&pb.BlockRequest{})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		defer fuzzguard.Start()()
 		var req pb.BlockRequest
 		if proto.Unmarshal(b, &req) != nil {
 			return // the transport refuses it before the server
@@ -178,6 +181,7 @@ func FuzzFetch(f *testing.F) {
 	f.Add([]byte{0, 0, 3, 1, 4})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, script []byte) {
+		defer fuzzguard.Start()()
 		s, err := data.Open(filepath.Join(t.TempDir(), "blocks"))
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cuivre/cuivre/node/exec"
@@ -96,6 +98,7 @@ func FuzzDecodeOutput(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		defer fuzzguard.Start()()
 		files, err := exec.DecodeOutput(b)
 		if err != nil {
 			return

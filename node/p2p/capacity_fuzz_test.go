@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -65,6 +67,7 @@ func FuzzCapacityValidate(f *testing.F) {
 	f.Add(CapacityKey(id1), []byte{})
 	v := capacityValidator{now: func() time.Time { return fuzzNow }}
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
+		defer fuzzguard.Start()()
 		err := v.Validate(key, value)
 		if err != nil {
 			return
@@ -92,6 +95,7 @@ func FuzzCapacitySelect(f *testing.F) {
 	v := capacityValidator{now: func() time.Time { return fuzzNow }}
 	key := CapacityKey(id1)
 	f.Fuzz(func(t *testing.T, x, y, z []byte, flip uint8) {
+		defer fuzzguard.Start()()
 		values := [][]byte{x, y, z}
 		// With the high bit of flip, flip one bit of one value, so
 		// near-valid records come often.

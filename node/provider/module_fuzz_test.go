@@ -6,6 +6,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/node/provider"
@@ -52,6 +54,7 @@ func FuzzServeModule(f *testing.F) {
 	f.Add(wire.SumCID([]byte("other")).Bytes(), uint64(0))
 	f.Add([]byte{0x01, 0x55}, uint64(3))
 	f.Fuzz(func(t *testing.T, id []byte, offset uint64) {
+		defer fuzzguard.Start()()
 		var chunks []*pb.ModuleChunk
 		err := provider.ServeModule(src, &pb.ModuleRequest{Cid: id, Offset: offset}, func(ch *pb.ModuleChunk) error {
 			if len(chunks) > len(mod)/protocol.MaxModuleChunk+2 {
@@ -139,6 +142,7 @@ func FuzzFetchModule(f *testing.F) {
 	f.Add(frames(f, &pb.ModuleChunk{Size: n, Data: bytes.ToUpper(mod), Last: true})) // other bytes
 	f.Add(frames(f, &pb.ModuleChunk{Error: protocol.ToPB(protocol.Errorf(pb.Code_CODE_MODULE_NOT_FOUND, "no"))}))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		defer fuzzguard.Start()()
 		got, err := provider.FetchModule(context.Background(), chunkStream{frames: in}, "holder", c)
 		if err != nil {
 			return

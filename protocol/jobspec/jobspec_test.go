@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/ipfs/go-cid"
@@ -734,6 +736,7 @@ func FuzzParseJobSpec(f *testing.F) {
 		f.Add([]byte(doc))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Start()()
 		s, err := ParseJobSpec(data)
 		if err != nil {
 			for _, e := range flatten(err) {

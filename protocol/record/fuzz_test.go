@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/internal/vector"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -39,6 +41,7 @@ func fuzzOpen(f *testing.F, open func([]byte) error) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
+		defer fuzzguard.Start()()
 		err := open(in)
 		if err != nil && protocol.CodeOf(err) == pb.Code_CODE_INTERNAL {
 			t.Fatalf("untyped error: %v", err)
@@ -97,6 +100,7 @@ func FuzzSealOpen(f *testing.F) {
 		f.Add(sel, b)
 	}
 	f.Fuzz(func(t *testing.T, sel byte, payload []byte) {
+		defer fuzzguard.Start()()
 		kinds := record.Kinds()
 		k := kinds[int(sel)%len(kinds)]
 		env, err := record.SealBytes(key, k, payload)

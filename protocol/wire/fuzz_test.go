@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -60,6 +62,7 @@ func FuzzReadMsg(f *testing.F) {
 	}
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, in []byte) {
+		defer fuzzguard.Start()()
 		if len(in) == 0 {
 			return
 		}
@@ -89,6 +92,7 @@ func FuzzParseCID(f *testing.F) {
 	f.Add(wire.SumCID([]byte("x")).Bytes())
 	f.Add([]byte{0x01, 0x55, 0x12, 0x20})
 	f.Fuzz(func(t *testing.T, in []byte) {
+		defer fuzzguard.Start()()
 		c, err := wire.ParseCID(in)
 		if err != nil {
 			if protocol.CodeOf(err) != protocol.CodeMalformed {
