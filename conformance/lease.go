@@ -164,12 +164,12 @@ func (s *provSuite) epochRun(ctx context.Context) {
 	s.expect("lease.stale-epoch", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_STALE_EPOCH, "a cancel of epoch 1 after epoch 2: %v %v", ca, err)
 	w1 := s.c.watch(ctx, &pb.WatchRequest{LeaseId: id, Epoch: 1}, nil)
 	s.expect("lease.stale-epoch", len(w1.events) == 1 && w1.events[0].GetError().GetCode() == pb.Code_CODE_STALE_EPOCH,
-		"a watch of epoch 1 after epoch 2: %v %v", w1.events, w1.err)
+		"a watch of epoch 1 after epoch 2: %s %v", summary(w1.events), w1.err)
 
 	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: random(16), Epoch: 1}}})
 	s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a cancel of a lease never made: %v %v", ca, err)
 	wu := s.c.watch(ctx, &pb.WatchRequest{LeaseId: random(16), Epoch: 1}, nil)
-	s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of a lease never made: %v %v", wu.events, wu.err)
+	s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of a lease never made: %s %v", summary(wu.events), wu.err)
 
 	// Watch epoch 2 (held in FETCHING), cancel it once the watch has begun.
 	first := make(chan struct{})
@@ -203,7 +203,7 @@ func (s *provSuite) epochRun(ctx context.Context) {
 		}
 	}
 	res := s.checkWatch(w, run{offer: o2, lease: l2, job: job}, pb.LeaseState_LEASE_STATE_CANCELLED, false)
-	s.expect("cancel.live", res != nil && res.State == pb.LeaseState_LEASE_STATE_CANCELLED && len(res.Receipt) > 0, "the Result after the cancel: %v", res)
+	s.expect("cancel.live", res != nil && res.State == pb.LeaseState_LEASE_STATE_CANCELLED && len(res.Receipt) > 0, "the Result after the cancel: %s", resultSummary(res))
 	if res != nil {
 		if rec := s.checkReceipt(res, run{offer: o2, lease: l2, job: job}, w); rec != nil {
 			s.submitReceipt(ctx, res.Receipt, rec)
@@ -234,7 +234,7 @@ func (s *provSuite) moduleFailures(ctx context.Context) {
 		}
 		res, _ := s.leaseAndWatch(ctx, job, time.Minute, pb.LeaseState_LEASE_STATE_FAILED)
 		s.expect(c.id, res != nil && res.State == pb.LeaseState_LEASE_STATE_FAILED && res.GetError().GetCode() == c.code,
-			"the Result: %v", res)
+			"the Result: %s", resultSummary(res))
 	}
 }
 
@@ -255,7 +255,7 @@ func (s *provSuite) expiryRun(ctx context.Context) {
 		s.skip("state.expired", "%s", seen)
 		return
 	}
-	s.expect("state.expired", res != nil && res.State == pb.LeaseState_LEASE_STATE_EXPIRED, "a lease not started by its expiry: Result %v", res)
+	s.expect("state.expired", res != nil && res.State == pb.LeaseState_LEASE_STATE_EXPIRED, "a lease not started by its expiry: Result %s", resultSummary(res))
 }
 
 // leaseAndWatch leases job under a fresh offer, with the lease expiring in

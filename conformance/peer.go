@@ -259,3 +259,33 @@ func (m *moduleServer) handle(s network.Stream) {
 		off += n
 	}
 }
+
+// summary describes watch events in one short line: kinds, states and seqs.
+func summary(evs []*pb.WatchEvent) string {
+	var b []byte
+	for i, ev := range evs {
+		if i == 12 {
+			b = fmt.Appendf(b, "... (%d events)", len(evs))
+			break
+		}
+		switch e := ev.Event.(type) {
+		case *pb.WatchEvent_Status:
+			b = fmt.Appendf(b, "Status(%s seq %d) ", e.Status.State, e.Status.Seq)
+		case *pb.WatchEvent_Log:
+			b = fmt.Appendf(b, "Log(%s %d bytes) ", e.Log.Stream, len(e.Log.Data))
+		case *pb.WatchEvent_Result:
+			b = fmt.Appendf(b, "Result(%s %v) ", e.Result.State, e.Result.GetError().GetCode())
+		case *pb.WatchEvent_Error:
+			b = fmt.Appendf(b, "Error(%s) ", e.Error.Code)
+		}
+	}
+	return string(b)
+}
+
+// resultSummary describes a Result in one short line.
+func resultSummary(r *pb.Result) string {
+	if r == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s exit %d error %v %q", r.State, r.ExitCode, r.GetError().GetCode(), r.GetError().GetMessage())
+}

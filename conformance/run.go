@@ -63,7 +63,7 @@ func (s *provSuite) mainRun(ctx context.Context, o *pb.Offer, req *pb.OfferReque
 	} else {
 		w3 := s.c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch}, nil)
 		r3 := w3.result()
-		s.expect("cancel.final", r3 != nil && r3.State == pb.LeaseState_LEASE_STATE_SUCCEEDED, "after the cancel, the lease's Result is %v", r3)
+		s.expect("cancel.final", r3 != nil && r3.State == pb.LeaseState_LEASE_STATE_SUCCEEDED, "after the cancel, the lease's Result is %s", resultSummary(r3))
 	}
 	// Declining the offer leased, and declining it twice.
 	da, err := s.decline(ctx, o)
@@ -117,7 +117,7 @@ func (s *provSuite) checkWatch(w *watched, r run, want pb.LeaseState, rewatch bo
 		return nil
 	}
 	if w.events[0].GetStatus() == nil {
-		s.fail("watch.first-status", "the first event is %v", w.events[0])
+		s.fail("watch.first-status", "the events: %s", summary(w.events))
 	} else {
 		s.pass("watch.first-status")
 	}
@@ -206,7 +206,7 @@ func (s *provSuite) checkWatch(w *watched, r run, want pb.LeaseState, rewatch bo
 	// The Result's own fields.
 	switch {
 	case res.State != want:
-		s.fail("result.fields", "state %s, want %s (error %v)", res.State, want, res.Error)
+		s.fail("result.fields", "want %s, got %s", want, resultSummary(res))
 	case want == pb.LeaseState_LEASE_STATE_SUCCEEDED && (res.ExitCode != 0 || protocol.CheckDataCID(res.OutputCid) != nil || res.StartedAtMs == 0 || res.Error != nil):
 		s.fail("result.fields", "a SUCCEEDED Result with exit code %d, output_cid %x, started_at_ms %d, error %v", res.ExitCode, res.OutputCid, res.StartedAtMs, res.Error)
 	case res.EndedAtMs < res.StartedAtMs:
