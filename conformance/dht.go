@@ -72,6 +72,13 @@ func (s *provSuite) dhtChecks(ctx context.Context) {
 		s.skip("capacity.record", "bootstrap: %v", err)
 		return
 	}
+	// Wait for a first refresh, so that the routing table holds the
+	// provider before the lookups.
+	select {
+	case <-d.ForceRefresh():
+	case <-ctx.Done():
+		return
+	}
 	key := "/" + protocol.CapacityNamespace + "/" + string(s.target)
 	gctx, cancel := context.WithTimeout(ctx, dhtTimeout)
 	env, err := d.GetValue(gctx, key)
@@ -144,4 +151,3 @@ func (s *provSuite) provides(ctx context.Context, d *dht.IpfsDHT, k protocol.Fac
 	}
 	return false
 }
-

@@ -205,6 +205,8 @@ func (s *provSuite) checkWatch(w *watched, r run, want pb.LeaseState, rewatch bo
 	}
 	// The Result's own fields.
 	switch {
+	case res.State != want && want == pb.LeaseState_LEASE_STATE_EXPIRED:
+		// state.expired reports it.
 	case res.State != want:
 		s.fail("result.fields", "want %s, got %s", want, resultSummary(res))
 	case want == pb.LeaseState_LEASE_STATE_SUCCEEDED && (res.ExitCode != 0 || protocol.CheckDataCID(res.OutputCid) != nil || res.StartedAtMs == 0 || res.Error != nil):
