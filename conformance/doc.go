@@ -13,9 +13,8 @@
 // malformed, oversized, wrong-domain, expired and replayed messages to see them
 // refused with the right codes.
 //
-// RunRequester plays a provider: it listens on a host and checks what a
-// requester placing a job on it sends (offer requests, leases, declines,
-// countersignatures).
+// A requester suite, playing a provider for a requester to place a job on,
+// is not written yet.
 //
 // Each check has an ID, the SPEC section it tests and a result: pass, fail
 // (with the rule and what was seen) or skip (with why). A check never depends
