@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test lint fuzz abuse bench simbench crash queue chaos proto check
+.PHONY: help build examples examples-check run test lint fuzz abuse conformance bench simbench crash queue chaos proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,11 +58,17 @@ abuse: ## T2 forgery (10^6 mutations), T3 flood (1,000 peer IDs) and T7 over-com
 	CUIVRE_ABUSE=full CUIVRE_ABUSE_REPORT=$(CURDIR)/abuse.txt $(GO) test -p 1 -count=1 -run '^Test(Forgery|Flood|Overcommit)$$' ./node/abuse/ ./cmd/cuivre/ -v -timeout 60m
 	cat abuse.txt
 
+conformance: ## the conformance kit's provider suite against a devnet provider, with its known failures (about 30 s)
+	CUIVRE_CONFORMANCE=1 $(GO) test -count=1 -run '^TestConformanceProvider$$' -v ./cmd/cuivre/
+
 bench: build ## cuivre bench (about 2 minutes; the table, and every figure in bench.json), then the Go benchmarks
 	$(BIN) bench --out bench.json
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)
+simconformance: ## the conformance kit's provider suite against a devnet provider, with its known failures (about 30 s)
+	CUIVRE_CONFORMANCE=1 $(GO) test -count=1 -run '^TestConformanceProvider$$' -v ./cmd/cuivre/
+
+bench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)
 	$(BIN) sim run simulations/scenarios/large.yaml --parallel 1 --out results/large
 
 crash: ## kill -9 a provider daemon under load 200 times; check its store and ledger after each (about a minute)

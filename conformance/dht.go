@@ -1,0 +1,153 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+)
+
+// dhtTimeout bounds each DHT lookup of the suite.
+const dhtTimeout = 20 * time.Second
+
+// capacityValidator is SPEC 4.4's validator of the cuivre-capacity
+// namespace, as every DHT node applies it.
+type capacityValidator struct{ now func() time.Time }
+
+func (v capacityValidator) open(key string, value []byte) (*pb.CapacityRecord, error) {
+	id, ok := strings.CutPrefix(key, "/"+protocol.CapacityNamespace+"/")
+	if !ok {
+		return nil, fmt.Errorf("capacity key %q: wrong namespace", key)
+	}
+	if len(value) > protocol.MaxRecordSize {
+		return nil, fmt.Errorf("capacity record of %d bytes, above %d", len(value), protocol.MaxRecordSize)
+	}
+	rec, err := record.OpenCapacity(value, v.now())
+	if err != nil {
+		return nil, err
+	}
+	if string(rec.Provider) != id {
+		return nil, errors.New("capacity record of another peer than its key's")
+	}
+	return rec, nil
+}
+
+func (v capacityValidator) Validate(key string, value []byte) error {
+	_, err := v.open(key, value)
+	return err
+}
+
+func (v capacityValidator) Select(key string, values [][]byte) (int, error) {
+	best, seq := -1, uint64(0)
+	for i, val := range values {
+		if rec, err := v.open(key, val); err == nil && (best < 0 || rec.Seq > seq) {
+			best, seq = i, rec.Seq
+		}
+	}
+	if best < 0 {
+		return 0, errors.New("no valid capacity record")
+	}
+	return best, nil
+}
+
+// dhtChecks reads the provider's capacity record and its facet keys from
+// the private DHT, joined through the provider itself, in client mode.
+func (s *provSuite) dhtChecks(ctx context.Context) {
+	d, err := dht.New(s.h, dht.Mode(dht.ModeClient), dht.ProtocolPrefix(protocol.DHTPrefix),
+		dht.BootstrapPeers(s.o.Target), dht.NamespacedValidator(protocol.CapacityNamespace, capacityValidator{now: s.now}))
+	if err != nil {
+		s.skip("capacity.record", "start a DHT client: %v", err)
+		return
+	}
+	defer d.Close()
+	if err := d.Bootstrap(ctx); err != nil {
+		s.skip("capacity.record", "bootstrap: %v", err)
+		return
+	}
+	// Wait for a first refresh, so that the routing table holds the
+	// provider before the lookups.
+	select {
+	case <-d.ForceRefresh():
+	case <-ctx.Done():
+		return
+	}
+	key := "/" + protocol.CapacityNamespace + "/" + string(s.target)
+	gctx, cancel := context.WithTimeout(ctx, dhtTimeout)
+	env, err := d.GetValue(gctx, key)
+	cancel()
+	if err != nil {
+		s.fail("capacity.record", "GetValue(/%s/<peer ID>): %v", protocol.CapacityNamespace, err)
+		return
+	}
+	rec := new(pb.CapacityRecord)
+	signer, _, err := record.Open(env, rec)
+	if err != nil {
+		s.fail("capacity.record", "the record does not open: %v", err)
+		return
+	}
+	s.expect("capacity.signer", signer == s.target && string(rec.Provider) == string(signer), "signer %s, CapacityRecord.provider %x", signer, rec.Provider)
+	if _, err := (capacityValidator{now: s.now}).open(key, env); err != nil {
+		s.fail("capacity.record", "%v", err)
+		return
+	}
+	s.pass("capacity.record")
+	s.capRec = rec
+
+	labels := map[string]string{}
+	for _, l := range rec.Labels {
+		labels[l.Key] = l.Value
+	}
+	type fv struct {
+		f protocol.Facet
+		v string
+	}
+	want := []fv{{protocol.FacetAny, ""}}
+	for _, c := range []struct {
+		f     protocol.Facet
+		label string
+	}{{protocol.FacetRegion, "region"}, {protocol.FacetJurisdiction, "jurisdiction"}, {protocol.FacetCertification, "certification"}} {
+		if v, ok := labels[c.label]; ok {
+			want = append(want, fv{c.f, v})
+		}
+	}
+	for _, e := range rec.Executors {
+		want = append(want, fv{protocol.FacetExecutor, e})
+	}
+	if rec.Total != nil {
+		want = append(want, fv{protocol.FacetSize, protocol.SizeClass(rec.Total.MemoryBytes)})
+	}
+	var missing []string
+	for _, w := range want {
+		k, err := protocol.ProviderKey(w.f, w.v, string(s.target))
+		if err != nil {
+			continue // a value that is not a facet value is not announced (4.2)
+		}
+		if !s.provides(ctx, d, k) {
+			missing = append(missing, k.String())
+		}
+	}
+	s.expect("facet.keys", len(missing) == 0, "not a provider of %v", missing)
+	k, _ := protocol.ProviderKey(protocol.FacetAny, "", string(s.target))
+	k.Shard = (k.Shard + 1) % 64
+	s.expect("facet.one-shard", !s.provides(ctx, d, k), "also a provider of %s, not its shard", k)
+}
+
+// provides reports whether the provider is among the DHT providers of k.
+func (s *provSuite) provides(ctx context.Context, d *dht.IpfsDHT, k protocol.FacetKey) bool {
+	ctx, cancel := context.WithTimeout(ctx, dhtTimeout)
+	defer cancel()
+	for p := range d.FindProvidersAsync(ctx, wire.FacetCID(k), 0) {
+		if p.ID == s.target {
+			return true
+		}
+	}
+	return false
+}

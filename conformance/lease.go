@@ -1,0 +1,283 @@
+package conformance
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+)
+
+func mustID(k crypto.PrivKey) peer.ID {
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		panic(err) // an Ed25519 key always has a peer ID
+	}
+	return id
+}
+
+// leaseRefusals sends leases with exactly one fault each, every one under a
+// fresh live offer, which it then declines (SPEC 6.2, 3).
+func (s *provSuite) leaseRefusals(ctx context.Context) {
+	big := proto.Clone(resources).(*pb.Resources)
+	big.CpuMillis *= 2
+	bigJob, err1 := s.newJob(s.o.Module, big, jobTimeout, 1)
+	longJob, err2 := s.newJob(s.o.Module, resources, jobTimeout+time.Second, 1)
+	v2Job, err3 := s.newJob(s.o.Module, resources, jobTimeout, 2)
+	otherJob, err4 := s.newJob(s.o.Module, resources, jobTimeout, 1)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		s.skip("lease.job", "could not make the jobs: %v %v %v %v", err1, err2, err3, err4)
+		return
+	}
+	badSig := func(env []byte) []byte {
+		b := append([]byte(nil), env...)
+		b[len(b)-1] ^= 1 // the signature is the envelope's last field
+		return b
+	}
+	type tc struct {
+		id, what string
+		job      *record.SignedJob // the job the offer is asked for; default s.job
+		build    func(o *pb.Offer, l *pb.Lease) []byte
+		want     pb.Code
+	}
+	cases := []tc{
+		{"lease.bad-signature", "a lease with a flipped signature bit", nil, func(o *pb.Offer, l *pb.Lease) []byte { return badSig(s.seal(s.key, l)) }, pb.Code_CODE_BAD_SIGNATURE},
+		{"lease.wrong-domain", "an offer-domain record in place of the lease", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			return s.seal(s.key, &pb.Offer{Provider: []byte(s.self), Requester: []byte(s.self), Nonce: random(16), RequestNonce: random(16), JobCid: l.JobCid,
+				ExpiresAtMs: l.ExpiresAtMs})
+		}, pb.Code_CODE_WRONG_DOMAIN},
+		{"lease.wrong-signer", "a lease signed by another requester than the remote peer", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.Requester = []byte(mustID(s.other))
+			return s.seal(s.other, l)
+		}, pb.Code_CODE_WRONG_SIGNER},
+		{"lease.expired", "a lease expired 1 s ago", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.ExpiresAtMs = protocol.UnixMs(s.now().Add(-time.Second))
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_EXPIRED},
+		{"lease.too-far-ahead", "a lease expiring in 10 min", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.ExpiresAtMs = protocol.UnixMs(s.now().Add(10 * time.Minute))
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_TOO_FAR_AHEAD},
+		{"lease.malformed", "epoch 0", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.Epoch = 0; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.malformed", "an 8-byte lease ID", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.LeaseId = random(8); return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.malformed", "an 8-byte nonce", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.Nonce = random(8); return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.wrong-provider", "a lease naming another provider", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.Provider = []byte(mustID(s.other))
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_MALFORMED},
+		{"lease.unknown-offer", "a lease naming an offer never made", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.OfferNonce = random(16)
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_UNKNOWN_OFFER},
+		{"lease.job", "a job_cid other than the offer's", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.JobCid, l.Job = otherJob.CID.Bytes(), otherJob.Envelope
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_MALFORMED},
+		{"lease.job", "a job whose CID is not job_cid", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.Job = otherJob.Envelope
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_MALFORMED},
+		{"lease.job", "instance 1 of a job of count 1", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.Instance = 1; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.job-signature", "a job with a flipped signature bit", nil, func(o *pb.Offer, l *pb.Lease) []byte {
+			l.Job = badSig(l.Job)
+			return s.seal(s.key, l)
+		}, pb.Code_CODE_BAD_SIGNATURE},
+		{"lease.job-version", "a job of version 2", v2Job, func(o *pb.Offer, l *pb.Lease) []byte { return s.seal(s.key, l) }, pb.Code_CODE_UNSUPPORTED_VERSION},
+		{"lease.over-offer", "a job asking twice the CPU of its offer", bigJob, func(o *pb.Offer, l *pb.Lease) []byte { return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.over-offer", "a job asking 1 s more than its offer's timeout", longJob, func(o *pb.Offer, l *pb.Lease) []byte { return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.heartbeat", "heartbeat_ms 10", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.HeartbeatMs = 10; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+		{"lease.heartbeat", "heartbeat_ms 60001", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.HeartbeatMs = 60001; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
+	}
+	for _, c := range cases {
+		if ctx.Err() != nil {
+			return
+		}
+		job := c.job
+		if job == nil {
+			job = s.job
+		}
+		req := s.request(job)
+		if c.job == bigJob || c.job == longJob {
+			// The offer is asked for the suite's usual resources and timeout.
+			req.Resources = proto.Clone(resources).(*pb.Resources)
+			req.TimeoutMs = uint64(jobTimeout / time.Millisecond)
+		}
+		o, _, err := s.getOffer(ctx, req)
+		if err != nil {
+			s.skip(c.id, "no offer to lease: %v", err)
+			continue
+		}
+		l := s.leaseMsg(o, job, random(protocol.LeaseIDSize), 1)
+		s.mustRefuse(ctx, c.id, c.what, c.build(o, l), c.want)
+		s.declineAck(ctx, o)
+	}
+}
+
+// epochRun leases a slot whose module fetch the kit holds, leases it again
+// at epoch 2, checks the fencing of epoch 1, then cancels epoch 2 (SPEC 6.2,
+// 6.3, 9).
+func (s *provSuite) epochRun(ctx context.Context) {
+	mod := variant(s.o.Module, "conformance-epochs")
+	cid := wire.SumCID(mod).Bytes()
+	s.mods.add(cid, mod, true)
+	defer s.mods.release(cid)
+	job, err := s.newJob(mod, resources, jobTimeout, 1)
+	if err != nil {
+		s.skip("lease.higher-epoch", "%v", err)
+		return
+	}
+	id := random(protocol.LeaseIDSize)
+	o1, _, err := s.getOffer(ctx, s.request(job))
+	if err != nil {
+		s.skip("lease.higher-epoch", "no offer: %v", err)
+		return
+	}
+	if code, seen := s.leaseCode(ctx, s.seal(s.key, s.leaseMsg(o1, job, id, 1))); code != 0 {
+		s.fail("lease.accept", "a lease of epoch 1: %s", seen)
+		return
+	}
+	o2, _, err := s.getOffer(ctx, s.request(job))
+	if err != nil {
+		s.skip("lease.higher-epoch", "no second offer: %v", err)
+		return
+	}
+	l2 := s.leaseMsg(o2, job, id, 2)
+	code, seen := s.leaseCode(ctx, s.seal(s.key, l2))
+	if code != 0 {
+		s.fail("lease.higher-epoch", "a lease of epoch 2 for a slot held at epoch 1: %s", seen)
+		return
+	}
+	s.pass("lease.higher-epoch")
+	// Epoch 1 is fenced: a lease, a cancel and a watch of it are stale.
+	if o3, _, err := s.getOffer(ctx, s.request(job)); err == nil {
+		s.mustRefuse(ctx, "lease.stale-epoch", "a lease of epoch 1 after epoch 2", s.seal(s.key, s.leaseMsg(o3, job, id, 1)), pb.Code_CODE_STALE_EPOCH)
+		s.mustRefuse(ctx, "lease.same-epoch", "a lease of epoch 2 under another offer", s.seal(s.key, s.leaseMsg(o3, job, id, 2)), pb.Code_CODE_REPLAYED)
+		s.declineAck(ctx, o3)
+	}
+	ca, err := s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: id, Epoch: 1}}})
+	s.expect("lease.stale-epoch", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_STALE_EPOCH, "a cancel of epoch 1 after epoch 2: %v %v", ca, err)
+	w1 := s.c.watch(ctx, &pb.WatchRequest{LeaseId: id, Epoch: 1}, nil)
+	s.expect("lease.stale-epoch", len(w1.events) == 1 && w1.events[0].GetError().GetCode() == pb.Code_CODE_STALE_EPOCH,
+		"a watch of epoch 1 after epoch 2: %s %v", summary(w1.events), w1.err)
+
+	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: random(16), Epoch: 1}}})
+	s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a cancel of a lease never made: %v %v", ca, err)
+	wu := s.c.watch(ctx, &pb.WatchRequest{LeaseId: random(16), Epoch: 1}, nil)
+	s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of a lease never made: %s %v", summary(wu.events), wu.err)
+
+	// Watch epoch 2 (held in FETCHING), cancel it once the watch has begun.
+	first := make(chan struct{})
+	done := make(chan *watched, 1)
+	go func() {
+		once := false
+		done <- s.c.watch(ctx, &pb.WatchRequest{LeaseId: id, Epoch: 2}, func(*pb.WatchEvent) bool {
+			if !once {
+				once = true
+				close(first)
+			}
+			return false
+		})
+	}()
+	var w *watched
+	select {
+	case <-first:
+	case w = <-done:
+	case <-ctx.Done():
+		return
+	}
+	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: id, Epoch: 2}}})
+	if err != nil || !ca.Accepted {
+		s.fail("cancel.live", "a cancel of a live lease: %v %v", ca, err)
+	}
+	if w == nil {
+		select {
+		case w = <-done:
+		case <-ctx.Done():
+			return
+		}
+	}
+	res := s.checkWatch(w, run{offer: o2, lease: l2, job: job}, pb.LeaseState_LEASE_STATE_CANCELLED, false)
+	s.expect("cancel.live", res != nil && res.State == pb.LeaseState_LEASE_STATE_CANCELLED && len(res.Receipt) > 0, "the Result after the cancel: %s", resultSummary(res))
+	if res != nil {
+		if rec := s.checkReceipt(res, run{offer: o2, lease: l2, job: job}, w); rec != nil {
+			s.submitReceipt(ctx, res.Receipt, rec)
+		}
+	}
+}
+
+// moduleFailures leases jobs whose module the kit does not have, or serves
+// with other bytes (SPEC 6.5, 9).
+func (s *provSuite) moduleFailures(ctx context.Context) {
+	for _, c := range []struct {
+		id   string
+		name string
+		code pb.Code
+	}{
+		{"module.not-found", "conformance-missing", pb.Code_CODE_MODULE_NOT_FOUND},
+		{"module.mismatch", "conformance-mismatch", pb.Code_CODE_MODULE_MISMATCH},
+	} {
+		mod := variant(s.o.Module, c.name)
+		cid := wire.SumCID(mod).Bytes()
+		if c.code == pb.Code_CODE_MODULE_MISMATCH {
+			s.mods.add(cid, s.o.Module, false) // bytes of another CID
+		}
+		job, err := s.newJob(mod, resources, jobTimeout, 1)
+		if err != nil {
+			s.skip(c.id, "%v", err)
+			continue
+		}
+		res, _ := s.leaseAndWatch(ctx, job, time.Minute, pb.LeaseState_LEASE_STATE_FAILED)
+		s.expect(c.id, res != nil && res.State == pb.LeaseState_LEASE_STATE_FAILED && res.GetError().GetCode() == c.code,
+			"the Result: %s", resultSummary(res))
+	}
+}
+
+// expiryRun leases a job whose module fetch the kit holds past the lease's
+// expiry: the lease must end EXPIRED (SPEC 9).
+func (s *provSuite) expiryRun(ctx context.Context) {
+	mod := variant(s.o.Module, "conformance-expiry")
+	cid := wire.SumCID(mod).Bytes()
+	s.mods.add(cid, mod, true)
+	defer s.mods.release(cid)
+	job, err := s.newJob(mod, resources, jobTimeout, 1)
+	if err != nil {
+		s.skip("state.expired", "%v", err)
+		return
+	}
+	res, seen := s.leaseAndWatch(ctx, job, 3*time.Second, pb.LeaseState_LEASE_STATE_EXPIRED)
+	if res == nil && seen != "" {
+		s.skip("state.expired", "%s", seen)
+		return
+	}
+	s.expect("state.expired", res != nil && res.State == pb.LeaseState_LEASE_STATE_EXPIRED, "a lease not started by its expiry: Result %s", resultSummary(res))
+}
+
+// leaseAndWatch leases job under a fresh offer, with the lease expiring in
+// ttl, watches it to its end and checks the watch, the Result and receipt.
+func (s *provSuite) leaseAndWatch(ctx context.Context, job *record.SignedJob, ttl time.Duration, want pb.LeaseState) (*pb.Result, string) {
+	o, _, err := s.getOffer(ctx, s.request(job))
+	if err != nil {
+		return nil, "no offer: " + err.Error()
+	}
+	l := s.leaseMsg(o, job, random(protocol.LeaseIDSize), 1)
+	l.ExpiresAtMs = protocol.UnixMs(s.now().Add(ttl))
+	if code, seen := s.leaseCode(ctx, s.seal(s.key, l)); code != 0 {
+		s.declineAck(ctx, o)
+		return nil, "the lease was refused: " + seen
+	}
+	w := s.c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch}, nil)
+	r := run{offer: o, lease: l, job: job}
+	res := s.checkWatch(w, r, want, false)
+	if res != nil {
+		if rec := s.checkReceipt(res, r, w); rec != nil {
+			s.submitReceipt(ctx, res.Receipt, rec)
+		}
+	}
+	return res, ""
+}
