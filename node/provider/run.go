@@ -251,9 +251,6 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	// What the lease sends out: its logs and its output, once each (SPEC
 	// 5.5), billed beside the compute.
 	egress := uint64(len(stdout)+len(stderr)) + out.OutputSize
-	if n, err := protocol.EgressNanos(egress, usage.Price.EgressNanosPerGiB); err == nil && usage.Amount.Currency != "" {
-		usage.Amount.Nanos += n
-	}
 	var perr *protocol.Error
 	if runErr != nil && !errors.As(runErr, &perr) {
 		perr = &protocol.Error{Code: pb.Code_CODE_INTERNAL, Msg: runErr.Error()}
@@ -267,6 +264,18 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 		EgressBytes: egress, OutputSize: out.OutputSize,
+	}
+	// The amount is SPEC 5.5's over the millisecond fields just signed, not
+	// over the market's time.Time values: a requester recomputes it from
+	// those fields, and a lease held from 3.9 ms to 8.1 ms is billed 5 ms,
+	// as its fields say, not the 4 ms its durations truncate to.
+	if relErr == nil && usage.Amount.Currency != "" {
+		n, err := protocol.ReceiptAmount(receipt, r.lease.Total.Nanos)
+		if err != nil {
+			p.log.Error("receipt amount", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+		}
+		usage.Amount.Nanos = n
+		receipt.Amount = conv.AmountToPB(usage.Amount)
 	}
 	renv, err := record.Seal(p.cfg.Key, receipt)
 	if err != nil {
