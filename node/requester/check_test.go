@@ -181,4 +181,3 @@ func resealOffer(m *nodetest.Member, o *pb.Offer) (*pb.OfferResponse_Offer, erro
 	}
 	return &pb.OfferResponse_Offer{Offer: env}, nil
 }
-

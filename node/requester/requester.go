@@ -158,7 +158,7 @@ type job struct {
 	// refused says why a lease epoch's receipt was refused, not
 	// countersigned (SPEC 6.4); its amount is then not counted as billed.
 	refused map[runKey]string
-	outputs map[string]*output    // outputs brought back here, by root CID (binary)
+	outputs map[string]*output // outputs brought back here, by root CID (binary)
 	status  scheduler.Status
 	history []string          // what happened, one line each, for progress displays
 	turns   []store.SlotEvent // when each lease epoch was acknowledged, lost and ended
