@@ -1,11 +1,16 @@
 package cuivre_test
 
 import (
+	"bytes"
+	"encoding/hex"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/cuivre/cuivre/scheduler"
 )
@@ -72,4 +77,36 @@ func specDuration(s string) (time.Duration, error) {
 		return time.Duration(n) * time.Minute, nil
 	}
 	return 0, strconv.ErrSyntax
+}
+
+// TestSpecMultiaddrs: every binary multiaddr SPEC writes out, as "`hex` =
+// `/text`", decodes to that text with go-multiaddr, and encodes back to
+// those bytes (SPEC 4.4 once gave /quic's code for /quic-v1).
+func TestSpecMultiaddrs(t *testing.T) {
+	spec, err := os.ReadFile("SPEC.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := regexp.MustCompile("`([0-9a-f ]+)` = `(/[^`]+)`").FindAllStringSubmatch(string(spec), -1)
+	if len(pairs) == 0 {
+		t.Fatal("SPEC.md writes out no binary multiaddr")
+	}
+	for _, p := range pairs {
+		b, err := hex.DecodeString(strings.ReplaceAll(p[1], " ", ""))
+		if err != nil {
+			t.Errorf("SPEC %q: %v", p[1], err)
+			continue
+		}
+		m, err := multiaddr.NewMultiaddrBytes(b)
+		if err != nil || m.String() != p[2] {
+			t.Errorf("SPEC: %q decodes to %v (%v), the text says %s", p[1], m, err, p[2])
+			continue
+		}
+		want, err := multiaddr.NewMultiaddr(p[2])
+		if err != nil {
+			t.Errorf("SPEC: %s: %v", p[2], err)
+		} else if !bytes.Equal(want.Bytes(), b) {
+			t.Errorf("SPEC: %s encodes to %x, the text says %s", p[2], want.Bytes(), p[1])
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
@@ -116,6 +117,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		}
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
+	opts.DiversityFilter = diversityFilter(opts.Listen)
 	n, err := New(opts)
 	if err != nil {
 		return fail(err)
@@ -171,4 +173,17 @@ func hostLimits(l config.Limits) p2p.Limits {
 	}
 	return p2p.Limits{RequestsPerSecond: rate(l.RequestsPerSecond), BlockRequestsPerSecond: rate(l.BlockRequestsPerSecond),
 		ConnsPerIP: int(l.ConnsPerIP), Loopback: l.Loopback}
+}
+
+// diversityFilter says whether a daemon listening on listen turns the DHT's
+// routing-table diversity filter on (SPEC 4.1): yes, unless it listens on
+// loopback only (the default), where every peer is in one IP group and the
+// filter's limits would keep all but three peers out of the routing table.
+func diversityFilter(listen []ma.Multiaddr) bool {
+	for _, a := range listen {
+		if !manet.IsIPLoopback(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"math/bits"
 	"time"
@@ -115,4 +116,40 @@ func EgressNanos(n, nanosPerGiB uint64) (uint64, error) {
 		q++
 	}
 	return q, nil
+}
+
+// ReceiptAmount is what a usage receipt must charge, in nano-units of its
+// price's currency (SPEC 5.5, 6.4), computed from the receipt's own fields:
+//
+//	min(cost(reserved, price, ended_at_ms - started_at_ms), total) + egress_cost(egress_bytes, price)
+//
+// where total is the leased offer's total. A compute cost that overflows is
+// capped at total like any other; an egress cost that overflows is not
+// billed. It fails if ended_at_ms is before started_at_ms, or if the sum
+// does not fit in a uint64. The provider bills with it and the requester
+// checks with it, so both read the elapsed time from the same signed
+// millisecond fields.
+func ReceiptAmount(rc *pb.UsageReceipt, total uint64) (uint64, error) {
+	start, end := rc.GetStartedAtMs(), rc.GetEndedAtMs()
+	if end < start {
+		return 0, fmt.Errorf("receipt ends at %d ms, before it starts at %d ms", end, start)
+	}
+	ms := end - start
+	if ms > uint64(math.MaxInt64/int64(time.Millisecond)) {
+		return 0, fmt.Errorf("receipt spans %d ms, too long to bill", ms)
+	}
+	p, r := rc.GetPrice(), rc.GetReserved()
+	cost, err := CostNanos(r.GetCpuMillis(), r.GetMemoryBytes(), p.GetCpuNanosPerSecond(), p.GetMemoryNanosPerGibSecond(), time.Duration(ms)*time.Millisecond)
+	if err != nil || cost > total {
+		cost = total
+	}
+	egress, err := EgressNanos(rc.GetEgressBytes(), p.GetEgressNanosPerGib())
+	if err != nil {
+		egress = 0
+	}
+	sum, carry := bits.Add64(cost, egress, 0)
+	if carry != 0 {
+		return 0, fmt.Errorf("receipt amount overflows a uint64 of nano-units")
+	}
+	return sum, nil
 }

@@ -132,3 +132,32 @@ func TestEgressNanos(t *testing.T) {
 		}
 	}
 }
+
+func TestReceiptAmount(t *testing.T) {
+	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 2_000, EgressNanosPerGib: 1 << 30}
+	res := &pb.Resources{CpuMillis: 1000, MemoryBytes: 1 << 30}
+	rc := func(start, end, egress uint64) *pb.UsageReceipt {
+		return &pb.UsageReceipt{Reserved: res, Price: price, StartedAtMs: start, EndedAtMs: end, EgressBytes: egress}
+	}
+	tests := []struct {
+		name  string
+		rc    *pb.UsageReceipt
+		total uint64
+		want  uint64
+		fails bool
+	}{
+		{"one second", rc(1000, 2000, 0), 1 << 40, 12_000, false},
+		{"the elapsed time is ended minus started, in ms", rc(999, 1001, 0), 1 << 40, 24, false},
+		{"capped at the total", rc(0, 3_600_000, 0), 5_000, 5_000, false},
+		{"egress on top of the cap", rc(0, 3_600_000, 3), 5_000, 5_003, false},
+		{"no time held", rc(7, 7, 0), 1 << 40, 0, false},
+		{"ends before it starts", rc(8, 7, 0), 1 << 40, 0, true},
+		{"sum overflows", rc(0, 1000, math.MaxUint64), math.MaxUint64, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ReceiptAmount(tt.rc, tt.total)
+		if (err != nil) != tt.fails || got != tt.want {
+			t.Errorf("%s: ReceiptAmount = %d, %v; want %d, fails %v", tt.name, got, err, tt.want, tt.fails)
+		}
+	}
+}

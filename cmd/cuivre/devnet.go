@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 
@@ -27,6 +28,11 @@ examples/devnet/profiles.yaml), and serves the requester's local API from
 the data dir, so that another terminal can use it:
 
   CUIVRE_DIR=<dir> cuivre job run examples/jobs/hello.yaml
+
+It prints the providers' bootstrap multiaddrs (each ending in /p2p/<peer ID>)
+and writes them, one a line, to <dir>/bootstrap.txt: a node on this machine,
+of cuivre or of another implementation of SPEC.md, joins the devnet's DHT
+(protocol /cuivre/kad/1.0.0) through any of them.
 
 It runs until interrupted.`,
 		Args: cobra.NoArgs,
@@ -67,6 +73,14 @@ It runs until interrupted.`,
 					protocol.FormatAmount(&pb.Amount{Currency: "EUR", Nanos: pr.CPUPrice * 3600}))
 			}
 			tw.Flush()
+			boot, err := d.BootstrapAddrs()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nbootstrap multiaddrs (also in %s):\n", filepath.Join(dir, devnet.BootstrapFile))
+			for _, a := range boot {
+				fmt.Fprintf(out, "  %s\n", a)
+			}
 			fmt.Fprintf(out, "\nrequester %s, API %s\nIn another terminal:\n  CUIVRE_DIR=%s cuivre job run examples/jobs/hello.yaml\n  CUIVRE_DIR=%s cuivre node list\n",
 				d.Requester.ID(), api.Addr(), dir, dir)
 			<-ctx.Done()

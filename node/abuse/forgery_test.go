@@ -281,7 +281,7 @@ func TestForgery(t *testing.T) {
 		}
 		for range n / 3 {
 			m := x.mutate(rng, record.KindReceipt, x.receipts[0], baseRc, otherRc, x.prov.Key, x.prov.ID, stampRc)
-			rc, err := requester.CheckReceipt(m.env, x.prov.ID, reqID, baseRc.LeaseId, baseRc.Epoch)
+			rc, err := requester.CheckReceipt(m.env, x.prov.ID, reqID, baseRc.LeaseId, baseRc.Epoch, string(baseRc.JobCid))
 			x.count("receipt", m, err, func() bool { return proto.Equal(rc, baseRc) })
 		}
 

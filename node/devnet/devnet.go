@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -168,7 +169,49 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			return nil, err
 		}
 	}
+	if err := d.writeBootstrap(); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// BootstrapFile is the file in a devnet's Dir that lists its bootstrap
+// multiaddrs, one a line (SPEC 4.1): what a node of another implementation,
+// or of another process, puts in its configuration to join the devnet.
+const BootstrapFile = "bootstrap.txt"
+
+// BootstrapAddrs returns the multiaddrs, ending in /p2p/<peer ID>, of the
+// devnet's providers: DHT servers, each a bootstrap peer. The slice is the
+// caller's.
+func (d *Devnet) BootstrapAddrs() ([]string, error) {
+	var out []string
+	for _, p := range d.Providers {
+		ai := p.AddrInfo()
+		addrs, err := peer.AddrInfoToP2pAddrs(&ai)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap address of %s: %w", p.ID(), err)
+		}
+		for _, a := range addrs {
+			out = append(out, a.String())
+		}
+	}
+	return out, nil
+}
+
+// writeBootstrap writes BootstrapAddrs to Dir/BootstrapFile.
+func (d *Devnet) writeBootstrap() error {
+	addrs, err := d.BootstrapAddrs()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, a := range addrs {
+		b.WriteString(a + "\n")
+	}
+	if err := os.WriteFile(filepath.Join(d.Dir, BootstrapFile), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("devnet bootstrap file: %w", err)
+	}
+	return nil
 }
 
 // requesterMarket is what a requester sells: next to nothing, so that it

@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // TestDevnet: five real nodes on loopback form a DHT; a provider of each
@@ -94,4 +98,69 @@ func TestNewRequester(t *testing.T) {
 	if !found {
 		t.Fatalf("the new requester does not find provider 3 under %s", key)
 	}
+}
+
+// TestBootstrapFile: a devnet writes its bootstrap multiaddrs to
+// Dir/bootstrap.txt, one a line, each ending in a provider's peer ID, with a
+// QUIC v1 address for every provider; a stock go-libp2p host running a stock kad-dht client, given only
+// that file, joins the devnet's DHT and finds a provider under its region's
+// facet key (SPEC 4.1, 4.3), as a third-party implementation would.
+func TestBootstrapFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := Start(ctx, Options{N: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b, err := os.ReadFile(filepath.Join(d.Dir, BootstrapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot []peer.AddrInfo
+	ids := map[peer.ID]bool{}
+	for line := range strings.Lines(string(b)) {
+		ai, err := peer.AddrInfoFromString(strings.TrimSpace(line))
+		if err != nil {
+			t.Fatalf("%s: line %q: %v", BootstrapFile, line, err)
+		}
+		boot = append(boot, *ai)
+		ids[ai.ID] = ids[ai.ID] || strings.Contains(line, "/quic-v1/p2p/")
+	}
+	for i, p := range d.Providers {
+		if !ids[p.ID()] {
+			t.Errorf("%s lists no QUIC v1 address of provider %d: %q", BootstrapFile, i, b)
+		}
+	}
+
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	kad, err := dht.New(h, dht.Mode(dht.ModeClient), dht.ProtocolPrefix("/cuivre"), dht.BootstrapPeers(boot...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kad.Close()
+	for _, ai := range boot {
+		if err := h.Connect(ctx, ai); err != nil {
+			t.Fatalf("connect to %s: %v", ai, err)
+		}
+	}
+	p := d.Providers[0]
+	key, err := protocol.ProviderKey(protocol.FacetRegion, d.Profiles[0].Region, string(p.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := kad.FindProviders(ctx, wire.FacetCID(key))
+	if err != nil {
+		t.Fatalf("find providers of %s: %v", key, err)
+	}
+	for _, ai := range found {
+		if ai.ID == p.ID() {
+			return
+		}
+	}
+	t.Fatalf("a stock kad-dht client found %v under %s, not provider %s", found, key, p.ID())
 }

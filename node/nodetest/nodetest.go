@@ -69,6 +69,8 @@ type Member struct {
 	hold         bool
 	held         []func()
 	onLease      func(env []byte)
+	onOffer      func(*pb.OfferResponse)
+	onWatch      func(*pb.WatchEvent)
 	failReceipts int
 	crashOn      bool
 }
@@ -253,6 +255,46 @@ func (m *Member) OnLease(f func(env []byte)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.onLease = f
+}
+
+// OnOffer calls f with every offer response the member's provider makes,
+// before it is sent: f may rewrite it, as a provider that deviates would.
+func (m *Member) OnOffer(f func(*pb.OfferResponse)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onOffer = f
+}
+
+// OnWatchEvent calls f with every watch event the member's provider sends,
+// before it is sent: f may rewrite it.
+func (m *Member) OnWatchEvent(f func(*pb.WatchEvent)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onWatch = f
+}
+
+func (h *handler) Offer(ctx context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
+	resp := h.Handler.Offer(ctx, from, req)
+	h.m.mu.Lock()
+	on := h.m.onOffer
+	h.m.mu.Unlock()
+	if on != nil {
+		on(resp)
+	}
+	return resp
+}
+
+func (h *handler) Watch(ctx context.Context, from string, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
+	h.m.mu.Lock()
+	on := h.m.onWatch
+	h.m.mu.Unlock()
+	if on == nil {
+		return h.Handler.Watch(ctx, from, req, send)
+	}
+	return h.Handler.Watch(ctx, from, req, func(ev *pb.WatchEvent) error {
+		on(ev)
+		return send(ev)
+	})
 }
 
 // Held returns the number of runs held.

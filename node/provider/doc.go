@@ -18,7 +18,7 @@
 //   - mu guards the market (and the released channel): every Quote, Commit,
 //     Decline and Release happens under it, so capacity is never
 //     over-committed.
-//   - runsMu guards the runs map; each run's own mu guards its state, logs,
+//   - runsMu guards the runs map; each run's own mu guards its state, Status seq, logs,
 //     result and changed channel. Never hold mu and runsMu together.
 //
 // # Durability and messages

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +116,12 @@ func New(c Config) (*Provider, error) {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	c.Market.Provider = string(id)
+	if c.Market.Seed == ([32]byte{}) {
+		// Offer nonces are drawn from the seed: a zero one would make them
+		// guessable, and the same at every provider left unseeded, which a
+		// requester's replay cache rightly refuses (SPEC 3.4, 6.1).
+		rand.Read(c.Market.Seed[:])
+	}
 	market, err := scheduler.NewMarket(c.Market)
 	if err != nil {
 		return nil, fmt.Errorf("provider: market: %w", err)

@@ -30,7 +30,12 @@ func (p *Provider) recover() error {
 		return fmt.Errorf("reload leases: %w", err)
 	}
 	for _, l := range live {
-		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_RUN_LOST, "provider restarted while the lease was %s", l.State)}
+		// The final Status's seq is the restart's time: above every seq
+		// the dead process gave out, which are its clock's times (or a
+		// few more within a millisecond), as long as the clock went
+		// forward (SPEC 6.3).
+		out := &store.Outcome{ExitCode: -1, Error: protocol.Errorf(pb.Code_CODE_RUN_LOST, "provider restarted while the lease was %s", l.State),
+			FinalSeq: protocol.UnixMs(now)}
 		err := p.store.Update(func(tx *store.Tx) error {
 			// A run's intermediate states are written with its final one,
 			// so a lease that died running may read accepted: it had

@@ -21,7 +21,7 @@ import (
 )
 
 // run is one lease epoch executing here. Watchers wait on changed, which is
-// closed and replaced at every change.
+// closed and replaced at every change (a state, a log write, the end).
 type run struct {
 	lease  store.Lease
 	job    *record.SignedJob
@@ -31,9 +31,15 @@ type run struct {
 	// written with its final state; only the run's goroutine touches them.
 	marks []mark
 
-	mu      sync.Mutex
-	state   pb.LeaseState
+	mu    sync.Mutex
+	state pb.LeaseState
+	// seq is the last Status seq given out for the run, on any watch
+	// stream (nextSeq). From the moment finishRun takes the final
+	// Status's seq, ending is set and watchers send no Status but that
+	// final one, so no Status ever follows it with a higher seq.
 	seq     uint64
+	ending  bool
+	final   *pb.Status // the final Status, set with result
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
 	cut     [2]bool // stdout, stderr: cut at the log limit
@@ -44,7 +50,6 @@ type run struct {
 func (r *run) set(f func()) {
 	r.mu.Lock()
 	f()
-	r.seq++
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -52,6 +57,16 @@ func (r *run) set(f func()) {
 
 // logWriter appends a run's output to one of its buffers, up to max bytes,
 // marks the stream cut past it, and wakes the watchers.
+// nextSeq gives out the seq of a Status taken at now: max(last + 1, now in
+// Unix ms), so that seq is strictly increasing over every watch stream of
+// the lease epoch, and a Status written after a restart, whose seq is the
+// restart's time, still comes after those the dead process sent (SPEC 6.3).
+// The caller holds r.mu.
+func (r *run) nextSeq(now time.Time) uint64 {
+	r.seq = max(r.seq+1, protocol.UnixMs(now))
+	return r.seq
+}
+
 type logWriter struct {
 	r   *run
 	buf *bytes.Buffer
@@ -243,6 +258,12 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		}
 	}
 	now := p.clock.Now()
+	// The final Status's seq is taken before the end is written, since it
+	// is written with it; from here on watchers send no other Status.
+	r.mu.Lock()
+	r.ending = true
+	out.FinalSeq = r.nextSeq(now)
+	r.mu.Unlock()
 	usage, relErr := p.release(now, r.lease.ID, r.lease.Epoch)
 	if relErr != nil {
 		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
@@ -251,9 +272,6 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	// What the lease sends out: its logs and its output, once each (SPEC
 	// 5.5), billed beside the compute.
 	egress := uint64(len(stdout)+len(stderr)) + out.OutputSize
-	if n, err := protocol.EgressNanos(egress, usage.Price.EgressNanosPerGiB); err == nil && usage.Amount.Currency != "" {
-		usage.Amount.Nanos += n
-	}
 	var perr *protocol.Error
 	if runErr != nil && !errors.As(runErr, &perr) {
 		perr = &protocol.Error{Code: pb.Code_CODE_INTERNAL, Msg: runErr.Error()}
@@ -267,6 +285,18 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 		EgressBytes: egress, OutputSize: out.OutputSize,
+	}
+	// The amount is SPEC 5.5's over the millisecond fields just signed, not
+	// over the market's time.Time values: a requester recomputes it from
+	// those fields, and a lease held from 3.9 ms to 8.1 ms is billed 5 ms,
+	// as its fields say, not the 4 ms its durations truncate to.
+	if relErr == nil && usage.Amount.Currency != "" {
+		n, err := protocol.ReceiptAmount(receipt, r.lease.Total.Nanos)
+		if err != nil {
+			p.log.Error("receipt amount", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+		}
+		usage.Amount.Nanos = n
+		receipt.Amount = conv.AmountToPB(usage.Amount)
 	}
 	renv, err := record.Seal(p.cfg.Key, receipt)
 	if err != nil {
@@ -302,7 +332,8 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	if res.Started.IsZero() {
 		result.StartedAtMs = 0
 	}
-	r.set(func() { r.state, r.result = state, result })
+	final := finalStatus(r.lease.ID, r.lease.Epoch, state, out.FinalSeq, now, perr)
+	r.set(func() { r.state, r.result, r.final = state, result, final })
 	// A requester may start watching after a short run ended: keep the run,
 	// its logs with it, for a while, then leave it to the store.
 	p.clock.AfterFunc(runLinger, func() {
@@ -311,6 +342,16 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		p.runsMu.Unlock()
 	})
 	p.log.Info("lease ended", "lease", fmt.Sprintf("%x", r.lease.ID), "epoch", r.lease.Epoch, "state", state, "exit", res.ExitCode, "err", runErr)
+}
+
+// finalStatus is the Status that reports a lease's final state (SPEC 6.3),
+// the same message on every watch that gets it.
+func finalStatus(id string, epoch uint64, state pb.LeaseState, seq uint64, at time.Time, perr *protocol.Error) *pb.Status {
+	st := &pb.Status{LeaseId: []byte(id), Epoch: epoch, State: state, Seq: seq, AtMs: protocol.UnixMs(at)}
+	if perr != nil {
+		st.Message = perr.Error()
+	}
+	return st
 }
 
 func (r *run) logs() (stdout, stderr []byte, cut [2]bool) {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"time"
 
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/protocol"
@@ -9,24 +10,50 @@ import (
 )
 
 // Watch streams a lease's statuses, logs and result (SPEC 6.3): a Status at
-// each change and at least every heartbeat interval, the logs from the
-// offsets asked, then the Result. A lease no longer running here is answered
-// from the store.
+// once, then one at each state change and at least every heartbeat interval
+// (not at every log write: logs go as they come), the logs from the offsets
+// asked, and at the end the final Status, the remaining logs and the Result.
+// A lease no longer running here is answered from the store.
 func (p *Provider) Watch(ctx context.Context, from string, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
 	r := p.findRun(string(req.LeaseId), req.Epoch)
 	if r == nil || r.lease.Requester != from {
-		return send(p.watchStored(req, from))
+		for _, ev := range p.watchStored(req, from) {
+			if err := send(ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	p.watching.Add(1)
 	defer p.watching.Done()
 	out, errOff := req.StdoutOffset, req.StderrOffset
+	var sent pb.LeaseState // the state of the last Status sent; 0 before the first
+	var due time.Time      // when the next heartbeat is due
 	for {
+		now := p.clock.Now()
+		var st *pb.Status
 		r.mu.Lock()
-		state, seq, result, changed := r.state, r.seq, r.result, r.changed
+		result, final, changed := r.result, r.final, r.changed
+		if result == nil && !r.ending && (r.state != sent || !now.Before(due)) {
+			// The state and its seq are taken together, under the
+			// run's lock, so a Status never carries a seq above the
+			// final one.
+			st = &pb.Status{LeaseId: req.LeaseId, Epoch: req.Epoch, State: r.state, Seq: r.nextSeq(now), AtMs: protocol.UnixMs(now),
+				Used: conv.ResourcesToPB(r.lease.Reserved)}
+		}
 		stdout := r.stdout.Bytes()[min(out, uint64(r.stdout.Len())):]
 		stderr := r.stderr.Bytes()[min(errOff, uint64(r.stderr.Len())):]
 		stdout, stderr = append([]byte(nil), stdout...), append([]byte(nil), stderr...)
 		r.mu.Unlock()
+		if result != nil {
+			st = final
+		}
+		if st != nil {
+			if err := send(&pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: st}}); err != nil {
+				return err
+			}
+			sent, due = st.State, now.Add(r.beat)
+		}
 		if err := sendLogs(send, r, pb.LogStream_LOG_STREAM_STDOUT, &out, stdout); err != nil {
 			return err
 		}
@@ -36,13 +63,9 @@ func (p *Provider) Watch(ctx context.Context, from string, req *pb.WatchRequest,
 		if result != nil {
 			return send(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: result}})
 		}
-		st := &pb.Status{LeaseId: req.LeaseId, Epoch: req.Epoch, State: state, Seq: seq, AtMs: protocol.UnixMs(p.clock.Now()), Used: conv.ResourcesToPB(r.lease.Reserved)}
-		if err := send(&pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: st}}); err != nil {
-			return err
-		}
 		select {
 		case <-changed:
-		case <-p.clock.After(r.beat):
+		case <-p.clock.After(max(due.Sub(now), 0)):
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.ctx.Done():
@@ -66,10 +89,11 @@ func sendLogs(send func(*pb.WatchEvent) error, r *run, s pb.LogStream, off *uint
 }
 
 // watchStored answers a watch of a lease no longer running here (it ended, or
-// died with a restart) from the store: its result, or a typed error.
-func (p *Provider) watchStored(req *pb.WatchRequest, from string) *pb.WatchEvent {
-	fail := func(err error) *pb.WatchEvent {
-		return &pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(err)}}
+// died with a restart) from the store: its final Status and its result, or a
+// typed error. Its logs went with the run (SPEC 6.3).
+func (p *Provider) watchStored(req *pb.WatchRequest, from string) []*pb.WatchEvent {
+	fail := func(err error) []*pb.WatchEvent {
+		return []*pb.WatchEvent{{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(err)}}}
 	}
 	if p.store == nil {
 		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no such lease"))
@@ -93,7 +117,14 @@ func (p *Provider) watchStored(req *pb.WatchRequest, from string) *pb.WatchEvent
 	if rc, err := p.store.Receipt(l.ID, l.Epoch); err == nil {
 		res.Receipt = rc.Envelope
 	}
-	return &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: res}}
+	seq := l.FinalSeq
+	if seq == 0 { // ended before the seq was stored: its end's time
+		seq = protocol.UnixMs(l.Ended)
+	}
+	return []*pb.WatchEvent{
+		{Event: &pb.WatchEvent_Status{Status: finalStatus(l.ID, l.Epoch, l.State, seq, l.Ended, l.Error)}},
+		{Event: &pb.WatchEvent_Result{Result: res}},
+	}
 }
 
 func errOrNil(e *protocol.Error) error {

@@ -18,7 +18,12 @@ import (
 
 // RequestOffer asks a provider for an offer (SPEC 6.1). It returns the
 // verified offer and its envelope, or the provider's refusal as a
-// *protocol.Error.
+// *protocol.Error. It applies the requester's checks 2 to 4 of SPEC 6.1 and
+// checks that the total is the cost of the resources asked at the offer's
+// price (SPEC 5.5); an offer that opens but fails one of them is returned
+// with the error, so that the caller declines it (its Nonce is set). The
+// replay check (5) is the caller's, which owns the cache; checks 6 to 8 are
+// the placement's.
 func RequestOffer(ctx context.Context, t transport.Transport, to string, r scheduler.Request, now func() time.Time) (scheduler.Offer, []byte, error) {
 	resp, err := t.Offer(ctx, to, conv.RequestToPB(r))
 	if err != nil {
@@ -35,12 +40,34 @@ func RequestOffer(ctx context.Context, t transport.Transport, to string, r sched
 		if string(o.Provider) != to {
 			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeWrongSigner, "offer signed by %s, asked %s", short(string(o.Provider)), short(to))
 		}
-		if string(o.RequestNonce) != r.Nonce || string(o.Requester) != t.Self() {
-			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "offer answers another request")
+		offer := conv.OfferFromPB(o)
+		if err := checkOffer(o, r, t.Self()); err != nil {
+			return offer, res.Offer, fmt.Errorf("offer from %s refused here: %w", short(to), err)
 		}
-		return conv.OfferFromPB(o), res.Offer, nil
+		return offer, res.Offer, nil
 	}
 	return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeMalformed, "empty offer response")
+}
+
+// checkOffer is SPEC 6.1's requester check 4, and the total's: the offer
+// answers request r of requester self, for r's job, and its total is the
+// cost of r's resources for r's timeout at the offer's price.
+func checkOffer(o *pb.Offer, r scheduler.Request, self string) error {
+	switch {
+	case string(o.RequestNonce) != r.Nonce || string(o.Requester) != self:
+		return protocol.Errorf(protocol.CodeMalformed, "the offer answers another request")
+	case string(o.JobCid) != r.JobCID:
+		return protocol.Errorf(protocol.CodeMalformed, "the offer is for another job")
+	}
+	want, err := protocol.Cost(conv.ResourcesToPB(r.Resources), o.Price, r.Timeout)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeMalformed, "the offer's price overflows: %v", err)
+	}
+	if o.GetTotal().GetNanos() != want.Nanos || o.GetTotal().GetCurrency() != want.Currency {
+		return protocol.Errorf(protocol.CodeMalformed, "the offer's total is %s, its price gives %s for the resources and timeout asked (SPEC 5.5)",
+			protocol.FormatAmount(o.GetTotal()), protocol.FormatAmount(want))
+	}
+	return nil
 }
 
 // SendLease sends a sealed lease and returns the provider's answer.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -78,7 +79,7 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 		r.spawn(func() {
 			octx, cancel := context.WithDeadline(ctx, a.Request.ExpiresAt)
 			defer cancel()
-			o, _, err := RequestOffer(octx, r.t, a.Provider, a.Request, r.clock.Now)
+			o, err := r.askOffer(octx, j, a.Provider, a.Request)
 			r.heard(a.Provider, err)
 			if err != nil {
 				send(scheduler.OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce, Code: answerCode(err), Reason: err.Error(),
@@ -90,6 +91,7 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 	case scheduler.SendLease:
 		r.spawn(func() { r.lease(ctx, j, a, send) })
 	case scheduler.DeclineOffer:
+		j.update(func() { delete(j.offers, a.OfferNonce) })
 		r.spawn(func() {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -111,6 +113,46 @@ func (r *Requester) act(ctx context.Context, j *job, a scheduler.Action) {
 	case scheduler.Report:
 		r.report(j, a.Status)
 	}
+}
+
+// maxOfferNonces bounds the offer nonces a requester holds (SPEC 3.4): those
+// of the offers it took in the last offer TTL.
+const maxOfferNonces = 1 << 16
+
+// askOffer asks a provider for an offer for job j and checks it (SPEC 6.1,
+// the requester's checks 2 to 5; the placement makes the others). An offer
+// refused here is declined at once, and the error says why, for the job's
+// explanation. An offer taken is kept in j (when j is not nil) until it is
+// declined, so that its lease's receipt can be checked against it.
+func (r *Requester) askOffer(ctx context.Context, j *job, to string, req scheduler.Request) (scheduler.Offer, error) {
+	o, _, err := RequestOffer(ctx, r.t, to, req, r.clock.Now)
+	if err == nil {
+		// This requester never asks twice under one request nonce, so an
+		// offer nonce it holds is a replay, never a retried request's
+		// answer (SPEC 6.1).
+		if cerr := r.offerNonces.Check([]byte(o.Nonce), protocol.UnixMs(o.ExpiresAt), r.clock.Now()); cerr != nil {
+			err = fmt.Errorf("offer from %s refused here: %w", short(to), cerr)
+		}
+	}
+	if err != nil {
+		if o.Nonce != "" {
+			r.spawn(func() {
+				dctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+				defer cancel()
+				Decline(dctx, r.t, to, o.Nonce, req.JobCID)
+			})
+		}
+		return scheduler.Offer{}, err
+	}
+	if j != nil {
+		j.update(func() {
+			if j.offers == nil {
+				j.offers = map[string]scheduler.Offer{}
+			}
+			j.offers[o.Nonce] = o
+		})
+	}
+	return o, nil
 }
 
 // heard records whether a provider answered an exchange: one that did
@@ -158,7 +200,14 @@ func (r *Requester) lease(ctx context.Context, j *job, a scheduler.SendLease, se
 		return
 	}
 	send(scheduler.LeaseAccepted{Provider: a.Provider, LeaseID: l.ID, Epoch: l.Epoch})
-	r.watchLease(ctx, j, a.Provider, l.ID, l.Epoch, send)
+	j.mu.Lock()
+	o, ok := j.offers[l.OfferNonce]
+	j.mu.Unlock()
+	terms := Terms{JobCID: j.cid}
+	if ok {
+		terms.Price, terms.Total = conv.PriceToPB(o.Price), &pb.Amount{Currency: o.Total.Currency, Nanos: o.Total.Nanos}
+	}
+	r.watchLease(ctx, j, a.Provider, l.ID, l.Epoch, terms, send)
 }
 
 // maxLog caps what a job keeps of each of its streams: what a provider
@@ -167,7 +216,7 @@ const maxLog = protocol.MaxLog
 
 // watchLease follows a lease until its result, turning statuses into
 // heartbeats and log chunks into the job's output.
-func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, send func(scheduler.Event)) {
+func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, terms Terms, send func(scheduler.Event)) {
 	var out, errOff uint64
 	var outBuf, errBuf bytes.Buffer // this lease's own streams, kept by CID at the end
 	for ctx.Err() == nil {
@@ -205,7 +254,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 			// customer need not wait for two fsyncs and a round trip that
 			// only bill the run (a receipt that does not open is logged,
 			// and changes nothing of the result either way).
-			r.settle(provider, res)
+			r.settle(j, provider, res, terms)
 			r.bringOutput(j, provider, res)
 			return
 		}

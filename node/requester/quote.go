@@ -50,7 +50,7 @@ func (r *Requester) Quote(ctx context.Context, jobEnv []byte, peers []string) ([
 				Resources: j.Resources, Timeout: j.Timeout, Constraints: j.Constraints, MaxPrice: j.MaxPrice,
 				ExpiresAt: r.clock.Now().Add(3 * time.Second)}
 			v := QuoteView{Provider: peer.ID(p).String()}
-			o, _, err := RequestOffer(ctx, r.t, p, req, r.clock.Now)
+			o, err := r.askOffer(ctx, nil, p, req)
 			if err != nil {
 				v.Refusal = err.Error()
 			} else {

@@ -76,6 +76,9 @@ type Requester struct {
 	candidates candidateCache
 	dead       deadSet   // providers that did not answer, left out of candidates for a while
 	queue      waitQueue // jobs waiting for capacity, served in submission order
+	// offerNonces holds the nonce of every offer taken until it expires
+	// (SPEC 3.4, 6.1 check 5): a provider's offer seen twice is refused.
+	offerNonces *protocol.ReplayCache
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -99,7 +102,8 @@ func New(c Config) (*Requester, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Requester{cfg: c, id: c.Transport.Self(), t: c.Transport, clock: c.Clock, log: c.Log, store: c.Store,
-		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, queue: waitQueue{clock: c.Clock}, ctx: ctx, cancel: cancel}
+		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, queue: waitQueue{clock: c.Clock}, ctx: ctx, cancel: cancel,
+		offerNonces: protocol.NewReplayCache(maxOfferNonces)}
 	if err := r.resumeJobs(); err != nil {
 		r.Close()
 		return nil, err
@@ -147,7 +151,14 @@ type job struct {
 	unsaved *store.Job            // the latest status not yet written, if any
 	stored  chan error            // the first write's outcome, for Submit
 	results map[runKey]*pb.Result // providers' results, by lease and epoch
-	outputs map[string]*output    // outputs brought back here, by root CID (binary)
+	// offers are the offers taken for the job and not declined, by nonce:
+	// those leased stay, so that each receipt is checked against the price
+	// and total of the offer its lease took (SPEC 6.4).
+	offers map[string]scheduler.Offer
+	// refused says why a lease epoch's receipt was refused, not
+	// countersigned (SPEC 6.4); its amount is then not counted as billed.
+	refused map[runKey]string
+	outputs map[string]*output // outputs brought back here, by root CID (binary)
 	status  scheduler.Status
 	history []string          // what happened, one line each, for progress displays
 	turns   []store.SlotEvent // when each lease epoch was acknowledged, lost and ended

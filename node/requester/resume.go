@@ -102,7 +102,10 @@ func (r *Requester) resumeJobs() error {
 					case <-j.ended:
 					}
 				}
-				r.spawn(func() { r.watchLease(r.ctx, j, s.Provider, s.LeaseID, s.Epoch, send) })
+				// The offer's unit prices died with the previous
+				// process; its total was stored with the slot.
+				terms := Terms{JobCID: rec.CID, Total: &pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos}}
+				r.spawn(func() { r.watchLease(r.ctx, j, s.Provider, s.LeaseID, s.Epoch, terms, send) })
 			}
 		}
 		r.log.Info("resumed job", "job", key, "slots", len(slots))

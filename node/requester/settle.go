@@ -3,7 +3,10 @@ package requester
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
@@ -25,16 +28,35 @@ func (r *Requester) keepLog(b, want []byte) {
 	}
 }
 
+// Terms are what a requester knows of the offer a lease epoch took, to check
+// its receipt against (SPEC 6.4).
+type Terms struct {
+	JobCID string // the job's CID, binary
+	// Price is the leased offer's unit prices; nil when no longer known
+	// (a lease taken up again after a restart of this node), and then the
+	// receipt's own price is the one its amount is recomputed with.
+	Price *pb.Price
+	// Total is the leased offer's total: the most its compute may cost.
+	Total *pb.Amount
+}
+
 // settle checks a result's receipt, countersigns it, keeps both and hands the
 // countersignature back to the provider (SPEC 6.4), in the background: again
-// after a failure, until the provider takes it (deliver).
-func (r *Requester) settle(provider string, res *pb.Result) {
+// after a failure, until the provider takes it (deliver). A receipt refused
+// is not countersigned, and j (when not nil) says why.
+func (r *Requester) settle(j *job, provider string, res *pb.Result, terms Terms) {
 	if len(res.Receipt) == 0 {
 		return
 	}
-	rc, err := CheckReceipt(res.Receipt, provider, r.id, res.LeaseId, res.Epoch)
+	rc, err := CheckReceipt(res.Receipt, provider, r.id, res.LeaseId, res.Epoch, terms.JobCID)
+	if err == nil {
+		err = CheckBill(rc, res, terms)
+	}
 	if err != nil {
 		r.log.Warn("receipt refused", "provider", short(provider), "err", err)
+		if j != nil {
+			r.refuseReceipt(j, provider, res, err)
+		}
 		return
 	}
 	cs, err := record.Seal(r.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(res.Receipt), Requester: []byte(r.id), SignedAtMs: protocol.UnixMs(r.clock.Now())})
@@ -50,12 +72,32 @@ func (r *Requester) settle(provider string, res *pb.Result) {
 	r.spawn(func() { r.deliver(provider, string(rc.LeaseId), rc.Epoch, res.Receipt, cs) })
 }
 
+// refuseReceipt tells the job's customer that a receipt was refused, and
+// why: on its slot, and in its history, which is saved.
+func (r *Requester) refuseReceipt(j *job, provider string, res *pb.Result, err error) {
+	now := r.clock.Now()
+	j.update(func() {
+		if j.refused == nil {
+			j.refused = map[runKey]string{}
+		}
+		j.refused[runKey{string(res.LeaseId), res.Epoch}] = err.Error()
+		j.history = keepLast(append(j.history, fmt.Sprintf("%s receipt of lease epoch %d from %s refused, not countersigned: %v",
+			now.Sub(j.submitted).Round(time.Millisecond), res.Epoch, short(provider), err)), maxKept)
+	})
+	if r.store != nil {
+		j.mu.Lock()
+		st := j.status
+		j.mu.Unlock()
+		r.queueSave(j, r.record(j, st))
+	}
+}
+
 // CheckReceipt opens a receipt that provider sent for the lease epoch
-// (leaseID, epoch) of the requester self, and checks it is theirs (SPEC 6.4,
-// the requester's steps 1 and 2): signed by provider, naming self, that lease
-// and that epoch (an older one is CODE_STALE_EPOCH). The caller compares the
-// rest with the offer and the result.
-func CheckReceipt(env []byte, provider, self string, leaseID []byte, epoch uint64) (*pb.UsageReceipt, error) {
+// (leaseID, epoch) of job jobCID and the requester self, and checks it is
+// theirs (SPEC 6.4, the requester's steps 1 and 2): signed by provider,
+// naming self, that lease, that epoch (an older one is CODE_STALE_EPOCH) and
+// that job. CheckBill checks the rest.
+func CheckReceipt(env []byte, provider, self string, leaseID []byte, epoch uint64, jobCID string) (*pb.UsageReceipt, error) {
 	rc, err := record.OpenReceipt(env)
 	switch {
 	case err != nil:
@@ -70,8 +112,41 @@ func CheckReceipt(env []byte, provider, self string, leaseID []byte, epoch uint6
 		return nil, protocol.Errorf(protocol.CodeStaleEpoch, "receipt of epoch %d, the lease is at %d", rc.Epoch, epoch)
 	case rc.Epoch != epoch:
 		return nil, protocol.Errorf(protocol.CodeMalformed, "receipt of epoch %d, not %d", rc.Epoch, epoch)
+	case string(rc.JobCid) != jobCID:
+		return nil, protocol.Errorf(protocol.CodeMalformed, "receipt of another job")
 	}
 	return rc, nil
+}
+
+// CheckBill checks what an opened receipt charges (SPEC 6.4, the
+// requester's step 3): the leased offer's price (when terms has it), the
+// currency of its total, an end not before the start, the output of res
+// (when not nil), and an amount that is exactly SPEC 5.5's formula over the
+// receipt's own fields, capped by the offer's total.
+func CheckBill(rc *pb.UsageReceipt, res *pb.Result, terms Terms) error {
+	if terms.Total == nil || terms.Total.Currency == "" {
+		return protocol.Errorf(protocol.CodeMalformed, "the leased offer's total is not known here: the receipt cannot be checked")
+	}
+	switch {
+	case terms.Price != nil && !proto.Equal(rc.Price, terms.Price):
+		return protocol.Errorf(protocol.CodeMalformed, "receipt at another price than the offer leased")
+	case rc.GetPrice().GetCurrency() != terms.Total.Currency || rc.GetAmount().GetCurrency() != terms.Total.Currency:
+		return protocol.Errorf(protocol.CodeMalformed, "receipt in %q (price %q), the offer was in %s", rc.GetAmount().GetCurrency(), rc.GetPrice().GetCurrency(), terms.Total.Currency)
+	case rc.EndedAtMs < rc.StartedAtMs:
+		return protocol.Errorf(protocol.CodeMalformed, "receipt ends at %d ms, before it starts at %d ms", rc.EndedAtMs, rc.StartedAtMs)
+	case res != nil && (string(rc.OutputCid) != string(res.OutputCid) || rc.OutputSize != res.OutputSize):
+		return protocol.Errorf(protocol.CodeMalformed, "receipt names another output than the result")
+	}
+	want, err := protocol.ReceiptAmount(rc, terms.Total.Nanos)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeMalformed, "receipt amount: %v", err)
+	}
+	if rc.GetAmount().GetNanos() != want {
+		return protocol.Errorf(protocol.CodeMalformed, "receipt charges %s, SPEC 5.5 over its own fields gives %s (%d ms held, %d bytes out)",
+			protocol.FormatAmount(rc.Amount), protocol.FormatAmount(&pb.Amount{Currency: terms.Total.Currency, Nanos: want}),
+			rc.EndedAtMs-rc.StartedAtMs, rc.EgressBytes)
+	}
+	return nil
 }
 
 // Backoff of a countersignature's delivery to a provider that did not take it.
@@ -151,7 +226,7 @@ func (r *Requester) redeliver(jobs []store.Job) {
 					r.log.Info("receipt not fetched again", "provider", short(s.Provider), "err", err)
 					return
 				}
-				r.settle(s.Provider, res)
+				r.settle(nil, s.Provider, res, Terms{JobCID: j.CID, Total: &pb.Amount{Currency: s.Price.Currency, Nanos: s.Price.Nanos}})
 			})
 		}
 	}

@@ -51,9 +51,13 @@ type SlotView struct {
 	Price    string `json:"price,omitempty"` // the offer's quote for the whole run
 	// Billed is what the receipt of this slot's run charges: the time it
 	// ran, at the quoted price; empty while it runs, or if no receipt came.
-	Billed   string `json:"billed,omitempty"`
-	ExitCode int32  `json:"exit_code"`
-	Output   string `json:"output_cid,omitempty"`
+	Billed string `json:"billed,omitempty"`
+	// ReceiptRefused says why this requester refused the receipt of the
+	// slot's run and did not countersign it (SPEC 6.4): the provider's
+	// bill disagrees with the offer or with SPEC 5.5. Billed is then empty.
+	ReceiptRefused string `json:"receipt_refused,omitempty"`
+	ExitCode       int32  `json:"exit_code"`
+	Output         string `json:"output_cid,omitempty"`
 	// StdoutCut and StderrCut say the provider cut a stream at the log
 	// limit (SPEC 7): the output kept is a prefix.
 	StdoutCut bool `json:"stdout_truncated,omitempty"`
@@ -116,7 +120,8 @@ func (j *job) view(key string) JobView {
 		}
 		if r := j.results[runKey{s.LeaseID, s.Epoch}]; r != nil {
 			sv.StdoutCut, sv.StderrCut = r.StdoutTruncated, r.StderrTruncated
-			if a := billed(r); a != nil {
+			sv.ReceiptRefused = j.refused[runKey{s.LeaseID, s.Epoch}]
+			if a := billed(r); a != nil && sv.ReceiptRefused == "" {
 				sv.Billed = protocol.FormatAmount(a)
 			}
 		}
@@ -154,10 +159,10 @@ func (j *job) view(key string) JobView {
 	}
 	slices.SortFunc(v.Outputs, func(a, b OutputView) int { return strings.Compare(a.CID, b.CID) })
 	var total *pb.Amount
-	for _, r := range j.results {
+	for k, r := range j.results {
 		a := billed(r)
 		switch {
-		case a == nil:
+		case a == nil || j.refused[k] != "":
 		case total == nil:
 			total = &pb.Amount{Currency: a.Currency, Nanos: a.Nanos}
 		case total.Currency == a.Currency:

@@ -45,6 +45,9 @@ type Lease struct {
 	// StdoutCut and StderrCut say a stream was cut at the log limit: its
 	// CID covers what was kept.
 	StdoutCut, StderrCut bool
+	// FinalSeq is the seq of the Status that reported the final state
+	// (SPEC 6.3): a watch opened later gets that Status again.
+	FinalSeq uint64
 }
 
 // Outcome is what a lease reaching a final state records beside its state.
@@ -57,6 +60,8 @@ type Outcome struct {
 	Error      *protocol.Error
 	// StdoutCut and StderrCut say a stream was cut at the log limit.
 	StdoutCut, StderrCut bool
+	// FinalSeq is the seq of the final Status (SPEC 6.3).
+	FinalSeq uint64
 }
 
 func encodeLease(l *Lease) ([]byte, error) {
@@ -86,6 +91,7 @@ func encodeLease(l *Lease) ([]byte, error) {
 		OutputSize:      l.OutputSize,
 		StderrTruncated: l.StderrCut,
 		Instance:        l.Instance,
+		FinalSeq:        l.FinalSeq,
 	})
 }
 
@@ -128,6 +134,7 @@ func decodeLease(k, v []byte) (Lease, error) {
 		OutputSize: m.OutputSize,
 		StderrCut:  m.StderrTruncated,
 		Instance:   m.Instance,
+		FinalSeq:   m.FinalSeq,
 	}, nil
 }
 
@@ -270,6 +277,7 @@ func (tx *Tx) MarkLeaseState(id string, epoch uint64, state pb.LeaseState, at ti
 		l.StderrCID = out.StderrCID
 		l.Error = out.Error
 		l.StdoutCut, l.StderrCut = out.StdoutCut, out.StderrCut
+		l.FinalSeq = out.FinalSeq
 	}
 	v, err := encodeLease(&l)
 	if err != nil {

@@ -235,6 +235,7 @@ type Lease struct {
 	StderrTruncated bool                   `protobuf:"varint,23,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
 	OutputSize      uint64                 `protobuf:"varint,24,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"` // bytes of the output's files
 	Instance        uint32                 `protobuf:"varint,25,opt,name=instance,proto3" json:"instance,omitempty"`                       // Lease.instance: the job's instance it runs
+	FinalSeq        uint64                 `protobuf:"varint,26,opt,name=final_seq,json=finalSeq,proto3" json:"final_seq,omitempty"`       // the seq of the final Status (SPEC 6.3), sent again to a late watcher
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -440,6 +441,13 @@ func (x *Lease) GetOutputSize() uint64 {
 func (x *Lease) GetInstance() uint32 {
 	if x != nil {
 		return x.Instance
+	}
+	return 0
+}
+
+func (x *Lease) GetFinalSeq() uint64 {
+	if x != nil {
+		return x.FinalSeq
 	}
 	return 0
 }
@@ -1031,7 +1039,7 @@ var File_node_store_storepb_store_proto protoreflect.FileDescriptor
 
 const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xd2\x06\n" +
+	"\x1enode/store/storepb/store.proto\x12\x0fcuivre.store.v1\x1a\fcuivre.proto\"\xef\x06\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1c\n" +
@@ -1064,7 +1072,8 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x10stderr_truncated\x18\x17 \x01(\bR\x0fstderrTruncated\x12\x1f\n" +
 	"\voutput_size\x18\x18 \x01(\x04R\n" +
 	"outputSize\x12\x1a\n" +
-	"\binstance\x18\x19 \x01(\rR\binstance\"\x9e\x01\n" +
+	"\binstance\x18\x19 \x01(\rR\binstance\x12\x1b\n" +
+	"\tfinal_seq\x18\x1a \x01(\x04R\bfinalSeq\"\x9e\x01\n" +
 	"\aReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
