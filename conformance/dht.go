@@ -2,9 +2,6 @@ package conformance
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -18,51 +15,11 @@ import (
 // dhtTimeout bounds each DHT lookup of the suite.
 const dhtTimeout = 20 * time.Second
 
-// capacityValidator is SPEC 4.4's validator of the cuivre-capacity
-// namespace, as every DHT node applies it.
-type capacityValidator struct{ now func() time.Time }
-
-func (v capacityValidator) open(key string, value []byte) (*pb.CapacityRecord, error) {
-	id, ok := strings.CutPrefix(key, "/"+protocol.CapacityNamespace+"/")
-	if !ok {
-		return nil, fmt.Errorf("capacity key %q: wrong namespace", key)
-	}
-	if len(value) > protocol.MaxRecordSize {
-		return nil, fmt.Errorf("capacity record of %d bytes, above %d", len(value), protocol.MaxRecordSize)
-	}
-	rec, err := record.OpenCapacity(value, v.now())
-	if err != nil {
-		return nil, err
-	}
-	if string(rec.Provider) != id {
-		return nil, errors.New("capacity record of another peer than its key's")
-	}
-	return rec, nil
-}
-
-func (v capacityValidator) Validate(key string, value []byte) error {
-	_, err := v.open(key, value)
-	return err
-}
-
-func (v capacityValidator) Select(key string, values [][]byte) (int, error) {
-	best, seq := -1, uint64(0)
-	for i, val := range values {
-		if rec, err := v.open(key, val); err == nil && (best < 0 || rec.Seq > seq) {
-			best, seq = i, rec.Seq
-		}
-	}
-	if best < 0 {
-		return 0, errors.New("no valid capacity record")
-	}
-	return best, nil
-}
-
 // dhtChecks reads the provider's capacity record and its facet keys from
 // the private DHT, joined through the provider itself, in client mode.
 func (s *provSuite) dhtChecks(ctx context.Context) {
 	d, err := dht.New(s.h, dht.Mode(dht.ModeClient), dht.ProtocolPrefix(protocol.DHTPrefix),
-		dht.BootstrapPeers(s.o.Target), dht.NamespacedValidator(protocol.CapacityNamespace, capacityValidator{now: s.now}))
+		dht.BootstrapPeers(s.o.Target), dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: s.now}))
 	if err != nil {
 		s.skip("capacity.record", "start a DHT client: %v", err)
 		return
@@ -79,7 +36,7 @@ func (s *provSuite) dhtChecks(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	key := "/" + protocol.CapacityNamespace + "/" + string(s.target)
+	key := record.CapacityKey(s.target)
 	gctx, cancel := context.WithTimeout(ctx, dhtTimeout)
 	env, err := d.GetValue(gctx, key)
 	cancel()
@@ -94,7 +51,7 @@ func (s *provSuite) dhtChecks(ctx context.Context) {
 		return
 	}
 	s.expect("capacity.signer", signer == s.target && string(rec.Provider) == string(signer), "signer %s, CapacityRecord.provider %x", signer, rec.Provider)
-	if _, err := (capacityValidator{now: s.now}).open(key, env); err != nil {
+	if _, err := (record.CapacityValidator{Now: s.now}).Open(key, env); err != nil {
 		s.fail("capacity.record", "%v", err)
 		return
 	}

@@ -216,28 +216,14 @@ func TestFlood(t *testing.T) {
 	// The honest customer, during the flood.
 	var cids []string
 	for range size.jobs {
-		out, err := cuivre(t, "job", "run", "--detach", "--data-dir", rDir, spec).Output()
-		if err != nil {
-			t.Fatalf("job run --detach: %v\n%s", err, stderrOf(err))
-		}
-		cids = append(cids, string(trimNL(out)))
-	}
-	view := func(cid string) (v requester.JobView) {
-		c, err := api.Dial(rDir)
-		if err == nil {
-			err = c.Get("/v1/jobs/"+cid, &v)
-		}
-		if err != nil {
-			t.Fatalf("job %s: %v", cid, err)
-		}
-		return v
+		cids = append(cids, detach(t, rDir, spec))
 	}
 	var placed []float64
 	var slowest requester.JobView
 	for _, cid := range cids {
 		var v requester.JobView
 		until(t, "job "+cid+" to end", 3*time.Minute, func() bool {
-			v = view(cid)
+			v = viewOf(t, rDir, cid)
 			return v.State == "succeeded" || v.State == "failed" || v.State == "cancelled"
 		})
 		if v.State != "succeeded" {

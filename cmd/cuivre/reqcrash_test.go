@@ -46,23 +46,10 @@ func TestRequesterKilled(t *testing.T) {
 	var jobs []string
 	submit := func(n int) {
 		for range n {
-			out, err := cuivre(t, "job", "run", "--detach", "--data-dir", rDir, spec).Output()
-			if err != nil {
-				t.Fatalf("job run --detach: %v\n%s", err, stderrOf(err))
-			}
-			jobs = append(jobs, string(trimNL(out)))
+			jobs = append(jobs, detach(t, rDir, spec))
 		}
 	}
-	view := func(cid string) (v requester.JobView) {
-		c, err := api.Dial(rDir)
-		if err == nil {
-			err = c.Get("/v1/jobs/"+cid, &v)
-		}
-		if err != nil {
-			t.Fatalf("job %s: %v", cid, err)
-		}
-		return v
-	}
+	view := func(cid string) requester.JobView { return viewOf(t, rDir, cid) }
 	running := func() (n int) {
 		for _, cid := range jobs {
 			for _, s := range view(cid).Slots {
@@ -149,6 +136,30 @@ func TestRequesterKilled(t *testing.T) {
 	if succeeded < len(jobs) {
 		t.Errorf("%d runs succeeded for %d jobs", succeeded, len(jobs))
 	}
+}
+
+// detach submits the job of spec through `cuivre job run --detach` on the
+// daemon of dir and returns its CID.
+func detach(t *testing.T, dir, spec string) string {
+	t.Helper()
+	out, err := cuivre(t, "job", "run", "--detach", "--data-dir", dir, spec).Output()
+	if err != nil {
+		t.Fatalf("job run --detach: %v\n%s", err, stderrOf(err))
+	}
+	return string(trimNL(out))
+}
+
+// viewOf reads a job's view from the daemon of dir.
+func viewOf(t *testing.T, dir, cid string) (v requester.JobView) {
+	t.Helper()
+	c, err := api.Dial(dir)
+	if err == nil {
+		err = c.Get("/v1/jobs/"+cid, &v)
+	}
+	if err != nil {
+		t.Fatalf("job %s: %v", cid, err)
+	}
+	return v
 }
 
 // until polls cond, a check of other processes, until it holds; if it

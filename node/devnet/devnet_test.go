@@ -102,8 +102,8 @@ func TestNewRequester(t *testing.T) {
 
 // TestBootstrapFile: a devnet writes its bootstrap multiaddrs to
 // Dir/bootstrap.txt, one a line, each ending in a provider's peer ID, with a
-// QUIC v1 address for every provider; a stock go-libp2p host running a stock kad-dht client, given only
-// that file, joins the devnet's DHT and finds a provider under its region's
+// QUIC v1 address for every provider; a stock go-libp2p host running a
+// stock kad-dht client, given only that file, joins the devnet's DHT and finds a provider under its region's
 // facet key (SPEC 4.1, 4.3), as a third-party implementation would.
 func TestBootstrapFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

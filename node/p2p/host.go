@@ -27,6 +27,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -107,7 +108,7 @@ func New(o Options) (*Host, error) {
 		dht.ProtocolPrefix(protocol.DHTPrefix),
 		dht.BootstrapPeers(o.Bootstrap...),
 		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
-		dht.NamespacedValidator(protocol.CapacityNamespace, capacityValidator{now: o.Now}),
+		dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: o.Now}),
 	}
 	if o.DiversityFilter {
 		dopts = append(dopts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))

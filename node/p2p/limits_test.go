@@ -115,8 +115,11 @@ func TestOrigin(t *testing.T) {
 		if _, err := c.Offer(context.Background(), srv.Self(), &pb.OfferRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		if h.seen[0] != tt.want {
-			t.Errorf("loopback limited %v: origin %q, want %q", tt.loopback, h.seen[0], tt.want)
+		h.mu.Lock()
+		seen := h.seen[0]
+		h.mu.Unlock()
+		if seen != tt.want {
+			t.Errorf("loopback limited %v: origin %q, want %q", tt.loopback, seen, tt.want)
 		}
 	}
 }

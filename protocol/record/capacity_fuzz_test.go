@@ -1,4 +1,4 @@
-package p2p
+package record_test
 
 import (
 	"bytes"
@@ -16,11 +16,11 @@ import (
 	"github.com/cuivre/cuivre/protocol/record"
 )
 
-// The DHT's capacity validator reads keys and values any DHT peer sends
+// CapacityValidator reads keys and values any DHT peer sends
 // (SPEC 4.4). Its fuzz targets are seeded with records sealed by two fixed
 // providers, so the fuzzer starts from values that validate.
 
-var fuzzNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+var capNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fuzzProvider is a fixed provider key made from seed.
 func fuzzProvider(f *testing.F, seed byte) (crypto.PrivKey, peer.ID) {
@@ -38,8 +38,8 @@ func fuzzProvider(f *testing.F, seed byte) (crypto.PrivKey, peer.ID) {
 // sealCapacity seals a live capacity record of id with sequence seq.
 func sealCapacity(f *testing.F, k crypto.PrivKey, id peer.ID, seq uint64) []byte {
 	env, err := record.Seal(k, &pb.CapacityRecord{
-		Provider: []byte(id), Seq: seq, IssuedAtMs: protocol.UnixMs(fuzzNow),
-		ExpiresAtMs: protocol.UnixMs(fuzzNow.Add(30 * time.Minute)),
+		Provider: []byte(id), Seq: seq, IssuedAtMs: protocol.UnixMs(capNow),
+		ExpiresAtMs: protocol.UnixMs(capNow.Add(30 * time.Minute)),
 		Total:       &pb.Resources{CpuMillis: 4000, MemoryBytes: 8 << 30, ScratchBytes: 1 << 30},
 		Free:        &pb.Resources{CpuMillis: 2000, MemoryBytes: 4 << 30, ScratchBytes: 1 << 30},
 		Price:       &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000},
@@ -59,24 +59,24 @@ func FuzzCapacityValidate(f *testing.F) {
 	k1, id1 := fuzzProvider(f, 1)
 	k2, id2 := fuzzProvider(f, 2)
 	v1, v2 := sealCapacity(f, k1, id1, 7), sealCapacity(f, k2, id2, 3)
-	f.Add(CapacityKey(id1), v1)
-	f.Add(CapacityKey(id2), v2)
-	f.Add(CapacityKey(id1), v2) // another peer's record under this key
+	f.Add(record.CapacityKey(id1), v1)
+	f.Add(record.CapacityKey(id2), v2)
+	f.Add(record.CapacityKey(id1), v2) // another peer's record under this key
 	f.Add("/cuivre-capacity/", v1)
 	f.Add("/pk/"+string(id1), v1)
-	f.Add(CapacityKey(id1), []byte{})
-	v := capacityValidator{now: func() time.Time { return fuzzNow }}
+	f.Add(record.CapacityKey(id1), []byte{})
+	v := record.CapacityValidator{Now: func() time.Time { return capNow }}
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
 		defer fuzzguard.Start()()
 		err := v.Validate(key, value)
 		if err != nil {
 			return
 		}
-		rec, oerr := record.OpenCapacity(value, fuzzNow)
+		rec, oerr := record.OpenCapacity(value, capNow)
 		if oerr != nil {
 			t.Fatalf("validated a value that does not open: %v", oerr)
 		}
-		if key != CapacityKey(peer.ID(rec.Provider)) {
+		if key != record.CapacityKey(peer.ID(rec.Provider)) {
 			t.Fatalf("validated %x under the key of another peer", rec.Provider)
 		}
 	})
@@ -92,8 +92,8 @@ func FuzzCapacitySelect(f *testing.F) {
 	f.Add(b, a, []byte{0x0a}, uint8(1))
 	f.Add(other, []byte{}, a, uint8(2))
 	f.Add(a, b, b, uint8(0x81))
-	v := capacityValidator{now: func() time.Time { return fuzzNow }}
-	key := CapacityKey(id1)
+	v := record.CapacityValidator{Now: func() time.Time { return capNow }}
+	key := record.CapacityKey(id1)
 	f.Fuzz(func(t *testing.T, x, y, z []byte, flip uint8) {
 		defer fuzzguard.Start()()
 		values := [][]byte{x, y, z}
@@ -113,7 +113,7 @@ func FuzzCapacitySelect(f *testing.F) {
 				valid = append(valid, 0)
 				continue
 			}
-			rec, _ := record.OpenCapacity(val, fuzzNow)
+			rec, _ := record.OpenCapacity(val, capNow)
 			valid = append(valid, rec.Seq+1)
 			if !any || rec.Seq > top {
 				top, any = rec.Seq, true
