@@ -5,6 +5,7 @@ import (
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -25,15 +26,17 @@ func (s *provSuite) dhtChecks(ctx context.Context) {
 		return
 	}
 	defer d.Close()
-	if err := d.Bootstrap(ctx); err != nil {
-		s.skip("capacity.record", "bootstrap: %v", err)
+	// The provider is the kit's one DHT peer: it joins the routing table
+	// now, once it is known to speak the DHT protocol (identify told, on
+	// the connection the suite opened), rather than after kad-dht's own
+	// liveness check, which runs in the background.
+	kad := p2pproto.ID(protocol.DHTPrefix + "/kad/1.0.0")
+	if p, err := s.h.Peerstore().FirstSupportedProtocol(s.target, kad); err != nil || p == "" {
+		s.fail("capacity.record", "the provider does not speak %s (4.1)", kad)
 		return
 	}
-	// Wait for a first refresh, so that the routing table holds the
-	// provider before the lookups.
-	select {
-	case <-d.ForceRefresh():
-	case <-ctx.Done():
+	if _, err := d.RoutingTable().TryAddPeer(s.target, true, false); err != nil {
+		s.skip("capacity.record", "add the provider to the routing table: %v", err)
 		return
 	}
 	key := record.CapacityKey(s.target)

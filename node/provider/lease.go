@@ -17,7 +17,7 @@ import (
 // lease's run starts in then, once the transport has sent the answer: a
 // goroutine started before it would take the core the answer's packet waits
 // for, and the requester would wait for the module's instantiation.
-func (p *Provider) Lease(_ context.Context, from string, req *pb.LeaseRequest) (*pb.LeaseAnswer, func()) {
+func (p *Provider) Lease(ctx context.Context, from string, req *pb.LeaseRequest) (*pb.LeaseAnswer, func()) {
 	now := p.clock.Now()
 	switch k := req.Kind.(type) {
 	case *pb.LeaseRequest_Lease:
@@ -39,7 +39,7 @@ func (p *Provider) Lease(_ context.Context, from string, req *pb.LeaseRequest) (
 		p.mu.Unlock()
 		return answer(nil, 0, err), nil
 	case *pb.LeaseRequest_Cancel:
-		return answer(k.Cancel.LeaseId, k.Cancel.Epoch, p.cancelLease(from, k.Cancel)), nil
+		return answer(k.Cancel.LeaseId, k.Cancel.Epoch, p.cancelLease(ctx, from, k.Cancel)), nil
 	}
 	return answer(nil, 0, protocol.Errorf(protocol.CodeMalformed, "empty lease request")), nil
 }
@@ -49,8 +49,9 @@ func (p *Provider) Lease(_ context.Context, from string, req *pb.LeaseRequest) (
 // epoch older than the highest it committed is CODE_STALE_EPOCH (an old
 // cancel never stops a newer run), and a lease already final is left as it
 // is. The store is the authority on epochs: a run forgotten from memory, or
-// one at another epoch, is still found there.
-func (p *Provider) cancelLease(from string, c *pb.Cancel) error {
+// one at another epoch, is still found there. The answer waits for the run's
+// end to be recorded, as SPEC 6.2 says, within ctx.
+func (p *Provider) cancelLease(ctx context.Context, from string, c *pb.Cancel) error {
 	id := string(c.LeaseId)
 	unknown := protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", c.LeaseId)
 	if p.store == nil {
@@ -67,6 +68,7 @@ func (p *Provider) cancelLease(from string, c *pb.Cancel) error {
 	}
 	if r := p.findRun(id, c.Epoch); r != nil {
 		r.cancel()
+		return r.ended(ctx)
 	}
 	return nil
 }
@@ -130,11 +132,21 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 		Instance: l.Instance,
 	}
 	p.mu.Lock()
+	prev, replaces := p.market.Held(sl.ID)
 	err = p.market.Commit(now, sl)
 	held, _ := p.market.Held(sl.ID)
 	p.mu.Unlock()
 	if err != nil {
 		return l, nil, err
+	}
+	if replaces && prev.Epoch < sl.Epoch {
+		// A higher epoch replaces the held one (SPEC 6.2): the market
+		// freed its resources; its run stops and ends unbilled
+		// (finishRun seals no receipt for a lease the market no longer
+		// holds).
+		if r := p.findRun(sl.ID, prev.Epoch); r != nil {
+			r.cancel()
+		}
 	}
 	rec := store.Lease{
 		ID: sl.ID, Epoch: sl.Epoch, Requester: sl.Requester, JobCID: sl.JobCID, Instance: sl.Instance, OfferNonce: sl.OfferNonce,

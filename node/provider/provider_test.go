@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,6 +93,13 @@ func signJob(t *testing.T, f *nodetest.Federation, module []byte, task *pb.Task,
 // slot running instance, at epoch.
 func leaseJob(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, signed *record.SignedJob, instance uint32, heartbeat time.Duration, epoch uint64) placement {
 	t.Helper()
+	return leaseSlot(t, f, prov, signed, []byte(nonce()), instance, heartbeat, epoch)
+}
+
+// leaseSlot is leaseJob for the slot id: a slot leased again at a higher
+// epoch, as a requester rescheduling it would.
+func leaseSlot(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, signed *record.SignedJob, id []byte, instance uint32, heartbeat time.Duration, epoch uint64) placement {
+	t.Helper()
 	ctx := context.Background()
 	req := f.Requester
 	r := scheduler.Request{
@@ -103,7 +111,6 @@ func leaseJob(t *testing.T, f *nodetest.Federation, prov *nodetest.Member, signe
 	if err != nil {
 		t.Fatalf("offer: %v", err)
 	}
-	id := []byte(nonce())
 	env, err := record.Seal(req.Key, conv.LeaseToPB(scheduler.Lease{
 		ID: string(id), Provider: prov.ID, Requester: req.ID, OfferNonce: offer.Nonce,
 		JobCID: r.JobCID, Epoch: epoch, ExpiresAt: f.Clock.Now().Add(30 * time.Second), Instance: instance,
@@ -280,6 +287,64 @@ func TestCancelEpochs(t *testing.T) {
 	})
 }
 
+// TestHigherEpochStops: a lease of a higher epoch for a slot running here
+// replaces the held one (SPEC 6.2): the old run stops and ends CANCELLED,
+// unbilled (no receipt); a watch or a cancel of the old epoch is then
+// CODE_STALE_EPOCH, even while its run lingers in memory; and a cancel of
+// the new epoch is answered once its end is recorded. (The old run used to go
+// on, and a watch of its epoch to stream it.)
+func TestHigherEpochStops(t *testing.T) {
+	f := nodetest.New(t, "fr-par")
+	prov, req := f.Providers[0], f.Requester
+	ctx := context.Background()
+	signed := signJob(t, f, exectest.WriteLoop("spinning\n"), &pb.Task{}, nil)
+	l1 := leaseJob(t, f, prov, signed, 0, time.Second, 1)
+	id := string(l1.leaseID)
+	spun := make(chan struct{})
+	old := make(chan *pb.Result, 1)
+	go func() {
+		once := sync.OnceFunc(func() { close(spun) })
+		res, err := requester.Watch(ctx, req.Peer, prov.ID, &pb.WatchRequest{LeaseId: l1.leaseID, Epoch: 1}, func(ev *pb.WatchEvent) {
+			if ev.GetLog() != nil {
+				once()
+			}
+		})
+		if err != nil {
+			t.Errorf("watch of epoch 1: %v", err)
+		}
+		old <- res
+	}()
+	<-spun
+	leaseSlot(t, f, prov, signed, l1.leaseID, 0, time.Second, 2)
+	var res *pb.Result
+	select {
+	case res = <-old:
+	case <-time.After(time.Minute): // a bound on a hang, not a measure: it ends at once
+		t.Fatal("epoch 1 still runs a minute after epoch 2 was leased")
+	}
+	if res.GetState() != pb.LeaseState_LEASE_STATE_CANCELLED || len(res.GetReceipt()) != 0 {
+		t.Fatalf("epoch 1 after epoch 2 was leased: %v, %d receipt bytes", res.GetState(), len(res.GetReceipt()))
+	}
+	if _, _, err := watch(t, f, prov, l1); protocol.CodeOf(err) != pb.Code_CODE_STALE_EPOCH {
+		t.Errorf("watch of epoch 1: %v, want CODE_STALE_EPOCH", err)
+	}
+	if err := requester.CancelLease(ctx, req.Peer, prov.ID, id, 1); protocol.CodeOf(err) != pb.Code_CODE_STALE_EPOCH {
+		t.Errorf("cancel of epoch 1: %v, want CODE_STALE_EPOCH", err)
+	}
+	if err := requester.CancelLease(ctx, req.Peer, prov.ID, id, 2); err != nil {
+		t.Fatalf("cancel of epoch 2: %v", err)
+	}
+	if st, err := prov.Store.Lease(id, 2); err != nil || st.State != pb.LeaseState_LEASE_STATE_CANCELLED {
+		t.Errorf("epoch 2 when its cancel is answered: %v, %v", st.State, err)
+	}
+	if _, err := prov.Store.Receipt(id, 2); err != nil {
+		t.Errorf("epoch 2's receipt: %v", err)
+	}
+	if _, err := prov.Store.Receipt(id, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("epoch 1's receipt: %v, want none", err)
+	}
+}
+
 // TestJobRandomness: a guest reads the random stream its job CID and
 // instance derive (SPEC 11): two slots of one instance, as replicas are, read
 // the same bytes, and another instance or another job other bytes; a job
@@ -397,6 +462,30 @@ func TestLogCut(t *testing.T) {
 			t.Fatalf("from the store: %v, %v", res, err)
 		}
 	})
+}
+
+// TestExpiresFetching: a lease whose module fetch outlasts its expires_at_ms
+// ends EXPIRED at its expiry (SPEC 9), not FAILED when the fetch gives up.
+func TestExpiresFetching(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov, req := f.Providers[0], f.Requester
+		req.Peer.Serve(stall{Handler: req.Provider})
+		l := lease(t, f, prov, exectest.Empty(), time.Second)
+		res, _, err := watch(t, f, prov, l)
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_EXPIRED || res.Error.GetCode() != pb.Code_CODE_EXPIRED {
+			t.Fatalf("a lease still fetching at its expiry: %v, %v; want expired", res, err)
+		}
+	})
+}
+
+// stall never answers a module request: a fetch lasts until its asker gives
+// up.
+type stall struct{ transport.Handler }
+
+func (stall) Module(ctx context.Context, _ string, _ *pb.ModuleRequest, _ func(*pb.ModuleChunk) error) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // tamper serves a valid module that is not the one asked for.

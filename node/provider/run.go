@@ -47,6 +47,23 @@ type run struct {
 	changed chan struct{}
 }
 
+// ended waits until the run's end is recorded, or ctx is done.
+func (r *run) ended(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		done, changed := r.result != nil, r.changed
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 func (r *run) set(f func()) {
 	r.mu.Lock()
 	f()
@@ -127,30 +144,37 @@ func (p *Provider) startRun(l store.Lease, job *record.SignedJob, beat time.Dura
 	}
 }
 
+// errNotStarted ends a lease whose run had not begun by its expiry.
+var errNotStarted = protocol.Errorf(protocol.CodeExpired, "not started before the lease expired")
+
 // execute fetches the module, runs it, bills it and records the result.
 func (p *Provider) execute(ctx context.Context, r *run) {
 	j := r.job.Job
 	t := j.GetTask()
 	p.setState(r, pb.LeaseState_LEASE_STATE_FETCHING)
+	// The fetch may last until the lease expires, no longer: a lease not
+	// RUNNING by expires_at_ms ends EXPIRED (SPEC 9).
+	fetchCtx, stopFetch := context.WithCancelCause(ctx)
+	defer stopFetch(nil)
+	expiry := p.clock.AfterFunc(r.lease.ExpiresAt.Sub(p.clock.Now()), func() { stopFetch(errNotStarted) })
 	modCID, err := wire.ParseCID(t.ModuleCid)
 	if err == nil {
-		err = p.ensureModule(ctx, modCID, r.lease.Requester)
+		err = p.ensureModule(fetchCtx, modCID, r.lease.Requester)
 	}
 	var inputs []exec.Input
 	if err == nil {
-		inputs, err = p.fetchInputs(ctx, r)
+		inputs, err = p.fetchInputs(fetchCtx, r)
 	}
-	if err != nil {
-		state := pb.LeaseState_LEASE_STATE_FAILED
-		if ctx.Err() != nil { // cancelled while fetching: by its requester, or a drain
-			state = pb.LeaseState_LEASE_STATE_CANCELLED
-		}
-		p.finishRun(r, state, exec.Result{ExitCode: -1}, err)
+	expiry.Stop()
+	switch {
+	case ctx.Err() != nil: // cancelled: by its requester, or a drain
+		p.finishRun(r, pb.LeaseState_LEASE_STATE_CANCELLED, exec.Result{ExitCode: -1}, nil)
 		return
-	}
-	if !p.clock.Now().Before(r.lease.ExpiresAt) {
-		p.finishRun(r, pb.LeaseState_LEASE_STATE_EXPIRED, exec.Result{ExitCode: -1},
-			protocol.Errorf(protocol.CodeExpired, "not started before the lease expired"))
+	case context.Cause(fetchCtx) == errNotStarted || !p.clock.Now().Before(r.lease.ExpiresAt):
+		p.finishRun(r, pb.LeaseState_LEASE_STATE_EXPIRED, exec.Result{ExitCode: -1}, errNotStarted)
+		return
+	case err != nil:
+		p.finishRun(r, pb.LeaseState_LEASE_STATE_FAILED, exec.Result{ExitCode: -1}, err)
 		return
 	}
 	p.setState(r, pb.LeaseState_LEASE_STATE_RUNNING)
@@ -265,7 +289,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	out.FinalSeq = r.nextSeq(now)
 	r.mu.Unlock()
 	usage, relErr := p.release(now, r.lease.ID, r.lease.Epoch)
-	if relErr != nil {
+	if relErr != nil && protocol.CodeOf(relErr) != pb.Code_CODE_STALE_EPOCH { // stale: replaced by a higher epoch
 		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
 	}
 	p.cfg.Loaded()
@@ -298,9 +322,14 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		usage.Amount.Nanos = n
 		receipt.Amount = conv.AmountToPB(usage.Amount)
 	}
-	renv, err := record.Seal(p.cfg.Key, receipt)
-	if err != nil {
-		p.log.Error("seal receipt", "err", err)
+	// A lease the market no longer holds was replaced by a higher epoch
+	// (SPEC 6.2): it ends unbilled, with no receipt.
+	var renv []byte
+	var err error
+	if relErr == nil {
+		if renv, err = record.Seal(p.cfg.Key, receipt); err != nil {
+			p.log.Error("seal receipt", "err", err)
+		}
 	}
 	err = p.store.Update(func(tx *store.Tx) error {
 		for _, m := range r.marks {

@@ -15,6 +15,14 @@ import (
 // asked, and at the end the final Status, the remaining logs and the Result.
 // A lease no longer running here is answered from the store.
 func (p *Provider) Watch(ctx context.Context, from string, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
+	// An epoch older than the highest committed is stale (SPEC 6.2), even
+	// while its stopped run lingers here.
+	if p.store != nil {
+		if l, err := p.store.LatestLease(string(req.LeaseId)); err == nil && l.Requester == from && req.Epoch < l.Epoch {
+			return send(&pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(
+				protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x is at epoch %d here, not %d", req.LeaseId, l.Epoch, req.Epoch))}})
+		}
+	}
 	r := p.findRun(string(req.LeaseId), req.Epoch)
 	if r == nil || r.lease.Requester != from {
 		for _, ev := range p.watchStored(req, from) {
