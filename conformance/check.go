@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Outcome is the result of one check.
@@ -91,6 +92,7 @@ func (r Report) Print(w io.Writer) {
 // recorder collects outcomes for a catalogue. A check recorded twice keeps
 // its worst outcome: a failure is never overwritten by a later pass.
 type recorder struct {
+	mu        sync.Mutex // the requester suite's handlers record concurrently
 	catalogue []Check
 	got       map[string]Result
 }
@@ -110,6 +112,8 @@ func (r *recorder) check(id string) Check {
 
 func (r *recorder) set(id string, o Outcome, seen string) {
 	c := r.check(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if old, ok := r.got[id]; ok && (old.Outcome == Fail || (old.Outcome == Pass && o == Skip)) {
 		return
 	}
@@ -136,6 +140,8 @@ func (r *recorder) expect(id string, ok bool, format string, args ...any) {
 }
 
 func (r *recorder) report() Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	out := make(Report, 0, len(r.catalogue))
 	for _, c := range r.catalogue {
 		res, ok := r.got[c.ID]

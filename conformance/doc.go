@@ -13,8 +13,12 @@
 // malformed, oversized, wrong-domain, expired and replayed messages to see them
 // refused with the right codes.
 //
-// A requester suite, playing a provider for a requester to place a job on,
-// is not written yet.
+// RunRequester plays three providers, announced in a DHT of their own, for a
+// requester under test that bootstraps from them and places one job: it
+// checks the requester's offer requests and leases, that it does not lease an
+// offer whose total lies, that it serves its job's module (SPEC 6.5), that it
+// cancels a lease gone silent and leases the slot again at a higher epoch
+// (SPEC 9), and that it countersigns the run's receipt (SPEC 6.4).
 //
 // Each check has an ID, the SPEC section it tests and a result: pass, fail
 // (with the rule and what was seen) or skip (with why). A check never depends
@@ -22,6 +26,6 @@
 // the kit provokes comes from a request with exactly one fault.
 //
 // The kit waits on events, never on timers, except where the protocol itself
-// is about time (an expired lease); every wait is bounded by the caller's
-// context.
+// is about time (an expired lease, a silent one); every wait is bounded by
+// the caller's context.
 package conformance

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,19 +28,20 @@ import (
 // its context's.
 const exchangeTimeout = 15 * time.Second
 
-// newHost starts the kit's libp2p host: QUIC and TCP, listening on loopback
-// when the peer it will talk to is on loopback (so a test never leaves it),
-// else on every interface.
-func newHost(key crypto.PrivKey, target []ma.Multiaddr) (host.Host, error) {
+// newHost starts the kit's libp2p host: QUIC and TCP, on loopback only if
+// loopback (so that a test never leaves it), else on every interface.
+func newHost(key crypto.PrivKey, loopback bool) (host.Host, error) {
 	ip := "0.0.0.0"
-	for _, a := range target {
-		if manet.IsIPLoopback(a) {
-			ip = "127.0.0.1"
-			break
-		}
+	if loopback {
+		ip = "127.0.0.1"
 	}
 	return libp2p.New(libp2p.Identity(key),
 		libp2p.ListenAddrStrings("/ip4/"+ip+"/udp/0/quic-v1", "/ip4/"+ip+"/tcp/0"))
+}
+
+// onLoopback reports whether any of addrs is a loopback address.
+func onLoopback(addrs []ma.Multiaddr) bool {
+	return slices.ContainsFunc(addrs, manet.IsIPLoopback)
 }
 
 // conn is the kit's side of one peer: its host and the peer's ID.

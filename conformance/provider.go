@@ -102,7 +102,7 @@ func RunProvider(ctx context.Context, o ProviderOptions) (Report, error) {
 	if s.other, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
 		return nil, err
 	}
-	if s.h, err = newHost(s.key, o.Target.Addrs); err != nil {
+	if s.h, err = newHost(s.key, onLoopback(o.Target.Addrs)); err != nil {
 		return nil, fmt.Errorf("conformance: start the kit's host: %w", err)
 	}
 	defer s.h.Close()

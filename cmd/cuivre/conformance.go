@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cuivre/cuivre/conformance"
+	"github.com/cuivre/cuivre/protocol"
 )
 
 // errChecksFailed makes the command exit 1 once the report is printed.
@@ -25,7 +26,57 @@ through the wire, as a third party would, and check what it does against
 SPEC.md. Each check prints its outcome, the SPEC section it tests and its
 rule; a failure says what was seen. The exit status is 1 if any check fails.`,
 	}
-	cmd.AddCommand(newConformanceProviderCmd())
+	cmd.AddCommand(newConformanceProviderCmd(), newConformanceRequesterCmd())
+	return cmd
+}
+
+func newConformanceRequesterCmd() *cobra.Command {
+	var public bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "requester",
+		Short: "Check a requester: offer requests, offer checks, leases, module serving, lost leases, receipts",
+		Long: `requester plays three providers, announced in a DHT of their own, for a
+requester under test. It prints the multiaddr to bootstrap the requester's
+DHT from; have the requester place one job of engine wasm needing at most
+4 vCPUs and 8 GiB there. The kit checks the requester's offer requests and
+leases; one provider's offer states a total below what its price makes,
+which the requester must not lease; the first slot leased goes silent after
+its first Status, which the requester must cancel and lease again at a higher
+epoch; the slot leased again fetches the job's module from the requester
+over /cuivre/module/1.0.0, reports a run (it runs no code) and sends a
+receipt, which must come back countersigned.
+
+The suite ends when that receipt is countersigned and the silent epoch
+cancelled, or at --timeout.`,
+		Example: `  cuivre conformance requester
+  cuivre conformance requester --public   # for a requester on another host`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			out := cmd.OutOrStdout()
+			rep, err := conformance.RunRequester(ctx, conformance.RequesterOptions{Public: public, Ready: func(boot peer.AddrInfo) {
+				addrs, _ := peer.AddrInfoToP2pAddrs(&boot)
+				fmt.Fprintln(out, "the kit's providers are up; bootstrap the requester's DHT from:")
+				for _, a := range addrs {
+					fmt.Fprintf(out, "  %s\n", a)
+				}
+				fmt.Fprintf(out, "then place one job of engine wasm (at most %d millicores, %s); waiting up to %s\n",
+					conformance.JobFits.CpuMillis, protocol.FormatBytes(conformance.JobFits.MemoryBytes), timeout)
+			}})
+			rep.Print(out)
+			if err != nil {
+				return err
+			}
+			if len(rep.Failed()) > 0 {
+				return fmt.Errorf("%w: %v", errChecksFailed, rep.Failed())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&public, "public", false, "listen on every interface, not loopback, for a requester on another host")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the requester to finish the job")
 	return cmd
 }
 

@@ -226,7 +226,14 @@ var requesterMarket = scheduler.MarketConfig{
 // it has a DHT peer: a requester that has never contacted the providers.
 // Close closes it too.
 func (d *Devnet) NewRequester(ctx context.Context) (*node.Node, error) {
-	n, err := d.newNode(ctx, fmt.Sprintf("requester-%d", len(d.extra)+1), d.boot, d.opts, requesterMarket)
+	return d.NewRequesterAt(ctx, d.boot)
+}
+
+// NewRequesterAt is NewRequester for a requester that joins the DHT through
+// boot rather than the devnet's nodes: another federation, such as the
+// conformance kit's providers.
+func (d *Devnet) NewRequesterAt(ctx context.Context, boot []peer.AddrInfo) (*node.Node, error) {
+	n, err := d.newNode(ctx, fmt.Sprintf("requester-%d", len(d.extra)+1), boot, d.opts, requesterMarket)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,640 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+)
+
+// RequesterOptions configures RunRequester.
+type RequesterOptions struct {
+	// Ready is called once the kit's providers are up and announced, with
+	// the addresses of the one the requester under test must bootstrap its
+	// DHT from. The caller then has the requester place one job (2.5 below).
+	Ready func(boot peer.AddrInfo)
+	// Public makes the kit's providers listen on every interface rather
+	// than loopback, for a requester on another host.
+	Public bool
+	// Now is the kit's clock; default time.Now.
+	Now func() time.Time
+}
+
+// JobFits is what the job placed on the kit must fit in: the engine, and at
+// most these resources (every kit provider has them).
+var JobFits = &pb.Resources{CpuMillis: 4000, MemoryBytes: 8 << 30, ScratchBytes: 10 << 30}
+
+// Roles of the kit's providers in the requester suite: the cheapest offer
+// lies about its total; the first slot leased goes silent after its first
+// Status; a slot leased again at a higher epoch runs.
+const (
+	roleLiar   = "liar"
+	roleHonest = "honest"
+)
+
+// reqSuite is one run of the requester suite.
+type reqSuite struct {
+	*recorder
+	o     RequesterOptions
+	now   func() time.Time
+	provs []*kitProvider
+
+	mu        sync.Mutex
+	nonces    map[string]bool          // OfferRequest nonces seen
+	offers    map[string]string        // offer nonce -> role of the provider that made it
+	lied      bool                     // the liar made an offer
+	leases    []*pb.Lease              // accepted, in order
+	silent    map[string]uint64        // lease_id -> epoch that went silent
+	cancelled map[string]uint64        // lease_id -> epoch cancelled by the requester
+	cancels   map[string]chan struct{} // lease_id -> closed when a Cancel of it came
+	signed    bool                     // the rescheduled run's receipt came countersigned
+	done      chan struct{}            // closed when signed and every silent epoch cancelled
+	finish    sync.Once
+	ctx       context.Context
+}
+
+// kitProvider is one provider the kit plays.
+type kitProvider struct {
+	s     *reqSuite
+	role  string
+	key   crypto.PrivKey
+	h     host.Host
+	d     *dht.IpfsDHT
+	price *pb.Price
+	gone  map[string]bool // job CIDs it refuses offers for: a slot of them went silent here
+}
+
+// RunRequester runs the requester suite: the kit plays three providers,
+// announced in a DHT of their own, for a requester under test that
+// bootstraps from them (Ready) and places one job of engine wasm fitting in
+// JobFits. It checks the requester's offer requests, leases, module serving,
+// watch, handling of a lost lease (SPEC 9: Cancel, then the slot leased again
+// at epoch + 1) and countersigned receipt. One provider's offer states a
+// wrong total, which the requester must not lease (6.1); the first slot
+// leased goes silent after its first Status. It returns when the rescheduled
+// run's receipt is countersigned and the lost epoch cancelled, or ctx ends.
+func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &reqSuite{recorder: newRecorder(RequesterChecks), o: o, now: o.Now,
+		nonces: map[string]bool{}, offers: map[string]string{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
+		cancels: map[string]chan struct{}{}, done: make(chan struct{}), ctx: ctx}
+	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 1_000, EgressNanosPerGib: 1_000_000}
+	for _, role := range []string{roleLiar, roleHonest, roleHonest} {
+		p, err := s.startProvider(ctx, role, !o.Public, price)
+		if p != nil {
+			s.provs = append(s.provs, p)
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("conformance: start the kit's providers: %w", err)
+		}
+	}
+	defer s.close()
+	if err := s.announce(ctx); err != nil {
+		return nil, fmt.Errorf("conformance: announce the kit's providers: %w", err)
+	}
+	if o.Ready != nil {
+		o.Ready(peer.AddrInfo{ID: s.provs[len(s.provs)-1].h.ID(), Addrs: s.provs[len(s.provs)-1].h.Addrs()})
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.concludeLocked()
+	if err := ctx.Err(); err != nil && !s.finished() {
+		return s.report(), fmt.Errorf("conformance: the requester did not finish the suite's job: %w", err)
+	}
+	return s.report(), nil
+}
+
+func (s *reqSuite) finished() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// concludeLocked records the checks whose evidence is the whole run.
+func (s *reqSuite) concludeLocked() {
+	if len(s.silent) == 0 {
+		s.skip("req.lost-cancel", "no lease was placed, so none went silent")
+		s.skip("req.reschedule", "no lease was placed, so none went silent")
+	}
+	for id, epoch := range s.silent {
+		if c, ok := s.cancelled[id]; !ok || c != epoch {
+			s.fail("req.lost-cancel", "lease %x epoch %d went silent; no Cancel of it came", id, epoch)
+		}
+		again := slices.ContainsFunc(s.leases, func(l *pb.Lease) bool { return string(l.LeaseId) == id && l.Epoch > epoch })
+		if !again {
+			s.fail("req.reschedule", "lease %x epoch %d went silent; the slot was not leased again", id, epoch)
+		}
+	}
+	if !s.finished() {
+		s.fail("req.countersign", "no countersigned receipt of the rescheduled run came")
+	}
+}
+
+func (s *reqSuite) close() {
+	for _, p := range s.provs {
+		if p.d != nil {
+			p.d.Close()
+		}
+		p.h.Close()
+	}
+}
+
+// startProvider starts one of the kit's providers: a libp2p host with a DHT
+// server and the provider's protocols.
+func (s *reqSuite) startProvider(ctx context.Context, role string, loopback bool, price *pb.Price) (*kitProvider, error) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHost(key, loopback)
+	if err != nil {
+		return nil, err
+	}
+	p := &kitProvider{s: s, role: role, key: key, h: h, price: price, gone: map[string]bool{}}
+	if p.d, err = dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix(protocol.DHTPrefix),
+		dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: s.now})); err != nil {
+		return p, err
+	}
+	h.SetStreamHandler(protocol.OfferID, p.handleOffer)
+	h.SetStreamHandler(protocol.LeaseID, p.handleLease)
+	h.SetStreamHandler(protocol.WatchID, p.handleWatch)
+	h.SetStreamHandler(protocol.ReceiptID, p.handleReceipt)
+	return p, nil
+}
+
+// announce connects the kit's providers to each other, and puts each one's
+// capacity record and facet keys (any, executor wasm, its size class) in
+// their DHT (SPEC 4.3, 4.4).
+func (s *reqSuite) announce(ctx context.Context) error {
+	for i, p := range s.provs {
+		for _, q := range s.provs[:i] {
+			if err := p.h.Connect(ctx, peer.AddrInfo{ID: q.h.ID(), Addrs: q.h.Addrs()}); err != nil {
+				return err
+			}
+			p.d.RoutingTable().TryAddPeer(q.h.ID(), true, false)
+			q.d.RoutingTable().TryAddPeer(p.h.ID(), true, false)
+		}
+	}
+	for _, p := range s.provs {
+		now := s.now()
+		rec := &pb.CapacityRecord{Provider: []byte(p.h.ID()), Seq: protocol.UnixMs(now), IssuedAtMs: protocol.UnixMs(now),
+			ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxCapacityTTL)), Total: JobFits, Free: JobFits, Price: p.price,
+			Executors: []string{"wasm"}}
+		for _, a := range p.h.Addrs() {
+			rec.Addrs = append(rec.Addrs, a.Bytes())
+		}
+		env, err := record.Seal(p.key, rec)
+		if err != nil {
+			return err
+		}
+		if err := p.d.PutValue(ctx, record.CapacityKey(p.h.ID()), env); err != nil {
+			return fmt.Errorf("put the capacity record: %w", err)
+		}
+		for _, f := range []struct {
+			f protocol.Facet
+			v string
+		}{{protocol.FacetAny, ""}, {protocol.FacetExecutor, "wasm"}, {protocol.FacetSize, protocol.SizeClass(JobFits.MemoryBytes)}} {
+			k, err := protocol.ProviderKey(f.f, f.v, string(p.h.ID()))
+			if err != nil {
+				return err
+			}
+			if err := p.d.Provide(ctx, wire.FacetCID(k), true); err != nil {
+				return fmt.Errorf("provide %s: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// read reads one framed request of protocol id from s.
+func read(s network.Stream, m proto.Message) (*wire.Writer, error) {
+	max := protocol.MaxMsgSize(s.Protocol())
+	if err := wire.NewReader(s, max).ReadMsg(m); err != nil {
+		return nil, err
+	}
+	return wire.NewWriter(s, max), nil
+}
+
+// handleOffer checks an OfferRequest (SPEC 6.1) and answers it as the
+// provider's role says.
+func (p *kitProvider) handleOffer(st network.Stream) {
+	defer st.Close()
+	s := p.s
+	req := new(pb.OfferRequest)
+	w, err := read(st, req)
+	if err != nil {
+		s.fail("req.offer-request", "an OfferRequest that does not decode: %v", err)
+		return
+	}
+	now := s.now()
+	nowMs := protocol.UnixMs(now)
+	s.mu.Lock()
+	reused := s.nonces[string(req.Nonce)]
+	s.nonces[string(req.Nonce)] = true
+	gone := p.gone[string(req.JobCid)]
+	s.mu.Unlock()
+	_, cidErr := wire.ParseCID(req.JobCid)
+	switch {
+	case len(req.Nonce) != protocol.NonceSize:
+		s.fail("req.offer-request", "a nonce of %d bytes", len(req.Nonce))
+	case reused:
+		s.fail("req.offer-request", "nonce %x used before (3.4)", req.Nonce)
+	case cidErr != nil:
+		s.fail("req.offer-request", "job_cid %x: %v", req.JobCid, cidErr)
+	case req.TimeoutMs == 0 || req.Executor == "" || req.Resources == nil:
+		s.fail("req.offer-request", "timeout_ms %d, executor %q, resources %v", req.TimeoutMs, req.Executor, req.Resources)
+	case req.ExpiresAtMs <= nowMs || req.ExpiresAtMs > nowMs+uint64((protocol.MaxOfferTTL+30*time.Second)/time.Millisecond):
+		s.fail("req.offer-request", "expires_at_ms %d, now %d", req.ExpiresAtMs, nowMs)
+	default:
+		s.pass("req.offer-request")
+	}
+	refuse := func(code pb.Code, msg string) {
+		w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: &pb.Error{Code: code, Message: msg}}})
+	}
+	if gone {
+		refuse(pb.Code_CODE_INSUFFICIENT_CPU, "the conformance kit: this provider is taken")
+		return
+	}
+	if req.Executor != "wasm" || req.Resources == nil || !fits(req.Resources, JobFits) {
+		refuse(pb.Code_CODE_INSUFFICIENT_MEMORY, "the conformance kit's providers run wasm jobs within JobFits")
+		return
+	}
+	total, err := protocol.Cost(req.Resources, p.price, time.Duration(req.TimeoutMs)*time.Millisecond)
+	if err != nil {
+		refuse(pb.Code_CODE_MALFORMED, err.Error())
+		return
+	}
+	if p.role == roleLiar {
+		// The lie: a total below what the price makes, so that this
+		// offer ranks first with a requester that does not check it.
+		total.Nanos /= 2
+	}
+	o := &pb.Offer{Provider: []byte(p.h.ID()), Requester: []byte(st.Conn().RemotePeer()), RequestNonce: req.Nonce,
+		Nonce: random(protocol.NonceSize), JobCid: req.JobCid, Resources: req.Resources, Price: p.price, Total: total,
+		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxOfferTTL))}
+	env, err := record.Seal(p.key, o)
+	if err != nil {
+		refuse(pb.Code_CODE_INTERNAL, err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.offers[string(o.Nonce)] = p.role
+	s.lied = s.lied || p.role == roleLiar
+	s.mu.Unlock()
+	w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+}
+
+func fits(r, in *pb.Resources) bool {
+	return r.CpuMillis <= in.CpuMillis && r.MemoryBytes <= in.MemoryBytes && r.ScratchBytes <= in.ScratchBytes
+}
+
+// handleLease checks a lease (SPEC 3, 6.2), a decline or a cancel.
+func (p *kitProvider) handleLease(st network.Stream) {
+	defer st.Close()
+	s := p.s
+	req := new(pb.LeaseRequest)
+	w, err := read(st, req)
+	if err != nil {
+		s.fail("req.lease-signed", "a LeaseRequest that does not decode: %v", err)
+		return
+	}
+	from := st.Conn().RemotePeer()
+	switch k := req.Kind.(type) {
+	case *pb.LeaseRequest_Decline:
+		w.WriteMsg(&pb.LeaseAnswer{Accepted: true})
+	case *pb.LeaseRequest_Cancel:
+		s.mu.Lock()
+		s.cancelled[string(k.Cancel.LeaseId)] = k.Cancel.Epoch
+		if ch, ok := s.cancels[string(k.Cancel.LeaseId)]; ok {
+			close(ch)
+			delete(s.cancels, string(k.Cancel.LeaseId))
+		}
+		if e, ok := s.silent[string(k.Cancel.LeaseId)]; ok && e == k.Cancel.Epoch {
+			s.pass("req.lost-cancel")
+		}
+		s.mu.Unlock()
+		w.WriteMsg(&pb.LeaseAnswer{LeaseId: k.Cancel.LeaseId, Epoch: k.Cancel.Epoch, Accepted: true})
+		s.checkDone()
+	case *pb.LeaseRequest_Lease:
+		l, ok := p.checkLease(k.Lease, from)
+		if !ok {
+			w.WriteMsg(&pb.LeaseAnswer{Error: &pb.Error{Code: pb.Code_CODE_MALFORMED, Message: "the conformance kit refuses this lease: see its report"}})
+			return
+		}
+		s.mu.Lock()
+		role := s.offers[string(l.OfferNonce)]
+		delete(s.offers, string(l.OfferNonce))
+		s.leases = append(s.leases, l)
+		switch {
+		case role == roleLiar:
+			s.fail("req.offer-checked", "it leased offer %x, whose total is half what its price makes (6.1, 5.5)", l.OfferNonce)
+		case s.lied:
+			s.pass("req.offer-checked")
+		default:
+			s.skip("req.offer-checked", "the provider whose offer lies was not asked before this lease")
+		}
+		if l.Epoch > 1 {
+			var before *pb.Lease
+			for _, x := range s.leases[:len(s.leases)-1] {
+				if bytes.Equal(x.LeaseId, l.LeaseId) {
+					before = x
+				}
+			}
+			switch {
+			case before == nil:
+				s.fail("req.reschedule", "a lease of epoch %d for slot %x never leased before", l.Epoch, l.LeaseId)
+			case l.Epoch != before.Epoch+1 && l.Epoch <= before.Epoch:
+				s.fail("req.reschedule", "slot %x leased at epoch %d after epoch %d", l.LeaseId, l.Epoch, before.Epoch)
+			default:
+				s.pass("req.reschedule")
+			}
+		}
+		s.mu.Unlock()
+		w.WriteMsg(&pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true})
+	default:
+		w.WriteMsg(&pb.LeaseAnswer{Error: &pb.Error{Code: pb.Code_CODE_MALFORMED, Message: "empty lease request"}})
+	}
+}
+
+// checkLease opens and checks a sealed lease (SPEC 3.1 to 3.3, 6.2) and
+// records what it finds.
+func (p *kitProvider) checkLease(env []byte, from peer.ID) (*pb.Lease, bool) {
+	s := p.s
+	now := s.now()
+	l, err := record.OpenLease(env, now)
+	if err != nil {
+		s.fail("req.lease-signed", "the lease does not open: %v (%s)", err, protocol.CodeOf(err))
+		return nil, false
+	}
+	signer, _, _ := record.Open(env, new(pb.Lease))
+	if signer != from || !bytes.Equal(l.Requester, []byte(from)) {
+		s.fail("req.lease-signed", "signed by %s, Lease.requester %x, sent by %s", signer, l.Requester, from)
+		return nil, false
+	}
+	s.pass("req.lease-signed")
+	s.mu.Lock()
+	_, offered := s.offers[string(l.OfferNonce)]
+	s.mu.Unlock()
+	nowMs := protocol.UnixMs(now)
+	switch {
+	case !offered:
+		s.fail("req.lease-fields", "offer_nonce %x names no live offer of the kit", l.OfferNonce)
+	case !bytes.Equal(l.Provider, []byte(p.h.ID())):
+		s.fail("req.lease-fields", "provider %x, not the provider it is sent to", l.Provider)
+	case len(l.LeaseId) != protocol.LeaseIDSize || len(l.Nonce) != protocol.NonceSize || l.Epoch == 0:
+		s.fail("req.lease-fields", "lease_id of %d bytes, nonce of %d bytes, epoch %d", len(l.LeaseId), len(l.Nonce), l.Epoch)
+	case !protocol.HeartbeatInRange(l.HeartbeatMs):
+		s.fail("req.lease-fields", "heartbeat_ms %d", l.HeartbeatMs)
+	case l.ExpiresAtMs <= nowMs:
+		s.fail("req.lease-fields", "expires_at_ms %d, now %d", l.ExpiresAtMs, nowMs)
+	default:
+		s.pass("req.lease-fields")
+	}
+	job, err := record.OpenJob(l.Job)
+	switch {
+	case err != nil:
+		s.fail("req.lease-job", "the job does not open: %v (%s)", err, protocol.CodeOf(err))
+		return nil, false
+	case !bytes.Equal(job.CID.Bytes(), l.JobCid):
+		s.fail("req.lease-job", "the job's CID is %s, Lease.job_cid %x", job.CID, l.JobCid)
+	case l.Instance >= job.Job.Count:
+		s.fail("req.lease-job", "instance %d of a job of count %d", l.Instance, job.Job.Count)
+	case job.Job.GetTask().GetEngine() != "wasm" || !fits(job.Job.GetTask().GetResources(), JobFits):
+		s.fail("req.lease-job", "a job the kit did not offer for: engine %q, resources %v", job.Job.GetTask().GetEngine(), job.Job.GetTask().GetResources())
+	default:
+		s.pass("req.lease-job")
+		return l, true
+	}
+	return nil, false
+}
+
+// handleWatch streams a lease: the first one leased of a slot goes silent
+// after its first Status; a slot leased again runs (module fetched, Status,
+// logs, final Status, Result with a receipt).
+func (p *kitProvider) handleWatch(st network.Stream) {
+	defer st.Close()
+	s := p.s
+	req := new(pb.WatchRequest)
+	w, err := read(st, req)
+	if err != nil {
+		s.fail("req.watch", "a WatchRequest that does not decode: %v", err)
+		return
+	}
+	s.mu.Lock()
+	var l *pb.Lease
+	for _, x := range s.leases {
+		if bytes.Equal(x.LeaseId, req.LeaseId) && x.Epoch == req.Epoch && bytes.Equal(x.Provider, []byte(p.h.ID())) {
+			l = x
+		}
+	}
+	silentEpoch, silentBefore := s.silent[string(req.LeaseId)]
+	s.mu.Unlock()
+	if l == nil {
+		s.fail("req.watch", "a watch of lease %x epoch %d, which it did not lease here", req.LeaseId, req.Epoch)
+		w.WriteMsg(&pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: &pb.Error{Code: pb.Code_CODE_UNKNOWN_LEASE, Message: "no such lease here"}}})
+		return
+	}
+	s.pass("req.watch")
+	seq := protocol.UnixMs(s.now())
+	status := func(state pb.LeaseState) error {
+		seq++
+		return w.WriteMsg(&pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: &pb.Status{LeaseId: l.LeaseId, Epoch: l.Epoch,
+			State: state, Seq: seq, AtMs: protocol.UnixMs(s.now()), Used: jobResources(l)}}})
+	}
+	if (!silentBefore && l.Epoch == 1) || (silentBefore && silentEpoch == l.Epoch) {
+		// The silent one: one Status, then nothing, until the requester
+		// gives up on it (SPEC 9: no Status for 3 x heartbeat_ms) and
+		// cancels it, or resets the stream.
+		s.mu.Lock()
+		s.silent[string(l.LeaseId)] = l.Epoch
+		p.gone[string(l.JobCid)] = true
+		cancelled, ok := s.cancels[string(l.LeaseId)]
+		if !ok {
+			cancelled = make(chan struct{})
+			s.cancels[string(l.LeaseId)] = cancelled
+		}
+		s.mu.Unlock()
+		status(pb.LeaseState_LEASE_STATE_ACCEPTED)
+		reset := make(chan struct{})
+		go func() {
+			if _, err := io.Copy(io.Discard, st); err != nil {
+				close(reset)
+			}
+		}()
+		select {
+		case <-cancelled:
+		case <-reset:
+		case <-s.ctx.Done():
+		case <-s.done:
+		}
+		return
+	}
+	started := s.now()
+	status(pb.LeaseState_LEASE_STATE_ACCEPTED)
+	status(pb.LeaseState_LEASE_STATE_FETCHING)
+	job, _ := record.OpenJob(l.Job)
+	if !p.fetchModule(st.Conn().RemotePeer(), job.Job.GetTask().GetModuleCid()) {
+		return
+	}
+	status(pb.LeaseState_LEASE_STATE_RUNNING)
+	stdout := []byte("the conformance kit ran no code\n")
+	w.WriteMsg(&pb.WatchEvent{Event: &pb.WatchEvent_Log{Log: &pb.LogChunk{LeaseId: l.LeaseId, Epoch: l.Epoch,
+		Stream: pb.LogStream_LOG_STREAM_STDOUT, Data: stdout}}})
+	ended := s.now()
+	status(pb.LeaseState_LEASE_STATE_SUCCEEDED)
+	rec := &pb.UsageReceipt{LeaseId: l.LeaseId, Epoch: l.Epoch, Provider: []byte(p.h.ID()), Requester: l.Requester,
+		JobCid: l.JobCid, Reserved: jobResources(l), StartedAtMs: protocol.UnixMs(started), EndedAtMs: protocol.UnixMs(ended),
+		Price: p.price, Nonce: random(protocol.NonceSize), EgressBytes: uint64(len(stdout))}
+	offerTotal, _ := protocol.Cost(rec.Reserved, p.price, time.Duration(job.Job.GetTask().GetTimeoutMs())*time.Millisecond)
+	nanos, err := protocol.ReceiptAmount(rec, offerTotal.GetNanos())
+	if err != nil {
+		s.fail("req.countersign", "the kit cannot bill its own run: %v", err)
+		return
+	}
+	rec.Amount = &pb.Amount{Currency: p.price.Currency, Nanos: nanos}
+	renv, err := record.Seal(p.key, rec)
+	if err != nil {
+		return
+	}
+	w.WriteMsg(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: &pb.Result{LeaseId: l.LeaseId, Epoch: l.Epoch,
+		State: pb.LeaseState_LEASE_STATE_SUCCEEDED, StdoutCid: wire.SumCID(stdout).Bytes(), StderrCid: wire.SumCID(nil).Bytes(),
+		StartedAtMs: rec.StartedAtMs, EndedAtMs: rec.EndedAtMs, Receipt: renv}}})
+}
+
+// maxModule bounds the module the kit fetches: SPEC 6.5 sets no limit
+// (Appendix A); the kit takes what a provider of ours takes.
+const maxModule = 64 << 20
+
+// jobResources returns the resources a lease's job asks, or nil.
+func jobResources(l *pb.Lease) *pb.Resources {
+	job, err := record.OpenJob(l.Job)
+	if err != nil {
+		return nil
+	}
+	return job.Job.GetTask().GetResources()
+}
+
+// fetchModule fetches the job's module from the requester (SPEC 6.5) and
+// checks it: contiguous chunks, the last flagged, bytes hashing to the CID.
+func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
+	s := p.s
+	ctx, cancel := context.WithTimeout(s.ctx, exchangeTimeout)
+	defer cancel()
+	c := &conn{h: p.h, to: from}
+	st, r, w, err := c.stream(ctx, protocol.ModuleID)
+	if err != nil {
+		s.fail("req.module", "open %s to the requester: %v", protocol.ModuleID, err)
+		return false
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if err := w.WriteMsg(&pb.ModuleRequest{Cid: cidBytes}); err != nil {
+		s.fail("req.module", "write the request: %v", err)
+		return false
+	}
+	st.CloseWrite()
+	var buf []byte
+	for range 1 << 12 {
+		ch := new(pb.ModuleChunk)
+		if err := r.ReadMsg(ch); err != nil {
+			s.fail("req.module", "after %d bytes: %v", len(buf), err)
+			return false
+		}
+		switch {
+		case ch.Error != nil:
+			s.fail("req.module", "the requester does not serve its job's module %x: %s %q", cidBytes, ch.Error.Code, ch.Error.Message)
+			return false
+		case ch.Offset != uint64(len(buf)) || ch.Size > maxModule:
+			s.fail("req.module", "a chunk at offset %d of %d bytes, after %d bytes", ch.Offset, ch.Size, len(buf))
+			return false
+		}
+		buf = append(buf, ch.Data...)
+		if ch.Last {
+			got := wire.SumCID(buf).Bytes()
+			s.expect("req.module", bytes.Equal(got, cidBytes) && uint64(len(buf)) == ch.Size,
+				"%d bytes hashing to %x, size %d, CID asked %x", len(buf), got, ch.Size, cidBytes)
+			return bytes.Equal(got, cidBytes)
+		}
+	}
+	s.fail("req.module", "more than 4096 chunks")
+	return false
+}
+
+// handleReceipt checks a countersigned receipt (SPEC 6.4).
+func (p *kitProvider) handleReceipt(st network.Stream) {
+	defer st.Close()
+	s := p.s
+	sub := new(pb.ReceiptSubmit)
+	w, err := read(st, sub)
+	if err != nil {
+		s.fail("req.countersign", "a ReceiptSubmit that does not decode: %v", err)
+		return
+	}
+	from := st.Conn().RemotePeer()
+	rec := new(pb.UsageReceipt)
+	cs := new(pb.Countersignature)
+	signer, _, rerr := record.Open(sub.Receipt, rec)
+	csSigner, _, cerr := record.Open(sub.Countersignature, cs)
+	switch {
+	case rerr != nil || signer != p.h.ID():
+		s.fail("req.countersign", "it submitted a receipt the kit did not issue: %v", rerr)
+	case cerr != nil:
+		s.fail("req.countersign", "the countersignature does not open: %v (%s)", cerr, protocol.CodeOf(cerr))
+	case csSigner != from || !bytes.Equal(cs.Requester, []byte(from)) || !bytes.Equal(rec.Requester, []byte(from)):
+		s.fail("req.countersign", "countersigned by %s, Countersignature.requester %x, the lease's requester %x, sent by %s", csSigner, cs.Requester, rec.Requester, from)
+	case !bytes.Equal(cs.ReceiptHash, receiptHash(sub.Receipt)):
+		s.fail("req.countersign", "receipt_hash %x, sha2-256 of the receipt %x", cs.ReceiptHash, receiptHash(sub.Receipt))
+	default:
+		s.pass("req.countersign")
+	}
+	w.WriteMsg(&pb.ReceiptAck{Accepted: true})
+	if rec.Epoch > 1 {
+		s.mu.Lock()
+		s.signed = true
+		s.mu.Unlock()
+		s.checkDone()
+	}
+}
+
+// checkDone ends the suite once the rescheduled run's receipt is
+// countersigned and every silent epoch cancelled.
+func (s *reqSuite) checkDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.signed {
+		return
+	}
+	for id, e := range s.silent {
+		if c, ok := s.cancelled[id]; !ok || c != e {
+			return
+		}
+	}
+	s.finish.Do(func() { close(s.done) })
+}
