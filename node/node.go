@@ -31,6 +31,7 @@ import (
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -196,6 +197,10 @@ func (n *Node) Host() host.Host { return n.net.Host() }
 
 // Transport returns the node's libp2p transport.
 func (n *Node) Transport() *p2p.Host { return n.net }
+
+// Handler returns what the node's transport serves: its provider's answers
+// to other peers (SPEC 6), for a caller that serves them wrapped.
+func (n *Node) Handler() transport.Handler { return n.prov }
 
 // AddrInfo returns the node's peer ID and listen addresses, for bootstrapping.
 func (n *Node) AddrInfo() peer.AddrInfo { return n.net.AddrInfo() }
