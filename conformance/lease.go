@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -22,6 +23,14 @@ func mustID(k crypto.PrivKey) peer.ID {
 	return id
 }
 
+// leaseCase is a lease with one fault and the code it must be refused with.
+type leaseCase struct {
+	id, what string
+	job      *record.SignedJob // the job the offer is asked for; default s.job
+	build    func(o *pb.Offer, l *pb.Lease) []byte
+	want     pb.Code
+}
+
 // leaseRefusals sends leases with exactly one fault each, every one under a
 // fresh live offer, which it then declines (SPEC 6.2, 3).
 func (s *provSuite) leaseRefusals(ctx context.Context) {
@@ -40,13 +49,7 @@ func (s *provSuite) leaseRefusals(ctx context.Context) {
 		b[len(b)-1] ^= 1 // the signature is the envelope's last field
 		return b
 	}
-	type tc struct {
-		id, what string
-		job      *record.SignedJob // the job the offer is asked for; default s.job
-		build    func(o *pb.Offer, l *pb.Lease) []byte
-		want     pb.Code
-	}
-	cases := []tc{
+	cases := []leaseCase{
 		{"lease.bad-signature", "a lease with a flipped signature bit", nil, func(o *pb.Offer, l *pb.Lease) []byte { return badSig(s.seal(s.key, l)) }, pb.Code_CODE_BAD_SIGNATURE},
 		{"lease.wrong-domain", "an offer-domain record in place of the lease", nil, func(o *pb.Offer, l *pb.Lease) []byte {
 			return s.seal(s.key, &pb.Offer{Provider: []byte(s.self), Requester: []byte(s.self), Nonce: random(16), RequestNonce: random(16), JobCid: l.JobCid,
@@ -94,6 +97,8 @@ func (s *provSuite) leaseRefusals(ctx context.Context) {
 		{"lease.heartbeat", "heartbeat_ms 10", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.HeartbeatMs = 10; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
 		{"lease.heartbeat", "heartbeat_ms 60001", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.HeartbeatMs = 60001; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
 	}
+	cases = append(cases, s.envelopeCases()...)
+	cases = append(cases, s.jobCases()...)
 	for _, c := range cases {
 		if ctx.Err() != nil {
 			return
@@ -102,19 +107,32 @@ func (s *provSuite) leaseRefusals(ctx context.Context) {
 		if job == nil {
 			job = s.job
 		}
+		// The offer is asked for the suite's usual resources and timeout,
+		// whatever the job asks.
 		req := s.request(job)
-		if c.job == bigJob || c.job == longJob {
-			// The offer is asked for the suite's usual resources and timeout.
-			req.Resources = proto.Clone(resources).(*pb.Resources)
-			req.TimeoutMs = uint64(jobTimeout / time.Millisecond)
-		}
+		req.Resources = proto.Clone(resources).(*pb.Resources)
+		req.TimeoutMs = uint64(jobTimeout / time.Millisecond)
 		o, _, err := s.getOffer(ctx, req)
 		if err != nil {
 			s.skip(c.id, "no offer to lease: %v", err)
 			continue
 		}
-		l := s.leaseMsg(o, job, random(protocol.LeaseIDSize), 1)
-		s.mustRefuse(ctx, c.id, c.what, c.build(o, l), c.want)
+		env := c.build(o, s.leaseMsg(o, job, random(protocol.LeaseIDSize), 1))
+		a, err := s.sendLease(ctx, env)
+		switch {
+		case err != nil:
+			s.fail(c.id, "%s: %v", c.what, err)
+		case a.Accepted || a.GetError().GetCode() != c.want:
+			s.fail(c.id, "%s: want %s, got accepted %v, %v", c.what, c.want, a.Accepted, a.GetError())
+		default:
+			s.pass(c.id)
+		}
+		// A refused lease that opens is answered with its lease_id and
+		// epoch (6.2).
+		if l, oerr := record.OpenLease(env, s.now()); err == nil && oerr == nil && !a.Accepted {
+			s.expect("lease.refusal-ids", bytes.Equal(a.LeaseId, l.LeaseId) && a.Epoch == l.Epoch,
+				"%s: the refusal names lease %x epoch %d, the lease %x epoch %d", c.what, a.LeaseId, a.Epoch, l.LeaseId, l.Epoch)
+		}
 		s.declineAck(ctx, o)
 	}
 }

@@ -72,6 +72,11 @@ func (c *conn) roundTrip(ctx context.Context, id p2pproto.ID, req, ans proto.Mes
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 	if err := w.WriteMsg(req); err != nil {
+		// A peer may answer before it has read the request (a
+		// RATE_LIMITED refusal, SPEC 7) and close: its answer stands.
+		if rerr := r.ReadMsg(ans); rerr == nil {
+			return nil
+		}
 		return fmt.Errorf("%s: write: %w", id, err)
 	}
 	s.CloseWrite()
@@ -103,19 +108,48 @@ func (c *conn) raw(ctx context.Context, id p2pproto.ID, b []byte, ans proto.Mess
 	return nil
 }
 
+// maxRetries bounds the retries of a request refused CODE_RATE_LIMITED.
+const maxRetries = 20
+
+// polite sends a request again, after the retry_after_ms it is told, while
+// it is refused CODE_RATE_LIMITED (SPEC 7: the kit sends many requests, and
+// a provider limits their rate, as it should). refusal reads the code and
+// retry_after_ms of an answer.
+func polite[A proto.Message](ctx context.Context, send func() (A, error), refusal func(A) *pb.Error) (A, error) {
+	for range maxRetries {
+		a, err := send()
+		e := refusal(a)
+		if err != nil || e.GetCode() != pb.Code_CODE_RATE_LIMITED {
+			return a, err
+		}
+		select {
+		case <-time.After(time.Duration(max(e.GetRetryAfterMs(), 1)) * time.Millisecond):
+		case <-ctx.Done():
+			return a, ctx.Err()
+		}
+	}
+	return send()
+}
+
 func (c *conn) offer(ctx context.Context, req *pb.OfferRequest) (*pb.OfferResponse, error) {
-	var a pb.OfferResponse
-	return &a, c.roundTrip(ctx, protocol.OfferID, req, &a)
+	return polite(ctx, func() (*pb.OfferResponse, error) {
+		var a pb.OfferResponse
+		return &a, c.roundTrip(ctx, protocol.OfferID, req, &a)
+	}, (*pb.OfferResponse).GetRefusal)
 }
 
 func (c *conn) lease(ctx context.Context, req *pb.LeaseRequest) (*pb.LeaseAnswer, error) {
-	var a pb.LeaseAnswer
-	return &a, c.roundTrip(ctx, protocol.LeaseID, req, &a)
+	return polite(ctx, func() (*pb.LeaseAnswer, error) {
+		var a pb.LeaseAnswer
+		return &a, c.roundTrip(ctx, protocol.LeaseID, req, &a)
+	}, (*pb.LeaseAnswer).GetError)
 }
 
 func (c *conn) receipt(ctx context.Context, sub *pb.ReceiptSubmit) (*pb.ReceiptAck, error) {
-	var a pb.ReceiptAck
-	return &a, c.roundTrip(ctx, protocol.ReceiptID, sub, &a)
+	return polite(ctx, func() (*pb.ReceiptAck, error) {
+		var a pb.ReceiptAck
+		return &a, c.roundTrip(ctx, protocol.ReceiptID, sub, &a)
+	}, (*pb.ReceiptAck).GetError)
 }
 
 // watched is what one watch stream brought, in order.

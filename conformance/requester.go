@@ -57,8 +57,9 @@ type reqSuite struct {
 
 	mu        sync.Mutex
 	nonces    map[string]bool          // OfferRequest nonces seen
-	offers    map[string]string        // offer nonce -> role of the provider that made it
-	lied      bool                     // the liar made an offer
+	offers    map[string]*offerMade    // offer nonce -> the offer, while live
+	liarOffer []string                 // nonces of the offers that lie
+	declined  map[string]bool          // offer nonces declined
 	leases    []*pb.Lease              // accepted, in order
 	silent    map[string]uint64        // lease_id -> epoch that went silent
 	cancelled map[string]uint64        // lease_id -> epoch cancelled by the requester
@@ -67,6 +68,14 @@ type reqSuite struct {
 	done      chan struct{}            // closed when signed and every silent epoch cancelled
 	finish    sync.Once
 	ctx       context.Context
+}
+
+// offerMade is an offer one of the kit's providers made.
+type offerMade struct {
+	role      string
+	provider  peer.ID
+	offer     *pb.Offer
+	timeoutMs uint64 // of its request
 }
 
 // kitProvider is one provider the kit plays.
@@ -94,7 +103,7 @@ func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
 		o.Now = time.Now
 	}
 	s := &reqSuite{recorder: newRecorder(RequesterChecks), o: o, now: o.Now,
-		nonces: map[string]bool{}, offers: map[string]string{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
+		nonces: map[string]bool{}, offers: map[string]*offerMade{}, declined: map[string]bool{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
 		cancels: map[string]chan struct{}{}, done: make(chan struct{}), ctx: ctx}
 	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 1_000, EgressNanosPerGib: 1_000_000}
 	for _, role := range []string{roleLiar, roleHonest, roleHonest} {
@@ -151,7 +160,18 @@ func (s *reqSuite) concludeLocked() {
 			s.fail("req.reschedule", "lease %x epoch %d went silent; the slot was not leased again", id, epoch)
 		}
 	}
-	if !s.finished() {
+	if len(s.liarOffer) == 0 {
+		s.skip("req.offer-checked", "the provider whose offer lies was never asked")
+	}
+	for _, n := range s.liarOffer {
+		if !s.declined[n] {
+			s.fail("req.offer-checked", "offer %x, whose total lies, was not declined (6.1: discarded and declined)", n)
+		}
+	}
+	if len(s.liarOffer) > 0 {
+		s.pass("req.offer-checked") // a failure recorded stays one
+	}
+	if !s.signed {
 		s.fail("req.countersign", "no countersigned receipt of the rescheduled run came")
 	}
 }
@@ -267,7 +287,7 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 		s.fail("req.offer-request", "nonce %x used before (3.4)", req.Nonce)
 	case cidErr != nil:
 		s.fail("req.offer-request", "job_cid %x: %v", req.JobCid, cidErr)
-	case req.TimeoutMs == 0 || req.Executor == "" || req.Resources == nil:
+	case req.TimeoutMs == 0 || req.Resources == nil: // an empty executor means wasm (6.1)
 		s.fail("req.offer-request", "timeout_ms %d, executor %q, resources %v", req.TimeoutMs, req.Executor, req.Resources)
 	case req.ExpiresAtMs <= nowMs || req.ExpiresAtMs > nowMs+uint64((protocol.MaxOfferTTL+30*time.Second)/time.Millisecond):
 		s.fail("req.offer-request", "expires_at_ms %d, now %d", req.ExpiresAtMs, nowMs)
@@ -281,7 +301,7 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 		refuse(pb.Code_CODE_INSUFFICIENT_CPU, "the conformance kit: this provider is taken")
 		return
 	}
-	if req.Executor != "wasm" || req.Resources == nil || !fits(req.Resources, JobFits) {
+	if (req.Executor != "wasm" && req.Executor != "") || req.Resources == nil || !fits(req.Resources, JobFits) {
 		refuse(pb.Code_CODE_INSUFFICIENT_MEMORY, "the conformance kit's providers run wasm jobs within JobFits")
 		return
 	}
@@ -304,8 +324,10 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 		return
 	}
 	s.mu.Lock()
-	s.offers[string(o.Nonce)] = p.role
-	s.lied = s.lied || p.role == roleLiar
+	s.offers[string(o.Nonce)] = &offerMade{role: p.role, provider: p.h.ID(), offer: o, timeoutMs: req.TimeoutMs}
+	if p.role == roleLiar {
+		s.liarOffer = append(s.liarOffer, string(o.Nonce))
+	}
 	s.mu.Unlock()
 	w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
 }
@@ -327,7 +349,11 @@ func (p *kitProvider) handleLease(st network.Stream) {
 	from := st.Conn().RemotePeer()
 	switch k := req.Kind.(type) {
 	case *pb.LeaseRequest_Decline:
+		s.mu.Lock()
+		s.declined[string(k.Decline.OfferNonce)] = true
+		s.mu.Unlock()
 		w.WriteMsg(&pb.LeaseAnswer{Accepted: true})
+		s.checkDone()
 	case *pb.LeaseRequest_Cancel:
 		s.mu.Lock()
 		s.cancelled[string(k.Cancel.LeaseId)] = k.Cancel.Epoch
@@ -342,22 +368,22 @@ func (p *kitProvider) handleLease(st network.Stream) {
 		w.WriteMsg(&pb.LeaseAnswer{LeaseId: k.Cancel.LeaseId, Epoch: k.Cancel.Epoch, Accepted: true})
 		s.checkDone()
 	case *pb.LeaseRequest_Lease:
+		if l, err := record.OpenLease(k.Lease, s.now()); err == nil && s.accepted(l) {
+			// A retry of a lease accepted here is accepted again (6.2).
+			w.WriteMsg(&pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true})
+			return
+		}
 		l, ok := p.checkLease(k.Lease, from)
 		if !ok {
 			w.WriteMsg(&pb.LeaseAnswer{Error: &pb.Error{Code: pb.Code_CODE_MALFORMED, Message: "the conformance kit refuses this lease: see its report"}})
 			return
 		}
 		s.mu.Lock()
-		role := s.offers[string(l.OfferNonce)]
+		made := s.offers[string(l.OfferNonce)]
 		delete(s.offers, string(l.OfferNonce))
 		s.leases = append(s.leases, l)
-		switch {
-		case role == roleLiar:
-			s.fail("req.offer-checked", "it leased offer %x, whose total is half what its price makes (6.1, 5.5)", l.OfferNonce)
-		case s.lied:
-			s.pass("req.offer-checked")
-		default:
-			s.skip("req.offer-checked", "the provider whose offer lies was not asked before this lease")
+		if made.role == roleLiar {
+			s.fail("req.offer-checked", "it leased offer %x, whose total is half what its price makes (6.1 check 6)", l.OfferNonce)
 		}
 		if l.Epoch > 1 {
 			var before *pb.Lease
@@ -382,6 +408,16 @@ func (p *kitProvider) handleLease(st network.Stream) {
 	}
 }
 
+// accepted reports whether l, or a lease of its slot and epoch under its
+// offer, was accepted already.
+func (s *reqSuite) accepted(l *pb.Lease) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.leases, func(x *pb.Lease) bool {
+		return bytes.Equal(x.LeaseId, l.LeaseId) && x.Epoch == l.Epoch && bytes.Equal(x.OfferNonce, l.OfferNonce)
+	})
+}
+
 // checkLease opens and checks a sealed lease (SPEC 3.1 to 3.3, 6.2) and
 // records what it finds.
 func (p *kitProvider) checkLease(env []byte, from peer.ID) (*pb.Lease, bool) {
@@ -399,12 +435,18 @@ func (p *kitProvider) checkLease(env []byte, from peer.ID) (*pb.Lease, bool) {
 	}
 	s.pass("req.lease-signed")
 	s.mu.Lock()
-	_, offered := s.offers[string(l.OfferNonce)]
+	made := s.offers[string(l.OfferNonce)]
 	s.mu.Unlock()
 	nowMs := protocol.UnixMs(now)
+	if made == nil || made.provider != p.h.ID() {
+		s.fail("req.lease-fields", "offer_nonce %x names no live offer of this provider", l.OfferNonce)
+		return nil, false
+	}
 	switch {
-	case !offered:
-		s.fail("req.lease-fields", "offer_nonce %x names no live offer of the kit", l.OfferNonce)
+	case made.offer.ExpiresAtMs <= nowMs:
+		s.fail("req.lease-fields", "offer %x expired at %d, the lease came at %d", l.OfferNonce, made.offer.ExpiresAtMs, nowMs)
+	case !bytes.Equal(l.JobCid, made.offer.JobCid):
+		s.fail("req.lease-fields", "job_cid %x, the offer's %x", l.JobCid, made.offer.JobCid)
 	case !bytes.Equal(l.Provider, []byte(p.h.ID())):
 		s.fail("req.lease-fields", "provider %x, not the provider it is sent to", l.Provider)
 	case len(l.LeaseId) != protocol.LeaseIDSize || len(l.Nonce) != protocol.NonceSize || l.Epoch == 0:
@@ -425,8 +467,8 @@ func (p *kitProvider) checkLease(env []byte, from peer.ID) (*pb.Lease, bool) {
 		s.fail("req.lease-job", "the job's CID is %s, Lease.job_cid %x", job.CID, l.JobCid)
 	case l.Instance >= job.Job.Count:
 		s.fail("req.lease-job", "instance %d of a job of count %d", l.Instance, job.Job.Count)
-	case job.Job.GetTask().GetEngine() != "wasm" || !fits(job.Job.GetTask().GetResources(), JobFits):
-		s.fail("req.lease-job", "a job the kit did not offer for: engine %q, resources %v", job.Job.GetTask().GetEngine(), job.Job.GetTask().GetResources())
+	case job.Job.GetTask().GetResources() == nil || !fits(job.Job.GetTask().GetResources(), made.offer.Resources) || job.Job.GetTask().GetTimeoutMs() > made.timeoutMs:
+		s.fail("req.lease-job", "a job asking %v for %d ms, offered %v for %d ms", job.Job.GetTask().GetResources(), job.Job.GetTask().GetTimeoutMs(), made.offer.Resources, made.timeoutMs)
 	default:
 		s.pass("req.lease-job")
 		return l, true
@@ -571,7 +613,10 @@ func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
 		case ch.Error != nil:
 			s.fail("req.module", "the requester does not serve its job's module %x: %s %q", cidBytes, ch.Error.Code, ch.Error.Message)
 			return false
-		case ch.Offset != uint64(len(buf)) || ch.Size > maxModule:
+		case ch.Size > maxModule:
+			s.skip("req.module", "a module of %d bytes: the kit fetches at most %d (SPEC 6.5 sets no limit)", ch.Size, maxModule)
+			return false
+		case ch.Offset != uint64(len(buf)):
 			s.fail("req.module", "a chunk at offset %d of %d bytes, after %d bytes", ch.Offset, ch.Size, len(buf))
 			return false
 		}
@@ -630,6 +675,11 @@ func (s *reqSuite) checkDone() {
 	defer s.mu.Unlock()
 	if !s.signed {
 		return
+	}
+	for _, n := range s.liarOffer {
+		if !s.declined[n] {
+			return
+		}
 	}
 	for id, e := range s.silent {
 		if c, ok := s.cancelled[id]; !ok || c != e {

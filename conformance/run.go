@@ -13,6 +13,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // run is one lease the suite follows to its end.
@@ -65,10 +66,48 @@ func (s *provSuite) mainRun(ctx context.Context, o *pb.Offer, req *pb.OfferReque
 		r3 := w3.result()
 		s.expect("cancel.final", r3 != nil && r3.State == pb.LeaseState_LEASE_STATE_SUCCEEDED, "after the cancel, the lease's Result is %s", resultSummary(r3))
 	}
-	// Declining the offer leased, and declining it twice.
+	// A watch from an offset gets the logs from there (6.3), if the
+	// provider still has them.
+	var stdout []byte
+	for _, ev := range w.events {
+		if c := ev.GetLog(); c != nil && c.Stream == pb.LogStream_LOG_STREAM_STDOUT {
+			stdout = append(stdout, c.Data...)
+		}
+	}
+	if len(stdout) >= 2 {
+		off := uint64(len(stdout) / 2)
+		w4 := s.c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch, StdoutOffset: off}, nil)
+		var got []byte
+		first := uint64(0)
+		for _, ev := range w4.events {
+			if c := ev.GetLog(); c != nil && c.Stream == pb.LogStream_LOG_STREAM_STDOUT {
+				if got == nil {
+					first = c.Offset
+				}
+				got = append(got, c.Data...)
+			}
+		}
+		s.expect("watch.offsets", got == nil || (first == off && bytes.Equal(got, stdout[off:])),
+			"a watch from stdout offset %d: a first chunk at %d, %d bytes, %d expected", off, first, len(got), len(stdout)-int(off))
+	} else {
+		s.skip("watch.offsets", "the module wrote %d bytes to stdout: too few to watch from an offset", len(stdout))
+	}
+	// Declining the offer leased, one never made, and a live one under
+	// another job_cid (6.2).
 	da, err := s.decline(ctx, o)
 	s.expect("decline.unknown", err == nil && !da.Accepted && da.GetError().GetCode() == pb.Code_CODE_UNKNOWN_OFFER,
 		"a decline of a leased offer: %v %v", da, err)
+	da, err = s.decline(ctx, &pb.Offer{Nonce: random(protocol.NonceSize), JobCid: l.JobCid})
+	s.expect("decline.unknown", err == nil && !da.Accepted && da.GetError().GetCode() == pb.Code_CODE_UNKNOWN_OFFER,
+		"a decline of an offer never made: %v %v", da, err)
+	if o5, _, err := s.getOffer(ctx, s.request(s.job)); err == nil {
+		da, err = s.decline(ctx, &pb.Offer{Nonce: o5.Nonce, JobCid: wire.SumCID([]byte("another job")).Bytes()})
+		s.expect("decline.unknown", err == nil && !da.Accepted && da.GetError().GetCode() == pb.Code_CODE_UNKNOWN_OFFER,
+			"a decline of a live offer naming another job_cid: %v %v", da, err)
+		s.declineAck(ctx, o5)
+	}
+	// Another requester may neither cancel nor watch the kit's lease.
+	s.otherRequester(ctx, l)
 	// A lease reusing the accepted lease's nonce, under a fresh offer.
 	if o2, _, err := s.getOffer(ctx, s.request(s.job)); err == nil {
 		l2 := s.leaseMsg(o2, s.job, random(protocol.LeaseIDSize), 1)
@@ -195,6 +234,11 @@ func (s *provSuite) checkWatch(w *watched, r run, want pb.LeaseState, rewatch bo
 		cid       []byte
 		truncated bool
 	}{{pb.LogStream_LOG_STREAM_STDOUT, res.StdoutCid, res.StdoutTruncated}, {pb.LogStream_LOG_STREAM_STDERR, res.StderrCid, res.StderrTruncated}} {
+		// A re-watch gets a finished run's logs only while the provider
+		// still has them (6.3): none streamed is no fault there.
+		if rewatch && offsets[c.st] == 0 {
+			continue
+		}
 		if logErr == "" && len(c.cid) > 0 && !bytes.Equal(wire.SumCID(logs[c.st]).Bytes(), c.cid) {
 			logErr = fmt.Sprintf("%s as streamed (%d bytes) does not hash to the Result's CID", c.st, len(logs[c.st]))
 		}
@@ -370,16 +414,29 @@ func (s *provSuite) receiptRefusals(ctx context.Context, env []byte) {
 
 // limitChecks sends frames a provider must refuse (SPEC 2.2, 7).
 func (s *provSuite) limitChecks(ctx context.Context) {
-	var a pb.OfferResponse
-	if err := s.c.raw(ctx, protocol.OfferID, binary.AppendUvarint(nil, protocol.MaxOfferMsg+1), &a); err != nil {
-		s.fail("limits.too-large", "a frame of %d bytes on %s: %v", protocol.MaxOfferMsg+1, protocol.OfferID, err)
-	} else if a.GetRefusal().GetCode() != pb.Code_CODE_TOO_LARGE {
-		s.fail("limits.too-large", "a frame of %d bytes on %s: %s", protocol.MaxOfferMsg+1, protocol.OfferID, describeOfferResponse(&a))
-	} else {
-		var la pb.LeaseAnswer
-		err := s.c.raw(ctx, protocol.LeaseID, binary.AppendUvarint(nil, protocol.MaxLeaseMsg+1), &la)
-		s.expect("limits.too-large", err == nil && la.GetError().GetCode() == pb.Code_CODE_TOO_LARGE,
-			"a frame of %d bytes on %s: %v %v", protocol.MaxLeaseMsg+1, protocol.LeaseID, la.GetError(), err)
+	// A frame one byte over each protocol's limit (2.2, 7): the length
+	// prefix alone says so, and the answer comes before the body.
+	tooLarge := []struct {
+		id   p2pproto.ID
+		max  int
+		ans  proto.Message
+		code func(proto.Message) pb.Code
+	}{
+		{protocol.OfferID, protocol.MaxOfferMsg, new(pb.OfferResponse), func(m proto.Message) pb.Code { return m.(*pb.OfferResponse).GetRefusal().GetCode() }},
+		{protocol.LeaseID, protocol.MaxLeaseMsg, new(pb.LeaseAnswer), func(m proto.Message) pb.Code { return m.(*pb.LeaseAnswer).GetError().GetCode() }},
+		{protocol.WatchID, protocol.MaxWatchMsg, new(pb.WatchEvent), func(m proto.Message) pb.Code { return m.(*pb.WatchEvent).GetError().GetCode() }},
+		{protocol.ReceiptID, protocol.MaxReceiptMsg, new(pb.ReceiptAck), func(m proto.Message) pb.Code { return m.(*pb.ReceiptAck).GetError().GetCode() }},
+	}
+	ok := true
+	for _, c := range tooLarge {
+		err := s.c.raw(ctx, c.id, binary.AppendUvarint(nil, uint64(c.max)+1), c.ans)
+		if err != nil || c.code(c.ans) != pb.Code_CODE_TOO_LARGE {
+			s.fail("limits.too-large", "a frame of %d bytes on %s: want CODE_TOO_LARGE, got %v %v", c.max+1, c.id, c.ans, err)
+			ok = false
+		}
+	}
+	if ok {
+		s.pass("limits.too-large")
 	}
 	for _, c := range []struct {
 		what string
@@ -397,4 +454,25 @@ func (s *provSuite) limitChecks(ctx context.Context) {
 		}
 	}
 	s.pass("limits.malformed")
+}
+
+// otherRequester connects as a second requester and checks that the kit's
+// lease l is unknown to it: a cancel and a watch of it are CODE_UNKNOWN_LEASE
+// (6.2, 6.3).
+func (s *provSuite) otherRequester(ctx context.Context, l *pb.Lease) {
+	h, err := newHost(s.other, onLoopback(s.o.Target.Addrs))
+	if err != nil {
+		s.skip("cancel.unknown", "start a second host: %v", err)
+		return
+	}
+	defer h.Close()
+	if err := h.Connect(ctx, s.o.Target); err != nil {
+		s.skip("cancel.unknown", "connect a second host: %v", err)
+		return
+	}
+	c := &conn{h: h, to: s.target}
+	ca, err := c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: l.LeaseId, Epoch: l.Epoch}}})
+	s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "another requester's cancel of the kit's lease: %v %v", ca, err)
+	w := c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch}, nil)
+	s.expect("watch.unknown", len(w.events) == 1 && w.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "another requester's watch of the kit's lease: %s %v", summary(w.events), w.err)
 }

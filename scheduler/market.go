@@ -547,6 +547,19 @@ func (m *Market) Decline(now time.Time, offerNonce string) error {
 	return nil
 }
 
+// DeclineFrom is Decline of a requester's Decline message (SPEC 6.2): the
+// offer must have been made to requester for jobCID, else it is
+// CODE_UNKNOWN_OFFER, as one never made.
+func (m *Market) DeclineFrom(now time.Time, offerNonce, requester, jobCID string) error {
+	m.sweep(now)
+	i := m.findHold(offerNonce)
+	if i < 0 || m.holds[i].offer.Requester != requester || m.holds[i].offer.JobCID != jobCID {
+		return protocol.Errorf(pb.Code_CODE_UNKNOWN_OFFER, "no live offer %x here to you for job %x", offerNonce, jobCID)
+	}
+	m.dropHold(i)
+	return nil
+}
+
 // Commit turns the reservation of a live offer into lease l (SPEC 6.2).
 //
 // It is idempotent: committing a lease already held here at the same epoch,

@@ -386,6 +386,15 @@ func TestMarketDecline(t *testing.T) {
 	mktWantCode(t, m.Decline(mktT0, "nope"), pb.Code_CODE_UNKNOWN_OFFER)
 	// A declined offer cannot be committed.
 	mktWantCode(t, m.Commit(mktT0, mktLease(o, "L1", 1)), pb.Code_CODE_UNKNOWN_OFFER)
+
+	// A requester's Decline names its offer for one job: another requester,
+	// or another job, declines nothing (SPEC 6.2).
+	o3 := mktQuote(t, m, mktT0, mktRequest("n3"))
+	mktWantCode(t, m.DeclineFrom(mktT0, o3.Nonce, o3.Requester+"x", o3.JobCID), pb.Code_CODE_UNKNOWN_OFFER)
+	mktWantCode(t, m.DeclineFrom(mktT0, o3.Nonce, o3.Requester, o3.JobCID+"x"), pb.Code_CODE_UNKNOWN_OFFER)
+	if err := m.DeclineFrom(mktT0, o3.Nonce, o3.Requester, o3.JobCID); err != nil {
+		t.Fatalf("decline by its requester for its job: %v", err)
+	}
 }
 
 func TestMarketCommit(t *testing.T) {

@@ -35,7 +35,7 @@ func (p *Provider) Lease(ctx context.Context, from string, req *pb.LeaseRequest)
 		return &pb.LeaseAnswer{LeaseId: l.LeaseId, Epoch: l.Epoch, Accepted: true}, start
 	case *pb.LeaseRequest_Decline:
 		p.mu.Lock()
-		err := p.market.Decline(now, string(k.Decline.OfferNonce))
+		err := p.market.DeclineFrom(now, string(k.Decline.OfferNonce), from, string(k.Decline.JobCid))
 		p.mu.Unlock()
 		return answer(nil, 0, err), nil
 	case *pb.LeaseRequest_Cancel:
