@@ -61,6 +61,7 @@ var ProviderChecks = []Check{
 	{"watch.first-status", "6.3", "a watch starts with a Status of the lease's current state"},
 	{"watch.ids", "6.3", "every event carries the watched lease_id and epoch"},
 	{"watch.seq", "6.3", "Status.seq is strictly increasing within the lease epoch"},
+	{"watch.several", "6.3", "two watch streams of one lease epoch share no Status seq but the final Status's, the same on both"},
 	{"watch.final-status", "6.3", "a final Status comes before the Result"},
 	{"watch.result", "6.3", "one Result, the last event, then the stream closes"},
 	{"watch.logs", "6.3", "LogChunks carry at most 64 KiB, are contiguous per stream and hash to stdout_cid and stderr_cid"},

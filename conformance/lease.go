@@ -189,37 +189,48 @@ func (s *provSuite) epochRun(ctx context.Context) {
 	wu := s.c.watch(ctx, &pb.WatchRequest{LeaseId: random(16), Epoch: 1}, nil)
 	s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of a lease never made: %s %v", summary(wu.events), wu.err)
 
-	// Watch epoch 2 (held in FETCHING), cancel it once the watch has begun.
-	first := make(chan struct{})
-	done := make(chan *watched, 1)
-	go func() {
-		once := false
-		done <- s.c.watch(ctx, &pb.WatchRequest{LeaseId: id, Epoch: 2}, func(*pb.WatchEvent) bool {
-			if !once {
-				once = true
-				close(first)
-			}
-			return false
-		})
-	}()
-	var w *watched
-	select {
-	case <-first:
-	case w = <-done:
-	case <-ctx.Done():
-		return
+	// Watch epoch 2 (held in FETCHING) on two streams at once; cancel it
+	// once each has had two Statuses (one a heartbeat).
+	var ws [2]*watched
+	begun := make(chan struct{}, 2)
+	done := make(chan struct{}, 2)
+	for i := range ws {
+		go func() {
+			n := 0
+			ws[i] = s.c.watch(ctx, &pb.WatchRequest{LeaseId: id, Epoch: 2}, func(ev *pb.WatchEvent) bool {
+				if ev.GetStatus() != nil {
+					if n++; n == 2 {
+						begun <- struct{}{}
+					}
+				}
+				return false
+			})
+			done <- struct{}{}
+		}()
+	}
+	ended := 0
+	for need := 2; need > 0; need-- {
+		select {
+		case <-begun:
+		case <-done: // ended before two Statuses: checkWatch says how
+			ended++
+		case <-ctx.Done():
+			return
+		}
 	}
 	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: id, Epoch: 2}}})
 	if err != nil || !ca.Accepted {
 		s.fail("cancel.live", "a cancel of a live lease: %v %v", ca, err)
 	}
-	if w == nil {
+	for ; ended < 2; ended++ {
 		select {
-		case w = <-done:
+		case <-done:
 		case <-ctx.Done():
 			return
 		}
 	}
+	s.checkSeveral(ws[0], ws[1])
+	w := ws[0]
 	res := s.checkWatch(w, run{offer: o2, lease: l2, job: job}, pb.LeaseState_LEASE_STATE_CANCELLED, false)
 	s.expect("cancel.live", res != nil && res.State == pb.LeaseState_LEASE_STATE_CANCELLED && len(res.Receipt) > 0, "the Result after the cancel: %s", resultSummary(res))
 	if res != nil {
@@ -227,6 +238,35 @@ func (s *provSuite) epochRun(ctx context.Context) {
 			s.submitReceipt(ctx, res.Receipt, rec)
 		}
 	}
+}
+
+// checkSeveral checks two watch streams of one lease epoch: Status.seq is
+// strictly increasing over all the streams of a lease epoch (6.3), so no seq
+// comes on both but the final Status's, which is the same message on each.
+func (s *provSuite) checkSeveral(a, b *watched) {
+	seqs := func(w *watched) (live map[uint64]bool, final *pb.Status) {
+		live = map[uint64]bool{}
+		for _, ev := range w.events {
+			if st := ev.GetStatus(); st != nil {
+				if protocol.Final(st.State) {
+					final = st
+				} else {
+					live[st.Seq] = true
+				}
+			}
+		}
+		return live, final
+	}
+	la, fa := seqs(a)
+	lb, fb := seqs(b)
+	for q := range la {
+		if lb[q] {
+			s.fail("watch.several", "seq %d sent on both streams of the epoch (%s | %s)", q, summary(a.events), summary(b.events))
+			return
+		}
+	}
+	s.expect("watch.several", fa != nil && fb != nil && fa.Seq == fb.Seq && fa.State == fb.State,
+		"final Status %v on one stream, %v on the other", fa, fb)
 }
 
 // moduleFailures leases jobs whose module the kit does not have, or serves

@@ -69,7 +69,7 @@ func TestConformanceDeviants(t *testing.T) {
 		{"seq-repeated", func(n *node.Node) transport.Handler { return repeatSeq{n.Handler()} },
 			[]string{"watch.seq"}},
 		{"no-final-status", func(n *node.Node) transport.Handler { return noFinalStatus{n.Handler()} },
-			[]string{"watch.final-status"}},
+			[]string{"watch.final-status", "watch.several"}},
 		{"rewatch-without-status", func(n *node.Node) transport.Handler { return &bareRewatch{Handler: n.Handler()} },
 			[]string{"watch.first-status", "watch.rewatch"}},
 		{"receipt-amount", func(n *node.Node) transport.Handler { return &rebill{Handler: n.Handler(), key: n.Identity()} },
