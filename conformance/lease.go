@@ -184,10 +184,19 @@ func (s *provSuite) epochRun(ctx context.Context) {
 	s.expect("lease.stale-epoch", len(w1.events) == 1 && w1.events[0].GetError().GetCode() == pb.Code_CODE_STALE_EPOCH,
 		"a watch of epoch 1 after epoch 2: %s %v", summary(w1.events), w1.err)
 
-	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: random(16), Epoch: 1}}})
-	s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a cancel of a lease never made: %v %v", ca, err)
-	wu := s.c.watch(ctx, &pb.WatchRequest{LeaseId: random(16), Epoch: 1}, nil)
-	s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of a lease never made: %s %v", summary(wu.events), wu.err)
+	// Leases it does not hold: never made, an ID of another size than 16
+	// bytes (7), an epoch never committed (6.2, 6.3).
+	for _, u := range []struct {
+		what  string
+		id    []byte
+		epoch uint64
+	}{{"a lease never made", random(16), 1}, {"an 8-byte lease ID", random(8), 1}, {"epoch 3 of a lease at epoch 2", id, 3}} {
+		ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: u.id, Epoch: u.epoch}}})
+		s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a cancel of %s: %v %v", u.what, ca, err)
+		s.expect("lease.refusal-ids", err != nil || (bytes.Equal(ca.LeaseId, u.id) && ca.Epoch == u.epoch), "the answer to a cancel of %s names lease %x epoch %d", u.what, ca.GetLeaseId(), ca.GetEpoch())
+		wu := s.c.watch(ctx, &pb.WatchRequest{LeaseId: u.id, Epoch: u.epoch}, nil)
+		s.expect("watch.unknown", len(wu.events) == 1 && wu.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "a watch of %s: %s %v", u.what, summary(wu.events), wu.err)
+	}
 
 	// Watch epoch 2 (held in FETCHING) on two streams at once; cancel it
 	// once each has had two Statuses (one a heartbeat).
@@ -219,7 +228,7 @@ func (s *provSuite) epochRun(ctx context.Context) {
 		}
 	}
 	ca, err = s.c.lease(ctx, &pb.LeaseRequest{Kind: &pb.LeaseRequest_Cancel{Cancel: &pb.Cancel{LeaseId: id, Epoch: 2}}})
-	if err != nil || !ca.Accepted {
+	if err != nil || !ca.Accepted || !bytes.Equal(ca.LeaseId, id) || ca.Epoch != 2 {
 		s.fail("cancel.live", "a cancel of a live lease: %v %v", ca, err)
 	}
 	for ; ended < 2; ended++ {
@@ -237,6 +246,11 @@ func (s *provSuite) epochRun(ctx context.Context) {
 		if rec := s.checkReceipt(res, run{offer: o2, lease: l2, job: job}, w); rec != nil {
 			s.submitReceipt(ctx, res.Receipt, rec)
 		}
+	}
+	// Epoch 1 stays stale once epoch 2 has ended (6.2).
+	if o4, _, err := s.getOffer(ctx, s.request(job)); err == nil {
+		s.mustRefuse(ctx, "lease.stale-epoch", "a lease of epoch 1 after epoch 2 ended", s.seal(s.key, s.leaseMsg(o4, job, id, 1)), pb.Code_CODE_STALE_EPOCH)
+		s.declineAck(ctx, o4)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/node/exec"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -40,7 +42,7 @@ func testMarket() scheduler.MarketConfig {
 func newPair(t *testing.T) (prov, req *Node) {
 	t.Helper()
 	ctx := context.Background()
-	prov, err := New(Options{Identity: newKey(t), Market: testMarket()})
+	prov, err := New(Options{Identity: newKey(t), Market: testMarket(), Store: openStore(t), Exec: exectest.NewExecutor(t, exec.Config{}), Data: openData(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/node/store"
@@ -38,6 +39,18 @@ func openStore(tb testing.TB) *store.Store {
 	return s
 }
 
+// openData opens a data store in a temporary dir: a provider keeps its
+// runs' outputs there, and without one makes no offers (SPEC 6.6).
+func openData(tb testing.TB) *data.Store {
+	tb.Helper()
+	d, err := data.Open(filepath.Join(tb.TempDir(), "data"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}
+
 // federation starts providers (real stores, one shared executor) in the
 // given regions, each of its own operator, and a requester, all on loopback,
 // bootstrapped from the first provider, advertised.
@@ -50,7 +63,7 @@ func federation(tb testing.TB, regions []string) (req *Node, provs []*Node) {
 		m := testMarket()
 		m.Labels = scheduler.NewLabels(scheduler.Label{Key: "jurisdiction", Value: region[:2]}, scheduler.Label{Key: "region", Value: region},
 			scheduler.Label{Key: "operator", Value: "op" + string(rune('a'+i))})
-		p, err := New(Options{Identity: newKey(tb), Market: m, Store: openStore(tb), Exec: ex, Bootstrap: boot, ProvideValidity: time.Minute})
+		p, err := New(Options{Identity: newKey(tb), Market: m, Store: openStore(tb), Exec: ex, Data: openData(tb), Bootstrap: boot, ProvideValidity: time.Minute})
 		if err != nil {
 			tb.Fatal(err)
 		}

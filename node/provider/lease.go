@@ -105,6 +105,11 @@ func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Leas
 	if old, err := p.store.Lease(string(l.LeaseId), l.Epoch); err == nil && old.OfferNonce == string(l.OfferNonce) && old.Requester == from {
 		return l, nil, nil
 	}
+	// An epoch older than the highest committed is stale, even once that
+	// one has ended and left the market (SPEC 6.2).
+	if latest, err := p.store.LatestLease(string(l.LeaseId)); err == nil && latest.Requester == from && l.Epoch < latest.Epoch {
+		return l, nil, protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x epoch %d: epoch %d was committed here", l.LeaseId, l.Epoch, latest.Epoch)
+	}
 	if err := p.replay.Check(l.Nonce, l.ExpiresAtMs, now); err != nil {
 		return l, nil, err
 	}

@@ -479,6 +479,30 @@ func TestExpiresFetching(t *testing.T) {
 	})
 }
 
+// TestTrapIsTheJobs: a guest that traps failed by itself, as one exiting
+// non-zero does (SPEC 6.3, 9): the Result is FAILED with no error, which
+// would blame the provider and have the requester place the slot again; the
+// final Status says what trapped.
+func TestTrapIsTheJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t, "fr-par")
+		prov := f.Providers[0]
+		l := lease(t, f, prov, exectest.Trap(), time.Second)
+		var final *pb.Status
+		res, err := requester.Watch(context.Background(), f.Requester.Peer, prov.ID, &pb.WatchRequest{LeaseId: l.leaseID, Epoch: l.epoch}, func(ev *pb.WatchEvent) {
+			if st := ev.GetStatus(); st != nil && protocol.Final(st.State) {
+				final = st
+			}
+		})
+		if err != nil || res.State != pb.LeaseState_LEASE_STATE_FAILED || res.Error != nil {
+			t.Fatalf("a trapping guest: %v, %v; want FAILED with no error", res, err)
+		}
+		if final == nil || !strings.Contains(final.Message, "trap") {
+			t.Errorf("the final Status: %v; want its message to name the trap", final)
+		}
+	})
+}
+
 // stall never answers a module request: a fetch lasts until its asker gives
 // up.
 type stall struct{ transport.Handler }

@@ -39,6 +39,7 @@ type run struct {
 	// final one, so no Status ever follows it with a higher seq.
 	seq     uint64
 	ending  bool
+	note    string     // the final Status's message when the Result has no error: what ended the run
 	final   *pb.Status // the final Status, set with result
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
@@ -198,7 +199,13 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	state := pb.LeaseState_LEASE_STATE_SUCCEEDED
 	switch {
 	case res.Reason == exec.ReasonCanceled:
-		state = pb.LeaseState_LEASE_STATE_CANCELLED
+		state, err = pb.LeaseState_LEASE_STATE_CANCELLED, nil // a cancelled Result has no error (SPEC 6.3)
+	case err == nil && res.Reason == exec.ReasonTrap:
+		// A trap is the job's own failure, like a non-zero exit: no
+		// error, which would blame this provider; the final Status says
+		// what trapped (SPEC 6.3, 9).
+		state = pb.LeaseState_LEASE_STATE_FAILED
+		r.note = fmt.Sprintf("%s: %s", res.Reason, res.Detail)
 	case err != nil || res.Reason != exec.ReasonExit || res.ExitCode != 0:
 		state = pb.LeaseState_LEASE_STATE_FAILED
 		if err == nil && res.Reason != exec.ReasonExit {
@@ -362,6 +369,9 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		result.StartedAtMs = 0
 	}
 	final := finalStatus(r.lease.ID, r.lease.Epoch, state, out.FinalSeq, now, perr)
+	if perr == nil {
+		final.Message = r.note
+	}
 	r.set(func() { r.state, r.result, r.final = state, result, final })
 	// A requester may start watching after a short run ended: keep the run,
 	// its logs with it, for a while, then leave it to the store.

@@ -110,8 +110,11 @@ func (p *Provider) watchStored(req *pb.WatchRequest, from string) []*pb.WatchEve
 	if err != nil || l.Requester != from {
 		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", req.LeaseId))
 	}
-	if l.Epoch != req.Epoch {
+	switch {
+	case req.Epoch < l.Epoch:
 		return fail(protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x is at epoch %d here, not %d", req.LeaseId, l.Epoch, req.Epoch))
+	case req.Epoch > l.Epoch: // an epoch never committed here (SPEC 6.3)
+		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x epoch %d here: the highest committed is %d", req.LeaseId, req.Epoch, l.Epoch))
 	}
 	if !protocol.Final(l.State) {
 		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "lease %x is not running here", req.LeaseId))

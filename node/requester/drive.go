@@ -2,6 +2,7 @@ package requester
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -219,11 +220,15 @@ const maxLog = protocol.MaxLog
 func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID string, epoch uint64, terms Terms, send func(scheduler.Event)) {
 	var out, errOff uint64
 	var outBuf, errBuf bytes.Buffer // this lease's own streams, kept by CID at the end
+	var note string                 // the final Status's message: why a run the guest ended failed
 	for ctx.Err() == nil {
 		res, err := Watch(ctx, r.t, provider, &pb.WatchRequest{LeaseId: []byte(leaseID), Epoch: epoch, StdoutOffset: out, StderrOffset: errOff},
 			func(ev *pb.WatchEvent) {
 				switch x := ev.Event.(type) {
 				case *pb.WatchEvent_Status:
+					if protocol.Final(x.Status.State) {
+						note = x.Status.Message
+					}
 					send(scheduler.Heartbeat{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: x.Status.State})
 				case *pb.WatchEvent_Log:
 					j.update(func() {
@@ -249,7 +254,7 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 				j.results[runKey{leaseID, epoch}] = res
 			})
 			send(scheduler.ResultReceived{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: res.State, ExitCode: res.ExitCode,
-				OutputCID: string(res.OutputCid), Detail: res.GetError().GetMessage(), Code: res.GetError().GetCode()})
+				OutputCID: string(res.OutputCid), Detail: cmp.Or(res.GetError().GetMessage(), note), Code: res.GetError().GetCode()})
 			// The receipt is settled behind the result, not before it: the
 			// customer need not wait for two fsyncs and a round trip that
 			// only bill the run (a receipt that does not open is logged,
