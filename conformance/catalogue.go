@@ -82,10 +82,12 @@ var ProviderChecks = []Check{
 var RequesterChecks = []Check{
 	{"req.offer-request", "6.1", "an OfferRequest has a fresh 16-byte nonce, a job CID, an executor, resources, timeout_ms > 0, and expires at most 2 min + 30 s ahead"},
 	{"req.offer-checked", "6.1", "an offer whose total is not cost(resources, price, timeout_ms) is not leased, and is declined (the requester's check 6)"},
+	{"req.decline-rest", "6.1", "every offer the requester does not lease is declined"},
 	{"req.lease-signed", "3.1", "a lease opens under the cuivre-lease domain; Lease.requester MUST equal the signer, the remote peer"},
 	{"req.lease-fields", "6.2", "a lease names a live offer of the provider it is sent to and its job_cid, a 16-byte lease_id and nonce, epoch >= 1, heartbeat_ms 100 to 60000, a future expiry"},
 	{"req.lease-job", "6.2", "Lease.job opens as a signed job whose CID is job_cid, with instance < count, asking no more resources or time than its offer"},
 	{"req.module", "6.5", "the requester serves its job's module by CID: contiguous chunks, the last flagged, bytes that hash to the CID"},
+	{"req.module-serve", "6.5", "asked again, from an offset it sends the rest; from beyond the end CODE_MALFORMED; a module it lacks CODE_MODULE_NOT_FOUND"},
 	{"req.watch", "6.3", "the requester watches each lease it made, naming its lease_id and epoch"},
 	{"req.lost-cancel", "9", "a lease with no Status for 3 x heartbeat_ms is lost: the requester sends Cancel for that lease_id and epoch"},
 	{"req.reschedule", "6.2", "a lost slot is leased again with the same lease_id at a higher epoch"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -171,6 +172,13 @@ func (s *reqSuite) concludeLocked() {
 	if len(s.liarOffer) > 0 {
 		s.pass("req.offer-checked") // a failure recorded stays one
 	}
+	var undeclined int
+	for n := range s.offers {
+		if !s.declined[n] {
+			undeclined++
+		}
+	}
+	s.expect("req.decline-rest", undeclined == 0, "%d of the %d offers it did not lease were not declined", undeclined, len(s.offers))
 	if !s.signed {
 		s.fail("req.countersign", "no countersigned receipt of the rescheduled run came")
 	}
@@ -625,11 +633,69 @@ func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
 			got := wire.SumCID(buf).Bytes()
 			s.expect("req.module", bytes.Equal(got, cidBytes) && uint64(len(buf)) == ch.Size,
 				"%d bytes hashing to %x, size %d, CID asked %x", len(buf), got, ch.Size, cidBytes)
+			if bytes.Equal(got, cidBytes) {
+				p.moduleRequests(ctx, from, cidBytes, buf)
+			}
 			return bytes.Equal(got, cidBytes)
 		}
 	}
 	s.fail("req.module", "more than 4096 chunks")
 	return false
+}
+
+// moduleRequests asks the requester for its module again as a holder must
+// answer (SPEC 6.5): from an offset, the rest of it; from beyond its end,
+// CODE_MALFORMED; a module it does not have, CODE_MODULE_NOT_FOUND.
+func (p *kitProvider) moduleRequests(ctx context.Context, from peer.ID, cidBytes, module []byte) {
+	s := p.s
+	ask := func(req *pb.ModuleRequest) ([]*pb.ModuleChunk, error) {
+		c := &conn{h: p.h, to: from}
+		st, r, w, err := c.stream(ctx, protocol.ModuleID)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		stop := context.AfterFunc(ctx, func() { st.Reset() })
+		defer stop()
+		if err := w.WriteMsg(req); err != nil {
+			return nil, err
+		}
+		var out []*pb.ModuleChunk
+		for range 1 << 12 {
+			ch := new(pb.ModuleChunk)
+			if err := r.ReadMsg(ch); err != nil {
+				return out, err
+			}
+			out = append(out, ch)
+			if ch.Last || ch.Error != nil {
+				return out, nil
+			}
+		}
+		return out, errors.New("more than 4096 chunks")
+	}
+	half := uint64(len(module) / 2)
+	chunks, err := ask(&pb.ModuleRequest{Cid: cidBytes, Offset: half})
+	var rest []byte
+	contiguous := len(chunks) > 0 && chunks[0].Offset == half
+	for _, ch := range chunks {
+		contiguous = contiguous && ch.Offset == half+uint64(len(rest)) && ch.Error == nil
+		rest = append(rest, ch.Data...)
+	}
+	if err != nil || !contiguous || !bytes.Equal(rest, module[half:]) {
+		s.fail("req.module-serve", "the module from offset %d: %d chunks, %d bytes, %v", half, len(chunks), len(rest), err)
+		return
+	}
+	chunks, err = ask(&pb.ModuleRequest{Cid: cidBytes, Offset: uint64(len(module)) + 1})
+	if err != nil || len(chunks) != 1 || chunks[0].GetError().GetCode() != pb.Code_CODE_MALFORMED {
+		s.fail("req.module-serve", "an offset beyond the module: %d chunks, %v, want one CODE_MALFORMED", len(chunks), err)
+		return
+	}
+	chunks, err = ask(&pb.ModuleRequest{Cid: wire.SumCID([]byte("no such module")).Bytes()})
+	if err != nil || len(chunks) != 1 || chunks[0].GetError().GetCode() != pb.Code_CODE_MODULE_NOT_FOUND {
+		s.fail("req.module-serve", "a module it does not have: %d chunks, %v, want one CODE_MODULE_NOT_FOUND", len(chunks), err)
+		return
+	}
+	s.pass("req.module-serve")
 }
 
 // handleReceipt checks a countersigned receipt (SPEC 6.4).
@@ -676,7 +742,7 @@ func (s *reqSuite) checkDone() {
 	if !s.signed {
 		return
 	}
-	for _, n := range s.liarOffer {
+	for n := range s.offers { // not leased: every one declined (6.1)
 		if !s.declined[n] {
 			return
 		}
