@@ -57,6 +57,8 @@ var ProviderChecks = []Check{
 	{"module.fetch", "6.5", "the provider fetches the module by its CID from the lease's requester"},
 	{"module.not-found", "6.5", "a module its requester does not have ends the lease FAILED with CODE_MODULE_NOT_FOUND"},
 	{"module.mismatch", "6.5", "bytes that do not hash to the CID end the lease FAILED with CODE_MODULE_MISMATCH"},
+	{"module.bad-chunks", "6.5", "chunks not contiguous, a size that changes, bytes ending before their size: the lease ends FAILED with CODE_MALFORMED"},
+	{"module.invalid", "6.5", "bytes that are not WebAssembly end the lease FAILED with CODE_MALFORMED, a module that is not a WASI command with CODE_EXECUTOR_UNSUPPORTED"},
 	{"watch.unknown", "6.3", "a watch of a lease it does not hold for this requester (never made, another requester's, an ID not 16 bytes, an epoch never committed) is CODE_UNKNOWN_LEASE"},
 	{"watch.first-status", "6.3", "a watch starts with a Status of the lease's current state"},
 	{"watch.ids", "6.3", "every event carries the watched lease_id and epoch"},

@@ -286,18 +286,55 @@ func (s *provSuite) checkSeveral(a, b *watched) {
 // moduleFailures leases jobs whose module the kit does not have, or serves
 // with other bytes (SPEC 6.5, 9).
 func (s *provSuite) moduleFailures(ctx context.Context) {
+	// chunks splits m as a holder does: contiguous chunks of at most
+	// MaxModuleChunk, each with its size, the last flagged; at least two,
+	// for the faults between chunks.
+	chunks := func(m []byte) []*pb.ModuleChunk {
+		n := min(uint64(protocol.MaxModuleChunk), uint64(len(m)+1)/2)
+		var out []*pb.ModuleChunk
+		for off := uint64(0); off < uint64(len(m)); off += n {
+			end := min(off+n, uint64(len(m)))
+			out = append(out, &pb.ModuleChunk{Size: uint64(len(m)), Offset: off, Data: m[off:end], Last: end == uint64(len(m))})
+		}
+		return out
+	}
+	notWasm := []byte("these bytes are not WebAssembly")
+	notCommand := []byte("\x00asm\x01\x00\x00\x00") // a valid module with no _start
 	for _, c := range []struct {
-		id   string
-		name string
-		code pb.Code
+		id, name string
+		mod      []byte                           // the job's module; default a variant of Module named name
+		serve    func(m []byte) []*pb.ModuleChunk // what the kit answers; nil: no such module
+		code     pb.Code
 	}{
-		{"module.not-found", "conformance-missing", pb.Code_CODE_MODULE_NOT_FOUND},
-		{"module.mismatch", "conformance-mismatch", pb.Code_CODE_MODULE_MISMATCH},
+		{"module.not-found", "conformance-missing", nil, nil, pb.Code_CODE_MODULE_NOT_FOUND},
+		{"module.mismatch", "conformance-mismatch", nil, func([]byte) []*pb.ModuleChunk { return chunks(s.o.Module) }, pb.Code_CODE_MODULE_MISMATCH}, // bytes of another CID
+		{"module.bad-chunks", "conformance-gap", nil, func(m []byte) []*pb.ModuleChunk {
+			cs := chunks(m)
+			cs[1].Offset, cs[1].Data = cs[1].Offset+1, cs[1].Data[1:] // a byte skipped
+			return cs
+		}, pb.Code_CODE_MALFORMED},
+		{"module.bad-chunks", "conformance-size", nil, func(m []byte) []*pb.ModuleChunk {
+			cs := chunks(m)
+			cs[len(cs)-1].Size++ // the size changes
+			return cs
+		}, pb.Code_CODE_MALFORMED},
+		{"module.bad-chunks", "conformance-short", nil, func(m []byte) []*pb.ModuleChunk {
+			cs := chunks(m)
+			for _, c := range cs {
+				c.Size += 8 // the bytes end before their size
+			}
+			return cs
+		}, pb.Code_CODE_MALFORMED},
+		{"module.invalid", "not WebAssembly", notWasm, chunks, pb.Code_CODE_MALFORMED},
+		{"module.invalid", "not a WASI command", notCommand, chunks, pb.Code_CODE_EXECUTOR_UNSUPPORTED},
 	} {
-		mod := variant(s.o.Module, c.name)
+		mod := c.mod
+		if mod == nil {
+			mod = variant(s.o.Module, c.name)
+		}
 		cid := wire.SumCID(mod).Bytes()
-		if c.code == pb.Code_CODE_MODULE_MISMATCH {
-			s.mods.add(cid, s.o.Module, false) // bytes of another CID
+		if c.serve != nil {
+			s.mods.serveChunks(cid, c.serve(mod))
 		}
 		job, err := s.newJob(mod, resources, jobTimeout, 1)
 		if err != nil {
@@ -306,7 +343,7 @@ func (s *provSuite) moduleFailures(ctx context.Context) {
 		}
 		res, _ := s.leaseAndWatch(ctx, job, time.Minute, pb.LeaseState_LEASE_STATE_FAILED)
 		s.expect(c.id, res != nil && res.State == pb.LeaseState_LEASE_STATE_FAILED && res.GetError().GetCode() == c.code,
-			"the Result: %s", resultSummary(res))
+			"%s: the Result: %s, want FAILED with %s", c.name, resultSummary(res), c.code)
 	}
 }
 

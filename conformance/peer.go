@@ -209,15 +209,16 @@ func (c *conn) watch(ctx context.Context, req *pb.WatchRequest, stop func(*pb.Wa
 // to it, a hold until released).
 type moduleServer struct {
 	mu       sync.Mutex
-	modules  map[string][]byte        // CID bytes -> what is served
-	holds    map[string]chan struct{} // CID bytes -> closed when the request may be answered
-	asked    map[string]chan struct{} // CID bytes -> closed when first asked
+	modules  map[string][]byte            // CID bytes -> what is served
+	chunks   map[string][]*pb.ModuleChunk // CID bytes -> chunks sent as they are, faults and all
+	holds    map[string]chan struct{}     // CID bytes -> closed when the request may be answered
+	asked    map[string]chan struct{}     // CID bytes -> closed when first asked
 	requests []*pb.ModuleRequest
 	from     []peer.ID
 }
 
 func newModuleServer() *moduleServer {
-	return &moduleServer{modules: map[string][]byte{}, holds: map[string]chan struct{}{}, asked: map[string]chan struct{}{}}
+	return &moduleServer{modules: map[string][]byte{}, chunks: map[string][]*pb.ModuleChunk{}, holds: map[string]chan struct{}{}, asked: map[string]chan struct{}{}}
 }
 
 // add serves data under cid; hold, if true, makes requests wait for release.
@@ -234,6 +235,13 @@ func (m *moduleServer) add(cid []byte, data []byte, hold bool) <-chan struct{} {
 	ch := make(chan struct{})
 	m.asked[string(cid)] = ch
 	return ch
+}
+
+// serveChunks answers requests for cid with chunks, as they are.
+func (m *moduleServer) serveChunks(cid []byte, chunks []*pb.ModuleChunk) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.chunks[string(cid)] = chunks
 }
 
 // release lets the held requests for cid be answered.
@@ -273,9 +281,18 @@ func (m *moduleServer) handle(s network.Stream) {
 	}
 	hold := m.holds[string(req.Cid)]
 	data, ok := m.modules[string(req.Cid)]
+	chunks := m.chunks[string(req.Cid)]
 	m.mu.Unlock()
 	if hold != nil {
 		<-hold
+	}
+	if chunks != nil {
+		for _, ch := range chunks {
+			if w.WriteMsg(ch) != nil {
+				return
+			}
+		}
+		return
 	}
 	if !ok {
 		w.WriteMsg(&pb.ModuleChunk{Error: protocol.ToPB(protocol.Errorf(pb.Code_CODE_MODULE_NOT_FOUND, "the conformance kit holds no such module"))})

@@ -69,12 +69,15 @@ func FetchModule(ctx context.Context, t transport.Transport, from string, c cid.
 	var buf []byte
 	var ferr error
 	err := t.Module(ctx, from, &pb.ModuleRequest{Cid: c.Bytes()}, func(ch *pb.ModuleChunk) bool {
+		// Chunks are contiguous, all of one size, at most MaxModuleChunk
+		// each, and end exactly at the size with the last (SPEC 6.5).
 		switch {
 		case ch.Error != nil:
 			ferr = protocol.FromPB(ch.Error)
 			return false
-		case ch.Size > MaxModule || ch.Offset != uint64(len(buf)):
-			ferr = protocol.Errorf(protocol.CodeMalformed, "module chunk at %d of %d, expected %d", ch.Offset, ch.Size, len(buf))
+		case ch.Size > MaxModule || ch.Offset != uint64(len(buf)) || len(ch.Data) > protocol.MaxModuleChunk ||
+			buf != nil && ch.Size != uint64(cap(buf)) || ch.Offset+uint64(len(ch.Data)) > ch.Size:
+			ferr = protocol.Errorf(protocol.CodeMalformed, "module chunk of %d bytes at %d of %d, expected one at %d", len(ch.Data), ch.Offset, ch.Size, len(buf))
 			return false
 		}
 		if buf == nil {
@@ -83,6 +86,9 @@ func FetchModule(ctx context.Context, t transport.Transport, from string, c cid.
 		buf = append(buf, ch.Data...)
 		if ch.Last {
 			ferr = errDone
+			if uint64(len(buf)) != ch.Size {
+				ferr = protocol.Errorf(protocol.CodeMalformed, "module ends at %d bytes, its size is %d", len(buf), ch.Size)
+			}
 			return false
 		}
 		return true
