@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -13,6 +15,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
+	"github.com/ipfs/go-cid"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -54,6 +57,7 @@ func (s *provSuite) mainRun(ctx context.Context, o *pb.Offer, req *pb.OfferReque
 	if rec := s.checkReceipt(res, r, w); rec != nil {
 		s.submitReceipt(ctx, res.Receipt, rec)
 	}
+	s.blockChecks(ctx, res)
 	// A watch of the final lease.
 	again := s.c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch}, nil)
 	s.checkRewatch(again, res)
@@ -432,6 +436,7 @@ func (s *provSuite) limitChecks(ctx context.Context) {
 		{protocol.LeaseID, protocol.MaxLeaseMsg, new(pb.LeaseAnswer), func(m proto.Message) pb.Code { return m.(*pb.LeaseAnswer).GetError().GetCode() }},
 		{protocol.WatchID, protocol.MaxWatchMsg, new(pb.WatchEvent), func(m proto.Message) pb.Code { return m.(*pb.WatchEvent).GetError().GetCode() }},
 		{protocol.ReceiptID, protocol.MaxReceiptMsg, new(pb.ReceiptAck), func(m proto.Message) pb.Code { return m.(*pb.ReceiptAck).GetError().GetCode() }},
+		{protocol.BlocksID, protocol.MaxBlocksMsg, new(pb.BlockResponse), func(m proto.Message) pb.Code { return m.(*pb.BlockResponse).GetError().GetCode() }},
 	}
 	ok := true
 	for _, c := range tooLarge {
@@ -481,4 +486,95 @@ func (s *provSuite) otherRequester(ctx context.Context, l *pb.Lease) {
 	s.expect("cancel.unknown", err == nil && !ca.Accepted && ca.GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "another requester's cancel of the kit's lease: %v %v", ca, err)
 	w := c.watch(ctx, &pb.WatchRequest{LeaseId: l.LeaseId, Epoch: l.Epoch}, nil)
 	s.expect("watch.unknown", len(w.events) == 1 && w.events[0].GetError().GetCode() == pb.Code_CODE_UNKNOWN_LEASE, "another requester's watch of the kit's lease: %s %v", summary(w.events), w.err)
+}
+
+// blocks sends one BlockRequest and reads the answers until the holder
+// closes the stream, or an error answer.
+func (c *conn) blocks(ctx context.Context, req *pb.BlockRequest) ([]*pb.BlockResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	defer cancel()
+	st, r, w, err := c.stream(ctx, protocol.BlocksID)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	if err := w.WriteMsg(req); err != nil {
+		return nil, err
+	}
+	var out []*pb.BlockResponse
+	for range 1 << 8 {
+		b := new(pb.BlockResponse)
+		if err := r.ReadMsg(b); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, b)
+		if b.Error != nil {
+			return out, nil
+		}
+	}
+	return out, errors.New("more than 256 answers")
+}
+
+// blockChecks fetches the main run's output root as the lease's requester,
+// to whom the provider granted it, and asks what a holder must refuse
+// (SPEC 6.6): the root by another requester, a CID not reached from the
+// root, too many CIDs, a root that does not parse.
+func (s *provSuite) blockChecks(ctx context.Context, res *pb.Result) {
+	root, err := cid.Cast(res.OutputCid)
+	if err != nil {
+		s.fail("blocks.grant", "the Result's output_cid %x does not parse: %v", res.OutputCid, err)
+		return
+	}
+	// The root, twice: answered in the request's order, hashing to its CID.
+	got, err := s.c.blocks(ctx, &pb.BlockRequest{Cids: [][]byte{root.Bytes(), root.Bytes()}, Root: root.Bytes()})
+	ok := err == nil && len(got) == 2
+	for _, b := range got {
+		sum, serr := root.Prefix().Sum(b.Data)
+		ok = ok && b.Error == nil && !b.Missing && bytes.Equal(b.Cid, root.Bytes()) && serr == nil && sum.Equals(root)
+	}
+	s.expect("blocks.grant", ok, "the output root asked twice by the lease's requester: %d answers %v, %v", len(got), blockSummary(got), err)
+
+	refused := func(what string, c *conn, req *pb.BlockRequest, want pb.Code) {
+		got, err := c.blocks(ctx, req)
+		id := "blocks.refused"
+		if err != nil || len(got) == 0 || got[len(got)-1].GetError().GetCode() != want {
+			s.fail(id, "%s: want %s, got %s %v", what, want, blockSummary(got), err)
+		}
+	}
+	stray := wire.SumCID([]byte("a block the output does not reach")).Bytes()
+	refused("a CID not reached from the granted root", s.c, &pb.BlockRequest{Cids: [][]byte{stray}, Root: root.Bytes()}, pb.Code_CODE_UNAUTHORIZED)
+	many := make([][]byte, 65)
+	for i := range many {
+		many[i] = root.Bytes()
+	}
+	refused("65 CIDs", s.c, &pb.BlockRequest{Cids: many, Root: root.Bytes()}, pb.Code_CODE_MALFORMED)
+	refused("a root that does not parse", s.c, &pb.BlockRequest{Cids: [][]byte{root.Bytes()}, Root: []byte("not a CID")}, pb.Code_CODE_MALFORMED)
+	if h, err := newHost(s.other, onLoopback(s.o.Target.Addrs)); err == nil {
+		defer h.Close()
+		if err := h.Connect(ctx, s.o.Target); err == nil {
+			refused("the output root asked by another requester", &conn{h: h, to: s.target}, &pb.BlockRequest{Cids: [][]byte{root.Bytes()}, Root: root.Bytes()}, pb.Code_CODE_UNAUTHORIZED)
+		}
+	}
+	s.pass("blocks.refused") // a failure recorded stays one
+}
+
+// blockSummary describes block answers in one short line.
+func blockSummary(bs []*pb.BlockResponse) string {
+	var b []byte
+	for _, x := range bs {
+		switch {
+		case x.Error != nil:
+			b = fmt.Appendf(b, "error(%s) ", x.Error.Code)
+		case x.Missing:
+			b = fmt.Appendf(b, "missing ")
+		default:
+			b = fmt.Appendf(b, "block(%d bytes) ", len(x.Data))
+		}
+	}
+	return string(b)
 }
