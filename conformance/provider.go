@@ -76,6 +76,7 @@ type provSuite struct {
 	self   peer.ID
 	target peer.ID
 	mods   *moduleServer
+	blocks *blockServer
 	now    func() time.Time
 	capRec *pb.CapacityRecord
 	job    *record.SignedJob // the job of the main run, of Module
@@ -92,7 +93,7 @@ func RunProvider(ctx context.Context, o ProviderOptions) (Report, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &provSuite{recorder: newRecorder(ProviderChecks), o: o, now: o.Now, target: o.Target.ID, mods: newModuleServer()}
+	s := &provSuite{recorder: newRecorder(ProviderChecks), o: o, now: o.Now, target: o.Target.ID, mods: newModuleServer(), blocks: newBlockServer()}
 	var err error
 	if s.key = o.Key; s.key == nil {
 		if s.key, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
@@ -109,6 +110,7 @@ func RunProvider(ctx context.Context, o ProviderOptions) (Report, error) {
 	defer s.mods.releaseAll()
 	s.self = s.h.ID()
 	s.h.SetStreamHandler(protocol.ModuleID, s.mods.handle)
+	s.h.SetStreamHandler(protocol.BlocksID, s.blocks.handle)
 	if err := s.h.Connect(ctx, o.Target); err != nil {
 		return nil, fmt.Errorf("conformance: connect to %s: %w", o.Target.ID, err)
 	}
@@ -138,6 +140,7 @@ func RunProvider(ctx context.Context, o ProviderOptions) (Report, error) {
 	s.leaseRefusals(ctx)
 	s.epochRun(ctx)
 	s.moduleFailures(ctx)
+	s.inputRuns(ctx)
 	s.expiryRun(ctx)
 	if err := ctx.Err(); err != nil {
 		return s.report(), fmt.Errorf("conformance: the suite did not finish: %w", err)
