@@ -8,10 +8,13 @@
 // a multiaddr: it reads the provider's capacity record and facet keys from the
 // DHT, asks for offers, leases, declines, cancels and re-leases at higher
 // epochs, serves the job's module over /cuivre/module (SPEC 6.5), watches the
-// runs, checks their receipts (recomputing each amount with the formula of
-// SPEC 5.5 from the receipt's own fields), countersigns them, and sends
-// malformed, oversized, wrong-domain, expired and replayed messages to see them
-// refused with the right codes.
+// runs on one and two streams, serves jobs' inputs over /cuivre/blocks and
+// fetches a run's output from it (SPEC 6.6), checks the receipts (recomputing
+// each amount with the formula of SPEC 5.5 from the receipt's own fields),
+// countersigns them, and sends malformed, oversized, wrong-domain, expired
+// and replayed messages, jobs breaking one rule of SPEC 5.2 each, and
+// modules and inputs with one fault each, to see them refused with the right
+// codes.
 //
 // RunRequester plays three providers, announced in a DHT of their own, for a
 // requester under test that bootstraps from them and places one job: it
