@@ -5,6 +5,7 @@ package conformance
 var ProviderChecks = []Check{
 	{"capacity.record", "4.4", "the capacity record is in the DHT under /cuivre-capacity/<peer ID>, opens under cuivre-capacity, names the provider, is live and at most 1 h + 30 s ahead"},
 	{"capacity.signer", "3.2", "CapacityRecord.provider MUST equal the signer"},
+	{"capacity.refused", "3.3", "its DHT server stores no capacity record that is expired, expires over 1 h + 30 s ahead, exceeds 16 KiB, sits under another peer's key, or names another provider (3.3, 4.4, 7)"},
 	{"facet.keys", "4.3", "the provider is a DHT provider of its facet key (its own shard) for any, region, jurisdiction, cert, executor and size"},
 	{"facet.one-shard", "4.3", "the provider announces each facet value in exactly one shard: not in the next shard of any"},
 	{"offer.signed", "3.1", "an offer opens under the cuivre-offer domain and payload type with an Ed25519 key"},

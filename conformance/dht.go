@@ -4,6 +4,10 @@ import (
 	"context"
 	"time"
 
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-msgio/pbio"
+
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
@@ -95,6 +99,7 @@ func (s *provSuite) dhtChecks(ctx context.Context) {
 		}
 	}
 	s.expect("facet.keys", len(missing) == 0, "not a provider of %v", missing)
+	s.capacityRefusals(ctx, kad)
 	k, _ := protocol.ProviderKey(protocol.FacetAny, "", string(s.target))
 	k.Shard = (k.Shard + 1) % 64
 	s.expect("facet.one-shard", !s.provides(ctx, d, k), "also a provider of %s, not its shard", k)
@@ -110,4 +115,64 @@ func (s *provSuite) provides(ctx context.Context, d *dht.IpfsDHT, k protocol.Fac
 		}
 	}
 	return false
+}
+
+// capacityRefusals puts capacity records into the provider's DHT server, as
+// any DHT peer may, and sees the ones SPEC 3.3 and 4.4 make invalid refused:
+// a DHT server answers a PUT_VALUE it stores with the message itself, and
+// resets the stream on one it refuses. The kit's own valid record, put first,
+// shows the difference.
+func (s *provSuite) capacityRefusals(ctx context.Context, kad p2pproto.ID) {
+	now := s.now()
+	rec := func(edit func(*pb.CapacityRecord)) *pb.CapacityRecord {
+		r := &pb.CapacityRecord{Provider: []byte(s.self), Seq: protocol.UnixMs(now), IssuedAtMs: protocol.UnixMs(now),
+			ExpiresAtMs: protocol.UnixMs(now.Add(time.Minute)), Total: resources, Free: resources, Executors: []string{"wasm"}}
+		if edit != nil {
+			edit(r)
+		}
+		return r
+	}
+	put := func(key string, value []byte) (stored bool, err error) {
+		ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+		defer cancel()
+		st, err := s.h.NewStream(ctx, s.target, kad)
+		if err != nil {
+			return false, err
+		}
+		defer st.Close()
+		stop := context.AfterFunc(ctx, func() { st.Reset() })
+		defer stop()
+		m := dhtpb.NewMessage(dhtpb.Message_PUT_VALUE, []byte(key), 0)
+		m.Record = &recpb.Record{Key: []byte(key), Value: value}
+		if err := pbio.NewDelimitedWriter(st).WriteMsg(m); err != nil {
+			return false, err
+		}
+		var echo dhtpb.Message
+		return pbio.NewDelimitedReader(st, 1<<20).ReadMsg(&echo) == nil, nil
+	}
+	own := record.CapacityKey(s.self)
+	if ok, err := put(own, s.seal(s.key, rec(nil))); err != nil || !ok {
+		s.skip("capacity.refused", "the provider's DHT server did not store the kit's own valid capacity record (%v): refusals cannot be told apart", err)
+		return
+	}
+	// Each record has a higher seq than the one stored, so that it is
+	// refused for its one fault, not for being older (4.4).
+	big := rec(func(r *pb.CapacityRecord) { r.Seq++; r.Addrs = [][]byte{make([]byte, 17<<10)} })
+	for _, c := range []struct {
+		what  string
+		key   string
+		value []byte
+	}{
+		{"an expired record", own, s.seal(s.key, rec(func(r *pb.CapacityRecord) { r.Seq++; r.ExpiresAtMs = protocol.UnixMs(now.Add(-time.Second)) }))},
+		{"a record expiring more than 1 h + 30 s ahead", own, s.seal(s.key, rec(func(r *pb.CapacityRecord) { r.Seq++; r.ExpiresAtMs = protocol.UnixMs(now.Add(2 * time.Hour)) }))},
+		{"a record over 16 KiB", own, s.seal(s.key, big)},
+		{"a record under another peer's key", record.CapacityKey(mustID(s.other)), s.seal(s.key, rec(nil))},
+		{"a record whose provider field is not its signer", own, s.seal(s.key, rec(func(r *pb.CapacityRecord) { r.Seq++; r.Provider = []byte(mustID(s.other)) }))},
+	} {
+		if ok, err := put(c.key, c.value); ok || err != nil {
+			s.fail("capacity.refused", "%s was stored (%v)", c.what, err)
+			return
+		}
+	}
+	s.pass("capacity.refused")
 }
