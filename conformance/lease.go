@@ -98,6 +98,7 @@ func (s *provSuite) leaseRefusals(ctx context.Context) {
 		{"lease.heartbeat", "heartbeat_ms 60001", nil, func(o *pb.Offer, l *pb.Lease) []byte { l.HeartbeatMs = 60001; return s.seal(s.key, l) }, pb.Code_CODE_MALFORMED},
 	}
 	cases = append(cases, s.envelopeCases()...)
+	s.keyTypeCase(ctx)
 	cases = append(cases, s.jobCases()...)
 	for _, c := range cases {
 		if ctx.Err() != nil {

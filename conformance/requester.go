@@ -57,7 +57,7 @@ type reqSuite struct {
 	provs []*kitProvider
 
 	mu        sync.Mutex
-	nonces    map[string]bool          // OfferRequest nonces seen
+	nonces    map[string]string        // OfferRequest nonce -> the request's bytes
 	offers    map[string]*offerMade    // offer nonce -> the offer, while live
 	liarOffer []string                 // nonces of the offers that lie
 	declined  map[string]bool          // offer nonces declined
@@ -104,7 +104,7 @@ func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
 		o.Now = time.Now
 	}
 	s := &reqSuite{recorder: newRecorder(RequesterChecks), o: o, now: o.Now,
-		nonces: map[string]bool{}, offers: map[string]*offerMade{}, declined: map[string]bool{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
+		nonces: map[string]string{}, offers: map[string]*offerMade{}, declined: map[string]bool{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
 		cancels: map[string]chan struct{}{}, done: make(chan struct{}), ctx: ctx}
 	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 1_000, EgressNanosPerGib: 1_000_000}
 	for _, role := range []string{roleLiar, roleHonest, roleHonest} {
@@ -282,9 +282,13 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 	}
 	now := s.now()
 	nowMs := protocol.UnixMs(now)
+	// A nonce seen before is a replay, unless the request is the same: a
+	// retry (6.1).
+	body, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	s.mu.Lock()
-	reused := s.nonces[string(req.Nonce)]
-	s.nonces[string(req.Nonce)] = true
+	prev, seen := s.nonces[string(req.Nonce)]
+	reused := seen && prev != string(body)
+	s.nonces[string(req.Nonce)] = string(body)
 	gone := p.gone[string(req.JobCid)]
 	s.mu.Unlock()
 	_, cidErr := wire.ParseCID(req.JobCid)
@@ -292,7 +296,7 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 	case len(req.Nonce) != protocol.NonceSize:
 		s.fail("req.offer-request", "a nonce of %d bytes", len(req.Nonce))
 	case reused:
-		s.fail("req.offer-request", "nonce %x used before (3.4)", req.Nonce)
+		s.fail("req.offer-request", "nonce %x used before for another request (3.4, 6.1)", req.Nonce)
 	case cidErr != nil:
 		s.fail("req.offer-request", "job_cid %x: %v", req.JobCid, cidErr)
 	case req.TimeoutMs == 0 || req.Resources == nil: // an empty executor means wasm (6.1)
