@@ -82,7 +82,7 @@ var ProviderChecks = []Check{
 	{"receipt.fields", "6.4", "the receipt names the provider, requester, lease, epoch, job, reserved resources, the offer's price, the Result's output and egress"},
 	{"receipt.amount", "6.4", "the amount is min(cost(reserved, price, ended - started), Offer.total) + egress_cost, from the receipt's own fields (5.5)"},
 	{"receipt.submit", "6.4", "a countersigned receipt is acknowledged, and again when submitted again"},
-	{"receipt.refused", "6.4", "a receipt it did not issue, a countersignature by another, a wrong receipt_hash are refused with their codes"},
+	{"receipt.refused", "6.4", "a receipt signed by another than the provider, a countersignature by another requester, a wrong receipt_hash, a lease in place of a countersignature: refused with their codes"},
 }
 
 // RequesterChecks is the catalogue of the requester suite, in the order a
@@ -96,7 +96,7 @@ var RequesterChecks = []Check{
 	{"req.lease-job", "6.2", "Lease.job opens as a signed job whose CID is job_cid, with instance < count, asking no more resources or time than its offer"},
 	{"req.module", "6.5", "the requester serves its job's module by CID: contiguous chunks, the last flagged, bytes that hash to the CID"},
 	{"req.module-serve", "6.5", "asked again, from an offset it sends the rest; from beyond the end CODE_MALFORMED; a module it lacks CODE_MODULE_NOT_FOUND"},
-	{"req.watch", "6.3", "the requester watches each lease it made, naming its lease_id and epoch"},
+	{"req.watch", "6.3", "a watch names a lease the requester made, by its lease_id and epoch"},
 	{"req.lost-cancel", "9", "a lease with no Status for 3 x heartbeat_ms is lost: the requester sends Cancel for that lease_id and epoch"},
 	{"req.reschedule", "6.2", "a lost slot is leased again with the same lease_id at a higher epoch"},
 	{"req.countersign", "6.4", "a run's receipt comes back countersigned: by the lease's requester, receipt_hash the sha2-256 of the receipt's envelope"},
