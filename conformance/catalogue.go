@@ -89,7 +89,7 @@ var ProviderChecks = []Check{
 // report lists them.
 var RequesterChecks = []Check{
 	{"req.offer-request", "6.1", "an OfferRequest has a 16-byte nonce fresh but for a retry, a job CID, an executor, resources, timeout_ms > 0, and expires at most 2 min + 30 s ahead"},
-	{"req.offer-checked", "6.1", "an offer whose total is not cost(resources, price, timeout_ms) is not leased, and is declined (the requester's check 6)"},
+	{"req.offer-checked", "6.1", "an offer with one fault (total, signature, domain, expiry, nonce, provider, request, job) is never leased, and declined if it opens and is the asked provider's (checks 2 to 6)"},
 	{"req.decline-rest", "6.1", "every offer the requester does not lease is declined"},
 	{"req.lease-signed", "3.1", "a lease opens under the cuivre-lease domain; Lease.requester MUST equal the signer, the remote peer"},
 	{"req.lease-fields", "6.2", "a lease names a live offer of the provider it is sent to and its job_cid, a 16-byte lease_id and nonce, epoch >= 1, heartbeat_ms 100 to 60000, a future expiry"},

@@ -59,10 +59,12 @@ type reqSuite struct {
 	mu        sync.Mutex
 	nonces    map[string]string        // OfferRequest nonce -> the request's bytes
 	offers    map[string]*offerMade    // offer nonce -> the offer, while live
-	liarOffer []string                 // nonces of the offers that lie
+	lies      []lie                    // the liar's offers, in order
+	other     crypto.PrivKey           // another provider's key, for offers it did not sign
 	declined  map[string]bool          // offer nonces declined
 	leases    []*pb.Lease              // accepted, in order
 	silent    map[string]uint64        // lease_id -> epoch that went silent
+	silenced  bool                     // a lease went silent: the suite's first
 	cancelled map[string]uint64        // lease_id -> epoch cancelled by the requester
 	cancels   map[string]chan struct{} // lease_id -> closed when a Cancel of it came
 	signed    bool                     // the rescheduled run's receipt came countersigned
@@ -74,6 +76,7 @@ type reqSuite struct {
 // offerMade is an offer one of the kit's providers made.
 type offerMade struct {
 	role      string
+	fault     string // the liar's: its one fault
 	provider  peer.ID
 	offer     *pb.Offer
 	timeoutMs uint64 // of its request
@@ -92,13 +95,16 @@ type kitProvider struct {
 
 // RunRequester runs the requester suite: the kit plays three providers,
 // announced in a DHT of their own, for a requester under test that
-// bootstraps from them (Ready) and places one job of engine wasm fitting in
-// JobFits. It checks the requester's offer requests, leases, module serving,
-// watch, handling of a lost lease (SPEC 9: Cancel, then the slot leased again
-// at epoch + 1) and countersigned receipt. One provider's offer states a
-// wrong total, which the requester must not lease (6.1); the first slot
-// leased goes silent after its first Status. It returns when the rescheduled
-// run's receipt is countersigned and the lost epoch cancelled, or ctx ends.
+// bootstraps from them (Ready) and places one job of engine wasm, of at
+// least 30 slots each fitting in JobFits. It checks the requester's offer
+// requests, leases, module serving, watch, handling of a lost lease (SPEC 9:
+// Cancel, then the slot leased again at a higher epoch) and countersigned
+// receipts. One provider's offers each have one fault of offerFaults, in
+// turn, which the requester must not lease, and must decline if it can read
+// them (6.1); the first slot leased goes silent after its first Status. It
+// returns when every fault was offered, the silent epoch cancelled and its
+// slot's new lease countersigned, and every offer not leased declined; or
+// when ctx ends.
 func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -106,6 +112,10 @@ func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
 	s := &reqSuite{recorder: newRecorder(RequesterChecks), o: o, now: o.Now,
 		nonces: map[string]string{}, offers: map[string]*offerMade{}, declined: map[string]bool{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
 		cancels: map[string]chan struct{}{}, done: make(chan struct{}), ctx: ctx}
+	var err error
+	if s.other, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
+		return nil, err
+	}
 	price := &pb.Price{Currency: "EUR", CpuNanosPerSecond: 10_000, MemoryNanosPerGibSecond: 1_000, EgressNanosPerGib: 1_000_000}
 	for _, role := range []string{roleLiar, roleHonest, roleHonest} {
 		p, err := s.startProvider(ctx, role, !o.Public, price)
@@ -161,15 +171,21 @@ func (s *reqSuite) concludeLocked() {
 			s.fail("req.reschedule", "lease %x epoch %d went silent; the slot was not leased again", id, epoch)
 		}
 	}
-	if len(s.liarOffer) == 0 {
-		s.skip("req.offer-checked", "the provider whose offer lies was never asked")
-	}
-	for _, n := range s.liarOffer {
-		if !s.declined[n] {
-			s.fail("req.offer-checked", "offer %x, whose total lies, was not declined (6.1: discarded and declined)", n)
+	var kinds []string
+	for _, l := range s.lies {
+		if !slices.Contains(kinds, l.fault) {
+			kinds = append(kinds, l.fault)
+		}
+		if l.opens && !s.declined[l.nonce] {
+			s.fail("req.offer-checked", "offer %x, whose fault is %s, was not declined (6.1: discarded and declined)", l.nonce, l.fault)
 		}
 	}
-	if len(s.liarOffer) > 0 {
+	switch {
+	case len(s.lies) == 0:
+		s.skip("req.offer-checked", "the provider whose offers have faults was never asked")
+	case len(kinds) < len(offerFaults):
+		s.fail("req.offer-checked", "only %d of the %d faulty offers were asked of the kit (%v): have the requester place a job of more slots", len(kinds), len(offerFaults), kinds)
+	default:
 		s.pass("req.offer-checked") // a failure recorded stays one
 	}
 	var undeclined int
@@ -322,26 +338,98 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 		refuse(pb.Code_CODE_MALFORMED, err.Error())
 		return
 	}
-	if p.role == roleLiar {
-		// The lie: a total below what the price makes, so that this
-		// offer ranks first with a requester that does not check it.
-		total.Nanos /= 2
-	}
 	o := &pb.Offer{Provider: []byte(p.h.ID()), Requester: []byte(st.Conn().RemotePeer()), RequestNonce: req.Nonce,
 		Nonce: random(protocol.NonceSize), JobCid: req.JobCid, Resources: req.Resources, Price: p.price, Total: total,
 		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxOfferTTL))}
-	env, err := record.Seal(p.key, o)
-	if err != nil {
-		refuse(pb.Code_CODE_INTERNAL, err.Error())
-		return
+	env := sealRaw(p.key, record.KindOffer.Domain(), record.KindOffer.PayloadType(), mustCanonical(o))
+	made := &offerMade{role: p.role, provider: p.h.ID(), offer: o, timeoutMs: req.TimeoutMs}
+	if p.role == roleLiar {
+		// Each answer of the liar has one fault, the next of the list in
+		// turn; its total is also below what its price makes, so that it
+		// ranks first with a requester that checks nothing.
+		s.mu.Lock()
+		f := offerFaults[len(s.lies)%len(offerFaults)]
+		s.mu.Unlock()
+		o.Total.Nanos /= 2
+		if f.name != "total" {
+			o.Total.Nanos *= 2 // the total is right: the one fault is f's
+		}
+		env = f.make(s, p, o)
+		made.fault = f.name
+		s.mu.Lock()
+		s.lies = append(s.lies, lie{nonce: string(o.Nonce), fault: f.name, opens: f.opens})
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
-	s.offers[string(o.Nonce)] = &offerMade{role: p.role, provider: p.h.ID(), offer: o, timeoutMs: req.TimeoutMs}
-	if p.role == roleLiar {
-		s.liarOffer = append(s.liarOffer, string(o.Nonce))
+	if made.fault == "" || offerFaultOpens(made.fault) {
+		s.offers[string(o.Nonce)] = made
 	}
 	s.mu.Unlock()
 	w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+	s.checkDone()
+}
+
+// lie is an offer of the liar: its nonce and its one fault.
+type lie struct {
+	nonce, fault string
+	opens        bool // it opens (3.1, 3.2): the requester knows its nonce and declines it
+}
+
+// offerFaults are the faults of the liar's offers, one an offer, each a
+// check of SPEC 6.1 (requester's steps 2 to 6) the requester must apply: it
+// never leases such an offer, and declines those that open.
+var offerFaults = []struct {
+	name  string
+	opens bool
+	make  func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte
+}{
+	{"total", true, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { return p.seal(o) }}, // step 6: the total is half
+	{"bad-signature", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2
+		env := p.seal(o)
+		env[len(env)-1] ^= 1
+		return env
+	}},
+	{"wrong-domain", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2
+		return sealRaw(p.key, record.KindLease.Domain(), record.KindOffer.PayloadType(), mustCanonical(o))
+	}},
+	{"expired", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.3)
+		o.ExpiresAtMs = protocol.UnixMs(s.now().Add(-time.Second))
+		return p.seal(o)
+	}},
+	{"too-far-ahead", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.3)
+		o.ExpiresAtMs = protocol.UnixMs(s.now().Add(10 * time.Minute))
+		return p.seal(o)
+	}},
+	{"short-nonce", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.2)
+		o.Nonce = random(8)
+		return p.seal(o)
+	}},
+	{"another-provider", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 3: not the asked provider's offer to decline
+		o.Provider = []byte(mustID(s.other))
+		return sealRaw(s.other, record.KindOffer.Domain(), record.KindOffer.PayloadType(), mustCanonical(o))
+	}},
+	{"another-request", true, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 4
+		o.RequestNonce = random(protocol.NonceSize)
+		return p.seal(o)
+	}},
+	{"another-job", true, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 4
+		o.JobCid = wire.SumCID([]byte("another job")).Bytes()
+		return p.seal(o)
+	}},
+}
+
+func offerFaultOpens(name string) bool {
+	for _, f := range offerFaults {
+		if f.name == name {
+			return f.opens
+		}
+	}
+	return false
+}
+
+func (p *kitProvider) seal(m proto.Message) []byte {
+	k := record.KindOf(m)
+	return sealRaw(p.key, k.Domain(), k.PayloadType(), mustCanonical(m))
 }
 
 func fits(r, in *pb.Resources) bool {
@@ -395,9 +483,14 @@ func (p *kitProvider) handleLease(st network.Stream) {
 		delete(s.offers, string(l.OfferNonce))
 		s.leases = append(s.leases, l)
 		if made.role == roleLiar {
-			s.fail("req.offer-checked", "it leased offer %x, whose total is half what its price makes (6.1 check 6)", l.OfferNonce)
+			s.fail("req.offer-checked", "it leased offer %x, whose fault is %s (6.1)", l.OfferNonce, made.fault)
 		}
 		if l.Epoch > 1 {
+			// The silent slot is placed again: the silent provider
+			// may offer again, for the job's other slots.
+			for _, q := range s.provs {
+				delete(q.gone, string(l.JobCid))
+			}
 			var before *pb.Lease
 			for _, x := range s.leases[:len(s.leases)-1] {
 				if bytes.Equal(x.LeaseId, l.LeaseId) {
@@ -521,7 +614,11 @@ func (p *kitProvider) handleWatch(st network.Stream) {
 		return w.WriteMsg(&pb.WatchEvent{Event: &pb.WatchEvent_Status{Status: &pb.Status{LeaseId: l.LeaseId, Epoch: l.Epoch,
 			State: state, Seq: seq, AtMs: protocol.UnixMs(s.now()), Used: jobResources(l)}}})
 	}
-	if (!silentBefore && l.Epoch == 1) || (silentBefore && silentEpoch == l.Epoch) {
+	s.mu.Lock()
+	silence := (silentBefore && silentEpoch == l.Epoch) || (!s.silenced && l.Epoch == 1)
+	s.silenced = s.silenced || silence
+	s.mu.Unlock()
+	if silence {
 		// The silent one: one Status, then nothing, until the requester
 		// gives up on it (SPEC 9: no Status for 3 x heartbeat_ms) and
 		// cancels it, or resets the stream.
@@ -750,6 +847,13 @@ func (s *reqSuite) checkDone() {
 		if !s.declined[n] {
 			return
 		}
+	}
+	kinds := map[string]bool{}
+	for _, l := range s.lies {
+		kinds[l.fault] = true
+	}
+	if len(kinds) < len(offerFaults) {
+		return
 	}
 	for id, e := range s.silent {
 		if c, ok := s.cancelled[id]; !ok || c != e {

@@ -38,17 +38,20 @@ func newConformanceRequesterCmd() *cobra.Command {
 		Short: "Check a requester: offer requests, offer checks, leases, module serving, lost leases, receipts",
 		Long: `requester plays three providers, announced in a DHT of their own, for a
 requester under test. It prints the multiaddr to bootstrap the requester's
-DHT from; have the requester place one job of engine wasm needing at most
-4 vCPUs and 8 GiB there. The kit checks the requester's offer requests and
-leases; one provider's offer states a total below what its price makes,
-which the requester must not lease; the first slot leased goes silent after
-its first Status, which the requester must cancel and lease again at a higher
-epoch; the slot leased again fetches the job's module from the requester
-over /cuivre/module/1.0.0, reports a run (it runs no code) and sends a
-receipt, which must come back countersigned.
+DHT from; have the requester place there one job of engine wasm of at least
+30 slots (count), each needing at most 4 vCPUs and 8 GiB. The kit checks the
+requester's offer requests and leases. One provider's offers each have one
+fault (a total below what the price makes, a bad signature, another kind's
+domain, an expiry past or too far, a short nonce, another provider's
+signature, another request, another job): the requester must lease none, and
+decline those it can read. The first slot leased goes silent after its first
+Status: the requester must cancel it and lease the slot again at a higher
+epoch. Other leases fetch the job's module from the requester over
+/cuivre/module/1.0.0, report a run (the kit runs no code) and send a receipt,
+which must come back countersigned.
 
-The suite ends when that receipt is countersigned and the silent epoch
-cancelled, or at --timeout.`,
+The suite ends once every faulty offer was asked, the silent epoch cancelled
+and the slot placed again, and its receipt countersigned; or at --timeout.`,
 		Example: `  cuivre conformance requester
   cuivre conformance requester --public   # for a requester on another host`,
 		Args: cobra.NoArgs,
@@ -62,7 +65,7 @@ cancelled, or at --timeout.`,
 				for _, a := range addrs {
 					fmt.Fprintf(out, "  %s\n", a)
 				}
-				fmt.Fprintf(out, "then place one job of engine wasm (at most %d millicores, %s); waiting up to %s\n",
+				fmt.Fprintf(out, "then place one job of engine wasm of 30 slots or more (each at most %d millicores, %s); waiting up to %s\n",
 					conformance.JobFits.CpuMillis, protocol.FormatBytes(conformance.JobFits.MemoryBytes), timeout)
 			}})
 			rep.Print(out)
