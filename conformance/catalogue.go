@@ -89,7 +89,7 @@ var ProviderChecks = []Check{
 // report lists them.
 var RequesterChecks = []Check{
 	{"req.offer-request", "6.1", "an OfferRequest has a 16-byte nonce fresh but for a retry, a job CID, an executor, resources, timeout_ms > 0, and expires at most 2 min + 30 s ahead"},
-	{"req.offer-checked", "6.1", "an offer with one fault (total, signature, domain, expiry, nonce, provider, request, job) is never leased, and declined if it opens and is the asked provider's (checks 2 to 6)"},
+	{"req.offer-checked", "6.1", "an offer with one fault (total; signature, domain, payload, payload type, provider field, expiry, nonce; a frame over 64 KiB; another provider, request or job) is never leased, and declined if the asked provider's and readable (checks 2 to 6)"},
 	{"req.decline-rest", "6.1", "every offer the requester does not lease is declined"},
 	{"req.lease-signed", "3.1", "a lease opens under the cuivre-lease domain; Lease.requester MUST equal the signer, the remote peer"},
 	{"req.lease-fields", "6.2", "a lease names a live offer of the provider it is sent to and its job_cid, a 16-byte lease_id and nonce, epoch >= 1, heartbeat_ms 100 to 60000, a future expiry"},
@@ -99,5 +99,6 @@ var RequesterChecks = []Check{
 	{"req.watch", "6.3", "a watch names a lease the requester made, by its lease_id and epoch"},
 	{"req.lost-cancel", "9", "a lease with no Status for 3 x heartbeat_ms is lost: the requester sends Cancel for that lease_id and epoch"},
 	{"req.reschedule", "6.2", "a lost slot is leased again with the same lease_id at a higher epoch"},
+	{"req.receipt-checked", "6.4", "a receipt billing more than SPEC 5.5 makes of its own fields is not countersigned"},
 	{"req.countersign", "6.4", "a run's receipt comes back countersigned: by the lease's requester, receipt_hash the sha2-256 of the receipt's envelope"},
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -56,21 +57,25 @@ type reqSuite struct {
 	now   func() time.Time
 	provs []*kitProvider
 
-	mu        sync.Mutex
-	nonces    map[string]string        // OfferRequest nonce -> the request's bytes
-	offers    map[string]*offerMade    // offer nonce -> the offer, while live
-	lies      []lie                    // the liar's offers, in order
-	other     crypto.PrivKey           // another provider's key, for offers it did not sign
-	declined  map[string]bool          // offer nonces declined
-	leases    []*pb.Lease              // accepted, in order
-	silent    map[string]uint64        // lease_id -> epoch that went silent
-	silenced  bool                     // a lease went silent: the suite's first
-	cancelled map[string]uint64        // lease_id -> epoch cancelled by the requester
-	cancels   map[string]chan struct{} // lease_id -> closed when a Cancel of it came
-	signed    bool                     // the rescheduled run's receipt came countersigned
-	done      chan struct{}            // closed when signed and every silent epoch cancelled
-	finish    sync.Once
-	ctx       context.Context
+	mu            sync.Mutex
+	nonces        map[string]string        // OfferRequest nonce -> the request's bytes
+	offers        map[string]*offerMade    // offer nonce -> the offer, while live
+	lies          []lie                    // the liar's offers, in order
+	other         crypto.PrivKey           // another provider's key, for offers it did not sign
+	declined      map[string]bool          // offer nonces declined
+	leases        []*pb.Lease              // accepted, in order
+	silent        map[string]uint64        // lease_id -> epoch that went silent
+	silenced      bool                     // a lease went silent: the suite's first
+	cancelled     map[string]uint64        // lease_id -> epoch cancelled by the requester
+	cancels       map[string]chan struct{} // lease_id -> closed when a Cancel of it came
+	signed        bool                     // the rescheduled run's receipt came countersigned
+	runs          int                      // runs reported
+	billed        map[string]bool          // lease_id+epoch of the receipts billed right
+	overbilled    map[string]bool          // ... billed a nano too much
+	countersigned map[string]bool          // ... that came back countersigned
+	done          chan struct{}            // closed when signed and every silent epoch cancelled
+	finish        sync.Once
+	ctx           context.Context
 }
 
 // offerMade is an offer one of the kit's providers made.
@@ -111,7 +116,7 @@ func RunRequester(ctx context.Context, o RequesterOptions) (Report, error) {
 	}
 	s := &reqSuite{recorder: newRecorder(RequesterChecks), o: o, now: o.Now,
 		nonces: map[string]string{}, offers: map[string]*offerMade{}, declined: map[string]bool{}, silent: map[string]uint64{}, cancelled: map[string]uint64{},
-		cancels: map[string]chan struct{}{}, done: make(chan struct{}), ctx: ctx}
+		cancels: map[string]chan struct{}{}, billed: map[string]bool{}, overbilled: map[string]bool{}, countersigned: map[string]bool{}, done: make(chan struct{}), ctx: ctx}
 	var err error
 	if s.other, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
 		return nil, err
@@ -197,6 +202,20 @@ func (s *reqSuite) concludeLocked() {
 	s.expect("req.decline-rest", undeclined == 0, "%d of the %d offers it did not lease were not declined", undeclined, len(s.offers))
 	if !s.signed {
 		s.fail("req.countersign", "no countersigned receipt of the rescheduled run came")
+	}
+	for k := range s.billed {
+		if !s.countersigned[k] {
+			s.fail("req.countersign", "the receipt of lease %s, billed right, was not countersigned", k)
+			break
+		}
+	}
+	// A countersignature that comes after the suite's end is not seen: the
+	// suite ends once every right receipt came back, so a requester that
+	// countersigns in order is caught.
+	if len(s.overbilled) == 0 {
+		s.skip("req.receipt-checked", "no run was billed wrong: have the requester place a job of more slots")
+	} else {
+		s.pass("req.receipt-checked") // a failure recorded stays one
 	}
 }
 
@@ -365,7 +384,13 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 		s.offers[string(o.Nonce)] = made
 	}
 	s.mu.Unlock()
-	w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+	resp, _ := proto.Marshal(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+	if len(resp) > protocol.MaxOfferMsg {
+		// The too-large fault: a frame the kit's own writer would refuse.
+		st.Write(append(binary.AppendUvarint(nil, uint64(len(resp))), resp...))
+	} else {
+		w.WriteMsg(&pb.OfferResponse{Result: &pb.OfferResponse_Offer{Offer: env}})
+	}
 	s.checkDone()
 }
 
@@ -407,6 +432,21 @@ var offerFaults = []struct {
 	{"another-provider", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 3: not the asked provider's offer to decline
 		o.Provider = []byte(mustID(s.other))
 		return sealRaw(s.other, record.KindOffer.Domain(), record.KindOffer.PayloadType(), mustCanonical(o))
+	}},
+	{"not-an-envelope", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { return random(96) }}, // step 2 (3.1 step 1)
+	{"bad-payload", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.1 step 3)
+		return sealRaw(p.key, record.KindOffer.Domain(), record.KindOffer.PayloadType(), []byte{0xff, 0xff, 0xff})
+	}},
+	{"other-payload-type", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.1 step 5)
+		return sealRaw(p.key, record.KindOffer.Domain(), record.KindLease.PayloadType(), mustCanonical(o))
+	}},
+	{"provider-not-signer", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 2 (3.2)
+		o.Provider = []byte(mustID(s.other))
+		return p.seal(o)
+	}},
+	{"too-large", false, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // a frame over 64 KiB (2.2, 7)
+		o.Labels = []*pb.Label{{Key: "padding", Value: string(make([]byte, protocol.MaxOfferMsg))}}
+		return p.seal(o)
 	}},
 	{"another-request", true, func(s *reqSuite, p *kitProvider, o *pb.Offer) []byte { // step 4
 		o.RequestNonce = random(protocol.NonceSize)
@@ -669,6 +709,19 @@ func (p *kitProvider) handleWatch(st network.Stream) {
 		return
 	}
 	rec.Amount = &pb.Amount{Currency: p.price.Currency, Nanos: nanos}
+	// One run in four of a first epoch bills a nano more than 5.5 makes of
+	// the receipt's own fields: the requester must not countersign it (6.4).
+	s.mu.Lock()
+	s.runs++
+	overbill := l.Epoch == 1 && s.runs%4 == 0
+	key := leaseKey(l.LeaseId, l.Epoch)
+	if overbill {
+		rec.Amount.Nanos++
+		s.overbilled[key] = true
+	} else {
+		s.billed[key] = true
+	}
+	s.mu.Unlock()
 	renv, err := record.Seal(p.key, rec)
 	if err != nil {
 		return
@@ -681,6 +734,9 @@ func (p *kitProvider) handleWatch(st network.Stream) {
 // maxModule bounds the module the kit fetches: SPEC 6.5 sets no limit
 // (Appendix A); the kit takes what a provider of ours takes.
 const maxModule = 64 << 20
+
+// leaseKey names a lease epoch in the suite's maps.
+func leaseKey(id []byte, epoch uint64) string { return fmt.Sprintf("%x epoch %d", id, epoch) }
 
 // jobResources returns the resources a lease's job asks, or nil.
 func jobResources(l *pb.Lease) *pb.Resources {
@@ -827,12 +883,15 @@ func (p *kitProvider) handleReceipt(st network.Stream) {
 		s.pass("req.countersign")
 	}
 	w.WriteMsg(&pb.ReceiptAck{Accepted: true})
-	if rec.Epoch > 1 {
-		s.mu.Lock()
-		s.signed = true
-		s.mu.Unlock()
-		s.checkDone()
+	key := leaseKey(rec.LeaseId, rec.Epoch)
+	s.mu.Lock()
+	if s.overbilled[key] {
+		s.fail("req.receipt-checked", "it countersigned receipt of lease %x epoch %d, which bills %d nanos, one more than SPEC 5.5 makes of its fields", rec.LeaseId, rec.Epoch, rec.GetAmount().GetNanos())
 	}
+	s.countersigned[key] = true
+	s.signed = s.signed || rec.Epoch > 1
+	s.mu.Unlock()
+	s.checkDone()
 }
 
 // checkDone ends the suite once the rescheduled run's receipt is
@@ -842,6 +901,11 @@ func (s *reqSuite) checkDone() {
 	defer s.mu.Unlock()
 	if !s.signed {
 		return
+	}
+	for k := range s.billed { // every right receipt came back countersigned
+		if !s.countersigned[k] {
+			return
+		}
 	}
 	for n := range s.offers { // not leased: every one declined (6.1)
 		if !s.declined[n] {

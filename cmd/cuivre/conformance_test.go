@@ -332,7 +332,7 @@ func TestConformanceRequester(t *testing.T) {
 			cancel()
 			return
 		}
-		spec := "version: 1\nname: conformance\ncount: 30\ntask:\n  module: hello.wasm\n  resources: {cpu: 100m, memory: 32Mi}\n"
+		spec := "version: 1\nname: conformance\ncount: 40\ntask:\n  module: hello.wasm\n  resources: {cpu: 100m, memory: 32Mi}\n"
 		js, err := jobspec.ParseJobSpecFile("job.yaml", []byte(spec))
 		if err != nil {
 			placed = err
