@@ -101,7 +101,7 @@ type kitProvider struct {
 // RunRequester runs the requester suite: the kit plays three providers,
 // announced in a DHT of their own, for a requester under test that
 // bootstraps from them (Ready) and places one job of engine wasm, of at
-// least 30 slots each fitting in JobFits. It checks the requester's offer
+// least 40 slots each fitting in JobFits. It checks the requester's offer
 // requests, leases, module serving, watch, handling of a lost lease (SPEC 9:
 // Cancel, then the slot leased again at a higher epoch) and countersigned
 // receipts. One provider's offers each have one fault of offerFaults, in

@@ -39,12 +39,15 @@ func newConformanceRequesterCmd() *cobra.Command {
 		Long: `requester plays three providers, announced in a DHT of their own, for a
 requester under test. It prints the multiaddr to bootstrap the requester's
 DHT from; have the requester place there one job of engine wasm of at least
-30 slots (count), each needing at most 4 vCPUs and 8 GiB. The kit checks the
+40 slots (count), each needing at most 4 vCPUs and 8 GiB. The kit checks the
 requester's offer requests and leases. One provider's offers each have one
-fault (a total below what the price makes, a bad signature, another kind's
-domain, an expiry past or too far, a short nonce, another provider's
-signature, another request, another job): the requester must lease none, and
-decline those it can read. The first slot leased goes silent after its first
+fault (a total below what the price makes; a record that is not an
+envelope, a bad signature, another kind's domain, a payload that does not
+decode, another payload type, a provider field not its signer, an expiry past
+or too far, a short nonce; a frame over 64 KiB; another provider's offer,
+another request's, another job's): the requester must lease none, and decline
+those it can read. One run in four bills a nano more than its receipt's
+fields make: the requester must not countersign it. The first slot leased goes silent after its first
 Status: the requester must cancel it and lease the slot again at a higher
 epoch. Other leases fetch the job's module from the requester over
 /cuivre/module/1.0.0, report a run (the kit runs no code) and send a receipt,
@@ -65,7 +68,7 @@ and the slot placed again, and its receipt countersigned; or at --timeout.`,
 				for _, a := range addrs {
 					fmt.Fprintf(out, "  %s\n", a)
 				}
-				fmt.Fprintf(out, "then place one job of engine wasm of 30 slots or more (each at most %d millicores, %s); waiting up to %s\n",
+				fmt.Fprintf(out, "then place one job of engine wasm of 40 slots or more (each at most %d millicores, %s); waiting up to %s\n",
 					conformance.JobFits.CpuMillis, protocol.FormatBytes(conformance.JobFits.MemoryBytes), timeout)
 			}})
 			rep.Print(out)
