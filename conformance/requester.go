@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -805,30 +804,9 @@ func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
 // CODE_MALFORMED; a module it does not have, CODE_MODULE_NOT_FOUND.
 func (p *kitProvider) moduleRequests(ctx context.Context, from peer.ID, cidBytes, module []byte) {
 	s := p.s
+	c := &conn{h: p.h, to: from}
 	ask := func(req *pb.ModuleRequest) ([]*pb.ModuleChunk, error) {
-		c := &conn{h: p.h, to: from}
-		st, r, w, err := c.stream(ctx, protocol.ModuleID)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		stop := context.AfterFunc(ctx, func() { st.Reset() })
-		defer stop()
-		if err := w.WriteMsg(req); err != nil {
-			return nil, err
-		}
-		var out []*pb.ModuleChunk
-		for range 1 << 12 {
-			ch := new(pb.ModuleChunk)
-			if err := r.ReadMsg(ch); err != nil {
-				return out, err
-			}
-			out = append(out, ch)
-			if ch.Last || ch.Error != nil {
-				return out, nil
-			}
-		}
-		return out, errors.New("more than 4096 chunks")
+		return answers(ctx, c, protocol.ModuleID, req, 1<<12, func(ch *pb.ModuleChunk) bool { return ch.Last || ch.Error != nil })
 	}
 	half := uint64(len(module) / 2)
 	chunks, err := ask(&pb.ModuleRequest{Cid: cidBytes, Offset: half})

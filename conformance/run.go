@@ -492,9 +492,19 @@ func (s *provSuite) otherRequester(ctx context.Context, l *pb.Lease) {
 // blocks sends one BlockRequest and reads the answers until the holder
 // closes the stream, or an error answer.
 func (c *conn) blocks(ctx context.Context, req *pb.BlockRequest) ([]*pb.BlockResponse, error) {
+	return answers(ctx, c, protocol.BlocksID, req, 1<<8, func(b *pb.BlockResponse) bool { return b.Error != nil })
+}
+
+// answers writes one request on a new stream of protocol id and reads the
+// answers until the peer closes the stream (io.EOF is no error), last says an
+// answer was the last, or limit answers came.
+func answers[M any, PM interface {
+	*M
+	proto.Message
+}](ctx context.Context, c *conn, id p2pproto.ID, req proto.Message, limit int, last func(PM) bool) ([]PM, error) {
 	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
-	st, r, w, err := c.stream(ctx, protocol.BlocksID)
+	st, r, w, err := c.stream(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -504,21 +514,21 @@ func (c *conn) blocks(ctx context.Context, req *pb.BlockRequest) ([]*pb.BlockRes
 	if err := w.WriteMsg(req); err != nil {
 		return nil, err
 	}
-	var out []*pb.BlockResponse
-	for range 1 << 8 {
-		b := new(pb.BlockResponse)
-		if err := r.ReadMsg(b); err != nil {
+	var out []PM
+	for range limit {
+		m := PM(new(M))
+		if err := r.ReadMsg(m); err != nil {
 			if errors.Is(err, io.EOF) {
 				return out, nil
 			}
 			return out, err
 		}
-		out = append(out, b)
-		if b.Error != nil {
+		out = append(out, m)
+		if last(m) {
 			return out, nil
 		}
 	}
-	return out, errors.New("more than 256 answers")
+	return out, fmt.Errorf("more than %d answers on %s", limit, id)
 }
 
 // blockChecks fetches the main run's output root as the lease's requester,

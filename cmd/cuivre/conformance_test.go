@@ -91,25 +91,33 @@ func TestConformanceDeviants(t *testing.T) {
 	}
 }
 
+// kitDevnet starts a devnet of one provider for a kit's suite, closed with
+// t, and returns the suite's context (2 minutes) and the module to run.
+func kitDevnet(t *testing.T) (context.Context, *devnet.Devnet, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	mod, err := os.ReadFile("../../examples/wasm/hello.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, d, mod
+}
+
 // runKit starts a devnet of one provider, serves its provider wrapped by
 // wrap (as it is if nil), runs the kit's provider suite against it and
 // returns the report, logged.
 func runKit(t *testing.T, wrap func(*node.Node) transport.Handler) conformance.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	ctx, d, mod := kitDevnet(t)
 	p := d.Providers[0]
 	if wrap != nil {
 		p.Transport().Serve(wrap(p))
-	}
-	mod, err := os.ReadFile("../../examples/wasm/hello.wasm")
-	if err != nil {
-		t.Fatal(err)
 	}
 	rep, err := conformance.RunProvider(ctx, conformance.ProviderOptions{Target: p.AddrInfo(), Module: mod})
 	var out bytes.Buffer
@@ -306,24 +314,17 @@ func (h expiredAsFailed) Watch(ctx context.Context, from string, req *pb.WatchRe
 
 // TestConformanceRequester runs the conformance kit's requester suite
 // against a requester of ours: a node that joins the kit's DHT only, and
-// places one job there, through the wire only. Every check passes: it never
-// leases the offer whose total lies, and when the slot it leased goes silent
-// it cancels that epoch and leases the slot again elsewhere.
+// places one job of 40 slots there, through the wire only. Every check
+// passes: it leases none of the offers with a fault, declines those it can
+// read, countersigns no receipt that bills too much, and when the slot it
+// leased first goes silent it cancels that epoch and leases the slot again.
 func TestConformanceRequester(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a devnet")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, d, mod := kitDevnet(t)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	mod, err := os.ReadFile("../../examples/wasm/hello.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var placed error
 	rep, err := conformance.RunRequester(ctx, conformance.RequesterOptions{Ready: func(boot peer.AddrInfo) {
 		req, err := d.NewRequesterAt(ctx, []peer.AddrInfo{boot})
