@@ -54,7 +54,9 @@ epoch. Other leases fetch the job's module from the requester over
 which must come back countersigned.
 
 The suite ends once every faulty offer was asked, the silent epoch cancelled
-and the slot placed again, and its receipt countersigned; or at --timeout.`,
+and the slot placed again, and every receipt billed right countersigned; or
+at --timeout. Its providers then go: the rest of the job is not placed, and
+the job fails, as it should.`,
 		Example: `  cuivre conformance requester
   cuivre conformance requester --public   # for a requester on another host`,
 		Args: cobra.NoArgs,
