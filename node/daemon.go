@@ -101,8 +101,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		st.Close()
 		return nil, err
 	}
-	opts := Options{Identity: key, Market: market, NAT: c.NAT.AutoNAT || c.NAT.HolePunching || c.NAT.RelayClient,
-		Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
+	opts := Options{Identity: key, Market: market, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -118,6 +117,7 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
 	opts.DiversityFilter = diversityFilter(opts.Listen)
+	opts.NAT = natOf(c.NAT, opts.Listen)
 	n, err := New(opts)
 	if err != nil {
 		return fail(err)
@@ -179,6 +179,16 @@ func hostLimits(l config.Limits) p2p.Limits {
 // routing-table diversity filter on (SPEC 4.1): yes, unless it listens on
 // loopback only (the default), where every peer is in one IP group and the
 // filter's limits would keep all but three peers out of the routing table.
+// natOf is the NAT traversal a daemon runs: each switch of its config as it
+// says, but port mapping never when every listen address is loopback (a
+// devnet, a test), where it would only send discovery traffic to the host's
+// LAN.
+func natOf(c config.NAT, listen []ma.Multiaddr) p2p.NAT {
+	return p2p.NAT{AutoNAT: c.AutoNAT, HolePunching: c.HolePunching, RelayClient: c.RelayClient,
+		PortMapping: c.PortMapping && diversityFilter(listen)}
+}
+
+// diversityFilter reports whether any of listen is beyond loopback.
 func diversityFilter(listen []ma.Multiaddr) bool {
 	for _, a := range listen {
 		if !manet.IsIPLoopback(a) {

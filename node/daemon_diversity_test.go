@@ -3,6 +3,8 @@ package node
 import (
 	"testing"
 
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/p2p"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -26,6 +28,31 @@ func TestDiversityFilter(t *testing.T) {
 		}
 		if got := diversityFilter(addrs); got != tc.want {
 			t.Errorf("listening on %v: diversity filter %v, want %v", tc.listen, got, tc.want)
+		}
+	}
+}
+
+// TestNATSwitches: each NAT switch of a daemon's config does what its name
+// says, alone (they used to be ORed into one flag that turned on every
+// service, port mapping included); port mapping stays off when every listen
+// address is loopback, where it would only probe the host's LAN.
+func TestNATSwitches(t *testing.T) {
+	public := []ma.Multiaddr{ma.StringCast("/ip4/0.0.0.0/udp/4001/quic-v1")}
+	loopback := []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1")}
+	for _, tc := range []struct {
+		c      config.NAT
+		listen []ma.Multiaddr
+		want   p2p.NAT
+	}{
+		{config.NAT{AutoNAT: true}, public, p2p.NAT{AutoNAT: true}},
+		{config.NAT{HolePunching: true}, public, p2p.NAT{HolePunching: true}},
+		{config.NAT{RelayClient: true}, public, p2p.NAT{RelayClient: true}},
+		{config.NAT{PortMapping: true}, public, p2p.NAT{PortMapping: true}},
+		{config.NAT{PortMapping: true, AutoNAT: true}, loopback, p2p.NAT{AutoNAT: true}},
+		{config.Default().NAT, public, p2p.NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true}},
+	} {
+		if got := natOf(tc.c, tc.listen); got != tc.want {
+			t.Errorf("config %+v listening on %v: %+v, want %+v", tc.c, tc.listen, got, tc.want)
 		}
 	}
 }

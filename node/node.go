@@ -54,8 +54,9 @@ type Options struct {
 	// DiversityFilter turns on kad-dht's routing-table peer diversity
 	// filter. Off on loopback devnets, where every peer shares one IP group.
 	DiversityFilter bool
-	// NAT traversal: AutoNAT v2, hole punching and the relay client.
-	NAT bool
+	// NAT is which NAT traversal services the node runs (p2p.NAT); none by
+	// default.
+	NAT p2p.NAT
 	// Limits are what one peer, and one place, may ask of the node's host.
 	Limits p2p.Limits
 

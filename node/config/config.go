@@ -49,6 +49,10 @@ type NAT struct {
 	// RelayClient lets the node be reached through a circuit relay when it is
 	// not reachable directly. Default true.
 	RelayClient bool `yaml:"relay_client"`
+	// PortMapping asks the router to forward a port to the node (UPnP,
+	// NAT-PMP), which sends discovery traffic to the host's LAN. Never when
+	// every listen address is loopback. Default true.
+	PortMapping bool `yaml:"port_mapping"`
 }
 
 // API is the local HTTP+JSON API (bearer token) the CLI uses.
@@ -240,7 +244,7 @@ func Default() Config {
 			"/ip6/::/tcp/4242",
 		},
 		Bootstrap: []string{},
-		NAT:       NAT{AutoNAT: true, HolePunching: true, RelayClient: true},
+		NAT:       NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true},
 		API:       API{Listen: DefaultAPIListen},
 		Capacity: Capacity{
 			Auto:           true,

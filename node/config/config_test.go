@@ -541,7 +541,7 @@ func TestYAMLMarshalReadsBack(t *testing.T) {
 func TestPaths(t *testing.T) {
 	want := []string{
 		"listen", "bootstrap",
-		"nat.autonat", "nat.hole_punching", "nat.relay_client",
+		"nat.autonat", "nat.hole_punching", "nat.relay_client", "nat.port_mapping",
 		"api.listen",
 		"capacity.auto", "capacity.cpu", "capacity.memory", "capacity.scratch",
 		"capacity.reserve.cpu", "capacity.reserve.memory", "capacity.offered_percent",

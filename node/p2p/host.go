@@ -44,8 +44,8 @@ type Options struct {
 	// (plain dht.New leaves it off). Off on loopback devnets, where every
 	// peer shares one IP group.
 	DiversityFilter bool
-	// NAT traversal: AutoNAT v2, hole punching and the relay client.
-	NAT bool
+	// NAT is which NAT traversal services the host runs; none by default.
+	NAT NAT
 	// Limits are what one peer, and one place, may ask of the host.
 	Limits Limits
 	Now    func() time.Time // checks capacity records and times rate limits; default time.Now
@@ -182,11 +182,7 @@ func newHost(o Options) (host.Host, error) {
 		// for every stream opened and closed.
 		libp2p.DisableMetrics(),
 	}
-	if o.NAT {
-		opts = append(opts, libp2p.EnableAutoNATv2(), libp2p.EnableHolePunching(), libp2p.EnableRelay(), libp2p.NATPortMap())
-	} else {
-		opts = append(opts, libp2p.DisableRelay())
-	}
+	opts = append(opts, o.NAT.options()...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
@@ -306,3 +302,32 @@ func (h *Host) Close() error {
 
 // DHT returns the host's Kademlia DHT.
 func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
+
+// NAT is which of libp2p's NAT traversal services a host runs, each on its
+// own switch.
+type NAT struct {
+	AutoNAT      bool // AutoNAT v2: learn from peers whether the host is reachable
+	HolePunching bool // DCUtR: turn relayed connections into direct ones
+	RelayClient  bool // the circuit relay v2 transport: dial and be reached through relays
+	PortMapping  bool // ask the router for a port (UPnP, NAT-PMP): traffic to the host's LAN
+}
+
+// options are the libp2p options of n's switches.
+func (n NAT) options() []libp2p.Option {
+	var opts []libp2p.Option
+	if n.AutoNAT {
+		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	if n.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if n.RelayClient {
+		opts = append(opts, libp2p.EnableRelay())
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if n.PortMapping {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	return opts
+}
