@@ -750,29 +750,12 @@ func jobResources(l *pb.Lease) *pb.Resources {
 // checks it: contiguous chunks, the last flagged, bytes hashing to the CID.
 func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
 	s := p.s
-	ctx, cancel := context.WithTimeout(s.ctx, exchangeTimeout)
-	defer cancel()
 	c := &conn{h: p.h, to: from}
-	st, r, w, err := c.stream(ctx, protocol.ModuleID)
-	if err != nil {
-		s.fail("req.module", "open %s to the requester: %v", protocol.ModuleID, err)
-		return false
-	}
-	defer st.Close()
-	stop := context.AfterFunc(ctx, func() { st.Reset() })
-	defer stop()
-	if err := w.WriteMsg(&pb.ModuleRequest{Cid: cidBytes}); err != nil {
-		s.fail("req.module", "write the request: %v", err)
-		return false
-	}
-	st.CloseWrite()
+	chunks, err := answers(s.ctx, c, protocol.ModuleID, &pb.ModuleRequest{Cid: cidBytes}, 1<<12, func(ch *pb.ModuleChunk) bool {
+		return ch.Last || ch.Error != nil || ch.Size > maxModule
+	})
 	var buf []byte
-	for range 1 << 12 {
-		ch := new(pb.ModuleChunk)
-		if err := r.ReadMsg(ch); err != nil {
-			s.fail("req.module", "after %d bytes: %v", len(buf), err)
-			return false
-		}
+	for _, ch := range chunks {
 		switch {
 		case ch.Error != nil:
 			s.fail("req.module", "the requester does not serve its job's module %x: %s %q", cidBytes, ch.Error.Code, ch.Error.Message)
@@ -790,12 +773,12 @@ func (p *kitProvider) fetchModule(from peer.ID, cidBytes []byte) bool {
 			s.expect("req.module", bytes.Equal(got, cidBytes) && uint64(len(buf)) == ch.Size,
 				"%d bytes hashing to %x, size %d, CID asked %x", len(buf), got, ch.Size, cidBytes)
 			if bytes.Equal(got, cidBytes) {
-				p.moduleRequests(ctx, from, cidBytes, buf)
+				p.moduleRequests(s.ctx, from, cidBytes, buf)
 			}
 			return bytes.Equal(got, cidBytes)
 		}
 	}
-	s.fail("req.module", "more than 4096 chunks")
+	s.fail("req.module", "%d bytes and no last chunk: %v", len(buf), err)
 	return false
 }
 

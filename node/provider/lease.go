@@ -52,25 +52,36 @@ func (p *Provider) Lease(ctx context.Context, from string, req *pb.LeaseRequest)
 // one at another epoch, is still found there. The answer waits for the run's
 // end to be recorded, as SPEC 6.2 says, within ctx.
 func (p *Provider) cancelLease(ctx context.Context, from string, c *pb.Cancel) error {
-	id := string(c.LeaseId)
-	unknown := protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", c.LeaseId)
-	if p.store == nil {
-		return unknown
+	if _, err := p.fenced(c.LeaseId, c.Epoch, from); err != nil {
+		return err
 	}
-	l, err := p.store.LatestLease(id)
-	switch {
-	case err != nil || l.Requester != from:
-		return unknown
-	case c.Epoch < l.Epoch:
-		return protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "cancel of lease %x epoch %d: it is at epoch %d here", c.LeaseId, c.Epoch, l.Epoch)
-	case c.Epoch > l.Epoch:
-		return protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x epoch %d here: the highest committed is %d", c.LeaseId, c.Epoch, l.Epoch)
-	}
-	if r := p.findRun(id, c.Epoch); r != nil {
+	if r := p.findRun(string(c.LeaseId), c.Epoch); r != nil {
 		r.cancel()
 		return r.ended(ctx)
 	}
 	return nil
+}
+
+// fenced is the epoch check of a cancel or a watch of lease id at epoch, by
+// from (SPEC 6.2): it returns the lease as committed here, or
+// CODE_UNKNOWN_LEASE for a lease from never committed, or at no epoch as high,
+// and CODE_STALE_EPOCH for an epoch older than the highest committed. The
+// store is the authority: a run forgotten from memory, or one stopped by a
+// higher epoch but lingering, is judged there.
+func (p *Provider) fenced(id []byte, epoch uint64, from string) (store.Lease, error) {
+	if p.store == nil {
+		return store.Lease{}, protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no such lease")
+	}
+	l, err := p.store.LatestLease(string(id))
+	switch {
+	case err != nil || l.Requester != from:
+		return l, protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", id)
+	case epoch < l.Epoch:
+		return l, protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x is at epoch %d here, not %d", id, l.Epoch, epoch)
+	case epoch > l.Epoch:
+		return l, protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x epoch %d here: the highest committed is %d", id, epoch, l.Epoch)
+	}
+	return l, nil
 }
 
 func answer(id []byte, epoch uint64, err error) *pb.LeaseAnswer {

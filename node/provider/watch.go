@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cuivre/cuivre/node/conv"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
@@ -15,17 +16,13 @@ import (
 // asked, and at the end the final Status, the remaining logs and the Result.
 // A lease no longer running here is answered from the store.
 func (p *Provider) Watch(ctx context.Context, from string, req *pb.WatchRequest, send func(*pb.WatchEvent) error) error {
-	// An epoch older than the highest committed is stale (SPEC 6.2), even
-	// while its stopped run lingers here.
-	if p.store != nil {
-		if l, err := p.store.LatestLease(string(req.LeaseId)); err == nil && l.Requester == from && req.Epoch < l.Epoch {
-			return send(&pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(
-				protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x is at epoch %d here, not %d", req.LeaseId, l.Epoch, req.Epoch))}})
-		}
+	l, err := p.fenced(req.LeaseId, req.Epoch, from)
+	if err != nil {
+		return send(&pb.WatchEvent{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(err)}})
 	}
 	r := p.findRun(string(req.LeaseId), req.Epoch)
-	if r == nil || r.lease.Requester != from {
-		for _, ev := range p.watchStored(req, from) {
+	if r == nil {
+		for _, ev := range p.watchStored(req, l) {
 			if err := send(ev); err != nil {
 				return err
 			}
@@ -97,24 +94,11 @@ func sendLogs(send func(*pb.WatchEvent) error, r *run, s pb.LogStream, off *uint
 }
 
 // watchStored answers a watch of a lease no longer running here (it ended, or
-// died with a restart) from the store: its final Status and its result, or a
-// typed error. Its logs went with the run (SPEC 6.3).
-func (p *Provider) watchStored(req *pb.WatchRequest, from string) []*pb.WatchEvent {
+// died with a restart) from the store, l being the lease as fenced: its final
+// Status and its result, or a typed error. Its logs went with the run (SPEC 6.3).
+func (p *Provider) watchStored(req *pb.WatchRequest, l store.Lease) []*pb.WatchEvent {
 	fail := func(err error) []*pb.WatchEvent {
 		return []*pb.WatchEvent{{Event: &pb.WatchEvent_Error{Error: protocol.ToPB(err)}}}
-	}
-	if p.store == nil {
-		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no such lease"))
-	}
-	l, err := p.store.LatestLease(string(req.LeaseId))
-	if err != nil || l.Requester != from {
-		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x of yours here", req.LeaseId))
-	}
-	switch {
-	case req.Epoch < l.Epoch:
-		return fail(protocol.Errorf(pb.Code_CODE_STALE_EPOCH, "lease %x is at epoch %d here, not %d", req.LeaseId, l.Epoch, req.Epoch))
-	case req.Epoch > l.Epoch: // an epoch never committed here (SPEC 6.3)
-		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "no lease %x epoch %d here: the highest committed is %d", req.LeaseId, req.Epoch, l.Epoch))
 	}
 	if !protocol.Final(l.State) {
 		return fail(protocol.Errorf(pb.Code_CODE_UNKNOWN_LEASE, "lease %x is not running here", req.LeaseId))
