@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -117,7 +118,9 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
 	opts.DiversityFilter = diversityFilter(opts.Listen)
-	opts.NAT = natOf(c.NAT, opts.Listen)
+	if opts.NAT, err = natOf(c.NAT, opts.Listen); err != nil {
+		return fail(err)
+	}
 	n, err := New(opts)
 	if err != nil {
 		return fail(err)
@@ -175,20 +178,41 @@ func hostLimits(l config.Limits) p2p.Limits {
 		ConnsPerIP: int(l.ConnsPerIP), Loopback: l.Loopback}
 }
 
+// natOf is the NAT traversal a daemon runs: each switch of its config as it
+// says, but port mapping never when every listen address is loopback (a
+// devnet, a test), where it would only send discovery traffic to the host's
+// LAN. Its relays were checked by config.Validate.
+func natOf(c config.NAT, listen []ma.Multiaddr) (p2p.NAT, error) {
+	n := p2p.NAT{AutoNAT: c.AutoNAT, HolePunching: c.HolePunching, RelayClient: c.RelayClient,
+		PortMapping: c.PortMapping && diversityFilter(listen), PrivateAddrs: c.PrivateAddrs,
+		RelayLimits: p2p.RelayLimits{Reservations: int(c.RelayLimits.Reservations), CircuitsPerPeer: int(c.RelayLimits.CircuitsPerPeer),
+			CircuitDuration: time.Duration(c.RelayLimits.CircuitDuration), CircuitData: int64(c.RelayLimits.CircuitData)}}
+	switch c.Reachability {
+	case "public":
+		n.Reachability = network.ReachabilityPublic
+	case "private":
+		n.Reachability = network.ReachabilityPrivate
+	}
+	switch c.RelayService {
+	case "auto":
+		n.RelayService = p2p.RelayAuto
+	case "on":
+		n.RelayService = p2p.RelayOn
+	}
+	for _, s := range c.Relays {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return p2p.NAT{}, fmt.Errorf("nat.relays: %q: %w", s, err)
+		}
+		n.Relays = append(n.Relays, *ai)
+	}
+	return n, nil
+}
+
 // diversityFilter says whether a daemon listening on listen turns the DHT's
 // routing-table diversity filter on (SPEC 4.1): yes, unless it listens on
 // loopback only (the default), where every peer is in one IP group and the
 // filter's limits would keep all but three peers out of the routing table.
-// natOf is the NAT traversal a daemon runs: each switch of its config as it
-// says, but port mapping never when every listen address is loopback (a
-// devnet, a test), where it would only send discovery traffic to the host's
-// LAN.
-func natOf(c config.NAT, listen []ma.Multiaddr) p2p.NAT {
-	return p2p.NAT{AutoNAT: c.AutoNAT, HolePunching: c.HolePunching, RelayClient: c.RelayClient,
-		PortMapping: c.PortMapping && diversityFilter(listen)}
-}
-
-// diversityFilter reports whether any of listen is beyond loopback.
 func diversityFilter(listen []ma.Multiaddr) bool {
 	for _, a := range listen {
 		if !manet.IsIPLoopback(a) {

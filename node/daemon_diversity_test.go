@@ -1,7 +1,12 @@
 package node
 
 import (
+	"reflect"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/p2p"
@@ -39,20 +44,37 @@ func TestDiversityFilter(t *testing.T) {
 func TestNATSwitches(t *testing.T) {
 	public := []ma.Multiaddr{ma.StringCast("/ip4/0.0.0.0/udp/4001/quic-v1")}
 	loopback := []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1")}
+	def := config.Default().NAT
+	with := func(f func(*config.NAT)) config.NAT {
+		c := def
+		c.AutoNAT, c.HolePunching, c.RelayClient, c.PortMapping = false, false, false, false
+		f(&c)
+		return c
+	}
+	limits := p2p.RelayLimits{Reservations: 128, CircuitsPerPeer: 16, CircuitDuration: 2 * time.Minute, CircuitData: 128 << 10}
+	relay := "/ip4/192.0.2.1/udp/4242/quic-v1/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+	relayInfo, _ := peer.AddrInfoFromString(relay)
 	for _, tc := range []struct {
 		c      config.NAT
 		listen []ma.Multiaddr
 		want   p2p.NAT
 	}{
-		{config.NAT{AutoNAT: true}, public, p2p.NAT{AutoNAT: true}},
-		{config.NAT{HolePunching: true}, public, p2p.NAT{HolePunching: true}},
-		{config.NAT{RelayClient: true}, public, p2p.NAT{RelayClient: true}},
-		{config.NAT{PortMapping: true}, public, p2p.NAT{PortMapping: true}},
-		{config.NAT{PortMapping: true, AutoNAT: true}, loopback, p2p.NAT{AutoNAT: true}},
-		{config.Default().NAT, public, p2p.NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true}},
+		{with(func(c *config.NAT) { c.AutoNAT = true }), public, p2p.NAT{AutoNAT: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{with(func(c *config.NAT) { c.HolePunching = true }), public, p2p.NAT{HolePunching: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{with(func(c *config.NAT) { c.RelayClient = true }), public, p2p.NAT{RelayClient: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{with(func(c *config.NAT) { c.PortMapping = true }), public, p2p.NAT{PortMapping: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{with(func(c *config.NAT) { c.PortMapping, c.AutoNAT = true, true }), loopback, p2p.NAT{AutoNAT: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{def, public, p2p.NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true, RelayService: p2p.RelayAuto, RelayLimits: limits}},
+		{with(func(c *config.NAT) { c.Reachability, c.RelayService, c.PrivateAddrs = "public", "on", true }), public,
+			p2p.NAT{Reachability: network.ReachabilityPublic, RelayService: p2p.RelayOn, RelayLimits: limits, PrivateAddrs: true}},
+		{with(func(c *config.NAT) {
+			c.Reachability, c.RelayService, c.RelayClient, c.Relays = "private", "off", true, []string{relay}
+		}), public,
+			p2p.NAT{Reachability: network.ReachabilityPrivate, RelayClient: true, Relays: []peer.AddrInfo{*relayInfo}, RelayLimits: limits}},
 	} {
-		if got := natOf(tc.c, tc.listen); got != tc.want {
-			t.Errorf("config %+v listening on %v: %+v, want %+v", tc.c, tc.listen, got, tc.want)
+		got, err := natOf(tc.c, tc.listen)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("config %+v listening on %v: %+v, %v; want %+v", tc.c, tc.listen, got, err, tc.want)
 		}
 	}
 }

@@ -132,14 +132,15 @@ func New(o Options) (*Node, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	n := &Node{opts: o, clock: o.Clock, changed: make(chan struct{}, 1)}
 	h, err := p2p.New(p2p.Options{Identity: o.Identity, Listen: o.Listen, Bootstrap: o.Bootstrap, ProvideValidity: o.ProvideValidity,
-		DiversityFilter: o.DiversityFilter, NAT: o.NAT, Limits: o.Limits, Now: o.Clock.Now, Log: o.Log})
+		DiversityFilter: o.DiversityFilter, NAT: o.NAT, Limits: o.Limits, AddrsChanged: n.marketChanged, Now: o.Clock.Now, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
 	log := o.Log.With("peer", h.ID().ShortString())
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{opts: o, net: h, log: log, clock: o.Clock, changed: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	n.net, n.log, n.ctx, n.cancel = h, log, ctx, cancel
 	var jd requester.Data
 	egress := prometheus.NewCounter(prometheus.CounterOpts{Name: "cuivre_data_served_bytes_total",
 		Help: "Bytes of blocks this node served to other peers over /cuivre/blocks: the egress of its inputs and outputs."})
@@ -373,7 +374,7 @@ func (n *Node) Ready() error {
 
 // Identify returns the node's peer ID and its addresses with /p2p/.
 func (n *Node) Identify() api.Identity {
-	id := api.Identity{ID: n.ID().String()}
+	id := api.Identity{ID: n.ID().String(), Reach: api.Reach(n.net.Reach())}
 	for _, a := range n.Host().Addrs() {
 		id.Addrs = append(id.Addrs, a.String()+"/p2p/"+n.ID().String())
 	}
@@ -395,7 +396,7 @@ func (n *Node) Status() api.NodeStatus {
 	out := api.NodeStatus{
 		ID: n.ID().String(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
 		Leases: st.Leases, Reservations: st.Reservations, LoadPermille: st.LoadPermille, Draining: st.Draining,
-		Peers: len(n.Host().Network().Peers()), DHTPeers: n.RoutingTableSize(),
+		Peers: len(n.Host().Network().Peers()), DHTPeers: n.RoutingTableSize(), Reach: api.Reach(n.net.Reach()),
 	}
 	var err error
 	out.Earnings, out.Countersigned, err = n.prov.Earnings()

@@ -2,10 +2,36 @@ package api
 
 import "github.com/cuivre/cuivre/scheduler"
 
-// Identity is what `cuivre id` shows.
+// Identity is what `cuivre id` shows: the peer ID, the addresses to
+// bootstrap from (each ending in /p2p/<ID>), and what the node knows of its
+// reachability.
 type Identity struct {
 	ID    string   `json:"id"`
 	Addrs []string `json:"addrs"`
+	Reach Reach    `json:"reach"`
+}
+
+// Reach is what a node knows of its own reachability.
+type Reach struct {
+	// Reachability is public, private or unknown: whether peers can dial
+	// the node directly (AutoNAT, or the configured override).
+	Reachability string `json:"reachability"`
+	// Announced are the addresses the node gives the federation.
+	Announced []string `json:"announced"`
+	// Listen are the addresses it listens on, on its interfaces.
+	Listen []string `json:"listen"`
+	// Observed are the addresses peers see it at (behind a NAT, the
+	// router's).
+	Observed []string `json:"observed,omitempty"`
+	// Relayed are its addresses through a relay, held while it is not
+	// reachable.
+	Relayed []string `json:"relayed,omitempty"`
+	// Reachable and Unreachable are the addresses AutoNAT v2 confirmed
+	// dialable and not.
+	Reachable   []string `json:"reachable,omitempty"`
+	Unreachable []string `json:"unreachable,omitempty"`
+	// RelayService says whether it relays for peers behind NATs now.
+	RelayService bool `json:"relay_service"`
 }
 
 // Peer is one connected peer, as `cuivre peers` shows it.
@@ -27,6 +53,7 @@ type NodeStatus struct {
 	Draining     bool                `json:"draining"`
 	Peers        int                 `json:"peers"`
 	DHTPeers     int                 `json:"dht_peers"`
+	Reach        Reach               `json:"reach"`
 	// Earnings sums the usage receipts in the store, by currency, in
 	// nano-units; Countersigned the part the requesters countersigned.
 	Earnings      map[string]uint64 `json:"earnings_nanos,omitempty"`

@@ -38,21 +38,61 @@ type Config struct {
 	Log Log `yaml:"log"`
 }
 
-// NAT turns the libp2p NAT traversal services on and off. All default to true:
-// a node behind a home or office router is the normal case.
+// NAT is how the node gets reachable from behind a router, and how it
+// helps other nodes do so. The switches default to true: a node behind a
+// home or office router is the normal case.
 type NAT struct {
-	// AutoNAT asks peers whether the node is reachable from outside, so it
-	// advertises only addresses that work. Default true.
+	// AutoNAT asks peers whether the node is reachable from outside, and
+	// answers theirs, so that it knows whether to take a relay slot and
+	// which addresses work. Default true.
 	AutoNAT bool `yaml:"autonat"`
-	// HolePunching lets two NATed peers connect directly (DCUtR). Default true.
+	// HolePunching turns a relayed connection into a direct one (DCUtR). It
+	// needs RelayClient. Default true.
 	HolePunching bool `yaml:"hole_punching"`
-	// RelayClient lets the node be reached through a circuit relay when it is
-	// not reachable directly. Default true.
+	// RelayClient lets the node dial peers through circuit relays and, when
+	// it is not reachable, hold a slot on a relay and announce it. Default
+	// true.
 	RelayClient bool `yaml:"relay_client"`
 	// PortMapping asks the router to forward a port to the node (UPnP,
 	// NAT-PMP), which sends discovery traffic to the host's LAN. Never when
 	// every listen address is loopback. Default true.
 	PortMapping bool `yaml:"port_mapping"`
+	// Reachability is what the node takes itself to be: "auto" (AutoNAT
+	// decides), "public" (peers can dial it: it may relay for others) or
+	// "private" (behind a NAT: it takes a relay slot at once). Set it where
+	// AutoNAT cannot judge, as on a private network. Default "auto".
+	Reachability string `yaml:"reachability"`
+	// Relays are the relays the node takes a slot on when it is not
+	// reachable, multiaddrs ending in /p2p/<peer ID>. Default: none, so
+	// relays are found among the DHT's peers.
+	Relays []string `yaml:"relays"`
+	// RelayService is when the node relays for peers behind NATs: "auto"
+	// (while it is reachable), "on" or "off". A relayed connection carries
+	// only placement's small messages, for as long as hole punching takes.
+	// Default "auto".
+	RelayService string `yaml:"relay_service"`
+	// RelayLimits bound the relay service.
+	RelayLimits RelayLimits `yaml:"relay_limits"`
+	// PrivateAddrs announces the node's addresses in private ranges (10/8,
+	// 172.16/12, 192.168/16, 100.64/10, fc00::/7) and lets its relay service
+	// hand them out: for a federation on a private network. Loopback
+	// addresses are announced only when every listen address is loopback (a
+	// devnet). Default false.
+	PrivateAddrs bool `yaml:"private_addrs"`
+}
+
+// RelayLimits bound the circuit relay service.
+type RelayLimits struct {
+	// Reservations is how many peers may hold a slot at once. Default 128.
+	Reservations uint32 `yaml:"reservations"`
+	// CircuitsPerPeer is how many relayed connections one peer may have at
+	// once. Default 16.
+	CircuitsPerPeer uint32 `yaml:"circuits_per_peer"`
+	// CircuitDuration is a relayed connection's longest life. Default "2m".
+	CircuitDuration Duration `yaml:"circuit_duration"`
+	// CircuitData is what one relayed connection may carry each way.
+	// Default "128Ki".
+	CircuitData Bytes `yaml:"circuit_data"`
 }
 
 // API is the local HTTP+JSON API (bearer token) the CLI uses.
@@ -244,8 +284,10 @@ func Default() Config {
 			"/ip6/::/tcp/4242",
 		},
 		Bootstrap: []string{},
-		NAT:       NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true},
-		API:       API{Listen: DefaultAPIListen},
+		NAT: NAT{AutoNAT: true, HolePunching: true, RelayClient: true, PortMapping: true,
+			Reachability: "auto", Relays: []string{}, RelayService: "auto",
+			RelayLimits: RelayLimits{Reservations: 128, CircuitsPerPeer: 16, CircuitDuration: Duration(2 * time.Minute), CircuitData: 128 << 10}},
+		API: API{Listen: DefaultAPIListen},
 		Capacity: Capacity{
 			Auto:           true,
 			Reserve:        Reserve{CPU: 500, Memory: 1 << 30},

@@ -42,6 +42,12 @@ func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 	got := lines(Config{}.Validate())
 	want := []string{
 		"listen: empty: give at least one address, such as /ip4/0.0.0.0/udp/4242/quic-v1",
+		`nat.reachability: "": use auto, public or private`,
+		`nat.relay_service: "": use auto, on or off`,
+		"nat.relay_limits.reservations: 0: use at least 1, such as 128, or nat.relay_service: off",
+		"nat.relay_limits.circuits_per_peer: 0: use at least 1, such as 16",
+		`nat.relay_limits.circuit_duration: 0s: use a duration above 0, such as "2m"`,
+		`nat.relay_limits.circuit_data: 0: use at least 1Ki, such as "128Ki"`,
 		`api.listen: "" is not host:port: write it like 127.0.0.1:4243`,
 		`capacity.cpu: required when capacity.auto is false: give the machine's CPUs, such as "4"`,
 		`capacity.memory: required when capacity.auto is false: give the machine's memory, such as "8Gi"`,
@@ -90,6 +96,16 @@ func TestValidate(t *testing.T) {
 		{"good bootstrap", func(c *Config) {
 			c.Bootstrap = []string{"/dns4/boot.example.org/udp/4242/quic-v1/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"}
 		}, nil},
+		{"hole punching without the relay client", func(c *Config) { c.NAT.RelayClient = false }, []string{
+			"nat.hole_punching: true needs nat.relay_client: hole punching turns a relayed connection into a direct one"}},
+		{"relays without the relay client", func(c *Config) {
+			c.NAT.RelayClient, c.NAT.HolePunching = false, false
+			c.NAT.Relays = []string{"/ip4/192.0.2.1/udp/4242/quic-v1/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"}
+		}, []string{"nat.relays: set, but nat.relay_client is false: the node would never use them"}},
+		{"relay without a peer", func(c *Config) { c.NAT.Relays = []string{"/ip4/192.0.2.1/tcp/4242"} }, []string{
+			"nat.relays[0]: \"/ip4/192.0.2.1/tcp/4242\" names no peer: end it with /p2p/<peer ID>, which `cuivre id` prints on that node"}},
+		{"bad reachability and relay service", func(c *Config) { c.NAT.Reachability, c.NAT.RelayService = "nat", "yes" }, []string{
+			`nat.reachability: "nat": use auto, public or private`, `nat.relay_service: "yes": use auto, on or off`}},
 		{"api not host:port", func(c *Config) { c.API.Listen = "4243" }, []string{
 			`api.listen: "4243" is not host:port: write it like 127.0.0.1:4243`}},
 		{"api on every interface", func(c *Config) { c.API.Listen = "0.0.0.0:4243" }, []string{
@@ -284,6 +300,7 @@ capacity:
 		"CUIVRE_LABELS_EXTRA=tier=gold, rack=b2",
 		"CUIVRE_CAPACITY_CPU=3",
 		"CUIVRE_NAT_RELAY_CLIENT=false",
+		"CUIVRE_NAT_HOLE_PUNCHING=false", // which needs the relay client
 	}
 	flags := map[string]string{
 		"api.listen":           "127.0.0.1:7000",
@@ -311,7 +328,7 @@ capacity:
 			c.Listen = []string{"/ip4/0.0.0.0/udp/5555/quic-v1", "/ip4/0.0.0.0/tcp/5555"}
 			c.Labels.Extra = map[string]string{"tier": "gold", "rack": "b2"}
 			c.Capacity.CPU = ptr(CPU(3000))
-			c.NAT.RelayClient = false
+			c.NAT.RelayClient, c.NAT.HolePunching = false, false
 		}},
 		{"flag over env", file, env, flags, func(c *Config) {
 			c.API.Listen = "127.0.0.1:7000"
@@ -319,7 +336,7 @@ capacity:
 			c.Capacity.OfferedPercent = 50
 			c.Listen = []string{"/ip4/0.0.0.0/udp/5555/quic-v1", "/ip4/0.0.0.0/tcp/5555"}
 			c.Labels.Extra = map[string]string{"tier": "gold", "rack": "b2"}
-			c.NAT.RelayClient = false
+			c.NAT.RelayClient, c.NAT.HolePunching = false, false
 			c.Pricing.Currency = "CHF"
 			c.Executor.MaxTimeout = Duration(150 * time.Minute)
 		}},
@@ -542,6 +559,9 @@ func TestPaths(t *testing.T) {
 	want := []string{
 		"listen", "bootstrap",
 		"nat.autonat", "nat.hole_punching", "nat.relay_client", "nat.port_mapping",
+		"nat.reachability", "nat.relays", "nat.relay_service",
+		"nat.relay_limits.reservations", "nat.relay_limits.circuits_per_peer",
+		"nat.relay_limits.circuit_duration", "nat.relay_limits.circuit_data", "nat.private_addrs",
 		"api.listen",
 		"capacity.auto", "capacity.cpu", "capacity.memory", "capacity.scratch",
 		"capacity.reserve.cpu", "capacity.reserve.memory", "capacity.offered_percent",

@@ -43,6 +43,7 @@ func (c Config) Validate() error {
 	v := validator{}
 	v.listen(c.Listen)
 	v.bootstrap(c.Bootstrap)
+	v.nat(c.NAT)
 	v.api(c.API)
 	v.capacity(c.Capacity)
 	v.pricing(c.Pricing)
@@ -110,9 +111,41 @@ func (v *validator) listen(addrs []string) {
 	}
 }
 
-func (v *validator) bootstrap(addrs []string) {
+func (v *validator) nat(n NAT) {
+	if n.HolePunching && !n.RelayClient {
+		v.add("nat.hole_punching", "true needs nat.relay_client: hole punching turns a relayed connection into a direct one")
+	}
+	if !slices.Contains([]string{"auto", "public", "private"}, n.Reachability) {
+		v.add("nat.reachability", "%q: use auto, public or private", n.Reachability)
+	}
+	if !slices.Contains([]string{"auto", "on", "off"}, n.RelayService) {
+		v.add("nat.relay_service", "%q: use auto, on or off", n.RelayService)
+	}
+	v.peerAddrs("nat.relays", n.Relays)
+	if len(n.Relays) > 0 && !n.RelayClient {
+		v.add("nat.relays", "set, but nat.relay_client is false: the node would never use them")
+	}
+	l := n.RelayLimits
+	if l.Reservations == 0 {
+		v.add("nat.relay_limits.reservations", "0: use at least 1, such as 128, or nat.relay_service: off")
+	}
+	if l.CircuitsPerPeer == 0 {
+		v.add("nat.relay_limits.circuits_per_peer", "0: use at least 1, such as 16")
+	}
+	if l.CircuitDuration <= 0 {
+		v.add("nat.relay_limits.circuit_duration", "%s: use a duration above 0, such as \"2m\"", l.CircuitDuration)
+	}
+	if l.CircuitData == 0 {
+		v.add("nat.relay_limits.circuit_data", "0: use at least 1Ki, such as \"128Ki\"")
+	}
+}
+
+func (v *validator) bootstrap(addrs []string) { v.peerAddrs("bootstrap", addrs) }
+
+// peerAddrs checks a list of peers' multiaddrs, each ending in /p2p/<ID>.
+func (v *validator) peerAddrs(path string, addrs []string) {
 	for i, s := range addrs {
-		p := indexPath("bootstrap", i)
+		p := indexPath(path, i)
 		a, err := multiaddr.NewMultiaddr(s)
 		if err != nil {
 			v.add(p, "%q is not a multiaddr: %v", s, err)

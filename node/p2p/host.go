@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,12 +18,16 @@ import (
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cuivre/cuivre/node/transport"
@@ -44,12 +49,21 @@ type Options struct {
 	// (plain dht.New leaves it off). Off on loopback devnets, where every
 	// peer shares one IP group.
 	DiversityFilter bool
-	// NAT is which NAT traversal services the host runs; none by default.
+	// NAT is which NAT traversal services the host runs, and which
+	// addresses it announces; none, and no private address, by default.
 	NAT NAT
 	// Limits are what one peer, and one place, may ask of the host.
 	Limits Limits
-	Now    func() time.Time // checks capacity records and times rate limits; default time.Now
-	Log    *slog.Logger     // default slog.Default()
+	// PunchWait bounds the wait for hole punching to turn a relayed
+	// connection into a direct one before placement goes through the
+	// relay. Default 5 seconds: a few round trips.
+	PunchWait time.Duration
+	// AddrsChanged, if set, is called when the addresses the host
+	// announces change (a relay slot taken or lost, a NAT's address
+	// learnt), to announce them again.
+	AddrsChanged func()
+	Now          func() time.Time // checks capacity records and times rate limits; default time.Now
+	Log          *slog.Logger     // default slog.Default()
 }
 
 // Host is the libp2p transport: a host on QUIC (TCP as a fallback) and the
@@ -68,6 +82,9 @@ type Host struct {
 	rates   rateLimiter
 	watchMu sync.Mutex
 	watches map[peer.ID]int // open watches by peer, which protect it (LeaseTag)
+	reach   *reachState
+	dhtRef  atomic.Pointer[dht.IpfsDHT] // for the autorelay's candidates
+	relay   *relayv2.Relay              // the relay service when NAT.RelayService is RelayOn
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -91,6 +108,9 @@ func New(o Options) (*Host, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.PunchWait <= 0 {
+		o.PunchWait = defaultPunchWait
+	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -99,34 +119,34 @@ func New(o Options) (*Host, error) {
 			o.Listen = append(o.Listen, ma.StringCast(s))
 		}
 	}
-	h, err := newHost(o)
-	if err != nil {
-		return nil, err
-	}
-	dopts := []dht.Option{
-		dht.Mode(dht.ModeServer),
-		dht.ProtocolPrefix(protocol.DHTPrefix),
-		dht.BootstrapPeers(o.Bootstrap...),
-		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
-		dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: o.Now}),
-	}
-	if o.DiversityFilter {
-		dopts = append(dopts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))
-	}
-	d, err := dht.New(h, dopts...)
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("p2p: dht: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{opts: o, host: h, dht: d, log: o.Log.With("peer", h.ID().ShortString()), ctx: ctx, cancel: cancel,
+	hs := &Host{opts: o, reach: newReachState(),
 		streamErr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cuivre_stream_errors_total", Help: "Streams that failed or were refused, by protocol.",
 		}, []string{"protocol"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cuivre_rate_limited_total", Help: "Requests refused with CODE_RATE_LIMITED for their peer's request rate, by protocol.",
 		}, []string{"protocol"}),
-		rates: rateLimiter{limit: o.Limits.rateOf}}, nil
+		rates: rateLimiter{limit: o.Limits.rateOf}}
+	h, err := newHost(o, hs)
+	if err != nil {
+		return nil, err
+	}
+	hs.host, hs.log = h, o.Log.With("peer", h.ID().ShortString())
+	hs.ctx, hs.cancel = context.WithCancel(context.Background())
+	fail := func(err error) (*Host, error) {
+		hs.cancel()
+		h.Close()
+		return nil, err
+	}
+	if err := hs.followReach(hs.ctx); err != nil {
+		return fail(fmt.Errorf("p2p: reachability events: %w", err))
+	}
+	if o.NAT.RelayService == RelayOn {
+		if hs.relay, err = relayv2.New(h, o.NAT.relayOptions()...); err != nil {
+			return fail(fmt.Errorf("p2p: relay service: %w", err))
+		}
+	}
+	return hs, nil
 }
 
 // Streams one peer may have open to the cuivre protocols: in all, and on
@@ -137,7 +157,7 @@ const (
 	streamsPerPeerProtocol = 64
 )
 
-func newHost(o Options) (host.Host, error) {
+func newHost(o Options, hs *Host) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	perPeer := rcmgr.BaseLimit{StreamsInbound: streamsPerPeer, StreamsOutbound: streamsPerPeer, Streams: 2 * streamsPerPeer, Memory: 256 << 20}
@@ -182,12 +202,60 @@ func newHost(o Options) (host.Host, error) {
 		// for every stream opened and closed.
 		libp2p.DisableMetrics(),
 	}
-	opts = append(opts, o.NAT.options()...)
+	// Only addresses others can dial are announced: loopback ones on a
+	// devnet (every listen address loopback), private ones where
+	// configured; the relay's always.
+	devnet := devnetOf(o.Listen)
+	opts = append(opts, libp2p.AddrsFactory(func(as []ma.Multiaddr) []ma.Multiaddr { return announced(as, devnet, o.NAT.PrivateAddrs) }))
+	opts = append(opts, o.NAT.options(hs.dhtRelays, hs.reach)...)
+	// The DHT is the host's peer routing too: a peer dialled with no
+	// address known, or stale ones (a NATed peer's relay changed), is
+	// looked up first.
+	opts = append(opts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+		d, err := dht.New(h, dhtOptions(o, h)...)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: dht: %w", err)
+		}
+		hs.dht = d
+		hs.dhtRef.Store(d)
+		return d, nil
+	}))
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		if hs.dht != nil {
+			hs.dht.Close()
+		}
 		return nil, fmt.Errorf("p2p: libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// dhtOptions are the options of the host's DHT.
+func dhtOptions(o Options, h host.Host) []dht.Option {
+	mode := dht.ModeServer
+	switch {
+	case o.NAT.Reachability == network.ReachabilityPrivate:
+		mode = dht.ModeClient // peers could not dial it to ask
+	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !devnetOf(o.Listen):
+		mode = dht.ModeAuto // a server once AutoNAT finds it reachable
+	}
+	opts := []dht.Option{
+		dht.Mode(mode),
+		dht.ProtocolPrefix(protocol.DHTPrefix),
+		dht.BootstrapPeers(o.Bootstrap...),
+		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
+		dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: o.Now}),
+	}
+	if o.DiversityFilter {
+		opts = append(opts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))
+	}
+	return opts
+}
+
+// devnetOf says whether a host listening on listen is on a devnet: every
+// address loopback, the whole federation on one machine.
+func devnetOf(listen []ma.Multiaddr) bool {
+	return !slices.ContainsFunc(listen, func(a ma.Multiaddr) bool { return !manet.IsIPLoopback(a) })
 }
 
 // Self returns the host's peer ID, in binary form.
@@ -207,10 +275,23 @@ func (h *Host) Collectors() []prometheus.Collector {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	return []prometheus.Collector{h.streamErr, h.limited,
+	conns := func(kind string, relayed bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cuivre_connections", ConstLabels: prometheus.Labels{"kind": kind},
+			Help: "Open connections to peers, direct or through a circuit relay."}, func() float64 {
+			n := 0
+			for _, c := range h.host.Network().Conns() {
+				if isRelayed(c.RemoteMultiaddr()) == relayed {
+					n++
+				}
+			}
+			return float64(n)
+		})
+	}
+	return append(h.reach.collectors(), h.streamErr, h.limited,
 		gauge("cuivre_peers", "Connected peers.", func() float64 { return float64(len(h.host.Network().Peers())) }),
 		gauge("cuivre_dht_routing_table_peers", "Peers in the DHT routing table.", func() float64 { return float64(h.RoutingTableSize()) }),
-	}
+		conns("direct", false), conns("relayed", true),
+	)
 }
 
 // Bootstrap connects to the bootstrap peers and fills the routing table.
@@ -295,39 +376,14 @@ func (h *Host) Close() error {
 		h.cancel()
 		h.Serve(nil)
 		h.wg.Wait()
-		h.closeErr = errors.Join(h.dht.Close(), h.host.Close())
+		var relayErr error
+		if h.relay != nil {
+			relayErr = h.relay.Close()
+		}
+		h.closeErr = errors.Join(h.dht.Close(), relayErr, h.host.Close())
 	})
 	return h.closeErr
 }
 
 // DHT returns the host's Kademlia DHT.
 func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
-
-// NAT is which of libp2p's NAT traversal services a host runs, each on its
-// own switch.
-type NAT struct {
-	AutoNAT      bool // AutoNAT v2: learn from peers whether the host is reachable
-	HolePunching bool // DCUtR: turn relayed connections into direct ones
-	RelayClient  bool // the circuit relay v2 transport: dial and be reached through relays
-	PortMapping  bool // ask the router for a port (UPnP, NAT-PMP): traffic to the host's LAN
-}
-
-// options are the libp2p options of n's switches.
-func (n NAT) options() []libp2p.Option {
-	var opts []libp2p.Option
-	if n.AutoNAT {
-		opts = append(opts, libp2p.EnableAutoNATv2())
-	}
-	if n.HolePunching {
-		opts = append(opts, libp2p.EnableHolePunching())
-	}
-	if n.RelayClient {
-		opts = append(opts, libp2p.EnableRelay())
-	} else {
-		opts = append(opts, libp2p.DisableRelay())
-	}
-	if n.PortMapping {
-		opts = append(opts, libp2p.NATPortMap())
-	}
-	return opts
-}

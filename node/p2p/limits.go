@@ -69,6 +69,9 @@ func (l Limits) withDefaults() Limits {
 // per-origin limits: "" for loopback (unless limited) or an address that
 // is not IP (a relayed one names its relay, not its sender).
 func (l Limits) origin(addr ma.Multiaddr) string {
+	if addr == nil || isRelayed(addr) {
+		return ""
+	}
 	ip, ok := ipOf(addr)
 	if !ok || ip.IsLoopback() && !l.Loopback {
 		return ""

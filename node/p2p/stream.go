@@ -204,10 +204,22 @@ func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, f
 	})
 }
 
+// overRelay are the protocols whose streams may go through a circuit relay
+// when hole punching failed: placement's small messages, within a relay's
+// limits (SPEC 4.4). Modules and blocks wait for a direct connection.
+var overRelay = map[p2pproto.ID]bool{protocol.OfferID: true, protocol.LeaseID: true, protocol.WatchID: true, protocol.ReceiptID: true}
+
+// defaultPunchWait is Options.PunchWait's default.
+const defaultPunchWait = 5 * time.Second
+
+// ErrRelayOnly is why a module or blocks are not fetched from a peer
+// reachable only through a relay.
+var ErrRelayOnly = errors.New("only a relayed connection (hole punching failed): modules and data are not sent through a relay")
+
 // open starts an exchange with a peer.
 func (h *Host) open(ctx context.Context, to string, id p2pproto.ID) (*exchange, error) {
 	p := peer.ID(to)
-	s, err := h.host.NewStream(ctx, p, id)
+	s, err := h.newStream(ctx, p, id)
 	if err != nil {
 		return nil, fmt.Errorf("%s to %s: %w", id, p.ShortString(), err)
 	}
@@ -222,6 +234,52 @@ func (h *Host) open(ctx context.Context, to string, id p2pproto.ID) (*exchange, 
 		return nil, err
 	}
 	return e, nil
+}
+
+// newStream opens a stream on a direct connection to p, dialling it if
+// need be, through a relay if that is the only way and hole punching to it
+// then. A placement stream goes through the relay where no direct
+// connection came within Options.PunchWait; any other is refused with ErrRelayOnly.
+func (h *Host) newStream(ctx context.Context, p peer.ID, id p2pproto.ID) (network.Stream, error) {
+	if h.host.Network().Connectedness(p) != network.Connected {
+		// Any connection first: a relayed one when that is all there is.
+		if err := h.host.Connect(network.WithAllowLimitedConn(ctx, "cuivre"), peer.AddrInfo{ID: p}); err != nil {
+			return nil, err
+		}
+	}
+	if !h.relayOnly(p) {
+		return h.host.NewStream(ctx, p, id)
+	}
+	if overRelay[id] && !h.opts.NAT.HolePunching {
+		return h.relayedStream(ctx, p, id) // no hole punching here: a relayed connection stays one
+	}
+	s, err := h.host.NewStream(network.WithDialPeerTimeout(ctx, h.opts.PunchWait), p, id)
+	if err == nil || ctx.Err() != nil || !h.relayOnly(p) {
+		return s, err
+	}
+	if !overRelay[id] {
+		return nil, ErrRelayOnly
+	}
+	return h.relayedStream(ctx, p, id)
+}
+
+func (h *Host) relayedStream(ctx context.Context, p peer.ID, id p2pproto.ID) (network.Stream, error) {
+	s, err := h.host.NewStream(network.WithAllowLimitedConn(ctx, "cuivre placement"), p, id)
+	if err == nil && s.Conn().Stat().Limited {
+		h.reach.relayed.WithLabelValues(string(id)).Inc()
+	}
+	return s, err
+}
+
+// relayOnly says whether every connection to p goes through a relay.
+func (h *Host) relayOnly(p peer.ID) bool {
+	cs := h.host.Network().ConnsToPeer(p)
+	for _, c := range cs {
+		if !c.Stat().Limited {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // roundTrip sends one request and reads one answer.

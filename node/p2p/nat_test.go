@@ -1,0 +1,137 @@
+package p2p_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cuivre/cuivre/node/p2p"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+func natHost(t *testing.T, n p2p.NAT, l p2p.Limits) *p2p.Host {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No hole punch can succeed here (loopback is no address to punch
+	// from): a short wait keeps the test short, whatever the machine.
+	h, err := p2p.New(p2p.Options{Identity: k, NAT: n, Limits: l, PunchWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// TestRelayedPlacement: a peer reachable only through a relay gets
+// placement's small messages through it once hole punching has failed, its
+// origin unknown (the relay's address says nothing of the sender); a
+// module is refused with ErrRelayOnly rather than pushed through the relay.
+func TestRelayedPlacement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	relay := natHost(t, p2p.NAT{Reachability: network.ReachabilityPublic, RelayService: p2p.RelayOn}, p2p.Limits{})
+	if !relay.Reach().RelayService {
+		t.Fatal("relay_service on: the relay says it relays for nobody")
+	}
+	target := natHost(t, p2p.NAT{Reachability: network.ReachabilityPrivate, RelayClient: true, HolePunching: true},
+		p2p.Limits{Loopback: true})
+	srv := &origins{}
+	target.Serve(srv)
+	if _, err := client.Reserve(ctx, target.Host(), relay.AddrInfo()); err != nil {
+		t.Fatalf("reserve a slot on the relay: %v", err)
+	}
+	asker := natHost(t, p2p.NAT{RelayClient: true, HolePunching: true}, p2p.Limits{})
+	circuit := relay.AddrInfo().Addrs[0].Encapsulate(ma.StringCast("/p2p/" + relay.ID().String() + "/p2p-circuit"))
+	asker.Host().Peerstore().AddAddr(target.ID(), circuit, peerstore.TempAddrTTL)
+
+	resp, err := asker.Offer(ctx, target.Self(), &pb.OfferRequest{})
+	if err != nil {
+		t.Fatalf("offer through the relay: %v", err)
+	}
+	if resp.GetRefusal().GetCode() != pb.Code_CODE_INSUFFICIENT_CPU {
+		t.Fatalf("offer through the relay: %v, want the handler's refusal", resp)
+	}
+	for _, c := range asker.Host().Network().ConnsToPeer(target.ID()) {
+		if !c.Stat().Limited {
+			t.Fatalf("a direct connection to the target, %s: the test shows nothing", c.RemoteMultiaddr())
+		}
+	}
+	if got := srv.seen; len(got) != 1 || got[0] != "" {
+		t.Errorf("origin of a relayed request %q, want none (loopback is limited here, so the relay's address would have shown)", got)
+	}
+	if got := metric(t, asker, "cuivre_relayed_streams_total"); got != 1 {
+		t.Errorf("cuivre_relayed_streams_total %v, want 1", got)
+	}
+	err = asker.Module(ctx, target.Self(), &pb.ModuleRequest{}, func(*pb.ModuleChunk) bool { return true })
+	if !errors.Is(err, p2p.ErrRelayOnly) {
+		t.Fatalf("module through the relay: %v, want ErrRelayOnly", err)
+	}
+	if !strings.Contains(err.Error(), "not sent through a relay") {
+		t.Errorf("error %q does not say why", err)
+	}
+}
+
+// TestAnnouncedAddrs: a host on a devnet (every listen address loopback)
+// announces its loopback addresses; one listening beyond loopback does not,
+// nor private ones unless told to.
+func TestAnnouncedAddrs(t *testing.T) {
+	devnet := natHost(t, p2p.NAT{}, p2p.Limits{})
+	if len(devnet.Host().Addrs()) == 0 {
+		t.Fatal("a devnet host announces nothing")
+	}
+	for _, private := range []bool{false, true} {
+		k, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+		h, err := p2p.New(p2p.Options{Identity: k, NAT: p2p.NAT{PrivateAddrs: private},
+			Listen: []ma.Multiaddr{ma.StringCast("/ip4/0.0.0.0/tcp/0")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		for _, a := range h.Host().Addrs() {
+			s := a.String()
+			if strings.HasPrefix(s, "/ip4/127.") || strings.HasPrefix(s, "/ip6/::1/") {
+				t.Errorf("private_addrs %v: loopback address %s announced beyond a devnet", private, s)
+			}
+			if !private && (strings.HasPrefix(s, "/ip4/10.") || strings.HasPrefix(s, "/ip4/192.168.") || strings.HasPrefix(s, "/ip4/172.")) {
+				t.Errorf("private_addrs false: private address %s announced", s)
+			}
+		}
+		r := h.Reach()
+		if r.Reachability != "unknown" || len(r.Listen) == 0 {
+			t.Errorf("Reach() = %+v, want unknown reachability and the listen addresses", r)
+		}
+	}
+}
+
+// metric sums a counter of h's collectors.
+func metric(t *testing.T, h *p2p.Host, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.Collectors()...)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
