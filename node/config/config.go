@@ -74,8 +74,10 @@ type NAT struct {
 	// RelayLimits bound the relay service.
 	RelayLimits RelayLimits `yaml:"relay_limits"`
 	// PrivateAddrs announces the node's addresses in private ranges (10/8,
-	// 172.16/12, 192.168/16, 100.64/10, fc00::/7) and lets its relay service
-	// hand them out: for a federation on a private network. Loopback
+	// 172.16/12, 192.168/16, 100.64/10, fc00::/7): for a federation on a
+	// routed private network. libp2p relays and punches holes only between
+	// public addresses, so there the nodes must reach each other directly,
+	// and those that can are best told nat.reachability: public. Loopback
 	// addresses are announced only when every listen address is loopback (a
 	// devnet). Default false.
 	PrivateAddrs bool `yaml:"private_addrs"`

@@ -49,8 +49,9 @@ type NAT struct {
 	// defaults.
 	RelayLimits RelayLimits
 	// PrivateAddrs announces addresses in private ranges (10/8,
-	// 172.16/12, 192.168/16, 100.64/10, fc00::/7...) and lets a relay hand
-	// them out: for a federation on a private network.
+	// 172.16/12, 192.168/16, 100.64/10, fc00::/7...): for a federation on
+	// a routed private network. go-libp2p relays and punches holes between
+	// public addresses only, so there nodes must reach each other directly.
 	PrivateAddrs bool
 }
 
@@ -93,11 +94,7 @@ func (l RelayLimits) resources() relayv2.Resources {
 
 // relayOptions are the relay service's options.
 func (n NAT) relayOptions() []relayv2.Option {
-	opts := []relayv2.Option{relayv2.WithResources(n.RelayLimits.resources())}
-	if n.PrivateAddrs {
-		opts = append(opts, relayv2.WithReservationAddressFilter(func(a ma.Multiaddr) bool { return !manet.IsIPLoopback(a) }))
-	}
-	return opts
+	return []relayv2.Option{relayv2.WithResources(n.RelayLimits.resources())}
 }
 
 // options are the libp2p options of n's switches. relays finds relay
