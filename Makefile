@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test lint fuzz abuse conformance bench simbench crash queue chaos proto check
+.PHONY: help build examples examples-check run test leakcheck lint fuzz abuse conformance bench simbench crash queue chaos proto check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ run: build ## run the main job: a federation of 8 providers on loopback placing 
 test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./node/...
+
+leakcheck: ## make test while capturing on every interface but loopback (root, tcpdump): fails on any packet the tests send beyond loopback
+	.ci/leakcheck $(MAKE) test
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...
