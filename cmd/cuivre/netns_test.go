@@ -291,9 +291,9 @@ func TestNetns(t *testing.T) {
 		}
 		switch {
 		case before > 0 && netnsCustomerFresh:
-			t.Errorf("%s had dialled the customer before its jobs (%d flows through %s), which its role should prevent", name, before, n.router)
+			t.Errorf("%s had dialled the customer before its jobs (%d flow(s) through %s), which its role should prevent", name, before, n.router)
 		case before > 0 && ok > 0:
-			t.Logf("%s was reached through a connection it had opened to the customer itself (%d flows through %s before its jobs): "+
+			t.Logf("%s was reached through a connection it had opened to the customer itself (%d flow(s) through %s before its jobs): "+
 				"the customer is a DHT server its lookups reached, not a fresh customer", name, before, n.router)
 		case !natKeys && ok > 0:
 			t.Logf("%s was reached %d times without the NAT settings, not having dialled the customer first", name, ok)
