@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test leakcheck lint fuzz abuse conformance bench simbench crash queue chaos proto check
+.PHONY: help build examples examples-check run test leakcheck lint fuzz abuse conformance bench simbench crash queue chaos proto check netns-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,8 +34,8 @@ examples-check: ## check that the committed example modules are what make exampl
 run: build ## run the main job: a federation of 8 providers on loopback placing the example jobs
 	$(BIN) demo
 
-test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race
-	$(GO) test -count=1 ./...
+test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race; as root, the netns test too
+	CUIVRE_NETNS=1 $(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./node/...
 
 leakcheck: ## make test while capturing on every interface but loopback (root, tcpdump): fails on any packet the tests send beyond loopback
@@ -76,6 +76,12 @@ crash: ## kill -9 a provider daemon under load 200 times; check its store and le
 
 queue: ## 300 jobs through `cuivre job run`, 100 at a time, on 5 provider daemons of 1.6 vCPU: every one must succeed (a minute or two)
 	CUIVRE_QUEUE=5,300,100 $(GO) test -count=1 -run '^TestQueueCLI$$' -v ./cmd/cuivre
+
+netns-test: ## a small internet in network namespaces (root, ip, iptables): NATed providers, a relay, TCP-only and QUIC-only hosts, jobs from a customer; report in netns.txt (under a minute)
+	rm -f netns.txt
+	CUIVRE_NETNS=1 CUIVRE_NETNS_REPORT=$(CURDIR)/netns.txt $(GO) test -count=1 -run '^TestNetns$$' -v ./cmd/cuivre/
+	@test -f netns.txt || { echo "no report: TestNetns was skipped (its reason is above)"; exit 1; }
+	cat netns.txt
 
 chaos: build ## 10 providers and a requester as processes, 10 minutes of jobs under 200+ faults (kills, partitions as root): chaos.json (about 14 minutes)
 	$(BIN) chaos --out chaos.json
