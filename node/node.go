@@ -80,6 +80,9 @@ type Options struct {
 	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
+	// Build names the binary, for cuivre_build_info. Default "dev" and
+	// "unknown".
+	Build Build
 
 	Clock clock.Clock  // default clock.Real
 	Log   *slog.Logger // default slog.Default()
@@ -174,7 +177,7 @@ func New(o Options) (*Node, error) {
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(n.prov.Metrics().Collectors()...)
 	n.reg.MustRegister(h.Collectors()...)
-	n.reg.MustRegister(egress)
+	n.reg.MustRegister(egress, buildInfo(o.Build))
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
