@@ -374,6 +374,25 @@ func (n *Node) Ready() error {
 	return nil
 }
 
+// Alive says whether the node still answers, for a watchdog: an error once
+// it is closed, else nil, after taking in turn the locks every request
+// takes (the provider's market, the store, the host's connections), so that
+// it does not return while one of them is stuck. Unlike Ready it asks for no
+// peer: a node alone is alive.
+func (n *Node) Alive() error {
+	if n.ctx.Err() != nil {
+		return errors.New("node closed")
+	}
+	n.MarketState()
+	if n.opts.Store != nil {
+		if err := n.opts.Store.View(func(*store.Tx) error { return nil }); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	n.Host().Network().Peers()
+	return nil
+}
+
 // Identify returns the node's peer ID and its addresses with /p2p/.
 func (n *Node) Identify() api.Identity {
 	id := api.Identity{ID: n.ID().String()}
