@@ -33,6 +33,8 @@ type Daemon struct {
 	Data  *data.Store
 	Exec  *exec.Executor
 	dir   string
+
+	metrics *metricsServer // on config metrics.listen; nil without
 }
 
 // StateFile is the name of the node's bbolt file in its data dir.
@@ -41,11 +43,18 @@ const StateFile = "state.db"
 // DataDir is the folder of the node's content-addressed data in its data dir.
 const DataDir = "blocks"
 
+// DaemonOption sets something of a daemon that is not in its config.
+type DaemonOption func(*Options)
+
+// WithBuild names the binary the daemon runs, for cuivre_build_info.
+func WithBuild(b Build) DaemonOption { return func(o *Options) { o.Build = b } }
+
 // StartDaemon loads the identity in dir, sizes the market from the machine and
-// the config, and starts the node and its local API. ctx bounds the start
-// only (bootstrapping): the daemon runs until Stop, so that a signal's
-// context can ask for a drain instead of cutting the runs short.
-func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Logger) (*Daemon, error) {
+// the config, and starts the node, its local API and, if the config asks, its
+// metrics address. ctx bounds the start only (bootstrapping): the daemon runs
+// until Stop, so that a signal's context can ask for a drain instead of
+// cutting the runs short.
+func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Logger, with ...DaemonOption) (*Daemon, error) {
 	key, err := config.LoadIdentity(dir)
 	if err != nil {
 		return nil, err
@@ -121,6 +130,9 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	if opts.NAT, err = natOf(c.NAT, opts.Listen); err != nil {
 		return fail(err)
 	}
+	for _, f := range with {
+		f(&opts)
+	}
 	n, err := New(opts)
 	if err != nil {
 		return fail(err)
@@ -130,6 +142,13 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		n.Close()
 		return fail(err)
 	}
+	ms, err := serveMetrics(c.Metrics.Listen, dir, n.Metrics(), log)
+	if err != nil {
+		api.Close(context.Background())
+		n.Close()
+		return fail(err)
+	}
+	d.metrics = ms
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
@@ -149,7 +168,7 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Data.Close(), d.Store.Close())
+	return errors.Join(d.API.Close(ctx), d.metrics.close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Data.Close(), d.Store.Close())
 }
 
 // Reload reads the config again and applies its prices and labels; other

@@ -2,7 +2,9 @@
 // node. The libp2p transport (node/p2p) carries the protocols; the provider's
 // driver (node/provider) serves on it; the requester's driver
 // (node/requester) places on it; the local API (node/api) serves the CLI; the
-// announcements in the DHT and the metrics registry live here.
+// announcements in the DHT and the metrics registry live here, served at the
+// API's /metrics and, when the config's metrics.listen names an address, by a
+// server of the Daemon's own there, which Stop closes.
 //
 // # The drivers' manual
 //

@@ -80,6 +80,9 @@ type Options struct {
 	CandidateTTL time.Duration
 	// ReplayCacheSize bounds the live lease nonces remembered. Default 100,000.
 	ReplayCacheSize int
+	// Build names the binary, for cuivre_build_info. Default "dev" and
+	// "unknown".
+	Build Build
 
 	Clock clock.Clock  // default clock.Real
 	Log   *slog.Logger // default slog.Default()
@@ -175,7 +178,7 @@ func New(o Options) (*Node, error) {
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(n.prov.Metrics().Collectors()...)
 	n.reg.MustRegister(h.Collectors()...)
-	n.reg.MustRegister(egress)
+	n.reg.MustRegister(egress, buildInfo(o.Build))
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -369,6 +372,25 @@ func (n *Node) Ready() error {
 	if n.net.HasBootstrap() && n.RoutingTableSize() == 0 {
 		return errors.New("no DHT peer yet")
 	}
+	return nil
+}
+
+// Alive says whether the node still answers, for a watchdog: an error once
+// it is closed, else nil, after taking in turn the locks every request
+// takes (the provider's market, the store, the host's connections), so that
+// it does not return while one of them is stuck. Unlike Ready it asks for no
+// peer: a node alone is alive.
+func (n *Node) Alive() error {
+	if n.ctx.Err() != nil {
+		return errors.New("node closed")
+	}
+	n.MarketState()
+	if n.opts.Store != nil {
+		if err := n.opts.Store.View(func(*store.Tx) error { return nil }); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	n.Host().Network().Peers()
 	return nil
 }
 

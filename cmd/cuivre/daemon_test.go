@@ -50,18 +50,8 @@ type daemon struct {
 // win over the defaults here.
 func startDaemon(t *testing.T, dir string, bootstrap string, set ...string) *daemon {
 	t.Helper()
-	args := []string{"daemon", "--data-dir", dir, "--set", "executor.cache_dir=" + exectest.CacheDir(t),
-		"--set", "listen=/ip4/127.0.0.1/udp/0/quic-v1", "--set", "api.listen=127.0.0.1:0",
-		"--set", "capacity.auto=false", "--set", "capacity.cpu=4", "--set", "capacity.memory=4Gi", "--set", "capacity.scratch=1Gi",
-		"--set", "labels.jurisdiction=fr", "--set", "labels.region=fr-par"}
-	if bootstrap != "" {
-		args = append(args, "--set", "bootstrap="+bootstrap)
-	}
-	for _, kv := range set {
-		args = append(args, "--set", kv)
-	}
 	os.Remove(filepath.Join(dir, "api"))
-	cmd := cuivre(t, args...)
+	cmd := cuivre(t, daemonArgs(t, dir, bootstrap, set...)...)
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +74,24 @@ func startDaemon(t *testing.T, dir string, bootstrap string, set ...string) *dae
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// daemonArgs are the arguments of a `cuivre daemon` on dir as startDaemon
+// runs it: loopback, small, on the tests' compilation cache; set are more
+// "key=value" settings.
+func daemonArgs(t *testing.T, dir string, bootstrap string, set ...string) []string {
+	t.Helper()
+	args := []string{"daemon", "--data-dir", dir, "--set", "executor.cache_dir=" + exectest.CacheDir(t),
+		"--set", "listen=/ip4/127.0.0.1/udp/0/quic-v1", "--set", "api.listen=127.0.0.1:0",
+		"--set", "capacity.auto=false", "--set", "capacity.cpu=4", "--set", "capacity.memory=4Gi", "--set", "capacity.scratch=1Gi",
+		"--set", "labels.jurisdiction=fr", "--set", "labels.region=fr-par"}
+	if bootstrap != "" {
+		args = append(args, "--set", "bootstrap="+bootstrap)
+	}
+	for _, kv := range set {
+		args = append(args, "--set", kv)
+	}
+	return args
 }
 
 func (d *daemon) status(t *testing.T) api.NodeStatus {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
 	"github.com/cuivre/cuivre/node"
@@ -74,7 +76,12 @@ func newDaemonCmd() *cobra.Command {
 flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
 invalid setting is refused at start with its source, field and reason.
 SIGINT or SIGTERM drains: no new offers, running leases get a grace period.
-SIGHUP reloads prices and labels from the config.`,
+SIGHUP reloads prices and labels from the config.
+
+Under systemd (Type=notify) it says when it is ready, reloading and
+stopping, and with WatchdogSec= it pets the watchdog while its node answers;
+examples/systemd/cuivre.service is a unit to start from. Outside systemd
+(no NOTIFY_SOCKET) none of that happens.`,
 		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -97,19 +104,32 @@ SIGHUP reloads prices and labels from the config.`,
 			if err != nil {
 				return err
 			}
-			log := newLogger(c.Log)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			d, err := node.StartDaemon(ctx, dir, c, log)
+			pet, err := sdWatchdog()
 			if err != nil {
 				return err
 			}
+			log := newLogger(c.Log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			// Caught from the start: a SIGHUP that comes while the node
+			// starts, or just after READY=1, is a reload, never the end.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
+			d, err := node.StartDaemon(ctx, dir, c, log, node.WithBuild(node.Build{Version: version, Commit: buildCommit()}))
+			if err != nil {
+				return err
+			}
+			sdNotify(log, sd.SdNotifyReady+"\n"+sdStatus(d))
+			if pet > 0 {
+				wctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go petWatchdog(wctx, log, pet, d.Node.Alive)
+			}
 			for {
 				select {
 				case <-hup:
+					sdNotify(log, sdReloading())
 					nc, err := config.Load(cfgPath, os.Environ(), overrides)
 					if err == nil {
 						err = d.Reload(nc)
@@ -119,9 +139,11 @@ SIGHUP reloads prices and labels from the config.`,
 					} else {
 						log.Info("reloaded prices and labels")
 					}
+					sdNotify(log, sd.SdNotifyReady+"\n"+sdStatus(d))
 				case <-ctx.Done():
 					stop() // a second signal ends the process at once
 					log.Info("draining", "grace", node.DrainGrace)
+					sdNotify(log, sd.SdNotifyStopping+"\nSTATUS=draining: no new offers, running leases get "+node.DrainGrace.String())
 					return d.Stop(node.DrainGrace)
 				}
 			}

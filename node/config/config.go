@@ -21,6 +21,8 @@ type Config struct {
 	NAT NAT `yaml:"nat"`
 	// API is the local HTTP API the CLI talks to.
 	API API `yaml:"api"`
+	// Metrics is where Prometheus may scrape the node besides the API.
+	Metrics Metrics `yaml:"metrics"`
 	// Capacity is how much of the machine the node sells.
 	Capacity Capacity `yaml:"capacity"`
 	// Pricing is what the node charges.
@@ -103,6 +105,18 @@ type API struct {
 	// API is plain HTTP, so the token would cross the network in clear.
 	// Port 0 picks a free port (the daemon writes the real one to DIR/api).
 	// Default "127.0.0.1:4243".
+	Listen string `yaml:"listen"`
+}
+
+// Metrics serves the node's Prometheus metrics on an address of their own,
+// so that a Prometheus on another machine can scrape them while the API
+// stays on loopback.
+type Metrics struct {
+	// Listen is the host:port on which the daemon serves GET /metrics, and
+	// nothing else, without a token: metrics carry no secret, so any
+	// address will do, such as "0.0.0.0:4244". Port 0 picks a free port
+	// (the daemon writes the real address to DIR/metrics.addr). Empty
+	// serves them only at the API's /metrics. Default "".
 	Listen string `yaml:"listen"`
 }
 

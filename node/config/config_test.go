@@ -114,6 +114,18 @@ func TestValidate(t *testing.T) {
 			`api.listen: "127.0.0.1:http": port "http" is not a number from 0 to 65535`}},
 		{"api on ::1, any port", func(c *Config) { c.API.Listen = "[::1]:0" }, nil},
 		{"api on localhost", func(c *Config) { c.API.Listen = "localhost:4243" }, nil},
+		{"metrics on every interface", func(c *Config) { c.Metrics.Listen = "0.0.0.0:4244" }, nil},
+		{"metrics on every interface, short", func(c *Config) { c.Metrics.Listen = ":4244" }, nil},
+		{"metrics on IPv6, any port", func(c *Config) { c.Metrics.Listen = "[::]:0" }, nil},
+		{"metrics on localhost", func(c *Config) { c.Metrics.Listen = "localhost:4244" }, nil},
+		{"metrics not host:port", func(c *Config) { c.Metrics.Listen = "4244" }, []string{
+			`metrics.listen: "4244" is not host:port: write it like 0.0.0.0:4244, or leave it empty to serve metrics at the API's /metrics only`}},
+		{"metrics bad port", func(c *Config) { c.Metrics.Listen = "0.0.0.0:65536" }, []string{
+			`metrics.listen: "0.0.0.0:65536": port "65536" is not a number from 0 to 65535`}},
+		{"metrics no port", func(c *Config) { c.Metrics.Listen = "127.0.0.1:" }, []string{
+			`metrics.listen: "127.0.0.1:": port "" is not a number from 0 to 65535`}},
+		{"metrics on a host name", func(c *Config) { c.Metrics.Listen = "metrics.example.org:4244" }, []string{
+			`metrics.listen: "metrics.example.org:4244": host "metrics.example.org" is not an IP address: write one, such as 0.0.0.0 for every IPv4 interface or 127.0.0.1 for this machine only`}},
 		{"no detection, no machine", func(c *Config) { c.Capacity.Auto = false }, []string{
 			`capacity.cpu: required when capacity.auto is false: give the machine's CPUs, such as "4"`,
 			`capacity.memory: required when capacity.auto is false: give the machine's memory, such as "8Gi"`}},
@@ -403,6 +415,8 @@ func TestLoadErrors(t *testing.T) {
 		{"validation errors point at the variable", "labels:\n  jurisdiction: fr\n", []string{"CUIVRE_LABELS_JURISDICTION=fra", "CUIVRE_LISTEN=/ip4/0.0.0.0/udp/1"}, nil, []string{
 			`CUIVRE_LISTEN: listen[0]: "/ip4/0.0.0.0/udp/1": use QUIC v1 (/udp/<port>/quic-v1) or TCP (/tcp/<port>)`,
 			`CUIVRE_LABELS_JURISDICTION: labels.jurisdiction: "fra" is not an ISO 3166-1 alpha-2 code: it is the alpha-3 code of France, whose alpha-2 code is "fr"`}},
+		{"bad metrics address, with its line", "metrics:\n  listen: 0.0.0.0:99999\n", nil, nil, []string{
+			`config.yaml:2:11: metrics.listen: "0.0.0.0:99999": port "99999" is not a number from 0 to 65535`}},
 		{"a flag replaces the file's list", "listen:\n  - /ip4/0.0.0.0/udp/1\n", nil, map[string]string{"listen": "/ip4/0.0.0.0/udp/2"}, []string{
 			`flag: listen[0]: "/ip4/0.0.0.0/udp/2": use QUIC v1 (/udp/<port>/quic-v1) or TCP (/tcp/<port>)`}},
 		{"bad env values", "", []string{"CUIVRE_NAT_AUTONAT=maybe", "CUIVRE_LABELS_EXTRA=tier"}, nil, []string{
@@ -563,6 +577,7 @@ func TestPaths(t *testing.T) {
 		"nat.relay_limits.reservations", "nat.relay_limits.circuits_per_peer",
 		"nat.relay_limits.circuit_duration", "nat.relay_limits.circuit_data", "nat.private_addrs",
 		"api.listen",
+		"metrics.listen",
 		"capacity.auto", "capacity.cpu", "capacity.memory", "capacity.scratch",
 		"capacity.reserve.cpu", "capacity.reserve.memory", "capacity.offered_percent",
 		"pricing.currency", "pricing.cpu_per_hour", "pricing.memory_gib_per_hour",

@@ -1,9 +1,10 @@
 // Package config is the daemon's configuration: the settings of one provider
 // node (listen addresses, bootstrap peers, NAT traversal, the local API, the
-// capacity it sells, its prices and labels, executor limits and logging), how
-// they are read (flag > CUIVRE_* environment > config.yaml > default), how they
-// are checked, and the data directory that `cuivre init` creates: a commented
-// config.yaml and the node's Ed25519 identity.key.
+// metrics address, the capacity it sells, its prices and labels, executor
+// limits and logging), how they are read (flag > CUIVRE_* environment >
+// config.yaml > default), how they are checked, and the data directory that
+// `cuivre init` creates: a commented config.yaml and the node's Ed25519
+// identity.key.
 //
 // Config is a plain struct written in YAML. Start from Default (the zero Config
 // does not validate, and says why field by field); Load layers a file, the

@@ -45,6 +45,7 @@ func (c Config) Validate() error {
 	v.bootstrap(c.Bootstrap)
 	v.nat(c.NAT)
 	v.api(c.API)
+	v.metrics(c.Metrics)
 	v.capacity(c.Capacity)
 	v.pricing(c.Pricing)
 	v.labels(c.Labels)
@@ -172,6 +173,23 @@ func (v *validator) api(a API) {
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		v.add("api.listen", "%q is not a loopback address: the API is plain HTTP with a bearer token, so keep it on 127.0.0.1 or [::1] and reach it through SSH", a.Listen)
+	}
+}
+
+func (v *validator) metrics(m Metrics) {
+	if m.Listen == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		v.add("metrics.listen", "%q is not host:port: write it like 0.0.0.0:4244, or leave it empty to serve metrics at the API's /metrics only", m.Listen)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add("metrics.listen", "%q: port %q is not a number from 0 to 65535", m.Listen, port)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		v.add("metrics.listen", "%q: host %q is not an IP address: write one, such as 0.0.0.0 for every IPv4 interface or 127.0.0.1 for this machine only", m.Listen, host)
 	}
 }
 
