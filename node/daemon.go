@@ -218,12 +218,22 @@ func natOf(c config.NAT, listen []ma.Multiaddr) (p2p.NAT, error) {
 	case "on":
 		n.RelayService = p2p.RelayOn
 	}
+	// One relay per peer, however many of its addresses are listed:
+	// autorelay waits for as many relays as it is given.
+	var addrs []ma.Multiaddr
 	for _, s := range c.Relays {
-		ai, err := peer.AddrInfoFromString(s)
+		a, err := ma.NewMultiaddr(s)
 		if err != nil {
 			return p2p.NAT{}, fmt.Errorf("nat.relays: %q: %w", s, err)
 		}
-		n.Relays = append(n.Relays, *ai)
+		addrs = append(addrs, a)
+	}
+	if len(addrs) > 0 {
+		relays, err := peer.AddrInfosFromP2pAddrs(addrs...)
+		if err != nil {
+			return p2p.NAT{}, fmt.Errorf("nat.relays: %w", err)
+		}
+		n.Relays = relays
 	}
 	return n, nil
 }

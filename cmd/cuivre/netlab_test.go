@@ -276,6 +276,18 @@ func (p *labProc) logTail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// logWarnings is the last n lines of p's output logged at WARN or ERROR.
+func (p *labProc) logWarnings(n int) string {
+	b, _ := os.ReadFile(p.log)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "\n")
+}
+
 // logHas counts p's output lines holding s.
 func (p *labProc) logHas(s string) int {
 	b, _ := os.ReadFile(p.log)

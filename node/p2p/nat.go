@@ -55,6 +55,10 @@ type NAT struct {
 	PrivateAddrs bool
 }
 
+// relayBootDelay is how long a host not reachable looks for relays among
+// the DHT's peers before it takes a slot on those it found.
+const relayBootDelay = 20 * time.Second
+
 // RelayMode is when a host runs the circuit relay v2 service.
 type RelayMode int
 
@@ -113,10 +117,15 @@ func (n NAT) options(relays autorelay.PeerSource, punches holepunch.EventTracer)
 	}
 	if n.RelayClient {
 		opts = append(opts, libp2p.EnableRelay())
+		// autorelay waits up to its boot delay (3 minutes by default) for
+		// 4 candidates before it takes a slot: a federation of small
+		// operators may have fewer relays, and a provider is unsellable
+		// until it has a slot.
+		boot := autorelay.WithBootDelay(relayBootDelay)
 		if len(n.Relays) > 0 {
-			opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(n.Relays))
+			opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(n.Relays, boot))
 		} else {
-			opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(relays))
+			opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(relays, boot))
 		}
 		if n.HolePunching {
 			opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(punches)))
