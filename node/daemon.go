@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -30,7 +31,7 @@ type Daemon struct {
 	API   *api.API
 	Store *store.Store
 	Data  *data.Store
-	Exec  *exec.Executor
+	Exec  *exec.Executor // nil for a requester only
 	dir   string
 }
 
@@ -44,10 +45,24 @@ const DataDir = "blocks"
 // the config, and starts the node and its local API. ctx bounds the start
 // only (bootstrapping): the daemon runs until Stop, so that a signal's
 // context can ask for a drain instead of cutting the runs short.
+//
+// A requester (c.Role) has no market and no executor: it detects nothing of
+// the machine but the free disk its data store may take (when data.max_size
+// is 0), and its node buys only (Options.RequesterOnly).
 func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Logger) (*Daemon, error) {
 	key, err := config.LoadIdentity(dir)
 	if err != nil {
 		return nil, err
+	}
+	return StartDaemonWith(ctx, dir, key, c, log)
+}
+
+// StartDaemonWith is StartDaemon with the node's identity given rather than
+// read from dir, for a node whose key lives elsewhere (`cuivre job run
+// --bootstrap`, whose data dir is a temporary one).
+func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c config.Config, log *slog.Logger) (*Daemon, error) {
+	if c.Role == config.RoleRequester {
+		return startRequester(ctx, dir, key, c, log)
 	}
 	detected, err := config.Detect(dir)
 	if err != nil {
@@ -102,17 +117,58 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 		return nil, err
 	}
 	opts := Options{Identity: key, Market: market, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
+	if err := d.start(ctx, opts, c, log, "cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// startRequester starts a requester-only daemon: a store for its jobs,
+// modules and receipts, a data store for their inputs and outputs, no market
+// and no executor.
+func startRequester(ctx context.Context, dir string, key crypto.PrivKey, c config.Config, log *slog.Logger) (*Daemon, error) {
+	quota := uint64(c.Data.MaxSize)
+	if quota == 0 {
+		free, err := config.FreeDisk(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w (set data.max_size)", err)
+		}
+		quota = free
+	}
+	st, err := store.Open(filepath.Join(dir, StateFile), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ds, err := data.OpenWith(filepath.Join(dir, DataDir), data.Options{Quota: quota, Keep: time.Duration(c.Data.Keep)})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	d := &Daemon{Store: st, Data: ds, dir: dir}
+	opts := Options{Identity: key, RequesterOnly: true, Log: log, Store: st, Data: ds, Limits: hostLimits(c.Limits)}
+	if err := d.start(ctx, opts, c, log, "data_quota", quota); err != nil {
+		ds.Close()
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// start completes opts from c (listen and bootstrap addresses, the DHT's
+// diversity filter, NAT traversal), starts the node and its local API, and
+// logs the daemon up with the role's figures.
+func (d *Daemon) start(ctx context.Context, opts Options, c config.Config, log *slog.Logger, figures ...any) error {
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return fail(fmt.Errorf("listen %q: %w", s, err))
+			return fmt.Errorf("listen %q: %w", s, err)
 		}
 		opts.Listen = append(opts.Listen, a)
 	}
 	for _, s := range c.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
-			return fail(fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err))
+			return fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err)
 		}
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
@@ -120,20 +176,19 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	opts.NAT = natOf(c.NAT, opts.Listen)
 	n, err := New(opts)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	api, err := n.ServeAPI(c.API.Listen, dir)
+	api, err := n.ServeAPI(c.API.Listen, d.dir)
 	if err != nil {
 		n.Close()
-		return fail(err)
+		return err
 	}
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
-	log.Info("cuivre daemon up", "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
-		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes)
+	log.Info("cuivre daemon up", append([]any{"role", n.Role(), "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr()}, figures...)...)
 	d.Node, d.API = n, api
-	return d, nil
+	return nil
 }
 
 // Stop drains the node (no new offers at once, records left to expire), lets
@@ -146,12 +201,19 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.API.Close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Data.Close(), d.Store.Close())
+	var execErr error
+	if d.Exec != nil {
+		execErr = d.Exec.Close(ctx)
+	}
+	return errors.Join(d.API.Close(ctx), d.Node.Close(), execErr, d.Data.Close(), d.Store.Close())
 }
 
 // Reload reads the config again and applies its prices and labels; other
-// settings need a restart.
+// settings need a restart. A requester has neither: it refuses.
 func (d *Daemon) Reload(c config.Config) error {
+	if d.Node.Role() == config.RoleRequester {
+		return fmt.Errorf("reload: %w: it has no prices or labels", errSellsNothing)
+	}
 	detected, err := config.Detect(d.dir)
 	if err != nil {
 		return err

@@ -46,6 +46,13 @@ type Options struct {
 	DiversityFilter bool
 	// NAT is which NAT traversal services the host runs; none by default.
 	NAT NAT
+	// RequesterOnly makes the host a node's that sells nothing (SPEC 1,
+	// 4.1): its DHT runs in client mode (it asks, but keeps and serves no
+	// one's records, and stays out of other nodes' routing tables), and
+	// Serve answers only what a buyer serves, /cuivre/module and
+	// /cuivre/blocks: a stream opened to it on /cuivre/offer, /cuivre/lease,
+	// /cuivre/watch or /cuivre/receipt fails protocol negotiation.
+	RequesterOnly bool
 	// Limits are what one peer, and one place, may ask of the host.
 	Limits Limits
 	Now    func() time.Time // checks capacity records and times rate limits; default time.Now
@@ -78,8 +85,8 @@ type Host struct {
 	closeErr  error
 }
 
-// New starts a host and its DHT, in server mode. It answers no cuivre
-// protocol until Serve is called.
+// New starts a host and its DHT, in server mode (client mode for a
+// RequesterOnly host). It answers no cuivre protocol until Serve is called.
 func New(o Options) (*Host, error) {
 	if o.Identity == nil {
 		return nil, errors.New("p2p: no identity key")
@@ -103,8 +110,12 @@ func New(o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	mode := dht.ModeServer
+	if o.RequesterOnly {
+		mode = dht.ModeClient
+	}
 	dopts := []dht.Option{
-		dht.Mode(dht.ModeServer),
+		dht.Mode(mode),
 		dht.ProtocolPrefix(protocol.DHTPrefix),
 		dht.BootstrapPeers(o.Bootstrap...),
 		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
