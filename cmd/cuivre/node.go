@@ -86,13 +86,18 @@ func newDaemonCmd() *cobra.Command {
 	var set []string
 	cmd := &cobra.Command{
 		Use:   "daemon",
-		Short: "Run a cuivre node: join the federation and sell capacity",
+		Short: "Run a cuivre node: join the federation, sell capacity and buy it",
 		Long: `daemon runs the node of a data dir made by ` + "`cuivre init`" + `. Settings resolve
 flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
 invalid setting is refused at start with its source, field and reason.
 SIGINT or SIGTERM drains: no new offers, running leases get a grace period.
-SIGHUP reloads prices and labels from the config.`,
-		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par",
+SIGHUP reloads prices and labels from the config.
+
+A node of role requester (role: requester, CUIVRE_ROLE=requester or --set
+role=requester) only buys: it detects no capacity, runs no executor, announces
+nothing in the DHT (whose client it is) and answers only the module and block
+requests of the providers that run its jobs.`,
+		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par\n  cuivre daemon --set role=requester",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := resolveDir()
@@ -190,6 +195,6 @@ func apiGetCmd(use, short, path string) *cobra.Command {
 
 func newNodeCmd() *cobra.Command {
 	n := &cobra.Command{Use: "node", Short: "Inspect the local node"}
-	n.AddCommand(apiGetCmd("status", "Capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
+	n.AddCommand(apiGetCmd("status", "Role, capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
 	return n
 }
