@@ -20,6 +20,7 @@ import (
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // DrainGrace is how long a stopping daemon lets running leases finish.
@@ -61,114 +62,74 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 // read from dir, for a node whose key lives elsewhere (`cuivre job run
 // --bootstrap`, whose data dir is a temporary one).
 func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c config.Config, log *slog.Logger) (*Daemon, error) {
-	if c.Role == config.RoleRequester {
-		return startRequester(ctx, dir, key, c, log)
-	}
-	detected, err := config.Detect(dir)
-	if err != nil {
-		return nil, fmt.Errorf("detect capacity: %w", err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	market, err := c.Market(string(id), detected)
-	if err != nil {
-		return nil, err
+	requesterOnly := c.Role == config.RoleRequester
+	var market scheduler.MarketConfig // a requester's stays empty
+	quota := uint64(c.Data.MaxSize)
+	if requesterOnly {
+		if quota == 0 {
+			free, err := config.FreeDisk(dir)
+			if err != nil {
+				return nil, fmt.Errorf("%w (set data.max_size)", err)
+			}
+			quota = free
+		}
+	} else {
+		detected, err := config.Detect(dir)
+		if err != nil {
+			return nil, fmt.Errorf("detect capacity: %w", err)
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if market, err = c.Market(string(id), detected); err != nil {
+			return nil, err
+		}
+		if quota == 0 {
+			quota = market.Capacity.ScratchBytes
+		}
 	}
 	st, err := store.Open(filepath.Join(dir, StateFile), store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	cacheDir := c.Executor.CacheDir
-	if cacheDir != "" && !filepath.IsAbs(cacheDir) {
-		cacheDir = filepath.Join(dir, cacheDir)
-	}
-	if cacheDir != "" {
-		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("executor cache: %w", err)
+	var ex *exec.Executor
+	closeExec := func() {
+		if ex != nil {
+			ex.Close(context.Background())
 		}
 	}
-	ex, err := exec.New(ctx, exec.Config{
-		CacheDir: cacheDir, MaxMemoryBytes: uint64(c.Executor.MaxMemory),
-		MaxOutputBytes: uint64(c.Executor.MaxScratch), MaxTimeout: time.Duration(c.Executor.MaxTimeout),
-		ScratchDir: filepath.Join(dir, "scratch"),
-	})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("executor: %w", err)
-	}
-	quota := uint64(c.Data.MaxSize)
-	if quota == 0 {
-		quota = market.Capacity.ScratchBytes
+	if !requesterOnly {
+		if ex, err = newExecutor(ctx, dir, c.Executor); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	ds, err := data.OpenWith(filepath.Join(dir, DataDir), data.Options{Quota: quota, Keep: time.Duration(c.Data.Keep)})
 	if err != nil {
-		ex.Close(context.Background())
+		closeExec()
 		st.Close()
 		return nil, err
 	}
 	d := &Daemon{Store: st, Data: ds, Exec: ex, dir: dir}
 	fail := func(err error) (*Daemon, error) {
-		ex.Close(context.Background())
+		closeExec()
 		ds.Close()
 		st.Close()
 		return nil, err
 	}
-	opts := Options{Identity: key, Market: market, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
-	if err := d.start(ctx, opts, c, log, "cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes); err != nil {
-		return fail(err)
-	}
-	return d, nil
-}
-
-// startRequester starts a requester-only daemon: a store for its jobs,
-// modules and receipts, a data store for their inputs and outputs, no market
-// and no executor.
-func startRequester(ctx context.Context, dir string, key crypto.PrivKey, c config.Config, log *slog.Logger) (*Daemon, error) {
-	quota := uint64(c.Data.MaxSize)
-	if quota == 0 {
-		free, err := config.FreeDisk(dir)
-		if err != nil {
-			return nil, fmt.Errorf("%w (set data.max_size)", err)
-		}
-		quota = free
-	}
-	st, err := store.Open(filepath.Join(dir, StateFile), store.Options{})
-	if err != nil {
-		return nil, err
-	}
-	ds, err := data.OpenWith(filepath.Join(dir, DataDir), data.Options{Quota: quota, Keep: time.Duration(c.Data.Keep)})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	d := &Daemon{Store: st, Data: ds, dir: dir}
-	opts := Options{Identity: key, RequesterOnly: true, Log: log, Store: st, Data: ds, Limits: hostLimits(c.Limits)}
-	if err := d.start(ctx, opts, c, log, "data_quota", quota); err != nil {
-		ds.Close()
-		st.Close()
-		return nil, err
-	}
-	return d, nil
-}
-
-// start completes opts from c (listen and bootstrap addresses, the DHT's
-// diversity filter, NAT traversal), starts the node and its local API, and
-// logs the daemon up with the role's figures.
-func (d *Daemon) start(ctx context.Context, opts Options, c config.Config, log *slog.Logger, figures ...any) error {
+	opts := Options{Identity: key, Market: market, RequesterOnly: requesterOnly, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return fmt.Errorf("listen %q: %w", s, err)
+			return fail(fmt.Errorf("listen %q: %w", s, err))
 		}
 		opts.Listen = append(opts.Listen, a)
 	}
 	for _, s := range c.Bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
-			return fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err)
+			return fail(fmt.Errorf("bootstrap %q: %w (give a multiaddr ending in /p2p/<peer ID>)", s, err))
 		}
 		opts.Bootstrap = append(opts.Bootstrap, *ai)
 	}
@@ -176,19 +137,43 @@ func (d *Daemon) start(ctx context.Context, opts Options, c config.Config, log *
 	opts.NAT = natOf(c.NAT, opts.Listen)
 	n, err := New(opts)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	api, err := n.ServeAPI(c.API.Listen, d.dir)
+	api, err := n.ServeAPI(c.API.Listen, dir)
 	if err != nil {
 		n.Close()
-		return err
+		return fail(err)
 	}
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
-	log.Info("cuivre daemon up", append([]any{"role", n.Role(), "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr()}, figures...)...)
+	log.Info("cuivre daemon up", "role", n.Role(), "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
+		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes, "data_quota", quota)
 	d.Node, d.API = n, api
-	return nil
+	return d, nil
+}
+
+// newExecutor starts a provider's executor, its compilation cache in dir
+// unless e names an absolute one.
+func newExecutor(ctx context.Context, dir string, e config.Executor) (*exec.Executor, error) {
+	cacheDir := e.CacheDir
+	if cacheDir != "" && !filepath.IsAbs(cacheDir) {
+		cacheDir = filepath.Join(dir, cacheDir)
+	}
+	if cacheDir != "" {
+		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("executor cache: %w", err)
+		}
+	}
+	ex, err := exec.New(ctx, exec.Config{
+		CacheDir: cacheDir, MaxMemoryBytes: uint64(e.MaxMemory),
+		MaxOutputBytes: uint64(e.MaxScratch), MaxTimeout: time.Duration(e.MaxTimeout),
+		ScratchDir: filepath.Join(dir, "scratch"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	return ex, nil
 }
 
 // Stop drains the node (no new offers at once, records left to expire), lets
