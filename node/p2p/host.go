@@ -46,7 +46,7 @@ type Options struct {
 	DiversityFilter bool
 	// NAT is which NAT traversal services the host runs; none by default.
 	NAT NAT
-	// RequesterOnly makes the host a node's that sells nothing (SPEC 1,
+	// RequesterOnly makes the host that of a node that sells nothing (SPEC 1,
 	// 4.1): its DHT runs in client mode (it asks, but keeps and serves no
 	// one's records, and stays out of other nodes' routing tables), and
 	// Serve answers only what a buyer serves, /cuivre/module and
