@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -20,6 +21,7 @@ import (
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // DrainGrace is how long a stopping daemon lets running leases finish.
@@ -31,7 +33,7 @@ type Daemon struct {
 	API   *api.API
 	Store *store.Store
 	Data  *data.Store
-	Exec  *exec.Executor
+	Exec  *exec.Executor // nil for a requester only
 	dir   string
 
 	metrics *metricsServer // on config metrics.listen; nil without
@@ -54,64 +56,79 @@ func WithBuild(b Build) DaemonOption { return func(o *Options) { o.Build = b } }
 // metrics address. ctx bounds the start only (bootstrapping): the daemon runs
 // until Stop, so that a signal's context can ask for a drain instead of
 // cutting the runs short.
+//
+// A requester (c.Role) has no market and no executor: it detects nothing of
+// the machine but the free disk its data store may take (when data.max_size
+// is 0), and its node buys only (Options.RequesterOnly).
 func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Logger, with ...DaemonOption) (*Daemon, error) {
 	key, err := config.LoadIdentity(dir)
 	if err != nil {
 		return nil, err
 	}
-	detected, err := config.Detect(dir)
-	if err != nil {
-		return nil, fmt.Errorf("detect capacity: %w", err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	market, err := c.Market(string(id), detected)
-	if err != nil {
-		return nil, err
+	return StartDaemonWith(ctx, dir, key, c, log, with...)
+}
+
+// StartDaemonWith is StartDaemon with the node's identity given rather than
+// read from dir, for a node whose key lives elsewhere (`cuivre job run
+// --bootstrap`, whose data dir is a temporary one).
+func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c config.Config, log *slog.Logger, with ...DaemonOption) (*Daemon, error) {
+	requesterOnly := c.Role == config.RoleRequester
+	var market scheduler.MarketConfig // a requester's stays empty
+	quota := uint64(c.Data.MaxSize)
+	if requesterOnly {
+		if quota == 0 {
+			free, err := config.FreeDisk(dir)
+			if err != nil {
+				return nil, fmt.Errorf("%w (set data.max_size)", err)
+			}
+			quota = free
+		}
+	} else {
+		detected, err := config.Detect(dir)
+		if err != nil {
+			return nil, fmt.Errorf("detect capacity: %w", err)
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if market, err = c.Market(string(id), detected); err != nil {
+			return nil, err
+		}
+		if quota == 0 {
+			quota = market.Capacity.ScratchBytes
+		}
 	}
 	st, err := store.Open(filepath.Join(dir, StateFile), store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	cacheDir := c.Executor.CacheDir
-	if cacheDir != "" && !filepath.IsAbs(cacheDir) {
-		cacheDir = filepath.Join(dir, cacheDir)
-	}
-	if cacheDir != "" {
-		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("executor cache: %w", err)
+	var ex *exec.Executor
+	closeExec := func() {
+		if ex != nil {
+			ex.Close(context.Background())
 		}
 	}
-	ex, err := exec.New(ctx, exec.Config{
-		CacheDir: cacheDir, MaxMemoryBytes: uint64(c.Executor.MaxMemory),
-		MaxOutputBytes: uint64(c.Executor.MaxScratch), MaxTimeout: time.Duration(c.Executor.MaxTimeout),
-		ScratchDir: filepath.Join(dir, "scratch"),
-	})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("executor: %w", err)
-	}
-	quota := uint64(c.Data.MaxSize)
-	if quota == 0 {
-		quota = market.Capacity.ScratchBytes
+	if !requesterOnly {
+		if ex, err = newExecutor(ctx, dir, c.Executor); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	ds, err := data.OpenWith(filepath.Join(dir, DataDir), data.Options{Quota: quota, Keep: time.Duration(c.Data.Keep)})
 	if err != nil {
-		ex.Close(context.Background())
+		closeExec()
 		st.Close()
 		return nil, err
 	}
 	d := &Daemon{Store: st, Data: ds, Exec: ex, dir: dir}
 	fail := func(err error) (*Daemon, error) {
-		ex.Close(context.Background())
+		closeExec()
 		ds.Close()
 		st.Close()
 		return nil, err
 	}
-	opts := Options{Identity: key, Market: market, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
+	opts := Options{Identity: key, Market: market, RequesterOnly: requesterOnly, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -152,10 +169,33 @@ func StartDaemon(ctx context.Context, dir string, c config.Config, log *slog.Log
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
-	log.Info("cuivre daemon up", "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
-		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes)
+	log.Info("cuivre daemon up", "role", n.Role(), "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
+		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes, "data_quota", quota)
 	d.Node, d.API = n, api
 	return d, nil
+}
+
+// newExecutor starts a provider's executor, its compilation cache in dir
+// unless e names an absolute one.
+func newExecutor(ctx context.Context, dir string, e config.Executor) (*exec.Executor, error) {
+	cacheDir := e.CacheDir
+	if cacheDir != "" && !filepath.IsAbs(cacheDir) {
+		cacheDir = filepath.Join(dir, cacheDir)
+	}
+	if cacheDir != "" {
+		if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("executor cache: %w", err)
+		}
+	}
+	ex, err := exec.New(ctx, exec.Config{
+		CacheDir: cacheDir, MaxMemoryBytes: uint64(e.MaxMemory),
+		MaxOutputBytes: uint64(e.MaxScratch), MaxTimeout: time.Duration(e.MaxTimeout),
+		ScratchDir: filepath.Join(dir, "scratch"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	return ex, nil
 }
 
 // Stop drains the node (no new offers at once, records left to expire), lets
@@ -168,12 +208,19 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(d.API.Close(ctx), d.metrics.close(ctx), d.Node.Close(), d.Exec.Close(ctx), d.Data.Close(), d.Store.Close())
+	var execErr error
+	if d.Exec != nil {
+		execErr = d.Exec.Close(ctx)
+	}
+	return errors.Join(d.API.Close(ctx), d.metrics.close(ctx), d.Node.Close(), execErr, d.Data.Close(), d.Store.Close())
 }
 
 // Reload reads the config again and applies its prices and labels; other
-// settings need a restart.
+// settings need a restart. A requester has neither: it refuses.
 func (d *Daemon) Reload(c config.Config) error {
+	if d.Node.Role() == config.RoleRequester {
+		return fmt.Errorf("reload: %w: it has no prices or labels", errSellsNothing)
+	}
 	detected, err := config.Detect(d.dir)
 	if err != nil {
 		return err

@@ -21,7 +21,10 @@
 //
 // A Node owns one goroutine of its own, the advertiser (advertise), which
 // announces the node's facet keys and capacity record, and stops when the
-// node drains or closes. Everything else belongs to the room that started it,
+// node drains or closes. A requester-only node (Options.RequesterOnly)
+// announces nothing and has none; it has no provider's driver either, and
+// its host answers only the module and block requests of the providers
+// that run its jobs (buyer). Everything else belongs to the room that started it,
 // and Close stops them in order: the advertiser, the requester (its jobs stay
 // in the store), the provider (runs still going are cancelled and recorded),
 // then the host.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
@@ -45,7 +46,15 @@ type Options struct {
 	Identity  crypto.PrivKey // required: the node's Ed25519 key
 	Listen    []ma.Multiaddr // default QUIC v1 and TCP on 127.0.0.1, random ports
 	Bootstrap []peer.AddrInfo
-	Market    scheduler.MarketConfig // Provider is filled with the node's peer ID
+	Market    scheduler.MarketConfig // Provider is filled with the node's peer ID; unused by a requester only
+
+	// RequesterOnly makes the node one that buys and never sells (config
+	// role requester, SPEC 1): it has no market and no provider's driver,
+	// announces no facet key and no capacity record, runs the DHT in client
+	// mode, and answers only the module and block requests of the providers
+	// that run its jobs (p2p.Options.RequesterOnly). Market and Exec are
+	// ignored. Default false: a provider, which buys too.
+	RequesterOnly bool
 
 	// ProvideValidity is how long a provider record lives in the DHT (SPEC
 	// 4.1); the node reprovides at a third of it. Default
@@ -96,14 +105,15 @@ const DefaultMaxDataImport = 1 << 30
 // on it, the announcements in the DHT, and the metrics. It is safe for
 // concurrent use.
 type Node struct {
-	opts   Options
-	net    *p2p.Host
-	blocks *data.Server
-	prov   *provider.Provider
-	req    *requester.Requester
-	reg    *prometheus.Registry
-	log    *slog.Logger
-	clock  clock.Clock
+	opts    Options
+	net     *p2p.Host
+	blocks  *data.Server
+	prov    *provider.Provider // nil on a requester-only node
+	handler transport.Handler  // what the host serves: prov, or a buyer
+	req     *requester.Requester
+	reg     *prometheus.Registry
+	log     *slog.Logger
+	clock   clock.Clock
 
 	changed  chan struct{} // what the node sells changed: re-announce soon
 	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
@@ -137,7 +147,8 @@ func New(o Options) (*Node, error) {
 	}
 	n := &Node{opts: o, clock: o.Clock, changed: make(chan struct{}, 1)}
 	h, err := p2p.New(p2p.Options{Identity: o.Identity, Listen: o.Listen, Bootstrap: o.Bootstrap, ProvideValidity: o.ProvideValidity,
-		DiversityFilter: o.DiversityFilter, NAT: o.NAT, Limits: o.Limits, AddrsChanged: n.marketChanged, Now: o.Clock.Now, Log: o.Log})
+		DiversityFilter: o.DiversityFilter, NAT: o.NAT, Limits: o.Limits, RequesterOnly: o.RequesterOnly, AddrsChanged: n.marketChanged,
+		Now: o.Clock.Now, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -159,24 +170,33 @@ func New(o Options) (*Node, error) {
 		n.blocks = data.NewServer(o.Data, lim)
 		jd = data.NewJobData(o.Data, n.blocks, h, o.Clock)
 	}
-	n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
-		ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
-	if err != nil {
-		cancel()
-		h.Close()
-		return nil, err
+	if o.RequesterOnly {
+		n.handler = &buyer{store: o.Store, blocks: n.blocks, log: log}
+	} else {
+		n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
+			ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
+		if err != nil {
+			cancel()
+			h.Close()
+			return nil, err
+		}
+		n.handler = n.prov
 	}
-	h.Serve(n.prov)
+	h.Serve(n.handler)
 	n.req, err = requester.New(requester.Config{Key: o.Identity, Transport: h, Store: o.Store, Placement: o.Placement,
 		CandidateTTL: o.CandidateTTL, Data: jd, Clock: o.Clock, Log: log})
 	if err != nil {
 		cancel()
-		n.prov.Close()
+		if n.prov != nil {
+			n.prov.Close()
+		}
 		h.Close()
 		return nil, err
 	}
 	n.reg = prometheus.NewRegistry()
-	n.reg.MustRegister(n.prov.Metrics().Collectors()...)
+	if n.prov != nil {
+		n.reg.MustRegister(n.prov.Metrics().Collectors()...)
+	}
 	n.reg.MustRegister(h.Collectors()...)
 	n.reg.MustRegister(egress, buildInfo(o.Build))
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
@@ -204,8 +224,18 @@ func (n *Node) Host() host.Host { return n.net.Host() }
 func (n *Node) Transport() *p2p.Host { return n.net }
 
 // Handler returns what the node's transport serves: its provider's answers
-// to other peers (SPEC 6), for a caller that serves them wrapped.
-func (n *Node) Handler() transport.Handler { return n.prov }
+// to other peers (SPEC 6), or a requester-only node's modules and blocks,
+// for a caller that serves them wrapped.
+func (n *Node) Handler() transport.Handler { return n.handler }
+
+// Role returns what the node does: config.RoleProvider, or
+// config.RoleRequester for a requester-only node.
+func (n *Node) Role() string {
+	if n.opts.RequesterOnly {
+		return config.RoleRequester
+	}
+	return config.RoleProvider
+}
 
 // AddrInfo returns the node's peer ID and listen addresses, for bootstrapping.
 func (n *Node) AddrInfo() peer.AddrInfo { return n.net.AddrInfo() }
@@ -216,15 +246,25 @@ func (n *Node) Bootstrap(ctx context.Context) error { return n.net.Bootstrap(ctx
 // RoutingTableSize returns the number of peers in the DHT routing table.
 func (n *Node) RoutingTableSize() int { return n.net.RoutingTableSize() }
 
-// MarketState returns a snapshot of the node's market.
-func (n *Node) MarketState() scheduler.MarketState { return n.prov.MarketState() }
+// MarketState returns a snapshot of the node's market; a requester-only
+// node has none, and returns the zero state.
+func (n *Node) MarketState() scheduler.MarketState {
+	if n.prov == nil {
+		return scheduler.MarketState{}
+	}
+	return n.prov.MarketState()
+}
 
 // Metrics returns the node's Prometheus registry.
 func (n *Node) Metrics() prometheus.Gatherer { return n.reg }
 
 // Refusals returns the count of requests refused on protocol (offer, lease,
-// receipt) with reason (a code, lower case).
+// receipt) with reason (a code, lower case). A requester-only node, which
+// answers none of them, counts none.
 func (n *Node) Refusals(protocol, reason string) prometheus.Counter {
+	if n.prov == nil {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "cuivre_requests_refused_total"})
+	}
 	return n.prov.Metrics().Refusals(protocol, reason)
 }
 
@@ -416,9 +456,12 @@ func (n *Node) Peers() []api.Peer {
 func (n *Node) Status() api.NodeStatus {
 	st := n.MarketState()
 	out := api.NodeStatus{
-		ID: n.ID().String(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
+		ID: n.ID().String(), Role: n.Role(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
 		Leases: st.Leases, Reservations: st.Reservations, LoadPermille: st.LoadPermille, Draining: st.Draining,
 		Peers: len(n.Host().Network().Peers()), DHTPeers: n.RoutingTableSize(), Reach: api.Reach(n.net.Reach()),
+	}
+	if n.prov == nil {
+		return out
 	}
 	var err error
 	out.Earnings, out.Countersigned, err = n.prov.Earnings()
@@ -478,12 +521,20 @@ func (n *Node) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, err
 // within tell. It returns the number of leases cancelled.
 func (n *Node) Drain(grace, tell time.Duration) int {
 	n.SetDraining(true)
+	if n.prov == nil {
+		return 0
+	}
 	return n.prov.Drain(grace, tell)
 }
 
 // CancelRuns stops every run still going and waits, up to timeout, until each
 // has recorded its end and told its watchers.
-func (n *Node) CancelRuns(timeout time.Duration) int { return n.prov.CancelRuns(timeout) }
+func (n *Node) CancelRuns(timeout time.Duration) int {
+	if n.prov == nil {
+		return 0
+	}
+	return n.prov.CancelRuns(timeout)
+}
 
 // Close stops the node: the advertiser, the requester (its jobs stay in the
 // store), the provider (runs still going are cancelled and recorded), then
@@ -492,7 +543,11 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.wg.Wait()
-		n.closeErr = errors.Join(n.req.Close(), n.prov.Close(), n.net.Close())
+		var provErr error
+		if n.prov != nil {
+			provErr = n.prov.Close()
+		}
+		n.closeErr = errors.Join(n.req.Close(), provErr, n.net.Close())
 	})
 	return n.closeErr
 }
@@ -516,8 +571,11 @@ func (n *Node) capacityRecord(now time.Time, seq uint64) ([]byte, error) {
 
 // PublishCapacity puts the node's signed capacity record in the DHT, where
 // anyone can audit what it claims. Its seq is the issue time in milliseconds,
-// which only grows.
+// which only grows. A requester-only node has none: it refuses.
 func (n *Node) PublishCapacity(ctx context.Context) error {
+	if n.prov == nil {
+		return fmt.Errorf("publish capacity: %w", errSellsNothing)
+	}
 	now := n.clock.Now()
 	env, err := n.capacityRecord(now, protocol.UnixMs(now))
 	if err != nil {
@@ -526,8 +584,12 @@ func (n *Node) PublishCapacity(ctx context.Context) error {
 	return n.net.PutCapacity(ctx, env)
 }
 
-// Advertise announces the node's facet keys as DHT provider records (SPEC 4.3).
+// Advertise announces the node's facet keys as DHT provider records (SPEC
+// 4.3). A requester-only node has none: it refuses.
 func (n *Node) Advertise(ctx context.Context) error {
+	if n.prov == nil {
+		return fmt.Errorf("advertise: %w", errSellsNothing)
+	}
 	c := n.prov.Offering()
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
@@ -627,16 +689,23 @@ func (n *Node) marketChanged() {
 // stop finding it once its records expire; running leases go on.
 func (n *Node) SetDraining(on bool) {
 	n.draining.Store(on)
+	if n.prov == nil {
+		return
+	}
 	n.prov.SetDraining(on)
 	if !on {
 		n.marketChanged()
 	}
 }
 
-// Start begins the node's background work: bootstrapping and advertising.
+// Start begins the node's background work: bootstrapping and advertising
+// (a requester-only node bootstraps only: it announces nothing).
 func (n *Node) Start(ctx context.Context) error {
 	if err := n.Bootstrap(ctx); err != nil {
 		return err
+	}
+	if n.prov == nil {
+		return nil
 	}
 	n.wg.Add(1)
 	go n.advertise()
@@ -647,6 +716,9 @@ func (n *Node) Start(ctx context.Context) error {
 // them, and the node re-announces itself under its new facet keys (the old
 // ones expire).
 func (n *Node) Reprice(p scheduler.PricePolicy, labels scheduler.Labels) error {
+	if n.prov == nil {
+		return fmt.Errorf("reprice: %w", errSellsNothing)
+	}
 	err := n.prov.Reprice(p, labels)
 	if err == nil {
 		n.marketChanged()

@@ -4,11 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/requester"
@@ -44,6 +50,7 @@ func newJobRunCmd() *cobra.Command {
 	var detach bool
 	var output, downloadDir string
 	var wait, placementTimeout time.Duration
+	var bootstrap []string
 	cmd := &cobra.Command{
 		Use:   "run JOB.yaml",
 		Short: "Sign a job and have the local node place it",
@@ -53,14 +60,52 @@ output. While every fitting provider is full, the job waits for capacity at the
 node, up to its placement timeout: --placement-timeout, else the spec's
 placement_timeout, else 2 minutes. Exit codes: 0 the job succeeded, 1 an error
 or a failed run, 2 the job could not be placed in that time (the reasons are
-printed, per provider).`,
-		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+printed, per provider).
+
+With --bootstrap (repeatable) no daemon is needed: run starts a requester node
+of its own for this command alone (role requester: it sells nothing), in a
+temporary data dir, joins the federation through the peers given, places and
+follows the job the same way, then stops the node and removes the dir. The
+job, and the leases and receipt countersignatures that pay for it, are signed
+with the data dir's identity.key if it has one (the customer the providers
+know, from one run to the next), else with a key made for this run and thrown
+away with it. Nothing is kept: --download the output, or it is gone; a job
+still running when run ends (--wait, an interrupt) is cancelled. --detach is
+refused, and so is a data dir whose daemon runs: place the job through it.`,
+		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml\n" +
+			"  cuivre job run --bootstrap /ip4/192.0.2.7/udp/4242/quic-v1/p2p/12D3KooW... --download out job.yaml",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if placementTimeout < 0 || placementTimeout > protocol.MaxPlacementTimeout || placementTimeout%time.Millisecond != 0 {
 				return fmt.Errorf("--placement-timeout %v: use a whole number of milliseconds up to %v", placementTimeout, protocol.MaxPlacementTimeout)
 			}
-			c, env, module, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr(), placementTimeout)
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if output == "json" {
+				errOut = io.Discard // JSON is never mixed with progress text
+			}
+			ctx := cmd.Context()
+			var c *api.Client
+			var key crypto.PrivKey
+			var eph *ephemeral
+			if len(bootstrap) > 0 {
+				if detach {
+					return errors.New("--detach needs a daemon to place the job: with --bootstrap the node lives only as long as this command")
+				}
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if eph, err = startEphemeral(ctx, bootstrap, errOut, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				defer func() {
+					stop() // a second signal ends the process at once
+					err = errors.Join(err, eph.close())
+				}()
+				c, key = eph.client, eph.key
+			} else if c, key, err = localNode(); err != nil {
+				return err
+			}
+			env, module, err := signJobWith(ctx, c, key, args[0], cmd.ErrOrStderr(), placementTimeout)
 			if err != nil {
 				return err
 			}
@@ -68,17 +113,19 @@ printed, per provider).`,
 			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
 				return err
 			}
-			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if detach {
 				fmt.Fprintln(out, resp.CID)
 				return nil
 			}
-			if output == "json" {
-				errOut = io.Discard // JSON is never mixed with progress text
+			if eph != nil {
+				eph.job = resp.CID
 			}
 			fmt.Fprintf(errOut, "job %s submitted\n", resp.CID)
-			v, err := follow(c, resp.CID, errOut, wait)
+			v, err := follow(ctx, c, resp.CID, errOut, wait)
 			if err != nil {
+				if eph != nil {
+					return eph.unfollowed(err)
+				}
 				return err
 			}
 			if output == "json" {
@@ -101,28 +148,48 @@ printed, per provider).`,
 	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
 	cmd.Flags().DurationVar(&placementTimeout, "placement-timeout", 0,
 		"how long to keep trying to place the job, waiting for capacity while fitting providers are full (0: the spec's placement_timeout, else 2m)")
+	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil,
+		"run without a daemon: a requester node for this command alone joins the federation through this peer (a multiaddr ending in /p2p/<peer ID>; repeatable)")
 	return cmd
+}
+
+// localNode dials the data dir's daemon and reads the data dir's key, which
+// signs the jobs placed through it.
+func localNode() (*api.Client, crypto.PrivKey, error) {
+	dir, err := resolveDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := api.Dial(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := config.LoadIdentity(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, key, nil
 }
 
 // signJob reads a spec file, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
 func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
-	dir, err := resolveDir()
+	c, key, err := localNode()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err := api.Dial(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	env, module, err := signJobWith(ctx, c, key, path, errOut, placementTimeout)
+	return c, env, module, err
+}
+
+// signJobWith reads a spec file, adds its local inputs to the node c dials,
+// and signs the job with key under a fresh nonce; it returns the sealed job
+// and the module's bytes when the spec names a file the node does not hold.
+func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, path string, errOut io.Writer, placementTimeout time.Duration) ([]byte, []byte, error) {
 	j, module, err := loadJob(path, nodeInputs(ctx, c, filepath.Dir(path), errOut))
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	key, err := config.LoadIdentity(dir)
-	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if placementTimeout > 0 {
 		j.PlacementTimeoutMs = uint64(placementTimeout / time.Millisecond)
@@ -131,12 +198,12 @@ func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeou
 	rand.Read(j.Nonce)
 	signed, err := record.SealJob(key, j)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if module != nil && c.Get("/v1/modules/"+wire.SumCID(module).String(), nil) == nil {
 		module = nil // the node holds it: a job is then a few hundred bytes, not megabytes
 	}
-	return c, signed.Envelope, module, nil
+	return signed.Envelope, module, nil
 }
 
 // jobView dials the local node and reads one of its jobs.
@@ -149,8 +216,19 @@ func jobView(key string) (*api.Client, requester.JobView, error) {
 	return c, v, c.Get("/v1/jobs/"+key, &v)
 }
 
-// follow polls a job, printing each new step of its history, until it ends.
-func follow(c *api.Client, cid string, w io.Writer, wait time.Duration) (requester.JobView, error) {
+// stillRunning is follow's error for a job that had not ended when it gave
+// up, at its wait's end or its context's.
+type stillRunning struct {
+	cid, state, why string
+}
+
+func (e *stillRunning) Error() string {
+	return fmt.Sprintf("job %s still %s %s: follow it with `cuivre job status %s`", e.cid, e.state, e.why, e.cid)
+}
+
+// follow polls a job, printing each new step of its history, until it ends,
+// wait passes (0: no limit) or ctx ends.
+func follow(ctx context.Context, c *api.Client, cid string, w io.Writer, wait time.Duration) (requester.JobView, error) {
 	var deadline time.Time
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
@@ -170,9 +248,13 @@ func follow(c *api.Client, cid string, w io.Writer, wait time.Duration) (request
 			return v, nil
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
-			return v, fmt.Errorf("job %s still %s after %s: follow it with `cuivre job status %s`", cid, v.State, wait, cid)
+			return v, &stillRunning{cid, v.State, "after " + wait.String()}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return v, &stillRunning{cid, v.State, "when interrupted"}
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

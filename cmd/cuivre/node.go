@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -35,34 +36,50 @@ func resolveDir() (string, error) {
 
 func newInitCmd() *cobra.Command {
 	var force bool
+	var role string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a node's data dir: a commented config.yaml and an identity key",
 		Long: `init writes config.yaml (every setting, commented, at its default) and an
 Ed25519 identity.key (mode 0600) into the data dir. It never overwrites an
-identity without --force, and keeps a backup of what --force replaces.`,
-		Args: cobra.NoArgs,
+identity without --force, and keeps a backup of what --force replaces.
+
+--role requester writes the config of a node that only buys (role: requester):
+it places jobs and announces nothing, answers no offer and runs no job, so it
+needs no capacity, prices or labels. The default, provider, sells capacity and
+buys it too.`,
+		Example: "  cuivre init\n  cuivre init --role requester --data-dir ~/.cuivre-buyer",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains(config.Roles(), role) {
+				return fmt.Errorf("--role %q: use %s", role, strings.Join(config.Roles(), " or "))
+			}
 			dir, err := resolveDir()
 			if err != nil {
 				return err
 			}
-			res, err := config.Init(dir, force)
+			res, err := config.InitRole(dir, force, role)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "peer ID   %s\nidentity  %s\n", res.PeerID, res.IdentityPath)
-			if res.ConfigWritten {
-				fmt.Fprintf(out, "config    %s (edit labels and prices, then run `cuivre daemon --data-dir %s`)\n", res.ConfigPath, dir)
-			} else {
+			switch {
+			case !res.ConfigWritten && cmd.Flags().Changed("role"):
+				fmt.Fprintf(out, "config    %s (kept: --role was not applied; set role: %s in it)\n", res.ConfigPath, role)
+			case !res.ConfigWritten:
 				fmt.Fprintf(out, "config    %s (kept)\n", res.ConfigPath)
+			case role == config.RoleRequester:
+				fmt.Fprintf(out, "config    %s (add bootstrap peers, then run `cuivre daemon --data-dir %s`)\n", res.ConfigPath, dir)
+			default:
+				fmt.Fprintf(out, "config    %s (edit labels and prices, then run `cuivre daemon --data-dir %s`)\n", res.ConfigPath, dir)
 			}
 			return nil
 		},
 	}
 	addDataDir(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing identity (the old one is kept as a .bak)")
+	cmd.Flags().StringVar(&role, "role", config.RoleProvider, "provider (sells capacity and buys it) or requester (only buys)")
 	return cmd
 }
 
@@ -71,18 +88,23 @@ func newDaemonCmd() *cobra.Command {
 	var set []string
 	cmd := &cobra.Command{
 		Use:   "daemon",
-		Short: "Run a cuivre node: join the federation and sell capacity",
+		Short: "Run a cuivre node: join the federation, sell capacity and buy it",
 		Long: `daemon runs the node of a data dir made by ` + "`cuivre init`" + `. Settings resolve
 flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
 invalid setting is refused at start with its source, field and reason.
 SIGINT or SIGTERM drains: no new offers, running leases get a grace period.
 SIGHUP reloads prices and labels from the config.
 
+A node of role requester (role: requester, CUIVRE_ROLE=requester or --set
+role=requester) only buys: it detects no capacity, runs no executor, announces
+nothing in the DHT (whose client it is) and answers only the module and block
+requests of the providers that run its jobs.
+
 Under systemd (Type=notify) it says when it is ready, reloading and
 stopping, and with WatchdogSec= it pets the watchdog while its node answers;
 examples/systemd/cuivre.service is a unit to start from. Outside systemd
 (no NOTIFY_SOCKET) none of that happens.`,
-		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par",
+		Example: "  cuivre daemon --data-dir /var/lib/cuivre\n  cuivre daemon --set api.listen=127.0.0.1:5001 --set labels.region=fr-par\n  cuivre daemon --set role=requester",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := resolveDir()
@@ -195,6 +217,6 @@ func apiGetCmd(use, short, path string) *cobra.Command {
 
 func newNodeCmd() *cobra.Command {
 	n := &cobra.Command{Use: "node", Short: "Inspect the local node"}
-	n.AddCommand(apiGetCmd("status", "Capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
+	n.AddCommand(apiGetCmd("status", "Role, capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
 	return n
 }

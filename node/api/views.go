@@ -42,7 +42,10 @@ type Peer struct {
 
 // NodeStatus is what `cuivre node status` shows.
 type NodeStatus struct {
-	ID           string              `json:"id"`
+	ID string `json:"id"`
+	// Role is what the node does: provider (sells capacity, and buys) or
+	// requester (only buys: its market fields are zero).
+	Role         string              `json:"role"`
 	Capacity     scheduler.Resources `json:"capacity"`
 	Committed    scheduler.Resources `json:"committed"`
 	Reserved     scheduler.Resources `json:"reserved"`

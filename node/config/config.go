@@ -9,6 +9,13 @@ import "time"
 // The zero Config is not a working one and does not pretend to be: Validate
 // refuses it and names each missing field. Build a Config with Default or Load.
 type Config struct {
+	// Role is what the node does in the federation. "provider" sells
+	// capacity (it announces itself, answers offers and leases, runs jobs)
+	// and buys it too; "requester" only buys: it announces nothing, answers
+	// only the module and block requests of the providers that run its jobs,
+	// runs no executor, and ignores capacity, pricing, labels, executor and
+	// the offer limits. Default "provider".
+	Role string `yaml:"role"`
 	// Listen are the multiaddrs the libp2p host listens on. QUIC v1 is the
 	// transport peers should use; TCP is a fallback for networks that drop UDP.
 	// Default: QUIC v1 and TCP on port 4242, on all IPv4 and IPv6 interfaces.
@@ -39,6 +46,17 @@ type Config struct {
 	// Log is the daemon's structured logging.
 	Log Log `yaml:"log"`
 }
+
+// Roles a node may have (Config.Role).
+const (
+	// RoleProvider sells capacity and may buy it.
+	RoleProvider = "provider"
+	// RoleRequester only buys.
+	RoleRequester = "requester"
+)
+
+// Roles returns the roles a node may have, the default first.
+func Roles() []string { return []string{RoleProvider, RoleRequester} }
 
 // NAT is how the node gets reachable from behind a router, and how it
 // helps other nodes do so. The switches default to true: a node behind a
@@ -230,7 +248,8 @@ type Executor struct {
 type Data struct {
 	// MaxSize is the most disk the store's blocks may take; past it, unpinned
 	// content older than Keep is evicted, then writes are refused. "0"
-	// means the scratch the node sells. Default "0".
+	// means the scratch the node sells, or for a requester, which sells
+	// none, the free disk of the data dir at start. Default "0".
 	MaxSize Bytes `yaml:"max_size"`
 	// Keep is how long content no lease or job pins stays before it may be
 	// evicted, such as "1h". Default "1h".
@@ -293,6 +312,7 @@ const (
 // and maps, which the caller owns.
 func Default() Config {
 	return Config{
+		Role: RoleProvider,
 		Listen: []string{
 			"/ip4/0.0.0.0/udp/4242/quic-v1",
 			"/ip6/::/udp/4242/quic-v1",

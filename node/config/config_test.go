@@ -41,6 +41,7 @@ func TestDefaultValidates(t *testing.T) {
 func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 	got := lines(Config{}.Validate())
 	want := []string{
+		`role: "": use provider (sells capacity, and buys) or requester (only buys)`,
 		"listen: empty: give at least one address, such as /ip4/0.0.0.0/udp/4242/quic-v1",
 		`nat.reachability: "": use auto, public or private`,
 		`nat.relay_service: "": use auto, on or off`,
@@ -571,6 +572,7 @@ func TestYAMLMarshalReadsBack(t *testing.T) {
 // them: renaming one breaks operators' unit files.
 func TestPaths(t *testing.T) {
 	want := []string{
+		"role",
 		"listen", "bootstrap",
 		"nat.autonat", "nat.hole_punching", "nat.relay_client", "nat.port_mapping",
 		"nat.reachability", "nat.relays", "nat.relay_service",

@@ -39,18 +39,14 @@ func Detect(dataDir string) (scheduler.Resources, error) {
 	if err != nil {
 		return scheduler.Resources{}, fmt.Errorf("detect memory: %w (set capacity.auto to false and give capacity.cpu and capacity.memory)", err)
 	}
-	dir, err := existingAncestor(dataDir)
+	free, err := FreeDisk(dataDir)
 	if err != nil {
-		return scheduler.Resources{}, fmt.Errorf("detect free disk: %w", err)
-	}
-	du, err := disk.Usage(dir)
-	if err != nil {
-		return scheduler.Resources{}, fmt.Errorf("detect free disk of %s: %w (set capacity.scratch)", dir, err)
+		return scheduler.Resources{}, fmt.Errorf("%w (set capacity.scratch)", err)
 	}
 	r := scheduler.Resources{
 		CPUMillis:    uint64(runtime.NumCPU()) * 1000,
 		MemoryBytes:  vm.Total,
-		ScratchBytes: du.Free,
+		ScratchBytes: free,
 	}
 	if runtime.GOOS == "linux" {
 		cpu, memory := cgroupLimits(os.DirFS("/"))
@@ -58,6 +54,22 @@ func Detect(dataDir string) (scheduler.Resources, error) {
 		r.MemoryBytes = tighter(r.MemoryBytes, memory)
 	}
 	return r, nil
+}
+
+// FreeDisk returns the free disk of the filesystem that holds dataDir (or,
+// before it exists, its nearest existing parent): what Detect counts as
+// scratch, and what a requester's data store may take when data.max_size is
+// 0. It is a snapshot.
+func FreeDisk(dataDir string) (uint64, error) {
+	dir, err := existingAncestor(dataDir)
+	if err != nil {
+		return 0, fmt.Errorf("detect free disk: %w", err)
+	}
+	du, err := disk.Usage(dir)
+	if err != nil {
+		return 0, fmt.Errorf("detect free disk of %s: %w", dir, err)
+	}
+	return du.Free, nil
 }
 
 // existingAncestor returns dir, or its nearest parent that exists.

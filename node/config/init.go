@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -40,6 +42,22 @@ var template []byte
 // default, each with a one-line comment. Load reads it back to Default. The
 // caller owns the slice.
 func Template() []byte { return bytes.Clone(template) }
+
+// roleLine is the Template's line that sets the role, at its default.
+const roleLine = "\nrole: " + RoleProvider + "\n"
+
+// TemplateFor returns the Template of a node of role: the same file, its
+// role line set to role. Load reads it back to Default with that role. It
+// refuses a role that is not one of Roles.
+func TemplateFor(role string) ([]byte, error) {
+	if !slices.Contains(Roles(), role) {
+		return nil, fmt.Errorf("role %q: use %s", role, strings.Join(Roles(), " or "))
+	}
+	if bytes.Count(template, []byte(roleLine)) != 1 {
+		return nil, errors.New("the config template has no single role line") // a broken build, which a test catches
+	}
+	return bytes.Replace(template, []byte(roleLine), []byte("\nrole: "+role+"\n"), 1), nil
+}
 
 // InitResult is what Init did.
 type InitResult struct {
@@ -85,6 +103,17 @@ func DefaultDir() (string, error) {
 // BackupSuffix. Every file is written atomically (temporary file, fsync,
 // rename), so a crash leaves the old file or the new one, never a torn one.
 func Init(dir string, force bool) (InitResult, error) {
+	return InitRole(dir, force, RoleProvider)
+}
+
+// InitRole is Init for a node of role: the config.yaml it writes is
+// TemplateFor(role). A role that is not one of Roles is refused before
+// anything is written.
+func InitRole(dir string, force bool, role string) (InitResult, error) {
+	cfg, err := TemplateFor(role)
+	if err != nil {
+		return InitResult{}, fmt.Errorf("init: %w", err)
+	}
 	if dir == "" {
 		return InitResult{}, errors.New("init: no data directory given")
 	}
@@ -141,7 +170,7 @@ func Init(dir string, force bool) (InitResult, error) {
 			return res, fmt.Errorf("init: keep the old config: %w", err)
 		}
 	}
-	if err := writeFileAtomic(res.ConfigPath, template, 0o644, cfgExists); err != nil {
+	if err := writeFileAtomic(res.ConfigPath, cfg, 0o644, cfgExists); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return res, nil // written meanwhile by someone else: theirs stands
 		}

@@ -41,6 +41,9 @@ var reservedLabels = []string{"certification", "jurisdiction", "operator", "regi
 // detected.
 func (c Config) Validate() error {
 	v := validator{}
+	if !slices.Contains(Roles(), c.Role) {
+		v.add("role", "%q: use provider (sells capacity, and buys) or requester (only buys)", c.Role)
+	}
 	v.listen(c.Listen)
 	v.bootstrap(c.Bootstrap)
 	v.nat(c.NAT)

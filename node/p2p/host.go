@@ -52,6 +52,13 @@ type Options struct {
 	// NAT is which NAT traversal services the host runs, and which
 	// addresses it announces; none, and no private address, by default.
 	NAT NAT
+	// RequesterOnly makes the host that of a node that sells nothing (SPEC 1,
+	// 4.1): its DHT runs in client mode (it asks, but keeps and serves no
+	// one's records, and stays out of other nodes' routing tables), and
+	// Serve answers only what a buyer serves, /cuivre/module and
+	// /cuivre/blocks: a stream opened to it on /cuivre/offer, /cuivre/lease,
+	// /cuivre/watch or /cuivre/receipt fails protocol negotiation.
+	RequesterOnly bool
 	// Limits are what one peer, and one place, may ask of the host.
 	Limits Limits
 	// PunchWait bounds the wait for hole punching to turn a relayed
@@ -95,8 +102,8 @@ type Host struct {
 	closeErr  error
 }
 
-// New starts a host and its DHT, in server mode. It answers no cuivre
-// protocol until Serve is called.
+// New starts a host and its DHT, in server mode (client mode for a
+// RequesterOnly host). It answers no cuivre protocol until Serve is called.
 func New(o Options) (*Host, error) {
 	if o.Identity == nil {
 		return nil, errors.New("p2p: no identity key")
@@ -234,6 +241,8 @@ func newHost(o Options, hs *Host) (host.Host, error) {
 func dhtOptions(o Options, h host.Host) []dht.Option {
 	mode := dht.ModeServer
 	switch {
+	case o.RequesterOnly:
+		mode = dht.ModeClient // it keeps no one's records (SPEC 4.1)
 	case o.NAT.Reachability == network.ReachabilityPrivate:
 		mode = dht.ModeClient // peers could not dial it to ask
 	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !devnetOf(o.Listen):

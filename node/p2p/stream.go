@@ -61,6 +61,8 @@ func (e *exchange) close() {
 }
 
 // Serve makes h answer the cuivre protocols (SPEC 6); nil stops answering.
+// A RequesterOnly host answers only the module and block requests of the
+// providers that run its jobs, and registers no other protocol.
 func (h *Host) Serve(hd transport.Handler) {
 	if hd == nil {
 		h.handler.Store(nil)
@@ -70,6 +72,10 @@ func (h *Host) Serve(hd transport.Handler) {
 		return
 	}
 	h.handler.Store(&hd)
+	h.serveBuyer()
+	if h.opts.RequesterOnly {
+		return
+	}
 	h.serve(protocol.OfferID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
 		var req pb.OfferRequest
 		if err := e.r.ReadMsg(&req); err != nil {
@@ -98,6 +104,19 @@ func (h *Host) Serve(hd transport.Handler) {
 		defer h.protect(from)()
 		return hd.Watch(ctx, from, &req, func(ev *pb.WatchEvent) error { return e.w.WriteMsg(ev) })
 	})
+	h.serve(protocol.ReceiptID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
+		var sub pb.ReceiptSubmit
+		if err := e.r.ReadMsg(&sub); err != nil {
+			return h.malformed(e, from, hd, err)
+		}
+		return e.w.WriteMsg(hd.Receipt(ctx, from, &sub))
+	})
+}
+
+// serveBuyer registers what every node answers, one that sells nothing too:
+// the modules and the blocks of its jobs, which their providers fetch from
+// it (SPEC 6.5, 6.6).
+func (h *Host) serveBuyer() {
 	h.serve(protocol.ModuleID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
 		var req pb.ModuleRequest
 		if err := e.r.ReadMsg(&req); err != nil {
@@ -111,13 +130,6 @@ func (h *Host) Serve(hd transport.Handler) {
 			return h.malformed(e, from, hd, err)
 		}
 		return hd.Blocks(ctx, from, &req, func(r *pb.BlockResponse) error { return e.w.WriteMsg(r) })
-	})
-	h.serve(protocol.ReceiptID, func(ctx context.Context, e *exchange, from string, hd transport.Handler) error {
-		var sub pb.ReceiptSubmit
-		if err := e.r.ReadMsg(&sub); err != nil {
-			return h.malformed(e, from, hd, err)
-		}
-		return e.w.WriteMsg(hd.Receipt(ctx, from, &sub))
 	})
 }
 
