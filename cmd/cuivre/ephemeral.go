@@ -49,9 +49,10 @@ func startEphemeral(ctx context.Context, bootstrap []string, progress, logTo io.
 	c.Role = config.RoleRequester
 	c.API.Listen = "127.0.0.1:0"
 	// It dials every peer it deals with, and its providers answer on those
-	// connections: nobody needs to reach it first, so no NAT traversal,
-	// and no port asked of a router.
-	c.NAT = config.NAT{}
+	// connections: nobody needs to reach it first, so it asks no router for
+	// a port, checks no reachability and relays for no one; it still dials
+	// providers behind NATs through their relays and punches holes to them.
+	c.NAT.PortMapping, c.NAT.AutoNAT, c.NAT.RelayService = false, false, "off"
 	loopback := true
 	for _, s := range bootstrap {
 		ai, err := peer.AddrInfoFromString(s)

@@ -83,8 +83,10 @@ type NAT struct {
 	// AutoNAT cannot judge, as on a private network. Default "auto".
 	Reachability string `yaml:"reachability"`
 	// Relays are the relays the node takes a slot on when it is not
-	// reachable, multiaddrs ending in /p2p/<peer ID>. Default: none, so
-	// relays are found among the DHT's peers.
+	// reachable, multiaddrs ending in /p2p/<peer ID>. Their addresses are
+	// exempt from limits.conns_per_ip, since every connection relayed to the
+	// node comes from its relay's address. Default: none, so relays are
+	// found among the DHT's peers.
 	Relays []string `yaml:"relays"`
 	// RelayService is when the node relays for peers behind NATs: "auto"
 	// (while it is reachable), "on" or "off". A relayed connection carries

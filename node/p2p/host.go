@@ -92,6 +92,7 @@ type Host struct {
 	reach   *reachState
 	dhtRef  atomic.Pointer[dht.IpfsDHT] // for the autorelay's candidates
 	relay   *relayv2.Relay              // the relay service when NAT.RelayService is RelayOn
+	punches sync.Map                    // peer.ID -> time.Time: when a wait for hole punching to it failed
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -179,6 +180,21 @@ func newHost(o Options, hs *Host) (host.Host, error) {
 	v6 := []rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: math.MaxInt}}
 	if o.Limits.Loopback {
 		v4, v6 = []rcmgr.NetworkPrefixLimit{}, []rcmgr.NetworkPrefixLimit{}
+	}
+	// Every connection relayed to this host comes from its relay's
+	// address: the per-IP limit would let only a few peers reach a NATed
+	// host through the relays it was given.
+	for _, r := range o.NAT.Relays {
+		for _, a := range r.Addrs {
+			if ip, ok := ipOf(a); ok {
+				limit := rcmgr.NetworkPrefixLimit{Network: netip.PrefixFrom(ip, ip.BitLen()), ConnCount: math.MaxInt}
+				if ip.Is4() {
+					v4 = append(v4, limit)
+				} else {
+					v6 = append(v6, limit)
+				}
+			}
+		}
 	}
 	n := o.Limits.ConnsPerIP
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),

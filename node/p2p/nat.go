@@ -206,6 +206,7 @@ type reachState struct {
 	changes *prometheus.CounterVec // cuivre_reachability_changes_total{state}
 	punches *prometheus.CounterVec // cuivre_hole_punches_total{result}
 	relayed *prometheus.CounterVec // cuivre_relayed_streams_total{protocol}
+	served  *prometheus.CounterVec // cuivre_streams_served_total{protocol,conn}
 }
 
 func newReachState() *reachState {
@@ -215,9 +216,11 @@ func newReachState() *reachState {
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cuivre_reachability_changes_total",
 			Help: "Changes of the node's reachability, by the state it changed to."}, []string{"state"}),
 		punches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cuivre_hole_punches_total",
-			Help: "Hole punches (DCUtR) this node took part in, by result (success or failure)."}, []string{"result"}),
+			Help: "DCUtR upgrades of relayed connections this node started, by result: direct_dial (it dialled the peer directly), success or failure (of a hole punch)."}, []string{"result"}),
 		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cuivre_relayed_streams_total",
 			Help: "Streams this node opened over a relayed connection, hole punching having failed, by protocol."}, []string{"protocol"}),
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cuivre_streams_served_total",
+			Help: "Streams of the cuivre protocols this node answered, by protocol and connection (direct or relayed)."}, []string{"protocol", "conn"}),
 	}
 	s.set(network.ReachabilityUnknown)
 	return s
@@ -234,14 +237,19 @@ func (s *reachState) set(r network.Reachability) {
 }
 
 func (s *reachState) collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.gauge, s.changes, s.punches, s.relayed}
+	return []prometheus.Collector{s.gauge, s.changes, s.punches, s.relayed, s.served}
 }
 
 // Trace counts the hole punches (holepunch.EventTracer).
 func (s *reachState) Trace(ev *holepunch.Event) {
-	if end, ok := ev.Evt.(*holepunch.EndHolePunchEvt); ok {
+	switch e := ev.Evt.(type) {
+	case *holepunch.DirectDialEvt:
+		if e.Success {
+			s.punches.WithLabelValues("direct_dial").Inc() // the peer was dialled back directly: no hole needed
+		}
+	case *holepunch.EndHolePunchEvt:
 		result := "failure"
-		if end.Success {
+		if e.Success {
 			result = "success"
 		}
 		s.punches.WithLabelValues(result).Inc()

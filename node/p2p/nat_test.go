@@ -75,6 +75,9 @@ func TestRelayedPlacement(t *testing.T) {
 	if got := metric(t, asker, "cuivre_relayed_streams_total"); got != 1 {
 		t.Errorf("cuivre_relayed_streams_total %v, want 1", got)
 	}
+	if got := metric(t, target, "cuivre_streams_served_total"); got != 1 {
+		t.Errorf("cuivre_streams_served_total at the target %v, want 1 (the offer)", got)
+	}
 	err = asker.Module(ctx, target.Self(), &pb.ModuleRequest{}, func(*pb.ModuleChunk) bool { return true })
 	if !errors.Is(err, p2p.ErrRelayOnly) {
 		t.Fatalf("module through the relay: %v, want ErrRelayOnly", err)

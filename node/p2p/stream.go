@@ -185,6 +185,11 @@ func (h *Host) serve(id p2pproto.ID, fn func(ctx context.Context, e *exchange, f
 		defer h.wg.Done()
 		s.SetDeadline(time.Now().Add(streamTimeout))
 		from := s.Conn().RemotePeer()
+		conn := "direct"
+		if s.Conn().Stat().Limited {
+			conn = "relayed"
+		}
+		h.reach.served.WithLabelValues(string(id), conn).Inc()
 		e, err := newExchange(s)
 		if err != nil {
 			h.streamErr.WithLabelValues(string(id)).Inc()
@@ -251,7 +256,7 @@ func (h *Host) open(ctx context.Context, to string, id p2pproto.ID) (*exchange, 
 // newStream opens a stream on a direct connection to p, dialling it if
 // need be, through a relay if that is the only way and hole punching to it
 // then. A placement stream goes through the relay where no direct
-// connection came within Options.PunchWait; any other is refused with ErrRelayOnly.
+// connection came within Options.PunchWait (or half the time ctx leaves); any other is refused with ErrRelayOnly.
 func (h *Host) newStream(ctx context.Context, p peer.ID, id p2pproto.ID) (network.Stream, error) {
 	if h.host.Network().Connectedness(p) != network.Connected {
 		// Any connection first: a relayed one when that is all there is.
@@ -262,17 +267,44 @@ func (h *Host) newStream(ctx context.Context, p peer.ID, id p2pproto.ID) (networ
 	if !h.relayOnly(p) {
 		return h.host.NewStream(ctx, p, id)
 	}
-	if overRelay[id] && !h.opts.NAT.HolePunching {
-		return h.relayedStream(ctx, p, id) // no hole punching here: a relayed connection stays one
+	if overRelay[id] && (!h.opts.NAT.HolePunching || h.punchFailed(p)) {
+		// No hole punching here, or it failed a moment ago: a relayed
+		// connection stays one, and a lease must not wait out its offer.
+		return h.relayedStream(ctx, p, id)
 	}
-	s, err := h.host.NewStream(network.WithDialPeerTimeout(ctx, h.opts.PunchWait), p, id)
+	// Wait for hole punching, but leave half the exchange's time to the
+	// relay: an offer request has a second or two.
+	wait := h.opts.PunchWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
+	s, err := h.host.NewStream(network.WithDialPeerTimeout(ctx, wait), p, id)
 	if err == nil || ctx.Err() != nil || !h.relayOnly(p) {
 		return s, err
 	}
+	h.punches.Store(p, h.opts.Now())
 	if !overRelay[id] {
 		return nil, ErrRelayOnly
 	}
 	return h.relayedStream(ctx, p, id)
+}
+
+// punchRetry is how long after a wait for hole punching to a peer failed
+// placement streams to it go through the relay without waiting again.
+const punchRetry = time.Minute
+
+// punchFailed says whether a wait for a direct connection to p failed
+// within punchRetry.
+func (h *Host) punchFailed(p peer.ID) bool {
+	t, ok := h.punches.Load(p)
+	if !ok {
+		return false
+	}
+	if h.opts.Now().Sub(t.(time.Time)) > punchRetry {
+		h.punches.Delete(p)
+		return false
+	}
+	return true
 }
 
 func (h *Host) relayedStream(ctx context.Context, p peer.ID, id p2pproto.ID) (network.Stream, error) {
