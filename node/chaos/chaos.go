@@ -368,7 +368,7 @@ func (r *run) settings(listen string, boot []string, cpu, mem string) []string {
 		"listen=" + listen,
 		"api.listen=127.0.0.1:0",
 		"bootstrap=" + strings.Join(boot, ","),
-		"nat.autonat=false", "nat.hole_punching=false", "nat.relay_client=false", "nat.port_mapping=false",
+		"nat.autonat=false", "nat.hole_punching=false", "nat.relay_client=false", "nat.port_mapping=false", "nat.relay_service=off",
 		"capacity.auto=false", "capacity.cpu=" + cpu, "capacity.memory=" + mem, "capacity.scratch=1Gi",
 		"capacity.reserve.cpu=0", "capacity.reserve.memory=0", "capacity.offered_percent=100",
 		"executor.cache_dir=" + r.o.CacheDir,
