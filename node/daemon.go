@@ -169,6 +169,10 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 	if err := n.Start(ctx); err != nil {
 		log.Warn("bootstrap", "err", err)
 	}
+	if r := n.Transport().Reach(); len(r.Announced) == 0 && !c.NAT.PrivateAddrs && diversityFilter(opts.Listen) {
+		log.Warn("no address to announce yet: peers can reach this node only once it holds a relay slot (behind a NAT, as AutoNAT will tell); "+
+			"on a private network set nat.private_addrs: true and nat.reachability: public", "listen", r.Listen)
+	}
 	log.Info("cuivre daemon up", "role", n.Role(), "peer", n.ID(), "addrs", n.Host().Addrs(), "api", api.Addr(),
 		"cpu_millis", market.Capacity.CPUMillis, "memory", market.Capacity.MemoryBytes, "data_quota", quota)
 	d.Node, d.API = n, api

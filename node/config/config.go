@@ -99,7 +99,9 @@ type NAT struct {
 	// 172.16/12, 192.168/16, 100.64/10, fc00::/7): for a federation on a
 	// routed private network. libp2p relays and punches holes only between
 	// public addresses, so there the nodes must reach each other directly,
-	// and those that can are best told nat.reachability: public. Loopback
+	// and those that can are best told nat.reachability: public (with it
+	// true and reachability auto, the node serves the DHT rather than wait
+	// for AutoNAT, which cannot judge private addresses). Loopback
 	// addresses are announced only when every listen address is loopback (a
 	// devnet). Default false.
 	PrivateAddrs bool `yaml:"private_addrs"`

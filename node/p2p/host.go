@@ -261,8 +261,10 @@ func dhtOptions(o Options, h host.Host) []dht.Option {
 		mode = dht.ModeClient // it keeps no one's records (SPEC 4.1)
 	case o.NAT.Reachability == network.ReachabilityPrivate:
 		mode = dht.ModeClient // peers could not dial it to ask
-	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !devnetOf(o.Listen):
-		mode = dht.ModeAuto // a server once AutoNAT finds it reachable
+	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !o.NAT.PrivateAddrs && !devnetOf(o.Listen):
+		// A server once AutoNAT finds it reachable; AutoNAT cannot judge
+		// private addresses, so on a private network it stays a server.
+		mode = dht.ModeAuto
 	}
 	opts := []dht.Option{
 		dht.Mode(mode),
