@@ -69,7 +69,10 @@ func TestRelayedPlacement(t *testing.T) {
 			t.Fatalf("a direct connection to the target, %s: the test shows nothing", c.RemoteMultiaddr())
 		}
 	}
-	if got := srv.seen; len(got) != 1 || got[0] != "" {
+	srv.mu.Lock()
+	got := srv.seen
+	srv.mu.Unlock()
+	if len(got) != 1 || got[0] != "" {
 		t.Errorf("origin of a relayed request %q, want none (loopback is limited here, so the relay's address would have shown)", got)
 	}
 	if got := metric(t, asker, "cuivre_relayed_streams_total"); got != 1 {
