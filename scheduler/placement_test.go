@@ -182,8 +182,8 @@ func TestScoresExplainTheWinner(t *testing.T) {
 	if byProvider["dear"].Reason != ReasonNotChosen || len(lose) != 4 {
 		t.Fatalf("the loser's outcome %s %v, want not chosen with its scores", byProvider["dear"].Reason, lose)
 	}
-	// cheap: price 1000 + load + spread 500; dear: price 0 + load + affinity 200 + spread 500.
-	if win[0].Value != 1000 || lose[0].Value != 0 || win[2].Value != 0 || lose[2].Value != 200 || win[3].Value != 500 || lose[3].Value != 500 {
+	// cheap: price 1000 + load + spread 500; dear, twice the price: price 500 + load + affinity 200 + spread 500.
+	if win[0].Value != 1000 || lose[0].Value != 500 || win[2].Value != 0 || lose[2].Value != 200 || win[3].Value != 500 || lose[3].Value != 500 {
 		t.Fatalf("scores: winner %v, loser %v", win, lose)
 	}
 	if win.Total() <= lose.Total() {
@@ -220,9 +220,10 @@ func TestLostLeasePenalised(t *testing.T) {
 			addProvider(t, w, "p2", []string{"jurisdiction=fr"})
 		}, "the other"},
 		{"clearly best", func(t *testing.T, w *world) {
-			// p2 is dearer, and a quarter of p1's size: the job loads it more.
+			// p2 is five times dearer, and a quarter of p1's size: the job
+			// loads it more: p1 scores 875 (1875 less the penalty), p2 700.
 			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
-			addProvider(t, w, "p2", []string{"jurisdiction=fr"}, "cpu=1", "mem=2Gi", "price=20000,2000")
+			addProvider(t, w, "p2", []string{"jurisdiction=fr"}, "cpu=1", "mem=2Gi", "price=50000,5000")
 		}, "p1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"cmp"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -21,7 +22,7 @@ type Scorer interface {
 }
 
 // RankContext is what a scorer may know besides the offer: the job, and the
-// range of totals among the offers being ranked.
+// range of totals among the offers being ranked (PriceScorer uses the lowest).
 type RankContext struct {
 	Job                *Job
 	MinTotal, MaxTotal uint64
@@ -63,19 +64,40 @@ func PolicyByName(name string) (Policy, error) {
 	return Policy{}, fmt.Errorf("unknown ranking policy %q: use one of %s", name, strings.Join(names, ", "))
 }
 
-// PriceScorer prefers the cheapest offer: 1000 for the lowest total, 0 for the
-// highest, linear between.
+// PriceScorer prefers the cheapest offer. It scores an offer by the ratio of
+// the lowest total among the offers being ranked to its own, 1000 x min /
+// total, rounded down: the cheapest scores 1000, an offer 1% dearer 990, one
+// twice as dear 500, ten times as dear 100, and none less than 0 (a free
+// offer scores priced ones 0).
+//
+// The ratio is scale-free: the score says how much dearer an offer is than the
+// cheapest, whatever the currency, the job's size, or how far apart the other
+// offers are. That makes it a share, as load is, and the two can be weighed
+// against each other: near the cheapest, 1% dearer costs what 1 percentage
+// point of load (10 permille) does, and under Balanced an offer twice as dear
+// wins only if its provider is more than 500 permille less loaded. Rescaling
+// price between the cheapest and the dearest offer ranked (min-max), as this
+// scorer once did, put any two offers 1000 apart, a cent's difference as much
+// as a tenfold one, so that with d = 2 price always outweighed load
+// (docs/RATIONALE.md). Offers within a point of each other tie, and the
+// seeded shuffle orders them.
 type PriceScorer struct{}
 
 func (PriceScorer) Name() string { return "price" }
 func (PriceScorer) Score(o *Offer, c *RankContext) int64 {
-	if c.MaxTotal == c.MinTotal {
+	if o.Total.Nanos <= c.MinTotal {
 		return 1000
 	}
-	return int64((c.MaxTotal - o.Total.Nanos) * 1000 / (c.MaxTotal - c.MinTotal))
+	// 1000 x min overflows a uint64 past 18 million of a currency, so the
+	// product takes 128 bits; min < total keeps the quotient below 1000.
+	hi, lo := bits.Mul64(c.MinTotal, 1000)
+	q, _ := bits.Div64(hi, lo, o.Total.Nanos)
+	return int64(q)
 }
 
-// LoadScorer prefers the least loaded provider (spreads load).
+// LoadScorer prefers the least loaded provider (spreads load): 1000 minus
+// the offer's load, that is the share of the provider's capacity (the scarcer
+// of CPU and memory) still free with the job counted, in permille.
 type LoadScorer struct{}
 
 func (LoadScorer) Name() string { return "load" }
@@ -157,8 +179,8 @@ func (s Scores) String() string {
 // scores -LostLeasePenalty on the reschedule term (weight 1), the others 0.
 // 1000 is the whole range of one scorer at weight 1: such a provider is still
 // asked, and still leased when it is the only fit, or when it beats the other
-// offers by more than that (under Balanced, both cheaper and much less
-// loaded); against an equal offer it loses.
+// offers by more than that (under Balanced, being half their price and 500
+// permille less loaded only ties); against an equal offer it loses.
 const LostLeasePenalty = 1000
 
 // rescheduleScorer is the name of the lost-lease penalty's term.
