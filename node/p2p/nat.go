@@ -311,6 +311,7 @@ func (h *Host) Reach() Reach {
 	s.mu.Unlock()
 	r.RelayService = h.relaying()
 	listen, _ := h.host.Network().InterfaceListenAddresses()
+	listen = slices.DeleteFunc(listen, isRelayed) // the relay transport's bare /p2p-circuit
 	r.Listen = strs(listen)
 	for _, a := range h.host.Addrs() {
 		r.Announced = append(r.Announced, a.String())

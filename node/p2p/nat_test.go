@@ -100,6 +100,12 @@ func TestDevnetAnnounces(t *testing.T) {
 	if r := h.Reach(); r.Reachability != "unknown" || len(r.Listen) == 0 || len(r.Announced) == 0 || r.RelayService {
 		t.Errorf("Reach() = %+v, want unknown reachability, listen and announced addresses, no relay service", r)
 	}
+	relayed := natHost(t, p2p.NAT{RelayClient: true}, p2p.Limits{})
+	for _, a := range relayed.Reach().Listen {
+		if strings.Contains(a, "p2p-circuit") {
+			t.Errorf("listen addresses hold the relay transport's %s, not an interface's", a)
+		}
+	}
 }
 
 // metric sums a counter of h's collectors.
