@@ -67,9 +67,8 @@ var netnsHosts = []netnsHost{
 		set: []string{"role=requester"}},
 	{name: "prova", addr: "192.168.10.2", router: "nata", tcp: true, quic: true, provider: true,
 		nat: map[string]string{"nat.reachability": "private", "nat.relay_service": "off", "nat.relays": "{relay}", "nat.port_mapping": "false"}},
-	// provb is given no relay: it finds pub2 among its DHT peers.
 	{name: "provb", addr: "192.168.20.2", router: "natb", tcp: true, quic: true, provider: true,
-		nat: map[string]string{"nat.reachability": "private", "nat.relay_service": "off", "nat.port_mapping": "false"}},
+		nat: map[string]string{"nat.reachability": "private", "nat.relay_service": "off", "nat.relays": "{relay}", "nat.port_mapping": "false"}},
 	// A second customer, behind a NAT of its own: between it and a NATed
 	// provider only a hole punched through both NATs gives a direct
 	// connection.
