@@ -13,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
@@ -293,11 +292,4 @@ func natOf(c config.NAT, listen []ma.Multiaddr) (p2p.NAT, error) {
 // routing-table diversity filter on (SPEC 4.1): yes, unless it listens on
 // loopback only (the default), where every peer is in one IP group and the
 // filter's limits would keep all but three peers out of the routing table.
-func diversityFilter(listen []ma.Multiaddr) bool {
-	for _, a := range listen {
-		if !manet.IsIPLoopback(a) {
-			return true
-		}
-	}
-	return false
-}
+func diversityFilter(listen []ma.Multiaddr) bool { return !p2p.Devnet(listen) }

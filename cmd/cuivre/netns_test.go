@@ -168,12 +168,14 @@ func TestNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	specs := t.TempDir()
-	spec := func(target string) string {
-		path := filepath.Join(specs, target+".yaml")
-		writeFile(t, path, "version: 1\nname: netns-"+target+"\ntask:\n  module: "+hello+"\n  args: [--name, "+target+"]\n"+
+	// specOf writes a job of module with args pinned to target's operator.
+	specOf := func(name, module, args, target string) string {
+		path := filepath.Join(specs, name+".yaml")
+		writeFile(t, path, "version: 1\nname: netns-"+name+"\ntask:\n  module: "+module+"\n  args: "+args+"\n"+
 			"  resources: {cpu: 500m, memory: 64Mi, timeout: 30s}\nconstraints:\n  - operator = "+target+"\n")
 		return path
 	}
+	spec := func(target string) string { return specOf(target, hello, "[--name, "+target+"]", target) }
 	var report []string
 	reportf := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
@@ -285,10 +287,7 @@ func TestNetns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(specs, "sieve.yaml")
-		writeFile(t, path, "version: 1\nname: netns-sieve\ntask:\n  module: "+sieve+"\n  args: [-n, \"1000\"]\n"+
-			"  resources: {cpu: 500m, memory: 64Mi, timeout: 30s}\nconstraints:\n  - operator = provb\n")
-		r := runNetnsJob(ctx, l, custn, provb, path, "20s")
+		r := runNetnsJob(ctx, l, custn, provb, specOf("sieve", sieve, `[-n, "1000"]`, "provb"), "20s")
 		why := "not sent through a relay"
 		switch {
 		case r.ok:

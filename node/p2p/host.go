@@ -228,7 +228,7 @@ func newHost(o Options, hs *Host) (host.Host, error) {
 	// Only addresses others can dial are announced: loopback ones on a
 	// devnet (every listen address loopback), private ones where
 	// configured; the relay's always.
-	devnet := devnetOf(o.Listen)
+	devnet := Devnet(o.Listen)
 	opts = append(opts, libp2p.AddrsFactory(func(as []ma.Multiaddr) []ma.Multiaddr { return announced(as, devnet, o.NAT.PrivateAddrs) }))
 	opts = append(opts, o.NAT.options(hs.dhtRelays, hs.reach)...)
 	// The DHT is the host's peer routing too: a peer dialled with no
@@ -261,7 +261,7 @@ func dhtOptions(o Options, h host.Host) []dht.Option {
 		mode = dht.ModeClient // it keeps no one's records (SPEC 4.1)
 	case o.NAT.Reachability == network.ReachabilityPrivate:
 		mode = dht.ModeClient // peers could not dial it to ask
-	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !o.NAT.PrivateAddrs && !devnetOf(o.Listen):
+	case o.NAT.Reachability == network.ReachabilityUnknown && o.NAT.AutoNAT && !o.NAT.PrivateAddrs && !Devnet(o.Listen):
 		// A server once AutoNAT finds it reachable; AutoNAT cannot judge
 		// private addresses, so on a private network it stays a server.
 		mode = dht.ModeAuto
@@ -279,9 +279,9 @@ func dhtOptions(o Options, h host.Host) []dht.Option {
 	return opts
 }
 
-// devnetOf says whether a host listening on listen is on a devnet: every
+// Devnet says whether a host listening on listen is on a devnet: every
 // address loopback, the whole federation on one machine.
-func devnetOf(listen []ma.Multiaddr) bool {
+func Devnet(listen []ma.Multiaddr) bool {
 	return !slices.ContainsFunc(listen, func(a ma.Multiaddr) bool { return !manet.IsIPLoopback(a) })
 }
 
