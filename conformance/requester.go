@@ -251,8 +251,8 @@ func (s *reqSuite) startProvider(ctx context.Context, role string, loopback bool
 }
 
 // announce connects the kit's providers to each other, and puts each one's
-// capacity record and facet keys (any, executor wasm, its size class) in
-// their DHT (SPEC 4.3, 4.4).
+// capacity record and facet keys (any, executor wasm, its size class and the
+// smaller ones, in each of its presences) in their DHT (SPEC 4.2 to 4.4).
 func (s *reqSuite) announce(ctx context.Context) error {
 	for i, p := range s.provs {
 		for _, q := range s.provs[:i] {
@@ -278,16 +278,25 @@ func (s *reqSuite) announce(ctx context.Context) error {
 		if err := p.d.PutValue(ctx, record.CapacityKey(p.h.ID()), env); err != nil {
 			return fmt.Errorf("put the capacity record: %w", err)
 		}
-		for _, f := range []struct {
+		values := []struct {
 			f protocol.Facet
 			v string
-		}{{protocol.FacetAny, ""}, {protocol.FacetExecutor, "wasm"}, {protocol.FacetSize, protocol.SizeClass(JobFits.MemoryBytes)}} {
-			k, err := protocol.ProviderKey(f.f, f.v, string(p.h.ID()))
-			if err != nil {
-				return err
-			}
-			if err := p.d.Provide(ctx, wire.FacetCID(k), true); err != nil {
-				return fmt.Errorf("provide %s: %w", k, err)
+		}{{protocol.FacetAny, ""}, {protocol.FacetExecutor, "wasm"}}
+		for _, class := range protocol.SizeClassesUpTo(JobFits.MemoryBytes) {
+			values = append(values, struct {
+				f protocol.Facet
+				v string
+			}{protocol.FacetSize, class})
+		}
+		for _, f := range values {
+			for _, shard := range protocol.ProviderShards(f.f, string(p.h.ID()), JobFits.CpuMillis) {
+				k, err := protocol.NewFacetKey(f.f, f.v, shard)
+				if err != nil {
+					return err
+				}
+				if err := p.d.Provide(ctx, wire.FacetCID(k), true); err != nil {
+					return fmt.Errorf("provide %s: %w", k, err)
+				}
 			}
 		}
 	}
@@ -358,7 +367,7 @@ func (p *kitProvider) handleOffer(st network.Stream) {
 	}
 	o := &pb.Offer{Provider: []byte(p.h.ID()), Requester: []byte(st.Conn().RemotePeer()), RequestNonce: req.Nonce,
 		Nonce: random(protocol.NonceSize), JobCid: req.JobCid, Resources: req.Resources, Price: p.price, Total: total,
-		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxOfferTTL))}
+		ExpiresAtMs: protocol.UnixMs(now.Add(protocol.MaxOfferTTL)), Capacity: JobFits}
 	env := sealRaw(p.key, record.KindOffer.Domain(), record.KindOffer.PayloadType(), mustCanonical(o))
 	made := &offerMade{role: p.role, provider: p.h.ID(), offer: o, timeoutMs: req.TimeoutMs}
 	if p.role == roleLiar {

@@ -113,9 +113,50 @@ func ShardOf(f Facet, peerID string) uint32 {
 	return uint32(binary.BigEndian.Uint64(h.Sum(sum[:0])[:8]) % uint64(n))
 }
 
-// ProviderKey returns the key a provider announces for a facet value: its own shard.
+// ProviderKey returns the key of a provider's first presence under a facet
+// value: the shard its peer ID hashes to.
 func ProviderKey(f Facet, value string, peerID string) (FacetKey, error) {
 	return NewFacetKey(f, value, ShardOf(f, peerID))
+}
+
+// PresenceUnitMillis is the capacity one presence stands for: a provider
+// announces each facet value in one shard per 4 vCPUs it sells (SPEC 4.3).
+const PresenceUnitMillis = 4000
+
+// Presences returns the number of shards of f a provider selling cpuMillis
+// announces each value in: one per PresenceUnitMillis, rounded up, at least
+// one and at most the facet's shard count.
+func Presences(f Facet, cpuMillis uint64) uint32 {
+	n := f.Shards()
+	if n == 0 {
+		return 0
+	}
+	p := (cpuMillis + PresenceUnitMillis - 1) / PresenceUnitMillis
+	return uint32(max(1, min(p, uint64(n))))
+}
+
+// ProviderShards returns the shards of f a provider announces in: the one
+// its peer ID hashes to (ShardOf) and the next Presences-1, wrapping round.
+func ProviderShards(f Facet, peerID string, cpuMillis uint64) []uint32 {
+	n, p := f.Shards(), Presences(f, cpuMillis)
+	first := ShardOf(f, peerID)
+	out := make([]uint32, p)
+	for i := range out {
+		out[i] = (first + uint32(i)) % n
+	}
+	return out
+}
+
+// SampleWeight is the weight a requester gives a candidate found under f
+// that sells cpuMillis, so that each provider is asked in proportion to
+// what it sells: the capacity each of its presences stands for (it is
+// found in proportion to its presences). A provider whose capacity is not
+// known weighs one unit, as one presence of a full unit would.
+func SampleWeight(f Facet, cpuMillis uint64) uint64 {
+	if cpuMillis == 0 || f.Shards() == 0 {
+		return PresenceUnitMillis
+	}
+	return cpuMillis / uint64(Presences(f, cpuMillis))
 }
 
 // Size classes by memory (SPEC 4.2): a provider announces the class of its
@@ -141,13 +182,29 @@ func SizeClass(memoryBytes uint64) string {
 	return "xl"
 }
 
-// SizeClassesFrom returns the class of memoryBytes and every larger class: the
-// classes whose providers may fit a job of that size.
+// SizeClassesFrom returns the class of memoryBytes and every larger class:
+// the classes whose providers may fit a job of that size, where providers
+// of revisions before 1.4 announce their own class only (SPEC 4.2).
 func SizeClassesFrom(memoryBytes uint64) []string {
 	var out []string
 	for _, c := range sizeClasses {
 		if len(out) > 0 || c.max == 0 || memoryBytes < c.max {
 			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// SizeClassesUpTo returns the class of memoryBytes and every smaller class:
+// the classes a provider of that much memory announces (SPEC 4.2), since it
+// may fit a job of any of them. A job then looks up its own class alone and
+// finds every provider that may fit it, each as often as its presences.
+func SizeClassesUpTo(memoryBytes uint64) []string {
+	var out []string
+	for _, c := range sizeClasses {
+		out = append(out, c.name)
+		if c.max == 0 || memoryBytes < c.max {
+			break
 		}
 	}
 	return out

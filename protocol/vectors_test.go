@@ -55,6 +55,11 @@ type vectorFacet struct {
 	Key   string `json:"key"`
 	CID   string `json:"cid"`
 	Shard uint32 `json:"provider_shard"` // ShardOf(facet, provider)
+	// The shards the provider announces in when it sells what its capacity
+	// record says (ProviderShards), and the weight a requester gives it
+	// (SampleWeight).
+	Shards []uint32 `json:"provider_shards"`
+	Weight uint64   `json:"sample_weight"`
 }
 
 // buildVectors computes the vector file from the code.
@@ -104,7 +109,9 @@ func buildVectors(t testing.TB) vectorFile {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: wire.FacetCID(k).String(), Shard: protocol.ShardOf(f, string(prov))})
+		cpu := vector.SoldCapacity.CpuMillis
+		v.FacetKeys = append(v.FacetKeys, vectorFacet{Key: k.String(), CID: wire.FacetCID(k).String(), Shard: protocol.ShardOf(f, string(prov)),
+			Shards: protocol.ProviderShards(f, string(prov), cpu), Weight: protocol.SampleWeight(f, cpu)})
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"slices"
 	"time"
 
 	"github.com/cuivre/cuivre/protocol"
@@ -56,7 +57,10 @@ type facetChoice struct {
 // lookupFacets are the facets a job's candidates are looked up under, in
 // the order they are tried: first the most selective facet that one of its
 // hard constraints pins to a set of values (= or in), then the other facets
-// its constraints pin, then the size classes that can fit it. A round looks
+// its constraints pin, then the size class of its memory, under which
+// every provider that may fit it is announced, then the larger classes
+// (where providers of SPEC revisions before 1.4 announce themselves, and
+// only there). A round looks
 // up the first facet's shards, doubling them until it has enough
 // candidates; only when they gave none at all (their providers dead, or
 // their records lost with the DHT nodes that held them) does it widen, to
@@ -73,17 +77,27 @@ func lookupFacets(j *Job) []facetChoice {
 			}
 		}
 	}
-	return append(out, facetChoice{protocol.FacetSize, protocol.SizeClassesFrom(j.Resources.MemoryBytes)})
+	class := protocol.SizeClass(j.Resources.MemoryBytes)
+	out = append(out, facetChoice{protocol.FacetSize, []string{class}})
+	// Providers of revisions before 1.4 announce their own class only: the
+	// larger classes are the widening of last resort that finds them.
+	if larger := slices.DeleteFunc(protocol.SizeClassesFrom(j.Resources.MemoryBytes), func(c string) bool { return c == class }); len(larger) > 0 {
+		out = append(out, facetChoice{protocol.FacetSize, larger})
+	}
+	return out
 }
 
-// ProviderKeys returns the facet keys a provider announces: one shard of each
-// facet its labels, executors and memory give it (SPEC 4.2, 4.3). Values that
-// are not valid facet values are skipped. The result is in a fixed order.
+// ProviderKeys returns the facet keys a provider announces: for each facet
+// value its labels, executors and memory give it, its presences, one shard
+// per so many vCPUs it sells (SPEC 4.2, 4.3). Values that are not valid
+// facet values are skipped. The result is in a fixed order.
 func ProviderKeys(provider string, labels Labels, executors []string, capacity Resources) []protocol.FacetKey {
 	var keys []protocol.FacetKey
 	add := func(f protocol.Facet, v string) {
-		if k, err := protocol.ProviderKey(f, v, provider); err == nil {
-			keys = append(keys, k)
+		for _, shard := range protocol.ProviderShards(f, provider, capacity.CPUMillis) {
+			if k, err := protocol.NewFacetKey(f, v, shard); err == nil {
+				keys = append(keys, k)
+			}
 		}
 	}
 	add(protocol.FacetAny, "")
@@ -98,6 +112,8 @@ func ProviderKeys(provider string, labels Labels, executors []string, capacity R
 	for _, e := range executors {
 		add(protocol.FacetExecutor, e)
 	}
-	add(protocol.FacetSize, protocol.SizeClass(capacity.MemoryBytes))
+	for _, class := range protocol.SizeClassesUpTo(capacity.MemoryBytes) {
+		add(protocol.FacetSize, class)
+	}
 	return keys
 }

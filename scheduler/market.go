@@ -370,6 +370,7 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 		ExpiresAt:    minTime(now.Add(m.cfg.OfferTTL), req.ExpiresAt.Add(m.cfg.OfferGrace)),
 		LoadPermille: load,
 		Labels:       m.cfg.Labels,
+		Capacity:     m.cfg.Capacity,
 	}
 	if len(m.holds) == 0 || o.ExpiresAt.Before(m.soonest) {
 		m.soonest = o.ExpiresAt

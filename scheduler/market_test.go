@@ -201,6 +201,7 @@ func TestMarketQuoteOffer(t *testing.T) {
 		ExpiresAt:    mktT0.Add(DefaultOfferTTL),
 		LoadPermille: 250, // 1 of 4 vCPUs, 1 of 8 GiB
 		Labels:       mktConfig().Labels,
+		Capacity:     mktConfig().Capacity,
 	}
 	if diff := cmp.Diff(want, o, cmpopts.IgnoreFields(Offer{}, "Nonce")); diff != "" {
 		t.Errorf("offer (-want +got):\n%s", diff)
@@ -962,6 +963,7 @@ func (r *mktRef) quote(now time.Time, req Request) (Offer, pb.Code) {
 		Provider: r.cfg.Provider, Requester: req.Requester, RequestNonce: req.Nonce, JobCID: req.JobCID,
 		Resources: req.Resources, Price: price, Total: Amount{"EUR", total},
 		ExpiresAt: minTime(now.Add(r.cfg.OfferTTL), req.ExpiresAt.Add(r.cfg.OfferGrace)), LoadPermille: load, Labels: r.cfg.Labels,
+		Capacity: r.cfg.Capacity,
 	}, 0
 }
 

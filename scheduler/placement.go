@@ -33,6 +33,10 @@ type Config struct {
 	MaxReschedules    int           // leases a slot may lose before it fails; default DefaultMaxReschedules
 	Shards            int           // shards looked up per value at first, doubled while too few candidates; default 2
 	Policy            Policy        // default Balanced
+	// Book, if set, is what the requester has learnt of providers, shared by
+	// its placements: candidates are drawn in proportion to its weights and
+	// each answer updates it. Nil draws candidates uniformly.
+	Book *Book
 }
 
 // DefaultMaxReschedules is a slot's budget of lost leases. A lease is lost
@@ -393,11 +397,18 @@ func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
 	if ev.Done {
 		r.lookups--
 	}
-	if len(r.candidates) >= p.want() || r.waitedOn && len(r.candidates) > 0 {
-		p.probe(now)
+	// Enough candidates are asked once every lookup of the round has
+	// answered (or at its offer wait), so that the d choices of a slot are
+	// drawn from all the shards looked up, not from the one that answered
+	// first: a provider in a small shard would be asked more.
+	if r.lookups > 0 {
+		if r.waitedOn && len(r.candidates) > 0 {
+			p.probe(now)
+		}
 		return
 	}
-	if r.lookups > 0 {
+	if len(r.candidates) >= p.want() || r.waitedOn && len(r.candidates) > 0 {
+		p.probe(now)
 		return
 	}
 	// Too few: double the shards looked at, until none is left; then ask
@@ -423,6 +434,45 @@ func (p *Placement) widen(r *round) bool {
 		}
 	}
 	return false
+}
+
+// draw moves n candidates, drawn at random without replacement, to the
+// front of cs: in proportion to their weights in the book, so that each
+// provider is asked in proportion to what it sells (SPEC 4.3), or
+// uniformly, by a partial Fisher-Yates shuffle, when they all weigh the
+// same.
+func (p *Placement) draw(cs []string, n int, f protocol.Facet) {
+	var weights []uint64
+	if p.cfg.Book != nil {
+		weights = make([]uint64, len(cs))
+		for i, c := range cs {
+			weights[i] = p.cfg.Book.Weight(c, f)
+		}
+		if !slices.ContainsFunc(weights, func(w uint64) bool { return w != weights[0] }) {
+			weights = nil
+		}
+	}
+	if weights == nil {
+		for i := range n {
+			k := i + p.rng.IntN(len(cs)-i)
+			cs[i], cs[k] = cs[k], cs[i]
+		}
+		return
+	}
+	var total uint64
+	for _, w := range weights {
+		total += w
+	}
+	for i := range n {
+		x := p.rng.Uint64N(total)
+		k := i
+		for ; x >= weights[k]; k++ {
+			x -= weights[k]
+		}
+		total -= weights[k]
+		cs[i], cs[k] = cs[k], cs[i]
+		weights[i], weights[k] = weights[k], weights[i]
+	}
 }
 
 func (p *Placement) isExcluded(provider string) bool {
@@ -452,11 +502,7 @@ func (p *Placement) probe(now time.Time) {
 	}
 	r.probing = true
 	n := min(p.want(), len(r.candidates))
-	// A partial Fisher-Yates shuffle picks n candidates at random.
-	for i := range n {
-		k := i + p.rng.IntN(len(r.candidates)-i)
-		r.candidates[i], r.candidates[k] = r.candidates[k], r.candidates[i]
-	}
+	p.draw(r.candidates, n, r.facet)
 	req := Request{
 		Requester:   p.job.Requester,
 		JobCID:      p.job.CID,
@@ -496,6 +542,9 @@ func (p *Placement) onOffer(now time.Time, o Offer) {
 		return
 	}
 	pr.answered = true
+	if p.cfg.Book != nil {
+		p.cfg.Book.offered(o.Provider, o.Capacity)
+	}
 	if why, detail := p.infeasible(now, &o); why != ReasonNone {
 		p.outcome(o.Provider, why, detail, nil)
 		p.emit(DeclineOffer{o.Provider, o.Nonce})
@@ -538,6 +587,9 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 		return
 	}
 	pr.answered = true
+	if p.cfg.Book != nil {
+		p.cfg.Book.refused(ev.Provider, ev.Code)
+	}
 	p.hint = max(p.hint, min(ev.RetryAfter, p.cfg.MaxBackoff))
 	why := refusal(ev.Code)
 	p.outcome(ev.Provider, why, ev.Reason, nil)

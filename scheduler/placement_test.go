@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,17 @@ func TestScoresExplainTheWinner(t *testing.T) {
 	}
 }
 
+// settleRunning settles a job that must run, and returns its provider.
+func settleRunning(t *testing.T, w *world, j *simJob) string {
+	t.Helper()
+	settle(t, w, j)
+	p := j.p.Status().Slots[0].Provider
+	if p == "" || j.p.State() != JobRunning {
+		t.Fatalf("not placed: %s", describeStatus(j.p.Status()))
+	}
+	return p
+}
+
 // TestLostLeasePenalised: a provider that lost a lease of a job is not barred
 // from it, only ranked down: it is leased again when it is the only fit or
 // clearly the best, and loses to an equal offer.
@@ -220,10 +232,17 @@ func TestLostLeasePenalised(t *testing.T) {
 			addProvider(t, w, "p2", []string{"jurisdiction=fr"})
 		}, "the other"},
 		{"clearly best", func(t *testing.T, w *world) {
-			// p2 is five times dearer, and a quarter of p1's size: the job
-			// loads it more: p1 scores 875 (1875 less the penalty), p2 700.
+			// p2 is five times dearer, and three quarters full with another
+			// job: p1 scores 1000 (2000 less the penalty), p2 450.
 			addProvider(t, w, "p1", []string{"jurisdiction=fr"})
-			addProvider(t, w, "p2", []string{"jurisdiction=fr"}, "cpu=1", "mem=2Gi", "price=50000,5000")
+			addProvider(t, w, "p2", []string{"jurisdiction=fr", "tier=small"}, "cpu=1", "mem=2Gi", "price=50000,5000")
+			busy, err := testJob("busy", "version: 1\nname: busy\ntask:\n  module: m.wasm\n  resources: {cpu: 750m, memory: 128Mi, timeout: 1h}\nconstraints:\n  - tier = small\n", "other")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := w.submit("busy", Config{D: 2}, busy, 7); settleRunning(t, w, j) != "p2" {
+				t.Fatalf("the busy job is not on p2: %s", describeStatus(j.p.Status()))
+			}
 		}, "p1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,11 +253,7 @@ func TestLostLeasePenalised(t *testing.T) {
 				t.Fatal(err)
 			}
 			j := w.submit("j", Config{D: 2}, job, 1)
-			settle(t, w, j)
-			first := j.p.Status().Slots[0].Provider
-			if first == "" || j.p.State() != JobRunning {
-				t.Fatalf("not placed: %s", describeStatus(j.p.Status()))
-			}
+			first := settleRunning(t, w, j)
 			// Its provider is cut off long enough to lose the lease, then heals.
 			w.provider(first).cut = true
 			w.advance(4 * time.Second)
@@ -384,5 +399,65 @@ func TestWaitsOnSlowLookups(t *testing.T) {
 	w.advance(2600 * time.Millisecond)
 	if st := j.p.Status(); !strings.Contains(st.Reason, "discovery timed out after 2.5s") {
 		t.Fatalf("%s: want the round ended, discovery timed out after 2.5s\n%s", describeStatus(st), w.flush())
+	}
+}
+
+// TestWidensToLargerSizeClasses: a provider of SPEC revisions before 1.4
+// announces its own size class only. A job of a smaller class finds nobody
+// under its own class, and widens to the larger ones, where it finds it.
+func TestWidensToLargerSizeClasses(t *testing.T) {
+	job, err := testJob("j", "version: 1\nname: j\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 128Mi, timeout: 30s}\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch0
+	p := NewPlacement(Config{}, job, [32]byte{5})
+	// Every shard of its own class is looked up, and found empty, first.
+	pending := p.Step(now, Start{})[0].(Lookup).Keys
+	var wider Lookup
+	own := 0
+	for len(pending) > 0 && wider.Keys == nil {
+		k := pending[0]
+		pending = pending[1:]
+		if k.Facet != protocol.FacetSize || k.Value != "xs" {
+			t.Fatalf("lookup %s, want the job's class, xs", k)
+		}
+		own++
+		for _, a := range p.Step(now, CandidatesFound{Key: k, Done: true}) {
+			if l, ok := a.(Lookup); ok {
+				if l.Keys[0].Value != "xs" {
+					wider = l
+				} else {
+					pending = append(pending, l.Keys...)
+				}
+			}
+		}
+	}
+	if own != int(protocol.FacetSize.Shards()) {
+		t.Fatalf("%d shards of its own class looked up before widening, want all %d", own, protocol.FacetSize.Shards())
+	}
+	var old protocol.FacetKey
+	for _, k := range wider.Keys {
+		if k.Value == "m" {
+			old = k
+		}
+	}
+	if old.Value == "" {
+		t.Fatalf("no lookup of the larger classes after an empty own class: %+v", wider)
+	}
+	var asked []string
+	for _, k := range wider.Keys {
+		var peers []string
+		if k == old {
+			peers = []string{"old-provider"}
+		}
+		for _, a := range p.Step(now, CandidatesFound{Key: k, Peers: peers, Done: true}) {
+			if r, ok := a.(RequestOffer); ok {
+				asked = append(asked, r.Provider)
+			}
+		}
+	}
+	if !slices.Equal(asked, []string{"old-provider"}) {
+		t.Fatalf("asked %v, want the provider found under a larger class", asked)
 	}
 }

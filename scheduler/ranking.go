@@ -96,13 +96,34 @@ func (PriceScorer) Score(o *Offer, c *RankContext) int64 {
 }
 
 // LoadScorer prefers the least loaded provider (spreads load): 1000 minus
-// the offer's load, that is the share of the provider's capacity (the scarcer
-// of CPU and memory) still free with the job counted, in permille.
+// its load before the job (loadBefore), in permille.
 type LoadScorer struct{}
 
 func (LoadScorer) Name() string { return "load" }
 func (LoadScorer) Score(o *Offer, _ *RankContext) int64 {
-	return 1000 - int64(min(o.LoadPermille, 1000))
+	return 1000 - loadBefore(o)
+}
+
+// loadBefore is the share of a provider's capacity (the scarcer of CPU and
+// memory) taken before the job, in permille: the offer's load, which counts
+// the job, less the job's own share of the capacity the offer says it sells
+// (exact when the same resource is the scarcer before and after). Ranked by
+// the load after the job, a large provider always looks emptier, since a
+// job weighs less on it whatever it already runs: the least loaded would be
+// the largest, and work would flow to large providers beyond their share of
+// capacity. An offer that does not say its capacity is ranked by its load.
+func loadBefore(o *Offer) int64 {
+	load := int64(min(o.LoadPermille, 1000))
+	c := o.Capacity
+	if c.CPUMillis == 0 || c.MemoryBytes == 0 {
+		return load
+	}
+	share := func(used, total uint64) int64 {
+		hi, lo := bits.Mul64(min(used, total), 1000)
+		q, _ := bits.Div64(hi, lo, total)
+		return int64(q)
+	}
+	return max(0, load-max(share(o.Resources.CPUMillis, c.CPUMillis), share(o.Resources.MemoryBytes, c.MemoryBytes)))
 }
 
 // FitScorer prefers the most loaded provider that still fits (packs bins, so

@@ -144,11 +144,11 @@ func TestLookupFacet(t *testing.T) {
 		constraints []Selector
 		want        string // facet:values, in the order tried
 	}{
-		{nil, "size:5"},
-		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr")}, "jurisdiction:1 size:5"},
-		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr"), sel("region", pb.Operator_OPERATOR_IN, "fr-lyo", "fr-par")}, "region:2 jurisdiction:1 size:5"},
-		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par"), sel("certification", pb.Operator_OPERATOR_EQUAL, "hds")}, "cert:1 size:5"},
-		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par")}, "size:5"},
+		{nil, "size:1 size:4"},
+		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr")}, "jurisdiction:1 size:1 size:4"},
+		{[]Selector{sel("jurisdiction", pb.Operator_OPERATOR_EQUAL, "fr"), sel("region", pb.Operator_OPERATOR_IN, "fr-lyo", "fr-par")}, "region:2 jurisdiction:1 size:1 size:4"},
+		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par"), sel("certification", pb.Operator_OPERATOR_EQUAL, "hds")}, "cert:1 size:1 size:4"},
+		{[]Selector{sel("region", pb.Operator_OPERATOR_NOT_IN, "fr-par")}, "size:1 size:4"},
 	}
 	for _, tt := range tests {
 		var got []string

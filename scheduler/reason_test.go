@@ -65,11 +65,17 @@ func TestInfeasibleOfferExcludes(t *testing.T) {
 	}
 	now := epoch0
 	p := NewPlacement(Config{D: 2}, job, [32]byte{3})
-	key := p.Step(now, Start{})[0].(Lookup).Keys[0]
+	keys := p.Step(now, Start{})[0].(Lookup).Keys
 	var reqs []RequestOffer
-	for _, a := range p.Step(now, CandidatesFound{Key: key, Peers: []string{"liar", "dear"}, Done: true}) {
-		if r, ok := a.(RequestOffer); ok {
-			reqs = append(reqs, r)
+	for i, key := range keys {
+		var peers []string
+		if i == 0 {
+			peers = []string{"liar", "dear"}
+		}
+		for _, a := range p.Step(now, CandidatesFound{Key: key, Peers: peers, Done: true}) {
+			if r, ok := a.(RequestOffer); ok {
+				reqs = append(reqs, r)
+			}
 		}
 	}
 	if len(reqs) != 2 {

@@ -165,6 +165,7 @@ type Offer struct {
 	ExpiresAt    time.Time
 	LoadPermille uint32
 	Labels       Labels
+	Capacity     Resources // what the provider sells in all (SPEC 6.1); zero if it did not say
 }
 
 // Lease is a requester's order to run a job under an offer.

@@ -139,6 +139,10 @@ type requester struct {
 	// (SetTimer.Wait).
 	waiting []int32
 	parked  map[int32]event
+	// book is what it learnt of the providers it asked (their claimed
+	// capacity, their refusals for lack of it), shared by its placements
+	// as the daemon's is: candidates are drawn by its weights.
+	book *scheduler.Book
 }
 
 type cached struct {
@@ -315,7 +319,7 @@ func (s *sim) buildRequesters() {
 	}
 	n := max(1, s.sc.Requesters.Count)
 	for i := range n {
-		r := requester{id: "r" + strconv.Itoa(i), cache: map[protocol.FacetKey]cached{}}
+		r := requester{id: "r" + strconv.Itoa(i), cache: map[protocol.FacetKey]cached{}, book: scheduler.NewBook()}
 		if len(regions) > 0 {
 			r.region = int16(regions[pick(s.work, cumul)])
 		}
@@ -441,7 +445,9 @@ func (s *sim) onArrive() {
 	rec.Constrained = len(j.Constraints) > 0
 	rec.State = scheduler.JobPlacing.String()
 	s.records = append(s.records, rec)
-	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(s.cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now,
+	cfg := s.cfg
+	cfg.Book = s.requesters[r].book
+	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now,
 		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.arrived++
 	s.active++
@@ -919,6 +925,7 @@ func (s *sim) toProvider(e *event) {
 			s.answer(e, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
 			return // a repeated lease, committed already
 		}
+		s.dropReplaced(p, a.Lease.ID, a.Lease.Epoch)
 		cpu := a.Lease.Resources.CPUMillis
 		p.runs = append(p.runs, run{job: e.job, leaseID: a.Lease.ID, epoch: a.Lease.Epoch, cpu: cpu, since: s.now})
 		p.leases++
@@ -950,6 +957,23 @@ func (r run) cpuMillisSeconds(now int64) float64 {
 // findRun returns the index of a job's run of an epoch on p, or -1.
 func (p *provider) findRun(job int32, epoch uint64) int {
 	return slices.IndexFunc(p.runs, func(r run) bool { return r.job == job && r.epoch == epoch })
+}
+
+// dropReplaced ends, unbilled, the runs of older epochs of a lease that p
+// committed again under a newer epoch: a slot placed anew on the provider
+// that lost it. The market replaced them (SPEC 9: an epoch replaced by a
+// higher one ends cancelled, with no receipt); the CPU they held until now
+// was busy all the same.
+func (s *sim) dropReplaced(p *provider, leaseID string, epoch uint64) {
+	p.runs = slices.DeleteFunc(p.runs, func(r run) bool {
+		if r.leaseID != leaseID || r.epoch >= epoch {
+			return false
+		}
+		s.commit(p, -int64(r.cpu))
+		p.busy += r.cpuMillisSeconds(s.now)
+		s.records[r.job].CPUSeconds += r.cpuMillisSeconds(s.now) / 1000
+		return true
+	})
 }
 
 // endRun releases a run's lease and bills it; it reports whether the run was

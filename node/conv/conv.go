@@ -124,7 +124,7 @@ func OfferToPB(o scheduler.Offer) *pb.Offer {
 		Provider: []byte(o.Provider), Requester: []byte(o.Requester), RequestNonce: []byte(o.RequestNonce),
 		Nonce: []byte(o.Nonce), JobCid: []byte(o.JobCID), Resources: ResourcesToPB(o.Resources),
 		Price: PriceToPB(o.Price), Total: AmountToPB(o.Total), ExpiresAtMs: protocol.UnixMs(o.ExpiresAt),
-		LoadPermille: o.LoadPermille, Labels: LabelsToPB(o.Labels),
+		LoadPermille: o.LoadPermille, Labels: LabelsToPB(o.Labels), Capacity: ResourcesToPB(o.Capacity),
 	}
 }
 
@@ -134,7 +134,7 @@ func OfferFromPB(o *pb.Offer) scheduler.Offer {
 		Provider: string(o.Provider), Requester: string(o.Requester), RequestNonce: string(o.RequestNonce),
 		Nonce: string(o.Nonce), JobCID: string(o.JobCid), Resources: ResourcesFromPB(o.Resources),
 		Price: PriceFromPB(o.Price), Total: AmountFromPB(o.Total), ExpiresAt: protocol.FromUnixMs(o.ExpiresAtMs),
-		LoadPermille: o.LoadPermille, Labels: LabelsFromPB(o.Labels),
+		LoadPermille: o.LoadPermille, Labels: LabelsFromPB(o.Labels), Capacity: ResourcesFromPB(o.Capacity),
 	}
 }
 

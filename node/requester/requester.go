@@ -100,6 +100,9 @@ func New(c Config) (*Requester, error) {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.Placement.Book == nil {
+		c.Placement.Book = scheduler.NewBook() // shared by its placements: what it learns of providers
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Requester{cfg: c, id: c.Transport.Self(), t: c.Transport, clock: c.Clock, log: c.Log, store: c.Store,
 		jobs: map[string]*job{}, candidates: candidateCache{ttl: c.CandidateTTL}, queue: waitQueue{clock: c.Clock}, ctx: ctx, cancel: cancel,

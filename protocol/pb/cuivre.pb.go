@@ -1450,6 +1450,7 @@ type Offer struct {
 	ExpiresAtMs   uint64                 `protobuf:"varint,9,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	LoadPermille  uint32                 `protobuf:"varint,10,opt,name=load_permille,json=loadPermille,proto3" json:"load_permille,omitempty"` // committed share of capacity, 0..1000
 	Labels        []*Label               `protobuf:"bytes,11,rep,name=labels,proto3" json:"labels,omitempty"`                                  // sorted by key
+	Capacity      *Resources             `protobuf:"bytes,12,opt,name=capacity,proto3" json:"capacity,omitempty"`                              // all it sells (SPEC 1.4): what requesters weigh it by
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1557,6 +1558,13 @@ func (x *Offer) GetLoadPermille() uint32 {
 func (x *Offer) GetLabels() []*Label {
 	if x != nil {
 		return x.Labels
+	}
+	return nil
+}
+
+func (x *Offer) GetCapacity() *Resources {
+	if x != nil {
+		return x.Capacity
 	}
 	return nil
 }
@@ -3259,7 +3267,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"timeout_ms\x18\x05 \x01(\x04R\ttimeoutMs\x127\n" +
 	"\vconstraints\x18\x06 \x03(\v2\x15.cuivre.v1.ConstraintR\vconstraints\x12.\n" +
 	"\tmax_price\x18\a \x01(\v2\x11.cuivre.v1.AmountR\bmaxPrice\x12\"\n" +
-	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\"\x8d\x03\n" +
+	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\"\xbf\x03\n" +
 	"\x05Offer\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12#\n" +
@@ -3272,7 +3280,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\rexpires_at_ms\x18\t \x01(\x04R\vexpiresAtMs\x12#\n" +
 	"\rload_permille\x18\n" +
 	" \x01(\rR\floadPermille\x12(\n" +
-	"\x06labels\x18\v \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"_\n" +
+	"\x06labels\x18\v \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x120\n" +
+	"\bcapacity\x18\f \x01(\v2\x14.cuivre.v1.ResourcesR\bcapacity\"_\n" +
 	"\rOfferResponse\x12\x16\n" +
 	"\x05offer\x18\x01 \x01(\fH\x00R\x05offer\x12,\n" +
 	"\arefusal\x18\x02 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusalB\b\n" +
@@ -3544,31 +3553,32 @@ var file_cuivre_proto_depIdxs = []int32{
 	7,  // 20: cuivre.v1.Offer.price:type_name -> cuivre.v1.Price
 	8,  // 21: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
 	9,  // 22: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
-	39, // 23: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
-	22, // 24: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
-	23, // 25: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	39, // 26: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
-	3,  // 27: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
-	6,  // 28: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
-	4,  // 29: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
-	3,  // 30: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	39, // 31: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
-	27, // 32: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
-	28, // 33: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
-	29, // 34: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	39, // 35: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
-	6,  // 36: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
-	7,  // 37: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
-	8,  // 38: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	39, // 39: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	39, // 40: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	39, // 41: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
-	5,  // 42: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	6,  // 23: cuivre.v1.Offer.capacity:type_name -> cuivre.v1.Resources
+	39, // 24: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	22, // 25: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
+	23, // 26: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
+	39, // 27: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	3,  // 28: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
+	6,  // 29: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
+	4,  // 30: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
+	3,  // 31: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	39, // 32: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	27, // 33: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
+	28, // 34: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
+	29, // 35: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
+	39, // 36: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	6,  // 37: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
+	7,  // 38: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
+	8,  // 39: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
+	39, // 40: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	39, // 41: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	39, // 42: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	5,  // 43: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }

@@ -30,6 +30,11 @@ var (
 )
 
 // Key returns the Ed25519 key of a seed and its peer ID.
+
+// SoldCapacity is what the test provider sells in all: its capacity
+// record's total and its offer's capacity; 4 presences in each facet (SPEC 4.3).
+var SoldCapacity = &pb.Resources{CpuMillis: 16_000, MemoryBytes: 64 << 30, ScratchBytes: 500 << 30}
+
 func Key(t testing.TB, seed []byte) (crypto.PrivKey, peer.ID) {
 	t.Helper()
 	k, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(seed))
@@ -115,7 +120,7 @@ func Messages(t testing.TB) []Msg {
 	offer := &pb.Offer{
 		Provider: []byte(prov), Requester: []byte(req), RequestNonce: Fill(0x30, protocol.NonceSize), Nonce: Fill(0x31, protocol.NonceSize),
 		JobCid: jobCID.Bytes(), Resources: res, Price: price, Total: total, ExpiresAtMs: now + 60_000,
-		LoadPermille: 250, Labels: labels,
+		LoadPermille: 250, Labels: labels, Capacity: SoldCapacity,
 	}
 	lease := &pb.Lease{
 		LeaseId: leaseID, Provider: []byte(prov), Requester: []byte(req), OfferNonce: offer.Nonce,
@@ -135,7 +140,7 @@ func Messages(t testing.TB) []Msg {
 		{"job", job},
 		{"capacity_record", &pb.CapacityRecord{
 			Provider: []byte(prov), Seq: 7, IssuedAtMs: now, ExpiresAtMs: now + 30*60_000,
-			Total: &pb.Resources{CpuMillis: 16_000, MemoryBytes: 64 << 30, ScratchBytes: 500 << 30},
+			Total: SoldCapacity,
 			Free:  &pb.Resources{CpuMillis: 12_000, MemoryBytes: 48 << 30, ScratchBytes: 400 << 30},
 			Price: price, Labels: labels, Executors: []string{"wasm"},
 			Addrs: [][]byte{{0x04, 127, 0, 0, 1, 0x91, 0x02, 0x1f, 0x90, 0xcc, 0x03}}, // /ip4/127.0.0.1/udp/8080/quic-v1
