@@ -436,6 +436,7 @@ func (s *sim) onArrive() {
 	j.Count, j.Replicas, j.Executor = 1, 1, protocol.DefaultEngine
 	rec.ID, rec.Requester = id, r
 	rec.Submitted = time.Duration(s.now)
+	rec.Deadline = rec.Submitted + cmp.Or(j.PlacementTimeout, s.cfg.PlacementTimeout)
 	rec.Placed, rec.Ended = -1, -1
 	rec.CPUMillis, rec.MemoryBytes = j.Resources.CPUMillis, j.Resources.MemoryBytes
 	rec.Constrained = len(j.Constraints) > 0
