@@ -11,7 +11,10 @@ import (
 type Result struct {
 	Scenario string
 	Variant  string
-	Seed     uint64
+	// Placement is the placement mechanism of the run: "cuivre" or a
+	// baseline (Scheduler.Placement).
+	Placement string
+	Seed      uint64
 	// TraceHash is a SHA-256 of every event the run processed, in order:
 	// two runs with the same scenario and seed have the same hash.
 	TraceHash string
