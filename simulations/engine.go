@@ -23,6 +23,7 @@ const (
 	evSample                     // a point of the time series
 	evRewatch                    // a requester watches a lease again after its stream broke (id = epoch, inc = its incarnation, msg = lease ID)
 	evNoAnswer                   // an offer request or a lease went unanswered until its deadline
+	evDeadline                   // a job's placement deadline, for the omniscient scheduler's queue
 )
 
 // event is one entry of the queue. at and seq order it: events at the same

@@ -37,7 +37,10 @@ const (
 // fields of the record it holds, then one row per record. Durations are in
 // seconds with millisecond precision ("12.345"), money and ratios have six
 // decimals, and a time that never came (a job never placed or not ended,
-// recorded as -1) is an empty cell, as is its wait.
+// recorded as -1) is an empty cell. A job's wait is there whether it was
+// placed or not: a job never placed waited until its deadline (or the end
+// of the run, if sooner), and its censored column is true
+// (JobRecord.CensoredWait).
 //
 // WriteRun only reads r.
 func WriteRun(dir string, r *Result) error {
@@ -51,7 +54,7 @@ func WriteRun(dir string, r *Result) error {
 		name string
 		fill func(*csv.Writer) error
 	}{
-		{jobsCSV, func(w *csv.Writer) error { return writeJobs(w, r.Jobs) }},
+		{jobsCSV, func(w *csv.Writer) error { return writeJobs(w, r.Jobs, r.SimTime) }},
 		{placementsCSV, func(w *csv.Writer) error { return writePlacements(w, r.Placements) }},
 		{providersCSV, func(w *csv.Writer) error { return writeProviders(w, r.Providers) }},
 		{classesCSV, func(w *csv.Writer) error { return writeClasses(w, r.Classes) }},
@@ -98,27 +101,27 @@ func writeFile(path string, size int, write func(io.Writer) error) (err error) {
 	return bw.Flush()
 }
 
-func writeJobs(w *csv.Writer, jobs []JobRecord) error {
+// writeJobs writes one row per job; end is when the run stopped, at which
+// the wait of a job still placing is censored if its deadline had not come.
+func writeJobs(w *csv.Writer, jobs []JobRecord, end time.Duration) error {
 	if err := w.Write([]string{
 		"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s",
 		"state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs",
 		"class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s",
+		"deadline_s", "censored",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 20)
+	row := make([]string, 22)
 	for i := range jobs {
 		j := &jobs[i]
-		wait := ""
-		if j.Placed >= 0 {
-			wait = fmtSeconds(j.Wait())
-		}
+		wait, censored := j.CensoredWait(end)
 		row[0] = strconv.Itoa(j.ID)
 		row[1] = strconv.Itoa(j.Requester)
 		row[2] = fmtSeconds(j.Submitted)
 		row[3] = fmtOptSeconds(j.Placed)
 		row[4] = fmtOptSeconds(j.Ended)
-		row[5] = wait
+		row[5] = fmtSeconds(wait)
 		row[6] = j.State
 		row[7] = strconv.FormatUint(j.CPUMillis, 10)
 		row[8] = strconv.FormatUint(j.MemoryBytes, 10)
@@ -133,6 +136,11 @@ func writeJobs(w *csv.Writer, jobs []JobRecord) error {
 		row[17] = j.Reason
 		row[18] = j.Code
 		row[19] = fmtSeconds(j.CapacityWait)
+		row[20] = ""
+		if j.Deadline > 0 {
+			row[20] = fmtSeconds(j.Deadline)
+		}
+		row[21] = strconv.FormatBool(censored)
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -418,21 +426,25 @@ func eventsPerSecond(r *Result) float64 {
 // order of rs: variant, seed, jobs, share placed and succeeded, placement
 // wait percentiles, median price per CPU-hour of succeeded jobs, mean of the
 // utilisation time series, events, events per wall second, and wall time.
-// A statistic with no data behind it (no job placed, say) is "-".
-// Percentiles are nearest-rank. When a run had crashes, asks to dead
-// providers or jobs waiting for capacity, a second table follows with the
-// figures of Faults.
+// The wait percentiles are over every job: a job never placed counts as
+// waiting until its deadline (JobRecord.CensoredWait), and a line under the
+// table says how many were so censored. A statistic with no data behind it
+// (no job, say) is "-". Percentiles are nearest-rank. When a run had
+// crashes, asks to dead providers or jobs waiting for capacity, a second
+// table follows with the figures of Faults.
 func Summary(w io.Writer, rs []*Result) {
 	rows := [][]string{{
 		"variant", "seed", "jobs", "placed%", "succeeded%",
 		"wait_p50_ms", "wait_p90_ms", "wait_p99_ms", "price_cpu_h_p50",
 		"util_mean", "events", "events/s", "wall",
 	}}
+	censored := 0
 	for _, r := range rs {
 		if r == nil {
 			continue
 		}
 		st := summarise(r)
+		censored += st.censored
 		rows = append(rows, []string{
 			variantName(r),
 			strconv.FormatUint(r.Seed, 10),
@@ -450,6 +462,9 @@ func Summary(w io.Writer, rs []*Result) {
 		})
 	}
 	writeTable(w, rows)
+	if censored > 0 {
+		fmt.Fprintf(w, "waits: submission to first lease; %d jobs never placed count as waiting until their placement deadline (censored)\n", censored)
+	}
 	faults := [][]string{{
 		"variant", "seed", "crashes", "leases_lost", "by_restart", "detect_p50_ms", "detect_p99_ms",
 		"replace_p50_ms", "replace_p99_ms", "jobs_lost", "dead_asks", "waited", "cap_wait_p50_ms", "cap_wait_p99_ms",
@@ -594,6 +609,7 @@ func fmtMillis(d time.Duration) string {
 // summaryStats are the numbers of one Summary row; NaN means no data.
 type summaryStats struct {
 	placedPct, succeededPct   float64
+	censored                  int     // jobs whose wait is censored at their deadline
 	waitP50, waitP90, waitP99 float64 // ms
 	priceP50                  float64
 	utilMean                  float64
@@ -617,6 +633,7 @@ func summarise(r *Result) summaryStats {
 		st.succeededPct = 100 * float64(ok) / float64(n)
 	}
 	waits := waitsMillis(r)
+	st.censored = len(r.Jobs) - countPlaced(r)
 	slices.Sort(waits)
 	st.waitP50 = percentile(waits, 50)
 	st.waitP90 = percentile(waits, 90)
@@ -648,17 +665,26 @@ func summarise(r *Result) summaryStats {
 }
 
 // waitsMillis returns, in a new slice, the placement wait in milliseconds of
-// every placed job of r, in job order.
+// every job of r, in job order: for a job never placed, the wait censored at
+// its deadline (JobRecord.CensoredWait).
 func waitsMillis(r *Result) []float64 {
 	out := make([]float64, 0, len(r.Jobs))
 	for i := range r.Jobs {
-		j := &r.Jobs[i]
-		if j.Placed < 0 {
-			continue
-		}
-		out = append(out, float64(j.Wait())/float64(time.Millisecond))
+		w, _ := r.Jobs[i].CensoredWait(r.SimTime)
+		out = append(out, float64(w)/float64(time.Millisecond))
 	}
 	return out
+}
+
+// countPlaced counts the jobs of r placed at least once.
+func countPlaced(r *Result) int {
+	n := 0
+	for i := range r.Jobs {
+		if r.Jobs[i].Placed >= 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // pricesPerCPUHour returns, in a new slice, what each succeeded job paid per

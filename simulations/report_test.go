@@ -19,7 +19,8 @@ import (
 // reportResult builds a synthetic result of n jobs, one submitted per
 // second. Job i of the first n-unplaced waits (i+1)*step and succeeds after
 // 30 minutes on 2 CPUs, paying 1 + (i%5)/10 per CPU-hour; the rest were
-// never placed. Waits are thus known exactly: with step 1ms and none
+// never placed, and count as waiting their whole 2-minute placement
+// timeout (censored). Waits are thus known exactly: with step 1ms and none
 // unplaced, the nearest-rank p50 of 300 jobs is 150ms.
 func reportResult(variant string, seed uint64, n int, step time.Duration, unplaced int) *Result {
 	r := &Result{
@@ -50,7 +51,8 @@ func reportResult(variant string, seed uint64, n int, step time.Duration, unplac
 	for i := range n {
 		j := JobRecord{
 			ID: i, Requester: i % 7, Submitted: time.Duration(i) * time.Second,
-			Placed: -1, Ended: -1, State: "placing",
+			Deadline: time.Duration(i)*time.Second + 2*time.Minute,
+			Placed:   -1, Ended: -1, State: "placing",
 			CPUMillis: 2000, MemoryBytes: 1 << 30, Run: run, Currency: "EUR",
 		}
 		if i < n-unplaced {
@@ -123,7 +125,7 @@ func TestReportWriteRun(t *testing.T) {
 		header []string
 		rows   int
 	}{
-		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s"}, 300},
+		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s", "deadline_s", "censored"}, 300},
 		{placementsCSV, []string{"job", "epoch", "provider", "class", "region", "at_s", "latency_s", "quoted", "currency"}, 200},
 		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks"}, 10},
 		{classesCSV, []string{"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency"}, 2},
@@ -149,16 +151,21 @@ func TestReportWriteRun(t *testing.T) {
 			"cpu_millis": "2000", "cpu_s": "3600.000", "memory_bytes": "1073741824", "run_s": "1800.000",
 			"constrained": "false", "epochs": "1", "class": "dc", "paid": "1.200000",
 			"subsidy": "0.000000", "currency": "EUR", "reason": "", "code": "", "capacity_wait_s": "0.000",
+			"deadline_s": "127.000", "censored": "false",
 		}
 		if diff := cmp.Diff(want, jobs[7]); diff != "" {
 			t.Errorf("jobs.csv row 7 (-want +got):\n%s", diff)
 		}
 		_, jobs = readCSV(t, filepath.Join(dir, "open", jobsCSV))
 		never := jobs[250]
-		for _, col := range []string{"placed_s", "ended_s", "wait_s"} {
+		for _, col := range []string{"placed_s", "ended_s"} {
 			if never[col] != "" {
 				t.Errorf("unplaced job: %s = %q, want empty", col, never[col])
 			}
+		}
+		// Never placed: it waited its whole placement timeout, censored.
+		if never["wait_s"] != "120.000" || never["censored"] != "true" || never["deadline_s"] != "370.000" {
+			t.Errorf("unplaced job: wait_s %q, censored %q, deadline_s %q; want 120.000, true, 370.000", never["wait_s"], never["censored"], never["deadline_s"])
 		}
 		_, ps := readCSV(t, filepath.Join(dir, "open", providersCSV))
 		if got := ps[0]["busy_cpu_s"]; got != "1234.568" {
@@ -335,20 +342,24 @@ func TestSummary(t *testing.T) {
 	Summary(&b, reportResults())
 	t.Logf("\n%s", b.String())
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d lines, want a header and 2 rows:\n%s", len(lines), b.String())
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want a header, 2 rows and a note on censored waits:\n%s", len(lines), b.String())
+	}
+	if !strings.Contains(lines[3], "100 jobs never placed count as waiting until their placement deadline (censored)") {
+		t.Errorf("note %q: want it to count the 100 jobs never placed", lines[3])
 	}
 	header := strings.Fields(lines[0])
 	col := map[string]int{}
 	for i, h := range header {
 		col[h] = i
 	}
-	// closed: waits 1..300 ms; open: 200 placed, waits 2..400 ms.
+	// closed: waits 1..300 ms; open: 200 placed, waits 2..400 ms, and 100
+	// never placed, each counted as its 2-minute placement timeout.
 	tests := []struct {
 		variant, placed, p50, p90, p99, price string
 	}{
 		{"closed", "100.0", "150.0", "270.0", "297.0", "1.2000"},
-		{"open", "66.7", "200.0", "360.0", "396.0", "1.2000"},
+		{"open", "66.7", "300.0", "120000.0", "120000.0", "1.2000"},
 	}
 	for i, tt := range tests {
 		f := strings.Fields(lines[i+1])

@@ -11,7 +11,10 @@ import (
 type Result struct {
 	Scenario string
 	Variant  string
-	Seed     uint64
+	// Placement is the placement mechanism of the run: "cuivre" or a
+	// baseline (Scheduler.Placement).
+	Placement string
+	Seed      uint64
 	// TraceHash is a SHA-256 of every event the run processed, in order:
 	// two runs with the same scenario and seed have the same hash.
 	TraceHash string
@@ -41,6 +44,7 @@ type JobRecord struct {
 	ID          int
 	Requester   int
 	Submitted   time.Duration
+	Deadline    time.Duration // Submitted plus its placement timeout: a job never placed waited until then (CensoredWait)
 	Placed      time.Duration // first lease accepted; -1 if never
 	Ended       time.Duration // -1 if it had not ended when the run stopped
 	State       string        // succeeded, failed, cancelled, or placing/running when cut off
@@ -67,6 +71,24 @@ type JobRecord struct {
 
 // Wait is the placement latency: submission to first lease accepted.
 func (j *JobRecord) Wait() time.Duration { return j.Placed - j.Submitted }
+
+// CensoredWait is the job's wait whether it was placed or not: Wait for a
+// job placed; for one never placed, the time from its submission to its
+// deadline, or to end (the run's end) if that came first, with censored
+// true. A customer whose job was never placed waited at least that long: a
+// right-censored observation, which percentiles over every job count
+// rather than leave out (leaving them out makes a scheduler that drops
+// jobs look fast). A Deadline of 0 means unknown: end is used.
+func (j *JobRecord) CensoredWait(end time.Duration) (wait time.Duration, censored bool) {
+	if j.Placed >= 0 {
+		return j.Wait(), false
+	}
+	at := end
+	if j.Deadline > 0 && j.Deadline < at {
+		at = j.Deadline
+	}
+	return max(0, at-j.Submitted), true
+}
 
 // Lost says whether the job did not succeed for a reason other than its own
 // run's failure: not placed in time, too many leases lost, or still placing

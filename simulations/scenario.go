@@ -75,6 +75,11 @@ type Discovery struct {
 type Scheduler struct {
 	Config     scheduler.Config // Policy is set from PolicyName
 	PolicyName string           // default "balanced"
+	// Placement is who places the jobs: PlacementCuivre (default), each
+	// requester's scheduler.Placement as in the daemon, or a baseline to
+	// compare it with: PlacementOmniscient, PlacementRandom or
+	// PlacementSparrow (baseline.go, docs/SIMULATOR.md).
+	Placement string
 	// DeadFor is how long a requester leaves a provider that did not answer
 	// an offer request or a lease out of the candidates of all its
 	// placements, as the daemon's requester does. Default DefaultDeadFor.
@@ -232,12 +237,14 @@ type Ceiling struct {
 }
 
 // Variant is one side of a comparison: the scenario with some classes
-// left out, another policy, another d or another load.
+// left out, another policy, another d, another load or another placement
+// mechanism (a baseline).
 type Variant struct {
-	Name    string
-	Exclude []string // classes left out
-	Policy  string   // default: the scenario's
-	D       int      // default: the scenario's
+	Name      string
+	Exclude   []string // classes left out
+	Policy    string   // default: the scenario's
+	D         int      // default: the scenario's
+	Placement string   // default: the scenario's (Scheduler.Placement)
 	// Load replaces Workload.Arrivals.Load (and the rate it sets); 0 keeps
 	// the scenario's.
 	Load float64

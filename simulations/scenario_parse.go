@@ -632,6 +632,7 @@ func (p *scenarioParser) scheduler(at, v *yaml.Node, path string) {
 	const big = 1_000_000
 	p.Object(at, v, path,
 		p.policy("policy", &sc.PolicyName),
+		p.oneOf("placement", &sc.Placement, Placements),
 		p.intField("d", &c.D, 1, 1000),
 		p.durField("offer_timeout", &c.OfferTimeout, false),
 		p.durField("lookup_timeout", &c.LookupTimeout, false),
@@ -1093,12 +1094,24 @@ func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
 			p.policy("policy", &vr.Policy),
 			p.intField("d", &vr.D, 1, 1000),
 			p.posField("load", &vr.Load),
+			p.oneOf("placement", &vr.Placement, Placements),
 		)
 		if present == nil {
 			continue
 		}
 		if present["name"] == nil {
 			p.fail(item, ipath+".name", "missing: name the variant, such as open")
+		}
+		// A baseline that ignores a setting the same variant gives is a
+		// contradiction: say so rather than run something else.
+		if k := present["policy"]; k != nil && vr.Placement == PlacementSparrow {
+			p.fail(k, ipath+".policy", "sparrow places on the least loaded of its probes: remove the policy, or use placement: cuivre with policy: least-loaded")
+		}
+		if k := present["d"]; k != nil && vr.Placement == PlacementRandom {
+			p.fail(k, ipath+".d", "random asks one provider a round: remove d, or use placement: sparrow")
+		}
+		if k := present["d"]; k != nil && vr.Placement == PlacementOmniscient {
+			p.fail(k, ipath+".d", "omniscient sees every provider: remove d")
 		}
 		if k := present["load"]; k != nil {
 			p.later = append(p.later, func() {
@@ -1166,6 +1179,9 @@ func (p *scenarioParser) defaults() {
 	}
 	if s.Scheduler.DeadFor == 0 {
 		s.Scheduler.DeadFor = DefaultDeadFor
+	}
+	if s.Scheduler.Placement == "" {
+		s.Scheduler.Placement = PlacementCuivre
 	}
 	if s.Scheduler.PolicyName == "" {
 		s.Scheduler.PolicyName = scheduler.Balanced.Name

@@ -36,6 +36,7 @@ network:
 discovery: {bits_per_hop: 3, record_ttl: 10m, cache_ttl: 5s}
 scheduler:
   policy: balanced
+  placement: cuivre
   d: 2
   offer_timeout: 500ms
   lease_timeout: 2s
@@ -87,6 +88,8 @@ variants:
   - {name: closed, exclude: [sme]}
   - {name: open}
   - {name: cheapest, policy: cheapest, d: 3, load: 0.9}
+  - {name: omniscient, placement: omniscient}
+  - {name: sparrow, placement: sparrow, d: 3}
 `
 
 func TestParseScenarioExample(t *testing.T) {
@@ -144,7 +147,9 @@ func TestParseScenarioExample(t *testing.T) {
 		}},
 		{"ceilings", s.Workload.Ceilings, []Ceiling{{Weight: 1}, {Weight: 1, PerCPUHour: scheduler.Amount{Currency: "EUR", Nanos: 60_000_000}}}},
 		{"failure rate", s.Workload.FailureRate, 0.01},
-		{"variants", s.Variants, []Variant{{Name: "closed", Exclude: []string{"sme"}}, {Name: "open"}, {Name: "cheapest", Policy: "cheapest", D: 3, Load: 0.9}}},
+		{"placement", s.Scheduler.Placement, PlacementCuivre},
+		{"variants", s.Variants, []Variant{{Name: "closed", Exclude: []string{"sme"}}, {Name: "open"}, {Name: "cheapest", Policy: "cheapest", D: 3, Load: 0.9},
+			{Name: "omniscient", Placement: PlacementOmniscient}, {Name: "sparrow", D: 3, Placement: PlacementSparrow}}},
 	} {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
@@ -202,6 +207,9 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"heartbeat", s.Scheduler.Config.WithDefaults().HeartbeatInterval, scheduler.DefaultHeartbeatInterval},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
+		{"placement", s.Scheduler.Placement, PlacementCuivre},
+		// Without max_attempts, a job is tried until its placement timeout.
+		{"max attempts: none", s.Scheduler.Config.WithDefaults().MaxAttempts, 0},
 		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform}},
 		{"class regions", s.Classes[0].Regions, uniform},
 		{"churn", s.Classes[0].Churn, Churn{}},
@@ -305,6 +313,12 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"fast downtime without fast", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast_downtime: 1s}"}), []string{"s.yaml:8:26: classes[0].churn.fast_downtime: a fast_downtime without fast"}},
 		{"fast share above 1", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast: 1.5}"}), []string{"s.yaml:8:26: classes[0].churn.fast: 1.5 is out of range: use a share from 0 to 1"}},
 		{"dead_for zero", doc(nil, "scheduler: {dead_for: 0s}"), []string{"s.yaml:14:13: scheduler.dead_for: 0s: use a positive duration"}},
+		{"unknown placement", doc(nil, "scheduler: {placement: sparow}"), []string{`s.yaml:14:13: scheduler.placement: unknown placement "sparow": did you mean sparrow?`}},
+		{"variant placement", doc(nil, "variants: [{name: v, placement: oracle}]"), []string{`s.yaml:14:22: variants[0].placement: unknown placement "oracle"`}},
+		{"sparrow with a policy", doc(nil, "variants: [{name: v, placement: sparrow, policy: cheapest}]"),
+			[]string{"s.yaml:14:42: variants[0].policy: sparrow places on the least loaded of its probes: remove the policy"}},
+		{"random with d", doc(nil, "variants: [{name: v, placement: random, d: 2}]"), []string{"s.yaml:14:41: variants[0].d: random asks one provider a round: remove d"}},
+		{"omniscient with d", doc(nil, "variants: [{name: v, d: 2, placement: omniscient}]"), []string{"s.yaml:14:22: variants[0].d: omniscient sees every provider: remove d"}},
 		{"trace and arrivals", doc(nil, "  trace: jobs.csv"), []string{
 			"s.yaml:11:3: workload.arrivals: not used with a trace",
 			"s.yaml:14:3: workload.trace: cannot read",

@@ -68,6 +68,15 @@ type sim struct {
 	deadFor    int64  // the requesters' negative cache: how long a silent provider is left out
 	deadAsks   uint64 // offer requests and leases that reached a provider down
 
+	// The placement mechanism (baseline.go): uniform says lookups are
+	// answered with a uniform sample of every findable provider that meets
+	// the job's constraints, at once (random, sparrow); central is the
+	// omniscient scheduler, nil for the others. pops caches the providers
+	// meeting each set of constraints.
+	uniform bool
+	central *central
+	pops    map[string][]int32
+
 	// arrivals
 	rate       float64 // per second, outside bursts
 	arrived    int
@@ -157,10 +166,11 @@ type job struct {
 	since     int64 // submitted, or requeued
 	epoch     uint64
 	state     scheduler.JobState
-	live      uint64 // epoch of the lease the requester holds and watches; 0 if none
-	loss      int32  // index in losses of its lease that died with a provider, until re-placed; -1 if none
-	waitFrom  int64  // when it began waiting for capacity; -1 if it is not waiting
-	runLost   bool   // the event being stepped is a restarted provider's CODE_RUN_LOST
+	live      uint64   // epoch of the lease the requester holds and watches; 0 if none
+	loss      int32    // index in losses of its lease that died with a provider, until re-placed; -1 if none
+	waitFrom  int64    // when it began waiting for capacity; -1 if it is not waiting
+	runLost   bool     // the event being stepped is a restarted provider's CODE_RUN_LOST
+	o         *omniJob // the omniscient scheduler's view of it, in its runs, until it ends; nil otherwise
 }
 
 func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
@@ -174,6 +184,9 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 		return nil, err
 	}
 	s.cfg.Policy = pol
+	if err := s.setPlacement(); err != nil {
+		return nil, err
+	}
 	s.deadFor = int64(cmp.Or(s.sc.Scheduler.DeadFor, DefaultDeadFor))
 	s.net = stream(seed, "network")
 	s.disc = stream(seed, "discovery")
@@ -237,6 +250,9 @@ func (s *sim) applyVariant(v *Variant) error {
 	if v.Load > 0 {
 		s.sc.Workload.Arrivals.Load = v.Load
 		s.sc.Workload.Arrivals.Rate = 0
+	}
+	if v.Placement != "" {
+		s.sc.Scheduler.Placement = v.Placement
 	}
 	return nil
 }
@@ -390,6 +406,8 @@ func (s *sim) next() {
 		s.onRewatch(&e)
 	case evNoAnswer:
 		s.markDead(&s.requesters[s.jobs[e.job].requester], e.prov)
+	case evDeadline:
+		s.omniDeadline(e.job)
 	}
 }
 
@@ -440,18 +458,28 @@ func (s *sim) onArrive() {
 	j.Count, j.Replicas, j.Executor = 1, 1, protocol.DefaultEngine
 	rec.ID, rec.Requester = id, r
 	rec.Submitted = time.Duration(s.now)
+	rec.Deadline = rec.Submitted + cmp.Or(j.PlacementTimeout, s.cfg.PlacementTimeout)
 	rec.Placed, rec.Ended = -1, -1
 	rec.CPUMillis, rec.MemoryBytes = j.Resources.CPUMillis, j.Resources.MemoryBytes
 	rec.Constrained = len(j.Constraints) > 0
 	rec.State = scheduler.JobPlacing.String()
 	s.records = append(s.records, rec)
-	cfg := s.cfg
-	cfg.Book = s.requesters[r].book
-	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now,
-		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.arrived++
 	s.active++
 	s.placing++
+	if s.central != nil {
+		s.jobs = append(s.jobs, job{requester: int32(r), run: rec.Run, since: s.now,
+			state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
+		s.omniArrive(int32(id), j, int64(rec.Deadline))
+		s.scheduleArrival()
+		return
+	}
+	cfg := s.cfg
+	if !s.uniform {
+		cfg.Book = s.requesters[r].book // the baselines draw uniformly
+	}
+	s.jobs = append(s.jobs, job{p: scheduler.NewPlacement(cfg, j, seed32(s.place)), requester: int32(r), run: rec.Run, since: s.now,
+		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.step(int32(id), scheduler.Start{})
 	s.scheduleArrival()
 }
@@ -506,6 +534,10 @@ func (s *sim) scheduleArrival() {
 // its provider back from the negative cache, and the candidates of a lookup
 // are filtered through it.
 func (s *sim) deliver(id int32, ev scheduler.Event) {
+	if s.central != nil {
+		s.omniDeliver(id, ev)
+		return
+	}
 	r := &s.requesters[s.jobs[id].requester]
 	switch m := ev.(type) {
 	case scheduler.OfferReceived:
@@ -547,6 +579,10 @@ func (s *sim) act(id int32, a scheduler.Action) {
 			s.markDead(r, int32(p))
 		}
 	case scheduler.Lookup:
+		if s.uniform {
+			s.uniformLookup(id, a)
+			return
+		}
 		for _, k := range a.Keys {
 			s.lookup(id, r, k, a.Want)
 		}
@@ -855,7 +891,12 @@ func (s *sim) lookup(id int32, r *requester, k protocol.FacetKey, want int) {
 // sample draws up to want providers whose records are under k: those up, or
 // gone for less than the record TTL.
 func (s *sim) sample(k protocol.FacetKey, want int) []int32 {
-	all := s.index[k]
+	return s.sampleOf(s.index[k], want)
+}
+
+// sampleOf draws up to want providers of all whose records are findable,
+// uniformly without replacement.
+func (s *sim) sampleOf(all []int32, want int) []int32 {
 	findable := func(p int32) bool {
 		pv := &s.providers[p]
 		return pv.up || s.now-pv.downAt < int64(s.sc.Discovery.RecordTTL)
@@ -1029,10 +1070,17 @@ func (s *sim) onEnd(e *event) {
 	}
 	leaseID := p.runs[k].leaseID
 	s.endRun(p, e.job, leaseID, e.id)
+	if s.central != nil {
+		s.omniFreed(e.prov)
+	}
 	ev := scheduler.ResultReceived{Provider: p.id, LeaseID: leaseID, Epoch: e.id,
 		State: pb.LeaseState_LEASE_STATE_SUCCEEDED, OutputCID: "out-" + strconv.Itoa(int(e.job))}
 	if f := s.sc.Workload.FailureRate; f > 0 && s.work.Float64() < f {
 		ev.State, ev.ExitCode, ev.OutputCID, ev.Detail = pb.LeaseState_LEASE_STATE_FAILED, 1, "", "exit code 1"
+	}
+	if s.central != nil {
+		s.omniResult(e.job, p, ev)
+		return
 	}
 	s.reply(e.job, p, ev)
 }
@@ -1056,6 +1104,9 @@ func (s *sim) onCrash(i int32) {
 	s.upCPU -= c.c.Capacity.CPUMillis
 	s.upCount--
 	s.q.push(event{at: s.now + s.downtime(&c.c.Churn), kind: evRejoin, prov: i})
+	if s.central != nil {
+		s.omniRequeue()
+	}
 }
 
 // downtime draws how long a crashed provider stays down: a fast restart, or
@@ -1077,6 +1128,10 @@ func (s *sim) downtime(ch *Churn) int64 {
 // The model takes the stream to break at the crash, as a killed process's
 // connections are reset, and a watch of a provider down to fail at once.
 func (s *sim) runDied(i int32, p *provider, r run) {
+	if s.central != nil {
+		s.omniLost(i, r)
+		return
+	}
 	j := &s.jobs[r.job]
 	if j.p == nil || j.live != r.epoch {
 		return // a lease the requester no longer holds: fenced out, or ended
@@ -1130,6 +1185,9 @@ func (s *sim) onRejoin(i int32) {
 	if c.c.Churn.Session > 0 { // a class without churn crashes only when a test says so
 		s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
 	}
+	if s.central != nil {
+		s.omniFreed(i)
+	}
 }
 
 func (s *sim) onSample() {
@@ -1157,7 +1215,7 @@ func (s *sim) onSample() {
 
 func (s *sim) result() *Result {
 	res := &Result{
-		Scenario: s.sc.Name, Variant: s.variant, Seed: s.seed,
+		Scenario: s.sc.Name, Variant: s.variant, Placement: s.sc.Scheduler.Placement, Seed: s.seed,
 		TraceHash: hex.EncodeToString(s.trace.sum()), Events: s.events, SimTime: time.Duration(s.now),
 		BytesPerProvider: s.bytesPer, Jobs: s.records, Placements: s.placements, Series: s.series,
 		Losses: s.losses, DeadAsks: s.deadAsks,

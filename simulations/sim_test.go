@@ -90,16 +90,6 @@ func TestBallsIntoBins(t *testing.T) {
 	}
 }
 
-func countPlaced(r *Result) int {
-	n := 0
-	for i := range r.Jobs {
-		if r.Jobs[i].Placed >= 0 {
-			n++
-		}
-	}
-	return n
-}
-
 // TestDeterminism runs a scenario with churn, loss and jitter twice with one
 // seed and once with another: the first two traces must hash the same, the
 // third differently.
