@@ -113,8 +113,8 @@ type (
 		At time.Time
 		// Wait marks the back-off of a job waiting for capacity. A driver
 		// serves its waiting jobs in submission order: it may hold this
-		// timer back while an older job of its waits, and fire it once that
-		// one is placed or ends.
+		// timer back while an older job of its that Blocks this one waits,
+		// and fire it once none does.
 		Wait bool
 	}
 	// Silent says a provider missed the heartbeats of a lease: it is dead,

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cuivre/cuivre/protocol"
@@ -65,4 +66,33 @@ func JobFromPB(cid, requester string, j *pb.Job) (Job, error) {
 
 func resourcesFromPB(r *pb.Resources) Resources {
 	return Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), ScratchBytes: r.GetScratchBytes()}
+}
+
+// Blocks reports whether a job waiting for capacity holds back a later one
+// of the same requester, which serves its waiting jobs in the order they
+// were submitted. It does when the
+// later job can find no room the earlier could not: it asks at least as
+// much of every resource, for at least as long, of the same executor,
+// under every constraint of the earlier, with no higher price ceiling. A
+// later job that asks less of something, or may go where the earlier may
+// not, tries on its own back-off: it may fit where the earlier does not
+// (a backfill), and the earlier loses nothing it could have had.
+func Blocks(earlier, later *Job) bool {
+	r, s := earlier.Resources, later.Resources
+	if !r.Fits(s) || later.Timeout < earlier.Timeout || later.Executor != earlier.Executor {
+		return false
+	}
+	if c := earlier.MaxPrice; c.Currency != "" {
+		if later.MaxPrice.Currency != c.Currency || later.MaxPrice.Nanos > c.Nanos {
+			return false
+		}
+	}
+	for _, c := range earlier.Constraints {
+		if !slices.ContainsFunc(later.Constraints, func(d Selector) bool {
+			return d.Key == c.Key && d.Op == c.Op && slices.Equal(d.Values, c.Values)
+		}) {
+			return false
+		}
+	}
+	return true
 }

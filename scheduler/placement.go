@@ -128,7 +128,8 @@ type round struct {
 	facet      protocol.Facet
 	values     []string
 	visited    []protocol.FacetKey
-	lookups    int      // lookups in flight
+	lookups    int       // lookups in flight
+	rested     bool      // it found providers that rest (retry-after), and left them out
 	waitedOn   bool     // past its OfferTimeout with nobody found, it waits on for its lookups
 	candidates []string // sorted until probing shuffles them
 	probes     []probe
@@ -150,7 +151,8 @@ type Placement struct {
 	round     *round
 	retrying  bool
 	started   time.Time     // when placing began (Start): the placement timeout counts from it
-	hint      time.Duration // the longest retry-after hint of the round's refusals
+	resting   []resting     // providers that asked to be left alone until a time (retry-after), sorted
+	allRested bool          // the round ending found no one but resting providers
 	timers    []timer
 	timerSeq  uint64
 	excluded  []string // providers whose refusal holds for this job whatever their load, sorted
@@ -322,7 +324,22 @@ func (p *Placement) pending() int {
 	return n
 }
 
-func (p *Placement) want() int { return p.cfg.D * p.pending() }
+func (p *Placement) want() int {
+	attempts := 0
+	for i := range p.slots {
+		if p.slots[i].state == SlotPending {
+			attempts = max(attempts, p.slots[i].attempts)
+		}
+	}
+	return p.cfg.D << min(attempts, maxWiden) * p.pending()
+}
+
+// maxWiden bounds how far a placement widens its sample: each round that
+// left a slot unplaced doubles the candidates the next one asks, up to
+// 2^maxWiden times d per slot. In a loaded federation, d choices that were
+// both full are likely full again; more of them find the room there is
+// (Sparrow's batch sampling, grown only when needed).
+const maxWiden = 3
 
 func (p *Placement) startRound(now time.Time) {
 	if p.round != nil || p.retrying || p.pending() == 0 {
@@ -392,6 +409,10 @@ func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
 		if c == "" || dup || p.isExcluded(c) {
 			continue
 		}
+		if p.isResting(c, now) {
+			r.rested = true
+			continue
+		}
 		r.candidates = slices.Insert(r.candidates, i, c)
 	}
 	if ev.Done {
@@ -415,7 +436,7 @@ func (p *Placement) onCandidates(now time.Time, ev CandidatesFound) {
 	// whoever was found. A small federation costs a few more lookups, a large
 	// one finds enough in the first shards. None at all: the first shards
 	// of a wider facet, once (lookupFacets).
-	if r.widened || !p.lookup(r, len(r.visited)) && (len(r.candidates) > 0 || !p.widen(r)) {
+	if r.widened || !p.lookup(r, len(r.visited)) && (len(r.candidates) > 0 || r.rested || !p.widen(r)) {
 		p.probe(now)
 	}
 }
@@ -475,6 +496,38 @@ func (p *Placement) draw(cs []string, n int, f protocol.Facet) {
 	}
 }
 
+// resting is a provider that asked, with a retry-after hint, not to be asked
+// again before a time.
+type resting struct {
+	provider string
+	until    time.Time
+}
+
+func (p *Placement) rest(provider string, until time.Time) {
+	i, found := slices.BinarySearchFunc(p.resting, provider, func(r resting, s string) int { return strings.Compare(r.provider, s) })
+	if found {
+		p.resting[i].until = until
+		return
+	}
+	p.resting = slices.Insert(p.resting, i, resting{provider, until})
+}
+
+func (p *Placement) isResting(provider string, now time.Time) bool {
+	i, found := slices.BinarySearchFunc(p.resting, provider, func(r resting, s string) int { return strings.Compare(r.provider, s) })
+	return found && now.Before(p.resting[i].until)
+}
+
+// soonestRest is how long until the first resting provider may be asked
+// again, forgetting the rests that are over; 0 if none rests.
+func (p *Placement) soonestRest(now time.Time) time.Duration {
+	p.resting = slices.DeleteFunc(p.resting, func(r resting) bool { return !now.Before(r.until) })
+	var d time.Duration
+	for _, r := range p.resting {
+		d = cmp.Or(min(d, r.until.Sub(now)), r.until.Sub(now))
+	}
+	return d
+}
+
 func (p *Placement) isExcluded(provider string) bool {
 	_, ok := slices.BinarySearch(p.excluded, provider)
 	return ok
@@ -482,6 +535,14 @@ func (p *Placement) isExcluded(provider string) bool {
 
 func (p *Placement) probe(now time.Time) {
 	r := p.round
+	if len(r.candidates) == 0 && r.lookups == 0 && r.rested {
+		// Everyone found asked to be left alone a while: the job waits
+		// until the first may be asked again, or for others the next
+		// round may find.
+		p.allRested = true
+		p.endRound(now, "")
+		return
+	}
 	if len(r.candidates) == 0 {
 		if r.lookups > 0 && !r.waitedOn {
 			// Nobody found yet, lookups still running: under churn a DHT
@@ -590,7 +651,12 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 	if p.cfg.Book != nil {
 		p.cfg.Book.refused(ev.Provider, ev.Code)
 	}
-	p.hint = max(p.hint, min(ev.RetryAfter, p.cfg.MaxBackoff))
+	if ev.RetryAfter > 0 {
+		// A provider's hint binds asking it again, not asking the others:
+		// it rests until then, and the next round asks others; one that
+		// finds no one else waits for the soonest rest to end (endRound).
+		p.rest(ev.Provider, now.Add(min(ev.RetryAfter, p.cfg.MaxBackoff)))
+	}
 	why := refusal(ev.Code)
 	p.outcome(ev.Provider, why, ev.Reason, nil)
 	if why.permanent() {
@@ -776,8 +842,11 @@ func (p *Placement) endRound(now time.Time, why string) {
 	// it).
 	backoff := min(p.cfg.Backoff<<min(attempts-1, 20), p.cfg.MaxBackoff)
 	backoff = backoff/2 + time.Duration(p.rng.Int64N(int64(backoff)+1))
-	backoff = min(max(backoff, p.hint), deadline.Sub(now))
-	p.hint = 0
+	if rest := p.soonestRest(now); p.allRested {
+		backoff = max(backoff, rest)
+	}
+	p.allRested = false
+	backoff = min(backoff, deadline.Sub(now))
 	p.retrying = true
 	p.setTimer(timerRetry, -1, now.Add(backoff))
 	p.code, p.reason = ReasonNotPlaced, why

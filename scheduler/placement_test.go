@@ -254,9 +254,14 @@ func TestLostLeasePenalised(t *testing.T) {
 			}
 			j := w.submit("j", Config{D: 2}, job, 1)
 			first := settleRunning(t, w, j)
-			// Its provider is cut off long enough to lose the lease, then heals.
+			// Its provider is cut off long enough to lose the lease, then
+			// heals; the others' leases (p2's busy job) heartbeat on.
 			w.provider(first).cut = true
-			w.advance(4 * time.Second)
+			for range 8 {
+				w.advance(500 * time.Millisecond)
+				w.beat()
+				w.deliverAll()
+			}
 			w.provider(first).cut = false
 			settle(t, w, j)
 			st := j.p.Status()
@@ -274,7 +279,7 @@ func TestLostLeasePenalised(t *testing.T) {
 						penalty = sc.Value
 					}
 				}
-				if o.Provider == first && o.Reason != ReasonLost && penalty != -LostLeasePenalty {
+				if o.Provider == first && len(o.Scores) > 0 && penalty != -LostLeasePenalty {
 					t.Errorf("%s, which lost the lease, scored %v", o.Provider, o.Scores)
 				}
 				if o.Provider != first && penalty != 0 {
@@ -459,5 +464,70 @@ func TestWidensToLargerSizeClasses(t *testing.T) {
 	}
 	if !slices.Equal(asked, []string{"old-provider"}) {
 		t.Fatalf("asked %v, want the provider found under a larger class", asked)
+	}
+}
+
+// TestRetryAfterRests: a provider's retry-after hint binds asking it again,
+// not asking others. Two providers refuse for lack of room, one hinting
+// 200 ms, the other 3 s, then 5 s: neither is asked before its hint, the
+// first is asked again once its ends, a round that finds no one else waits
+// for the soonest rest, and at the placement deadline (1 s) the job fails
+// for lack of capacity, not for want of a provider.
+func TestRetryAfterRests(t *testing.T) {
+	job, err := testJob("j", "version: 1\nname: j\nplacement_timeout: 1s\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 128Mi, timeout: 30s}\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epoch0
+	p := NewPlacement(Config{}, job, [32]byte{5})
+	hints := map[string]time.Duration{"soon": 200 * time.Millisecond, "late": 3 * time.Second}
+	restsUntil := map[string]time.Time{}
+	var timer SetTimer
+	asks := map[string]int{}
+	queue := slices.Clone(p.Step(now, Start{})) // Step reuses what it returns
+	for steps := 0; !p.State().Final(); steps++ {
+		if steps > 1000 {
+			t.Fatal("the placement does not end")
+		}
+		if len(queue) == 0 {
+			if timer.ID == 0 {
+				t.Fatalf("no timer set at %s: %s", now.Sub(epoch0), describeStatus(p.Status()))
+			}
+			// A round that asked no one waits for the soonest rest.
+			fire := timer
+			now, timer = fire.At, SetTimer{}
+			queue = slices.Clone(p.Step(now, TimerFired{ID: fire.ID}))
+			continue
+		}
+		a := queue[0]
+		queue = queue[1:]
+		switch a := a.(type) {
+		case Lookup:
+			for _, k := range a.Keys {
+				queue = append(queue, p.Step(now, CandidatesFound{Key: k, Peers: []string{"late", "soon"}, Done: true})...)
+			}
+		case RequestOffer:
+			if now.Before(restsUntil[a.Provider]) {
+				t.Fatalf("%s asked at %s, before its rest ends at %s", a.Provider, now.Sub(epoch0), restsUntil[a.Provider].Sub(epoch0))
+			}
+			asks[a.Provider]++
+			restsUntil[a.Provider] = now.Add(hints[a.Provider])
+			if a.Provider == "soon" {
+				hints["soon"] = 5 * time.Second
+			}
+			queue = append(queue, p.Step(now, OfferRefused{Provider: a.Provider, RequestNonce: a.Request.Nonce,
+				Code: pb.Code_CODE_INSUFFICIENT_CPU, Reason: "full", RetryAfter: restsUntil[a.Provider].Sub(now)})...)
+		case SetTimer:
+			if a.Wait {
+				timer = a
+			}
+		}
+	}
+	if asks["late"] != 1 || asks["soon"] != 2 {
+		t.Errorf("asked late %d times, soon %d; want once and twice", asks["late"], asks["soon"])
+	}
+	st := p.Status()
+	if st.State != JobFailed || !WaitsForCapacity(st.Asked) || strings.Contains(st.Reason, "no provider found") {
+		t.Fatalf("status %s, want failed for lack of capacity", describeStatus(st))
 	}
 }

@@ -143,9 +143,9 @@ type requester struct {
 	// placement's candidates until the time held.
 	dead map[int32]int64
 	// waiting are its jobs waiting for capacity, oldest (lowest ID, the
-	// order of arrival) first, and parked the back-off timers held of all
-	// but the first: served in submission order, as the daemon's
-	// (SetTimer.Wait).
+	// order of arrival) first, and parked the back-off timers held of those
+	// an older one holds back (scheduler.Blocks): served in submission
+	// order, with backfill, as the daemon's (SetTimer.Wait).
 	waiting []int32
 	parked  map[int32]event
 	// book is what it learnt of the providers it asked (their claimed
@@ -602,7 +602,7 @@ func (s *sim) act(id int32, a scheduler.Action) {
 			if !found {
 				r.waiting = slices.Insert(r.waiting, i, id)
 			}
-			if i > 0 {
+			if s.heldBack(r, id) {
 				if r.parked == nil {
 					r.parked = map[int32]event{}
 				}
@@ -694,8 +694,9 @@ func (s *sim) followWait(j *job, rec *JobRecord, st *scheduler.Status) {
 	}
 }
 
-// doneWaiting takes a job out of its requester's waiting jobs; if it was
-// the oldest, the next one's held back-off goes.
+// doneWaiting takes a job out of its requester's waiting jobs; the held
+// back-offs of the later jobs it held back, and no other older one does,
+// go.
 func (s *sim) doneWaiting(r *requester, id int32) {
 	i, found := slices.BinarySearch(r.waiting, id)
 	if !found {
@@ -703,14 +704,31 @@ func (s *sim) doneWaiting(r *requester, id int32) {
 	}
 	r.waiting = slices.Delete(r.waiting, i, i+1)
 	delete(r.parked, id)
-	if i > 0 || len(r.waiting) == 0 {
-		return
-	}
-	if ev, ok := r.parked[r.waiting[0]]; ok {
-		delete(r.parked, r.waiting[0])
+	done := s.jobs[id].p.Job()
+	for _, later := range r.waiting[i:] {
+		ev, ok := r.parked[later]
+		if !ok || !scheduler.Blocks(done, s.jobs[later].p.Job()) || s.heldBack(r, later) {
+			continue
+		}
+		delete(r.parked, later)
 		ev.at = max(ev.at, s.now)
 		s.q.push(ev)
 	}
+}
+
+// heldBack reports whether an older job of r, still waiting for capacity,
+// holds back job id (scheduler.Blocks).
+func (s *sim) heldBack(r *requester, id int32) bool {
+	later := s.jobs[id].p.Job()
+	for _, w := range r.waiting {
+		if w >= id {
+			return false
+		}
+		if scheduler.Blocks(s.jobs[w].p.Job(), later) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitingForCapacity says whether a placing job's status is the scheduler's

@@ -24,6 +24,7 @@ const linger = 10 * time.Second
 // start drives a placement in the background.
 func (r *Requester) start(j *job, p *scheduler.Placement) {
 	j.heartbeat = p.Heartbeat()
+	j.need = p.Job()
 	r.spawn(func() { r.drive(j, p) })
 	j.events <- scheduler.Start{}
 }

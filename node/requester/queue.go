@@ -12,13 +12,14 @@ import (
 )
 
 // waitQueue serves a requester's jobs that wait for capacity in the order
-// they were submitted: only the oldest waiting job tries again when its
-// back-off ends; the others' back-offs are held until every older one is
-// placed or has ended. A full federation is then asked by one waiting job
-// of this requester at a time, not by all of them at every back-off, and
-// capacity that frees goes to the job that has waited longest. It is
-// strict: a small job waits behind a large one that finds no room (no
-// backfill).
+// they were submitted: a waiting job whose back-off ends tries again only if
+// no older waiting job holds it back (scheduler.Blocks: one asking no more,
+// under no more constraints, could not find room, so neither would it);
+// its back-off is held until none does. A full federation is then asked by
+// one waiting job of each shape at a time, not by all of them at every
+// back-off, and capacity that frees goes to the job that has waited
+// longest; a job that asks less, or may go elsewhere, tries meanwhile (a
+// backfill), as in the simulator.
 type waitQueue struct {
 	clock  clock.Clock
 	mu     sync.Mutex
@@ -43,7 +44,7 @@ func (q *waitQueue) backoff(j *job, a scheduler.SetTimer, fire func()) {
 	if !found {
 		q.jobs = slices.Insert(q.jobs, i, j)
 	}
-	if i > 0 {
+	if q.heldBack(j) {
 		if q.parked == nil {
 			q.parked = map[*job]parked{}
 		}
@@ -56,7 +57,8 @@ func (q *waitQueue) backoff(j *job, a scheduler.SetTimer, fire func()) {
 }
 
 // done takes j out of the queue: it is placed, or ended, or no longer waits
-// for capacity. The next oldest waiting job, if its back-off was held, goes.
+// for capacity. The later jobs it held back, and no other older one does,
+// go, each at the end of its back-off.
 func (q *waitQueue) done(j *job) {
 	q.mu.Lock()
 	i, found := slices.BinarySearchFunc(q.jobs, j, older)
@@ -66,14 +68,31 @@ func (q *waitQueue) done(j *job) {
 	}
 	q.jobs = slices.Delete(q.jobs, i, i+1)
 	delete(q.parked, j)
-	var next parked
-	var ok bool
-	if i == 0 && len(q.jobs) > 0 {
-		next, ok = q.parked[q.jobs[0]]
-		delete(q.parked, q.jobs[0])
+	var next []parked
+	for _, later := range q.jobs[i:] {
+		p, ok := q.parked[later]
+		if !ok || !scheduler.Blocks(j.need, later.need) || q.heldBack(later) {
+			continue
+		}
+		delete(q.parked, later)
+		next = append(next, p)
 	}
 	q.mu.Unlock()
-	if ok {
-		q.clock.AfterFunc(max(0, next.at.Sub(q.clock.Now())), next.fire)
+	for _, p := range next {
+		q.clock.AfterFunc(max(0, p.at.Sub(q.clock.Now())), p.fire)
 	}
+}
+
+// heldBack reports whether an older waiting job holds j back. The caller
+// holds q.mu.
+func (q *waitQueue) heldBack(j *job) bool {
+	for _, w := range q.jobs {
+		if older(w, j) >= 0 {
+			return false
+		}
+		if scheduler.Blocks(w.need, j.need) {
+			return true
+		}
+	}
+	return false
 }

@@ -146,8 +146,9 @@ type job struct {
 	env       []byte
 	spec      string
 	events    chan scheduler.Event
-	ended     chan struct{} // closed when drive returns: no one reads events any more
-	heartbeat time.Duration // the Status interval asked of its providers, set by start
+	ended     chan struct{}  // closed when drive returns: no one reads events any more
+	heartbeat time.Duration  // the Status interval asked of its providers, set by start
+	need      *scheduler.Job // what its placement asks (for the wait queue), set by start
 
 	mu      sync.Mutex            // guards what follows
 	placed  time.Duration         // submit to first lease accepted; 0 until then

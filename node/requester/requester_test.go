@@ -612,3 +612,47 @@ func TestWaitingServedInOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitingBackfills: a job that asks less than an older one waiting for
+// capacity is not held behind it. A provider of 4 vCPUs is full; a job of 4
+// vCPUs and then one of 1 wait; a provider of 2 vCPUs joins, and the job of
+// 1 runs there while the job of 4 still waits for the first.
+func TestWaitingBackfills(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := nodetest.New(t)
+		p := f.AddProvider(nodetest.Market("fr-par", "opa"))
+		p.Hold()
+		job := func(name, cpu string) string {
+			return f.Submit(fmt.Sprintf("version: 1\nname: %s\ntask:\n  module: m.wasm\n  resources: {cpu: %q, memory: 32Mi}\n", name, cpu), exectest.Write("x\n", "", 0))
+		}
+		state := func(k string) string {
+			v, _ := f.Requester.Requester.Job(k)
+			return v.State
+		}
+		waits := func(k string) bool {
+			v, _ := f.Requester.Requester.Job(k)
+			return strings.Contains(v.Reason, "waiting for capacity")
+		}
+		full := job("full", "4")
+		f.Until("the first job of 4 vCPUs to run", func() bool { return state(full) == "running" })
+		four := job("four", "4")
+		f.Until("the second job of 4 vCPUs to wait", func() bool { return waits(four) })
+		one := job("one", "1")
+		f.Until("the job of 1 vCPU to wait", func() bool { return waits(one) })
+		small := nodetest.Market("fr-par", "opb")
+		small.Capacity.CPUMillis = 2000
+		q := f.AddProvider(small)
+		q.Hold()
+		f.Until("the job of 1 vCPU to run on the new provider", func() bool { return state(one) == "running" })
+		if !waits(four) {
+			t.Fatalf("the second job of 4 vCPUs: %s, want still waiting", state(four))
+		}
+		p.Release()
+		q.Release()
+		for _, k := range []string{full, one, four} {
+			if v := f.Wait(k); v.State != "succeeded" {
+				t.Fatalf("%s: %+v", k, v)
+			}
+		}
+	})
+}
