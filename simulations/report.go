@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The file names a run writes. They are part of the researcher-facing
@@ -490,14 +491,14 @@ func writeTable(w io.Writer, rows [][]string) {
 	width := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for i, c := range row {
-			width[i] = max(width[i], len(c))
+			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
 	}
 	var b strings.Builder
 	for _, row := range rows {
 		b.Reset()
 		for i, c := range row {
-			pad := strings.Repeat(" ", width[i]-len(c))
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
 			switch {
 			case i == 0:
 				b.WriteString(c + pad) // names read best left-aligned
