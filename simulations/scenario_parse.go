@@ -48,6 +48,7 @@ const (
 	maxCount   = math.MaxInt32
 	maxIndex16 = math.MaxInt16
 	maxRTTms   = 3_600_000 // an hour
+	maxRuns    = 10_000    // seeds a run of a scenario may take by default
 )
 
 // ParseScenario parses and validates a scenario file. name is used in error
@@ -471,6 +472,7 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 			}
 			s.Seed = n
 		}},
+		p.intField("runs", &s.Runs, 1, maxRuns),
 		p.durField("duration", &s.Duration, false),
 		p.durField("drain", &s.Drain, false),
 		p.durField("sample_every", &s.SampleEvery, false),
