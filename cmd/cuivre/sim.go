@@ -55,21 +55,33 @@ func newSimRunCmd() *cobra.Command {
 		runs     int
 		parallel int
 		out      string
+		format   string
+		perRun   bool
 		quiet    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run SCENARIO.yaml",
 		Short: "Run a scenario and write its CSVs, plots and manifest",
-		Long: `run simulates each variant of the scenario --runs times (seeds --seed,
---seed+1, ...) and writes into --out:
+		Long: `run simulates each variant of the scenario --runs times, with seeds
+--seed, --seed+1, ... (10 runs unless the scenario's "runs:" or --runs says
+otherwise), and writes into --out:
 
   manifest.json        the scenario, seeds, commit and each run's trace hash
+  summary.csv          per variant and metric: runs, mean, sd and the 95%
+                       confidence interval (Student's t) over the runs
+  runs.csv             every metric of every run
   <variant>[-<seed>]/  jobs.csv, placements.csv, providers.csv, classes.csv,
-                       timeseries.csv of each run
-  *.png                plots comparing the variants
+                       timeseries.csv and losses.csv of each run
+  *.png (.svg, .pdf)   plots comparing the variants: time series as the mean
+                       with a 95% band, CDFs pooling the runs
 
-then prints a summary table, and a timing line with events per second and
-bytes per provider. The same scenario and seed give the same trace hash.`,
+then prints the table of each metric's mean ± the half-width of its 95%
+interval, and a timing line with events per second and bytes per provider.
+With --runs 1 it prints each run's figures, with no interval. The same
+scenario and seed give the same trace hash.`,
+		Example: `  cuivre sim run simulations/scenarios/small.yaml
+  cuivre sim run simulations/scenarios/unbundling.yaml --runs 20 --format png,pdf
+  cuivre sim run simulations/scenarios/small.yaml --runs 1    # a quick look`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -83,6 +95,13 @@ bytes per provider. The same scenario and seed give the same trace hash.`,
 			}
 			if !cmd.Flags().Changed("seed") {
 				seed = sc.Seed
+			}
+			if !cmd.Flags().Changed("runs") && sc.Runs > 0 {
+				runs = sc.Runs
+			}
+			formats, err := simulations.ParseFormats(format)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--format: %w", err)}
 			}
 			if runs < 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--runs %d: must be at least 1", runs)}
@@ -116,7 +135,11 @@ bytes per provider. The same scenario and seed give the same trace hash.`,
 					return err
 				}
 			}
-			if err := simulations.WritePlots(out, results); err != nil {
+			if err := simulations.WritePlotsAs(out, results, formats); err != nil {
+				return err
+			}
+			stats := simulations.Aggregate(results)
+			if err := simulations.WriteStats(out, stats); err != nil {
 				return err
 			}
 			m := simulations.NewManifest(path, text, buildCommit(), seed, runs, results, dirs)
@@ -124,7 +147,17 @@ bytes per provider. The same scenario and seed give the same trace hash.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			simulations.Summary(w, results)
+			if runs == 1 || perRun {
+				simulations.Summary(w, results)
+			}
+			if runs == 1 {
+				fmt.Fprintf(w, "\none run of each variant: no confidence interval (give --runs 2 or more, 10 by default)\n")
+			} else {
+				if perRun {
+					fmt.Fprintln(w)
+				}
+				simulations.SummaryStats(w, stats)
+			}
 			var events uint64
 			var bytes float64
 			for _, r := range results {
@@ -141,12 +174,19 @@ bytes per provider. The same scenario and seed give the same trace hash.`,
 	}
 	f := cmd.Flags()
 	f.Uint64Var(&seed, "seed", 1, "seed of the first run (default: the scenario's)")
-	f.IntVar(&runs, "runs", 1, "runs of each variant, with seeds seed, seed+1, ...")
+	f.IntVar(&runs, "runs", defaultRuns, "runs of each variant, with seeds seed, seed+1, ... (default: the scenario's runs, else 10)")
 	f.IntVar(&parallel, "parallel", 0, "runs at once (default: one per core; 1 measures bytes per provider)")
 	f.StringVarP(&out, "out", "o", "", "directory to write into (default results/<scenario name>)")
+	f.StringVar(&format, "format", "png", "plot formats, comma-separated: png, svg, pdf")
+	f.BoolVar(&perRun, "per-run", false, "print each run's figures too, not only their means")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
 }
+
+// defaultRuns is how many seeds sim run and sim sweep run when neither the
+// scenario nor --runs says: enough for a 95% interval to mean something
+// (t = 2.26 at 9 degrees of freedom, against 12.7 at 1).
+const defaultRuns = 10
 
 // progressBar draws one line on a terminal: how far the runs have got, by
 // virtual time or by jobs ended, whichever is further.
