@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -221,27 +222,30 @@ func (v *VariantStats) Stat(name string) (Interval, bool) {
 }
 
 // SummaryStats writes the table of the variants' metrics over their runs:
-// one row per variant, each cell the mean and the half-width of its 95%
-// interval ("56.4 ± 0.7"). A cell over fewer runs than its variant made
-// (some had no data) is marked "*"; one over a single run has no interval.
-// When a run had crashes, asks to dead providers or jobs waiting for
-// capacity, a faults table follows in the same form.
+// one row per metric, one column per variant, each cell the mean and the
+// half-width of its 95% interval ("56.4 ± 0.7"). A cell over fewer runs
+// than its variant made (some had no data) is marked "*"; one over a single
+// run has no interval. When a run had crashes, asks to dead providers or
+// jobs waiting for capacity, a table of the faults follows in the same form.
 func SummaryStats(w io.Writer, vs []VariantStats) {
 	single, partial := false, false
-	table := func(fault bool) [][]string {
-		header := []string{"variant", "runs"}
-		for _, m := range metrics {
-			if m.fault == fault && m.name != "events" {
-				header = append(header, m.col)
-			}
+	table := func(first string, fault bool) [][]string {
+		header := []string{first}
+		runs := []string{"runs"}
+		for _, v := range vs {
+			header = append(header, v.Variant)
+			runs = append(runs, strconv.Itoa(len(v.Runs)))
 		}
 		rows := [][]string{header}
-		for _, v := range vs {
-			row := []string{v.Variant, strconv.Itoa(len(v.Runs))}
-			for i, m := range metrics {
-				if m.fault != fault || m.name == "events" {
-					continue
-				}
+		if !fault {
+			rows = append(rows, runs)
+		}
+		for i, m := range metrics {
+			if m.fault != fault || m.name == "events" {
+				continue
+			}
+			row := []string{m.col}
+			for _, v := range vs {
 				iv := v.Stats[i]
 				cell := fmtInterval(iv, m.prec)
 				if iv.N > 0 && iv.N < len(v.Runs) {
@@ -255,17 +259,10 @@ func SummaryStats(w io.Writer, vs []VariantStats) {
 		}
 		return rows
 	}
-	writeTable(w, table(false))
-	if faulty := func() bool {
-		for _, v := range vs {
-			if v.faulty {
-				return true
-			}
-		}
-		return false
-	}(); faulty {
+	writeTable(w, table("metric", false))
+	if slices.ContainsFunc(vs, func(v VariantStats) bool { return v.faulty }) {
 		io.WriteString(w, "\n")
-		writeTable(w, table(true))
+		writeTable(w, table("faults", true))
 	}
 	io.WriteString(w, "\nmean ± half-width of its 95% confidence interval (Student's t) over the runs")
 	if single {
@@ -285,7 +282,7 @@ func fmtInterval(iv Interval, prec int) string {
 	}
 	s := strconv.FormatFloat(iv.Mean, 'f', prec, 64)
 	if h := iv.HalfWidth(); finite(h) {
-		s += " ± " + strconv.FormatFloat(h, 'f', max(prec, 1), 64)
+		s += " ± " + strconv.FormatFloat(h, 'f', prec, 64)
 	}
 	return s
 }

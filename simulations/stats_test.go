@@ -136,8 +136,20 @@ func TestStatsAggregate(t *testing.T) {
 		}
 	}
 	lines := strings.Split(out, "\n")
-	if w := len([]rune(lines[0])); len([]rune(lines[1])) != w || len([]rune(lines[2])) != w {
-		t.Errorf("rows not fixed-width:\n%s", out)
+	if f := strings.Fields(lines[0]); len(f) != 3 || f[0] != "metric" || f[1] != "closed" || f[2] != "open" {
+		t.Errorf("header %q, want metric and a column per variant", lines[0])
+	}
+	if f := strings.Fields(lines[1]); len(f) != 3 || f[0] != "runs" || f[1] != "3" {
+		t.Errorf("second row %q, want the runs", lines[1])
+	}
+	for _, l := range lines[1:] {
+		if l == "" {
+			break // the end of the table
+		}
+		if len([]rune(l)) != len([]rune(lines[0])) {
+			t.Errorf("rows not fixed-width:\n%s", out)
+			break
+		}
 	}
 }
 
