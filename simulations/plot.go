@@ -187,11 +187,23 @@ func latencyPlot(gs []variantGroup) (*plot.Plot, error) {
 		if err := addLine(p, gs, g, xys); err != nil {
 			return nil, err
 		}
+		if bars := percentileBars(g, func(st *summaryStats) []float64 {
+			return []float64{st.waitP50, st.waitP90, st.waitP99}
+		}, []float64{0.5, 0.9, 0.99}); bars != nil {
+			p.Add(bars)
+			for _, b := range bars.bars {
+				if b.lo > 0 {
+					lo = min(lo, b.lo)
+				}
+				hi = max(hi, b.hi)
+			}
+		}
 		drawn = true
 	}
 	if !drawn {
 		return noData(p), nil
 	}
+	pooledTitle(p, gs, "p50, p90 and p99")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = logTicks{}
 	p.X.Min = math.Pow(10, math.Floor(math.Log10(lo)))
@@ -231,14 +243,112 @@ func pricePlot(gs []variantGroup) (*plot.Plot, error) {
 		if err := addLine(p, gs, g, xys); err != nil {
 			return nil, err
 		}
+		if bars := percentileBars(g, func(st *summaryStats) []float64 {
+			return []float64{st.priceP50}
+		}, []float64{0.5}); bars != nil {
+			p.Add(bars)
+		}
 		drawn = true
 	}
 	if !drawn {
 		return noData(p), nil
 	}
+	pooledTitle(p, gs, "median")
 	p.Y.Min, p.Y.Max = 0, 1
 	bottomRight(p)
 	return p, nil
+}
+
+// pooledTitle adds to the title of a CDF that pools the jobs of several
+// runs a line saying so, and what its bars are.
+func pooledTitle(p *plot.Plot, gs []variantGroup, what string) {
+	runs := 0
+	for _, g := range gs {
+		runs = max(runs, len(g.rs))
+	}
+	if runs > 1 {
+		p.Title.Text += fmt.Sprintf("\njobs of %d runs pooled; bars: 95%% confidence interval of the runs' %s", runs, what)
+	}
+}
+
+// percentileBars returns horizontal bars at heights ys of a CDF, each the
+// 95% interval over g's runs of the percentile that figures returns at the
+// same index, through a dot at their mean; nil with fewer than two runs.
+func percentileBars(g variantGroup, figures func(*summaryStats) []float64, ys []float64) *errorBars {
+	if len(g.rs) < 2 {
+		return nil
+	}
+	per := make([][]float64, len(ys))
+	for _, r := range g.rs {
+		st := summarise(r)
+		for i, x := range figures(&st) {
+			per[i] = append(per[i], x)
+		}
+	}
+	b := &errorBars{horizontal: true, color: plotutil.Color(g.index)}
+	for i, y := range ys {
+		iv := MeanCI(per[i])
+		if iv.N < 2 {
+			continue
+		}
+		b.bars = append(b.bars, errorBar{x: iv.Mean, y: y, lo: iv.Low, hi: iv.High})
+	}
+	if len(b.bars) == 0 {
+		return nil
+	}
+	return b
+}
+
+// errorBar is one bar through (x, y), from lo to hi along x (horizontal)
+// or y (vertical).
+type errorBar struct {
+	x, y, lo, hi float64
+	dx           vg.Length // moves a vertical bar along x, besides errorBars.offset
+}
+
+// errorBars draws error bars with caps and a dot at the mean; vertical ones
+// are moved offset along x, to sit on a bar of a group.
+type errorBars struct {
+	bars       []errorBar
+	horizontal bool
+	offset     vg.Length
+	color      color.Color
+}
+
+func (b *errorBars) Plot(c draw.Canvas, plt *plot.Plot) {
+	trX, trY := plt.Transforms(&c)
+	sty := draw.LineStyle{Color: b.color, Width: vg.Points(1.2)}
+	dot := draw.GlyphStyle{Color: b.color, Radius: vg.Points(2.2), Shape: draw.CircleGlyph{}}
+	const capLen = 3 // points either side
+	for _, e := range b.bars {
+		if b.horizontal {
+			// A log axis has no place for what is not positive.
+			lo, mid, hi := e.lo, e.x, e.hi
+			if _, log := plt.X.Scale.(plot.LogScale); log {
+				lo, mid, hi = max(lo, plt.X.Min), max(mid, plt.X.Min), max(hi, plt.X.Min)
+			}
+			y := trY(e.y)
+			x0, x1 := trX(lo), trX(hi)
+			c.StrokeLines(sty, c.ClipLinesX([]vg.Point{{X: x0, Y: y}, {X: x1, Y: y}})...)
+			for _, x := range []vg.Length{x0, x1} {
+				if c.ContainsX(x) {
+					c.StrokeLine2(sty, x, y-vg.Points(capLen), x, y+vg.Points(capLen))
+				}
+			}
+			if pt := (vg.Point{X: trX(mid), Y: y}); c.Contains(pt) {
+				c.DrawGlyph(dot, pt)
+			}
+			continue
+		}
+		x := trX(e.x) + b.offset + e.dx
+		y0, y1 := trY(e.lo), trY(e.hi)
+		c.StrokeLines(sty, c.ClipLinesY([]vg.Point{{X: x, Y: y0}, {X: x, Y: y1}})...)
+		for _, y := range []vg.Length{y0, y1} {
+			if c.ContainsY(y) {
+				c.StrokeLine2(sty, x-vg.Points(capLen), y, x+vg.Points(capLen), y)
+			}
+		}
+	}
 }
 
 func utilisationPlot(gs []variantGroup) (*plot.Plot, error) {
@@ -599,16 +709,29 @@ func revenuePlot(gs []variantGroup) (*plot.Plot, error) {
 	group := 13 * vg.Centimeter * 0.75 / vg.Length(len(classes))
 	w := min(group/vg.Length(len(gs)), 2*vg.Centimeter)
 	top := 0.0
+	banded := false
 	for _, g := range gs {
 		rev := make(plotter.Values, len(classes))
 		sub := make(plotter.Values, len(classes))
-		for _, r := range g.rs {
+		// Per run and class, for the intervals: revenue, and revenue and
+		// subsidy together (the top of the stack).
+		runRev := make([][]float64, len(classes))
+		runTotal := make([][]float64, len(classes))
+		for i := range classes {
+			runRev[i] = make([]float64, len(g.rs))
+			runTotal[i] = make([]float64, len(g.rs))
+		}
+		for k, r := range g.rs {
 			for _, c := range r.Classes {
+				i := at[c.Class]
 				if finite(c.Revenue) {
-					rev[at[c.Class]] += c.Revenue / float64(len(g.rs))
+					rev[i] += c.Revenue / float64(len(g.rs))
+					runRev[i][k] += c.Revenue
+					runTotal[i][k] += c.Revenue
 				}
 				if finite(c.Subsidy) {
-					sub[at[c.Class]] += c.Subsidy / float64(len(g.rs))
+					sub[i] += c.Subsidy / float64(len(g.rs))
+					runTotal[i][k] += c.Subsidy
 				}
 			}
 		}
@@ -632,6 +755,33 @@ func revenuePlot(gs []variantGroup) (*plot.Plot, error) {
 		for i := range classes {
 			top = max(top, rev[i]+sub[i])
 		}
+		if len(g.rs) > 1 {
+			// Revenue's bar left of the bar's middle, the total's right, so
+			// that the two stay apart when the subsidy is thin.
+			// A class without subsidy has one bar, in the middle.
+			bars := &errorBars{offset: rb.Offset, color: color.Black}
+			for i := range classes {
+				subsidised := sub[i] != 0
+				for k, per := range [][]float64{runRev[i], runTotal[i]} {
+					if k == 1 && !subsidised {
+						break
+					}
+					dx := vg.Length(0)
+					if subsidised {
+						dx = vg.Length(2*k-1) * w / 6
+					}
+					if iv := MeanCI(per); iv.N > 1 && iv.High > 0 {
+						bars.bars = append(bars.bars, errorBar{x: float64(i), y: iv.Mean, lo: iv.Low, hi: iv.High, dx: dx})
+						top = max(top, iv.High)
+					}
+				}
+			}
+			p.Add(bars)
+			banded = true
+		}
+	}
+	if banded {
+		p.Title.Text += "\nmean per run, 95% intervals of revenue and (right) of the total"
 	}
 	p.NominalX(classes...)
 	p.X.Min, p.X.Max = -0.5, float64(len(classes))-0.5
