@@ -310,15 +310,18 @@ func fmtRatio(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
 // Manifest describes a simulation run for reproduction: the scenario file
 // verbatim with its hash, the seed, the build, and one entry per result.
 type Manifest struct {
-	Scenario       string           `json:"scenario"`      // the scenario's name
-	ScenarioFile   string           `json:"scenario_file"` // the file's base name
-	ScenarioSHA256 string           `json:"scenario_sha256"`
-	ScenarioText   string           `json:"scenario_text"` // the file, verbatim
-	Seed           uint64           `json:"seed"`
-	Runs           int              `json:"runs"`
-	Commit         string           `json:"commit"` // the commit the binary was built from, as the caller knows it
-	GoVersion      string           `json:"go_version"`
-	Results        []ManifestResult `json:"results"` // one per variant and run
+	Scenario       string `json:"scenario"`      // the scenario's name
+	ScenarioFile   string `json:"scenario_file"` // the file's base name
+	ScenarioSHA256 string `json:"scenario_sha256"`
+	ScenarioText   string `json:"scenario_text"` // the file, verbatim
+	// Sets are the PATH=VALUE assignments (--set) made to the scenario
+	// before it was parsed, in order.
+	Sets      []string         `json:"sets,omitempty"`
+	Seed      uint64           `json:"seed"`
+	Runs      int              `json:"runs"`
+	Commit    string           `json:"commit"` // the commit the binary was built from, as the caller knows it
+	GoVersion string           `json:"go_version"`
+	Results   []ManifestResult `json:"results"` // one per variant and run
 }
 
 // ManifestResult is the summary of one Result in a Manifest.
