@@ -271,11 +271,7 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 	if label == "" {
 		label = name
 	}
-	title := strings.ToUpper(label[:1]) + label[1:] + " against " + p1.Path
-	if len(s.Params) > 1 {
-		title += ", one line per " + s.Params[1].Path
-	}
-	p := newPlot(title, p1.Path+unit, label)
+	p := newPlot(strings.ToUpper(label[:1])+label[1:]+" against "+p1.Path, p1.Path+unit, label)
 	// One series per variant and value of the second parameter, in order
 	// of first appearance.
 	type series struct {
@@ -323,6 +319,13 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 	}
 	var drawn bool
 	for i, sr := range ss {
+		if nominal && len(ss) > 1 {
+			// Categories: the series side by side within each, not joined.
+			dx := (float64(i) - float64(len(ss)-1)/2) * 0.5 / float64(len(ss))
+			for k := range sr.pts {
+				sr.pts[k].x += dx
+			}
+		}
 		if len(sr.pts) == 0 {
 			if len(ss) > 1 {
 				p.Legend.Add(sr.name + " (no data)")
@@ -353,17 +356,32 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 		pts.Shape = plotutil.Shape(i)
 		pts.Radius = vg.Points(3)
 		bars := &errorBars{bars: sr.pts, color: plotutil.Color(i)}
-		p.Add(l, pts, bars)
+		if nominal {
+			p.Add(pts, bars)
+		} else {
+			p.Add(l, pts, bars)
+		}
 		if len(ss) > 1 {
-			p.Legend.Add(sr.name, l, pts)
+			if nominal {
+				p.Legend.Add(sr.name, pts)
+			} else {
+				p.Legend.Add(sr.name, l, pts)
+			}
 		}
 		drawn = true
 	}
 	if !drawn {
 		return noData(p), nil
 	}
+	var sub []string
+	if len(s.Params) > 1 {
+		sub = append(sub, "one series per "+s.Params[1].Path)
+	}
 	if runs > 1 {
-		p.Title.Text += fmt.Sprintf("\nmean of %d runs a point, bars: 95%% confidence interval", runs)
+		sub = append(sub, fmt.Sprintf("mean of %d runs a point, bars: 95%% confidence interval", runs))
+	}
+	if len(sub) > 0 {
+		p.Title.Text += "\n" + strings.Join(sub, "; ")
 	}
 	if nominal {
 		p.NominalX(p1.Values...)
