@@ -119,11 +119,11 @@ type SweepManifestPoint struct {
 //     variant and metric (every metric, not only those plotted);
 //   - sweep_runs.csv: the parameters, variant, seed and every metric of
 //     each run;
-//   - sweep_<metric> plots in each of formats (none means png), for each
-//     of names: the metric's mean against the first parameter with error
-//     bars of its 95% interval, one line per variant, and with two
+//   - sweep_<metric> plots in each of o.Formats (none means png), for each
+//     of o.Metrics: the metric's mean against the first parameter with
+//     error bars of its 95% interval, one line per variant, and with two
 //     parameters one per value of the second (per variant, if several).
-func WriteSweep(dir string, s *SweepResult, m Manifest, names, formats []string) error {
+func WriteSweep(dir string, s *SweepResult, m Manifest, o SweepPlots) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write sweep: %w", err)
 	}
@@ -188,16 +188,25 @@ func WriteSweep(dir string, s *SweepResult, m Manifest, names, formats []string)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", sweepRunsCSV, err)
 	}
-	for _, name := range names {
-		p, err := sweepPlot(s, name)
+	for _, name := range o.Metrics {
+		p, err := sweepPlot(s, name, o.LogY)
 		if err == nil {
-			err = savePlot(p, filepath.Join(dir, "sweep_"+name), formats)
+			err = savePlot(p, filepath.Join(dir, "sweep_"+name), o.Formats)
 		}
 		if err != nil {
 			return fmt.Errorf("write sweep plot %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// SweepPlots says which plots of a sweep to draw, and how.
+type SweepPlots struct {
+	Metrics []string // metric names (ParseMetrics)
+	Formats []string // file extensions (ParseFormats); none means png
+	// LogY draws the metrics on a log scale, for waits that grow by
+	// decades; what is not above 0 cannot be drawn there and is left out.
+	LogY bool
 }
 
 // metricLabels are the axis labels of the metrics, with their units.
@@ -259,7 +268,7 @@ func sweepX(values []string) (xs []float64, unit string, nominal bool) {
 }
 
 // sweepPlot draws one metric of a sweep against its first parameter.
-func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
+func sweepPlot(s *SweepResult, name string, logY bool) (*plot.Plot, error) {
 	mi := metricIndex(name)
 	p1 := s.Params[0]
 	xs, unit, nominal := sweepX(p1.Values)
@@ -313,6 +322,9 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 			lo, hi := max(0, iv.Low), iv.High
 			if iv.N < 2 {
 				lo, hi = iv.Mean, iv.Mean
+			}
+			if logY && !(iv.Mean > 0) {
+				continue
 			}
 			sr.pts = append(sr.pts, errorBar{x: xAt[pt.Values[0]], y: iv.Mean, lo: lo, hi: hi})
 		}
@@ -402,6 +414,42 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 		}
 		p.X.Min, p.X.Max = lo-pad, hi+pad
 	}
+	legend := 0
+	if len(ss) > 1 {
+		legend = len(ss)
+	}
+	frac := min(0.05+float64(legend)*0.45/8, 0.6)
+	if logY {
+		// Whole decades around the means and bars, with room on top for
+		// the legend; a bar's end at or below 0 stops at the axis.
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, sr := range ss {
+			for _, e := range sr.pts {
+				for _, y := range []float64{e.lo, e.y, e.hi} {
+					if y > 0 {
+						lo, hi = min(lo, y), max(hi, y)
+					}
+				}
+			}
+		}
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = logTicks{}
+		// gonum centres an axis label at the linear middle of its range,
+		// near the top of a log axis, and pads the plot to fit it there:
+		// the title names the metric and its unit instead.
+		p.Y.Label.Text = ""
+		p.Y.Min = math.Pow(10, math.Floor(math.Log10(lo)))
+		p.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi)+frac/(1-frac)*math.Log10(hi/p.Y.Min)))
+		if p.Y.Max <= p.Y.Min {
+			p.Y.Max = p.Y.Min * 10
+		}
+		for _, sr := range ss {
+			for k := range sr.pts {
+				sr.pts[k].lo = max(sr.pts[k].lo, p.Y.Min)
+			}
+		}
+		return p, nil
+	}
 	// Room for the error bars and, on top, the legend.
 	lo, hi := p.Y.Min, p.Y.Max
 	for _, sr := range ss {
@@ -414,11 +462,6 @@ func sweepPlot(s *SweepResult, name string) (*plot.Plot, error) {
 		span = max(1, math.Abs(hi))
 	}
 	p.Y.Min = lo - 0.05*span
-	legend := 0
-	if len(ss) > 1 {
-		legend = len(ss)
-	}
-	frac := min(0.05+float64(legend)*0.45/8, 0.6)
 	p.Y.Max = hi + span*frac/(1-frac)
 	return p, nil
 }

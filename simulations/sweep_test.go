@@ -270,7 +270,7 @@ func TestSweepWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := NewManifest("tiny.yaml", []byte(sweepScenario), "abc", 1, 2, nil, nil)
-	if err := WriteSweep(dir, s, m, names, []string{"png", "svg"}); err != nil {
+	if err := WriteSweep(dir, s, m, SweepPlots{Metrics: names, Formats: []string{"png", "svg"}}); err != nil {
 		t.Fatal(err)
 	}
 	header, rows := readCSV(t, filepath.Join(dir, sweepCSV))
@@ -330,7 +330,11 @@ func TestSweepWrite(t *testing.T) {
 	for i := range s.Points {
 		s.Points[i].Values = []string{[]string{"cheapest", "balanced"}[i], "1"}
 	}
-	if err := WriteSweep(t.TempDir(), s, m, []string{"wait_p99_ms"}, nil); err != nil {
+	if err := WriteSweep(t.TempDir(), s, m, SweepPlots{Metrics: []string{"wait_p99_ms", "detect_p50_ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	// On a log scale, the metric without data (detection: no crash) too.
+	if err := WriteSweep(t.TempDir(), s, m, SweepPlots{Metrics: []string{"wait_p99_ms", "detect_p50_ms"}, LogY: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ParseMetrics("wait_p50_ms,nonsense"); err == nil || !strings.Contains(err.Error(), `unknown metric "nonsense"`) {

@@ -219,6 +219,7 @@ func newSimSweepCmd() *cobra.Command {
 		format   string
 		metrics  string
 		sets     []string
+		logY     bool
 		quiet    bool
 	)
 	cmd := &cobra.Command{
@@ -340,7 +341,7 @@ a scenario that gives a rate, say).`,
 			wall := time.Since(start)
 			m := simulations.NewManifest(path, text, buildCommit(), seed, runs, nil, nil)
 			m.Sets = sets
-			if err := simulations.WriteSweep(out, sr, m, names, formats); err != nil {
+			if err := simulations.WriteSweep(out, sr, m, simulations.SweepPlots{Metrics: names, Formats: formats, LogY: logY}); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -358,6 +359,7 @@ a scenario that gives a rate, say).`,
 	f.StringVarP(&out, "out", "o", "", "directory to write into (default results/<scenario name>-sweep)")
 	f.StringVar(&format, "format", "png", "plot formats, comma-separated: png, svg, pdf")
 	f.StringVar(&metrics, "metrics", "", "metrics to print and plot, comma-separated (default: the summary table's; sweep.csv has them all): "+strings.Join(simulations.MetricNames(), ", "))
+	f.BoolVar(&logY, "log-y", false, "plot the metrics on a log scale (for waits that grow by decades)")
 	f.StringArrayVar(&sets, "set", nil, "PATH=VALUE: set a key at every point (repeatable; an empty VALUE leaves the key out, such as workload.arrivals.rate= to sweep the load of a scenario that gives a rate)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress")
 	return cmd
