@@ -69,7 +69,7 @@ bench: build ## cuivre bench (about 2 minutes; the table, and every figure in be
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)
-	$(BIN) sim run simulations/scenarios/large.yaml --parallel 1 --out results/large
+	$(BIN) sim run simulations/scenarios/large.yaml --runs 1 --parallel 1 --out results/large
 
 crash: ## kill -9 a provider daemon under load 200 times; check its store and ledger after each (about a minute)
 	CUIVRE_CRASH_KILLS=200 $(GO) test -count=1 -run '^TestCrashPoints$$' -v ./cmd/cuivre

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The file names a run writes. They are part of the researcher-facing
@@ -317,15 +318,18 @@ func fmtRatio(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
 // Manifest describes a simulation run for reproduction: the scenario file
 // verbatim with its hash, the seed, the build, and one entry per result.
 type Manifest struct {
-	Scenario       string           `json:"scenario"`      // the scenario's name
-	ScenarioFile   string           `json:"scenario_file"` // the file's base name
-	ScenarioSHA256 string           `json:"scenario_sha256"`
-	ScenarioText   string           `json:"scenario_text"` // the file, verbatim
-	Seed           uint64           `json:"seed"`
-	Runs           int              `json:"runs"`
-	Commit         string           `json:"commit"` // the commit the binary was built from, as the caller knows it
-	GoVersion      string           `json:"go_version"`
-	Results        []ManifestResult `json:"results"` // one per variant and run
+	Scenario       string `json:"scenario"`      // the scenario's name
+	ScenarioFile   string `json:"scenario_file"` // the file's base name
+	ScenarioSHA256 string `json:"scenario_sha256"`
+	ScenarioText   string `json:"scenario_text"` // the file, verbatim
+	// Sets are the PATH=VALUE assignments (--set) made to the scenario
+	// before it was parsed, in order.
+	Sets      []string         `json:"sets,omitempty"`
+	Seed      uint64           `json:"seed"`
+	Runs      int              `json:"runs"`
+	Commit    string           `json:"commit"` // the commit the binary was built from, as the caller knows it
+	GoVersion string           `json:"go_version"`
+	Results   []ManifestResult `json:"results"` // one per variant and run
 }
 
 // ManifestResult is the summary of one Result in a Manifest.
@@ -505,14 +509,14 @@ func writeTable(w io.Writer, rows [][]string) {
 	width := make([]int, len(rows[0]))
 	for _, row := range rows {
 		for i, c := range row {
-			width[i] = max(width[i], len(c))
+			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
 	}
 	var b strings.Builder
 	for _, row := range rows {
 		b.Reset()
 		for i, c := range row {
-			pad := strings.Repeat(" ", width[i]-len(c))
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
 			switch {
 			case i == 0:
 				b.WriteString(c + pad) // names read best left-aligned

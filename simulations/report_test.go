@@ -457,3 +457,124 @@ func TestFaults(t *testing.T) {
 		t.Errorf("losses.csv rows: %v", rows)
 	}
 }
+
+func TestPlotFormats(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"", []string{"png"}},
+		{"png", []string{"png"}},
+		{"SVG, pdf,svg", []string{"svg", "pdf"}},
+		{"png,svg,pdf", []string{"png", "svg", "pdf"}},
+	} {
+		got, err := ParseFormats(tt.in)
+		if err != nil || !cmp.Equal(got, tt.want) {
+			t.Errorf("ParseFormats(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := ParseFormats("png,jpeg"); err == nil || !strings.Contains(err.Error(), `unknown plot format "jpeg"`) {
+		t.Errorf("jpeg: %v", err)
+	}
+	// Every plot in SVG and PDF, from several runs (bands and bars).
+	dir := t.TempDir()
+	rs := append(statsResults(), reportResult("closed", 4, 300, 2*time.Millisecond, 5))
+	if err := WritePlotsAs(dir, rs, []string{"svg", "pdf"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{latencyPNG, utilisationPNG, pricePNG, revenuePNG, waitingPNG} {
+		base := strings.TrimSuffix(name, ".png")
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s written, but not asked for", name)
+		}
+		for ext, magic := range map[string]string{"svg": "<svg", "pdf": "%PDF-"} {
+			data, err := os.ReadFile(filepath.Join(dir, base+"."+ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data[:min(len(data), 512)], []byte(magic)) {
+				t.Errorf("%s.%s does not start as one: %q", base, ext, data[:min(len(data), 40)])
+			}
+		}
+	}
+}
+
+func TestPlotTimeAxis(t *testing.T) {
+	// reportResult: 300 jobs, one a second; each ends 30 minutes after it
+	// was placed; samples every minute for two hours. 99% of jobs have
+	// ended a little after 34 minutes: the axis ends on the next tick.
+	gs := groupByVariant([]*Result{
+		reportResult("closed", 1, 300, time.Millisecond, 0),
+		reportResult("closed", 2, 300, 2*time.Millisecond, 0),
+	})
+	ax := timeAxisOf(gs)
+	if ax.unit != time.Minute || ax.lastArrival != 299*time.Second || ax.end != 119*time.Minute {
+		t.Errorf("axis %+v: want minutes, the last arrival at 299s, the end at 119m", ax)
+	}
+	if ax.cut < 34*time.Minute || ax.cut > 36*time.Minute || ax.cutAt != endedShare {
+		t.Errorf("cut at %v (%v), want about 35m", ax.cut, ax.cutAt)
+	}
+	if l := ax.label(); !strings.Contains(l, "time (min); cut once 99% of jobs had ended, the run went on to 1h59m") {
+		t.Errorf("label %q", l)
+	}
+	// Without jobs the axis is the series.
+	ax = timeAxisOf(groupByVariant([]*Result{{Variant: "a", Series: []Sample{{At: 0}, {At: 5 * time.Hour}}}}))
+	if ax.unit != time.Hour || ax.cut != 5*time.Hour || ax.cutAt != 0 {
+		t.Errorf("no jobs: %+v", ax)
+	}
+	for _, tt := range []struct {
+		unit   time.Duration
+		lo, hi float64
+		want   []string // the labelled ticks
+		minor  int
+	}{
+		{time.Minute, 0, 19, []string{"0", "5", "10", "15"}, 16},
+		{time.Minute, 0, 125, []string{"0", "20", "40", "60", "80", "100", "120"}, 19},
+		{time.Second, 0, 145, []string{"0", "20", "40", "60", "80", "100", "120", "140"}, 22},
+		{time.Hour, 0, 13, []string{"0", "2", "4", "6", "8", "10", "12"}, 20},
+		{time.Minute, 0, 3.5, []string{"0", "1", "2", "3"}, 14},
+	} {
+		var labels []string
+		minor := 0
+		for _, tk := range (timeTicks{unit: tt.unit}).Ticks(tt.lo, tt.hi) {
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			} else {
+				minor++
+			}
+		}
+		if !cmp.Equal(labels, tt.want) || minor != tt.minor {
+			t.Errorf("%v ticks %v..%v: %v and %d minor, want %v and %d", tt.unit, tt.lo, tt.hi, labels, minor, tt.want, tt.minor)
+		}
+	}
+	if got := (timeTicks{unit: time.Minute}).roundUp(18.3); got != 19 {
+		t.Errorf("roundUp(18.3) = %v, want 19", got)
+	}
+	for d, want := range map[time.Duration]string{
+		2*time.Hour + 41*time.Minute + 10*time.Second: "2h41m",
+		3 * time.Hour:                   "3h",
+		12*time.Minute + 30*time.Second: "12m30s",
+		5 * time.Minute:                 "5m",
+		1500 * time.Millisecond:         "1.5s",
+	} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestPlotSeriesBand checks the mean and interval drawn at one sample time.
+func TestPlotSeriesBand(t *testing.T) {
+	rs := []*Result{
+		{Series: []Sample{{At: 0, Placing: 1}, {At: time.Minute, Placing: 2}}},
+		{Series: []Sample{{At: 0, Placing: 3}, {At: time.Minute, Placing: 4}, {At: 2 * time.Minute, Placing: 9}}},
+	}
+	pts := seriesStats(rs, func(s *Sample) float64 { return float64(s.Placing) }, time.Minute)
+	if len(pts) != 2 {
+		t.Fatalf("%d points, want 2 (the third is past the cut)", len(pts))
+	}
+	// 2 and 4: mean 3, sd sqrt(2), half-width 12.706.
+	if pts[1].at != time.Minute || pts[1].iv.Mean != 3 || math.Abs(pts[1].iv.HalfWidth()-12.7062) > 1e-3 {
+		t.Errorf("at 1m: %+v", pts[1])
+	}
+}

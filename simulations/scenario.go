@@ -15,6 +15,9 @@ type Scenario struct {
 	Description string
 	// Seed is the default seed of a run (--seed overrides it). Default 1.
 	Seed uint64
+	// Runs is how many seeds `sim run` and `sim sweep` run by default
+	// (--runs overrides it); 0 leaves it to the command (10).
+	Runs int
 	// Duration is the simulated time during which jobs arrive. The run then
 	// goes on until every job has ended, or Drain has passed.
 	Duration time.Duration

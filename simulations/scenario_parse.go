@@ -48,6 +48,7 @@ const (
 	maxCount   = math.MaxInt32
 	maxIndex16 = math.MaxInt16
 	maxRTTms   = 3_600_000 // an hour
+	maxRuns    = 10_000    // seeds a run of a scenario may take by default
 )
 
 // ParseScenario parses and validates a scenario file. name is used in error
@@ -66,9 +67,22 @@ const (
 // Policy, whose zero values the scheduler itself reads as its defaults. The
 // caller owns it.
 func ParseScenario(name string, data []byte, readFile func(path string) ([]byte, error)) (*Scenario, error) {
+	return parseScenario(name, data, readFile, nil)
+}
+
+// parseScenario is ParseScenario, with patch, if not nil, applied to the
+// document's root before it is read (a sweep sets its parameters so); an
+// error of patch is returned as is. Nodes the patch adds keep the line and
+// column of what they replace, so errors point into the file.
+func parseScenario(name string, data []byte, readFile func(path string) ([]byte, error), patch func(root *yaml.Node) error) (*Scenario, error) {
 	p := &scenarioParser{file: name, readFile: readFile, s: &Scenario{}}
 	p.Fail = p.fail
 	if root := p.document(data); root != nil {
+		if patch != nil {
+			if err := patch(root); err != nil {
+				return nil, err
+			}
+		}
 		p.scenario(root)
 		for _, check := range p.later {
 			check()
@@ -87,13 +101,18 @@ func LoadScenario(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
+	return ParseScenario(path, data, besideFile(path))
+}
+
+// besideFile reads files named relative to the directory of path.
+func besideFile(path string) func(string) ([]byte, error) {
 	dir := filepath.Dir(path)
-	return ParseScenario(path, data, func(name string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
 			name = filepath.Join(dir, name)
 		}
 		return os.ReadFile(name)
-	})
+	}
 }
 
 // scenarioParser walks the YAML node tree of a scenario. Checks that compare
@@ -471,6 +490,7 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 			}
 			s.Seed = n
 		}},
+		p.intField("runs", &s.Runs, 1, maxRuns),
 		p.durField("duration", &s.Duration, false),
 		p.durField("drain", &s.Drain, false),
 		p.durField("sample_every", &s.SampleEvery, false),

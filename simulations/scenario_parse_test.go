@@ -21,6 +21,7 @@ import (
 const exampleScenario = `name: small
 description: A thousand providers in four regions, one requester.
 seed: 7
+runs: 3
 duration: 10m          # Go durations everywhere ("500ms", "1h30m")
 drain: 1h
 sample_every: 5s
@@ -104,6 +105,7 @@ func TestParseScenarioExample(t *testing.T) {
 	}{
 		{"name", s.Name, "small"},
 		{"seed", s.Seed, uint64(7)},
+		{"runs", s.Runs, 3},
 		{"duration", s.Duration, 10 * time.Minute},
 		{"sample every", s.SampleEvery, 5 * time.Second},
 		{"rtt row 1", s.Network.RTT[1], []time.Duration{10 * ms, 1 * ms, 25 * ms, 15500 * time.Microsecond}},
@@ -200,6 +202,7 @@ func TestParseScenarioDefaults(t *testing.T) {
 	}{
 		{"name from the file", s.Name, "tiny"},
 		{"seed", s.Seed, uint64(1)},
+		{"runs: the command's", s.Runs, 0},
 		{"drain", s.Drain, time.Hour},
 		{"sample every: at least 1s", s.SampleEvery, 3 * time.Second},
 		// The daemon's defaults, from the same constants: 10m and 10s.
@@ -312,6 +315,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"fast restarts alone", doc(map[int]string{7: "    count: 10\n    churn: {fast: 0.5}"}), []string{"s.yaml:8:13: classes[0].churn.fast: a fast without a session"}},
 		{"fast downtime without fast", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast_downtime: 1s}"}), []string{"s.yaml:8:26: classes[0].churn.fast_downtime: a fast_downtime without fast"}},
 		{"fast share above 1", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast: 1.5}"}), []string{"s.yaml:8:26: classes[0].churn.fast: 1.5 is out of range: use a share from 0 to 1"}},
+		{"zero runs", doc(nil, "runs: 0"), []string{"s.yaml:14:1: runs: 0 is out of range"}},
 		{"dead_for zero", doc(nil, "scheduler: {dead_for: 0s}"), []string{"s.yaml:14:13: scheduler.dead_for: 0s: use a positive duration"}},
 		{"unknown placement", doc(nil, "scheduler: {placement: sparow}"), []string{`s.yaml:14:13: scheduler.placement: unknown placement "sparow": did you mean sparrow?`}},
 		{"variant placement", doc(nil, "variants: [{name: v, placement: oracle}]"), []string{`s.yaml:14:22: variants[0].placement: unknown placement "oracle"`}},
