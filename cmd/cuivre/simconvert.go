@@ -42,9 +42,9 @@ func newSimConvertCmd() *cobra.Command {
                       plan_mem) or batch_instance.csv (an instance's run is a
                       job, sized by cpu_max and mem_max).
 
-Inputs may be gzip-compressed and come in any order; they are read once and
-sorted on disk (--tmp), so that traces of many gigabytes convert in bounded
-memory. Both traces normalise memory, and Google CPU, to their largest
+Inputs may be gzip-compressed, or tar archives (Alibaba's .tar.gz), and come
+in any order; they are read once and sorted on disk (--tmp), so that traces
+of many gigabytes convert in bounded memory. Both traces normalise memory, and Google CPU, to their largest
 machine, whose size they hide: --cpu-scale and --memory-scale say what to
 assume. Arrivals are shifted so that the first is at 0, unless --shift=false.
 A summary of what was kept and dropped goes to standard error. Malformed
@@ -56,7 +56,7 @@ from and what is kept.`,
       --duration 24h --sample 0.1 -o google-a.csv
 
   # Alibaba's single-instance tasks that fit a 16-vCPU, 64 GiB provider
-  cuivre sim convert --from alibaba2018 batch_task.csv.gz \
+  cuivre sim convert --from alibaba2018 batch_task.tar.gz \
       --max-cpu 16 --max-memory 64Gi --memory-scale 512 -o alibaba.csv`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -44,13 +44,7 @@ const (
 func (c *converter) alibaba(inputs []string) error {
 	kind, kindFile := 0, ""
 	for _, path := range inputs {
-		src, err := openSource(path)
-		if err != nil {
-			c.errs.add(path, 0, "%v", err)
-			continue
-		}
-		err = c.alibabaFile(src, &kind, &kindFile)
-		src.close()
+		err := c.eachSource(path, func(src *source) error { return c.alibabaFile(src, &kind, &kindFile) })
 		if err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (o *Options) check() error {
 // Stats say what a conversion read, kept and dropped.
 type Stats struct {
 	Format  string
-	Files   int
+	Files   int   // files read (each file of a tar archive counts)
 	Records int64 // lines of data read (events or rows)
 	Bad     int64 // malformed lines skipped (SkipBad)
 	// Warnings are the first malformed lines skipped.
@@ -213,7 +213,7 @@ func Convert(w io.Writer, inputs []string, o Options) (*Stats, error) {
 	if len(inputs) == 0 {
 		return nil, &UsageError{Msg: "no input: give the trace's files"}
 	}
-	c := &converter{o: o, st: &Stats{Format: o.Format, Files: len(inputs), CPUScale: o.CPUScale, MemoryScale: o.MemoryScale}}
+	c := &converter{o: o, st: &Stats{Format: o.Format, CPUScale: o.CPUScale, MemoryScale: o.MemoryScale}}
 	c.jobs = newSorter(jobCodec, o.Chunk, o.TempDir)
 	defer c.jobs.close()
 	if o.Format == Alibaba2018 {

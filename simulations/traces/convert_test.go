@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -53,6 +54,34 @@ func golden(t *testing.T, name, got string) {
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
+}
+
+// tarGz writes a .tar.gz of the files, as Alibaba ships its tables, with a
+// directory and a macOS resource fork beside them.
+func tarGz(t *testing.T, dir, name string, files ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	gz := gzip.NewWriter(&b)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "trace/", Typeflag: tar.TypeDir, Mode: 0o755})
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Base(f)
+		tw.WriteHeader(&tar.Header{Name: "trace/._" + base, Mode: 0o644, Size: 4})
+		tw.Write([]byte{0, 5, 22, 7})
+		tw.WriteHeader(&tar.Header{Name: "trace/" + base, Mode: 0o644, Size: int64(len(data))})
+		tw.Write(data)
+	}
+	tw.Close()
+	gz.Close()
+	out := filepath.Join(dir, name)
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func td(names ...string) []string {
@@ -146,6 +175,15 @@ func TestConvertAlibaba(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "alibaba2018-batch_task.want.csv", got)
+	// As downloaded: a tar.gz of the table.
+	archive := tarGz(t, t.TempDir(), "batch_task.tar.gz", td("alibaba2018-batch_task.csv")...)
+	if fromTar, st, err := convert(t, []string{archive}, Options{Format: Alibaba2018}); err != nil || fromTar != got || st.Files != 1 {
+		t.Errorf("from a tar.gz: %v, %d files\n%s", err, st.Files, fromTar)
+	}
+	badTar := tarGz(t, t.TempDir(), "bad.tar.gz", td("alibaba2018-bad.csv")...)
+	if _, _, err := convert(t, []string{badTar}, Options{Format: Alibaba2018}); err == nil || !strings.Contains(err.Error(), "bad.tar.gz:trace/alibaba2018-bad.csv:3: start_time") {
+		t.Errorf("a bad line in a tar.gz: %v, want it named by archive, member and line", err)
+	}
 	want := map[string]int64{
 		aDropMany:      1,
 		aDropNone:      1,

@@ -9,9 +9,10 @@
 //   - alibaba2018: batch_task.csv or batch_instance.csv of Alibaba's
 //     cluster-trace-v2018. A job is a task of one instance, or an instance.
 //
-// Conversion streams: every input is read once, in any order, and what is
-// kept is sorted on disk (an external merge sort), so that inputs of many
-// gigabytes need memory only for one sorted chunk. It is deterministic: the
+// Inputs may be gzip-compressed or tar archives (each file in one is an
+// input). Conversion streams: every input is read once, in any order, and
+// what is kept is sorted on disk (an external merge sort), so that inputs of
+// many gigabytes need memory only for a sorted chunk or two. It is deterministic: the
 // same inputs and options give the same bytes, whatever the order of the
 // files.
 package traces

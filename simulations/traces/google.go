@@ -117,12 +117,15 @@ func (c *converter) google(inputs []string) error {
 	events := newSorter(gEventCodec, c.o.Chunk, c.o.TempDir)
 	defer events.close()
 	last := int64(-1)
-	for fi, path := range inputs {
-		err := c.googleFile(path, uint64(fi), func(e gEvent) error {
-			if e.time != gAfter && e.time > last {
-				last = e.time
-			}
-			return events.add(e)
+	add := func(e gEvent) error {
+		if e.time != gAfter && e.time > last {
+			last = e.time
+		}
+		return events.add(e)
+	}
+	for _, path := range inputs {
+		err := c.eachSource(path, func(src *source) error {
+			return c.googleSource(src, uint64(c.st.Files), add)
 		})
 		if err != nil {
 			return err
@@ -141,14 +144,8 @@ func (c *converter) google(inputs []string) error {
 	return g.finish()
 }
 
-// googleFile reads one file of events, JSON lines or CSV with a header.
-func (c *converter) googleFile(path string, fi uint64, add func(gEvent) error) error {
-	src, err := openSource(path)
-	if err != nil {
-		c.errs.add(path, 0, "%v", err)
-		return nil
-	}
-	defer src.close()
+// googleSource reads one file of events, JSON lines or CSV with a header.
+func (c *converter) googleSource(src *source, fi uint64, add func(gEvent) error) error {
 	event := func(line int64, f *gFields) error {
 		c.st.Records++
 		e, msg := parseGoogle(f)

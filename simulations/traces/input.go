@@ -1,12 +1,14 @@
 package traces
 
 import (
+	"archive/tar"
 	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -101,6 +103,46 @@ func openSource(path string) (*source, error) {
 		s.r = bufio.NewReaderSize(gz, 1<<20)
 	}
 	return s, nil
+}
+
+// eachSource calls f with each text in path: the file itself, decompressed
+// if it is gzip, or each file of a tar archive (compressed or not), named
+// archive:member. Files it cannot open are mistakes of the input.
+func (c *converter) eachSource(path string, f func(*source) error) error {
+	src, err := openSource(path)
+	if err != nil {
+		c.errs.add(path, 0, "%v", err)
+		return nil
+	}
+	defer src.close()
+	if b, _ := src.r.Peek(263); len(b) < 263 || string(b[257:262]) != "ustar" {
+		c.st.Files++
+		return f(src)
+	}
+	tr := tar.NewReader(src.r)
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			c.errs.add(src.name, 0, "tar: %v", err)
+			return nil
+		}
+		if h.Typeflag != tar.TypeReg || strings.HasPrefix(filepath.Base(h.Name), "._") {
+			continue // directories, links, and macOS's resource forks
+		}
+		n++
+		c.st.Files++
+		if err := f(&source{name: src.name + ":" + h.Name, r: bufio.NewReaderSize(tr, 1<<20)}); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		c.errs.add(src.name, 0, "a tar archive of no file")
+	}
+	return nil
 }
 
 func (s *source) close() {
