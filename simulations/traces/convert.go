@@ -35,7 +35,7 @@ const (
 	// largest machine's memory).
 	DefaultGoogleMemoryScale = 256.0
 	// DefaultAlibabaMemoryScale is the GiB of 100 normalised memory (the
-	// largest machine's; Alibaba's machines have 96 cores).
+	// largest machine's): 4 GiB a core of a 96-core server, assumed.
 	DefaultAlibabaMemoryScale = 384.0
 )
 

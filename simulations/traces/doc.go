@@ -12,7 +12,7 @@
 // Inputs may be gzip-compressed or tar archives (each file in one is an
 // input). Conversion streams: every input is read once, in any order, and
 // what is kept is sorted on disk (an external merge sort), so that inputs of
-// many gigabytes need memory only for a sorted chunk or two. It is deterministic: the
-// same inputs and options give the same bytes, whatever the order of the
-// files.
+// many gigabytes need memory only for a sorted chunk or two. It is
+// deterministic: the same inputs and options give the same bytes, whatever
+// the order of the files.
 package traces
