@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cuivre/cuivre/internal/fuzzguard"
 )
 
 var jsonSeeds = []string{
@@ -61,6 +63,7 @@ func FuzzConvertJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		defer fuzzguard.Start()()
 		var got gJSON
 		if quickEvent(b, &got) {
 			var slow gJSON

@@ -1,11 +1,13 @@
 package traces
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/internal/fuzzguard"
 	"github.com/cuivre/cuivre/simulations"
 )
 
@@ -78,4 +80,43 @@ workload:
 			}
 		})
 	}
+}
+
+// FuzzConvert feeds arbitrary bytes to both formats: no panic, and whatever
+// converts is a trace the simulator accepts.
+func FuzzConvert(f *testing.F) {
+	for _, name := range []string{"google2019-part0.json", "google2019.csv", "google2019-bad.json", "alibaba2018-batch_task.csv", "alibaba2018-batch_instance.csv", "alibaba2018-bad.csv"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	scenario := []byte(`name: fuzz
+duration: 1m
+network: {regions: [a], rtt_ms: [[1]]}
+classes:
+  - {name: all, count: 1, capacity: {cpu: "64", memory: 256Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
+workload:
+  trace: trace.csv
+`)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Start()()
+		dir := t.TempDir()
+		in := filepath.Join(dir, "in")
+		if err := os.WriteFile(in, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range Formats {
+			var out bytes.Buffer
+			o := Options{Format: format, SkipBad: true, Chunk: 256, TempDir: dir, MaxCPUMillis: 64000, MaxMemoryBytes: 256 << 30}
+			if _, err := Convert(&out, []string{in}, o); err != nil {
+				continue
+			}
+			_, err := simulations.ParseScenario("fuzz.yaml", scenario, func(string) ([]byte, error) { return out.Bytes(), nil })
+			if err != nil {
+				t.Fatalf("%s: the simulator refuses the conversion of %q: %v\n%s", format, data, err, out.String())
+			}
+		}
+	})
 }
