@@ -24,7 +24,7 @@ scheduler's placement, a network, DHT, workload and churn model. Scenarios
 ship in simulations/scenarios; docs/SIMULATOR.md describes the file and the
 models.`,
 	}
-	cmd.AddCommand(newSimRunCmd(), newSimSweepCmd(), newSimValidateCmd())
+	cmd.AddCommand(newSimRunCmd(), newSimSweepCmd(), newSimValidateCmd(), newSimConvertCmd())
 	return cmd
 }
 
