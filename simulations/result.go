@@ -158,6 +158,9 @@ type ClassRecord struct {
 	Revenue     float64
 	Subsidy     float64
 	Currency    string
+	// SubsidyRate is the class's subsidy: the share of its price public
+	// funds pay (Class.Subsidy); above 0, its providers are public sites.
+	SubsidyRate float64
 }
 
 // Sample is one point of the time series.

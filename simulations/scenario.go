@@ -1,6 +1,9 @@
 package simulations
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cuivre/cuivre/scheduler"
@@ -251,4 +254,40 @@ type Variant struct {
 	// Load replaces Workload.Arrivals.Load (and the rate it sets); 0 keeps
 	// the scenario's.
 	Load float64
+	// Set are the scenario keys the variant sets (a path as `sim run --set`
+	// takes it, and its value as YAML), and scenario the scenario with them
+	// set, parsed and checked as a whole, that the variant runs instead.
+	Set      []VariantSet
+	scenario *Scenario
+}
+
+// VariantSet is one key a variant sets: a path, as `sim run --set` and `sim
+// sweep --param` take it (classes.sovereign.capacity.cpu), and a value.
+type VariantSet struct {
+	Path, Value string
+	keys        []pathKey
+	line        int
+}
+
+// KeepVariants leaves in sc only the variants named, in the scenario's
+// order; none named keeps them all. A name that is not a variant of the
+// scenario is an error that lists those there are.
+func (sc *Scenario) KeepVariants(names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	var have []string
+	for _, v := range sc.Variants {
+		have = append(have, v.Name)
+	}
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			if len(have) == 0 {
+				return fmt.Errorf("variant %q: scenario %s has no variants", n, sc.Name)
+			}
+			return fmt.Errorf("variant %q: scenario %s has %s", n, sc.Name, strings.Join(have, ", "))
+		}
+	}
+	sc.Variants = slices.DeleteFunc(sc.Variants, func(v Variant) bool { return !slices.Contains(names, v.Name) })
+	return nil
 }

@@ -92,7 +92,43 @@ func parseScenario(name string, data []byte, readFile func(path string) ([]byte,
 	if err := p.join(); err != nil {
 		return nil, err
 	}
+	// A variant that sets keys runs the scenario with them set: parsed
+	// again, whole, so that every rule holds of what it runs.
+	for i := range p.s.Variants {
+		v := &p.s.Variants[i]
+		if len(v.Set) == 0 {
+			continue
+		}
+		sub, err := parseScenario(name, data, readFile, func(root *yaml.Node) error {
+			if patch != nil {
+				if err := patch(root); err != nil {
+					return err
+				}
+			}
+			dropKey(root, "variants")
+			for _, st := range v.Set {
+				if err := setPath(root, st.keys, st.Value); err != nil {
+					return fmt.Errorf("%s:%d: variants[%d].set.%s: %w", name, st.line, i, st.Path, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("variant %s, with what it sets: %w", v.Name, err)
+		}
+		v.scenario = sub
+	}
 	return p.s, nil
+}
+
+// dropKey removes key and its value from a mapping node.
+func dropKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
 }
 
 // LoadScenario reads and parses a scenario file; a trace path is relative to the file.
@@ -1115,6 +1151,25 @@ func (p *scenarioParser) variants(at, v *yaml.Node, path string) {
 			p.intField("d", &vr.D, 1, 1000),
 			p.posField("load", &vr.Load),
 			p.oneOf("placement", &vr.Placement, Placements),
+			field{Name: "set", Read: func(at, v *yaml.Node, path string) {
+				p.Pairs(at, v, path, "a mapping of scenario keys to their values, such as classes.sovereign.count: 10", func(k, val *yaml.Node, kpath string) {
+					keys, err := parsePath(k.Value)
+					if err != nil {
+						p.fail(k, kpath, "%v", err)
+						return
+					}
+					if keys[0].name == "variants" || keys[0].name == "name" {
+						p.fail(k, kpath, "a variant sets the scenario it runs, not %s", keys[0].name)
+						return
+					}
+					text, err := yaml.Marshal(val)
+					if err != nil {
+						p.fail(val, kpath, "%v", err)
+						return
+					}
+					vr.Set = append(vr.Set, VariantSet{Path: k.Value, Value: strings.TrimSpace(string(text)), keys: keys, line: k.Line})
+				})
+			}},
 		)
 		if present == nil {
 			continue

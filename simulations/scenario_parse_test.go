@@ -11,6 +11,7 @@ import (
 	"github.com/cuivre/cuivre/internal/fuzzguard"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/specyaml"
@@ -91,6 +92,7 @@ variants:
   - {name: cheapest, policy: cheapest, d: 3, load: 0.9}
   - {name: omniscient, placement: omniscient}
   - {name: sparrow, placement: sparrow, d: 3}
+  - {name: bigger, set: {classes.sme.count: 20}}
 `
 
 func TestParseScenarioExample(t *testing.T) {
@@ -151,9 +153,10 @@ func TestParseScenarioExample(t *testing.T) {
 		{"failure rate", s.Workload.FailureRate, 0.01},
 		{"placement", s.Scheduler.Placement, PlacementCuivre},
 		{"variants", s.Variants, []Variant{{Name: "closed", Exclude: []string{"sme"}}, {Name: "open"}, {Name: "cheapest", Policy: "cheapest", D: 3, Load: 0.9},
-			{Name: "omniscient", Placement: PlacementOmniscient}, {Name: "sparrow", D: 3, Placement: PlacementSparrow}}},
+			{Name: "omniscient", Placement: PlacementOmniscient}, {Name: "sparrow", D: 3, Placement: PlacementSparrow},
+			{Name: "bigger", Set: []VariantSet{{Path: "classes.sme.count", Value: "20"}}}}},
 	} {
-		if diff := cmp.Diff(c.want, c.got); diff != "" {
+		if diff := cmp.Diff(c.want, c.got, cmpopts.IgnoreUnexported(Variant{}, VariantSet{})); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
 	}
@@ -473,4 +476,38 @@ func FuzzParseTrace(f *testing.F) {
 			t.Fatalf("%d jobs, %d positions", len(jobs), len(pos))
 		}
 	})
+}
+
+// TestVariantSet: a variant that sets scenario keys runs the scenario with
+// them set, parsed and checked whole; what it sets that the grammar refuses
+// is an error that names the variant and the line of the key.
+func TestVariantSet(t *testing.T) {
+	sc, err := ParseScenario("s.yaml", []byte(doc(nil,
+		"variants:",
+		"  - {name: plain}",
+		"  - name: big",
+		"    set: {classes.c.capacity.cpu: \"64\", workload.arrivals.rate: 3}")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Variants[0].scenario != nil {
+		t.Error("a variant that sets nothing has a scenario of its own")
+	}
+	big := sc.Variants[1].scenario
+	if big == nil || big.Classes[0].Capacity.CPUMillis != 64_000 || big.Workload.Arrivals.Rate != 3 || len(big.Variants) != 0 {
+		t.Fatalf("variant big: %+v", big)
+	}
+	if sc.Classes[0].Capacity.CPUMillis != 4000 {
+		t.Errorf("the scenario's own class changed: %d", sc.Classes[0].Capacity.CPUMillis)
+	}
+	for _, c := range []struct{ set, want string }{
+		{`{classes.c.count: 0}`, "variant big, with what it sets: s.yaml:7:5: classes[0].count: 0 is out of range"},
+		{`{classes.nope.count: 3}`, "variants[1].set.classes.nope.count"},
+		{`{variants: []}`, "a variant sets the scenario it runs, not variants"},
+	} {
+		_, err := ParseScenario("s.yaml", []byte(doc(nil, "variants:", "  - {name: plain}", "  - name: big", "    set: "+c.set)), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("set %s: %v, want %q", c.set, err, c.want)
+		}
+	}
 }

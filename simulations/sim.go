@@ -231,6 +231,9 @@ func (s *sim) applyVariant(v *Variant) error {
 		return nil
 	}
 	s.variant = v.Name
+	if v.scenario != nil {
+		s.sc = *v.scenario // the scenario with the keys the variant sets
+	}
 	var kept []Class
 	for _, c := range s.sc.Classes {
 		if !slices.Contains(v.Exclude, c.Name) {
@@ -1242,7 +1245,7 @@ func (s *sim) result() *Result {
 	capSecs := make([]float64, len(s.classes))
 	busy := make([]float64, len(s.classes))
 	for i, c := range s.classes {
-		classes[i] = ClassRecord{Class: c.c.Name, Currency: c.c.Pricing.Base.Currency}
+		classes[i] = ClassRecord{Class: c.c.Name, Currency: c.c.Pricing.Base.Currency, SubsidyRate: c.c.Subsidy}
 	}
 	res.Providers = make([]ProviderRecord, len(s.providers))
 	for i := range s.providers {

@@ -84,7 +84,10 @@ type metric struct {
 	col   string // header in the printed table
 	prec  int    // decimals printed
 	fault bool   // printed in the faults table rather than the summary
-	value func(*runFigures) float64
+	// public marks the figures of subsidised classes, printed in a table of
+	// their own when a class of the scenario is subsidised.
+	public bool
+	value  func(*runFigures) float64
 }
 
 // runFigures are the per-run figures the metrics read: what Summary and
@@ -93,6 +96,7 @@ type runFigures struct {
 	r  *Result
 	st summaryStats
 	f  Faults
+	p  PublicFigures
 }
 
 // millis is a duration of Faults in milliseconds, NaN for its -1 of none.
@@ -129,6 +133,13 @@ var metrics = []metric{
 	{name: "waited", col: "waited", prec: 1, fault: true, value: func(x *runFigures) float64 { return float64(x.f.Waited) }},
 	{name: "cap_wait_p50_ms", col: "cap_wait_p50_ms", prec: 1, fault: true, value: func(x *runFigures) float64 { return millis(x.f.CapacityWaitP50) }},
 	{name: "cap_wait_p99_ms", col: "cap_wait_p99_ms", prec: 1, fault: true, value: func(x *runFigures) float64 { return millis(x.f.CapacityWaitP99) }},
+	{name: "public_capacity_share", col: "capacity share", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.CapacityShare }},
+	{name: "public_work_share", col: "work share", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare }},
+	{name: "public_work_over_capacity", col: "work / capacity", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare / x.p.CapacityShare }},
+	{name: "public_utilisation", col: "utilisation", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.Utilisation }},
+	{name: "subsidy", col: "subsidy", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.Subsidy }},
+	{name: "subsidy_per_job_hour", col: "subsidy / job-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerJobHour }},
+	{name: "subsidy_per_public_cpu_hour", col: "subsidy / public CPU-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerPublicCPUHour }},
 }
 
 // MetricNames are the names of the metrics aggregated across seeds, in the
@@ -153,7 +164,7 @@ func metricIndex(name string) int {
 // RunMetrics computes every metric of one run, in the order of
 // MetricNames; NaN means no data (no job placed, no lease lost).
 func RunMetrics(r *Result) []float64 {
-	x := runFigures{r: r, st: summarise(r), f: FaultsOf(r)}
+	x := runFigures{r: r, st: summarise(r), f: FaultsOf(r), p: PublicOf(r)}
 	out := make([]float64, len(metrics))
 	for i, m := range metrics {
 		out[i] = m.value(&x)
@@ -169,6 +180,7 @@ type VariantStats struct {
 	Runs    [][]float64 // Runs[k] is RunMetrics of the run of Seeds[k]
 	Stats   []Interval  // Stats[i] aggregates metric i over Runs
 	faulty  bool        // a run had crashes, dead asks or jobs waiting
+	public  bool        // a run had subsidised classes
 }
 
 // Aggregate groups the results by variant, in order of first appearance,
@@ -194,6 +206,7 @@ func Aggregate(rs []*Result) []VariantStats {
 		for _, name := range []string{"crashes", "dead_asks", "waited"} {
 			v.faulty = v.faulty || run[metricIndex(name)] > 0
 		}
+		v.public = v.public || finite(run[metricIndex("public_capacity_share")])
 	}
 	for i := range out {
 		out[i].aggregate()
@@ -230,7 +243,7 @@ func (v *VariantStats) Stat(name string) (Interval, bool) {
 // jobs waiting for capacity, a table of the faults follows in the same form.
 func SummaryStats(w io.Writer, vs []VariantStats) {
 	single, partial := false, false
-	table := func(first string, fault bool) [][]string {
+	table := func(first string, fault, public bool) [][]string {
 		header := []string{first}
 		runs := []string{"runs"}
 		for _, v := range vs {
@@ -238,11 +251,11 @@ func SummaryStats(w io.Writer, vs []VariantStats) {
 			runs = append(runs, strconv.Itoa(len(v.Runs)))
 		}
 		rows := [][]string{header}
-		if !fault {
+		if !fault && !public {
 			rows = append(rows, runs)
 		}
 		for i, m := range metrics {
-			if m.fault != fault || m.name == "events" {
+			if m.fault != fault || m.public != public || m.name == "events" {
 				continue
 			}
 			row := []string{m.col}
@@ -260,10 +273,15 @@ func SummaryStats(w io.Writer, vs []VariantStats) {
 		}
 		return rows
 	}
-	writeTable(w, table("metric", false))
+	writeTable(w, table("metric", false, false))
 	if slices.ContainsFunc(vs, func(v VariantStats) bool { return v.faulty }) {
 		io.WriteString(w, "\n")
-		writeTable(w, table("faults", true))
+		writeTable(w, table("faults", true, false))
+	}
+	if slices.ContainsFunc(vs, func(v VariantStats) bool { return v.public }) {
+		io.WriteString(w, "\n")
+		writeTable(w, table("public sites", false, true))
+		io.WriteString(w, "\npublic sites: the subsidised classes; shares of CPU, work in busy CPU-seconds; subsidy in the currency of their prices, per hour of job run and per CPU-hour they served")
 	}
 	io.WriteString(w, "\nwaits: submission to first lease, every job; one never placed (censored) counts as waiting until its placement deadline")
 	io.WriteString(w, "\nmean ± half-width of its 95% confidence interval (Student's t) over the runs")
@@ -351,7 +369,7 @@ func metricList(s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		var out []int
 		for i, m := range metrics {
-			if !m.fault && m.name != "events" && m.name != "jobs" {
+			if !m.fault && !m.public && m.name != "events" && m.name != "jobs" {
 				out = append(out, i)
 			}
 		}

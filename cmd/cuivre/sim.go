@@ -58,6 +58,7 @@ func newSimRunCmd() *cobra.Command {
 		format   string
 		perRun   bool
 		sets     []string
+		variants []string
 		quiet    bool
 	)
 	cmd := &cobra.Command{
@@ -98,6 +99,9 @@ scenario and seed give the same trace hash.`,
 			sc, err := simulations.LoadScenarioSet(path, fixed)
 			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			if err := sc.KeepVariants(variants); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--variants: %w", err)}
 			}
 			if !cmd.Flags().Changed("seed") {
 				seed = sc.Seed
@@ -187,6 +191,7 @@ scenario and seed give the same trace hash.`,
 	f.StringVar(&format, "format", "png", "plot formats, comma-separated: png, svg, pdf")
 	f.BoolVar(&perRun, "per-run", false, "print each run's figures too, not only their means")
 	f.StringArrayVar(&sets, "set", nil, "PATH=VALUE: set a key of the scenario file first, as sim sweep --param does (repeatable; an empty VALUE leaves the key out)")
+	f.StringSliceVar(&variants, "variants", nil, "run only these variants, comma-separated (default: every one)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd
 }
@@ -219,6 +224,7 @@ func newSimSweepCmd() *cobra.Command {
 		format   string
 		metrics  string
 		sets     []string
+		variants []string
 		logY     bool
 		quiet    bool
 	)
@@ -295,6 +301,11 @@ a scenario that gives a rate, say).`,
 			if err != nil {
 				return usage(err)
 			}
+			for _, p := range points {
+				if err := p.Scenario.KeepVariants(variants); err != nil {
+					return usage(fmt.Errorf("--variants: %w", err))
+				}
+			}
 			base := points[0].Scenario
 			if !cmd.Flags().Changed("seed") {
 				seed = base.Seed
@@ -361,6 +372,7 @@ a scenario that gives a rate, say).`,
 	f.StringVar(&metrics, "metrics", "", "metrics to print and plot, comma-separated (default: the summary table's; sweep.csv has them all): "+strings.Join(simulations.MetricNames(), ", "))
 	f.BoolVar(&logY, "log-y", false, "plot the metrics on a log scale (for waits that grow by decades)")
 	f.StringArrayVar(&sets, "set", nil, "PATH=VALUE: set a key at every point (repeatable; an empty VALUE leaves the key out, such as workload.arrivals.rate= to sweep the load of a scenario that gives a rate)")
+	f.StringSliceVar(&variants, "variants", nil, "run only these variants, comma-separated (default: every one)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress")
 	return cmd
 }
