@@ -128,8 +128,8 @@ type round struct {
 	facet      protocol.Facet
 	values     []string
 	visited    []protocol.FacetKey
-	lookups    int       // lookups in flight
-	rested     bool      // it found providers that rest (retry-after), and left them out
+	lookups    int      // lookups in flight
+	rested     bool     // it found providers that rest (retry-after), and left them out
 	waitedOn   bool     // past its OfferTimeout with nobody found, it waits on for its lookups
 	candidates []string // sorted until probing shuffles them
 	probes     []probe
@@ -150,9 +150,9 @@ type Placement struct {
 	slots     []slot
 	round     *round
 	retrying  bool
-	started   time.Time     // when placing began (Start): the placement timeout counts from it
-	resting   []resting     // providers that asked to be left alone until a time (retry-after), sorted
-	allRested bool          // the round ending found no one but resting providers
+	started   time.Time // when placing began (Start): the placement timeout counts from it
+	resting   []resting // providers that asked to be left alone until a time (retry-after), sorted
+	allRested bool      // the round ending found no one but resting providers
 	timers    []timer
 	timerSeq  uint64
 	excluded  []string // providers whose refusal holds for this job whatever their load, sorted
