@@ -345,7 +345,7 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 	if err := m.limit(now, req, true); err != nil {
 		return Offer{}, err
 	}
-	load := utilisationPermille(m.committed.Add(m.reserved).Add(req.Resources), m.cfg.Capacity)
+	load := UtilisationPermille(m.committed.Add(m.reserved).Add(req.Resources), m.cfg.Capacity)
 	price := m.cfg.Pricing.PriceAt(load)
 	total, err := price.Cost(req.Resources, req.Timeout)
 	if err != nil {
@@ -767,7 +767,7 @@ func (m *Market) State() MarketState {
 		Free:         m.free(),
 		Leases:       len(m.leases),
 		Reservations: len(m.holds),
-		LoadPermille: utilisationPermille(used, m.cfg.Capacity),
+		LoadPermille: UtilisationPermille(used, m.cfg.Capacity),
 		Draining:     m.draining,
 	}
 }

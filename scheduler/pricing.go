@@ -117,12 +117,12 @@ func scalePrice(x, m uint64) (uint64, bool) {
 	return q, true
 }
 
-// utilisationPermille returns the larger over CPU and memory of used/capacity,
+// UtilisationPermille returns the larger over CPU and memory of used/capacity,
 // in permille rounded up and capped at 1000, so that any use at all shows and
 // a full provider reads exactly 1000. Scratch is not counted: it is disk, cheap
 // and rarely the scarce resource, and a provider may sell none. A zero capacity
 // counts as full if anything of it is used.
-func utilisationPermille(used, capacity Resources) uint32 {
+func UtilisationPermille(used, capacity Resources) uint32 {
 	return max(permille(used.CPUMillis, capacity.CPUMillis), permille(used.MemoryBytes, capacity.MemoryBytes))
 }
 

@@ -2,7 +2,6 @@ package simulations
 
 import (
 	"fmt"
-	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +212,7 @@ func (s *sim) omniFits(spec *scheduler.Job, pi int32) (scheduler.Offer, bool) {
 		return scheduler.Offer{}, false
 	}
 	used := st.Committed.Add(st.Reserved).Add(spec.Resources)
-	load := max(permille(used.CPUMillis, st.Capacity.CPUMillis), permille(used.MemoryBytes, st.Capacity.MemoryBytes))
+	load := scheduler.UtilisationPermille(used, st.Capacity)
 	price := pricing.PriceAt(load)
 	total, err := price.Cost(spec.Resources, spec.Timeout)
 	if err != nil || spec.MaxPrice.Currency != "" && total > spec.MaxPrice.Nanos {
@@ -221,23 +220,6 @@ func (s *sim) omniFits(spec *scheduler.Job, pi int32) (scheduler.Offer, bool) {
 	}
 	return scheduler.Offer{Provider: p.id, Resources: spec.Resources, Price: price,
 		Total: scheduler.Amount{Currency: price.Currency, Nanos: total}, LoadPermille: load, Labels: p.cfg.Labels, Capacity: st.Capacity}, true
-}
-
-// permille is a share in thousandths, rounded up, as the market computes
-// load (scheduler's utilisationPermille).
-func permille(used, capacity uint64) uint32 {
-	if used == 0 {
-		return 0
-	}
-	if used >= capacity {
-		return 1000
-	}
-	hi, lo := bits.Mul64(used, 1000)
-	q, r := bits.Div64(hi, lo, capacity)
-	if r != 0 {
-		q++
-	}
-	return uint32(q)
 }
 
 // omniPlace places a job on the best provider that fits it, ranked by the
