@@ -186,32 +186,29 @@ type VariantStats struct {
 // Aggregate groups the results by variant, in order of first appearance,
 // and aggregates each variant's metrics across its runs.
 func Aggregate(rs []*Result) []VariantStats {
-	var out []VariantStats
-	at := map[string]int{}
-	for _, r := range rs {
-		if r == nil {
-			continue
+	gs := groupByVariant(rs)
+	out := make([]VariantStats, len(gs))
+	for i, g := range gs {
+		out[i].Variant = g.name
+		for _, r := range g.rs {
+			out[i].add(r)
 		}
-		name := variantName(r)
-		i, ok := at[name]
-		if !ok {
-			i = len(out)
-			at[name] = i
-			out = append(out, VariantStats{Variant: name})
-		}
-		v := &out[i]
-		v.Seeds = append(v.Seeds, r.Seed)
-		run := RunMetrics(r)
-		v.Runs = append(v.Runs, run)
-		for _, name := range []string{"crashes", "dead_asks", "waited"} {
-			v.faulty = v.faulty || run[metricIndex(name)] > 0
-		}
-		v.public = v.public || finite(run[metricIndex("public_capacity_share")])
 	}
 	for i := range out {
 		out[i].aggregate()
 	}
 	return out
+}
+
+// add takes one run's metrics in.
+func (v *VariantStats) add(r *Result) {
+	v.Seeds = append(v.Seeds, r.Seed)
+	run := RunMetrics(r)
+	v.Runs = append(v.Runs, run)
+	for _, name := range []string{"crashes", "dead_asks", "waited"} {
+		v.faulty = v.faulty || run[metricIndex(name)] > 0
+	}
+	v.public = v.public || finite(run[metricIndex("public_capacity_share")])
 }
 
 func (v *VariantStats) aggregate() {
@@ -345,14 +342,8 @@ func WriteStats(dir string, vs []VariantStats) error {
 			return err
 		}
 		for _, v := range vs {
-			for k, run := range v.Runs {
-				row := []string{v.Variant, strconv.FormatUint(v.Seeds[k], 10)}
-				for _, x := range run {
-					row = append(row, fmtStatCSV(x))
-				}
-				if err := w.Write(row); err != nil {
-					return err
-				}
+			if err := v.writeRuns(w, nil); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -385,4 +376,19 @@ func metricList(s string) ([]int, error) {
 		out = append(out, i)
 	}
 	return out, nil
+}
+
+// writeRuns writes a row per run of v: prefix, the variant, the seed, then
+// every metric.
+func (v *VariantStats) writeRuns(w *csv.Writer, prefix []string) error {
+	for k, run := range v.Runs {
+		row := append(slices.Clone(prefix), v.Variant, strconv.FormatUint(v.Seeds[k], 10))
+		for _, x := range run {
+			row = append(row, fmtStatCSV(x))
+		}
+		if err := w.Write(row); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -172,14 +172,8 @@ func WriteSweep(dir string, s *SweepResult, m Manifest, o SweepPlots) error {
 		}
 		for _, pt := range s.Points {
 			for _, v := range pt.Variants {
-				for k, run := range v.Runs {
-					row := append(slices.Clone(pt.Values), v.Variant, strconv.FormatUint(v.Seeds[k], 10))
-					for _, x := range run {
-						row = append(row, fmtStatCSV(x))
-					}
-					if err := w.Write(row); err != nil {
-						return err
-					}
+				if err := v.writeRuns(w, pt.Values); err != nil {
+					return err
 				}
 			}
 		}
