@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -337,7 +338,8 @@ func (s *sim) omniLease(id int32, pi int32) bool {
 // after the lease timeout, as a requester does; the provider answers a
 // repeated lease at once.
 func (s *sim) omniExchange(req int16, p *provider) (arrive, ack int64) {
-	service := int64(s.sc.Classes[p.class].ServiceTime)
+	c := &s.sc.Classes[p.class]
+	service := int64(cmp.Or(c.LeaseTime, c.ServiceTime))
 	arrive = -1
 	for t := int64(0); ; t += int64(s.cfg.LeaseTimeout) {
 		d, lost := s.oneWay(req, p.region)

@@ -22,7 +22,7 @@ func loopback(rate float64, runFor time.Duration, churn Churn) *Scenario {
 		Drain:       10 * time.Minute,
 		SampleEvery: 10 * time.Second,
 		Network:     Network{Regions: []string{"lo"}, RTT: [][]time.Duration{{time.Millisecond}}, Jitter: 0.5},
-		Discovery:   Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
+		Discovery:   Discovery{RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
 		Scheduler: Scheduler{PolicyName: "balanced", Config: scheduler.Config{
 			HeartbeatInterval: 500 * time.Millisecond, MissedHeartbeats: 3, PlacementTimeout: 2 * time.Minute,
 		}},

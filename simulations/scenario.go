@@ -57,13 +57,27 @@ type Network struct {
 	Loss float64
 }
 
-// Discovery is the DHT model: provider records by facet and shard, found in
-// ceil(log2(N) / BitsPerHop) sequential hops of one round trip each.
+// Discovery is the DHT model: provider records by facet and shard, found by
+// lookups walked as go-libp2p-kad-dht walks them (kad.go), cached by each
+// requester by the daemon's rules.
 type Discovery struct {
-	// BitsPerHop is how many bits of the key space one hop of a lookup
-	// resolves. Default 3 (see docs/SIMULATOR.md for how it maps to
-	// kad-dht).
-	BitsPerHop float64
+	// K, Alpha and Beta are kad-dht's bucket size (and the replication of
+	// records), its concurrency and its resiliency. Defaults 20, 10 and 3,
+	// kad-dht's.
+	K, Alpha, Beta int
+	// Requesters says whether the requesters are DHT servers ("server": in
+	// the routing tables, holding records as any server) or clients
+	// ("client", the default: a node of role requester, SPEC 4.1).
+	Requesters string
+	// HopService is a DHT server's time to answer one GET_PROVIDERS, beyond
+	// the round trip. Default 0.
+	HopService time.Duration
+	// Dial is the time a new connection costs before its first exchange
+	// (handshake, security, muxer, identify), beyond DialRoundTrips round
+	// trips; it is paid by a requester's first exchange with a peer it is
+	// not connected to. Defaults 0 and 2 (QUIC's handshake, then identify).
+	Dial           time.Duration
+	DialRoundTrips int
 	// RecordTTL is how long a departed provider's records stay findable.
 	// Default scheduler.DefaultProvideValidity (10m), the daemon's provider
 	// record validity.
@@ -72,6 +86,12 @@ type Discovery struct {
 	// scheduler.DefaultCandidateTTL (10s), as the daemon.
 	CacheTTL time.Duration
 }
+
+// DHT modes of the requesters.
+const (
+	ModeClient = "client"
+	ModeServer = "server"
+)
 
 // Scheduler is the requesters' placement config, handed to the scheduler as
 // is; PolicyName is resolved with scheduler.PolicyByName.
@@ -98,6 +118,10 @@ const DefaultDeadFor = scheduler.DefaultDeadFor
 type Requesters struct {
 	Count   int // default 1
 	Regions Weights
+	// ServiceTime is the requester's own time before each lease leaves it:
+	// the lease signed, and the job's record synced first (the daemon's
+	// order). Default 0.
+	ServiceTime time.Duration
 }
 
 // Weight is a name with a relative weight.
@@ -133,8 +157,11 @@ type Class struct {
 	// the rest from the subsidy. Default 0.
 	Subsidy float64
 	// ServiceTime is how long the provider takes to answer an offer request
-	// or a lease (signing, the store's fsync). Default 0.
+	// (its quote signed, the stream's work), and LeaseTime a lease (checked,
+	// committed and synced). A provider answers them one at a time, in the
+	// order they were sent. Default 0, and ServiceTime for LeaseTime.
 	ServiceTime time.Duration
+	LeaseTime   time.Duration
 	// StartDelay is the time from a lease accepted to the run started
 	// (module fetch and compile). Default 0.
 	StartDelay time.Duration

@@ -134,6 +134,7 @@ type scenarioParser struct {
 	badCapacity bool // a class's capacity
 	badCurrency bool // a class's currency
 	hasTrace    bool
+	dialSet     bool // discovery.dial_round_trips was given
 }
 
 func (p *scenarioParser) fail(at *yaml.Node, path, format string, args ...any) {
@@ -497,17 +498,25 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 		field{Name: "network", Read: p.network},
 		field{Name: "discovery", Read: func(at, v *yaml.Node, path string) {
 			d := &s.Discovery
-			p.Object(at, v, path,
-				p.posField("bits_per_hop", &d.BitsPerHop),
+			present := p.Object(at, v, path,
+				p.intField("k", &d.K, 1, 1000),
+				p.intField("alpha", &d.Alpha, 1, 1000),
+				p.intField("beta", &d.Beta, 1, 1000),
+				p.oneOf("requesters", &d.Requesters, []string{ModeClient, ModeServer}),
+				p.durField("hop_service", &d.HopService, true),
+				p.durField("dial", &d.Dial, true),
+				p.intField("dial_round_trips", &d.DialRoundTrips, 0, 100),
 				p.durField("record_ttl", &d.RecordTTL, false),
 				p.durField("cache_ttl", &d.CacheTTL, false))
+			p.dialSet = present["dial_round_trips"] != nil
 		}},
 		field{Name: "scheduler", Read: p.scheduler},
 		field{Name: "requesters", Read: func(at, v *yaml.Node, path string) {
 			r := &s.Requesters
 			p.Object(at, v, path,
 				p.intField("count", &r.Count, 1, maxCount),
-				field{Name: "regions", Read: func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }})
+				field{Name: "regions", Read: func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }},
+				p.durField("service_time", &r.ServiceTime, true))
 		}},
 		field{Name: "classes", Read: p.classes},
 		field{Name: "workload", Read: p.workload},
@@ -728,6 +737,7 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 		field{Name: "pricing", Read: func(at, v *yaml.Node, path string) { c.Pricing = p.pricing(at, v, path) }},
 		p.fracField("subsidy", &c.Subsidy),
 		p.durField("service_time", &c.ServiceTime, true),
+		p.durField("lease_time", &c.LeaseTime, true),
 		p.durField("start_delay", &c.StartDelay, true),
 		field{Name: "churn", Read: func(at, v *yaml.Node, path string) {
 			ch := &c.Churn
@@ -1188,8 +1198,10 @@ func (p *scenarioParser) defaults() {
 		s.SampleEvery = max(time.Second, s.Duration/200)
 	}
 	d := &s.Discovery
-	if d.BitsPerHop == 0 {
-		d.BitsPerHop = 3
+	d.K, d.Alpha, d.Beta = cmp.Or(d.K, DefaultK), cmp.Or(d.Alpha, DefaultAlpha), cmp.Or(d.Beta, DefaultBeta)
+	d.Requesters = cmp.Or(d.Requesters, ModeClient)
+	if !p.dialSet {
+		d.DialRoundTrips = DefaultDialRoundTrips
 	}
 	if d.RecordTTL == 0 {
 		d.RecordTTL = scheduler.DefaultProvideValidity
@@ -1230,6 +1242,7 @@ func (p *scenarioParser) defaults() {
 		if c.Churn.Session > 0 && c.Churn.Downtime == 0 {
 			c.Churn.Downtime = c.Churn.Session / 10
 		}
+		c.LeaseTime = cmp.Or(c.LeaseTime, c.ServiceTime)
 		if c.Churn.Fast > 0 && c.Churn.FastDowntime == 0 {
 			c.Churn.FastDowntime = DefaultFastDowntime
 		}

@@ -34,7 +34,7 @@ network:
     - [25, 15.5, 40, 1]
   jitter: 0.1
   loss: 0.001
-discovery: {bits_per_hop: 3, record_ttl: 10m, cache_ttl: 5s}
+discovery: {k: 16, alpha: 3, beta: 2, requesters: server, hop_service: 100us, dial: 1ms, dial_round_trips: 1, record_ttl: 10m, cache_ttl: 5s}
 scheduler:
   policy: balanced
   placement: cuivre
@@ -110,7 +110,8 @@ func TestParseScenarioExample(t *testing.T) {
 		{"sample every", s.SampleEvery, 5 * time.Second},
 		{"rtt row 1", s.Network.RTT[1], []time.Duration{10 * ms, 1 * ms, 25 * ms, 15500 * time.Microsecond}},
 		{"loss", s.Network.Loss, 0.001},
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
+		{"discovery", s.Discovery, Discovery{K: 16, Alpha: 3, Beta: 2, Requesters: ModeServer, HopService: 100 * time.Microsecond, Dial: ms,
+			DialRoundTrips: 1, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
 		{"heartbeat", s.Scheduler.Config.HeartbeatInterval, 5 * time.Second},
@@ -206,7 +207,8 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"drain", s.Drain, time.Hour},
 		{"sample every: at least 1s", s.SampleEvery, 3 * time.Second},
 		// The daemon's defaults, from the same constants: 10m and 10s.
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
+		{"discovery", s.Discovery, Discovery{K: DefaultK, Alpha: DefaultAlpha, Beta: DefaultBeta, Requesters: ModeClient, DialRoundTrips: DefaultDialRoundTrips,
+			RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
 		{"heartbeat", s.Scheduler.Config.WithDefaults().HeartbeatInterval, scheduler.DefaultHeartbeatInterval},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
