@@ -31,7 +31,7 @@ func loopback(rate float64, runFor time.Duration, churn Churn) *Scenario {
 			Name: "daemon", Count: 10, Regions: Weights{{"lo", 1}},
 			Capacity:    scheduler.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30},
 			Pricing:     scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 10_000}},
-			ServiceTime: 400 * time.Microsecond,
+			ServiceTime: Cost{Mean: 400 * time.Microsecond},
 			Churn:       churn,
 		}},
 		Workload: Workload{

@@ -59,6 +59,12 @@ type kadWalk struct {
 	// dials and endDials count the queries on those chains to peers outside
 	// the requester's routing table, which it must dial first.
 	dials, endDials uint8
+	// follow is the queries of the follow-up, the end's last round, all in
+	// flight at once: it lasts as long as the slowest.
+	follow uint8
+	// rpcs and endRPCs are the queries sent until the first holder
+	// answered, and until the end.
+	rpcs, endRPCs uint8
 }
 
 // kadModel is the walks drawn for one federation size and requester mode.
@@ -321,6 +327,7 @@ func (sp *kadSpace) walk(self, key uint64, rng *rand.Rand) kadWalk {
 		add(id, 0, 0, true)
 	}
 	var inflight []walkEvent
+	sent := 0
 	spawn := func(now float64, chain, dials uint8) {
 		n := 0
 		for _, id := range known {
@@ -336,6 +343,7 @@ func (sp *kadSpace) walk(self, key uint64, rng *rand.Rand) kadWalk {
 				}
 				inflight = append(inflight, walkEvent{at: now + 1 + 0.2*rng.Float64(), peer: id})
 				n++
+				sent++
 			}
 		}
 	}
@@ -372,7 +380,7 @@ func (sp *kadSpace) walk(self, key uint64, rng *rand.Rand) kadWalk {
 		pe := peers[ev.peer]
 		pe.state = queried
 		if pe.holder && w.hops == math.MaxUint8 {
-			w.hops, w.dials = pe.chain, pe.dials
+			w.hops, w.dials, w.rpcs = pe.chain, pe.dials, sat8(sent)
 		}
 		for _, id := range sp.nearest(ev.peer, key, p.k) {
 			add(id, pe.chain, pe.dials, false)
@@ -384,30 +392,32 @@ func (sp *kadSpace) walk(self, key uint64, rng *rand.Rand) kadWalk {
 		spawn(ev.at, pe.chain, pe.dials)
 	}
 	// The follow-up: the k closest not yet answered, all at once.
-	follow, extra := false, uint8(0)
+	var follow, extra uint8
 	for i, id := range known {
 		if i >= p.k {
 			break
 		}
 		if pe := peers[id]; pe.state != queried {
-			follow = true
+			follow++
 			if !pe.inRT {
 				extra = 1
 			}
 			if pe.holder && w.hops == math.MaxUint8 {
-				w.hops, w.dials = lastChain+1, lastDials+extra
+				w.hops, w.dials, w.rpcs = lastChain+1, lastDials+extra, sat8(sent+int(follow))
 			}
 		}
 	}
-	w.end, w.endDials = lastChain, lastDials
-	if follow {
+	w.end, w.endDials, w.follow, w.endRPCs = lastChain, lastDials, follow, sat8(sent+int(follow))
+	if follow > 0 {
 		w.end, w.endDials = lastChain+1, lastDials+extra
 	}
 	if w.hops == math.MaxUint8 { // no holder answered: as a lookup to its end
-		w.hops, w.dials = w.end, w.endDials
+		w.hops, w.dials, w.rpcs = w.end, w.endDials, w.endRPCs
 	}
 	return w
 }
+
+func sat8(n int) uint8 { return uint8(min(n, math.MaxUint8)) }
 
 // meanHops returns the mean hops to the first holder and to the end.
 func (m *kadModel) meanHops() (first, end float64) {
@@ -417,4 +427,23 @@ func (m *kadModel) meanHops() (first, end float64) {
 	}
 	n := float64(len(m.walks))
 	return first / n, end / n
+}
+
+// KadHops returns the mean round trips to the first holder of a key's
+// records of a lookup among n DHT servers with kad-dht's defaults, from a
+// requester that is one of them (server) or a client.
+func KadHops(n int, server bool) float64 {
+	first, _ := kadFor(n, kadParams{k: DefaultK, alpha: DefaultAlpha, beta: DefaultBeta}, server).meanHops()
+	return first
+}
+
+// KadRPCs returns the mean queries a lookup among n DHT servers sends until
+// the first holder answered, and until its end.
+func KadRPCs(n int, server bool) (first, end float64) {
+	m := kadFor(n, kadParams{k: DefaultK, alpha: DefaultAlpha, beta: DefaultBeta}, server)
+	for _, w := range m.walks {
+		first += float64(w.rpcs)
+		end += float64(w.endRPCs)
+	}
+	return first / float64(len(m.walks)), end / float64(len(m.walks))
 }

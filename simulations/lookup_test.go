@@ -122,7 +122,7 @@ func TestLookupCache(t *testing.T) {
 // the end; each hop a round trip and the servers' service.
 func TestLookupTime(t *testing.T) {
 	s := lookupSim(t, 0)
-	s.sc.Discovery.HopService = time.Millisecond
+	s.sc.Discovery.HopService = Cost{Mean: time.Millisecond}
 	var key protocol.FacetKey
 	for k, ps := range s.index {
 		if len(ps) >= 2 {
@@ -148,8 +148,8 @@ func TestLookupTime(t *testing.T) {
 func TestProviderQueue(t *testing.T) {
 	s := lookupSim(t, 3)
 	s.connects = false
-	s.sc.Classes[0].ServiceTime = 10 * time.Millisecond
-	s.sc.Classes[0].LeaseTime = 30 * time.Millisecond
+	s.sc.Classes[0].ServiceTime = Cost{Mean: 10 * time.Millisecond}
+	s.sc.Classes[0].LeaseTime = Cost{Mean: 30 * time.Millisecond}
 	r := &s.requesters[0]
 	req := scheduler.Request{ExpiresAt: time.Unix(0, int64(time.Minute))}
 	s.send(0, r, "p0", scheduler.RequestOffer{Provider: "p0", Request: req})
@@ -170,6 +170,83 @@ func TestProviderQueue(t *testing.T) {
 	for i := range at {
 		if at[i] != want[i] {
 			t.Errorf("ask %d answered at %v, want %v", i, at[i], want[i])
+		}
+	}
+}
+
+// TestRequesterStore: a requester's writes share bbolt's batches: a write
+// opens one that commits batch_delay later and is synced after sync, the
+// lease waits for the batch its write joins, and batches commit one at a
+// time.
+func TestRequesterStore(t *testing.T) {
+	s := lookupSim(t, 1)
+	s.sc.Requesters.BatchDelay = 2 * time.Millisecond
+	s.sc.Requesters.Sync = Cost{Mean: time.Millisecond}
+	r := &s.requesters[0]
+	if done := s.write(r); done != int64(3*time.Millisecond) {
+		t.Fatalf("a write at 0: synced at %v, want 3ms", time.Duration(done))
+	}
+	s.now = int64(500 * time.Microsecond)
+	if done := s.write(r); done != int64(3*time.Millisecond) {
+		t.Fatalf("a write at 0.5 ms joins the open batch: synced at %v, want 3ms", time.Duration(done))
+	}
+	s.now = int64(2500 * time.Microsecond) // the first batch is committing
+	if done := s.write(r); done != int64(5500*time.Microsecond) {
+		t.Fatalf("a write at 2.5 ms: synced at %v, want its own batch at 4.5 ms, then 1 ms", time.Duration(done))
+	}
+	s.connects = false
+	s.now = int64(3 * time.Millisecond)
+	s.send(0, r, "p0", scheduler.SendLease{Provider: "p0"})
+	for _, e := range s.q.h {
+		if e.kind == evToProv && e.at != int64(5500*time.Microsecond+500*time.Microsecond) {
+			t.Errorf("the lease reached its provider at %v, want once its write synced (5.5 ms) and half a round trip", time.Duration(e.at))
+		}
+	}
+}
+
+// TestCostDraws: a quantile cost draws within its quantiles, with their
+// mean; a lognormal one has its mean.
+func TestCostDraws(t *testing.T) {
+	s := lookupSim(t, 0)
+	q := QuantileCost([]time.Duration{time.Millisecond, 2 * time.Millisecond, 10 * time.Millisecond})
+	if q.Mean != 3750*time.Microsecond {
+		t.Fatalf("mean of the quantiles %v, want 3.75ms", q.Mean)
+	}
+	var sum, lsum float64
+	const n = 20000
+	for range n {
+		d := s.cost(q)
+		if d < int64(time.Millisecond) || d > int64(10*time.Millisecond) {
+			t.Fatalf("draw %v outside the quantiles", time.Duration(d))
+		}
+		sum += float64(d)
+		lsum += float64(s.cost(Cost{Mean: 2 * time.Millisecond, Sigma: 0.8}))
+	}
+	if m := sum / n; m < 3.6e6 || m > 3.9e6 {
+		t.Errorf("mean of quantile draws %v, want about 3.75ms", time.Duration(m))
+	}
+	if m := lsum / n; m < 1.9e6 || m > 2.1e6 {
+		t.Errorf("mean of lognormal draws %v, want about 2ms", time.Duration(m))
+	}
+}
+
+// TestSequentialArrivals: a sequential workload submits each job once the
+// last has ended.
+func TestSequentialArrivals(t *testing.T) {
+	sc := equalFederation(4)
+	sc.Workload.Jobs = 20
+	sc.Workload.Arrivals = Arrivals{Process: "sequential"}
+	sc.Workload.Duration = Dist{Kind: "fixed", Mean: 50 * time.Millisecond}
+	r, err := Run(sc, nil, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Jobs) != 20 {
+		t.Fatalf("%d jobs, want 20", len(r.Jobs))
+	}
+	for i := 1; i < len(r.Jobs); i++ {
+		if r.Jobs[i].Submitted != r.Jobs[i-1].Ended {
+			t.Fatalf("job %d submitted at %v, the last ended at %v", i, r.Jobs[i].Submitted, r.Jobs[i-1].Ended)
 		}
 	}
 }

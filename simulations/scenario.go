@@ -71,12 +71,12 @@ type Discovery struct {
 	Requesters string
 	// HopService is a DHT server's time to answer one GET_PROVIDERS, beyond
 	// the round trip. Default 0.
-	HopService time.Duration
+	HopService Cost
 	// Dial is the time a new connection costs before its first exchange
 	// (handshake, security, muxer, identify), beyond DialRoundTrips round
 	// trips; it is paid by a requester's first exchange with a peer it is
 	// not connected to. Defaults 0 and 2 (QUIC's handshake, then identify).
-	Dial           time.Duration
+	Dial           Cost
 	DialRoundTrips int
 	// RecordTTL is how long a departed provider's records stay findable.
 	// Default scheduler.DefaultProvideValidity (10m), the daemon's provider
@@ -118,11 +118,49 @@ const DefaultDeadFor = scheduler.DefaultDeadFor
 type Requesters struct {
 	Count   int // default 1
 	Regions Weights
-	// ServiceTime is the requester's own time before each lease leaves it:
-	// the lease signed, and the job's record synced first (the daemon's
-	// order). Default 0.
-	ServiceTime time.Duration
+	// Sync is the time a commit of the requester's store takes (its fsync),
+	// and BatchDelay how long a write waits for others to share its commit
+	// (bbolt's batches; the daemon's store.MaxBatchDelay, 2 ms). A requester
+	// writes each job's record at its submission, and again before each of
+	// its leases leaves (the daemon's order): a lease waits for that write.
+	// Defaults 0 and 2 ms.
+	Sync       Cost
+	BatchDelay time.Duration
+	// Overhead is the requester's own work on a placement's path that no
+	// exchange measures (its placement's steps, the lease's signature, its
+	// goroutines' hand-offs), paid before each lease leaves. Default 0.
+	Overhead Cost
 }
+
+// Cost is the time a piece of work takes: Mean; or with Sigma a lognormal
+// draw of that mean and shape; or, with Quantiles, a draw from the
+// distribution they cut into equal shares (deciles of measured times, say,
+// interpolated between), as measured times with their tails are.
+type Cost struct {
+	Mean      time.Duration
+	Sigma     float64
+	Quantiles []time.Duration
+}
+
+// QuantileCost is the Cost drawn from quantiles that cut a distribution
+// into equal shares, lowest first; its Mean is theirs, interpolated.
+func QuantileCost(q []time.Duration) Cost {
+	c := Cost{Quantiles: q}
+	if len(q) == 1 {
+		c.Mean = q[0]
+	}
+	if len(q) > 1 {
+		var sum time.Duration
+		for i := 1; i < len(q); i++ {
+			sum += (q[i-1] + q[i]) / 2
+		}
+		c.Mean = sum / time.Duration(len(q)-1)
+	}
+	return c
+}
+
+// isZero says whether the cost is nothing at all.
+func (c Cost) isZero() bool { return c.Mean == 0 && len(c.Quantiles) == 0 }
 
 // Weight is a name with a relative weight.
 type Weight struct {
@@ -160,8 +198,8 @@ type Class struct {
 	// (its quote signed, the stream's work), and LeaseTime a lease (checked,
 	// committed and synced). A provider answers them one at a time, in the
 	// order they were sent. Default 0, and ServiceTime for LeaseTime.
-	ServiceTime time.Duration
-	LeaseTime   time.Duration
+	ServiceTime Cost
+	LeaseTime   Cost
 	// StartDelay is the time from a lease accepted to the run started
 	// (module fetch and compile). Default 0.
 	StartDelay time.Duration
@@ -184,6 +222,10 @@ type Churn struct {
 // DefaultFastDowntime is the mean downtime of a fast restart: uniform on
 // [0, 1s], the time a supervisor takes to start a killed daemon again.
 const DefaultFastDowntime = 500 * time.Millisecond
+
+// DefaultBatchDelay is how long a requester's write waits for others to
+// share its commit: the daemon's store.MaxBatchDelay.
+const DefaultBatchDelay = 2 * time.Millisecond
 
 // Workload is the jobs customers submit.
 type Workload struct {

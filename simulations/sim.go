@@ -54,7 +54,7 @@ type sim struct {
 	events   uint64
 	progress Progress
 
-	net, disc, work, arrive, churn, place, dials *rand.Rand
+	net, disc, work, arrive, churn, place, dials, svc *rand.Rand
 
 	regions    []string
 	classes    []classState
@@ -145,6 +145,9 @@ type requester struct {
 	// conns are the providers it has a connection to, and when each was
 	// last used, as libp2p's connection manager keeps them.
 	conns map[int32]int64
+	// Its store's batch of writes: the open one commits at batchEnd and is
+	// synced at batchDone; the writer is free again at writerFree.
+	batchEnd, batchDone, writerFree int64
 	// dead is the requester's negative cache, as the daemon's: providers
 	// that did not answer an offer request or a lease, left out of every
 	// placement's candidates until the time held.
@@ -208,6 +211,7 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	s.churn = stream(seed, "churn")
 	s.place = stream(seed, "placement")
 	s.dials = stream(seed, "connections")
+	s.svc = stream(seed, "service")
 	s.regions = s.sc.Network.Regions
 	s.index = map[protocol.FacetKey][]int32{}
 
@@ -226,7 +230,7 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	}
 	s.buildRequesters()
 	d := &s.sc.Discovery
-	s.connects = d.Dial > 0 || d.DialRoundTrips > 0
+	s.connects = !d.Dial.isZero() || d.DialRoundTrips > 0
 	if err := s.setRate(); err != nil {
 		return nil, err
 	}
@@ -379,7 +383,7 @@ func (s *sim) setRate() error {
 		}
 		s.rate = a.Load * cpu / (sum / wsum * mean)
 	}
-	if s.rate <= 0 && len(s.sc.Workload.Trace) == 0 {
+	if s.rate <= 0 && len(s.sc.Workload.Trace) == 0 && a.Process != "sequential" {
 		return fmt.Errorf("workload: no arrival rate")
 	}
 	return nil
@@ -492,6 +496,7 @@ func (s *sim) onArrive() {
 		s.scheduleArrival()
 		return
 	}
+	s.write(&s.requesters[r]) // the job's record, beside its placement
 	cfg := s.cfg
 	if !s.uniform {
 		cfg.Book = s.requesters[r].book // the baselines draw uniformly
@@ -500,6 +505,14 @@ func (s *sim) onArrive() {
 		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.step(int32(id), scheduler.Start{})
 	s.scheduleArrival()
+}
+
+// nextInTurn brings the next job of a sequential workload: one submitted
+// once the last has ended, as a benchmark's loop submits them.
+func (s *sim) nextInTurn() {
+	if s.sc.Workload.Arrivals.Process == "sequential" && len(s.sc.Workload.Trace) == 0 {
+		s.q.push(event{at: s.now, kind: evArrive})
+	}
 }
 
 func (s *sim) scheduleArrival() {
@@ -513,6 +526,9 @@ func (s *sim) scheduleArrival() {
 	}
 	a := &w.Arrivals
 	at := s.now
+	if a.Process == "sequential" {
+		return // the next arrives when this one ends (nextInTurn)
+	}
 	if a.Process == "steady" {
 		s.q.push(event{at: at + int64(float64(time.Second)/s.rate), kind: evArrive})
 		return
@@ -564,12 +580,17 @@ func (s *sim) deliver(id int32, ev scheduler.Event) {
 		s.markAlive(r, m.Provider)
 	case scheduler.LeaseAccepted:
 		s.markAlive(r, m.Provider)
+		s.write(r) // the job's status, saved behind
 	case scheduler.LeaseRejected:
 		s.markAlive(r, m.Provider)
 	case scheduler.CandidatesFound:
 		m.Peers = s.filterDead(r, m.Peers)
 		ev = m
 	case scheduler.ResultReceived:
+		// The receipt and its countersignature synced before the
+		// countersignature is sent, behind the job (the provider's
+		// acknowledgement, recorded a round trip later, is left out).
+		s.write(r)
 		j := &s.jobs[id]
 		j.runLost = m.Code == pb.Code_CODE_RUN_LOST
 		defer func() { j.runLost = false }()
@@ -686,6 +707,7 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 			j.loss = -1
 		}
 		j.live = 0
+		s.write(&s.requesters[j.requester]) // its end, saved behind
 		rec.Ended = time.Duration(s.now)
 		rec.Reason = st.Reason
 		if st.State != scheduler.JobSucceeded {
@@ -694,6 +716,7 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 		j.p = nil
 		s.active--
 		s.ended++
+		s.nextInTurn()
 		s.maybeStop()
 	}
 }
@@ -834,7 +857,7 @@ func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 	pv := &s.providers[p]
 	at := s.now
 	if _, ok := a.(scheduler.SendLease); ok {
-		at += int64(s.sc.Requesters.ServiceTime) // signed, and the job's record synced first
+		at = s.write(r) + s.cost(s.sc.Requesters.Overhead) // the job's record, with the lease's epoch, synced first
 	}
 	at += s.connect(r, int32(p))
 	d, lost := s.oneWay(r.region, pv.region)
@@ -848,10 +871,10 @@ func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 		// the order they were sent.
 		c := &s.sc.Classes[pv.class]
 		service := c.ServiceTime
-		if _, ok := a.(scheduler.SendLease); ok {
-			service = cmp.Or(c.LeaseTime, c.ServiceTime)
+		if _, ok := a.(scheduler.SendLease); ok && !c.LeaseTime.isZero() {
+			service = c.LeaseTime
 		}
-		at = max(at, pv.serving) + int64(service)
+		at = max(at, pv.serving) + s.cost(service)
 		pv.serving = at
 	}
 	s.q.push(event{at: at, kind: evToProv, job: id, prov: int32(p), id: uint64(deadline), msg: a})
@@ -900,7 +923,48 @@ func (s *sim) connect(r *requester, p int32) int64 {
 		return 0
 	}
 	d := &s.sc.Discovery
-	return int64(d.Dial) + int64(d.DialRoundTrips)*int64(s.sc.Network.RTT[r.region][s.providers[p].region])
+	return s.cost(d.Dial) + int64(d.DialRoundTrips)*int64(s.sc.Network.RTT[r.region][s.providers[p].region])
+}
+
+// cost draws the time a piece of work takes.
+func (s *sim) cost(c Cost) int64 {
+	if q := c.Quantiles; len(q) > 0 {
+		x := s.svc.Float64() * float64(len(q)-1)
+		i := int(x)
+		if i >= len(q)-1 {
+			return int64(q[len(q)-1])
+		}
+		return int64(q[i]) + int64((x-float64(i))*float64(q[i+1]-q[i]))
+	}
+	if c.Sigma == 0 || c.Mean == 0 {
+		return int64(c.Mean)
+	}
+	return int64(math.Exp(math.Log(float64(c.Mean)) - c.Sigma*c.Sigma/2 + c.Sigma*s.svc.NormFloat64()))
+}
+
+// storeModelled says whether the requesters' store takes time.
+func (s *sim) storeModelled() bool {
+	rq := &s.sc.Requesters
+	return rq.BatchDelay > 0 || !rq.Sync.isZero()
+}
+
+// write is a write to r's store now (bbolt's Batch): it joins the open
+// batch, or opens one that commits BatchDelay later, once the writer is
+// free; it returns when the write is synced. The requester writes each job
+// at its submission, before each lease (which waits for it), at each lease
+// accepted and at the job's end (statuses saved behind), and the receipt at
+// its result, then its delivery.
+func (s *sim) write(r *requester) int64 {
+	rq := &s.sc.Requesters
+	if !s.storeModelled() {
+		return s.now
+	}
+	if s.now >= r.batchEnd {
+		r.batchEnd = s.now + int64(rq.BatchDelay)
+		r.batchDone = max(r.batchEnd, r.writerFree) + s.cost(rq.Sync)
+		r.writerFree = r.batchDone
+	}
+	return r.batchDone
 }
 
 // noAnswer tells a job's requester, at the deadline of an ask (0 for a
@@ -1057,9 +1121,18 @@ func (s *sim) walk(r *requester, k protocol.FacetKey, want, need int, grace time
 	disc := &s.sc.Discovery
 	for i := range hops {
 		rtt := int64(s.sc.Network.RTT[r.region][s.providers[s.disc.IntN(n)].region])
-		d += rtt + int64(disc.HopService)
+		hop := rtt + s.cost(disc.HopService)
+		if complete && i == hops-1 && w.follow > 0 {
+			// The follow-up: its queries all in flight at once, the
+			// lookup ends with the slowest.
+			for range int(w.follow) - 1 {
+				rtt := int64(s.sc.Network.RTT[r.region][s.providers[s.disc.IntN(n)].region])
+				hop = max(hop, rtt+s.cost(disc.HopService))
+			}
+		}
+		d += hop
 		if i < dials {
-			d += int64(disc.Dial) + int64(disc.DialRoundTrips)*rtt
+			d += s.cost(disc.Dial) + int64(disc.DialRoundTrips)*rtt
 		}
 	}
 	if found && len(peers) <= want {
