@@ -11,7 +11,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 EXAMPLES := hello sieve wordfreq escape fsprobe
 
 .DEFAULT_GOAL := help
-.PHONY: help build examples examples-check run test leakcheck lint fuzz abuse conformance bench simbench crash queue chaos proto check netns-test
+.PHONY: help build examples examples-check run test leakcheck lint fuzz abuse conformance bench validate simbench crash queue chaos proto check netns-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ conformance: ## the conformance kit's suites against a devnet's provider and req
 bench: build ## cuivre bench (about 2 minutes; the table, and every figure in bench.json), then the Go benchmarks
 	$(BIN) bench --out bench.json
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+validate: build ## devnets of 20, 50 and 100 providers, cold and warm, against the simulator's devnet scenarios (about 6 minutes; every measure in validate.json)
+	$(BIN) bench validate --out validate.json
+	$(BIN) bench validate --measured validate.json --calibrate 20 | tail -8
+	@echo "(the last table: every simulation given the 20-provider devnet's costs)"
 
 simbench: build ## the simulator's goal: 10^5 providers and 10^6 jobs (about 4 minutes)
 	$(BIN) sim run simulations/scenarios/large.yaml --runs 1 --parallel 1 --out results/large

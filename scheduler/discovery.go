@@ -26,6 +26,27 @@ const (
 	// LeaseAnswerWait is how long a requester waits for a provider's
 	// answer to a lease before it takes the provider for dead.
 	LeaseAnswerWait = 5 * time.Second
+
+	// The requester's cache of lookups (node/requester/lookup.go), which
+	// the simulator models by the same rules.
+	//
+	// LookupGrace is how long a lookup a placement waits for goes on once
+	// it has found what the placement needs, and RefreshGrace the same for
+	// a refresh behind the cache, which may gather the records of a few
+	// more peers.
+	LookupGrace  = 2 * time.Millisecond
+	RefreshGrace = 10 * time.Millisecond
+	// CandidateStaleFor is how long past its TTL a cached answer may still
+	// be served while one lookup refreshes it.
+	CandidateStaleFor = time.Minute
+	// EmptyCandidateTTL is how long an empty answer (a lookup that ran to
+	// its end and found no one) is kept: long enough to spare a
+	// placement's widening lookups of empty shards, short enough that a
+	// provider announcing itself is seen by the next attempt but one.
+	EmptyCandidateTTL = time.Second
+	// MaxCandidateKeys bounds the keys the cache holds: past it, it starts
+	// afresh.
+	MaxCandidateKeys = 10_000
 )
 
 // Label keys that have a facet in the DHT (SPEC 4.2).

@@ -319,7 +319,11 @@ func (s *sim) omniLease(id int32, pi int32) bool {
 // after the lease timeout, as a requester does; the provider answers a
 // repeated lease at once.
 func (s *sim) omniExchange(req int16, p *provider) (arrive, ack int64) {
-	service := int64(s.sc.Classes[p.class].ServiceTime)
+	c := &s.sc.Classes[p.class]
+	service := int64(c.ServiceTime.Mean)
+	if !c.LeaseTime.isZero() {
+		service = int64(c.LeaseTime.Mean)
+	}
 	arrive = -1
 	for t := int64(0); ; t += int64(s.cfg.LeaseTimeout) {
 		d, lost := s.oneWay(req, p.region)
@@ -480,6 +484,7 @@ func (s *sim) omniFinish(id int32, st scheduler.JobState, code scheduler.Reason,
 	j.o, j.live = nil, 0
 	s.active--
 	s.ended++
+	s.nextInTurn()
 	s.maybeStop()
 }
 

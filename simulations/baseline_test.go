@@ -104,7 +104,7 @@ func twoProviders(trace []TraceJob) *Scenario {
 	return &Scenario{
 		Name: "two", Seed: 1, Duration: time.Minute, Drain: 10 * time.Minute, SampleEvery: time.Second,
 		Network:   Network{Regions: []string{"lo"}, RTT: [][]time.Duration{{2 * time.Millisecond}}},
-		Discovery: Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
+		Discovery: Discovery{RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
 		Scheduler: Scheduler{PolicyName: "balanced", Placement: PlacementOmniscient,
 			Config: scheduler.Config{PlacementTimeout: 30 * time.Second}},
 		Requesters: Requesters{Count: 1, Regions: Weights{{"lo", 1}}},

@@ -22,7 +22,7 @@ func loopback(rate float64, runFor time.Duration, churn Churn) *Scenario {
 		Drain:       10 * time.Minute,
 		SampleEvery: 10 * time.Second,
 		Network:     Network{Regions: []string{"lo"}, RTT: [][]time.Duration{{time.Millisecond}}, Jitter: 0.5},
-		Discovery:   Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
+		Discovery:   Discovery{RecordTTL: 10 * time.Minute, CacheTTL: 10 * time.Second},
 		Scheduler: Scheduler{PolicyName: "balanced", Config: scheduler.Config{
 			HeartbeatInterval: 500 * time.Millisecond, MissedHeartbeats: 3, PlacementTimeout: 2 * time.Minute,
 		}},
@@ -31,7 +31,7 @@ func loopback(rate float64, runFor time.Duration, churn Churn) *Scenario {
 			Name: "daemon", Count: 10, Regions: Weights{{"lo", 1}},
 			Capacity:    scheduler.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30},
 			Pricing:     scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 10_000}},
-			ServiceTime: 400 * time.Microsecond,
+			ServiceTime: Cost{Mean: 400 * time.Microsecond},
 			Churn:       churn,
 		}},
 		Workload: Workload{

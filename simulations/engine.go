@@ -24,6 +24,7 @@ const (
 	evRewatch                    // a requester watches a lease again after its stream broke (id = epoch, inc = its incarnation, msg = lease ID)
 	evNoAnswer                   // an offer request or a lease went unanswered until its deadline
 	evDeadline                   // a job's placement deadline, for the omniscient scheduler's queue
+	evLookup                     // a DHT lookup ends (job: the job that started it, or -1; prov: the requester; msg: *lookupRun)
 )
 
 // event is one entry of the queue. at and seq order it: events at the same

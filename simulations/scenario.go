@@ -60,13 +60,27 @@ type Network struct {
 	Loss float64
 }
 
-// Discovery is the DHT model: provider records by facet and shard, found in
-// ceil(log2(N) / BitsPerHop) sequential hops of one round trip each.
+// Discovery is the DHT model: provider records by facet and shard, found by
+// lookups walked as go-libp2p-kad-dht walks them (kad.go), cached by each
+// requester by the daemon's rules.
 type Discovery struct {
-	// BitsPerHop is how many bits of the key space one hop of a lookup
-	// resolves. Default 3 (see docs/SIMULATOR.md for how it maps to
-	// kad-dht).
-	BitsPerHop float64
+	// K, Alpha and Beta are kad-dht's bucket size (and the replication of
+	// records), its concurrency and its resiliency. Defaults 20, 10 and 3,
+	// kad-dht's.
+	K, Alpha, Beta int
+	// Requesters says whether the requesters are DHT servers ("server": in
+	// the routing tables, holding records as any server) or clients
+	// ("client", the default: a node of role requester, SPEC 4.1).
+	Requesters string
+	// HopService is a DHT server's time to answer one GET_PROVIDERS, beyond
+	// the round trip. Default 0.
+	HopService Cost
+	// Dial is the time a new connection costs before its first exchange
+	// (handshake, security, muxer, identify), beyond DialRoundTrips round
+	// trips; it is paid by a requester's first exchange with a peer it is
+	// not connected to. Defaults 0 and 2 (QUIC's handshake, then identify).
+	Dial           Cost
+	DialRoundTrips int
 	// RecordTTL is how long a departed provider's records stay findable.
 	// Default scheduler.DefaultProvideValidity (10m), the daemon's provider
 	// record validity.
@@ -75,6 +89,12 @@ type Discovery struct {
 	// scheduler.DefaultCandidateTTL (10s), as the daemon.
 	CacheTTL time.Duration
 }
+
+// DHT modes of the requesters.
+const (
+	ModeClient = "client"
+	ModeServer = "server"
+)
 
 // Scheduler is the requesters' placement config, handed to the scheduler as
 // is; PolicyName is resolved with scheduler.PolicyByName.
@@ -101,7 +121,49 @@ const DefaultDeadFor = scheduler.DefaultDeadFor
 type Requesters struct {
 	Count   int // default 1
 	Regions Weights
+	// Sync is the time a commit of the requester's store takes (its fsync),
+	// and BatchDelay how long a write waits for others to share its commit
+	// (bbolt's batches; the daemon's store.MaxBatchDelay, 2 ms). A requester
+	// writes each job's record at its submission, and again before each of
+	// its leases leaves (the daemon's order): a lease waits for that write.
+	// Defaults 0 and 2 ms.
+	Sync       Cost
+	BatchDelay time.Duration
+	// Overhead is the requester's own work on a placement's path that no
+	// exchange measures (its placement's steps, the lease's signature, its
+	// goroutines' hand-offs), paid before each lease leaves. Default 0.
+	Overhead Cost
 }
+
+// Cost is the time a piece of work takes: Mean; or with Sigma a lognormal
+// draw of that mean and shape; or, with Quantiles, a draw from the
+// distribution they cut into equal shares (deciles of measured times, say,
+// interpolated between), as measured times with their tails are.
+type Cost struct {
+	Mean      time.Duration
+	Sigma     float64
+	Quantiles []time.Duration
+}
+
+// QuantileCost is the Cost drawn from quantiles that cut a distribution
+// into equal shares, lowest first; its Mean is theirs, interpolated.
+func QuantileCost(q []time.Duration) Cost {
+	c := Cost{Quantiles: q}
+	if len(q) == 1 {
+		c.Mean = q[0]
+	}
+	if len(q) > 1 {
+		var sum time.Duration
+		for i := 1; i < len(q); i++ {
+			sum += (q[i-1] + q[i]) / 2
+		}
+		c.Mean = sum / time.Duration(len(q)-1)
+	}
+	return c
+}
+
+// isZero says whether the cost is nothing at all.
+func (c Cost) isZero() bool { return c.Mean == 0 && len(c.Quantiles) == 0 }
 
 // Weight is a name with a relative weight.
 type Weight struct {
@@ -136,8 +198,11 @@ type Class struct {
 	// the rest from the subsidy. Default 0.
 	Subsidy float64
 	// ServiceTime is how long the provider takes to answer an offer request
-	// or a lease (signing, the store's fsync). Default 0.
-	ServiceTime time.Duration
+	// (its quote signed, the stream's work), and LeaseTime a lease (checked,
+	// committed and synced). A provider answers them one at a time, in the
+	// order they were sent. Default 0, and ServiceTime for LeaseTime.
+	ServiceTime Cost
+	LeaseTime   Cost
 	// StartDelay is the time from a lease accepted to the run started
 	// (module fetch and compile). Default 0.
 	StartDelay time.Duration
@@ -160,6 +225,10 @@ type Churn struct {
 // DefaultFastDowntime is the mean downtime of a fast restart: uniform on
 // [0, 1s], the time a supervisor takes to start a killed daemon again.
 const DefaultFastDowntime = 500 * time.Millisecond
+
+// DefaultBatchDelay is how long a requester's write waits for others to
+// share its commit: the daemon's store.MaxBatchDelay.
+const DefaultBatchDelay = 2 * time.Millisecond
 
 // Workload is the jobs customers submit.
 type Workload struct {

@@ -37,7 +37,7 @@ const (
 
 // The names a scenario may use for an arrival process and a distribution.
 var (
-	arrivalProcesses = []string{"poisson", "bursty", "steady"}
+	arrivalProcesses = []string{"poisson", "bursty", "steady", "sequential"}
 	distKinds        = []string{"exponential", "fixed", "uniform", "lognormal"}
 )
 
@@ -170,6 +170,8 @@ type scenarioParser struct {
 	badCapacity bool // a class's capacity
 	badCurrency bool // a class's currency
 	hasTrace    bool
+	dialSet     bool // discovery.dial_round_trips was given
+	batchSet    bool // requesters.batch_delay was given
 }
 
 func (p *scenarioParser) fail(at *yaml.Node, path, format string, args ...any) {
@@ -324,6 +326,50 @@ func (p *scenarioParser) name(at, v *yaml.Node, path, what, example string) (str
 
 func (p *scenarioParser) durField(name string, dst *time.Duration, zeroOK bool) field {
 	return field{Name: name, Read: func(at, v *yaml.Node, path string) { *dst, _ = p.duration(at, v, path, zeroOK) }}
+}
+
+// costField reads a Cost: a duration (0 allowed); {mean: 2ms, sigma: 0.8}
+// for a lognormal of that mean and shape; or {quantiles: [0.3ms, 0.5ms,
+// ..., 12ms]}, at least two non-decreasing durations that cut the
+// distribution into equal shares (deciles: eleven, minimum to maximum).
+func (p *scenarioParser) costField(name string, dst *Cost) field {
+	return field{Name: name, Read: func(at, v *yaml.Node, path string) {
+		if v.Kind != yaml.MappingNode {
+			dst.Mean, _ = p.duration(at, v, path, true)
+			return
+		}
+		var qAt *yaml.Node
+		present := p.Object(at, v, path,
+			p.durField("mean", &dst.Mean, true),
+			p.posField("sigma", &dst.Sigma),
+			field{Name: "quantiles", Read: func(at, v *yaml.Node, path string) {
+				qAt = at
+				if v.Kind != yaml.SequenceNode || len(v.Content) < 2 {
+					p.fail(at, path, "want a list of at least two durations, such as [0.3ms, 0.5ms, 2ms]")
+					return
+				}
+				for i, item := range v.Content {
+					d, ok := p.duration(item, item, fmt.Sprintf("%s[%d]", path, i), true)
+					if !ok {
+						return
+					}
+					if n := len(dst.Quantiles); n > 0 && d < dst.Quantiles[n-1] {
+						p.fail(item, fmt.Sprintf("%s[%d]", path, i), "%s is below the quantile before it: give them in increasing order", d)
+						return
+					}
+					dst.Quantiles = append(dst.Quantiles, d)
+				}
+			}})
+		switch {
+		case present == nil:
+		case qAt != nil && (present["mean"] != nil || present["sigma"] != nil):
+			p.fail(qAt, path+".quantiles", "a distribution is its quantiles, or a mean and a sigma: not both")
+		case qAt == nil && present["mean"] == nil:
+			p.fail(at, path+".mean", "missing: give the mean time, such as 2ms, or quantiles")
+		case len(dst.Quantiles) > 0:
+			*dst = QuantileCost(dst.Quantiles)
+		}
+	}}
 }
 
 func (p *scenarioParser) intField(name string, dst *int, lo, hi int64) field {
@@ -533,17 +579,28 @@ func (p *scenarioParser) scenario(root *yaml.Node) {
 		field{Name: "network", Read: p.network},
 		field{Name: "discovery", Read: func(at, v *yaml.Node, path string) {
 			d := &s.Discovery
-			p.Object(at, v, path,
-				p.posField("bits_per_hop", &d.BitsPerHop),
+			present := p.Object(at, v, path,
+				p.intField("k", &d.K, 1, 1000),
+				p.intField("alpha", &d.Alpha, 1, 1000),
+				p.intField("beta", &d.Beta, 1, 1000),
+				p.oneOf("requesters", &d.Requesters, []string{ModeClient, ModeServer}),
+				p.costField("hop_service", &d.HopService),
+				p.costField("dial", &d.Dial),
+				p.intField("dial_round_trips", &d.DialRoundTrips, 0, 100),
 				p.durField("record_ttl", &d.RecordTTL, false),
 				p.durField("cache_ttl", &d.CacheTTL, false))
+			p.dialSet = present["dial_round_trips"] != nil
 		}},
 		field{Name: "scheduler", Read: p.scheduler},
 		field{Name: "requesters", Read: func(at, v *yaml.Node, path string) {
 			r := &s.Requesters
-			p.Object(at, v, path,
+			present := p.Object(at, v, path,
 				p.intField("count", &r.Count, 1, maxCount),
-				field{Name: "regions", Read: func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }})
+				field{Name: "regions", Read: func(at, v *yaml.Node, path string) { r.Regions = p.weights(at, v, path) }},
+				p.costField("sync", &r.Sync),
+				p.costField("overhead", &r.Overhead),
+				p.durField("batch_delay", &r.BatchDelay, true))
+			p.batchSet = present["batch_delay"] != nil
 		}},
 		field{Name: "classes", Read: p.classes},
 		field{Name: "workload", Read: p.workload},
@@ -763,7 +820,8 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 		}},
 		field{Name: "pricing", Read: func(at, v *yaml.Node, path string) { c.Pricing = p.pricing(at, v, path) }},
 		p.fracField("subsidy", &c.Subsidy),
-		p.durField("service_time", &c.ServiceTime, true),
+		p.costField("service_time", &c.ServiceTime),
+		p.costField("lease_time", &c.LeaseTime),
 		p.durField("start_delay", &c.StartDelay, true),
 		field{Name: "churn", Read: func(at, v *yaml.Node, path string) {
 			ch := &c.Churn
@@ -968,9 +1026,11 @@ func (p *scenarioParser) workload(at, v *yaml.Node, path string) {
 	} else if arrivals != nil {
 		k := present["arrivals"]
 		switch {
+		case w.Arrivals.Process == "sequential" && (arrivals["rate"] != nil || arrivals["load"] != nil):
+			p.fail(k, path+".arrivals", "a sequential workload submits each job once the last has ended: remove the rate or load")
 		case arrivals["rate"] != nil && arrivals["load"] != nil:
 			p.fail(k, path+".arrivals", "both a rate and a load: give one")
-		case arrivals["rate"] == nil && arrivals["load"] == nil:
+		case arrivals["rate"] == nil && arrivals["load"] == nil && w.Arrivals.Process != "sequential":
 			p.fail(k, path+".arrivals", "neither a rate nor a load: give a rate (jobs per second) or a load (a fraction of the federation's CPU)")
 		}
 	}
@@ -1243,8 +1303,10 @@ func (p *scenarioParser) defaults() {
 		s.SampleEvery = max(time.Second, s.Duration/200)
 	}
 	d := &s.Discovery
-	if d.BitsPerHop == 0 {
-		d.BitsPerHop = 3
+	d.K, d.Alpha, d.Beta = cmp.Or(d.K, DefaultK), cmp.Or(d.Alpha, DefaultAlpha), cmp.Or(d.Beta, DefaultBeta)
+	d.Requesters = cmp.Or(d.Requesters, ModeClient)
+	if !p.dialSet {
+		d.DialRoundTrips = DefaultDialRoundTrips
 	}
 	if d.RecordTTL == 0 {
 		d.RecordTTL = scheduler.DefaultProvideValidity
@@ -1274,6 +1336,9 @@ func (p *scenarioParser) defaults() {
 	if s.Requesters.Count == 0 {
 		s.Requesters.Count = 1
 	}
+	if !p.batchSet {
+		s.Requesters.BatchDelay = DefaultBatchDelay
+	}
 	if len(s.Requesters.Regions) == 0 {
 		s.Requesters.Regions = uniform()
 	}
@@ -1284,6 +1349,9 @@ func (p *scenarioParser) defaults() {
 		}
 		if c.Churn.Session > 0 && c.Churn.Downtime == 0 {
 			c.Churn.Downtime = c.Churn.Session / 10
+		}
+		if c.LeaseTime.isZero() {
+			c.LeaseTime = c.ServiceTime
 		}
 		if c.Churn.Fast > 0 && c.Churn.FastDowntime == 0 {
 			c.Churn.FastDowntime = DefaultFastDowntime

@@ -35,7 +35,7 @@ network:
     - [25, 15.5, 40, 1]
   jitter: 0.1
   loss: 0.001
-discovery: {bits_per_hop: 3, record_ttl: 10m, cache_ttl: 5s}
+discovery: {k: 16, alpha: 3, beta: 2, requesters: server, hop_service: 100us, dial: {mean: 1ms, sigma: 0.5}, dial_round_trips: 1, record_ttl: 10m, cache_ttl: 5s}
 scheduler:
   policy: balanced
   placement: cuivre
@@ -112,12 +112,13 @@ func TestParseScenarioExample(t *testing.T) {
 		{"sample every", s.SampleEvery, 5 * time.Second},
 		{"rtt row 1", s.Network.RTT[1], []time.Duration{10 * ms, 1 * ms, 25 * ms, 15500 * time.Microsecond}},
 		{"loss", s.Network.Loss, 0.001},
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
+		{"discovery", s.Discovery, Discovery{K: 16, Alpha: 3, Beta: 2, Requesters: ModeServer, HopService: Cost{Mean: 100 * time.Microsecond}, Dial: Cost{Mean: ms, Sigma: 0.5},
+			DialRoundTrips: 1, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second}},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
 		{"heartbeat", s.Scheduler.Config.HeartbeatInterval, 5 * time.Second},
 		{"shards", s.Scheduler.Config.Shards, 2},
-		{"requesters", s.Requesters, Requesters{Count: 4, Regions: Weights{{"fr-par", 1}, {"de-fra", 1}}}},
+		{"requesters", s.Requesters, Requesters{Count: 4, Regions: Weights{{"fr-par", 1}, {"de-fra", 1}}, BatchDelay: DefaultBatchDelay}},
 		{"class regions", s.Classes[0].Regions, Weights{{"fr-par", 2}, {"de-fra", 1}}},
 		{"class labels", s.Classes[0].Labels, scheduler.Labels{{Key: "certification", Value: "iso27001"}, {Key: "jurisdiction", Value: "eu"}}},
 		{"capacity", s.Classes[0].Capacity, scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}},
@@ -128,7 +129,7 @@ func TestParseScenarioExample(t *testing.T) {
 			LoadFactorPermille: 1000,
 		}},
 		{"subsidy", s.Classes[0].Subsidy, 0.5},
-		{"service time", s.Classes[0].ServiceTime, 300 * time.Microsecond},
+		{"service time", s.Classes[0].ServiceTime, Cost{Mean: 300 * time.Microsecond}},
 		{"churn", s.Classes[0].Churn, Churn{Session: 6 * time.Hour, Downtime: 10 * time.Minute}},
 		{"cloud cpu", s.Classes[1].Capacity.CPUMillis, uint64(500)},
 		{"cloud price", s.Classes[1].Pricing.Base.CPUNanosPerSecond, uint64(27777)}, // 0.1 an hour is 27777.8 a second
@@ -209,14 +210,15 @@ func TestParseScenarioDefaults(t *testing.T) {
 		{"drain", s.Drain, time.Hour},
 		{"sample every: at least 1s", s.SampleEvery, 3 * time.Second},
 		// The daemon's defaults, from the same constants: 10m and 10s.
-		{"discovery", s.Discovery, Discovery{BitsPerHop: 3, RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
+		{"discovery", s.Discovery, Discovery{K: DefaultK, Alpha: DefaultAlpha, Beta: DefaultBeta, Requesters: ModeClient, DialRoundTrips: DefaultDialRoundTrips,
+			RecordTTL: scheduler.DefaultProvideValidity, CacheTTL: scheduler.DefaultCandidateTTL}},
 		{"heartbeat", s.Scheduler.Config.WithDefaults().HeartbeatInterval, scheduler.DefaultHeartbeatInterval},
 		{"policy", s.Scheduler.PolicyName, "balanced"},
 		{"config policy", s.Scheduler.Config.Policy.Name, "balanced"},
 		{"placement", s.Scheduler.Placement, PlacementCuivre},
 		// Without max_attempts, a job is tried until its placement timeout.
 		{"max attempts: none", s.Scheduler.Config.WithDefaults().MaxAttempts, 0},
-		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform}},
+		{"requesters", s.Requesters, Requesters{Count: 1, Regions: uniform, BatchDelay: DefaultBatchDelay}},
 		{"class regions", s.Classes[0].Regions, uniform},
 		{"churn", s.Classes[0].Churn, Churn{}},
 		{"dead for: the daemon's", s.Scheduler.DeadFor, 10 * time.Second},
@@ -278,6 +280,12 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"unknown dist", doc(map[int]string{13: "  duration: {dist: normal, mean: 1m}"}), []string{`s.yaml:13:14: workload.duration.dist: unknown dist "normal": use one of exponential, fixed, uniform, lognormal`}},
 		{"unknown process", doc(map[int]string{11: "  arrivals: {process: poison, rate: 1}"}), []string{`s.yaml:11:14: workload.arrivals.process: unknown process "poison": did you mean poisson?`}},
 		{"burst on poisson", doc(map[int]string{11: "  arrivals: {rate: 1, burst_factor: 2}"}), []string{"s.yaml:11:23: workload.arrivals.burst_factor: only for process: bursty"}},
+		{"rate of a sequential workload", doc(map[int]string{11: "  arrivals: {process: sequential, rate: 1}"}),
+			[]string{"s.yaml:11:3: workload.arrivals: a sequential workload submits each job once the last has ended: remove the rate or load"}},
+		{"quantiles decreasing", doc(nil, "requesters: {sync: {quantiles: [2ms, 1ms]}}"), []string{"s.yaml:14:38: requesters.sync.quantiles[1]: 1ms is below the quantile before it"}},
+		{"quantiles and a mean", doc(nil, "requesters: {sync: {mean: 1ms, quantiles: [1ms, 2ms]}}"), []string{"requesters.sync.quantiles: a distribution is its quantiles, or a mean and a sigma: not both"}},
+		{"one quantile", doc(nil, "requesters: {sync: {quantiles: [1ms]}}"), []string{"requesters.sync.quantiles: want a list of at least two durations"}},
+		{"unknown DHT mode", doc(nil, "discovery: {requesters: both}"), []string{`discovery.requesters: unknown requesters "both": use one of client, server`}},
 		{"sigma on exponential", doc(map[int]string{13: "  duration: {mean: 1m, sigma: 2}"}), []string{"s.yaml:13:24: workload.duration.sigma: only for dist: lognormal"}},
 		{"duplicate class", lines(append(append(minimal[:9:9], `  - {name: c, count: 1, capacity: {cpu: 1, memory: 1Gi}, pricing: {currency: EUR}}`), minimal[9:]...)...),
 			[]string{`s.yaml:10:6: classes[1].name: duplicate class "c", first at line 6`}},

@@ -54,7 +54,7 @@ type sim struct {
 	events   uint64
 	progress Progress
 
-	net, disc, work, arrive, churn, place *rand.Rand
+	net, disc, work, arrive, churn, place, dials, svc *rand.Rand
 
 	regions    []string
 	classes    []classState
@@ -65,8 +65,10 @@ type sim struct {
 	records    []JobRecord
 	placements []PlacementRecord
 	losses     []LossRecord
-	deadFor    int64  // the requesters' negative cache: how long a silent provider is left out
-	deadAsks   uint64 // offer requests and leases that reached a provider down
+	deadFor    int64     // the requesters' negative cache: how long a silent provider is left out
+	kad        *kadModel // the DHT's walks, drawn at the first lookup
+	connects   bool      // whether a first exchange with a provider costs a dial
+	deadAsks   uint64    // offer requests and leases that reached a provider down
 
 	// The placement mechanism (baseline.go): uniform says lookups are
 	// answered with a uniform sample of every findable provider that meets
@@ -121,6 +123,7 @@ type provider struct {
 	leases   int32
 	crashes  int32
 	deadAsks int32   // asks that reached it while it was down
+	serving  int64   // when it has answered the asks sent to it so far
 	busy     float64 // CPU-millis x seconds
 	revenue  float64
 	subsidy  float64
@@ -137,7 +140,14 @@ type run struct {
 type requester struct {
 	id     string
 	region int16
-	cache  map[protocol.FacetKey]cached
+	// cache is its cache of lookups, by the daemon's rules (lookup below).
+	cache map[protocol.FacetKey]*cached
+	// conns are the providers it has a connection to, and when each was
+	// last used, as libp2p's connection manager keeps them.
+	conns map[int32]int64
+	// Its store's batch of writes: the open one commits at batchEnd and is
+	// synced at batchDone; the writer is free again at writerFree.
+	batchEnd, batchDone, writerFree int64
 	// dead is the requester's negative cache, as the daemon's: providers
 	// that did not answer an offer request or a lease, left out of every
 	// placement's candidates until the time held.
@@ -154,9 +164,15 @@ type requester struct {
 	book *scheduler.Book
 }
 
+// cached is one key of a requester's cache of lookups (the daemon's
+// candidateEntry): the providers its last lookup found, until when they are
+// fresh, and whether a lookup of it is running, with the jobs waiting for it.
 type cached struct {
-	until int64
-	peers []int32
+	peers    []int32
+	expires  int64
+	answered bool // a lookup has filled it
+	busy     bool
+	waiters  []int32
 }
 
 type job struct {
@@ -194,6 +210,8 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	s.arrive = stream(seed, "arrivals")
 	s.churn = stream(seed, "churn")
 	s.place = stream(seed, "placement")
+	s.dials = stream(seed, "connections")
+	s.svc = stream(seed, "service")
 	s.regions = s.sc.Network.Regions
 	s.index = map[protocol.FacetKey][]int32{}
 
@@ -211,6 +229,8 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 		s.bytesPer = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(len(s.providers))
 	}
 	s.buildRequesters()
+	d := &s.sc.Discovery
+	s.connects = !d.Dial.isZero() || d.DialRoundTrips > 0
 	if err := s.setRate(); err != nil {
 		return nil, err
 	}
@@ -338,7 +358,7 @@ func (s *sim) buildRequesters() {
 	}
 	n := max(1, s.sc.Requesters.Count)
 	for i := range n {
-		r := requester{id: "r" + strconv.Itoa(i), cache: map[protocol.FacetKey]cached{}, book: scheduler.NewBook()}
+		r := requester{id: "r" + strconv.Itoa(i), cache: map[protocol.FacetKey]*cached{}, book: scheduler.NewBook()}
 		if len(regions) > 0 {
 			r.region = int16(regions[pick(s.work, cumul)])
 		}
@@ -366,7 +386,7 @@ func (s *sim) setRate() error {
 		}
 		s.rate = a.Load * cpu / (sum / wsum * mean)
 	}
-	if s.rate <= 0 && len(s.sc.Workload.Trace) == 0 {
+	if s.rate <= 0 && len(s.sc.Workload.Trace) == 0 && a.Process != "sequential" {
 		return fmt.Errorf("workload: no arrival rate")
 	}
 	return nil
@@ -411,6 +431,8 @@ func (s *sim) next() {
 		s.markDead(&s.requesters[s.jobs[e.job].requester], e.prov)
 	case evDeadline:
 		s.omniDeadline(e.job)
+	case evLookup:
+		s.onLookup(&e)
 	}
 }
 
@@ -477,6 +499,7 @@ func (s *sim) onArrive() {
 		s.scheduleArrival()
 		return
 	}
+	s.write(&s.requesters[r]) // the job's record, beside its placement
 	cfg := s.cfg
 	if !s.uniform {
 		cfg.Book = s.requesters[r].book // the baselines draw uniformly
@@ -485,6 +508,14 @@ func (s *sim) onArrive() {
 		state: scheduler.JobPlacing, loss: -1, waitFrom: -1})
 	s.step(int32(id), scheduler.Start{})
 	s.scheduleArrival()
+}
+
+// nextInTurn brings the next job of a sequential workload: one submitted
+// once the last has ended, as a benchmark's loop submits them.
+func (s *sim) nextInTurn() {
+	if s.sc.Workload.Arrivals.Process == "sequential" && len(s.sc.Workload.Trace) == 0 {
+		s.q.push(event{at: s.now, kind: evArrive})
+	}
 }
 
 func (s *sim) scheduleArrival() {
@@ -498,6 +529,9 @@ func (s *sim) scheduleArrival() {
 	}
 	a := &w.Arrivals
 	at := s.now
+	if a.Process == "sequential" {
+		return // the next arrives when this one ends (nextInTurn)
+	}
 	if a.Process == "steady" {
 		s.q.push(event{at: at + int64(float64(time.Second)/s.rate), kind: evArrive})
 		return
@@ -549,12 +583,17 @@ func (s *sim) deliver(id int32, ev scheduler.Event) {
 		s.markAlive(r, m.Provider)
 	case scheduler.LeaseAccepted:
 		s.markAlive(r, m.Provider)
+		s.write(r) // the job's status, saved behind
 	case scheduler.LeaseRejected:
 		s.markAlive(r, m.Provider)
 	case scheduler.CandidatesFound:
 		m.Peers = s.filterDead(r, m.Peers)
 		ev = m
 	case scheduler.ResultReceived:
+		// The receipt and its countersignature synced before the
+		// countersignature is sent, behind the job (the provider's
+		// acknowledgement, recorded a round trip later, is left out).
+		s.write(r)
 		j := &s.jobs[id]
 		j.runLost = m.Code == pb.Code_CODE_RUN_LOST
 		defer func() { j.runLost = false }()
@@ -587,7 +626,7 @@ func (s *sim) act(id int32, a scheduler.Action) {
 			return
 		}
 		for _, k := range a.Keys {
-			s.lookup(id, r, k, a.Want)
+			s.lookup(id, j.requester, k, a.Want, a.Need)
 		}
 	case scheduler.RequestOffer:
 		s.send(id, r, a.Provider, a)
@@ -671,6 +710,7 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 			j.loss = -1
 		}
 		j.live = 0
+		s.write(&s.requesters[j.requester]) // its end, saved behind
 		rec.Ended = time.Duration(s.now)
 		rec.Reason = st.Reason
 		if st.State != scheduler.JobSucceeded {
@@ -679,6 +719,7 @@ func (s *sim) report(id int32, st *scheduler.Status) {
 		j.p = nil
 		s.active--
 		s.ended++
+		s.nextInTurn()
 		s.maybeStop()
 	}
 }
@@ -816,12 +857,117 @@ func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 		// negative cache learns of the silence then, as the daemon's.
 		deadline = s.now + int64(scheduler.LeaseAnswerWait)
 	}
-	d, lost := s.oneWay(r.region, s.providers[p].region)
+	pv := &s.providers[p]
+	at := s.now
+	if _, ok := a.(scheduler.SendLease); ok {
+		at = s.write(r) + s.cost(s.sc.Requesters.Overhead) // the job's record, with the lease's epoch, synced first
+	}
+	at += s.connect(r, int32(p))
+	d, lost := s.oneWay(r.region, pv.region)
 	if lost {
 		s.noAnswer(id, int32(p), deadline)
 		return
 	}
-	s.q.push(event{at: s.now + d + int64(s.sc.Classes[s.providers[p].class].ServiceTime), kind: evToProv, job: id, prov: int32(p), id: uint64(deadline), msg: a})
+	at += d
+	if deadline > 0 {
+		// An ask waits its turn: the provider answers one at a time, in
+		// the order they were sent.
+		c := &s.sc.Classes[pv.class]
+		service := c.ServiceTime
+		if _, ok := a.(scheduler.SendLease); ok && !c.LeaseTime.isZero() {
+			service = c.LeaseTime
+		}
+		at = max(at, pv.serving) + s.cost(service)
+		pv.serving = at
+	}
+	s.q.push(event{at: at, kind: evToProv, job: id, prov: int32(p), id: uint64(deadline), msg: a})
+}
+
+// Connections: libp2p's connection manager trims a node's connections to
+// connsLow, the least recently used first, once they pass connsHigh (the
+// daemon's).
+const (
+	connsLow  = 100
+	connsHigh = 400
+)
+
+// connect returns what reaching provider p costs requester r before its
+// message leaves: nothing on a connection open, else a new connection (its
+// round trips and its work). A requester is connected to the peers of its
+// routing table from the start (the walks' rtShare of the servers); to the
+// others once it has exchanged with them, until trimmed.
+func (s *sim) connect(r *requester, p int32) int64 {
+	if !s.connects {
+		return 0
+	}
+	if _, ok := r.conns[p]; ok {
+		r.conns[p] = s.now
+		return 0
+	}
+	if r.conns == nil {
+		r.conns = map[int32]int64{}
+	}
+	if len(r.conns) >= connsHigh {
+		type conn struct {
+			p    int32
+			used int64
+		}
+		all := make([]conn, 0, len(r.conns))
+		for q, t := range r.conns {
+			all = append(all, conn{q, t})
+		}
+		slices.SortFunc(all, func(a, b conn) int { return cmp.Or(cmp.Compare(b.used, a.used), cmp.Compare(a.p, b.p)) })
+		for _, c := range all[connsLow:] {
+			delete(r.conns, c.p)
+		}
+	}
+	r.conns[p] = s.now
+	if s.dials.Float64() < s.kadModel().rtShare {
+		return 0
+	}
+	d := &s.sc.Discovery
+	return s.cost(d.Dial) + int64(d.DialRoundTrips)*int64(s.sc.Network.RTT[r.region][s.providers[p].region])
+}
+
+// cost draws the time a piece of work takes.
+func (s *sim) cost(c Cost) int64 {
+	if q := c.Quantiles; len(q) > 0 {
+		x := s.svc.Float64() * float64(len(q)-1)
+		i := int(x)
+		if i >= len(q)-1 {
+			return int64(q[len(q)-1])
+		}
+		return int64(q[i]) + int64((x-float64(i))*float64(q[i+1]-q[i]))
+	}
+	if c.Sigma == 0 || c.Mean == 0 {
+		return int64(c.Mean)
+	}
+	return int64(math.Exp(math.Log(float64(c.Mean)) - c.Sigma*c.Sigma/2 + c.Sigma*s.svc.NormFloat64()))
+}
+
+// storeModelled says whether the requesters' store takes time.
+func (s *sim) storeModelled() bool {
+	rq := &s.sc.Requesters
+	return rq.BatchDelay > 0 || !rq.Sync.isZero()
+}
+
+// write is a write to r's store now (bbolt's Batch): it joins the open
+// batch, or opens one that commits BatchDelay later, once the writer is
+// free; it returns when the write is synced. The requester writes each job
+// at its submission, before each lease (which waits for it), at each lease
+// accepted and at the job's end (statuses saved behind), and the receipt at
+// its result, then its delivery.
+func (s *sim) write(r *requester) int64 {
+	rq := &s.sc.Requesters
+	if !s.storeModelled() {
+		return s.now
+	}
+	if s.now >= r.batchEnd {
+		r.batchEnd = s.now + int64(rq.BatchDelay)
+		r.batchDone = max(r.batchEnd, r.writerFree) + s.cost(rq.Sync)
+		r.writerFree = r.batchDone
+	}
+	return r.batchDone
 }
 
 // noAnswer tells a job's requester, at the deadline of an ask (0 for a
@@ -887,26 +1033,162 @@ func (s *sim) filterDead(r *requester, peers []string) []string {
 	return out
 }
 
-// lookup answers a facet lookup: from the requester's cache at once, or after
-// ceil(log2 N / BitsPerHop) hops of one round trip each to a random peer.
-func (s *sim) lookup(id int32, r *requester, k protocol.FacetKey, want int) {
-	if c, ok := r.cache[k]; ok && c.until > s.now {
-		s.q.push(event{at: s.now, kind: evToJob, job: id, msg: scheduler.CandidatesFound{Key: k, Peers: s.ids(c.peers), Done: true}})
+// lookup answers a facet lookup for job id as the daemon's requester does
+// (node/requester/lookup.go): from the requester's cache at once if its
+// answer is fresh, or stale by up to CandidateStaleFor (a refresh then runs
+// behind it, one at a time); otherwise by a DHT lookup, which every job that
+// misses the key while it runs shares. A lookup's answer is kept CacheTTL
+// from its start if it found providers, EmptyCandidateTTL if it ran to its
+// end and found none, and not at all if it was cut short empty.
+func (s *sim) lookup(id, ri int32, k protocol.FacetKey, want, need int) {
+	r := &s.requesters[ri]
+	if s.sc.Discovery.CacheTTL <= 0 { // no cache: every lookup walks the DHT
+		s.startLookup(ri, nil, k, id, want, max(need, 1), scheduler.LookupGrace)
 		return
 	}
-	var d int64
-	if n := len(s.providers); n > 1 {
-		hops := int(math.Ceil(math.Log2(float64(n)) / s.sc.Discovery.BitsPerHop))
-		for range max(1, hops) {
-			to := s.providers[s.disc.IntN(n)].region
-			d += int64(s.sc.Network.RTT[r.region][to])
+	if e := r.cache[k]; e != nil && e.answered {
+		switch {
+		case s.now < e.expires:
+			s.found(id, k, e.peers)
+			return
+		case len(e.peers) > 0 && s.now-e.expires <= int64(scheduler.CandidateStaleFor):
+			if !e.busy {
+				e.busy = true
+				s.startLookup(ri, e, k, -1, want, len(e.peers), scheduler.RefreshGrace)
+			}
+			s.found(id, k, e.peers)
+			return
 		}
 	}
-	peers := s.sample(k, want)
-	if s.sc.Discovery.CacheTTL > 0 {
-		r.cache[k] = cached{until: s.now + d + int64(s.sc.Discovery.CacheTTL), peers: peers}
+	if len(r.cache) > scheduler.MaxCandidateKeys {
+		r.cache = map[protocol.FacetKey]*cached{} // the daemon's crude bound: start afresh
 	}
-	s.q.push(event{at: s.now + d, kind: evToJob, job: id, msg: scheduler.CandidatesFound{Key: k, Peers: s.ids(peers), Done: true}})
+	e := r.cache[k]
+	if e == nil {
+		e = &cached{}
+		r.cache[k] = e
+	}
+	if e.busy {
+		e.waiters = append(e.waiters, id)
+		return
+	}
+	e.busy = true
+	s.startLookup(ri, e, k, id, want, max(need, 1), scheduler.LookupGrace)
+}
+
+// found hands a job the providers of a key after the step that asked:
+// the daemon sends the answer to the job's events.
+func (s *sim) found(id int32, k protocol.FacetKey, peers []int32) {
+	s.q.push(event{at: s.now, kind: evToJob, job: id, msg: scheduler.CandidatesFound{Key: k, Peers: s.ids(peers), Done: true}})
+}
+
+// lookupRun is a DHT lookup under way: its answer, due at its event.
+type lookupRun struct {
+	req      int32
+	entry    *cached // nil without a cache
+	key      protocol.FacetKey
+	peers    []int32
+	complete bool
+	start    int64
+}
+
+// startLookup walks the DHT for key k from requester ri, for job id (-1 for
+// a refresh behind the cache): it stops once it has need providers and
+// grace has passed, or want + 1 of them (what the daemon asks for), or at
+// the end of the walk.
+func (s *sim) startLookup(ri int32, e *cached, k protocol.FacetKey, id int32, want, need int, grace time.Duration) {
+	r := &s.requesters[ri]
+	d, peers, complete := s.walk(r, k, want, need, grace)
+	s.q.push(event{at: s.now + d, kind: evLookup, job: id, prov: ri,
+		msg: &lookupRun{req: ri, entry: e, key: k, peers: peers, complete: complete, start: s.now}})
+}
+
+// walk draws a lookup's time and answer. Its walk is one of the kad model's:
+// to its first holder of the key's records when the key has enough of them
+// (or none at all when the requester holds them), to its end otherwise; each
+// hop a round trip to a random provider's region and its service, and a new
+// connection first to a peer outside the requester's routing table.
+func (s *sim) walk(r *requester, k protocol.FacetKey, want, need int, grace time.Duration) (d int64, peers []int32, complete bool) {
+	peers = s.sample(k, want+1)
+	n := len(s.providers)
+	if n == 0 {
+		return 0, peers, true
+	}
+	m := s.kadModel()
+	w := &m.walks[s.disc.IntN(len(m.walks))]
+	hops, dials := int(w.hops), int(w.dials)
+	found := len(peers) >= need
+	if !found {
+		hops, dials, complete = int(w.end), int(w.endDials), true
+	}
+	disc := &s.sc.Discovery
+	for i := range hops {
+		rtt := int64(s.sc.Network.RTT[r.region][s.providers[s.disc.IntN(n)].region])
+		hop := rtt + s.cost(disc.HopService)
+		if complete && i == hops-1 && w.follow > 0 {
+			// The follow-up: its queries all in flight at once, the
+			// lookup ends with the slowest.
+			for range int(w.follow) - 1 {
+				rtt := int64(s.sc.Network.RTT[r.region][s.providers[s.disc.IntN(n)].region])
+				hop = max(hop, rtt+s.cost(disc.HopService))
+			}
+		}
+		d += hop
+		if i < dials {
+			d += s.cost(disc.Dial) + int64(disc.DialRoundTrips)*rtt
+		}
+	}
+	if found && len(peers) <= want {
+		d += int64(grace) // the walk goes on for its grace, unless it had all it asked for
+	}
+	if lt := int64(s.cfg.LookupTimeout); lt > 0 && d > lt {
+		d = lt
+		if !found {
+			complete = false
+		}
+	}
+	return d, peers, complete
+}
+
+// kadModel returns the DHT's walks for this federation: its providers, and
+// its requesters when they are servers.
+func (s *sim) kadModel() *kadModel {
+	if s.kad == nil {
+		d := &s.sc.Discovery
+		servers := len(s.providers)
+		server := d.Requesters == ModeServer
+		if server {
+			servers += len(s.requesters)
+		}
+		s.kad = kadFor(servers, kadParams{k: cmp.Or(d.K, DefaultK), alpha: cmp.Or(d.Alpha, DefaultAlpha), beta: cmp.Or(d.Beta, DefaultBeta)}, server)
+	}
+	return s.kad
+}
+
+// onLookup ends a DHT lookup: its answer is cached by the daemon's rules
+// and handed to the job that started it and to those that waited for it.
+func (s *sim) onLookup(ev *event) {
+	lr := ev.msg.(*lookupRun)
+	if e := lr.entry; e != nil {
+		ttl := int64(s.sc.Discovery.CacheTTL)
+		switch {
+		case len(lr.peers) > 0:
+			e.peers, e.expires, e.answered = lr.peers, lr.start+ttl, true
+		case lr.complete:
+			e.peers, e.expires, e.answered = nil, lr.start+min(ttl, int64(scheduler.EmptyCandidateTTL)), true
+		}
+		e.busy = false
+		waiters := e.waiters
+		e.waiters = nil
+		if ev.job >= 0 {
+			s.deliver(ev.job, scheduler.CandidatesFound{Key: lr.key, Peers: s.ids(lr.peers), Done: true})
+		}
+		for _, w := range waiters {
+			s.deliver(w, scheduler.CandidatesFound{Key: lr.key, Peers: s.ids(e.peers), Done: true})
+		}
+		return
+	}
+	s.deliver(ev.job, scheduler.CandidatesFound{Key: lr.key, Peers: s.ids(lr.peers), Done: true})
 }
 
 // sample draws up to want providers whose records are under k: those up, or
@@ -1199,7 +1481,7 @@ func (s *sim) onRejoin(i int32) {
 	if err != nil {
 		panic(fmt.Sprintf("simulations: a market that was valid is not: %v", err))
 	}
-	p.market, p.up, p.upSince = m, true, s.now
+	p.market, p.up, p.upSince, p.serving = m, true, s.now, 0
 	c.upCPU += c.c.Capacity.CPUMillis
 	s.upCPU += c.c.Capacity.CPUMillis
 	s.upCount++

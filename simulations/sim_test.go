@@ -18,7 +18,7 @@ func equalFederation(n int) *Scenario {
 		Drain:       time.Second,
 		SampleEvery: time.Hour,
 		Network:     Network{Regions: []string{"here"}, RTT: [][]time.Duration{{time.Millisecond}}},
-		Discovery:   Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute},
+		Discovery:   Discovery{RecordTTL: 10 * time.Minute},
 		Scheduler:   Scheduler{PolicyName: "least-loaded", Config: scheduler.Config{HeartbeatInterval: time.Hour}},
 		Requesters:  Requesters{Count: 1, Regions: Weights{{"here", 1}}},
 		Classes: []Class{{
@@ -138,7 +138,7 @@ func churnyFederation() *Scenario {
 			RTT:     [][]time.Duration{{1 * ms, 10 * ms, 30 * ms}, {10 * ms, 1 * ms, 25 * ms}, {30 * ms, 25 * ms, 1 * ms}},
 			Jitter:  0.2, Loss: 0.01,
 		},
-		Discovery:  Discovery{BitsPerHop: 3, RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second},
+		Discovery:  Discovery{RecordTTL: 10 * time.Minute, CacheTTL: 5 * time.Second},
 		Scheduler:  Scheduler{PolicyName: "balanced", Config: scheduler.Config{HeartbeatInterval: 5 * time.Second}},
 		Requesters: Requesters{Count: 3, Regions: Weights{{"fr", 1}, {"de", 1}, {"es", 1}}},
 		Classes: []Class{{

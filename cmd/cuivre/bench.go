@@ -98,6 +98,7 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 			return r.WriteTable(cmd.OutOrStdout())
 		},
 	}
+	cmd.AddCommand(newBenchValidateCmd())
 	f := cmd.Flags()
 	f.IntVarP(&o.Nodes, "nodes", "n", 50, "providers in the devnet")
 	f.IntVar(&o.Jobs, "jobs", 500, "jobs of each placement measure (half as many for the first-instruction ones)")

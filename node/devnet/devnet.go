@@ -64,6 +64,11 @@ type Options struct {
 	// CacheDir is the executor's compilation cache; default Dir/cache. A
 	// cache kept across devnets compiles each module once.
 	CacheDir string
+	// ClientRequesters makes the requesters NewRequester adds nodes of role
+	// requester (SPEC 1): DHT clients, in no routing table, holding no
+	// one's records, as a customer's node is. Default false: they sell next
+	// to nothing, as Requester does, and are DHT servers.
+	ClientRequesters bool
 }
 
 // Devnet is a running federation: providers and one requester (Requester),
@@ -129,7 +134,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			Labels:    scheduler.NewLabels(labels...),
 			Executors: []string{"wasm"},
 			Pricing:   scheduler.PricePolicy{Base: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: p.CPUPrice, MemoryNanosPerGiBSecond: p.MemoryPrice}},
-		})
+		}, false)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +144,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 		d.Providers, d.Profiles = append(d.Providers, n), append(d.Profiles, p)
 	}
 	d.boot = boot
-	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, requesterMarket); err != nil {
+	if d.Requester, err = d.newNode(ctx, "node-0", boot, o, requesterMarket, false); err != nil {
 		return nil, err
 	}
 	all := append([]*node.Node{d.Requester}, d.Providers...)
@@ -148,7 +153,7 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 			return nil, err
 		}
 	}
-	if err := WaitFor(ctx, 20*time.Second, func() bool {
+	if err := WaitFor(ctx, time.Minute, func() bool {
 		for _, n := range all {
 			if n.RoutingTableSize() == 0 {
 				return false
@@ -159,7 +164,9 @@ func Start(ctx context.Context, o Options) (_ *Devnet, err error) {
 		return nil, fmt.Errorf("the DHT did not form: %w", err)
 	}
 	for _, p := range d.Providers {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// A minute: a federation of a hundred nodes on two cores takes
+		// seconds to announce each provider's keys while the DHT forms.
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := p.Advertise(actx)
 		cancel()
 		if err != nil {
@@ -233,7 +240,7 @@ func (d *Devnet) NewRequester(ctx context.Context) (*node.Node, error) {
 // boot rather than the devnet's nodes: another federation, such as the
 // conformance kit's providers.
 func (d *Devnet) NewRequesterAt(ctx context.Context, boot []peer.AddrInfo) (*node.Node, error) {
-	n, err := d.newNode(ctx, fmt.Sprintf("requester-%d", len(d.extra)+1), boot, d.opts, requesterMarket)
+	n, err := d.newNode(ctx, fmt.Sprintf("requester-%d", len(d.extra)+1), boot, d.opts, requesterMarket, d.opts.ClientRequesters)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +254,7 @@ func (d *Devnet) NewRequesterAt(ctx context.Context, boot []peer.AddrInfo) (*nod
 	return n, nil
 }
 
-func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo, o Options, m scheduler.MarketConfig) (*node.Node, error) {
+func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo, o Options, m scheduler.MarketConfig, client bool) (*node.Node, error) {
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -267,7 +274,7 @@ func (d *Devnet) newNode(ctx context.Context, name string, boot []peer.AddrInfo,
 	}
 	d.datas = append(d.datas, ds)
 	rand.Read(m.Seed[:])
-	return node.New(node.Options{Identity: k, Market: m, Store: st, Data: ds, Exec: d.exec, Bootstrap: boot,
+	return node.New(node.Options{Identity: k, Market: m, Store: st, Data: ds, Exec: d.exec, Bootstrap: boot, RequesterOnly: client,
 		Log: o.Log.With("node", name), Placement: scheduler.Config{OfferTimeout: o.OfferTimeout}})
 }
 

@@ -11,10 +11,10 @@ import (
 
 // Grace periods of a lookup once it has found what it needs: short when a
 // placement waits for it, longer for a refresh behind the cache, which may
-// gather the records of a few more peers.
+// gather the records of a few more peers. The simulator's model shares them.
 const (
-	lookupGrace  = 2 * time.Millisecond
-	refreshGrace = 10 * time.Millisecond
+	lookupGrace  = scheduler.LookupGrace
+	refreshGrace = scheduler.RefreshGrace
 )
 
 // findFunc looks a key up until it has need providers and grace has passed,
@@ -83,11 +83,11 @@ type candidateEntry struct {
 // emptyTTL is how long an empty answer is kept: long enough to spare a
 // placement's widening lookups of empty shards, short enough that a provider
 // announcing itself is seen by the next attempt but one.
-const emptyTTL = time.Second
+const emptyTTL = scheduler.EmptyCandidateTTL
 
 // staleFor is how long past its TTL an entry may still be served while it is
 // refreshed.
-const staleFor = time.Minute
+const staleFor = scheduler.CandidateStaleFor
 
 // cached returns the peers of key if they can be served at once: fresh, or
 // stale but not by more than staleFor (then starting a refresh with find, if
@@ -117,7 +117,7 @@ func (c *candidateCache) cached(key string, now time.Time, spawn func(func()), f
 // lookup of key is running already, whose answer it then shares.
 func (c *candidateCache) lookup(key string, now func() time.Time, need int, find findFunc) []string {
 	c.mu.Lock()
-	if c.entries == nil || len(c.entries) > 10_000 {
+	if c.entries == nil || len(c.entries) > scheduler.MaxCandidateKeys {
 		c.entries = map[string]*candidateEntry{} // crude bound: start afresh
 	}
 	e := c.entries[key]
