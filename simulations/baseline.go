@@ -141,8 +141,17 @@ func (s *sim) uniformLookup(id int32, a scheduler.Lookup) {
 type central struct {
 	queue    []int32           // waiting jobs, oldest (lowest ID) first
 	requeued []int32           // jobs whose lease died in the crash being handled
-	offers   []scheduler.Offer // scratch: the fitting providers' offers, as their markets would quote them
-	at       []int32           // scratch: the provider of each offer
+	cands    []omniCand // scratch: the fitting providers and what they would quote
+}
+
+// omniCand is what the scan keeps of a fitting provider: what ranking reads
+// of its offer. A whole Offer per provider scanned would be copied tens of
+// thousands of times per arrival in a federation of 10^4.
+type omniCand struct {
+	pi    int32
+	load  uint32
+	total uint64
+	price scheduler.Price
 }
 
 // omniJob is what the omniscient scheduler keeps of a job until it ends.
@@ -192,34 +201,33 @@ func (s *sim) omniWaited(id int32) {
 	}
 }
 
-// omniFits returns the offer provider pi's market would make for spec now,
-// and whether it would make one: up, labels that meet the constraints, the
-// currency of the ceiling, room for the resources, and a total within the
-// ceiling at the load the job would bring, priced as Market.Quote prices.
-// The lease is committed through the market itself, which checks all of
-// it again.
-func (s *sim) omniFits(spec *scheduler.Job, pi int32) (scheduler.Offer, bool) {
+// omniFits returns what provider pi's market would quote for spec now,
+// and whether it would quote at all: up, labels that meet the constraints,
+// the currency of the ceiling, room for the resources, and a total within
+// the ceiling at the load the job would bring, priced as Market.Quote
+// prices. The lease is committed through the market itself, which checks
+// all of it again.
+func (s *sim) omniFits(spec *scheduler.Job, pi int32) (omniCand, bool) {
 	p := &s.providers[pi]
 	if !p.up || !matches(spec.Constraints, p.cfg.Labels) {
-		return scheduler.Offer{}, false
+		return omniCand{}, false
 	}
 	pricing := &p.cfg.Pricing
 	if c := spec.MaxPrice.Currency; c != "" && c != pricing.Base.Currency {
-		return scheduler.Offer{}, false
+		return omniCand{}, false
 	}
 	st := p.market.State()
 	if !spec.Resources.Fits(st.Free) {
-		return scheduler.Offer{}, false
+		return omniCand{}, false
 	}
 	used := st.Committed.Add(st.Reserved).Add(spec.Resources)
 	load := scheduler.UtilisationPermille(used, st.Capacity)
 	price := pricing.PriceAt(load)
 	total, err := price.Cost(spec.Resources, spec.Timeout)
 	if err != nil || spec.MaxPrice.Currency != "" && total > spec.MaxPrice.Nanos {
-		return scheduler.Offer{}, false
+		return omniCand{}, false
 	}
-	return scheduler.Offer{Provider: p.id, Resources: spec.Resources, Price: price,
-		Total: scheduler.Amount{Currency: price.Currency, Nanos: total}, LoadPermille: load, Labels: p.cfg.Labels, Capacity: st.Capacity}, true
+	return omniCand{pi: pi, load: load, total: total, price: price}, true
 }
 
 // omniPlace places a job on the best provider that fits it, ranked by the
@@ -228,40 +236,45 @@ func (s *sim) omniFits(spec *scheduler.Job, pi int32) (scheduler.Offer, bool) {
 func (s *sim) omniPlace(id int32) bool {
 	c := s.central
 	spec := &s.jobs[id].o.spec
-	c.offers, c.at = c.offers[:0], c.at[:0]
+	c.cands = c.cands[:0]
 	for _, pi := range s.population(spec.Constraints) {
 		if o, ok := s.omniFits(spec, pi); ok {
-			c.offers = append(c.offers, o)
-			c.at = append(c.at, pi)
+			c.cands = append(c.cands, o)
 		}
 	}
-	for len(c.offers) > 0 {
+	for len(c.cands) > 0 {
 		k := s.omniBest(spec)
-		if s.omniLease(id, c.at[k]) {
+		if s.omniLease(id, c.cands[k].pi) {
 			return true
 		}
 		// The market disagreed with omniFits: take the next best.
-		c.offers = slices.Delete(c.offers, k, k+1)
-		c.at = slices.Delete(c.at, k, k+1)
+		c.cands = slices.Delete(c.cands, k, k+1)
 	}
 	return false
 }
 
-// omniBest returns the index of the best of central.offers under the
-// scenario's policy, a tie drawn at random.
+// omniBest returns the index of the best of central.cands under the
+// scenario's policy, a tie drawn at random. Each is scored as the offer its
+// market would make.
 func (s *sim) omniBest(spec *scheduler.Job) int {
-	offers := s.central.offers
-	rc := scheduler.RankContext{Job: spec, MinTotal: offers[0].Total.Nanos, MaxTotal: offers[0].Total.Nanos}
-	for i := range offers {
-		rc.MinTotal = min(rc.MinTotal, offers[i].Total.Nanos)
-		rc.MaxTotal = max(rc.MaxTotal, offers[i].Total.Nanos)
+	cands := s.central.cands
+	rc := scheduler.RankContext{Job: spec, MinTotal: cands[0].total, MaxTotal: cands[0].total}
+	for i := range cands {
+		rc.MinTotal = min(rc.MinTotal, cands[i].total)
+		rc.MaxTotal = max(rc.MaxTotal, cands[i].total)
 	}
 	best, ties := -1, 0
 	var bestScore int64
-	for i := range offers {
+	var o scheduler.Offer
+	for i := range cands {
+		c := &cands[i]
+		p := &s.providers[c.pi]
+		o = scheduler.Offer{Provider: p.id, Resources: spec.Resources, Price: c.price,
+			Total: scheduler.Amount{Currency: c.price.Currency, Nanos: c.total}, LoadPermille: c.load,
+			Labels: p.cfg.Labels, Capacity: p.cfg.Capacity}
 		var score int64
 		for _, t := range s.cfg.Policy.Terms {
-			score += t.Weight * t.Scorer.Score(&offers[i], &rc)
+			score += t.Weight * t.Scorer.Score(&o, &rc)
 		}
 		switch {
 		case best < 0 || score > bestScore:
