@@ -139,8 +139,8 @@ func (s *sim) uniformLookup(id int32, a scheduler.Lookup) {
 // event, no waiting job fits on any provider up, so that freed capacity on
 // provider P can only help jobs onto P.
 type central struct {
-	queue    []int32           // waiting jobs, oldest (lowest ID) first
-	requeued []int32           // jobs whose lease died in the crash being handled
+	queue    []int32    // waiting jobs, oldest (lowest ID) first
+	requeued []int32    // jobs whose lease died in the crash being handled
 	cands    []omniCand // scratch: the fitting providers and what they would quote
 }
 
