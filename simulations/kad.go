@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -251,16 +252,12 @@ func (sp *kadSpace) nearest(v, key uint64, count int) []uint64 {
 }
 
 func sortByDistance(ids []uint64, key uint64) {
-	slices.SortFunc(ids, func(a, b uint64) int {
-		da, db := a^key, b^key
-		switch {
-		case da < db:
-			return -1
-		case da > db:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ids, byDistance(key))
+}
+
+// byDistance orders IDs by their XOR distance to key, closest first.
+func byDistance(key uint64) func(a, b uint64) int {
+	return func(a, b uint64) int { return cmp.Compare(a^key, b^key) }
 }
 
 // closest returns the k servers closest to key: the holders of its records.
@@ -306,21 +303,13 @@ func (sp *kadSpace) walk(self, key uint64, rng *rand.Rand) kadWalk {
 	}
 	peers := map[uint64]*walkPeer{}
 	var known []uint64 // every peer heard of, closest first
+	byKey := byDistance(key)
 	add := func(id uint64, chain, dials uint8, inRT bool) {
 		if id == self || peers[id] != nil {
 			return
 		}
 		peers[id] = &walkPeer{state: heard, chain: chain, dials: dials, inRT: inRT, holder: slices.Contains(holders, id)}
-		i, _ := slices.BinarySearchFunc(known, id, func(a, b uint64) int {
-			da, db := a^key, b^key
-			switch {
-			case da < db:
-				return -1
-			case da > db:
-				return 1
-			}
-			return 0
-		})
+		i, _ := slices.BinarySearchFunc(known, id, byKey)
 		known = slices.Insert(known, i, id)
 	}
 	for _, id := range sp.nearest(self, key, p.k) {
