@@ -147,7 +147,7 @@ simulating them alone.`,
 				if err != nil {
 					return err
 				}
-				rep.Overhead = max(pct(ocal.Warm, 50)-pct(s.Warm, 50), 0)
+				rep.Overhead = max(bench.Percentile(ocal.Warm, 50)-bench.Percentile(s.Warm, 50), 0)
 				rep.OverheadFrom = ocal.Nodes
 			}
 			for _, v := range rep.Devnets {
@@ -208,7 +208,7 @@ type devnetCosts struct {
 // store.
 func fitCosts(v *bench.Validation) devnetCosts {
 	rtt := v.StreamRTT
-	stream := max(pct(v.OfferExchange, 50)-pct(v.OfferService, 50)-rtt, 0)
+	stream := max(bench.Percentile(v.OfferExchange, 50)-bench.Percentile(v.OfferService, 50)-rtt, 0)
 	return devnetCosts{
 		rtt: time.Duration(rtt * float64(time.Millisecond)),
 		hop: costOf(v.DHTRPC, rtt), dial: costOf(v.Dial, 0), sync: costOf(v.RequesterSync, 0),
@@ -326,16 +326,6 @@ func simulateDevnet(v *bench.Validation, costs devnetCosts, seeds int) (simLaten
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// pct is the p-th percentile of xs by the nearest rank.
-func pct(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Sorted(slices.Values(xs))
-	i := int(math.Ceil(float64(len(s))*p/100)) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 func mean(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
@@ -366,8 +356,8 @@ func (r validateReport) write(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDERS\tSTREAM RTT\tNEW STREAM\tDIAL\tOFFER EXCHANGE\tOFFER SERVICE\tLEASE SERVICE\tREQUESTER SYNC\tGET_PROVIDERS\tWARM JOBS/S\t")
 	for _, v := range r.Devnets {
-		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f\t\n", v.Nodes, v.StreamRTT, v.NewStream, pct(v.Dial, 50), pct(v.OfferExchange, 50),
-			pct(v.OfferService, 50), pct(v.LeaseService, 50), pct(v.RequesterSync, 50), pct(v.DHTRPC, 50), v.WarmRate)
+		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.0f\t\n", v.Nodes, v.StreamRTT, v.NewStream, bench.Percentile(v.Dial, 50), bench.Percentile(v.OfferExchange, 50),
+			bench.Percentile(v.OfferService, 50), bench.Percentile(v.LeaseService, 50), bench.Percentile(v.RequesterSync, 50), bench.Percentile(v.DHTRPC, 50), v.WarmRate)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -379,7 +369,7 @@ func (r validateReport) write(w io.Writer) error {
 		// lease's handler plus the stream's work an offer's exchange shows
 		// beyond its handler.
 		rtt := v.StreamRTT
-		stream := max(pct(v.OfferExchange, 50)-pct(v.OfferService, 50)-rtt, 0)
+		stream := max(bench.Percentile(v.OfferExchange, 50)-bench.Percentile(v.OfferService, 50)-rtt, 0)
 		fmt.Fprintf(w, "\nscenario costs fitted on %d providers:\n", v.Nodes)
 		fmt.Fprintf(w, "  network.rtt_ms: %.3f\n", rtt)
 		fmt.Fprintf(w, "  discovery.hop_service: %s\n", costYAML(v.DHTRPC, rtt))
@@ -412,7 +402,7 @@ func (r validateReport) write(w io.Writer) error {
 				rt, conn = fmt.Sprintf("%.1f", v.RoutingTable), fmt.Sprintf("%.0f%%", 100*v.Connected)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%s\t%s\t\n", v.Nodes, from, len(hops), mean(hops), model,
-				mean(rpcs), mRPCs, mean(dials), pct(msFound, 50), mean(endRPCs), mEnd, pct(msEnd, 50), rt, conn)
+				mean(rpcs), mRPCs, mean(dials), bench.Percentile(msFound, 50), mean(endRPCs), mEnd, bench.Percentile(msEnd, 50), rt, conn)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -426,14 +416,14 @@ func (r validateReport) write(w io.Writer) error {
 			name     string
 			dev, sim []float64
 		}{{"warm", v.Warm, s.Warm}, {"cold", v.Cold, s.Cold}} {
-			r50, r90, rm := pct(m.sim, 50)/pct(m.dev, 50), pct(m.sim, 90)/pct(m.dev, 90), mean(m.sim)/mean(m.dev)
+			r50, r90, rm := bench.Percentile(m.sim, 50)/bench.Percentile(m.dev, 50), bench.Percentile(m.sim, 90)/bench.Percentile(m.dev, 90), mean(m.sim)/mean(m.dev)
 			ok := "yes"
 			if math.Abs(r50-1) > 0.25 || math.Abs(rm-1) > 0.25 {
 				ok = "no"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", v.Nodes, m.name,
-				len(m.dev), pct(m.dev, 50), pct(m.dev, 90), pct(m.dev, 99), mean(m.dev),
-				len(m.sim), pct(m.sim, 50), pct(m.sim, 90), pct(m.sim, 99), mean(m.sim), r50, r90, rm, ok)
+				len(m.dev), bench.Percentile(m.dev, 50), bench.Percentile(m.dev, 90), bench.Percentile(m.dev, 99), mean(m.dev),
+				len(m.sim), bench.Percentile(m.sim, 50), bench.Percentile(m.sim, 90), bench.Percentile(m.sim, 99), mean(m.sim), r50, r90, rm, ok)
 		}
 	}
 	if err := tw.Flush(); err != nil {

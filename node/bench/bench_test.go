@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +48,13 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 50) != 0 {
 		t.Error("p50 of nothing")
+	}
+	u := []float64{3, 1, 2}
+	if got := Percentile(u, 50); got != 2 || !slices.Equal(u, []float64{3, 1, 2}) {
+		t.Errorf("Percentile(%v, 50) = %v, and must leave its values unsorted", u, got)
+	}
+	if !math.IsNaN(Percentile(nil, 50)) {
+		t.Error("Percentile of nothing is not NaN")
 	}
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,15 @@ func median(sorted []float64) float64 {
 		return sorted[n/2]
 	}
 	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// Percentile returns the p-th percentile (0 < p <= 100) of values by the
+// nearest rank, NaN if there are none. values are left as they are.
+func Percentile(values []float64, p float64) float64 {
+	if len(values) == 0 {
+		return math.NaN()
+	}
+	return percentile(slices.Clone(values), p)
 }
 
 // percentile returns the p-th percentile (0 < p <= 100) of values by the
