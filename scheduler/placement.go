@@ -131,6 +131,8 @@ type round struct {
 	lookups    int      // lookups in flight
 	rested     bool     // it found providers that rest (retry-after), and left them out
 	waitedOn   bool     // past its OfferTimeout with nobody found, it waits on for its lookups
+	probedAt   time.Time
+	hedged     bool // enough offers in hand: it waits for the others only as long again as it has
 	candidates []string // sorted until probing shuffles them
 	probes     []probe
 	offers     []Offer
@@ -561,7 +563,7 @@ func (p *Placement) probe(now time.Time) {
 		p.endRound(now, fmt.Sprintf("%s under %s (%d shards looked up)", why, strings.Join(r.tried, ", then "), len(r.visited)))
 		return
 	}
-	r.probing = true
+	r.probing, r.probedAt = true, now
 	n := min(p.want(), len(r.candidates))
 	p.draw(r.candidates, n, r.facet)
 	req := Request{
@@ -665,9 +667,26 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 	p.maybeDecide(now)
 }
 
+// maybeDecide decides once every candidate asked has answered. With an
+// offer in hand for each pending slot, it waits for the others only as long
+// again as the round has taken so far, not to the offers' deadline: an ask
+// or an answer lost, or one slow provider, would otherwise hold every job
+// it is asked for the whole OfferTimeout ("The Tail at Scale", Dean and
+// Barroso, CACM 2013). The grace is at least a tenth of the OfferTimeout,
+// so that an answer from a nearer provider does not cut off the farther
+// ones; an answer within it still counts.
 func (p *Placement) maybeDecide(now time.Time) {
-	for _, pr := range p.round.probes {
+	r := p.round
+	for _, pr := range r.probes {
 		if !pr.answered {
+			if !r.hedged && len(r.offers) >= r.need {
+				r.hedged = true
+				grace := max(now.Sub(r.probedAt), p.cfg.OfferTimeout/10)
+				if at := now.Add(grace); at.Before(r.probedAt.Add(p.cfg.OfferTimeout)) {
+					p.dropTimers(timerRound, -1)
+					r.timer = p.setTimer(timerRound, -1, at)
+				}
+			}
 			return
 		}
 	}
@@ -680,7 +699,11 @@ func (p *Placement) decide(now time.Time) {
 	r := p.round
 	for _, pr := range r.probes {
 		if !pr.answered {
-			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline", nil)
+			detail := "no offer before the deadline"
+			if r.hedged && now.Before(r.probedAt.Add(p.cfg.OfferTimeout)) {
+				detail = "no offer while the others' were in hand"
+			}
+			p.outcome(pr.provider, ReasonNoAnswer, detail, nil)
 		}
 	}
 	rk := &p.ranking
