@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -529,5 +530,108 @@ func TestRetryAfterRests(t *testing.T) {
 	st := p.Status()
 	if st.State != JobFailed || !WaitsForCapacity(st.Asked) || strings.Contains(st.Reason, "no provider found") {
 		t.Fatalf("status %s, want failed for lack of capacity", describeStatus(st))
+	}
+}
+
+// TestHedgeUndoneWhenASlotReturns: a round hedging for the one slot it
+// places waits to its deadline again when another slot loses its lease
+// meanwhile and is pending again: its one offer no longer fills the slots
+// pending, and both are placed by the offers that come after the grace.
+func TestHedgeUndoneWhenASlotReturns(t *testing.T) {
+	w := fourFrench(t)
+	job, err := testJob("j", frenchJob+"count: 2\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{D: 2}, job, 1)
+	settle(t, w, j)
+	lose := func(i int) {
+		sl := j.p.Status().Slots[i]
+		p := w.provider(sl.Provider)
+		if !w.endLease(p, sl.LeaseID, sl.Epoch) {
+			t.Fatalf("slot %d: no lease on %s", i, sl.Provider)
+		}
+		w.step(j, ResultReceived{Provider: p.name, LeaseID: sl.LeaseID, Epoch: sl.Epoch,
+			State: pb.LeaseState_LEASE_STATE_FAILED, ExitCode: -1, Code: pb.Code_CODE_RUN_LOST})
+	}
+	// Slot 1's run dies with its provider: a round places it again.
+	lose(1)
+	w.deliverTo("dht", -1)
+	var asked []string
+	for _, m := range w.queue {
+		if _, ok := m.action.(RequestOffer); ok {
+			asked = append(asked, m.to)
+		}
+	}
+	if len(asked) != 2 {
+		t.Fatalf("asked %v, want two candidates", asked)
+	}
+	start := w.now
+	w.flush()
+	// The first offer after 100 ms: a grace to 200 ms.
+	w.advance(100 * time.Millisecond)
+	w.deliverTo(asked[0], -1)
+	// At 150 ms slot 0's run dies too: two slots pending, one offer.
+	w.advance(50 * time.Millisecond)
+	lose(0)
+	w.advance(150 * time.Millisecond)
+	if log := w.flush(); strings.Contains(log, "send-lease") {
+		t.Fatalf("decided within %s, with one offer for two slots:\n%s", w.now.Sub(start), log)
+	}
+	// At 300 ms, past the grace, the second offer comes: both are placed.
+	w.deliverTo(asked[1], -1)
+	w.deliverAll()
+	st := j.p.Status()
+	if st.State != JobRunning || st.Slots[0].Epoch != 2 || st.Slots[1].Epoch != 2 {
+		t.Fatalf("after both offers: %s, want both slots running under epoch 2\n%s", describeStatus(st), w.flush())
+	}
+}
+
+// TestFillable: a round's offers fill its pending slots when there are as
+// many, and the replicas of each instance can have distinct operators, none
+// that runs one of its replicas already.
+func TestFillable(t *testing.T) {
+	offers := func(ops ...string) []Offer {
+		var os []Offer
+		for i, op := range ops {
+			os = append(os, Offer{Provider: fmt.Sprintf("p%d", i), Labels: NewLabels(Label{LabelOperator, op})})
+		}
+		return os
+	}
+	for _, tt := range []struct {
+		name    string
+		spec    string
+		running []string // the operator of each slot running, from the first
+		ops     []string
+		want    bool
+	}{
+		{"one slot", "", nil, []string{"alpha"}, true},
+		{"one slot, no offer", "", nil, nil, false},
+		{"count, one operator", "count: 2\n", nil, []string{"alpha", "alpha"}, true},
+		{"count, too few", "count: 3\n", nil, []string{"alpha", "beta"}, false},
+		{"replicas, one operator", "replicas: 2\n", nil, []string{"alpha", "alpha"}, false},
+		{"replicas, two operators", "replicas: 2\n", nil, []string{"alpha", "alpha", "beta"}, true},
+		{"replica lost, its operator's sibling", "replicas: 2\n", []string{"alpha"}, []string{"alpha", "alpha"}, false},
+		{"replica lost, another operator", "replicas: 2\n", []string{"alpha"}, []string{"alpha", "beta"}, true},
+		{"instances, one operator short", "count: 2\nreplicas: 2\n", nil, []string{"alpha", "alpha", "alpha", "beta"}, false},
+		{"instances, two by two", "count: 2\nreplicas: 2\n", nil, []string{"alpha", "beta", "alpha", "beta"}, true},
+		// The first instance takes beta and gamma, the second alpha, and
+		// needs beta: the first gives it up for the other alpha.
+		{"instances, an exchange", "count: 2\nreplicas: 2\n", nil, []string{"beta", "gamma", "alpha", "alpha"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			job, err := testJob("j", frenchJob+tt.spec, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := NewPlacement(Config{}, job, [32]byte{})
+			for i, op := range tt.running {
+				p.slots[i].state = SlotRunning
+				p.slots[i].offer = Offer{Provider: "r" + op, Labels: NewLabels(Label{LabelOperator, op})}
+			}
+			if got := p.fillable(offers(tt.ops...)); got != tt.want {
+				t.Fatalf("offers of %v fill the slots pending: %t, want %t", tt.ops, got, tt.want)
+			}
+		})
 	}
 }
