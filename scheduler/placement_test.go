@@ -533,6 +533,151 @@ func TestRetryAfterRests(t *testing.T) {
 	}
 }
 
+// hedgedRound places a job on two providers with the given OfferTimeout:
+// dear, whose offer comes first after the asks, and cheap, half its price,
+// whose offer comes second after them (never if negative). It returns how
+// long after the asks the round decided, who got the slot, and what the
+// status says of the other.
+func hedgedRound(t *testing.T, timeout, first, second time.Duration) (time.Duration, string, Outcome) {
+	t.Helper()
+	w := newWorld()
+	addProvider(t, w, "dear", []string{"jurisdiction=fr"}, "price=20000,2000")
+	addProvider(t, w, "cheap", []string{"jurisdiction=fr"})
+	job, err := testJob("j", frenchJob, "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{OfferTimeout: timeout}, job, 1)
+	w.deliverTo("dht", -1)
+	if log := w.flush(); strings.Count(log, "request-offer") != 2 {
+		t.Fatalf("both providers not asked:\n%s", log)
+	}
+	asked := w.now
+	for el := time.Duration(0); el <= timeout; el += time.Millisecond {
+		if el == first {
+			w.deliverTo("dear", -1)
+		}
+		if el == second {
+			w.deliverTo("cheap", -1)
+		}
+		if log := w.flush(); strings.Contains(log, "send-lease") {
+			st := j.p.Status()
+			other := "cheap"
+			if st.Slots[0].Provider == "cheap" {
+				other = "dear"
+			}
+			for _, o := range st.Asked {
+				if o.Provider == other {
+					return w.now.Sub(asked), st.Slots[0].Provider, o
+				}
+			}
+			t.Fatalf("no outcome for %s: %+v", other, st.Asked)
+		}
+		w.advance(time.Millisecond)
+	}
+	t.Fatalf("no decision within the offer timeout: %s", describeStatus(j.p.Status()))
+	return 0, "", Outcome{}
+}
+
+// TestHedgedRound: a round with an offer for its slot waits for the other
+// candidate only a grace, as long again as it has taken since it asked, at
+// least a tenth of the OfferTimeout, never past the deadline; an offer
+// within the grace still counts, and the cheaper wins though it came
+// second; one at the end of the grace is too late. The one that did not
+// answer reads "no answer", and its detail says whether the round cut it
+// off or waited to the deadline.
+func TestHedgedRound(t *testing.T) {
+	const never = -1
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		timeout, first, second time.Duration
+		decided                time.Duration
+		winner                 string
+	}{
+		// The first offer at once: the grace is its floor, a tenth of the timeout.
+		{500 * ms, 0, never, 50 * ms, "dear"},
+		{500 * ms, 0, 49 * ms, 49 * ms, "cheap"},
+		{500 * ms, 0, 50 * ms, 50 * ms, "dear"},
+		{2000 * ms, 0, never, 200 * ms, "dear"},
+		{2000 * ms, 0, 199 * ms, 199 * ms, "cheap"},
+		// The first offer after 100 ms: as long again.
+		{500 * ms, 100 * ms, never, 200 * ms, "dear"},
+		{500 * ms, 100 * ms, 199 * ms, 199 * ms, "cheap"},
+		{500 * ms, 100 * ms, 200 * ms, 200 * ms, "dear"},
+		// The first offer after 300 ms: the deadline comes first.
+		{500 * ms, 300 * ms, never, 500 * ms, "dear"},
+		{500 * ms, 300 * ms, 499 * ms, 499 * ms, "cheap"},
+		// Both at once: no wait at all.
+		{500 * ms, 0, 0, 0, "cheap"},
+	} {
+		decided, winner, other := hedgedRound(t, tt.timeout, tt.first, tt.second)
+		if decided != tt.decided || winner != tt.winner {
+			t.Errorf("timeout %s, dear's offer after %s, cheap's after %s: decided after %s for %s, want after %s for %s",
+				tt.timeout, tt.first, tt.second, decided, winner, tt.decided, tt.winner)
+			continue
+		}
+		want := ReasonNotChosen
+		if tt.second == never || tt.second >= tt.decided && tt.winner == "dear" {
+			want = ReasonNoAnswer
+		}
+		detail := ""
+		switch {
+		case want == ReasonNoAnswer && tt.decided < tt.timeout:
+			detail = "no offer while the others' were in hand"
+		case want == ReasonNoAnswer:
+			detail = "no offer before the deadline"
+		}
+		if other.Reason != want || other.Detail != detail {
+			t.Errorf("timeout %s, dear's offer after %s, cheap's after %s: the other reads %s (%q), want %s (%q)",
+				tt.timeout, tt.first, tt.second, other.Reason, other.Detail, want, detail)
+		}
+	}
+}
+
+// TestUnansweredRoundWaitsToDeadline: a round with no offer in hand waits
+// for the candidates yet to answer to the offer deadline, however soon the
+// others answered: a refusal, for lack of room or for a price above the
+// job's ceiling, fills no slot.
+func TestUnansweredRoundWaitsToDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		provider []string // the one that answers at once
+		spec     string
+	}{
+		{"refused", []string{"cpu=250m"}, frenchJob},
+		{"price above the ceiling", []string{"price=9000000,0"}, frenchJob + "max_price: \"0.01 EUR\"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			addProvider(t, w, "quick", []string{"jurisdiction=fr"}, tt.provider...)
+			addProvider(t, w, "slow", []string{"jurisdiction=fr"})
+			job, err := testJob("j", tt.spec, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := w.submit("j", Config{}, job, 1)
+			w.deliverTo("dht", -1)
+			asked := w.now
+			w.deliverTo("quick", -1)
+			w.flush()
+			w.advance(499 * time.Millisecond)
+			if log := w.flush(); log != "" {
+				t.Fatalf("before the deadline, with no offer in hand:\n%s", log)
+			}
+			w.advance(time.Millisecond)
+			st := j.p.Status()
+			if w.now.Sub(asked) != 500*time.Millisecond || j.p.round != nil || st.Code != ReasonNotPlaced {
+				t.Fatalf("at the deadline: %s (round under way: %t)", describeStatus(st), j.p.round != nil)
+			}
+			for _, o := range st.Asked {
+				if o.Provider == "slow" && (o.Reason != ReasonNoAnswer || o.Detail != "no offer before the deadline") {
+					t.Errorf("slow reads %s (%q), want no answer before the deadline", o.Reason, o.Detail)
+				}
+			}
+		})
+	}
+}
+
 // TestHedgeUndoneWhenASlotReturns: a round hedging for the one slot it
 // places waits to its deadline again when another slot loses its lease
 // meanwhile and is pending again: its one offer no longer fills the slots
