@@ -680,7 +680,7 @@ func (p *Placement) maybeDecide(now time.Time) {
 // hedge sets how long a probing round waits for the candidates yet to
 // answer. Once the offers in hand fill every pending slot (fillable), it
 // waits for the others only a grace, not to the deadline: as long again as
-// the round has taken since it asked, at least a tenth of the
+// the round has taken since it asked, at least a quarter of the
 // OfferTimeout, never past the deadline. Without it, one ask or answer
 // lost, or one slow provider, holds the job for the whole OfferTimeout.
 // It is a tail-tolerant rule ("good enough" responses, Dean and Barroso,
@@ -702,7 +702,7 @@ func (p *Placement) hedge(now time.Time) {
 	at := deadline
 	switch {
 	case fill:
-		at = now.Add(max(now.Sub(r.probedAt), p.cfg.OfferTimeout/10))
+		at = now.Add(max(now.Sub(r.probedAt), p.cfg.OfferTimeout/4))
 		if !at.Before(deadline) {
 			return // the deadline comes first: its timer stands
 		}

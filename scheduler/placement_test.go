@@ -581,7 +581,7 @@ func hedgedRound(t *testing.T, timeout, first, second time.Duration) (time.Durat
 
 // TestHedgedRound: a round with an offer for its slot waits for the other
 // candidate only a grace, as long again as it has taken since it asked, at
-// least a tenth of the OfferTimeout, never past the deadline; an offer
+// least a quarter of the OfferTimeout, never past the deadline; an offer
 // within the grace still counts, and the cheaper wins though it came
 // second; one at the end of the grace is too late. The one that did not
 // answer reads "no answer", and its detail says whether the round cut it
@@ -594,16 +594,16 @@ func TestHedgedRound(t *testing.T) {
 		decided                time.Duration
 		winner                 string
 	}{
-		// The first offer at once: the grace is its floor, a tenth of the timeout.
-		{500 * ms, 0, never, 50 * ms, "dear"},
-		{500 * ms, 0, 49 * ms, 49 * ms, "cheap"},
-		{500 * ms, 0, 50 * ms, 50 * ms, "dear"},
-		{2000 * ms, 0, never, 200 * ms, "dear"},
-		{2000 * ms, 0, 199 * ms, 199 * ms, "cheap"},
-		// The first offer after 100 ms: as long again.
-		{500 * ms, 100 * ms, never, 200 * ms, "dear"},
-		{500 * ms, 100 * ms, 199 * ms, 199 * ms, "cheap"},
-		{500 * ms, 100 * ms, 200 * ms, 200 * ms, "dear"},
+		// The first offer at once: the grace is its floor, a quarter of the timeout.
+		{500 * ms, 0, never, 125 * ms, "dear"},
+		{500 * ms, 0, 124 * ms, 124 * ms, "cheap"},
+		{500 * ms, 0, 125 * ms, 125 * ms, "dear"},
+		{2000 * ms, 0, never, 500 * ms, "dear"},
+		{2000 * ms, 0, 499 * ms, 499 * ms, "cheap"},
+		// The first offer after 150 ms: as long again.
+		{500 * ms, 150 * ms, never, 300 * ms, "dear"},
+		{500 * ms, 150 * ms, 299 * ms, 299 * ms, "cheap"},
+		{500 * ms, 150 * ms, 300 * ms, 300 * ms, "dear"},
 		// The first offer after 300 ms: the deadline comes first.
 		{500 * ms, 300 * ms, never, 500 * ms, "dear"},
 		{500 * ms, 300 * ms, 499 * ms, 499 * ms, "cheap"},
