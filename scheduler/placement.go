@@ -128,13 +128,15 @@ type round struct {
 	facet      protocol.Facet
 	values     []string
 	visited    []protocol.FacetKey
-	lookups    int      // lookups in flight
-	rested     bool     // it found providers that rest (retry-after), and left them out
-	waitedOn   bool     // past its OfferTimeout with nobody found, it waits on for its lookups
-	candidates []string // sorted until probing shuffles them
+	lookups    int       // lookups in flight
+	rested     bool      // it found providers that rest (retry-after), and left them out
+	waitedOn   bool      // past its OfferTimeout with nobody found, it waits on for its lookups
+	probedAt   time.Time // when it asked for offers: its deadline is OfferTimeout after
+	hedged     bool      // its offers in hand fill every pending slot: it waits for the others only a grace (hedge)
+	graceEnds  time.Time // when that grace ends, if before the deadline: its timer fires then
+	candidates []string  // sorted until probing shuffles them
 	probes     []probe
 	offers     []Offer
-	need       int
 	timer      uint64
 }
 
@@ -345,7 +347,7 @@ func (p *Placement) startRound(now time.Time) {
 	if p.round != nil || p.retrying || p.pending() == 0 {
 		return
 	}
-	r := &round{facets: lookupFacets(&p.job), need: p.pending()}
+	r := &round{facets: lookupFacets(&p.job)}
 	p.round = r
 	if !p.widen(r) {
 		p.endRound(now, fmt.Sprintf("no valid facet key for %s in %v", r.facet, r.values))
@@ -561,7 +563,7 @@ func (p *Placement) probe(now time.Time) {
 		p.endRound(now, fmt.Sprintf("%s under %s (%d shards looked up)", why, strings.Join(r.tried, ", then "), len(r.visited)))
 		return
 	}
-	r.probing = true
+	r.probing, r.probedAt = true, now
 	n := min(p.want(), len(r.candidates))
 	p.draw(r.candidates, n, r.facet)
 	req := Request{
@@ -665,13 +667,143 @@ func (p *Placement) onRefused(now time.Time, ev OfferRefused) {
 	p.maybeDecide(now)
 }
 
+// maybeDecide decides once every candidate asked has answered, and
+// otherwise lets hedge say how much longer the round waits.
 func (p *Placement) maybeDecide(now time.Time) {
-	for _, pr := range p.round.probes {
-		if !pr.answered {
-			return
-		}
+	if slices.ContainsFunc(p.round.probes, func(pr probe) bool { return !pr.answered }) {
+		p.hedge(now)
+		return
 	}
 	p.decide(now)
+}
+
+// hedge sets how long a probing round waits for the candidates yet to
+// answer. Once the offers in hand fill every pending slot (fillable), it
+// waits for the others only a grace, not to the deadline: as long again as
+// the round has taken since it asked, at least a quarter of the
+// OfferTimeout, never past the deadline. Without it, one ask or answer
+// lost, or one slow provider, holds the job for the whole OfferTimeout.
+// It is a tail-tolerant rule ("good enough" responses, Dean and Barroso,
+// "The Tail at Scale", CACM 56(2), 2013): the grace grows with the time the
+// first answers took, so that a round whose candidates are all far does
+// not cut off the farther ones, and its floor keeps a near provider's
+// instant answer from cutting off the others. An answer within the grace
+// still counts. Should the offers no longer fill the pending slots
+// (another slot lost its lease meanwhile and is pending again), the round
+// waits to its deadline again (SPEC 6.1).
+func (p *Placement) hedge(now time.Time) {
+	r := p.round
+	fill := p.fillable(r.offers)
+	if fill == r.hedged {
+		return
+	}
+	r.hedged = fill
+	deadline := r.probedAt.Add(p.cfg.OfferTimeout)
+	at := deadline
+	switch {
+	case fill:
+		at = now.Add(max(now.Sub(r.probedAt), p.cfg.OfferTimeout/4))
+		if !at.Before(deadline) {
+			return // the deadline comes first: its timer stands
+		}
+		r.graceEnds = at
+	case r.graceEnds.IsZero():
+		return // the timer still stands at the deadline
+	default:
+		r.graceEnds = time.Time{}
+	}
+	p.dropTimers(timerRound, -1)
+	r.timer = p.setTimer(timerRound, -1, at)
+}
+
+// fillable says whether offers could fill every pending slot: one offer
+// each, and the replicas of an instance with distinct operators, none of
+// them one that runs a replica of that instance already (replicaOK). A
+// count alone would take two offers of one operator for two replicas, and
+// cut off the one offer that could take the second. decide, which chooses
+// by score, may still fill fewer: this says only that waiting for more
+// offers is not needed to fill them.
+func (p *Placement) fillable(offers []Offer) bool {
+	pending := p.pending()
+	if len(offers) < pending {
+		return false
+	}
+	rep := p.job.Replicas
+	if rep <= 1 {
+		return true
+	}
+	// Instances with pending replicas take operators, each at most once
+	// and none it runs a replica on already; an operator gives as many as
+	// it has offers. A flow, found by augmenting paths: an instance that
+	// finds every operator it may take given out takes one from another
+	// instance that can take another.
+	var ops []string
+	var supply []int
+	for i := range offers {
+		op := attribute(&offers[i], LabelOperator)
+		if k := slices.Index(ops, op); k >= 0 {
+			supply[k]++
+		} else {
+			ops, supply = append(ops, op), append(supply, 1)
+		}
+	}
+	type instance struct {
+		need  int
+		taken []bool // by operator: it runs a replica there already
+	}
+	var insts []instance
+	for first := 0; first < len(p.slots); first += rep {
+		in := instance{taken: make([]bool, len(ops))}
+		for k := first; k < first+rep; k++ {
+			s := &p.slots[k]
+			switch s.state {
+			case SlotPending:
+				in.need++
+			case SlotCancelled:
+			default:
+				if o := slices.Index(ops, attribute(&s.offer, LabelOperator)); o >= 0 {
+					in.taken[o] = true
+				}
+			}
+		}
+		if in.need > 0 {
+			insts = append(insts, in)
+		}
+	}
+	takes := make([][]bool, len(insts)) // takes[i][o]: instance i takes operator o here
+	for i := range insts {
+		takes[i] = make([]bool, len(ops))
+	}
+	used := make([]int, len(ops))
+	var augment func(i int, seen []bool) bool
+	augment = func(i int, seen []bool) bool {
+		for o := range ops {
+			if seen[o] || takes[i][o] || insts[i].taken[o] {
+				continue
+			}
+			seen[o] = true
+			if used[o] < supply[o] {
+				takes[i][o] = true
+				used[o]++
+				return true
+			}
+			for k := range insts {
+				if takes[k][o] && augment(k, seen) {
+					takes[k][o], takes[i][o] = false, true
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i := range insts {
+		for range insts[i].need {
+			if !augment(i, make([]bool, len(ops))) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // decide ranks the round's offers and leases the best to the pending slots,
@@ -680,7 +812,11 @@ func (p *Placement) decide(now time.Time) {
 	r := p.round
 	for _, pr := range r.probes {
 		if !pr.answered {
-			p.outcome(pr.provider, ReasonNoAnswer, "no offer before the deadline", nil)
+			detail := "no offer before the deadline"
+			if !r.graceEnds.IsZero() {
+				detail = "no offer while the others' were in hand"
+			}
+			p.outcome(pr.provider, ReasonNoAnswer, detail, nil)
 		}
 	}
 	rk := &p.ranking
@@ -985,6 +1121,9 @@ func (p *Placement) requeue(now time.Time, i int, lost bool) bool {
 		p.state = JobPlacing
 	}
 	p.startRound(now)
+	if r := p.round; r != nil && r.probing {
+		p.hedge(now) // a round under way: its offers may no longer fill the slots pending
+	}
 	return true
 }
 

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -529,5 +530,253 @@ func TestRetryAfterRests(t *testing.T) {
 	st := p.Status()
 	if st.State != JobFailed || !WaitsForCapacity(st.Asked) || strings.Contains(st.Reason, "no provider found") {
 		t.Fatalf("status %s, want failed for lack of capacity", describeStatus(st))
+	}
+}
+
+// hedgedRound places a job on two providers with the given OfferTimeout:
+// dear, whose offer comes first after the asks, and cheap, half its price,
+// whose offer comes second after them (never if negative). It returns how
+// long after the asks the round decided, who got the slot, and what the
+// status says of the other.
+func hedgedRound(t *testing.T, timeout, first, second time.Duration) (time.Duration, string, Outcome) {
+	t.Helper()
+	w := newWorld()
+	addProvider(t, w, "dear", []string{"jurisdiction=fr"}, "price=20000,2000")
+	addProvider(t, w, "cheap", []string{"jurisdiction=fr"})
+	job, err := testJob("j", frenchJob, "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{OfferTimeout: timeout}, job, 1)
+	w.deliverTo("dht", -1)
+	if log := w.flush(); strings.Count(log, "request-offer") != 2 {
+		t.Fatalf("both providers not asked:\n%s", log)
+	}
+	asked := w.now
+	for el := time.Duration(0); el <= timeout; el += time.Millisecond {
+		if el == first {
+			w.deliverTo("dear", -1)
+		}
+		if el == second {
+			w.deliverTo("cheap", -1)
+		}
+		if log := w.flush(); strings.Contains(log, "send-lease") {
+			st := j.p.Status()
+			other := "cheap"
+			if st.Slots[0].Provider == "cheap" {
+				other = "dear"
+			}
+			for _, o := range st.Asked {
+				if o.Provider == other {
+					return w.now.Sub(asked), st.Slots[0].Provider, o
+				}
+			}
+			t.Fatalf("no outcome for %s: %+v", other, st.Asked)
+		}
+		w.advance(time.Millisecond)
+	}
+	t.Fatalf("no decision within the offer timeout: %s", describeStatus(j.p.Status()))
+	return 0, "", Outcome{}
+}
+
+// TestHedgedRound: a round with an offer for its slot waits for the other
+// candidate only a grace, as long again as it has taken since it asked, at
+// least a quarter of the OfferTimeout, never past the deadline; an offer
+// within the grace still counts, and the cheaper wins though it came
+// second; one at the end of the grace is too late. The one that did not
+// answer reads "no answer", and its detail says whether the round cut it
+// off or waited to the deadline.
+func TestHedgedRound(t *testing.T) {
+	const never = -1
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		timeout, first, second time.Duration
+		decided                time.Duration
+		winner                 string
+	}{
+		// The first offer at once: the grace is its floor, a quarter of the timeout.
+		{500 * ms, 0, never, 125 * ms, "dear"},
+		{500 * ms, 0, 124 * ms, 124 * ms, "cheap"},
+		{500 * ms, 0, 125 * ms, 125 * ms, "dear"},
+		{2000 * ms, 0, never, 500 * ms, "dear"},
+		{2000 * ms, 0, 499 * ms, 499 * ms, "cheap"},
+		// The first offer after 150 ms: as long again.
+		{500 * ms, 150 * ms, never, 300 * ms, "dear"},
+		{500 * ms, 150 * ms, 299 * ms, 299 * ms, "cheap"},
+		{500 * ms, 150 * ms, 300 * ms, 300 * ms, "dear"},
+		// The first offer after 300 ms: the deadline comes first.
+		{500 * ms, 300 * ms, never, 500 * ms, "dear"},
+		{500 * ms, 300 * ms, 499 * ms, 499 * ms, "cheap"},
+		// Both at once: no wait at all.
+		{500 * ms, 0, 0, 0, "cheap"},
+	} {
+		decided, winner, other := hedgedRound(t, tt.timeout, tt.first, tt.second)
+		if decided != tt.decided || winner != tt.winner {
+			t.Errorf("timeout %s, dear's offer after %s, cheap's after %s: decided after %s for %s, want after %s for %s",
+				tt.timeout, tt.first, tt.second, decided, winner, tt.decided, tt.winner)
+			continue
+		}
+		want := ReasonNotChosen
+		if tt.second == never || tt.second >= tt.decided && tt.winner == "dear" {
+			want = ReasonNoAnswer
+		}
+		detail := ""
+		switch {
+		case want == ReasonNoAnswer && tt.decided < tt.timeout:
+			detail = "no offer while the others' were in hand"
+		case want == ReasonNoAnswer:
+			detail = "no offer before the deadline"
+		}
+		if other.Reason != want || other.Detail != detail {
+			t.Errorf("timeout %s, dear's offer after %s, cheap's after %s: the other reads %s (%q), want %s (%q)",
+				tt.timeout, tt.first, tt.second, other.Reason, other.Detail, want, detail)
+		}
+	}
+}
+
+// TestUnansweredRoundWaitsToDeadline: a round with no offer in hand waits
+// for the candidates yet to answer to the offer deadline, however soon the
+// others answered: a refusal, for lack of room or for a price above the
+// job's ceiling, fills no slot.
+func TestUnansweredRoundWaitsToDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		provider []string // the one that answers at once
+		spec     string
+	}{
+		{"refused", []string{"cpu=250m"}, frenchJob},
+		{"price above the ceiling", []string{"price=9000000,0"}, frenchJob + "max_price: \"0.01 EUR\"\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			addProvider(t, w, "quick", []string{"jurisdiction=fr"}, tt.provider...)
+			addProvider(t, w, "slow", []string{"jurisdiction=fr"})
+			job, err := testJob("j", tt.spec, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := w.submit("j", Config{}, job, 1)
+			w.deliverTo("dht", -1)
+			asked := w.now
+			w.deliverTo("quick", -1)
+			w.flush()
+			w.advance(499 * time.Millisecond)
+			if log := w.flush(); log != "" {
+				t.Fatalf("before the deadline, with no offer in hand:\n%s", log)
+			}
+			w.advance(time.Millisecond)
+			st := j.p.Status()
+			if w.now.Sub(asked) != 500*time.Millisecond || j.p.round != nil || st.Code != ReasonNotPlaced {
+				t.Fatalf("at the deadline: %s (round under way: %t)", describeStatus(st), j.p.round != nil)
+			}
+			for _, o := range st.Asked {
+				if o.Provider == "slow" && (o.Reason != ReasonNoAnswer || o.Detail != "no offer before the deadline") {
+					t.Errorf("slow reads %s (%q), want no answer before the deadline", o.Reason, o.Detail)
+				}
+			}
+		})
+	}
+}
+
+// TestHedgeUndoneWhenASlotReturns: a round hedging for the one slot it
+// places waits to its deadline again when another slot loses its lease
+// meanwhile and is pending again: its one offer no longer fills the slots
+// pending, and both are placed by the offers that come after the grace.
+func TestHedgeUndoneWhenASlotReturns(t *testing.T) {
+	w := fourFrench(t)
+	job, err := testJob("j", frenchJob+"count: 2\n", "requester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := w.submit("j", Config{D: 2}, job, 1)
+	settle(t, w, j)
+	lose := func(i int) {
+		sl := j.p.Status().Slots[i]
+		p := w.provider(sl.Provider)
+		if !w.endLease(p, sl.LeaseID, sl.Epoch) {
+			t.Fatalf("slot %d: no lease on %s", i, sl.Provider)
+		}
+		w.step(j, ResultReceived{Provider: p.name, LeaseID: sl.LeaseID, Epoch: sl.Epoch,
+			State: pb.LeaseState_LEASE_STATE_FAILED, ExitCode: -1, Code: pb.Code_CODE_RUN_LOST})
+	}
+	// Slot 1's run dies with its provider: a round places it again.
+	lose(1)
+	w.deliverTo("dht", -1)
+	var asked []string
+	for _, m := range w.queue {
+		if _, ok := m.action.(RequestOffer); ok {
+			asked = append(asked, m.to)
+		}
+	}
+	if len(asked) != 2 {
+		t.Fatalf("asked %v, want two candidates", asked)
+	}
+	start := w.now
+	w.flush()
+	// The first offer after 100 ms: a grace to 200 ms.
+	w.advance(100 * time.Millisecond)
+	w.deliverTo(asked[0], -1)
+	// At 150 ms slot 0's run dies too: two slots pending, one offer.
+	w.advance(50 * time.Millisecond)
+	lose(0)
+	w.advance(150 * time.Millisecond)
+	if log := w.flush(); strings.Contains(log, "send-lease") {
+		t.Fatalf("decided within %s, with one offer for two slots:\n%s", w.now.Sub(start), log)
+	}
+	// At 300 ms, past the grace, the second offer comes: both are placed.
+	w.deliverTo(asked[1], -1)
+	w.deliverAll()
+	st := j.p.Status()
+	if st.State != JobRunning || st.Slots[0].Epoch != 2 || st.Slots[1].Epoch != 2 {
+		t.Fatalf("after both offers: %s, want both slots running under epoch 2\n%s", describeStatus(st), w.flush())
+	}
+}
+
+// TestFillable: a round's offers fill its pending slots when there are as
+// many, and the replicas of each instance can have distinct operators, none
+// that runs one of its replicas already.
+func TestFillable(t *testing.T) {
+	offers := func(ops ...string) []Offer {
+		var os []Offer
+		for i, op := range ops {
+			os = append(os, Offer{Provider: fmt.Sprintf("p%d", i), Labels: NewLabels(Label{LabelOperator, op})})
+		}
+		return os
+	}
+	for _, tt := range []struct {
+		name    string
+		spec    string
+		running []string // the operator of each slot running, from the first
+		ops     []string
+		want    bool
+	}{
+		{"one slot", "", nil, []string{"alpha"}, true},
+		{"one slot, no offer", "", nil, nil, false},
+		{"count, one operator", "count: 2\n", nil, []string{"alpha", "alpha"}, true},
+		{"count, too few", "count: 3\n", nil, []string{"alpha", "beta"}, false},
+		{"replicas, one operator", "replicas: 2\n", nil, []string{"alpha", "alpha"}, false},
+		{"replicas, two operators", "replicas: 2\n", nil, []string{"alpha", "alpha", "beta"}, true},
+		{"replica lost, its operator's sibling", "replicas: 2\n", []string{"alpha"}, []string{"alpha", "alpha"}, false},
+		{"replica lost, another operator", "replicas: 2\n", []string{"alpha"}, []string{"alpha", "beta"}, true},
+		{"instances, one operator short", "count: 2\nreplicas: 2\n", nil, []string{"alpha", "alpha", "alpha", "beta"}, false},
+		{"instances, two by two", "count: 2\nreplicas: 2\n", nil, []string{"alpha", "beta", "alpha", "beta"}, true},
+		// The first instance takes beta and gamma, the second alpha, and
+		// needs beta: the first gives it up for the other alpha.
+		{"instances, an exchange", "count: 2\nreplicas: 2\n", nil, []string{"beta", "gamma", "alpha", "alpha"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			job, err := testJob("j", frenchJob+tt.spec, "requester")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := NewPlacement(Config{}, job, [32]byte{})
+			for i, op := range tt.running {
+				p.slots[i].state = SlotRunning
+				p.slots[i].offer = Offer{Provider: "r" + op, Labels: NewLabels(Label{LabelOperator, op})}
+			}
+			if got := p.fillable(offers(tt.ops...)); got != tt.want {
+				t.Fatalf("offers of %v fill the slots pending: %t, want %t", tt.ops, got, tt.want)
+			}
+		})
 	}
 }

@@ -45,7 +45,7 @@ const ownReasons Reason = 1000
 const (
 	ReasonLeased          Reason = ownReasons + iota // the offer was leased
 	ReasonNotChosen                                  // the offer lost to better ones
-	ReasonNoAnswer                                   // no offer, or no lease answer, before the deadline
+	ReasonNoAnswer                                   // no offer before the deadline or within the grace (hedge), or no lease answer
 	ReasonLost                                       // the lease was lost: heartbeats missed, or the run died with its provider
 	ReasonReplicaOperator                            // the operator already runs a replica of each instance pending
 	ReasonOtherJob                                   // the offer was for another job or requester

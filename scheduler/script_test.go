@@ -18,7 +18,8 @@ import (
 //
 //	provider name=p1 cpu=4 mem=8Gi [scratch=..] [price=(cpu,mem)] [load-factor=N] [labels=(k=v,...)] [executors=(wasm)]
 //	job name=j1 [seed=N] [d=N] [policy=..]   with a YAML job spec as input (module: any path)
-//	deliver [n=N]       deliver N messages in flight, or all (and what they cause)
+//	deliver [n=N] [to=p1]  deliver N messages in flight, or all (and what they cause);
+//	                    to=: only those to or from p1 (to=dht: the lookups and their answers)
 //	drop [n=N] [to=p1]  drop messages in flight (the first N, or all to a provider)
 //	queue               list messages in flight
 //	tick 500ms          advance the clock, firing due timers
@@ -96,7 +97,13 @@ func runCommand(w *world, d *datadriven.TestData) (string, error) {
 		}
 		w.submit(arg("name", "j"), cfg, j, seed)
 	case "deliver":
-		if n := arg("n", ""); n != "" {
+		if to := arg("to", ""); to != "" {
+			n, err := strconv.Atoi(arg("n", "-1"))
+			if err != nil {
+				return "", err
+			}
+			w.deliverTo(to, n)
+		} else if n := arg("n", ""); n != "" {
 			k, err := strconv.Atoi(n)
 			if err != nil {
 				return "", err

@@ -276,6 +276,26 @@ func (w *world) deliverAll() {
 	}
 }
 
+// deliverTo delivers, in order, the messages in flight to or from a
+// provider ("dht": the lookups and their answers), n of them or, with n < 0,
+// until none is left, including those their deliveries add; the others stay
+// in flight.
+func (w *world) deliverTo(name string, n int) {
+	for ; n != 0; n-- {
+		i := slices.IndexFunc(w.queue, func(m message) bool {
+			if name == "dht" {
+				_, found := m.event.(CandidatesFound)
+				return found || m.to == "" && m.action != nil
+			}
+			return m.to == name || m.event != nil && eventSender(m.event) == name
+		})
+		if i < 0 {
+			return
+		}
+		w.deliver(i)
+	}
+}
+
 // advance moves the clock by d, firing due timers in time order.
 func (w *world) advance(d time.Duration) {
 	end := w.now.Add(d)

@@ -176,7 +176,10 @@ func TestProviderRestartReschedules(t *testing.T) {
 }
 
 // TestDeadProviderAskedOnce: a provider crashed, its records still in the
-// DHT, costs the first job one unanswered probe; the jobs after it, within
+// DHT, costs the first job one unanswered probe, which holds it only for the
+// grace its round gives the others once it has the live provider's offer
+// (SPEC 6.1), not for the offer timeout. The requester learns that the
+// provider is dead when that probe times out; the jobs after it, within
 // deadFor, do not ask it at all.
 func TestDeadProviderAskedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -187,10 +190,21 @@ func TestDeadProviderAskedOnce(t *testing.T) {
 		asked := func(v requester.JobView) bool {
 			return slices.ContainsFunc(v.Asked, func(o requester.OutcomeView) bool { return o.Provider == deadID })
 		}
+		start := f.Clock.Now()
 		first := f.Wait(f.Submit("version: 1\nname: a\ntask:\n  module: m.wasm\n"+small, exectest.Write("a\n", "", 0)))
 		if first.State != "succeeded" || !asked(first) {
 			t.Fatalf("the first job: %s, asked the dead provider: %v", first.State, asked(first))
 		}
+		timeout := f.Placement.WithDefaults().OfferTimeout
+		if took := f.Clock.Now().Sub(start); took >= timeout {
+			t.Fatalf("the first job took %s: its round waited out the dead provider's %s", took, timeout)
+		}
+		for _, o := range first.Asked {
+			if o.Provider == deadID && (o.Reason != "no answer" || o.Detail != "no offer while the others' were in hand") {
+				t.Fatalf("the dead provider's outcome: %s (%q), want no answer, cut off by the grace", o.Reason, o.Detail)
+			}
+		}
+		f.Settle(timeout) // the dead provider's probe times out
 		for i := range 3 {
 			v := f.Wait(f.Submit(fmt.Sprintf("version: 1\nname: b%d\ntask:\n  module: m.wasm\n", i)+small, exectest.Write("b\n", "", 0)))
 			if v.State != "succeeded" || asked(v) {
