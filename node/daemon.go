@@ -34,6 +34,7 @@ type Daemon struct {
 	Data  *data.Store
 	Exec  *exec.Executor // nil for a requester only
 	dir   string
+	cfg   config.Config // as it runs: the start's, with the prices and labels of the last reload
 
 	metrics *metricsServer // on config metrics.listen; nil without
 }
@@ -120,7 +121,7 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 		st.Close()
 		return nil, err
 	}
-	d := &Daemon{Store: st, Data: ds, Exec: ex, dir: dir}
+	d := &Daemon{Store: st, Data: ds, Exec: ex, dir: dir, cfg: c}
 	fail := func(err error) (*Daemon, error) {
 		closeExec()
 		ds.Close()
@@ -218,21 +219,43 @@ func (d *Daemon) Stop(grace time.Duration) error {
 	return errors.Join(d.API.Close(ctx), d.metrics.close(ctx), d.Node.Close(), execErr, d.Data.Close(), d.Store.Close())
 }
 
-// Reload reads the config again and applies its prices and labels; other
-// settings need a restart. A requester has neither: it refuses.
-func (d *Daemon) Reload(c config.Config) error {
+// Reloaded is what a reload did: the changes it applied, and those that
+// wait for a restart (the running values stay).
+type Reloaded struct {
+	Applied, Restart []config.Change
+}
+
+// Reload applies the prices and labels of c, the config read again; a
+// change of any other setting waits for a restart, and is listed as such. A
+// requester has no prices or labels: it refuses a change of them.
+func (d *Daemon) Reload(c config.Config) (Reloaded, error) {
+	var r Reloaded
+	for _, ch := range config.Changes(d.cfg, c) {
+		if config.Reloadable(ch.Path) {
+			r.Applied = append(r.Applied, ch)
+		} else {
+			r.Restart = append(r.Restart, ch)
+		}
+	}
+	if len(r.Applied) == 0 {
+		return r, nil
+	}
 	if d.Node.Role() == config.RoleRequester {
-		return fmt.Errorf("reload: %w: it has no prices or labels", errSellsNothing)
+		return Reloaded{}, fmt.Errorf("reload: %w: it has no prices or labels", errSellsNothing)
 	}
 	detected, err := config.Detect(d.dir)
 	if err != nil {
-		return err
+		return Reloaded{}, err
 	}
 	m, err := c.Market(string(d.Node.ID()), detected)
 	if err != nil {
-		return err
+		return Reloaded{}, err
 	}
-	return d.Node.Reprice(m.Pricing, m.Labels)
+	if err := d.Node.Reprice(m.Pricing, m.Labels); err != nil {
+		return Reloaded{}, err
+	}
+	d.cfg.Pricing, d.cfg.Labels = c.Pricing, c.Labels
+	return r, nil
 }
 
 // hostLimits returns the limits the node's host enforces, from its config.

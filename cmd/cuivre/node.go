@@ -93,7 +93,8 @@ func newDaemonCmd() *cobra.Command {
 flag (--set path=value) > CUIVRE_* environment > config.yaml > default; an
 invalid setting is refused at start with its source, field and reason.
 SIGINT or SIGTERM drains: no new offers, running leases get a grace period.
-SIGHUP reloads prices and labels from the config.
+SIGHUP reads the config again: it applies changed prices and labels at
+once, and logs every other change as one that needs a restart.
 
 A node of role requester (role: requester, CUIVRE_ROLE=requester or --set
 role=requester) only buys: it detects no capacity, runs no executor, announces
@@ -152,15 +153,7 @@ examples/systemd/cuivre.service is a unit to start from. Outside systemd
 				select {
 				case <-hup:
 					sdNotify(log, sdReloading())
-					nc, err := config.Load(cfgPath, os.Environ(), overrides)
-					if err == nil {
-						err = d.Reload(nc)
-					}
-					if err != nil {
-						log.Error("reload refused; the running settings stay", "err", err)
-					} else {
-						log.Info("reloaded prices and labels")
-					}
+					reload(log, d, cfgPath, overrides)
 					sdNotify(log, sd.SdNotifyReady+"\n"+sdStatus(d))
 				case <-ctx.Done():
 					stop() // a second signal ends the process at once
@@ -175,6 +168,37 @@ examples/systemd/cuivre.service is a unit to start from. Outside systemd
 	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (default DATA_DIR/config.yaml)")
 	cmd.Flags().StringArrayVar(&set, "set", nil, "override a setting: path=value (repeatable; see config.yaml for paths)")
 	return cmd
+}
+
+// reload reads the config again on SIGHUP and says what changed: the
+// prices and labels it applied, the settings that wait for a restart.
+func reload(log *slog.Logger, d *node.Daemon, cfgPath string, overrides map[string]string) {
+	nc, err := config.Load(cfgPath, os.Environ(), overrides)
+	var r node.Reloaded
+	if err == nil {
+		r, err = d.Reload(nc)
+	}
+	switch {
+	case err != nil:
+		log.Error("reload refused; the running settings stay", "err", err)
+	case len(r.Applied)+len(r.Restart) == 0:
+		log.Info("reloaded: nothing changed")
+	default:
+		if len(r.Applied) > 0 {
+			log.Info("reloaded", "applied", changeList(r.Applied))
+		}
+		if len(r.Restart) > 0 {
+			log.Warn("changes that need a restart; the running values stay", "changes", changeList(r.Restart))
+		}
+	}
+}
+
+func changeList(cs []config.Change) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.String()
+	}
+	return strings.Join(s, "; ")
 }
 
 func newLogger(c config.Log) *slog.Logger {
