@@ -17,7 +17,9 @@ type Change struct {
 	New  string
 }
 
-func (c Change) String() string { return fmt.Sprintf("%s %s -> %s", c.Path, orEmpty(c.Old), orEmpty(c.New)) }
+func (c Change) String() string {
+	return fmt.Sprintf("%s %s -> %s", c.Path, orEmpty(c.Old), orEmpty(c.New))
+}
 
 func orEmpty(s string) string {
 	if s == "" {
