@@ -147,21 +147,40 @@ func ParseJobSpecFile(name string, data []byte) (*JobSpec, error) {
 	p := &specParser{file: name, pos: make(map[string]sourcePos)}
 	p.Fail, p.Seen = p.fail, func(path string, k *yaml.Node) { p.pos[path] = posOf(k) }
 	s := p.parse(data)
-	if len(p.errs) == 0 {
+	if s != nil {
 		s.file, s.pos = name, p.pos
 		// Check the rules of the wire form now, with a stand-in for a module
-		// path, so that every mistake but an unresolvable module shows here.
+		// path, so that every mistake but an unresolvable module shows here,
+		// with those of the document's form: all at once, as a scenario's.
+		// A field that did not parse is left at its zero value, which the
+		// rules would refuse again: its own error says enough.
 		module, isCID, _ := moduleRef(s.Task.Module)
 		if !isCID {
 			module = wire.SumCID([]byte(s.Task.Module))
 		}
 		j := s.wire(module)
-		p.errs = append(p.errs, s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j)))...)
+		failed := p.errs
+		for _, e := range s.fieldErrors(j, protocol.CheckJob(j, s.messageName(j))) {
+			if !slices.ContainsFunc(failed, func(f *specyaml.SpecError) bool { return within(e.Path, f.Path) }) {
+				p.errs = append(p.errs, e)
+			}
+		}
 	}
 	if err := joinSpecErrors(name, p.errs); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// within says whether path is at or under another: "task.resources.cpu"
+// is within "task.resources" and "task", not within "task.res"; every path
+// is within "", the document.
+func within(path, other string) bool {
+	if other == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, other)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
 }
 
 // Job builds the canonical job of the spec: module resolved to a CID, env
@@ -384,6 +403,8 @@ var wireFields = map[string]string{
 	"task.resources.memory_bytes":  "task.resources.memory",
 	"task.resources.scratch_bytes": "task.resources.scratch",
 	"max_price.currency":           "max_price",
+	"heartbeat_ms":                 "heartbeat",
+	"placement_timeout_ms":         "placement_timeout",
 }
 
 var (

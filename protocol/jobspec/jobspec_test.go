@@ -510,6 +510,8 @@ var specErrorTests = []struct {
 		"job.yaml:13:1: i: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
 		"job.yaml:14:1: j: unknown field: the fields here are version, name, type, count, replicas, task, constraints, affinities, spread, max_price, placement_timeout, heartbeat, entropy",
 		"job.yaml: 2 more errors not shown: fix these first"}},
+	// The form's mistakes and the wire rules' show together, as a
+	// scenario's do; a field in error draws no second error from the rules.
 	{"several mistakes, in document order", lines(
 		"version: 1",
 		"name: hello",
@@ -520,7 +522,9 @@ var specErrorTests = []struct {
 	), []string{
 		"job.yaml:3:1: count: 0 is out of range: use 1 to 1000",
 		"job.yaml:4:1: task.module: missing: give the module's path, relative to the spec, or its CID",
-		"job.yaml:5:3: task.modul: unknown field: did you mean module?"}},
+		"job.yaml:5:3: task.modul: unknown field: did you mean module?",
+		"job.yaml:6:15: task.resources.cpu: 0: ask for at least 1 millicore",
+		"job.yaml:6:23: task.resources.memory: 1Ki is out of range: use 1Mi to 1Ti"}},
 	{"several rules, in document order", lines(
 		"version: 1",
 		"name: Hello",
