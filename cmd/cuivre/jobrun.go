@@ -425,7 +425,7 @@ func newJobListCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the jobs the local node placed since it started",
+		Short: "List the jobs the local node placed; its history survives restarts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := apiClient()
