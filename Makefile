@@ -34,8 +34,9 @@ examples-check: ## check that the committed example modules are what make exampl
 run: build ## run the main job: a federation of 8 providers on loopback placing the example jobs
 	$(BIN) demo
 
-test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race; as root, the netns test too
-	CUIVRE_NETNS=1 $(GO) test -count=1 ./...
+test: ## run the tests, the rooms test, the vectors, every fuzz seed corpus, and the node's packages under -race; as root, the netns test too; screenshots of the operator's page in test-artifacts/
+	mkdir -p test-artifacts
+	CUIVRE_NETNS=1 $(GO) test -count=1 -artifacts -outputdir=$(CURDIR)/test-artifacts ./...
 	$(GO) test -count=1 -race ./node/...
 
 leakcheck: ## make test while capturing on every interface but loopback (root, tcpdump): fails on any packet the tests send beyond loopback

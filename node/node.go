@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -467,6 +469,31 @@ func (n *Node) Status() api.NodeStatus {
 	out.Earnings, out.Countersigned, err = n.prov.Earnings()
 	if err != nil {
 		n.log.Warn("read receipts", "err", err)
+	}
+	return out
+}
+
+// Leases returns the leases running here, oldest first, each with the last
+// api.LeaseLogTail bytes of its output; none on a requester.
+func (n *Node) Leases() []api.LeaseView {
+	if n.prov == nil {
+		return []api.LeaseView{}
+	}
+	runs := n.prov.Runs(api.LeaseLogTail)
+	out := make([]api.LeaseView, len(runs))
+	for i, r := range runs {
+		l := r.Lease
+		v := api.LeaseView{ID: hex.EncodeToString([]byte(l.ID)), Epoch: l.Epoch, Requester: peer.ID(l.Requester).String(),
+			State: strings.ToLower(strings.TrimPrefix(r.State.String(), "LEASE_STATE_")), Committed: l.Committed, Reserved: l.Reserved,
+			Price:  protocol.FormatAmount(&pb.Amount{Currency: l.Price.Currency, Nanos: l.Price.CPUNanosPerSecond * 3600}),
+			Stdout: string(r.Stdout), Stderr: string(r.Stderr), Cut: r.Cut}
+		if c, err := cid.Cast([]byte(l.JobCID)); err == nil {
+			v.Job = c.String()
+		}
+		if !r.Since.IsZero() {
+			v.Since = &r.Since
+		}
+		out[i] = v
 	}
 	return out
 }

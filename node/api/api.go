@@ -34,6 +34,9 @@ type Backend interface {
 	Peers() []Peer
 	Status() NodeStatus
 	Providers(ctx context.Context) []ProviderView
+	// Leases are the leases running here, for their operator (none on a
+	// requester).
+	Leases() []LeaseView
 	Submit(jobEnv, module []byte, spec string) (string, error)
 	// HasModule says whether the node holds a module, so that a client
 	// need not send its bytes with a job.
@@ -57,7 +60,8 @@ type Backend interface {
 }
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
-// token, and /healthz, /readyz and /metrics, on a loopback address.
+// token, and /healthz, /readyz, /metrics and the operator's page /ui/, on a
+// loopback address.
 type API struct {
 	srv     *http.Server
 	ln      net.Listener
@@ -108,6 +112,8 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
 	jobRoutes(n, mux, a)
 	dataRoutes(n, mux, a)
+	leaseRoutes(n, mux, a)
+	uiRoutes(mux)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)
 	return a, nil

@@ -32,9 +32,13 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api token: %w", err)
 	}
-	return &Client{base: strings.TrimSpace(string(addr)), token: strings.TrimSpace(string(tok)),
-		// A node under a burst of submissions may take seconds to answer.
-		http: &http.Client{Timeout: time.Minute}}, nil
+	return NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok))), nil
+}
+
+// NewClient talks to the API at base ("http://127.0.0.1:4243") with token.
+func NewClient(base, token string) *Client {
+	// A node under a burst of submissions may take seconds to answer.
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: time.Minute}}
 }
 
 // Get fetches path (e.g. "/v1/status") into out.
@@ -132,3 +136,8 @@ func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Respo
 	}
 	return resp, nil
 }
+
+// UIURL is the link to the node's operator page, with the token in its
+// fragment: the page keeps it for its tab, and the browser never sends a
+// fragment to a server.
+func (c *Client) UIURL() string { return c.base + "/ui/#token=" + c.token }

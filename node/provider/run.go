@@ -2,10 +2,12 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ type run struct {
 
 	mu    sync.Mutex
 	state pb.LeaseState
+	since time.Time // when it entered state: fetching, running
 	// seq is the last Status seq given out for the run, on any watch
 	// stream (nextSeq). From the moment finishRun takes the final
 	// Status's seq, ending is set and watchers send no Status but that
@@ -231,8 +234,9 @@ type mark struct {
 // intermediate state is not needed durably, since a restart fails every
 // lease that was live, whatever its state (recover.go).
 func (p *Provider) setState(r *run, s pb.LeaseState) {
-	r.set(func() { r.state = s })
-	r.marks = append(r.marks, mark{s, p.clock.Now()})
+	now := p.clock.Now()
+	r.set(func() { r.state, r.since = s, now })
+	r.marks = append(r.marks, mark{s, now})
 }
 
 // ensureModule makes a module ready to run: compiled already, or in the
@@ -410,3 +414,38 @@ func eventOf(s pb.LeaseState) string {
 	}
 	return "failed"
 }
+
+// RunView is a run going on here, as an operator sees it: its lease, and the
+// last of its output.
+type RunView struct {
+	Lease          store.Lease
+	State          pb.LeaseState
+	Since          time.Time // when it entered State; zero while committed
+	Stdout, Stderr []byte // their last tail bytes at most
+	Cut            bool   // a stream was cut at the log limit
+}
+
+// Runs returns the runs going on, oldest lease first, each with the last
+// tail bytes of its output streams.
+func (p *Provider) Runs(tail int) []RunView {
+	p.runsMu.Lock()
+	runs := make([]*run, 0, len(p.runs))
+	for _, r := range p.runs {
+		runs = append(runs, r)
+	}
+	p.runsMu.Unlock()
+	out := make([]RunView, 0, len(runs))
+	for _, r := range runs {
+		r.mu.Lock()
+		v := RunView{Lease: r.lease, State: r.state, Since: r.since, Stdout: lastBytes(r.stdout.Bytes(), tail), Stderr: lastBytes(r.stderr.Bytes(), tail), Cut: r.cut[0] || r.cut[1]}
+		r.mu.Unlock()
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b RunView) int {
+		return cmp.Or(a.Lease.Committed.Compare(b.Lease.Committed), cmp.Compare(a.Lease.ID, b.Lease.ID), cmp.Compare(a.Lease.Epoch, b.Lease.Epoch))
+	})
+	return out
+}
+
+// lastBytes is a copy of b's last n bytes at most.
+func lastBytes(b []byte, n int) []byte { return bytes.Clone(b[max(0, len(b)-n):]) }
