@@ -421,8 +421,8 @@ type RunView struct {
 	Lease          store.Lease
 	State          pb.LeaseState
 	Since          time.Time // when it entered State; zero while committed
-	Stdout, Stderr []byte // their last tail bytes at most
-	Cut            bool   // a stream was cut at the log limit
+	Stdout, Stderr []byte    // their last tail bytes at most
+	Cut            bool      // a stream was cut at the log limit
 }
 
 // Runs returns the runs going on, oldest lease first, each with the last
