@@ -19,8 +19,9 @@ import (
 func newJobGetCmd() *cobra.Command {
 	var dir, pick string
 	cmd := &cobra.Command{
-		Use:   "get JOB",
-		Short: "Download a job's output into a directory",
+		Use:               "get JOB",
+		ValidArgsFunction: completeJobs,
+		Short:             "Download a job's output into a directory",
 		Long: `get writes a job's output (the paths its task.outputs name, or its whole working
 directory) into a directory, through the local node: from the node's own store if it
 brought the output back already, else fetched from the providers that produced it,

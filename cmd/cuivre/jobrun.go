@@ -371,9 +371,10 @@ func scores(ss []requester.ScoreView) string {
 func newJobStatusCmd() *cobra.Command {
 	var output format
 	cmd := &cobra.Command{
-		Use:   "status CID",
-		Short: "Show a job's state, slots and the reasons of refusals",
-		Args:  cobra.ExactArgs(1),
+		Use:               "status CID",
+		ValidArgsFunction: completeJobs,
+		Short:             "Show a job's state, slots and the reasons of refusals",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, v, err := jobView(args[0])
 			if err != nil {
@@ -392,9 +393,10 @@ func newJobStatusCmd() *cobra.Command {
 func newJobLogsCmd() *cobra.Command {
 	var followLogs, stderr bool
 	cmd := &cobra.Command{
-		Use:   "logs CID",
-		Short: "Print a job's output (stdout, or --stderr)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "logs CID",
+		ValidArgsFunction: completeJobs,
+		Short:             "Print a job's output (stdout, or --stderr)",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -415,9 +417,10 @@ func newJobLogsCmd() *cobra.Command {
 
 func newJobStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "stop CID",
-		Short: "Cancel a job: its leases are cancelled at their providers",
-		Args:  cobra.ExactArgs(1),
+		Use:               "stop CID",
+		ValidArgsFunction: completeJobs,
+		Short:             "Cancel a job: its leases are cancelled at their providers",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -485,4 +488,29 @@ func providers(j requester.JobView, wide bool) string {
 		return "-"
 	}
 	return strings.Join(ids, ",")
+}
+
+// completeJobs completes a job's CID from the local node's jobs, with each
+// one's name and state beside it; nothing, quietly, when no node answers.
+func completeJobs(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	none := cobra.ShellCompDirectiveNoFileComp
+	if len(args) > 0 {
+		return nil, none
+	}
+	c, err := apiClient()
+	if err != nil {
+		return nil, none
+	}
+	var jobs []requester.JobView
+	if c.Get("/v1/jobs", &jobs) != nil {
+		return nil, none
+	}
+	var out []cobra.Completion
+	for _, j := range jobs {
+		if strings.HasPrefix(j.CID, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(j.CID, j.Name+", "+j.State))
+		}
+	}
+	slices.Sort(out)
+	return out, none
 }
