@@ -294,6 +294,10 @@ func printJob(w io.Writer, v requester.JobView, wide bool) {
 		fmt.Fprintf(tw, "reason\t%s\n", v.Reason)
 	}
 	for i, s := range v.Slots {
+		if s.Provider == "" {
+			fmt.Fprintf(tw, "slot %d\t%s, never leased\n", i, s.State)
+			continue
+		}
 		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, peerID(s.Provider, wide), s.Epoch, slotCost(s), s.ExitCode)
 		for _, c := range []struct {
 			cut  bool

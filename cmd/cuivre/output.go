@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
@@ -98,15 +99,14 @@ func unstyle(n *yaml.Node) {
 	}
 }
 
-// shortPeer is the one short form of a peer ID, in every table: the last 8
-// characters of its text. Every Ed25519 peer ID starts 12D3KooW, so its end
-// is what tells peers apart; 8 base58 characters are 47 bits, unique
-// enough among the providers one node sees. wide shows the whole ID.
+// shortPeer is a peer ID's text in its one short form, protocol.ShortPeerID:
+// its last 8 characters. Text that is no peer ID is shown as it is.
 func shortPeer(id string) string {
-	if id == "" {
-		return "-"
+	p, err := peer.Decode(id)
+	if err != nil {
+		return orNone(id)
 	}
-	return id[max(len(id)-8, 0):]
+	return protocol.ShortPeerID(string(p))
 }
 
 // peerID is a peer as a table shows it: short, or whole when wide.
