@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,16 +24,11 @@ import (
 // its standard output, its standard error and its exit code.
 func runCode(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	root := newRootCmd()
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.Execute()
+	stdout, stderr, err := execute(args...)
 	if err != nil {
-		fmt.Fprintln(&errOut, "cuivre:", err)
+		stderr += "cuivre: " + err.Error() + "\n"
 	}
-	return out.String(), errOut.String(), exitCode(err)
+	return stdout, stderr, exitCode(err)
 }
 
 // TestOutputFormats: every command that prints data, in every format, against
@@ -42,11 +36,7 @@ func runCode(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // keys, the same values), and its exit code is the same whatever the format,
 // for a job run that succeeds, fails or is not placed too.
 func TestOutputFormats(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	a := startDaemon(t, initDir(t), "")
-	startDaemon(t, initDir(t), a.id.Addrs[0])
+	a, _ := twoDaemons(t)
 	dir := t.TempDir()
 	for name, module := range map[string][]byte{"ok.wasm": exectest.Empty(), "fail.wasm": exectest.Exit(3)} {
 		if err := os.WriteFile(filepath.Join(dir, name), module, 0o644); err != nil {
