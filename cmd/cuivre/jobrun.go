@@ -64,7 +64,8 @@ node, up to its placement timeout: --placement-timeout, else the spec's
 placement_timeout, else 2 minutes. Exit codes, whatever -o says: 0 the job
 succeeded, 1 an error or a failed run, 2 the job could not be placed in that
 time (the reasons are printed, per provider). With -o json or yaml, standard
-output holds the final status alone, and no progress is printed.
+output holds the final status alone, and no progress is printed; with
+--detach, the job's CID alone, or {"cid": ...} with -o json or yaml.
 
 With --bootstrap (repeatable) no daemon is needed: run starts a requester node
 of its own for this command alone (role requester: it sells nothing), in a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,17 +155,26 @@ func TestOneGrammar(t *testing.T) {
 	}
 
 	dir := t.TempDir() // no node: the flag is refused before one is asked
+	d := "--data-dir=" + dir
 	for _, args := range [][]string{
-		{"id"}, {"peers"}, {"node", "status"}, {"node", "list"}, {"job", "list"},
-		{"job", "status", "bafkreinone"}, {"job", "run", "job.yaml"}, {"job", "offers", "job.yaml"}, {"bench", "--nodes", "2"},
+		{"id", d}, {"peers", d}, {"node", "status", d}, {"node", "list", d}, {"job", "list", d},
+		{"job", "status", "bafkreinone", d}, {"job", "run", "job.yaml", d}, {"job", "offers", "job.yaml", d},
+		{"job", "inspect", "job.yaml"}, {"bench", "--nodes", "2"},
 	} {
-		if args[0] != "bench" {
-			args = append(args, "--data-dir", dir)
-		}
 		_, errOut, code := runCode(t, append(args, "-o", "text")...)
 		if code != 1 || !strings.Contains(errOut, "use table, wide, json, yaml") {
 			t.Errorf("%s -o text: exit %d, want 1 naming the formats:\n%s", strings.Join(args, " "), code, errOut)
 		}
+	}
+
+	// job inspect needs no node: its canonical job, in protobuf's JSON names.
+	js, _, _ := runCode(t, "job", "inspect", "-o", "json", "../../examples/jobs/hello.yaml")
+	ys, _, _ := runCode(t, "job", "inspect", "-o", "yaml", "../../examples/jobs/hello.yaml")
+	var jv, yv any
+	if err := errors.Join(json.Unmarshal([]byte(js), &jv), yaml.Unmarshal([]byte(ys), &yv)); err != nil || !strings.Contains(js, `"moduleCid"`) {
+		t.Errorf("job inspect -o json, yaml: %v\n%s\n%s", err, js, ys)
+	} else if diff := cmp.Diff(keyPaths(jv, ""), keyPaths(yv, "")); diff != "" {
+		t.Errorf("job inspect: -o yaml has other keys than -o json (-json +yaml):\n%s", diff)
 	}
 
 	version, _, _ := runCode(t, "version")
