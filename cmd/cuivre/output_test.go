@@ -186,8 +186,11 @@ func TestOneGrammar(t *testing.T) {
 	if out, _, code := runCode(t, "__complete", "job", "status", "--data-dir", dir, ""); code != 0 || strings.Contains(out, "bafk") {
 		t.Errorf("completion without a node: exit %d:\n%s", code, out)
 	}
-	if out, _, _ := runCode(t, "__complete", "job", "list", "-o", ""); !strings.Contains(out, "wide\njson\nyaml") {
-		t.Errorf("completion of -o:\n%s", out)
+	if out, _, code := runCode(t, "__complete", "job", "list", "-o", ""); code != 0 || !strings.Contains(out, "wide\njson\nyaml") {
+		t.Errorf("completion of -o: exit %d:\n%s", code, out)
+	}
+	if out, _, code := runCode(t, "completion", "bash"); code != 0 || !strings.Contains(out, "__start_cuivre()") {
+		t.Errorf("completion bash: exit %d:\n%.200s", code, out)
 	}
 }
 
