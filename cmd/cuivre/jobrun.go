@@ -377,9 +377,9 @@ func newJobStatusCmd() *cobra.Command {
 	var output format
 	cmd := &cobra.Command{
 		Use:               "status CID",
-		ValidArgsFunction: completeJobs,
 		Short:             "Show a job's state, slots and the reasons of refusals",
 		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, v, err := jobView(args[0])
 			if err != nil {
@@ -399,9 +399,9 @@ func newJobLogsCmd() *cobra.Command {
 	var followLogs, stderr bool
 	cmd := &cobra.Command{
 		Use:               "logs CID",
-		ValidArgsFunction: completeJobs,
 		Short:             "Print a job's output (stdout, or --stderr)",
 		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -423,9 +423,9 @@ func newJobLogsCmd() *cobra.Command {
 func newJobStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "stop CID",
-		ValidArgsFunction: completeJobs,
 		Short:             "Cancel a job: its leases are cancelled at their providers",
 		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
