@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/store"
@@ -69,5 +67,5 @@ func (b *buyer) Blocks(ctx context.Context, from string, req *pb.BlockRequest, s
 }
 
 func (b *buyer) Malformed(id, from string, err error) {
-	b.log.Info("request refused", "protocol", id, "from", peer.ID(from).ShortString(), "err", err)
+	b.log.Info("request refused", "protocol", id, "from", protocol.ShortPeerID(from), "err", err)
 }

@@ -154,7 +154,7 @@ func New(o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := o.Log.With("peer", h.ID().ShortString())
+	log := o.Log.With("peer", protocol.ShortPeerID(string(h.ID())))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.net, n.log, n.ctx, n.cancel = h, log, ctx, cancel
 	var jd requester.Data

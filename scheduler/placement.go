@@ -1366,12 +1366,13 @@ func (p *Placement) report(msg string) {
 	p.emit(Report{st})
 }
 
-// short abbreviates a binary ID for messages.
+// short abbreviates a provider's binary ID for messages, as every table
+// does; a readable name, as tests and scripts give, stays whole.
 func short(id string) string {
 	if len(id) <= 12 && isPrintable(id) {
 		return id
 	}
-	return fmt.Sprintf("%x", id[max(0, len(id)-6):])
+	return protocol.ShortPeerID(id)
 }
 
 func isPrintable(s string) bool {

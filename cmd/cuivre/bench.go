@@ -18,7 +18,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	var (
 		o           bench.Options
-		output      string
+		output      format
 		out         string
 		transferMiB int64
 	)
@@ -40,8 +40,8 @@ noisy machine. It also drives the scheduler's core alone, the simulator, and
 an idle ` + "`cuivre daemon`" + ` in its own process (this executable) joined to the
 devnet. Each measure is repeated --repeat times; a figure is the min, median
 and max over the repeats of each repeat's own statistic, and a goal is met
-when its median meets it. Progress goes to standard error; with -o json,
-standard output holds one JSON document and nothing else.
+when its median meets it. Progress goes to standard error; with -o json or
+yaml, standard output holds one document and nothing else (wide is the table).
 
 The figures:
 ` + figures.String() + `
@@ -50,9 +50,6 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 		Example: "  cuivre bench\n  cuivre bench --nodes 20 --jobs 100 --repeat 1 -o json > bench.json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, err: fmt.Errorf("-o %q: use table or json", output)}
-			}
 			if o.Nodes < 2 || o.Jobs < 1 || o.Repeat < 1 || o.Idle <= 0 || transferMiB < 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--nodes %d --jobs %d --repeat %d --idle %s --transfer-mib %d: give at least 2 nodes, 1 job, 1 repeat, a positive idle time and 1 MiB",
 					o.Nodes, o.Jobs, o.Repeat, o.Idle, transferMiB)}
@@ -92,8 +89,8 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 					return err
 				}
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), r)
+			if output.machine() {
+				return render(cmd.OutOrStdout(), output, r, nil)
 			}
 			return r.WriteTable(cmd.OutOrStdout())
 		},
@@ -105,7 +102,7 @@ The goals are for 50 nodes. The simulator's own goal, 10^5 providers and
 	f.IntVar(&o.Repeat, "repeat", 3, "repeats of each measure")
 	f.DurationVar(&o.Idle, "idle", 30*time.Second, "the idle daemon's time, split into --repeat windows (CPU is read in 10 ms ticks)")
 	f.Int64Var(&transferMiB, "transfer-mib", 256, "MiB of the DAG moved between two providers")
-	f.StringVarP(&output, "output", "o", "table", "table or json")
+	addOutput(cmd, &output)
 	f.StringVar(&out, "out", "", "also write the JSON document to this file")
 	return cmd
 }

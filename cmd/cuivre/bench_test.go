@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/cuivre/cuivre/node/bench"
@@ -46,12 +45,7 @@ func TestBenchSmoke(t *testing.T) {
 // runStdout runs the command line and returns its standard output alone.
 func runStdout(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out, errOut strings.Builder
-	root := newRootCmd()
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	err := root.Execute()
-	t.Log(errOut.String())
-	return out.String(), err
+	out, errOut, err := execute(args...)
+	t.Log(errOut)
+	return out, err
 }

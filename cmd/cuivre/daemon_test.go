@@ -107,6 +107,17 @@ func (d *daemon) status(t *testing.T) api.NodeStatus {
 	return st
 }
 
+// twoDaemons starts two daemons, the second bootstrapping from the first;
+// in -short mode it skips the test.
+func twoDaemons(t *testing.T) (a, b *daemon) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	a = startDaemon(t, initDir(t), "")
+	return a, startDaemon(t, initDir(t), a.id.Addrs[0])
+}
+
 func initDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "node")

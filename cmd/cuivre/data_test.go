@@ -58,11 +58,7 @@ func TestDataAddGet(t *testing.T) {
 // /cuivre/blocks, and comes out byte for byte; data added without it is
 // refused to the other.
 func TestDataBetweenDaemons(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	a := startDaemon(t, initDir(t), "")
-	b := startDaemon(t, initDir(t), a.id.Addrs[0])
+	a, b := twoDaemons(t)
 	src := filepath.Join(t.TempDir(), "results")
 	big := bytes.Repeat([]byte("cuivre "), 300_000) // 2.1 MB: nine chunks
 	if err := os.MkdirAll(src, 0o755); err != nil {

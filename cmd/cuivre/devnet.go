@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cuivre/cuivre/node/devnet"
-	"github.com/cuivre/cuivre/protocol"
-	"github.com/cuivre/cuivre/protocol/pb"
 )
 
 func newDevnetCmd() *cobra.Command {
@@ -69,8 +67,8 @@ It runs until interrupted.`,
 			fmt.Fprintln(tw, "#\tPEER\tPROFILE\tREGION\tOPERATOR\tCPU\tPRICE/VCPU-H")
 			for i, p := range d.Providers {
 				pr := d.Profiles[i]
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%dm\t%s\n", i+1, shortID(p.ID().String()), pr.Name, pr.Region, pr.Operator, pr.CPUMillis,
-					protocol.FormatAmount(&pb.Amount{Currency: "EUR", Nanos: pr.CPUPrice * 3600}))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, shortPeer(p.ID().String()), pr.Name, pr.Region, pr.Operator, vcpu(pr.CPUMillis),
+					money(pr.CPUPrice*3600, "EUR"))
 			}
 			tw.Flush()
 			boot, err := d.BootstrapAddrs()

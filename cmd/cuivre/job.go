@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -37,17 +38,19 @@ func newJobCmd() *cobra.Command {
 
 func newJobInspectCmd() *cobra.Command {
 	var asJSON, sign bool
+	var output format
 	cmd := &cobra.Command{
 		Use:   "inspect JOB.yaml",
 		Short: "Parse and validate a job spec, and print its canonical form and CID",
 		Long: `inspect reads a job spec (YAML or JSON), checks it as a provider would, resolves
 its module (a path relative to the spec, or a CID) and prints the job's canonical
-form and its CID. Errors name the line and the field.
+form and its CID. Errors name the line and the field. -o json or yaml prints
+the canonical job alone, in the protobuf JSON mapping.
 
 With --sign it also signs the job with a throwaway key and opens the envelope
 again, as a provider does on receipt: a check of the signing path, not a
 submission.`,
-		Example: "  cuivre job inspect examples/jobs/hello.yaml\n  cuivre job inspect --json job.yaml",
+		Example: "  cuivre job inspect examples/jobs/hello.yaml\n  cuivre job inspect -o json job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -57,12 +60,15 @@ submission.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(j)
+				output = "json"
+			}
+			if output.machine() {
+				// The job's protobuf JSON names, not encoding/json's.
+				b, err := protojson.Marshal(j)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(out, string(b))
-				return nil
+				return render(out, output, json.RawMessage(b), nil)
 			}
 			canon, err := protocol.Canonical(j)
 			if err != nil {
@@ -88,6 +94,8 @@ submission.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the canonical job as JSON")
+	cmd.Flags().MarkDeprecated("json", "use -o json")
+	addOutput(cmd, &output)
 	cmd.Flags().BoolVar(&sign, "sign", false, "also sign the job with a throwaway key and verify the envelope")
 	return cmd
 }

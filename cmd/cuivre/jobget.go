@@ -25,8 +25,9 @@ func newJobGetCmd() *cobra.Command {
 directory) into a directory, through the local node: from the node's own store if it
 brought the output back already, else fetched from the providers that produced it,
 every block checked against its CID. When replicas disagree, --cid picks an output.`,
-		Example: "  cuivre job get bafkrei... --output-dir results",
-		Args:    cobra.ExactArgs(1),
+		Example:           "  cuivre job get bafkrei... --output-dir results",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, v, err := jobView(args[0])
 			if err != nil {

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -48,7 +50,8 @@ func apiClient() (*api.Client, error) {
 
 func newJobRunCmd() *cobra.Command {
 	var detach bool
-	var output, downloadDir string
+	var output format
+	var downloadDir string
 	var wait, placementTimeout time.Duration
 	var bootstrap []string
 	cmd := &cobra.Command{
@@ -58,9 +61,11 @@ func newJobRunCmd() *cobra.Command {
 node's API, and follows it: who was asked, the offer chosen, the run, its
 output. While every fitting provider is full, the job waits for capacity at the
 node, up to its placement timeout: --placement-timeout, else the spec's
-placement_timeout, else 2 minutes. Exit codes: 0 the job succeeded, 1 an error
-or a failed run, 2 the job could not be placed in that time (the reasons are
-printed, per provider).
+placement_timeout, else 2 minutes. Exit codes, whatever -o says: 0 the job
+succeeded, 1 an error or a failed run, 2 the job could not be placed in that
+time (the reasons are printed, per provider). With -o json or yaml, standard
+output holds the final status alone, and no progress is printed; with
+--detach, the job's CID alone, or {"cid": ...} with -o json or yaml.
 
 With --bootstrap (repeatable) no daemon is needed: run starts a requester node
 of its own for this command alone (role requester: it sells nothing), in a
@@ -80,8 +85,8 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 				return fmt.Errorf("--placement-timeout %v: use a whole number of milliseconds up to %v", placementTimeout, protocol.MaxPlacementTimeout)
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			if output == "json" {
-				errOut = io.Discard // JSON is never mixed with progress text
+			if output.machine() {
+				errOut = io.Discard // a document is never mixed with progress text
 			}
 			ctx := cmd.Context()
 			var c *api.Client
@@ -113,6 +118,9 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
 				return err
 			}
+			if detach && output.machine() {
+				return render(out, output, resp, nil)
+			}
 			if detach {
 				fmt.Fprintln(out, resp.CID)
 				return nil
@@ -128,13 +136,9 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 				}
 				return err
 			}
-			if output == "json" {
-				return writeJSON(out, v)
-			}
-			if err := c.Stream("/v1/jobs/"+resp.CID+"/logs", out); err != nil {
+			if err := showRun(c, out, errOut, output, v); err != nil {
 				return err
 			}
-			printJob(errOut, v)
 			if err := jobExit(v); err != nil || downloadDir == "" {
 				return err
 			}
@@ -143,7 +147,7 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 	}
 	addDataDir(cmd)
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the job's CID and return at once")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text, or json (the final status only)")
+	addOutput(cmd, &output)
 	cmd.Flags().StringVar(&downloadDir, "download", "", "once the job succeeds, write its output into this directory")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
 	cmd.Flags().DurationVar(&placementTimeout, "placement-timeout", 0,
@@ -258,6 +262,21 @@ func follow(ctx context.Context, c *api.Client, cid string, w io.Writer, wait ti
 	}
 }
 
+// showRun shows a job that ended: its final status alone as JSON or YAML,
+// else its output on out and its status on errOut.
+func showRun(c *api.Client, out, errOut io.Writer, f format, v requester.JobView) error {
+	if f.machine() {
+		return render(out, f, v, nil)
+	}
+	if err := c.Stream("/v1/jobs/"+v.CID+"/logs", out); err != nil {
+		return err
+	}
+	printJob(errOut, v, f == "wide")
+	return nil
+}
+
+// jobExit is the error, and so the exit code, of a job that ended: the same
+// whatever the output format.
 func jobExit(v requester.JobView) error {
 	switch {
 	case v.State == "succeeded":
@@ -268,18 +287,19 @@ func jobExit(v requester.JobView) error {
 	return &exitError{1, fmt.Errorf("job %s %s: %s", v.CID, v.State, v.Reason)}
 }
 
-func printJob(w io.Writer, v requester.JobView) {
+// printJob writes a job's status for people; wide shows whole peer IDs.
+func printJob(w io.Writer, v requester.JobView, wide bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "job\t%s (%s)\nstate\t%s\n", v.CID, v.Name, v.State)
 	if v.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", v.Reason)
 	}
 	for i, s := range v.Slots {
-		cost := "quoted " + orNone(s.Price)
-		if s.Billed != "" {
-			cost = "billed " + s.Billed
+		if s.Provider == "" {
+			fmt.Fprintf(tw, "slot %d\t%s, never leased\n", i, s.State)
+			continue
 		}
-		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, shortID(s.Provider), s.Epoch, cost, s.ExitCode)
+		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, peerID(s.Provider, wide), s.Epoch, slotCost(s), s.ExitCode)
 		for _, c := range []struct {
 			cut  bool
 			name string
@@ -293,7 +313,7 @@ func printJob(w io.Writer, v requester.JobView) {
 		}
 	}
 	if v.Billed != "" {
-		fmt.Fprintf(tw, "billed\t%s, every run's receipt (what each ran, not the quotes)\n", v.Billed)
+		fmt.Fprintf(tw, "billed\t%s, every run's receipt (what each ran, not the quotes)\n", price(v.Billed))
 	}
 	for _, o := range v.Outputs {
 		where := "on its provider"
@@ -323,9 +343,25 @@ func printJob(w io.Writer, v requester.JobView) {
 		if len(o.Scores) > 0 {
 			line += ", scored " + scores(o.Scores)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", shortID(o.Provider), line)
+		fmt.Fprintf(tw, "  %s\t%s\n", peerID(o.Provider, wide), line)
 	}
 	tw.Flush()
+}
+
+// slotCost is what a slot costs, for people: what its receipt billed once
+// it ran, not the quote; nothing for a slot cancelled before a run.
+func slotCost(s requester.SlotView) string {
+	switch {
+	case s.Billed != "":
+		return "billed " + price(s.Billed)
+	case s.ReceiptRefused != "":
+		return "receipt refused (" + s.ReceiptRefused + ")"
+	case s.State == "cancelled" || s.Price == "":
+		return "no price"
+	case s.State == "succeeded" || s.State == "failed":
+		return "quoted " + price(s.Price) + ", no receipt"
+	}
+	return "quoted " + price(s.Price)
 }
 
 // scores reads "1875 (price 1000, load 875)", as scheduler.Scores does.
@@ -337,55 +373,35 @@ func scores(ss []requester.ScoreView) string {
 	return s.String()
 }
 
-func shortID(id string) string {
-	if len(id) > 12 {
-		return "…" + id[len(id)-8:]
-	}
-	return orNone(id)
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newJobStatusCmd() *cobra.Command {
-	var output string
+	var output format
 	cmd := &cobra.Command{
-		Use:   "status CID",
-		Short: "Show a job's state, slots and the reasons of refusals",
-		Args:  cobra.ExactArgs(1),
+		Use:               "status CID",
+		Short:             "Show a job's state, slots and the reasons of refusals",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, v, err := jobView(args[0])
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), v)
-			}
-			printJob(cmd.OutOrStdout(), v)
-			return nil
+			return render(cmd.OutOrStdout(), output, v, func(tw *tabwriter.Writer, wide bool) {
+				printJob(tw, v, wide)
+			})
 		},
 	}
 	addDataDir(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutput(cmd, &output)
 	return cmd
 }
 
 func newJobLogsCmd() *cobra.Command {
 	var followLogs, stderr bool
 	cmd := &cobra.Command{
-		Use:   "logs CID",
-		Short: "Print a job's output (stdout, or --stderr)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "logs CID",
+		Short:             "Print a job's output (stdout, or --stderr)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -406,9 +422,10 @@ func newJobLogsCmd() *cobra.Command {
 
 func newJobStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "stop CID",
-		Short: "Cancel a job: its leases are cancelled at their providers",
-		Args:  cobra.ExactArgs(1),
+		Use:               "stop CID",
+		Short:             "Cancel a job: its leases are cancelled at their providers",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -422,7 +439,7 @@ func newJobStopCmd() *cobra.Command {
 }
 
 func newJobListCmd() *cobra.Command {
-	var output string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the jobs the local node placed; its history survives restarts",
@@ -436,15 +453,69 @@ func newJobListCmd() *cobra.Command {
 			if err := c.Get("/v1/jobs", &jobs); err != nil {
 				return err
 			}
+			slices.SortFunc(jobs, func(a, b requester.JobView) int {
+				return cmp.Or(a.Submitted.Compare(b.Submitted), strings.Compare(a.CID, b.CID))
+			})
 			return render(cmd.OutOrStdout(), output, jobs, func(tw *tabwriter.Writer, wide bool) {
-				fmt.Fprintln(tw, "CID\tNAME\tSTATE\tSUBMITTED\tREASON")
+				fmt.Fprint(tw, "CID\tNAME\tSTATE\tPROVIDERS\tSUBMITTED\tREASON")
+				if wide {
+					fmt.Fprint(tw, "\tPLACED IN\tBILLED\tSPEC")
+				}
+				fmt.Fprintln(tw)
 				for _, j := range jobs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.CID, j.Name, j.State, j.Submitted.Format(time.RFC3339), orNone(j.Reason))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", j.CID, j.Name, j.State, providers(j, wide), j.Submitted.Format(time.RFC3339), orNone(j.Reason))
+					if wide {
+						placed := "-"
+						if j.PlacedMs > 0 {
+							placed = (time.Duration(j.PlacedMs * float64(time.Millisecond))).Round(time.Millisecond).String()
+						}
+						fmt.Fprintf(tw, "\t%s\t%s\t%s", placed, price(j.Billed), orNone(j.Spec))
+					}
+					fmt.Fprintln(tw)
 				}
 			})
 		},
 	}
 	addDataDir(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	addOutput(cmd, &output)
 	return cmd
+}
+
+// providers are the peers a job's slots are on, each once, in slot order.
+func providers(j requester.JobView, wide bool) string {
+	var ids []string
+	for _, s := range j.Slots {
+		if id := peerID(s.Provider, wide); s.Provider != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return "-"
+	}
+	return strings.Join(ids, ",")
+}
+
+// completeJobs completes a job's CID from the local node's jobs, with each
+// one's name and state beside it; nothing, quietly, when no node answers.
+func completeJobs(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	none := cobra.ShellCompDirectiveNoFileComp
+	if len(args) > 0 {
+		return nil, none
+	}
+	c, err := apiClient()
+	if err != nil {
+		return nil, none
+	}
+	var jobs []requester.JobView
+	if c.Get("/v1/jobs", &jobs) != nil {
+		return nil, none
+	}
+	var out []cobra.Completion
+	for _, j := range jobs {
+		if strings.HasPrefix(j.CID, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(j.CID, j.Name+", "+j.State))
+		}
+	}
+	slices.Sort(out)
+	return out, none
 }

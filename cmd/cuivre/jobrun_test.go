@@ -13,11 +13,7 @@ import (
 // all separate processes: exit 0 with the output for a job that fits, exit 2
 // with per-provider reasons for one no provider can take.
 func TestJobRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes")
-	}
-	a := startDaemon(t, initDir(t), "")
-	startDaemon(t, initDir(t), a.id.Addrs[0])
+	a, _ := twoDaemons(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), exectest.Module(t, "hello"), 0o644); err != nil {
 		t.Fatal(err)

@@ -11,10 +11,19 @@ import (
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cuivre:", err)
-		var e *exitError
-		if errors.As(err, &e) {
-			os.Exit(e.code)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the process's exit code for what a command returned: 0 for
+// nil, an exitError's own, else 1.
+func exitCode(err error) int {
+	var e *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e.code
+	}
+	return 1
 }

@@ -27,6 +27,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// execute runs a command line in this process and returns its standard
+// output, its standard error and what it returned.
+func execute(args ...string) (stdout, stderr string, err error) {
+	var out, errOut strings.Builder
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err = root.Execute()
+	return out.String(), errOut.String(), err
+}
+
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer

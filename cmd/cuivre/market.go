@@ -2,39 +2,22 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/requester"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/cuivre/cuivre/node/config"
-	"github.com/cuivre/cuivre/protocol"
 )
 
-// render writes v as JSON or YAML, or calls table for table and wide.
-func render(w io.Writer, output string, v any, table func(tw *tabwriter.Writer, wide bool)) error {
-	switch output {
-	case "json":
-		return writeJSON(w, v)
-	case "yaml":
-		return yaml.NewEncoder(w).Encode(v)
-	case "table", "wide", "":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		table(tw, output == "wide")
-		return tw.Flush()
-	}
-	return fmt.Errorf("-o %q: use table, wide, json or yaml", output)
-}
-
 func newJobOffersCmd() *cobra.Command {
-	var output string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "offers JOB.yaml",
 		Short: "Ask the market for a job without placing it: who would run it, at what price, who refuses and why",
@@ -49,22 +32,20 @@ func newJobOffersCmd() *cobra.Command {
 				return err
 			}
 			return render(cmd.OutOrStdout(), output, quotes, func(tw *tabwriter.Writer, wide bool) {
-				fmt.Fprintln(tw, "PROVIDER\tPRICE\tLOAD\tREFUSAL")
+				fmt.Fprintln(tw, "PROVIDER\tPRICE\tLOAD AFTER\tREFUSAL")
 				for _, q := range quotes {
-					id := q.Provider
-					if !wide {
-						id = shortID(id)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, orNone(q.Price), permille(q), orNone(q.Refusal))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", peerID(q.Provider, wide), price(q.Price), permille(q), orNone(q.Refusal))
 				}
 			})
 		},
 	}
 	addDataDir(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	addOutput(cmd, &output)
 	return cmd
 }
 
+// permille is the provider's load once this job's offer is counted: what
+// its price was set at.
 func permille(q requester.QuoteView) string {
 	if q.Refusal != "" {
 		return "-"
@@ -73,7 +54,7 @@ func permille(q requester.QuoteView) string {
 }
 
 func newNodeListCmd() *cobra.Command {
-	var output string
+	var output format
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the providers the local node knows, from their signed capacity records",
@@ -88,19 +69,17 @@ func newNodeListCmd() *cobra.Command {
 				return err
 			}
 			return render(cmd.OutOrStdout(), output, ps, func(tw *tabwriter.Writer, wide bool) {
-				fmt.Fprint(tw, "PROVIDER\tREGION\tJURISDICTION\tOPERATOR\tFREE CPU\tFREE MEMORY\tCPU/H\tGIB/H")
+				fmt.Fprint(tw, "PROVIDER\tREGION\tJURISDICTION\tOPERATOR\tFREE CPU\tFREE MEMORY\tVCPU/H\tGIB/H")
 				if wide {
-					fmt.Fprint(tw, "\tLABELS")
+					fmt.Fprint(tw, "\tCPU\tMEMORY\tFREE SCRATCH\tRECORD AGE\tLABELS")
 				}
 				fmt.Fprintln(tw)
 				for _, p := range ps {
-					id := p.ID
-					if !wide {
-						id = shortID(id)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dm\t%s\t%s\t%s", id, orNone(p.Labels["region"]), orNone(p.Labels["jurisdiction"]),
-						orNone(p.Labels["operator"]), p.Free.CPUMillis, protocol.FormatBytes(p.Free.MemoryBytes), p.CPUPerHour, p.MemPerHour)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", peerID(p.ID, wide), orNone(p.Labels["region"]), orNone(p.Labels["jurisdiction"]),
+						orNone(p.Labels["operator"]), vcpu(p.Free.CPUMillis), humanBytes(p.Free.MemoryBytes), price(p.CPUPerHour), price(p.MemPerHour))
 					if wide {
+						fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", vcpu(p.Total.CPUMillis), humanBytes(p.Total.MemoryBytes), humanBytes(p.Free.ScratchBytes),
+							(time.Duration(p.RecordAgeMs) * time.Millisecond).Round(time.Second))
 						var kv []string
 						for k, v := range p.Labels {
 							kv = append(kv, k+"="+v)
@@ -114,7 +93,7 @@ func newNodeListCmd() *cobra.Command {
 		},
 	}
 	addDataDir(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide, json or yaml")
+	addOutput(cmd, &output)
 	return cmd
 }
 

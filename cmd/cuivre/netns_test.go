@@ -516,8 +516,8 @@ func runNetnsJob(ctx context.Context, l *lab, cust, want *netnsNode, spec, place
 	case err != nil:
 	case !strings.Contains(r.out, "hello, "+want.name+"!"):
 		r.err = errors.New("no greeting in its output")
-	case !strings.Contains(r.out, "on "+shortID(want.peerID.String())):
-		r.err = fmt.Errorf("not run on %s (%s)", want.name, shortID(want.peerID.String()))
+	case !strings.Contains(r.out, "on "+shortPeer(want.peerID.String())):
+		r.err = fmt.Errorf("not run on %s (%s)", want.name, shortPeer(want.peerID.String()))
 	default:
 		r.ok = true
 	}
@@ -548,7 +548,7 @@ func runNetnsJobs(ctx context.Context, l *lab, cust, n *netnsNode, spec string, 
 // from `cuivre peers` in its namespace.
 func connsTo(t *testing.T, ctx context.Context, l *lab, cust, n *netnsNode) []string {
 	t.Helper()
-	out, err := l.command(ctx, cust.name, "peers", "--data-dir", cust.dir).Output()
+	out, err := l.command(ctx, cust.name, "peers", "-o", "json", "--data-dir", cust.dir).Output()
 	if err != nil {
 		t.Errorf("cuivre peers: %v\n%s", err, out)
 		return nil

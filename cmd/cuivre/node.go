@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/scheduler"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
@@ -80,6 +83,7 @@ buys it too.`,
 	addDataDir(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing identity (the old one is kept as a .bak)")
 	cmd.Flags().StringVar(&role, "role", config.RoleProvider, "provider (sells capacity and buys it) or requester (only buys)")
+	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(config.Roles(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -211,36 +215,103 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// apiGetCmd is a command that prints one API document as JSON.
-func apiGetCmd(use, short, path string) *cobra.Command {
+// apiGetCmd is a command that prints one API document of type T, rendered
+// for people by table.
+func apiGetCmd[T any](use, short, path string, table func(tw *tabwriter.Writer, v T, wide bool)) *cobra.Command {
+	var output format
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := resolveDir()
+			c, err := apiClient()
 			if err != nil {
 				return err
 			}
-			c, err := api.Dial(dir)
-			if err != nil {
-				return err
-			}
-			var v any
+			var v T
 			if err := c.Get(path, &v); err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(v)
+			return render(cmd.OutOrStdout(), output, v, func(tw *tabwriter.Writer, wide bool) { table(tw, v, wide) })
 		},
 	}
 	addDataDir(cmd)
+	addOutput(cmd, &output)
 	return cmd
+}
+
+func newIDCmd() *cobra.Command {
+	return apiGetCmd("id", "The local node's peer ID, addresses and reachability", "/v1/id", func(tw *tabwriter.Writer, v api.Identity, wide bool) {
+		// The ID is whole even in the table: it is what this command is for.
+		keyValues(tw, "peer ID", v.ID, "reachability", v.Reach.Reachability)
+		addrs(tw, "address", v.Addrs)
+		reach(tw, v.Reach, wide)
+	})
+}
+
+func newPeersCmd() *cobra.Command {
+	return apiGetCmd("peers", "The peers the local node is connected to", "/v1/peers", func(tw *tabwriter.Writer, ps []api.Peer, wide bool) {
+		fmt.Fprintln(tw, "PEER\tADDRESSES")
+		for _, p := range ps {
+			a := strings.Join(p.Addrs, ",")
+			if !wide && len(p.Addrs) > 1 {
+				a = fmt.Sprintf("%s (and %d more)", p.Addrs[0], len(p.Addrs)-1)
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", peerID(p.ID, wide), orNone(a))
+		}
+	})
+}
+
+func newNodeStatusCmd() *cobra.Command {
+	return apiGetCmd("status", "Role, capacity, use, leases, earnings and peers of the local node", "/v1/status", func(tw *tabwriter.Writer, st api.NodeStatus, wide bool) {
+		keyValues(tw, "peer ID", st.ID, "role", st.Role)
+		if st.Role != config.RoleRequester {
+			keyValues(tw,
+				"capacity", resources(st.Capacity),
+				"committed", resources(st.Committed)+fmt.Sprintf(" (%d leases)", st.Leases),
+				"reserved", resources(st.Reserved)+fmt.Sprintf(" (%d live offers)", st.Reservations),
+				"free", resources(st.Free),
+				"load", fmt.Sprintf("%.1f%%", float64(st.LoadPermille)/10),
+				"draining", strconv.FormatBool(st.Draining))
+			for _, cur := range slices.Sorted(maps.Keys(st.Earnings)) {
+				keyValues(tw, "earned", fmt.Sprintf("%s (%s countersigned)", money(st.Earnings[cur], cur), money(st.Countersigned[cur], cur)))
+			}
+		}
+		keyValues(tw, "peers", fmt.Sprintf("%d (%d in the DHT's table)", st.Peers, st.DHTPeers), "reachability", st.Reach.Reachability)
+		reach(tw, st.Reach, wide)
+	})
+}
+
+// resources writes what a node has or holds for people: "1.5 vCPU, 2.0 GiB
+// memory, 1.0 GiB scratch".
+func resources(r scheduler.Resources) string {
+	return fmt.Sprintf("%s, %s memory, %s scratch", vcpu(r.CPUMillis), humanBytes(r.MemoryBytes), humanBytes(r.ScratchBytes))
+}
+
+// reach writes the addresses a node gives and is seen at; wide adds those it
+// listens on and what AutoNAT found of each.
+func reach(tw *tabwriter.Writer, r api.Reach, wide bool) {
+	addrs(tw, "announced", r.Announced)
+	addrs(tw, "observed", r.Observed)
+	addrs(tw, "relayed", r.Relayed)
+	if wide {
+		addrs(tw, "listen", r.Listen)
+		addrs(tw, "reachable", r.Reachable)
+		addrs(tw, "unreachable", r.Unreachable)
+		keyValues(tw, "relay service", strconv.FormatBool(r.RelayService))
+	}
+}
+
+// addrs writes one row for each address, the key on the first.
+func addrs(tw *tabwriter.Writer, key string, as []string) {
+	for _, a := range as {
+		keyValues(tw, key, a)
+		key = ""
+	}
 }
 
 func newNodeCmd() *cobra.Command {
 	n := &cobra.Command{Use: "node", Short: "Inspect the local node"}
-	n.AddCommand(apiGetCmd("status", "Role, capacity, use, leases, earnings and peers of the local node", "/v1/status"), newNodeListCmd())
+	n.AddCommand(newNodeStatusCmd(), newNodeListCmd())
 	return n
 }

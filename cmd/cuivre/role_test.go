@@ -81,7 +81,7 @@ func TestRequesterDaemon(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	status, err := cuivre(t, "node", "status", "--data-dir", dir).Output()
+	status, err := cuivre(t, "node", "status", "-o", "json", "--data-dir", dir).Output()
 	if err != nil || !strings.Contains(string(status), `"role": "requester"`) || !strings.Contains(string(status), `"cpu_millis": 0`) {
 		t.Fatalf("node status: %v\n%s", err, status)
 	}

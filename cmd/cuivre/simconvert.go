@@ -104,6 +104,7 @@ from and what is kept.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Format, "from", "", "format of the inputs: google2019 or alibaba2018 (required)")
+	cmd.RegisterFlagCompletionFunc("from", cobra.FixedCompletions(traces.Formats, cobra.ShellCompDirectiveNoFileComp))
 	f.StringVarP(&out, "out", "o", "-", "trace CSV to write; - is standard output")
 	f.Float64Var(&cpuScale, "cpu-scale", 0, fmt.Sprintf("google2019: vCPUs of the largest machine, which requests are normalised to (default %g)", traces.DefaultGoogleCPUScale))
 	f.Float64Var(&memoryScale, "memory-scale", 0, fmt.Sprintf("GiB of the largest machine's memory, which memory is normalised to (default %g for google2019, %g for alibaba2018)",

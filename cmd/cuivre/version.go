@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 
@@ -22,13 +23,17 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version, the commit and the protocol versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "cuivre %s\ncommit %s\n%s %s/%s\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			fmt.Fprintf(out, "protocols %s %s %s %s %s\n",
-				protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ReceiptID, protocol.ModuleID)
-			return nil
+			_, err := io.WriteString(cmd.OutOrStdout(), versionText())
+			return err
 		},
 	}
+}
+
+// versionText is what `cuivre version` and `cuivre --version` print.
+func versionText() string {
+	return fmt.Sprintf("cuivre %s\ncommit %s\n%s %s/%s\nprotocols %s %s %s %s %s\n",
+		version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		protocol.OfferID, protocol.LeaseID, protocol.WatchID, protocol.ReceiptID, protocol.ModuleID)
 }
 
 // buildCommit is the commit the binary was built from: the Makefile's, else

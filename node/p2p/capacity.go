@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 )
@@ -23,7 +24,7 @@ func (h *Host) PutCapacity(ctx context.Context, env []byte) error {
 func (h *Host) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, error) {
 	env, err := h.dht.GetValue(ctx, CapacityKey(p))
 	if err != nil {
-		return nil, fmt.Errorf("capacity of %s: %w", p.ShortString(), err)
+		return nil, fmt.Errorf("capacity of %s: %w", protocol.ShortPeerID(string(p)), err)
 	}
 	return record.OpenCapacity(env, h.opts.Now())
 }

@@ -139,7 +139,7 @@ func New(o Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	hs.host, hs.log = h, o.Log.With("peer", h.ID().ShortString())
+	hs.host, hs.log = h, o.Log.With("peer", protocol.ShortPeerID(string(h.ID())))
 	hs.ctx, hs.cancel = context.WithCancel(context.Background())
 	fail := func(err error) (*Host, error) {
 		hs.cancel()

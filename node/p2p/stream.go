@@ -238,7 +238,7 @@ func (h *Host) open(ctx context.Context, to string, id p2pproto.ID) (*exchange, 
 	p := peer.ID(to)
 	s, err := h.newStream(ctx, p, id)
 	if err != nil {
-		return nil, fmt.Errorf("%s to %s: %w", id, p.ShortString(), err)
+		return nil, fmt.Errorf("%s to %s: %w", id, protocol.ShortPeerID(string(p)), err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		s.SetDeadline(dl)
@@ -344,7 +344,7 @@ func (h *Host) roundTrip(ctx context.Context, to string, id p2pproto.ID, req, an
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return fmt.Errorf("%s answer from %s: %w", id, peer.ID(to).ShortString(), err)
+		return fmt.Errorf("%s answer from %s: %w", id, protocol.ShortPeerID(to), err)
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/protocol"
@@ -74,4 +72,4 @@ func reason(err error) string {
 }
 
 // short is a peer ID for logs.
-func short(id string) string { return peer.ID(id).ShortString() }
+func short(id string) string { return protocol.ShortPeerID(id) }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/store"
@@ -345,4 +344,4 @@ func (r *Requester) Logs(key string) (stdout, stderr []byte, changed <-chan stru
 	return bytes.Clone(j.stdout.Bytes()), bytes.Clone(j.stderr.Bytes()), j.changed, done, true
 }
 
-func short(id string) string { return peer.ID(id).ShortString() }
+func short(id string) string { return protocol.ShortPeerID(id) }
