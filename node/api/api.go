@@ -113,6 +113,7 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	jobRoutes(n, mux, a)
 	dataRoutes(n, mux, a)
 	leaseRoutes(n, mux, a)
+	eventRoutes(n, mux, a)
 	uiRoutes(mux)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)

@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +50,7 @@ func (c *Client) Get(path string, out any) error { return c.Do("GET", path, nil,
 // into out (if not nil). An error answer comes back as an error carrying the
 // daemon's message.
 func (c *Client) Do(method, path string, in, out any) error {
-	resp, err := c.send(method, path, in, c.http)
+	resp, err := c.send(context.Background(), method, path, in, c.http)
 	if err != nil {
 		return err
 	}
@@ -72,17 +74,27 @@ func (c *Client) Do(method, path string, in, out any) error {
 
 // Stream copies a plain-text answer (logs) to w as it comes, with no timeout.
 func (c *Client) Stream(path string, w io.Writer) error {
-	resp, err := c.send("GET", path, nil, &http.Client{})
+	body, err := c.open(context.Background(), path)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
+	_, err = io.Copy(w, body)
+	return err
+}
+
+// open GETs a streamed answer, with no timeout but ctx's.
+func (c *Client) open(ctx context.Context, path string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, "GET", path, nil, &http.Client{})
+	if err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return resp.Body, nil
 }
 
 // Upload posts body, of media type typ, to path with no timeout, and decodes
@@ -113,7 +125,7 @@ func (c *Client) Upload(path, typ string, body io.Reader, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, in any, hc *http.Client) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -122,7 +134,7 @@ func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Respo
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -141,3 +153,27 @@ func (c *Client) send(method, path string, in any, hc *http.Client) (*http.Respo
 // fragment: the page keeps it for its tab, and the browser never sends a
 // fragment to a server.
 func (c *Client) UIURL() string { return c.base + "/ui/#token=" + c.token }
+
+// Follow reads a job's events as the node pushes them (GET
+// /v1/jobs/{cid}/events), calling f with each, until the one that says the
+// job is done, f's error, or ctx's end.
+func (c *Client) Follow(ctx context.Context, key string, f func(JobEvent) error) error {
+	body, err := c.open(ctx, "/v1/jobs/"+url.PathEscape(key)+"/events")
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	dec := json.NewDecoder(body)
+	for {
+		var ev JobEvent
+		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the node's events of %s ended before the job did: %w", key, err)
+		}
+		if err := f(ev); err != nil || ev.Done {
+			return err
+		}
+	}
+}

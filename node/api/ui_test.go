@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,6 +159,7 @@ func submitLoop(t *testing.T, n *node.Node, line string) string {
 		t.Fatal(err)
 	}
 	j.Nonce = make([]byte, protocol.NonceSize)
+	rand.Read(j.Nonce)
 	sj, err := record.SealJob(n.Identity(), j)
 	if err != nil {
 		t.Fatal(err)
