@@ -16,6 +16,7 @@ See SPEC.md for the wire protocol.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.AddCommand(newBillingCmd())
 	root.AddCommand(newVersionCmd(), newJobCmd(), newDataCmd(), newInitCmd(), newDaemonCmd(), newNodeCmd(), newKeyCmd(), newDemoCmd(), newDevnetCmd(), newSimCmd(), newBenchCmd(), newChaosCmd(), newConformanceCmd(),
 		apiGetCmd("id", "The local node's peer ID and addresses", "/v1/id"),
 		apiGetCmd("peers", "The peers the local node is connected to", "/v1/peers"))
