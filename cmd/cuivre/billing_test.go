@@ -103,10 +103,10 @@ func TestBillingExport(t *testing.T) {
 	settled := func() {
 		t.Helper()
 		err := devnet.WaitFor(ctx, 2*time.Minute, func() bool {
-			spent := statementOf(t, dirs[dn.Requester.ID().String()])
+			spent := statementOf(t, dn.Requester)
 			earned := 0
 			for _, p := range dn.Providers {
-				for _, r := range statementOf(t, dirs[p.ID().String()]).Rows {
+				for _, r := range statementOf(t, p).Rows {
 					if !r.Countersigned {
 						return false
 					}
@@ -201,15 +201,11 @@ func TestBillingExport(t *testing.T) {
 	}
 }
 
-// statementOf asks a node's API for its whole statement.
-func statementOf(t *testing.T, dir string) billing.Statement {
+// statementOf is a node's whole statement, from the node in this process.
+func statementOf(t *testing.T, n *node.Node) billing.Statement {
 	t.Helper()
-	c, err := api.Dial(dir)
+	st, err := n.Billing(billing.Window{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	var st billing.Statement
-	if err := c.Get("/v1/billing", &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
