@@ -110,9 +110,9 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	mux.Handle("GET /v1/id", a.auth(func(*http.Request) (any, error) { return n.Identify(), nil }))
 	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
+	billingRoutes(n, mux, a)
 	jobRoutes(n, mux, a)
 	dataRoutes(n, mux, a)
-	billingRoutes(n, mux, a)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)
 	return a, nil
