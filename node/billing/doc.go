@@ -5,7 +5,7 @@
 //
 // Build is pure: it takes copies of the store's records and a window, and
 // reads no clock and no file, so the node, the API and the tests build the
-// same statement from the same records. Amounts are integers of nano-units
+// same statement from the same records, and it is safe for concurrent use. Amounts are integers of nano-units
 // from the receipts to the totals (math/big past 64 bits), and become
 // decimal strings only when written; nothing is ever a float.
 //

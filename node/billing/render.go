@@ -69,35 +69,47 @@ func WriteCSV(w io.Writer, st Statement) error {
 	cw := csv.NewWriter(w)
 	cw.Write(csvHeader)
 	for _, r := range st.Rows {
-		cs := uint64(0)
-		if r.Countersigned {
-			cs = r.AmountNanos
-		}
-		u := strconv.FormatUint
-		cw.Write([]string{"receipt", string(r.Side), "", r.LeaseID, u(r.Epoch, 10), r.JobCID, r.Customer, r.Provider, r.Operator,
-			r.StartedAt.Format(timeLayout), r.EndedAt.Format(timeLayout), u(r.CPUMillis, 10), u(r.MemoryBytes, 10), r.Currency,
-			decimal(u(r.AmountNanos, 10)), u(r.AmountNanos, 10), yesNo(r.Countersigned), decimal(u(cs, 10)), u(cs, 10), "1", notCount(r), r.Note})
+		cw.Write(csvReceipt(r))
 	}
 	for _, t := range st.Totals {
-		rec := make([]string, len(csvHeader))
-		set := func(col, v string) { rec[slices.Index(csvHeader, col)] = v }
-		set("kind", "total")
-		set("side", string(t.Side))
-		set("by", t.By)
-		if t.By != "currency" {
-			set(t.By, t.Key)
-		}
-		set("currency", t.Currency)
-		set("amount", decimal(t.AllNanos))
-		set("amount_nanos", t.AllNanos)
-		set("countersigned_amount", decimal(t.CountersignedNanos))
-		set("countersigned_nanos", t.CountersignedNanos)
-		set("receipts", strconv.Itoa(t.Receipts))
-		set("not_countersigned", strconv.Itoa(t.NotCountersigned))
-		cw.Write(rec)
+		cw.Write(csvTotal(t))
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvReceipt is a receipt's CSV record; its countersigned amount is its
+// amount or 0, so that a spreadsheet's sum of the column is the total.
+func csvReceipt(r Row) []string {
+	cs := uint64(0)
+	if r.Countersigned {
+		cs = r.AmountNanos
+	}
+	u := strconv.FormatUint
+	return []string{"receipt", string(r.Side), "", r.LeaseID, u(r.Epoch, 10), r.JobCID, r.Customer, r.Provider, r.Operator,
+		r.StartedAt.Format(timeLayout), r.EndedAt.Format(timeLayout), u(r.CPUMillis, 10), u(r.MemoryBytes, 10), r.Currency,
+		decimal(u(r.AmountNanos, 10)), u(r.AmountNanos, 10), yesNo(r.Countersigned), decimal(u(cs, 10)), u(cs, 10), "1", notCount(r), r.Note}
+}
+
+// csvTotal is a total's CSV record: its key in the column of what it sums
+// over, the columns of a receipt's own fields empty.
+func csvTotal(t Total) []string {
+	rec := make([]string, len(csvHeader))
+	set := func(col, v string) { rec[slices.Index(csvHeader, col)] = v }
+	set("kind", "total")
+	set("side", string(t.Side))
+	set("by", t.By)
+	if t.By != "currency" {
+		set(t.By, t.Key)
+	}
+	set("currency", t.Currency)
+	set("amount", decimal(t.AllNanos))
+	set("amount_nanos", t.AllNanos)
+	set("countersigned_amount", decimal(t.CountersignedNanos))
+	set("countersigned_nanos", t.CountersignedNanos)
+	set("receipts", strconv.Itoa(t.Receipts))
+	set("not_countersigned", strconv.Itoa(t.NotCountersigned))
+	return rec
 }
 
 func notCount(r Row) string {
