@@ -50,7 +50,11 @@ var inner = map[string][]string{
 	"node/clock":     {"node/", "protocol", "scheduler"},
 	"node/conv":      {"node/"},
 	"node/api":       {"node/p2p", "node/memnet", "node/devnet", "node/exec"},
-	"node/data":      {"node/requester", "node/provider", "node/p2p", "node/memnet", "node/api", "node/exec", "github.com/libp2p/go-libp2p"},
+	// A statement is built from the store's records alone: no driver, no
+	// network, no executor.
+	"node/billing": {"node/requester", "node/provider", "node/p2p", "node/memnet", "node/api", "node/exec", "node/data",
+		"github.com/libp2p/go-libp2p/p2p/", "github.com/libp2p/go-libp2p-kad-dht"},
+	"node/data": {"node/requester", "node/provider", "node/p2p", "node/memnet", "node/api", "node/exec", "github.com/libp2p/go-libp2p"},
 }
 
 // innerRoom returns the key of inner that an import path belongs to, or "".

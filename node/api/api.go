@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cuivre/cuivre/node/billing"
 	"github.com/cuivre/cuivre/node/requester"
 )
 
@@ -57,6 +58,9 @@ type Backend interface {
 	// StatData sizes a DAG held whole (an error wrapping ErrNotHeld if it
 	// is not).
 	StatData(ctx context.Context, c cid.Cid) (DataStat, error)
+	// Billing is the statement of the receipts in the node's store that
+	// ended within w.
+	Billing(w billing.Window) (billing.Statement, error)
 }
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
@@ -110,6 +114,7 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	mux.Handle("GET /v1/id", a.auth(func(*http.Request) (any, error) { return n.Identify(), nil }))
 	mux.Handle("GET /v1/peers", a.auth(func(*http.Request) (any, error) { return n.Peers(), nil }))
 	mux.Handle("GET /v1/status", a.auth(func(*http.Request) (any, error) { return n.Status(), nil }))
+	billingRoutes(n, mux, a)
 	jobRoutes(n, mux, a)
 	dataRoutes(n, mux, a)
 	leaseRoutes(n, mux, a)
