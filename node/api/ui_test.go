@@ -26,7 +26,8 @@ import (
 // TestUIInChromium reads a provider's leases through the API, then opens the
 // operator's page in a real headless Chromium:
 // a provider's page shows the lease a job started on it, with its output;
-// the customer's page shows the job and, clicked, who won its slot; a wrong
+// it shows what the provider earned from a job that ended, as totals and a
+// chart; the customer's page shows the job and, clicked, who won its slot; a wrong
 // token gets the login form and says why. Screenshots of both pages are kept
 // as the test's artifacts (go test -artifacts).
 func TestUIInChromium(t *testing.T) {
@@ -39,6 +40,12 @@ func TestUIInChromium(t *testing.T) {
 	defer d.Close()
 	prov := d.Providers[0]
 
+	// A job run to its end, so that the provider has earned something,
+	// then one that runs until stopped.
+	done := submit(t, d.Requester, exectest.Write("done\n", "", 0))
+	if v, err := d.Requester.Wait(ctx, done); err != nil || v.State != "succeeded" {
+		t.Fatalf("the first job: %s, %v", v.State, err)
+	}
 	const line = "hello from the lease"
 	key := submitLoop(t, d.Requester, line)
 	defer d.Requester.Stop(key)
@@ -104,12 +111,16 @@ func TestUIInChromium(t *testing.T) {
 	if err := chromedp.Do(page,
 		chromedp.Navigate(provAPI.Addr()+"/ui/#token="+provAPI.Token()),
 		chromedp.WaitVisible(`tr.lease`),
+		chromedp.WaitVisible(`#earnings-chart svg`),
 	); err != nil {
 		t.Fatalf("the provider's page: %v", err)
 	}
 	screenshot("provider.png")
 	if nodeID, leases := text(`#node-id`), text(`#lease-rows`); nodeID != prov.ID().String() || !strings.Contains(leases, line) || !strings.Contains(leases, "running") {
 		t.Errorf("the provider's page shows node %q and leases %q; want %s and a running lease with %q", nodeID, leases, prov.ID(), line)
+	}
+	if earned := text(`#earnings-totals`); !strings.Contains(earned, "EUR billed in 1 receipt") {
+		t.Errorf("the provider's earnings read %q, want the first job's receipt", earned)
 	}
 
 	if err := chromedp.Do(page,
@@ -149,7 +160,12 @@ func findChromium() string {
 // submitLoop has n place a job that prints line and then runs until stopped.
 func submitLoop(t *testing.T, n *node.Node, line string) string {
 	t.Helper()
-	module := exectest.WriteLoop(line + "\n")
+	return submit(t, n, exectest.WriteLoop(line+"\n"))
+}
+
+// submit has n place a job of module, half a vCPU for up to ten minutes.
+func submit(t *testing.T, n *node.Node, module []byte) string {
+	t.Helper()
 	spec, err := jobspec.ParseJobSpec([]byte("version: 1\nname: ui-test\ntask:\n  module: loop.wasm\n  resources: {cpu: 500m, memory: 64Mi, timeout: 10m}\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -56,8 +56,10 @@ func (p *Provider) countersigned(from string, sub *pb.ReceiptSubmit) error {
 	return nil
 }
 
-// Earnings sums the usage receipts in the store, by currency, in nano-units,
-// and the part the requesters countersigned.
+// Earnings sums the usage receipts in the store that this provider sealed,
+// by currency, in nano-units, and the part the requesters countersigned. A
+// node that also buys keeps the receipts of its own jobs in the same store:
+// those are what it paid, not what it earned.
 func (p *Provider) Earnings() (billed, countersigned map[string]uint64, err error) {
 	if p.store == nil {
 		return nil, nil, nil
@@ -69,7 +71,7 @@ func (p *Provider) Earnings() (billed, countersigned map[string]uint64, err erro
 	billed, countersigned = map[string]uint64{}, map[string]uint64{}
 	for _, r := range rs {
 		rec, err := record.OpenReceipt(r.Envelope)
-		if err != nil {
+		if err != nil || string(rec.GetProvider()) != p.id {
 			continue
 		}
 		a := rec.GetAmount()

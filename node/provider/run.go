@@ -426,7 +426,7 @@ type RunView struct {
 }
 
 // Runs returns the runs going on, oldest lease first, each with the last
-// tail bytes of its output streams.
+// tail bytes of its output streams; not those that ended.
 func (p *Provider) Runs(tail int) []RunView {
 	p.runsMu.Lock()
 	runs := make([]*run, 0, len(p.runs))
@@ -437,6 +437,10 @@ func (p *Provider) Runs(tail int) []RunView {
 	out := make([]RunView, 0, len(runs))
 	for _, r := range runs {
 		r.mu.Lock()
+		if r.result != nil { // ended: it lingers for late watchers only
+			r.mu.Unlock()
+			continue
+		}
 		v := RunView{Lease: r.lease, State: r.state, Since: r.since, Stdout: lastBytes(r.stdout.Bytes(), tail), Stderr: lastBytes(r.stderr.Bytes(), tail), Cut: r.cut[0] || r.cut[1]}
 		r.mu.Unlock()
 		out = append(out, v)

@@ -70,11 +70,13 @@ function bytes(n) {
   return n.toLocaleString(undefined, { maximumFractionDigits: 1 }) + " " + units[i];
 }
 
-// money writes nano-units of a currency: exact to the nano in the integer
-// part and the first four decimals, which is what a bill shows.
+// money writes nano-units of a currency: cents and the two decimals a
+// tariff has, or three significant digits below a cent, where a short run's
+// bill is.
 function money(nanos, currency) {
   const v = Number(nanos) / 1e9;
-  return v.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 }) + " " + currency;
+  const f = v === 0 || v >= 0.01 ? { minimumFractionDigits: 2, maximumFractionDigits: 4 } : { maximumSignificantDigits: 3 };
+  return v.toLocaleString(undefined, f) + " " + currency;
 }
 
 function ago(iso) {
@@ -157,17 +159,18 @@ function renderLeases(leases) {
   fill("lease-rows", rows);
 }
 
-function renderEarnings(st, series) {
-  const billed = st.earnings_nanos || {}, signed = st.countersigned_nanos || {};
-  const currencies = Object.keys(billed).sort();
-  fill("earnings-totals", currencies.length
-    ? currencies.map((c) => money(billed[c], c) + " billed, " + money(signed[c] || 0, c) + " countersigned by customers").join("; ")
+function renderEarnings(statement) {
+  const totals = (statement.totals || []).filter((t) => t.side === "earnings" && t.by === "currency");
+  fill("earnings-totals", totals.length
+    ? totals.map((t) => t.all + " billed in " + count(t.receipts, "receipt") + ", " + t.countersigned + " of it countersigned by customers").join("; ")
     : "Nothing billed yet.");
-  fill("earnings-chart", series.length ? chart(series) : []);
+  const points = (statement.rows || []).filter((r) => r.side === "earnings")
+    .map((r) => ({ at: Date.parse(r.ended_at), nanos: Number(r.amount_nanos), currency: r.currency }));
+  fill("earnings-chart", points.length ? chart(points) : []);
 }
 
 // chart draws cumulative earnings over time, a step line per currency, as an
-// SVG; points are {at: Date, nanos, currency}, one per receipt.
+// SVG; points are {at: ms since the epoch, nanos, currency}, one per receipt.
 function chart(points) {
   const W = 900, H = 220, L = 70, B = 30, T = 10;
   const ns = "http://www.w3.org/2000/svg";
@@ -255,26 +258,14 @@ function renderProviders(ps) {
   fill("provider-rows", rows);
 }
 
-// earningsSeries reads the provider's receipts as points for the chart;
-// a node too old to have the billing endpoint gets no chart.
-async function earningsSeries() {
-  try {
-    const b = await api("/v1/billing?side=provider");
-    return (b.rows || []).map((r) => ({ at: Date.parse(r.ended_at), nanos: r.amount_nanos, currency: r.currency }));
-  } catch (e) {
-    if (e instanceof Unauthorized) throw e;
-    return [];
-  }
-}
-
 async function refresh() {
   try {
-    const [id, st, leases, jobs, series] = await Promise.all([
-      api("/v1/id"), api("/v1/status"), api("/v1/leases"), api("/v1/jobs"), earningsSeries()]);
+    const [id, st, leases, jobs, statement] = await Promise.all([
+      api("/v1/id"), api("/v1/status"), api("/v1/leases"), api("/v1/jobs"), api("/v1/billing")]);
     renderNode(id, st);
     renderCapacity(st);
     renderLeases(leases);
-    renderEarnings(st, series);
+    renderEarnings(statement);
     renderJobs(jobs);
     if (openJob) await showJob(openJob);
     if (tick++ % PROVIDERS_EVERY === 0) renderProviders(await api("/v1/providers"));
