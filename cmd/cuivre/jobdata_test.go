@@ -78,7 +78,7 @@ constraints:
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := follow(context.Background(), c, key, io.Discard, 0)
+	v, err := follow(context.Background(), c, key, nil, io.Discard, 0)
 	if err != nil || v.State != "succeeded" {
 		t.Fatalf("job %s: %v, %+v", key, err, v)
 	}

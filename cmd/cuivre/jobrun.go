@@ -58,8 +58,11 @@ func newJobRunCmd() *cobra.Command {
 		Use:   "run JOB.yaml",
 		Short: "Sign a job and have the local node place it",
 		Long: `run signs the job with the local node's key, hands it and its module to the
-node's API, and follows it: who was asked, the offer chosen, the run, its
-output. While every fitting provider is full, the job waits for capacity at the
+node's API, and follows it as the node pushes its changes: who was asked, the
+offer chosen, the run, and its output as it is written. On a terminal a last
+line, rewritten in place, says where each slot stands (placing, running on
+whom) and for how long; a job of replicas ends with whether their outputs
+agree. While every fitting provider is full, the job waits for capacity at the
 node, up to its placement timeout: --placement-timeout, else the spec's
 placement_timeout, else 2 minutes. Exit codes, whatever -o says: 0 the job
 succeeded, 1 an error or a failed run, 2 the job could not be placed in that
@@ -129,14 +132,18 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 				eph.job = resp.CID
 			}
 			fmt.Fprintf(errOut, "job %s submitted\n", resp.CID)
-			v, err := follow(ctx, c, resp.CID, errOut, wait)
+			var live io.Writer // the runs' output, as it comes
+			if !output.machine() {
+				live = out
+			}
+			v, err := follow(ctx, c, resp.CID, live, errOut, wait)
 			if err != nil {
 				if eph != nil {
 					return eph.unfollowed(err)
 				}
 				return err
 			}
-			if err := showRun(c, out, errOut, output, v); err != nil {
+			if err := showRun(out, errOut, output, v); err != nil {
 				return err
 			}
 			if err := jobExit(v); err != nil || downloadDir == "" {
@@ -230,46 +237,11 @@ func (e *stillRunning) Error() string {
 	return fmt.Sprintf("job %s still %s %s: follow it with `cuivre job status %s`", e.cid, e.state, e.why, e.cid)
 }
 
-// follow polls a job, printing each new step of its history, until it ends,
-// wait passes (0: no limit) or ctx ends.
-func follow(ctx context.Context, c *api.Client, cid string, w io.Writer, wait time.Duration) (requester.JobView, error) {
-	var deadline time.Time
-	if wait > 0 {
-		deadline = time.Now().Add(wait)
-	}
-	shown := 0
-	for {
-		var v requester.JobView
-		if err := c.Get("/v1/jobs/"+cid, &v); err != nil {
-			return v, err
-		}
-		for _, h := range v.History[min(shown, len(v.History)):] {
-			fmt.Fprintln(w, "  "+h)
-		}
-		shown = len(v.History)
-		switch v.State {
-		case "succeeded", "failed", "cancelled":
-			return v, nil
-		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			return v, &stillRunning{cid, v.State, "after " + wait.String()}
-		}
-		select {
-		case <-ctx.Done():
-			return v, &stillRunning{cid, v.State, "when interrupted"}
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// showRun shows a job that ended: its final status alone as JSON or YAML,
-// else its output on out and its status on errOut.
-func showRun(c *api.Client, out, errOut io.Writer, f format, v requester.JobView) error {
+// showRun shows a job that ended, whose output follow showed as it came: its
+// final status alone as JSON or YAML on out, else its status on errOut.
+func showRun(out, errOut io.Writer, f format, v requester.JobView) error {
 	if f.machine() {
 		return render(out, f, v, nil)
-	}
-	if err := c.Stream("/v1/jobs/"+v.CID+"/logs", out); err != nil {
-		return err
 	}
 	printJob(errOut, v, f == "wide")
 	return nil
