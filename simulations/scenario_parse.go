@@ -853,7 +853,7 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 		{"name", "missing: name the class, such as sme"},
 		{"count", "missing: give the number of providers of the class"},
 		{"capacity", `missing: give what each provider sells, such as {cpu: "8", memory: 32Gi}`},
-		{"pricing", `missing: give the prices, such as {currency: EUR, cpu_hour: "0.04"}`},
+		{"pricing", `missing: give the prices, such as {currency: EUR, cpu_per_hour: "0.04"}`},
 	} {
 		if present[m.name] == nil {
 			p.fail(item, path+"."+m.name, "%s", m.msg)
@@ -899,6 +899,14 @@ func (p *scenarioParser) resources(at, v *yaml.Node, path string, r *scheduler.R
 	return present
 }
 
+// renamed is a field of an earlier grammar whose name changed to the one a
+// node's config.yaml gives the same setting: it is refused with the new name.
+func (p *scenarioParser) renamed(old, now string) field {
+	return field{Name: old, Read: func(at, _ *yaml.Node, path string) {
+		p.fail(at, path, "renamed, as in a node's config.yaml: write %s", now)
+	}}
+}
+
 // pricing reads a class's prices, per hour in currency units, into the
 // scheduler's nano-units per second, rounded down as the daemon's are
 // (protocol.PerSecond).
@@ -920,21 +928,23 @@ func (p *scenarioParser) pricing(at, v *yaml.Node, path string) scheduler.PriceP
 	}
 	present := p.Object(at, v, path,
 		field{Name: "currency", Read: func(at, v *yaml.Node, path string) { b.Currency, currencyOK = p.Str(at, v, path) }},
-		hourly("cpu_hour", &b.CPUNanosPerSecond),
-		hourly("memory_gib_hour", &b.MemoryNanosPerGiBSecond),
-		field{Name: "egress_gib", Read: func(at, v *yaml.Node, path string) { b.EgressNanosPerGiB, _ = p.amount(at, v, path) }},
-		field{Name: "load_factor", Read: func(at, v *yaml.Node, path string) {
-			n, ok := p.amount(at, v, path)
+		hourly("cpu_per_hour", &b.CPUNanosPerSecond),
+		hourly("memory_gib_per_hour", &b.MemoryNanosPerGiBSecond),
+		field{Name: "egress_per_gib", Read: func(at, v *yaml.Node, path string) { b.EgressNanosPerGiB, _ = p.amount(at, v, path) }},
+		field{Name: "load_factor_percent", Read: func(at, v *yaml.Node, path string) {
+			n, ok := p.amount(at, v, path) // nano-percent
 			switch {
 			case !ok:
-			case n%1e6 != 0:
-				p.fail(at, path, "%s is finer than a thousandth: use at most 3 decimals", v.Value)
-			case n/1e6 > math.MaxUint32:
-				p.fail(at, path, "%s is too large: 1 doubles the price at full load", v.Value)
+			case n%1e8 != 0:
+				p.fail(at, path, "%s is finer than a tenth of a percent: use at most 1 decimal", v.Value)
+			case n/1e8 > math.MaxUint32:
+				p.fail(at, path, "%s is too large: 100 doubles the price at full load", v.Value)
 			default:
-				pp.LoadFactorPermille = uint32(n / 1e6)
+				pp.LoadFactorPermille = uint32(n / 1e8)
 			}
 		}},
+		p.renamed("cpu_hour", "cpu_per_hour"), p.renamed("memory_gib_hour", "memory_gib_per_hour"),
+		p.renamed("egress_gib", "egress_per_gib"), p.renamed("load_factor", "load_factor_percent (100 for the 1.0 of before)"),
 	)
 	if present == nil || !currencyOK {
 		p.badCurrency = true
@@ -1149,14 +1159,15 @@ func (p *scenarioParser) ceiling(item *yaml.Node, path string) Ceiling {
 			c.PerCPUHour.Currency = s
 			p.later = append(p.later, func() { p.usedCurrency(s, p.file, at.Line, at.Column, path) })
 		}},
-		field{Name: "cpu_hour", Read: func(at, v *yaml.Node, path string) { c.PerCPUHour.Nanos, _ = p.amount(at, v, path) }},
+		field{Name: "cpu_per_hour", Read: func(at, v *yaml.Node, path string) { c.PerCPUHour.Nanos, _ = p.amount(at, v, path) }},
+		p.renamed("cpu_hour", "cpu_per_hour"),
 	)
 	switch {
 	case present == nil:
-	case present["currency"] != nil && present["cpu_hour"] == nil:
-		p.fail(item, path+".cpu_hour", "missing: give the most a job pays per CPU per hour, or leave out the currency for no ceiling")
-	case present["currency"] == nil && present["cpu_hour"] != nil:
-		p.fail(item, path+".currency", "missing: give the currency of cpu_hour, such as EUR")
+	case present["currency"] != nil && present["cpu_per_hour"] == nil:
+		p.fail(item, path+".cpu_per_hour", "missing: give the most a job pays per CPU per hour, or leave out the currency for no ceiling")
+	case present["currency"] == nil && present["cpu_per_hour"] != nil:
+		p.fail(item, path+".currency", "missing: give the currency of cpu_per_hour, such as EUR")
 	}
 	return c
 }

@@ -59,7 +59,7 @@ classes:
     operators: 0
     labels: {jurisdiction: eu, certification: iso27001}
     capacity: {cpu: "8", memory: 32Gi, scratch: 100Gi}
-    pricing: {currency: EUR, cpu_hour: "0.04", memory_gib_hour: "0.005", egress_gib: "0.01", load_factor: 1.0}
+    pricing: {currency: EUR, cpu_per_hour: "0.04", memory_gib_per_hour: "0.005", egress_per_gib: "0.01", load_factor_percent: 100}
     subsidy: 0.5
     service_time: 300us
     start_delay: 20ms
@@ -68,7 +68,7 @@ classes:
     count: 2
     operators: 1
     capacity: {cpu: 500m, memory: 2Gi}
-    pricing: {currency: EUR, cpu_hour: 0.1}
+    pricing: {currency: EUR, cpu_per_hour: 0.1}
     churn: {session: 1h, fast: 0.25}
 workload:
   jobs: 10000
@@ -83,7 +83,7 @@ workload:
     - {weight: 1, not: {certification: [none]}, region: fr-par}
   ceilings:
     - {weight: 1}
-    - {weight: 1, currency: EUR, cpu_hour: "0.06"}
+    - {weight: 1, currency: EUR, cpu_per_hour: "0.06"}
   timeout_factor: 2
   failure_rate: 0.01
 variants:
@@ -177,7 +177,7 @@ var minimal = []string{
 	"  - name: c",                           // 6
 	"    count: 10",                         // 7
 	`    capacity: {cpu: "4", memory: 8Gi}`, // 8
-	`    pricing: {currency: EUR, cpu_hour: "0.04"}`, // 9
+	`    pricing: {currency: EUR, cpu_per_hour: "0.04"}`, // 9
 	"workload:",                          // 10
 	"  arrivals: {rate: 1}",              // 11
 	`  sizes: [{cpu: "1", memory: 1Gi}]`, // 12
@@ -274,7 +274,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"weight not positive", doc(nil, "requesters: {regions: {a: 0}}"), []string{"s.yaml:14:24: requesters.regions.a: weight 0: use a weight above 0"}},
 		{"loss", doc(map[int]string{4: "  rtt_ms: [[1, 2], [2, 1]]\n  loss: 1"}), []string{"s.yaml:5:3: network.loss: 1 is out of range: use a fraction from 0 up to, not including, 1"}},
 		{"jitter", doc(map[int]string{4: "  rtt_ms: [[1, 2], [2, 1]]\n  jitter: -0.1"}), []string{"s.yaml:5:3: network.jitter: -0.1 is out of range"}},
-		{"subsidy of a class", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_hour: "0.04"}` + "\n    subsidy: 1.0"}), []string{"s.yaml:10:5: classes[0].subsidy: 1 is out of range"}},
+		{"subsidy of a class", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_per_hour: "0.04"}` + "\n    subsidy: 1.0"}), []string{"s.yaml:10:5: classes[0].subsidy: 1 is out of range"}},
 		{"failure rate", doc(nil, "  failure_rate: 1.5"), []string{"s.yaml:14:3: workload.failure_rate: 1.5 is out of range"}},
 		{"unknown policy", doc(nil, "scheduler: {policy: fastest}"), []string{`s.yaml:14:13: scheduler.policy: unknown ranking policy "fastest": use one of balanced, cheapest, least-loaded, best-fit`}},
 		{"unknown dist", doc(map[int]string{13: "  duration: {dist: normal, mean: 1m}"}), []string{`s.yaml:13:14: workload.duration.dist: unknown dist "normal": use one of exponential, fixed, uniform, lognormal`}},
@@ -304,11 +304,16 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"bad quantity", doc(map[int]string{8: `    capacity: {cpu: "4", memory: 8GB}`}), []string{`s.yaml:8:26: classes[0].capacity.memory: bad quantity "8GB"`}},
 		{"bad cpu", doc(map[int]string{8: `    capacity: {cpu: four, memory: 8Gi}`}), []string{`s.yaml:8:16: classes[0].capacity.cpu: bad cpu "four"`}},
 		{"no capacity memory", doc(map[int]string{8: `    capacity: {cpu: "4"}`}), []string{"s.yaml:8:5: classes[0].capacity.memory: missing"}},
-		{"bad price", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_hour: "-0.04"}`}), []string{`s.yaml:9:30: classes[0].pricing.cpu_hour: bad amount "-0.04": the amount must not be negative`}},
-		{"price policy", doc(map[int]string{9: `    pricing: {currency: eur, cpu_hour: "0.04"}`}), []string{`s.yaml:9:15: classes[0].pricing.currency: base.currency "eur" is not a currency`}},
-		{"price overflow", doc(map[int]string{9: `    pricing: {currency: EUR, egress_gib: "18446744073", load_factor: 1}`}),
+		{"bad price", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_per_hour: "-0.04"}`}), []string{`s.yaml:9:30: classes[0].pricing.cpu_per_hour: bad amount "-0.04": the amount must not be negative`}},
+		{"price policy", doc(map[int]string{9: `    pricing: {currency: eur, cpu_per_hour: "0.04"}`}), []string{`s.yaml:9:15: classes[0].pricing.currency: base.currency "eur" is not a currency`}},
+		{"price overflow", doc(map[int]string{9: `    pricing: {currency: EUR, egress_per_gib: "18446744073", load_factor_percent: 100}`}),
 			[]string{"s.yaml:9:5: classes[0].pricing: base.egress_nanos_per_gib: 18446744073000000000 overflows"}},
-		{"no currency", doc(map[int]string{9: `    pricing: {cpu_hour: "0.04"}`}), []string{"s.yaml:9:5: classes[0].pricing.currency: missing"}},
+		{"no currency", doc(map[int]string{9: `    pricing: {cpu_per_hour: "0.04"}`}), []string{"s.yaml:9:5: classes[0].pricing.currency: missing"}},
+		{"renamed price", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_hour: "0.04", load_factor: 1.0}`}), []string{
+			`s.yaml:9:30: classes[0].pricing.cpu_hour: renamed, as in a node's config.yaml: write cpu_per_hour`,
+			`s.yaml:9:48: classes[0].pricing.load_factor: renamed, as in a node's config.yaml: write load_factor_percent (100 for the 1.0 of before)`}},
+		{"load factor finer than a permille", doc(map[int]string{9: `    pricing: {currency: EUR, cpu_per_hour: "0.04", load_factor_percent: 12.55}`}), []string{
+			`s.yaml:9:52: classes[0].pricing.load_factor_percent: 12.55 is finer than a tenth of a percent: use at most 1 decimal`}},
 		{"reserved label key", doc(map[int]string{7: "    count: 10\n    labels: {operator: x}"}), []string{"s.yaml:8:14: classes[0].labels.operator: operator is filled in by the simulator"}},
 		{"bad label value", doc(map[int]string{7: "    count: 10\n    labels: {tier: gold plated}"}), []string{`s.yaml:8:20: classes[0].labels.tier: value "gold plated": character ' ' not allowed`}},
 		{"bad label key", doc(map[int]string{7: "    count: 10\n    labels: {tier/2: gold, ti!er: gold}"}), []string{`s.yaml:8:28: classes[0].labels.ti!er: label key "ti!er": character '!' not allowed: use a-z, 0-9, '-', '_', '.' and '/'`}},
@@ -320,8 +325,8 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"bad constraint value", doc(nil, "  constraints: [{jurisdiction: [f r]}]"), []string{`s.yaml:14:33: workload.constraints[0].jurisdiction[0]: value "f r"`}},
 		{"constraint weight typo", doc(nil, "  constraints: [{wieght: 2}]"), []string{"s.yaml:14:18: workload.constraints[0].wieght: unknown field: did you mean weight?"}},
 		{"constraint unknown region", doc(nil, "  constraints: [{region: [c]}]"), []string{`s.yaml:14:27: workload.constraints[0].region[0]: unknown region "c"`}},
-		{"ceiling currency unused", doc(nil, `  ceilings: [{currency: USD, cpu_hour: "1"}]`), []string{"s.yaml:14:15: workload.ceilings[0].currency: no class prices in USD, so no provider could ever take such a job: use EUR"}},
-		{"ceiling without amount", doc(nil, `  ceilings: [{currency: EUR}]`), []string{"s.yaml:14:14: workload.ceilings[0].cpu_hour: missing"}},
+		{"ceiling currency unused", doc(nil, `  ceilings: [{currency: USD, cpu_per_hour: "1"}]`), []string{"s.yaml:14:15: workload.ceilings[0].currency: no class prices in USD, so no provider could ever take such a job: use EUR"}},
+		{"ceiling without amount", doc(nil, `  ceilings: [{currency: EUR}]`), []string{"s.yaml:14:14: workload.ceilings[0].cpu_per_hour: missing"}},
 		{"churn downtime alone", doc(map[int]string{7: "    count: 10\n    churn: {downtime: 1m}"}), []string{"s.yaml:8:13: classes[0].churn.downtime: a downtime without a session"}},
 		{"fast restarts alone", doc(map[int]string{7: "    count: 10\n    churn: {fast: 0.5}"}), []string{"s.yaml:8:13: classes[0].churn.fast: a fast without a session"}},
 		{"fast downtime without fast", doc(map[int]string{7: "    count: 10\n    churn: {session: 1m, fast_downtime: 1s}"}), []string{"s.yaml:8:26: classes[0].churn.fast_downtime: a fast_downtime without fast"}},

@@ -37,8 +37,8 @@ func TestSweepParseParam(t *testing.T) {
 			[]pathKey{{name: "network"}, {name: "rtt_ms"}, {name: "0", bracketed: true}, {name: "1", bracketed: true}}, []string{"5"}},
 		// Commas inside brackets and quotes belong to the value.
 		{`variants.v.exclude=[a, b],[c]`, "variants.v.exclude", nil, []string{"[a, b]", "[c]"}},
-		{`workload.ceilings[1]={currency: EUR, cpu_hour: "0.05"}, {weight: 2}`, "workload.ceilings[1]", nil,
-			[]string{`{currency: EUR, cpu_hour: "0.05"}`, "{weight: 2}"}},
+		{`workload.ceilings[1]={currency: EUR, cpu_per_hour: "0.05"}, {weight: 2}`, "workload.ceilings[1]", nil,
+			[]string{`{currency: EUR, cpu_per_hour: "0.05"}`, "{weight: 2}"}},
 		{`scheduler.policy=cheapest, "best-fit"`, "scheduler.policy", nil, []string{"cheapest", `"best-fit"`}},
 	} {
 		p, err := ParseSweepParam(tt.in)
@@ -91,11 +91,11 @@ duration: 1m
 network: {regions: [a, b], rtt_ms: [[1, 10], [10, 1]]}
 scheduler: {d: 2}
 classes:
-  - {name: small, count: 40, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
+  - {name: small, count: 40, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_per_hour: "0.03"}}
   - name: big
     count: 4
     capacity: {cpu: "32", memory: 64Gi}
-    pricing: {currency: EUR, cpu_hour: "0.05"}
+    pricing: {currency: EUR, cpu_per_hour: "0.05"}
 workload:
   arrivals: {rate: 5}
   sizes: [{cpu: "1", memory: 1Gi}]

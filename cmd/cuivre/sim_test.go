@@ -34,8 +34,8 @@ const tinyScenario = `name: tiny
 duration: 1m
 network: {regions: [a, b], rtt_ms: [[1, 10], [10, 1]]}
 classes:
-  - {name: small, count: 40, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
-  - {name: big, count: 4, capacity: {cpu: "32", memory: 64Gi}, pricing: {currency: EUR, cpu_hour: "0.05"}}
+  - {name: small, count: 40, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_per_hour: "0.03"}}
+  - {name: big, count: 4, capacity: {cpu: "32", memory: 64Gi}, pricing: {currency: EUR, cpu_per_hour: "0.05"}}
 workload:
   arrivals: {rate: 5}
   sizes: [{cpu: "1", memory: 1Gi}]

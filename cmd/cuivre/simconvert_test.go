@@ -45,7 +45,7 @@ func TestSimConvert(t *testing.T) {
 duration: 5m
 network: {regions: [a], rtt_ms: [[2]]}
 classes:
-  - {name: small, count: 10, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
+  - {name: small, count: 10, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_per_hour: "0.03"}}
 workload:
   trace: trace.csv
 `), 0o644)

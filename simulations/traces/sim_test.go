@@ -42,8 +42,8 @@ func TestConvertedTraceSimulates(t *testing.T) {
 duration: 10m
 network: {regions: [a, b], rtt_ms: [[1, 10], [10, 1]]}
 classes:
-  - {name: small, count: 8, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
-  - {name: big, count: 2, capacity: {cpu: "16", memory: 64Gi}, pricing: {currency: EUR, cpu_hour: "0.05"}}
+  - {name: small, count: 8, capacity: {cpu: "4", memory: 8Gi}, pricing: {currency: EUR, cpu_per_hour: "0.03"}}
+  - {name: big, count: 2, capacity: {cpu: "16", memory: 64Gi}, pricing: {currency: EUR, cpu_per_hour: "0.05"}}
 workload:
   trace: trace.csv
 `), 0o644)
@@ -96,7 +96,7 @@ func FuzzConvert(f *testing.F) {
 duration: 1m
 network: {regions: [a], rtt_ms: [[1]]}
 classes:
-  - {name: all, count: 1, capacity: {cpu: "64", memory: 256Gi}, pricing: {currency: EUR, cpu_hour: "0.03"}}
+  - {name: all, count: 1, capacity: {cpu: "64", memory: 256Gi}, pricing: {currency: EUR, cpu_per_hour: "0.03"}}
 workload:
   trace: trace.csv
 `)
