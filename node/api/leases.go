@@ -18,7 +18,7 @@ type LeaseView struct {
 	Since     *time.Time          `json:"since,omitempty"`
 	Committed time.Time           `json:"committed"`
 	Reserved  scheduler.Resources `json:"reserved"`
-	Price     string              `json:"price_cpu_hour"` // the leased offer's, per vCPU-hour
+	Price     string              `json:"cpu_per_hour"` // the leased offer's, per vCPU-hour
 	Stdout    string              `json:"stdout"`         // its last LeaseLogTail bytes at most
 	Stderr    string              `json:"stderr"`
 	Cut       bool                `json:"cut,omitempty"` // a stream was cut at the log limit

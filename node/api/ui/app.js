@@ -148,7 +148,7 @@ function renderLeases(leases) {
       stateCell(l.state),
       el("td", null, l.since ? ago(l.since) : ago(l.committed)),
       el("td", null, vcpu(l.reserved.cpu_millis) + ", " + bytes(l.reserved.memory_bytes)),
-      el("td", null, l.price_cpu_hour + " /vCPU-h")));
+      el("td", null, l.cpu_per_hour + " /vCPU-h")));
     const out = [];
     if (l.stdout) out.push(el("pre", { class: "stdout" }, l.stdout));
     if (l.stderr) out.push(el("pre", { class: "stderr error" }, l.stderr));
