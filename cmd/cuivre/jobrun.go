@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -55,7 +54,7 @@ func newJobRunCmd() *cobra.Command {
 	var wait, placementTimeout time.Duration
 	var bootstrap []string
 	cmd := &cobra.Command{
-		Use:   "run JOB.yaml",
+		Use:   "run JOB.yaml|-",
 		Short: "Sign a job and have the local node place it",
 		Long: `run signs the job with the local node's key, hands it and its module to the
 node's API, and follows it: who was asked, the offer chosen, the run, its
@@ -67,6 +66,10 @@ time (the reasons are printed, per provider). With -o json or yaml, standard
 output holds the final status alone, and no progress is printed; with
 --detach, the job's CID alone, or {"cid": ...} with -o json or yaml.
 
+JOB.yaml may be -, to read the spec from standard input: its relative module
+and input paths then resolve against the current directory (those of a spec
+file resolve against the file's directory).
+
 With --bootstrap (repeatable) no daemon is needed: run starts a requester node
 of its own for this command alone (role requester: it sells nothing), in a
 temporary data dir, joins the federation through the peers given, places and
@@ -77,12 +80,16 @@ know, from one run to the next), else with a key made for this run and thrown
 away with it. Nothing is kept: --download the output, or it is gone; a job
 still running when run ends (--wait, an interrupt) is cancelled. --detach is
 refused, and so is a data dir whose daemon runs: place the job through it.`,
-		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml\n" +
+		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml\n  sed s/hello/bonjour/ job.yaml | cuivre job run -\n" +
 			"  cuivre job run --bootstrap /ip4/192.0.2.7/udp/4242/quic-v1/p2p/12D3KooW... --download out job.yaml",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if placementTimeout < 0 || placementTimeout > protocol.MaxPlacementTimeout || placementTimeout%time.Millisecond != 0 {
 				return fmt.Errorf("--placement-timeout %v: use a whole number of milliseconds up to %v", placementTimeout, protocol.MaxPlacementTimeout)
+			}
+			src, err := readSpec(args[0], cmd.InOrStdin())
+			if err != nil {
+				return err
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if output.machine() {
@@ -110,12 +117,12 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 			} else if c, key, err = localNode(); err != nil {
 				return err
 			}
-			env, module, err := signJobWith(ctx, c, key, args[0], cmd.ErrOrStderr(), placementTimeout)
+			env, module, err := signJobWith(ctx, c, key, src, cmd.ErrOrStderr(), placementTimeout)
 			if err != nil {
 				return err
 			}
 			var resp api.SubmitResponse
-			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
+			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: src.name}, &resp); err != nil {
 				return err
 			}
 			if detach && output.machine() {
@@ -175,23 +182,23 @@ func localNode() (*api.Client, crypto.PrivKey, error) {
 	return c, key, nil
 }
 
-// signJob reads a spec file, signs the job with the data dir's key under a
+// signJob reads a spec, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
-func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
+func signJob(ctx context.Context, src specSource, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
 	c, key, err := localNode()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	env, module, err := signJobWith(ctx, c, key, path, errOut, placementTimeout)
+	env, module, err := signJobWith(ctx, c, key, src, errOut, placementTimeout)
 	return c, env, module, err
 }
 
-// signJobWith reads a spec file, adds its local inputs to the node c dials,
+// signJobWith parses a spec, adds its local inputs to the node c dials,
 // and signs the job with key under a fresh nonce; it returns the sealed job
 // and the module's bytes when the spec names a file the node does not hold.
-func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, path string, errOut io.Writer, placementTimeout time.Duration) ([]byte, []byte, error) {
-	j, module, err := loadJob(path, nodeInputs(ctx, c, filepath.Dir(path), errOut))
+func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, src specSource, errOut io.Writer, placementTimeout time.Duration) ([]byte, []byte, error) {
+	j, module, err := loadJob(src, nodeInputs(ctx, c, src.dir, errOut))
 	if err != nil {
 		return nil, nil, err
 	}
