@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cuivre/cuivre/protocol"
+)
+
+// specDoc is a job spec document (SPEC 5) as `wasm run` and `job import`
+// write it: the fields they fill, under the spec's own keys, so that what
+// they print is what a customer would have written and `job run` reads.
+type specDoc struct {
+	Version          int      `yaml:"version"`
+	Name             string   `yaml:"name"`
+	Count            uint32   `yaml:"count,omitempty"`
+	Replicas         uint32   `yaml:"replicas,omitempty"`
+	Task             taskDoc  `yaml:"task"`
+	Constraints      []string `yaml:"constraints,omitempty"`
+	PlacementTimeout string   `yaml:"placement_timeout,omitempty"`
+}
+
+type taskDoc struct {
+	Module    string            `yaml:"module"`
+	Args      []string          `yaml:"args,omitempty"`
+	Env       map[string]string `yaml:"env,omitempty"`
+	Inputs    []inputDoc        `yaml:"inputs,omitempty"`
+	Outputs   []string          `yaml:"outputs,omitempty"`
+	Resources resourcesDoc      `yaml:"resources,omitempty"`
+}
+
+type inputDoc struct {
+	Path   string `yaml:"path"`
+	Source string `yaml:"source"`
+}
+
+// resourcesDoc holds quantities as the spec writes them ("500m", "128Mi",
+// "30s"); empty ones take the spec's defaults.
+type resourcesDoc struct {
+	CPU     string `yaml:"cpu,omitempty"`
+	Memory  string `yaml:"memory,omitempty"`
+	Scratch string `yaml:"scratch,omitempty"`
+	Timeout string `yaml:"timeout,omitempty"`
+}
+
+// yaml is the document's text, indented as the examples are.
+func (d specDoc) yaml() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(d); err != nil {
+		return nil, err
+	}
+	err := enc.Close()
+	return b.Bytes(), err
+}
+
+// jobName makes a job name from s, a file's name or a job's title: lower
+// case, every run of other characters than a-z and 0-9 one '-', starting
+// with a letter, at most protocol.MaxJobName long; def when nothing is left.
+func jobName(s, def string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9' && b.Len() > 0:
+			if dash {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		case b.Len() > 0:
+			dash = true
+		}
+	}
+	name := b.String()
+	if len(name) > protocol.MaxJobName {
+		name = strings.TrimRight(name[:protocol.MaxJobName], "-")
+	}
+	if name == "" {
+		return def
+	}
+	return name
+}
