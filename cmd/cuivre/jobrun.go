@@ -217,10 +217,15 @@ func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, src spe
 	return signed.Envelope, module, nil
 }
 
-// jobView dials the local node and reads one of its jobs.
-func jobView(key string) (*api.Client, requester.JobView, error) {
+// jobView dials the local node and reads one of its jobs, named as
+// resolveJob reads it.
+func jobView(ref string) (*api.Client, requester.JobView, error) {
 	var v requester.JobView
 	c, err := apiClient()
+	if err != nil {
+		return nil, v, err
+	}
+	key, err := resolveJob(c, ref)
 	if err != nil {
 		return nil, v, err
 	}
@@ -383,8 +388,10 @@ func scores(ss []requester.ScoreView) string {
 func newJobStatusCmd() *cobra.Command {
 	var output format
 	cmd := &cobra.Command{
-		Use:               "status CID",
+		Use:               "status JOB",
 		Short:             "Show a job's state, slots and the reasons of refusals",
+		Long:              "status shows a job's state, its slots and why providers refused it.\n\n" + jobRefHelp,
+		Example:           "  cuivre job status bafkreihafg\n  cuivre job status hello -o yaml",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -405,8 +412,10 @@ func newJobStatusCmd() *cobra.Command {
 func newJobLogsCmd() *cobra.Command {
 	var followLogs, stderr bool
 	cmd := &cobra.Command{
-		Use:               "logs CID",
+		Use:               "logs JOB",
 		Short:             "Print a job's output (stdout, or --stderr)",
+		Long:              "logs prints what a job's instances wrote, as it comes with -f.\n\n" + jobRefHelp,
+		Example:           "  cuivre job logs -f hello",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -414,7 +423,11 @@ func newJobLogsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := fmt.Sprintf("/v1/jobs/%s/logs?follow=%t", args[0], followLogs)
+			key, err := resolveJob(c, args[0])
+			if err != nil {
+				return err
+			}
+			path := fmt.Sprintf("/v1/jobs/%s/logs?follow=%t", key, followLogs)
 			if stderr {
 				path += "&stream=stderr"
 			}
@@ -429,8 +442,10 @@ func newJobLogsCmd() *cobra.Command {
 
 func newJobStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:               "stop CID",
+		Use:               "stop JOB",
 		Short:             "Cancel a job: its leases are cancelled at their providers",
+		Long:              "stop cancels a job: its leases are cancelled at their providers.\n\n" + jobRefHelp,
+		Example:           "  cuivre job stop bafkreihafg",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -438,7 +453,11 @@ func newJobStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.Do("DELETE", "/v1/jobs/"+args[0], nil, nil)
+			key, err := resolveJob(c, args[0])
+			if err != nil {
+				return err
+			}
+			return c.Do("DELETE", "/v1/jobs/"+key, nil, nil)
 		},
 	}
 	addDataDir(cmd)
