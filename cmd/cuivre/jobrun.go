@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -466,10 +465,17 @@ func newJobStopCmd() *cobra.Command {
 
 func newJobListCmd() *cobra.Command {
 	var output format
+	var lf jobListFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the jobs the local node placed; its history survives restarts",
-		Args:  cobra.NoArgs,
+		Long: `list shows the local node's jobs, the newest first: the last ` + fmt.Sprint(defaultJobLimit) + ` unless
+--limit says otherwise (0: all). --state, --name and --since keep only the jobs
+that match, in every -o format. When more jobs match than are shown, standard
+error says so and gives the --before that shows the next page.`,
+		Example: "  cuivre job list\n  cuivre job list --state failed --since 24h\n  cuivre job list --name hello -o json\n" +
+			"  cuivre job list --limit 50 --before bafkreihafg",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -479,9 +485,12 @@ func newJobListCmd() *cobra.Command {
 			if err := c.Get("/v1/jobs", &jobs); err != nil {
 				return err
 			}
-			slices.SortFunc(jobs, func(a, b requester.JobView) int {
-				return cmp.Or(a.Submitted.Compare(b.Submitted), strings.Compare(a.CID, b.CID))
-			})
+			f, err := lf.filter(jobs, time.Now())
+			if err != nil {
+				return err
+			}
+			jobs, more := f.apply(jobs)
+			defer morePages(cmd.ErrOrStderr(), jobs, more)
 			return render(cmd.OutOrStdout(), output, jobs, func(tw *tabwriter.Writer, wide bool) {
 				fmt.Fprint(tw, "CID\tNAME\tSTATE\tPROVIDERS\tSUBMITTED\tREASON")
 				if wide {
@@ -504,6 +513,7 @@ func newJobListCmd() *cobra.Command {
 	}
 	addDataDir(cmd)
 	addOutput(cmd, &output)
+	lf.add(cmd)
 	return cmd
 }
 
