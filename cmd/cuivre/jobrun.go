@@ -38,7 +38,12 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// apiClient dials the node's API: the one --api or $CUIVRE_API names, else
+// the data dir's daemon.
 func apiClient() (*api.Client, error) {
+	if c, ok, err := remoteAPI(); ok {
+		return c, err
+	}
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, err
@@ -163,9 +168,16 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 	return cmd
 }
 
-// localNode dials the data dir's daemon and reads the data dir's key, which
-// signs the jobs placed through it.
+// localNode dials the data dir's daemon, or the API --api names, and reads
+// the data dir's key, which signs the jobs placed through it.
 func localNode() (*api.Client, crypto.PrivKey, error) {
+	if c, ok, err := remoteAPI(); ok {
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := remoteKey()
+		return c, key, err
+	}
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, nil, err

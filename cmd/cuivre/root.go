@@ -21,6 +21,7 @@ See SPEC.md for the wire protocol.`,
 	}
 	root.AddCommand(newVersionCmd(), newJobCmd(), newDataCmd(), newInitCmd(), newDaemonCmd(), newNodeCmd(), newKeyCmd(), newDemoCmd(), newDevnetCmd(), newSimCmd(), newBenchCmd(), newChaosCmd(), newConformanceCmd(), newUICmd(), newBillingCmd(),
 		newIDCmd(), newPeersCmd(), newWasmCmd())
+	addAPIFlags(root)
 	root.Version = version
 	root.SetVersionTemplate(versionText())
 	strict(root)
