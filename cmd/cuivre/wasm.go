@@ -65,7 +65,7 @@ cuivre job run.`,
 			if err != nil {
 				return err
 			}
-			b, err := doc.yaml()
+			b, err := doc.YAML()
 			if err != nil {
 				return err
 			}
@@ -105,15 +105,15 @@ cuivre job run.`,
 }
 
 // spec is the job spec of the flags for module and its arguments.
-func (f wasmFlags) spec(module string, args []string) (specDoc, error) {
-	d := specDoc{Version: 1, Name: f.name, Count: f.count, Replicas: f.replicas, Constraints: f.constraints}
+func (f wasmFlags) spec(module string, args []string) (jobspec.Document, error) {
+	d := jobspec.Document{Version: 1, Name: f.name, Count: f.count, Replicas: f.replicas, Constraints: f.constraints}
 	if d.Name == "" {
-		d.Name = jobName(strings.TrimSuffix(filepath.Base(module), ".wasm"), "wasm")
+		d.Name = jobspec.NameFrom(strings.TrimSuffix(filepath.Base(module), ".wasm"), "wasm")
 	}
 	if _, err := cid.Decode(module); err != nil && !filepath.IsAbs(module) && !strings.HasPrefix(module, ".") {
 		module = "./" + module // a file, even one whose name reads as a CID
 	}
-	d.Task = taskDoc{Module: module, Args: args, Outputs: f.results, Resources: resourcesDoc{CPU: f.cpu, Memory: f.memory, Scratch: f.scratch}}
+	d.Task = jobspec.TaskDocument{Module: module, Args: args, Outputs: f.results, Resources: jobspec.ResourcesDocument{CPU: f.cpu, Memory: f.memory, Scratch: f.scratch}}
 	if f.timeout > 0 {
 		d.Task.Resources.Timeout = f.timeout.String()
 	}
@@ -139,25 +139,25 @@ func (f wasmFlags) spec(module string, args []string) (specDoc, error) {
 
 // inputFlag reads --input SOURCE[:NAME]: a CID must be given a name, a
 // path's defaults to its base name.
-func inputFlag(s string) (inputDoc, error) {
+func inputFlag(s string) (jobspec.InputDocument, error) {
 	src, name, named := strings.Cut(s, ":")
 	_, err := cid.Decode(src)
 	isCID := err == nil
 	switch {
 	case src == "":
-		return inputDoc{}, fmt.Errorf("--input %q: give a local path or a CID, SOURCE or SOURCE:NAME", s)
+		return jobspec.InputDocument{}, fmt.Errorf("--input %q: give a local path or a CID, SOURCE or SOURCE:NAME", s)
 	case named && name == "":
-		return inputDoc{}, fmt.Errorf("--input %q: the name after ':' is empty", s)
+		return jobspec.InputDocument{}, fmt.Errorf("--input %q: the name after ':' is empty", s)
 	case !named && isCID:
-		return inputDoc{}, fmt.Errorf("--input %s: name where it is mounted, as in --input %s:data", s, s)
+		return jobspec.InputDocument{}, fmt.Errorf("--input %s: name where it is mounted, as in --input %s:data", s, s)
 	case !named:
 		name = filepath.Base(filepath.Clean(src))
 		if name == "." || name == "/" || name == ".." {
-			return inputDoc{}, errors.New("--input " + s + ": name where it is mounted, as in --input " + s + ":data")
+			return jobspec.InputDocument{}, errors.New("--input " + s + ": name where it is mounted, as in --input " + s + ":data")
 		}
 	}
 	if !isCID && !filepath.IsAbs(src) && !strings.HasPrefix(src, ".") {
 		src = "./" + src // a path, even one whose name reads as a CID
 	}
-	return inputDoc{Path: name, Source: src}, nil
+	return jobspec.InputDocument{Path: name, Source: src}, nil
 }

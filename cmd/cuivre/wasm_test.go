@@ -17,23 +17,23 @@ func TestWasmRunSpec(t *testing.T) {
 		flags  wasmFlags
 		module string
 		args   []string
-		want   specDoc
+		want   jobspec.Document
 		err    string
 	}{
 		{name: "defaults", module: "build/Hello_World.wasm",
-			want: specDoc{Version: 1, Name: "hello-world", Task: taskDoc{Module: "./build/Hello_World.wasm"}}},
+			want: jobspec.Document{Version: 1, Name: "hello-world", Task: jobspec.TaskDocument{Module: "./build/Hello_World.wasm"}}},
 		{name: "a CID stays a CID", module: "bafkreig2zz43ijxol2slld5noldq5mpeqx6bjadqreq6grtxhwnynency4",
-			want: specDoc{Version: 1, Name: "bafkreig2zz43ijxol2slld5noldq5mpeqx6bjadqreq6grtxhwnynency4", Task: taskDoc{Module: "bafkreig2zz43ijxol2slld5noldq5mpeqx6bjadqreq6grtxhwnynency4"}}},
-		{name: "a name of digits alone", module: "/tmp/42.wasm", want: specDoc{Version: 1, Name: "wasm", Task: taskDoc{Module: "/tmp/42.wasm"}}},
+			want: jobspec.Document{Version: 1, Name: "bafkreig2zz43ijxol2slld5noldq5mpeqx6bjadqreq6grtxhwnynency4", Task: jobspec.TaskDocument{Module: "bafkreig2zz43ijxol2slld5noldq5mpeqx6bjadqreq6grtxhwnynency4"}}},
+		{name: "a name of digits alone", module: "/tmp/42.wasm", want: jobspec.Document{Version: 1, Name: "wasm", Task: jobspec.TaskDocument{Module: "/tmp/42.wasm"}}},
 		{name: "every flag", module: "wordfreq.wasm", args: []string{"corpus", "--top", "3"},
 			flags: wasmFlags{name: "words", cpu: "250m", memory: "64Mi", scratch: "1Mi", timeout: 90_000_000_000,
 				env: []string{"LANG=fr", "EMPTY="}, inputs: []string{"../corpus/", "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi:ref"},
 				results: []string{"words.txt"}, constraints: []string{"jurisdiction in (fr, be)"}, count: 2, replicas: 3},
-			want: specDoc{Version: 1, Name: "words", Count: 2, Replicas: 3, Constraints: []string{"jurisdiction in (fr, be)"},
-				Task: taskDoc{Module: "./wordfreq.wasm", Args: []string{"corpus", "--top", "3"}, Env: map[string]string{"LANG": "fr", "EMPTY": ""},
-					Inputs:    []inputDoc{{Path: "corpus", Source: "../corpus/"}, {Path: "ref", Source: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"}},
+			want: jobspec.Document{Version: 1, Name: "words", Count: 2, Replicas: 3, Constraints: []string{"jurisdiction in (fr, be)"},
+				Task: jobspec.TaskDocument{Module: "./wordfreq.wasm", Args: []string{"corpus", "--top", "3"}, Env: map[string]string{"LANG": "fr", "EMPTY": ""},
+					Inputs:    []jobspec.InputDocument{{Path: "corpus", Source: "../corpus/"}, {Path: "ref", Source: "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"}},
 					Outputs:   []string{"words.txt"},
-					Resources: resourcesDoc{CPU: "250m", Memory: "64Mi", Scratch: "1Mi", Timeout: "1m30s"}}}},
+					Resources: jobspec.ResourcesDocument{CPU: "250m", Memory: "64Mi", Scratch: "1Mi", Timeout: "1m30s"}}}},
 		{name: "env without =", module: "a.wasm", flags: wasmFlags{env: []string{"LANG"}}, err: `--env "LANG": write it NAME=VALUE`},
 		{name: "a CID input needs a name", module: "a.wasm", flags: wasmFlags{inputs: []string{"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"}}, err: "name where it is mounted"},
 		{name: "an empty input name", module: "a.wasm", flags: wasmFlags{inputs: []string{"data:"}}, err: "the name after ':' is empty"},
@@ -50,10 +50,10 @@ func TestWasmRunSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(specDoc{})); diff != "" {
+			if diff := cmp.Diff(c.want, got); diff != "" {
 				t.Fatalf("spec (-want +got):\n%s", diff)
 			}
-			b, err := got.yaml()
+			b, err := got.YAML()
 			if err != nil {
 				t.Fatal(err)
 			}

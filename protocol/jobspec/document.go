@@ -1,4 +1,4 @@
-package main
+package jobspec
 
 import (
 	"bytes"
@@ -9,44 +9,48 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 )
 
-// specDoc is a job spec document (SPEC 5) as `wasm run` and `job import`
-// write it: the fields they fill, under the spec's own keys, so that what
-// they print is what a customer would have written and `job run` reads.
-type specDoc struct {
-	Version          int      `yaml:"version"`
-	Name             string   `yaml:"name"`
-	Count            uint32   `yaml:"count,omitempty"`
-	Replicas         uint32   `yaml:"replicas,omitempty"`
-	Task             taskDoc  `yaml:"task"`
-	Constraints      []string `yaml:"constraints,omitempty"`
-	PlacementTimeout string   `yaml:"placement_timeout,omitempty"`
+// Document is a job spec document (SPEC 5) to write, as a program that
+// builds a spec rather than parses one fills it: the common fields, under
+// the spec's own keys, so that what it writes is what a customer would have
+// and ParseJobSpec reads. Fields left empty take the spec's defaults.
+type Document struct {
+	Version          int          `yaml:"version"`
+	Name             string       `yaml:"name"`
+	Count            uint32       `yaml:"count,omitempty"`
+	Replicas         uint32       `yaml:"replicas,omitempty"`
+	Task             TaskDocument `yaml:"task"`
+	Constraints      []string     `yaml:"constraints,omitempty"`
+	PlacementTimeout string       `yaml:"placement_timeout,omitempty"`
 }
 
-type taskDoc struct {
+// TaskDocument is a Document's task section.
+type TaskDocument struct {
 	Module    string            `yaml:"module"`
 	Args      []string          `yaml:"args,omitempty"`
 	Env       map[string]string `yaml:"env,omitempty"`
-	Inputs    []inputDoc        `yaml:"inputs,omitempty"`
+	Inputs    []InputDocument   `yaml:"inputs,omitempty"`
 	Outputs   []string          `yaml:"outputs,omitempty"`
-	Resources resourcesDoc      `yaml:"resources,omitempty"`
+	Resources ResourcesDocument `yaml:"resources,omitempty"`
 }
 
-type inputDoc struct {
+// InputDocument is one of a task's inputs: Source, a path or a CID,
+// mounted at Path.
+type InputDocument struct {
 	Path   string `yaml:"path"`
 	Source string `yaml:"source"`
 }
 
-// resourcesDoc holds quantities as the spec writes them ("500m", "128Mi",
+// ResourcesDocument holds quantities as the spec writes them ("500m", "128Mi",
 // "30s"); empty ones take the spec's defaults.
-type resourcesDoc struct {
+type ResourcesDocument struct {
 	CPU     string `yaml:"cpu,omitempty"`
 	Memory  string `yaml:"memory,omitempty"`
 	Scratch string `yaml:"scratch,omitempty"`
 	Timeout string `yaml:"timeout,omitempty"`
 }
 
-// yaml is the document's text, indented as the examples are.
-func (d specDoc) yaml() ([]byte, error) {
+// YAML is the document's text, indented as the examples are.
+func (d Document) YAML() ([]byte, error) {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -57,10 +61,10 @@ func (d specDoc) yaml() ([]byte, error) {
 	return b.Bytes(), err
 }
 
-// jobName makes a job name from s, a file's name or a job's title: lower
+// NameFrom makes a job name from s, a file's name or a job's title: lower
 // case, every run of other characters than a-z and 0-9 one '-', starting
 // with a letter, at most protocol.MaxJobName long; def when nothing is left.
-func jobName(s, def string) string {
+func NameFrom(s, def string) string {
 	var b strings.Builder
 	dash := false
 	for _, r := range strings.ToLower(s) {
