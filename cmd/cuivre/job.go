@@ -32,7 +32,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with job specs",
 	}
-	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd(), newJobGetCmd())
+	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd(), newJobGetCmd(), newJobImportCmd())
 	return job
 }
 

@@ -16,6 +16,7 @@ import (
 type Document struct {
 	Version          int          `yaml:"version"`
 	Name             string       `yaml:"name"`
+	Type             string       `yaml:"type,omitempty"`
 	Count            uint32       `yaml:"count,omitempty"`
 	Replicas         uint32       `yaml:"replicas,omitempty"`
 	Task             TaskDocument `yaml:"task"`
