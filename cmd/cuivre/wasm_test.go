@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/protocol/jobspec"
 )
 
@@ -73,5 +78,56 @@ func TestWasmRunArgs(t *testing.T) {
 	out, _, err := execute("wasm", "run", "--dry-run", "hello.wasm", "--", "--name", "world")
 	if err != nil || !strings.Contains(out, "args:\n    - --name\n    - world\n") {
 		t.Fatalf("arguments after --: %v\n%s", err, out)
+	}
+}
+
+// TestWasmRunDaemons: against two daemons, wasm run places the module it is
+// given and follows it to its output, as job run would; the job is then
+// found by a prefix of its CID and by its name, through the data dir and
+// through --api; a second run of the same name makes the name ambiguous.
+func TestWasmRunDaemons(t *testing.T) {
+	a, _ := twoDaemons(t)
+	hello := filepath.Join(t.TempDir(), "hello.wasm")
+	if err := os.WriteFile(hello, exectest.Module(t, "hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--cpu", "500m", "--memory", "64Mi", "--constraint", "jurisdiction = fr"}
+	out, errOut, code := runCode(t, append(append([]string{"wasm", "run", "--data-dir", a.dir}, flags...), hello, "--", "--name", "wasm")...)
+	if code != 0 || out != "hello, wasm! (0 lines on stdin)\n" {
+		t.Fatalf("wasm run: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	out, errOut, code = runCode(t, "job", "list", "--data-dir", a.dir, "--name", "hello", "-o", "json")
+	var jobs []requester.JobView
+	if err := json.Unmarshal([]byte(out), &jobs); code != 0 || err != nil || len(jobs) != 1 || jobs[0].State != "succeeded" {
+		t.Fatalf("job list --name hello: exit %d, %v, %+v\n%s", code, err, jobs, errOut)
+	}
+	cid := jobs[0].CID
+
+	token := filepath.Join(a.dir, "api.token")
+	addr, err := os.ReadFile(filepath.Join(a.dir, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := []string{"--api", strings.TrimSpace(string(addr)), "--api-token-file", token}
+	for _, args := range [][]string{
+		{"--data-dir", a.dir, cid[:len(cid)-6]},
+		{"--data-dir", a.dir, "hello"},
+		append(api, "--data-dir", t.TempDir(), cid[:20]),
+	} {
+		out, errOut, code := runCode(t, append([]string{"job", "status", "-o", "json"}, args...)...)
+		var v requester.JobView
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.CID != cid || v.State != "succeeded" {
+			t.Errorf("job status %s: exit %d, %v, %+v\n%s", strings.Join(args, " "), code, err, v, errOut)
+		}
+	}
+
+	// Through --api, signed with the data dir's key: the same module again,
+	// and the name now names two jobs.
+	if out, errOut, code := runCode(t, append(append(append([]string{"wasm", "run", "--data-dir", a.dir}, api...), flags...), hello)...); code != 0 || out != "hello, world! (0 lines on stdin)\n" {
+		t.Fatalf("wasm run --api: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	_, errOut, code = runCode(t, "job", "status", "--data-dir", a.dir, "hello")
+	if code != 1 || !strings.Contains(errOut, `"hello" names 2 jobs`) || !strings.Contains(errOut, cid) {
+		t.Fatalf("job status of an ambiguous name: exit %d, stderr:\n%s", code, errOut)
 	}
 }
