@@ -53,14 +53,8 @@ func TestJobListFilter(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			in := append([]requester.JobView(nil), jobs...)
 			f, err := c.flags.filter(in, now)
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) {
-					t.Fatalf("error %v, want %q", err, c.err)
-				}
+			if !wantErr(t, err, c.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			shown, more := f.apply(in)
 			got := []string{}
