@@ -32,7 +32,7 @@ func newJobCmd() *cobra.Command {
 		Use:   "job",
 		Short: "Work with job specs",
 	}
-	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd(), newJobGetCmd())
+	job.AddCommand(newJobInspectCmd(), newJobRunCmd(), newJobStatusCmd(), newJobLogsCmd(), newJobStopCmd(), newJobListCmd(), newJobOffersCmd(), newJobGetCmd(), newJobImportCmd())
 	return job
 }
 
@@ -40,7 +40,7 @@ func newJobInspectCmd() *cobra.Command {
 	var asJSON, sign bool
 	var output format
 	cmd := &cobra.Command{
-		Use:   "inspect JOB.yaml",
+		Use:   "inspect JOB.yaml|-",
 		Short: "Parse and validate a job spec, and print its canonical form and CID",
 		Long: `inspect reads a job spec (YAML or JSON), checks it as a provider would, resolves
 its module (a path relative to the spec, or a CID) and prints the job's canonical
@@ -53,8 +53,11 @@ submission.`,
 		Example: "  cuivre job inspect examples/jobs/hello.yaml\n  cuivre job inspect -o json job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
-			j, _, err := loadJob(path, localInputs(cmd.Context(), filepath.Dir(path)))
+			src, err := readSpec(args[0], cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			j, _, err := loadJob(src, localInputs(cmd.Context(), src.dir))
 			if err != nil {
 				return err
 			}
@@ -100,14 +103,10 @@ submission.`,
 	return cmd
 }
 
-// loadJob parses a spec file and resolves a module path against its
-// directory; it returns the module's bytes when the spec names a file.
-func loadJob(path string, inputs inputResolver) (*pb.Job, []byte, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	spec, err := jobspec.ParseJobSpecFile(path, data)
+// loadJob parses a spec and resolves a module path against its directory;
+// it returns the module's bytes when the spec names a file.
+func loadJob(src specSource, inputs inputResolver) (*pb.Job, []byte, error) {
+	spec, err := jobspec.ParseJobSpecFile(src.name, src.data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,7 +116,7 @@ func loadJob(path string, inputs inputResolver) (*pb.Job, []byte, error) {
 	var module []byte
 	j, err := spec.Job(func(m string) (cid.Cid, error) {
 		if !filepath.IsAbs(m) {
-			m = filepath.Join(filepath.Dir(path), m)
+			m = filepath.Join(src.dir, m)
 		}
 		b, err := readModule(m)
 		if err != nil {

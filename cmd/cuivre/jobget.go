@@ -24,8 +24,10 @@ func newJobGetCmd() *cobra.Command {
 		Long: `get writes a job's output (the paths its task.outputs name, or its whole working
 directory) into a directory, through the local node: from the node's own store if it
 brought the output back already, else fetched from the providers that produced it,
-every block checked against its CID. When replicas disagree, --cid picks an output.`,
-		Example:           "  cuivre job get bafkrei... --output-dir results",
+every block checked against its CID. When replicas disagree, --cid picks an output.
+
+` + jobRefHelp,
+		Example:           "  cuivre job get bafkrei... --output-dir results\n  cuivre job get wordfreq",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {

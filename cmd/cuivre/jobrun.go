@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -40,7 +38,12 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// apiClient dials the node's API: the one --api or $CUIVRE_API names, else
+// the data dir's daemon.
 func apiClient() (*api.Client, error) {
+	if c, ok, err := remoteAPI(); ok {
+		return c, err
+	}
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, err
@@ -55,7 +58,7 @@ func newJobRunCmd() *cobra.Command {
 	var wait, placementTimeout time.Duration
 	var bootstrap []string
 	cmd := &cobra.Command{
-		Use:   "run JOB.yaml",
+		Use:   "run JOB.yaml|-",
 		Short: "Sign a job and have the local node place it",
 		Long: `run signs the job with the local node's key, hands it and its module to the
 node's API, and follows it as the node pushes its changes: who was asked, the
@@ -70,6 +73,10 @@ time (the reasons are printed, per provider). With -o json or yaml, standard
 output holds the final status alone, and no progress is printed; with
 --detach, the job's CID alone, or {"cid": ...} with -o json or yaml.
 
+JOB.yaml may be -, to read the spec from standard input: its relative module
+and input paths then resolve against the current directory (those of a spec
+file resolve against the file's directory).
+
 With --bootstrap (repeatable) no daemon is needed: run starts a requester node
 of its own for this command alone (role requester: it sells nothing), in a
 temporary data dir, joins the federation through the peers given, places and
@@ -80,12 +87,16 @@ know, from one run to the next), else with a key made for this run and thrown
 away with it. Nothing is kept: --download the output, or it is gone; a job
 still running when run ends (--wait, an interrupt) is cancelled. --detach is
 refused, and so is a data dir whose daemon runs: place the job through it.`,
-		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml\n" +
+		Example: "  cuivre job run examples/jobs/hello.yaml\n  cuivre job run --detach job.yaml\n  sed s/hello/bonjour/ job.yaml | cuivre job run -\n" +
 			"  cuivre job run --bootstrap /ip4/192.0.2.7/udp/4242/quic-v1/p2p/12D3KooW... --download out job.yaml",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if placementTimeout < 0 || placementTimeout > protocol.MaxPlacementTimeout || placementTimeout%time.Millisecond != 0 {
 				return fmt.Errorf("--placement-timeout %v: use a whole number of milliseconds up to %v", placementTimeout, protocol.MaxPlacementTimeout)
+			}
+			src, err := readSpec(args[0], cmd.InOrStdin())
+			if err != nil {
+				return err
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if output.machine() {
@@ -113,12 +124,12 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 			} else if c, key, err = localNode(); err != nil {
 				return err
 			}
-			env, module, err := signJobWith(ctx, c, key, args[0], cmd.ErrOrStderr(), placementTimeout)
+			env, module, err := signJobWith(ctx, c, key, src, cmd.ErrOrStderr(), placementTimeout)
 			if err != nil {
 				return err
 			}
 			var resp api.SubmitResponse
-			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: args[0]}, &resp); err != nil {
+			if err := c.Do("POST", "/v1/jobs", api.SubmitRequest{Job: env, Module: module, Spec: src.name}, &resp); err != nil {
 				return err
 			}
 			if detach && output.machine() {
@@ -164,9 +175,16 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 	return cmd
 }
 
-// localNode dials the data dir's daemon and reads the data dir's key, which
-// signs the jobs placed through it.
+// localNode dials the data dir's daemon, or the API --api names, and reads
+// the data dir's key, which signs the jobs placed through it.
 func localNode() (*api.Client, crypto.PrivKey, error) {
+	if c, ok, err := remoteAPI(); ok {
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := remoteKey()
+		return c, key, err
+	}
 	dir, err := resolveDir()
 	if err != nil {
 		return nil, nil, err
@@ -182,23 +200,23 @@ func localNode() (*api.Client, crypto.PrivKey, error) {
 	return c, key, nil
 }
 
-// signJob reads a spec file, signs the job with the data dir's key under a
+// signJob reads a spec, signs the job with the data dir's key under a
 // fresh nonce, and dials the data dir's daemon; it returns the sealed job and
 // the module's bytes when the spec names a file.
-func signJob(ctx context.Context, path string, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
+func signJob(ctx context.Context, src specSource, errOut io.Writer, placementTimeout time.Duration) (*api.Client, []byte, []byte, error) {
 	c, key, err := localNode()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	env, module, err := signJobWith(ctx, c, key, path, errOut, placementTimeout)
+	env, module, err := signJobWith(ctx, c, key, src, errOut, placementTimeout)
 	return c, env, module, err
 }
 
-// signJobWith reads a spec file, adds its local inputs to the node c dials,
+// signJobWith parses a spec, adds its local inputs to the node c dials,
 // and signs the job with key under a fresh nonce; it returns the sealed job
 // and the module's bytes when the spec names a file the node does not hold.
-func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, path string, errOut io.Writer, placementTimeout time.Duration) ([]byte, []byte, error) {
-	j, module, err := loadJob(path, nodeInputs(ctx, c, filepath.Dir(path), errOut))
+func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, src specSource, errOut io.Writer, placementTimeout time.Duration) ([]byte, []byte, error) {
+	j, module, err := loadJob(src, nodeInputs(ctx, c, src.dir, errOut))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -217,10 +235,15 @@ func signJobWith(ctx context.Context, c *api.Client, key crypto.PrivKey, path st
 	return signed.Envelope, module, nil
 }
 
-// jobView dials the local node and reads one of its jobs.
-func jobView(key string) (*api.Client, requester.JobView, error) {
+// jobView dials the local node and reads one of its jobs, named as
+// resolveJob reads it.
+func jobView(ref string) (*api.Client, requester.JobView, error) {
 	var v requester.JobView
 	c, err := apiClient()
+	if err != nil {
+		return nil, v, err
+	}
+	key, err := resolveJob(c, ref)
 	if err != nil {
 		return nil, v, err
 	}
@@ -348,8 +371,10 @@ func scores(ss []requester.ScoreView) string {
 func newJobStatusCmd() *cobra.Command {
 	var output format
 	cmd := &cobra.Command{
-		Use:               "status CID",
+		Use:               "status JOB",
 		Short:             "Show a job's state, slots and the reasons of refusals",
+		Long:              "status shows a job's state, its slots and why providers refused it.\n\n" + jobRefHelp,
+		Example:           "  cuivre job status bafkreihafg\n  cuivre job status hello -o yaml",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -370,8 +395,10 @@ func newJobStatusCmd() *cobra.Command {
 func newJobLogsCmd() *cobra.Command {
 	var followLogs, stderr bool
 	cmd := &cobra.Command{
-		Use:               "logs CID",
+		Use:               "logs JOB",
 		Short:             "Print a job's output (stdout, or --stderr)",
+		Long:              "logs prints what a job's instances wrote, as it comes with -f.\n\n" + jobRefHelp,
+		Example:           "  cuivre job logs -f hello",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -379,7 +406,11 @@ func newJobLogsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := fmt.Sprintf("/v1/jobs/%s/logs?follow=%t", args[0], followLogs)
+			key, err := resolveJob(c, args[0])
+			if err != nil {
+				return err
+			}
+			path := fmt.Sprintf("/v1/jobs/%s/logs?follow=%t", key, followLogs)
 			if stderr {
 				path += "&stream=stderr"
 			}
@@ -394,8 +425,10 @@ func newJobLogsCmd() *cobra.Command {
 
 func newJobStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:               "stop CID",
+		Use:               "stop JOB",
 		Short:             "Cancel a job: its leases are cancelled at their providers",
+		Long:              "stop cancels a job: its leases are cancelled at their providers.\n\n" + jobRefHelp,
+		Example:           "  cuivre job stop bafkreihafg",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -403,7 +436,11 @@ func newJobStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.Do("DELETE", "/v1/jobs/"+args[0], nil, nil)
+			key, err := resolveJob(c, args[0])
+			if err != nil {
+				return err
+			}
+			return c.Do("DELETE", "/v1/jobs/"+key, nil, nil)
 		},
 	}
 	addDataDir(cmd)
@@ -412,10 +449,17 @@ func newJobStopCmd() *cobra.Command {
 
 func newJobListCmd() *cobra.Command {
 	var output format
+	var lf jobListFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the jobs the local node placed; its history survives restarts",
-		Args:  cobra.NoArgs,
+		Long: `list shows the local node's jobs, the newest first: the last ` + fmt.Sprint(defaultJobLimit) + ` unless
+--limit says otherwise (0: all). --state, --name and --since keep only the jobs
+that match, in every -o format. When more jobs match than are shown, standard
+error says so and gives the --before that shows the next page.`,
+		Example: "  cuivre job list\n  cuivre job list --state failed --since 24h\n  cuivre job list --name hello -o json\n" +
+			"  cuivre job list --limit 50 --before bafkreihafg",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := apiClient()
 			if err != nil {
@@ -425,9 +469,12 @@ func newJobListCmd() *cobra.Command {
 			if err := c.Get("/v1/jobs", &jobs); err != nil {
 				return err
 			}
-			slices.SortFunc(jobs, func(a, b requester.JobView) int {
-				return cmp.Or(a.Submitted.Compare(b.Submitted), strings.Compare(a.CID, b.CID))
-			})
+			f, err := lf.filter(jobs, time.Now())
+			if err != nil {
+				return err
+			}
+			jobs, more := f.apply(jobs)
+			defer morePages(cmd.ErrOrStderr(), jobs, more)
 			return render(cmd.OutOrStdout(), output, jobs, func(tw *tabwriter.Writer, wide bool) {
 				fmt.Fprint(tw, "CID\tNAME\tSTATE\tPROVIDERS\tSUBMITTED\tREASON")
 				if wide {
@@ -450,6 +497,7 @@ func newJobListCmd() *cobra.Command {
 	}
 	addDataDir(cmd)
 	addOutput(cmd, &output)
+	lf.add(cmd)
 	return cmd
 }
 

@@ -19,11 +19,15 @@ import (
 func newJobOffersCmd() *cobra.Command {
 	var output format
 	cmd := &cobra.Command{
-		Use:   "offers JOB.yaml",
+		Use:   "offers JOB.yaml|-",
 		Short: "Ask the market for a job without placing it: who would run it, at what price, who refuses and why",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, env, _, err := signJob(cmd.Context(), args[0], cmd.ErrOrStderr(), 0)
+			src, err := readSpec(args[0], cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			c, env, _, err := signJob(cmd.Context(), src, cmd.ErrOrStderr(), 0)
 			if err != nil {
 				return err
 			}

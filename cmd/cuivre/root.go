@@ -20,7 +20,8 @@ See SPEC.md for the wire protocol.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCmd(), newJobCmd(), newDataCmd(), newInitCmd(), newDaemonCmd(), newNodeCmd(), newKeyCmd(), newDemoCmd(), newDevnetCmd(), newSimCmd(), newBenchCmd(), newChaosCmd(), newConformanceCmd(), newUICmd(), newBillingCmd(),
-		newIDCmd(), newPeersCmd())
+		newIDCmd(), newPeersCmd(), newWasmCmd())
+	addAPIFlags(root)
 	root.Version = version
 	root.SetVersionTemplate(versionText())
 	strict(root)
