@@ -19,7 +19,7 @@ type LeaseView struct {
 	Committed time.Time           `json:"committed"`
 	Reserved  scheduler.Resources `json:"reserved"`
 	Price     string              `json:"cpu_per_hour"` // the leased offer's, per vCPU-hour
-	Stdout    string              `json:"stdout"`         // its last LeaseLogTail bytes at most
+	Stdout    string              `json:"stdout"`       // its last LeaseLogTail bytes at most
 	Stderr    string              `json:"stderr"`
 	Cut       bool                `json:"cut,omitempty"` // a stream was cut at the log limit
 }
