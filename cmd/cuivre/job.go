@@ -22,6 +22,7 @@ import (
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
+	"github.com/cuivre/cuivre/protocol/jobspec/bacalhau"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
@@ -107,6 +108,9 @@ submission.`,
 // it returns the module's bytes when the spec names a file.
 func loadJob(src specSource, inputs inputResolver) (*pb.Job, []byte, error) {
 	spec, err := jobspec.ParseJobSpecFile(src.name, src.data)
+	if err != nil && bacalhau.Looks(src.data) {
+		return nil, nil, fmt.Errorf("%w\n%s looks like a Bacalhau job: convert it with `cuivre job import %s`", err, src.name, src.name)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

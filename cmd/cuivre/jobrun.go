@@ -63,8 +63,8 @@ func newJobRunCmd() *cobra.Command {
 		Long: `run signs the job with the local node's key, hands it and its module to the
 node's API, and follows it as the node pushes its changes: who was asked, the
 offer chosen, the run, and its output as it is written. On a terminal a last
-line, rewritten in place, says where each slot stands (placing, running on
-whom) and for how long; a job of replicas ends with whether their outputs
+line, rewritten in place, says where each slot stands (placing, fetching its
+module and inputs or running, on whom) and for how long; a job of replicas ends with whether their outputs
 agree. While every fitting provider is full, the job waits for capacity at the
 node, up to its placement timeout: --placement-timeout, else the spec's
 placement_timeout, else 2 minutes. Exit codes, whatever -o says: 0 the job
@@ -167,7 +167,8 @@ refused, and so is a data dir whose daemon runs: place the job through it.`,
 	cmd.Flags().BoolVar(&detach, "detach", false, "print the job's CID and return at once")
 	addOutput(cmd, &output)
 	cmd.Flags().StringVar(&downloadDir, "download", "", "once the job succeeds, write its output into this directory")
-	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0: until the job ends)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "give up following after this long (0, or --wait alone: until the job ends)")
+	cmd.Flags().Lookup("wait").NoOptDefVal = "0s" // --wait alone, as other tools spell following to the end
 	cmd.Flags().DurationVar(&placementTimeout, "placement-timeout", 0,
 		"how long to keep trying to place the job, waiting for capacity while fitting providers are full (0: the spec's placement_timeout, else 2m)")
 	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil,

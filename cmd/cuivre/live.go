@@ -73,7 +73,7 @@ type live struct {
 	tty     bool
 	last    requester.JobView
 	history int                  // lines of its history shown
-	since   map[string]time.Time // when this view saw each slot's state begin, by "slot state"
+	since   map[string]time.Time // when this view saw each slot's state begin (sinceKey)
 	status  bool                 // a status line is on the terminal
 }
 
@@ -89,7 +89,7 @@ func (l *live) show(ev api.JobEvent) {
 	}
 	now := time.Now()
 	for i, s := range ev.Job.Slots {
-		k := fmt.Sprintf("%d %s %s", i, s.State, s.Provider)
+		k := sinceKey(i, s)
 		if _, ok := l.since[k]; !ok {
 			l.since[k] = now
 		}
@@ -105,11 +105,11 @@ func (l *live) redraw() {
 	}
 	var parts []string
 	for i, s := range l.last.Slots {
-		p := fmt.Sprintf("slot %d %s", i, s.State)
+		p := fmt.Sprintf("slot %d %s", i, slotState(s))
 		if s.Provider != "" {
 			p += " on " + shortPeer(s.Provider)
 		}
-		if t, ok := l.since[fmt.Sprintf("%d %s %s", i, s.State, s.Provider)]; ok {
+		if t, ok := l.since[sinceKey(i, s)]; ok {
 			p += fmt.Sprintf(" for %s", time.Since(t).Round(time.Second))
 		}
 		parts = append(parts, p)
@@ -142,6 +142,19 @@ func (l *live) agreement() {
 	case n > 1:
 		fmt.Fprintf(l.w, "  the %d runs disagree: %d different outputs (job status lists them)\n", len(v.Slots), n)
 	}
+}
+
+// slotState is where a slot stands: a running slot's provider may still be
+// fetching the module and inputs.
+func slotState(s requester.SlotView) string {
+	if s.State == "running" && s.Run != "" {
+		return s.Run
+	}
+	return s.State
+}
+
+func sinceKey(i int, s requester.SlotView) string {
+	return fmt.Sprintf("%d %s %s", i, slotState(s), s.Provider)
 }
 
 func final(state string) bool {

@@ -49,6 +49,13 @@ func TestJobEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("follow: %v (after %d events)", err, len(events))
 	}
+	sawRun := false
+	for _, ev := range events {
+		sawRun = sawRun || len(ev.Job.Slots) == 1 && ev.Job.Slots[0].Run == "running"
+	}
+	if !sawRun {
+		t.Errorf("no event says what the provider's run does (run: running)")
+	}
 	last := events[len(events)-1]
 	if !stopped || !last.Done || last.Job.State != "cancelled" || stdout != line+"\n" {
 		t.Fatalf("%d events, stopped %v, the last %+v, output %q; want the running job's output once, then done and cancelled", len(events), stopped, last, stdout)

@@ -229,6 +229,8 @@ func (r *Requester) watchLease(ctx context.Context, j *job, provider, leaseID st
 				case *pb.WatchEvent_Status:
 					if protocol.Final(x.Status.State) {
 						note = x.Status.Message
+					} else {
+						j.runState(leaseID, epoch, x.Status.State)
 					}
 					send(scheduler.Heartbeat{Provider: provider, LeaseID: leaseID, Epoch: epoch, State: x.Status.State})
 				case *pb.WatchEvent_Log:

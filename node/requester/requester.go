@@ -149,11 +149,12 @@ type job struct {
 	heartbeat time.Duration  // the Status interval asked of its providers, set by start
 	need      *scheduler.Job // what its placement asks (for the wait queue), set by start
 
-	mu      sync.Mutex            // guards what follows
-	placed  time.Duration         // submit to first lease accepted; 0 until then
-	unsaved *store.Job            // the latest status not yet written, if any
-	stored  chan error            // the first write's outcome, for Submit
-	results map[runKey]*pb.Result // providers' results, by lease and epoch
+	mu      sync.Mutex               // guards what follows
+	placed  time.Duration            // submit to first lease accepted; 0 until then
+	unsaved *store.Job               // the latest status not yet written, if any
+	stored  chan error               // the first write's outcome, for Submit
+	results map[runKey]*pb.Result    // providers' results, by lease and epoch
+	runs    map[runKey]pb.LeaseState // what each lease's provider last said it does: fetching, running
 	// offers are the offers taken for the job and not declined, by nonce:
 	// those leased stay, so that each receipt is checked against the price
 	// and total of the offer its lease took (SPEC 6.4).
@@ -193,6 +194,24 @@ func (j *job) update(f func()) {
 	close(j.changed)
 	j.changed = make(chan struct{})
 	j.mu.Unlock()
+}
+
+// runState records what a lease's provider says its run does, when that
+// changes: followers see a slot fetch its inputs, then run.
+func (j *job) runState(leaseID string, epoch uint64, st pb.LeaseState) {
+	k := runKey{leaseID, epoch}
+	j.mu.Lock()
+	same := j.runs[k] == st
+	j.mu.Unlock()
+	if same {
+		return
+	}
+	j.update(func() {
+		if j.runs == nil {
+			j.runs = map[runKey]pb.LeaseState{}
+		}
+		j.runs[k] = st
+	})
 }
 
 // Submit places a customer-sealed job: the job is kept in the store, its

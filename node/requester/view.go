@@ -48,7 +48,10 @@ type SlotView struct {
 	Provider string `json:"provider,omitempty"`
 	Epoch    uint64 `json:"epoch"`
 	State    string `json:"state"`
-	Price    string `json:"price,omitempty"` // the offer's quote for the whole run
+	// Run is what the lease's provider last said its run does while the slot
+	// is running: fetching (the module and inputs) or running.
+	Run   string `json:"run,omitempty"`
+	Price string `json:"price,omitempty"` // the offer's quote for the whole run
 	// Billed is what the receipt of this slot's run charges: the time it
 	// ran, at the quoted price; empty while it runs, or if no receipt came.
 	Billed string `json:"billed,omitempty"`
@@ -117,6 +120,9 @@ func (j *job) view(key string) JobView {
 			Scores: scoresView(s.Scores), Total: s.Scores.Total()}
 		if s.Provider == "" {
 			sv.Provider = ""
+		}
+		if st, ok := j.runs[runKey{s.LeaseID, s.Epoch}]; ok && s.State == scheduler.SlotRunning {
+			sv.Run = strings.ToLower(strings.TrimPrefix(st.String(), "LEASE_STATE_"))
 		}
 		if r := j.results[runKey{s.LeaseID, s.Epoch}]; r != nil {
 			sv.StdoutCut, sv.StderrCut = r.StdoutTruncated, r.StderrTruncated
