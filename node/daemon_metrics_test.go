@@ -22,15 +22,7 @@ import (
 // writes the address to DIR/metrics.addr and removes it when it stops; one
 // that sets none removes the file a previous run left.
 func TestDaemonMetricsAddress(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "node")
-	if _, err := config.Init(dir, false); err != nil {
-		t.Fatal(err)
-	}
-	c := config.Default()
-	c.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
-	c.API.Listen = "127.0.0.1:0"
-	c.Capacity.Auto, c.Capacity.CPU, c.Capacity.Memory, c.Capacity.Scratch = false, ptr(config.CPU(2000)), ptr(config.Bytes(2<<30)), ptr(config.Bytes(0))
-	c.Executor.CacheDir = exectest.CacheDir(t)
+	dir, c := loopbackDaemon(t)
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -87,3 +79,19 @@ func TestDaemonMetricsAddress(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// loopbackDaemon makes a data dir and the config of a daemon in it that
+// listens on loopback only and sells 2 vCPUs and 2 GiB.
+func loopbackDaemon(t *testing.T) (dir string, c config.Config) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "node")
+	if _, err := config.Init(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	c = config.Default()
+	c.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.API.Listen = "127.0.0.1:0"
+	c.Capacity.Auto, c.Capacity.CPU, c.Capacity.Memory, c.Capacity.Scratch = false, ptr(config.CPU(2000)), ptr(config.Bytes(2<<30)), ptr(config.Bytes(0))
+	c.Executor.CacheDir = exectest.CacheDir(t)
+	return dir, c
+}

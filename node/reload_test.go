@@ -3,29 +3,19 @@ package node
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/cuivre/cuivre/node/config"
-	"github.com/cuivre/cuivre/node/exec/exectest"
 )
 
 // TestDaemonReload: a reload applies changed labels and prices (their effect
 // on offers is TestReprice's) and lists every other change as waiting for a
 // restart, whose running value stays, so that the next reload lists it again.
 func TestDaemonReload(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "node")
-	if _, err := config.Init(dir, false); err != nil {
-		t.Fatal(err)
-	}
-	c := config.Default()
-	c.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
-	c.API.Listen = "127.0.0.1:0"
+	dir, c := loopbackDaemon(t)
 	c.Labels.Region = "fr-par"
-	c.Capacity.Auto, c.Capacity.CPU, c.Capacity.Memory, c.Capacity.Scratch = false, ptr(config.CPU(2000)), ptr(config.Bytes(2<<30)), ptr(config.Bytes(0))
-	c.Executor.CacheDir = exectest.CacheDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	d, err := StartDaemon(ctx, dir, c, slog.New(slog.DiscardHandler))

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/cuivre/cuivre/node/api"
-	"github.com/cuivre/cuivre/node/devnet"
-	"github.com/cuivre/cuivre/node/exec/exectest"
 )
 
 // TestJobEvents follows a job through GET /v1/jobs/{cid}/events: the node
@@ -17,11 +15,7 @@ import (
 func TestJobEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := oneProvider(t, ctx)
 	srv, err := d.Requester.ServeAPI("127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)

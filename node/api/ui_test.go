@@ -33,11 +33,7 @@ import (
 func TestUIInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := oneProvider(t, ctx)
 	prov := d.Providers[0]
 
 	// A job run to its end, so that the provider has earned something,
@@ -146,6 +142,18 @@ func TestUIInChromium(t *testing.T) {
 	if why := text(`#login-error`); !strings.Contains(why, "refused") {
 		t.Errorf("a wrong token says %q, want that it was refused", why)
 	}
+}
+
+// oneProvider starts a devnet of one provider and its requester, closed
+// when the test ends.
+func oneProvider(t *testing.T, ctx context.Context) *devnet.Devnet {
+	t.Helper()
+	d, err := devnet.Start(ctx, devnet.Options{N: 1, Dir: t.TempDir(), CacheDir: exectest.CacheDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 func findChromium() string {
