@@ -148,6 +148,12 @@ func TestBootstrapFile(t *testing.T) {
 			t.Fatalf("connect to %s: %v", ai, err)
 		}
 	}
+	// The client takes a peer into its routing table once identify has
+	// said it speaks the DHT, after the connection: a lookup before that
+	// has no one to ask.
+	if err := WaitFor(ctx, time.Minute, func() bool { return kad.RoutingTable().Size() >= len(d.Providers) }); err != nil {
+		t.Fatalf("the client's routing table holds %d of the %d providers: %v", kad.RoutingTable().Size(), len(d.Providers), err)
+	}
 	p := d.Providers[0]
 	key, err := protocol.ProviderKey(protocol.FacetRegion, d.Profiles[0].Region, string(p.ID()))
 	if err != nil {
