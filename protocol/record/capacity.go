@@ -24,15 +24,9 @@ type CapacityValidator struct{ Now func() time.Time }
 
 // Open checks value under key and returns its record.
 func (v CapacityValidator) Open(key string, value []byte) (*pb.CapacityRecord, error) {
-	id, ok := strings.CutPrefix(key, "/"+protocol.CapacityNamespace+"/")
-	if !ok {
-		return nil, fmt.Errorf("capacity key %q: wrong namespace", key)
-	}
-	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
-		return nil, fmt.Errorf("capacity key: %w", err)
-	}
-	if len(value) > protocol.MaxRecordSize {
-		return nil, fmt.Errorf("capacity record of %d bytes, above %d", len(value), protocol.MaxRecordSize)
+	id, err := keyedPeer(protocol.CapacityNamespace, key, value)
+	if err != nil {
+		return nil, err
 	}
 	rec, err := OpenCapacity(value, v.Now())
 	if err != nil {
@@ -52,14 +46,41 @@ func (v CapacityValidator) Validate(key string, value []byte) error {
 
 // Select picks the valid value with the highest seq.
 func (v CapacityValidator) Select(key string, values [][]byte) (int, error) {
+	return selectSeq(protocol.CapacityNamespace, values, func(val []byte) (uint64, error) {
+		rec, err := v.Open(key, val)
+		return rec.GetSeq(), err
+	})
+}
+
+// keyedPeer checks what a namespace of signed records per peer (SPEC 4.4,
+// 4.5) asks of a key and a value before the record is opened: the key is
+// "/ns/" and a binary peer ID, which it returns; the value is at most
+// protocol.MaxRecordSize.
+func keyedPeer(ns, key string, value []byte) (string, error) {
+	id, ok := strings.CutPrefix(key, "/"+ns+"/")
+	if !ok {
+		return "", fmt.Errorf("%s key %q: wrong namespace", ns, key)
+	}
+	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
+		return "", fmt.Errorf("%s key: %w", ns, err)
+	}
+	if len(value) > protocol.MaxRecordSize {
+		return "", fmt.Errorf("%s record of %d bytes, above %d", ns, len(value), protocol.MaxRecordSize)
+	}
+	return id, nil
+}
+
+// selectSeq returns the index of the valid value with the highest seq, the
+// first of equals.
+func selectSeq(ns string, values [][]byte, seqOf func([]byte) (uint64, error)) (int, error) {
 	best, seq := -1, uint64(0)
 	for i, val := range values {
-		if rec, err := v.Open(key, val); err == nil && (best < 0 || rec.Seq > seq) {
-			best, seq = i, rec.Seq
+		if s, err := seqOf(val); err == nil && (best < 0 || s > seq) {
+			best, seq = i, s
 		}
 	}
 	if best < 0 {
-		return 0, errors.New("no valid capacity record")
+		return 0, fmt.Errorf("no valid %s record", ns)
 	}
 	return best, nil
 }
