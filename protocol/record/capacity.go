@@ -1,7 +1,6 @@
 package record
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,20 +21,13 @@ func CapacityKey(p peer.ID) string { return "/" + protocol.CapacityNamespace + "
 // that peer and live at Now; of two, the higher seq wins.
 type CapacityValidator struct{ Now func() time.Time }
 
+func (v CapacityValidator) records() peerRecords[*pb.CapacityRecord] {
+	return peerRecords[*pb.CapacityRecord]{protocol.CapacityNamespace, v.Now, OpenCapacity, (*pb.CapacityRecord).GetProvider}
+}
+
 // Open checks value under key and returns its record.
 func (v CapacityValidator) Open(key string, value []byte) (*pb.CapacityRecord, error) {
-	id, err := keyedPeer(protocol.CapacityNamespace, key, value)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := OpenCapacity(value, v.Now())
-	if err != nil {
-		return nil, err
-	}
-	if string(rec.Provider) != id {
-		return nil, errors.New("capacity record of another peer than its key's")
-	}
-	return rec, nil
+	return v.records().open(key, value)
 }
 
 // Validate is the DHT's record.Validator check.
@@ -46,41 +38,53 @@ func (v CapacityValidator) Validate(key string, value []byte) error {
 
 // Select picks the valid value with the highest seq.
 func (v CapacityValidator) Select(key string, values [][]byte) (int, error) {
-	return selectSeq(protocol.CapacityNamespace, values, func(val []byte) (uint64, error) {
-		rec, err := v.Open(key, val)
-		return rec.GetSeq(), err
-	})
+	return v.records().pick(key, values)
 }
 
-// keyedPeer checks what a namespace of signed records per peer (SPEC 4.4,
-// 4.5) asks of a key and a value before the record is opened: the key is
-// "/ns/" and a binary peer ID, which it returns; the value is at most
-// protocol.MaxRecordSize.
-func keyedPeer(ns, key string, value []byte) (string, error) {
-	id, ok := strings.CutPrefix(key, "/"+ns+"/")
+// peerRecords is a DHT namespace of one signed record per peer (SPEC 4.4,
+// 4.5): the key is "/ns/" and a binary peer ID; the value is at most
+// protocol.MaxRecordSize and opens, live at now, as a record whose named
+// peer (signer) is the key's; of two, the higher seq wins.
+type peerRecords[T interface{ GetSeq() uint64 }] struct {
+	ns     string
+	now    func() time.Time
+	openAt func([]byte, time.Time) (T, error)
+	signer func(T) []byte
+}
+
+func (r peerRecords[T]) open(key string, value []byte) (T, error) {
+	var zero T
+	id, ok := strings.CutPrefix(key, "/"+r.ns+"/")
 	if !ok {
-		return "", fmt.Errorf("%s key %q: wrong namespace", ns, key)
+		return zero, fmt.Errorf("%s key %q: wrong namespace", r.ns, key)
 	}
 	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
-		return "", fmt.Errorf("%s key: %w", ns, err)
+		return zero, fmt.Errorf("%s key: %w", r.ns, err)
 	}
 	if len(value) > protocol.MaxRecordSize {
-		return "", fmt.Errorf("%s record of %d bytes, above %d", ns, len(value), protocol.MaxRecordSize)
+		return zero, fmt.Errorf("%s record of %d bytes, above %d", r.ns, len(value), protocol.MaxRecordSize)
 	}
-	return id, nil
+	rec, err := r.openAt(value, r.now())
+	if err != nil {
+		return zero, err
+	}
+	if string(r.signer(rec)) != id {
+		return zero, fmt.Errorf("%s record of another peer than its key's", r.ns)
+	}
+	return rec, nil
 }
 
-// selectSeq returns the index of the valid value with the highest seq, the
+// pick returns the index of the valid value with the highest seq, the
 // first of equals.
-func selectSeq(ns string, values [][]byte, seqOf func([]byte) (uint64, error)) (int, error) {
+func (r peerRecords[T]) pick(key string, values [][]byte) (int, error) {
 	best, seq := -1, uint64(0)
 	for i, val := range values {
-		if s, err := seqOf(val); err == nil && (best < 0 || s > seq) {
-			best, seq = i, s
+		if rec, err := r.open(key, val); err == nil && (best < 0 || rec.GetSeq() > seq) {
+			best, seq = i, rec.GetSeq()
 		}
 	}
 	if best < 0 {
-		return 0, fmt.Errorf("no valid %s record", ns)
+		return 0, fmt.Errorf("no valid %s record", r.ns)
 	}
 	return best, nil
 }

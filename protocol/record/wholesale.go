@@ -3,7 +3,6 @@ package record
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -35,20 +34,13 @@ func TariffHash(envelope []byte) []byte {
 // two, the higher seq wins.
 type TariffValidator struct{ Now func() time.Time }
 
+func (v TariffValidator) records() peerRecords[*pb.WholesaleTariff] {
+	return peerRecords[*pb.WholesaleTariff]{protocol.TariffNamespace, v.Now, OpenTariff, (*pb.WholesaleTariff).GetSite}
+}
+
 // Open checks value under key and returns its tariff.
 func (v TariffValidator) Open(key string, value []byte) (*pb.WholesaleTariff, error) {
-	id, err := keyedPeer(protocol.TariffNamespace, key, value)
-	if err != nil {
-		return nil, err
-	}
-	t, err := OpenTariff(value, v.Now())
-	if err != nil {
-		return nil, err
-	}
-	if string(t.Site) != id {
-		return nil, errors.New("tariff of another peer than its key's")
-	}
-	return t, nil
+	return v.records().open(key, value)
 }
 
 // Validate is the DHT's record.Validator check.
@@ -59,10 +51,7 @@ func (v TariffValidator) Validate(key string, value []byte) error {
 
 // Select picks the valid value with the highest seq.
 func (v TariffValidator) Select(key string, values [][]byte) (int, error) {
-	return selectSeq(protocol.TariffNamespace, values, func(val []byte) (uint64, error) {
-		t, err := v.Open(key, val)
-		return t.GetSeq(), err
-	})
+	return v.records().pick(key, values)
 }
 
 // OpenTariff opens a sealed WholesaleTariff (SPEC 4.5): signed by its site,
