@@ -210,6 +210,11 @@ func (c MarketConfig) withDefaults() MarketConfig {
 // at that time, so correctness never depends on calling Expire. It is not safe
 // for concurrent use: the node serialises calls.
 //
+// A site's market also holds the slices it granted to retailers (Grant,
+// SPEC 6.7): each caps what its grantee's offers and leases hold, and the
+// site's own offers never count a granted slice as free. The invariant
+// still holds; the wholesale state is allocated at the first grant only.
+//
 // It is small on purpose, so that a simulation holds a million of them: about
 // 380 bytes idle, about 1.6 KiB with four leases (BenchmarkMarketMemory, labels
 // shared). Reservations and leases live in small slices scanned linearly,

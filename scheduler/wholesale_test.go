@@ -1,9 +1,12 @@
 package scheduler
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 )
 
@@ -168,4 +171,81 @@ func TestNoSliceNoState(t *testing.T) {
 	if m.whole != nil || m.Slices() != nil {
 		t.Errorf("wholesale state without a slice: %+v", m.whole)
 	}
+}
+
+// TestSliceProperty drives a market with random grants, withdrawals,
+// quotes, commits and releases, own and on slices, and checks after each
+// step that the site's own use plus, for each grantee, the larger of its
+// slices and its use never pass capacity: a slice is never sold twice.
+func TestSliceProperty(t *testing.T) {
+	var granted, onSlice, refused int
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		m := mktMarket(t)
+		now := mktT0
+		var leases []string
+		for step := range 400 {
+			now = now.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
+			grantee := []string{"", "r1", "r2"}[rng.IntN(3)]
+			switch op := rng.IntN(10); {
+			case op == 0 && grantee != "":
+				s := Slice{ID: fmt.Sprint("g", step), Grantee: grantee, Start: now.Add(time.Duration(rng.IntN(3)) * time.Second),
+					Resources: Resources{CPUMillis: uint64(rng.IntN(3)) * 500, MemoryBytes: uint64(rng.IntN(3)) << 29},
+					End:       now.Add(time.Duration(1+rng.IntN(60)) * time.Second), Notice: 5 * time.Second}
+				if m.Grant(now, s) == nil {
+					granted++
+				}
+			case op == 1 && len(m.Slices()) > 0:
+				s := m.Slices()[rng.IntN(len(m.Slices()))]
+				m.Withdraw(now, s.ID, now.Add(time.Duration(rng.IntN(10))*time.Second))
+			case op < 7:
+				r := mktRequest(fmt.Sprint("n", step))
+				r.Grantee, r.ExpiresAt = grantee, now.Add(time.Second)
+				r.Resources = Resources{CPUMillis: uint64(1+rng.IntN(4)) * 250, MemoryBytes: uint64(1+rng.IntN(4)) << 28}
+				o, err := m.Quote(now, r)
+				switch c := protocol.CodeOf(err); {
+				case err == nil && grantee != "":
+					onSlice++
+				case c == pb.Code_CODE_SLICE_EXCEEDED || c == pb.Code_CODE_INSUFFICIENT_CPU || c == pb.Code_CODE_INSUFFICIENT_MEMORY:
+					refused++
+				}
+				if err == nil && rng.IntN(2) == 0 {
+					id := fmt.Sprint("l", step)
+					if m.Commit(now, mktLease(o, id, 1)) == nil {
+						leases = append(leases, id)
+					}
+				}
+			case len(leases) > 0:
+				i := rng.IntN(len(leases))
+				m.Release(now, leases[i], 1)
+				leases = append(leases[:i], leases[i+1:]...)
+			}
+			m.Expire(now)
+			used := m.committed.Add(m.reserved)
+			if w := m.whole; w != nil {
+				held := map[string]Resources{}
+				for _, s := range w.slices {
+					held[s.Grantee] = held[s.Grantee].Add(s.Resources)
+				}
+				for g, u := range w.use {
+					used = used.Sub(u)
+					held[g] = maxRes(held[g], u)
+				}
+				for _, h := range held {
+					used = used.Add(h)
+				}
+			}
+			if !used.Fits(m.cfg.Capacity) {
+				t.Fatalf("seed %d step %d: own use and slices %s pass capacity %s", seed, step, fmtResources(used), fmtResources(m.cfg.Capacity))
+			}
+		}
+	}
+	t.Logf("%d slices granted, %d offers on slices, %d refused for room", granted, onSlice, refused)
+	if granted == 0 || onSlice == 0 || refused == 0 {
+		t.Error("the random walk missed a case: change its odds")
+	}
+}
+
+func maxRes(a, b Resources) Resources {
+	return Resources{max(a.CPUMillis, b.CPUMillis), max(a.MemoryBytes, b.MemoryBytes), max(a.ScratchBytes, b.ScratchBytes)}
 }
