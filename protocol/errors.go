@@ -116,6 +116,17 @@ const (
 	CodeStaleEpoch   = pb.Code_CODE_STALE_EPOCH
 	CodeTooFarAhead  = pb.Code_CODE_TOO_FAR_AHEAD
 	CodeUnauthorized = pb.Code_CODE_UNAUTHORIZED
+
+	// Wholesale (SPEC 6.7).
+	CodeSliceFull         = pb.Code_CODE_SLICE_FULL
+	CodeSliceBelowMinimum = pb.Code_CODE_SLICE_BELOW_MINIMUM
+	CodeSliceNotAllowed   = pb.Code_CODE_SLICE_NOT_ALLOWED
+	CodeTariffMismatch    = pb.Code_CODE_TARIFF_MISMATCH
+	CodeGrantWrongSite    = pb.Code_CODE_GRANT_WRONG_SITE
+	CodeGrantWrongGrantee = pb.Code_CODE_GRANT_WRONG_GRANTEE
+	CodeSliceExceeded     = pb.Code_CODE_SLICE_EXCEEDED
+	CodeNoticeTooShort    = pb.Code_CODE_NOTICE_TOO_SHORT
+	CodeSliceNotStarted   = pb.Code_CODE_SLICE_NOT_STARTED
 )
 
 // Quote quotes a string for a message, cut after 64 bytes (a CID fits): a

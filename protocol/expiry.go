@@ -9,6 +9,9 @@ const (
 	MaxOfferTTL    = 2 * time.Minute
 	MaxLeaseTTL    = 5 * time.Minute
 	MaxCapacityTTL = time.Hour
+	MaxTariffTTL   = 24 * time.Hour
+	// MaxSlicePeriod bounds how far ahead a slice grant may end (SPEC 6.7).
+	MaxSlicePeriod = 366 * 24 * time.Hour
 	ClockSkew      = 30 * time.Second
 )
 

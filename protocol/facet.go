@@ -21,6 +21,9 @@ const (
 	FacetExecutor      Facet = "executor"
 	FacetCertification Facet = "cert"
 	FacetSize          Facet = "size"
+	// FacetWholesale is where a site that publishes a wholesale tariff is
+	// found, under its jurisdiction (SPEC 4.5).
+	FacetWholesale Facet = "wholesale"
 )
 
 var facetShards = map[Facet]uint32{
@@ -30,11 +33,12 @@ var facetShards = map[Facet]uint32{
 	FacetExecutor:      16,
 	FacetCertification: 8,
 	FacetSize:          16,
+	FacetWholesale:     16,
 }
 
 // Facets lists every facet, in SPEC order.
 func Facets() []Facet {
-	return []Facet{FacetAny, FacetRegion, FacetJurisdiction, FacetExecutor, FacetCertification, FacetSize}
+	return []Facet{FacetAny, FacetRegion, FacetJurisdiction, FacetExecutor, FacetCertification, FacetSize, FacetWholesale}
 }
 
 // Shards returns the number of shards of a facet, or 0 for an unknown facet.

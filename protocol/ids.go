@@ -13,6 +13,9 @@ const (
 	ReceiptID = "/cuivre/receipt/1.0.0"
 	ModuleID  = "/cuivre/module/1.0.0"
 	BlocksID  = "/cuivre/blocks/1.0.0"
+	// WholesaleID is the exchange of slices between a site and a retailer
+	// (SPEC 6.7).
+	WholesaleID = "/cuivre/wholesale/1.0.0"
 )
 
 // DHTPrefix is the protocol prefix of the private Kademlia DHT (SPEC 4.1); with
@@ -23,16 +26,21 @@ const DHTPrefix = "/cuivre"
 // the key is "/cuivre-capacity/" followed by the provider's binary peer ID.
 const CapacityNamespace = "cuivre-capacity"
 
+// TariffNamespace is the DHT value namespace of wholesale tariffs (SPEC 4.5):
+// the key is "/cuivre-tariff/" followed by the site's binary peer ID.
+const TariffNamespace = "cuivre-tariff"
+
 // Maximum size in bytes of one framed message on each protocol, length prefix
 // excluded (SPEC 7). A larger frame is refused with CODE_TOO_LARGE.
 const (
-	MaxOfferMsg   = 64 << 10
-	MaxLeaseMsg   = 1 << 20
-	MaxWatchMsg   = 1 << 20
-	MaxReceiptMsg = 64 << 10
-	MaxModuleMsg  = 1<<20 + 4<<10 // a 1 MiB chunk and its header
-	MaxBlocksMsg  = 2<<20 + 4<<10 // a block of MaxBlock bytes and its header; a request of MaxBlocksAsked CIDs
-	MaxRecordSize = 16 << 10      // a capacity record envelope in the DHT
+	MaxOfferMsg     = 64 << 10
+	MaxLeaseMsg     = 1 << 20
+	MaxWatchMsg     = 1 << 20
+	MaxReceiptMsg   = 64 << 10
+	MaxModuleMsg    = 1<<20 + 4<<10 // a 1 MiB chunk and its header
+	MaxBlocksMsg    = 2<<20 + 4<<10 // a block of MaxBlock bytes and its header; a request of MaxBlocksAsked CIDs
+	MaxWholesaleMsg = 64 << 10
+	MaxRecordSize   = 16 << 10 // a capacity record or tariff envelope in the DHT
 )
 
 // Other limits (SPEC 7).
@@ -45,6 +53,8 @@ const (
 	MaxStdin       = 256 << 10
 	NonceSize      = 16
 	LeaseIDSize    = 16
+	GrantIDSize    = 16
+	TariffHashSize = 32 // sha2-256 of a sealed tariff envelope (SPEC 6.7)
 )
 
 // MaxMsgSize returns the frame limit of a protocol, or 0 for an unknown one.
@@ -63,6 +73,8 @@ func MaxMsgSize[ID ~string](id ID) int {
 		return MaxModuleMsg
 	case BlocksID:
 		return MaxBlocksMsg
+	case WholesaleID:
+		return MaxWholesaleMsg
 	}
 	return 0
 }

@@ -103,7 +103,7 @@ func buildVectors(t testing.TB) vectorFile {
 	for _, f := range protocol.Facets() {
 		value := map[protocol.Facet]string{
 			protocol.FacetRegion: "fr-par", protocol.FacetJurisdiction: "fr", protocol.FacetExecutor: "wasm",
-			protocol.FacetCertification: "secnumcloud", protocol.FacetSize: "m",
+			protocol.FacetCertification: "secnumcloud", protocol.FacetSize: "m", protocol.FacetWholesale: "fr",
 		}[f]
 		k, err := protocol.NewFacetKey(f, value, 7)
 		if err != nil {
@@ -169,7 +169,8 @@ func TestVectors(t *testing.T) {
 			env := mustHex(t, r.Envelope)
 			mt, _ := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName("cuivre.v1." + map[string]string{
 				"offer": "Offer", "lease": "Lease", "receipt": "UsageReceipt", "countersignature": "Countersignature",
-				"capacity": "CapacityRecord", "job": "Job",
+				"capacity": "CapacityRecord", "job": "Job", "tariff": "WholesaleTariff", "grant": "SliceGrant",
+				"withdrawal": "SliceWithdrawal",
 			}[r.Kind]))
 			if mt == nil {
 				t.Fatalf("unknown kind %q", r.Kind)

@@ -210,6 +210,11 @@ func (c MarketConfig) withDefaults() MarketConfig {
 // at that time, so correctness never depends on calling Expire. It is not safe
 // for concurrent use: the node serialises calls.
 //
+// A site's market also holds the slices it granted to retailers (Grant,
+// SPEC 6.7): each caps what its grantee's offers and leases hold, and the
+// site's own offers never count a granted slice as free. The invariant
+// still holds; the wholesale state is allocated at the first grant only.
+//
 // It is small on purpose, so that a simulation holds a million of them: about
 // 380 bytes idle, about 1.6 KiB with four leases (BenchmarkMarketMemory, labels
 // shared). Reservations and leases live in small slices scanned linearly,
@@ -229,6 +234,9 @@ type Market struct {
 	// standing is the record of the requesters that left offers to expire,
 	// nil until one does.
 	standing map[string]*standing
+	// whole is the slices granted to retailers (SPEC 6.7), nil while none
+	// is: a market that sells no slice pays nothing for them.
+	whole *wholesale
 }
 
 // offerHold is a reservation: an offer made and not yet committed, declined or
@@ -300,7 +308,12 @@ func NewMarket(cfg MarketConfig) (*Market, error) {
 //   - CODE_RATE_LIMITED: the requester left too many offers to expire
 //     (StandingExpired), or it, or its origin, holds MaxOffersPerPeer
 //     live offers already; with a retry-after;
-//   - CODE_INSUFFICIENT_CPU, _MEMORY, _SCRATCH: more than is free;
+//   - for a request on a grantee's slice (req.Grantee set):
+//     CODE_SLICE_NOT_STARTED, no slice of its has started, or
+//     CODE_SLICE_EXCEEDED, more than its started slices leave it, or no
+//     slice at all (SPEC 6.7);
+//   - CODE_INSUFFICIENT_CPU, _MEMORY, _SCRATCH: more than is free; the
+//     site's own retail never counts slices granted to others as free;
 //   - CODE_RATE_LIMITED: it, or its origin, would hold more than
 //     MaxHeldPermille of a dimension of capacity with this offer;
 //   - CODE_PRICE_ABOVE_CEILING: the total for Resources over Timeout, at the
@@ -338,7 +351,19 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 	if err := m.limit(now, req, false); err != nil {
 		return Offer{}, err
 	}
-	if err := shortfall(req.Resources, m.free()); err != nil {
+	free := m.free()
+	if req.Grantee != "" {
+		room, err := m.sliceRoom(now, req.Grantee)
+		if err == nil && !req.Resources.Fits(room) {
+			err = protocol.Errorf(pb.Code_CODE_SLICE_EXCEEDED, "asked %s, the slices granted here to %x leave %s", fmtResources(req.Resources), req.Grantee, fmtResources(room))
+			err.RetryAfter = m.retryAfter(now)
+		}
+		if err != nil {
+			return Offer{}, err
+		}
+		free = m.cfg.Capacity.Sub(m.committed).Sub(m.reserved)
+	}
+	if err := shortfall(req.Resources, free); err != nil {
 		err.RetryAfter = m.retryAfter(now)
 		return Offer{}, err
 	}
@@ -377,6 +402,9 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 	}
 	m.holds = append(m.holds, offerHold{offer: o, timeout: req.Timeout, origin: req.Origin})
 	m.reserved = m.reserved.Add(req.Resources)
+	if req.Grantee != "" {
+		m.whole.hold(o.Nonce, req.Grantee, req.Resources)
+	}
 	m.checkInvariant()
 	return o, nil
 }
@@ -634,12 +662,20 @@ func (m *Market) Commit(now time.Time, l Lease) error {
 		total:      h.offer.Total.Nanos,
 		started:    now,
 	}
+	grantee := ""
+	if m.whole != nil {
+		grantee = m.whole.holds[l.OfferNonce]
+	}
 	m.dropHold(i)
 	if old >= 0 {
 		m.dropLease(old)
 	}
 	m.leases = append(m.leases, lh)
 	m.committed = m.committed.Add(l.Resources)
+	if grantee != "" {
+		m.whole.leases[l.ID] = grantee
+		m.whole.use[grantee] = m.whole.use[grantee].Add(l.Resources)
+	}
 	if s := m.standing[l.Requester]; s != nil {
 		s.fade(now)
 		s.leased++
@@ -772,8 +808,14 @@ func (m *Market) State() MarketState {
 	}
 }
 
+// free is what the site's own retail may still take: capacity less
+// leases, reservations and the unused part of the slices granted.
 func (m *Market) free() Resources {
-	return m.cfg.Capacity.Sub(m.committed).Sub(m.reserved)
+	f := m.cfg.Capacity.Sub(m.committed).Sub(m.reserved)
+	if m.whole != nil {
+		f = f.Sub(m.whole.withheld())
+	}
+	return f
 }
 
 // nonce draws a 16-byte offer nonce from the market's source.
@@ -789,6 +831,9 @@ func (m *Market) nonce() string {
 
 // sweep drops the reservations expired at now and returns how many.
 func (m *Market) sweep(now time.Time) int {
+	if m.whole != nil && m.whole.end(now) {
+		m.whole = nil
+	}
 	if len(m.holds) == 0 || now.Before(m.soonest) {
 		return 0
 	}
@@ -798,6 +843,9 @@ func (m *Market) sweep(now time.Time) int {
 		if !now.Before(h.offer.ExpiresAt) {
 			m.reserved = m.reserved.Sub(h.offer.Resources)
 			m.expired(now, h.offer.Requester)
+			if m.whole != nil {
+				m.whole.unhold(h.offer.Nonce, h.offer.Resources)
+			}
 			continue
 		}
 		if j == 0 || h.offer.ExpiresAt.Before(m.soonest) {
@@ -824,6 +872,9 @@ func (m *Market) findHold(offerNonce string) int {
 }
 
 func (m *Market) dropHold(i int) {
+	if m.whole != nil {
+		m.whole.unhold(m.holds[i].offer.Nonce, m.holds[i].offer.Resources)
+	}
 	m.reserved = m.reserved.Sub(m.holds[i].offer.Resources)
 	m.holds = shrink(slices.Delete(m.holds, i, i+1))
 }
@@ -838,6 +889,9 @@ func (m *Market) findLease(id string) int {
 }
 
 func (m *Market) dropLease(i int) {
+	if m.whole != nil {
+		m.whole.unlease(m.leases[i].id, m.leases[i].resources)
+	}
 	m.committed = m.committed.Sub(m.leases[i].resources)
 	m.leases = shrink(slices.Delete(m.leases, i, i+1))
 }

@@ -150,6 +150,10 @@ type Request struct {
 	// the network prefix of the requester's connection), for the limits
 	// of MarketConfig. Empty: none but the requester's own.
 	Origin string
+	// Grantee is the retailer on whose slice the offer is made (SPEC 6.7):
+	// the node sets it from a grant it has checked. Empty: the site's own
+	// retail, which never uses a slice granted to another.
+	Grantee string
 }
 
 // Offer is a provider's promise: these resources at this price until ExpiresAt.

@@ -330,6 +330,16 @@ const (
 	Code_CODE_UNKNOWN_OFFER        Code = 28
 	Code_CODE_UNKNOWN_LEASE        Code = 29
 	Code_CODE_CURRENCY_MISMATCH    Code = 30
+	// wholesale (SPEC 6.7)
+	Code_CODE_SLICE_FULL          Code = 31 // the site has no room for the slice
+	Code_CODE_SLICE_BELOW_MINIMUM Code = 32 // smaller or shorter than the tariff's minimum
+	Code_CODE_SLICE_NOT_ALLOWED   Code = 33 // the site's jurisdiction or policy forbids this grantee
+	Code_CODE_TARIFF_MISMATCH     Code = 34 // not the site's current tariff, or terms unlike the tariff's
+	Code_CODE_GRANT_WRONG_SITE    Code = 35 // a grant presented to a site that did not grant it
+	Code_CODE_GRANT_WRONG_GRANTEE Code = 36 // a grant presented by a peer that is not its grantee
+	Code_CODE_SLICE_EXCEEDED      Code = 37 // the grantee's leases would pass its slice
+	Code_CODE_NOTICE_TOO_SHORT    Code = 38 // a withdrawal sooner than the grant's notice period
+	Code_CODE_SLICE_NOT_STARTED   Code = 39 // a grant used before its start
 	// execution and transfer
 	Code_CODE_MODULE_NOT_FOUND Code = 40
 	Code_CODE_MODULE_MISMATCH  Code = 41
@@ -364,6 +374,15 @@ var (
 		28: "CODE_UNKNOWN_OFFER",
 		29: "CODE_UNKNOWN_LEASE",
 		30: "CODE_CURRENCY_MISMATCH",
+		31: "CODE_SLICE_FULL",
+		32: "CODE_SLICE_BELOW_MINIMUM",
+		33: "CODE_SLICE_NOT_ALLOWED",
+		34: "CODE_TARIFF_MISMATCH",
+		35: "CODE_GRANT_WRONG_SITE",
+		36: "CODE_GRANT_WRONG_GRANTEE",
+		37: "CODE_SLICE_EXCEEDED",
+		38: "CODE_NOTICE_TOO_SHORT",
+		39: "CODE_SLICE_NOT_STARTED",
 		40: "CODE_MODULE_NOT_FOUND",
 		41: "CODE_MODULE_MISMATCH",
 		42: "CODE_TIMEOUT",
@@ -394,6 +413,15 @@ var (
 		"CODE_UNKNOWN_OFFER":        28,
 		"CODE_UNKNOWN_LEASE":        29,
 		"CODE_CURRENCY_MISMATCH":    30,
+		"CODE_SLICE_FULL":           31,
+		"CODE_SLICE_BELOW_MINIMUM":  32,
+		"CODE_SLICE_NOT_ALLOWED":    33,
+		"CODE_TARIFF_MISMATCH":      34,
+		"CODE_GRANT_WRONG_SITE":     35,
+		"CODE_GRANT_WRONG_GRANTEE":  36,
+		"CODE_SLICE_EXCEEDED":       37,
+		"CODE_NOTICE_TOO_SHORT":     38,
+		"CODE_SLICE_NOT_STARTED":    39,
 		"CODE_MODULE_NOT_FOUND":     40,
 		"CODE_MODULE_MISMATCH":      41,
 		"CODE_TIMEOUT":              42,
@@ -3114,6 +3142,591 @@ func (x *BlockResponse) GetError() *Error {
 	return nil
 }
 
+// WholesaleTariff is a site's signed wholesale offer to every retailer alike:
+// slices of its hardware at one price (SPEC 4.5). Put in the DHT.
+type WholesaleTariff struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"` // peer ID
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`  // strictly increasing per site
+	IssuedAtMs    uint64                 `protobuf:"varint,3,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	ExpiresAtMs   uint64                 `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // at most 24 hours ahead
+	Price         *Price                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`                                   // per resource-second of a slice (SPEC 5.5)
+	MinSlice      *Resources             `protobuf:"bytes,6,opt,name=min_slice,json=minSlice,proto3" json:"min_slice,omitempty"`             // the least of each dimension a slice may ask
+	MinPeriodMs   uint64                 `protobuf:"varint,7,opt,name=min_period_ms,json=minPeriodMs,proto3" json:"min_period_ms,omitempty"` // the shortest slice
+	NoticeMs      uint64                 `protobuf:"varint,8,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"`            // how long before a withdrawal takes effect
+	Capacity      *Resources             `protobuf:"bytes,9,opt,name=capacity,proto3" json:"capacity,omitempty"`                             // all the site grants in slices, at most
+	Labels        []*Label               `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty"`                                // sorted by key, unique keys; jurisdiction required
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WholesaleTariff) Reset() {
+	*x = WholesaleTariff{}
+	mi := &file_cuivre_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WholesaleTariff) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WholesaleTariff) ProtoMessage() {}
+
+func (x *WholesaleTariff) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WholesaleTariff.ProtoReflect.Descriptor instead.
+func (*WholesaleTariff) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *WholesaleTariff) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *WholesaleTariff) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WholesaleTariff) GetIssuedAtMs() uint64 {
+	if x != nil {
+		return x.IssuedAtMs
+	}
+	return 0
+}
+
+func (x *WholesaleTariff) GetExpiresAtMs() uint64 {
+	if x != nil {
+		return x.ExpiresAtMs
+	}
+	return 0
+}
+
+func (x *WholesaleTariff) GetPrice() *Price {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+func (x *WholesaleTariff) GetMinSlice() *Resources {
+	if x != nil {
+		return x.MinSlice
+	}
+	return nil
+}
+
+func (x *WholesaleTariff) GetMinPeriodMs() uint64 {
+	if x != nil {
+		return x.MinPeriodMs
+	}
+	return 0
+}
+
+func (x *WholesaleTariff) GetNoticeMs() uint64 {
+	if x != nil {
+		return x.NoticeMs
+	}
+	return 0
+}
+
+func (x *WholesaleTariff) GetCapacity() *Resources {
+	if x != nil {
+		return x.Capacity
+	}
+	return nil
+}
+
+func (x *WholesaleTariff) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// SliceRequest asks a site for a slice at its published tariff (SPEC 6.7).
+type SliceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Site          []byte                 `protobuf:"bytes,2,opt,name=site,proto3" json:"site,omitempty"`
+	TariffHash    []byte                 `protobuf:"bytes,3,opt,name=tariff_hash,json=tariffHash,proto3" json:"tariff_hash,omitempty"` // sha2-256 of the sealed WholesaleTariff envelope
+	Resources     *Resources             `protobuf:"bytes,4,opt,name=resources,proto3" json:"resources,omitempty"`
+	StartAtMs     uint64                 `protobuf:"varint,5,opt,name=start_at_ms,json=startAtMs,proto3" json:"start_at_ms,omitempty"`
+	EndAtMs       uint64                 `protobuf:"varint,6,opt,name=end_at_ms,json=endAtMs,proto3" json:"end_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SliceRequest) Reset() {
+	*x = SliceRequest{}
+	mi := &file_cuivre_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SliceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SliceRequest) ProtoMessage() {}
+
+func (x *SliceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SliceRequest.ProtoReflect.Descriptor instead.
+func (*SliceRequest) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SliceRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *SliceRequest) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *SliceRequest) GetTariffHash() []byte {
+	if x != nil {
+		return x.TariffHash
+	}
+	return nil
+}
+
+func (x *SliceRequest) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *SliceRequest) GetStartAtMs() uint64 {
+	if x != nil {
+		return x.StartAtMs
+	}
+	return 0
+}
+
+func (x *SliceRequest) GetEndAtMs() uint64 {
+	if x != nil {
+		return x.EndAtMs
+	}
+	return 0
+}
+
+// SliceGrant is a site's signed grant of a slice to one retailer (SPEC 6.7).
+type SliceGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Grantee       []byte                 `protobuf:"bytes,2,opt,name=grantee,proto3" json:"grantee,omitempty"`
+	GrantId       []byte                 `protobuf:"bytes,3,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`                // 16 random bytes: the grant's handle
+	RequestNonce  []byte                 `protobuf:"bytes,4,opt,name=request_nonce,json=requestNonce,proto3" json:"request_nonce,omitempty"` // the SliceRequest's nonce
+	TariffHash    []byte                 `protobuf:"bytes,5,opt,name=tariff_hash,json=tariffHash,proto3" json:"tariff_hash,omitempty"`       // the tariff it is granted at
+	Resources     *Resources             `protobuf:"bytes,6,opt,name=resources,proto3" json:"resources,omitempty"`                           // the slice: a ceiling on the grantee's leases
+	StartAtMs     uint64                 `protobuf:"varint,7,opt,name=start_at_ms,json=startAtMs,proto3" json:"start_at_ms,omitempty"`
+	EndAtMs       uint64                 `protobuf:"varint,8,opt,name=end_at_ms,json=endAtMs,proto3" json:"end_at_ms,omitempty"`   // the grant expires then
+	Price         *Price                 `protobuf:"bytes,9,opt,name=price,proto3" json:"price,omitempty"`                         // the tariff's price
+	NoticeMs      uint64                 `protobuf:"varint,10,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"` // the tariff's notice period
+	IssuedAtMs    uint64                 `protobuf:"varint,11,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SliceGrant) Reset() {
+	*x = SliceGrant{}
+	mi := &file_cuivre_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SliceGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SliceGrant) ProtoMessage() {}
+
+func (x *SliceGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SliceGrant.ProtoReflect.Descriptor instead.
+func (*SliceGrant) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SliceGrant) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetGrantee() []byte {
+	if x != nil {
+		return x.Grantee
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetGrantId() []byte {
+	if x != nil {
+		return x.GrantId
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetRequestNonce() []byte {
+	if x != nil {
+		return x.RequestNonce
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetTariffHash() []byte {
+	if x != nil {
+		return x.TariffHash
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetStartAtMs() uint64 {
+	if x != nil {
+		return x.StartAtMs
+	}
+	return 0
+}
+
+func (x *SliceGrant) GetEndAtMs() uint64 {
+	if x != nil {
+		return x.EndAtMs
+	}
+	return 0
+}
+
+func (x *SliceGrant) GetPrice() *Price {
+	if x != nil {
+		return x.Price
+	}
+	return nil
+}
+
+func (x *SliceGrant) GetNoticeMs() uint64 {
+	if x != nil {
+		return x.NoticeMs
+	}
+	return 0
+}
+
+func (x *SliceGrant) GetIssuedAtMs() uint64 {
+	if x != nil {
+		return x.IssuedAtMs
+	}
+	return 0
+}
+
+// SliceWithdrawal is a site's signed notice that a slice ends early (SPEC 6.7).
+type SliceWithdrawal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Grantee       []byte                 `protobuf:"bytes,2,opt,name=grantee,proto3" json:"grantee,omitempty"`
+	GrantId       []byte                 `protobuf:"bytes,3,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	IssuedAtMs    uint64                 `protobuf:"varint,4,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	EndAtMs       uint64                 `protobuf:"varint,5,opt,name=end_at_ms,json=endAtMs,proto3" json:"end_at_ms,omitempty"` // the slice's new end: at least notice_ms after it is received
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SliceWithdrawal) Reset() {
+	*x = SliceWithdrawal{}
+	mi := &file_cuivre_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SliceWithdrawal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SliceWithdrawal) ProtoMessage() {}
+
+func (x *SliceWithdrawal) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SliceWithdrawal.ProtoReflect.Descriptor instead.
+func (*SliceWithdrawal) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SliceWithdrawal) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *SliceWithdrawal) GetGrantee() []byte {
+	if x != nil {
+		return x.Grantee
+	}
+	return nil
+}
+
+func (x *SliceWithdrawal) GetGrantId() []byte {
+	if x != nil {
+		return x.GrantId
+	}
+	return nil
+}
+
+func (x *SliceWithdrawal) GetIssuedAtMs() uint64 {
+	if x != nil {
+		return x.IssuedAtMs
+	}
+	return 0
+}
+
+func (x *SliceWithdrawal) GetEndAtMs() uint64 {
+	if x != nil {
+		return x.EndAtMs
+	}
+	return 0
+}
+
+type WholesaleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*WholesaleRequest_Slice
+	//	*WholesaleRequest_Withdrawal
+	Kind          isWholesaleRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WholesaleRequest) Reset() {
+	*x = WholesaleRequest{}
+	mi := &file_cuivre_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WholesaleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WholesaleRequest) ProtoMessage() {}
+
+func (x *WholesaleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WholesaleRequest.ProtoReflect.Descriptor instead.
+func (*WholesaleRequest) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *WholesaleRequest) GetKind() isWholesaleRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *WholesaleRequest) GetSlice() *SliceRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*WholesaleRequest_Slice); ok {
+			return x.Slice
+		}
+	}
+	return nil
+}
+
+func (x *WholesaleRequest) GetWithdrawal() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*WholesaleRequest_Withdrawal); ok {
+			return x.Withdrawal
+		}
+	}
+	return nil
+}
+
+type isWholesaleRequest_Kind interface {
+	isWholesaleRequest_Kind()
+}
+
+type WholesaleRequest_Slice struct {
+	Slice *SliceRequest `protobuf:"bytes,1,opt,name=slice,proto3,oneof"` // retailer to site
+}
+
+type WholesaleRequest_Withdrawal struct {
+	Withdrawal []byte `protobuf:"bytes,2,opt,name=withdrawal,proto3,oneof"` // site to grantee: a sealed SliceWithdrawal envelope
+}
+
+func (*WholesaleRequest_Slice) isWholesaleRequest_Kind() {}
+
+func (*WholesaleRequest_Withdrawal) isWholesaleRequest_Kind() {}
+
+type WholesaleAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*WholesaleAnswer_Grant
+	//	*WholesaleAnswer_Accepted
+	//	*WholesaleAnswer_Refusal
+	Result        isWholesaleAnswer_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WholesaleAnswer) Reset() {
+	*x = WholesaleAnswer{}
+	mi := &file_cuivre_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WholesaleAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WholesaleAnswer) ProtoMessage() {}
+
+func (x *WholesaleAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WholesaleAnswer.ProtoReflect.Descriptor instead.
+func (*WholesaleAnswer) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *WholesaleAnswer) GetResult() isWholesaleAnswer_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *WholesaleAnswer) GetGrant() []byte {
+	if x != nil {
+		if x, ok := x.Result.(*WholesaleAnswer_Grant); ok {
+			return x.Grant
+		}
+	}
+	return nil
+}
+
+func (x *WholesaleAnswer) GetAccepted() bool {
+	if x != nil {
+		if x, ok := x.Result.(*WholesaleAnswer_Accepted); ok {
+			return x.Accepted
+		}
+	}
+	return false
+}
+
+func (x *WholesaleAnswer) GetRefusal() *Error {
+	if x != nil {
+		if x, ok := x.Result.(*WholesaleAnswer_Refusal); ok {
+			return x.Refusal
+		}
+	}
+	return nil
+}
+
+type isWholesaleAnswer_Result interface {
+	isWholesaleAnswer_Result()
+}
+
+type WholesaleAnswer_Grant struct {
+	Grant []byte `protobuf:"bytes,1,opt,name=grant,proto3,oneof"` // a sealed SliceGrant envelope, to a SliceRequest
+}
+
+type WholesaleAnswer_Accepted struct {
+	Accepted bool `protobuf:"varint,2,opt,name=accepted,proto3,oneof"` // to a withdrawal
+}
+
+type WholesaleAnswer_Refusal struct {
+	Refusal *Error `protobuf:"bytes,3,opt,name=refusal,proto3,oneof"`
+}
+
+func (*WholesaleAnswer_Grant) isWholesaleAnswer_Result() {}
+
+func (*WholesaleAnswer_Accepted) isWholesaleAnswer_Result() {}
+
+func (*WholesaleAnswer_Refusal) isWholesaleAnswer_Result() {}
+
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=cuivre.v1.Code" json:"code,omitempty"`
@@ -3125,7 +3738,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cuivre_proto_msgTypes[33]
+	mi := &file_cuivre_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3137,7 +3750,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[33]
+	mi := &file_cuivre_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3150,7 +3763,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{33}
+	return file_cuivre_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Error) GetCode() Code {
@@ -3409,7 +4022,62 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
 	"\amissing\x18\x03 \x01(\bR\amissing\x12&\n" +
-	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"l\n" +
+	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xf5\x02\n" +
+	"\x0fWholesaleTariff\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\fR\x04site\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
+	"\fissued_at_ms\x18\x03 \x01(\x04R\n" +
+	"issuedAtMs\x12\"\n" +
+	"\rexpires_at_ms\x18\x04 \x01(\x04R\vexpiresAtMs\x12&\n" +
+	"\x05price\x18\x05 \x01(\v2\x10.cuivre.v1.PriceR\x05price\x121\n" +
+	"\tmin_slice\x18\x06 \x01(\v2\x14.cuivre.v1.ResourcesR\bminSlice\x12\"\n" +
+	"\rmin_period_ms\x18\a \x01(\x04R\vminPeriodMs\x12\x1b\n" +
+	"\tnotice_ms\x18\b \x01(\x04R\bnoticeMs\x120\n" +
+	"\bcapacity\x18\t \x01(\v2\x14.cuivre.v1.ResourcesR\bcapacity\x12(\n" +
+	"\x06labels\x18\n" +
+	" \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xc9\x01\n" +
+	"\fSliceRequest\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x12\n" +
+	"\x04site\x18\x02 \x01(\fR\x04site\x12\x1f\n" +
+	"\vtariff_hash\x18\x03 \x01(\fR\n" +
+	"tariffHash\x122\n" +
+	"\tresources\x18\x04 \x01(\v2\x14.cuivre.v1.ResourcesR\tresources\x12\x1e\n" +
+	"\vstart_at_ms\x18\x05 \x01(\x04R\tstartAtMs\x12\x1a\n" +
+	"\tend_at_ms\x18\x06 \x01(\x04R\aendAtMs\"\xf2\x02\n" +
+	"\n" +
+	"SliceGrant\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\fR\x04site\x12\x18\n" +
+	"\agrantee\x18\x02 \x01(\fR\agrantee\x12\x19\n" +
+	"\bgrant_id\x18\x03 \x01(\fR\agrantId\x12#\n" +
+	"\rrequest_nonce\x18\x04 \x01(\fR\frequestNonce\x12\x1f\n" +
+	"\vtariff_hash\x18\x05 \x01(\fR\n" +
+	"tariffHash\x122\n" +
+	"\tresources\x18\x06 \x01(\v2\x14.cuivre.v1.ResourcesR\tresources\x12\x1e\n" +
+	"\vstart_at_ms\x18\a \x01(\x04R\tstartAtMs\x12\x1a\n" +
+	"\tend_at_ms\x18\b \x01(\x04R\aendAtMs\x12&\n" +
+	"\x05price\x18\t \x01(\v2\x10.cuivre.v1.PriceR\x05price\x12\x1b\n" +
+	"\tnotice_ms\x18\n" +
+	" \x01(\x04R\bnoticeMs\x12 \n" +
+	"\fissued_at_ms\x18\v \x01(\x04R\n" +
+	"issuedAtMs\"\x98\x01\n" +
+	"\x0fSliceWithdrawal\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\fR\x04site\x12\x18\n" +
+	"\agrantee\x18\x02 \x01(\fR\agrantee\x12\x19\n" +
+	"\bgrant_id\x18\x03 \x01(\fR\agrantId\x12 \n" +
+	"\fissued_at_ms\x18\x04 \x01(\x04R\n" +
+	"issuedAtMs\x12\x1a\n" +
+	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"m\n" +
+	"\x10WholesaleRequest\x12/\n" +
+	"\x05slice\x18\x01 \x01(\v2\x17.cuivre.v1.SliceRequestH\x00R\x05slice\x12 \n" +
+	"\n" +
+	"withdrawal\x18\x02 \x01(\fH\x00R\n" +
+	"withdrawalB\x06\n" +
+	"\x04kind\"\x7f\n" +
+	"\x0fWholesaleAnswer\x12\x16\n" +
+	"\x05grant\x18\x01 \x01(\fH\x00R\x05grant\x12\x1c\n" +
+	"\baccepted\x18\x02 \x01(\bH\x00R\baccepted\x12,\n" +
+	"\arefusal\x18\x03 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusalB\b\n" +
+	"\x06result\"l\n" +
 	"\x05Error\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.cuivre.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
@@ -3441,7 +4109,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x02*\xa8\x05\n" +
+	"\x11LOG_STREAM_STDERR\x10\x02*\x9a\a\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x12\n" +
@@ -3466,7 +4134,16 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x11CODE_RATE_LIMITED\x10\x1b\x12\x16\n" +
 	"\x12CODE_UNKNOWN_OFFER\x10\x1c\x12\x16\n" +
 	"\x12CODE_UNKNOWN_LEASE\x10\x1d\x12\x1a\n" +
-	"\x16CODE_CURRENCY_MISMATCH\x10\x1e\x12\x19\n" +
+	"\x16CODE_CURRENCY_MISMATCH\x10\x1e\x12\x13\n" +
+	"\x0fCODE_SLICE_FULL\x10\x1f\x12\x1c\n" +
+	"\x18CODE_SLICE_BELOW_MINIMUM\x10 \x12\x1a\n" +
+	"\x16CODE_SLICE_NOT_ALLOWED\x10!\x12\x18\n" +
+	"\x14CODE_TARIFF_MISMATCH\x10\"\x12\x19\n" +
+	"\x15CODE_GRANT_WRONG_SITE\x10#\x12\x1c\n" +
+	"\x18CODE_GRANT_WRONG_GRANTEE\x10$\x12\x17\n" +
+	"\x13CODE_SLICE_EXCEEDED\x10%\x12\x19\n" +
+	"\x15CODE_NOTICE_TOO_SHORT\x10&\x12\x1a\n" +
+	"\x16CODE_SLICE_NOT_STARTED\x10'\x12\x19\n" +
 	"\x15CODE_MODULE_NOT_FOUND\x10(\x12\x18\n" +
 	"\x14CODE_MODULE_MISMATCH\x10)\x12\x10\n" +
 	"\fCODE_TIMEOUT\x10*\x12\x11\n" +
@@ -3486,7 +4163,7 @@ func file_cuivre_proto_rawDescGZIP() []byte {
 }
 
 var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_cuivre_proto_goTypes = []any{
 	(JobType)(0),             // 0: cuivre.v1.JobType
 	(Entropy)(0),             // 1: cuivre.v1.Entropy
@@ -3527,7 +4204,13 @@ var file_cuivre_proto_goTypes = []any{
 	(*ModuleChunk)(nil),      // 36: cuivre.v1.ModuleChunk
 	(*BlockRequest)(nil),     // 37: cuivre.v1.BlockRequest
 	(*BlockResponse)(nil),    // 38: cuivre.v1.BlockResponse
-	(*Error)(nil),            // 39: cuivre.v1.Error
+	(*WholesaleTariff)(nil),  // 39: cuivre.v1.WholesaleTariff
+	(*SliceRequest)(nil),     // 40: cuivre.v1.SliceRequest
+	(*SliceGrant)(nil),       // 41: cuivre.v1.SliceGrant
+	(*SliceWithdrawal)(nil),  // 42: cuivre.v1.SliceWithdrawal
+	(*WholesaleRequest)(nil), // 43: cuivre.v1.WholesaleRequest
+	(*WholesaleAnswer)(nil),  // 44: cuivre.v1.WholesaleAnswer
+	(*Error)(nil),            // 45: cuivre.v1.Error
 }
 var file_cuivre_proto_depIdxs = []int32{
 	2,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
@@ -3554,31 +4237,40 @@ var file_cuivre_proto_depIdxs = []int32{
 	8,  // 21: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
 	9,  // 22: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
 	6,  // 23: cuivre.v1.Offer.capacity:type_name -> cuivre.v1.Resources
-	39, // 24: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	45, // 24: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
 	22, // 25: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
 	23, // 26: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	39, // 27: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	45, // 27: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
 	3,  // 28: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
 	6,  // 29: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
 	4,  // 30: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
 	3,  // 31: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	39, // 32: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	45, // 32: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
 	27, // 33: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
 	28, // 34: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
 	29, // 35: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	39, // 36: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	45, // 36: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
 	6,  // 37: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
 	7,  // 38: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
 	8,  // 39: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	39, // 40: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	39, // 41: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	39, // 42: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
-	5,  // 43: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	45, // 40: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	45, // 41: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	45, // 42: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	7,  // 43: cuivre.v1.WholesaleTariff.price:type_name -> cuivre.v1.Price
+	6,  // 44: cuivre.v1.WholesaleTariff.min_slice:type_name -> cuivre.v1.Resources
+	6,  // 45: cuivre.v1.WholesaleTariff.capacity:type_name -> cuivre.v1.Resources
+	9,  // 46: cuivre.v1.WholesaleTariff.labels:type_name -> cuivre.v1.Label
+	6,  // 47: cuivre.v1.SliceRequest.resources:type_name -> cuivre.v1.Resources
+	6,  // 48: cuivre.v1.SliceGrant.resources:type_name -> cuivre.v1.Resources
+	7,  // 49: cuivre.v1.SliceGrant.price:type_name -> cuivre.v1.Price
+	40, // 50: cuivre.v1.WholesaleRequest.slice:type_name -> cuivre.v1.SliceRequest
+	45, // 51: cuivre.v1.WholesaleAnswer.refusal:type_name -> cuivre.v1.Error
+	5,  // 52: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }
@@ -3601,13 +4293,22 @@ func file_cuivre_proto_init() {
 		(*WatchEvent_Result)(nil),
 		(*WatchEvent_Error)(nil),
 	}
+	file_cuivre_proto_msgTypes[37].OneofWrappers = []any{
+		(*WholesaleRequest_Slice)(nil),
+		(*WholesaleRequest_Withdrawal)(nil),
+	}
+	file_cuivre_proto_msgTypes[38].OneofWrappers = []any{
+		(*WholesaleAnswer_Grant)(nil),
+		(*WholesaleAnswer_Accepted)(nil),
+		(*WholesaleAnswer_Refusal)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cuivre_proto_rawDesc), len(file_cuivre_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   34,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

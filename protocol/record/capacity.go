@@ -1,7 +1,6 @@
 package record
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,26 +21,13 @@ func CapacityKey(p peer.ID) string { return "/" + protocol.CapacityNamespace + "
 // that peer and live at Now; of two, the higher seq wins.
 type CapacityValidator struct{ Now func() time.Time }
 
+func (v CapacityValidator) records() peerRecords[*pb.CapacityRecord] {
+	return peerRecords[*pb.CapacityRecord]{protocol.CapacityNamespace, v.Now, OpenCapacity, (*pb.CapacityRecord).GetProvider}
+}
+
 // Open checks value under key and returns its record.
 func (v CapacityValidator) Open(key string, value []byte) (*pb.CapacityRecord, error) {
-	id, ok := strings.CutPrefix(key, "/"+protocol.CapacityNamespace+"/")
-	if !ok {
-		return nil, fmt.Errorf("capacity key %q: wrong namespace", key)
-	}
-	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
-		return nil, fmt.Errorf("capacity key: %w", err)
-	}
-	if len(value) > protocol.MaxRecordSize {
-		return nil, fmt.Errorf("capacity record of %d bytes, above %d", len(value), protocol.MaxRecordSize)
-	}
-	rec, err := OpenCapacity(value, v.Now())
-	if err != nil {
-		return nil, err
-	}
-	if string(rec.Provider) != id {
-		return nil, errors.New("capacity record of another peer than its key's")
-	}
-	return rec, nil
+	return v.records().open(key, value)
 }
 
 // Validate is the DHT's record.Validator check.
@@ -52,14 +38,53 @@ func (v CapacityValidator) Validate(key string, value []byte) error {
 
 // Select picks the valid value with the highest seq.
 func (v CapacityValidator) Select(key string, values [][]byte) (int, error) {
+	return v.records().pick(key, values)
+}
+
+// peerRecords is a DHT namespace of one signed record per peer (SPEC 4.4,
+// 4.5): the key is "/ns/" and a binary peer ID; the value is at most
+// protocol.MaxRecordSize and opens, live at now, as a record whose named
+// peer (signer) is the key's; of two, the higher seq wins.
+type peerRecords[T interface{ GetSeq() uint64 }] struct {
+	ns     string
+	now    func() time.Time
+	openAt func([]byte, time.Time) (T, error)
+	signer func(T) []byte
+}
+
+func (r peerRecords[T]) open(key string, value []byte) (T, error) {
+	var zero T
+	id, ok := strings.CutPrefix(key, "/"+r.ns+"/")
+	if !ok {
+		return zero, fmt.Errorf("%s key %q: wrong namespace", r.ns, key)
+	}
+	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
+		return zero, fmt.Errorf("%s key: %w", r.ns, err)
+	}
+	if len(value) > protocol.MaxRecordSize {
+		return zero, fmt.Errorf("%s record of %d bytes, above %d", r.ns, len(value), protocol.MaxRecordSize)
+	}
+	rec, err := r.openAt(value, r.now())
+	if err != nil {
+		return zero, err
+	}
+	if string(r.signer(rec)) != id {
+		return zero, fmt.Errorf("%s record of another peer than its key's", r.ns)
+	}
+	return rec, nil
+}
+
+// pick returns the index of the valid value with the highest seq, the
+// first of equals.
+func (r peerRecords[T]) pick(key string, values [][]byte) (int, error) {
 	best, seq := -1, uint64(0)
 	for i, val := range values {
-		if rec, err := v.Open(key, val); err == nil && (best < 0 || rec.Seq > seq) {
-			best, seq = i, rec.Seq
+		if rec, err := r.open(key, val); err == nil && (best < 0 || rec.GetSeq() > seq) {
+			best, seq = i, rec.GetSeq()
 		}
 	}
 	if best < 0 {
-		return 0, errors.New("no valid capacity record")
+		return 0, fmt.Errorf("no valid %s record", r.ns)
 	}
 	return best, nil
 }

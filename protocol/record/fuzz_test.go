@@ -71,6 +71,18 @@ func FuzzOpenCapacity(f *testing.F) {
 	fuzzOpen(f, func(b []byte) error { _, err := record.OpenCapacity(b, fuzzNow); return err })
 }
 
+func FuzzOpenTariff(f *testing.F) {
+	fuzzOpen(f, func(b []byte) error { _, err := record.OpenTariff(b, fuzzNow); return err })
+}
+
+func FuzzOpenGrant(f *testing.F) {
+	fuzzOpen(f, func(b []byte) error { _, err := record.OpenGrant(b, fuzzNow); return err })
+}
+
+func FuzzOpenWithdrawal(f *testing.F) {
+	fuzzOpen(f, func(b []byte) error { _, err := record.OpenWithdrawal(b); return err })
+}
+
 // FuzzOpenJob also checks that an accepted job's CID is the CID of its
 // canonical encoding, whatever bytes it arrived as.
 func FuzzOpenJob(f *testing.F) {
@@ -120,6 +132,12 @@ func FuzzSealOpen(f *testing.F) {
 		_, e = record.OpenCapacity(env, now)
 		errs = append(errs, e)
 		_, e = record.OpenJob(env)
+		errs = append(errs, e)
+		_, e = record.OpenTariff(env, now)
+		errs = append(errs, e)
+		_, e = record.OpenGrant(env, now)
+		errs = append(errs, e)
+		_, e = record.OpenWithdrawal(env)
 		errs = append(errs, e)
 		for _, e := range errs {
 			if e != nil && protocol.CodeOf(e) == pb.Code_CODE_INTERNAL {

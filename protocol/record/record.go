@@ -29,6 +29,9 @@ const (
 	KindCountersignature
 	KindCapacity
 	KindJob
+	KindTariff
+	KindGrant
+	KindWithdrawal
 )
 
 var kinds = [...]struct {
@@ -41,14 +44,17 @@ var kinds = [...]struct {
 	KindCountersignature: {"countersignature", "cuivre-countersignature", 0x3c0004},
 	KindCapacity:         {"capacity", "cuivre-capacity", 0x3c0005},
 	KindJob:              {"job", "cuivre-job", 0x3c0006},
+	KindTariff:           {"tariff", "cuivre-tariff", 0x3c0007},
+	KindGrant:            {"grant", "cuivre-grant", 0x3c0008},
+	KindWithdrawal:       {"withdrawal", "cuivre-withdrawal", 0x3c0009},
 }
 
 // Kinds lists every record kind, in code order.
 func Kinds() []Kind {
-	return []Kind{KindOffer, KindLease, KindReceipt, KindCountersignature, KindCapacity, KindJob}
+	return []Kind{KindOffer, KindLease, KindReceipt, KindCountersignature, KindCapacity, KindJob, KindTariff, KindGrant, KindWithdrawal}
 }
 
-func (k Kind) valid() bool { return k >= KindOffer && k <= KindJob }
+func (k Kind) valid() bool { return k >= KindOffer && k <= KindWithdrawal }
 
 func (k Kind) String() string {
 	if !k.valid() {
@@ -79,6 +85,12 @@ func KindOf(msg proto.Message) Kind {
 		return KindCapacity
 	case *pb.Job:
 		return KindJob
+	case *pb.WholesaleTariff:
+		return KindTariff
+	case *pb.SliceGrant:
+		return KindGrant
+	case *pb.SliceWithdrawal:
+		return KindWithdrawal
 	}
 	return 0
 }

@@ -107,10 +107,14 @@ func TestOpenEachKind(t *testing.T) {
 		record.KindCountersignature: func(b []byte) error { _, err := record.OpenCountersignature(b); return err },
 		record.KindCapacity:         func(b []byte) error { _, err := record.OpenCapacity(b, now); return err },
 		record.KindJob:              func(b []byte) error { _, err := record.OpenJob(b); return err },
+		record.KindTariff:           func(b []byte) error { _, err := record.OpenTariff(b, now); return err },
+		record.KindGrant:            func(b []byte) error { _, err := record.OpenGrant(b, now); return err },
+		record.KindWithdrawal:       func(b []byte) error { _, err := record.OpenWithdrawal(b); return err },
 	}
 	signers := map[record.Kind]crypto.PrivKey{
 		record.KindOffer: provKey, record.KindReceipt: provKey, record.KindCapacity: provKey,
 		record.KindLease: reqKey, record.KindCountersignature: reqKey, record.KindJob: reqKey,
+		record.KindTariff: provKey, record.KindGrant: provKey, record.KindWithdrawal: provKey,
 	}
 	sealed := map[record.Kind][]byte{}
 	for _, m := range vector.Messages(t) {

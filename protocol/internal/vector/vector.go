@@ -131,6 +131,31 @@ func Messages(t testing.TB) []Msg {
 	receiptHash := sha256.Sum256(receiptEnv)
 	countersig := &pb.Countersignature{ReceiptHash: receiptHash[:], Requester: []byte(req), SignedAtMs: now + 2000}
 	result.Receipt = receiptEnv
+	// Wholesale (SPEC 4.5, 6.7): the provider is the site, the requester the
+	// retailer it grants a slice to.
+	tariff := &pb.WholesaleTariff{
+		Site: []byte(prov), Seq: 3, IssuedAtMs: now, ExpiresAtMs: now + 12*3600_000,
+		Price:       &pb.Price{Currency: "EUR", CpuNanosPerSecond: 6_000, MemoryNanosPerGibSecond: 800, EgressNanosPerGib: 5_000_000},
+		MinSlice:    &pb.Resources{CpuMillis: 4_000, MemoryBytes: 8 << 30, ScratchBytes: 16 << 30},
+		MinPeriodMs: 24 * 3600_000, NoticeMs: 7 * 24 * 3600_000,
+		Capacity: &pb.Resources{CpuMillis: 256_000, MemoryBytes: 1 << 40, ScratchBytes: 10 << 40},
+		Labels:   []*pb.Label{{Key: "certification", Value: "secnumcloud"}, {Key: "jurisdiction", Value: "fr"}, {Key: "region", Value: "fr-par"}},
+	}
+	tariffEnv := sealed(provKey, tariff)
+	slice := &pb.Resources{CpuMillis: 16_000, MemoryBytes: 64 << 30, ScratchBytes: 100 << 30}
+	sliceReq := &pb.SliceRequest{
+		Nonce: Fill(0x61, protocol.NonceSize), Site: []byte(prov), TariffHash: record.TariffHash(tariffEnv),
+		Resources: slice, StartAtMs: now + 60_000, EndAtMs: now + 60_000 + 30*24*3600_000,
+	}
+	grant := &pb.SliceGrant{
+		Site: []byte(prov), Grantee: []byte(req), GrantId: Fill(0x60, protocol.GrantIDSize), RequestNonce: sliceReq.Nonce,
+		TariffHash: sliceReq.TariffHash, Resources: slice, StartAtMs: sliceReq.StartAtMs, EndAtMs: sliceReq.EndAtMs,
+		Price: tariff.Price, NoticeMs: tariff.NoticeMs, IssuedAtMs: now,
+	}
+	withdrawal := &pb.SliceWithdrawal{
+		Site: []byte(prov), Grantee: []byte(req), GrantId: grant.GrantId,
+		IssuedAtMs: now + 24*3600_000, EndAtMs: now + 24*3600_000 + tariff.NoticeMs,
+	}
 	return []Msg{
 		{"resources", res},
 		{"price", price},
@@ -172,6 +197,15 @@ func Messages(t testing.TB) []Msg {
 		{"block_response", &pb.BlockResponse{Cid: wire.SumCID([]byte("leaf")).Bytes(), Data: []byte("leaf")}},
 		{"block_response_error", &pb.BlockResponse{Error: &pb.Error{Code: pb.Code_CODE_UNAUTHORIZED, Message: "root not granted to this peer"}}},
 		{"error", errMsg},
+		{"wholesale_tariff", tariff},
+		{"slice_request", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Slice{Slice: sliceReq}}},
+		{"slice_grant", grant},
+		{"wholesale_answer_grant", &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Grant{Grant: sealed(provKey, grant)}}},
+		{"wholesale_answer_refusal", &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Refusal{Refusal: &pb.Error{
+			Code: pb.Code_CODE_SLICE_FULL, Message: "16000m cpu asked, 8000m left to grant", RetryAfterMs: 3600_000}}}},
+		{"slice_withdrawal", withdrawal},
+		{"wholesale_request_withdrawal", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Withdrawal{Withdrawal: sealed(provKey, withdrawal)}}},
+		{"wholesale_answer_accepted", &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}},
 	}
 }
 

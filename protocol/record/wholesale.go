@@ -1,0 +1,268 @@
+package record
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+)
+
+// JurisdictionLabel is the label every wholesale tariff carries, under
+// whose value its site is found in the DHT (SPEC 4.5).
+const JurisdictionLabel = "jurisdiction"
+
+// TariffKey is the DHT key of a site's wholesale tariff (SPEC 4.5):
+// "/cuivre-tariff/" and its binary peer ID.
+func TariffKey(p peer.ID) string { return "/" + protocol.TariffNamespace + "/" + string(p) }
+
+// TariffHash is what a slice request and a grant name a tariff by: the
+// sha2-256 of its sealed envelope, exactly as read (SPEC 6.7).
+func TariffHash(envelope []byte) []byte {
+	h := sha256.Sum256(envelope)
+	return h[:]
+}
+
+// TariffValidator is the DHT record validator of the cuivre-tariff
+// namespace (SPEC 4.5): the key names a peer, the value is at most
+// protocol.MaxRecordSize, a tariff sealed by that peer and live at Now; of
+// two, the higher seq wins.
+type TariffValidator struct{ Now func() time.Time }
+
+func (v TariffValidator) records() peerRecords[*pb.WholesaleTariff] {
+	return peerRecords[*pb.WholesaleTariff]{protocol.TariffNamespace, v.Now, OpenTariff, (*pb.WholesaleTariff).GetSite}
+}
+
+// Open checks value under key and returns its tariff.
+func (v TariffValidator) Open(key string, value []byte) (*pb.WholesaleTariff, error) {
+	return v.records().open(key, value)
+}
+
+// Validate is the DHT's record.Validator check.
+func (v TariffValidator) Validate(key string, value []byte) error {
+	_, err := v.Open(key, value)
+	return err
+}
+
+// Select picks the valid value with the highest seq.
+func (v TariffValidator) Select(key string, values [][]byte) (int, error) {
+	return v.records().pick(key, values)
+}
+
+// OpenTariff opens a sealed WholesaleTariff (SPEC 4.5): signed by its site,
+// live at now within protocol.MaxTariffTTL, with a price currency, a
+// capacity of some CPU and memory, a minimum slice within it, and labels
+// sorted by key, unique and valid, among them a jurisdiction that is a
+// valid facet value.
+func OpenTariff(data []byte, now time.Time) (*pb.WholesaleTariff, error) {
+	t := new(pb.WholesaleTariff)
+	signer, _, err := Open(data, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigner(KindTariff, signer, t.Site); err != nil {
+		return nil, err
+	}
+	if err := protocol.CheckExpiry(now, t.ExpiresAtMs, protocol.MaxTariffTTL); err != nil {
+		return nil, fmt.Errorf("tariff: %w", err)
+	}
+	switch c, m := t.GetCapacity(), t.GetMinSlice(); {
+	case t.GetPrice().GetCurrency() == "":
+		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff has no price currency")
+	case c.GetCpuMillis() == 0 || c.GetMemoryBytes() == 0:
+		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff capacity has no cpu or no memory")
+	case !fits(m, c):
+		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff minimum slice is larger than its capacity")
+	}
+	jurisdiction := ""
+	for i, l := range t.Labels {
+		if err := protocol.CheckLabelKey(l.Key); err != nil {
+			return nil, protocol.Errorf(protocol.CodeMalformed, "tariff label %d: %v", i, err)
+		}
+		if err := protocol.CheckLabelValue(l.Value); err != nil {
+			return nil, protocol.Errorf(protocol.CodeMalformed, "tariff label %s: %v", l.Key, err)
+		}
+		if i > 0 && t.Labels[i-1].Key >= l.Key {
+			return nil, protocol.Errorf(protocol.CodeMalformed, "tariff labels not sorted by unique key at %q", l.Key)
+		}
+		if l.Key == JurisdictionLabel {
+			jurisdiction = l.Value
+		}
+	}
+	if _, err := protocol.NewFacetKey(protocol.FacetWholesale, jurisdiction, 0); err != nil {
+		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff jurisdiction: %v", err)
+	}
+	return t, nil
+}
+
+// OpenGrant opens a sealed SliceGrant (SPEC 6.7): signed by its site, IDs
+// well formed, a start before its end, and live at now: not past its end,
+// which is at most protocol.MaxSlicePeriod ahead. Whether it may be used
+// here, by this peer, now, is CheckGrantPresented; whether its terms are
+// the tariff's, CheckGrantTerms.
+func OpenGrant(data []byte, now time.Time) (*pb.SliceGrant, error) {
+	g := new(pb.SliceGrant)
+	signer, _, err := Open(data, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigner(KindGrant, signer, g.Site); err != nil {
+		return nil, err
+	}
+	if _, err := peer.IDFromBytes(g.Grantee); err != nil {
+		return nil, protocol.Errorf(protocol.CodeMalformed, "grant names an invalid grantee")
+	}
+	if err := checkSize("grant id", g.GrantId, protocol.GrantIDSize); err != nil {
+		return nil, err
+	}
+	if err := checkSize("grant request nonce", g.RequestNonce, protocol.NonceSize); err != nil {
+		return nil, err
+	}
+	if err := checkSize("grant tariff hash", g.TariffHash, protocol.TariffHashSize); err != nil {
+		return nil, err
+	}
+	if g.StartAtMs >= g.EndAtMs {
+		return nil, protocol.Errorf(protocol.CodeMalformed, "grant starts at %d, not before its end %d", g.StartAtMs, g.EndAtMs)
+	}
+	if err := protocol.CheckExpiry(now, g.EndAtMs, protocol.MaxSlicePeriod); err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	return g, nil
+}
+
+// CheckGrantPresented is the check of a site to which presenter presents
+// an opened grant at now (SPEC 6.7): the site granted it
+// (CODE_GRANT_WRONG_SITE), presenter is its grantee
+// (CODE_GRANT_WRONG_GRANTEE), and it has started (CODE_SLICE_NOT_STARTED).
+func CheckGrantPresented(g *pb.SliceGrant, site, presenter peer.ID, now time.Time) error {
+	if string(g.Site) != string(site) {
+		return protocol.Errorf(protocol.CodeGrantWrongSite, "grant %x was made by another site", g.GrantId)
+	}
+	if string(g.Grantee) != string(presenter) {
+		return protocol.Errorf(protocol.CodeGrantWrongGrantee, "grant %x is not to %s", g.GrantId, presenter)
+	}
+	if start := protocol.FromUnixMs(g.StartAtMs); now.Before(start) {
+		return protocol.Errorf(protocol.CodeSliceNotStarted, "grant %x starts at %s", g.GrantId, start.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// CheckGrantTerms checks that an opened grant is made at the tariff sealed
+// in tariffEnv, opened as t (SPEC 6.7): same site, tariff_hash its hash,
+// price and notice equal to the tariff's, and a slice no smaller nor
+// shorter than its minimum and within its capacity. Any difference is
+// CODE_TARIFF_MISMATCH.
+func CheckGrantTerms(g *pb.SliceGrant, tariffEnv []byte, t *pb.WholesaleTariff) error {
+	switch {
+	case !bytes.Equal(g.Site, t.Site):
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant and tariff of different sites")
+	case !bytes.Equal(g.TariffHash, TariffHash(tariffEnv)):
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x names another tariff", g.GrantId)
+	case !proto.Equal(g.GetPrice(), t.GetPrice()):
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x price differs from its tariff's", g.GrantId)
+	case g.NoticeMs != t.NoticeMs:
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x notice %d ms, its tariff's %d ms", g.GrantId, g.NoticeMs, t.NoticeMs)
+	}
+	if err := checkSlice(g.GetResources(), g.StartAtMs, g.EndAtMs, t); err != nil {
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x: %v", g.GrantId, err)
+	}
+	return nil
+}
+
+// CheckSliceRequest is a site's check of a SliceRequest against its
+// current tariff, sealed in tariffEnv and opened as t, at now (SPEC 6.7):
+// well formed (CODE_MALFORMED), addressed to the site, not ended and not
+// too far ahead (CODE_EXPIRED, CODE_TOO_FAR_AHEAD), at that tariff
+// (CODE_TARIFF_MISMATCH), and no smaller nor shorter than its minimum
+// (CODE_SLICE_BELOW_MINIMUM). It returns the start the grant is made
+// with: the request's, or now if that is later. Room (CODE_SLICE_FULL) and
+// policy (CODE_SLICE_NOT_ALLOWED) are the site's own checks.
+func CheckSliceRequest(r *pb.SliceRequest, site peer.ID, tariffEnv []byte, t *pb.WholesaleTariff, now time.Time) (startMs uint64, err error) {
+	if err := checkSize("slice request nonce", r.Nonce, protocol.NonceSize); err != nil {
+		return 0, err
+	}
+	if err := checkSize("slice request tariff hash", r.TariffHash, protocol.TariffHashSize); err != nil {
+		return 0, err
+	}
+	if string(r.Site) != string(site) {
+		return 0, protocol.Errorf(protocol.CodeMalformed, "slice request addressed to another site")
+	}
+	if r.StartAtMs >= r.EndAtMs {
+		return 0, protocol.Errorf(protocol.CodeMalformed, "slice starts at %d, not before its end %d", r.StartAtMs, r.EndAtMs)
+	}
+	if err := protocol.CheckExpiry(now, r.EndAtMs, protocol.MaxSlicePeriod); err != nil {
+		return 0, fmt.Errorf("slice request: %w", err)
+	}
+	if !bytes.Equal(r.TariffHash, TariffHash(tariffEnv)) {
+		return 0, protocol.Errorf(protocol.CodeTariffMismatch, "slice request names a tariff that is not this site's current one: read it again")
+	}
+	startMs = max(r.StartAtMs, protocol.UnixMs(now))
+	if startMs >= r.EndAtMs {
+		return 0, protocol.Errorf(protocol.CodeExpired, "slice ends before it could start")
+	}
+	if err := checkSlice(r.GetResources(), startMs, r.EndAtMs, t); err != nil {
+		return 0, protocol.Errorf(protocol.CodeSliceBelowMinimum, "%v", err)
+	}
+	return startMs, nil
+}
+
+// checkSlice says how a slice of r from start to end falls below t's
+// minimum, or nil.
+func checkSlice(r *pb.Resources, startMs, endMs uint64, t *pb.WholesaleTariff) error {
+	if !fits(t.GetMinSlice(), r) {
+		m := t.GetMinSlice()
+		return fmt.Errorf("slice below the minimum of %dm cpu, %d bytes memory, %d bytes scratch",
+			m.GetCpuMillis(), m.GetMemoryBytes(), m.GetScratchBytes())
+	}
+	if endMs-startMs < t.MinPeriodMs {
+		return fmt.Errorf("slice of %d ms, shorter than the minimum %d ms", endMs-startMs, t.MinPeriodMs)
+	}
+	return nil
+}
+
+// fits reports whether every dimension of a is at most b's.
+func fits(a, b *pb.Resources) bool {
+	return a.GetCpuMillis() <= b.GetCpuMillis() && a.GetMemoryBytes() <= b.GetMemoryBytes() && a.GetScratchBytes() <= b.GetScratchBytes()
+}
+
+// OpenWithdrawal opens a sealed SliceWithdrawal signed by its site, its
+// grant ID well formed. CheckWithdrawal checks it against the grant.
+func OpenWithdrawal(data []byte) (*pb.SliceWithdrawal, error) {
+	w := new(pb.SliceWithdrawal)
+	signer, _, err := Open(data, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigner(KindWithdrawal, signer, w.Site); err != nil {
+		return nil, err
+	}
+	if err := checkSize("withdrawal grant id", w.GrantId, protocol.GrantIDSize); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// CheckWithdrawal is a grantee's check, at now, of an opened withdrawal of
+// its opened grant g (SPEC 6.7): it names g's site, grantee and ID, and
+// shortens it (CODE_MALFORMED); and it ends the slice no sooner than g's
+// notice after now, give or take protocol.ClockSkew
+// (CODE_NOTICE_TOO_SHORT).
+func CheckWithdrawal(w *pb.SliceWithdrawal, g *pb.SliceGrant, now time.Time) error {
+	switch {
+	case !bytes.Equal(w.Site, g.Site) || !bytes.Equal(w.Grantee, g.Grantee) || !bytes.Equal(w.GrantId, g.GrantId):
+		return protocol.Errorf(protocol.CodeMalformed, "withdrawal names another grant than %x", g.GrantId)
+	case w.EndAtMs >= g.EndAtMs:
+		return protocol.Errorf(protocol.CodeMalformed, "withdrawal of grant %x does not end it sooner", g.GrantId)
+	}
+	earliest := now.Add(time.Duration(g.NoticeMs) * time.Millisecond).Add(-protocol.ClockSkew)
+	if end := protocol.FromUnixMs(w.EndAtMs); end.Before(earliest) {
+		return protocol.Errorf(protocol.CodeNoticeTooShort, "withdrawal of grant %x ends it at %s, before its notice of %d ms from now",
+			g.GrantId, end.Format(time.RFC3339Nano), g.NoticeMs)
+	}
+	return nil
+}
