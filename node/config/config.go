@@ -43,6 +43,8 @@ type Config struct {
 	Data Data `yaml:"data"`
 	// Limits bound what one peer, or one place, may ask of the node.
 	Limits Limits `yaml:"limits"`
+	// Wholesale rents slices of what the node sells to other operators.
+	Wholesale Wholesale `yaml:"wholesale"`
 	// Log is the daemon's structured logging.
 	Log Log `yaml:"log"`
 }
@@ -294,6 +296,38 @@ type Limits struct {
 	Loopback bool `yaml:"loopback"`
 }
 
+// Wholesale is a site's side of wholesale unbundling (SPEC 4.5, 6.7): it
+// rents slices of what the node sells to other operators, the retailers,
+// who sell their own service on them, at one tariff published in the DHT
+// for every retailer alike. A slice is paid for whole, used or not.
+type Wholesale struct {
+	// Enabled publishes the tariff, announces the node under the wholesale
+	// facet of its jurisdiction, and answers retailers' requests for
+	// slices. It needs labels.jurisdiction and role provider. Default false.
+	Enabled bool `yaml:"enabled"`
+	// CPUPerHour is what one vCPU of a slice costs for an hour, in
+	// pricing.currency. Default "0.02".
+	CPUPerHour Money `yaml:"cpu_per_hour"`
+	// MemoryGiBPerHour is what one GiB of memory of a slice costs for an
+	// hour. Default "0.0025".
+	MemoryGiBPerHour Money `yaml:"memory_gib_per_hour"`
+	// EgressPerGiB is what one GiB sent out from a slice costs. Default
+	// "0.01".
+	EgressPerGiB Money `yaml:"egress_per_gib"`
+	// MinCPU is the fewest vCPUs a slice may hold. Default "1".
+	MinCPU CPU `yaml:"min_cpu"`
+	// MinMemory is the least memory a slice may hold. Default "1Gi".
+	MinMemory Bytes `yaml:"min_memory"`
+	// MinPeriod is the shortest slice, such as "1h". Default "1h".
+	MinPeriod Duration `yaml:"min_period"`
+	// Notice is how long before a withdrawal of a slice takes effect, at
+	// most 720h. Default "24h".
+	Notice Duration `yaml:"notice"`
+	// SharePercent is the share of the capacity sold that may be granted as
+	// slices at once, all retailers together, 1 to 100. Default 50.
+	SharePercent uint32 `yaml:"share_percent"`
+}
+
 // Log is the daemon's log/slog output, on standard error.
 type Log struct {
 	// Level is the least severe level written: debug, info, warn or error.
@@ -349,6 +383,8 @@ func Default() Config {
 		Data: Data{Keep: Duration(time.Hour)},
 		Limits: Limits{OffersPerPeer: 32, OfferSharePercent: 50, OfferGrace: Duration(2 * time.Second), StandingExpired: 64,
 			RequestsPerSecond: 50, BlockRequestsPerSecond: 500, ConnsPerIP: 8},
+		Wholesale: Wholesale{CPUPerHour: 20_000_000, MemoryGiBPerHour: 2_500_000, EgressPerGiB: 10_000_000,
+			MinCPU: 1000, MinMemory: 1 << 30, MinPeriod: Duration(time.Hour), Notice: Duration(24 * time.Hour), SharePercent: 50},
 		Log: Log{Level: "info", Format: "text"},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cuivre/cuivre/protocol/specyaml"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // lines splits a joined error into its messages; nil is none.
@@ -62,6 +63,9 @@ func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 		"limits.offer_share_percent: 0: use 1 to 100, such as 50",
 		`limits.offer_grace: 0s: use a duration above 0 and at most 2m, such as "2s"`,
 		"limits.conns_per_ip: 0: use at least 1, such as 8",
+		"wholesale: cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away",
+		`wholesale.min_period: 0s: use a duration above 0, such as "1h"`,
+		"wholesale.share_percent: 0: use 1 to 100",
 		`log.level: "": use debug, info, warn or error`,
 		`log.format: "": use text or json`,
 	}
@@ -206,6 +210,18 @@ func TestValidate(t *testing.T) {
 		{"no scratch is fine", func(c *Config) { c.Executor.MaxScratch = 0 }, nil},
 		{"no cache dir", func(c *Config) { c.Executor.CacheDir = "" }, []string{
 			`executor.cache_dir: empty: name a directory, relative to the data directory or absolute (default "cache")`}},
+		{"wholesale without a jurisdiction", func(c *Config) { c.Wholesale.Enabled = true }, []string{
+			"wholesale.enabled: a tariff names the jurisdiction its slices are under: set labels.jurisdiction"}},
+		{"wholesale on a requester", func(c *Config) { c.Wholesale.Enabled, c.Role, c.Labels.Jurisdiction = true, RoleRequester, "fr" }, []string{
+			"wholesale.enabled: a requester sells nothing, so it has no slice to rent: set role provider, or wholesale.enabled false"}},
+		{"wholesale given away", func(c *Config) { c.Wholesale.CPUPerHour, c.Wholesale.MemoryGiBPerHour = 0, 0 }, []string{
+			"wholesale: cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away"}},
+		{"wholesale notice and share", func(c *Config) { c.Wholesale.Notice, c.Wholesale.SharePercent = Duration(721*time.Hour), 101 }, []string{
+			"wholesale.notice: 721h: use 0 to 720h",
+			"wholesale.share_percent: 101: use 1 to 100"}},
+		{"wholesale at a price below a nano-unit a second", func(c *Config) { c.Wholesale.CPUPerHour = 3599 }, []string{
+			"wholesale.cpu_per_hour: 0.000003599 is below 0.0000036, one nano-unit a second, so it would be charged as 0: write 0 or at least 0.0000036"}},
+		{"wholesale site", func(c *Config) { c.Wholesale.Enabled, c.Labels.Jurisdiction = true, "fr" }, nil},
 		{"log level and format", func(c *Config) { c.Log.Level, c.Log.Format = "verbose", "logfmt" }, []string{
 			`log.level: "verbose": use debug, info, warn or error`,
 			`log.format: "logfmt": use text or json`}},
@@ -589,9 +605,32 @@ func TestPaths(t *testing.T) {
 		"data.max_size", "data.keep",
 		"limits.offers_per_peer", "limits.offer_share_percent", "limits.offer_grace", "limits.standing_expired",
 		"limits.requests_per_second", "limits.block_requests_per_second", "limits.conns_per_ip", "limits.loopback",
+		"wholesale.enabled", "wholesale.cpu_per_hour", "wholesale.memory_gib_per_hour", "wholesale.egress_per_gib", "wholesale.min_cpu",
+		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.share_percent",
 		"log.level", "log.format",
 	}
 	if diff := cmp.Diff(want, Paths()); diff != "" {
 		t.Errorf("Paths() (-want +got):\n%s", diff)
+	}
+}
+
+func TestTariffTerms(t *testing.T) {
+	c := Default()
+	c.Wholesale.Enabled = true
+	c.Labels = Labels{Region: "fr-par", Jurisdiction: "FR", Operator: "acme", Certifications: []string{"secnumcloud", "hds"}}
+	sold := scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}
+	got := c.Tariff(sold)
+	want := TariffTerms{
+		Price:     scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 5555, MemoryNanosPerGiBSecond: 694, EgressNanosPerGiB: 10_000_000},
+		MinSlice:  scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30},
+		MinPeriod: time.Hour,
+		Notice:    24 * time.Hour,
+		Capacity:  scheduler.Resources{CPUMillis: 4000, MemoryBytes: 16 << 30, ScratchBytes: 50 << 30},
+		// The operator is the retailer's own, not the site's.
+		Labels: scheduler.NewLabels(scheduler.Label{Key: "certification", Value: "secnumcloud"},
+			scheduler.Label{Key: "jurisdiction", Value: "fr"}, scheduler.Label{Key: "region", Value: "fr-par"}),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Tariff (-want +got):\n%s", diff)
 	}
 }

@@ -159,3 +159,42 @@ func (l Labels) scheduler() scheduler.Labels {
 	}
 	return scheduler.NewLabels(kv...)
 }
+
+// TariffTerms are the terms of a site's wholesale tariff (SPEC 4.5), as
+// the node publishes them.
+type TariffTerms struct {
+	Price     scheduler.Price     // per resource-second, in pricing.currency
+	MinSlice  scheduler.Resources // the least a slice may hold
+	MinPeriod time.Duration       // the shortest slice
+	Notice    time.Duration       // before a withdrawal takes effect
+	Capacity  scheduler.Resources // the most granted at once: share_percent of sold
+	// Labels are the site's attributes a retailer inherits on its slices:
+	// its labels but the operator, which is the retailer's own.
+	Labels scheduler.Labels
+}
+
+// Tariff returns the terms of the node's wholesale tariff, sold being the
+// capacity its market sells. The config must be valid (Validate).
+func (c Config) Tariff(sold scheduler.Resources) TariffTerms {
+	w := c.Wholesale
+	share := func(x uint64) uint64 { // x * share / 100, rounded down, without overflow
+		hi, lo := bits.Mul64(x, uint64(w.SharePercent))
+		q, _ := bits.Div64(hi, lo, 100)
+		return q
+	}
+	var labels []scheduler.Label
+	for _, l := range c.Labels.scheduler() {
+		if l.Key != scheduler.LabelOperator {
+			labels = append(labels, l)
+		}
+	}
+	return TariffTerms{
+		Price: scheduler.Price{Currency: c.Pricing.Currency, CPUNanosPerSecond: protocol.PerSecond(uint64(w.CPUPerHour)),
+			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(w.MemoryGiBPerHour)), EgressNanosPerGiB: uint64(w.EgressPerGiB)},
+		MinSlice:  scheduler.Resources{CPUMillis: w.MinCPU.Millis(), MemoryBytes: uint64(w.MinMemory)},
+		MinPeriod: time.Duration(w.MinPeriod),
+		Notice:    time.Duration(w.Notice),
+		Capacity:  scheduler.Resources{CPUMillis: share(sold.CPUMillis), MemoryBytes: share(sold.MemoryBytes), ScratchBytes: share(sold.ScratchBytes)},
+		Labels:    scheduler.NewLabels(labels...),
+	}
+}

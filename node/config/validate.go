@@ -57,8 +57,45 @@ func (c Config) Validate() error {
 		v.add("data.keep", "%s: use a duration above 0, such as \"1h\"", c.Data.Keep)
 	}
 	v.limits(c.Limits)
+	v.wholesale(c)
 	v.log(c.Log)
 	return errors.Join(v.errs...)
+}
+
+// MaxNotice bounds Wholesale.Notice.
+const MaxNotice = 720 * time.Hour
+
+func (v *validator) wholesale(c Config) {
+	w := c.Wholesale
+	for _, h := range []struct {
+		path  string
+		price Money
+	}{{"wholesale.cpu_per_hour", w.CPUPerHour}, {"wholesale.memory_gib_per_hour", w.MemoryGiBPerHour}} {
+		if h.price != 0 && h.price < minHourly {
+			v.add(h.path, "%s is below %s, one nano-unit a second, so it would be charged as 0: write 0 or at least %s", h.price, minHourly, minHourly)
+		}
+	}
+	if w.CPUPerHour == 0 && w.MemoryGiBPerHour == 0 {
+		v.add("wholesale", "cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away")
+	}
+	if w.MinPeriod <= 0 {
+		v.add("wholesale.min_period", "%s: use a duration above 0, such as \"1h\"", w.MinPeriod)
+	}
+	if w.Notice < 0 || time.Duration(w.Notice) > MaxNotice {
+		v.add("wholesale.notice", "%s: use 0 to %s", w.Notice, Duration(MaxNotice))
+	}
+	if w.SharePercent < 1 || w.SharePercent > 100 {
+		v.add("wholesale.share_percent", "%d: use 1 to 100", w.SharePercent)
+	}
+	if !w.Enabled {
+		return
+	}
+	if c.Role != RoleProvider {
+		v.add("wholesale.enabled", "a %s sells nothing, so it has no slice to rent: set role provider, or wholesale.enabled false", c.Role)
+	}
+	if c.Labels.Jurisdiction == "" {
+		v.add("wholesale.enabled", "a tariff names the jurisdiction its slices are under: set labels.jurisdiction")
+	}
 }
 
 func (v *validator) limits(l Limits) {
