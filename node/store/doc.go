@@ -13,7 +13,9 @@
 // one Store.Update, which costs one fsync for all of them. The file is locked
 // while open: a second daemon on the same data dir gets an error after
 // Options.LockTimeout, never a hang. A schema version in the bucket "meta" is
-// checked at Open; a file of a newer version is refused, not misread.
+// checked at Open; a file of a newer version is refused, not misread, and one
+// of an older version gets the buckets added since (schema 2 added "grants",
+// the slice grants of SPEC 6.7) in the same transaction.
 //
 // # Fencing
 //

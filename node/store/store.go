@@ -16,7 +16,7 @@ import (
 // SchemaVersion is the layout of the store this build reads and writes: the
 // buckets, their keys and the storepb records. Open refuses a file of a newer
 // version rather than misread it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bucket names and the meta keys. Part of the schema: never rename one.
 var (
@@ -27,10 +27,14 @@ var (
 	bucketNonces   = []byte("nonces")       // nonce -> expiry (8 bytes, big-endian Unix ms)
 	bucketNonceExp = []byte("nonce-expiry") // expiry || nonce -> nothing, to prune in order
 	bucketModules  = []byte("modules")      // binary CID -> storepb.Module
+	bucketGrants   = []byte("grants")       // grant ID -> storepb.Grant (schema 2)
 
 	keySchema = []byte("schema") // 4 bytes, big-endian
 
-	allBuckets = [][]byte{bucketMeta, bucketLeases, bucketReceipts, bucketJobs, bucketNonces, bucketNonceExp, bucketModules}
+	allBuckets = [][]byte{bucketMeta, bucketLeases, bucketReceipts, bucketJobs, bucketNonces, bucketNonceExp, bucketModules, bucketGrants}
+	// addedIn are the buckets a schema version added, which a store of an
+	// earlier version gets when it is opened (the migration).
+	addedIn = map[uint32][][]byte{2: {bucketGrants}}
 )
 
 // Errors a caller branches on. Fencing and replay refusals are *protocol.Error
@@ -178,8 +182,21 @@ func (s *Store) init() error {
 		case ver < 1:
 			return fmt.Errorf("store %s has schema version %d: the file is damaged", s.path, ver)
 		}
-		// Version 1 is the first: nothing to migrate. A missing bucket is
-		// damage, not an old layout.
+		// Migrate: each version since the file's adds its buckets. Then a
+		// missing bucket is damage, not an old layout.
+		ver := binary.BigEndian.Uint32(v)
+		for next := ver + 1; next <= SchemaVersion; next++ {
+			for _, name := range addedIn[next] {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("store %s: migrate to schema %d: create bucket %s: %w", s.path, next, name, err)
+				}
+			}
+		}
+		if ver < SchemaVersion {
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+				return fmt.Errorf("store %s: migrate to schema %d: %w", s.path, SchemaVersion, err)
+			}
+		}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("store %s: bucket %s is missing: the file is damaged", s.path, name)

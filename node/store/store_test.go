@@ -746,7 +746,7 @@ func TestOpenRefuses(t *testing.T) {
 		}
 		s.Close()
 		_, err = Open(path, Options{})
-		if err == nil || !strings.Contains(err.Error(), "schema version 2, newer than") || !strings.Contains(err.Error(), "upgrade cuivre") {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d, newer than", SchemaVersion+1)) || !strings.Contains(err.Error(), "upgrade cuivre") {
 			t.Fatalf("Open of a newer schema: %v", err)
 		}
 		// Refusing wrote nothing: the version is still the newer one.

@@ -1,4 +1,4 @@
-// The on-disk records of node/store, schema version 1. These bytes live in the
+// The on-disk records of node/store, schema version 2. These bytes live in the
 // node's bbolt file, not on the wire: another implementation never reads them,
 // but a newer cuivre does, so the same rules as the wire hold: field numbers are
 // stable, never reused, only added. A change an older reader would misread
@@ -1035,6 +1035,99 @@ func (x *Module) GetLastUsedAtMs() uint64 {
 	return 0
 }
 
+// Grant is a slice grant (SPEC 6.7), under the key of its grant_id in the
+// bucket "grants" (schema 2): one this node made as a site, or one it holds
+// as a retailer.
+type Grant struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Grant      []byte                 `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`           // the sealed SliceGrant envelope, as signed
+	Made       bool                   `protobuf:"varint,2,opt,name=made,proto3" json:"made,omitempty"`            // this node is the grant's site; else its grantee
+	Withdrawal []byte                 `protobuf:"bytes,3,opt,name=withdrawal,proto3" json:"withdrawal,omitempty"` // the sealed SliceWithdrawal ending it sooner, if any
+	// On the grantee's side: the withdrawal gave less notice than the grant's,
+	// and was refused (CODE_NOTICE_TOO_SHORT); it is kept as proof, and the
+	// slice holds to the grant's end.
+	WithdrawalRefused bool `protobuf:"varint,4,opt,name=withdrawal_refused,json=withdrawalRefused,proto3" json:"withdrawal_refused,omitempty"`
+	// On the grantee's side: the grant failed the terms check (SPEC 6.7,
+	// retailer step 4) and was refused; it is kept as proof of a grant off
+	// the site's published terms.
+	OffTerms      bool   `protobuf:"varint,5,opt,name=off_terms,json=offTerms,proto3" json:"off_terms,omitempty"`
+	Tariff        []byte `protobuf:"bytes,6,opt,name=tariff,proto3" json:"tariff,omitempty"` // the sealed tariff envelope the grant was asked at, as read
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Grant) Reset() {
+	*x = Grant{}
+	mi := &file_node_store_storepb_store_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grant) ProtoMessage() {}
+
+func (x *Grant) ProtoReflect() protoreflect.Message {
+	mi := &file_node_store_storepb_store_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grant.ProtoReflect.Descriptor instead.
+func (*Grant) Descriptor() ([]byte, []int) {
+	return file_node_store_storepb_store_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Grant) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *Grant) GetMade() bool {
+	if x != nil {
+		return x.Made
+	}
+	return false
+}
+
+func (x *Grant) GetWithdrawal() []byte {
+	if x != nil {
+		return x.Withdrawal
+	}
+	return nil
+}
+
+func (x *Grant) GetWithdrawalRefused() bool {
+	if x != nil {
+		return x.WithdrawalRefused
+	}
+	return false
+}
+
+func (x *Grant) GetOffTerms() bool {
+	if x != nil {
+		return x.OffTerms
+	}
+	return false
+}
+
+func (x *Grant) GetTariff() []byte {
+	if x != nil {
+		return x.Tariff
+	}
+	return nil
+}
+
 var File_node_store_storepb_store_proto protoreflect.FileDescriptor
 
 const file_node_store_storepb_store_proto_rawDesc = "" +
@@ -1130,7 +1223,16 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
 	"\vadded_at_ms\x18\x03 \x01(\x04R\taddedAtMs\x12%\n" +
-	"\x0flast_used_at_ms\x18\x04 \x01(\x04R\flastUsedAtMs*\x9b\x01\n" +
+	"\x0flast_used_at_ms\x18\x04 \x01(\x04R\flastUsedAtMs\"\xb5\x01\n" +
+	"\x05Grant\x12\x14\n" +
+	"\x05grant\x18\x01 \x01(\fR\x05grant\x12\x12\n" +
+	"\x04made\x18\x02 \x01(\bR\x04made\x12\x1e\n" +
+	"\n" +
+	"withdrawal\x18\x03 \x01(\fR\n" +
+	"withdrawal\x12-\n" +
+	"\x12withdrawal_refused\x18\x04 \x01(\bR\x11withdrawalRefused\x12\x1b\n" +
+	"\toff_terms\x18\x05 \x01(\bR\boffTerms\x12\x16\n" +
+	"\x06tariff\x18\x06 \x01(\fR\x06tariff*\x9b\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PLACING\x10\x01\x12\x15\n" +
@@ -1165,7 +1267,7 @@ func file_node_store_storepb_store_proto_rawDescGZIP() []byte {
 }
 
 var file_node_store_storepb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_node_store_storepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_node_store_storepb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_node_store_storepb_store_proto_goTypes = []any{
 	(JobState)(0),        // 0: cuivre.store.v1.JobState
 	(SlotState)(0),       // 1: cuivre.store.v1.SlotState
@@ -1177,29 +1279,30 @@ var file_node_store_storepb_store_proto_goTypes = []any{
 	(*Slot)(nil),         // 7: cuivre.store.v1.Slot
 	(*Result)(nil),       // 8: cuivre.store.v1.Result
 	(*Module)(nil),       // 9: cuivre.store.v1.Module
-	(pb.LeaseState)(0),   // 10: cuivre.v1.LeaseState
-	(*pb.Resources)(nil), // 11: cuivre.v1.Resources
-	(*pb.Price)(nil),     // 12: cuivre.v1.Price
-	(*pb.Amount)(nil),    // 13: cuivre.v1.Amount
-	(*pb.Error)(nil),     // 14: cuivre.v1.Error
-	(*pb.Label)(nil),     // 15: cuivre.v1.Label
+	(*Grant)(nil),        // 10: cuivre.store.v1.Grant
+	(pb.LeaseState)(0),   // 11: cuivre.v1.LeaseState
+	(*pb.Resources)(nil), // 12: cuivre.v1.Resources
+	(*pb.Price)(nil),     // 13: cuivre.v1.Price
+	(*pb.Amount)(nil),    // 14: cuivre.v1.Amount
+	(*pb.Error)(nil),     // 15: cuivre.v1.Error
+	(*pb.Label)(nil),     // 16: cuivre.v1.Label
 }
 var file_node_store_storepb_store_proto_depIdxs = []int32{
-	10, // 0: cuivre.store.v1.Lease.state:type_name -> cuivre.v1.LeaseState
-	11, // 1: cuivre.store.v1.Lease.reserved:type_name -> cuivre.v1.Resources
-	12, // 2: cuivre.store.v1.Lease.price:type_name -> cuivre.v1.Price
-	13, // 3: cuivre.store.v1.Lease.total:type_name -> cuivre.v1.Amount
-	14, // 4: cuivre.store.v1.Lease.error:type_name -> cuivre.v1.Error
+	11, // 0: cuivre.store.v1.Lease.state:type_name -> cuivre.v1.LeaseState
+	12, // 1: cuivre.store.v1.Lease.reserved:type_name -> cuivre.v1.Resources
+	13, // 2: cuivre.store.v1.Lease.price:type_name -> cuivre.v1.Price
+	14, // 3: cuivre.store.v1.Lease.total:type_name -> cuivre.v1.Amount
+	15, // 4: cuivre.store.v1.Lease.error:type_name -> cuivre.v1.Error
 	0,  // 5: cuivre.store.v1.Job.state:type_name -> cuivre.store.v1.JobState
 	7,  // 6: cuivre.store.v1.Job.slots:type_name -> cuivre.store.v1.Slot
 	6,  // 7: cuivre.store.v1.Job.events:type_name -> cuivre.store.v1.SlotEvent
 	2,  // 8: cuivre.store.v1.SlotEvent.kind:type_name -> cuivre.store.v1.SlotEventKind
 	1,  // 9: cuivre.store.v1.Slot.state:type_name -> cuivre.store.v1.SlotState
-	13, // 10: cuivre.store.v1.Slot.price:type_name -> cuivre.v1.Amount
+	14, // 10: cuivre.store.v1.Slot.price:type_name -> cuivre.v1.Amount
 	8,  // 11: cuivre.store.v1.Slot.result:type_name -> cuivre.store.v1.Result
-	15, // 12: cuivre.store.v1.Slot.labels:type_name -> cuivre.v1.Label
-	10, // 13: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	14, // 14: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
+	16, // 12: cuivre.store.v1.Slot.labels:type_name -> cuivre.v1.Label
+	11, // 13: cuivre.store.v1.Result.state:type_name -> cuivre.v1.LeaseState
+	15, // 14: cuivre.store.v1.Result.error:type_name -> cuivre.v1.Error
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1218,7 +1321,7 @@ func file_node_store_storepb_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_store_storepb_store_proto_rawDesc), len(file_node_store_storepb_store_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
