@@ -97,6 +97,19 @@ func (m *Market) Withdraw(now time.Time, id string, end time.Time) error {
 	return nil
 }
 
+// Revoke drops the slice with this ID at once, whatever its notice: for a
+// grant the site held but never answered (its store write failed, SPEC
+// 6.7: a grant is answered only once stored), which binds no one. A slice
+// not held is a no-op.
+func (m *Market) Revoke(id string) {
+	if m.whole == nil {
+		return
+	}
+	if i := m.whole.find(id); i >= 0 {
+		m.whole.slices = slices.Delete(m.whole.slices, i, i+1)
+	}
+}
+
 // Slices returns the slices held at the last operation that took a time:
 // granted and not ended. The caller owns the returned slice.
 func (m *Market) Slices() []Slice {

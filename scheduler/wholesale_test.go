@@ -249,3 +249,19 @@ func TestSliceProperty(t *testing.T) {
 func maxRes(a, b Resources) Resources {
 	return Resources{max(a.CPUMillis, b.CPUMillis), max(a.MemoryBytes, b.MemoryBytes), max(a.ScratchBytes, b.ScratchBytes)}
 }
+
+// TestRevoke: a slice revoked (a grant never answered) gives its capacity
+// back at once, whatever its notice.
+func TestRevoke(t *testing.T) {
+	m := wsGranted(t)
+	big := mktRequest("big")
+	big.Resources.CPUMillis = 4000
+	_, err := m.Quote(mktT0, big)
+	mktWantCode(t, err, pb.Code_CODE_INSUFFICIENT_CPU)
+	m.Revoke("grant-2") // not held: nothing
+	m.Revoke(wsSlice().ID)
+	if len(m.Slices()) != 0 {
+		t.Fatalf("slices after Revoke: %+v", m.Slices())
+	}
+	mktQuote(t, m, mktT0, big)
+}

@@ -187,6 +187,8 @@ func ErrorAnswer(id string, err error) proto.Message {
 		return &pb.ReceiptAck{Error: e}
 	case string(protocol.BlocksID):
 		return &pb.BlockResponse{Error: e}
+	case string(protocol.WholesaleID):
+		return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Refusal{Refusal: e}}
 	}
 	return nil
 }

@@ -272,6 +272,7 @@ func dhtOptions(o Options, h host.Host) []dht.Option {
 		dht.BootstrapPeers(o.Bootstrap...),
 		dht.ProviderManagerOpts(records.ProvideValidity(o.ProvideValidity)),
 		dht.NamespacedValidator(protocol.CapacityNamespace, record.CapacityValidator{Now: o.Now}),
+		dht.NamespacedValidator(protocol.TariffNamespace, record.TariffValidator{Now: o.Now}),
 	}
 	if o.DiversityFilter {
 		opts = append(opts, dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, 2, 3)))
