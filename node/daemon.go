@@ -129,6 +129,10 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 		return nil, err
 	}
 	opts := Options{Identity: key, Market: market, RequesterOnly: requesterOnly, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
+	if c.Wholesale.Enabled && !requesterOnly {
+		t := c.Tariff(market.Capacity)
+		opts.Tariff = &t
+	}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
@@ -253,6 +257,9 @@ func (d *Daemon) Reload(c config.Config) (Reloaded, error) {
 	}
 	if err := d.Node.Reprice(m.Pricing, m.Labels); err != nil {
 		return Reloaded{}, err
+	}
+	if d.cfg.Wholesale.Enabled {
+		d.Node.SetTariff(c.Tariff(m.Capacity)) // its labels are the node's
 	}
 	d.cfg.Pricing, d.cfg.Labels = c.Pricing, c.Labels
 	return r, nil

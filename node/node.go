@@ -35,6 +35,7 @@ import (
 	"github.com/cuivre/cuivre/node/requester"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
+	"github.com/cuivre/cuivre/node/wholesale"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -76,6 +77,11 @@ type Options struct {
 	// and keep receipts. The node does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Tariff makes a provider with a Store a wholesale site (SPEC 4.5, 6.7):
+	// it publishes a tariff of these terms, announces itself under the
+	// wholesale facet of their jurisdiction, and grants slices. Nil: it
+	// grants none. Any node with a Store may rent slices of sites.
+	Tariff *config.TariffTerms
 	// Data keeps content-addressed files and directories (UnixFS DAGs);
 	// without it the node holds none. The node does not close it.
 	Data *data.Store
@@ -113,6 +119,7 @@ type Node struct {
 	prov    *provider.Provider // nil on a requester-only node
 	handler transport.Handler  // what the host serves: prov, or a buyer
 	req     *requester.Requester
+	desk    *wholesale.Desk // nil without a store
 	reg     *prometheus.Registry
 	log     *slog.Logger
 	clock   clock.Clock
@@ -185,6 +192,21 @@ func New(o Options) (*Node, error) {
 		n.handler = n.prov
 	}
 	h.Serve(n.handler)
+	if o.Store != nil {
+		dc := wholesale.Config{Key: o.Identity, Store: o.Store, Net: h, Draining: n.draining.Load, Clock: o.Clock, Log: log}
+		if o.Tariff != nil && n.prov != nil {
+			dc.Market, dc.Terms = n.prov, o.Tariff
+		}
+		if n.desk, err = wholesale.New(dc); err != nil {
+			cancel()
+			if n.prov != nil {
+				n.prov.Close()
+			}
+			h.Close()
+			return nil, err
+		}
+		n.serveWholesale()
+	}
 	n.req, err = requester.New(requester.Config{Key: o.Identity, Transport: h, Store: o.Store, Placement: o.Placement,
 		CandidateTTL: o.CandidateTTL, Data: jd, Clock: o.Clock, Log: log})
 	if err != nil {
@@ -383,7 +405,6 @@ func (n *Node) StatData(ctx context.Context, c cid.Cid) (api.DataStat, error) {
 	return api.DataStat{CID: c.String(), Size: st.Size, Entries: st.Entries, Dir: st.Dir}, nil
 }
 
-// HasData reports whether the node holds the root c.
 // HasModule says whether the node's store holds a module.
 func (n *Node) HasModule(c cid.Cid) bool {
 	if n.opts.Store == nil {
@@ -393,6 +414,7 @@ func (n *Node) HasModule(c cid.Cid) bool {
 	return err == nil && ok
 }
 
+// HasData reports whether the node holds the root c.
 func (n *Node) HasData(ctx context.Context, c cid.Cid) bool {
 	if n.opts.Data == nil {
 		return false
@@ -461,6 +483,19 @@ func (n *Node) Status() api.NodeStatus {
 		ID: n.ID().String(), Role: n.Role(), Capacity: st.Capacity, Committed: st.Committed, Reserved: st.Reserved, Free: st.Free,
 		Leases: st.Leases, Reservations: st.Reservations, LoadPermille: st.LoadPermille, Draining: st.Draining,
 		Peers: len(n.Host().Network().Peers()), DHTPeers: n.RoutingTableSize(), Reach: api.Reach(n.net.Reach()),
+	}
+	if n.desk != nil {
+		w := api.WholesaleStatus{Site: n.desk.Site()}
+		for _, g := range n.desk.Grants() {
+			if g.Made {
+				w.Granted, w.Grants = w.Granted.Add(g.Resources), w.Grants+1
+			} else {
+				w.Held, w.Holds = w.Held.Add(g.Resources), w.Holds+1
+			}
+		}
+		if w.Site || w.Holds > 0 {
+			out.Wholesale = &w
+		}
 	}
 	if n.prov == nil {
 		return out
@@ -658,6 +693,12 @@ func (n *Node) advertise() {
 		}
 		if err := n.PublishCapacity(ctx); err != nil {
 			n.log.Warn("publish capacity", "err", err)
+		}
+		if err := n.publishTariff(ctx); err != nil {
+			n.log.Warn("publish tariff", "err", err)
+		}
+		if n.desk != nil {
+			n.serveWholesale() // a grant held may have ended
 		}
 		return false
 	}

@@ -108,6 +108,19 @@ func lookupFacets(j *Job) []facetChoice {
 	return out
 }
 
+// WholesaleKeys returns the keys a site that publishes a tariff announces
+// (SPEC 4.5): its tariff's jurisdiction under the wholesale facet, in the
+// shards its presences give for the capacity it grants in slices.
+func WholesaleKeys(site, jurisdiction string, granted Resources) []protocol.FacetKey {
+	var keys []protocol.FacetKey
+	for _, shard := range protocol.ProviderShards(protocol.FacetWholesale, site, granted.CPUMillis) {
+		if k, err := protocol.NewFacetKey(protocol.FacetWholesale, jurisdiction, shard); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // ProviderKeys returns the facet keys a provider announces: for each facet
 // value its labels, executors and memory give it, its presences, one shard
 // per so many vCPUs it sells (SPEC 4.2, 4.3). Values that are not valid

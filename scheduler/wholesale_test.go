@@ -265,3 +265,27 @@ func TestRevoke(t *testing.T) {
 	}
 	mktQuote(t, m, mktT0, big)
 }
+
+// TestWholesaleKeys: a site announces its jurisdiction under the wholesale
+// facet in one shard per 4 vCPUs it grants, consecutive from its own, at
+// most the facet's 16 (SPEC 4.5).
+func TestWholesaleKeys(t *testing.T) {
+	for _, tt := range []struct {
+		cpu  uint64
+		want int
+	}{{1000, 1}, {8000, 2}, {9000, 3}, {1_000_000, 16}} {
+		keys := WholesaleKeys("site-1", "fr", Resources{CPUMillis: tt.cpu})
+		if len(keys) != tt.want {
+			t.Errorf("%dm CPU: %d keys, want %d", tt.cpu, len(keys), tt.want)
+		}
+		first := protocol.ShardOf(protocol.FacetWholesale, "site-1")
+		for i, k := range keys {
+			if want := fmt.Sprintf("cuivre/v1/wholesale=fr/shard=%d", (first+uint32(i))%16); k.String() != want {
+				t.Errorf("key %d = %s, want %s", i, k, want)
+			}
+		}
+	}
+	if keys := WholesaleKeys("site-1", "not a value!", Resources{CPUMillis: 1000}); len(keys) != 0 {
+		t.Errorf("keys of an invalid jurisdiction: %v", keys)
+	}
+}

@@ -277,6 +277,14 @@ func newNodeStatusCmd() *cobra.Command {
 				keyValues(tw, "earned", fmt.Sprintf("%s (%s countersigned)", money(st.Earnings[cur], cur), money(st.Countersigned[cur], cur)))
 			}
 		}
+		if w := st.Wholesale; w != nil {
+			if w.Site {
+				keyValues(tw, "slices granted", resources(w.Granted)+fmt.Sprintf(" (%d grants)", w.Grants))
+			}
+			if w.Holds > 0 {
+				keyValues(tw, "slices held", resources(w.Held)+fmt.Sprintf(" (%d grants)", w.Holds))
+			}
+		}
 		keyValues(tw, "peers", fmt.Sprintf("%d (%d in the DHT's table)", st.Peers, st.DHTPeers), "reachability", st.Reach.Reachability)
 		reach(tw, st.Reach, wide)
 	})

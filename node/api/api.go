@@ -61,6 +61,7 @@ type Backend interface {
 	// Billing is the statement of the receipts in the node's store that
 	// ended within w.
 	Billing(w billing.Window) (billing.Statement, error)
+	Wholesale
 }
 
 // API is the node's local HTTP API for the CLI: JSON under /v1 behind a bearer
@@ -119,6 +120,7 @@ func Serve(n Backend, addr, dir string) (*API, error) {
 	dataRoutes(n, mux, a)
 	leaseRoutes(n, mux, a)
 	eventRoutes(n, mux, a)
+	wholesaleRoutes(n, mux, a)
 	uiRoutes(mux)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go a.srv.Serve(ln)

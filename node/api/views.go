@@ -61,6 +61,19 @@ type NodeStatus struct {
 	// nano-units; Countersigned the part the requesters countersigned.
 	Earnings      map[string]uint64 `json:"earnings_nanos,omitempty"`
 	Countersigned map[string]uint64 `json:"countersigned_nanos,omitempty"`
+	// Wholesale is the node's slices: granted as a site, held as a
+	// retailer (SPEC 6.7); left out when it has neither a tariff nor a
+	// grant.
+	Wholesale *WholesaleStatus `json:"wholesale,omitempty"`
+}
+
+// WholesaleStatus sums a node's live slice grants.
+type WholesaleStatus struct {
+	Site    bool                `json:"site"` // it publishes a tariff
+	Granted scheduler.Resources `json:"granted"`
+	Grants  int                 `json:"grants"` // live grants it made
+	Held    scheduler.Resources `json:"held"`
+	Holds   int                 `json:"holds"` // live grants it holds
 }
 
 // ProviderView is a provider as `cuivre node list` shows it: what its signed

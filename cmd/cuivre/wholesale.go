@@ -1,0 +1,319 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+func newWholesaleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wholesale",
+		Short: "Rent slices of a site to other operators, or rent them from a site",
+		Long: `A site, such as a publicly funded one, may rent slices of its hardware to other
+operators, the retailers, who sell their own service on them, as an incumbent
+rents its copper line to competitors (SPEC 4.5, 6.7). The site publishes one
+tariff in the DHT for every retailer alike (wholesale.enabled in its config);
+a retailer asks for a slice at that tariff, and gets a grant signed by the
+site, or a refusal that says why. A slice is paid whole, used or not, and the
+site may end it sooner only after the notice its grant carries.
+
+As a site:      tariff, list, withdraw
+As a retailer:  sites, request, list`,
+	}
+	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd())
+	return cmd
+}
+
+func newWholesaleTariffCmd() *cobra.Command {
+	var output format
+	cmd := &cobra.Command{
+		Use:   "tariff",
+		Short: "The tariff the local node publishes as a site",
+		Long: `tariff shows the wholesale tariff the local node publishes in the DHT, as every
+retailer reads it, and what its live slices hold. A node publishes one when
+wholesale.enabled is true in its config.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var v api.WholesaleView
+			if err := c.Get("/v1/wholesale", &v); err != nil {
+				return err
+			}
+			if v.Tariff == nil {
+				return errors.New("this node publishes no wholesale tariff: set wholesale.enabled: true (and labels.jurisdiction) in its config, and restart it")
+			}
+			return render(cmd.OutOrStdout(), output, v.Tariff, func(tw *tabwriter.Writer, wide bool) { tariffTable(tw, *v.Tariff, wide) })
+		},
+	}
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
+}
+
+// tariffTable writes one tariff as keys and values.
+func tariffTable(tw *tabwriter.Writer, t api.TariffView, wide bool) {
+	keyValues(tw, "site", peerID(t.Site, true), "seq", fmt.Sprint(t.Seq), "hash", t.Hash,
+		"issued", t.IssuedAt.Local().Format(time.DateTime), "expires", t.ExpiresAt.Local().Format(time.DateTime),
+		"price", fmt.Sprintf("%s per vCPU-hour, %s per GiB-hour, %s per GiB out", t.CPUPerHour, t.MemoryGiBPerHour, t.EgressPerGiB),
+		"minimum slice", fmt.Sprintf("%s, for %s", resources(t.MinSlice), t.MinPeriod),
+		"notice", t.Notice, "capacity", resources(t.Capacity))
+	if t.Granted != nil {
+		keyValues(tw, "granted", resources(*t.Granted))
+	}
+	keyValues(tw, "labels", labelsText(t.Labels))
+}
+
+func labelsText(l map[string]string) string {
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		kv = append(kv, k+"="+l[k])
+	}
+	return orNone(strings.Join(kv, ", "))
+}
+
+func newWholesaleSitesCmd() *cobra.Command {
+	var output format
+	cmd := &cobra.Command{
+		Use:   "sites JURISDICTION",
+		Short: "The sites that publish a tariff under a jurisdiction, and their tariffs",
+		Long: `sites looks up the sites announced under the wholesale facet of a jurisdiction
+(an ISO 3166-1 alpha-2 code, such as fr) and reads each one's tariff from the
+DHT, as every retailer reads it.`,
+		Example: "  cuivre wholesale sites fr\n  cuivre wholesale sites fr -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var ts []api.TariffView
+			if err := c.Get("/v1/wholesale/sites?jurisdiction="+url.QueryEscape(strings.ToLower(args[0])), &ts); err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), output, ts, func(tw *tabwriter.Writer, wide bool) {
+				fmt.Fprintln(tw, "SITE\tCPU/H\tGIB/H\tMIN SLICE\tMIN PERIOD\tNOTICE\tCAPACITY\tLABELS")
+				for _, t := range ts {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", peerID(t.Site, wide), t.CPUPerHour, t.MemoryGiBPerHour,
+						resources(t.MinSlice), t.MinPeriod, t.Notice, resources(t.Capacity), labelsText(t.Labels))
+				}
+			})
+		},
+	}
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
+}
+
+func newWholesaleRequestCmd() *cobra.Command {
+	var (
+		output               format
+		cpu, memory, scratch string
+		start, until         string
+		period               time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "request SITE",
+		Short: "Ask a site for a slice at its published tariff",
+		Long: `request asks the site SITE (a peer ID) for a slice of --cpu vCPUs, --memory and
+--scratch, from --start (default now) for --for or until --until, at the tariff
+it publishes in the DHT (read first, and named by its hash). The site answers
+with a grant it signed, which the local node checks is at that tariff and
+keeps, or a refusal with its reason: full, below the minimum slice or period,
+not allowed, or a tariff changed since it was read (ask again).`,
+		Example: "  cuivre wholesale request 12D3KooW... --cpu 2 --memory 4Gi --for 720h\n" +
+			"  cuivre wholesale request 12D3KooW... --cpu 4 --memory 16Gi --start 2026-12-07T00:00:00Z --until 2027-01-07T00:00:00Z",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ask := api.SliceAsk{Site: args[0]}
+			var err error
+			if ask.Resources, err = sliceResources(cpu, memory, scratch); err != nil {
+				return err
+			}
+			now := time.Now()
+			if start != "" {
+				if ask.Start, err = time.Parse(time.RFC3339, start); err != nil {
+					return fmt.Errorf("--start: %w (write it as 2026-12-07T00:00:00Z)", err)
+				}
+			}
+			switch {
+			case until != "" && period != 0:
+				return errors.New("give --for or --until, not both")
+			case until != "":
+				if ask.End, err = time.Parse(time.RFC3339, until); err != nil {
+					return fmt.Errorf("--until: %w (write it as 2027-01-07T00:00:00Z)", err)
+				}
+			case period > 0:
+				from := now
+				if ask.Start.After(now) {
+					from = ask.Start
+				}
+				ask.End = from.Add(period)
+			default:
+				return errors.New("say how long: --for 720h, or --until 2027-01-07T00:00:00Z")
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var g api.GrantView
+			if err := c.Do("POST", "/v1/wholesale/slices", ask, &g); err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), output, g, func(tw *tabwriter.Writer, wide bool) { grantTable(tw, g) })
+		},
+	}
+	cmd.Flags().StringVar(&cpu, "cpu", "1", "vCPUs of the slice, such as 2 or 1500m")
+	cmd.Flags().StringVar(&memory, "memory", "1Gi", "memory of the slice, such as 4Gi")
+	cmd.Flags().StringVar(&scratch, "scratch", "0", "scratch disk of the slice, such as 10Gi")
+	cmd.Flags().StringVar(&start, "start", "", "when the slice starts, RFC 3339 (default now)")
+	cmd.Flags().DurationVar(&period, "for", 0, "how long the slice lasts, such as 720h")
+	cmd.Flags().StringVar(&until, "until", "", "when the slice ends, RFC 3339")
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
+}
+
+// sliceResources reads the sizes of a slice as config.yaml writes them.
+func sliceResources(cpu, memory, scratch string) (scheduler.Resources, error) {
+	var c config.CPU
+	var m, s config.Bytes
+	for _, f := range []struct {
+		flag, text string
+		into       interface{ UnmarshalText([]byte) error }
+	}{{"--cpu", cpu, &c}, {"--memory", memory, &m}, {"--scratch", scratch, &s}} {
+		if err := f.into.UnmarshalText([]byte(f.text)); err != nil {
+			return scheduler.Resources{}, fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	return scheduler.Resources{CPUMillis: c.Millis(), MemoryBytes: uint64(m), ScratchBytes: uint64(s)}, nil
+}
+
+// grantTable writes one grant as keys and values.
+func grantTable(tw *tabwriter.Writer, g api.GrantView) {
+	keyValues(tw, "grant", g.ID, "site", g.Site, "grantee", g.Grantee, "state", g.State,
+		"slice", resources(g.Resources), "from", g.Start.Local().Format(time.DateTime), "until", g.End.Local().Format(time.DateTime))
+	if g.Withdrawn {
+		keyValues(tw, "withdrawn", fmt.Sprintf("granted until %s", g.Granted.Local().Format(time.DateTime)))
+	}
+	if g.WithdrawalRefused {
+		keyValues(tw, "withdrawal refused", "it gave less notice than the grant's, and is kept as proof")
+	}
+	keyValues(tw, "price", fmt.Sprintf("%s per vCPU-hour, %s per GiB-hour", g.CPUPerHour, g.MemoryGiBPerHour),
+		"notice", g.Notice, "cost", g.Cost+" for the whole slice")
+}
+
+func newWholesaleListCmd() *cobra.Command {
+	return apiGetCmd("list", "The live slices the local node granted as a site and holds as a retailer", "/v1/wholesale",
+		func(tw *tabwriter.Writer, v api.WholesaleView, wide bool) {
+			fmt.Fprintln(tw, "GRANT\tROLE\tSITE\tGRANTEE\tSTATE\tSLICE\tFROM\tUNTIL\tCOST")
+			for _, g := range v.Grants {
+				id, until := g.ID, g.End.Local().Format(time.DateTime)
+				if !wide {
+					id = id[:min(len(id), 8)]
+				}
+				if g.Withdrawn {
+					until += " (withdrawn)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, g.Role, peerID(g.Site, wide), peerID(g.Grantee, wide), g.State,
+					resources(g.Resources), g.Start.Local().Format(time.DateTime), until, g.Cost)
+			}
+		})
+}
+
+func newWholesaleWithdrawCmd() *cobra.Command {
+	var (
+		output format
+		at     string
+		in     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "withdraw GRANT",
+		Short: "End a slice this site granted sooner, after its notice",
+		Long: `withdraw ends the slice of the grant GRANT (its ID, or a prefix that names one
+live grant of this node) at --at or --in from now, sooner than granted, and
+tells the retailer that holds it (SPEC 6.7). The end must be at least the
+grant's notice from now: a withdrawal with less is refused, and nothing is
+signed. Leases already running on the slice run to their own end. If the
+retailer was not reached, the withdrawal stands and the same command sends
+it again.`,
+		Example: "  cuivre wholesale withdraw 3f2a9c1e --in 720h",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var end time.Time
+			switch {
+			case at != "" && in != 0:
+				return errors.New("give --at or --in, not both")
+			case at != "":
+				var err error
+				if end, err = time.Parse(time.RFC3339, at); err != nil {
+					return fmt.Errorf("--at: %w (write it as 2027-01-07T00:00:00Z)", err)
+				}
+			case in > 0:
+				end = time.Now().Add(in)
+			default:
+				return errors.New("say when the slice ends: --in 720h, or --at 2027-01-07T00:00:00Z")
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var v api.WholesaleView
+			if err := c.Get("/v1/wholesale", &v); err != nil {
+				return err
+			}
+			id, err := grantByPrefix(v.Grants, args[0])
+			if err != nil {
+				return err
+			}
+			var w api.WithdrawView
+			if err := c.Do("POST", "/v1/wholesale/slices/"+id+"/withdraw", api.Withdrawal{End: end}, &w); err != nil {
+				return err
+			}
+			if err := render(cmd.OutOrStdout(), output, w, func(tw *tabwriter.Writer, wide bool) { grantTable(tw, w.Grant) }); err != nil {
+				return err
+			}
+			if !w.Delivered {
+				return fmt.Errorf("the withdrawal is made, but the retailer was not told (%s): run the same command again to send it", w.Error)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&at, "at", "", "when the slice ends, RFC 3339")
+	cmd.Flags().DurationVar(&in, "in", 0, "how long from now the slice ends, such as 720h")
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
+}
+
+// grantByPrefix returns the ID of the one grant this site made whose hex ID
+// starts with prefix.
+func grantByPrefix(grants []api.GrantView, prefix string) (string, error) {
+	var found []string
+	for _, g := range grants {
+		if g.Role == "site" && strings.HasPrefix(g.ID, strings.ToLower(prefix)) {
+			found = append(found, g.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no live slice granted by this node has an ID starting %q: see cuivre wholesale list", prefix)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%q names %d grants: give more of the ID", prefix, len(found))
+}

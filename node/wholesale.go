@@ -1,0 +1,213 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/conv"
+	"github.com/cuivre/cuivre/node/wholesale"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// errNoDesk is what a node without a store says of wholesale: it could
+// keep no grant.
+var errNoDesk = errors.New("this node keeps no store, so it can keep no slice grant")
+
+// serveWholesale answers /cuivre/wholesale/1.0.0 while the node is a site
+// or holds a live grant, whose withdrawals come that way, and not otherwise
+// (SPEC 6.7).
+func (n *Node) serveWholesale() {
+	if n.desk.Site() || n.desk.Holding() {
+		n.net.ServeWholesale(n.desk.Answer)
+	} else {
+		n.net.ServeWholesale(nil)
+	}
+}
+
+// publishTariff puts the site's tariff in the DHT and announces it under
+// the wholesale facet of its jurisdiction (SPEC 4.5). A node that is no
+// site publishes nothing.
+func (n *Node) publishTariff(ctx context.Context) error {
+	if n.desk == nil || !n.desk.Site() {
+		return nil
+	}
+	t, env, err := n.desk.Tariff()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := n.net.PutTariff(ctx, env); err != nil {
+		errs = append(errs, fmt.Errorf("put tariff: %w", err))
+	}
+	j, _ := conv.LabelsFromPB(t.Labels).Get(scheduler.LabelJurisdiction)
+	for _, k := range scheduler.WholesaleKeys(string(n.ID()), j, conv.ResourcesFromPB(t.Capacity)) {
+		if err := n.net.Provide(ctx, wire.FacetCID(k)); err != nil {
+			errs = append(errs, fmt.Errorf("provide %s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetTariff changes the site's tariff terms (a reload of its labels): it
+// seals and publishes a new tariff soon. A node that is no site ignores it.
+func (n *Node) SetTariff(t config.TariffTerms) {
+	if n.desk != nil && n.desk.Site() {
+		n.desk.SetTerms(t)
+		n.marketChanged()
+	}
+}
+
+// Wholesale returns the node's published tariff, if it is a site, and its
+// live grants, made and held.
+func (n *Node) Wholesale() (api.WholesaleView, error) {
+	if n.desk == nil {
+		return api.WholesaleView{}, errNoDesk
+	}
+	out := api.WholesaleView{Grants: []api.GrantView{}}
+	var granted scheduler.Resources
+	for _, g := range n.desk.Grants() {
+		out.Grants = append(out.Grants, grantView(g))
+		if g.Made {
+			granted = granted.Add(g.Resources)
+		}
+	}
+	if n.desk.Site() {
+		t, env, err := n.desk.Tariff()
+		if err != nil {
+			return out, err
+		}
+		v := tariffView(t, env)
+		v.Granted = &granted
+		out.Tariff = &v
+	}
+	return out, nil
+}
+
+// WholesaleSites looks up the sites announced under the wholesale facet of
+// a jurisdiction, in every shard, and reads each one's tariff from the DHT.
+// Sites whose tariff cannot be read are left out.
+func (n *Node) WholesaleSites(ctx context.Context, jurisdiction string) ([]api.TariffView, error) {
+	if _, err := protocol.NewFacetKey(protocol.FacetWholesale, jurisdiction, 0); err != nil {
+		return nil, fmt.Errorf("jurisdiction %q: %w", jurisdiction, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	sites := map[peer.ID]bool{}
+	for shard := range protocol.FacetWholesale.Shards() {
+		k, _ := protocol.NewFacetKey(protocol.FacetWholesale, jurisdiction, shard)
+		for _, p := range n.FindProviders(ctx, k, 20) {
+			sites[p] = true
+		}
+	}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = []api.TariffView{}
+	)
+	for p := range sites {
+		wg.Go(func() {
+			var t *pb.WholesaleTariff
+			var env []byte
+			var err error
+			if p == n.ID() && n.desk != nil && n.desk.Site() {
+				t, env, err = n.desk.Tariff()
+			} else {
+				t, env, err = n.net.Tariff(ctx, p)
+			}
+			if err != nil {
+				n.log.Debug("tariff not read", "site", protocol.ShortPeerID(string(p)), "err", err)
+				return
+			}
+			mu.Lock()
+			out = append(out, tariffView(t, env))
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, k int) bool { return out[i].Site < out[k].Site })
+	return out, nil
+}
+
+// RequestSlice asks a site for a slice at its published tariff; the node
+// answers the site's withdrawals from then on.
+func (n *Node) RequestSlice(ctx context.Context, ask api.SliceAsk) (api.GrantView, error) {
+	if n.desk == nil {
+		return api.GrantView{}, errNoDesk
+	}
+	site, err := peer.Decode(ask.Site)
+	if err != nil {
+		return api.GrantView{}, fmt.Errorf("site %q is not a peer ID: %w", ask.Site, err)
+	}
+	g, err := n.desk.Request(ctx, wholesale.Ask{Site: site, Resources: ask.Resources, Start: ask.Start, End: ask.End})
+	if err != nil {
+		return api.GrantView{}, err
+	}
+	n.serveWholesale()
+	return grantView(g), nil
+}
+
+// WithdrawSlice ends a slice this site granted at end and tells its
+// grantee.
+func (n *Node) WithdrawSlice(ctx context.Context, id string, end time.Time) (api.WithdrawView, error) {
+	if n.desk == nil {
+		return api.WithdrawView{}, errNoDesk
+	}
+	w, err := n.desk.Withdraw(ctx, id, end)
+	if err != nil {
+		return api.WithdrawView{}, err
+	}
+	out := api.WithdrawView{Grant: grantView(w.Grant), Delivered: w.Delivered}
+	if w.Err != nil {
+		out.Error = w.Err.Error()
+	}
+	return out, nil
+}
+
+// perHour writes a price per second (or per GiB) as money per hour.
+func perHour(currency string, perSecond uint64) string {
+	return protocol.FormatAmount(&pb.Amount{Currency: currency, Nanos: perSecond * 3600})
+}
+
+func tariffView(t *pb.WholesaleTariff, env []byte) api.TariffView {
+	p := conv.PriceFromPB(t.Price)
+	v := api.TariffView{
+		Site: peer.ID(t.Site).String(), Seq: t.Seq, Hash: hex.EncodeToString(record.TariffHash(env)),
+		IssuedAt: protocol.FromUnixMs(t.IssuedAtMs), ExpiresAt: protocol.FromUnixMs(t.ExpiresAtMs),
+		CPUPerHour: perHour(p.Currency, p.CPUNanosPerSecond), MemoryGiBPerHour: perHour(p.Currency, p.MemoryNanosPerGiBSecond),
+		EgressPerGiB: protocol.FormatAmount(&pb.Amount{Currency: p.Currency, Nanos: p.EgressNanosPerGiB}),
+		MinSlice:     conv.ResourcesFromPB(t.MinSlice), Capacity: conv.ResourcesFromPB(t.Capacity),
+		MinPeriod: config.Duration(time.Duration(t.MinPeriodMs) * time.Millisecond).String(),
+		Notice:    config.Duration(time.Duration(t.NoticeMs) * time.Millisecond).String(),
+		Labels:    map[string]string{},
+	}
+	for _, l := range t.Labels {
+		v.Labels[l.Key] = l.Value
+	}
+	return v
+}
+
+func grantView(g wholesale.Grant) api.GrantView {
+	role := "retailer"
+	if g.Made {
+		role = "site"
+	}
+	return api.GrantView{
+		ID: hex.EncodeToString([]byte(g.ID)), Site: g.Site.String(), Grantee: g.Grantee.String(), Role: role, State: g.State,
+		Resources: g.Resources, Start: g.Start, End: g.End, Granted: g.Granted, Withdrawn: g.Withdrawn, WithdrawalRefused: g.WithdrawalRefused,
+		CPUPerHour: perHour(g.Price.Currency, g.Price.CPUNanosPerSecond), MemoryGiBPerHour: perHour(g.Price.Currency, g.Price.MemoryNanosPerGiBSecond),
+		Notice: config.Duration(g.Notice).String(), Cost: protocol.FormatAmount(&pb.Amount{Currency: g.Price.Currency, Nanos: g.Cost}),
+	}
+}

@@ -1,0 +1,131 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/scheduler"
+)
+
+// startDaemon starts a daemon of c in dir, stopped at the test's end.
+func startDaemon(t *testing.T, dir string, c config.Config) *Daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := StartDaemon(ctx, dir, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(0) })
+	return d
+}
+
+// TestWholesaleDevnet: on real daemons over loopback, a site publishes its
+// tariff in the DHT, where retailers find it; two retailers get slices at
+// it, the site's own capacity keeps off them, and a third retailer past the
+// tariff's capacity is refused SLICE_FULL; a withdrawal without notice is
+// refused and one with it reaches its grantee; the grants and the slices
+// held survive the site's restart.
+func TestWholesaleDevnet(t *testing.T) {
+	siteDir, sc := loopbackDaemon(t)
+	sc.Capacity.CPU, sc.Capacity.Memory = ptr(config.CPU(8000)), ptr(config.Bytes(16<<30))
+	sc.Capacity.Reserve, sc.Capacity.OfferedPercent = config.Reserve{}, 100 // sells 8 vCPUs, half of them for slices
+	sc.Labels.Jurisdiction, sc.Labels.Certifications, sc.Labels.Operator = "fr", []string{"secnumcloud"}, "site-op"
+	sc.Wholesale.Enabled = true
+	site := startDaemon(t, siteDir, sc)
+	boot, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: site.Node.ID(), Addrs: site.Node.Host().Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retailers []*Daemon
+	for range 3 {
+		dir, c := loopbackDaemon(t)
+		c.Bootstrap = []string{boot[0].String()}
+		retailers = append(retailers, startDaemon(t, dir, c))
+	}
+	r1, r2, r3 := retailers[0].Node, retailers[1].Node, retailers[2].Node
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var sites []api.TariffView
+	waitFor(t, time.Minute, "the site's tariff in the DHT", func() bool {
+		sites, err = r1.WholesaleSites(ctx, "fr")
+		return err == nil && len(sites) == 1
+	})
+	tv := sites[0]
+	if tv.Site != site.Node.ID().String() || tv.Labels["certification"] != "secnumcloud" || tv.Labels["operator"] != "" ||
+		tv.Capacity.CPUMillis != 4000 || tv.CPUPerHour != "0.019998 EUR" || tv.Notice != "24h" {
+		t.Errorf("the tariff a retailer reads: %+v", tv)
+	}
+
+	ask := api.SliceAsk{Site: tv.Site, Resources: scheduler.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30}, End: time.Now().Add(10 * 24 * time.Hour)}
+	g1, err := r1.RequestSlice(ctx, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.RequestSlice(ctx, ask); err != nil {
+		t.Fatal(err)
+	}
+	ask.Resources = scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}
+	if _, err := r3.RequestSlice(ctx, ask); protocol.CodeOf(err) != pb.Code_CODE_SLICE_FULL {
+		t.Fatalf("a third retailer past the tariff's capacity: %v, want SLICE_FULL", err)
+	}
+	if g1.Role != "retailer" || g1.State != "active" || g1.Grantee != r1.ID().String() {
+		t.Errorf("the retailer's grant: %+v", g1)
+	}
+	if free := site.Node.MarketState().Free.CPUMillis; free != 4000 {
+		t.Errorf("the site's own retail has %dm CPU free, want 4000m: the slices are held apart", free)
+	}
+
+	_, err = site.Node.WithdrawSlice(ctx, mustHex(t, g1.ID), time.Now().Add(time.Hour))
+	if protocol.CodeOf(err) != pb.Code_CODE_NOTICE_TOO_SHORT {
+		t.Fatalf("a withdrawal without notice: %v, want NOTICE_TOO_SHORT", err)
+	}
+	end := time.Now().Add(48 * time.Hour).Truncate(time.Millisecond)
+	w, err := site.Node.WithdrawSlice(ctx, mustHex(t, g1.ID), end)
+	if err != nil || !w.Delivered {
+		t.Fatalf("withdrawal: %+v, %v", w, err)
+	}
+	held, err := r1.Wholesale()
+	if err != nil || len(held.Grants) != 1 || !held.Grants[0].Withdrawn || !held.Grants[0].End.Equal(end) {
+		t.Fatalf("the retailer's grant after the withdrawal: %+v, %v", held, err)
+	}
+	if st := r1.Status(); st.Wholesale == nil || st.Wholesale.Holds != 1 {
+		t.Errorf("the retailer's status: %+v", st.Wholesale)
+	}
+
+	if err := site.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	site = startDaemon(t, siteDir, sc)
+	made, err := site.Node.Wholesale()
+	if err != nil || len(made.Grants) != 2 || made.Tariff == nil || made.Tariff.Granted.CPUMillis != 4000 {
+		t.Fatalf("the site's grants after a restart: %+v, %v", made, err)
+	}
+	if free := site.Node.MarketState().Free.CPUMillis; free != 4000 {
+		t.Errorf("after a restart the site's retail has %dm CPU free, want 4000m", free)
+	}
+	for _, g := range made.Grants {
+		if g.ID == g1.ID && !g.Withdrawn {
+			t.Errorf("the withdrawal was lost in the restart: %+v", g)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) string {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
