@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cuivre/cuivre/node/api"
+)
+
+// TestWholesaleCLI: two `cuivre daemon` processes, a site (4 vCPUs, half
+// of them for slices) and a retailer; the retailer finds the site's tariff
+// with `wholesale sites`, rents a slice with `wholesale request`, is refused
+// a second one past the tariff's capacity with the site's reason, and sees
+// it in `wholesale list` and `node status`; the site shows its tariff and
+// withdraws the slice with `wholesale withdraw`, refused without notice.
+func TestWholesaleCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	site := startDaemon(t, initDir(t), "", "wholesale.enabled=true", "capacity.reserve.cpu=0", "capacity.offered_percent=100")
+	retailer := startDaemon(t, initDir(t), site.id.Addrs[0])
+	as := func(d *daemon, args ...string) (string, error) {
+		return run(t, append(args, "--data-dir", d.dir)...)
+	}
+
+	var sites []api.TariffView
+	deadline := time.Now().Add(time.Minute)
+	for len(sites) == 0 {
+		out, err := as(retailer, "wholesale", "sites", "fr", "-o", "json")
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &sites)
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("wholesale sites: %v\n%s", err, out)
+		}
+	}
+	out, err := as(retailer, "wholesale", "sites", "FR")
+	if err != nil || !strings.Contains(out, "0.019998 EUR") || !strings.Contains(out, "jurisdiction=fr") {
+		t.Fatalf("wholesale sites table: %v\n%s", err, out)
+	}
+
+	out, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "2", "--memory", "1Gi", "--for", "240h")
+	if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "for the whole slice") {
+		t.Fatalf("wholesale request: %v\n%s", err, out)
+	}
+	if _, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "1", "--for", "240h"); err == nil || !strings.Contains(err.Error(), "slice_full") {
+		t.Fatalf("a slice past the tariff's capacity: %v", err)
+	}
+	if _, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "1"); err == nil || !strings.Contains(err.Error(), "--for") {
+		t.Fatalf("a slice of no length: %v", err)
+	}
+	out, err = as(retailer, "wholesale", "list")
+	if err != nil || !strings.Contains(out, "retailer") {
+		t.Fatalf("wholesale list: %v\n%s", err, out)
+	}
+	out, err = as(retailer, "node", "status")
+	if err != nil || !strings.Contains(out, "slices held") {
+		t.Fatalf("node status of the retailer: %v\n%s", err, out)
+	}
+
+	out, err = as(site, "wholesale", "tariff")
+	if err != nil || !strings.Contains(out, "2 vCPU") {
+		t.Fatalf("wholesale tariff: %v\n%s", err, out)
+	}
+	var v api.WholesaleView
+	out, err = as(site, "wholesale", "list", "-o", "json")
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &v)
+	}
+	if err != nil || len(v.Grants) != 1 {
+		t.Fatalf("the site's grants: %v\n%s", err, out)
+	}
+	prefix := v.Grants[0].ID[:8]
+	if _, err = as(site, "wholesale", "withdraw", prefix, "--in", "1h"); err == nil || !strings.Contains(err.Error(), "notice_too_short") {
+		t.Fatalf("a withdrawal without notice: %v", err)
+	}
+	out, err = as(site, "wholesale", "withdraw", prefix, "--in", "48h")
+	if err != nil || !strings.Contains(out, "withdrawn") {
+		t.Fatalf("wholesale withdraw: %v\n%s", err, out)
+	}
+	if _, err = as(retailer, "wholesale", "tariff"); err == nil || !strings.Contains(err.Error(), "wholesale.enabled") {
+		t.Fatalf("the tariff of a node that is no site: %v", err)
+	}
+}
