@@ -144,27 +144,17 @@ not allowed, or a tariff changed since it was read (ask again).`,
 			if ask.Resources, err = sliceResources(cpu, memory, scratch); err != nil {
 				return err
 			}
-			now := time.Now()
+			from := time.Now()
 			if start != "" {
 				if ask.Start, err = time.Parse(time.RFC3339, start); err != nil {
 					return fmt.Errorf("--start: %w (write it as 2026-12-07T00:00:00Z)", err)
 				}
-			}
-			switch {
-			case until != "" && period != 0:
-				return errors.New("give --for or --until, not both")
-			case until != "":
-				if ask.End, err = time.Parse(time.RFC3339, until); err != nil {
-					return fmt.Errorf("--until: %w (write it as 2027-01-07T00:00:00Z)", err)
-				}
-			case period > 0:
-				from := now
-				if ask.Start.After(now) {
+				if ask.Start.After(from) {
 					from = ask.Start
 				}
-				ask.End = from.Add(period)
-			default:
-				return errors.New("say how long: --for 720h, or --until 2027-01-07T00:00:00Z")
+			}
+			if ask.End, err = endOf("--until", until, "--for", period, from); err != nil {
+				return err
 			}
 			c, err := apiClient()
 			if err != nil {
@@ -254,19 +244,9 @@ it again.`,
 		Example: "  cuivre wholesale withdraw 3f2a9c1e --in 720h",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var end time.Time
-			switch {
-			case at != "" && in != 0:
-				return errors.New("give --at or --in, not both")
-			case at != "":
-				var err error
-				if end, err = time.Parse(time.RFC3339, at); err != nil {
-					return fmt.Errorf("--at: %w (write it as 2027-01-07T00:00:00Z)", err)
-				}
-			case in > 0:
-				end = time.Now().Add(in)
-			default:
-				return errors.New("say when the slice ends: --in 720h, or --at 2027-01-07T00:00:00Z")
+			end, err := endOf("--at", at, "--in", in, time.Now())
+			if err != nil {
+				return err
 			}
 			c, err := apiClient()
 			if err != nil {
@@ -298,6 +278,24 @@ it again.`,
 	addDataDir(cmd)
 	addOutput(cmd, &output)
 	return cmd
+}
+
+// endOf is when a slice ends, given either as a time (the flag timeFlag,
+// RFC 3339) or as a length from from (the flag lengthFlag), not both.
+func endOf(timeFlag, at, lengthFlag string, length time.Duration, from time.Time) (time.Time, error) {
+	switch {
+	case at != "" && length != 0:
+		return time.Time{}, fmt.Errorf("give %s or %s, not both", timeFlag, lengthFlag)
+	case at != "":
+		end, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: %w (write it as 2027-01-07T00:00:00Z)", timeFlag, err)
+		}
+		return end, nil
+	case length > 0:
+		return from.Add(length), nil
+	}
+	return time.Time{}, fmt.Errorf("say when the slice ends: %s 720h, or %s 2027-01-07T00:00:00Z", lengthFlag, timeFlag)
 }
 
 // grantByPrefix returns the ID of the one grant this site made whose hex ID

@@ -48,7 +48,7 @@ func TestWholesaleCLI(t *testing.T) {
 	if _, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "1", "--for", "240h"); err == nil || !strings.Contains(err.Error(), "slice_full") {
 		t.Fatalf("a slice past the tariff's capacity: %v", err)
 	}
-	if _, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "1"); err == nil || !strings.Contains(err.Error(), "--for") {
+	if _, err = as(retailer, "wholesale", "request", site.id.ID, "--cpu", "1"); err == nil || !strings.Contains(err.Error(), "--for 720h") {
 		t.Fatalf("a slice of no length: %v", err)
 	}
 	out, err = as(retailer, "wholesale", "list")
