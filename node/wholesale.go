@@ -176,6 +176,44 @@ func (n *Node) WithdrawSlice(ctx context.Context, id string, end time.Time) (api
 	return out, nil
 }
 
+// WholesaleEvidence is what the node presents to an auditor of site: the
+// grants of that site it holds or refused, live or ended (SPEC 6.7).
+func (n *Node) WholesaleEvidence(site string) ([]record.Evidence, error) {
+	if n.desk == nil {
+		return nil, errNoDesk
+	}
+	p, err := peer.Decode(site)
+	if err != nil {
+		return nil, fmt.Errorf("site %q is not a peer ID: %w", site, err)
+	}
+	return n.desk.Evidence(p)
+}
+
+// AuditSite audits a site (SPEC 6.7): its published tariff and capacity
+// record, read from the DHT, against the evidence retailers present.
+func (n *Node) AuditSite(ctx context.Context, site string, evidence []record.Evidence) (record.AuditReport, error) {
+	p, err := peer.Decode(site)
+	if err != nil {
+		return record.AuditReport{}, fmt.Errorf("site %q is not a peer ID: %w", site, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var tariff []byte
+	if p == n.ID() && n.desk != nil && n.desk.Site() {
+		_, tariff, err = n.desk.Tariff()
+	} else {
+		_, tariff, err = n.net.Tariff(ctx, p)
+	}
+	if err != nil {
+		return record.AuditReport{}, err
+	}
+	_, capacity, err := n.net.CapacityEnvelope(ctx, p)
+	if err != nil {
+		return record.AuditReport{}, err
+	}
+	return record.Audit(p, tariff, capacity, evidence, n.clock.Now())
+}
+
 // perHour writes a price per second (or per GiB) as money per hour.
 func perHour(currency string, perSecond uint64) string {
 	return protocol.FormatAmount(&pb.Amount{Currency: currency, Nanos: perSecond * 3600})

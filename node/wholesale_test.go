@@ -13,6 +13,7 @@ import (
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -47,7 +48,7 @@ func TestWholesaleDevnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	var retailers []*Daemon
-	for range 3 {
+	for range 4 {
 		dir, c := loopbackDaemon(t)
 		c.Bootstrap = []string{boot[0].String()}
 		retailers = append(retailers, startDaemon(t, dir, c))
@@ -67,7 +68,7 @@ func TestWholesaleDevnet(t *testing.T) {
 		t.Errorf("the tariff a retailer reads: %+v", tv)
 	}
 
-	ask := api.SliceAsk{Site: tv.Site, Resources: scheduler.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30}, End: time.Now().Add(10 * 24 * time.Hour)}
+	ask := api.SliceAsk{Site: tv.Site, Resources: scheduler.Resources{CPUMillis: 1500, MemoryBytes: 2 << 30}, End: time.Now().Add(10 * 24 * time.Hour)}
 	g1, err := r1.RequestSlice(ctx, ask)
 	if err != nil {
 		t.Fatal(err)
@@ -75,15 +76,58 @@ func TestWholesaleDevnet(t *testing.T) {
 	if _, err := r2.RequestSlice(ctx, ask); err != nil {
 		t.Fatal(err)
 	}
-	ask.Resources = scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}
-	if _, err := r3.RequestSlice(ctx, ask); protocol.CodeOf(err) != pb.Code_CODE_SLICE_FULL {
-		t.Fatalf("a third retailer past the tariff's capacity: %v, want SLICE_FULL", err)
-	}
 	if g1.Role != "retailer" || g1.State != "active" || g1.Grantee != r1.ID().String() {
 		t.Errorf("the retailer's grant: %+v", g1)
 	}
+
+	// The site grants the third retailer a slice at double the published
+	// price: the retailer refuses it and keeps it as proof.
+	site.Node.Transport().ServeWholesale(func(ctx context.Context, from string, req *pb.WholesaleRequest) *pb.WholesaleAnswer {
+		a := site.Node.desk.Answer(ctx, from, req)
+		if env := a.GetGrant(); env != nil && from == string(r3.ID()) {
+			g, err := record.OpenGrant(env, time.Now())
+			if err != nil {
+				t.Error(err)
+				return a
+			}
+			g.Price.CpuNanosPerSecond *= 2
+			if env, err = record.Seal(site.Node.Identity(), g); err != nil {
+				t.Error(err)
+			}
+			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Grant{Grant: env}}
+		}
+		return a
+	})
+	ask.Resources = scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}
+	if _, err := r3.RequestSlice(ctx, ask); protocol.CodeOf(err) != pb.Code_CODE_TARIFF_MISMATCH {
+		t.Fatalf("a grant off the tariff: %v, want TARIFF_MISMATCH", err)
+	}
+	site.Node.serveWholesale()
+	if _, err := r3.RequestSlice(ctx, ask); protocol.CodeOf(err) != pb.Code_CODE_SLICE_FULL {
+		t.Fatalf("a retailer past the tariff's capacity: %v, want SLICE_FULL", err)
+	}
 	if free := site.Node.MarketState().Free.CPUMillis; free != 4000 {
 		t.Errorf("the site's own retail has %dm CPU free, want 4000m: the slices are held apart", free)
+	}
+
+	// The audit, by a node that is neither: the two retailers' evidence
+	// passes; with the third's, the site fails on the grant's terms.
+	auditor := retailers[3].Node
+	var evidence []record.Evidence
+	for _, r := range []*Node{r1, r2, r3} {
+		ev, err := r.WholesaleEvidence(tv.Site)
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("evidence of %s: %d, %v", r.ID(), len(ev), err)
+		}
+		evidence = append(evidence, ev...)
+	}
+	rep, err := auditor.AuditSite(ctx, tv.Site, evidence[:2])
+	if err != nil || !rep.Pass() || rep.Grants != 2 {
+		t.Fatalf("the audit of the two retailers' evidence: %+v, %v", rep, err)
+	}
+	rep, err = auditor.AuditSite(ctx, tv.Site, evidence)
+	if err != nil || rep.Pass() || rep.Findings[0].Rule != record.RuleTerms {
+		t.Fatalf("the audit with the third's evidence: %+v, %v", rep, err)
 	}
 
 	_, err = site.Node.WithdrawSlice(ctx, mustHex(t, g1.ID), time.Now().Add(time.Hour))
@@ -108,7 +152,7 @@ func TestWholesaleDevnet(t *testing.T) {
 	}
 	site = startDaemon(t, siteDir, sc)
 	made, err := site.Node.Wholesale()
-	if err != nil || len(made.Grants) != 2 || made.Tariff == nil || made.Tariff.Granted.CPUMillis != 4000 {
+	if err != nil || made.Tariff == nil || made.Tariff.Granted.CPUMillis != 4000 || len(made.Grants) != 3 {
 		t.Fatalf("the site's grants after a restart: %+v, %v", made, err)
 	}
 	if free := site.Node.MarketState().Free.CPUMillis; free != 4000 {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -30,9 +33,11 @@ site, or a refusal that says why. A slice is paid whole, used or not, and the
 site may end it sooner only after the notice its grant carries.
 
 As a site:      tariff, list, withdraw
-As a retailer:  sites, request, list`,
+As a retailer:  sites, request, list, evidence
+As anyone:      audit (with the evidence retailers present)`,
 	}
-	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd())
+	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd(),
+		newWholesaleEvidenceCmd(), newWholesaleAuditCmd())
 	return cmd
 }
 
@@ -314,4 +319,93 @@ func grantByPrefix(grants []api.GrantView, prefix string) (string, error) {
 		return found[0], nil
 	}
 	return "", fmt.Errorf("%q names %d grants: give more of the ID", prefix, len(found))
+}
+
+func newWholesaleEvidenceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "evidence SITE",
+		Short: "Write what this node presents to an auditor of a site, as JSON",
+		Long: `evidence writes, as JSON on standard output, every grant of the site SITE the
+local node holds or refused as off its terms, live or ended, each with the
+tariff it was asked at and any withdrawal (SPEC 6.7, audit). Hand the file to
+whoever audits the site: cuivre wholesale audit SITE FILE.`,
+		Example: "  cuivre wholesale evidence 12D3KooW... > evidence.json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var ev []record.Evidence
+			if err := c.Get("/v1/wholesale/evidence?site="+url.QueryEscape(args[0]), &ev); err != nil {
+				return err
+			}
+			return writeJSON(cmd.OutOrStdout(), ev)
+		},
+	}
+	addDataDir(cmd)
+	return cmd
+}
+
+func newWholesaleAuditCmd() *cobra.Command {
+	var output format
+	cmd := &cobra.Command{
+		Use:   "audit SITE [EVIDENCE...]",
+		Short: "Check that a site gave every retailer its published terms, and does not squeeze them",
+		Long: `audit reads the site's published tariff and capacity record from the DHT,
+through the local node, and checks them and the evidence files retailers
+present (written by cuivre wholesale evidence) against SPEC 6.7's rules:
+
+  grant-terms        every grant is at the tariff it names, which the site signed
+  withdrawal-notice  every withdrawal gives the grant's notice
+  margin-squeeze     the site's own retail price covers its wholesale price plus
+                     the retail cost it publishes
+
+Evidence the site did not sign is discarded, not held against it. The command
+exits with status 1 when the site fails a rule.`,
+		Example: "  cuivre wholesale audit 12D3KooW... retailer-a.json retailer-b.json",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.AuditRequest{Site: args[0], Evidence: []record.Evidence{}}
+			for _, f := range args[1:] {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				var ev []record.Evidence
+				if err := json.Unmarshal(b, &ev); err != nil {
+					return fmt.Errorf("%s: not evidence written by cuivre wholesale evidence: %w", f, err)
+				}
+				req.Evidence = append(req.Evidence, ev...)
+			}
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var rep record.AuditReport
+			if err := c.Do("POST", "/v1/wholesale/audit", req, &rep); err != nil {
+				return err
+			}
+			err = render(cmd.OutOrStdout(), output, rep, func(tw *tabwriter.Writer, wide bool) {
+				verdict := "passes"
+				if !rep.Pass() {
+					verdict = fmt.Sprintf("FAILS (%d findings)", len(rep.Findings))
+				}
+				keyValues(tw, "site", rep.Site.String(), "grants checked", fmt.Sprint(rep.Grants), "verdict", verdict)
+				for _, f := range rep.Findings {
+					keyValues(tw, f.Rule, f.Message)
+				}
+				for _, d := range rep.Discarded {
+					keyValues(tw, "discarded", d)
+				}
+			})
+			if err == nil && !rep.Pass() {
+				err = fmt.Errorf("the site fails the audit: %d findings", len(rep.Findings))
+			}
+			return err
+		},
+	}
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
 }

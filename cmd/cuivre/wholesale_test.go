@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,8 @@ import (
 // with `wholesale sites`, rents a slice with `wholesale request`, is refused
 // a second one past the tariff's capacity with the site's reason, and sees
 // it in `wholesale list` and `node status`; the site shows its tariff and
-// withdraws the slice with `wholesale withdraw`, refused without notice.
+// withdraws the slice with `wholesale withdraw`, refused without notice;
+// the retailer's `wholesale evidence` passes `wholesale audit`.
 func TestWholesaleCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -58,6 +61,19 @@ func TestWholesaleCLI(t *testing.T) {
 	out, err = as(retailer, "node", "status")
 	if err != nil || !strings.Contains(out, "slices held") {
 		t.Fatalf("node status of the retailer: %v\n%s", err, out)
+	}
+
+	out, err = as(retailer, "wholesale", "evidence", site.id.ID)
+	if err != nil || !strings.Contains(out, `"grant"`) {
+		t.Fatalf("wholesale evidence: %v\n%s", err, out)
+	}
+	evidence := filepath.Join(t.TempDir(), "evidence.json")
+	if err := os.WriteFile(evidence, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = as(retailer, "wholesale", "audit", site.id.ID, evidence)
+	if err != nil || !strings.Contains(out, "passes") || !strings.Contains(out, "grants checked  1") {
+		t.Fatalf("wholesale audit: %v\n%s", err, out)
 	}
 
 	out, err = as(site, "wholesale", "tariff")

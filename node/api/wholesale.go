@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/scheduler"
 )
 
@@ -26,6 +27,18 @@ type Wholesale interface {
 	// WithdrawSlice ends a slice the node granted, no sooner than its
 	// notice, and tells its grantee.
 	WithdrawSlice(ctx context.Context, id string, end time.Time) (WithdrawView, error)
+	// WholesaleEvidence is what the node presents to an auditor of site:
+	// the grants of that site it holds or refused, live or ended.
+	WholesaleEvidence(site string) ([]record.Evidence, error)
+	// AuditSite audits a site against its tariff and capacity record in
+	// the DHT and the evidence given (SPEC 6.7).
+	AuditSite(ctx context.Context, site string, evidence []record.Evidence) (record.AuditReport, error)
+}
+
+// AuditRequest is the body of POST /v1/wholesale/audit.
+type AuditRequest struct {
+	Site     string            `json:"site"`
+	Evidence []record.Evidence `json:"evidence"`
 }
 
 // TariffView is a site's wholesale tariff (SPEC 4.5).
@@ -101,8 +114,9 @@ type Withdrawal struct {
 }
 
 // wholesaleRoutes serves the wholesale desk: GET /v1/wholesale,
-// GET /v1/wholesale/sites?jurisdiction=, POST /v1/wholesale/slices and
-// POST /v1/wholesale/slices/{id}/withdraw.
+// GET /v1/wholesale/sites?jurisdiction=, POST /v1/wholesale/slices,
+// POST /v1/wholesale/slices/{id}/withdraw, GET /v1/wholesale/evidence?site=
+// and POST /v1/wholesale/audit.
 func wholesaleRoutes(n Wholesale, mux *http.ServeMux, a *API) {
 	mux.Handle("GET /v1/wholesale", a.auth(func(*http.Request) (any, error) { return n.Wholesale() }))
 	mux.Handle("GET /v1/wholesale/sites", a.auth(func(r *http.Request) (any, error) {
@@ -121,6 +135,23 @@ func wholesaleRoutes(n Wholesale, mux *http.ServeMux, a *API) {
 			return nil, badRequest(errors.New("a slice request names a site and an end"))
 		}
 		return n.RequestSlice(r.Context(), ask)
+	})))
+	mux.Handle("GET /v1/wholesale/evidence", a.auth(func(r *http.Request) (any, error) {
+		site := r.URL.Query().Get("site")
+		if site == "" {
+			return nil, badRequest(errors.New("name the audited site, such as ?site=12D3KooW..."))
+		}
+		return n.WholesaleEvidence(site)
+	}))
+	mux.Handle("POST /v1/wholesale/audit", a.limit(a.auth(func(r *http.Request) (any, error) {
+		var req AuditRequest
+		if err := decodeBody(r, &req, "audit request"); err != nil {
+			return nil, err
+		}
+		if req.Site == "" {
+			return nil, badRequest(errors.New("an audit names its site"))
+		}
+		return n.AuditSite(r.Context(), req.Site, req.Evidence)
 	})))
 	mux.Handle("POST /v1/wholesale/slices/{id}/withdraw", a.limit(a.auth(func(r *http.Request) (any, error) {
 		id, err := hex.DecodeString(r.PathValue("id"))

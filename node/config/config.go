@@ -314,6 +314,14 @@ type Wholesale struct {
 	// EgressPerGiB is what one GiB sent out from a slice costs. Default
 	// "0.01".
 	EgressPerGiB Money `yaml:"egress_per_gib"`
+	// RetailCostCPUPerHour is what selling one vCPU-hour retail costs the
+	// site beyond the slice (its own sales, support, billing), published in
+	// the tariff: its own retail price must cover the wholesale price plus
+	// this, which anyone can audit (SPEC 6.7). Default "0".
+	RetailCostCPUPerHour Money `yaml:"retail_cost_cpu_per_hour"`
+	// RetailCostMemoryGiBPerHour is the same for one GiB-hour of memory.
+	// Default "0".
+	RetailCostMemoryGiBPerHour Money `yaml:"retail_cost_memory_gib_per_hour"`
 	// MinCPU is the fewest vCPUs a slice may hold. Default "1".
 	MinCPU CPU `yaml:"min_cpu"`
 	// MinMemory is the least memory a slice may hold. Default "1Gi".

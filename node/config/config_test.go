@@ -222,6 +222,11 @@ func TestValidate(t *testing.T) {
 		{"wholesale at a price below a nano-unit a second", func(c *Config) { c.Wholesale.CPUPerHour = 3599 }, []string{
 			"wholesale.cpu_per_hour: 0.000003599 is below 0.0000036, one nano-unit a second, so it would be charged as 0: write 0 or at least 0.0000036"}},
 		{"wholesale site", func(c *Config) { c.Wholesale.Enabled, c.Labels.Jurisdiction = true, "fr" }, nil},
+		{"own retail under wholesale and retail cost", func(c *Config) {
+			c.Wholesale.Enabled, c.Labels.Jurisdiction, c.Wholesale.RetailCostCPUPerHour, c.Pricing.EgressPerGiB = true, "fr", 25_000_000, 0
+		}, []string{
+			"pricing.cpu_per_hour: 0.04 is under the wholesale price 0.02 plus the retail cost 0.025: your own retail would undercut the retailers on your slices, which an audit shows (raise it, or lower the wholesale price)",
+			"pricing.egress_per_gib: 0 is under the wholesale price 0.01 plus the retail cost 0: your own retail would undercut the retailers on your slices, which an audit shows (raise it, or lower the wholesale price)"}},
 		{"log level and format", func(c *Config) { c.Log.Level, c.Log.Format = "verbose", "logfmt" }, []string{
 			`log.level: "verbose": use debug, info, warn or error`,
 			`log.format: "logfmt": use text or json`}},
@@ -605,7 +610,8 @@ func TestPaths(t *testing.T) {
 		"data.max_size", "data.keep",
 		"limits.offers_per_peer", "limits.offer_share_percent", "limits.offer_grace", "limits.standing_expired",
 		"limits.requests_per_second", "limits.block_requests_per_second", "limits.conns_per_ip", "limits.loopback",
-		"wholesale.enabled", "wholesale.cpu_per_hour", "wholesale.memory_gib_per_hour", "wholesale.egress_per_gib", "wholesale.min_cpu",
+		"wholesale.enabled", "wholesale.cpu_per_hour", "wholesale.memory_gib_per_hour", "wholesale.egress_per_gib",
+		"wholesale.retail_cost_cpu_per_hour", "wholesale.retail_cost_memory_gib_per_hour", "wholesale.min_cpu",
 		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.share_percent",
 		"log.level", "log.format",
 	}
@@ -616,16 +622,17 @@ func TestPaths(t *testing.T) {
 
 func TestTariffTerms(t *testing.T) {
 	c := Default()
-	c.Wholesale.Enabled = true
+	c.Wholesale.Enabled, c.Wholesale.RetailCostCPUPerHour = true, 10_000_000
 	c.Labels = Labels{Region: "fr-par", Jurisdiction: "FR", Operator: "acme", Certifications: []string{"secnumcloud", "hds"}}
 	sold := scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}
 	got := c.Tariff(sold)
 	want := TariffTerms{
-		Price:     scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 5555, MemoryNanosPerGiBSecond: 694, EgressNanosPerGiB: 10_000_000},
-		MinSlice:  scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30},
-		MinPeriod: time.Hour,
-		Notice:    24 * time.Hour,
-		Capacity:  scheduler.Resources{CPUMillis: 4000, MemoryBytes: 16 << 30, ScratchBytes: 50 << 30},
+		Price:      scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 5555, MemoryNanosPerGiBSecond: 694, EgressNanosPerGiB: 10_000_000},
+		RetailCost: scheduler.Price{Currency: "EUR", CPUNanosPerSecond: 2777},
+		MinSlice:   scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30},
+		MinPeriod:  time.Hour,
+		Notice:     24 * time.Hour,
+		Capacity:   scheduler.Resources{CPUMillis: 4000, MemoryBytes: 16 << 30, ScratchBytes: 50 << 30},
 		// The operator is the retailer's own, not the site's.
 		Labels: scheduler.NewLabels(scheduler.Label{Key: "certification", Value: "secnumcloud"},
 			scheduler.Label{Key: "jurisdiction", Value: "fr"}, scheduler.Label{Key: "region", Value: "fr-par"}),

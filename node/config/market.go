@@ -163,11 +163,14 @@ func (l Labels) scheduler() scheduler.Labels {
 // TariffTerms are the terms of a site's wholesale tariff (SPEC 4.5), as
 // the node publishes them.
 type TariffTerms struct {
-	Price     scheduler.Price     // per resource-second, in pricing.currency
-	MinSlice  scheduler.Resources // the least a slice may hold
-	MinPeriod time.Duration       // the shortest slice
-	Notice    time.Duration       // before a withdrawal takes effect
-	Capacity  scheduler.Resources // the most granted at once: share_percent of sold
+	Price scheduler.Price // per resource-second, in pricing.currency
+	// RetailCost is the site's own cost of selling retail, beyond the
+	// slice, which its own prices cover (SPEC 6.7, audit).
+	RetailCost scheduler.Price
+	MinSlice   scheduler.Resources // the least a slice may hold
+	MinPeriod  time.Duration       // the shortest slice
+	Notice     time.Duration       // before a withdrawal takes effect
+	Capacity   scheduler.Resources // the most granted at once: share_percent of sold
 	// Labels are the site's attributes a retailer inherits on its slices:
 	// its labels but the operator, which is the retailer's own.
 	Labels scheduler.Labels
@@ -191,6 +194,8 @@ func (c Config) Tariff(sold scheduler.Resources) TariffTerms {
 	return TariffTerms{
 		Price: scheduler.Price{Currency: c.Pricing.Currency, CPUNanosPerSecond: protocol.PerSecond(uint64(w.CPUPerHour)),
 			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(w.MemoryGiBPerHour)), EgressNanosPerGiB: uint64(w.EgressPerGiB)},
+		RetailCost: scheduler.Price{Currency: c.Pricing.Currency, CPUNanosPerSecond: protocol.PerSecond(uint64(w.RetailCostCPUPerHour)),
+			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(w.RetailCostMemoryGiBPerHour))},
 		MinSlice:  scheduler.Resources{CPUMillis: w.MinCPU.Millis(), MemoryBytes: uint64(w.MinMemory)},
 		MinPeriod: time.Duration(w.MinPeriod),
 		Notice:    time.Duration(w.Notice),

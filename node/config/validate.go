@@ -96,6 +96,19 @@ func (v *validator) wholesale(c Config) {
 	if c.Labels.Jurisdiction == "" {
 		v.add("wholesale.enabled", "a tariff names the jurisdiction its slices are under: set labels.jurisdiction")
 	}
+	// The margin squeeze an audit looks for (SPEC 6.7): the node's own
+	// retail under its wholesale price plus its retail cost.
+	for _, d := range []struct {
+		path                string
+		retail, whole, cost Money
+	}{{"pricing.cpu_per_hour", c.Pricing.CPUPerHour, w.CPUPerHour, w.RetailCostCPUPerHour},
+		{"pricing.memory_gib_per_hour", c.Pricing.MemoryGiBPerHour, w.MemoryGiBPerHour, w.RetailCostMemoryGiBPerHour},
+		{"pricing.egress_per_gib", c.Pricing.EgressPerGiB, w.EgressPerGiB, 0}} {
+		if d.retail < d.whole+d.cost {
+			v.add(d.path, "%s is under the wholesale price %s plus the retail cost %s: your own retail would undercut the retailers on your slices, which an audit shows (raise it, or lower the wholesale price)",
+				d.retail, d.whole, d.cost)
+		}
+	}
 }
 
 func (v *validator) limits(l Limits) {

@@ -22,9 +22,17 @@ func (h *Host) PutCapacity(ctx context.Context, env []byte) error {
 
 // Capacity reads and verifies a provider's capacity record from the DHT.
 func (h *Host) Capacity(ctx context.Context, p peer.ID) (*pb.CapacityRecord, error) {
+	c, _, err := h.CapacityEnvelope(ctx, p)
+	return c, err
+}
+
+// CapacityEnvelope is Capacity, with the sealed record as read, which an
+// auditor checks itself (SPEC 6.7).
+func (h *Host) CapacityEnvelope(ctx context.Context, p peer.ID) (*pb.CapacityRecord, []byte, error) {
 	env, err := h.dht.GetValue(ctx, CapacityKey(p))
 	if err != nil {
-		return nil, fmt.Errorf("capacity of %s: %w", protocol.ShortPeerID(string(p)), err)
+		return nil, nil, fmt.Errorf("capacity of %s: %w", protocol.ShortPeerID(string(p)), err)
 	}
-	return record.OpenCapacity(env, h.opts.Now())
+	c, err := record.OpenCapacity(env, h.opts.Now())
+	return c, env, err
 }

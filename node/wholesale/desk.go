@@ -201,6 +201,9 @@ func (d *Desk) tariffLocked(now time.Time) (*pb.WholesaleTariff, []byte, error) 
 		MinPeriodMs: uint64(t.MinPeriod.Milliseconds()), NoticeMs: uint64(t.Notice.Milliseconds()),
 		Capacity: conv.ResourcesToPB(t.Capacity), Labels: conv.LabelsToPB(t.Labels),
 	}
+	if t.RetailCost.CPUNanosPerSecond != 0 || t.RetailCost.MemoryNanosPerGiBSecond != 0 || t.RetailCost.EgressNanosPerGiB != 0 {
+		want.RetailCost = conv.PriceToPB(t.RetailCost)
+	}
 	if old := d.tariff; old != nil && now.Before(protocol.FromUnixMs(old.IssuedAtMs).Add(TariffLifetime/2)) && sameTerms(old, want) {
 		return old, d.env, nil
 	}

@@ -413,3 +413,49 @@ func TestGrantsSurviveARestart(t *testing.T) {
 		t.Errorf("an ended slice is listed: %+v", site.Grants())
 	}
 }
+
+// TestEvidenceAndAudit: a retailer's evidence of a site, its grant at the
+// tariff, passes the audit; that of a retailer the site charged double
+// fails it, on the grant's terms.
+func TestEvidenceAndAudit(t *testing.T) {
+	w := newWorld()
+	site, fair, wronged := w.join(t, true), w.join(t, false), w.join(t, false)
+	ctx := context.Background()
+	if _, err := fair.Request(ctx, ask(site, 1000, 1<<30, 2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	w.rewrite = func(from, _ string, a *pb.WholesaleAnswer) *pb.WholesaleAnswer {
+		if env := a.GetGrant(); env != nil && from == string(wronged.id) {
+			g, _ := record.OpenGrant(env, w.clock.Now())
+			g.Price.CpuNanosPerSecond *= 2
+			forged, _ := record.Seal(site.key, g)
+			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Grant{Grant: forged}}
+		}
+		return a
+	}
+	if _, err := wronged.Request(ctx, ask(site, 1000, 1<<30, 2*time.Hour)); !errors.Is(err, ErrOffTerms) {
+		t.Fatalf("a grant at double the price: %v", err)
+	}
+	_, published, _ := site.Tariff()
+	audit := func(m *member) record.AuditReport {
+		t.Helper()
+		ev, err := m.Evidence(site.id)
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("evidence: %d, %v", len(ev), err)
+		}
+		rep, err := record.Audit(site.id, published, nil, ev, w.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := audit(fair); !rep.Pass() {
+		t.Errorf("the fair retailer's evidence: %+v", rep)
+	}
+	if rep := audit(wronged); rep.Pass() || rep.Findings[0].Rule != record.RuleTerms {
+		t.Errorf("the wronged retailer's evidence: %+v", rep)
+	}
+	if ev, _ := fair.Evidence(fair.id); len(ev) != 0 {
+		t.Errorf("evidence of a site the retailer holds nothing of: %d", len(ev))
+	}
+}

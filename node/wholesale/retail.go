@@ -267,3 +267,22 @@ func (d *Desk) Grants() []Grant {
 func (d *Desk) Holding() bool {
 	return slices.ContainsFunc(d.Grants(), func(g Grant) bool { return !g.Made })
 }
+
+// Evidence is what this node presents to an auditor of site (SPEC 6.7,
+// audit): every grant of that site it holds or refused as off terms, live
+// or ended, with the tariff it asked at and any withdrawal.
+func (d *Desk) Evidence(site peer.ID) ([]record.Evidence, error) {
+	stored, err := d.cfg.Store.Grants()
+	if err != nil {
+		return nil, err
+	}
+	out := []record.Evidence{}
+	for _, g := range stored {
+		sg := new(pb.SliceGrant)
+		if _, _, err := record.Open(g.Envelope, sg); err != nil || g.Made || string(sg.Site) != string(site) {
+			continue
+		}
+		out = append(out, record.Evidence{Grant: g.Envelope, Tariff: g.Tariff, Withdrawal: g.Withdrawal, WithdrawalRefused: g.WithdrawalRefused})
+	}
+	return out, nil
+}

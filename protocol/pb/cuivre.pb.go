@@ -3156,6 +3156,7 @@ type WholesaleTariff struct {
 	NoticeMs      uint64                 `protobuf:"varint,8,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"`            // how long before a withdrawal takes effect
 	Capacity      *Resources             `protobuf:"bytes,9,opt,name=capacity,proto3" json:"capacity,omitempty"`                             // all the site grants in slices, at most
 	Labels        []*Label               `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty"`                                // sorted by key, unique keys; jurisdiction required
+	RetailCost    *Price                 `protobuf:"bytes,11,opt,name=retail_cost,json=retailCost,proto3" json:"retail_cost,omitempty"`      // the site's own cost of selling retail, beyond the slice (SPEC 1.6)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3256,6 +3257,13 @@ func (x *WholesaleTariff) GetCapacity() *Resources {
 func (x *WholesaleTariff) GetLabels() []*Label {
 	if x != nil {
 		return x.Labels
+	}
+	return nil
+}
+
+func (x *WholesaleTariff) GetRetailCost() *Price {
+	if x != nil {
+		return x.RetailCost
 	}
 	return nil
 }
@@ -4022,7 +4030,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
 	"\amissing\x18\x03 \x01(\bR\amissing\x12&\n" +
-	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xf5\x02\n" +
+	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xa8\x03\n" +
 	"\x0fWholesaleTariff\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\fR\x04site\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
@@ -4035,7 +4043,9 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tnotice_ms\x18\b \x01(\x04R\bnoticeMs\x120\n" +
 	"\bcapacity\x18\t \x01(\v2\x14.cuivre.v1.ResourcesR\bcapacity\x12(\n" +
 	"\x06labels\x18\n" +
-	" \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xc9\x01\n" +
+	" \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x121\n" +
+	"\vretail_cost\x18\v \x01(\v2\x10.cuivre.v1.PriceR\n" +
+	"retailCost\"\xc9\x01\n" +
 	"\fSliceRequest\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\fR\x04site\x12\x1f\n" +
@@ -4260,17 +4270,18 @@ var file_cuivre_proto_depIdxs = []int32{
 	6,  // 44: cuivre.v1.WholesaleTariff.min_slice:type_name -> cuivre.v1.Resources
 	6,  // 45: cuivre.v1.WholesaleTariff.capacity:type_name -> cuivre.v1.Resources
 	9,  // 46: cuivre.v1.WholesaleTariff.labels:type_name -> cuivre.v1.Label
-	6,  // 47: cuivre.v1.SliceRequest.resources:type_name -> cuivre.v1.Resources
-	6,  // 48: cuivre.v1.SliceGrant.resources:type_name -> cuivre.v1.Resources
-	7,  // 49: cuivre.v1.SliceGrant.price:type_name -> cuivre.v1.Price
-	40, // 50: cuivre.v1.WholesaleRequest.slice:type_name -> cuivre.v1.SliceRequest
-	45, // 51: cuivre.v1.WholesaleAnswer.refusal:type_name -> cuivre.v1.Error
-	5,  // 52: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	7,  // 47: cuivre.v1.WholesaleTariff.retail_cost:type_name -> cuivre.v1.Price
+	6,  // 48: cuivre.v1.SliceRequest.resources:type_name -> cuivre.v1.Resources
+	6,  // 49: cuivre.v1.SliceGrant.resources:type_name -> cuivre.v1.Resources
+	7,  // 50: cuivre.v1.SliceGrant.price:type_name -> cuivre.v1.Price
+	40, // 51: cuivre.v1.WholesaleRequest.slice:type_name -> cuivre.v1.SliceRequest
+	45, // 52: cuivre.v1.WholesaleAnswer.refusal:type_name -> cuivre.v1.Error
+	5,  // 53: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_cuivre_proto_init() }

@@ -60,6 +60,19 @@ func (v TariffValidator) Select(key string, values [][]byte) (int, error) {
 // sorted by key, unique and valid, among them a jurisdiction that is a
 // valid facet value.
 func OpenTariff(data []byte, now time.Time) (*pb.WholesaleTariff, error) {
+	t, err := openTariff(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.CheckExpiry(now, t.ExpiresAtMs, protocol.MaxTariffTTL); err != nil {
+		return nil, fmt.Errorf("tariff: %w", err)
+	}
+	return t, nil
+}
+
+// openTariff is OpenTariff without the expiry check: an auditor reads the
+// tariffs grants were made at, live or not (SPEC 6.7).
+func openTariff(data []byte) (*pb.WholesaleTariff, error) {
 	t := new(pb.WholesaleTariff)
 	signer, _, err := Open(data, t)
 	if err != nil {
@@ -68,8 +81,8 @@ func OpenTariff(data []byte, now time.Time) (*pb.WholesaleTariff, error) {
 	if err := checkSigner(KindTariff, signer, t.Site); err != nil {
 		return nil, err
 	}
-	if err := protocol.CheckExpiry(now, t.ExpiresAtMs, protocol.MaxTariffTTL); err != nil {
-		return nil, fmt.Errorf("tariff: %w", err)
+	if c := t.GetRetailCost().GetCurrency(); c != "" && c != t.GetPrice().GetCurrency() {
+		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff retail cost in %s, its price in %s", c, t.GetPrice().GetCurrency())
 	}
 	switch c, m := t.GetCapacity(), t.GetMinSlice(); {
 	case t.GetPrice().GetCurrency() == "":
