@@ -176,6 +176,18 @@ func (n *Node) WithdrawSlice(ctx context.Context, id string, end time.Time) (api
 	return out, nil
 }
 
+// ReleaseSlice gives a slice this node holds back to its site at end.
+func (n *Node) ReleaseSlice(ctx context.Context, id string, end time.Time) (api.GrantView, error) {
+	if n.desk == nil {
+		return api.GrantView{}, errNoDesk
+	}
+	g, err := n.desk.Release(ctx, id, end)
+	if err != nil {
+		return api.GrantView{}, err
+	}
+	return grantView(g), nil
+}
+
 // WholesaleEvidence is what the node presents to an auditor of site: the
 // grants of that site it holds or refused, live or ended (SPEC 6.7).
 func (n *Node) WholesaleEvidence(site string) ([]record.Evidence, error) {
@@ -244,7 +256,7 @@ func grantView(g wholesale.Grant) api.GrantView {
 	}
 	return api.GrantView{
 		ID: hex.EncodeToString([]byte(g.ID)), Site: g.Site.String(), Grantee: g.Grantee.String(), Role: role, State: g.State,
-		Resources: g.Resources, Start: g.Start, End: g.End, Granted: g.Granted, Withdrawn: g.Withdrawn, WithdrawalRefused: g.WithdrawalRefused,
+		Resources: g.Resources, Start: g.Start, End: g.End, Granted: g.Granted, Withdrawn: g.Withdrawn, WithdrawalRefused: g.WithdrawalRefused, Released: g.Released,
 		CPUPerHour: perHour(g.Price.Currency, g.Price.CPUNanosPerSecond), MemoryGiBPerHour: perHour(g.Price.Currency, g.Price.MemoryNanosPerGiBSecond),
 		Notice: config.Duration(g.Notice).String(), Cost: protocol.FormatAmount(&pb.Amount{Currency: g.Price.Currency, Nanos: g.Cost}),
 	}

@@ -170,7 +170,7 @@ func TestVectors(t *testing.T) {
 			mt, _ := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName("cuivre.v1." + map[string]string{
 				"offer": "Offer", "lease": "Lease", "receipt": "UsageReceipt", "countersignature": "Countersignature",
 				"capacity": "CapacityRecord", "job": "Job", "tariff": "WholesaleTariff", "grant": "SliceGrant",
-				"withdrawal": "SliceWithdrawal",
+				"withdrawal": "SliceWithdrawal", "release": "SliceRelease",
 			}[r.Kind]))
 			if mt == nil {
 				t.Fatalf("unknown kind %q", r.Kind)

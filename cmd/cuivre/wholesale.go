@@ -33,10 +33,10 @@ site, or a refusal that says why. A slice is paid whole, used or not, and the
 site may end it sooner only after the notice its grant carries.
 
 As a site:      tariff, list, withdraw
-As a retailer:  sites, request, list, evidence
+As a retailer:  sites, request, list, release, evidence
 As anyone:      audit (with the evidence retailers present)`,
 	}
-	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd(),
+	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd(), newWholesaleReleaseCmd(),
 		newWholesaleEvidenceCmd(), newWholesaleAuditCmd())
 	return cmd
 }
@@ -205,6 +205,9 @@ func grantTable(tw *tabwriter.Writer, g api.GrantView) {
 	if g.Withdrawn {
 		keyValues(tw, "withdrawn", fmt.Sprintf("granted until %s", g.Granted.Local().Format(time.DateTime)))
 	}
+	if g.Released {
+		keyValues(tw, "released", fmt.Sprintf("granted until %s", g.Granted.Local().Format(time.DateTime)))
+	}
 	if g.WithdrawalRefused {
 		keyValues(tw, "withdrawal refused", "it gave less notice than the grant's, and is kept as proof")
 	}
@@ -221,7 +224,10 @@ func newWholesaleListCmd() *cobra.Command {
 				if !wide {
 					id = id[:min(len(id), 8)]
 				}
-				if g.Withdrawn {
+				switch { // the grantee's own word first
+				case g.Released:
+					until += " (released)"
+				case g.Withdrawn:
 					until += " (withdrawn)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, g.Role, peerID(g.Site, wide), peerID(g.Grantee, wide), g.State,
@@ -231,12 +237,7 @@ func newWholesaleListCmd() *cobra.Command {
 }
 
 func newWholesaleWithdrawCmd() *cobra.Command {
-	var (
-		output format
-		at     string
-		in     time.Duration
-	)
-	cmd := &cobra.Command{
+	return shortenCmd(&cobra.Command{
 		Use:   "withdraw GRANT",
 		Short: "End a slice this site granted sooner, after its notice",
 		Long: `withdraw ends the slice of the grant GRANT (its ID, or a prefix that names one
@@ -247,36 +248,65 @@ signed. Leases already running on the slice run to their own end. If the
 retailer was not reached, the withdrawal stands and the same command sends
 it again.`,
 		Example: "  cuivre wholesale withdraw 3f2a9c1e --in 720h",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			end, err := endOf("--at", at, "--in", in, time.Now())
-			if err != nil {
-				return err
+	}, "site", func(c *api.Client, id string, end time.Time) (api.GrantView, error) {
+		var w api.WithdrawView
+		if err := c.Do("POST", "/v1/wholesale/slices/"+id+"/withdraw", api.Withdrawal{End: end}, &w); err != nil {
+			return api.GrantView{}, err
+		}
+		if !w.Delivered {
+			return w.Grant, fmt.Errorf("the withdrawal is made, but the retailer was not told (%s): run the same command again to send it", w.Error)
+		}
+		return w.Grant, nil
+	})
+}
+
+func newWholesaleReleaseCmd() *cobra.Command {
+	return shortenCmd(&cobra.Command{
+		Use:   "release GRANT",
+		Short: "Give a slice back to its site sooner, after its notice",
+		Long: `release gives the slice of the grant GRANT (its ID, or a prefix that names one
+live slice this node holds) back to its site at --at or --in from now, sooner
+than granted (SPEC 6.7). The end must be at least the grant's notice from now,
+as the site's withdrawals must: the slice is paid for until then.`,
+		Example: "  cuivre wholesale release 3f2a9c1e --in 720h",
+	}, "retailer", func(c *api.Client, id string, end time.Time) (g api.GrantView, err error) {
+		return g, c.Do("POST", "/v1/wholesale/slices/"+id+"/release", api.Withdrawal{End: end}, &g)
+	})
+}
+
+// shortenCmd completes cmd, a command that ends sooner a slice this node
+// holds in role, named by a grant ID prefix, with do.
+func shortenCmd(cmd *cobra.Command, role string, do func(c *api.Client, id string, end time.Time) (api.GrantView, error)) *cobra.Command {
+	var (
+		output format
+		at     string
+		in     time.Duration
+	)
+	cmd.Args = cobra.ExactArgs(1)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		end, err := endOf("--at", at, "--in", in, time.Now())
+		if err != nil {
+			return err
+		}
+		c, err := apiClient()
+		if err != nil {
+			return err
+		}
+		var v api.WholesaleView
+		if err := c.Get("/v1/wholesale", &v); err != nil {
+			return err
+		}
+		id, err := grantByPrefix(v.Grants, role, args[0])
+		if err != nil {
+			return err
+		}
+		g, err := do(c, id, end)
+		if g.ID != "" {
+			if rerr := render(cmd.OutOrStdout(), output, g, func(tw *tabwriter.Writer, wide bool) { grantTable(tw, g) }); rerr != nil {
+				return rerr
 			}
-			c, err := apiClient()
-			if err != nil {
-				return err
-			}
-			var v api.WholesaleView
-			if err := c.Get("/v1/wholesale", &v); err != nil {
-				return err
-			}
-			id, err := grantByPrefix(v.Grants, args[0])
-			if err != nil {
-				return err
-			}
-			var w api.WithdrawView
-			if err := c.Do("POST", "/v1/wholesale/slices/"+id+"/withdraw", api.Withdrawal{End: end}, &w); err != nil {
-				return err
-			}
-			if err := render(cmd.OutOrStdout(), output, w, func(tw *tabwriter.Writer, wide bool) { grantTable(tw, w.Grant) }); err != nil {
-				return err
-			}
-			if !w.Delivered {
-				return fmt.Errorf("the withdrawal is made, but the retailer was not told (%s): run the same command again to send it", w.Error)
-			}
-			return nil
-		},
+		}
+		return err
 	}
 	cmd.Flags().StringVar(&at, "at", "", "when the slice ends, RFC 3339")
 	cmd.Flags().DurationVar(&in, "in", 0, "how long from now the slice ends, such as 720h")
@@ -303,18 +333,18 @@ func endOf(timeFlag, at, lengthFlag string, length time.Duration, from time.Time
 	return time.Time{}, fmt.Errorf("say when the slice ends: %s 720h, or %s 2027-01-07T00:00:00Z", lengthFlag, timeFlag)
 }
 
-// grantByPrefix returns the ID of the one grant this site made whose hex ID
-// starts with prefix.
-func grantByPrefix(grants []api.GrantView, prefix string) (string, error) {
+// grantByPrefix returns the ID of the one live grant of this node, in role
+// (site or retailer), whose hex ID starts with prefix.
+func grantByPrefix(grants []api.GrantView, role, prefix string) (string, error) {
 	var found []string
 	for _, g := range grants {
-		if g.Role == "site" && strings.HasPrefix(g.ID, strings.ToLower(prefix)) {
+		if g.Role == role && strings.HasPrefix(g.ID, strings.ToLower(prefix)) {
 			found = append(found, g.ID)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("no live slice granted by this node has an ID starting %q: see cuivre wholesale list", prefix)
+		return "", fmt.Errorf("no live slice this node holds as %s has an ID starting %q: see cuivre wholesale list", role, prefix)
 	case 1:
 		return found[0], nil
 	}

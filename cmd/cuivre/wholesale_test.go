@@ -17,7 +17,8 @@ import (
 // a second one past the tariff's capacity with the site's reason, and sees
 // it in `wholesale list` and `node status`; the site shows its tariff and
 // withdraws the slice with `wholesale withdraw`, refused without notice;
-// the retailer's `wholesale evidence` passes `wholesale audit`.
+// the retailer's `wholesale evidence` passes `wholesale audit`; the
+// retailer gives the slice back with `wholesale release`.
 func TestWholesaleCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -95,6 +96,16 @@ func TestWholesaleCLI(t *testing.T) {
 	out, err = as(site, "wholesale", "withdraw", prefix, "--in", "48h")
 	if err != nil || !strings.Contains(out, "withdrawn") {
 		t.Fatalf("wholesale withdraw: %v\n%s", err, out)
+	}
+	if _, err = as(retailer, "wholesale", "release", prefix, "--in", "1h"); err == nil || !strings.Contains(err.Error(), "notice_too_short") {
+		t.Fatalf("a release without notice: %v", err)
+	}
+	out, err = as(retailer, "wholesale", "release", prefix, "--in", "30h")
+	if err != nil || !strings.Contains(out, "released") {
+		t.Fatalf("wholesale release: %v\n%s", err, out)
+	}
+	if out, err = as(site, "wholesale", "list"); err != nil || !strings.Contains(out, "(released)") {
+		t.Fatalf("the site's list after the release: %v\n%s", err, out)
 	}
 	if _, err = as(retailer, "wholesale", "tariff"); err == nil || !strings.Contains(err.Error(), "wholesale.enabled") {
 		t.Fatalf("the tariff of a node that is no site: %v", err)

@@ -27,6 +27,9 @@ type Wholesale interface {
 	// WithdrawSlice ends a slice the node granted, no sooner than its
 	// notice, and tells its grantee.
 	WithdrawSlice(ctx context.Context, id string, end time.Time) (WithdrawView, error)
+	// ReleaseSlice gives a slice the node holds back to its site at end,
+	// no sooner than its notice.
+	ReleaseSlice(ctx context.Context, id string, end time.Time) (GrantView, error)
 	// WholesaleEvidence is what the node presents to an auditor of site:
 	// the grants of that site it holds or refused, live or ended.
 	WholesaleEvidence(site string) ([]record.Evidence, error)
@@ -79,10 +82,12 @@ type GrantView struct {
 	Withdrawn bool                `json:"withdrawn,omitempty"`
 	// WithdrawalRefused says a withdrawal without the grant's notice was
 	// refused, and kept as proof.
-	WithdrawalRefused bool   `json:"withdrawal_refused,omitempty"`
-	CPUPerHour        string `json:"cpu_per_hour"`
-	MemoryGiBPerHour  string `json:"memory_gib_per_hour"`
-	Notice            string `json:"notice"`
+	WithdrawalRefused bool `json:"withdrawal_refused,omitempty"`
+	// Released says its grantee gave it back, ending it sooner.
+	Released         bool   `json:"released,omitempty"`
+	CPUPerHour       string `json:"cpu_per_hour"`
+	MemoryGiBPerHour string `json:"memory_gib_per_hour"`
+	Notice           string `json:"notice"`
 	// Cost is what the whole slice costs, from start to end, used or not.
 	Cost string `json:"cost"`
 }
@@ -108,7 +113,8 @@ type WithdrawView struct {
 	Error     string    `json:"error,omitempty"` // why it was not delivered
 }
 
-// Withdrawal is the body of POST /v1/wholesale/slices/{id}/withdraw.
+// Withdrawal is the body of POST /v1/wholesale/slices/{id}/withdraw and
+// .../release.
 type Withdrawal struct {
 	End time.Time `json:"end"`
 }
@@ -154,17 +160,34 @@ func wholesaleRoutes(n Wholesale, mux *http.ServeMux, a *API) {
 		return n.AuditSite(r.Context(), req.Site, req.Evidence)
 	})))
 	mux.Handle("POST /v1/wholesale/slices/{id}/withdraw", a.limit(a.auth(func(r *http.Request) (any, error) {
-		id, err := hex.DecodeString(r.PathValue("id"))
+		id, end, err := shortening(r, "withdrawal")
 		if err != nil {
-			return nil, badRequest(fmt.Errorf("grant ID %q: %w", r.PathValue("id"), err))
-		}
-		var body Withdrawal
-		if err := decodeBody(r, &body, "withdrawal"); err != nil {
 			return nil, err
 		}
-		if body.End.IsZero() {
-			return nil, badRequest(errors.New("a withdrawal names the slice's new end"))
-		}
-		return n.WithdrawSlice(r.Context(), string(id), body.End)
+		return n.WithdrawSlice(r.Context(), id, end)
 	})))
+	mux.Handle("POST /v1/wholesale/slices/{id}/release", a.limit(a.auth(func(r *http.Request) (any, error) {
+		id, end, err := shortening(r, "release")
+		if err != nil {
+			return nil, err
+		}
+		return n.ReleaseSlice(r.Context(), id, end)
+	})))
+}
+
+// shortening reads the grant ID of the path and the new end of the body of
+// a withdrawal or a release.
+func shortening(r *http.Request, what string) (id string, end time.Time, err error) {
+	b, err := hex.DecodeString(r.PathValue("id"))
+	if err != nil {
+		return "", time.Time{}, badRequest(fmt.Errorf("grant ID %q: %w", r.PathValue("id"), err))
+	}
+	var body Withdrawal
+	if err := decodeBody(r, &body, what); err != nil {
+		return "", time.Time{}, err
+	}
+	if body.End.IsZero() {
+		return "", time.Time{}, badRequest(fmt.Errorf("a %s names the slice's new end", what))
+	}
+	return string(b), body.End, nil
 }

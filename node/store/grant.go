@@ -30,11 +30,14 @@ type Grant struct {
 	// OffTerms says, on the grantee's side, that the grant failed the terms
 	// check: refused, and kept as proof of a grant off the published terms.
 	OffTerms bool
+	// Release is the sealed SliceRelease its grantee gave the slice back
+	// with, ending it sooner, if any.
+	Release []byte
 }
 
 // PutGrant stores a grant, synced when the transaction commits (a site
 // answers a grant only once it is stored, SPEC 6.7). Storing the same
-// envelope again updates what may change of it, its withdrawal; another
+// envelope again updates what may change of it, its withdrawal and release; another
 // envelope under a stored ID is CODE_REPLAYED.
 func (tx *Tx) PutGrant(g Grant) error {
 	if len(g.ID) != protocol.GrantIDSize {
@@ -54,7 +57,7 @@ func (tx *Tx) PutGrant(g Grant) error {
 		}
 	}
 	v, err := proto.Marshal(&storepb.Grant{Grant: g.Envelope, Made: g.Made, Tariff: g.Tariff, Withdrawal: g.Withdrawal,
-		WithdrawalRefused: g.WithdrawalRefused, OffTerms: g.OffTerms})
+		WithdrawalRefused: g.WithdrawalRefused, OffTerms: g.OffTerms, Release: g.Release})
 	if err != nil {
 		return fmt.Errorf("put grant %x: encode: %w", g.ID, err)
 	}
@@ -90,7 +93,7 @@ func decodeGrant(k, v []byte) (Grant, error) {
 		return Grant{}, fmt.Errorf("grant %x: decode: %w", k, err)
 	}
 	return Grant{ID: string(k), Envelope: orNil(m.Grant), Made: m.Made, Tariff: orNil(m.Tariff), Withdrawal: orNil(m.Withdrawal),
-		WithdrawalRefused: m.WithdrawalRefused, OffTerms: m.OffTerms}, nil
+		WithdrawalRefused: m.WithdrawalRefused, OffTerms: m.OffTerms, Release: orNil(m.Release)}, nil
 }
 
 // PutGrant is Tx.PutGrant in a transaction of its own, synced before it

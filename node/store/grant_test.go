@@ -30,7 +30,7 @@ func TestGrants(t *testing.T) {
 	}
 	// The same grant again takes its withdrawal; other terms under its ID
 	// are a replay.
-	a.Withdrawal = fill("withdrawal", 90)
+	a.Withdrawal, a.Release = fill("withdrawal", 90), fill("release", 90)
 	if err := s.PutGrant(a); err != nil {
 		t.Fatal(err)
 	}

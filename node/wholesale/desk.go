@@ -79,14 +79,20 @@ type grant struct {
 	store.Grant
 	g          *pb.SliceGrant
 	withdrawal *pb.SliceWithdrawal // accepted or made; nil if none
+	release    *pb.SliceRelease    // accepted; nil if none
 }
 
-// end is when the slice ends: the grant's end, or an accepted withdrawal's.
+// end is when the slice ends: the grant's end, or sooner an accepted
+// withdrawal's or release's.
 func (g *grant) end() time.Time {
+	end := g.g.EndAtMs
 	if g.withdrawal != nil && !g.WithdrawalRefused {
-		return protocol.FromUnixMs(g.withdrawal.EndAtMs)
+		end = min(end, g.withdrawal.EndAtMs)
 	}
-	return protocol.FromUnixMs(g.g.EndAtMs)
+	if g.release != nil {
+		end = min(end, g.release.EndAtMs)
+	}
+	return protocol.FromUnixMs(end)
 }
 
 // TariffLifetime is how long a tariff the site seals lives (SPEC 3.3 allows
@@ -154,6 +160,11 @@ func openStored(sg store.Grant, now time.Time) (*grant, error) {
 	out := &grant{Grant: sg, g: g}
 	if sg.Withdrawal != nil {
 		if out.withdrawal, err = record.OpenWithdrawal(sg.Withdrawal); err != nil {
+			return nil, err
+		}
+	}
+	if sg.Release != nil {
+		if out.release, err = record.OpenRelease(sg.Release); err != nil {
 			return nil, err
 		}
 	}
@@ -245,6 +256,10 @@ func (d *Desk) Answer(ctx context.Context, from string, req *pb.WholesaleRequest
 		}
 	case *pb.WholesaleRequest_Withdrawal:
 		if err = d.takeWithdrawal(from, k.Withdrawal); err == nil {
+			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}
+		}
+	case *pb.WholesaleRequest_Release:
+		if err = d.takeRelease(from, k.Release); err == nil {
 			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}
 		}
 	default:

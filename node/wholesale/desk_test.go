@@ -459,3 +459,46 @@ func TestEvidenceAndAudit(t *testing.T) {
 		t.Errorf("evidence of a site the retailer holds nothing of: %d", len(ev))
 	}
 }
+
+// TestRelease: a retailer gives a slice back with the grant's notice; the
+// site ends it then, in its market and its store, and its capacity is its
+// own again; a release without notice, or from another peer, is refused.
+func TestRelease(t *testing.T) {
+	w := newWorld()
+	site, r, other := w.join(t, true), w.join(t, false), w.join(t, false)
+	ctx := context.Background()
+	g, err := r.Request(ctx, ask(site, 2000, 2<<30, 10*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Release(ctx, g.ID, t0.Add(time.Hour))
+	wantCode(t, err, pb.Code_CODE_NOTICE_TOO_SHORT, "release of grant")
+	end := t0.Add(48 * time.Hour)
+	released, err := r.Release(ctx, g.ID, end)
+	if err != nil || !released.Released || !released.End.Equal(end) {
+		t.Fatalf("Release = %+v, %v", released, err)
+	}
+	made := site.Grants()
+	if len(made) != 1 || !made[0].Released || !made[0].End.Equal(end) {
+		t.Fatalf("the site's view of the released slice: %+v", made)
+	}
+	kept, err := r.store.Grant(g.ID)
+	if err != nil || kept.Release == nil {
+		t.Fatalf("release not stored by the retailer: %+v, %v", kept, err)
+	}
+	// The same release again is acknowledged; sent by another, refused.
+	ans := site.Answer(ctx, string(r.id), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Release{Release: kept.Release}})
+	if !ans.GetAccepted() {
+		t.Errorf("the same release again: %v", ans.GetRefusal())
+	}
+	ans = site.Answer(ctx, string(other.id), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Release{Release: kept.Release}})
+	wantCode(t, protocol.FromPB(ans.GetRefusal()), pb.Code_CODE_WRONG_SIGNER, "another peer")
+
+	w.clock.Advance(48 * time.Hour)
+	if free := site.market.free(); free.CPUMillis != 8000 {
+		t.Errorf("the site's retail has %dm CPU free after the release, want 8000m", free.CPUMillis)
+	}
+	if len(site.Grants())+len(r.Grants()) != 0 {
+		t.Errorf("a released slice listed past its end: %+v %+v", site.Grants(), r.Grants())
+	}
+}

@@ -136,6 +136,100 @@ func (d *Desk) takeWithdrawal(from string, env []byte) error {
 	return nil
 }
 
+// takeRelease is a site's answer to its grantee's release (SPEC 6.7): nil
+// once the slice ends at the release's end, in its market and its store;
+// CODE_NOTICE_TOO_SHORT when it gives less notice than the grant's.
+func (d *Desk) takeRelease(from string, env []byte) error {
+	if !d.Site() {
+		return errNoTariff
+	}
+	r, err := record.OpenRelease(env)
+	if err != nil {
+		return err
+	}
+	if string(r.Grantee) != from {
+		return protocol.Errorf(pb.Code_CODE_WRONG_SIGNER, "release signed by another peer than the one sending it")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, ok := d.grants[string(r.GrantId)]
+	if !ok || !g.Made || string(g.g.Grantee) != from || string(r.Site) != string(d.id) {
+		return protocol.Errorf(pb.Code_CODE_MALFORMED, "no live grant %x from this site to the sender", r.GrantId)
+	}
+	if bytes.Equal(g.Release, env) {
+		return nil // the same release again: acknowledged again
+	}
+	if g.release != nil {
+		return protocol.Errorf(pb.Code_CODE_MALFORMED, "grant %x was released already", r.GrantId)
+	}
+	if err := record.CheckRelease(r, g.g, d.cfg.Clock.Now()); err != nil {
+		return err
+	}
+	end := protocol.FromUnixMs(r.EndAtMs)
+	shortens := end.Before(g.end())
+	if shortens {
+		if err := d.cfg.Market.Withdraw(g.ID, end); err != nil {
+			return err
+		}
+	}
+	next := g.Grant
+	next.Release = env
+	if err := d.cfg.Store.PutGrant(next); err != nil {
+		if shortens { // hold the slice to its end again: nothing was agreed
+			d.cfg.Market.Revoke(g.ID)
+			d.cfg.Market.Grant(slice(g))
+		}
+		return protocol.Errorf(pb.Code_CODE_INTERNAL, "store the release: %v", err)
+	}
+	g.Grant, g.release = next, r
+	d.cfg.Log.Info("a retailer released a slice", "grant", fmt.Sprintf("%x", r.GrantId), "retailer", protocol.ShortPeerID(from),
+		"until", end.Format(time.RFC3339))
+	return nil
+}
+
+// Release gives a slice this node holds back to its site at end, sooner
+// than granted (SPEC 6.7): end must be at least the grant's notice from
+// now, which the site checks too. It returns the grant once the site
+// accepted and the release is stored, or the site's refusal.
+func (d *Desk) Release(ctx context.Context, id string, end time.Time) (Grant, error) {
+	d.mu.Lock()
+	g, ok := d.grants[id]
+	if !ok || g.Made || g.OffTerms {
+		d.mu.Unlock()
+		return Grant{}, fmt.Errorf("no live slice %x held here", id)
+	}
+	now := d.cfg.Clock.Now()
+	r := &pb.SliceRelease{Site: g.g.Site, Grantee: []byte(d.id), GrantId: g.g.GrantId, IssuedAtMs: protocol.UnixMs(now), EndAtMs: protocol.UnixMs(end)}
+	if err := record.CheckRelease(r, g.g, now); err != nil {
+		d.mu.Unlock()
+		return Grant{}, err
+	}
+	site := string(g.g.Site)
+	d.mu.Unlock()
+	env, err := record.Seal(d.cfg.Key, r)
+	if err != nil {
+		return Grant{}, err
+	}
+	ans, err := d.cfg.Net.Wholesale(ctx, site, &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Release{Release: env}})
+	switch {
+	case err != nil:
+		return Grant{}, fmt.Errorf("the site was not reached: %w; the slice is not released", err)
+	case ans.GetRefusal() != nil:
+		return Grant{}, protocol.FromPB(ans.GetRefusal())
+	case !ans.GetAccepted():
+		return Grant{}, errors.New("the site answered neither accepted nor a refusal; the slice is not released")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := g.Grant
+	next.Release = env
+	if err := d.cfg.Store.PutGrant(next); err != nil {
+		return Grant{}, fmt.Errorf("the site took the release, but it was not stored: %w", err)
+	}
+	g.Grant, g.release = next, r
+	return view(g, d.cfg.Clock.Now()), nil
+}
+
 // Withdrawn says what became of a withdrawal the site made.
 type Withdrawn struct {
 	Grant Grant
@@ -221,15 +315,17 @@ type Grant struct {
 	// used or not (SPEC 4.5), in nano-units of Price.Currency.
 	Cost uint64
 	// Withdrawn says a withdrawal ends it sooner; WithdrawalRefused that a
-	// withdrawal without notice was refused, and the slice holds to its end.
-	Withdrawn, WithdrawalRefused bool
-	State                        string // "pending" (not started), "active" or "ended"
+	// withdrawal without notice was refused, and the slice holds to its end;
+	// Released that its grantee gave it back sooner.
+	Withdrawn, WithdrawalRefused, Released bool
+	State                                  string // "pending" (not started), "active" or "ended"
 }
 
 func view(g *grant, now time.Time) Grant {
 	v := Grant{ID: g.ID, Site: peer.ID(g.g.Site), Grantee: peer.ID(g.g.Grantee), Made: g.Made, Resources: conv.ResourcesFromPB(g.g.Resources),
 		Start: protocol.FromUnixMs(g.g.StartAtMs), End: g.end(), Granted: protocol.FromUnixMs(g.g.EndAtMs), Price: conv.PriceFromPB(g.g.Price),
-		Notice: time.Duration(g.g.NoticeMs) * time.Millisecond, Withdrawn: g.withdrawal != nil && !g.WithdrawalRefused, WithdrawalRefused: g.WithdrawalRefused}
+		Notice: time.Duration(g.g.NoticeMs) * time.Millisecond, Withdrawn: g.withdrawal != nil && !g.WithdrawalRefused, WithdrawalRefused: g.WithdrawalRefused,
+		Released: g.release != nil}
 	v.Cost, _ = v.Price.Cost(v.Resources, v.End.Sub(v.Start))
 	switch {
 	case now.Before(v.Start):

@@ -3555,12 +3555,91 @@ func (x *SliceWithdrawal) GetEndAtMs() uint64 {
 	return 0
 }
 
+// SliceRelease gives a slice back to its site before its end (SPEC 1.6,
+// 6.7), signed by the grantee.
+type SliceRelease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Grantee       []byte                 `protobuf:"bytes,2,opt,name=grantee,proto3" json:"grantee,omitempty"`
+	GrantId       []byte                 `protobuf:"bytes,3,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	IssuedAtMs    uint64                 `protobuf:"varint,4,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	EndAtMs       uint64                 `protobuf:"varint,5,opt,name=end_at_ms,json=endAtMs,proto3" json:"end_at_ms,omitempty"` // the slice's new end: at least notice_ms after it is received
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SliceRelease) Reset() {
+	*x = SliceRelease{}
+	mi := &file_cuivre_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SliceRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SliceRelease) ProtoMessage() {}
+
+func (x *SliceRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_cuivre_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SliceRelease.ProtoReflect.Descriptor instead.
+func (*SliceRelease) Descriptor() ([]byte, []int) {
+	return file_cuivre_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SliceRelease) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *SliceRelease) GetGrantee() []byte {
+	if x != nil {
+		return x.Grantee
+	}
+	return nil
+}
+
+func (x *SliceRelease) GetGrantId() []byte {
+	if x != nil {
+		return x.GrantId
+	}
+	return nil
+}
+
+func (x *SliceRelease) GetIssuedAtMs() uint64 {
+	if x != nil {
+		return x.IssuedAtMs
+	}
+	return 0
+}
+
+func (x *SliceRelease) GetEndAtMs() uint64 {
+	if x != nil {
+		return x.EndAtMs
+	}
+	return 0
+}
+
 type WholesaleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*WholesaleRequest_Slice
 	//	*WholesaleRequest_Withdrawal
+	//	*WholesaleRequest_Release
 	Kind          isWholesaleRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3568,7 +3647,7 @@ type WholesaleRequest struct {
 
 func (x *WholesaleRequest) Reset() {
 	*x = WholesaleRequest{}
-	mi := &file_cuivre_proto_msgTypes[37]
+	mi := &file_cuivre_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3659,7 @@ func (x *WholesaleRequest) String() string {
 func (*WholesaleRequest) ProtoMessage() {}
 
 func (x *WholesaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[37]
+	mi := &file_cuivre_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3672,7 @@ func (x *WholesaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WholesaleRequest.ProtoReflect.Descriptor instead.
 func (*WholesaleRequest) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{37}
+	return file_cuivre_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WholesaleRequest) GetKind() isWholesaleRequest_Kind {
@@ -3621,6 +3700,15 @@ func (x *WholesaleRequest) GetWithdrawal() []byte {
 	return nil
 }
 
+func (x *WholesaleRequest) GetRelease() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*WholesaleRequest_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
 type isWholesaleRequest_Kind interface {
 	isWholesaleRequest_Kind()
 }
@@ -3633,9 +3721,15 @@ type WholesaleRequest_Withdrawal struct {
 	Withdrawal []byte `protobuf:"bytes,2,opt,name=withdrawal,proto3,oneof"` // site to grantee: a sealed SliceWithdrawal envelope
 }
 
+type WholesaleRequest_Release struct {
+	Release []byte `protobuf:"bytes,3,opt,name=release,proto3,oneof"` // grantee to site: a sealed SliceRelease envelope (SPEC 1.6)
+}
+
 func (*WholesaleRequest_Slice) isWholesaleRequest_Kind() {}
 
 func (*WholesaleRequest_Withdrawal) isWholesaleRequest_Kind() {}
+
+func (*WholesaleRequest_Release) isWholesaleRequest_Kind() {}
 
 type WholesaleAnswer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3651,7 +3745,7 @@ type WholesaleAnswer struct {
 
 func (x *WholesaleAnswer) Reset() {
 	*x = WholesaleAnswer{}
-	mi := &file_cuivre_proto_msgTypes[38]
+	mi := &file_cuivre_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3663,7 +3757,7 @@ func (x *WholesaleAnswer) String() string {
 func (*WholesaleAnswer) ProtoMessage() {}
 
 func (x *WholesaleAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[38]
+	mi := &file_cuivre_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3676,7 +3770,7 @@ func (x *WholesaleAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WholesaleAnswer.ProtoReflect.Descriptor instead.
 func (*WholesaleAnswer) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{38}
+	return file_cuivre_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WholesaleAnswer) GetResult() isWholesaleAnswer_Result {
@@ -3746,7 +3840,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cuivre_proto_msgTypes[39]
+	mi := &file_cuivre_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +3852,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cuivre_proto_msgTypes[39]
+	mi := &file_cuivre_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +3865,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cuivre_proto_rawDescGZIP(), []int{39}
+	return file_cuivre_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Error) GetCode() Code {
@@ -4076,12 +4170,20 @@ const file_cuivre_proto_rawDesc = "" +
 	"\bgrant_id\x18\x03 \x01(\fR\agrantId\x12 \n" +
 	"\fissued_at_ms\x18\x04 \x01(\x04R\n" +
 	"issuedAtMs\x12\x1a\n" +
-	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"m\n" +
+	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"\x95\x01\n" +
+	"\fSliceRelease\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\fR\x04site\x12\x18\n" +
+	"\agrantee\x18\x02 \x01(\fR\agrantee\x12\x19\n" +
+	"\bgrant_id\x18\x03 \x01(\fR\agrantId\x12 \n" +
+	"\fissued_at_ms\x18\x04 \x01(\x04R\n" +
+	"issuedAtMs\x12\x1a\n" +
+	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"\x89\x01\n" +
 	"\x10WholesaleRequest\x12/\n" +
 	"\x05slice\x18\x01 \x01(\v2\x17.cuivre.v1.SliceRequestH\x00R\x05slice\x12 \n" +
 	"\n" +
 	"withdrawal\x18\x02 \x01(\fH\x00R\n" +
-	"withdrawalB\x06\n" +
+	"withdrawal\x12\x1a\n" +
+	"\arelease\x18\x03 \x01(\fH\x00R\areleaseB\x06\n" +
 	"\x04kind\"\x7f\n" +
 	"\x0fWholesaleAnswer\x12\x16\n" +
 	"\x05grant\x18\x01 \x01(\fH\x00R\x05grant\x12\x1c\n" +
@@ -4173,7 +4275,7 @@ func file_cuivre_proto_rawDescGZIP() []byte {
 }
 
 var file_cuivre_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_cuivre_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_cuivre_proto_goTypes = []any{
 	(JobType)(0),             // 0: cuivre.v1.JobType
 	(Entropy)(0),             // 1: cuivre.v1.Entropy
@@ -4218,9 +4320,10 @@ var file_cuivre_proto_goTypes = []any{
 	(*SliceRequest)(nil),     // 40: cuivre.v1.SliceRequest
 	(*SliceGrant)(nil),       // 41: cuivre.v1.SliceGrant
 	(*SliceWithdrawal)(nil),  // 42: cuivre.v1.SliceWithdrawal
-	(*WholesaleRequest)(nil), // 43: cuivre.v1.WholesaleRequest
-	(*WholesaleAnswer)(nil),  // 44: cuivre.v1.WholesaleAnswer
-	(*Error)(nil),            // 45: cuivre.v1.Error
+	(*SliceRelease)(nil),     // 43: cuivre.v1.SliceRelease
+	(*WholesaleRequest)(nil), // 44: cuivre.v1.WholesaleRequest
+	(*WholesaleAnswer)(nil),  // 45: cuivre.v1.WholesaleAnswer
+	(*Error)(nil),            // 46: cuivre.v1.Error
 }
 var file_cuivre_proto_depIdxs = []int32{
 	2,  // 0: cuivre.v1.Constraint.op:type_name -> cuivre.v1.Operator
@@ -4247,25 +4350,25 @@ var file_cuivre_proto_depIdxs = []int32{
 	8,  // 21: cuivre.v1.Offer.total:type_name -> cuivre.v1.Amount
 	9,  // 22: cuivre.v1.Offer.labels:type_name -> cuivre.v1.Label
 	6,  // 23: cuivre.v1.Offer.capacity:type_name -> cuivre.v1.Resources
-	45, // 24: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
+	46, // 24: cuivre.v1.OfferResponse.refusal:type_name -> cuivre.v1.Error
 	22, // 25: cuivre.v1.LeaseRequest.decline:type_name -> cuivre.v1.Decline
 	23, // 26: cuivre.v1.LeaseRequest.cancel:type_name -> cuivre.v1.Cancel
-	45, // 27: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
+	46, // 27: cuivre.v1.LeaseAnswer.error:type_name -> cuivre.v1.Error
 	3,  // 28: cuivre.v1.Status.state:type_name -> cuivre.v1.LeaseState
 	6,  // 29: cuivre.v1.Status.used:type_name -> cuivre.v1.Resources
 	4,  // 30: cuivre.v1.LogChunk.stream:type_name -> cuivre.v1.LogStream
 	3,  // 31: cuivre.v1.Result.state:type_name -> cuivre.v1.LeaseState
-	45, // 32: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
+	46, // 32: cuivre.v1.Result.error:type_name -> cuivre.v1.Error
 	27, // 33: cuivre.v1.WatchEvent.status:type_name -> cuivre.v1.Status
 	28, // 34: cuivre.v1.WatchEvent.log:type_name -> cuivre.v1.LogChunk
 	29, // 35: cuivre.v1.WatchEvent.result:type_name -> cuivre.v1.Result
-	45, // 36: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
+	46, // 36: cuivre.v1.WatchEvent.error:type_name -> cuivre.v1.Error
 	6,  // 37: cuivre.v1.UsageReceipt.reserved:type_name -> cuivre.v1.Resources
 	7,  // 38: cuivre.v1.UsageReceipt.price:type_name -> cuivre.v1.Price
 	8,  // 39: cuivre.v1.UsageReceipt.amount:type_name -> cuivre.v1.Amount
-	45, // 40: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
-	45, // 41: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
-	45, // 42: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
+	46, // 40: cuivre.v1.ReceiptAck.error:type_name -> cuivre.v1.Error
+	46, // 41: cuivre.v1.ModuleChunk.error:type_name -> cuivre.v1.Error
+	46, // 42: cuivre.v1.BlockResponse.error:type_name -> cuivre.v1.Error
 	7,  // 43: cuivre.v1.WholesaleTariff.price:type_name -> cuivre.v1.Price
 	6,  // 44: cuivre.v1.WholesaleTariff.min_slice:type_name -> cuivre.v1.Resources
 	6,  // 45: cuivre.v1.WholesaleTariff.capacity:type_name -> cuivre.v1.Resources
@@ -4275,7 +4378,7 @@ var file_cuivre_proto_depIdxs = []int32{
 	6,  // 49: cuivre.v1.SliceGrant.resources:type_name -> cuivre.v1.Resources
 	7,  // 50: cuivre.v1.SliceGrant.price:type_name -> cuivre.v1.Price
 	40, // 51: cuivre.v1.WholesaleRequest.slice:type_name -> cuivre.v1.SliceRequest
-	45, // 52: cuivre.v1.WholesaleAnswer.refusal:type_name -> cuivre.v1.Error
+	46, // 52: cuivre.v1.WholesaleAnswer.refusal:type_name -> cuivre.v1.Error
 	5,  // 53: cuivre.v1.Error.code:type_name -> cuivre.v1.Code
 	54, // [54:54] is the sub-list for method output_type
 	54, // [54:54] is the sub-list for method input_type
@@ -4304,11 +4407,12 @@ func file_cuivre_proto_init() {
 		(*WatchEvent_Result)(nil),
 		(*WatchEvent_Error)(nil),
 	}
-	file_cuivre_proto_msgTypes[37].OneofWrappers = []any{
+	file_cuivre_proto_msgTypes[38].OneofWrappers = []any{
 		(*WholesaleRequest_Slice)(nil),
 		(*WholesaleRequest_Withdrawal)(nil),
+		(*WholesaleRequest_Release)(nil),
 	}
-	file_cuivre_proto_msgTypes[38].OneofWrappers = []any{
+	file_cuivre_proto_msgTypes[39].OneofWrappers = []any{
 		(*WholesaleAnswer_Grant)(nil),
 		(*WholesaleAnswer_Accepted)(nil),
 		(*WholesaleAnswer_Refusal)(nil),
@@ -4319,7 +4423,7 @@ func file_cuivre_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cuivre_proto_rawDesc), len(file_cuivre_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -32,6 +32,7 @@ const (
 	KindTariff
 	KindGrant
 	KindWithdrawal
+	KindRelease
 )
 
 var kinds = [...]struct {
@@ -47,14 +48,15 @@ var kinds = [...]struct {
 	KindTariff:           {"tariff", "cuivre-tariff", 0x3c0007},
 	KindGrant:            {"grant", "cuivre-grant", 0x3c0008},
 	KindWithdrawal:       {"withdrawal", "cuivre-withdrawal", 0x3c0009},
+	KindRelease:          {"release", "cuivre-release", 0x3c000a},
 }
 
 // Kinds lists every record kind, in code order.
 func Kinds() []Kind {
-	return []Kind{KindOffer, KindLease, KindReceipt, KindCountersignature, KindCapacity, KindJob, KindTariff, KindGrant, KindWithdrawal}
+	return []Kind{KindOffer, KindLease, KindReceipt, KindCountersignature, KindCapacity, KindJob, KindTariff, KindGrant, KindWithdrawal, KindRelease}
 }
 
-func (k Kind) valid() bool { return k >= KindOffer && k <= KindWithdrawal }
+func (k Kind) valid() bool { return k >= KindOffer && k <= KindRelease }
 
 func (k Kind) String() string {
 	if !k.valid() {
@@ -91,6 +93,8 @@ func KindOf(msg proto.Message) Kind {
 		return KindGrant
 	case *pb.SliceWithdrawal:
 		return KindWithdrawal
+	case *pb.SliceRelease:
+		return KindRelease
 	}
 	return 0
 }

@@ -110,11 +110,13 @@ func TestOpenEachKind(t *testing.T) {
 		record.KindTariff:           func(b []byte) error { _, err := record.OpenTariff(b, now); return err },
 		record.KindGrant:            func(b []byte) error { _, err := record.OpenGrant(b, now); return err },
 		record.KindWithdrawal:       func(b []byte) error { _, err := record.OpenWithdrawal(b); return err },
+		record.KindRelease:          func(b []byte) error { _, err := record.OpenRelease(b); return err },
 	}
 	signers := map[record.Kind]crypto.PrivKey{
 		record.KindOffer: provKey, record.KindReceipt: provKey, record.KindCapacity: provKey,
 		record.KindLease: reqKey, record.KindCountersignature: reqKey, record.KindJob: reqKey,
 		record.KindTariff: provKey, record.KindGrant: provKey, record.KindWithdrawal: provKey,
+		record.KindRelease: reqKey,
 	}
 	sealed := map[record.Kind][]byte{}
 	for _, m := range vector.Messages(t) {

@@ -266,16 +266,49 @@ func OpenWithdrawal(data []byte) (*pb.SliceWithdrawal, error) {
 // notice after now, give or take protocol.ClockSkew
 // (CODE_NOTICE_TOO_SHORT).
 func CheckWithdrawal(w *pb.SliceWithdrawal, g *pb.SliceGrant, now time.Time) error {
+	return checkShortening("withdrawal", w.Site, w.Grantee, w.GrantId, w.EndAtMs, g, now)
+}
+
+// checkShortening checks a withdrawal or a release of grant g, naming
+// site, grantee and grant ID and ending the slice at endMs, received at now.
+func checkShortening(what string, site, grantee, id []byte, endMs uint64, g *pb.SliceGrant, now time.Time) error {
 	switch {
-	case !bytes.Equal(w.Site, g.Site) || !bytes.Equal(w.Grantee, g.Grantee) || !bytes.Equal(w.GrantId, g.GrantId):
-		return protocol.Errorf(protocol.CodeMalformed, "withdrawal names another grant than %x", g.GrantId)
-	case w.EndAtMs >= g.EndAtMs:
-		return protocol.Errorf(protocol.CodeMalformed, "withdrawal of grant %x does not end it sooner", g.GrantId)
+	case !bytes.Equal(site, g.Site) || !bytes.Equal(grantee, g.Grantee) || !bytes.Equal(id, g.GrantId):
+		return protocol.Errorf(protocol.CodeMalformed, "%s names another grant than %x", what, g.GrantId)
+	case endMs >= g.EndAtMs:
+		return protocol.Errorf(protocol.CodeMalformed, "%s of grant %x does not end it sooner", what, g.GrantId)
 	}
 	earliest := now.Add(time.Duration(g.NoticeMs) * time.Millisecond).Add(-protocol.ClockSkew)
-	if end := protocol.FromUnixMs(w.EndAtMs); end.Before(earliest) {
-		return protocol.Errorf(protocol.CodeNoticeTooShort, "withdrawal of grant %x ends it at %s, before its notice of %d ms from now",
-			g.GrantId, end.Format(time.RFC3339Nano), g.NoticeMs)
+	if end := protocol.FromUnixMs(endMs); end.Before(earliest) {
+		return protocol.Errorf(protocol.CodeNoticeTooShort, "%s of grant %x ends it at %s, before its notice of %d ms from now",
+			what, g.GrantId, end.Format(time.RFC3339Nano), g.NoticeMs)
 	}
 	return nil
+}
+
+// OpenRelease opens a sealed SliceRelease signed by its grantee, its grant
+// ID well formed. CheckRelease checks it against the grant.
+func OpenRelease(data []byte) (*pb.SliceRelease, error) {
+	r := new(pb.SliceRelease)
+	signer, _, err := Open(data, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSigner(KindRelease, signer, r.Grantee); err != nil {
+		return nil, err
+	}
+	if err := checkSize("release grant id", r.GrantId, protocol.GrantIDSize); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// CheckRelease is a site's check, at now, of an opened release of its
+// opened grant g (SPEC 6.7): it names g's site, grantee and ID, and
+// shortens it (CODE_MALFORMED); and it ends the slice no sooner than g's
+// notice after now, give or take protocol.ClockSkew
+// (CODE_NOTICE_TOO_SHORT): a release gives the site the notice a
+// withdrawal gives the grantee.
+func CheckRelease(r *pb.SliceRelease, g *pb.SliceGrant, now time.Time) error {
+	return checkShortening("release", r.Site, r.Grantee, r.GrantId, r.EndAtMs, g, now)
 }

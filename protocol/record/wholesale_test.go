@@ -129,6 +129,33 @@ func TestWithdrawalNotice(t *testing.T) {
 	}
 }
 
+// TestReleaseNotice: a grantee's release gives the site the grant's notice,
+// as a withdrawal gives it to the grantee; the site signs none.
+func TestReleaseNotice(t *testing.T) {
+	siteKey, _ := vector.Key(t, vector.ProviderSeed)
+	retailerKey, _ := vector.Key(t, vector.RequesterSeed)
+	_, _, _, _, grant := wholesale(t)
+	release := vector.Get(t, "slice_release")
+	if _, err := record.OpenRelease(seal(t, siteKey, release)); !errors.Is(err, protocol.ErrWrongSigner) {
+		t.Errorf("a release signed by the site: got %v, want wrong signer", err)
+	}
+	r, err := record.OpenRelease(seal(t, retailerKey, release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := protocol.FromUnixMs(r.IssuedAtMs)
+	if err := record.CheckRelease(r, grant, received); err != nil {
+		t.Errorf("the vectors' release, with its notice: %v", err)
+	}
+	if err := record.CheckRelease(r, grant, received.Add(time.Minute)); !errors.Is(err, &protocol.Error{Code: protocol.CodeNoticeTooShort}) {
+		t.Errorf("a release received a minute late: got %v, want notice too short", err)
+	}
+	r.EndAtMs = grant.EndAtMs
+	if err := record.CheckRelease(r, grant, received); !errors.Is(err, protocol.ErrMalformed) {
+		t.Errorf("a release that does not end the slice sooner: got %v, want malformed", err)
+	}
+}
+
 func TestTariffValidator(t *testing.T) {
 	siteKey, site := vector.Key(t, vector.ProviderSeed)
 	_, other := vector.Key(t, vector.RequesterSeed)

@@ -1051,7 +1051,8 @@ type Grant struct {
 	// retailer step 4) and was refused; it is kept as proof of a grant off
 	// the site's published terms.
 	OffTerms      bool   `protobuf:"varint,5,opt,name=off_terms,json=offTerms,proto3" json:"off_terms,omitempty"`
-	Tariff        []byte `protobuf:"bytes,6,opt,name=tariff,proto3" json:"tariff,omitempty"` // the sealed tariff envelope the grant was asked at, as read
+	Tariff        []byte `protobuf:"bytes,6,opt,name=tariff,proto3" json:"tariff,omitempty"`   // the sealed tariff envelope the grant was asked at, as read
+	Release       []byte `protobuf:"bytes,7,opt,name=release,proto3" json:"release,omitempty"` // the sealed SliceRelease its grantee gave it back with, if any
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1124,6 +1125,13 @@ func (x *Grant) GetOffTerms() bool {
 func (x *Grant) GetTariff() []byte {
 	if x != nil {
 		return x.Tariff
+	}
+	return nil
+}
+
+func (x *Grant) GetRelease() []byte {
+	if x != nil {
+		return x.Release
 	}
 	return nil
 }
@@ -1223,7 +1231,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
 	"\vadded_at_ms\x18\x03 \x01(\x04R\taddedAtMs\x12%\n" +
-	"\x0flast_used_at_ms\x18\x04 \x01(\x04R\flastUsedAtMs\"\xb5\x01\n" +
+	"\x0flast_used_at_ms\x18\x04 \x01(\x04R\flastUsedAtMs\"\xcf\x01\n" +
 	"\x05Grant\x12\x14\n" +
 	"\x05grant\x18\x01 \x01(\fR\x05grant\x12\x12\n" +
 	"\x04made\x18\x02 \x01(\bR\x04made\x12\x1e\n" +
@@ -1232,7 +1240,8 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"withdrawal\x12-\n" +
 	"\x12withdrawal_refused\x18\x04 \x01(\bR\x11withdrawalRefused\x12\x1b\n" +
 	"\toff_terms\x18\x05 \x01(\bR\boffTerms\x12\x16\n" +
-	"\x06tariff\x18\x06 \x01(\fR\x06tariff*\x9b\x01\n" +
+	"\x06tariff\x18\x06 \x01(\fR\x06tariff\x12\x18\n" +
+	"\arelease\x18\a \x01(\fR\arelease*\x9b\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11JOB_STATE_PLACING\x10\x01\x12\x15\n" +

@@ -156,6 +156,10 @@ func Messages(t testing.TB) []Msg {
 		Site: []byte(prov), Grantee: []byte(req), GrantId: grant.GrantId,
 		IssuedAtMs: now + 24*3600_000, EndAtMs: now + 24*3600_000 + tariff.NoticeMs,
 	}
+	release := &pb.SliceRelease{
+		Site: []byte(prov), Grantee: []byte(req), GrantId: grant.GrantId,
+		IssuedAtMs: now + 2*24*3600_000, EndAtMs: now + 2*24*3600_000 + tariff.NoticeMs,
+	}
 	return []Msg{
 		{"resources", res},
 		{"price", price},
@@ -206,6 +210,8 @@ func Messages(t testing.TB) []Msg {
 		{"slice_withdrawal", withdrawal},
 		{"wholesale_request_withdrawal", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Withdrawal{Withdrawal: sealed(provKey, withdrawal)}}},
 		{"wholesale_answer_accepted", &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}},
+		{"slice_release", release},
+		{"wholesale_request_release", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Release{Release: sealed(reqKey, release)}}},
 	}
 }
 
