@@ -179,10 +179,11 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 	if err := w.Write([]string{
 		"id", "class", "region", "operator", "cpu_millis", "leases", "crashes",
 		"busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks",
+		"up_s", "wholesale", "site",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 13)
+	row := make([]string, 16)
 	for i := range ps {
 		p := &ps[i]
 		row[0] = strconv.Itoa(p.ID)
@@ -198,6 +199,12 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 		row[10] = fmtMoney(p.Subsidy)
 		row[11] = p.Currency
 		row[12] = strconv.Itoa(p.DeadAsks)
+		row[13] = strconv.FormatFloat(p.UpSecs, 'f', 3, 64)
+		row[14] = fmtMoney(p.Wholesale)
+		row[15] = ""
+		if p.Retailer {
+			row[15] = strconv.Itoa(p.Site)
+		}
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -207,11 +214,11 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 
 func writeClasses(w *csv.Writer, cs []ClassRecord) error {
 	if err := w.Write([]string{
-		"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency",
+		"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency", "wholesale", "site",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 7)
+	row := make([]string, 9)
 	for i := range cs {
 		c := &cs[i]
 		row[0] = c.Class
@@ -221,6 +228,8 @@ func writeClasses(w *csv.Writer, cs []ClassRecord) error {
 		row[4] = fmtMoney(c.Revenue)
 		row[5] = fmtMoney(c.Subsidy)
 		row[6] = c.Currency
+		row[7] = fmtMoney(c.Wholesale)
+		row[8] = c.Site
 		if err := w.Write(row); err != nil {
 			return err
 		}
