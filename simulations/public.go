@@ -16,8 +16,11 @@ type PublicFigures struct {
 	// hardware over the federation's: their share of the work.
 	WorkShare float64
 	// Utilisation is the busy CPU-seconds of their hardware over its
-	// capacity while up.
+	// capacity while up, over the whole run (the drain included).
 	Utilisation float64
+	// UtilArrivals is the mean utilisation of their hardware over the
+	// time series while jobs arrive, as util_mean is the federation's.
+	UtilArrivals float64
 	// Subsidy is what public funds paid on top of the customers and the
 	// retailers, in the currency of the sites' prices.
 	Subsidy float64
@@ -38,7 +41,7 @@ type PublicFigures struct {
 // PublicOf computes a run's PublicFigures.
 func PublicOf(r *Result) PublicFigures {
 	nan := math.NaN()
-	f := PublicFigures{nan, nan, nan, nan, nan, nan, nan, nan}
+	f := PublicFigures{nan, nan, nan, nan, nan, nan, nan, nan, nan}
 	public := map[string]bool{}
 	for _, c := range r.Classes {
 		if c.SubsidyRate > 0 {
@@ -104,6 +107,7 @@ func PublicOf(r *Result) PublicFigures {
 	if cpuHours > 0 {
 		f.MeanPrice = paid / cpuHours
 	}
+	f.UtilArrivals = meanWhileArriving(r, func(s *Sample) float64 { return s.Public })
 	return f
 }
 

@@ -654,27 +654,33 @@ func summarise(r *Result) summaryStats {
 	prices := pricesPerCPUHour(r)
 	slices.Sort(prices)
 	st.priceP50 = percentile(prices, 50)
-	// Utilisation is averaged while jobs arrive: the drain after the last
-	// arrival would pull it towards zero.
+	st.utilMean = meanWhileArriving(r, func(s *Sample) float64 { return s.Utilisation })
+	if r.Wall > 0 {
+		st.eventsPerSec = eventsPerSecond(r)
+	}
+	return st
+}
+
+// meanWhileArriving is the mean of a figure of the time series over its
+// samples while jobs arrive (up to the last arrival): the drain after it
+// would pull a utilisation towards zero. NaN if no sample has it.
+func meanWhileArriving(r *Result, value func(*Sample) float64) float64 {
 	var last time.Duration
 	if n := len(r.Jobs); n > 0 {
 		last = r.Jobs[n-1].Submitted
 	}
 	var sum float64
 	var k int
-	for _, s := range r.Series {
-		if s.At <= last && finite(s.Utilisation) {
-			sum += s.Utilisation
+	for i := range r.Series {
+		if x := value(&r.Series[i]); r.Series[i].At <= last && finite(x) {
+			sum += x
 			k++
 		}
 	}
-	if k > 0 {
-		st.utilMean = sum / float64(k)
+	if k == 0 {
+		return math.NaN()
 	}
-	if r.Wall > 0 {
-		st.eventsPerSec = eventsPerSecond(r)
-	}
-	return st
+	return sum / float64(k)
 }
 
 // waitsMillis returns, in a new slice, the placement wait in milliseconds of

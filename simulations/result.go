@@ -188,4 +188,7 @@ type Sample struct {
 	// ByClass is the utilisation of each class, in the order of
 	// Result.Classes.
 	ByClass []float64
+	// Public is the utilisation of the public sites' hardware (subsidised
+	// classes), their retailers' slices included; NaN if there is none.
+	Public float64
 }

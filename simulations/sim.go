@@ -111,6 +111,12 @@ type classState struct {
 	labels    map[string]scheduler.Labels // by region and operator, shared
 	committed uint64
 	upCPU     uint64
+	// sells is the CPU each of its providers sells (its capacity, less a
+	// site's slices), up the providers up; public says it runs on public
+	// hardware (a subsidised class, or a retailer of one).
+	sells  uint64
+	up     int
+	public bool
 }
 
 type provider struct {
@@ -232,6 +238,9 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	if err := s.buildProviders(); err != nil {
 		return nil, err
 	}
+	if s.central != nil && s.retail != nil {
+		return nil, fmt.Errorf("the omniscient baseline places on providers' markets directly, not through a site's slices: give wholesale sites the placement cuivre, random or sparrow")
+	}
 	if measure && len(s.providers) > 0 {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -300,7 +309,16 @@ func (s *sim) buildProviders() error {
 	mk := stream(s.seed, "markets")
 	for ci := range s.sc.Classes {
 		c := &s.sc.Classes[ci]
-		cs := classState{c: c, labels: map[string]scheduler.Labels{}}
+		cs := classState{c: c, labels: map[string]scheduler.Labels{}, sells: c.Capacity.CPUMillis, public: c.Subsidy > 0}
+		if w := c.Wholesale; w != nil {
+			cs.sells -= uint64(w.RetailerCount()) * w.Slice(c.Capacity).CPUMillis
+			if !w.Retail {
+				cs.sells = 0
+			}
+		}
+		if ci >= s.hw {
+			cs.public = s.sc.Classes[s.providers[kinds[ci-s.hw].sites[0]].class].Subsidy > 0
+		}
 		for _, w := range c.Regions {
 			k := slices.Index(s.regions, w.Name)
 			if k < 0 {
@@ -352,18 +370,12 @@ func (s *sim) buildProviders() error {
 				return fmt.Errorf("class %s: %w", c.Name, err)
 			}
 			p.market = m
-			sells := c.Capacity.CPUMillis
 			if site != nil {
 				if p.wholesale, err = s.grant(site, n, c.Capacity); err != nil {
 					return fmt.Errorf("retailer %s: %w", c.Name, err)
 				}
-			} else if w := c.Wholesale; w != nil {
-				sells -= uint64(w.RetailerCount()) * w.Slice(c.Capacity).CPUMillis
-				if !w.Retail {
-					sells = 0
-				}
 			}
-			if sells > 0 {
+			if cs.sells > 0 { // a site that does not retail announces nothing
 				for _, key := range scheduler.ProviderKeys(p.id, labels, nil, c.Capacity) {
 					s.index[key] = append(s.index[key], n)
 				}
@@ -372,8 +384,9 @@ func (s *sim) buildProviders() error {
 				s.q.push(event{at: s.expDur(s.churn, c.Churn.Session), kind: evCrash, prov: n})
 			}
 			s.providers = append(s.providers, p)
-			cs.upCPU += sells
-			s.upCPU += sells
+			cs.upCPU += cs.sells
+			s.upCPU += cs.sells
+			cs.up++
 			s.upCount++
 		}
 		s.classes = append(s.classes, cs)
@@ -1454,8 +1467,9 @@ func (s *sim) onCrash(i int32) {
 	p.up, p.downAt, p.inc = false, s.now, p.inc+1
 	p.crashes++
 	p.upNanos += s.now - p.upSince
-	c.upCPU -= c.c.Capacity.CPUMillis
-	s.upCPU -= c.c.Capacity.CPUMillis
+	c.upCPU -= c.sells
+	s.upCPU -= c.sells
+	c.up--
 	s.upCount--
 	s.q.push(event{at: s.now + s.downtime(&c.c.Churn), kind: evRejoin, prov: i})
 	if s.central != nil {
@@ -1533,8 +1547,9 @@ func (s *sim) onRejoin(i int32) {
 		panic(fmt.Sprintf("simulations: a market that was valid is not: %v", err))
 	}
 	p.market, p.up, p.upSince, p.serving = m, true, s.now, 0
-	c.upCPU += c.c.Capacity.CPUMillis
-	s.upCPU += c.c.Capacity.CPUMillis
+	c.upCPU += c.sells
+	s.upCPU += c.sells
+	c.up++
 	s.upCount++
 	if c.c.Churn.Session > 0 { // a class without churn crashes only when a test says so
 		s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
@@ -1550,10 +1565,21 @@ func (s *sim) onSample() {
 		smp.Utilisation = float64(s.committed) / float64(s.upCPU)
 	}
 	smp.ByClass = make([]float64, len(s.classes))
+	var pubUsed, pubCap uint64
 	for i, c := range s.classes {
 		if c.upCPU > 0 {
 			smp.ByClass[i] = float64(c.committed) / float64(c.upCPU)
 		}
+		if c.public {
+			pubUsed += c.committed
+			if i < s.hw { // the hardware: retailers sell slices of it
+				pubCap += uint64(c.up) * c.c.Capacity.CPUMillis
+			}
+		}
+	}
+	smp.Public = math.NaN()
+	if pubCap > 0 {
+		smp.Public = float64(pubUsed) / float64(pubCap)
 	}
 	s.series = append(s.series, smp)
 	if s.progress != nil {

@@ -137,6 +137,7 @@ var metrics = []metric{
 	{name: "public_work_share", col: "work share", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare }},
 	{name: "public_work_over_capacity", col: "work / capacity", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare / x.p.CapacityShare }},
 	{name: "public_utilisation", col: "utilisation", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.Utilisation }},
+	{name: "public_util_mean", col: "utilisation while jobs arrive", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.UtilArrivals }},
 	{name: "subsidy", col: "subsidy", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.Subsidy }},
 	{name: "subsidy_per_job_hour", col: "subsidy / job-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerJobHour }},
 	{name: "subsidy_per_public_cpu_hour", col: "subsidy / public CPU-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerPublicCPUHour }},
