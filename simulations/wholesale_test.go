@@ -197,3 +197,60 @@ func TestWholesaleTariff(t *testing.T) {
 		t.Errorf("retailers %+v", rf)
 	}
 }
+
+// TestWholesaleScenario runs each variant of the shipped wholesale.yaml
+// for two minutes of arrivals: every variant places its jobs, and in those
+// that sell slices every retailer sells, the site's work is its retailers',
+// and the site earns its tariff.
+func TestWholesaleScenario(t *testing.T) {
+	var sets []SweepParam
+	for _, s := range []string{"duration=2m", "drain=10m"} {
+		p, err := ParseSet(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, p)
+	}
+	sc, err := LoadScenarioSet("scenarios/wholesale.yaml", sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := RunAll(sc, RunOptions{Seed: 1, Runs: 1, Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		st, f := summarise(r), PublicOf(r)
+		if st.placedPct < 90 || !(f.UtilArrivals > 0) {
+			t.Errorf("%s: %.1f%% placed, the site's utilisation while jobs arrive %g", r.Variant, st.placedPct, f.UtilArrivals)
+		}
+		rf := RetailersOf(r)
+		if !strings.HasPrefix(r.Variant, "wholesale") {
+			if len(rf) != 0 || f.Wholesale != 0 {
+				t.Errorf("%s: retailers %+v, wholesale income %g", r.Variant, rf, f.Wholesale)
+			}
+			continue
+		}
+		if len(rf) != 4 || f.Wholesale <= 0 {
+			t.Fatalf("%s: retailers %+v, wholesale income %g", r.Variant, rf, f.Wholesale)
+		}
+		for _, x := range rf {
+			if x.WorkShare <= 0 || x.Tariff <= 0 {
+				t.Errorf("%s: retailer %+v sold nothing or paid nothing", r.Variant, x)
+			}
+		}
+		if r.Providers[0].Class != "site" || r.Providers[0].Leases != 0 {
+			t.Errorf("%s: the site, not retailing, took %d leases itself", r.Variant, r.Providers[0].Leases)
+		}
+	}
+}
+
+// TestWholesaleOmniscient: the omniscient baseline, which commits on the
+// providers' markets directly, is refused for a scenario with slices.
+func TestWholesaleOmniscient(t *testing.T) {
+	sc := wholesaleScenario(t, "false")
+	sc.Scheduler.Placement = PlacementOmniscient
+	if _, err := Run(sc, nil, 1, nil); err == nil || !strings.Contains(err.Error(), "omniscient") {
+		t.Errorf("error %v, want the omniscient baseline refused", err)
+	}
+}
