@@ -179,10 +179,11 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 	if err := w.Write([]string{
 		"id", "class", "region", "operator", "cpu_millis", "leases", "crashes",
 		"busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks",
+		"up_s", "wholesale", "site",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 13)
+	row := make([]string, 16)
 	for i := range ps {
 		p := &ps[i]
 		row[0] = strconv.Itoa(p.ID)
@@ -198,6 +199,12 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 		row[10] = fmtMoney(p.Subsidy)
 		row[11] = p.Currency
 		row[12] = strconv.Itoa(p.DeadAsks)
+		row[13] = strconv.FormatFloat(p.UpSecs, 'f', 3, 64)
+		row[14] = fmtMoney(p.Wholesale)
+		row[15] = ""
+		if p.Retailer {
+			row[15] = strconv.Itoa(p.Site)
+		}
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -207,11 +214,11 @@ func writeProviders(w *csv.Writer, ps []ProviderRecord) error {
 
 func writeClasses(w *csv.Writer, cs []ClassRecord) error {
 	if err := w.Write([]string{
-		"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency",
+		"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency", "wholesale", "site",
 	}); err != nil {
 		return err
 	}
-	row := make([]string, 7)
+	row := make([]string, 9)
 	for i := range cs {
 		c := &cs[i]
 		row[0] = c.Class
@@ -221,6 +228,8 @@ func writeClasses(w *csv.Writer, cs []ClassRecord) error {
 		row[4] = fmtMoney(c.Revenue)
 		row[5] = fmtMoney(c.Subsidy)
 		row[6] = c.Currency
+		row[7] = fmtMoney(c.Wholesale)
+		row[8] = c.Site
 		if err := w.Write(row); err != nil {
 			return err
 		}
@@ -645,27 +654,33 @@ func summarise(r *Result) summaryStats {
 	prices := pricesPerCPUHour(r)
 	slices.Sort(prices)
 	st.priceP50 = percentile(prices, 50)
-	// Utilisation is averaged while jobs arrive: the drain after the last
-	// arrival would pull it towards zero.
+	st.utilMean = meanWhileArriving(r, func(s *Sample) float64 { return s.Utilisation })
+	if r.Wall > 0 {
+		st.eventsPerSec = eventsPerSecond(r)
+	}
+	return st
+}
+
+// meanWhileArriving is the mean of a figure of the time series over its
+// samples while jobs arrive (up to the last arrival): the drain after it
+// would pull a utilisation towards zero. NaN if no sample has it.
+func meanWhileArriving(r *Result, value func(*Sample) float64) float64 {
 	var last time.Duration
 	if n := len(r.Jobs); n > 0 {
 		last = r.Jobs[n-1].Submitted
 	}
 	var sum float64
 	var k int
-	for _, s := range r.Series {
-		if s.At <= last && finite(s.Utilisation) {
-			sum += s.Utilisation
+	for i := range r.Series {
+		if x := value(&r.Series[i]); r.Series[i].At <= last && finite(x) {
+			sum += x
 			k++
 		}
 	}
-	if k > 0 {
-		st.utilMean = sum / float64(k)
+	if k == 0 {
+		return math.NaN()
 	}
-	if r.Wall > 0 {
-		st.eventsPerSec = eventsPerSecond(r)
-	}
-	return st
+	return sum / float64(k)
 }
 
 // waitsMillis returns, in a new slice, the placement wait in milliseconds of

@@ -127,8 +127,8 @@ func TestReportWriteRun(t *testing.T) {
 	}{
 		{jobsCSV, []string{"id", "requester", "submitted_s", "placed_s", "ended_s", "wait_s", "state", "cpu_millis", "memory_bytes", "run_s", "constrained", "epochs", "class", "cpu_s", "paid", "subsidy", "currency", "reason", "code", "capacity_wait_s", "deadline_s", "censored"}, 300},
 		{placementsCSV, []string{"job", "epoch", "provider", "class", "region", "at_s", "latency_s", "quoted", "currency"}, 200},
-		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks"}, 10},
-		{classesCSV, []string{"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency"}, 2},
+		{providersCSV, []string{"id", "class", "region", "operator", "cpu_millis", "leases", "crashes", "busy_cpu_s", "utilisation", "revenue", "subsidy", "currency", "dead_asks", "up_s", "wholesale", "site"}, 10},
+		{classesCSV, []string{"class", "providers", "leases", "utilisation", "revenue", "subsidy", "currency", "wholesale", "site"}, 2},
 		{timeseriesCSV, []string{"at_s", "placing", "running", "done", "up", "utilisation", "util_edge", "util_dc"}, 120},
 	}
 	for _, tt := range tests {

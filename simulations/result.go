@@ -145,8 +145,18 @@ type ProviderRecord struct {
 	// Utilisation is BusyCPUSecs over capacity times the time it was up.
 	Utilisation float64
 	Revenue     float64 // paid by customers
-	Subsidy     float64 // paid by public funds
+	Subsidy     float64 // paid by public funds, on its prices and its tariff
 	Currency    string
+	// UpSecs is the time it was up, in seconds.
+	UpSecs float64
+	// Wholesale is, for a site (Class.Wholesale), what its retailers paid
+	// it for their slices, public funds' share of the tariff being in
+	// Subsidy; for a retailer, what it paid for its slice.
+	Wholesale float64
+	// Retailer says it sells a slice of site Site (a provider's ID): its
+	// leases run on the site's hardware, and its capacity is its slice.
+	Retailer bool
+	Site     int
 }
 
 // ClassRecord sums a class of providers.
@@ -161,6 +171,10 @@ type ClassRecord struct {
 	// SubsidyRate is the class's subsidy: the share of its price public
 	// funds pay (Class.Subsidy); above 0, its providers are public sites.
 	SubsidyRate float64
+	Wholesale   float64 // the sum of its providers' Wholesale
+	// Site is, for a class of retailers, the class of the sites whose
+	// slices they sell; empty for others.
+	Site string
 }
 
 // Sample is one point of the time series.
@@ -174,4 +188,7 @@ type Sample struct {
 	// ByClass is the utilisation of each class, in the order of
 	// Result.Classes.
 	ByClass []float64
+	// Public is the utilisation of the public sites' hardware (subsidised
+	// classes), their retailers' slices included; NaN if there is none.
+	Public float64
 }

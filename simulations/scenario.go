@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -208,6 +209,62 @@ type Class struct {
 	StartDelay time.Duration
 	// Churn makes providers leave and come back. Zero means they stay.
 	Churn Churn
+	// Wholesale, if not nil, makes each provider of the class a site that
+	// rents slices of its hardware to retailers at a tariff (SPEC 4.5,
+	// 6.7). Nil: the class sells only its own retail.
+	Wholesale *Wholesale
+}
+
+// Wholesale is a site's wholesale offer: its tariff, the share of its
+// capacity it grants in slices, and the retailers that hold them. Each
+// provider of the class grants, at the start of the run and until the end
+// of the arrivals (Scenario.Duration), one slice to each of its retailers
+// through its own scheduler.Market (Grant): every retailer's leases are
+// then made on the site's market as the grantee's, and bounded by its
+// slice; the site's own retail never uses a slice.
+type Wholesale struct {
+	// Tariff is what a slice costs per second of its resources, before
+	// subsidy: the class's Subsidy is paid by public funds on it as on the
+	// site's retail prices. A slice costs its resources at the tariff for
+	// its whole period, whether its retailer runs anything on it or not
+	// (SPEC 4.5).
+	Tariff scheduler.Price
+	// Share is the share of the site's capacity (each dimension) granted
+	// in slices, split equally among its retailers. Default 1.
+	Share float64
+	// Retail says whether the site keeps selling, as a provider of its
+	// own, the capacity it has not sliced. Default false: it sells only
+	// slices, and announces no capacity of its own.
+	Retail bool
+	// Retailers are the kinds of retailer; each site has Count of each,
+	// each its own operator, holding one slice. At least one.
+	Retailers []Retailer
+}
+
+// Retailer is a kind of retailer of a site's slices: a node of its own
+// operator in the site's region, with the site's labels, that sells its
+// slice under its own prices. Its jobs run on the site's hardware.
+type Retailer struct {
+	Name    string
+	Count   int                   // retailers of this kind per site; default 1
+	Pricing scheduler.PricePolicy // what it charges its customers
+}
+
+// RetailerCount is how many retailers each site of w has.
+func (w *Wholesale) RetailerCount() int {
+	n := 0
+	for _, r := range w.Retailers {
+		n += r.Count
+	}
+	return n
+}
+
+// Slice is the slice each retailer of a site of capacity c holds: the
+// Share of c split equally among the retailers, rounded down.
+func (w *Wholesale) Slice(c scheduler.Resources) scheduler.Resources {
+	n := float64(max(1, w.RetailerCount()))
+	part := func(x uint64) uint64 { return uint64(math.Floor(float64(x) * w.Share / n)) }
+	return scheduler.Resources{CPUMillis: part(c.CPUMillis), MemoryBytes: part(c.MemoryBytes), ScratchBytes: part(c.ScratchBytes)}
 }
 
 // Churn is a provider's sessions: it runs for an exponential time of mean

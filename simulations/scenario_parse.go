@@ -789,10 +789,38 @@ func (p *scenarioParser) classes(at, v *yaml.Node, path string) {
 			}
 		}
 		total += c.Count
+		if c.Wholesale != nil {
+			total += c.Count * c.Wholesale.RetailerCount()
+		}
 		p.s.Classes = append(p.s.Classes, c)
 	}
+	p.retailerNames(items, names, path)
 	if total > maxCount {
 		p.fail(at, path, "%d providers in all: use at most %d", total, maxCount)
+	}
+}
+
+// retailerNames checks that each kind of retailer has a name of its own,
+// that of no class or other retailer: a retailer is a class of its own in
+// the results.
+func (p *scenarioParser) retailerNames(items []*yaml.Node, classes map[string]*yaml.Node, path string) {
+	seen := map[string]string{}
+	for i, c := range p.s.Classes {
+		if c.Wholesale == nil {
+			continue
+		}
+		for k, r := range c.Wholesale.Retailers {
+			rpath := index(index(path, i)+".wholesale.retailers", k) + ".name"
+			switch {
+			case r.Name == "":
+			case classes[r.Name] != nil:
+				p.fail(items[i], rpath, "%s is a class's name too: name the retailer otherwise", protocol.Quote(r.Name))
+			case seen[r.Name] != "":
+				p.fail(items[i], rpath, "duplicate retailer %s, first at %s: name each retailer once", protocol.Quote(r.Name), seen[r.Name])
+			default:
+				seen[r.Name] = rpath
+			}
+		}
 	}
 }
 
@@ -839,6 +867,7 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 				p.fail(at, path+".fast_downtime", "a fast_downtime without fast: give the share of fast restarts too")
 			}
 		}},
+		field{Name: "wholesale", Read: func(at, v *yaml.Node, path string) { c.Wholesale = p.wholesale(at, v, path) }},
 	)
 	if present == nil || nameAt == nil {
 		p.badName = true
@@ -859,7 +888,109 @@ func (p *scenarioParser) class(item *yaml.Node, path string) (Class, *yaml.Node)
 			p.fail(item, path+"."+m.name, "%s", m.msg)
 		}
 	}
+	p.wholesaleFits(&c, present, path)
 	return c, nameAt
+}
+
+// wholesale reads a class's wholesale offer: its tariff, the share of its
+// capacity sliced, whether it keeps retailing, and its retailers.
+func (p *scenarioParser) wholesale(at, v *yaml.Node, path string) *Wholesale {
+	w := &Wholesale{Share: 1}
+	present := p.Object(at, v, path,
+		field{Name: "tariff", Read: func(at, v *yaml.Node, path string) {
+			pp := p.pricing(at, v, path)
+			if pp.LoadFactorPermille != 0 {
+				p.fail(at, path+".load_factor_percent", "a tariff is one price for every retailer, whatever the load: remove the load factor")
+			}
+			w.Tariff = pp.Base
+		}},
+		field{Name: "share", Read: func(at, v *yaml.Node, path string) {
+			x, ok := p.positive(at, v, path)
+			switch {
+			case ok && x > 1:
+				p.fail(at, path, "%v: the slices would sum to %.0f%% of the site's capacity; use a share above 0 and at most 1", x, 100*x)
+			case ok:
+				w.Share = x
+			}
+		}},
+		field{Name: "retail", Read: func(at, v *yaml.Node, path string) {
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&w.Retail) != nil {
+				p.fail(at, path, "want true or false, got %s", specyaml.Describe(v))
+			}
+		}},
+		field{Name: "retailers", Read: func(at, v *yaml.Node, path string) {
+			items := p.List(at, v, path)
+			if v.Kind == yaml.SequenceNode && len(items) == 0 {
+				p.fail(at, path, `empty: give at least one retailer, such as {name: retailer, pricing: {currency: EUR, cpu_per_hour: "0.05"}}`)
+			}
+			for i, item := range items {
+				w.Retailers = append(w.Retailers, p.retailer(item, index(path, i)))
+			}
+		}},
+	)
+	if present == nil {
+		return w
+	}
+	for _, m := range []struct{ name, msg string }{
+		{"tariff", `missing: give the price of a slice, such as {currency: EUR, cpu_per_hour: "0.03", memory_gib_per_hour: "0.003"}`},
+		{"retailers", `missing: give at least one retailer, such as [{name: retailer, pricing: {currency: EUR, cpu_per_hour: "0.05"}}]`},
+	} {
+		if present[m.name] == nil {
+			p.fail(at, path+"."+m.name, "%s", m.msg)
+		}
+	}
+	cur := w.Tariff.Currency
+	for i, r := range w.Retailers {
+		if rc := r.Pricing.Base.Currency; cur != "" && rc != "" && rc != cur {
+			p.fail(at, index(path+".retailers", i)+".pricing.currency", "%s, the tariff is in %s: a retailer's margin needs one currency; price it in %s", rc, cur, cur)
+		}
+	}
+	return w
+}
+
+// retailer reads one kind of retailer of a site's slices.
+func (p *scenarioParser) retailer(item *yaml.Node, path string) Retailer {
+	r := Retailer{Count: 1}
+	present := p.Object(item, item, path,
+		field{Name: "name", Read: func(at, v *yaml.Node, path string) { r.Name, _ = p.name(at, v, path, "retailer", "retailer-a") }},
+		p.intField("count", &r.Count, 1, maxIndex16),
+		field{Name: "pricing", Read: func(at, v *yaml.Node, path string) { r.Pricing = p.pricing(at, v, path) }},
+	)
+	if present == nil {
+		return r
+	}
+	if present["name"] == nil {
+		p.fail(item, path+".name", "missing: name the retailer, such as retailer-a")
+	}
+	if present["pricing"] == nil {
+		p.fail(item, path+".pricing", `missing: give the retailer's prices, such as {currency: EUR, cpu_per_hour: "0.05"}`)
+	}
+	return r
+}
+
+// wholesaleFits checks a site's wholesale offer against the rest of its
+// class: one currency for the tariff and the site's prices, no churn (a
+// crashed site's market is built anew, and its grants would be lost), and
+// slices of something.
+func (p *scenarioParser) wholesaleFits(c *Class, present map[string]*yaml.Node, path string) {
+	w := c.Wholesale
+	at := present["wholesale"]
+	if w == nil || at == nil {
+		return
+	}
+	if at := present["churn"]; at != nil && c.Churn.Session > 0 {
+		p.fail(at, path+".churn", "a site that sells slices does not churn in this model (its grants would die with it): remove the churn or the wholesale")
+	}
+	if tc, sc := w.Tariff.Currency, c.Pricing.Base.Currency; tc != "" && sc != "" && tc != sc {
+		p.fail(at, path+".wholesale.tariff.currency", "%s, the site prices in %s: give the tariff in %s", tc, sc, sc)
+	}
+	if present["capacity"] == nil || len(w.Retailers) == 0 {
+		return
+	}
+	if sl := w.Slice(c.Capacity); sl.CPUMillis == 0 || sl.MemoryBytes == 0 {
+		p.fail(at, path+".wholesale", "%d retailers share %.0f%% of %s: each slice would hold %s; fewer retailers or a larger share",
+			w.RetailerCount(), 100*w.Share, formatResources(c.Capacity), formatResources(sl))
+	}
 }
 
 // resources reads cpu, memory and scratch, the first two required and

@@ -466,6 +466,7 @@ func FuzzParseScenario(f *testing.F) {
 	f.Add([]byte(exampleScenario))
 	f.Add([]byte(doc(nil)))
 	f.Add([]byte(doc(map[int]string{11: "  trace: jobs.csv", 12: "#", 13: "#"})))
+	f.Add([]byte(wholesaleDoc("true")))
 	trace := []byte(lines("at,cpu,memory,run,max_price,currency,constraints", "0,1,1Gi,1s,0.5,EUR,region=a|b;tier!=x"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defer fuzzguard.Start()()

@@ -79,6 +79,12 @@ type sim struct {
 	central *central
 	pops    map[string][]int32
 
+	// Wholesale (wholesale.go): the classes from hw on are the retailers
+	// of the sites of the classes before; retail ties each retailer to its
+	// site's slice, by the retailer's index.
+	hw     int
+	retail map[int32]*retailer
+
 	// arrivals
 	rate       float64 // per second, outside bursts
 	arrived    int
@@ -105,6 +111,12 @@ type classState struct {
 	labels    map[string]scheduler.Labels // by region and operator, shared
 	committed uint64
 	upCPU     uint64
+	// sells is the CPU each of its providers sells (its capacity, less a
+	// site's slices), up the providers up; public says it runs on public
+	// hardware (a subsidised class, or a retailer of one).
+	sells  uint64
+	up     int
+	public bool
 }
 
 type provider struct {
@@ -127,6 +139,9 @@ type provider struct {
 	busy     float64 // CPU-millis x seconds
 	revenue  float64
 	subsidy  float64
+	// wholesale is, for a site, what its retailers paid it for their
+	// slices; for a retailer, what it paid for its slice.
+	wholesale float64
 }
 
 type run struct {
@@ -223,6 +238,9 @@ func newSim(sc *Scenario, v *Variant, seed uint64, measure bool) (*sim, error) {
 	if err := s.buildProviders(); err != nil {
 		return nil, err
 	}
+	if s.central != nil && s.retail != nil {
+		return nil, fmt.Errorf("the omniscient baseline places on providers' markets directly, not through a site's slices: give wholesale sites the placement cuivre, random or sparrow")
+	}
 	if measure && len(s.providers) > 0 {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -281,6 +299,8 @@ func (s *sim) applyVariant(v *Variant) error {
 }
 
 func (s *sim) buildProviders() error {
+	s.hw = len(s.sc.Classes)
+	kinds := s.retailerClasses()
 	total := 0
 	for _, c := range s.sc.Classes {
 		total += c.Count
@@ -289,7 +309,16 @@ func (s *sim) buildProviders() error {
 	mk := stream(s.seed, "markets")
 	for ci := range s.sc.Classes {
 		c := &s.sc.Classes[ci]
-		cs := classState{c: c, labels: map[string]scheduler.Labels{}}
+		cs := classState{c: c, labels: map[string]scheduler.Labels{}, sells: c.Capacity.CPUMillis, public: c.Subsidy > 0}
+		if w := c.Wholesale; w != nil {
+			cs.sells -= uint64(w.RetailerCount()) * w.Slice(c.Capacity).CPUMillis
+			if !w.Retail {
+				cs.sells = 0
+			}
+		}
+		if ci >= s.hw {
+			cs.public = s.sc.Classes[s.providers[kinds[ci-s.hw].sites[0]].class].Subsidy > 0
+		}
 		for _, w := range c.Regions {
 			k := slices.Index(s.regions, w.Name)
 			if k < 0 {
@@ -308,13 +337,21 @@ func (s *sim) buildProviders() error {
 		for k := range c.Count {
 			n := int32(len(s.providers))
 			p := provider{id: "p" + strconv.Itoa(int(n)), class: int16(ci), up: true}
-			p.region = int16(cs.regions[pick(s.churn, cs.cumul)])
-			p.operator = n
-			if c.Operators > 0 {
-				p.operator = int32(k % c.Operators)
+			var site *provider
+			if ci >= s.hw {
+				// A retailer: in its site's region, its own operator.
+				kind := &kinds[ci-s.hw]
+				site = &s.providers[kind.sites[k/kind.perSite]]
+				p.region, p.operator = site.region, int32(k%kind.perSite)
+			} else {
+				p.region = int16(cs.regions[pick(s.churn, cs.cumul)])
+				p.operator = n
+				if c.Operators > 0 {
+					p.operator = int32(k % c.Operators)
+				}
 			}
 			operator := "op-" + strconv.Itoa(int(p.operator))
-			if c.Operators > 0 {
+			if c.Operators > 0 || site != nil {
 				operator = c.Name + "-" + strconv.Itoa(int(p.operator))
 			}
 			lk := s.regions[p.region] + "/" + operator
@@ -333,15 +370,23 @@ func (s *sim) buildProviders() error {
 				return fmt.Errorf("class %s: %w", c.Name, err)
 			}
 			p.market = m
-			for _, key := range scheduler.ProviderKeys(p.id, labels, nil, c.Capacity) {
-				s.index[key] = append(s.index[key], n)
+			if site != nil {
+				if p.wholesale, err = s.grant(site, n, c.Capacity); err != nil {
+					return fmt.Errorf("retailer %s: %w", c.Name, err)
+				}
+			}
+			if cs.sells > 0 { // a site that does not retail announces nothing
+				for _, key := range scheduler.ProviderKeys(p.id, labels, nil, c.Capacity) {
+					s.index[key] = append(s.index[key], n)
+				}
 			}
 			if c.Churn.Session > 0 {
 				s.q.push(event{at: s.expDur(s.churn, c.Churn.Session), kind: evCrash, prov: n})
 			}
 			s.providers = append(s.providers, p)
-			cs.upCPU += c.Capacity.CPUMillis
-			s.upCPU += c.Capacity.CPUMillis
+			cs.upCPU += cs.sells
+			s.upCPU += cs.sells
+			cs.up++
 			s.upCount++
 		}
 		s.classes = append(s.classes, cs)
@@ -372,7 +417,7 @@ func (s *sim) setRate() error {
 	s.rate = a.Rate
 	if a.Load > 0 {
 		var cpu float64
-		for _, c := range s.sc.Classes {
+		for _, c := range s.sc.Classes[:s.hw] { // the hardware: retailers sell slices of it
 			cpu += float64(c.Count) * float64(c.Capacity.CPUMillis)
 		}
 		var sum, wsum float64
@@ -879,6 +924,9 @@ func (s *sim) send(id int32, r *requester, to string, a scheduler.Action) {
 		}
 		at = max(at, pv.serving) + s.cost(service)
 		pv.serving = at
+		if _, ok := a.(scheduler.SendLease); ok {
+			at += s.siteRoundTrips(pv) // a retailer's lease is made on its site's market
+		}
 	}
 	s.q.push(event{at: at, kind: evToProv, job: id, prov: int32(p), id: uint64(deadline), msg: a})
 }
@@ -1269,6 +1317,16 @@ func (s *sim) toProvider(e *event) {
 			s.answer(e, p, scheduler.LeaseAccepted{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch})
 			return // a repeated lease, committed already
 		}
+		if err := s.siteLease(p, a.Lease); err != nil {
+			// Its slice is full on the site's market: the retailer's
+			// own commit is undone, unbilled.
+			if _, rerr := p.market.Release(now, a.Lease.ID, a.Lease.Epoch); rerr != nil {
+				panic(fmt.Sprintf("simulations: release of a lease just committed: %v", rerr))
+			}
+			s.dropReplaced(p, a.Lease.ID, a.Lease.Epoch) // the older epochs its commit replaced
+			s.answer(e, p, scheduler.LeaseRejected{Provider: p.id, LeaseID: a.Lease.ID, Epoch: a.Lease.Epoch, Code: protocol.CodeOf(err), Reason: err.Error()})
+			return
+		}
 		s.dropReplaced(p, a.Lease.ID, a.Lease.Epoch)
 		cpu := a.Lease.Resources.CPUMillis
 		p.runs = append(p.runs, run{job: e.job, leaseID: a.Lease.ID, epoch: a.Lease.Epoch, cpu: cpu, since: s.now})
@@ -1316,6 +1374,11 @@ func (s *sim) dropReplaced(p *provider, leaseID string, epoch uint64) {
 		s.commit(p, -int64(r.cpu))
 		p.busy += r.cpuMillisSeconds(s.now)
 		s.records[r.job].CPUSeconds += r.cpuMillisSeconds(s.now) / 1000
+		if rt := s.retailerOf(p); rt != nil {
+			// Replaced on the site's market too, unless the site's
+			// lease of the newer epoch was refused.
+			_, _ = s.providers[rt.site].market.Release(time.Unix(0, s.now), siteLeaseID(p, leaseID), r.epoch)
+		}
 		return true
 	})
 }
@@ -1333,6 +1396,7 @@ func (s *sim) endRun(p *provider, job int32, leaseID string, epoch uint64) bool 
 	if err != nil {
 		panic(fmt.Sprintf("simulations: release of a committed lease: %v", err))
 	}
+	s.siteRelease(p, leaseID, epoch)
 	s.commit(p, -int64(r.cpu))
 	p.busy += r.cpuMillisSeconds(s.now)
 	paid := float64(u.Amount.Nanos) / 1e9
@@ -1403,8 +1467,9 @@ func (s *sim) onCrash(i int32) {
 	p.up, p.downAt, p.inc = false, s.now, p.inc+1
 	p.crashes++
 	p.upNanos += s.now - p.upSince
-	c.upCPU -= c.c.Capacity.CPUMillis
-	s.upCPU -= c.c.Capacity.CPUMillis
+	c.upCPU -= c.sells
+	s.upCPU -= c.sells
+	c.up--
 	s.upCount--
 	s.q.push(event{at: s.now + s.downtime(&c.c.Churn), kind: evRejoin, prov: i})
 	if s.central != nil {
@@ -1482,8 +1547,9 @@ func (s *sim) onRejoin(i int32) {
 		panic(fmt.Sprintf("simulations: a market that was valid is not: %v", err))
 	}
 	p.market, p.up, p.upSince, p.serving = m, true, s.now, 0
-	c.upCPU += c.c.Capacity.CPUMillis
-	s.upCPU += c.c.Capacity.CPUMillis
+	c.upCPU += c.sells
+	s.upCPU += c.sells
+	c.up++
 	s.upCount++
 	if c.c.Churn.Session > 0 { // a class without churn crashes only when a test says so
 		s.q.push(event{at: s.now + s.expDur(s.churn, c.c.Churn.Session), kind: evCrash, prov: i})
@@ -1499,10 +1565,21 @@ func (s *sim) onSample() {
 		smp.Utilisation = float64(s.committed) / float64(s.upCPU)
 	}
 	smp.ByClass = make([]float64, len(s.classes))
+	var pubUsed, pubCap uint64
 	for i, c := range s.classes {
 		if c.upCPU > 0 {
 			smp.ByClass[i] = float64(c.committed) / float64(c.upCPU)
 		}
+		if c.public {
+			pubUsed += c.committed
+			if i < s.hw { // the hardware: retailers sell slices of it
+				pubCap += uint64(c.up) * c.c.Capacity.CPUMillis
+			}
+		}
+	}
+	smp.Public = math.NaN()
+	if pubCap > 0 {
+		smp.Public = float64(pubUsed) / float64(pubCap)
 	}
 	s.series = append(s.series, smp)
 	if s.progress != nil {
@@ -1542,8 +1619,13 @@ func (s *sim) result() *Result {
 		c := &s.sc.Classes[p.class]
 		pr := ProviderRecord{ID: i, Class: c.Name, Region: s.regions[p.region], CPUMillis: c.Capacity.CPUMillis,
 			Leases: int(p.leases), Crashes: int(p.crashes), DeadAsks: int(p.deadAsks), BusyCPUSecs: p.busy / 1000,
-			Revenue: p.revenue, Subsidy: p.subsidy, Currency: c.Pricing.Base.Currency}
+			Revenue: p.revenue, Subsidy: p.subsidy, Currency: c.Pricing.Base.Currency,
+			UpSecs: time.Duration(up).Seconds(), Wholesale: p.wholesale}
 		pr.Operator, _ = p.cfg.Labels.Get(scheduler.LabelOperator)
+		if r := s.retailerOf(p); r != nil {
+			pr.Retailer, pr.Site = true, int(r.site)
+			classes[p.class].Site = s.sc.Classes[s.providers[r.site].class].Name
+		}
 		cs := float64(c.Capacity.CPUMillis) / 1000 * time.Duration(up).Seconds()
 		if cs > 0 {
 			pr.Utilisation = pr.BusyCPUSecs / cs
@@ -1554,6 +1636,7 @@ func (s *sim) result() *Result {
 		cr.Leases += pr.Leases
 		cr.Revenue += pr.Revenue
 		cr.Subsidy += pr.Subsidy
+		cr.Wholesale += pr.Wholesale
 		capSecs[p.class] += cs
 		busy[p.class] += pr.BusyCPUSecs
 	}

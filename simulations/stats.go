@@ -137,9 +137,36 @@ var metrics = []metric{
 	{name: "public_work_share", col: "work share", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare }},
 	{name: "public_work_over_capacity", col: "work / capacity", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.WorkShare / x.p.CapacityShare }},
 	{name: "public_utilisation", col: "utilisation", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.Utilisation }},
+	{name: "public_util_mean", col: "utilisation while jobs arrive", prec: 3, public: true, value: func(x *runFigures) float64 { return x.p.UtilArrivals }},
 	{name: "subsidy", col: "subsidy", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.Subsidy }},
 	{name: "subsidy_per_job_hour", col: "subsidy / job-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerJobHour }},
 	{name: "subsidy_per_public_cpu_hour", col: "subsidy / public CPU-hour", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.SubsidyPerPublicCPUHour }},
+	{name: "public_wholesale", col: "wholesale income", prec: 2, public: true, value: func(x *runFigures) float64 { return x.p.Wholesale }},
+	{name: "price_cpu_h_mean", col: "customers' mean price / CPU-h", prec: 4, public: true, value: func(x *runFigures) float64 { return x.p.MeanPrice }},
+}
+
+// retailerMetrics are the figures of each kind of retailer, aggregated
+// across seeds as the metrics are, in a table and rows of their own
+// (named retailer.<kind>.<metric> in summary.csv).
+var retailerMetrics = []struct {
+	name, col string
+	prec      int
+	value     func(*RetailerFigures) float64
+}{
+	{"work_share", "work share", 4, func(f *RetailerFigures) float64 { return f.WorkShare }},
+	{"utilisation", "slice utilisation", 3, func(f *RetailerFigures) float64 { return f.Utilisation }},
+	{"revenue", "revenue", 2, func(f *RetailerFigures) float64 { return f.Revenue }},
+	{"tariff", "tariff paid", 2, func(f *RetailerFigures) float64 { return f.Tariff }},
+	{"margin", "margin", 2, func(f *RetailerFigures) float64 { return f.Margin }},
+}
+
+// RetailerStats is a kind of retailer's figures over a variant's runs,
+// per retailer of the kind: Runs[k][i] is retailerMetrics[i] of run k,
+// Stats[i] their mean with its interval.
+type RetailerStats struct {
+	Name  string
+	Runs  [][]float64
+	Stats []Interval
 }
 
 // MetricNames are the names of the metrics aggregated across seeds, in the
@@ -181,6 +208,9 @@ type VariantStats struct {
 	Stats   []Interval  // Stats[i] aggregates metric i over Runs
 	faulty  bool        // a run had crashes, dead asks or jobs waiting
 	public  bool        // a run had subsidised classes
+	// Retailers are the kinds of retailer of the runs' sites, in order of
+	// first appearance.
+	Retailers []RetailerStats
 }
 
 // Aggregate groups the results by variant, in order of first appearance,
@@ -209,17 +239,38 @@ func (v *VariantStats) add(r *Result) {
 		v.faulty = v.faulty || run[metricIndex(name)] > 0
 	}
 	v.public = v.public || finite(run[metricIndex("public_capacity_share")])
+	for _, f := range RetailersOf(r) {
+		i := slices.IndexFunc(v.Retailers, func(rs RetailerStats) bool { return rs.Name == f.Name })
+		if i < 0 {
+			i = len(v.Retailers)
+			v.Retailers = append(v.Retailers, RetailerStats{Name: f.Name})
+		}
+		row := make([]float64, len(retailerMetrics))
+		for m, rm := range retailerMetrics {
+			row[m] = rm.value(&f)
+		}
+		v.Retailers[i].Runs = append(v.Retailers[i].Runs, row)
+	}
 }
 
 func (v *VariantStats) aggregate() {
-	v.Stats = make([]Interval, len(metrics))
-	col := make([]float64, len(v.Runs))
-	for m := range metrics {
-		for k, run := range v.Runs {
+	v.Stats = columnsCI(v.Runs, len(metrics))
+	for i := range v.Retailers {
+		v.Retailers[i].Stats = columnsCI(v.Retailers[i].Runs, len(retailerMetrics))
+	}
+}
+
+// columnsCI is the mean and interval of each of the n columns of runs.
+func columnsCI(runs [][]float64, n int) []Interval {
+	out := make([]Interval, n)
+	col := make([]float64, len(runs))
+	for m := range n {
+		for k, run := range runs {
 			col[k] = run[m]
 		}
-		v.Stats[m] = MeanCI(col)
+		out[m] = MeanCI(col)
 	}
+	return out
 }
 
 // Stat returns the interval of the named metric, and false if there is no
@@ -278,7 +329,12 @@ func SummaryStats(w io.Writer, vs []VariantStats) {
 	if slices.ContainsFunc(vs, func(v VariantStats) bool { return v.public }) {
 		io.WriteString(w, "\n")
 		writeTable(w, table("public sites", false, true))
-		io.WriteString(w, "\npublic sites: the subsidised classes; shares of CPU, work in busy CPU-seconds; subsidy in the currency of their prices, per hour of job run and per CPU-hour they served")
+		io.WriteString(w, "\npublic sites: the subsidised classes; shares of CPU, work in busy CPU-seconds, on their hardware (their retailers' slices included); subsidy in the currency of their prices, per hour of job run and per CPU-hour they served; customers' mean price: their total paid over their CPU-hours")
+	}
+	if slices.ContainsFunc(vs, func(v VariantStats) bool { return len(v.Retailers) > 0 }) {
+		io.WriteString(w, "\n")
+		writeTable(w, retailerTable(vs))
+		io.WriteString(w, "\nretailers: per retailer of each kind; work share of the federation's busy CPU-seconds; margin: revenue less the tariff paid for its slice, over the whole slice")
 	}
 	io.WriteString(w, "\nwaits: submission to first lease, every job; one never placed (censored) counts as waiting until its placement deadline")
 	io.WriteString(w, "\nmean ± half-width of its 95% confidence interval (Student's t) over the runs")
@@ -289,6 +345,37 @@ func SummaryStats(w io.Writer, vs []VariantStats) {
 		io.WriteString(w, "; * over fewer runs: the others had no data for it")
 	}
 	io.WriteString(w, "\n")
+}
+
+// retailerTable is the table of the retailers' figures: a row per kind
+// and metric, a column per variant, empty where a variant has no such
+// retailer.
+func retailerTable(vs []VariantStats) [][]string {
+	header := []string{"retailers"}
+	var kinds []string
+	for _, v := range vs {
+		header = append(header, v.Variant)
+		for _, rs := range v.Retailers {
+			if !slices.Contains(kinds, rs.Name) {
+				kinds = append(kinds, rs.Name)
+			}
+		}
+	}
+	rows := [][]string{header}
+	for _, k := range kinds {
+		for m, rm := range retailerMetrics {
+			row := []string{k + " " + rm.col}
+			for _, v := range vs {
+				cell := ""
+				if i := slices.IndexFunc(v.Retailers, func(rs RetailerStats) bool { return rs.Name == k }); i >= 0 {
+					cell = fmtInterval(v.Retailers[i].Stats[m], rm.prec)
+				}
+				row = append(row, cell)
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
 }
 
 // fmtInterval writes "mean ± half-width", the mean alone when there is no
@@ -323,12 +410,21 @@ func WriteStats(dir string, vs []VariantStats) error {
 		if err := w.Write([]string{"variant", "metric", "n", "mean", "sd", "ci_low", "ci_high"}); err != nil {
 			return err
 		}
+		row := func(variant, name string, iv Interval) error {
+			return w.Write([]string{variant, name, strconv.Itoa(iv.N),
+				fmtStatCSV(iv.Mean), fmtStatCSV(iv.SD), fmtStatCSV(iv.Low), fmtStatCSV(iv.High)})
+		}
 		for _, v := range vs {
 			for i, m := range metrics {
-				iv := v.Stats[i]
-				if err := w.Write([]string{v.Variant, m.name, strconv.Itoa(iv.N),
-					fmtStatCSV(iv.Mean), fmtStatCSV(iv.SD), fmtStatCSV(iv.Low), fmtStatCSV(iv.High)}); err != nil {
+				if err := row(v.Variant, m.name, v.Stats[i]); err != nil {
 					return err
+				}
+			}
+			for _, rs := range v.Retailers {
+				for i, rm := range retailerMetrics {
+					if err := row(v.Variant, "retailer."+rs.Name+"."+rm.name, rs.Stats[i]); err != nil {
+						return err
+					}
 				}
 			}
 		}
