@@ -372,6 +372,9 @@ func (m *Market) Quote(now time.Time, req Request) (Offer, error) {
 	}
 	load := UtilisationPermille(m.committed.Add(m.reserved).Add(req.Resources), m.cfg.Capacity)
 	price := m.cfg.Pricing.PriceAt(load)
+	if req.Grantee != "" {
+		price = Price{Currency: price.Currency} // the slice is paid whole (SPEC 4.5, 6.7)
+	}
 	total, err := price.Cost(req.Resources, req.Timeout)
 	if err != nil {
 		return Offer{}, protocol.Errorf(pb.Code_CODE_PRICE_ABOVE_CEILING, "total for %s: %v", req.Timeout, err)

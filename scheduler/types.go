@@ -152,8 +152,12 @@ type Request struct {
 	Origin string
 	// Grantee is the retailer on whose slice the offer is made (SPEC 6.7):
 	// the node sets it from a grant it has checked. Empty: the site's own
-	// retail, which never uses a slice granted to another.
+	// retail, which never uses a slice granted to another. An offer on a
+	// slice bills nothing: the slice is paid whole (SPEC 4.5).
 	Grantee string
+	// Grant is the sealed SliceGrant a grantee's request carries on the
+	// wire (SPEC 6.7), opaque here: the site checks it and sets Grantee.
+	Grant string
 }
 
 // Offer is a provider's promise: these resources at this price until ExpiresAt.

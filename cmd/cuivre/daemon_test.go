@@ -212,12 +212,13 @@ func TestTwoDaemons(t *testing.T) {
 // 6.1-6.3), and returns the result and stdout. If running is not nil, the
 // lease ID is sent on it once the run is RUNNING.
 func lease(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, timeout time.Duration, running chan<- string) (*pb.Result, string) {
-	return leaseOf(t, ctx, req, key, p, module, args, &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, timeout, running, nil)
+	return leaseOf(t, ctx, req, key, p, module, args, &pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20, ScratchBytes: 1 << 20}, timeout, running, nil, nil)
 }
 
 // leaseOf is lease with the resources given, calling status (if not nil)
-// with each Status watched.
-func leaseOf(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, res *pb.Resources, timeout time.Duration, running chan<- string, status func(*pb.Status)) (*pb.Result, string) {
+// with each Status watched; with a grant (a sealed SliceGrant), on the
+// slice it grants req (SPEC 6.7).
+func leaseOf(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivKey, p peer.ID, module []byte, args []string, res *pb.Resources, timeout time.Duration, running chan<- string, status func(*pb.Status), grant []byte) (*pb.Result, string) {
 	mod, err := req.AddModule(module)
 	if err != nil {
 		t.Error(err)
@@ -234,7 +235,7 @@ func leaseOf(t *testing.T, ctx context.Context, req *node.Node, key crypto.PrivK
 	offer, _, err := req.RequestOffer(ctx, p, scheduler.Request{
 		Nonce: string(random(protocol.NonceSize)), JobCID: string(signed.CID.Bytes()), Executor: "wasm",
 		Resources: scheduler.Resources{CPUMillis: res.CpuMillis, MemoryBytes: res.MemoryBytes, ScratchBytes: res.ScratchBytes}, Timeout: timeout,
-		ExpiresAt: time.Now().Add(5 * time.Second)})
+		ExpiresAt: time.Now().Add(5 * time.Second), Grant: string(grant)})
 	if err != nil {
 		t.Errorf("offer: %v", err)
 		return nil, ""

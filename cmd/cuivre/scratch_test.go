@@ -64,14 +64,14 @@ func TestScratchOnDisk(t *testing.T) {
 	other := make(chan *pb.Result, 1)
 	go func() {
 		res, _ := leaseOf(t, ctx, req, key, info.ID, exectest.Loop(), nil, &pb.Resources{CpuMillis: 100, MemoryBytes: 16 << 20}, time.Hour, running,
-			func(s *pb.Status) { beats = append(beats, time.Now()) })
+			func(s *pb.Status) { beats = append(beats, time.Now()) }, nil)
 		other <- res
 	}()
 	otherID := <-running
 
 	const memory, overhead = 64 << 20, 128 << 20
 	res, stdout := leaseOf(t, ctx, req, key, info.ID, exectest.Module(t, "fsprobe"), []string{"fill", "big", strconv.Itoa(1 << 30)},
-		&pb.Resources{CpuMillis: 500, MemoryBytes: memory, ScratchBytes: 1<<30 + 1<<20}, 10*time.Minute, nil, nil)
+		&pb.Resources{CpuMillis: 500, MemoryBytes: memory, ScratchBytes: 1<<30 + 1<<20}, 10*time.Minute, nil, nil, nil)
 	if res == nil || res.State != pb.LeaseState_LEASE_STATE_SUCCEEDED || res.OutputSize != 1<<30 {
 		t.Fatalf("the 1 GiB lease: %v %v, output %d bytes:\n%s", res.GetState(), res.GetError(), res.GetOutputSize(), stdout)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,7 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/node"
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/cuivre/cuivre/protocol/wire"
+	"github.com/cuivre/cuivre/scheduler"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestWholesaleCLI: two `cuivre daemon` processes, a site (4 vCPUs, half
@@ -109,5 +118,74 @@ func TestWholesaleCLI(t *testing.T) {
 	}
 	if _, err = as(retailer, "wholesale", "tariff"); err == nil || !strings.Contains(err.Error(), "wholesale.enabled") {
 		t.Fatalf("the tariff of a node that is no site: %v", err)
+	}
+}
+
+// TestLeaseOnSlice: a retailer leases on its slice of a site (a `cuivre
+// daemon` process), presenting its grant (SPEC 6.7): the job runs on the
+// site, billed nothing (the slice is paid whole); a lease past the slice is
+// refused SLICE_EXCEEDED; the grant presented by another peer is refused
+// GRANT_WRONG_GRANTEE; and the site's own retail keeps off the slice.
+func TestLeaseOnSlice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	site := startDaemon(t, initDir(t), "", "wholesale.enabled=true", "capacity.reserve.cpu=0", "capacity.offered_percent=100")
+	boot, err := peer.AddrInfoFromString(site.id.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	retailer, key := requesterNode(t, *boot)
+	stranger, _ := requesterNode(t, *boot)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, n := range []*node.Node{retailer, stranger} {
+		if err := n.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g api.GrantView
+	for g.ID == "" {
+		// The site publishes its tariff once it has a DHT peer.
+		g, err = retailer.RequestSlice(ctx, api.SliceAsk{Site: site.id.ID, Resources: scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30},
+			End: time.Now().Add(2 * time.Hour)})
+		if err != nil && ctx.Err() != nil {
+			t.Fatalf("slice: %v", err)
+		}
+	}
+	ev, err := retailer.WholesaleEvidence(site.id.ID)
+	if err != nil || len(ev) != 1 {
+		t.Fatalf("the retailer's grant: %v, %v", ev, err)
+	}
+	grant := ev[0].Grant
+	siteID := peer.ID(boot.ID)
+
+	res, stdout := leaseOf(t, ctx, retailer, key, siteID, exectest.Module(t, "hello"), []string{"--name", "slice"},
+		&pb.Resources{CpuMillis: 500, MemoryBytes: 64 << 20}, 30*time.Second, nil, nil, grant)
+	if res.GetState() != pb.LeaseState_LEASE_STATE_SUCCEEDED || stdout != "hello, slice! (0 lines on stdin)\n" {
+		t.Fatalf("the lease on the slice: %v, %q", res.GetState(), stdout)
+	}
+	r, err := record.OpenReceipt(res.Receipt)
+	if err != nil || r.GetAmount().GetNanos() != 0 || peer.ID(r.Requester) != retailer.ID() {
+		t.Fatalf("the receipt of a lease on a slice: %+v, %v; want nothing billed to the retailer", r, err)
+	}
+
+	ask := func(n *node.Node, cpu uint64, grant []byte) error {
+		_, _, err := n.RequestOffer(ctx, siteID, scheduler.Request{Nonce: string(random(protocol.NonceSize)), JobCID: string(wire.SumCID([]byte("job")).Bytes()),
+			Executor: "wasm", Resources: scheduler.Resources{CPUMillis: cpu, MemoryBytes: 64 << 20}, Timeout: time.Minute,
+			ExpiresAt: time.Now().Add(5 * time.Second), Grant: string(grant)})
+		return err
+	}
+	if err := ask(retailer, 1500, grant); protocol.CodeOf(err) != pb.Code_CODE_SLICE_EXCEEDED {
+		t.Errorf("past the slice: %v, want SLICE_EXCEEDED", err)
+	}
+	if err := ask(stranger, 500, grant); protocol.CodeOf(err) != pb.Code_CODE_GRANT_WRONG_GRANTEE {
+		t.Errorf("another peer's grant: %v, want GRANT_WRONG_GRANTEE", err)
+	}
+	if err := ask(stranger, 3500, nil); protocol.CodeOf(err) != pb.Code_CODE_INSUFFICIENT_CPU {
+		t.Errorf("the site's own retail past what the slice leaves: %v, want INSUFFICIENT_CPU", err)
+	}
+	if err := ask(stranger, 3000, nil); err != nil {
+		t.Errorf("the site's own retail within what the slice leaves: %v", err)
 	}
 }

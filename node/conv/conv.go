@@ -95,7 +95,7 @@ func RequestToPB(r scheduler.Request) *pb.OfferRequest {
 		Nonce: []byte(r.Nonce), JobCid: []byte(r.JobCID), Executor: r.Executor,
 		Resources: ResourcesToPB(r.Resources), TimeoutMs: Ms(r.Timeout),
 		Constraints: SelectorsToPB(r.Constraints), MaxPrice: AmountToPB(r.MaxPrice),
-		ExpiresAtMs: protocol.UnixMs(r.ExpiresAt),
+		ExpiresAtMs: protocol.UnixMs(r.ExpiresAt), Grant: []byte(r.Grant),
 	}
 }
 
@@ -114,7 +114,7 @@ func RequestFromPB(r *pb.OfferRequest, from string, now time.Time) (scheduler.Re
 		Nonce: string(r.Nonce), Requester: from, JobCID: string(r.JobCid), Executor: r.Executor,
 		Resources: ResourcesFromPB(r.Resources), Timeout: time.Duration(r.TimeoutMs) * time.Millisecond,
 		Constraints: SelectorsFromPB(r.Constraints), MaxPrice: AmountFromPB(r.MaxPrice),
-		ExpiresAt: protocol.FromUnixMs(r.ExpiresAtMs),
+		ExpiresAt: protocol.FromUnixMs(r.ExpiresAtMs), Grant: string(r.Grant),
 	}, nil
 }
 

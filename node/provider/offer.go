@@ -9,6 +9,7 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Offer answers one offer request with a sealed offer or a refusal (SPEC 6.1).
@@ -25,6 +26,18 @@ func (p *Provider) Offer(ctx context.Context, from string, req *pb.OfferRequest)
 		return p.refuse(from, err)
 	}
 	r.Origin = transport.Origin(ctx) // the limits of one place (scheduler.MarketConfig)
+	if r.Grant != "" {
+		// A grantee asks on its slice (SPEC 6.7): the grant must be this
+		// site's, to the sender, and started; the market's slices bound it.
+		g, err := record.OpenGrant([]byte(r.Grant), now)
+		if err == nil {
+			err = record.CheckGrantPresented(g, peer.ID(p.id), peer.ID(from), now)
+		}
+		if err != nil {
+			return p.refuse(from, err)
+		}
+		r.Grantee = from
+	}
 	p.mu.Lock()
 	offer, err := p.market.Quote(now, r)
 	p.mu.Unlock()

@@ -1374,6 +1374,7 @@ type OfferRequest struct {
 	Constraints   []*Constraint          `protobuf:"bytes,6,rep,name=constraints,proto3" json:"constraints,omitempty"`
 	MaxPrice      *Amount                `protobuf:"bytes,7,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"`
 	ExpiresAtMs   uint64                 `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // the requester stops waiting at this time
+	Grant         []byte                 `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`                                   // a grantee's: the sealed SliceGrant of the slice asked on (SPEC 1.6, 6.7)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1462,6 +1463,13 @@ func (x *OfferRequest) GetExpiresAtMs() uint64 {
 		return x.ExpiresAtMs
 	}
 	return 0
+}
+
+func (x *OfferRequest) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
 }
 
 // Offer is a provider's signed promise: these resources, at this price, until expiry.
@@ -3972,7 +3980,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x12\x1c\n" +
 	"\texecutors\x18\t \x03(\tR\texecutors\x12\x14\n" +
 	"\x05addrs\x18\n" +
-	" \x03(\fR\x05addrs\"\xb9\x02\n" +
+	" \x03(\fR\x05addrs\"\xcf\x02\n" +
 	"\fOfferRequest\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x17\n" +
 	"\ajob_cid\x18\x02 \x01(\fR\x06jobCid\x12\x1a\n" +
@@ -3982,7 +3990,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"timeout_ms\x18\x05 \x01(\x04R\ttimeoutMs\x127\n" +
 	"\vconstraints\x18\x06 \x03(\v2\x15.cuivre.v1.ConstraintR\vconstraints\x12.\n" +
 	"\tmax_price\x18\a \x01(\v2\x11.cuivre.v1.AmountR\bmaxPrice\x12\"\n" +
-	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\"\xbf\x03\n" +
+	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\x12\x14\n" +
+	"\x05grant\x18\t \x01(\fR\x05grant\"\xbf\x03\n" +
 	"\x05Offer\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12#\n" +
