@@ -109,7 +109,7 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 			ex.Close(context.Background())
 		}
 	}
-	if !requesterOnly {
+	if !requesterOnly && c.Role != config.RoleRetailer { // a retailer's jobs run on its site
 		if ex, err = newExecutor(ctx, dir, c.Executor); err != nil {
 			st.Close()
 			return nil, err
@@ -128,7 +128,8 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 		st.Close()
 		return nil, err
 	}
-	opts := Options{Identity: key, Market: market, RequesterOnly: requesterOnly, Log: log, Store: st, Data: ds, Exec: ex, Limits: hostLimits(c.Limits)}
+	opts := Options{Identity: key, Market: market, RequesterOnly: requesterOnly, Retail: c.Role == config.RoleRetailer, Log: log, Store: st, Data: ds, Exec: ex,
+		Limits: hostLimits(c.Limits)}
 	if c.Wholesale.Enabled && !requesterOnly {
 		t := c.Tariff(market.Capacity)
 		opts.Tariff = &t

@@ -33,6 +33,7 @@ import (
 	"github.com/cuivre/cuivre/node/p2p"
 	"github.com/cuivre/cuivre/node/provider"
 	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/node/retail"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/node/transport"
 	"github.com/cuivre/cuivre/node/wholesale"
@@ -77,6 +78,12 @@ type Options struct {
 	// and keep receipts. The node does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Retail makes a provider a retailer (config role retailer, SPEC 6.7):
+	// it sells the slices it holds of one site, at Market's prices, under
+	// Market's operator label and the site's other labels, and runs its
+	// leases there rather than on Exec, which it ignores. It needs Store and
+	// Data. Market's capacity and other labels are replaced by its slices'.
+	Retail bool
 	// Tariff makes a provider with a Store a wholesale site (SPEC 4.5, 6.7):
 	// it publishes a tariff of these terms, announces itself under the
 	// wholesale facet of their jurisdiction, and grants slices. Nil: it
@@ -182,8 +189,18 @@ func New(o Options) (*Node, error) {
 	if o.RequesterOnly {
 		n.handler = &buyer{store: o.Store, blocks: n.blocks, log: log}
 	} else {
-		n.prov, err = provider.New(provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
-			ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }})
+		pc := provider.Config{Key: o.Identity, Market: o.Market, Store: o.Store, Exec: o.Exec, Data: o.Data, Blocks: n.blocks, Transport: h,
+			ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }}
+		if o.Retail {
+			pc.Exec = nil
+			if pc.Remote, err = retail.New(retail.Config{Key: o.Identity, Transport: h, Data: o.Data, Blocks: n.blocks, Slice: n.retailSlice,
+				Clock: o.Clock, Log: log}); err != nil {
+				cancel()
+				h.Close()
+				return nil, err
+			}
+		}
+		n.prov, err = provider.New(pc)
 		if err != nil {
 			cancel()
 			h.Close()
@@ -193,7 +210,7 @@ func New(o Options) (*Node, error) {
 	}
 	h.Serve(n.handler)
 	if o.Store != nil {
-		dc := wholesale.Config{Key: o.Identity, Store: o.Store, Net: h, Draining: n.draining.Load, Clock: o.Clock, Log: log}
+		dc := wholesale.Config{Key: o.Identity, Store: o.Store, Net: h, Draining: n.draining.Load, Changed: n.retailChanged, Clock: o.Clock, Log: log}
 		if o.Tariff != nil && n.prov != nil {
 			dc.Market, dc.Terms = n.prov, o.Tariff
 		}
@@ -206,6 +223,7 @@ func New(o Options) (*Node, error) {
 			return nil, err
 		}
 		n.serveWholesale()
+		n.syncRetail()
 	}
 	n.req, err = requester.New(requester.Config{Key: o.Identity, Transport: h, Store: o.Store, Placement: o.Placement,
 		CandidateTTL: o.CandidateTTL, Data: jd, Clock: o.Clock, Log: log})
@@ -257,6 +275,9 @@ func (n *Node) Handler() transport.Handler { return n.handler }
 func (n *Node) Role() string {
 	if n.opts.RequesterOnly {
 		return config.RoleRequester
+	}
+	if n.opts.Retail {
+		return config.RoleRetailer
 	}
 	return config.RoleProvider
 }
@@ -653,6 +674,9 @@ func (n *Node) Advertise(ctx context.Context) error {
 		return fmt.Errorf("advertise: %w", errSellsNothing)
 	}
 	c := n.prov.Offering()
+	if c.Capacity == (scheduler.Resources{}) {
+		return nil // a retailer without a slice: nothing to sell
+	}
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
 	for _, k := range keys {
@@ -688,6 +712,7 @@ func (n *Node) advertise() {
 		last = n.clock.Now()
 		ctx, cancel := context.WithTimeout(n.ctx, every)
 		defer cancel()
+		n.syncRetail() // slices started or ended since
 		if err := n.Advertise(ctx); err != nil {
 			n.log.Warn("advertise", "err", err)
 		}
@@ -789,6 +814,7 @@ func (n *Node) Reprice(p scheduler.PricePolicy, labels scheduler.Labels) error {
 	}
 	err := n.prov.Reprice(p, labels)
 	if err == nil {
+		n.syncRetail() // a retailer's labels are its site's
 		n.marketChanged()
 	}
 	return err

@@ -14,6 +14,7 @@ import (
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/conv"
+	"github.com/cuivre/cuivre/node/retail"
 	"github.com/cuivre/cuivre/node/wholesale"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -59,6 +60,72 @@ func (n *Node) publishTariff(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retailSite picks the slices a retailer sells: those of one site, the
+// site of its earliest live slice; it returns them, started and not ended.
+func (n *Node) retailSite() []wholesale.Grant {
+	var out []wholesale.Grant
+	for _, g := range n.desk.Grants() { // by start
+		if g.Made || g.State != "active" || len(out) > 0 && g.Site != out[0].Site {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// syncRetail makes a retailer's market sell its slices (SPEC 6.7): their
+// sum as capacity, and the labels of their site's tariff with the
+// retailer's own operator. Without a slice it sells nothing.
+func (n *Node) syncRetail() {
+	if !n.opts.Retail || n.desk == nil || n.prov == nil {
+		return
+	}
+	var sum scheduler.Resources
+	labels := scheduler.Labels{}
+	if op, ok := n.opts.Market.Labels.Get(scheduler.LabelOperator); ok {
+		labels = scheduler.NewLabels(scheduler.Label{Key: scheduler.LabelOperator, Value: op})
+	}
+	slices := n.retailSite()
+	for _, g := range slices {
+		sum = sum.Add(g.Resources)
+	}
+	if len(slices) > 0 {
+		t := new(pb.WholesaleTariff)
+		if _, _, err := record.Open(slices[0].Tariff, t); err == nil {
+			kv := []scheduler.Label(labels)
+			for _, l := range conv.LabelsFromPB(t.Labels) {
+				if l.Key != scheduler.LabelOperator {
+					kv = append(kv, l)
+				}
+			}
+			labels = scheduler.NewLabels(kv...)
+		}
+	}
+	n.prov.Resize(sum)
+	if err := n.prov.Reprice(n.prov.Offering().Pricing, labels); err != nil {
+		n.log.Warn("retail labels", "err", err)
+	}
+}
+
+// retailChanged follows a change of the slices held: the market sells
+// them, and the node announces them soon.
+func (n *Node) retailChanged() {
+	if n.opts.Retail {
+		n.syncRetail()
+		n.marketChanged()
+	}
+}
+
+// retailSlice is the slice a retailer's lease runs on: one of the slices
+// it sells (retail.Config.Slice). The site caps its leases by all of them.
+func (n *Node) retailSlice(scheduler.Resources) (retail.Slice, error) {
+	slices := n.retailSite()
+	if len(slices) == 0 {
+		return retail.Slice{}, protocol.Errorf(pb.Code_CODE_SLICE_EXCEEDED, "this retailer holds no live slice")
+	}
+	return retail.Slice{Site: string(slices[0].Site), Grant: slices[0].Envelope}, nil
 }
 
 // SetTariff changes the site's tariff terms (a reload of its labels): it

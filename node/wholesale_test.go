@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -172,4 +174,98 @@ func mustHex(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRetailDevnet: a retailer (role retailer, real daemons on loopback)
+// rents the whole of a site and sells it under its own operator label and
+// prices with the site's certification; a customer who knows nothing of
+// wholesale places a job, which the retailer takes and the site runs: the
+// customer's signed job and its epoch go through unchanged, its output
+// comes back, the customer's receipt is the retailer's at its retail price,
+// countersigned, and the site's receipt to the retailer bills nothing (the
+// slice is paid whole) and is countersigned too.
+func TestRetailDevnet(t *testing.T) {
+	siteDir, sc := loopbackDaemon(t)
+	sc.Capacity.CPU, sc.Capacity.Memory, sc.Capacity.Scratch = ptr(config.CPU(4000)), ptr(config.Bytes(8<<30)), ptr(config.Bytes(1<<30))
+	sc.Capacity.Reserve, sc.Capacity.OfferedPercent = config.Reserve{}, 100
+	sc.Labels.Jurisdiction, sc.Labels.Certifications, sc.Labels.Operator = "fr", []string{"secnumcloud"}, "site-op"
+	sc.Wholesale.Enabled, sc.Wholesale.SharePercent = true, 100
+	site := startDaemon(t, siteDir, sc)
+	boot := peer.AddrInfo{ID: site.Node.ID(), Addrs: site.Node.Host().Addrs()}
+	addrs, err := peer.AddrInfoToP2pAddrs(&boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rDir, rc := loopbackDaemon(t)
+	rc.Role, rc.Labels.Operator, rc.Bootstrap = config.RoleRetailer, "shop", []string{addrs[0].String()}
+	rc.Pricing.CPUPerHour = 50_000_000 // 0.05 a vCPU-hour
+	ret := startDaemon(t, rDir, rc)
+	if got := ret.Node.Status().Role; got != config.RoleRetailer {
+		t.Fatalf("the retailer's role: %s", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitFor(t, time.Minute, "the site's tariff in the DHT", func() bool {
+		_, err := ret.Node.RequestSlice(ctx, api.SliceAsk{Site: site.Node.ID().String(),
+			Resources: scheduler.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, ScratchBytes: 1 << 30}, End: time.Now().Add(10 * 24 * time.Hour)})
+		return err == nil
+	})
+	st := ret.Node.Status()
+	if st.Capacity.CPUMillis != 4000 || site.Node.MarketState().Free.CPUMillis != 0 {
+		t.Fatalf("the retailer sells %+v; the site's own retail has %+v free", st.Capacity, site.Node.MarketState().Free)
+	}
+	if op, _ := ret.Node.prov.Offering().Labels.Get("operator"); op != "shop" {
+		t.Errorf("the retailer sells under operator %q", op)
+	}
+	if c, _ := ret.Node.prov.Offering().Labels.Get("certification"); c != "secnumcloud" {
+		t.Errorf("the retailer sells under certification %q, want the site's", c)
+	}
+
+	customer := startRequesterDaemon(t, boot)
+	const spec = "version: 1\nname: retail\ntask:\n  module: m.wasm\n  args: [--name, retail]\n  resources: {cpu: 500m, memory: 64Mi}\n" +
+		"constraints:\n  - certification = secnumcloud\n"
+	key := submitSpec(t, customer.Node, spec, exectest.Module(t, "hello"), nil)
+	v, err := customer.Node.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" || v.Slots[0].Provider != ret.Node.ID().String() {
+		t.Fatalf("the customer's job: %+v, %v: want it succeeded, sold by the retailer", v, err)
+	}
+	stdout, _, _, _, _ := customer.Node.Logs(key)
+	if string(stdout) != "hello, retail! (0 lines on stdin)\n" {
+		t.Errorf("the customer's output: %q", stdout)
+	}
+
+	// The site ran it: the customer's job, under the retailer's lease.
+	leases, err := site.Store.Leases(nil)
+	if err != nil || len(leases) != 1 || leases[0].Requester != string(ret.Node.ID()) || leases[0].JobCID != string(mustCID(t, key).Bytes()) {
+		t.Fatalf("the site's leases: %+v, %v", leases, err)
+	}
+	// Both legs' receipts countersigned: the retailer's to the customer at
+	// its price, the site's to the retailer at zero.
+	waitFor(t, time.Minute, "both receipts countersigned", func() bool {
+		rr, err1 := ret.Store.Receipts()
+		sr, err2 := site.Store.Receipts()
+		return err1 == nil && err2 == nil && len(rr) == 1 && len(sr) == 1 && len(rr[0].Countersignature) > 0 && len(sr[0].Countersignature) > 0
+	})
+	rr, _ := ret.Store.Receipts()
+	sr, _ := site.Store.Receipts()
+	retailReceipt, err1 := record.OpenReceipt(rr[0].Envelope)
+	siteReceipt, err2 := record.OpenReceipt(sr[0].Envelope)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if retailReceipt.GetAmount().GetNanos() == 0 || peer.ID(retailReceipt.Requester) != customer.Node.ID() {
+		t.Errorf("the retail receipt: %+v", retailReceipt)
+	}
+	if siteReceipt.GetAmount().GetNanos() != 0 || peer.ID(siteReceipt.Requester) != ret.Node.ID() || siteReceipt.Epoch != retailReceipt.Epoch {
+		t.Errorf("the site's receipt: %+v", siteReceipt)
+	}
+}
+
+func mustCID(t *testing.T, s string) cid.Cid {
+	t.Helper()
+	c, err := cid.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

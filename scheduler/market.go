@@ -700,6 +700,11 @@ func (m *Market) Reprice(p PricePolicy, labels Labels) error {
 	return nil
 }
 
+// Resize changes what the market sells, as a retailer's slices come and
+// go (SPEC 6.7): new offers see the new capacity; leases and offers made
+// stay, even past it, and end as they would. Zero sells nothing.
+func (m *Market) Resize(capacity Resources) { m.cfg.Capacity = capacity }
+
 // HeldLease is the terms of a lease a market holds.
 type HeldLease struct {
 	Epoch     uint64

@@ -289,3 +289,22 @@ func TestWholesaleKeys(t *testing.T) {
 		t.Errorf("keys of an invalid jurisdiction: %v", keys)
 	}
 }
+
+// TestResize: a market resized sells what it is given, zero included,
+// and keeps the leases it holds.
+func TestResize(t *testing.T) {
+	m := mktMarket(t)
+	o := mktQuote(t, m, mktT0, mktRequest("a"))
+	mktWantCode(t, m.Commit(mktT0, mktLease(o, "lease-a", 1)), pb.Code_CODE_UNSPECIFIED)
+	m.Resize(Resources{})
+	_, err := m.Quote(mktT0, mktRequest("b"))
+	mktWantCode(t, err, pb.Code_CODE_INSUFFICIENT_CPU)
+	if _, err := m.Release(mktT0.Add(time.Second), "lease-a", 1); err != nil {
+		t.Fatalf("a lease made before the market shrank: %v", err)
+	}
+	m.Resize(Resources{CPUMillis: 2000, MemoryBytes: 2 << 30, ScratchBytes: 1 << 30})
+	mktQuote(t, m, mktT0.Add(time.Second), mktRequest("c"))
+	if st := m.State(); st.Capacity.CPUMillis != 2000 {
+		t.Errorf("capacity after Resize: %+v", st.Capacity)
+	}
+}

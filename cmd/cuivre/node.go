@@ -82,7 +82,7 @@ buys it too.`,
 	}
 	addDataDir(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing identity (the old one is kept as a .bak)")
-	cmd.Flags().StringVar(&role, "role", config.RoleProvider, "provider (sells capacity and buys it) or requester (only buys)")
+	cmd.Flags().StringVar(&role, "role", config.RoleProvider, "provider (sells capacity and buys it), requester (only buys) or retailer (sells on slices rented from a site)")
 	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(config.Roles(), cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

@@ -14,7 +14,10 @@ type Config struct {
 	// and buys it too; "requester" only buys: it announces nothing, answers
 	// only the module and block requests of the providers that run its jobs,
 	// runs no executor, and ignores capacity, pricing, labels, executor and
-	// the offer limits. Default "provider".
+	// the offer limits; "retailer" sells on the slices it rents from a site
+	// (cuivre wholesale request), at its prices, under its operator label and
+	// the site's other labels, the site running the jobs, and ignores
+	// capacity, executor and its other labels. Default "provider".
 	Role string `yaml:"role"`
 	// Listen are the multiaddrs the libp2p host listens on. QUIC v1 is the
 	// transport peers should use; TCP is a fallback for networks that drop UDP.
@@ -55,10 +58,15 @@ const (
 	RoleProvider = "provider"
 	// RoleRequester only buys.
 	RoleRequester = "requester"
+	// RoleRetailer sells on the slices it rents from a site (SPEC 6.7),
+	// under its own operator label and prices and the site's other labels,
+	// and runs nothing itself: the site runs its customers' jobs. It buys
+	// too.
+	RoleRetailer = "retailer"
 )
 
 // Roles returns the roles a node may have, the default first.
-func Roles() []string { return []string{RoleProvider, RoleRequester} }
+func Roles() []string { return []string{RoleProvider, RoleRequester, RoleRetailer} }
 
 // NAT is how the node gets reachable from behind a router, and how it
 // helps other nodes do so. The switches default to true: a node behind a

@@ -42,7 +42,7 @@ func TestDefaultValidates(t *testing.T) {
 func TestZeroConfigSaysWhatIsMissing(t *testing.T) {
 	got := lines(Config{}.Validate())
 	want := []string{
-		`role: "": use provider (sells capacity, and buys) or requester (only buys)`,
+		`role: "": use provider (sells capacity, and buys), requester (only buys) or retailer (sells on slices rented from a site)`,
 		"listen: empty: give at least one address, such as /ip4/0.0.0.0/udp/4242/quic-v1",
 		`nat.reachability: "": use auto, public or private`,
 		`nat.relay_service: "": use auto, on or off`,
@@ -213,7 +213,7 @@ func TestValidate(t *testing.T) {
 		{"wholesale without a jurisdiction", func(c *Config) { c.Wholesale.Enabled = true }, []string{
 			"wholesale.enabled: a tariff names the jurisdiction its slices are under: set labels.jurisdiction"}},
 		{"wholesale on a requester", func(c *Config) { c.Wholesale.Enabled, c.Role, c.Labels.Jurisdiction = true, RoleRequester, "fr" }, []string{
-			"wholesale.enabled: a requester sells nothing, so it has no slice to rent: set role provider, or wholesale.enabled false"}},
+			"wholesale.enabled: a requester sells no hardware of its own, so it has no slice to rent: set role provider, or wholesale.enabled false"}},
 		{"wholesale given away", func(c *Config) { c.Wholesale.CPUPerHour, c.Wholesale.MemoryGiBPerHour = 0, 0 }, []string{
 			"wholesale: cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away"}},
 		{"wholesale notice and share", func(c *Config) { c.Wholesale.Notice, c.Wholesale.SharePercent = Duration(721*time.Hour), 101 }, []string{

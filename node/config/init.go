@@ -51,7 +51,7 @@ const roleLine = "\nrole: " + RoleProvider + "\n"
 // refuses a role that is not one of Roles.
 func TemplateFor(role string) ([]byte, error) {
 	if !slices.Contains(Roles(), role) {
-		return nil, fmt.Errorf("role %q: use %s", role, strings.Join(Roles(), " or "))
+		return nil, fmt.Errorf("role %q: use %s", role, roleList())
 	}
 	if bytes.Count(template, []byte(roleLine)) != 1 {
 		return nil, errors.New("the config template has no single role line") // a broken build, which a test catches
@@ -320,4 +320,10 @@ func syncDir(dir string) {
 		d.Sync() // best effort: not every system can sync a directory
 		d.Close()
 	}
+}
+
+// roleList writes Roles for people: "provider, requester or retailer".
+func roleList() string {
+	r := Roles()
+	return strings.Join(r[:len(r)-1], ", ") + " or " + r[len(r)-1]
 }

@@ -46,9 +46,9 @@ func TestRole(t *testing.T) {
 		want string
 	}{
 		{"file", writeFile(t, ConfigFile, "# a node\nrole: buyer\n"), nil,
-			`config.yaml:2:7: role: "buyer": use provider (sells capacity, and buys) or requester (only buys)`},
+			`config.yaml:2:7: role: "buyer": use provider (sells capacity, and buys), requester (only buys) or retailer (sells on slices rented from a site)`},
 		{"environment", "", []string{"CUIVRE_ROLE=Requester"},
-			`CUIVRE_ROLE: role: "Requester": use provider (sells capacity, and buys) or requester (only buys)`},
+			`CUIVRE_ROLE: role: "Requester": use provider (sells capacity, and buys), requester (only buys) or retailer (sells on slices rented from a site)`},
 	} {
 		_, err := Load(tc.path, tc.env, nil)
 		if err == nil || !strings.HasSuffix(err.Error(), tc.want) {
@@ -87,7 +87,7 @@ func TestTemplateFor(t *testing.T) {
 	if b, err := TemplateFor(RoleProvider); err != nil || !bytes.Equal(b, Template()) {
 		t.Errorf("TemplateFor(provider) is not the template (%v)", err)
 	}
-	if _, err := TemplateFor("seller"); err == nil || err.Error() != `role "seller": use provider or requester` {
+	if _, err := TemplateFor("seller"); err == nil || err.Error() != `role "seller": use provider, requester or retailer` {
 		t.Errorf("TemplateFor(seller) = %v", err)
 	}
 }
@@ -110,7 +110,7 @@ func TestInitRole(t *testing.T) {
 
 	other := filepath.Join(t.TempDir(), "other")
 	_, err = InitRole(other, false, "seller")
-	if err == nil || err.Error() != `init: role "seller": use provider or requester` {
+	if err == nil || err.Error() != `init: role "seller": use provider, requester or retailer` {
 		t.Errorf("InitRole(seller) = %v", err)
 	}
 	if _, err := os.Stat(other); !errors.Is(err, fs.ErrNotExist) {

@@ -42,7 +42,7 @@ var reservedLabels = []string{"certification", "jurisdiction", "operator", "regi
 func (c Config) Validate() error {
 	v := validator{}
 	if !slices.Contains(Roles(), c.Role) {
-		v.add("role", "%q: use provider (sells capacity, and buys) or requester (only buys)", c.Role)
+		v.add("role", "%q: use provider (sells capacity, and buys), requester (only buys) or retailer (sells on slices rented from a site)", c.Role)
 	}
 	v.listen(c.Listen)
 	v.bootstrap(c.Bootstrap)
@@ -91,7 +91,7 @@ func (v *validator) wholesale(c Config) {
 		return
 	}
 	if c.Role != RoleProvider {
-		v.add("wholesale.enabled", "a %s sells nothing, so it has no slice to rent: set role provider, or wholesale.enabled false", c.Role)
+		v.add("wholesale.enabled", "a %s sells no hardware of its own, so it has no slice to rent: set role provider, or wholesale.enabled false", c.Role)
 	}
 	if c.Labels.Jurisdiction == "" {
 		v.add("wholesale.enabled", "a tariff names the jurisdiction its slices are under: set labels.jurisdiction")

@@ -112,8 +112,14 @@ func (p *Provider) keepOutput(ctx context.Context, r *run, sc *exec.Scratch) (ci
 	if err != nil {
 		return cid.Undef, 0, fmt.Errorf("keep output: %w", err)
 	}
+	return root, size, p.holdOutput(ctx, r, root)
+}
+
+// holdOutput pins a run's output, in the store, for the lease until its
+// receipt is countersigned, and lets the requester fetch it.
+func (p *Provider) holdOutput(ctx context.Context, r *run, root cid.Cid) error {
 	if err := p.cfg.Data.Pin(ctx, root, r.owner()); err != nil {
-		return cid.Undef, 0, fmt.Errorf("keep output: %w", err)
+		return fmt.Errorf("keep output: %w", err)
 	}
 	if g := p.cfg.Blocks; g != nil {
 		g.Grant(r.lease.Requester, root)
@@ -121,7 +127,7 @@ func (p *Provider) keepOutput(ctx context.Context, r *run, sc *exec.Scratch) (ci
 		// grant outlives the run by the store's keep time.
 		p.clock.AfterFunc(p.cfg.OutputGrant, func() { g.Revoke(r.lease.Requester, root) })
 	}
-	return root, size, nil
+	return nil
 }
 
 // releaseOutput unpins a lease's output once its receipt is countersigned:

@@ -95,7 +95,7 @@ func answer(id []byte, epoch uint64, err error) *pb.LeaseAnswer {
 // acknowledged only after the store's commit returned: a kill -9 then loses
 // nothing a requester was told.
 func (p *Provider) acceptLease(from string, env []byte, now time.Time) (*pb.Lease, func(), error) {
-	if p.store == nil || p.exec == nil {
+	if p.store == nil || p.exec == nil && p.cfg.Remote == nil {
 		return nil, nil, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no executor")
 	}
 	l, err := record.OpenLease(env, now)

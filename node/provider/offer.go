@@ -15,7 +15,7 @@ import (
 // Offer answers one offer request with a sealed offer or a refusal (SPEC 6.1).
 // An offer reserves its resources until it expires, is declined or leased.
 func (p *Provider) Offer(ctx context.Context, from string, req *pb.OfferRequest) *pb.OfferResponse {
-	if p.store == nil || p.exec == nil || p.cfg.Data == nil {
+	if p.store == nil || p.exec == nil && p.cfg.Remote == nil || p.cfg.Data == nil {
 		// Every job has an output, which a node that keeps no data cannot
 		// hold (SPEC 6.1 step 4, 6.6).
 		return p.refuse(from, protocol.Errorf(pb.Code_CODE_EXECUTOR_UNSUPPORTED, "this node runs no jobs: it has no store, executor or data store"))

@@ -31,6 +31,9 @@ type Config struct {
 	// The provider does not close them.
 	Store *store.Store
 	Exec  *exec.Executor
+	// Remote, instead of Exec, runs leases elsewhere: a retailer's on the
+	// site of its slices (SPEC 6.7). Nil: the provider runs on Exec.
+	Remote Runner
 	// Data keeps the inputs fetched and the outputs made here (SPEC 2.5);
 	// without it the provider takes no job with inputs and keeps no output.
 	Data *data.Store

@@ -40,15 +40,19 @@ type run struct {
 	// stream (nextSeq). From the moment finishRun takes the final
 	// Status's seq, ending is set and watchers send no Status but that
 	// final one, so no Status ever follows it with a higher seq.
-	seq     uint64
-	ending  bool
-	note    string     // the final Status's message when the Result has no error: what ended the run
-	final   *pb.Status // the final Status, set with result
-	stdout  bytes.Buffer
-	stderr  bytes.Buffer
-	cut     [2]bool // stdout, stderr: cut at the log limit
-	result  *pb.Result
-	changed chan struct{}
+	seq    uint64
+	ending bool
+	note   string     // the final Status's message when the Result has no error: what ended the run
+	final  *pb.Status // the final Status, set with result
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	cut    [2]bool // stdout, stderr: cut at the log limit
+	// output is the output of a run elsewhere (Config.Remote), already in
+	// the data store, and its size; undefined for a run here.
+	output     cid.Cid
+	outputSize uint64
+	result     *pb.Result
+	changed    chan struct{}
 }
 
 // ended waits until the run's end is recorded, or ctx is done.
@@ -197,7 +201,14 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	if j.Entropy != pb.Entropy_ENTROPY_HOST {
 		spec.Random = protocol.JobRandom([]byte(r.lease.JobCID), r.lease.Instance)
 	}
-	res, err := p.exec.Run(ctx, spec)
+	var res exec.Result
+	if p.cfg.Remote != nil {
+		var rr RemoteResult
+		rr, err = p.cfg.Remote.Run(ctx, r.lease, spec)
+		res, r.output, r.outputSize = rr.Result, rr.Output, rr.OutputSize
+	} else {
+		res, err = p.exec.Run(ctx, spec)
+	}
 	p.metrics.execTime.Observe(res.Duration.Seconds())
 	state := pb.LeaseState_LEASE_STATE_SUCCEEDED
 	switch {
@@ -244,6 +255,18 @@ func (p *Provider) setState(r *run, s pb.LeaseState) {
 // stored only once it has compiled: bytes that are not a WebAssembly command
 // are never kept.
 func (p *Provider) ensureModule(ctx context.Context, c cid.Cid, from string) error {
+	if p.exec == nil {
+		// A run elsewhere (Config.Remote): the module is kept here, for
+		// the node that runs it to fetch, and compiled there.
+		if ok, err := p.store.HasModule(c); err != nil || ok {
+			return err
+		}
+		bin, err := FetchModule(ctx, p.cfg.Transport, from, c)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", c, err)
+		}
+		return p.store.PutModule(c, bin)
+	}
 	if p.exec.Has(c) {
 		return nil
 	}
@@ -290,6 +313,14 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		}
 		if err := res.Scratch.Close(); err != nil {
 			p.log.Warn("scratch", "lease", fmt.Sprintf("%x", r.lease.ID), "err", err)
+		}
+	}
+	if r.output.Defined() && res.Reason != exec.ReasonCanceled {
+		switch err := p.holdOutput(p.ctx, r, r.output); {
+		case err != nil && runErr == nil:
+			state, runErr = pb.LeaseState_LEASE_STATE_FAILED, err
+		case err == nil:
+			out.OutputCID, out.OutputSize = string(r.output.Bytes()), r.outputSize
 		}
 	}
 	now := p.clock.Now()
@@ -453,3 +484,19 @@ func (p *Provider) Runs(tail int) []RunView {
 
 // lastBytes is a copy of b's last n bytes at most.
 func lastBytes(b []byte, n int) []byte { return bytes.Clone(b[max(0, len(b)-n):]) }
+
+// Runner runs a lease's job elsewhere than on this node's executor: a
+// retailer's leases run on the site of its slices (SPEC 6.7). Run streams
+// the job's logs to spec.Stdout and spec.Stderr as they come, and returns
+// how the run ended as a run here would say it.
+type Runner interface {
+	Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (RemoteResult, error)
+}
+
+// RemoteResult is how a run elsewhere ended, and its output, already in the
+// node's data store (undefined if none).
+type RemoteResult struct {
+	exec.Result
+	Output     cid.Cid
+	OutputSize uint64
+}

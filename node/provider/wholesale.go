@@ -38,3 +38,11 @@ func (p *Provider) Revoke(id string) {
 	defer p.mu.Unlock()
 	p.market.Revoke(id)
 }
+
+// Resize changes what the provider sells: a retailer's market follows its
+// slices; see scheduler.Market.Resize.
+func (p *Provider) Resize(c scheduler.Resources) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.market.Resize(c)
+}

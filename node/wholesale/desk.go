@@ -57,8 +57,11 @@ type Config struct {
 	// Draining says whether the node is leaving: a draining site grants no
 	// slice (CODE_DRAINING).
 	Draining func() bool
-	Clock    clock.Clock
-	Log      *slog.Logger
+	// Changed, if set, is called when the grants the node holds change: a
+	// retailer's market follows them.
+	Changed func()
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // Desk is a node's wholesale desk: its site's tariff and grants, and the
@@ -116,6 +119,9 @@ func New(c Config) (*Desk, error) {
 	}
 	if c.Draining == nil {
 		c.Draining = func() bool { return false }
+	}
+	if c.Changed == nil {
+		c.Changed = func() {}
 	}
 	id, err := peer.IDFromPrivateKey(c.Key)
 	if err != nil {
@@ -256,6 +262,7 @@ func (d *Desk) Answer(ctx context.Context, from string, req *pb.WholesaleRequest
 		}
 	case *pb.WholesaleRequest_Withdrawal:
 		if err = d.takeWithdrawal(from, k.Withdrawal); err == nil {
+			d.cfg.Changed()
 			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}
 		}
 	case *pb.WholesaleRequest_Release:

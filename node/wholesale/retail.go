@@ -90,6 +90,7 @@ func (d *Desk) Request(ctx context.Context, a Ask) (Grant, error) {
 	d.mu.Lock()
 	d.grants[held.ID] = held
 	d.mu.Unlock()
+	d.cfg.Changed()
 	return view(held, now), nil
 }
 
@@ -220,14 +221,17 @@ func (d *Desk) Release(ctx context.Context, id string, end time.Time) (Grant, er
 		return Grant{}, errors.New("the site answered neither accepted nor a refusal; the slice is not released")
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	next := g.Grant
 	next.Release = env
 	if err := d.cfg.Store.PutGrant(next); err != nil {
+		d.mu.Unlock()
 		return Grant{}, fmt.Errorf("the site took the release, but it was not stored: %w", err)
 	}
 	g.Grant, g.release = next, r
-	return view(g, d.cfg.Clock.Now()), nil
+	v := view(g, d.cfg.Clock.Now())
+	d.mu.Unlock()
+	d.cfg.Changed()
+	return v, nil
 }
 
 // Withdrawn says what became of a withdrawal the site made.
@@ -319,13 +323,16 @@ type Grant struct {
 	// Released that its grantee gave it back sooner.
 	Withdrawn, WithdrawalRefused, Released bool
 	State                                  string // "pending" (not started), "active" or "ended"
+	// Envelope is the sealed grant, and Tariff the sealed tariff it was
+	// asked at (a retailer's; nil on the site's side).
+	Envelope, Tariff []byte
 }
 
 func view(g *grant, now time.Time) Grant {
 	v := Grant{ID: g.ID, Site: peer.ID(g.g.Site), Grantee: peer.ID(g.g.Grantee), Made: g.Made, Resources: conv.ResourcesFromPB(g.g.Resources),
 		Start: protocol.FromUnixMs(g.g.StartAtMs), End: g.end(), Granted: protocol.FromUnixMs(g.g.EndAtMs), Price: conv.PriceFromPB(g.g.Price),
 		Notice: time.Duration(g.g.NoticeMs) * time.Millisecond, Withdrawn: g.withdrawal != nil && !g.WithdrawalRefused, WithdrawalRefused: g.WithdrawalRefused,
-		Released: g.release != nil}
+		Released: g.release != nil, Envelope: g.Envelope, Tariff: g.Tariff}
 	v.Cost, _ = v.Price.Cost(v.Resources, v.End.Sub(v.Start))
 	switch {
 	case now.Before(v.Start):
