@@ -125,7 +125,7 @@ func (n *Node) retailSlice(scheduler.Resources) (retail.Slice, error) {
 	if len(slices) == 0 {
 		return retail.Slice{}, protocol.Errorf(pb.Code_CODE_SLICE_EXCEEDED, "this retailer holds no live slice")
 	}
-	return retail.Slice{Site: string(slices[0].Site), Grant: slices[0].Envelope}, nil
+	return retail.Slice{Site: string(slices[0].Site), Grant: slices[0].Envelope, Tariff: slices[0].Tariff}, nil
 }
 
 // SetTariff changes the site's tariff terms (a reload of its labels): it

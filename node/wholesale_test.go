@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"testing"
@@ -226,8 +228,8 @@ func TestRetailDevnet(t *testing.T) {
 		"constraints:\n  - certification = secnumcloud\n"
 	key := submitSpec(t, customer.Node, spec, exectest.Module(t, "hello"), nil)
 	v, err := customer.Node.Wait(ctx, key)
-	if err != nil || v.State != "succeeded" || v.Slots[0].Provider != ret.Node.ID().String() {
-		t.Fatalf("the customer's job: %+v, %v: want it succeeded, sold by the retailer", v, err)
+	if err != nil || v.State != "succeeded" || v.Slots[0].Provider != ret.Node.ID().String() || v.Slots[0].Site != site.Node.ID().String() {
+		t.Fatalf("the customer's job: %+v, %v: want it succeeded, sold by the retailer, run at the site", v, err)
 	}
 	stdout, _, _, _, _ := customer.Node.Logs(key)
 	if string(stdout) != "hello, retail! (0 lines on stdin)\n" {
@@ -258,6 +260,10 @@ func TestRetailDevnet(t *testing.T) {
 	}
 	if siteReceipt.GetAmount().GetNanos() != 0 || peer.ID(siteReceipt.Requester) != ret.Node.ID() || siteReceipt.Epoch != retailReceipt.Epoch {
 		t.Errorf("the site's receipt: %+v", siteReceipt)
+	}
+	if h := sha256.Sum256(sr[0].Envelope); !siteReceipt.OnSlice || !bytes.Equal(retailReceipt.SiteReceipt, h[:]) {
+		t.Errorf("the two legs are not linked: the site's on a slice %v; the retail receipt names %x, the site's hashes to %x",
+			siteReceipt.OnSlice, retailReceipt.SiteReceipt, h)
 	}
 }
 

@@ -196,6 +196,7 @@ type SlotStatus struct {
 	State     SlotState
 	Price     Amount
 	Labels    Labels // the labels of the offer leased: spread and replicas need its operator
+	Site      string // the site of the offer leased, a retailer's (Offer.Site)
 	Scores    Scores // how that offer ranked when it was chosen: why it won; none after Resume
 	ExitCode  int32
 	OutputCID string

@@ -707,6 +707,7 @@ func (m *Market) Resize(capacity Resources) { m.cfg.Capacity = capacity }
 
 // HeldLease is the terms of a lease a market holds.
 type HeldLease struct {
+	Grantee   string // the retailer on whose slice it runs (SPEC 6.7), "" for the site's own retail
 	Epoch     uint64
 	Resources Resources
 	Price     Price  // the offer's, at which usage is metered
@@ -721,7 +722,11 @@ func (m *Market) Held(id string) (HeldLease, bool) {
 		return HeldLease{}, false
 	}
 	h := &m.leases[i]
-	return HeldLease{Epoch: h.epoch, Resources: h.resources, Price: h.price, Total: h.total, Committed: h.started}, true
+	held := HeldLease{Epoch: h.epoch, Resources: h.resources, Price: h.price, Total: h.total, Committed: h.started}
+	if m.whole != nil {
+		held.Grantee = m.whole.leases[id]
+	}
+	return held, true
 }
 
 // heldLease returns the index of the lease with l's ID (-1 if none), and

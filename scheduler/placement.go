@@ -197,7 +197,7 @@ func (p *Placement) Resume(slots []SlotStatus) bool {
 			s.leaseID = st.LeaseID
 		}
 		s.epoch, s.exitCode, s.outputCID = st.Epoch, st.ExitCode, st.OutputCID
-		s.offer = Offer{Provider: st.Provider, Total: st.Price, Labels: st.Labels}
+		s.offer = Offer{Provider: st.Provider, Total: st.Price, Labels: st.Labels, Site: st.Site}
 		switch st.State {
 		case SlotLeasing, SlotRunning:
 			s.state = SlotRunning // a lease answer lost in the restart reads as running
@@ -1354,7 +1354,7 @@ func (p *Placement) Status() Status {
 	for i, s := range p.slots {
 		st.Slots[i] = SlotStatus{
 			LeaseID: s.leaseID, Epoch: s.epoch, Provider: s.offer.Provider, State: s.state,
-			Price: s.offer.Total, Labels: s.offer.Labels, Scores: s.scores, ExitCode: s.exitCode, OutputCID: s.outputCID,
+			Price: s.offer.Total, Labels: s.offer.Labels, Site: s.offer.Site, Scores: s.scores, ExitCode: s.exitCode, OutputCID: s.outputCID,
 		}
 	}
 	return st

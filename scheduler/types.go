@@ -174,6 +174,9 @@ type Offer struct {
 	LoadPermille uint32
 	Labels       Labels
 	Capacity     Resources // what the provider sells in all (SPEC 6.1); zero if it did not say
+	// Site is, for a retailer's offer, the site the lease runs on (SPEC
+	// 6.7), its grant checked by the requester; empty for a provider's own.
+	Site string
 }
 
 // Lease is a requester's order to run a job under an offer.

@@ -295,7 +295,11 @@ func printJob(w io.Writer, v requester.JobView, wide bool) {
 			fmt.Fprintf(tw, "slot %d\t%s, never leased\n", i, s.State)
 			continue
 		}
-		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, peerID(s.Provider, wide), s.Epoch, slotCost(s), s.ExitCode)
+		on := peerID(s.Provider, wide)
+		if s.Site != "" {
+			on += " (a retailer), run at site " + peerID(s.Site, wide)
+		}
+		fmt.Fprintf(tw, "slot %d\t%s on %s, epoch %d, %s, exit %d\n", i, s.State, on, s.Epoch, slotCost(s), s.ExitCode)
 		for _, c := range []struct {
 			cut  bool
 			name string

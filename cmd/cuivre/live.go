@@ -109,6 +109,9 @@ func (l *live) redraw() {
 		if s.Provider != "" {
 			p += " on " + shortPeer(s.Provider)
 		}
+		if s.Site != "" {
+			p += " at site " + shortPeer(s.Site)
+		}
 		if t, ok := l.since[sinceKey(i, s)]; ok {
 			p += fmt.Sprintf(" for %s", time.Since(t).Round(time.Second))
 		}

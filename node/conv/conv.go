@@ -135,6 +135,7 @@ func OfferFromPB(o *pb.Offer) scheduler.Offer {
 		Nonce: string(o.Nonce), JobCID: string(o.JobCid), Resources: ResourcesFromPB(o.Resources),
 		Price: PriceFromPB(o.Price), Total: AmountFromPB(o.Total), ExpiresAt: protocol.FromUnixMs(o.ExpiresAtMs),
 		LoadPermille: o.LoadPermille, Labels: LabelsFromPB(o.Labels), Capacity: ResourcesFromPB(o.Capacity),
+		Site: string(o.Site),
 	}
 }
 

@@ -47,7 +47,17 @@ func (p *Provider) Offer(ctx context.Context, from string, req *pb.OfferRequest)
 		p.metrics.refusals.WithLabelValues("offer", reason(err)).Inc()
 		return &pb.OfferResponse{Result: &pb.OfferResponse_Refusal{Refusal: protocol.ToPB(err)}}
 	}
-	env, err := record.Seal(p.cfg.Key, conv.OfferToPB(offer))
+	po := conv.OfferToPB(offer)
+	if p.cfg.Remote != nil { // a retailer's: say where it runs, and show the grant behind it
+		var site string
+		if site, po.Grant, po.Tariff, err = p.cfg.Remote.Backing(offer.Resources); err == nil {
+			po.Site = []byte(site)
+		}
+	}
+	var env []byte
+	if err == nil {
+		env, err = record.Seal(p.cfg.Key, po)
+	}
 	if err != nil {
 		p.mu.Lock()
 		p.market.Decline(now, offer.Nonce)

@@ -20,6 +20,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
 	"github.com/cuivre/cuivre/protocol/wire"
+	"github.com/cuivre/cuivre/scheduler"
 )
 
 // run is one lease epoch executing here. Watchers wait on changed, which is
@@ -51,8 +52,11 @@ type run struct {
 	// the data store, and its size; undefined for a run here.
 	output     cid.Cid
 	outputSize uint64
-	result     *pb.Result
-	changed    chan struct{}
+	// siteReceipt is the sha2-256 of the receipt of the site that ran it,
+	// for a run elsewhere.
+	siteReceipt []byte
+	result      *pb.Result
+	changed     chan struct{}
 }
 
 // ended waits until the run's end is recorded, or ctx is done.
@@ -205,7 +209,7 @@ func (p *Provider) execute(ctx context.Context, r *run) {
 	if p.cfg.Remote != nil {
 		var rr RemoteResult
 		rr, err = p.cfg.Remote.Run(ctx, r.lease, spec)
-		res, r.output, r.outputSize = rr.Result, rr.Output, rr.OutputSize
+		res, r.output, r.outputSize, r.siteReceipt = rr.Result, rr.Output, rr.OutputSize, rr.SiteReceipt
 	} else {
 		res, err = p.exec.Run(ctx, spec)
 	}
@@ -330,6 +334,9 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 	r.ending = true
 	out.FinalSeq = r.nextSeq(now)
 	r.mu.Unlock()
+	p.mu.Lock()
+	held, _ := p.market.Held(r.lease.ID)
+	p.mu.Unlock()
 	usage, relErr := p.release(now, r.lease.ID, r.lease.Epoch)
 	if relErr != nil && protocol.CodeOf(relErr) != pb.Code_CODE_STALE_EPOCH { // stale: replaced by a higher epoch
 		p.log.Warn("release", "lease", fmt.Sprintf("%x", r.lease.ID), "err", relErr)
@@ -351,6 +358,7 @@ func (p *Provider) finishRun(r *run, state pb.LeaseState, res exec.Result, runEr
 		StartedAtMs: protocol.UnixMs(usage.Started), EndedAtMs: protocol.UnixMs(usage.Ended),
 		Price: conv.PriceToPB(usage.Price), Amount: conv.AmountToPB(usage.Amount), OutputCid: []byte(out.OutputCID), Nonce: nonce,
 		EgressBytes: egress, OutputSize: out.OutputSize,
+		OnSlice: held.Grantee != "", SiteReceipt: r.siteReceipt,
 	}
 	// The amount is SPEC 5.5's over the millisecond fields just signed, not
 	// over the market's time.Time values: a requester recomputes it from
@@ -491,6 +499,10 @@ func lastBytes(b []byte, n int) []byte { return bytes.Clone(b[max(0, len(b)-n):]
 // how the run ended as a run here would say it.
 type Runner interface {
 	Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (RemoteResult, error)
+	// Backing says where a lease of r would run: the site, and the sealed
+	// grant and tariff a retailer's offer carries (SPEC 6.7), or an error
+	// if it has nowhere to run it.
+	Backing(r scheduler.Resources) (site string, grant, tariff []byte, err error)
 }
 
 // RemoteResult is how a run elsewhere ended, and its output, already in the
@@ -499,4 +511,7 @@ type RemoteResult struct {
 	exec.Result
 	Output     cid.Cid
 	OutputSize uint64
+	// SiteReceipt is the sha2-256 of the sealed receipt of the site that
+	// ran it, which this node's receipt refers to (SPEC 6.7): the two legs.
+	SiteReceipt []byte
 }

@@ -41,7 +41,13 @@ func RequestOffer(ctx context.Context, t transport.Transport, to string, r sched
 			return scheduler.Offer{}, nil, protocol.Errorf(protocol.CodeWrongSigner, "offer signed by %s, asked %s", short(string(o.Provider)), short(to))
 		}
 		offer := conv.OfferFromPB(o)
-		if err := checkOffer(o, r, t.Self()); err != nil {
+		if err == nil && (len(o.Site) > 0 || len(o.Grant) > 0) {
+			err = record.CheckRetailOffer(o, now())
+		}
+		if err == nil {
+			err = checkOffer(o, r, t.Self())
+		}
+		if err != nil {
 			return offer, res.Offer, fmt.Errorf("offer from %s refused here: %w", short(to), err)
 		}
 		return offer, res.Offer, nil

@@ -23,7 +23,7 @@ func (r *Requester) reloadFinished(rec store.Job) {
 	j.status = scheduler.Status{State: rec.State, Reason: rec.Reason, Code: scheduler.Reason(rec.Code)}
 	j.history, j.turns = rec.History, rec.Events
 	for _, s := range rec.Slots {
-		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
+		ss := scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels, Site: s.Site}
 		if res := s.Result; res != nil {
 			ss.ExitCode, ss.OutputCID = res.ExitCode, res.OutputCID
 			if j.results == nil {
@@ -79,7 +79,7 @@ func (r *Requester) resumeJobs() error {
 		p := scheduler.NewPlacement(r.cfg.Placement, sjob, randomSeed())
 		slots := make([]scheduler.SlotStatus, len(rec.Slots))
 		for i, s := range rec.Slots {
-			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
+			slots[i] = scheduler.SlotStatus{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels, Site: s.Site}
 		}
 		if len(slots) > 0 && !p.Resume(slots) {
 			r.log.Warn("stored job's slots do not match it", "job", sj.CID)

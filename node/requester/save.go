@@ -56,7 +56,7 @@ func (r *Requester) record(j *job, st scheduler.Status) store.Job {
 	j.mu.Lock()
 	rec.History, rec.Events = slices.Clone(j.history), slices.Clone(j.turns)
 	for _, s := range st.Slots {
-		slot := store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels}
+		slot := store.Slot{LeaseID: s.LeaseID, Epoch: s.Epoch, Provider: s.Provider, State: s.State, Price: s.Price, Labels: s.Labels, Site: s.Site}
 		if res := j.results[runKey{s.LeaseID, s.Epoch}]; res != nil {
 			var perr *protocol.Error
 			if e := protocol.FromPB(res.Error); e != nil {

@@ -46,8 +46,11 @@ type JobView struct {
 // SlotView is one lease slot.
 type SlotView struct {
 	Provider string `json:"provider,omitempty"`
-	Epoch    uint64 `json:"epoch"`
-	State    string `json:"state"`
+	// Site is where it ran when the provider is a retailer selling a
+	// slice of a site (SPEC 6.7); empty otherwise.
+	Site  string `json:"site,omitempty"`
+	Epoch uint64 `json:"epoch"`
+	State string `json:"state"`
 	// Run is what the lease's provider last said its run does while the slot
 	// is running: fetching (the module and inputs) or running.
 	Run   string `json:"run,omitempty"`
@@ -116,7 +119,7 @@ func (j *job) view(key string) JobView {
 		v.State = "submitted"
 	}
 	for _, s := range st.Slots {
-		sv := SlotView{Provider: peer.ID(s.Provider).String(), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode,
+		sv := SlotView{Provider: peer.ID(s.Provider).String(), Site: siteOf(s.Site), Epoch: s.Epoch, State: s.State.String(), ExitCode: s.ExitCode,
 			Scores: scoresView(s.Scores), Total: s.Scores.Total()}
 		if s.Provider == "" {
 			sv.Provider = ""
@@ -196,4 +199,12 @@ func billed(r *pb.Result) *pb.Amount {
 		return nil
 	}
 	return rc.Amount
+}
+
+// siteOf writes a retailer's site, a binary peer ID, as text; "" for none.
+func siteOf(site string) string {
+	if site == "" {
+		return ""
+	}
+	return peer.ID(site).String()
 }

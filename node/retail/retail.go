@@ -36,8 +36,9 @@ import (
 
 // Slice is the slice a lease runs on: its site and its sealed grant.
 type Slice struct {
-	Site  string // binary peer ID
-	Grant []byte
+	Site   string // binary peer ID
+	Grant  []byte
+	Tariff []byte // the sealed tariff the grant names, as the retailer read it
 }
 
 // Config configures a Runner.
@@ -76,6 +77,12 @@ func New(c Config) (*Runner, error) {
 func siteLeaseID(retail string) []byte {
 	h := sha256.Sum256(append([]byte("cuivre-retail/"), retail...))
 	return h[:protocol.LeaseIDSize]
+}
+
+// Backing is the slice a lease of r runs on (provider.Runner).
+func (rn *Runner) Backing(r scheduler.Resources) (site string, grant, tariff []byte, err error) {
+	sl, err := rn.cfg.Slice(r)
+	return sl.Site, sl.Grant, sl.Tariff, err
 }
 
 // Run leases the job of l on the slice at its site and follows it there
@@ -138,7 +145,10 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 	if err != nil {
 		return out, fmt.Errorf("the run at the site of the slice: %w", err)
 	}
-	rn.countersign(sl.Site, res.Receipt)
+	if rn.countersign(sl.Site, res.Receipt) {
+		h := sha256.Sum256(res.Receipt)
+		out.SiteReceipt = h[:]
+	}
 	out.ExitCode = res.ExitCode
 	out.Duration = now().Sub(out.Started)
 	switch {
@@ -161,25 +171,30 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 	return out, nil
 }
 
-// countersign hands the site its receipt back countersigned: the run is
-// metered there, and billed nothing, the slice being paid whole.
-func (rn *Runner) countersign(site string, env []byte) {
+// countersign hands the site its receipt back countersigned, and says
+// whether it did: the run is metered there, and billed nothing, the slice
+// being paid whole. A receipt that bills the run is not countersigned.
+func (rn *Runner) countersign(site string, env []byte) bool {
 	if env == nil {
-		return
+		return false
 	}
 	r, err := record.OpenReceipt(env)
-	if err != nil || string(r.Provider) != site || string(r.Requester) != rn.cfg.Transport.Self() {
+	if err == nil && (string(r.Provider) != site || string(r.Requester) != rn.cfg.Transport.Self() || !r.OnSlice || r.GetAmount().GetNanos() != 0) {
+		err = protocol.Errorf(pb.Code_CODE_MALFORMED, "not a receipt of a run on this node's slice billing nothing")
+	}
+	if err != nil {
 		rn.cfg.Log.Warn("the site's receipt is not countersigned", "err", err)
-		return
+		return false
 	}
 	h := sha256.Sum256(env)
 	cs, err := record.Seal(rn.cfg.Key, &pb.Countersignature{ReceiptHash: h[:], Requester: []byte(rn.cfg.Transport.Self()), SignedAtMs: protocol.UnixMs(rn.cfg.Clock.Now())})
 	if err != nil {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := requester.SubmitReceipt(ctx, rn.cfg.Transport, site, env, cs); err != nil {
 		rn.cfg.Log.Info("the site did not take its receipt countersigned", "err", err)
 	}
+	return true
 }

@@ -81,6 +81,8 @@ type Slot struct {
 	// Labels are the leased offer's (operator, region...), so that a
 	// placement resumed after a restart still spreads its replicas.
 	Labels scheduler.Labels
+	// Site is the site a retailer's offer leased runs on (SPEC 6.7).
+	Site string
 }
 
 // Result is a provider's final result for a lease epoch (SPEC 6.3), as the
@@ -168,6 +170,7 @@ func encodeJob(j *Job) ([]byte, error) {
 			State:    ss,
 			Lease:    s.Lease,
 			Price:    amountToPB(s.Price),
+			Site:     []byte(s.Site),
 		}
 		for _, l := range s.Labels {
 			ps.Labels = append(ps.Labels, &pb.Label{Key: l.Key, Value: l.Value})
@@ -237,6 +240,7 @@ func decodeJob(k, v []byte) (Job, error) {
 			State:    ss,
 			Lease:    orNil(ps.Lease),
 			Price:    amountFromPB(ps.Price),
+			Site:     string(ps.Site),
 		}
 		if len(ps.Labels) > 0 {
 			ls := make([]scheduler.Label, len(ps.Labels))

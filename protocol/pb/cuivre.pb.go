@@ -1487,6 +1487,9 @@ type Offer struct {
 	LoadPermille  uint32                 `protobuf:"varint,10,opt,name=load_permille,json=loadPermille,proto3" json:"load_permille,omitempty"` // committed share of capacity, 0..1000
 	Labels        []*Label               `protobuf:"bytes,11,rep,name=labels,proto3" json:"labels,omitempty"`                                  // sorted by key
 	Capacity      *Resources             `protobuf:"bytes,12,opt,name=capacity,proto3" json:"capacity,omitempty"`                              // all it sells (SPEC 1.4): what requesters weigh it by
+	Site          []byte                 `protobuf:"bytes,13,opt,name=site,proto3" json:"site,omitempty"`                                      // a retailer's (SPEC 1.6): the site the lease runs on
+	Grant         []byte                 `protobuf:"bytes,14,opt,name=grant,proto3" json:"grant,omitempty"`                                    // a retailer's: the sealed SliceGrant of the slice behind the offer
+	Tariff        []byte                 `protobuf:"bytes,15,opt,name=tariff,proto3" json:"tariff,omitempty"`                                  // a retailer's: the sealed WholesaleTariff the grant names, whose labels it carries
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1601,6 +1604,27 @@ func (x *Offer) GetLabels() []*Label {
 func (x *Offer) GetCapacity() *Resources {
 	if x != nil {
 		return x.Capacity
+	}
+	return nil
+}
+
+func (x *Offer) GetSite() []byte {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+func (x *Offer) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *Offer) GetTariff() []byte {
+	if x != nil {
+		return x.Tariff
 	}
 	return nil
 }
@@ -2599,7 +2623,9 @@ type UsageReceipt struct {
 	OutputCid     []byte                 `protobuf:"bytes,11,opt,name=output_cid,json=outputCid,proto3" json:"output_cid,omitempty"`
 	EgressBytes   uint64                 `protobuf:"varint,12,opt,name=egress_bytes,json=egressBytes,proto3" json:"egress_bytes,omitempty"`
 	Nonce         []byte                 `protobuf:"bytes,13,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	OutputSize    uint64                 `protobuf:"varint,14,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"` // bytes of the output's files' contents
+	OutputSize    uint64                 `protobuf:"varint,14,opt,name=output_size,json=outputSize,proto3" json:"output_size,omitempty"`   // bytes of the output's files' contents
+	SiteReceipt   []byte                 `protobuf:"bytes,15,opt,name=site_receipt,json=siteReceipt,proto3" json:"site_receipt,omitempty"` // a retailer's (SPEC 1.6): sha2-256 of the sealed receipt of the site that ran it
+	OnSlice       bool                   `protobuf:"varint,16,opt,name=on_slice,json=onSlice,proto3" json:"on_slice,omitempty"`            // a site's (SPEC 1.6): the run was on its requester's slice, paid whole, so billed nothing
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2730,6 +2756,20 @@ func (x *UsageReceipt) GetOutputSize() uint64 {
 		return x.OutputSize
 	}
 	return 0
+}
+
+func (x *UsageReceipt) GetSiteReceipt() []byte {
+	if x != nil {
+		return x.SiteReceipt
+	}
+	return nil
+}
+
+func (x *UsageReceipt) GetOnSlice() bool {
+	if x != nil {
+		return x.OnSlice
+	}
+	return false
 }
 
 // Countersignature is the requester's signed acceptance of a receipt.
@@ -3991,7 +4031,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\vconstraints\x18\x06 \x03(\v2\x15.cuivre.v1.ConstraintR\vconstraints\x12.\n" +
 	"\tmax_price\x18\a \x01(\v2\x11.cuivre.v1.AmountR\bmaxPrice\x12\"\n" +
 	"\rexpires_at_ms\x18\b \x01(\x04R\vexpiresAtMs\x12\x14\n" +
-	"\x05grant\x18\t \x01(\fR\x05grant\"\xbf\x03\n" +
+	"\x05grant\x18\t \x01(\fR\x05grant\"\x81\x04\n" +
 	"\x05Offer\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\fR\bprovider\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12#\n" +
@@ -4005,7 +4045,10 @@ const file_cuivre_proto_rawDesc = "" +
 	"\rload_permille\x18\n" +
 	" \x01(\rR\floadPermille\x12(\n" +
 	"\x06labels\x18\v \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x120\n" +
-	"\bcapacity\x18\f \x01(\v2\x14.cuivre.v1.ResourcesR\bcapacity\"_\n" +
+	"\bcapacity\x18\f \x01(\v2\x14.cuivre.v1.ResourcesR\bcapacity\x12\x12\n" +
+	"\x04site\x18\r \x01(\fR\x04site\x12\x14\n" +
+	"\x05grant\x18\x0e \x01(\fR\x05grant\x12\x16\n" +
+	"\x06tariff\x18\x0f \x01(\fR\x06tariff\"_\n" +
 	"\rOfferResponse\x12\x16\n" +
 	"\x05offer\x18\x01 \x01(\fH\x00R\x05offer\x12,\n" +
 	"\arefusal\x18\x02 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusalB\b\n" +
@@ -4086,7 +4129,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x03log\x18\x02 \x01(\v2\x13.cuivre.v1.LogChunkH\x00R\x03log\x12+\n" +
 	"\x06result\x18\x03 \x01(\v2\x11.cuivre.v1.ResultH\x00R\x06result\x12(\n" +
 	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\x05errorB\a\n" +
-	"\x05event\"\xd4\x03\n" +
+	"\x05event\"\x92\x04\n" +
 	"\fUsageReceipt\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
@@ -4104,7 +4147,9 @@ const file_cuivre_proto_rawDesc = "" +
 	"\fegress_bytes\x18\f \x01(\x04R\vegressBytes\x12\x14\n" +
 	"\x05nonce\x18\r \x01(\fR\x05nonce\x12\x1f\n" +
 	"\voutput_size\x18\x0e \x01(\x04R\n" +
-	"outputSize\"u\n" +
+	"outputSize\x12!\n" +
+	"\fsite_receipt\x18\x0f \x01(\fR\vsiteReceipt\x12\x19\n" +
+	"\bon_slice\x18\x10 \x01(\bR\aonSlice\"u\n" +
 	"\x10Countersignature\x12!\n" +
 	"\freceipt_hash\x18\x01 \x01(\fR\vreceiptHash\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\fR\trequester\x12 \n" +

@@ -70,6 +70,45 @@ func OpenTariff(data []byte, now time.Time) (*pb.WholesaleTariff, error) {
 	return t, nil
 }
 
+// ReadTariff opens a sealed tariff as OpenTariff does, its expiry aside: a
+// grant names the tariff it was made at, which a later one may have
+// replaced since (SPEC 6.7).
+func ReadTariff(data []byte) (*pb.WholesaleTariff, error) { return openTariff(data) }
+
+// CheckRetailOffer is a requester's check of a retailer's offer, one that
+// names a site (SPEC 6.7, retail): its grant opens, live at now, is from
+// that site to the offer's provider, and is at the tariff it carries, the
+// site's; and every label of that tariff is on the offer, unchanged, so
+// that the site's jurisdiction and certifications the retailer sells under
+// are the site's own word. Any failure is CODE_TARIFF_MISMATCH, or the
+// grant's own code.
+func CheckRetailOffer(o *pb.Offer, now time.Time) error {
+	g, err := OpenGrant(o.Grant, now)
+	if err != nil {
+		return fmt.Errorf("the retailer's grant: %w", err)
+	}
+	if !bytes.Equal(g.Site, o.Site) || !bytes.Equal(g.Grantee, o.Provider) {
+		return protocol.Errorf(protocol.CodeTariffMismatch, "the offer's grant is not from its site to its provider")
+	}
+	t, err := openTariff(o.Tariff)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeTariffMismatch, "the offer's tariff: %v", err)
+	}
+	if err := CheckGrantTerms(g, o.Tariff, t); err != nil {
+		return err
+	}
+	for _, l := range t.Labels {
+		found := false
+		for _, ol := range o.Labels {
+			found = found || ol.Key == l.Key && ol.Value == l.Value
+		}
+		if !found {
+			return protocol.Errorf(protocol.CodeTariffMismatch, "the offer does not carry its site's label %s=%s", l.Key, l.Value)
+		}
+	}
+	return nil
+}
+
 // openTariff is OpenTariff without the expiry check: an auditor reads the
 // tariffs grants were made at, live or not (SPEC 6.7).
 func openTariff(data []byte) (*pb.WholesaleTariff, error) {

@@ -178,3 +178,31 @@ func TestTariffValidator(t *testing.T) {
 		t.Errorf("a tariff without a jurisdiction: got %v, want malformed", err)
 	}
 }
+
+// TestRetailOffer: a retailer's offer carries its grant and the site's
+// tariff, and the site's labels unchanged; an offer claiming another
+// label, or resting on another's grant, is refused.
+func TestRetailOffer(t *testing.T) {
+	siteKey, site := vector.Key(t, vector.ProviderSeed)
+	_, retailer, tariffEnv, tariff, grant := wholesale(t)
+	now := protocol.FromUnixMs(grant.StartAtMs).Add(time.Hour)
+	offer := func() *pb.Offer {
+		return &pb.Offer{Provider: []byte(retailer), Site: []byte(site), Grant: seal(t, siteKey, grant), Tariff: tariffEnv,
+			Labels: append([]*pb.Label{{Key: "operator", Value: "shop"}}, tariff.Labels...)}
+	}
+	if err := record.CheckRetailOffer(offer(), now); err != nil {
+		t.Fatalf("the retailer's offer: %v", err)
+	}
+	other := offer()
+	other.Labels[len(other.Labels)-1] = &pb.Label{Key: "region", Value: "de-fra"}
+	stolen := offer()
+	stolen.Provider = []byte(site)
+	for name, o := range map[string]*pb.Offer{"a label not the site's": other, "another's grant": stolen} {
+		if err := record.CheckRetailOffer(o, now); protocol.CodeOf(err) != protocol.CodeTariffMismatch {
+			t.Errorf("%s: %v, want tariff mismatch", name, err)
+		}
+	}
+	if err := record.CheckRetailOffer(offer(), protocol.FromUnixMs(grant.EndAtMs)); protocol.CodeOf(err) != protocol.CodeExpired {
+		t.Errorf("an offer on an ended slice: %v", err)
+	}
+}

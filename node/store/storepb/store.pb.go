@@ -741,6 +741,7 @@ type Slot struct {
 	Price         *pb.Amount             `protobuf:"bytes,6,opt,name=price,proto3" json:"price,omitempty"`   // the leased offer's total
 	Result        *Result                `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"` // unset until the provider's Result arrives
 	Labels        []*pb.Label            `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty"` // the leased offer's labels: a resumed placement spreads by them
+	Site          []byte                 `protobuf:"bytes,9,opt,name=site,proto3" json:"site,omitempty"`     // a retailer's offer leased: the site the lease runs on (SPEC 6.7)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -827,6 +828,13 @@ func (x *Slot) GetResult() *Result {
 func (x *Slot) GetLabels() []*pb.Label {
 	if x != nil {
 		return x.Labels
+	}
+	return nil
+}
+
+func (x *Slot) GetSite() []byte {
+	if x != nil {
+		return x.Site
 	}
 	return nil
 }
@@ -1198,7 +1206,7 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1a\n" +
 	"\bprovider\x18\x04 \x01(\fR\bprovider\x122\n" +
-	"\x04kind\x18\x05 \x01(\x0e2\x1e.cuivre.store.v1.SlotEventKindR\x04kind\"\x9f\x02\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1e.cuivre.store.v1.SlotEventKindR\x04kind\"\xb3\x02\n" +
 	"\x04Slot\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\fR\aleaseId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1a\n" +
@@ -1207,7 +1215,8 @@ const file_node_store_storepb_store_proto_rawDesc = "" +
 	"\x05lease\x18\x05 \x01(\fR\x05lease\x12'\n" +
 	"\x05price\x18\x06 \x01(\v2\x11.cuivre.v1.AmountR\x05price\x12/\n" +
 	"\x06result\x18\a \x01(\v2\x17.cuivre.store.v1.ResultR\x06result\x12(\n" +
-	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\"\xb3\x03\n" +
+	"\x06labels\x18\b \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x12\x12\n" +
+	"\x04site\x18\t \x01(\fR\x04site\"\xb3\x03\n" +
 	"\x06Result\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.cuivre.v1.LeaseStateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x1d\n" +
