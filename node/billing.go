@@ -23,8 +23,10 @@ func (n *Node) Billing(w billing.Window) (billing.Statement, error) {
 		if in.Receipts, err = tx.Receipts(); err != nil {
 			return err
 		}
-		in.Jobs, err = tx.Jobs(nil)
-		return err
+		if in.Jobs, err = tx.Jobs(nil); err != nil {
+			return err
+		}
+		return tx.Grants(func(g store.Grant) error { in.Grants = append(in.Grants, g); return nil })
 	})
 	if err != nil {
 		return billing.Statement{}, fmt.Errorf("billing: read the store: %w", err)

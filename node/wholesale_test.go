@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/cuivre/cuivre/node/api"
+	"github.com/cuivre/cuivre/node/billing"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
@@ -260,6 +261,15 @@ func TestRetailDevnet(t *testing.T) {
 	}
 	if siteReceipt.GetAmount().GetNanos() != 0 || peer.ID(siteReceipt.Requester) != ret.Node.ID() || siteReceipt.Epoch != retailReceipt.Epoch {
 		t.Errorf("the site's receipt: %+v", siteReceipt)
+	}
+	// The billing export shows both legs and the margin.
+	rb, err := ret.Node.Billing(billing.Window{})
+	if err != nil || len(rb.Slices) != 1 || rb.Slices[0].Role != "retailer" || len(rb.Margins) != 1 || rb.Rows[0].Leg != billing.LegRetail {
+		t.Errorf("the retailer's statement: %+v, %v", rb, err)
+	}
+	sb, err := site.Node.Billing(billing.Window{})
+	if err != nil || len(sb.Slices) != 1 || sb.Slices[0].Role != "site" || sb.Rows[0].Leg != billing.LegSlice {
+		t.Errorf("the site's statement: %+v, %v", sb, err)
 	}
 	if h := sha256.Sum256(sr[0].Envelope); !siteReceipt.OnSlice || !bytes.Equal(retailReceipt.SiteReceipt, h[:]) {
 		t.Errorf("the two legs are not linked: the site's on a slice %v; the retail receipt names %x, the site's hashes to %x",

@@ -56,7 +56,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // that a spreadsheet reads one table it can filter by kind and side.
 var csvHeader = []string{"kind", "side", "by", "lease_id", "epoch", "job_cid", "customer", "provider", "operator",
 	"started_at", "ended_at", "cpu_millis", "memory_bytes", "currency", "amount", "amount_nanos",
-	"countersigned", "countersigned_amount", "countersigned_nanos", "receipts", "not_countersigned", "note"}
+	"countersigned", "countersigned_amount", "countersigned_nanos", "receipts", "not_countersigned", "note", "leg"}
 
 // WriteCSV writes st as one CSV table with a header: first a row of kind
 // "receipt" per receipt, then a row of kind "total" per total, whose "by"
@@ -74,6 +74,18 @@ func WriteCSV(w io.Writer, st Statement) error {
 	for _, t := range st.Totals {
 		cw.Write(csvTotal(t))
 	}
+	for _, s := range st.Slices {
+		cw.Write(csvSlice(s))
+	}
+	for _, m := range st.Margins {
+		rec := make([]string, len(csvHeader))
+		set := func(col, v string) { rec[slices.Index(csvHeader, col)] = v }
+		set("kind", "margin")
+		set("currency", m.Currency)
+		set("amount", decimal(m.MarginNanos))
+		set("amount_nanos", m.MarginNanos)
+		cw.Write(rec)
+	}
 	cw.Flush()
 	return cw.Error()
 }
@@ -88,7 +100,34 @@ func csvReceipt(r Row) []string {
 	u := strconv.FormatUint
 	return []string{"receipt", string(r.Side), "", r.LeaseID, u(r.Epoch, 10), r.JobCID, r.Customer, r.Provider, r.Operator,
 		r.StartedAt.Format(timeLayout), r.EndedAt.Format(timeLayout), u(r.CPUMillis, 10), u(r.MemoryBytes, 10), r.Currency,
-		decimal(u(r.AmountNanos, 10)), u(r.AmountNanos, 10), yesNo(r.Countersigned), decimal(u(cs, 10)), u(cs, 10), "1", notCount(r), r.Note}
+		decimal(u(r.AmountNanos, 10)), u(r.AmountNanos, 10), yesNo(r.Countersigned), decimal(u(cs, 10)), u(cs, 10), "1", notCount(r), r.Note, r.Leg}
+}
+
+// csvSlice is a slice's rent as a CSV record of kind "slice": side earnings
+// for the site, spend for the retailer; customer the grantee, provider the
+// site; the grant in lease_id.
+func csvSlice(s SliceRow) []string {
+	rec := make([]string, len(csvHeader))
+	set := func(col, v string) { rec[slices.Index(csvHeader, col)] = v }
+	side := Spend
+	if s.Role == "site" {
+		side = Earnings
+	}
+	u := strconv.FormatUint
+	set("kind", "slice")
+	set("side", string(side))
+	set("lease_id", s.Grant)
+	set("customer", s.Grantee)
+	set("provider", s.Site)
+	set("started_at", s.From.Format(timeLayout))
+	set("ended_at", s.Until.Format(timeLayout))
+	set("cpu_millis", u(s.CPUMillis, 10))
+	set("memory_bytes", u(s.MemoryBytes, 10))
+	set("currency", s.Currency)
+	set("amount", decimal(u(s.AmountNanos, 10)))
+	set("amount_nanos", u(s.AmountNanos, 10))
+	set("leg", "slice rent")
+	return rec
 }
 
 // csvTotal is a total's CSV record: its key in the column of what it sums
@@ -149,6 +188,17 @@ func WriteTable(w io.Writer, st Statement) error {
 	for _, side := range []Side{Earnings, Spend} {
 		tableSide(tw, st, side)
 	}
+	if len(st.Slices) > 0 {
+		fmt.Fprintf(tw, "\nSlices: rent of the slices granted (site) or rented (retailer), for their part of the window, used or not\n")
+		fmt.Fprintf(tw, "FROM\tUNTIL\tGRANT\tROLE\tSITE\tRETAILER\tCPU\tMEMORY\tAMOUNT\n")
+		for _, s := range st.Slices {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%dm\t%s\t%s\n", s.From.Format(timeLayout), s.Until.Format(timeLayout), s.Grant[:min(8, len(s.Grant))],
+				s.Role, shortPeer(s.Site), shortPeer(s.Grantee), s.CPUMillis, protocol.FormatBytes(s.MemoryBytes), s.Amount)
+		}
+	}
+	for _, m := range st.Margins {
+		fmt.Fprintf(tw, "\nMargin in %s: %s billed to customers for runs on slices, less %s of slice rent: %s\n", m.Currency, m.Retail, m.Slices, m.Margin)
+	}
 	for _, s := range st.Skipped {
 		fmt.Fprintf(tw, "\nLeft out: lease %s epoch %d: %s\n", s.LeaseID, s.Epoch, s.Reason)
 	}
@@ -187,8 +237,12 @@ func tableSide(tw *tabwriter.Writer, st Statement, side Side) {
 		if side == Spend {
 			who = shortPeer(r.Provider) + "\t" + r.Operator
 		}
+		amount := r.Amount
+		if r.Leg != "" {
+			amount += " (" + r.Leg + ")"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%dm\t%s\t%s\t%s\n", r.StartedAt.Format(timeLayout), r.EndedAt.Format(timeLayout),
-			r.LeaseID[:min(8, len(r.LeaseID))], r.Epoch, r.JobCID, who, r.CPUMillis, protocol.FormatBytes(r.MemoryBytes), r.Amount, countersignedText(r))
+			r.LeaseID[:min(8, len(r.LeaseID))], r.Epoch, r.JobCID, who, r.CPUMillis, protocol.FormatBytes(r.MemoryBytes), amount, countersignedText(r))
 	}
 	if n == 0 {
 		fmt.Fprintln(tw, "  no receipts")

@@ -43,6 +43,11 @@ type Statement struct {
 	Rows    []Row      `json:"rows"`
 	Totals  []Total    `json:"totals"`
 	Skipped []Skipped  `json:"skipped,omitempty"`
+	// Slices are the rents of the slices the node granted as a site or
+	// rents as a retailer, within the window (SPEC 4.5, 6.7); Margins a
+	// retailer's, per currency.
+	Slices  []SliceRow `json:"slices"`
+	Margins []Margin   `json:"margins"`
 }
 
 // Row is one receipt as billed: one lease epoch's run.
@@ -67,6 +72,9 @@ type Row struct {
 	// the receipt and verifies; Note says why one kept does not.
 	Countersigned bool   `json:"countersigned"`
 	Note          string `json:"note,omitempty"`
+	// Leg is the receipt's place in a wholesale chain (SPEC 6.7): LegRetail,
+	// LegSlice, or "" for a provider's own run.
+	Leg string `json:"leg,omitempty"`
 }
 
 // Skipped is a stored receipt left out of the statement, and why.
@@ -83,6 +91,7 @@ type Input struct {
 	Self     string
 	Receipts []store.Receipt
 	Jobs     []store.Job
+	Grants   []store.Grant // the slices it granted or rents
 }
 
 // Build makes the statement of the receipts of in that ended within w. It
@@ -111,6 +120,8 @@ func Build(in Input, w Window) Statement {
 	}
 	slices.SortFunc(st.Rows, compareRows)
 	st.Totals = totals(st.Rows)
+	st.Slices = sliceRows(in.Grants, w)
+	st.Margins = margins(st.Rows, st.Slices)
 	return st
 }
 
@@ -198,8 +209,19 @@ func baseRow(rc *pb.UsageReceipt) Row {
 		Customer: peerString(rc.Requester), Provider: peerString(rc.Provider),
 		StartedAt: protocol.FromUnixMs(rc.StartedAtMs), EndedAt: protocol.FromUnixMs(rc.EndedAtMs),
 		CPUMillis: rc.GetReserved().GetCpuMillis(), MemoryBytes: rc.GetReserved().GetMemoryBytes(),
-		Currency: a.GetCurrency(), AmountNanos: a.GetNanos(), Amount: protocol.FormatAmount(a),
+		Currency: a.GetCurrency(), AmountNanos: a.GetNanos(), Amount: protocol.FormatAmount(a), Leg: legOf(rc),
 	}
+}
+
+// legOf is a receipt's place in a wholesale chain.
+func legOf(rc *pb.UsageReceipt) string {
+	switch {
+	case rc.OnSlice:
+		return LegSlice
+	case len(rc.SiteReceipt) > 0:
+		return LegRetail
+	}
+	return ""
 }
 
 // countersigned checks the countersignature kept beside a receipt as its
