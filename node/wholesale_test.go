@@ -3,9 +3,11 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/cuivre/cuivre/node/billing"
 	"github.com/cuivre/cuivre/node/config"
 	"github.com/cuivre/cuivre/node/exec/exectest"
+	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
 	"github.com/cuivre/cuivre/protocol/record"
@@ -179,17 +182,20 @@ func mustHex(t *testing.T, s string) string {
 	return string(b)
 }
 
-// TestRetailDevnet: a retailer (role retailer, real daemons on loopback)
-// rents the whole of a site and sells it under its own operator label and
-// prices with the site's certification; a customer who knows nothing of
-// wholesale places a job, which the retailer takes and the site runs: the
-// customer's signed job and its epoch go through unchanged, its output
-// comes back, the customer's receipt is the retailer's at its retail price,
-// countersigned, and the site's receipt to the retailer bills nothing (the
-// slice is paid whole) and is countersigned too.
+// TestRetailDevnet: issue 19's done-when, on real daemons over loopback. A
+// site grants slices to two retailers (role retailer), each selling under
+// its own operator label and prices with the site's certification; a
+// customer who knows nothing of wholesale places a job through each, which
+// the site runs: the customer's signed job and epoch go through unchanged,
+// the output comes back, the customer's receipt is the retailer's at its
+// price and the site's to the retailer bills nothing, both countersigned
+// and linked, and the billing export shows both legs and the margin. A
+// retailer over its slice is refused, by its own market and by the site.
+// The audit of the site passes on the two retailers' evidence; a third
+// retailer offered worse terms makes it fail.
 func TestRetailDevnet(t *testing.T) {
 	siteDir, sc := loopbackDaemon(t)
-	sc.Capacity.CPU, sc.Capacity.Memory, sc.Capacity.Scratch = ptr(config.CPU(4000)), ptr(config.Bytes(8<<30)), ptr(config.Bytes(1<<30))
+	sc.Capacity.CPU, sc.Capacity.Memory, sc.Capacity.Scratch = ptr(config.CPU(6000)), ptr(config.Bytes(12<<30)), ptr(config.Bytes(3<<30))
 	sc.Capacity.Reserve, sc.Capacity.OfferedPercent = config.Reserve{}, 100
 	sc.Labels.Jurisdiction, sc.Labels.Certifications, sc.Labels.Operator = "fr", []string{"secnumcloud"}, "site-op"
 	sc.Wholesale.Enabled, sc.Wholesale.SharePercent = true, 100
@@ -199,82 +205,167 @@ func TestRetailDevnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rDir, rc := loopbackDaemon(t)
-	rc.Role, rc.Labels.Operator, rc.Bootstrap = config.RoleRetailer, "shop", []string{addrs[0].String()}
-	rc.Pricing.CPUPerHour = 50_000_000 // 0.05 a vCPU-hour
-	ret := startDaemon(t, rDir, rc)
-	if got := ret.Node.Status().Role; got != config.RoleRetailer {
-		t.Fatalf("the retailer's role: %s", got)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	waitFor(t, time.Minute, "the site's tariff in the DHT", func() bool {
-		_, err := ret.Node.RequestSlice(ctx, api.SliceAsk{Site: site.Node.ID().String(),
-			Resources: scheduler.Resources{CPUMillis: 4000, MemoryBytes: 8 << 30, ScratchBytes: 1 << 30}, End: time.Now().Add(10 * 24 * time.Hour)})
-		return err == nil
-	})
-	st := ret.Node.Status()
-	if st.Capacity.CPUMillis != 4000 || site.Node.MarketState().Free.CPUMillis != 0 {
-		t.Fatalf("the retailer sells %+v; the site's own retail has %+v free", st.Capacity, site.Node.MarketState().Free)
+	slice := scheduler.Resources{CPUMillis: 2000, MemoryBytes: 4 << 30, ScratchBytes: 1 << 30}
+	retailer := func(op string, cpuPerHour config.Money) *Daemon {
+		dir, c := loopbackDaemon(t)
+		c.Role, c.Labels.Operator, c.Bootstrap, c.Pricing.CPUPerHour = config.RoleRetailer, op, []string{addrs[0].String()}, cpuPerHour
+		d := startDaemon(t, dir, c)
+		waitFor(t, time.Minute, "the site's tariff in the DHT", func() bool {
+			_, err := d.Node.RequestSlice(ctx, api.SliceAsk{Site: site.Node.ID().String(), Resources: slice, End: time.Now().Add(10 * 24 * time.Hour)})
+			return err == nil
+		})
+		return d
 	}
-	if op, _ := ret.Node.prov.Offering().Labels.Get("operator"); op != "shop" {
-		t.Errorf("the retailer sells under operator %q", op)
+	shops := []*Daemon{retailer("shop-a", 50_000_000), retailer("shop-b", 60_000_000)}
+	for _, shop := range shops {
+		offering := shop.Node.prov.Offering()
+		op, _ := offering.Labels.Get("operator")
+		cert, _ := offering.Labels.Get("certification")
+		if shop.Node.Status().Role != config.RoleRetailer || offering.Capacity != slice || cert != "secnumcloud" || !strings.HasPrefix(op, "shop-") {
+			t.Fatalf("a retailer sells %+v under %v", offering.Capacity, offering.Labels)
+		}
 	}
-	if c, _ := ret.Node.prov.Offering().Labels.Get("certification"); c != "secnumcloud" {
-		t.Errorf("the retailer sells under certification %q, want the site's", c)
+	if free := site.Node.MarketState().Free.CPUMillis; free != 2000 {
+		t.Fatalf("the site's own retail has %dm CPU free, want 2000m", free)
 	}
 
 	customer := startRequesterDaemon(t, boot)
-	const spec = "version: 1\nname: retail\ntask:\n  module: m.wasm\n  args: [--name, retail]\n  resources: {cpu: 500m, memory: 64Mi}\n" +
-		"constraints:\n  - certification = secnumcloud\n"
-	key := submitSpec(t, customer.Node, spec, exectest.Module(t, "hello"), nil)
-	v, err := customer.Node.Wait(ctx, key)
-	if err != nil || v.State != "succeeded" || v.Slots[0].Provider != ret.Node.ID().String() || v.Slots[0].Site != site.Node.ID().String() {
-		t.Fatalf("the customer's job: %+v, %v: want it succeeded, sold by the retailer, run at the site", v, err)
-	}
-	stdout, _, _, _, _ := customer.Node.Logs(key)
-	if string(stdout) != "hello, retail! (0 lines on stdin)\n" {
-		t.Errorf("the customer's output: %q", stdout)
+	for _, shop := range shops {
+		op, _ := shop.Node.prov.Offering().Labels.Get("operator")
+		spec := "version: 1\nname: retail\ntask:\n  module: m.wasm\n  args: [--name, " + op + "]\n  resources: {cpu: 500m, memory: 64Mi}\n" +
+			"constraints:\n  - certification = secnumcloud\n  - operator = " + op + "\n"
+		key := submitSpec(t, customer.Node, spec, exectest.Module(t, "hello"), nil)
+		v, err := customer.Node.Wait(ctx, key)
+		if err != nil || v.State != "succeeded" || v.Slots[0].Provider != shop.Node.ID().String() || v.Slots[0].Site != site.Node.ID().String() {
+			t.Fatalf("the customer's job through %s: %+v, %v: want it succeeded, sold by it, run at the site", op, v, err)
+		}
+		if stdout, _, _, _, _ := customer.Node.Logs(key); string(stdout) != "hello, "+op+"! (0 lines on stdin)\n" {
+			t.Errorf("the customer's output through %s: %q", op, stdout)
+		}
+		// The site ran it: the customer's job, under the retailer's lease.
+		leases, err := site.Store.Leases(func(l *store.Lease) bool { return l.Requester == string(shop.Node.ID()) })
+		if err != nil || len(leases) != 1 || leases[0].JobCID != string(mustCID(t, key).Bytes()) {
+			t.Fatalf("the site's leases for %s: %+v, %v", op, leases, err)
+		}
 	}
 
-	// The site ran it: the customer's job, under the retailer's lease.
-	leases, err := site.Store.Leases(nil)
-	if err != nil || len(leases) != 1 || leases[0].Requester != string(ret.Node.ID()) || leases[0].JobCID != string(mustCID(t, key).Bytes()) {
-		t.Fatalf("the site's leases: %+v, %v", leases, err)
-	}
-	// Both legs' receipts countersigned: the retailer's to the customer at
-	// its price, the site's to the retailer at zero.
-	waitFor(t, time.Minute, "both receipts countersigned", func() bool {
-		rr, err1 := ret.Store.Receipts()
-		sr, err2 := site.Store.Receipts()
-		return err1 == nil && err2 == nil && len(rr) == 1 && len(sr) == 1 && len(rr[0].Countersignature) > 0 && len(sr[0].Countersignature) > 0
+	// Both legs' receipts, countersigned and linked, for each retailer.
+	waitFor(t, time.Minute, "both legs countersigned", func() bool {
+		sr, err := site.Store.Receipts()
+		n := 0
+		for _, r := range sr {
+			if len(r.Countersignature) > 0 {
+				n++
+			}
+		}
+		for _, shop := range shops {
+			rr, err := shop.Store.Receipts()
+			if err != nil || len(rr) != 1 || len(rr[0].Countersignature) == 0 {
+				return false
+			}
+		}
+		return err == nil && n == 2
 	})
-	rr, _ := ret.Store.Receipts()
-	sr, _ := site.Store.Receipts()
-	retailReceipt, err1 := record.OpenReceipt(rr[0].Envelope)
-	siteReceipt, err2 := record.OpenReceipt(sr[0].Envelope)
-	if err1 != nil || err2 != nil {
-		t.Fatal(err1, err2)
+	siteReceipts, _ := site.Store.Receipts()
+	for _, shop := range shops {
+		rr, _ := shop.Store.Receipts()
+		retailReceipt, err := record.OpenReceipt(rr[0].Envelope)
+		if err != nil || retailReceipt.GetAmount().GetNanos() == 0 || peer.ID(retailReceipt.Requester) != customer.Node.ID() {
+			t.Fatalf("the retail receipt: %+v, %v", retailReceipt, err)
+		}
+		linked := false
+		for _, sr := range siteReceipts {
+			h := sha256.Sum256(sr.Envelope)
+			rc, err := record.OpenReceipt(sr.Envelope)
+			if err == nil && bytes.Equal(retailReceipt.SiteReceipt, h[:]) {
+				linked = rc.OnSlice && rc.GetAmount().GetNanos() == 0 && peer.ID(rc.Requester) == shop.Node.ID() && rc.Epoch == retailReceipt.Epoch
+			}
+		}
+		if !linked {
+			t.Errorf("the retail receipt of %s names no site receipt of a run on its slice billing nothing", shop.Node.ID())
+		}
+		// The billing export shows both legs and the margin.
+		st, err := shop.Node.Billing(billing.Window{})
+		if err != nil || len(st.Slices) != 1 || st.Slices[0].Role != "retailer" || len(st.Margins) != 1 || st.Rows[0].Leg != billing.LegRetail {
+			t.Errorf("the retailer's statement: %+v, %v", st, err)
+		}
 	}
-	if retailReceipt.GetAmount().GetNanos() == 0 || peer.ID(retailReceipt.Requester) != customer.Node.ID() {
-		t.Errorf("the retail receipt: %+v", retailReceipt)
+	if st, err := site.Node.Billing(billing.Window{}); err != nil || len(st.Slices) != 2 || st.Slices[0].Role != "site" || st.Rows[0].Leg != billing.LegSlice {
+		t.Errorf("the site's statement: %+v, %v", st, err)
 	}
-	if siteReceipt.GetAmount().GetNanos() != 0 || peer.ID(siteReceipt.Requester) != ret.Node.ID() || siteReceipt.Epoch != retailReceipt.Epoch {
-		t.Errorf("the site's receipt: %+v", siteReceipt)
+
+	// A retailer over its slice: refused by its own market, and by the
+	// site when it asks on its slice for more than it holds.
+	big := scheduler.Request{Nonce: string(mustRandom(t, protocol.NonceSize)), JobCID: string(mustCID(t, "bafkreieuvcgrqk6lxjtxdqjosw2rupihiy65msn3jf22aqp74z3wzkfxtu").Bytes()),
+		Executor: "wasm", Resources: scheduler.Resources{CPUMillis: 3000, MemoryBytes: 64 << 20}, Timeout: time.Minute, ExpiresAt: time.Now().Add(5 * time.Second)}
+	if _, _, err := customer.Node.RequestOffer(ctx, shops[0].Node.ID(), big); protocol.CodeOf(err) != pb.Code_CODE_INSUFFICIENT_CPU {
+		t.Errorf("a job past the retailer's slice: %v, want INSUFFICIENT_CPU", err)
 	}
-	// The billing export shows both legs and the margin.
-	rb, err := ret.Node.Billing(billing.Window{})
-	if err != nil || len(rb.Slices) != 1 || rb.Slices[0].Role != "retailer" || len(rb.Margins) != 1 || rb.Rows[0].Leg != billing.LegRetail {
-		t.Errorf("the retailer's statement: %+v, %v", rb, err)
+	ev, err := shops[0].Node.WholesaleEvidence(site.Node.ID().String())
+	if err != nil || len(ev) != 1 {
+		t.Fatalf("evidence: %v, %v", ev, err)
 	}
-	sb, err := site.Node.Billing(billing.Window{})
-	if err != nil || len(sb.Slices) != 1 || sb.Slices[0].Role != "site" || sb.Rows[0].Leg != billing.LegSlice {
-		t.Errorf("the site's statement: %+v, %v", sb, err)
+	big.Nonce, big.Grant = string(mustRandom(t, protocol.NonceSize)), string(ev[0].Grant)
+	if _, _, err := shops[0].Node.RequestOffer(ctx, site.Node.ID(), big); protocol.CodeOf(err) != pb.Code_CODE_SLICE_EXCEEDED {
+		t.Errorf("the retailer asking the site past its slice: %v, want SLICE_EXCEEDED", err)
 	}
-	if h := sha256.Sum256(sr[0].Envelope); !siteReceipt.OnSlice || !bytes.Equal(retailReceipt.SiteReceipt, h[:]) {
-		t.Errorf("the two legs are not linked: the site's on a slice %v; the retail receipt names %x, the site's hashes to %x",
-			siteReceipt.OnSlice, retailReceipt.SiteReceipt, h)
+
+	// The audit: the two retailers' evidence passes; a third retailer
+	// granted a slice at double the published price makes it fail.
+	var evidence []record.Evidence
+	for _, shop := range shops {
+		ev, err := shop.Node.WholesaleEvidence(site.Node.ID().String())
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("evidence: %v, %v", ev, err)
+		}
+		evidence = append(evidence, ev...)
 	}
+	if rep, err := customer.Node.AuditSite(ctx, site.Node.ID().String(), evidence); err != nil || !rep.Pass() || rep.Grants != 2 {
+		t.Fatalf("the audit of the two retailers' evidence: %+v, %v", rep, err)
+	}
+	thirdDir, tc := loopbackDaemon(t)
+	tc.Role, tc.Labels.Operator, tc.Bootstrap = config.RoleRetailer, "shop-c", []string{addrs[0].String()}
+	third := startDaemon(t, thirdDir, tc)
+	site.Node.Transport().ServeWholesale(func(ctx context.Context, from string, req *pb.WholesaleRequest) *pb.WholesaleAnswer {
+		a := site.Node.desk.Answer(ctx, from, req)
+		if env := a.GetGrant(); env != nil && from == string(third.Node.ID()) {
+			g, err := record.OpenGrant(env, time.Now())
+			if err == nil {
+				g.Price.CpuNanosPerSecond *= 2
+				env, err = record.Seal(site.Node.Identity(), g)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Grant{Grant: env}}
+		}
+		return a
+	})
+	waitFor(t, time.Minute, "the third retailer's grant, off terms", func() bool {
+		_, err := third.Node.RequestSlice(ctx, api.SliceAsk{Site: site.Node.ID().String(),
+			Resources: scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}, End: time.Now().Add(24 * time.Hour)})
+		return protocol.CodeOf(err) == pb.Code_CODE_TARIFF_MISMATCH
+	})
+	site.Node.serveWholesale()
+	ev, err = third.Node.WholesaleEvidence(site.Node.ID().String())
+	if err != nil || len(ev) != 1 {
+		t.Fatalf("the third retailer's evidence: %v, %v", ev, err)
+	}
+	rep, err := customer.Node.AuditSite(ctx, site.Node.ID().String(), append(evidence, ev...))
+	if err != nil || rep.Pass() || len(rep.Findings) != 1 || rep.Findings[0].Rule != record.RuleTerms {
+		t.Fatalf("the audit with the third retailer's evidence: %+v, %v", rep, err)
+	}
+}
+
+func mustRandom(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func mustCID(t *testing.T, s string) cid.Cid {

@@ -45,4 +45,5 @@ func (p *Provider) Resize(c scheduler.Resources) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.market.Resize(c)
+	p.cfg.Market.Capacity = c
 }
