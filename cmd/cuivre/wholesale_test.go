@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/cuivre/cuivre/protocol/wire"
 	"github.com/cuivre/cuivre/scheduler"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // TestWholesaleCLI: two `cuivre daemon` processes, a site (4 vCPUs, half
@@ -125,7 +127,9 @@ func TestWholesaleCLI(t *testing.T) {
 // daemon` process), presenting its grant (SPEC 6.7): the job runs on the
 // site, billed nothing (the slice is paid whole); a lease past the slice is
 // refused SLICE_EXCEEDED; the grant presented by another peer is refused
-// GRANT_WRONG_GRANTEE; and the site's own retail keeps off the slice.
+// GRANT_WRONG_GRANTEE, a forged one BAD_SIGNATURE, one presented to
+// another provider GRANT_WRONG_SITE; and the site's own retail keeps off
+// the slice.
 func TestLeaseOnSlice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -182,10 +186,43 @@ func TestLeaseOnSlice(t *testing.T) {
 	if err := ask(stranger, 500, grant); protocol.CodeOf(err) != pb.Code_CODE_GRANT_WRONG_GRANTEE {
 		t.Errorf("another peer's grant: %v, want GRANT_WRONG_GRANTEE", err)
 	}
+	forged := bytes.Clone(grant)
+	forged[len(forged)-1] ^= 1
+	if err := ask(retailer, 500, forged); protocol.CodeOf(err) != pb.Code_CODE_BAD_SIGNATURE {
+		t.Errorf("a forged grant: %v, want BAD_SIGNATURE", err)
+	}
+	// The grant presented to another provider than its site.
+	other := startDaemon(t, initDir(t), site.id.Addrs[0])
+	otherID, err := peer.Decode(other.id.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := retailer.Host().Connect(ctx, peer.AddrInfo{ID: otherID, Addrs: addrsOf(t, other.id.Addrs)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := retailer.RequestOffer(ctx, otherID, scheduler.Request{Nonce: string(random(protocol.NonceSize)),
+		JobCID: string(wire.SumCID([]byte("job")).Bytes()), Executor: "wasm", Resources: scheduler.Resources{MemoryBytes: 1 << 20}, Timeout: time.Minute,
+		ExpiresAt: time.Now().Add(5 * time.Second), Grant: string(grant)}); protocol.CodeOf(err) != pb.Code_CODE_GRANT_WRONG_SITE {
+		t.Errorf("a grant presented to another site: %v, want GRANT_WRONG_SITE", err)
+	}
 	if err := ask(stranger, 3500, nil); protocol.CodeOf(err) != pb.Code_CODE_INSUFFICIENT_CPU {
 		t.Errorf("the site's own retail past what the slice leaves: %v, want INSUFFICIENT_CPU", err)
 	}
 	if err := ask(stranger, 3000, nil); err != nil {
 		t.Errorf("the site's own retail within what the slice leaves: %v", err)
 	}
+}
+
+// addrsOf reads multiaddrs that end in /p2p/<peer ID> as addresses.
+func addrsOf(t *testing.T, full []string) []ma.Multiaddr {
+	t.Helper()
+	var out []ma.Multiaddr
+	for _, a := range full {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ai.Addrs...)
+	}
+	return out
 }
