@@ -193,7 +193,7 @@ func New(o Options) (*Node, error) {
 			ReplayCacheSize: o.ReplayCacheSize, Clock: o.Clock, Log: log, Loaded: func() { n.loaded.Store(true) }}
 		if o.Retail {
 			pc.Exec = nil
-			if pc.Remote, err = retail.New(retail.Config{Key: o.Identity, Transport: h, Data: o.Data, Blocks: n.blocks, Slice: n.retailSlice,
+			if pc.Remote, err = retail.New(retail.Config{Key: o.Identity, Transport: h, Store: o.Store, Data: o.Data, Blocks: n.blocks, Slice: n.retailSlice,
 				Clock: o.Clock, Log: log}); err != nil {
 				cancel()
 				h.Close()

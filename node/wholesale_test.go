@@ -261,8 +261,8 @@ func TestRetailDevnet(t *testing.T) {
 			}
 		}
 		for _, shop := range shops {
-			rr, err := shop.Store.Receipts()
-			if err != nil || len(rr) != 1 || len(rr[0].Countersignature) == 0 {
+			rr := sold(t, shop)
+			if len(rr) != 1 || len(rr[0].Countersignature) == 0 {
 				return false
 			}
 		}
@@ -270,7 +270,7 @@ func TestRetailDevnet(t *testing.T) {
 	})
 	siteReceipts, _ := site.Store.Receipts()
 	for _, shop := range shops {
-		rr, _ := shop.Store.Receipts()
+		rr := sold(t, shop)
 		retailReceipt, err := record.OpenReceipt(rr[0].Envelope)
 		if err != nil || retailReceipt.GetAmount().GetNanos() == 0 || peer.ID(retailReceipt.Requester) != customer.Node.ID() {
 			t.Fatalf("the retail receipt: %+v, %v", retailReceipt, err)
@@ -317,8 +317,8 @@ func TestRetailDevnet(t *testing.T) {
 	var evidence []record.Evidence
 	for _, shop := range shops {
 		ev, err := shop.Node.WholesaleEvidence(site.Node.ID().String())
-		if err != nil || len(ev) != 1 {
-			t.Fatalf("evidence: %v, %v", ev, err)
+		if err != nil || len(ev) != 1 || len(ev[0].Receipts) != 1 {
+			t.Fatalf("evidence, with the site's receipt of the run sold: %v, %v", ev, err)
 		}
 		evidence = append(evidence, ev...)
 	}
@@ -357,6 +357,22 @@ func TestRetailDevnet(t *testing.T) {
 	if err != nil || rep.Pass() || len(rep.Findings) != 1 || rep.Findings[0].Rule != record.RuleTerms {
 		t.Fatalf("the audit with the third retailer's evidence: %+v, %v", rep, err)
 	}
+}
+
+// sold are the receipts a node keeps of what it sold: those it sealed.
+func sold(t *testing.T, d *Daemon) []store.Receipt {
+	t.Helper()
+	all, err := d.Store.Receipts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.Receipt
+	for _, r := range all {
+		if rc, err := record.OpenReceipt(r.Envelope); err == nil && peer.ID(rc.Provider) == d.Node.ID() {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func mustRandom(t *testing.T, n int) []byte {

@@ -1,5 +1,7 @@
 package protocol
 
+import "crypto/sha256"
+
 // Protocol IDs, one per exchange (SPEC 6). multistream-select matches IDs
 // exactly, so an ID changes only with a new major version, which a peer
 // offers beside the old ones while both live (SPEC 10).
@@ -77,4 +79,14 @@ func MaxMsgSize[ID ~string](id ID) int {
 		return MaxWholesaleMsg
 	}
 	return 0
+}
+
+// SiteLeaseID is the lease ID under which a retailer leases, on the site of
+// its slice, a run it sold under the customer's lease ID retail (SPEC 6.8):
+// the first 16 bytes of sha2-256 of "cuivre-retail/" and that ID. Its own,
+// so that the receipts of the two legs never share a key; derived, so that
+// a retry, and an auditor, find it.
+func SiteLeaseID(retail []byte) []byte {
+	h := sha256.Sum256(append([]byte("cuivre-retail/"), retail...))
+	return h[:LeaseIDSize]
 }

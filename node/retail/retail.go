@@ -45,6 +45,7 @@ type Slice struct {
 type Config struct {
 	Key       crypto.PrivKey
 	Transport transport.Transport
+	Store     *store.Store // keeps the site's receipts, countersigned or not: the evidence of what runs on a slice cost
 	Data      *data.Store  // where outputs are taken into
 	Blocks    *data.Server // serves the site the job's inputs
 	// Slice returns the slice a lease of these resources runs on now, or
@@ -59,8 +60,8 @@ type Runner struct{ cfg Config }
 
 // New returns a Runner.
 func New(c Config) (*Runner, error) {
-	if c.Key == nil || c.Transport == nil || c.Data == nil || c.Blocks == nil || c.Slice == nil {
-		return nil, errors.New("retail: a key, a transport, a data store, a block server and slices are required")
+	if c.Key == nil || c.Transport == nil || c.Store == nil || c.Data == nil || c.Blocks == nil || c.Slice == nil {
+		return nil, errors.New("retail: a key, a transport, a store, a data store, a block server and slices are required")
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -69,14 +70,6 @@ func New(c Config) (*Runner, error) {
 		c.Log = slog.Default()
 	}
 	return &Runner{cfg: c}, nil
-}
-
-// siteLeaseID is the ID of the site's lease that runs a retail lease: its
-// own, so that the two legs' receipts, each keyed by lease and epoch, never
-// collide in a store that keeps both; derived, so that a retry finds it.
-func siteLeaseID(retail string) []byte {
-	h := sha256.Sum256(append([]byte("cuivre-retail/"), retail...))
-	return h[:protocol.LeaseIDSize]
 }
 
 // Backing is the slice a lease of r runs on (provider.Runner).
@@ -114,7 +107,7 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 			rn.cfg.Blocks.Grant(sl.Site, root) // the site fetches them from here
 		}
 	}
-	id := siteLeaseID(l.ID)
+	id := protocol.SiteLeaseID([]byte(l.ID))
 	env, err := record.Seal(rn.cfg.Key, &pb.Lease{
 		LeaseId: id, Provider: []byte(sl.Site), Requester: []byte(rn.cfg.Transport.Self()), OfferNonce: []byte(offer.Nonce),
 		JobCid: []byte(l.JobCID), Epoch: l.Epoch, Nonce: nonce(), ExpiresAtMs: protocol.UnixMs(now().Add(time.Minute)),
@@ -145,7 +138,7 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 	if err != nil {
 		return out, fmt.Errorf("the run at the site of the slice: %w", err)
 	}
-	if rn.countersign(sl.Site, res.Receipt) {
+	if rn.countersign(sl.Site, string(id), l.Epoch, res.Receipt) {
 		h := sha256.Sum256(res.Receipt)
 		out.SiteReceipt = h[:]
 	}
@@ -171,25 +164,38 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 	return out, nil
 }
 
-// countersign hands the site its receipt back countersigned, and says
-// whether it did: the run is metered there, and billed nothing, the slice
-// being paid whole. A receipt that bills the run is not countersigned.
-func (rn *Runner) countersign(site string, env []byte) bool {
+// countersign hands the site its receipt of the lease id, epoch back
+// countersigned, and says whether it did: the run is metered there, and
+// billed nothing, the slice being paid whole. A receipt that bills the run
+// is not countersigned. Either is kept in the store, the evidence an
+// auditor of the site reads (SPEC 6.7).
+func (rn *Runner) countersign(site, id string, epoch uint64, env []byte) bool {
 	if env == nil {
 		return false
 	}
 	r, err := record.OpenReceipt(env)
-	if err == nil && (string(r.Provider) != site || string(r.Requester) != rn.cfg.Transport.Self() || !r.OnSlice || r.GetAmount().GetNanos() != 0) {
-		err = protocol.Errorf(pb.Code_CODE_MALFORMED, "not a receipt of a run on this node's slice billing nothing")
+	if err == nil && (string(r.Provider) != site || string(r.Requester) != rn.cfg.Transport.Self() || r.LeaseId == nil || string(r.LeaseId) != id || r.Epoch != epoch) {
+		err = protocol.Errorf(pb.Code_CODE_MALFORMED, "not the site's receipt of this run")
 	}
 	if err != nil {
-		rn.cfg.Log.Warn("the site's receipt is not countersigned", "err", err)
+		rn.cfg.Log.Warn("the site's receipt is not kept", "err", err)
+		return false
+	}
+	if !r.OnSlice || r.GetAmount().GetNanos() != 0 {
+		rn.cfg.Log.Warn("the site billed a run on a slice paid whole: its receipt is kept, not countersigned", "lease", fmt.Sprintf("%x", id),
+			"amount", protocol.FormatAmount(r.GetAmount()))
+		if err := rn.cfg.Store.PutReceipt(store.Receipt{LeaseID: id, Epoch: epoch, Envelope: env}); err != nil {
+			rn.cfg.Log.Warn("keep the site's receipt", "err", err)
+		}
 		return false
 	}
 	h := sha256.Sum256(env)
 	cs, err := record.Seal(rn.cfg.Key, &pb.Countersignature{ReceiptHash: h[:], Requester: []byte(rn.cfg.Transport.Self()), SignedAtMs: protocol.UnixMs(rn.cfg.Clock.Now())})
 	if err != nil {
 		return false
+	}
+	if err := rn.cfg.Store.PutReceipt(store.Receipt{LeaseID: id, Epoch: epoch, Envelope: env, Countersignature: cs, Delivered: true}); err != nil {
+		rn.cfg.Log.Warn("keep the site's receipt", "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

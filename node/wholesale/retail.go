@@ -379,13 +379,33 @@ func (d *Desk) Evidence(site peer.ID) ([]record.Evidence, error) {
 	if err != nil {
 		return nil, err
 	}
+	receipts, err := d.cfg.Store.Receipts()
+	if err != nil {
+		return nil, err
+	}
+	sold, err := d.cfg.Store.Leases(nil) // the leases it sold, whose runs went to a site
+	if err != nil {
+		return nil, err
+	}
+	onSlice := map[string]bool{}
+	for _, l := range sold {
+		onSlice[string(protocol.SiteLeaseID([]byte(l.ID)))] = true
+	}
 	out := []record.Evidence{}
 	for _, g := range stored {
 		sg := new(pb.SliceGrant)
 		if _, _, err := record.Open(g.Envelope, sg); err != nil || g.Made || string(sg.Site) != string(site) {
 			continue
 		}
-		out = append(out, record.Evidence{Grant: g.Envelope, Tariff: g.Tariff, Withdrawal: g.Withdrawal, WithdrawalRefused: g.WithdrawalRefused})
+		e := record.Evidence{Grant: g.Envelope, Tariff: g.Tariff, Withdrawal: g.Withdrawal, WithdrawalRefused: g.WithdrawalRefused}
+		for _, r := range receipts { // the site's receipts of the runs it sold, in the slice's period
+			rc, err := record.OpenReceipt(r.Envelope)
+			if err == nil && onSlice[r.LeaseID] && string(rc.Provider) == string(site) && string(rc.Requester) == string(d.id) &&
+				rc.StartedAtMs >= sg.StartAtMs && rc.StartedAtMs < sg.EndAtMs {
+				e.Receipts = append(e.Receipts, r.Envelope)
+			}
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }

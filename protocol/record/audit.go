@@ -19,6 +19,9 @@ type Evidence struct {
 	Tariff            []byte `json:"tariff"`
 	Withdrawal        []byte `json:"withdrawal,omitempty"`
 	WithdrawalRefused bool   `json:"withdrawal_refused,omitempty"`
+	// Receipts are the site's sealed receipts of the runs the retailer
+	// made on the slice (SPEC 6.8), countersigned or not.
+	Receipts [][]byte `json:"receipts,omitempty"`
 }
 
 // Audit rules (SPEC 6.7): each finding names the one it breaks.
@@ -30,6 +33,8 @@ const (
 	// RuleSqueeze: the site's own retail price covers its wholesale price
 	// and its published retail cost, dimension by dimension.
 	RuleSqueeze = "margin-squeeze"
+	// RuleSliceBilling: a run on a slice, paid whole, is billed nothing.
+	RuleSliceBilling = "slice-billing"
 )
 
 // Finding is one breach of an audit rule.
@@ -60,7 +65,8 @@ func (r AuditReport) Pass() bool { return len(r.Findings) == 0 }
 // grant at the tariff it names, signed by the site (RuleTerms), every
 // withdrawal with the grant's notice (RuleNotice), and its own retail price
 // at least its wholesale price plus its published retail cost
-// (RuleSqueeze). Evidence that the site did not sign is discarded, not held
+// (RuleSqueeze), and no run on a slice billed (RuleSliceBilling). Evidence
+// that the site did not sign is discarded, not held
 // against it. An error says the inputs could not be read: a published
 // tariff that does not open as the site's.
 func Audit(site peer.ID, published, capacity []byte, evidence []Evidence, now time.Time) (AuditReport, error) {
@@ -103,6 +109,18 @@ func Audit(site peer.ID, published, capacity []byte, evidence []Evidence, now ti
 		default:
 			if err := CheckGrantTerms(g, e.Tariff, t); err != nil {
 				add(RuleTerms, g, err)
+			}
+		}
+		for j, env := range e.Receipts {
+			rc, err := OpenReceipt(env)
+			switch {
+			case err != nil || string(rc.Provider) != string(site):
+				r.Discarded = append(r.Discarded, fmt.Sprintf("evidence %d receipt %d: not the site's receipt", i, j))
+			case string(rc.Requester) != string(g.Grantee) || rc.StartedAtMs < g.StartAtMs || rc.StartedAtMs >= g.EndAtMs:
+				r.Discarded = append(r.Discarded, fmt.Sprintf("evidence %d receipt %d: not of a run of the grantee's in the slice's period", i, j))
+			case rc.GetAmount().GetNanos() != 0:
+				add(RuleSliceBilling, g, protocol.Errorf(protocol.CodeTariffMismatch, "grant %x: the site billed %s for lease %x, a run on a slice paid whole",
+					g.GrantId, protocol.FormatAmount(rc.GetAmount()), rc.LeaseId))
 			}
 		}
 		if e.Withdrawal == nil {

@@ -36,6 +36,13 @@ func TestAudit(t *testing.T) {
 	squeezedEnv := seal(t, siteKey, squeezed)
 	forged := vector.Get(t, "slice_grant").(*pb.SliceGrant)
 	forged.Price.CpuNanosPerSecond *= 2
+	run := func(nanos uint64) []byte { // the site's receipt of a run on the slice
+		rc := vector.Get(t, "usage_receipt").(*pb.UsageReceipt)
+		rc.Requester, rc.OnSlice = grant.Grantee, true
+		rc.StartedAtMs, rc.EndedAtMs = grant.StartAtMs+1000, grant.StartAtMs+2000
+		rc.Amount = &pb.Amount{Currency: "EUR", Nanos: nanos}
+		return seal(t, siteKey, rc)
+	}
 
 	for _, tt := range []struct {
 		name      string
@@ -48,6 +55,9 @@ func TestAudit(t *testing.T) {
 		{"a grant at a tariff not presented", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: []byte("no tariff")}, record.RuleTerms, false},
 		{"a withdrawal without notice", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Withdrawal: seal(t, siteKey, short), WithdrawalRefused: true}, record.RuleNotice, false},
 		{"own retail under the wholesale price and retail cost", squeezedEnv, good, record.RuleSqueeze, false},
+		{"a run on the slice billed", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Receipts: [][]byte{run(0), run(500)}}, record.RuleSliceBilling, false},
+		{"a run on the slice billed nothing", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Receipts: [][]byte{run(0)}}, "", false},
+		{"a receipt the retailer signed itself", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Receipts: [][]byte{seal(t, otherKey, vector.Get(t, "usage_receipt"))}}, "", true},
 		{"a grant the retailer signed itself", tariffEnv, record.Evidence{Grant: seal(t, otherKey, forged), Tariff: tariffEnv}, "", true},
 		{"a withdrawal the retailer signed itself", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Withdrawal: seal(t, otherKey, short)}, "", true},
 		{"a withdrawal within notice refused anyway", tariffEnv, record.Evidence{Grant: good.Grant, Tariff: tariffEnv, Withdrawal: seal(t, siteKey, within), WithdrawalRefused: true}, "", true},
