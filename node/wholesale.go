@@ -255,6 +255,24 @@ func (n *Node) ReleaseSlice(ctx context.Context, id string, end time.Time) (api.
 	return grantView(g), nil
 }
 
+// BillRent bills every grantee the rent of its slices since the last bill
+// (SPEC 6.7, rent).
+func (n *Node) BillRent(ctx context.Context) ([]api.RentView, error) {
+	if n.desk == nil {
+		return nil, errNoDesk
+	}
+	bills, err := n.desk.BillRent(ctx)
+	out := make([]api.RentView, len(bills))
+	for i, b := range bills {
+		out[i] = api.RentView{Grant: grantView(b.Grant), Epoch: b.Epoch, From: b.From, Until: b.Until, Amount: protocol.FormatAmount(b.Amount),
+			Countersigned: b.Countersigned}
+		if b.Err != nil {
+			out[i].Error = b.Err.Error()
+		}
+	}
+	return out, err
+}
+
 // WholesaleEvidence is what the node presents to an auditor of site: the
 // grants of that site it holds or refused, live or ended (SPEC 6.7).
 func (n *Node) WholesaleEvidence(site string) ([]record.Evidence, error) {

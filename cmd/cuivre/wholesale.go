@@ -32,12 +32,12 @@ a retailer asks for a slice at that tariff, and gets a grant signed by the
 site, or a refusal that says why. A slice is paid whole, used or not, and the
 site may end it sooner only after the notice its grant carries.
 
-As a site:      tariff, list, withdraw
+As a site:      tariff, list, withdraw, bill
 As a retailer:  sites, request, list, release, evidence
 As anyone:      audit (with the evidence retailers present)`,
 	}
 	cmd.AddCommand(newWholesaleTariffCmd(), newWholesaleSitesCmd(), newWholesaleRequestCmd(), newWholesaleListCmd(), newWholesaleWithdrawCmd(), newWholesaleReleaseCmd(),
-		newWholesaleEvidenceCmd(), newWholesaleAuditCmd())
+		newWholesaleEvidenceCmd(), newWholesaleAuditCmd(), newWholesaleBillCmd())
 	return cmd
 }
 
@@ -431,6 +431,59 @@ exits with status 1 when the site fails a rule.`,
 			})
 			if err == nil && !rep.Pass() {
 				err = fmt.Errorf("the site fails the audit: %d findings", len(rep.Findings))
+			}
+			return err
+		},
+	}
+	addDataDir(cmd)
+	addOutput(cmd, &output)
+	return cmd
+}
+
+func newWholesaleBillCmd() *cobra.Command {
+	var output format
+	cmd := &cobra.Command{
+		Use:   "bill",
+		Short: "Bill every retailer the rent of its slices since the last bill",
+		Long: `bill makes, for each slice this site granted, a receipt of its rent from the
+end of the last bill (or the slice's start) until now or the slice's end, at
+the grant's price, used or not (SPEC 4.5, 6.7), and asks the retailer to
+countersign it. A bill the retailer refuses, or that does not reach it, is
+kept unsigned: cuivre billing export shows it so, a retailer that does not pay,
+and the command exits 1. Run it as often as you bill, from a timer say.`,
+		Example: "  cuivre wholesale bill\n  cuivre wholesale bill -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := apiClient()
+			if err != nil {
+				return err
+			}
+			var bills []api.RentView
+			if err := c.Do("POST", "/v1/wholesale/rent", nil, &bills); err != nil {
+				return err
+			}
+			unsigned := 0
+			err = render(cmd.OutOrStdout(), output, bills, func(tw *tabwriter.Writer, wide bool) {
+				fmt.Fprintln(tw, "GRANT\tRETAILER\tBILL\tFROM\tUNTIL\tAMOUNT\tCOUNTERSIGNED")
+				for _, b := range bills {
+					signed := "yes"
+					if !b.Countersigned {
+						signed = "no: " + b.Error
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.Grant.ID[:min(len(b.Grant.ID), 8)], peerID(b.Grant.Grantee, wide), b.Epoch,
+						b.From.Local().Format(time.DateTime), b.Until.Local().Format(time.DateTime), b.Amount, signed)
+				}
+				if len(bills) == 0 {
+					fmt.Fprintln(tw, "nothing to bill since the last bill")
+				}
+			})
+			for _, b := range bills {
+				if !b.Countersigned {
+					unsigned++
+				}
+			}
+			if err == nil && unsigned > 0 {
+				err = fmt.Errorf("%d bills not countersigned by their retailer", unsigned)
 			}
 			return err
 		},

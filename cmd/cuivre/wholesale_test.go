@@ -28,8 +28,10 @@ import (
 // a second one past the tariff's capacity with the site's reason, and sees
 // it in `wholesale list` and `node status`; the site shows its tariff and
 // withdraws the slice with `wholesale withdraw`, refused without notice;
-// the retailer's `wholesale evidence` passes `wholesale audit`; the
-// retailer gives the slice back with `wholesale release`.
+// the retailer's `wholesale evidence` passes `wholesale audit`; the site
+// bills the rent with `wholesale bill`, which the retailer countersigns and
+// its `billing export` shows; the retailer gives the slice back with
+// `wholesale release`.
 func TestWholesaleCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -91,6 +93,13 @@ func TestWholesaleCLI(t *testing.T) {
 	out, err = as(site, "wholesale", "tariff")
 	if err != nil || !strings.Contains(out, "2 vCPU") {
 		t.Fatalf("wholesale tariff: %v\n%s", err, out)
+	}
+	out, err = as(site, "wholesale", "bill")
+	if err != nil || !strings.Contains(out, "yes") {
+		t.Fatalf("wholesale bill: %v\n%s", err, out)
+	}
+	if out, err = as(retailer, "billing", "export"); err != nil || !strings.Contains(out, "(rent)") || !strings.Contains(out, "Slices:") {
+		t.Fatalf("the retailer's statement after a bill of rent: %v\n%s", err, out)
 	}
 	var v api.WholesaleView
 	out, err = as(site, "wholesale", "list", "-o", "json")

@@ -30,12 +30,26 @@ type Wholesale interface {
 	// ReleaseSlice gives a slice the node holds back to its site at end,
 	// no sooner than its notice.
 	ReleaseSlice(ctx context.Context, id string, end time.Time) (GrantView, error)
+	// BillRent bills every grantee of the site the rent of its slices since
+	// the last bill, each bill a receipt the grantee countersigns.
+	BillRent(ctx context.Context) ([]RentView, error)
 	// WholesaleEvidence is what the node presents to an auditor of site:
 	// the grants of that site it holds or refused, live or ended.
 	WholesaleEvidence(site string) ([]record.Evidence, error)
 	// AuditSite audits a site against its tariff and capacity record in
 	// the DHT and the evidence given (SPEC 6.7).
 	AuditSite(ctx context.Context, site string, evidence []record.Evidence) (record.AuditReport, error)
+}
+
+// RentView is one bill of a slice's rent (SPEC 6.7, rent).
+type RentView struct {
+	Grant         GrantView `json:"grant"`
+	Epoch         uint64    `json:"epoch"` // the bill's number for the grant, from 1
+	From          time.Time `json:"from"`
+	Until         time.Time `json:"until"`
+	Amount        string    `json:"amount"`
+	Countersigned bool      `json:"countersigned"`
+	Error         string    `json:"error,omitempty"` // why it is not countersigned
 }
 
 // AuditRequest is the body of POST /v1/wholesale/audit.
@@ -142,6 +156,7 @@ func wholesaleRoutes(n Wholesale, mux *http.ServeMux, a *API) {
 		}
 		return n.RequestSlice(r.Context(), ask)
 	})))
+	mux.Handle("POST /v1/wholesale/rent", a.auth(func(r *http.Request) (any, error) { return n.BillRent(r.Context()) }))
 	mux.Handle("GET /v1/wholesale/evidence", a.auth(func(r *http.Request) (any, error) {
 		site := r.URL.Query().Get("site")
 		if site == "" {

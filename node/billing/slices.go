@@ -24,6 +24,8 @@ const (
 	// LegSlice is a site's receipt to a retailer for a run on its slice:
 	// metered, billed nothing, the slice being paid whole.
 	LegSlice = "slice"
+	// LegRent is a site's bill of a slice's rent to its retailer.
+	LegRent = "rent"
 )
 
 // SliceRow is one slice's rent within the window: a slice is paid whole

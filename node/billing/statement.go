@@ -216,6 +216,8 @@ func baseRow(rc *pb.UsageReceipt) Row {
 // legOf is a receipt's place in a wholesale chain.
 func legOf(rc *pb.UsageReceipt) string {
 	switch {
+	case rc.OnSlice && len(rc.JobCid) == 0:
+		return LegRent
 	case rc.OnSlice:
 		return LegSlice
 	case len(rc.SiteReceipt) > 0:

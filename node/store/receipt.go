@@ -206,3 +206,15 @@ func (s *Store) Receipt(id string, epoch uint64) (Receipt, error) {
 func (s *Store) Receipts() ([]Receipt, error) {
 	return view(s, func(tx *Tx) ([]Receipt, error) { return tx.Receipts() })
 }
+
+// LatestReceipt returns the receipt of the highest epoch stored for the
+// lease (or slice rent) id, or ErrNotFound.
+func (s *Store) LatestReceipt(id string) (Receipt, error) {
+	return view(s, func(tx *Tx) (Receipt, error) {
+		top := latestEpoch(tx.bucket(bucketReceipts), id)
+		if top == 0 {
+			return Receipt{}, fmt.Errorf("receipt of %x: %w", id, ErrNotFound)
+		}
+		return tx.Receipt(id, top)
+	})
+}

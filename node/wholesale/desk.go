@@ -269,6 +269,11 @@ func (d *Desk) Answer(ctx context.Context, from string, req *pb.WholesaleRequest
 		if err = d.takeRelease(from, k.Release); err == nil {
 			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}
 		}
+	case *pb.WholesaleRequest_Rent:
+		var cs []byte
+		if cs, err = d.takeRent(from, k.Rent); err == nil {
+			return &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Countersignature{Countersignature: cs}}
+		}
 	default:
 		err = protocol.Errorf(pb.Code_CODE_MALFORMED, "wholesale request of no known kind")
 	}

@@ -502,3 +502,55 @@ func TestRelease(t *testing.T) {
 		t.Errorf("a released slice listed past its end: %+v %+v", site.Grants(), r.Grants())
 	}
 }
+
+// TestRent: a site bills the rent of a slice for the time since its last
+// bill; the retailer checks each bill against its grant and countersigns
+// it; a bill off the grant is refused with its code; a retailer that does
+// not answer leaves its bill unsigned, kept and visible.
+func TestRent(t *testing.T) {
+	w := newWorld()
+	site, r := w.join(t, true), w.join(t, false)
+	ctx := context.Background()
+	g, err := r.Request(ctx, ask(site, 2000, 2<<30, 10*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Advance(2 * time.Hour)
+	bills, err := site.BillRent(ctx)
+	if err != nil || len(bills) != 1 || !bills[0].Countersigned || bills[0].Epoch != 1 || bills[0].Until.Sub(bills[0].From) != 2*time.Hour {
+		t.Fatalf("the first bill: %+v, %v", bills, err)
+	}
+	if want, _ := g.Price.Cost(g.Resources, 2*time.Hour); bills[0].Amount.Nanos != want {
+		t.Errorf("the bill is %d, two hours of the slice cost %d", bills[0].Amount.Nanos, want)
+	}
+	if again, _ := site.BillRent(ctx); len(again) != 0 {
+		t.Errorf("billed again with no time gone by: %+v", again)
+	}
+	for _, m := range []*member{site, r} {
+		kept, err := m.store.Receipt(g.ID, 1)
+		if err != nil || kept.Countersignature == nil {
+			t.Errorf("the bill kept countersigned: %+v, %v", kept, err)
+		}
+	}
+
+	// A bill at double the grant's price is refused.
+	last, _ := site.store.Receipt(g.ID, 1)
+	rc, _ := record.OpenReceipt(last.Envelope)
+	rc.Epoch, rc.Price.CpuNanosPerSecond = 2, rc.Price.CpuNanosPerSecond*2
+	forged, _ := record.Seal(site.key, rc)
+	ans := r.Answer(ctx, string(site.id), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Rent{Rent: forged}})
+	wantCode(t, protocol.FromPB(ans.GetRefusal()), pb.Code_CODE_TARIFF_MISMATCH, "not at the grant's price")
+
+	// The retailer stops answering: the next bill is kept unsigned.
+	w.mu.Lock()
+	delete(w.desks, string(r.id))
+	w.mu.Unlock()
+	w.clock.Advance(time.Hour)
+	bills, _ = site.BillRent(ctx)
+	if len(bills) != 1 || bills[0].Countersigned || bills[0].Err == nil || bills[0].Epoch != 2 {
+		t.Fatalf("a bill to a retailer gone: %+v", bills)
+	}
+	if kept, err := site.store.Receipt(g.ID, 2); err != nil || kept.Countersignature != nil {
+		t.Errorf("the unpaid bill: %+v, %v", kept, err)
+	}
+}

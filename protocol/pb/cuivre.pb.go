@@ -3688,6 +3688,7 @@ type WholesaleRequest struct {
 	//	*WholesaleRequest_Slice
 	//	*WholesaleRequest_Withdrawal
 	//	*WholesaleRequest_Release
+	//	*WholesaleRequest_Rent
 	Kind          isWholesaleRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3757,6 +3758,15 @@ func (x *WholesaleRequest) GetRelease() []byte {
 	return nil
 }
 
+func (x *WholesaleRequest) GetRent() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*WholesaleRequest_Rent); ok {
+			return x.Rent
+		}
+	}
+	return nil
+}
+
 type isWholesaleRequest_Kind interface {
 	isWholesaleRequest_Kind()
 }
@@ -3773,11 +3783,17 @@ type WholesaleRequest_Release struct {
 	Release []byte `protobuf:"bytes,3,opt,name=release,proto3,oneof"` // grantee to site: a sealed SliceRelease envelope (SPEC 1.6)
 }
 
+type WholesaleRequest_Rent struct {
+	Rent []byte `protobuf:"bytes,4,opt,name=rent,proto3,oneof"` // site to grantee: a sealed UsageReceipt of a slice's rent (SPEC 1.6)
+}
+
 func (*WholesaleRequest_Slice) isWholesaleRequest_Kind() {}
 
 func (*WholesaleRequest_Withdrawal) isWholesaleRequest_Kind() {}
 
 func (*WholesaleRequest_Release) isWholesaleRequest_Kind() {}
+
+func (*WholesaleRequest_Rent) isWholesaleRequest_Kind() {}
 
 type WholesaleAnswer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3786,6 +3802,7 @@ type WholesaleAnswer struct {
 	//	*WholesaleAnswer_Grant
 	//	*WholesaleAnswer_Accepted
 	//	*WholesaleAnswer_Refusal
+	//	*WholesaleAnswer_Countersignature
 	Result        isWholesaleAnswer_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3855,6 +3872,15 @@ func (x *WholesaleAnswer) GetRefusal() *Error {
 	return nil
 }
 
+func (x *WholesaleAnswer) GetCountersignature() []byte {
+	if x != nil {
+		if x, ok := x.Result.(*WholesaleAnswer_Countersignature); ok {
+			return x.Countersignature
+		}
+	}
+	return nil
+}
+
 type isWholesaleAnswer_Result interface {
 	isWholesaleAnswer_Result()
 }
@@ -3871,11 +3897,17 @@ type WholesaleAnswer_Refusal struct {
 	Refusal *Error `protobuf:"bytes,3,opt,name=refusal,proto3,oneof"`
 }
 
+type WholesaleAnswer_Countersignature struct {
+	Countersignature []byte `protobuf:"bytes,4,opt,name=countersignature,proto3,oneof"` // to a rent: the grantee's sealed Countersignature of it (SPEC 1.6)
+}
+
 func (*WholesaleAnswer_Grant) isWholesaleAnswer_Result() {}
 
 func (*WholesaleAnswer_Accepted) isWholesaleAnswer_Result() {}
 
 func (*WholesaleAnswer_Refusal) isWholesaleAnswer_Result() {}
+
+func (*WholesaleAnswer_Countersignature) isWholesaleAnswer_Result() {}
 
 type Error struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4231,18 +4263,20 @@ const file_cuivre_proto_rawDesc = "" +
 	"\bgrant_id\x18\x03 \x01(\fR\agrantId\x12 \n" +
 	"\fissued_at_ms\x18\x04 \x01(\x04R\n" +
 	"issuedAtMs\x12\x1a\n" +
-	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"\x89\x01\n" +
+	"\tend_at_ms\x18\x05 \x01(\x04R\aendAtMs\"\x9f\x01\n" +
 	"\x10WholesaleRequest\x12/\n" +
 	"\x05slice\x18\x01 \x01(\v2\x17.cuivre.v1.SliceRequestH\x00R\x05slice\x12 \n" +
 	"\n" +
 	"withdrawal\x18\x02 \x01(\fH\x00R\n" +
 	"withdrawal\x12\x1a\n" +
-	"\arelease\x18\x03 \x01(\fH\x00R\areleaseB\x06\n" +
-	"\x04kind\"\x7f\n" +
+	"\arelease\x18\x03 \x01(\fH\x00R\arelease\x12\x14\n" +
+	"\x04rent\x18\x04 \x01(\fH\x00R\x04rentB\x06\n" +
+	"\x04kind\"\xad\x01\n" +
 	"\x0fWholesaleAnswer\x12\x16\n" +
 	"\x05grant\x18\x01 \x01(\fH\x00R\x05grant\x12\x1c\n" +
 	"\baccepted\x18\x02 \x01(\bH\x00R\baccepted\x12,\n" +
-	"\arefusal\x18\x03 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusalB\b\n" +
+	"\arefusal\x18\x03 \x01(\v2\x10.cuivre.v1.ErrorH\x00R\arefusal\x12,\n" +
+	"\x10countersignature\x18\x04 \x01(\fH\x00R\x10countersignatureB\b\n" +
 	"\x06result\"l\n" +
 	"\x05Error\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.cuivre.v1.CodeR\x04code\x12\x18\n" +
@@ -4465,11 +4499,13 @@ func file_cuivre_proto_init() {
 		(*WholesaleRequest_Slice)(nil),
 		(*WholesaleRequest_Withdrawal)(nil),
 		(*WholesaleRequest_Release)(nil),
+		(*WholesaleRequest_Rent)(nil),
 	}
 	file_cuivre_proto_msgTypes[39].OneofWrappers = []any{
 		(*WholesaleAnswer_Grant)(nil),
 		(*WholesaleAnswer_Accepted)(nil),
 		(*WholesaleAnswer_Refusal)(nil),
+		(*WholesaleAnswer_Countersignature)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

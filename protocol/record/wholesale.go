@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -350,4 +351,33 @@ func OpenRelease(data []byte) (*pb.SliceRelease, error) {
 // withdrawal gives the grantee.
 func CheckRelease(r *pb.SliceRelease, g *pb.SliceGrant, now time.Time) error {
 	return checkShortening("release", r.Site, r.Grantee, r.GrantId, r.EndAtMs, g, now)
+}
+
+// CheckRent is a grantee's check of an opened receipt of its slice's rent
+// (SPEC 6.7, rent), sent by the grant g's site, the slice ending at end (the
+// grant's, or sooner by a withdrawal or release): lease_id is the grant's
+// ID, provider the site, requester the grantee, on_slice set and no job;
+// reserved the slice's resources at the grant's price; a period within the
+// slice; and amount that period's cost. A price or an amount off the grant
+// is CODE_TARIFF_MISMATCH; anything else, CODE_MALFORMED.
+func CheckRent(rc *pb.UsageReceipt, g *pb.SliceGrant, endMs uint64) error {
+	switch {
+	case !bytes.Equal(rc.LeaseId, g.GrantId) || !bytes.Equal(rc.Provider, g.Site) || !bytes.Equal(rc.Requester, g.Grantee):
+		return protocol.Errorf(protocol.CodeMalformed, "rent of another grant than %x", g.GrantId)
+	case !rc.OnSlice || len(rc.JobCid) > 0 || rc.Epoch == 0:
+		return protocol.Errorf(protocol.CodeMalformed, "rent of grant %x is not a slice's: on_slice unset, a job named, or epoch 0", g.GrantId)
+	case !proto.Equal(rc.GetReserved(), g.GetResources()):
+		return protocol.Errorf(protocol.CodeMalformed, "rent of grant %x bills other resources than the slice's", g.GrantId)
+	case !proto.Equal(rc.GetPrice(), g.GetPrice()):
+		return protocol.Errorf(protocol.CodeTariffMismatch, "rent of grant %x is not at the grant's price", g.GrantId)
+	case rc.StartedAtMs < g.StartAtMs || rc.EndedAtMs > endMs || rc.StartedAtMs >= rc.EndedAtMs:
+		return protocol.Errorf(protocol.CodeMalformed, "rent of grant %x bills %d to %d ms, not a period within the slice (%d to %d ms)",
+			g.GrantId, rc.StartedAtMs, rc.EndedAtMs, g.StartAtMs, endMs)
+	}
+	want, err := protocol.ReceiptAmount(rc, math.MaxUint64)
+	if err != nil || rc.GetAmount().GetNanos() != want || rc.GetAmount().GetCurrency() != g.GetPrice().GetCurrency() {
+		return protocol.Errorf(protocol.CodeTariffMismatch, "rent of grant %x bills %s, its period at its price costs %d nano-%s",
+			g.GrantId, protocol.FormatAmount(rc.GetAmount()), want, g.GetPrice().GetCurrency())
+	}
+	return nil
 }

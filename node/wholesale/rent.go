@@ -1,0 +1,155 @@
+package wholesale
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cuivre/cuivre/node/store"
+	"github.com/cuivre/cuivre/protocol"
+	"github.com/cuivre/cuivre/protocol/pb"
+	"github.com/cuivre/cuivre/protocol/record"
+)
+
+// Rent is one bill of a slice's rent the site sent (SPEC 6.7, rent).
+type Rent struct {
+	Grant         Grant
+	Epoch         uint64 // the bill's number for this grant, from 1
+	From, Until   time.Time
+	Amount        *pb.Amount
+	Countersigned bool
+	Err           error // why it is not countersigned
+}
+
+// BillRent bills every grantee the rent of its slices for the time since
+// the last bill (or the slice's start) until now or the slice's end, each
+// bill a receipt the grantee countersigns (SPEC 6.7, rent). A bill the
+// grantee does not countersign is kept all the same, unsigned: the site's
+// statement shows it so, a retailer that stops paying. Slices with nothing
+// to bill are left out. It returns the bills made.
+func (d *Desk) BillRent(ctx context.Context) ([]Rent, error) {
+	if !d.Site() {
+		return nil, errNoTariff
+	}
+	stored, err := d.cfg.Store.Grants()
+	if err != nil {
+		return nil, err
+	}
+	now := d.cfg.Clock.Now()
+	var out []Rent
+	for _, sg := range stored {
+		if !sg.Made {
+			continue
+		}
+		g, err := openAnyTime(sg)
+		if err != nil {
+			continue
+		}
+		epoch, from := uint64(1), protocol.FromUnixMs(g.g.StartAtMs)
+		if last, err := d.cfg.Store.LatestReceipt(sg.ID); err == nil {
+			if rc, err := record.OpenReceipt(last.Envelope); err == nil {
+				epoch, from = last.Epoch+1, protocol.FromUnixMs(rc.EndedAtMs)
+			}
+		}
+		until := g.end()
+		if now.Before(until) {
+			until = now
+		}
+		if !from.Before(until) {
+			continue
+		}
+		out = append(out, d.bill(ctx, g, epoch, from, until, now))
+	}
+	return out, nil
+}
+
+// openAnyTime opens a stored grant, ended or not, with what ended it.
+func openAnyTime(sg store.Grant) (*grant, error) {
+	g := new(pb.SliceGrant)
+	if _, _, err := record.Open(sg.Envelope, g); err != nil || sg.OffTerms {
+		return nil, errors.New("not a grant held")
+	}
+	out := &grant{Grant: sg, g: g}
+	out.withdrawal, _ = record.OpenWithdrawal(sg.Withdrawal)
+	out.release, _ = record.OpenRelease(sg.Release)
+	return out, nil
+}
+
+// bill seals the rent of g from from to until, stores it, and asks its
+// grantee to countersign it.
+func (d *Desk) bill(ctx context.Context, g *grant, epoch uint64, from, until, now time.Time) Rent {
+	rc := &pb.UsageReceipt{LeaseId: g.g.GrantId, Epoch: epoch, Provider: g.g.Site, Requester: g.g.Grantee, Reserved: g.g.Resources,
+		StartedAtMs: protocol.UnixMs(from), EndedAtMs: protocol.UnixMs(until), Price: g.g.Price, OnSlice: true, Nonce: make([]byte, protocol.NonceSize)}
+	rand.Read(rc.Nonce)
+	nanos, err := protocol.ReceiptAmount(rc, math.MaxUint64)
+	rc.Amount = &pb.Amount{Currency: g.g.GetPrice().GetCurrency(), Nanos: nanos}
+	out := Rent{Grant: view(g, now), Epoch: epoch, From: from, Until: until, Amount: rc.Amount}
+	var env []byte
+	if err == nil {
+		env, err = record.Seal(d.cfg.Key, rc)
+	}
+	if err == nil {
+		err = d.cfg.Store.PutReceipt(store.Receipt{LeaseID: g.ID, Epoch: epoch, Envelope: env})
+	}
+	if err != nil {
+		out.Err = fmt.Errorf("bill: %w", err)
+		return out
+	}
+	ans, err := d.cfg.Net.Wholesale(ctx, string(g.g.Grantee), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Rent{Rent: env}})
+	switch {
+	case err != nil:
+		out.Err = fmt.Errorf("the grantee was not reached: %w", err)
+	case ans.GetRefusal() != nil:
+		out.Err = fmt.Errorf("the grantee refused it: %w", protocol.FromPB(ans.GetRefusal()))
+	default:
+		cs, err := record.OpenCountersignature(ans.GetCountersignature())
+		h := sha256.Sum256(env)
+		if err == nil && (string(cs.Requester) != string(g.g.Grantee) || string(cs.ReceiptHash) != string(h[:])) {
+			err = errors.New("a countersignature of another receipt, or by another peer")
+		}
+		if err == nil {
+			err = d.cfg.Store.PutReceipt(store.Receipt{LeaseID: g.ID, Epoch: epoch, Envelope: env, Countersignature: ans.GetCountersignature(), Delivered: true})
+		}
+		out.Countersigned, out.Err = err == nil, err
+	}
+	d.cfg.Log.Info("slice rent billed", "grant", fmt.Sprintf("%x", g.ID), "epoch", epoch, "amount", protocol.FormatAmount(rc.Amount),
+		"countersigned", out.Countersigned, "err", out.Err)
+	return out
+}
+
+// takeRent is a grantee's answer to its site's bill of a slice's rent
+// (SPEC 6.7, rent): its countersignature, once the bill is checked against
+// the grant and both are stored; or the check's refusal.
+func (d *Desk) takeRent(from string, env []byte) ([]byte, error) {
+	rc, err := record.OpenReceipt(env)
+	if err != nil {
+		return nil, err
+	}
+	if string(rc.Provider) != from {
+		return nil, protocol.Errorf(pb.Code_CODE_WRONG_SIGNER, "rent signed by another peer than the one sending it")
+	}
+	sg, err := d.cfg.Store.Grant(string(rc.LeaseId))
+	if err != nil || sg.Made {
+		return nil, protocol.Errorf(pb.Code_CODE_MALFORMED, "no grant %x held here", rc.LeaseId)
+	}
+	g, err := openAnyTime(sg)
+	if err != nil {
+		return nil, protocol.Errorf(pb.Code_CODE_MALFORMED, "no grant %x held here", rc.LeaseId)
+	}
+	if err := record.CheckRent(rc, g.g, protocol.UnixMs(g.end())); err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256(env)
+	cs, err := record.Seal(d.cfg.Key, &pb.Countersignature{ReceiptHash: h[:], Requester: []byte(d.id), SignedAtMs: protocol.UnixMs(d.cfg.Clock.Now())})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.cfg.Store.PutReceipt(store.Receipt{LeaseID: sg.ID, Epoch: rc.Epoch, Envelope: env, Countersignature: cs, Delivered: true}); err != nil {
+		return nil, protocol.Errorf(pb.Code_CODE_INTERNAL, "store the rent: %v", err)
+	}
+	return cs, nil
+}
