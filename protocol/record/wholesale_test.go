@@ -206,3 +206,25 @@ func TestRetailOffer(t *testing.T) {
 		t.Errorf("an offer on an ended slice: %v", err)
 	}
 }
+
+// TestRentVector: the vectors' bill of a day of the slice passes the
+// grantee's check; at another amount it is refused.
+func TestRentVector(t *testing.T) {
+	siteKey, _ := vector.Key(t, vector.ProviderSeed)
+	_, _, _, _, grant := wholesale(t)
+	req := vector.Get(t, "wholesale_request_rent").(*pb.WholesaleRequest)
+	rc, err := record.OpenReceipt(req.GetRent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := record.CheckRent(rc, grant, grant.EndAtMs); err != nil {
+		t.Fatalf("the vectors' rent: %v", err)
+	}
+	rc.Amount.Nanos++
+	if _, err := record.OpenReceipt(seal(t, siteKey, rc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := record.CheckRent(rc, grant, grant.EndAtMs); protocol.CodeOf(err) != protocol.CodeTariffMismatch {
+		t.Errorf("a nano more: %v, want tariff mismatch", err)
+	}
+}

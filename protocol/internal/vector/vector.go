@@ -160,6 +160,9 @@ func Messages(t testing.TB) []Msg {
 		Site: []byte(prov), Grantee: []byte(req), GrantId: grant.GrantId,
 		IssuedAtMs: now + 2*24*3600_000, EndAtMs: now + 2*24*3600_000 + tariff.NoticeMs,
 	}
+	rent := &pb.UsageReceipt{LeaseId: grant.GrantId, Epoch: 1, Provider: []byte(prov), Requester: []byte(req), Reserved: slice,
+		StartedAtMs: grant.StartAtMs, EndedAtMs: grant.StartAtMs + 24*3600_000, Price: tariff.Price, OnSlice: true, Nonce: Fill(0x62, protocol.NonceSize)}
+	rent.Amount = mustCost(t, slice, tariff.Price, 24*time.Hour)
 	return []Msg{
 		{"resources", res},
 		{"price", price},
@@ -212,6 +215,7 @@ func Messages(t testing.TB) []Msg {
 		{"wholesale_answer_accepted", &pb.WholesaleAnswer{Result: &pb.WholesaleAnswer_Accepted{Accepted: true}}},
 		{"slice_release", release},
 		{"wholesale_request_release", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Release{Release: sealed(reqKey, release)}}},
+		{"wholesale_request_rent", &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Rent{Rent: sealed(provKey, rent)}}},
 	}
 }
 
