@@ -67,14 +67,7 @@ const MaxNotice = 720 * time.Hour
 
 func (v *validator) wholesale(c Config) {
 	w := c.Wholesale
-	for _, h := range []struct {
-		path  string
-		price Money
-	}{{"wholesale.cpu_per_hour", w.CPUPerHour}, {"wholesale.memory_gib_per_hour", w.MemoryGiBPerHour}} {
-		if h.price != 0 && h.price < minHourly {
-			v.add(h.path, "%s is below %s, one nano-unit a second, so it would be charged as 0: write 0 or at least %s", h.price, minHourly, minHourly)
-		}
-	}
+	v.hourly("wholesale", w.CPUPerHour, w.MemoryGiBPerHour)
 	if w.CPUPerHour == 0 && w.MemoryGiBPerHour == 0 {
 		v.add("wholesale", "cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away")
 	}
@@ -278,18 +271,25 @@ func (v *validator) capacity(c Capacity) {
 // one nano-unit a second.
 const minHourly = Money(3600)
 
-func (v *validator) pricing(p Pricing) {
-	if !protocol.IsCurrencyCode(p.Currency) {
-		v.add("pricing.currency", "%q is not a currency: use a 3-letter upper-case ISO 4217 code, such as EUR", p.Currency)
-	}
+// hourly refuses prices per hour, at section.cpu_per_hour and
+// section.memory_gib_per_hour, that are not zero but would be charged as
+// zero a second.
+func (v *validator) hourly(section string, cpu, memory Money) {
 	for _, h := range []struct {
 		path  string
 		price Money
-	}{{"pricing.cpu_per_hour", p.CPUPerHour}, {"pricing.memory_gib_per_hour", p.MemoryGiBPerHour}} {
+	}{{section + ".cpu_per_hour", cpu}, {section + ".memory_gib_per_hour", memory}} {
 		if h.price != 0 && h.price < minHourly {
 			v.add(h.path, "%s is below %s, one nano-unit a second, so it would be charged as 0: write 0 or at least %s", h.price, minHourly, minHourly)
 		}
 	}
+}
+
+func (v *validator) pricing(p Pricing) {
+	if !protocol.IsCurrencyCode(p.Currency) {
+		v.add("pricing.currency", "%q is not a currency: use a 3-letter upper-case ISO 4217 code, such as EUR", p.Currency)
+	}
+	v.hourly("pricing", p.CPUPerHour, p.MemoryGiBPerHour)
 	if p.LoadFactorPercent > MaxLoadFactorPercent {
 		v.add("pricing.load_factor_percent", "%d: use 0 (a fixed price) to %d", p.LoadFactorPercent, MaxLoadFactorPercent)
 		return
