@@ -163,8 +163,15 @@ const (
 // (redeliver takes it up at the next start).
 func (r *Requester) deliver(provider, id string, epoch uint64, receipt, cs []byte) {
 	wait := deliverFirst
-	for {
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	for first := true; ; first = false {
+		// The first attempt outlives Close, for as long as one attempt
+		// takes: a node stopping gracefully hands over the
+		// countersignatures it has just made, which its providers bill from.
+		parent := r.ctx
+		if first {
+			parent = context.WithoutCancel(r.ctx)
+		}
+		ctx, cancel := context.WithTimeout(parent, 5*time.Second)
 		err := SubmitReceipt(ctx, r.t, provider, receipt, cs)
 		cancel()
 		if err != nil && r.ctx.Err() != nil {
