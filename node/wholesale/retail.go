@@ -26,9 +26,9 @@ type Ask struct {
 	// "" declares none.
 	Jurisdiction string
 	Site         peer.ID
-	Resources scheduler.Resources
-	Start     time.Time // zero: now
-	End       time.Time
+	Resources    scheduler.Resources
+	Start        time.Time // zero: now
+	End          time.Time
 }
 
 // ErrOffTerms says a site granted a slice off its published terms: the
