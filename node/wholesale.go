@@ -218,7 +218,9 @@ func (n *Node) RequestSlice(ctx context.Context, ask api.SliceAsk) (api.GrantVie
 	if err != nil {
 		return api.GrantView{}, fmt.Errorf("site %q is not a peer ID: %w", ask.Site, err)
 	}
-	g, err := n.desk.Request(ctx, wholesale.Ask{Site: site, Resources: ask.Resources, Start: ask.Start, End: ask.End})
+	// The node declares its own jurisdiction, its config's (SPEC 6.7 step 7).
+	j, _ := n.opts.Market.Labels.Get(scheduler.LabelJurisdiction)
+	g, err := n.desk.Request(ctx, wholesale.Ask{Site: site, Resources: ask.Resources, Start: ask.Start, End: ask.End, Jurisdiction: j})
 	if err != nil {
 		return api.GrantView{}, err
 	}

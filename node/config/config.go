@@ -342,6 +342,11 @@ type Wholesale struct {
 	// SharePercent is the share of the capacity sold that may be granted as
 	// slices at once, all retailers together, 1 to 100. Default 50.
 	SharePercent uint32 `yaml:"share_percent"`
+	// RetailerJurisdictions is the rule the tariff publishes, the same for
+	// every retailer: slices go only to retailers that declare one of these
+	// jurisdictions (ISO 3166-1 alpha-2), as a retailer declares its
+	// labels.jurisdiction. Default: none, any retailer.
+	RetailerJurisdictions []string `yaml:"retailer_jurisdictions"`
 }
 
 // Log is the daemon's log/slog output, on standard error.
@@ -400,7 +405,8 @@ func Default() Config {
 		Limits: Limits{OffersPerPeer: 32, OfferSharePercent: 50, OfferGrace: Duration(2 * time.Second), StandingExpired: 64,
 			RequestsPerSecond: 50, BlockRequestsPerSecond: 500, ConnsPerIP: 8},
 		Wholesale: Wholesale{CPUPerHour: 20_000_000, MemoryGiBPerHour: 2_500_000, EgressPerGiB: 10_000_000,
-			MinCPU: 1000, MinMemory: 1 << 30, MinPeriod: Duration(time.Hour), Notice: Duration(24 * time.Hour), SharePercent: 50},
+			MinCPU: 1000, MinMemory: 1 << 30, MinPeriod: Duration(time.Hour), Notice: Duration(24 * time.Hour), SharePercent: 50,
+			RetailerJurisdictions: []string{}},
 		Log: Log{Level: "info", Format: "text"},
 	}
 }

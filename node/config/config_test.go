@@ -222,6 +222,8 @@ func TestValidate(t *testing.T) {
 		{"wholesale at a price below a nano-unit a second", func(c *Config) { c.Wholesale.CPUPerHour = 3599 }, []string{
 			"wholesale.cpu_per_hour: 0.000003599 is below 0.0000036, one nano-unit a second, so it would be charged as 0: write 0 or at least 0.0000036"}},
 		{"wholesale site", func(c *Config) { c.Wholesale.Enabled, c.Labels.Jurisdiction = true, "fr" }, nil},
+		{"wholesale rule of no country", func(c *Config) { c.Wholesale.RetailerJurisdictions = []string{"fr", "xx"} }, []string{
+			`wholesale.retailer_jurisdictions[1]: "xx" is not an ISO 3166-1 alpha-2 code (e.g. "fr")`}},
 		{"own retail under wholesale and retail cost", func(c *Config) {
 			c.Wholesale.Enabled, c.Labels.Jurisdiction, c.Wholesale.RetailCostCPUPerHour, c.Pricing.EgressPerGiB = true, "fr", 25_000_000, 0
 		}, []string{
@@ -612,7 +614,7 @@ func TestPaths(t *testing.T) {
 		"limits.requests_per_second", "limits.block_requests_per_second", "limits.conns_per_ip", "limits.loopback",
 		"wholesale.enabled", "wholesale.cpu_per_hour", "wholesale.memory_gib_per_hour", "wholesale.egress_per_gib",
 		"wholesale.retail_cost_cpu_per_hour", "wholesale.retail_cost_memory_gib_per_hour", "wholesale.min_cpu",
-		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.share_percent",
+		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.share_percent", "wholesale.retailer_jurisdictions",
 		"log.level", "log.format",
 	}
 	if diff := cmp.Diff(want, Paths()); diff != "" {
@@ -622,7 +624,7 @@ func TestPaths(t *testing.T) {
 
 func TestTariffTerms(t *testing.T) {
 	c := Default()
-	c.Wholesale.Enabled, c.Wholesale.RetailCostCPUPerHour = true, 10_000_000
+	c.Wholesale.Enabled, c.Wholesale.RetailCostCPUPerHour, c.Wholesale.RetailerJurisdictions = true, 10_000_000, []string{"FR", "be", "fr"}
 	c.Labels = Labels{Region: "fr-par", Jurisdiction: "FR", Operator: "acme", Certifications: []string{"secnumcloud", "hds"}}
 	sold := scheduler.Resources{CPUMillis: 8000, MemoryBytes: 32 << 30, ScratchBytes: 100 << 30}
 	got := c.Tariff(sold)
@@ -636,6 +638,7 @@ func TestTariffTerms(t *testing.T) {
 		// The operator is the retailer's own, not the site's.
 		Labels: scheduler.NewLabels(scheduler.Label{Key: "certification", Value: "secnumcloud"},
 			scheduler.Label{Key: "jurisdiction", Value: "fr"}, scheduler.Label{Key: "region", Value: "fr-par"}),
+		RetailerJurisdictions: []string{"be", "fr"}, // lower case, sorted, once each
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Tariff (-want +got):\n%s", diff)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,9 @@ type TariffTerms struct {
 	// Labels are the site's attributes a retailer inherits on its slices:
 	// its labels but the operator, which is the retailer's own.
 	Labels scheduler.Labels
+	// RetailerJurisdictions is the rule: the jurisdictions, lower case,
+	// sorted, that retailers may declare; none: any.
+	RetailerJurisdictions []string
 }
 
 // Tariff returns the terms of the node's wholesale tariff, sold being the
@@ -196,10 +200,21 @@ func (c Config) Tariff(sold scheduler.Resources) TariffTerms {
 			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(w.MemoryGiBPerHour)), EgressNanosPerGiB: uint64(w.EgressPerGiB)},
 		RetailCost: scheduler.Price{Currency: c.Pricing.Currency, CPUNanosPerSecond: protocol.PerSecond(uint64(w.RetailCostCPUPerHour)),
 			MemoryNanosPerGiBSecond: protocol.PerSecond(uint64(w.RetailCostMemoryGiBPerHour))},
-		MinSlice:  scheduler.Resources{CPUMillis: w.MinCPU.Millis(), MemoryBytes: uint64(w.MinMemory)},
-		MinPeriod: time.Duration(w.MinPeriod),
-		Notice:    time.Duration(w.Notice),
-		Capacity:  scheduler.Resources{CPUMillis: share(sold.CPUMillis), MemoryBytes: share(sold.MemoryBytes), ScratchBytes: share(sold.ScratchBytes)},
-		Labels:    scheduler.NewLabels(labels...),
+		MinSlice:              scheduler.Resources{CPUMillis: w.MinCPU.Millis(), MemoryBytes: uint64(w.MinMemory)},
+		MinPeriod:             time.Duration(w.MinPeriod),
+		Notice:                time.Duration(w.Notice),
+		Capacity:              scheduler.Resources{CPUMillis: share(sold.CPUMillis), MemoryBytes: share(sold.MemoryBytes), ScratchBytes: share(sold.ScratchBytes)},
+		Labels:                scheduler.NewLabels(labels...),
+		RetailerJurisdictions: jurisdictions(w.RetailerJurisdictions),
 	}
+}
+
+// jurisdictions are codes lower-cased, sorted and unique.
+func jurisdictions(codes []string) []string {
+	out := make([]string, 0, len(codes))
+	for _, c := range codes {
+		out = append(out, strings.ToLower(c))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

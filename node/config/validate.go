@@ -68,6 +68,11 @@ const MaxNotice = 720 * time.Hour
 func (v *validator) wholesale(c Config) {
 	w := c.Wholesale
 	v.hourly("wholesale", w.CPUPerHour, w.MemoryGiBPerHour)
+	for i, j := range w.RetailerJurisdictions {
+		if msg := badJurisdiction(j); msg != "" {
+			v.add(indexPath("wholesale.retailer_jurisdictions", i), "%s", msg)
+		}
+	}
 	if w.CPUPerHour == 0 && w.MemoryGiBPerHour == 0 {
 		v.add("wholesale", "cpu_per_hour and memory_gib_per_hour are both 0: a slice would be given away")
 	}

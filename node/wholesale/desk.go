@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,7 +217,7 @@ func (d *Desk) tariffLocked(now time.Time) (*pb.WholesaleTariff, []byte, error) 
 	want := &pb.WholesaleTariff{
 		Site: []byte(d.id), Price: conv.PriceToPB(t.Price), MinSlice: conv.ResourcesToPB(t.MinSlice),
 		MinPeriodMs: uint64(t.MinPeriod.Milliseconds()), NoticeMs: uint64(t.Notice.Milliseconds()),
-		Capacity: conv.ResourcesToPB(t.Capacity), Labels: conv.LabelsToPB(t.Labels),
+		Capacity: conv.ResourcesToPB(t.Capacity), Labels: conv.LabelsToPB(t.Labels), RetailerJurisdictions: t.RetailerJurisdictions,
 	}
 	if t.RetailCost.CPUNanosPerSecond != 0 || t.RetailCost.MemoryNanosPerGiBSecond != 0 || t.RetailCost.EgressNanosPerGiB != 0 {
 		want.RetailCost = conv.PriceToPB(t.RetailCost)
@@ -313,10 +314,18 @@ func (d *Desk) grantSlice(from string, r *pb.SliceRequest) ([]byte, error) {
 	if d.cfg.Draining() {
 		return nil, protocol.Errorf(pb.Code_CODE_DRAINING, "this site is leaving: it grants no slice")
 	}
-	// Step 7: this site publishes no rule beyond its tariff, so every
-	// retailer is allowed alike. Step 8: within the tariff's capacity, all
-	// grantees together, then within what its own retail has free (the
-	// market's Grant).
+	// Step 7: the rule published with the tariff, the same for every
+	// retailer: the jurisdictions retailers may declare.
+	if !record.JurisdictionAllowed(t, r.Jurisdiction) {
+		declared := r.Jurisdiction
+		if declared == "" {
+			declared = "none"
+		}
+		return nil, protocol.Errorf(pb.Code_CODE_SLICE_NOT_ALLOWED, "this site rents slices only to retailers under %s, by the rule of its tariff; the request declares %s",
+			strings.Join(t.RetailerJurisdictions, ", "), declared)
+	}
+	// Step 8: within the tariff's capacity, all grantees together, then
+	// within what its own retail has free (the market's Grant).
 	granted, soonest := scheduler.Resources{}, time.Time{}
 	for _, g := range d.grants {
 		if g.Made {
@@ -337,7 +346,7 @@ func (d *Desk) grantSlice(from string, r *pb.SliceRequest) ([]byte, error) {
 	}
 	sg := &pb.SliceGrant{Site: []byte(d.id), Grantee: []byte(from), GrantId: make([]byte, protocol.GrantIDSize),
 		RequestNonce: r.Nonce, TariffHash: r.TariffHash, Resources: proto.Clone(r.Resources).(*pb.Resources), StartAtMs: start, EndAtMs: r.EndAtMs,
-		Price: t.Price, NoticeMs: t.NoticeMs, IssuedAtMs: protocol.UnixMs(now)}
+		Price: t.Price, NoticeMs: t.NoticeMs, IssuedAtMs: protocol.UnixMs(now), Jurisdiction: r.Jurisdiction}
 	rand.Read(sg.GrantId)
 	genv, err := record.Seal(d.cfg.Key, sg)
 	if err != nil {

@@ -554,3 +554,35 @@ func TestRent(t *testing.T) {
 		t.Errorf("the unpaid bill: %+v, %v", kept, err)
 	}
 }
+
+// TestJurisdictionRule: a site whose tariff publishes the jurisdictions
+// retailers may declare refuses the others SLICE_NOT_ALLOWED, saying its
+// rule, and records in each grant what its grantee declared.
+func TestJurisdictionRule(t *testing.T) {
+	w := newWorld()
+	site, r := w.join(t, true), w.join(t, false)
+	tt := terms()
+	tt.RetailerJurisdictions = []string{"be", "fr"}
+	site.SetTerms(tt)
+	ctx := context.Background()
+	a := ask(site, 1000, 1<<30, 2*time.Hour)
+	a.Jurisdiction = "de"
+	_, err := r.Request(ctx, a)
+	wantCode(t, err, pb.Code_CODE_SLICE_NOT_ALLOWED, "only to retailers under be, fr")
+	a.Jurisdiction = ""
+	_, err = r.Request(ctx, a)
+	wantCode(t, err, pb.Code_CODE_SLICE_NOT_ALLOWED, "declares none")
+	a.Jurisdiction = "fr"
+	if _, err := r.Request(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := r.Evidence(site.id)
+	g, err := record.OpenGrant(ev[0].Grant, w.clock.Now())
+	if err != nil || g.Jurisdiction != "fr" {
+		t.Errorf("the grant records %q, %v", g.GetJurisdiction(), err)
+	}
+	_, published, _ := site.Tariff()
+	if rep, err := record.Audit(site.id, published, nil, ev, w.clock.Now()); err != nil || !rep.Pass() {
+		t.Errorf("the audit of a grant within the rule: %+v, %v", rep, err)
+	}
+}

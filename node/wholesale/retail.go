@@ -22,10 +22,13 @@ import (
 
 // Ask is a slice a retailer asks a site for.
 type Ask struct {
-	Site      peer.ID
-	Resources scheduler.Resources
-	Start     time.Time // zero: now
-	End       time.Time
+	// Jurisdiction is the retailer's own, which it declares to the site;
+	// "" declares none.
+	Jurisdiction string
+	Site         peer.ID
+	Resources    scheduler.Resources
+	Start        time.Time // zero: now
+	End          time.Time
 }
 
 // ErrOffTerms says a site granted a slice off its published terms: the
@@ -46,7 +49,7 @@ func (d *Desk) Request(ctx context.Context, a Ask) (Grant, error) {
 		return Grant{}, err
 	}
 	req := &pb.SliceRequest{Nonce: make([]byte, protocol.NonceSize), Site: []byte(a.Site), TariffHash: record.TariffHash(tenv),
-		Resources: conv.ResourcesToPB(a.Resources), EndAtMs: protocol.UnixMs(a.End)}
+		Resources: conv.ResourcesToPB(a.Resources), EndAtMs: protocol.UnixMs(a.End), Jurisdiction: a.Jurisdiction}
 	if !a.Start.IsZero() {
 		req.StartAtMs = protocol.UnixMs(a.Start)
 	}
@@ -74,7 +77,7 @@ func (d *Desk) Request(ctx context.Context, a Ask) (Grant, error) {
 	}
 	held := &grant{Grant: store.Grant{ID: string(g.GrantId), Envelope: genv, Tariff: tenv}, g: g}
 	terms := record.CheckGrantTerms(g, tenv, t)
-	if terms == nil && (!proto.Equal(g.Resources, req.Resources) || g.EndAtMs != req.EndAtMs || g.StartAtMs < req.StartAtMs) {
+	if terms == nil && (!proto.Equal(g.Resources, req.Resources) || g.EndAtMs != req.EndAtMs || g.StartAtMs < req.StartAtMs || g.Jurisdiction != req.Jurisdiction) {
 		terms = protocol.Errorf(pb.Code_CODE_TARIFF_MISMATCH, "grant %x is not the slice asked for", g.GrantId)
 	}
 	if terms != nil {

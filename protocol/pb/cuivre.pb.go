@@ -3193,20 +3193,21 @@ func (x *BlockResponse) GetError() *Error {
 // WholesaleTariff is a site's signed wholesale offer to every retailer alike:
 // slices of its hardware at one price (SPEC 4.5). Put in the DHT.
 type WholesaleTariff struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Site          []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"` // peer ID
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`  // strictly increasing per site
-	IssuedAtMs    uint64                 `protobuf:"varint,3,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
-	ExpiresAtMs   uint64                 `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // at most 24 hours ahead
-	Price         *Price                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`                                   // per resource-second of a slice (SPEC 5.5)
-	MinSlice      *Resources             `protobuf:"bytes,6,opt,name=min_slice,json=minSlice,proto3" json:"min_slice,omitempty"`             // the least of each dimension a slice may ask
-	MinPeriodMs   uint64                 `protobuf:"varint,7,opt,name=min_period_ms,json=minPeriodMs,proto3" json:"min_period_ms,omitempty"` // the shortest slice
-	NoticeMs      uint64                 `protobuf:"varint,8,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"`            // how long before a withdrawal takes effect
-	Capacity      *Resources             `protobuf:"bytes,9,opt,name=capacity,proto3" json:"capacity,omitempty"`                             // all the site grants in slices, at most
-	Labels        []*Label               `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty"`                                // sorted by key, unique keys; jurisdiction required
-	RetailCost    *Price                 `protobuf:"bytes,11,opt,name=retail_cost,json=retailCost,proto3" json:"retail_cost,omitempty"`      // the site's own cost of selling retail, beyond the slice (SPEC 1.6)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Site                  []byte                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"` // peer ID
+	Seq                   uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`  // strictly increasing per site
+	IssuedAtMs            uint64                 `protobuf:"varint,3,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	ExpiresAtMs           uint64                 `protobuf:"varint,4,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`                             // at most 24 hours ahead
+	Price                 *Price                 `protobuf:"bytes,5,opt,name=price,proto3" json:"price,omitempty"`                                                               // per resource-second of a slice (SPEC 5.5)
+	MinSlice              *Resources             `protobuf:"bytes,6,opt,name=min_slice,json=minSlice,proto3" json:"min_slice,omitempty"`                                         // the least of each dimension a slice may ask
+	MinPeriodMs           uint64                 `protobuf:"varint,7,opt,name=min_period_ms,json=minPeriodMs,proto3" json:"min_period_ms,omitempty"`                             // the shortest slice
+	NoticeMs              uint64                 `protobuf:"varint,8,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"`                                        // how long before a withdrawal takes effect
+	Capacity              *Resources             `protobuf:"bytes,9,opt,name=capacity,proto3" json:"capacity,omitempty"`                                                         // all the site grants in slices, at most
+	Labels                []*Label               `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty"`                                                            // sorted by key, unique keys; jurisdiction required
+	RetailCost            *Price                 `protobuf:"bytes,11,opt,name=retail_cost,json=retailCost,proto3" json:"retail_cost,omitempty"`                                  // the site's own cost of selling retail, beyond the slice (SPEC 1.6)
+	RetailerJurisdictions []string               `protobuf:"bytes,12,rep,name=retailer_jurisdictions,json=retailerJurisdictions,proto3" json:"retailer_jurisdictions,omitempty"` // the site's rule: slices only to retailers declaring one of these; none: any (SPEC 1.6)
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *WholesaleTariff) Reset() {
@@ -3316,6 +3317,13 @@ func (x *WholesaleTariff) GetRetailCost() *Price {
 	return nil
 }
 
+func (x *WholesaleTariff) GetRetailerJurisdictions() []string {
+	if x != nil {
+		return x.RetailerJurisdictions
+	}
+	return nil
+}
+
 // SliceRequest asks a site for a slice at its published tariff (SPEC 6.7).
 type SliceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3325,6 +3333,7 @@ type SliceRequest struct {
 	Resources     *Resources             `protobuf:"bytes,4,opt,name=resources,proto3" json:"resources,omitempty"`
 	StartAtMs     uint64                 `protobuf:"varint,5,opt,name=start_at_ms,json=startAtMs,proto3" json:"start_at_ms,omitempty"`
 	EndAtMs       uint64                 `protobuf:"varint,6,opt,name=end_at_ms,json=endAtMs,proto3" json:"end_at_ms,omitempty"`
+	Jurisdiction  string                 `protobuf:"bytes,7,opt,name=jurisdiction,proto3" json:"jurisdiction,omitempty"` // the retailer's own, as it declares it (SPEC 1.6)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3401,6 +3410,13 @@ func (x *SliceRequest) GetEndAtMs() uint64 {
 	return 0
 }
 
+func (x *SliceRequest) GetJurisdiction() string {
+	if x != nil {
+		return x.Jurisdiction
+	}
+	return ""
+}
+
 // SliceGrant is a site's signed grant of a slice to one retailer (SPEC 6.7).
 type SliceGrant struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3415,6 +3431,7 @@ type SliceGrant struct {
 	Price         *Price                 `protobuf:"bytes,9,opt,name=price,proto3" json:"price,omitempty"`                         // the tariff's price
 	NoticeMs      uint64                 `protobuf:"varint,10,opt,name=notice_ms,json=noticeMs,proto3" json:"notice_ms,omitempty"` // the tariff's notice period
 	IssuedAtMs    uint64                 `protobuf:"varint,11,opt,name=issued_at_ms,json=issuedAtMs,proto3" json:"issued_at_ms,omitempty"`
+	Jurisdiction  string                 `protobuf:"bytes,12,opt,name=jurisdiction,proto3" json:"jurisdiction,omitempty"` // the SliceRequest's: the grantee's, as it declared it (SPEC 1.6)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3524,6 +3541,13 @@ func (x *SliceGrant) GetIssuedAtMs() uint64 {
 		return x.IssuedAtMs
 	}
 	return 0
+}
+
+func (x *SliceGrant) GetJurisdiction() string {
+	if x != nil {
+		return x.Jurisdiction
+	}
+	return ""
 }
 
 // SliceWithdrawal is a site's signed notice that a slice ends early (SPEC 6.7).
@@ -4210,7 +4234,7 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
 	"\amissing\x18\x03 \x01(\bR\amissing\x12&\n" +
-	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xa8\x03\n" +
+	"\x05error\x18\x04 \x01(\v2\x10.cuivre.v1.ErrorR\x05error\"\xdf\x03\n" +
 	"\x0fWholesaleTariff\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\fR\x04site\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
@@ -4225,7 +4249,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\x06labels\x18\n" +
 	" \x03(\v2\x10.cuivre.v1.LabelR\x06labels\x121\n" +
 	"\vretail_cost\x18\v \x01(\v2\x10.cuivre.v1.PriceR\n" +
-	"retailCost\"\xc9\x01\n" +
+	"retailCost\x125\n" +
+	"\x16retailer_jurisdictions\x18\f \x03(\tR\x15retailerJurisdictions\"\xed\x01\n" +
 	"\fSliceRequest\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12\x12\n" +
 	"\x04site\x18\x02 \x01(\fR\x04site\x12\x1f\n" +
@@ -4233,7 +4258,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"tariffHash\x122\n" +
 	"\tresources\x18\x04 \x01(\v2\x14.cuivre.v1.ResourcesR\tresources\x12\x1e\n" +
 	"\vstart_at_ms\x18\x05 \x01(\x04R\tstartAtMs\x12\x1a\n" +
-	"\tend_at_ms\x18\x06 \x01(\x04R\aendAtMs\"\xf2\x02\n" +
+	"\tend_at_ms\x18\x06 \x01(\x04R\aendAtMs\x12\"\n" +
+	"\fjurisdiction\x18\a \x01(\tR\fjurisdiction\"\x96\x03\n" +
 	"\n" +
 	"SliceGrant\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\fR\x04site\x12\x18\n" +
@@ -4249,7 +4275,8 @@ const file_cuivre_proto_rawDesc = "" +
 	"\tnotice_ms\x18\n" +
 	" \x01(\x04R\bnoticeMs\x12 \n" +
 	"\fissued_at_ms\x18\v \x01(\x04R\n" +
-	"issuedAtMs\"\x98\x01\n" +
+	"issuedAtMs\x12\"\n" +
+	"\fjurisdiction\x18\f \x01(\tR\fjurisdiction\"\x98\x01\n" +
 	"\x0fSliceWithdrawal\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\fR\x04site\x12\x18\n" +
 	"\agrantee\x18\x02 \x01(\fR\agrantee\x12\x19\n" +

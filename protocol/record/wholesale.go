@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -150,6 +151,11 @@ func openTariff(data []byte) (*pb.WholesaleTariff, error) {
 	if _, err := protocol.NewFacetKey(protocol.FacetWholesale, jurisdiction, 0); err != nil {
 		return nil, protocol.Errorf(protocol.CodeMalformed, "tariff jurisdiction: %v", err)
 	}
+	for i, j := range t.RetailerJurisdictions {
+		if _, err := protocol.NewFacetKey(protocol.FacetJurisdiction, j, 0); err != nil || i > 0 && t.RetailerJurisdictions[i-1] >= j {
+			return nil, protocol.Errorf(protocol.CodeMalformed, "tariff retailer jurisdiction %q: not a valid value, or not sorted and unique", j)
+		}
+	}
 	return t, nil
 }
 
@@ -220,6 +226,8 @@ func CheckGrantTerms(g *pb.SliceGrant, tariffEnv []byte, t *pb.WholesaleTariff) 
 		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x price differs from its tariff's", g.GrantId)
 	case g.NoticeMs != t.NoticeMs:
 		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x notice %d ms, its tariff's %d ms", g.GrantId, g.NoticeMs, t.NoticeMs)
+	case !JurisdictionAllowed(t, g.Jurisdiction):
+		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x to a retailer under %q, which its tariff's rule does not allow", g.GrantId, g.Jurisdiction)
 	}
 	if err := checkSlice(g.GetResources(), g.StartAtMs, g.EndAtMs, t); err != nil {
 		return protocol.Errorf(protocol.CodeTariffMismatch, "grant %x: %v", g.GrantId, err)
@@ -244,6 +252,11 @@ func CheckSliceRequest(r *pb.SliceRequest, site peer.ID, tariffEnv []byte, t *pb
 	}
 	if string(r.Site) != string(site) {
 		return 0, protocol.Errorf(protocol.CodeMalformed, "slice request addressed to another site")
+	}
+	if r.Jurisdiction != "" {
+		if _, err := protocol.NewFacetKey(protocol.FacetJurisdiction, r.Jurisdiction, 0); err != nil {
+			return 0, protocol.Errorf(protocol.CodeMalformed, "slice request jurisdiction: %v", err)
+		}
 	}
 	if r.StartAtMs >= r.EndAtMs {
 		return 0, protocol.Errorf(protocol.CodeMalformed, "slice starts at %d, not before its end %d", r.StartAtMs, r.EndAtMs)
@@ -380,4 +393,11 @@ func CheckRent(rc *pb.UsageReceipt, g *pb.SliceGrant, endMs uint64) error {
 			g.GrantId, protocol.FormatAmount(rc.GetAmount()), want, g.GetPrice().GetCurrency())
 	}
 	return nil
+}
+
+// JurisdictionAllowed says whether a tariff's rule lets a retailer that
+// declares jurisdiction hold a slice (SPEC 4.5, 6.7 step 7): a tariff
+// without a rule allows any.
+func JurisdictionAllowed(t *pb.WholesaleTariff, jurisdiction string) bool {
+	return len(t.RetailerJurisdictions) == 0 || slices.Contains(t.RetailerJurisdictions, jurisdiction)
 }

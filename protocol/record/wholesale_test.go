@@ -228,3 +228,25 @@ func TestRentVector(t *testing.T) {
 		t.Errorf("a nano more: %v, want tariff mismatch", err)
 	}
 }
+
+// TestJurisdictionTerms: a grant to a retailer whose declared jurisdiction
+// its tariff's rule does not allow is off terms.
+func TestJurisdictionTerms(t *testing.T) {
+	siteKey, _ := vector.Key(t, vector.ProviderSeed)
+	_, _, _, tariff, grant := wholesale(t)
+	tariff.RetailerJurisdictions = []string{"fr"}
+	env := seal(t, siteKey, tariff)
+	grant.TariffHash = record.TariffHash(env)
+	grant.Jurisdiction = "fr"
+	if err := record.CheckGrantTerms(grant, env, tariff); err != nil {
+		t.Fatalf("a grant within the rule: %v", err)
+	}
+	grant.Jurisdiction = "us"
+	if err := record.CheckGrantTerms(grant, env, tariff); protocol.CodeOf(err) != protocol.CodeTariffMismatch {
+		t.Errorf("a grant outside the rule: %v, want tariff mismatch", err)
+	}
+	tariff.RetailerJurisdictions = []string{"fr", "be"}
+	if _, err := record.ReadTariff(seal(t, siteKey, tariff)); protocol.CodeOf(err) != protocol.CodeMalformed {
+		t.Errorf("a rule not sorted: %v, want malformed", err)
+	}
+}
