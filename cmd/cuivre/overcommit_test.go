@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,6 +96,18 @@ func TestOvercommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	cids := []string{first.CID}
+	// It ends before the others start, so that a lease a provider commits
+	// from here on is one of theirs.
+	if err := c.Follow(context.Background(), first.CID, func(api.JobEvent) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pcs, before := make([]*api.Client, providers), make([]float64, providers)
+	for i, p := range provs {
+		if pcs[i], err = api.Dial(p.dir); err != nil {
+			t.Fatal(err)
+		}
+		before[i] = leasesCommitted(t, pcs[i])
+	}
 
 	// Every submission at once.
 	var (
@@ -120,13 +135,38 @@ func TestOvercommit(t *testing.T) {
 	}
 	start := time.Now()
 	close(gate)
-	// Kill a provider while it accepts leases.
-	victim := provs[providers-1]
-	until(t, "the provider to accept a lease", 2*time.Minute, func() bool {
-		var st api.NodeStatus
-		vc, err := api.Dial(victim.dir)
-		return err == nil && vc.Get("/v1/status", &st) == nil && st.Leases > 0
-	})
+	// Kill a provider while it accepts leases: the first to commit one of
+	// these jobs', which one being the requester's choice (a provider it
+	// has not yet found may get none). A count of leases committed only
+	// grows, so that a lease committed and ended between two reads is seen
+	// all the same, as it would not be in a count of leases held; and no
+	// clock decides: should none commit, the wait ends when every job has.
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	committed := func() int {
+		for i := providers - 1; i >= 0; i-- { // the bootstrap peer last
+			if leasesCommitted(t, pcs[i]) > before[i] {
+				return i
+			}
+		}
+		return -1
+	}
+	v := committed()
+	for v < 0 {
+		select {
+		case <-answered:
+			if jobsEnded(t, c, jobs+1) {
+				if v = committed(); v < 0 {
+					t.Fatal("every job ended, and no provider counted a lease committed")
+				}
+				continue
+			}
+		default:
+		}
+		time.Sleep(100 * time.Millisecond) // the pace of the reads, not their outcome
+		v = committed()
+	}
+	victim := provs[v]
 	victim.cmd.Process.Kill()
 	victim.cmd.Wait()
 	killedAt := time.Now()
@@ -165,7 +205,7 @@ func TestOvercommit(t *testing.T) {
 	var leases, worst int
 	var worstCPU, capacity uint64 = 0, 2000
 	for i, p := range provs {
-		if i < providers-1 {
+		if p != victim {
 			p.cmd.Process.Kill()
 			p.cmd.Wait()
 		}
@@ -192,7 +232,7 @@ func TestOvercommit(t *testing.T) {
   submissions answered: %d, refused %d; answer p50 %s, p99 %s, max %s
   jobs: %d, succeeded %d, failed %d; %d lease epochs in the providers' stores
   most CPU held at once by one provider's leases: %dm (provider %d), of %dm sold: no over-commit
-`, jobs, providers, providers-1, killedAt.Sub(start).Round(time.Millisecond),
+`, jobs, providers, v, killedAt.Sub(start).Round(time.Millisecond),
 		len(answers), len(refused), answers[len(answers)/2].Round(time.Millisecond), answers[min(len(answers)-1, len(answers)*99/100)].Round(time.Millisecond),
 		answers[len(answers)-1].Round(time.Millisecond),
 		len(cids), len(cids)-len(failed), len(failed), leases, worstCPU, worst, capacity)
@@ -201,6 +241,43 @@ func TestOvercommit(t *testing.T) {
 	if full && answers[len(answers)-1] > 5*time.Second {
 		t.Errorf("a submission took %s to be answered, want every one within 5 s", answers[len(answers)-1])
 	}
+}
+
+// leasesCommitted reads a provider's count of leases committed, which
+// only grows: cuivre_lease_events_total{event="committed"} on its API's
+// /metrics (none until its first).
+func leasesCommitted(t *testing.T, c *api.Client) float64 {
+	t.Helper()
+	var b strings.Builder
+	if err := c.Stream("/metrics", &b); err != nil {
+		t.Fatalf("provider metrics: %v", err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if v, ok := strings.CutPrefix(line, `cuivre_lease_events_total{event="committed"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("provider metrics: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// jobsEnded says whether the requester c holds want jobs, all of them
+// ended.
+func jobsEnded(t *testing.T, c *api.Client, want int) bool {
+	t.Helper()
+	var vs []requester.JobView
+	if err := c.Get("/v1/jobs", &vs); err != nil {
+		t.Fatalf("jobs: %v", err)
+	}
+	for _, v := range vs {
+		if v.State != "succeeded" && v.State != "failed" && v.State != "cancelled" {
+			return false
+		}
+	}
+	return len(vs) >= want
 }
 
 // peakCPU is the most CPU a provider's leases held at one instant: each
