@@ -77,13 +77,13 @@ func TestUIInChromium(t *testing.T) {
 		t.Skip("no Chromium here (chromium, chromium-browser or google-chrome): install Debian's chromium to run the page's test")
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1280, 1600),
-		// Nothing beyond loopback: no name is resolved (the page is on an
-		// IP literal) and no component is fetched.
+	// Nothing beyond loopback: the browser in a network namespace of its own
+	// where the test may make one (isolated); and, wherever it runs, no name
+	// resolved (the page is on an IP literal) and no component fetched.
+	alloc, at := isolated(t, ctx, browser, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.NoSandbox, chromedp.WindowSize(1280, 1600),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.Flag("disable-component-update", true))...)
-	defer cancelAlloc()
+		chromedp.Flag("disable-component-update", true)), provAPI.Addr(), reqAPI.Addr())
 	page, cancelPage := chromedp.NewContext(alloc)
 	defer cancelPage()
 	shots := t.ArtifactDir()
@@ -105,7 +105,7 @@ func TestUIInChromium(t *testing.T) {
 	}
 
 	if err := chromedp.Do(page,
-		chromedp.Navigate(provAPI.Addr()+"/ui/#token="+provAPI.Token()),
+		chromedp.Navigate(at(provAPI.Addr())+"/ui/#token="+provAPI.Token()),
 		chromedp.WaitVisible(`tr.lease`),
 		chromedp.WaitVisible(`#earnings-chart svg`),
 	); err != nil {
@@ -120,7 +120,7 @@ func TestUIInChromium(t *testing.T) {
 	}
 
 	if err := chromedp.Do(page,
-		chromedp.Navigate(reqAPI.Addr()+"/ui/#token="+reqAPI.Token()),
+		chromedp.Navigate(at(reqAPI.Addr())+"/ui/#token="+reqAPI.Token()),
 		chromedp.WaitVisible(`tr.job`),
 		chromedp.Click(`tr.job`),
 		chromedp.WaitVisible(`#job-detail table`),
@@ -133,7 +133,7 @@ func TestUIInChromium(t *testing.T) {
 	}
 
 	if err := chromedp.Do(page,
-		chromedp.Navigate(reqAPI.Addr()+"/ui/#token=00"),
+		chromedp.Navigate(at(reqAPI.Addr())+"/ui/#token=00"),
 		chromedp.Reload(), // a new fragment alone does not load the page again
 		chromedp.WaitVisible(`#login`),
 	); err != nil {
