@@ -11,7 +11,6 @@ package retail
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/cuivre/cuivre/node/clock"
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/data"
 	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/provider"
@@ -139,8 +139,7 @@ func (rn *Runner) Run(ctx context.Context, l store.Lease, spec exec.RunSpec) (pr
 		return out, fmt.Errorf("the run at the site of the slice: %w", err)
 	}
 	if rn.countersign(sl.Site, string(id), l.Epoch, res.Receipt) {
-		h := sha256.Sum256(res.Receipt)
-		out.SiteReceipt = h[:]
+		out.SiteReceipt = conv.ReceiptHash(res.Receipt)
 	}
 	out.ExitCode = res.ExitCode
 	out.Duration = now().Sub(out.Started)
@@ -189,8 +188,7 @@ func (rn *Runner) countersign(site, id string, epoch uint64, env []byte) bool {
 		}
 		return false
 	}
-	h := sha256.Sum256(env)
-	cs, err := record.Seal(rn.cfg.Key, &pb.Countersignature{ReceiptHash: h[:], Requester: []byte(rn.cfg.Transport.Self()), SignedAtMs: protocol.UnixMs(rn.cfg.Clock.Now())})
+	cs, err := record.Seal(rn.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(env), Requester: []byte(rn.cfg.Transport.Self()), SignedAtMs: protocol.UnixMs(rn.cfg.Clock.Now())})
 	if err != nil {
 		return false
 	}

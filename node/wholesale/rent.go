@@ -1,14 +1,15 @@
 package wholesale
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/pb"
@@ -107,8 +108,7 @@ func (d *Desk) bill(ctx context.Context, g *grant, epoch uint64, from, until, no
 		out.Err = fmt.Errorf("the grantee refused it: %w", protocol.FromPB(ans.GetRefusal()))
 	default:
 		cs, err := record.OpenCountersignature(ans.GetCountersignature())
-		h := sha256.Sum256(env)
-		if err == nil && (string(cs.Requester) != string(g.g.Grantee) || string(cs.ReceiptHash) != string(h[:])) {
+		if err == nil && (string(cs.Requester) != string(g.g.Grantee) || !bytes.Equal(cs.ReceiptHash, conv.ReceiptHash(env))) {
 			err = errors.New("a countersignature of another receipt, or by another peer")
 		}
 		if err == nil {
@@ -143,8 +143,7 @@ func (d *Desk) takeRent(from string, env []byte) ([]byte, error) {
 	if err := record.CheckRent(rc, g.g, protocol.UnixMs(g.end())); err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256(env)
-	cs, err := record.Seal(d.cfg.Key, &pb.Countersignature{ReceiptHash: h[:], Requester: []byte(d.id), SignedAtMs: protocol.UnixMs(d.cfg.Clock.Now())})
+	cs, err := record.Seal(d.cfg.Key, &pb.Countersignature{ReceiptHash: conv.ReceiptHash(env), Requester: []byte(d.id), SignedAtMs: protocol.UnixMs(d.cfg.Clock.Now())})
 	if err != nil {
 		return nil, err
 	}
