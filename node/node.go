@@ -669,7 +669,10 @@ func (n *Node) PublishCapacity(ctx context.Context) error {
 
 // Advertise announces the node's facet keys as DHT provider records (SPEC
 // 4.3). A requester-only node has none: it refuses.
-func (n *Node) Advertise(ctx context.Context) error {
+func (n *Node) Advertise(ctx context.Context) error { return n.advertiseWith(ctx, n.net.Provide) }
+
+// advertiseWith announces the node's facet keys with provide.
+func (n *Node) advertiseWith(ctx context.Context, provide func(context.Context, cid.Cid) error) error {
 	if n.prov == nil {
 		return fmt.Errorf("advertise: %w", errSellsNothing)
 	}
@@ -680,7 +683,7 @@ func (n *Node) Advertise(ctx context.Context) error {
 	keys := scheduler.ProviderKeys(string(n.ID()), c.Labels, c.Executors, c.Capacity)
 	var errs []error
 	for _, k := range keys {
-		if err := n.net.Provide(ctx, wire.FacetCID(k)); err != nil {
+		if err := provide(ctx, wire.FacetCID(k)); err != nil {
 			errs = append(errs, fmt.Errorf("provide %s: %w", k, err))
 		}
 	}
@@ -701,14 +704,29 @@ const loadRepublish = 30 * time.Second
 func (n *Node) advertise() {
 	defer n.wg.Done()
 	every := n.opts.ProvideValidity / 3
-	var last time.Time
+	var last, lastAlone time.Time
 	announce := func() (retry bool) {
 		if n.draining.Load() {
 			return false
 		}
 		if n.RoutingTableSize() == 0 {
-			return true // alone so far: nobody to store records with; look again soon
+			// Alone so far, or with DHT clients only (requester-only
+			// nodes, which never enter a routing table): nobody to store
+			// records with. They are kept in this node's own DHT store,
+			// which the clients' lookups ask, and announced to the DHT
+			// once a server is met; look again soon.
+			if lastAlone.IsZero() || n.clock.Now().Sub(lastAlone) >= every {
+				lastAlone = n.clock.Now()
+				ctx, cancel := context.WithTimeout(n.ctx, every)
+				defer cancel()
+				n.syncRetail()
+				if err := n.advertiseWith(ctx, n.net.ProvideLocally); err != nil {
+					n.log.Warn("advertise locally", "err", err)
+				}
+			}
+			return true
 		}
+		lastAlone = time.Time{}
 		last = n.clock.Now()
 		ctx, cancel := context.WithTimeout(n.ctx, every)
 		defer cancel()

@@ -17,6 +17,7 @@ import (
 	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/cuivre/cuivre/node/config"
+	"github.com/cuivre/cuivre/node/exec"
 	"github.com/cuivre/cuivre/node/exec/exectest"
 	"github.com/cuivre/cuivre/protocol"
 	"github.com/cuivre/cuivre/protocol/jobspec"
@@ -251,5 +252,33 @@ func TestRequesterOnly(t *testing.T) {
 		if !slices.Contains(protos, id) {
 			t.Errorf("the requester does not announce %s: %v", id, protos)
 		}
+	}
+}
+
+// TestLoneProvider: a federation of one provider and one customer's
+// requester-only node. The requester, a DHT client, never enters the
+// provider's routing table, so the provider has nobody to store its records
+// with; it keeps them in its own DHT store, where the requester's lookups,
+// which ask it, find them.
+func TestLoneProvider(t *testing.T) {
+	ex := exectest.NewExecutor(t, exec.Config{})
+	p, err := New(Options{Identity: newKey(t), Market: testMarket(), Store: openStore(t), Exec: ex, Data: openData(t), ProvideValidity: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := startRequesterDaemon(t, p.AddrInfo()).Node
+	if n := p.RoutingTableSize(); n != 0 {
+		t.Fatalf("the provider's routing table holds %d peers: want none, its only peer being a DHT client", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key := submitSpec(t, r, "version: 1\nname: hi\ntask:\n  module: m.wasm\n  resources: {cpu: 500m, memory: 64Mi}\n", exectest.Module(t, "hello"), nil)
+	v, err := r.Wait(ctx, key)
+	if err != nil || v.State != "succeeded" || v.Slots[0].Provider != p.ID().String() {
+		t.Fatalf("the customer's job: %+v, %v: want it succeeded on the lone provider", v, err)
 	}
 }

@@ -351,6 +351,13 @@ func (h *Host) RoutingPeers() []string {
 // host (SPEC 4.3).
 func (h *Host) Provide(ctx context.Context, c cid.Cid) error { return h.dht.Provide(ctx, c, true) }
 
+// ProvideLocally keeps a provider record of c for this host in its own DHT
+// store only, where the lookups that ask this host find it: for a host
+// whose routing table is empty, which has nobody else to store it with.
+func (h *Host) ProvideLocally(ctx context.Context, c cid.Cid) error {
+	return h.dht.Provide(ctx, c, false)
+}
+
 // FindProviders looks key up until it has want providers, or need and grace
 // has passed since (a placement that waits needs no more), or the lookup
 // ends; complete says it ran to its end.
