@@ -132,7 +132,7 @@ func StartDaemonWith(ctx context.Context, dir string, key crypto.PrivKey, c conf
 		Limits: hostLimits(c.Limits)}
 	if c.Wholesale.Enabled && !requesterOnly {
 		t := c.Tariff(market.Capacity)
-		opts.Tariff = &t
+		opts.Tariff, opts.RentEvery = &t, time.Duration(c.Wholesale.BillEvery)
 	}
 	for _, s := range c.Listen {
 		a, err := ma.NewMultiaddr(s)

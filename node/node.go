@@ -89,6 +89,10 @@ type Options struct {
 	// wholesale facet of their jurisdiction, and grants slices. Nil: it
 	// grants none. Any node with a Store may rent slices of sites.
 	Tariff *config.TariffTerms
+	// RentEvery is how often a site bills its grantees their slices' rent
+	// and asks again for the countersignatures missing (SPEC 6.7, rent); 0
+	// bills only when BillRent is called.
+	RentEvery time.Duration
 	// Data keeps content-addressed files and directories (UnixFS DAGs);
 	// without it the node holds none. The node does not close it.
 	Data *data.Store
@@ -120,16 +124,17 @@ const DefaultMaxDataImport = 1 << 30
 // on it, the announcements in the DHT, and the metrics. It is safe for
 // concurrent use.
 type Node struct {
-	opts    Options
-	net     *p2p.Host
-	blocks  *data.Server
-	prov    *provider.Provider // nil on a requester-only node
-	handler transport.Handler  // what the host serves: prov, or a buyer
-	req     *requester.Requester
-	desk    *wholesale.Desk // nil without a store
-	reg     *prometheus.Registry
-	log     *slog.Logger
-	clock   clock.Clock
+	opts     Options
+	net      *p2p.Host
+	blocks   *data.Server
+	prov     *provider.Provider // nil on a requester-only node
+	handler  transport.Handler  // what the host serves: prov, or a buyer
+	req      *requester.Requester
+	desk     *wholesale.Desk // nil without a store
+	stopRent func()          // stops billing rent on a timer; nil if it does not
+	reg      *prometheus.Registry
+	log      *slog.Logger
+	clock    clock.Clock
 
 	changed  chan struct{} // what the node sells changed: re-announce soon
 	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
@@ -625,6 +630,9 @@ func (n *Node) CancelRuns(timeout time.Duration) int {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		if n.stopRent != nil {
+			n.stopRent()
+		}
 		n.wg.Wait()
 		var provErr error
 		if n.prov != nil {
@@ -817,6 +825,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	if n.prov == nil {
 		return nil
+	}
+	if n.desk != nil && n.opts.RentEvery > 0 {
+		n.stopRent = n.desk.BillRentEvery(n.opts.RentEvery)
 	}
 	n.wg.Add(1)
 	go n.advertise()

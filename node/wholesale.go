@@ -257,13 +257,19 @@ func (n *Node) ReleaseSlice(ctx context.Context, id string, end time.Time) (api.
 	return grantView(g), nil
 }
 
-// BillRent bills every grantee the rent of its slices since the last bill
-// (SPEC 6.7, rent).
+// BillRent asks the grantees again for the countersignatures of the bills
+// they have not countersigned, then bills each the rent of its slices since
+// the last bill (SPEC 6.7, rent); it returns both.
 func (n *Node) BillRent(ctx context.Context) ([]api.RentView, error) {
 	if n.desk == nil {
 		return nil, errNoDesk
 	}
-	bills, err := n.desk.BillRent(ctx)
+	bills, err := n.desk.AskRentAgain(ctx)
+	if err == nil {
+		var made []wholesale.Rent
+		made, err = n.desk.BillRent(ctx)
+		bills = append(bills, made...)
+	}
 	out := make([]api.RentView, len(bills))
 	for i, b := range bills {
 		out[i] = api.RentView{Grant: grantView(b.Grant), Epoch: b.Epoch, From: b.From, Until: b.Until, Amount: protocol.FormatAmount(b.Amount),

@@ -62,6 +62,10 @@ func TestWholesaleDevnet(t *testing.T) {
 		retailers = append(retailers, startDaemon(t, dir, c))
 	}
 	r1, r2, r3 := retailers[0].Node, retailers[1].Node, retailers[2].Node
+	if site.Node.opts.RentEvery != 24*time.Hour || site.Node.stopRent == nil || r1.stopRent != nil {
+		t.Errorf("rent billed every %s (timer %v) by the site, timer %v on a retailer: want the default 24h on the site only",
+			site.Node.opts.RentEvery, site.Node.stopRent != nil, r1.stopRent != nil)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -448,9 +448,11 @@ func newWholesaleBillCmd() *cobra.Command {
 		Long: `bill makes, for each slice this site granted, a receipt of its rent from the
 end of the last bill (or the slice's start) until now or the slice's end, at
 the grant's price, used or not (SPEC 4.5, 6.7), and asks the retailer to
-countersign it. A bill the retailer refuses, or that does not reach it, is
-kept unsigned: cuivre billing export shows it so, a retailer that does not pay,
-and the command exits 1. Run it as often as you bill, from a timer say.`,
+countersign it. It first asks again for the bills left unsigned, which it
+lists too. A bill the retailer refuses, or that does not reach it, is kept
+unsigned: cuivre billing export shows it so, a retailer that does not pay, and
+the command exits 1. The daemon does the same every wholesale.bill_every
+(default 24h); run this to bill at once.`,
 		Example: "  cuivre wholesale bill\n  cuivre wholesale bill -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -339,6 +339,11 @@ type Wholesale struct {
 	// Notice is how long before a withdrawal of a slice takes effect, at
 	// most 720h. Default "24h".
 	Notice Duration `yaml:"notice"`
+	// BillEvery is how often the site bills each retailer its slices' rent
+	// for the time since the last bill, and asks again for the
+	// countersignatures of bills still unsigned; "0" bills only when
+	// `cuivre wholesale bill` runs. At least "1m" otherwise. Default "24h".
+	BillEvery Duration `yaml:"bill_every"`
 	// SharePercent is the share of the capacity sold that may be granted as
 	// slices at once, all retailers together, 1 to 100. Default 50.
 	SharePercent uint32 `yaml:"share_percent"`
@@ -405,7 +410,7 @@ func Default() Config {
 		Limits: Limits{OffersPerPeer: 32, OfferSharePercent: 50, OfferGrace: Duration(2 * time.Second), StandingExpired: 64,
 			RequestsPerSecond: 50, BlockRequestsPerSecond: 500, ConnsPerIP: 8},
 		Wholesale: Wholesale{CPUPerHour: 20_000_000, MemoryGiBPerHour: 2_500_000, EgressPerGiB: 10_000_000,
-			MinCPU: 1000, MinMemory: 1 << 30, MinPeriod: Duration(time.Hour), Notice: Duration(24 * time.Hour), SharePercent: 50,
+			MinCPU: 1000, MinMemory: 1 << 30, MinPeriod: Duration(time.Hour), Notice: Duration(24 * time.Hour), BillEvery: Duration(24 * time.Hour), SharePercent: 50,
 			RetailerJurisdictions: []string{}},
 		Log: Log{Level: "info", Format: "text"},
 	}

@@ -219,6 +219,9 @@ func TestValidate(t *testing.T) {
 		{"wholesale notice and share", func(c *Config) { c.Wholesale.Notice, c.Wholesale.SharePercent = Duration(721*time.Hour), 101 }, []string{
 			"wholesale.notice: 721h: use 0 to 720h",
 			"wholesale.share_percent: 101: use 1 to 100"}},
+		{"wholesale bills every second", func(c *Config) { c.Wholesale.BillEvery = Duration(time.Second) }, []string{
+			"wholesale.bill_every: 1s: use 0 (bill only by `cuivre wholesale bill`) or at least \"1m\""}},
+		{"wholesale bills by hand", func(c *Config) { c.Wholesale.BillEvery = 0 }, nil},
 		{"wholesale at a price below a nano-unit a second", func(c *Config) { c.Wholesale.CPUPerHour = 3599 }, []string{
 			"wholesale.cpu_per_hour: 0.000003599 is below 0.0000036, one nano-unit a second, so it would be charged as 0: write 0 or at least 0.0000036"}},
 		{"wholesale site", func(c *Config) { c.Wholesale.Enabled, c.Labels.Jurisdiction = true, "fr" }, nil},
@@ -614,7 +617,7 @@ func TestPaths(t *testing.T) {
 		"limits.requests_per_second", "limits.block_requests_per_second", "limits.conns_per_ip", "limits.loopback",
 		"wholesale.enabled", "wholesale.cpu_per_hour", "wholesale.memory_gib_per_hour", "wholesale.egress_per_gib",
 		"wholesale.retail_cost_cpu_per_hour", "wholesale.retail_cost_memory_gib_per_hour", "wholesale.min_cpu",
-		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.share_percent", "wholesale.retailer_jurisdictions",
+		"wholesale.min_memory", "wholesale.min_period", "wholesale.notice", "wholesale.bill_every", "wholesale.share_percent", "wholesale.retailer_jurisdictions",
 		"log.level", "log.format",
 	}
 	if diff := cmp.Diff(want, Paths()); diff != "" {

@@ -82,6 +82,9 @@ func (v *validator) wholesale(c Config) {
 	if w.Notice < 0 || time.Duration(w.Notice) > MaxNotice {
 		v.add("wholesale.notice", "%s: use 0 to %s", w.Notice, Duration(MaxNotice))
 	}
+	if w.BillEvery != 0 && time.Duration(w.BillEvery) < time.Minute {
+		v.add("wholesale.bill_every", "%s: use 0 (bill only by `cuivre wholesale bill`) or at least \"1m\"", w.BillEvery)
+	}
 	if w.SharePercent < 1 || w.SharePercent > 100 {
 		v.add("wholesale.share_percent", "%d: use 1 to 100", w.SharePercent)
 	}

@@ -555,6 +555,67 @@ func TestRent(t *testing.T) {
 	}
 }
 
+// TestBillRentEvery: on its timer the site bills each period of a slice,
+// asks a retailer that was gone again for the bill it missed once it is
+// back, bills the last period up to the slice's end and nothing after, and
+// stops when told.
+func TestBillRentEvery(t *testing.T) {
+	w := newWorld()
+	site, r := w.join(t, true), w.join(t, false)
+	g, err := r.Request(context.Background(), ask(site, 2000, 2<<30, 3*time.Hour+30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := site.BillRentEvery(time.Hour)
+	bill := func(epoch uint64) (store.Receipt, error) { return site.store.Receipt(g.ID, epoch) }
+
+	w.clock.Advance(time.Hour)
+	if kept, err := bill(1); err != nil || kept.Countersignature == nil {
+		t.Fatalf("the first hour's bill: countersigned %v, %v: want it made and countersigned", kept.Countersignature != nil, err)
+	}
+	w.mu.Lock()
+	delete(w.desks, string(r.id)) // the retailer is gone for an hour
+	w.mu.Unlock()
+	w.clock.Advance(time.Hour)
+	if kept, err := bill(2); err != nil || kept.Countersignature != nil {
+		t.Fatalf("the second hour's bill: countersigned %v, %v: want it made, unsigned", kept.Countersignature != nil, err)
+	}
+	w.mu.Lock()
+	w.desks[string(r.id)] = r.Desk
+	w.mu.Unlock()
+	w.clock.Advance(time.Hour)
+	for epoch := uint64(2); epoch <= 3; epoch++ {
+		if kept, err := bill(epoch); err != nil || kept.Countersignature == nil {
+			t.Errorf("bill %d once the retailer is back: countersigned %v, %v: want it countersigned", epoch, kept.Countersignature != nil, err)
+		}
+	}
+	w.clock.Advance(2 * time.Hour)
+	last, err := bill(4)
+	if err != nil || last.Countersignature == nil {
+		t.Fatalf("the last bill: countersigned %v, %v", last.Countersignature != nil, err)
+	}
+	if rc, _ := record.OpenReceipt(last.Envelope); rc.EndedAtMs-rc.StartedAtMs != uint64((30 * time.Minute).Milliseconds()) {
+		t.Errorf("the last bill runs from %d to %d: want the slice's last half hour", rc.StartedAtMs, rc.EndedAtMs)
+	}
+	if _, err := bill(5); err == nil {
+		t.Error("a bill past the slice's end")
+	}
+
+	// Stopped, it bills no more: a slice granted now goes unbilled.
+	stop()
+	g2, err := r.Request(context.Background(), Ask{Site: site.id, Resources: scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}, End: w.clock.Now().Add(3 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Advance(2 * time.Hour)
+	if kept, err := site.store.Receipt(g2.ID, 1); err == nil {
+		t.Errorf("billed after stop: bill %d", kept.Epoch)
+	}
+	if n := w.clock.Pending(); n != 0 {
+		t.Errorf("%d timers armed after stop", n)
+	}
+}
+
 // TestJurisdictionRule: a site whose tariff publishes the jurisdictions
 // retailers may declare refuses the others SLICE_NOT_ALLOWED, saying its
 // rule, and records in each grant what its grantee declared.

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
+	"github.com/cuivre/cuivre/node/clock"
 	"github.com/cuivre/cuivre/node/conv"
 	"github.com/cuivre/cuivre/node/store"
 	"github.com/cuivre/cuivre/protocol"
@@ -33,25 +35,15 @@ type Rent struct {
 // statement shows it so, a retailer that stops paying. Slices with nothing
 // to bill are left out. It returns the bills made.
 func (d *Desk) BillRent(ctx context.Context) ([]Rent, error) {
-	if !d.Site() {
-		return nil, errNoTariff
-	}
-	stored, err := d.cfg.Store.Grants()
+	made, err := d.made()
 	if err != nil {
 		return nil, err
 	}
 	now := d.cfg.Clock.Now()
 	var out []Rent
-	for _, sg := range stored {
-		if !sg.Made {
-			continue
-		}
-		g, err := openAnyTime(sg)
-		if err != nil {
-			continue
-		}
+	for _, g := range made {
 		epoch, from := uint64(1), protocol.FromUnixMs(g.g.StartAtMs)
-		if last, err := d.cfg.Store.LatestReceipt(sg.ID); err == nil {
+		if last, err := d.cfg.Store.LatestReceipt(g.ID); err == nil {
 			if rc, err := record.OpenReceipt(last.Envelope); err == nil {
 				epoch, from = last.Epoch+1, protocol.FromUnixMs(rc.EndedAtMs)
 			}
@@ -64,6 +56,27 @@ func (d *Desk) BillRent(ctx context.Context) ([]Rent, error) {
 			continue
 		}
 		out = append(out, d.bill(ctx, g, epoch, from, until, now))
+	}
+	return out, nil
+}
+
+// made returns the grants this site made, ended or not, opened.
+func (d *Desk) made() ([]*grant, error) {
+	if !d.Site() {
+		return nil, errNoTariff
+	}
+	stored, err := d.cfg.Store.Grants()
+	if err != nil {
+		return nil, err
+	}
+	var out []*grant
+	for _, sg := range stored {
+		if !sg.Made {
+			continue
+		}
+		if g, err := openAnyTime(sg); err == nil {
+			out = append(out, g)
+		}
 	}
 	return out, nil
 }
@@ -100,25 +113,30 @@ func (d *Desk) bill(ctx context.Context, g *grant, epoch uint64, from, until, no
 		out.Err = fmt.Errorf("bill: %w", err)
 		return out
 	}
-	ans, err := d.cfg.Net.Wholesale(ctx, string(g.g.Grantee), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Rent{Rent: env}})
-	switch {
-	case err != nil:
-		out.Err = fmt.Errorf("the grantee was not reached: %w", err)
-	case ans.GetRefusal() != nil:
-		out.Err = fmt.Errorf("the grantee refused it: %w", protocol.FromPB(ans.GetRefusal()))
-	default:
-		cs, err := record.OpenCountersignature(ans.GetCountersignature())
-		if err == nil && (string(cs.Requester) != string(g.g.Grantee) || !bytes.Equal(cs.ReceiptHash, conv.ReceiptHash(env))) {
-			err = errors.New("a countersignature of another receipt, or by another peer")
-		}
-		if err == nil {
-			err = d.cfg.Store.PutReceipt(store.Receipt{LeaseID: g.ID, Epoch: epoch, Envelope: env, Countersignature: ans.GetCountersignature(), Delivered: true})
-		}
-		out.Countersigned, out.Err = err == nil, err
-	}
+	out.Countersigned, out.Err = d.countersigned(ctx, g, epoch, env)
 	d.cfg.Log.Info("slice rent billed", "grant", fmt.Sprintf("%x", g.ID), "epoch", epoch, "amount", protocol.FormatAmount(rc.Amount),
 		"countersigned", out.Countersigned, "err", out.Err)
 	return out
+}
+
+// countersigned sends g's grantee the bill env of the given epoch and keeps
+// its countersignature, saying whether it came, or why not.
+func (d *Desk) countersigned(ctx context.Context, g *grant, epoch uint64, env []byte) (bool, error) {
+	ans, err := d.cfg.Net.Wholesale(ctx, string(g.g.Grantee), &pb.WholesaleRequest{Kind: &pb.WholesaleRequest_Rent{Rent: env}})
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("the grantee was not reached: %w", err)
+	case ans.GetRefusal() != nil:
+		return false, fmt.Errorf("the grantee refused it: %w", protocol.FromPB(ans.GetRefusal()))
+	}
+	cs, err := record.OpenCountersignature(ans.GetCountersignature())
+	if err == nil && (string(cs.Requester) != string(g.g.Grantee) || !bytes.Equal(cs.ReceiptHash, conv.ReceiptHash(env))) {
+		err = errors.New("a countersignature of another receipt, or by another peer")
+	}
+	if err == nil {
+		err = d.cfg.Store.PutReceipt(store.Receipt{LeaseID: g.ID, Epoch: epoch, Envelope: env, Countersignature: ans.GetCountersignature(), Delivered: true})
+	}
+	return err == nil, err
 }
 
 // takeRent is a grantee's answer to its site's bill of a slice's rent
@@ -151,4 +169,87 @@ func (d *Desk) takeRent(from string, env []byte) ([]byte, error) {
 		return nil, protocol.Errorf(pb.Code_CODE_INTERNAL, "store the rent: %v", err)
 	}
 	return cs, nil
+}
+
+// AskRentAgain asks the grantees again to countersign the site's bills of
+// rent they have not countersigned, not reached or refused at the time: a
+// retailer offline when its bill was made countersigns it once it is back.
+// It returns the bills asked about, with what came of each.
+func (d *Desk) AskRentAgain(ctx context.Context) ([]Rent, error) {
+	made, err := d.made()
+	if err != nil {
+		return nil, err
+	}
+	now := d.cfg.Clock.Now()
+	var out []Rent
+	for _, g := range made {
+		last, err := d.cfg.Store.LatestReceipt(g.ID)
+		if err != nil {
+			continue // never billed
+		}
+		for epoch := uint64(1); epoch <= last.Epoch && ctx.Err() == nil; epoch++ {
+			kept, err := d.cfg.Store.Receipt(g.ID, epoch)
+			if err != nil || kept.Countersignature != nil {
+				continue
+			}
+			rc, err := record.OpenReceipt(kept.Envelope)
+			if err != nil {
+				continue
+			}
+			r := Rent{Grant: view(g, now), Epoch: epoch, From: protocol.FromUnixMs(rc.StartedAtMs), Until: protocol.FromUnixMs(rc.EndedAtMs), Amount: rc.Amount}
+			r.Countersigned, r.Err = d.countersigned(ctx, g, epoch, kept.Envelope)
+			d.cfg.Log.Info("slice rent asked again", "grant", fmt.Sprintf("%x", g.ID), "epoch", epoch, "amount", protocol.FormatAmount(rc.Amount),
+				"countersigned", r.Countersigned, "err", r.Err)
+			out = append(out, r)
+		}
+	}
+	return out, ctx.Err()
+}
+
+// BillRentEvery bills the site's grantees their rent every period (and
+// first asks again for the countersignatures still missing), on the desk's
+// clock, until the returned function is called, which waits for a round
+// under way. Each round has a minute to reach the grantees.
+func (d *Desk) BillRentEvery(period time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu      sync.Mutex
+		timer   clock.Timer
+		stopped bool
+		rounds  sync.WaitGroup
+	)
+	var round func()
+	arm := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			rounds.Add(1)
+			timer = d.cfg.Clock.AfterFunc(period, round)
+		}
+	}
+	round = func() {
+		defer rounds.Done()
+		if d.Site() {
+			rctx, done := context.WithTimeout(ctx, time.Minute)
+			if _, err := d.AskRentAgain(rctx); err != nil && ctx.Err() == nil {
+				d.cfg.Log.Warn("ask again for rent countersignatures", "err", err)
+			}
+			if _, err := d.BillRent(rctx); err != nil && ctx.Err() == nil {
+				d.cfg.Log.Warn("bill rent", "err", err)
+			}
+			done()
+		}
+		arm()
+	}
+	arm()
+	return func() {
+		mu.Lock()
+		stopped = true
+		if timer != nil && timer.Stop() {
+			rounds.Done() // the round armed will not run
+		}
+		mu.Unlock()
+		cancel()
+		rounds.Wait()
+	}
 }
