@@ -368,7 +368,7 @@ func TestBillingExportBadInput(t *testing.T) {
 		{[]string{"--since", "yesterday"}, `--since "yesterday": write a date (2026-12-01, UTC) or an RFC 3339 time`},
 		{[]string{"--until", "2026-12-32"}, `--until "2026-12-32": write a date`},
 		{[]string{"--since", "2026-12-02", "--until", "2026-12-01"}, "is not before --until"},
-		{[]string{"-o", "xml"}, `"xml": use table, csv, json`},
+		{[]string{"-o", "xml"}, `"xml" for "-o, --output" flag: use table, wide, csv, json, yaml`},
 	} {
 		cmd := cuivre(t, append([]string{"billing", "export", "--data-dir", none}, c.args...)...)
 		out, _ := cmd.CombinedOutput()

@@ -71,6 +71,7 @@ func TestOutputFormats(t *testing.T) {
 		{"job run", []string{"job", "run", ok}, 0},
 		{"job run, the job fails", []string{"job", "run", fail}, 1},
 		{"job run, the job is not placed", []string{"job", "run", "--placement-timeout", "1s", unplaced}, 2},
+		{"billing export", []string{"billing", "export"}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := slices.Concat(c.args, []string{"--data-dir", a.dir})
@@ -103,10 +104,12 @@ func TestOutputFormats(t *testing.T) {
 
 	// wide shows the whole peer ID the table shortens.
 	provider := ran.Slots[0].Provider
-	for f, want := range map[string]bool{"table": false, "wide": true} {
-		out, _, _ := runCode(t, "job", "list", "-o", f, "--data-dir", a.dir)
-		if strings.Contains(out, provider) != want || !strings.Contains(out, shortPeer(provider)) {
-			t.Errorf("job list -o %s: whole ID %s shown %t, want %t:\n%s", f, provider, !want, want, out)
+	for _, command := range [][]string{{"job", "list"}, {"billing", "export"}} {
+		for f, want := range map[string]bool{"table": false, "wide": true} {
+			out, _, _ := runCode(t, slices.Concat(command, []string{"-o", f, "--data-dir", a.dir})...)
+			if strings.Contains(out, provider) != want || !strings.Contains(out, shortPeer(provider)) {
+				t.Errorf("%s -o %s: whole ID %s shown %t, want %t:\n%s", strings.Join(command, " "), f, provider, !want, want, out)
+			}
 		}
 	}
 }

@@ -14,13 +14,14 @@ import (
 	"github.com/cuivre/cuivre/protocol"
 )
 
-// Format is how a statement is written: table (for people), csv (for a
-// spreadsheet) or json (for programs). It is a pflag.Value, so that -o
+// Format is how a statement is written: table (for people), wide (a table
+// with whole peer and lease IDs), csv (for a spreadsheet) or json (for
+// programs). It is a pflag.Value, so that -o
 // refuses anything else before the command does anything.
 type Format string
 
 // Formats are the values of Format, the default first.
-var Formats = []string{"table", "csv", "json"}
+var Formats = []string{"table", "wide", "csv", "json"}
 
 func (f *Format) String() string { return string(*f) }
 func (f *Format) Type() string   { return "format" }
@@ -44,7 +45,9 @@ func Write(w io.Writer, f Format, st Statement) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	case "table", "":
-		return WriteTable(w, st)
+		return WriteTable(w, st, false)
+	case "wide":
+		return WriteTable(w, st, true)
 	}
 	return fmt.Errorf("format %q: use %s", string(f), strings.Join(Formats, ", "))
 }
@@ -181,19 +184,21 @@ func decimal(nanos string) string {
 
 // WriteTable writes st for people: per side, its receipts, then its totals
 // by each grouping; peer IDs by their last 8 characters and lease IDs by
-// their first 8 (-o csv and -o json give them whole), amounts exact.
-func WriteTable(w io.Writer, st Statement) error {
+// their first 8, or whole if wide (-o csv and -o json give them whole too),
+// amounts exact.
+func WriteTable(w io.Writer, st Statement, wide bool) error {
+	id := ids{wide}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Statement of node %s, receipts ended %s.\n", st.Node, window(st))
 	for _, side := range []Side{Earnings, Spend} {
-		tableSide(tw, st, side)
+		tableSide(tw, st, side, id)
 	}
 	if len(st.Slices) > 0 {
 		fmt.Fprintf(tw, "\nSlices: rent of the slices granted (site) or rented (retailer), for their part of the window, used or not\n")
 		fmt.Fprintf(tw, "FROM\tUNTIL\tGRANT\tROLE\tSITE\tRETAILER\tCPU\tMEMORY\tAMOUNT\n")
 		for _, s := range st.Slices {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%dm\t%s\t%s\n", s.From.Format(timeLayout), s.Until.Format(timeLayout), s.Grant[:min(8, len(s.Grant))],
-				s.Role, shortPeer(s.Site), shortPeer(s.Grantee), s.CPUMillis, protocol.FormatBytes(s.MemoryBytes), s.Amount)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%dm\t%s\t%s\n", s.From.Format(timeLayout), s.Until.Format(timeLayout), id.lease(s.Grant),
+				s.Role, id.peer(s.Site), id.peer(s.Grantee), s.CPUMillis, protocol.FormatBytes(s.MemoryBytes), s.Amount)
 		}
 	}
 	for _, m := range st.Margins {
@@ -222,7 +227,7 @@ var sideTitles = map[Side]string{
 	Spend:    "Spend: this node as a customer, per provider and operator",
 }
 
-func tableSide(tw *tabwriter.Writer, st Statement, side Side) {
+func tableSide(tw *tabwriter.Writer, st Statement, side Side, id ids) {
 	fmt.Fprintf(tw, "\n%s\n", sideTitles[side])
 	n := 0
 	for _, r := range st.Rows {
@@ -233,16 +238,16 @@ func tableSide(tw *tabwriter.Writer, st Statement, side Side) {
 			fmt.Fprintf(tw, "STARTED\tENDED\tLEASE\tEPOCH\tJOB\t%s\tCPU\tMEMORY\tAMOUNT\tCOUNTERSIGNED\n", counterparty[side])
 		}
 		n++
-		who := shortPeer(r.Customer)
+		who := id.peer(r.Customer)
 		if side == Spend {
-			who = shortPeer(r.Provider) + "\t" + r.Operator
+			who = id.peer(r.Provider) + "\t" + r.Operator
 		}
 		amount := r.Amount
 		if r.Leg != "" {
 			amount += " (" + r.Leg + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%dm\t%s\t%s\t%s\n", r.StartedAt.Format(timeLayout), r.EndedAt.Format(timeLayout),
-			r.LeaseID[:min(8, len(r.LeaseID))], r.Epoch, r.JobCID, who, r.CPUMillis, protocol.FormatBytes(r.MemoryBytes), amount, countersignedText(r))
+			id.lease(r.LeaseID), r.Epoch, r.JobCID, who, r.CPUMillis, protocol.FormatBytes(r.MemoryBytes), amount, countersignedText(r))
 	}
 	if n == 0 {
 		fmt.Fprintln(tw, "  no receipts")
@@ -256,7 +261,7 @@ func tableSide(tw *tabwriter.Writer, st Statement, side Side) {
 		fmt.Fprintf(tw, "\nTotals by %s\n%sCURRENCY\tRECEIPTS\tALL\tCOUNTERSIGNED\tNOT COUNTERSIGNED\n", by, head)
 		for _, t := range st.Totals {
 			if t.Side == side && t.By == by {
-				fmt.Fprintf(tw, "%s%s\t%d\t%s\t%s\t%d\n", totalKey(t), t.Currency, t.Receipts, t.All, t.Countersigned, t.NotCountersigned)
+				fmt.Fprintf(tw, "%s%s\t%d\t%s\t%s\t%d\n", totalKey(t, id), t.Currency, t.Receipts, t.All, t.Countersigned, t.NotCountersigned)
 			}
 		}
 	}
@@ -265,12 +270,12 @@ func tableSide(tw *tabwriter.Writer, st Statement, side Side) {
 // totalKey is the first column of a total in the table, with its tab: the
 // customer, provider or operator it sums over, none for a currency (the
 // next column says it).
-func totalKey(t Total) string {
+func totalKey(t Total, id ids) string {
 	switch t.By {
 	case "currency":
 		return ""
 	case "customer", "provider":
-		return shortPeer(t.Key) + "\t"
+		return id.peer(t.Key) + "\t"
 	}
 	return t.Key + "\t"
 }
@@ -290,4 +295,19 @@ func countersignedText(r Row) string {
 
 // shortPeer is a peer ID as a table shows it: its last 8 characters, which
 // tell Ed25519 peer IDs apart (they all start 12D3KooW).
-func shortPeer(id string) string { return id[max(len(id)-8, 0):] }
+// ids writes peer and lease IDs in a table: short, or whole if wide.
+type ids struct{ wide bool }
+
+func (i ids) peer(id string) string {
+	if i.wide {
+		return id
+	}
+	return id[max(len(id)-8, 0):]
+}
+
+func (i ids) lease(id string) string {
+	if i.wide {
+		return id
+	}
+	return id[:min(8, len(id))]
+}
