@@ -132,9 +132,13 @@ type Node struct {
 	req      *requester.Requester
 	desk     *wholesale.Desk // nil without a store
 	stopRent func()          // stops billing rent on a timer; nil if it does not
-	reg      *prometheus.Registry
-	log      *slog.Logger
-	clock    clock.Clock
+	// retailTimer syncs a retailer's market at the next start or end of a
+	// slice it holds.
+	retailMu    sync.Mutex
+	retailTimer clock.Timer
+	reg         *prometheus.Registry
+	log         *slog.Logger
+	clock       clock.Clock
 
 	changed  chan struct{} // what the node sells changed: re-announce soon
 	loaded   atomic.Bool   // leases came or went: republish the capacity record in a while
@@ -633,6 +637,11 @@ func (n *Node) Close() error {
 		if n.stopRent != nil {
 			n.stopRent()
 		}
+		n.retailMu.Lock()
+		if n.retailTimer != nil {
+			n.retailTimer.Stop()
+		}
+		n.retailMu.Unlock()
 		n.wg.Wait()
 		var provErr error
 		if n.prov != nil {

@@ -107,6 +107,41 @@ func (n *Node) syncRetail() {
 	if err := n.prov.Reprice(n.prov.Offering().Pricing, labels); err != nil {
 		n.log.Warn("retail labels", "err", err)
 	}
+	n.retailAgainAtNextTurn()
+}
+
+// retailAgainAtNextTurn arms a timer at the next start or end of a slice
+// held, when what the retailer sells changes, to sync its market then: a
+// slice rented ahead goes on sale as it starts, and one that ends comes off
+// at once.
+func (n *Node) retailAgainAtNextTurn() {
+	now := n.clock.Now()
+	var next time.Time
+	for _, g := range n.desk.Grants() {
+		at := g.End
+		if g.Made || g.State == "ended" {
+			continue
+		}
+		if g.State == "pending" {
+			at = g.Start
+		}
+		if at.After(now) && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	n.retailMu.Lock()
+	defer n.retailMu.Unlock()
+	if n.retailTimer != nil {
+		n.retailTimer.Stop()
+		n.retailTimer = nil
+	}
+	if !next.IsZero() && n.ctx.Err() == nil {
+		n.retailTimer = n.clock.AfterFunc(next.Sub(now), func() {
+			if n.ctx.Err() == nil {
+				n.retailChanged()
+			}
+		})
+	}
 }
 
 // retailChanged follows a change of the slices held: the market sells

@@ -396,3 +396,35 @@ func mustCID(t *testing.T, s string) cid.Cid {
 	}
 	return c
 }
+
+// TestRetailSliceTurns: a slice rented ahead goes on the retailer's sale as
+// it starts, and comes off as it ends, without waiting for the retailer's
+// next announcement.
+func TestRetailSliceTurns(t *testing.T) {
+	siteDir, sc := loopbackDaemon(t)
+	sc.Capacity.CPU, sc.Capacity.Memory = ptr(config.CPU(4000)), ptr(config.Bytes(8<<30))
+	sc.Capacity.Reserve, sc.Capacity.OfferedPercent = config.Reserve{}, 100
+	sc.Labels.Jurisdiction = "fr"
+	sc.Wholesale.Enabled, sc.Wholesale.MinPeriod = true, config.Duration(time.Second)
+	site := startDaemon(t, siteDir, sc)
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: site.Node.ID(), Addrs: site.Node.Host().Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, c := loopbackDaemon(t)
+	c.Role, c.Labels.Operator, c.Bootstrap = config.RoleRetailer, "shop", []string{addrs[0].String()}
+	shop := startDaemon(t, dir, c).Node
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	slice := scheduler.Resources{CPUMillis: 1000, MemoryBytes: 1 << 30}
+	start := time.Now().Add(2 * time.Second)
+	waitFor(t, time.Minute, "a slice granted", func() bool {
+		_, err := shop.RequestSlice(ctx, api.SliceAsk{Site: site.Node.ID().String(), Resources: slice, Start: start, End: start.Add(2 * time.Second)})
+		return err == nil
+	})
+	if got := shop.prov.Offering().Capacity; got != (scheduler.Resources{}) && time.Now().Before(start) {
+		t.Errorf("the retailer sells %+v before its slice starts", got)
+	}
+	waitFor(t, 30*time.Second, "the slice on sale once it starts", func() bool { return shop.prov.Offering().Capacity == slice })
+	waitFor(t, 30*time.Second, "the slice off sale once it ends", func() bool { return shop.prov.Offering().Capacity == scheduler.Resources{} })
+}
