@@ -4,9 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/requester"
@@ -17,9 +21,18 @@ const jobRefHelp = `JOB is the job's CID, a prefix of it that no other job of th
 the job's name if no other job of the node has it; an ambiguous one is refused
 with the jobs it could be.`
 
-// resolveJob turns what a customer typed for a job into the job's CID,
-// from the node's list of its jobs (GET /v1/jobs).
+// resolveJob turns what a customer typed for a job into the job's CID: a
+// whole CID of one of the node's jobs at once (GET /v1/jobs/{cid}), anything
+// else from the node's list of its jobs (GET /v1/jobs).
 func resolveJob(c *api.Client, ref string) (string, error) {
+	if _, err := cid.Decode(ref); err == nil {
+		var v requester.JobView
+		err := c.Get("/v1/jobs/"+url.PathEscape(ref), &v)
+		if se := (*api.StatusError)(nil); err == nil || !errors.As(err, &se) || se.Code != http.StatusNotFound {
+			return v.CID, err
+		}
+		// No job has this CID; a job may still have it as its name.
+	}
 	var jobs []requester.JobView
 	if err := c.Get("/v1/jobs", &jobs); err != nil {
 		return "", err

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cuivre/cuivre/node/api"
 	"github.com/cuivre/cuivre/node/requester"
+	"github.com/cuivre/cuivre/protocol/wire"
 )
 
 // TestMatchJob: a job is named by its CID, a unique prefix of it or a
@@ -70,5 +76,47 @@ func TestMatchJobManyCandidates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bafkrei011") || strings.Contains(err.Error(), "bafkrei001") ||
 		!strings.Contains(err.Error(), "and 2 more: `cuivre job list --name hello`") {
 		t.Fatalf("error %v: want the newest ten and a hint", err)
+	}
+}
+
+// TestResolveJob: a whole CID is asked of the daemon alone; a prefix, a
+// name, or a CID no job has (which may be a name) go through the list; an
+// error answer other than not found is the command's error.
+func TestResolveJob(t *testing.T) {
+	known, other := wire.SumCID([]byte("known")).String(), wire.SumCID([]byte("other")).String()
+	jobs := []requester.JobView{{CID: known, Name: "hello"}, {CID: wire.SumCID([]byte("third")).String(), Name: other}}
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path)
+		switch r.URL.Path {
+		case "/v1/jobs":
+			json.NewEncoder(w).Encode(jobs)
+		case "/v1/jobs/" + known:
+			json.NewEncoder(w).Encode(jobs[0])
+		case "/v1/jobs/" + wire.SumCID([]byte("broken")).String():
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(map[string]string{"error": "the store is closed"})
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": "no job on this node"})
+		}
+	}))
+	defer srv.Close()
+	c := api.NewClient(srv.URL, "")
+	for _, tc := range []struct {
+		ref, want, err string
+		asked          []string
+	}{
+		{ref: known, want: known, asked: []string{"/v1/jobs/" + known}},
+		{ref: known[:12], want: known, asked: []string{"/v1/jobs"}},
+		{ref: "hello", want: known, asked: []string{"/v1/jobs"}},
+		{ref: other, want: jobs[1].CID, asked: []string{"/v1/jobs/" + other, "/v1/jobs"}},
+		{ref: wire.SumCID([]byte("broken")).String(), err: "the store is closed", asked: []string{"/v1/jobs/" + wire.SumCID([]byte("broken")).String()}},
+	} {
+		asked = nil
+		got, err := resolveJob(c, tc.ref)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) || !slices.Equal(asked, tc.asked) {
+			t.Errorf("resolveJob(%q) = %q, %v, asking %v; want %q, %q, asking %v", tc.ref, got, err, asked, tc.want, tc.err, tc.asked)
+		}
 	}
 }

@@ -46,6 +46,15 @@ func NewClient(base, token string) *Client {
 // Get fetches path (e.g. "/v1/status") into out.
 func (c *Client) Get(path string, out any) error { return c.Do("GET", path, nil, out) }
 
+// StatusError is the daemon's error answer to a request: its HTTP status,
+// and its message, which is the error's text.
+type StatusError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string { return e.Msg }
+
 // Do sends in (JSON, if not nil) with method to path and decodes the answer
 // into out (if not nil). An error answer comes back as an error carrying the
 // daemon's message.
@@ -62,9 +71,9 @@ func (c *Client) Do(method, path string, in, out any) error {
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return &StatusError{Code: resp.StatusCode, Msg: e.Error}
 		}
-		return fmt.Errorf("daemon API %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+		return &StatusError{Code: resp.StatusCode, Msg: fmt.Sprintf("daemon API %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))}
 	}
 	if out == nil {
 		return nil
