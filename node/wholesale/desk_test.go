@@ -616,6 +616,33 @@ func TestBillRentEvery(t *testing.T) {
 	}
 }
 
+// TestBillRentAcrossRestarts: a site restarted more often than its period
+// still bills each slice a period after its last bill, not a period after
+// each start.
+func TestBillRentAcrossRestarts(t *testing.T) {
+	w := newWorld()
+	site, r := w.join(t, true), w.join(t, false)
+	g, err := r.Request(context.Background(), ask(site, 1000, 1<<30, 3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // a start every 40 minutes
+		stop := site.BillRentEvery(time.Hour)
+		w.clock.Advance(40 * time.Minute)
+		stop()
+	}
+	for epoch, hours := range map[uint64]time.Duration{1: 1, 2: 2} {
+		kept, err := site.store.Receipt(g.ID, epoch)
+		if err != nil {
+			t.Errorf("after two hours of restarts, no bill %d: %v", epoch, err)
+			continue
+		}
+		if rc, _ := record.OpenReceipt(kept.Envelope); protocol.FromUnixMs(rc.EndedAtMs) != t0.Add(hours*time.Hour) {
+			t.Errorf("bill %d ends at %s, want %s", epoch, protocol.FromUnixMs(rc.EndedAtMs), t0.Add(hours*time.Hour))
+		}
+	}
+}
+
 // TestJurisdictionRule: a site whose tariff publishes the jurisdictions
 // retailers may declare refuses the others SLICE_NOT_ALLOWED, saying its
 // rule, and records in each grant what its grantee declared.

@@ -42,12 +42,7 @@ func (d *Desk) BillRent(ctx context.Context) ([]Rent, error) {
 	now := d.cfg.Clock.Now()
 	var out []Rent
 	for _, g := range made {
-		epoch, from := uint64(1), protocol.FromUnixMs(g.g.StartAtMs)
-		if last, err := d.cfg.Store.LatestReceipt(g.ID); err == nil {
-			if rc, err := record.OpenReceipt(last.Envelope); err == nil {
-				epoch, from = last.Epoch+1, protocol.FromUnixMs(rc.EndedAtMs)
-			}
-		}
+		epoch, from := d.unbilled(g)
 		until := g.end()
 		if now.Before(until) {
 			until = now
@@ -58,6 +53,42 @@ func (d *Desk) BillRent(ctx context.Context) ([]Rent, error) {
 		out = append(out, d.bill(ctx, g, epoch, from, until, now))
 	}
 	return out, nil
+}
+
+// unbilled returns the number of g's next bill and the start of its rent
+// not billed yet: the end of the last bill, or the slice's start.
+func (d *Desk) unbilled(g *grant) (epoch uint64, from time.Time) {
+	epoch, from = 1, protocol.FromUnixMs(g.g.StartAtMs)
+	if last, err := d.cfg.Store.LatestReceipt(g.ID); err == nil {
+		if rc, err := record.OpenReceipt(last.Envelope); err == nil {
+			epoch, from = last.Epoch+1, protocol.FromUnixMs(rc.EndedAtMs)
+		}
+	}
+	return epoch, from
+}
+
+// rentDue is when a bill next falls due, billing every period: the
+// earliest, over the slices granted with rent not billed, of a period after
+// their last bill (or their start), or their end if sooner; the zero time
+// if no slice has rent to bill.
+func (d *Desk) rentDue(period time.Duration) time.Time {
+	made, _ := d.made()
+	var due time.Time
+	for _, g := range made {
+		_, from := d.unbilled(g)
+		end := g.end()
+		if !from.Before(end) {
+			continue
+		}
+		at := from.Add(period)
+		if end.Before(at) {
+			at = end
+		}
+		if due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	return due
 }
 
 // made returns the grants this site made, ended or not, opened.
@@ -206,10 +237,18 @@ func (d *Desk) AskRentAgain(ctx context.Context) ([]Rent, error) {
 	return out, ctx.Err()
 }
 
+// rentRest is the least time between two rounds of billing: a node just
+// started joins the federation first, and a round that failed does not
+// start again at once.
+const rentRest = time.Minute
+
 // BillRentEvery bills the site's grantees their rent every period (and
 // first asks again for the countersignatures still missing), on the desk's
 // clock, until the returned function is called, which waits for a round
-// under way. Each round has a minute to reach the grantees.
+// under way. A round starts when a bill falls due, a period after the last
+// bill of a slice (or its start), or at its end, so that a site restarted
+// more often than the period still bills; and at least rentRest after the
+// last round or the start. Each round has a minute to reach the grantees.
 func (d *Desk) BillRentEvery(period time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
@@ -223,8 +262,12 @@ func (d *Desk) BillRentEvery(period time.Duration) (stop func()) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !stopped {
+			wait := period
+			if due := d.rentDue(period); !due.IsZero() {
+				wait = due.Sub(d.cfg.Clock.Now())
+			}
 			rounds.Add(1)
-			timer = d.cfg.Clock.AfterFunc(period, round)
+			timer = d.cfg.Clock.AfterFunc(max(wait, rentRest), round)
 		}
 	}
 	round = func() {
