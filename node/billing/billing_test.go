@@ -289,7 +289,7 @@ func TestBadWindow(t *testing.T) {
 		}
 	}
 	var f Format
-	if err := f.Set("xml"); err == nil || !strings.Contains(err.Error(), "use table, csv, json") {
+	if err := f.Set("xml"); err == nil || !strings.Contains(err.Error(), "use table, wide, csv, json") {
 		t.Errorf("-o xml: %v, want the formats named", err)
 	}
 	if err := Write(&bytes.Buffer{}, "yaml", Statement{}); err == nil {
