@@ -16,8 +16,8 @@ import (
 
 // Format is how a statement is written: table (for people), wide (a table
 // with whole peer and lease IDs), csv (for a spreadsheet) or json (for
-// programs). It is a pflag.Value, so that -o
-// refuses anything else before the command does anything.
+// programs). It is a pflag.Value, so that -o refuses anything else before
+// the command does anything.
 type Format string
 
 // Formats are the values of Format, the default first.
@@ -293,9 +293,9 @@ func countersignedText(r Row) string {
 	return "NO"
 }
 
-// shortPeer is a peer ID as a table shows it: its last 8 characters, which
-// tell Ed25519 peer IDs apart (they all start 12D3KooW).
-// ids writes peer and lease IDs in a table: short, or whole if wide.
+// ids writes peer and lease IDs in a table: whole if wide, else short, a
+// peer ID by its last 8 characters, which tell Ed25519 peer IDs apart (they
+// all start 12D3KooW), and a lease ID by its first 8.
 type ids struct{ wide bool }
 
 func (i ids) peer(id string) string {
